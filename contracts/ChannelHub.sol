@@ -1,0 +1,368 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {Address} from "@openzeppelin/contracts/utils/Address.sol";
+import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
+
+import {IChannelHub} from "./interfaces/IChannelHub.sol";
+import {ISecretRegistry} from "./interfaces/ISecretRegistry.sol";
+import {AssetTransfer} from "./libraries/AssetTransfer.sol";
+import {Locks} from "./libraries/Locks.sol";
+import {Settlement} from "./libraries/Settlement.sol";
+import {StateHashing} from "./libraries/StateHashing.sol";
+import {
+    ChannelId,
+    ChannelInfo,
+    ChannelParams,
+    ChannelStatus,
+    Lock,
+    SignedState,
+    State,
+    TransferOutcome
+} from "./types/ChannelTypes.sol";
+
+/// @title ChannelHub
+/// @notice Holds the deposits of many two-party channels on one chain and enforces their latest co-signed state.
+///         The same code runs on every chain; a cross-chain swap uses one channel on each. See docs/PROTOCOL.md.
+contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
+    using SafeERC20 for IERC20;
+
+    /// @notice Shortest challenge period: long enough for a watchtower to get a challenge included on a busy chain.
+    uint64 public constant MIN_CHALLENGE_PERIOD = 5 minutes;
+    /// @notice Longest challenge period: bounds how long a vanished counterparty can keep funds locked.
+    uint64 public constant MAX_CHALLENGE_PERIOD = 30 days;
+    /// @notice Gas each pushed payout may use: plenty for an ERC-20 transfer or a contract wallet's receive, and a
+    ///         bound on what a hostile receiver can burn before its payout is deferred to `withdraw`.
+    uint256 public constant PAYOUT_GAS = 100_000;
+    /// @notice The most locks one state may carry (see Locks.MAX_LOCKS).
+    uint256 public constant MAX_LOCKS = Locks.MAX_LOCKS;
+    /// @notice Deposits are stored in 120 bits each so that status and both deposits share one storage slot.
+    uint256 public constant MAX_DEPOSIT = type(uint120).max;
+
+    /// @inheritdoc IChannelHub
+    ISecretRegistry public immutable secretRegistry;
+
+    struct Channel {
+        // slot 0: read by every entry point
+        ChannelStatus status;
+        bool native;
+        uint120 deposit0;
+        uint120 deposit1;
+        // slot 1: the registered state's number, the challenge deadline, the settled lock count
+        uint64 seq;
+        uint64 deadline;
+        uint16 lockCount;
+        // slot 2: hash of the registered state while disputed
+        bytes32 stateHash;
+        // slot 3: token channels only
+        address asset;
+        // slot 4: bit i set when lock i was paid at settlement
+        uint256 paidMask;
+    }
+
+    mapping(ChannelId id => Channel) private _channels;
+    mapping(address asset => mapping(address account => uint256)) private _deferred;
+
+    /// @param registry The secret registry whose reveal times decide locks on this chain.
+    constructor(ISecretRegistry registry) EIP712("ChannelHub", "1") {
+        secretRegistry = registry;
+    }
+
+    // ------------------------------------------------------------------ Phase 0: funding
+
+    /// @inheritdoc IChannelHub
+    function open(ChannelParams calldata params) external nonReentrant returns (ChannelId id) {
+        address p0 = params.participants[0];
+        address p1 = params.participants[1];
+        if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants(p0, p1);
+        uint64 period = params.challengePeriod;
+        if (period < MIN_CHALLENGE_PERIOD || period > MAX_CHALLENGE_PERIOD) {
+            revert InvalidChallengePeriod(period, MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD);
+        }
+        if (params.asset != address(0) && params.asset.code.length == 0) revert InvalidAsset(params.asset);
+        id = StateHashing.channelId(params);
+        Channel storage ch = _channels[id];
+        if (ch.status != ChannelStatus.None) revert ChannelExists(id);
+
+        ch.status = ChannelStatus.Open;
+        if (params.asset == address(0)) ch.native = true;
+        else ch.asset = params.asset;
+        emit ChannelOpened(id, params);
+    }
+
+    /// @inheritdoc IChannelHub
+    function deposit(ChannelId id, uint8 participant, uint256 amount) external payable nonReentrant {
+        if (participant > 1) revert InvalidParticipantIndex(participant);
+        if (amount == 0) revert ZeroDeposit();
+        Channel storage ch = _channels[id];
+        if (ch.status != ChannelStatus.Open) revert ChannelNotOpen(id, ch.status);
+
+        uint256 received;
+        if (ch.native) {
+            if (msg.value != amount) revert NativeValueMismatch(amount, msg.value);
+            received = amount;
+        } else {
+            if (msg.value != 0) revert UnexpectedNativeValue(msg.value);
+            // The balance change, not `amount`: a fee-on-transfer token must not create phantom funds.
+            // The transfer precedes the credit because the credit depends on it; nonReentrant guards the gap.
+            IERC20 token = IERC20(ch.asset);
+            uint256 before = token.balanceOf(address(this));
+            token.safeTransferFrom(msg.sender, address(this), amount);
+            received = token.balanceOf(address(this)) - before;
+            if (received == 0) revert NothingReceived(address(token));
+        }
+        uint256 current = participant == 0 ? ch.deposit0 : ch.deposit1;
+        if (received > MAX_DEPOSIT - current) revert DepositTooLarge(current + received, MAX_DEPOSIT);
+        uint256 total = current + received;
+        if (participant == 0) ch.deposit0 = uint120(total);
+        else ch.deposit1 = uint120(total);
+        emit Deposited(id, participant, msg.sender, received, total);
+    }
+
+    // ------------------------------------------------------------------ Phase 1: cooperative close
+
+    /// @inheritdoc IChannelHub
+    function closeCooperatively(ChannelParams calldata params, SignedState calldata signed) external nonReentrant {
+        State calldata s = signed.state;
+        ChannelId id = _requireChannelOf(params, s);
+        Channel storage ch = _channels[id];
+        ChannelStatus status = ch.status;
+        if (status != ChannelStatus.Open && status != ChannelStatus.Disputed) revert ChannelNotClosable(id, status);
+        if (!s.isFinal) revert StateNotFinal(id);
+        if (s.locksHash != StateHashing.EMPTY_LOCKS_HASH) revert StateHasLocks(id);
+        if (status == ChannelStatus.Disputed && s.seq < ch.seq) revert StaleSequence(id, s.seq, ch.seq);
+        _requireCoSigned(params, id, signed);
+        uint256[2] memory out =
+            Settlement.payouts(id, _deposits(ch), s.deposits, s.balances, [uint256(0), uint256(0)], 0);
+
+        ch.status = ChannelStatus.Closed;
+        ch.seq = s.seq;
+        ch.stateHash = bytes32(0);
+        emit ChannelClosed(id, s.seq, out);
+        _payOut(id, params, out);
+    }
+
+    // ------------------------------------------------------------------ Phase 2: dispute
+
+    /// @inheritdoc IChannelHub
+    function forceClose(ChannelParams calldata params, SignedState calldata signed) external nonReentrant {
+        State calldata s = signed.state;
+        ChannelId id = _requireChannelOf(params, s);
+        Channel storage ch = _requireOpenByParticipant(params, id);
+        Settlement.requireFunded(id, _deposits(ch), s.deposits, s.balances);
+        bytes32 stateHash = _requireCoSigned(params, id, signed);
+        _register(ch, params.challengePeriod, s.seq, stateHash);
+        emit ChannelForceClosed(id, msg.sender, s, ch.deadline);
+    }
+
+    /// @inheritdoc IChannelHub
+    function forceCloseWithDeposits(ChannelParams calldata params) external nonReentrant {
+        ChannelId id = StateHashing.channelId(params);
+        Channel storage ch = _requireOpenByParticipant(params, id);
+        uint128[2] memory deposits = [uint128(ch.deposit0), uint128(ch.deposit1)];
+        State memory opening = State({
+            channelId: id,
+            seq: 0,
+            deposits: deposits,
+            balances: deposits,
+            locksHash: StateHashing.EMPTY_LOCKS_HASH,
+            isFinal: false
+        });
+        _register(ch, params.challengePeriod, 0, StateHashing.hashState(opening));
+        emit ChannelForceClosed(id, msg.sender, opening, ch.deadline);
+    }
+
+    /// @inheritdoc IChannelHub
+    function challenge(ChannelParams calldata params, SignedState calldata signed) external nonReentrant {
+        State calldata s = signed.state;
+        ChannelId id = _requireChannelOf(params, s);
+        Channel storage ch = _channels[id];
+        if (ch.status != ChannelStatus.Disputed) revert ChannelNotDisputed(id, ch.status);
+        if (block.timestamp >= ch.deadline) revert ChallengePeriodOver(id, ch.deadline);
+        if (s.seq <= ch.seq) revert StaleSequence(id, s.seq, ch.seq);
+        Settlement.requireFunded(id, _deposits(ch), s.deposits, s.balances);
+        bytes32 stateHash = _requireCoSigned(params, id, signed);
+
+        ch.seq = s.seq; // the deadline stays: no extension (PROTOCOL.md section 3)
+        ch.stateHash = stateHash;
+        emit ChannelChallenged(id, msg.sender, s, ch.deadline);
+    }
+
+    // ------------------------------------------------------------------ Phase 3: batch settlement
+
+    /// @inheritdoc IChannelHub
+    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks)
+        external
+        nonReentrant
+    {
+        _settle(params, state, locks);
+    }
+
+    /// @inheritdoc IChannelHub
+    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
+        external
+        nonReentrant
+    {
+        if (states.length != params.length || locks.length != params.length) {
+            revert LengthMismatch(params.length, states.length, locks.length);
+        }
+        for (uint256 i; i < params.length; ++i) {
+            _settle(params[i], states[i], locks[i]);
+        }
+    }
+
+    // ------------------------------------------------------------------ Phase 4: asset settlement
+
+    /// @inheritdoc IChannelHub
+    function withdraw(address asset, address to) external nonReentrant {
+        if (to == address(0)) revert InvalidReceiver(to);
+        uint256 amount = _deferred[asset][msg.sender];
+        if (amount == 0) revert NothingToWithdraw(msg.sender, asset);
+
+        delete _deferred[asset][msg.sender];
+        emit Withdrawn(msg.sender, asset, to, amount);
+        if (asset == address(0)) Address.sendValue(payable(to), amount);
+        else IERC20(asset).safeTransfer(to, amount);
+    }
+
+    // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IChannelHub
+    function channelId(ChannelParams calldata params) external view returns (ChannelId) {
+        return StateHashing.channelId(params);
+    }
+
+    /// @inheritdoc IChannelHub
+    function getChannel(ChannelId id) external view returns (ChannelInfo memory info) {
+        Channel storage ch = _channels[id];
+        info = ChannelInfo({
+            status: ch.status,
+            asset: ch.asset,
+            deposits: _deposits(ch),
+            seq: ch.seq,
+            deadline: ch.deadline,
+            stateHash: ch.stateHash,
+            lockCount: ch.lockCount
+        });
+    }
+
+    /// @inheritdoc IChannelHub
+    function transferOutcome(ChannelId id, uint256 lockIndex) external view returns (TransferOutcome) {
+        Channel storage ch = _channels[id];
+        if (ch.status != ChannelStatus.Closed || lockIndex >= ch.lockCount) return TransferOutcome.Unresolved;
+        return (ch.paidMask >> lockIndex) & 1 == 1 ? TransferOutcome.Paid : TransferOutcome.Refunded;
+    }
+
+    /// @inheritdoc IChannelHub
+    function deferredPayout(address asset, address account) external view returns (uint256) {
+        return _deferred[asset][account];
+    }
+
+    /// @inheritdoc IChannelHub
+    function stateDigest(State calldata state) external view returns (bytes32) {
+        return _hashTypedDataV4(StateHashing.hashState(state));
+    }
+
+    /// @inheritdoc IChannelHub
+    function hashLocks(Lock[] calldata locks) external pure returns (bytes32) {
+        return StateHashing.hashLocks(locks);
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks) private {
+        ChannelId id = _requireChannelOf(params, state);
+        Channel storage ch = _channels[id];
+        if (ch.status != ChannelStatus.Disputed) revert ChannelNotDisputed(id, ch.status);
+        if (block.timestamp < ch.deadline) revert ChallengePeriodNotOver(id, ch.deadline, uint64(block.timestamp));
+        bytes32 given = StateHashing.hashState(state);
+        if (given != ch.stateHash) revert StateMismatch(id, ch.stateHash, given);
+        if (locks.length > MAX_LOCKS) revert TooManyLocks(locks.length, MAX_LOCKS);
+        bytes32 locksHash = StateHashing.hashLocks(locks);
+        if (locksHash != state.locksHash) revert LocksMismatch(id, state.locksHash, locksHash);
+
+        Locks.Resolution memory r;
+        if (locks.length != 0) {
+            uint64[] memory revealedAt = secretRegistry.revealedAtMany(Locks.hashlocks(locks));
+            r = Locks.resolve(id, locks, revealedAt, block.timestamp);
+        }
+        uint256[2] memory out = Settlement.payouts(id, _deposits(ch), state.deposits, state.balances, r.credited, r.locked);
+
+        ch.status = ChannelStatus.Closed;
+        ch.stateHash = bytes32(0);
+        if (locks.length != 0) {
+            ch.lockCount = uint16(locks.length);
+            if (r.paidMask != 0) ch.paidMask = r.paidMask;
+        }
+        emit ChannelSettled(id, state.seq, uint16(locks.length), r.paidMask, out);
+        _payOut(id, params, out);
+    }
+
+    /// @dev Registers a state and starts the challenge period.
+    function _register(Channel storage ch, uint64 period, uint64 seq, bytes32 stateHash) private {
+        ch.status = ChannelStatus.Disputed;
+        ch.seq = seq;
+        ch.deadline = uint64(block.timestamp) + period;
+        ch.stateHash = stateHash;
+    }
+
+    /// @dev The state must name the channel of `params` on this hub and chain.
+    function _requireChannelOf(ChannelParams calldata params, State calldata state) private view returns (ChannelId id) {
+        id = StateHashing.channelId(params);
+        if (ChannelId.unwrap(state.channelId) != ChannelId.unwrap(id)) revert WrongChannel(id, state.channelId);
+    }
+
+    function _requireOpenByParticipant(ChannelParams calldata params, ChannelId id)
+        private
+        view
+        returns (Channel storage ch)
+    {
+        if (msg.sender != params.participants[0] && msg.sender != params.participants[1]) {
+            revert NotParticipant(id, msg.sender);
+        }
+        ch = _channels[id];
+        if (ch.status != ChannelStatus.Open) revert ChannelNotOpen(id, ch.status);
+    }
+
+    /// @dev The one signature check: both participants signed this exact state for this hub on this chain.
+    ///      ERC-1271 signers are asked now; once registered, a state no longer depends on them.
+    /// @return stateHash The state's EIP-712 struct hash.
+    function _requireCoSigned(ChannelParams calldata params, ChannelId id, SignedState calldata signed)
+        private
+        view
+        returns (bytes32 stateHash)
+    {
+        stateHash = StateHashing.hashState(signed.state);
+        bytes32 digest = _hashTypedDataV4(stateHash);
+        for (uint8 i; i < 2; ++i) {
+            if (!SignatureChecker.isValidSignatureNowCalldata(params.participants[i], digest, signed.signatures[i])) {
+                revert InvalidSignature(id, i);
+            }
+        }
+    }
+
+    function _deposits(Channel storage ch) private view returns (uint256[2] memory) {
+        return [uint256(ch.deposit0), uint256(ch.deposit1)];
+    }
+
+    /// @dev Pushes both payouts with bounded gas; a refused payout waits in `withdraw` for its receiver.
+    function _payOut(ChannelId id, ChannelParams calldata params, uint256[2] memory amounts) private {
+        address asset = params.asset;
+        for (uint256 i; i < 2; ++i) {
+            uint256 amount = amounts[i];
+            if (amount == 0) continue;
+            address to = params.payees[i] == address(0) ? params.participants[i] : params.payees[i];
+            // Without this a caller could starve the push of gas (63/64 rule) and force a deferral.
+            uint256 needed = PAYOUT_GAS + PAYOUT_GAS / 63 + 10_000;
+            if (gasleft() < needed) revert InsufficientGasForPayout(gasleft(), needed);
+            if (!AssetTransfer.tryPush(asset, to, amount, PAYOUT_GAS)) {
+                _deferred[asset][to] += amount;
+                emit PayoutDeferred(id, to, asset, amount);
+            }
+        }
+    }
+}

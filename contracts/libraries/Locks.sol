@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.28;
+
+import {ChannelId, Lock} from "../types/ChannelTypes.sol";
+import {IChannelHub} from "../interfaces/IChannelHub.sol";
+
+/// @title Locks
+/// @notice Resolution of a state's pending locks against the reveal times of their secrets.
+library Locks {
+    /// @notice The most locks one state may carry: settlement stays far below a block's gas limit and the
+    ///         outcome of every lock fits one 256-bit mask. Clients refuse to sign a state with more.
+    uint256 internal constant MAX_LOCKS = 256;
+
+    /// @notice What the locks of a settled state amount to.
+    struct Resolution {
+        /// Amount each participant receives from the locks (paid to the receiver or refunded to the sender).
+        uint256[2] credited;
+        /// Sum of all lock amounts.
+        uint256 locked;
+        /// Bit i set: lock i was paid to its receiver; clear: refunded to its sender.
+        uint256 paidMask;
+    }
+
+    /// @notice The hashlocks of `locks`, in order, for one batched registry look-up.
+    function hashlocks(Lock[] calldata locks) internal pure returns (bytes32[] memory out) {
+        out = new bytes32[](locks.length);
+        for (uint256 i; i < locks.length; ++i) {
+            out[i] = locks[i].hashlock;
+        }
+    }
+
+    /// @notice Decides every lock: paid if its secret was revealed at or before its expiry, refunded if not and
+    ///         its expiry has passed; a lock that is neither reverts, so nobody can refund a lock early and then
+    ///         reveal its secret on the other chain (the early-settle attack, PROTOCOL.md section 3).
+    /// @param id The channel, for error reports.
+    /// @param locks The state's pending locks (at most MAX_LOCKS, checked by the caller).
+    /// @param revealedAt First reveal time of each lock's secret, 0 when never revealed.
+    /// @param nowTs The current block timestamp.
+    function resolve(ChannelId id, Lock[] calldata locks, uint64[] memory revealedAt, uint256 nowTs)
+        internal
+        pure
+        returns (Resolution memory r)
+    {
+        for (uint256 i; i < locks.length; ++i) {
+            Lock calldata lock = locks[i];
+            uint8 sender = lock.sender;
+            if (sender > 1) revert IChannelHub.InvalidLockSender(i, sender);
+            uint64 revealTime = revealedAt[i];
+            r.locked += lock.amount;
+            if (revealTime != 0 && revealTime <= lock.expiry) {
+                r.credited[1 - sender] += lock.amount;
+                r.paidMask |= 1 << i;
+            } else if (nowTs > lock.expiry) {
+                r.credited[sender] += lock.amount;
+            } else {
+                revert IChannelHub.LockNotExpired(id, i, lock.expiry, uint64(nowTs));
+            }
+        }
+    }
+}

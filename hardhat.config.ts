@@ -1,0 +1,77 @@
+import hardhatToolboxMochaEthersPlugin from "@nomicfoundation/hardhat-toolbox-mocha-ethers";
+import { configVariable, defineConfig } from "hardhat/config";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+
+const require = createRequire(import.meta.url);
+
+// The compiler is the WebAssembly build shipped in the `solc` npm package: no download at build time.
+// Hardhat needs its absolute path and the exact version it contains.
+const solc = {
+  version: require("solc/package.json").version as string,
+  path: require.resolve("solc/soljson.js"),
+};
+
+// Bytecode must run on every chain a hub is deployed to: pin the EVM to the oldest fork among current
+// testnets and L2s, and run the simulated chains on the same fork.
+const EVM = "prague";
+
+export default defineConfig({
+  plugins: [hardhatToolboxMochaEthersPlugin],
+  solidity: {
+    ...solc,
+    settings: { optimizer: { enabled: true, runs: 10_000 }, evmVersion: EVM },
+  },
+  paths: { tests: { solidity: "test/solidity", mocha: "test/integration" } },
+  typechain: { outDir: fileURLToPath(new URL("./typechain-types", import.meta.url)) },
+  test: {
+    mocha: { timeout: 120_000 },
+    solidity: { fuzz: { runs: 512 }, invariant: { runs: 64, depth: 32 } },
+  },
+  networks: {
+    // Two in-process chains for tests: S (source) and T (target), with different chain ids.
+    source: { type: "edr-simulated", chainType: "l1", chainId: 31337, hardfork: EVM },
+    target: { type: "edr-simulated", chainType: "l1", chainId: 31338, hardfork: EVM },
+    // Two local JSON-RPC nodes (`npx hardhat node --port 8545` and `--port 8546 --chain-id 31338`).
+    localSource: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("SOURCE_RPC_URL", { default: "http://127.0.0.1:8545" }),
+    },
+    localTarget: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("TARGET_RPC_URL", { default: "http://127.0.0.1:8546" }),
+    },
+    // Any EVM network by URL: set RPC_URL and DEPLOYER_PRIVATE_KEY (env or `npx hardhat keystore set`).
+    custom: {
+      type: "http",
+      chainType: "generic",
+      url: configVariable("RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
+    },
+    sepolia: {
+      type: "http",
+      chainType: "l1",
+      url: configVariable("SEPOLIA_RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
+    },
+    baseSepolia: {
+      type: "http",
+      chainType: "op",
+      url: configVariable("BASE_SEPOLIA_RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
+    },
+    arbitrumSepolia: {
+      type: "http",
+      chainType: "generic",
+      url: configVariable("ARBITRUM_SEPOLIA_RPC_URL"),
+      accounts: [configVariable("DEPLOYER_PRIVATE_KEY")],
+    },
+  },
+  verify: {
+    etherscan: { apiKey: configVariable("ETHERSCAN_API_KEY") },
+    blockscout: { enabled: false },
+    sourcify: { enabled: false },
+  },
+});
