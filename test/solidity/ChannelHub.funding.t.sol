@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {HubTestBase} from "./helpers/HubTestBase.sol";
+import {IChannelHub} from "../../contracts/interfaces/IChannelHub.sol";
+import {FeeOnTransferToken, FalseReturningToken} from "../../contracts/test/TestTokens.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ChannelId, ChannelInfo, ChannelParams, ChannelStatus} from "../../contracts/types/ChannelTypes.sol";
+
+contract ChannelHubFundingTest is HubTestBase {
+    function test_open_derivesIdFromChainHubAndParams() public {
+        ChannelParams memory p = _params(address(0));
+        ChannelId id = hub.open(p);
+        bytes32 expected = keccak256(abi.encode(block.chainid, address(hub), p));
+        assertTrue(ChannelId.unwrap(id) == expected, "channel id");
+        assertTrue(ChannelId.unwrap(hub.channelId(p)) == expected, "channelId view");
+        ChannelInfo memory info = hub.getChannel(id);
+        assertTrue(info.status == ChannelStatus.Open, "status");
+        assertEq(info.deposits[0] + info.deposits[1], 0, "no deposits");
+    }
+
+    function test_open_storesTokenAsset() public {
+        (, ChannelId id) = _open(address(token));
+        assertTrue(hub.getChannel(id).asset == address(token), "asset");
+    }
+
+    function test_open_revertsOnZeroOrEqualParticipants() public {
+        ChannelParams memory p = _params(address(0));
+        p.participants[1] = address(0);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidParticipants.selector, alice, address(0)));
+        hub.open(p);
+        p.participants[1] = alice;
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidParticipants.selector, alice, alice));
+        hub.open(p);
+    }
+
+    function test_open_revertsOnChallengePeriodOutOfRange() public {
+        ChannelParams memory p = _params(address(0));
+        p.challengePeriod = 4 minutes;
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelHub.InvalidChallengePeriod.selector, 4 minutes, 5 minutes, 30 days)
+        );
+        hub.open(p);
+        p.challengePeriod = 31 days;
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelHub.InvalidChallengePeriod.selector, 31 days, 5 minutes, 30 days)
+        );
+        hub.open(p);
+    }
+
+    function test_open_revertsOnAssetWithoutCode() public {
+        ChannelParams memory p = _params(address(0xBEEF));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidAsset.selector, address(0xBEEF)));
+        hub.open(p);
+    }
+
+    function test_open_revertsWhenChannelExists() public {
+        (ChannelParams memory p, ChannelId id) = _open(address(0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelExists.selector, id));
+        hub.open(p);
+    }
+
+    function test_deposit_nativeCreditsEachParticipant() public {
+        (ChannelParams memory p, ChannelId id) = _open(address(0));
+        _fund(p, id, 3 ether, 2 ether);
+        _deposit(p, id, 0, 1 ether);
+        ChannelInfo memory info = hub.getChannel(id);
+        assertEq(info.deposits[0], 4 ether, "deposit 0");
+        assertEq(info.deposits[1], 2 ether, "deposit 1");
+        assertEq(address(hub).balance, 6 ether, "hub balance");
+    }
+
+    function test_deposit_tokenCreditsEachParticipant() public {
+        (ChannelParams memory p, ChannelId id) = _open(address(token));
+        _fund(p, id, 500, 700);
+        ChannelInfo memory info = hub.getChannel(id);
+        assertEq(info.deposits[0], 500, "deposit 0");
+        assertEq(info.deposits[1], 700, "deposit 1");
+        assertEq(token.balanceOf(address(hub)), 1200, "hub balance");
+    }
+
+    function test_deposit_feeOnTransferTokenCreditsOnlyWhatArrived() public {
+        FeeOnTransferToken fee = new FeeOnTransferToken(100); // 1 %
+        (, ChannelId id) = _open(address(fee));
+        fee.mint(address(this), 10_000);
+        fee.approve(address(hub), 10_000);
+        hub.deposit(id, 0, 10_000);
+        assertEq(hub.getChannel(id).deposits[0], 9_900, "credited");
+        assertEq(fee.balanceOf(address(hub)), 9_900, "held");
+    }
+
+    function test_deposit_revertsWhenTokenDeliversNothing() public {
+        FeeOnTransferToken fee = new FeeOnTransferToken(10_000); // keeps everything
+        (, ChannelId id) = _open(address(fee));
+        fee.mint(address(this), 100);
+        fee.approve(address(hub), 100);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.NothingReceived.selector, address(fee)));
+        hub.deposit(id, 0, 100);
+    }
+
+    function test_deposit_revertsWhenTokenReturnsFalse() public {
+        FalseReturningToken bad = new FalseReturningToken();
+        (, ChannelId id) = _open(address(bad));
+        vm.expectRevert(abi.encodeWithSelector(SafeERC20.SafeERC20FailedOperation.selector, address(bad)));
+        hub.deposit(id, 0, 100); // no balance: the token answers false
+    }
+
+    function test_deposit_revertsOnInvalidIndexZeroAmountAndUnknownChannel() public {
+        (, ChannelId id) = _open(address(0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidParticipantIndex.selector, 2));
+        hub.deposit{value: 1}(id, 2, 1);
+        vm.expectRevert(IChannelHub.ZeroDeposit.selector);
+        hub.deposit(id, 0, 0);
+        ChannelId unknown = ChannelId.wrap(bytes32(uint256(1)));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelNotOpen.selector, unknown, ChannelStatus.None));
+        hub.deposit{value: 1}(unknown, 0, 1);
+    }
+
+    function test_deposit_revertsOnNativeValueMismatch() public {
+        (, ChannelId id) = _open(address(0));
+        vm.deal(address(this), 10);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.NativeValueMismatch.selector, 5, 4));
+        hub.deposit{value: 4}(id, 0, 5);
+    }
+
+    function test_deposit_revertsOnNativeValueForTokenChannel() public {
+        (, ChannelId id) = _open(address(token));
+        vm.deal(address(this), 10);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.UnexpectedNativeValue.selector, 1));
+        hub.deposit{value: 1}(id, 0, 5);
+    }
+
+    function test_deposit_revertsPastMaxDeposit() public {
+        (ChannelParams memory p, ChannelId id) = _open(address(token));
+        uint256 max = hub.MAX_DEPOSIT();
+        _deposit(p, id, 1, max);
+        token.mint(address(this), 1);
+        token.approve(address(hub), 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.DepositTooLarge.selector, max + 1, max));
+        hub.deposit(id, 1, 1);
+    }
+
+    function test_deposit_maxUintAmountFailsWithoutFunds() public {
+        (, ChannelId id) = _open(address(0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.NativeValueMismatch.selector, type(uint256).max, 0));
+        hub.deposit(id, 0, type(uint256).max);
+    }
+
+    function test_deposit_revertsOnceChannelIsDisputed() public {
+        (ChannelParams memory p, ChannelId id) = _open(address(0));
+        _fund(p, id, 1 ether, 1 ether);
+        vm.prank(bob);
+        hub.forceCloseWithDeposits(p);
+        vm.deal(address(this), 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelNotOpen.selector, id, ChannelStatus.Disputed));
+        hub.deposit{value: 1}(id, 0, 1);
+    }
+}
