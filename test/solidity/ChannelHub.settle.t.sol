@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+import {HubTestBase} from "./helpers/HubTestBase.sol";
+import {IChannelHub} from "../../contracts/interfaces/IChannelHub.sol";
+import {BlocklistToken} from "../../contracts/test/TestTokens.sol";
+import {GasBurningReceiver, RevertingReceiver} from "../../contracts/test/TestReceivers.sol";
+import {
+    ChannelId,
+    ChannelParams,
+    ChannelStatus,
+    Lock,
+    SignedState,
+    State,
+    TransferOutcome
+} from "../../contracts/types/ChannelTypes.sol";
+
+contract ChannelHubSettleTest is HubTestBase {
+    bytes32 internal constant SECRET = keccak256("the swap secret");
+    uint64 internal constant EXPIRY = uint64(START + 2 hours);
+
+    ChannelParams internal p;
+    ChannelId internal id;
+
+    function setUp() public override {
+        super.setUp();
+        (p, id) = _open(address(0));
+        _fund(p, id, 5 ether, 5 ether);
+    }
+
+    /// Alice (0) locks 2 ether to Bob and Bob (1) locks 1 ether to Alice under other secrets.
+    function _locks() internal pure returns (Lock[] memory locks) {
+        locks = new Lock[](3);
+        locks[0] = _lock(0, 2 ether, SECRET, EXPIRY);
+        locks[1] = _lock(1, 1 ether, keccak256("other"), EXPIRY);
+        locks[2] = _lock(0, 0.5 ether, keccak256("third"), EXPIRY + 1 hours);
+    }
+
+    function _lockedState(Lock[] memory locks) internal view returns (State memory s) {
+        s = _state(id, 4, [uint128(5 ether), 5 ether], [uint128(2.5 ether), 4 ether]);
+        s.locksHash = hub.hashLocks(locks);
+    }
+
+    function _disputeWithLocks() internal returns (State memory s, Lock[] memory locks) {
+        locks = _locks();
+        s = _lockedState(locks);
+        _forceClose(p, _sign(s));
+    }
+
+    function test_settle_paysLockWhoseSecretWasRevealedBeforeExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        registry.reveal(SECRET);
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks);
+        assertEq(alice.balance, 2.5 ether + 0.5 ether, "alice: balance + her refunded third lock");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether, "bob: balance + paid lock + his refunded lock");
+        assertEq(address(hub).balance, 0, "nothing left");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Refunded, "lock 2 refunded");
+        assertTrue(hub.transferOutcome(id, 3) == TransferOutcome.Unresolved, "no lock 3");
+        assertEq(hub.getChannel(id).lockCount, 3, "lock count");
+    }
+
+    function test_settle_paysLockRevealedExactlyAtExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY);
+        registry.reveal(SECRET);
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks);
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "paid");
+    }
+
+    function test_settle_refundsLockRevealedAfterExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY + 1);
+        registry.reveal(SECRET);
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks);
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "refunded");
+        assertEq(alice.balance, 5 ether, "alice gets every lock of hers back");
+        assertEq(bob.balance, 5 ether, "bob too");
+    }
+
+    /// The early-settle attack (PROTOCOL.md section 3): Alice force-closes S, waits out the challenge period and
+    /// settles before her lock expires, hoping to refund it and still reveal on T. The hub refuses.
+    function test_settle_refusesToRefundUnrevealedLockBeforeExpiry() public {
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = _lock(0, 2 ether, SECRET, EXPIRY);
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(3 ether), 5 ether]);
+        s.locksHash = hub.hashLocks(locks);
+        _forceClose(p, _sign(s));
+        vm.warp(START + PERIOD); // the challenge period is over, the lock is still live
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LockNotExpired.selector, id, 0, EXPIRY, START + PERIOD));
+        hub.settle(p, s, locks);
+        vm.warp(EXPIRY);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LockNotExpired.selector, id, 0, EXPIRY, EXPIRY));
+        hub.settle(p, s, locks);
+        // Bob learns the secret (Alice revealed it on T) and registers it on S before the expiry: he is paid.
+        registry.reveal(SECRET);
+        hub.settle(p, s, locks);
+        assertEq(bob.balance, 7 ether, "bob paid");
+        assertEq(alice.balance, 3 ether, "alice keeps the rest");
+    }
+
+    function test_settle_revertsBeforeDeadline() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(START + PERIOD - 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelHub.ChallengePeriodNotOver.selector, id, START + PERIOD, START + PERIOD - 1)
+        );
+        hub.settle(p, s, locks);
+    }
+
+    function test_settle_revertsOnStateOtherThanRegistered() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        bytes32 registered = hub.getChannel(id).stateHash;
+        s.balances = [uint128(4 ether), 2.5 ether];
+        bytes32 given = keccak256(
+            abi.encode(
+                keccak256(
+                    "State(bytes32 channelId,uint64 seq,uint128[2] deposits,uint128[2] balances,Lock[] locks,bool isFinal)"
+                    "Lock(uint8 sender,uint128 amount,bytes32 hashlock,uint64 expiry)"
+                ),
+                s.channelId,
+                s.seq,
+                keccak256(abi.encodePacked(s.deposits)),
+                keccak256(abi.encodePacked(s.balances)),
+                s.locksHash,
+                s.isFinal
+            )
+        );
+        vm.warp(EXPIRY + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.StateMismatch.selector, id, registered, given));
+        hub.settle(p, s, locks);
+    }
+
+    function test_settle_revertsOnLocksOtherThanSigned() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        locks[1].sender = 0; // swap the direction of one lock
+        vm.warp(EXPIRY + 1);
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, id, s.locksHash, hub.hashLocks(locks))
+        );
+        hub.settle(p, s, locks);
+    }
+
+    function test_settle_revertsOnInvalidLockSender() public {
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = _lock(2, 1 ether, SECRET, EXPIRY);
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(4 ether), 5 ether]);
+        s.locksHash = hub.hashLocks(locks);
+        _forceClose(p, _sign(s));
+        vm.warp(EXPIRY + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidLockSender.selector, 0, 2));
+        hub.settle(p, s, locks);
+    }
+
+    function test_settle_revertsWhenLocksAndBalancesDoNotAddUp() public {
+        Lock[] memory locks = new Lock[](1);
+        locks[0] = _lock(0, 3 ether, SECRET, EXPIRY);
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(4 ether), 5 ether]);
+        s.locksHash = hub.hashLocks(locks);
+        _forceClose(p, _sign(s));
+        vm.warp(EXPIRY + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.AmountsDoNotAddUp.selector, id, 12 ether, 10 ether));
+        hub.settle(p, s, locks);
+    }
+
+    function test_settle_revertsOnMoreThanMaxLocks() public {
+        uint256 max = hub.MAX_LOCKS();
+        Lock[] memory locks = new Lock[](max + 1);
+        for (uint256 i; i < locks.length; ++i) {
+            locks[i] = _lock(0, 1, bytes32(i), EXPIRY);
+        }
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(5 ether - max - 1), 5 ether]);
+        s.locksHash = hub.hashLocks(locks);
+        _forceClose(p, _sign(s));
+        vm.warp(EXPIRY + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.TooManyLocks.selector, max + 1, max));
+        hub.settle(p, s, locks);
+    }
+
+    function test_settle_resolvesMaxLocksInOneCall() public {
+        uint256 max = hub.MAX_LOCKS();
+        Lock[] memory locks = new Lock[](max);
+        bytes32[] memory secrets = new bytes32[](max / 2);
+        for (uint256 i; i < max; ++i) {
+            locks[i] = _lock(uint8(i % 2), 1 gwei, bytes32(i + 1), EXPIRY);
+            if (i % 4 == 0) secrets[i / 4] = bytes32(i + 1); // every fourth lock revealed
+        }
+        assembly {
+            mstore(secrets, div(max, 4))
+        }
+        registry.revealMany(secrets);
+        uint128 locked = uint128(max) * 1 gwei;
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(5 ether - locked / 2), 5 ether - locked / 2]);
+        s.locksHash = hub.hashLocks(locks);
+        _forceClose(p, _sign(s));
+        vm.warp(EXPIRY + 1);
+        hub.settle(p, s, locks);
+        // Revealed locks are the ones at i % 4 == 0, all sent by Alice: max/4 gwei move to Bob.
+        assertEq(bob.balance, 5 ether + (max / 4) * 1 gwei, "bob");
+        assertEq(alice.balance, 5 ether - (max / 4) * 1 gwei, "alice");
+        assertTrue(hub.transferOutcome(id, 4) == TransferOutcome.Paid, "lock 4 paid");
+        assertTrue(hub.transferOutcome(id, 5) == TransferOutcome.Refunded, "lock 5 refunded");
+    }
+
+    function test_settle_neverPaysTwice() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY + 1 hours + 1);
+        hub.settle(p, s, locks);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelNotDisputed.selector, id, ChannelStatus.Closed));
+        hub.settle(p, s, locks);
+    }
+
+    function test_settleMany_settlesSeveralChannelsInOneCall() public {
+        (ChannelParams memory p2, ChannelId id2) = _open(address(token));
+        _fund(p2, id2, 100, 50);
+        (State memory s1, Lock[] memory locks1) = _disputeWithLocks();
+        State memory s2 = _state(id2, 1, [uint128(100), 50], [uint128(30), 120]);
+        SignedState memory signed2 = _sign(s2);
+        vm.prank(bob);
+        hub.forceClose(p2, signed2);
+        vm.warp(EXPIRY + 1 hours + 1);
+
+        ChannelParams[] memory ps = new ChannelParams[](2);
+        State[] memory ss = new State[](2);
+        Lock[][] memory ls = new Lock[][](2);
+        (ps[0], ss[0], ls[0]) = (p, s1, locks1);
+        (ps[1], ss[1], ls[1]) = (p2, s2, new Lock[](0));
+        hub.settleMany(ps, ss, ls);
+        assertTrue(_status(id) == ChannelStatus.Closed && _status(id2) == ChannelStatus.Closed, "both closed");
+        assertEq(token.balanceOf(alice), 30, "alice tokens");
+        assertEq(token.balanceOf(bob), 120, "bob tokens");
+        assertEq(alice.balance + bob.balance, 10 ether, "native all paid");
+    }
+
+    function test_settleMany_revertsOnLengthMismatch() public {
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LengthMismatch.selector, 1, 0, 0));
+        hub.settleMany(new ChannelParams[](1), new State[](0), new Lock[][](0));
+    }
+
+    function test_payout_revertingReceiverIsDeferredWhileTheOtherIsPaid() public {
+        RevertingReceiver sink = new RevertingReceiver();
+        ChannelParams memory q = _params(address(0));
+        q.payees = [address(0), address(sink)];
+        ChannelId qid = hub.open(q);
+        _fund(q, qid, 1 ether, 1 ether);
+        State memory s = _state(qid, 1, [uint128(1 ether), 1 ether], [uint128(0.5 ether), 1.5 ether]);
+        s.isFinal = true;
+        hub.closeCooperatively(q, _sign(s));
+        assertEq(alice.balance, 0.5 ether, "alice paid at once");
+        assertEq(hub.deferredPayout(address(0), address(sink)), 1.5 ether, "bob's payee deferred");
+    }
+
+    function test_payout_gasBurningReceiverCannotBlockTheOther() public {
+        GasBurningReceiver sink = new GasBurningReceiver();
+        ChannelParams memory q = _params(address(0));
+        q.payees = [address(sink), address(0)];
+        ChannelId qid = hub.open(q);
+        _fund(q, qid, 1 ether, 1 ether);
+        vm.prank(bob);
+        hub.forceCloseWithDeposits(q);
+        vm.warp(START + PERIOD);
+        hub.settle(q, _state(qid, 0, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]), new Lock[](0));
+        assertEq(bob.balance, 1 ether, "bob paid");
+        assertEq(hub.deferredPayout(address(0), address(sink)), 1 ether, "burner deferred");
+    }
+
+    function test_payout_blocklistedReceiverWithdrawsToAnotherAddress() public {
+        BlocklistToken blk = new BlocklistToken();
+        ChannelParams memory q = _params(address(blk));
+        ChannelId qid = hub.open(q);
+        blk.mint(address(this), 200);
+        blk.approve(address(hub), 200);
+        hub.deposit(qid, 0, 100);
+        hub.deposit(qid, 1, 100);
+        blk.setBlocked(bob, true);
+        State memory s = _state(qid, 1, [uint128(100), 100], [uint128(60), 140]);
+        s.isFinal = true;
+        hub.closeCooperatively(q, _sign(s));
+        assertEq(blk.balanceOf(alice), 60, "alice paid despite bob's block");
+        assertEq(hub.deferredPayout(address(blk), bob), 140, "bob deferred");
+
+        vm.prank(bob);
+        hub.withdraw(address(blk), address(0xB0B2));
+        assertEq(blk.balanceOf(address(0xB0B2)), 140, "bob's fresh address");
+        assertEq(hub.deferredPayout(address(blk), bob), 0, "cleared");
+        vm.prank(bob);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.NothingToWithdraw.selector, bob, address(blk)));
+        hub.withdraw(address(blk), address(0xB0B2));
+    }
+
+    function test_withdraw_revertsOnZeroReceiver() public {
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidReceiver.selector, address(0)));
+        hub.withdraw(address(0), address(0));
+    }
+
+    function test_payout_revertsWhenCallerStarvesPayoutOfGas() public {
+        State memory s = _state(id, 1, [uint128(5 ether), 5 ether], [uint128(5 ether), 5 ether]);
+        s.isFinal = true;
+        SignedState memory signed = _sign(s);
+        (bool ok, bytes memory ret) =
+            address(hub).call{gas: 120_000}(abi.encodeCall(hub.closeCooperatively, (p, signed)));
+        assertTrue(!ok, "starved call fails");
+        assertTrue(bytes4(ret) == IChannelHub.InsufficientGasForPayout.selector, "with a clear error");
+        assertTrue(_status(id) == ChannelStatus.Open, "nothing changed");
+    }
+}
