@@ -1,0 +1,2 @@
+export * from "./core/types.js";
+export * from "./core/eip712.js";
