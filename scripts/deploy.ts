@@ -5,9 +5,11 @@
  *   npx hardhat run scripts/deploy.ts                                  # localSource and localTarget
  *   NETWORKS=sepolia,baseSepolia npx hardhat run scripts/deploy.ts     # public testnets
  *
- * Local chains (ids 31337 and 31338) are deployed without a journal, since they restart empty. Any other chain
- * records its deployment in ignition/deployments/chain-<id>/, so a re-run resumes instead of redeploying.
+ * Every chain records its deployment in ignition/deployments/: public chains in chain-<id>/, so a re-run resumes
+ * instead of redeploying; local chains (ids 31337, 31338) in local-<id>/, cleared first because a local node
+ * restarts empty and an old journal would point at contracts that no longer exist.
  */
+import { rmSync } from "node:fs";
 import { network } from "hardhat";
 
 import ChannelHubModule from "../ignition/modules/ChannelHub.js";
@@ -21,11 +23,10 @@ const names = (process.env.NETWORKS ?? "localSource,localTarget")
 for (const name of names) {
   const connection = await network.create(name);
   const chainId = (await connection.ethers.provider.getNetwork()).chainId;
-  const deploymentId = LOCAL_CHAIN_IDS.has(chainId) ? undefined : `chain-${chainId}`;
-  const { hub, registry } = await connection.ignition.deploy(ChannelHubModule, {
-    ...(deploymentId === undefined ? {} : { deploymentId }),
-    displayUi: false,
-  });
+  const local = LOCAL_CHAIN_IDS.has(chainId);
+  const deploymentId = local ? `local-${chainId}` : `chain-${chainId}`;
+  if (local) rmSync(new URL(`../ignition/deployments/${deploymentId}`, import.meta.url), { recursive: true, force: true });
+  const { hub, registry } = await connection.ignition.deploy(ChannelHubModule, { deploymentId, displayUi: false });
   console.log(
     JSON.stringify({
       network: name,
