@@ -1,0 +1,66 @@
+/** Base of every error the SDK throws: a message a person understands, and where to read more. */
+export class ChannelSdkError extends Error {
+  readonly docs: string | undefined;
+
+  constructor(message: string, options: { docs?: string; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.docs = options.docs;
+  }
+}
+
+/** A state breaks an invariant the hub enforces (amounts, lock count, lock fields). */
+export class InvalidStateError extends ChannelSdkError {
+  constructor(reason: string) {
+    super(`Invalid channel state: ${reason}`, { docs: "docs/PROTOCOL.md#data-layouts" });
+  }
+}
+
+/** A participant's free balance does not cover an amount it is asked to lock or send. */
+export class InsufficientBalanceError extends ChannelSdkError {
+  constructor(readonly participant: number, readonly available: bigint, readonly needed: bigint) {
+    super(`Participant ${participant} has ${available} free in the channel but ${needed} is needed.`);
+  }
+}
+
+/** Swap expiries that break the timing rules of docs/TIMING.md. */
+export class TimingRuleError extends ChannelSdkError {
+  constructor(reason: string) {
+    super(`Unsafe swap timing: ${reason}`, { docs: "docs/TIMING.md" });
+  }
+}
+
+/** A signature that does not verify for the expected signer. */
+export class InvalidSignatureError extends ChannelSdkError {
+  constructor(what: string, readonly expected: string, readonly recovered: string | undefined) {
+    super(`Invalid signature on ${what}: expected ${expected}, recovered ${recovered ?? "nothing"}.`);
+  }
+}
+
+/** A counterparty message that is well-formed but not what the protocol allows at this point. */
+export class UnexpectedMessageError extends ChannelSdkError {
+  constructor(reason: string) {
+    super(`Unexpected message: ${reason}`, { docs: "docs/SWAP.md" });
+  }
+}
+
+/** A counterparty message whose content does not match what was agreed. */
+export class InvalidMessageError extends ChannelSdkError {
+  constructor(reason: string) {
+    super(`Rejected counterparty message: ${reason}`, { docs: "docs/SWAP.md" });
+  }
+}
+
+/** The client was asked to sign a second, different state with a sequence number it already signed. */
+export class DoubleSignError extends ChannelSdkError {
+  constructor(readonly channelId: string, readonly seq: bigint) {
+    super(`Refusing to sign a second state with sequence number ${seq} on channel ${channelId}.`);
+  }
+}
+
+/** No pending lock with that hashlock in the state. */
+export class LockNotFoundError extends ChannelSdkError {
+  constructor(readonly hashlock: string) {
+    super(`No pending lock with hashlock ${hashlock}.`);
+  }
+}

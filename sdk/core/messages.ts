@@ -1,0 +1,70 @@
+import { getAddress, type SigningKey } from "ethers";
+
+import { hashOf } from "./codec.js";
+import { InvalidMessageError } from "./errors.js";
+import { requireSignedBy, signDigest } from "./signing.js";
+import type { SwapTerms } from "./swap.js";
+import type { Address, ChannelState, Hex } from "./types.js";
+
+/**
+ * The messages of one swap, in protocol order (docs/SWAP.md). I = initiator (holds the secret), R = responder.
+ * Each carries the states it asks the other to counter-sign, so a mismatch is reported, not silently re-derived.
+ */
+export type SwapBody =
+  /** I -> R: the terms and I's signature on them. */
+  | { step: "propose"; terms: SwapTerms; termsSig: Hex }
+  /** R -> I: R's signature on the terms. */
+  | { step: "accept"; termsSig: Hex }
+  /** I -> R: the source-channel state with I's lock, signed by I. */
+  | { step: "sourceLock"; state: ChannelState; sig: Hex }
+  /** R -> I: R's counter-signature on the source lock, and the target-channel state with R's lock, signed by R. */
+  | { step: "targetLock"; sourceSig: Hex; state: ChannelState; sig: Hex }
+  /** I -> R: I's counter-signature on the target lock. Both transfers are now locked. */
+  | { step: "targetLockAck"; sig: Hex }
+  /** I -> R: the secret, and the target state with R's lock paid to I, signed by I. */
+  | { step: "reveal"; secret: Hex; state: ChannelState; sig: Hex }
+  /** R -> I: R's counter-signature on the target resolution, and the source state with I's lock paid to R. */
+  | { step: "resolve"; targetSig: Hex; state: ChannelState; sig: Hex }
+  /** I -> R: I's counter-signature on the source resolution. Both transfers are confirmed. */
+  | { step: "resolveAck"; sig: Hex }
+  /** Either, before any lock is co-signed: the swap is off. */
+  | { step: "abort"; reason: string };
+
+export type SwapStep = SwapBody["step"];
+
+/** Protocol order of the steps (abort has none: it may come at any point before the locks). */
+export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort">, number>> = {
+  propose: 1,
+  accept: 2,
+  sourceLock: 3,
+  targetLock: 4,
+  targetLockAck: 5,
+  reveal: 6,
+  resolve: 7,
+  resolveAck: 8,
+};
+
+/** A signed message: the sender's key signs the canonical hash of swap id, sender and body. */
+export type Envelope = Readonly<{ swapId: Hex; from: Address; body: SwapBody; signature: Hex }>;
+
+export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex {
+  return hashOf({ kind: "cross-chain-swap-message/1", swapId, from: getAddress(from), body });
+}
+
+export function seal(key: SigningKey, from: Address, swapId: Hex, body: SwapBody): Envelope {
+  return { swapId, from: getAddress(from), body, signature: signDigest(key, envelopeDigest(swapId, from, body)) };
+}
+
+/** Throws unless `envelope` comes from `expectedFrom`, signed by it. */
+export function unseal(envelope: Envelope, expectedFrom: Address): SwapBody {
+  if (getAddress(envelope.from) !== getAddress(expectedFrom)) {
+    throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
+  }
+  requireSignedBy(
+    `message ${envelope.body.step} of swap ${envelope.swapId}`,
+    expectedFrom,
+    envelopeDigest(envelope.swapId, envelope.from, envelope.body),
+    envelope.signature,
+  );
+  return envelope.body;
+}

@@ -1,0 +1,178 @@
+import { expect } from "chai";
+import { hexlify, randomBytes, Signature, SigningKey, Wallet } from "ethers";
+
+import {
+  addLock,
+  checkSwapTiming,
+  decode,
+  DeltaTable,
+  encode,
+  finalize,
+  hashlockOf,
+  hubDomain,
+  InsufficientBalanceError,
+  InvalidMessageError,
+  InvalidSignatureError,
+  InvalidStateError,
+  LockNotFoundError,
+  MAX_LOCKS,
+  openingState,
+  recoverSigner,
+  requiredDelta,
+  resolveLock,
+  seal,
+  signDigest,
+  stateDigest,
+  TimingRuleError,
+  transfer,
+  unseal,
+  withDeposits,
+  type ChainTiming,
+  type ChannelState,
+  type Hex,
+  type Lock,
+} from "../../sdk/index.js";
+import { coSign, deploySuite, locksArg, nativeParams, paramsArg, source } from "../helpers/chains.js";
+import { channelIdOf } from "../../sdk/index.js";
+
+const ID = ("0x" + "11".repeat(32)) as Hex;
+const secret = (): Hex => hexlify(randomBytes(32)) as Hex;
+const lock = (sender: 0 | 1, amount: bigint, expiry = 10_000n): Lock => ({
+  sender,
+  amount,
+  hashlock: hashlockOf(secret()),
+  expiry,
+});
+const total = (s: ChannelState) => s.balances[0] + s.balances[1] + s.locks.reduce((a, l) => a + l.amount, 0n);
+
+describe("core: state transitions", function () {
+  const opening = openingState(ID, [100n, 50n]);
+
+  it("adds a lock from the sender's free balance and bumps the sequence number", function () {
+    const l = lock(0, 30n);
+    const s = addLock(opening, l);
+    expect(s.seq).to.equal(1n);
+    expect(s.balances).to.deep.equal([70n, 50n]);
+    expect(s.locks).to.deep.equal([l]);
+    expect(total(s)).to.equal(150n);
+  });
+
+  it("pays a resolved lock to its receiver or refunds it to its sender", function () {
+    const l = lock(1, 20n);
+    const locked = addLock(opening, l);
+    expect(resolveLock(locked, l.hashlock, "paid").balances).to.deep.equal([120n, 30n]);
+    expect(resolveLock(locked, l.hashlock, "refunded").balances).to.deep.equal([100n, 50n]);
+    expect(resolveLock(locked, l.hashlock, "paid").locks).to.have.length(0);
+    expect(() => resolveLock(locked, hashlockOf(secret()), "paid")).to.throw(LockNotFoundError);
+  });
+
+  it("refuses to lock or send more than the free balance", function () {
+    expect(() => addLock(opening, lock(1, 51n))).to.throw(InsufficientBalanceError, "has 50 free");
+    expect(() => transfer(opening, 0, 101n)).to.throw(InsufficientBalanceError);
+    expect(() => transfer(opening, 0, 0n)).to.throw(InvalidStateError, "positive");
+  });
+
+  it("credits later on-chain deposits to the participant they were made for", function () {
+    const s = withDeposits(transfer(opening, 0, 10n), [100n, 80n]);
+    expect(s.balances).to.deep.equal([90n, 90n]);
+    expect(() => withDeposits(s, [99n, 80n])).to.throw(InvalidStateError, "never decrease");
+  });
+
+  it("never builds a state with more locks than the hub settles in one call", function () {
+    let s = openingState(ID, [10_000n, 0n]);
+    for (let i = 0; i < MAX_LOCKS; i++) s = addLock(s, lock(0, 1n));
+    expect(s.locks).to.have.length(MAX_LOCKS);
+    expect(() => addLock(s, lock(0, 1n))).to.throw(InvalidStateError, "at most 256");
+  });
+
+  it("finalizes only a state without locks, and nothing follows a final state", function () {
+    expect(() => finalize(addLock(opening, lock(0, 1n)))).to.throw(InvalidStateError, "resolve every lock");
+    const f = finalize(opening);
+    expect(f.isFinal).to.equal(true);
+    expect(() => transfer(f, 0, 1n)).to.throw(InvalidStateError, "final");
+  });
+
+  it("rejects duplicate hashlocks in one state", function () {
+    const l = lock(0, 1n);
+    expect(() => addLock(addLock(opening, l), { ...l, amount: 2n })).to.throw(InvalidStateError, "two locks");
+  });
+});
+
+describe("core: timing rules", function () {
+  const chain = (chainId: bigint, skew: bigint): ChainTiming => ({
+    chainId,
+    finalitySeconds: 60n,
+    inclusionSeconds: 120n,
+    clockSkewSeconds: skew,
+  });
+
+  it("derives delta from both chains' finality, inclusion and clock skew", function () {
+    expect(requiredDelta(chain(1n, 15n), chain(2n, 3600n))).to.equal(60n + 120n + 15n + 60n + 120n + 3600n);
+    const table = new DeltaTable(new Map([[1n, chain(1n, 15n)], [2n, chain(2n, 15n)]])).set(1n, 2n, 999n);
+    expect(table.delta(1n, 2n)).to.equal(999n);
+    expect(table.delta(2n, 1n)).to.equal(390n);
+    expect(() => table.delta(1n, 3n)).to.throw(TimingRuleError, "no timing known");
+  });
+
+  it("refuses tT >= tS, tS - tT < delta, and a target lock too close to now", function () {
+    const ok = { sourceExpiry: 10_000n, targetExpiry: 6_000n, now: 1_000n, delta: 4_000n, minTargetWindow: 600n };
+    expect(() => checkSwapTiming(ok)).to.not.throw();
+    expect(() => checkSwapTiming({ ...ok, targetExpiry: 10_000n })).to.throw(TimingRuleError, "before the source");
+    expect(() => checkSwapTiming({ ...ok, targetExpiry: 6_001n })).to.throw(TimingRuleError, "at least 4000s");
+    expect(() => checkSwapTiming({ ...ok, now: 5_500n })).to.throw(TimingRuleError, "needs at least 600s");
+  });
+});
+
+describe("core: signatures and messages", function () {
+  const key = new SigningKey(hexlify(randomBytes(32)));
+  const address = new Wallet(key.privateKey).address;
+
+  it("signs canonical low-s signatures and refuses malleable or truncated ones", function () {
+    const digest = hexlify(randomBytes(32)) as Hex;
+    const sig = signDigest(key, digest);
+    expect(recoverSigner(digest, sig)).to.equal(address);
+    const parsed = Signature.from(sig);
+    const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+    const highS = "0x" + parsed.r.slice(2) + (n - BigInt(parsed.s)).toString(16).padStart(64, "0") + (parsed.v === 27 ? "1c" : "1b");
+    expect(recoverSigner(digest, highS)).to.equal(undefined);
+    expect(recoverSigner(digest, sig.slice(0, -2))).to.equal(undefined);
+  });
+
+  it("round-trips protocol values through the canonical encoding, whatever the key order", function () {
+    const v = { b: 2n ** 200n, a: [1n, { z: "x", y: -3n }] };
+    expect(decode<typeof v>(encode(v))).to.deep.equal(v);
+    expect(encode({ a: 1, b: 2 })).to.equal(encode({ b: 2, a: 1 }));
+  });
+
+  it("opens a sealed message only from its signer and only untampered", function () {
+    const swapId = hexlify(randomBytes(32)) as Hex;
+    const env = seal(key, address, swapId, { step: "abort", reason: "changed my mind" });
+    expect(unseal(env, address)).to.deep.equal({ step: "abort", reason: "changed my mind" });
+    expect(() => unseal(env, Wallet.createRandom().address)).to.throw(InvalidMessageError, "expected");
+    const tampered = { ...env, body: { step: "abort" as const, reason: "other" } };
+    expect(() => unseal(tampered, address)).to.throw(InvalidSignatureError);
+  });
+
+  it("produces signatures the hub accepts for states built by the transitions", async function () {
+    const S = await deploySuite(source);
+    const params = nativeParams(S, 99n);
+    await S.hub.open(paramsArg(params));
+    const id = channelIdOf(S.chainId, await S.hub.getAddress(), params);
+    await S.hub.connect(S.alice).deposit(id, 0, 1000n, { value: 1000n });
+    const now = BigInt(await S.chain.networkHelpers.time.latest());
+    const l = lock(0, 400n, now + 7200n);
+    const state = addLock(openingState(id, [1000n, 0n]), l);
+    const digest = stateDigest(hubDomain(S.chainId, await S.hub.getAddress()), state);
+    const viaWallet = await coSign(S, state);
+    // The same digest signed with the SDK's raw signer, as the coordinator does.
+    const aliceKey = new SigningKey("0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d");
+    expect(signDigest(aliceKey, digest)).to.equal(viaWallet.signatures[0]);
+    await S.hub.connect(S.alice).forceClose(paramsArg(params), viaWallet);
+    await S.chain.networkHelpers.time.increaseTo(now + 7201n);
+    await expect(S.hub.settle(paramsArg(params), viaWallet.state, locksArg(state.locks))).to.changeEtherBalances(
+      S.chain.ethers,
+      [S.alice],
+      [1000n],
+    );
+  });
+});
