@@ -7,3 +7,4 @@ export * from "./core/state.js";
 export * from "./core/timing.js";
 export * from "./core/swap.js";
 export * from "./core/messages.js";
+export * from "./store/store.js";

@@ -1,0 +1,225 @@
+import { DatabaseSync } from "node:sqlite";
+
+import { decode, encode } from "../core/codec.js";
+import { DoubleSignError } from "../core/errors.js";
+import type { ChannelRef, SwapTerms } from "../core/swap.js";
+import type { ChannelParams, ChannelState, Hex, ParticipantIndex } from "../core/types.js";
+
+/** A channel this client is a participant of. */
+export type ChannelRecord = Readonly<{ ref: ChannelRef; params: ChannelParams; myIndex: ParticipantIndex }>;
+
+/** A state with both participants' signatures, in participant order. */
+export type CoSignedState = Readonly<{ state: ChannelState; signatures: readonly [Hex, Hex] }>;
+
+/** A conditional transfer this client tracks: the state that introduced it, and whether it is confirmed. */
+export type TransferRecord = Readonly<{
+  swapId: Hex;
+  channelId: Hex;
+  hashlock: Hex;
+  /** Sequence number of the co-signed state that introduced the lock. */
+  lockSeq: bigint;
+  /** Sequence number of the co-signed state that resolved it, once there is one. */
+  resolvedSeq: bigint | undefined;
+  /** Set when the resolving state is co-signed: only confirmed transfers count as done. */
+  confirmed: boolean;
+  outcome: "pending" | "paid" | "refunded";
+}>;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS channels (channel_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL, seq_num INTEGER NOT NULL,
+  body TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
+CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NOT NULL, digest TEXT NOT NULL,
+  signature TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
+CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS swaps (swap_id TEXT PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
+  phase TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS transfers (swap_id TEXT NOT NULL, channel_id TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (swap_id, channel_id));
+CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
+  PRIMARY KEY (swap_id, step));
+`;
+
+/**
+ * The client's embedded store (SQLite through node:sqlite). Every method is synchronous and each write is a
+ * committed transaction when it returns, so the caller can send a message that depends on it right after.
+ */
+export class Store {
+  private readonly db: DatabaseSync;
+  private depth = 0;
+
+  /** @param path A file path, or ":memory:" for a store that lives as long as the process. */
+  constructor(readonly path: string) {
+    this.db = new DatabaseSync(path);
+    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+    this.db.exec(SCHEMA);
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  /** Runs `fn` in one transaction: all of its writes land, or none. A nested call joins the outer one. */
+  transaction<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
+    this.db.exec("BEGIN IMMEDIATE");
+    this.depth++;
+    try {
+      const result = fn();
+      this.db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    } finally {
+      this.depth--;
+    }
+  }
+
+  // ---------------------------------------------------------------- channels
+
+  saveChannel(record: ChannelRecord): void {
+    this.db
+      .prepare("INSERT INTO channels (channel_id, record) VALUES (?, ?) ON CONFLICT (channel_id) DO UPDATE SET record = excluded.record")
+      .run(key(record.ref.channelId), encode(record));
+  }
+
+  channel(channelId: Hex): ChannelRecord | undefined {
+    const row = this.db.prepare("SELECT record FROM channels WHERE channel_id = ?").get(key(channelId)) as
+      | { record: string }
+      | undefined;
+    return row === undefined ? undefined : decode<ChannelRecord>(row.record);
+  }
+
+  channels(): ChannelRecord[] {
+    const rows = this.db.prepare("SELECT record FROM channels ORDER BY channel_id").all() as { record: string }[];
+    return rows.map((r) => decode<ChannelRecord>(r.record));
+  }
+
+  // ---------------------------------------------------------------- states and signatures
+
+  /** Keeps a co-signed state (idempotent: the same state twice is one row). */
+  saveCoSigned(cosigned: CoSignedState): void {
+    const { state } = cosigned;
+    this.db
+      .prepare("INSERT OR IGNORE INTO cosigned (channel_id, seq, seq_num, body) VALUES (?, ?, ?, ?)")
+      .run(key(state.channelId), state.seq.toString(), Number(state.seq), encode(cosigned));
+  }
+
+  /** The co-signed state with the highest sequence number, if any. */
+  latestCoSigned(channelId: Hex): CoSignedState | undefined {
+    const row = this.db
+      .prepare("SELECT body FROM cosigned WHERE channel_id = ? ORDER BY seq_num DESC LIMIT 1")
+      .get(key(channelId)) as { body: string } | undefined;
+    return row === undefined ? undefined : decode<CoSignedState>(row.body);
+  }
+
+  coSignedAt(channelId: Hex, seq: bigint): CoSignedState | undefined {
+    const row = this.db
+      .prepare("SELECT body FROM cosigned WHERE channel_id = ? AND seq = ?")
+      .get(key(channelId), seq.toString()) as { body: string } | undefined;
+    return row === undefined ? undefined : decode<CoSignedState>(row.body);
+  }
+
+  /**
+   * Records that this client signs `digest` as state `seq` of a channel, before the signature leaves the process.
+   * Signing the same digest again is allowed (a resend); a different digest with the same number throws
+   * DoubleSignError and records nothing.
+   * @returns The signature recorded earlier for this digest, if any (so a resend reuses it).
+   */
+  recordOwnSignature(channelId: Hex, seq: bigint, digest: Hex, sign: () => Hex): Hex {
+    return this.transaction(() => {
+      const row = this.db
+        .prepare("SELECT digest, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
+        .get(key(channelId), seq.toString()) as { digest: string; signature: string } | undefined;
+      if (row !== undefined) {
+        if (row.digest !== key(digest)) throw new DoubleSignError(channelId, seq);
+        return row.signature as Hex;
+      }
+      const signature = sign();
+      this.db
+        .prepare("INSERT INTO own_signatures (channel_id, seq, digest, signature) VALUES (?, ?, ?, ?)")
+        .run(key(channelId), seq.toString(), key(digest), signature);
+      return signature;
+    });
+  }
+
+  /** The highest sequence number this client ever signed on a channel (0 if none). */
+  highestOwnSeq(channelId: Hex): bigint {
+    const rows = this.db.prepare("SELECT seq FROM own_signatures WHERE channel_id = ?").all(key(channelId)) as {
+      seq: string;
+    }[];
+    return rows.reduce((max, r) => (BigInt(r.seq) > max ? BigInt(r.seq) : max), 0n);
+  }
+
+  // ---------------------------------------------------------------- secrets
+
+  saveSecret(hashlock: Hex, secret: Hex): void {
+    this.db.prepare("INSERT OR IGNORE INTO secrets (hashlock, secret) VALUES (?, ?)").run(key(hashlock), secret);
+  }
+
+  secret(hashlock: Hex): Hex | undefined {
+    const row = this.db.prepare("SELECT secret FROM secrets WHERE hashlock = ?").get(key(hashlock)) as
+      | { secret: string }
+      | undefined;
+    return row?.secret as Hex | undefined;
+  }
+
+  // ---------------------------------------------------------------- swaps, transfers, outbox
+
+  saveSwap<P>(swapId: Hex, role: "initiator" | "responder", terms: SwapTerms, phase: P): void {
+    this.db
+      .prepare(
+        `INSERT INTO swaps (swap_id, role, terms, phase, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (swap_id) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at`,
+      )
+      .run(key(swapId), role, encode(terms), encode(phase), Date.now());
+  }
+
+  swap<P>(swapId: Hex): { role: "initiator" | "responder"; terms: SwapTerms; phase: P } | undefined {
+    const row = this.db.prepare("SELECT role, terms, phase FROM swaps WHERE swap_id = ?").get(key(swapId)) as
+      | { role: "initiator" | "responder"; terms: string; phase: string }
+      | undefined;
+    if (row === undefined) return undefined;
+    return { role: row.role, terms: decode<SwapTerms>(row.terms), phase: decode<P>(row.phase) };
+  }
+
+  swapIds(): Hex[] {
+    const rows = this.db.prepare("SELECT swap_id FROM swaps ORDER BY updated_at").all() as { swap_id: string }[];
+    return rows.map((r) => r.swap_id as Hex);
+  }
+
+  saveTransfer(transfer: TransferRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO transfers (swap_id, channel_id, body) VALUES (?, ?, ?)
+         ON CONFLICT (swap_id, channel_id) DO UPDATE SET body = excluded.body`,
+      )
+      .run(key(transfer.swapId), key(transfer.channelId), encode(transfer));
+  }
+
+  transfers(swapId: Hex): TransferRecord[] {
+    const rows = this.db.prepare("SELECT body FROM transfers WHERE swap_id = ? ORDER BY channel_id").all(key(swapId)) as {
+      body: string;
+    }[];
+    return rows.map((r) => decode<TransferRecord>(r.body));
+  }
+
+  /** Keeps the message this client sent (or will send) for a step, so it can be sent again after a crash. */
+  saveOutgoing(swapId: Hex, step: string, envelope: unknown): void {
+    this.db
+      .prepare("INSERT OR REPLACE INTO outbox (swap_id, step, envelope) VALUES (?, ?, ?)")
+      .run(key(swapId), step, encode(envelope));
+  }
+
+  outgoing<E>(swapId: Hex, step: string): E | undefined {
+    const row = this.db
+      .prepare("SELECT envelope FROM outbox WHERE swap_id = ? AND step = ?")
+      .get(key(swapId), step) as { envelope: string } | undefined;
+    return row === undefined ? undefined : decode<E>(row.envelope);
+  }
+}
+
+function key(hex: string): string {
+  return hex.toLowerCase();
+}

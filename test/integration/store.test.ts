@@ -1,0 +1,88 @@
+import { expect } from "chai";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { hexlify, randomBytes, ZeroAddress } from "ethers";
+
+import {
+  addLock,
+  DoubleSignError,
+  hashlockOf,
+  openingState,
+  Store,
+  type ChannelRecord,
+  type Hex,
+} from "../../sdk/index.js";
+
+const rand = (): Hex => hexlify(randomBytes(32)) as Hex;
+
+describe("store: what a client must not lose", function () {
+  let dir: string;
+  let path: string;
+
+  beforeEach(function () {
+    dir = mkdtempSync(join(tmpdir(), "channel-store-"));
+    path = join(dir, "client.sqlite");
+  });
+  afterEach(function () {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("keeps channels, co-signed states, secrets and swaps across a restart", function () {
+    const id = rand();
+    const record: ChannelRecord = {
+      ref: { chainId: 31337n, hub: ZeroAddress, channelId: id },
+      params: { participants: [ZeroAddress, ZeroAddress], payees: [ZeroAddress, ZeroAddress], asset: ZeroAddress, challengePeriod: 3600n, nonce: 1n },
+      myIndex: 1,
+    };
+    const secret = rand();
+    const state = addLock(openingState(id, [10n, 5n]), { sender: 0, amount: 4n, hashlock: hashlockOf(secret), expiry: 99n });
+    let store = new Store(path);
+    store.saveChannel(record);
+    store.saveCoSigned({ state: openingState(id, [10n, 5n]), signatures: ["0x01", "0x02"] });
+    store.saveCoSigned({ state, signatures: ["0x03", "0x04"] });
+    store.saveSecret(hashlockOf(secret), secret);
+    store.close();
+
+    store = new Store(path); // a new process opening the same file
+    expect(store.channel(id)).to.deep.equal(record);
+    expect(store.latestCoSigned(id)).to.deep.equal({ state, signatures: ["0x03", "0x04"] });
+    expect(store.secret(hashlockOf(secret))).to.equal(secret);
+    store.close();
+  });
+
+  it("never signs two different states with the same sequence number, even after a restart", function () {
+    const id = rand();
+    let store = new Store(path);
+    let signs = 0;
+    const sign = () => {
+      signs++;
+      return `0x${"ab".repeat(65)}` as Hex;
+    };
+    store.recordOwnSignature(id, 7n, rand(), sign);
+    const digest = rand();
+    store.recordOwnSignature(id, 8n, digest, sign);
+    expect(store.recordOwnSignature(id, 8n, digest, sign)).to.equal(`0x${"ab".repeat(65)}`, "a resend reuses it");
+    expect(signs).to.equal(2);
+    store.close();
+
+    store = new Store(path);
+    expect(() => store.recordOwnSignature(id, 8n, rand(), sign)).to.throw(DoubleSignError, "sequence number 8");
+    expect(signs).to.equal(2, "nothing was signed");
+    expect(store.highestOwnSeq(id)).to.equal(8n);
+    store.close();
+  });
+
+  it("rolls a failed transaction back whole", function () {
+    const store = new Store(path);
+    const secret = rand();
+    expect(() =>
+      store.transaction(() => {
+        store.saveSecret(hashlockOf(secret), secret);
+        throw new Error("crash in the middle");
+      }),
+    ).to.throw("crash in the middle");
+    expect(store.secret(hashlockOf(secret))).to.equal(undefined);
+    store.close();
+  });
+});
