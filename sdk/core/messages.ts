@@ -1,8 +1,8 @@
-import { getAddress, type SigningKey } from "ethers";
+import { getAddress } from "ethers";
 
 import { hashOf } from "./codec.js";
 import { InvalidMessageError } from "./errors.js";
-import { requireSignedBy, signDigest } from "./signing.js";
+import { requireSignedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
 import type { Address, ChannelState, Hex } from "./types.js";
 
@@ -28,12 +28,16 @@ export type SwapBody =
   /** I -> R: I's counter-signature on the source resolution. Both transfers are confirmed. */
   | { step: "resolveAck"; sig: Hex }
   /** Either, before any lock is co-signed: the swap is off. */
-  | { step: "abort"; reason: string };
+  | { step: "abort"; reason: string }
+  /** Either, for a cooperative close (the session id is the channel id): the final state, signed. */
+  | { step: "closeRequest"; state: ChannelState; sig: Hex }
+  /** The other's counter-signature on the final state. */
+  | { step: "closeAck"; sig: Hex };
 
 export type SwapStep = SwapBody["step"];
 
-/** Protocol order of the steps (abort has none: it may come at any point before the locks). */
-export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort">, number>> = {
+/** Protocol order of the swap steps (abort and the close steps stand outside it). */
+export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck">, number>> = {
   propose: 1,
   accept: 2,
   sourceLock: 3,
@@ -51,8 +55,9 @@ export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex 
   return hashOf({ kind: "cross-chain-swap-message/1", swapId, from: getAddress(from), body });
 }
 
-export function seal(key: SigningKey, from: Address, swapId: Hex, body: SwapBody): Envelope {
-  return { swapId, from: getAddress(from), body, signature: signDigest(key, envelopeDigest(swapId, from, body)) };
+/** Signs `body` as `from` with `sign` (a function over a 32-byte digest). */
+export function seal(sign: (digest: Hex) => Hex, from: Address, swapId: Hex, body: SwapBody): Envelope {
+  return { swapId, from: getAddress(from), body, signature: sign(envelopeDigest(swapId, from, body)) };
 }
 
 /** Throws unless `envelope` comes from `expectedFrom`, signed by it. */

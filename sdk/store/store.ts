@@ -6,7 +6,13 @@ import type { ChannelRef, SwapTerms } from "../core/swap.js";
 import type { ChannelParams, ChannelState, Hex, ParticipantIndex } from "../core/types.js";
 
 /** A channel this client is a participant of. */
-export type ChannelRecord = Readonly<{ ref: ChannelRef; params: ChannelParams; myIndex: ParticipantIndex }>;
+export type ChannelRecord = Readonly<{
+  ref: ChannelRef;
+  params: ChannelParams;
+  myIndex: ParticipantIndex;
+  /** On-chain deposits when the channel was added: the opening state until a state is co-signed. */
+  openingDeposits: readonly [bigint, bigint];
+}>;
 
 /** A state with both participants' signatures, in participant order. */
 export type CoSignedState = Readonly<{ state: ChannelState; signatures: readonly [Hex, Hex] }>;
@@ -30,7 +36,7 @@ CREATE TABLE IF NOT EXISTS channels (channel_id TEXT PRIMARY KEY, record TEXT NO
 CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL, seq_num INTEGER NOT NULL,
   body TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
 CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NOT NULL, digest TEXT NOT NULL,
-  signature TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
+  signature TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
 CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS swaps (swap_id TEXT PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
   phase TEXT NOT NULL, updated_at INTEGER NOT NULL);
@@ -122,26 +128,35 @@ export class Store {
   }
 
   /**
-   * Records that this client signs `digest` as state `seq` of a channel, before the signature leaves the process.
-   * Signing the same digest again is allowed (a resend); a different digest with the same number throws
-   * DoubleSignError and records nothing.
-   * @returns The signature recorded earlier for this digest, if any (so a resend reuses it).
+   * Records that this client signs `state` (digest `digest`) before the signature leaves the process. Signing
+   * the same digest again returns the recorded signature (a resend); a different digest with the same sequence
+   * number throws DoubleSignError and records nothing.
    */
-  recordOwnSignature(channelId: Hex, seq: bigint, digest: Hex, sign: () => Hex): Hex {
+  recordOwnSignature(state: ChannelState, digest: Hex, sign: () => Hex): Hex {
+    const channelId = key(state.channelId);
+    const seq = state.seq.toString();
     return this.transaction(() => {
       const row = this.db
         .prepare("SELECT digest, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
-        .get(key(channelId), seq.toString()) as { digest: string; signature: string } | undefined;
+        .get(channelId, seq) as { digest: string; signature: string } | undefined;
       if (row !== undefined) {
-        if (row.digest !== key(digest)) throw new DoubleSignError(channelId, seq);
+        if (row.digest !== key(digest)) throw new DoubleSignError(state.channelId, state.seq);
         return row.signature as Hex;
       }
       const signature = sign();
       this.db
-        .prepare("INSERT INTO own_signatures (channel_id, seq, digest, signature) VALUES (?, ?, ?, ?)")
-        .run(key(channelId), seq.toString(), key(digest), signature);
+        .prepare("INSERT INTO own_signatures (channel_id, seq, digest, signature, state) VALUES (?, ?, ?, ?, ?)")
+        .run(channelId, seq, key(digest), signature, encode(state));
       return signature;
     });
+  }
+
+  /** A state this client signed with sequence number `seq`, and its signature. */
+  ownSignedAt(channelId: Hex, seq: bigint): { state: ChannelState; signature: Hex } | undefined {
+    const row = this.db
+      .prepare("SELECT state, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
+      .get(key(channelId), seq.toString()) as { state: string; signature: string } | undefined;
+    return row === undefined ? undefined : { state: decode<ChannelState>(row.state), signature: row.signature as Hex };
   }
 
   /** The highest sequence number this client ever signed on a channel (0 if none). */

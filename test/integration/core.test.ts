@@ -146,7 +146,7 @@ describe("core: signatures and messages", function () {
 
   it("opens a sealed message only from its signer and only untampered", function () {
     const swapId = hexlify(randomBytes(32)) as Hex;
-    const env = seal(key, address, swapId, { step: "abort", reason: "changed my mind" });
+    const env = seal((d) => signDigest(key, d), address, swapId, { step: "abort", reason: "changed my mind" });
     expect(unseal(env, address)).to.deep.equal({ step: "abort", reason: "changed my mind" });
     expect(() => unseal(env, Wallet.createRandom().address)).to.throw(InvalidMessageError, "expected");
     const tampered = { ...env, body: { step: "abort" as const, reason: "other" } };

@@ -34,6 +34,7 @@ describe("store: what a client must not lose", function () {
       ref: { chainId: 31337n, hub: ZeroAddress, channelId: id },
       params: { participants: [ZeroAddress, ZeroAddress], payees: [ZeroAddress, ZeroAddress], asset: ZeroAddress, challengePeriod: 3600n, nonce: 1n },
       myIndex: 1,
+      openingDeposits: [10n, 5n],
     };
     const secret = rand();
     const state = addLock(openingState(id, [10n, 5n]), { sender: 0, amount: 4n, hashlock: hashlockOf(secret), expiry: 99n });
@@ -53,23 +54,24 @@ describe("store: what a client must not lose", function () {
 
   it("never signs two different states with the same sequence number, even after a restart", function () {
     const id = rand();
+    const state = (balances: readonly [bigint, bigint]) => ({ ...openingState(id, [10n, 10n]), seq: 8n, balances });
     let store = new Store(path);
     let signs = 0;
     const sign = () => {
       signs++;
       return `0x${"ab".repeat(65)}` as Hex;
     };
-    store.recordOwnSignature(id, 7n, rand(), sign);
     const digest = rand();
-    store.recordOwnSignature(id, 8n, digest, sign);
-    expect(store.recordOwnSignature(id, 8n, digest, sign)).to.equal(`0x${"ab".repeat(65)}`, "a resend reuses it");
-    expect(signs).to.equal(2);
+    store.recordOwnSignature(state([10n, 10n]), digest, sign);
+    expect(store.recordOwnSignature(state([10n, 10n]), digest, sign)).to.equal(`0x${"ab".repeat(65)}`, "a resend reuses it");
+    expect(signs).to.equal(1);
     store.close();
 
     store = new Store(path);
-    expect(() => store.recordOwnSignature(id, 8n, rand(), sign)).to.throw(DoubleSignError, "sequence number 8");
-    expect(signs).to.equal(2, "nothing was signed");
+    expect(() => store.recordOwnSignature(state([5n, 15n]), rand(), sign)).to.throw(DoubleSignError, "sequence number 8");
+    expect(signs).to.equal(1, "nothing was signed");
     expect(store.highestOwnSeq(id)).to.equal(8n);
+    expect(store.ownSignedAt(id, 8n)?.state.balances).to.deep.equal([10n, 10n]);
     store.close();
   });
 

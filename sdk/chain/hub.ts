@@ -1,0 +1,264 @@
+import { Contract, getAddress, ZeroAddress, type ContractRunner, type Provider, type Signer } from "ethers";
+
+import { toOnChainState } from "../core/eip712.js";
+import { ChannelSdkError } from "../core/errors.js";
+import type { ChannelParams, ChannelState, Hex, Lock, OnChainState } from "../core/types.js";
+import {
+  ChannelHub__factory,
+  SecretRegistry__factory,
+  type ChannelHub,
+  type SecretRegistry,
+} from "../../typechain-types/index.js";
+
+const ERC20_APPROVE_ABI = ["function approve(address spender, uint256 amount) returns (bool)"];
+
+/** Channel status as the hub stores it. */
+export type ChannelStatus = "none" | "open" | "disputed" | "closed";
+const STATUS: readonly ChannelStatus[] = ["none", "open", "disputed", "closed"];
+
+/** What the hub stores about a channel. */
+export type ChannelInfo = Readonly<{
+  status: ChannelStatus;
+  deposits: readonly [bigint, bigint];
+  /** Sequence number of the registered state (while disputed) or of the final state (once closed). */
+  seq: bigint;
+  deadline: bigint;
+  stateHash: Hex;
+}>;
+
+/** A state registered on chain by a force close or a challenge, as its event carries it. */
+export type RegisteredState = Readonly<{ state: OnChainState; by: string; deadline: bigint; blockNumber: number }>;
+
+/** A state with both signatures, as the hub takes it. */
+export type CoSignedArg = Readonly<{ state: ChannelState; signatures: readonly [Hex, Hex] }>;
+
+/** A hub call that reverted; `reason` names the hub's custom error when it could be decoded. */
+export class ChainCallError extends ChannelSdkError {
+  constructor(readonly call: string, readonly reason: string, cause: unknown) {
+    super(`${call} failed on chain: ${reason}`, { cause });
+  }
+}
+
+/**
+ * Typed access to one chain's ChannelHub and SecretRegistry over any ethers runner (an in-process Hardhat
+ * network, or a JSON-RPC URL). Transactions are sent by `signer` and waited for.
+ */
+export class HubAdapter {
+  readonly hub: ChannelHub;
+  readonly registry: SecretRegistry;
+
+  private constructor(
+    readonly chainId: bigint,
+    readonly hubAddress: string,
+    readonly registryAddress: string,
+    readonly signer: Signer,
+  ) {
+    this.hub = ChannelHub__factory.connect(hubAddress, signer);
+    this.registry = SecretRegistry__factory.connect(registryAddress, signer);
+  }
+
+  /** Connects to the hub at `hubAddress` (its registry is read from it). */
+  static async connect(hubAddress: string, signer: Signer): Promise<HubAdapter> {
+    const provider = requireProvider(signer);
+    const chainId = (await provider.getNetwork()).chainId;
+    const registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
+    return new HubAdapter(chainId, getAddress(hubAddress), getAddress(registry), signer);
+  }
+
+  /** The same hub, sending transactions from another signer. */
+  withSigner(signer: Signer): HubAdapter {
+    return new HubAdapter(this.chainId, this.hubAddress, this.registryAddress, signer);
+  }
+
+  get provider(): Provider {
+    return requireProvider(this.signer);
+  }
+
+  /** The latest block's timestamp: the clock lock expiries and deadlines are measured against. */
+  async now(): Promise<bigint> {
+    const block = await this.provider.getBlock("latest");
+    if (block === null) throw new ChannelSdkError("the chain returned no latest block");
+    return BigInt(block.timestamp);
+  }
+
+  // ---------------------------------------------------------------- funding
+
+  async open(params: ChannelParams): Promise<Hex> {
+    await this.send("open", () => this.hub.open(paramsArg(params)));
+    return (await this.hub.channelId(paramsArg(params))) as Hex;
+  }
+
+  /** Deposits for participant `index`; for a token channel, approves the hub first. */
+  async deposit(params: ChannelParams, channelId: Hex, index: 0 | 1, amount: bigint): Promise<void> {
+    if (params.asset === ZeroAddress) {
+      await this.send("deposit", () => this.hub.deposit(channelId, index, amount, { value: amount }));
+      return;
+    }
+    const token = new Contract(params.asset, ERC20_APPROVE_ABI, this.signer);
+    await this.send("approve", () => token.getFunction("approve")(this.hubAddress, amount));
+    await this.send("deposit", () => this.hub.deposit(channelId, index, amount));
+  }
+
+  // ---------------------------------------------------------------- closing and disputes
+
+  async closeCooperatively(params: ChannelParams, signed: CoSignedArg): Promise<void> {
+    await this.send("closeCooperatively", () => this.hub.closeCooperatively(paramsArg(params), signedArg(signed)));
+  }
+
+  /** Registers `signed`, or the opening deposits when no state was ever co-signed. */
+  async forceClose(params: ChannelParams, signed: CoSignedArg | undefined): Promise<void> {
+    if (signed === undefined || signed.state.seq === 0n) {
+      await this.send("forceCloseWithDeposits", () => this.hub.forceCloseWithDeposits(paramsArg(params)));
+    } else {
+      await this.send("forceClose", () => this.hub.forceClose(paramsArg(params), signedArg(signed)));
+    }
+  }
+
+  async challenge(params: ChannelParams, signed: CoSignedArg): Promise<void> {
+    await this.send("challenge", () => this.hub.challenge(paramsArg(params), signedArg(signed)));
+  }
+
+  /** Settles the registered `state` (its locks are passed along). */
+  async settle(params: ChannelParams, state: ChannelState): Promise<void> {
+    await this.send("settle", () =>
+      this.hub.settle(paramsArg(params), stateArg(state), state.locks.map((l) => lockArg(l))),
+    );
+  }
+
+  async withdraw(asset: string, to: string): Promise<void> {
+    await this.send("withdraw", () => this.hub.withdraw(asset, to));
+  }
+
+  // ---------------------------------------------------------------- secrets
+
+  async reveal(secret: Hex): Promise<void> {
+    await this.send("reveal", () => this.registry.reveal(secret));
+  }
+
+  /** First reveal time of the secret of `hashlock` on this chain, 0 if never revealed. */
+  async revealedAt(hashlock: Hex): Promise<bigint> {
+    return this.registry.revealedAt(hashlock);
+  }
+
+  /** The secret of `hashlock` if it was revealed on this chain (read from the registry's events). */
+  async findSecret(hashlock: Hex): Promise<Hex | undefined> {
+    const events = await this.registry.queryFilter(this.registry.filters.SecretRevealed(hashlock));
+    return events[0]?.args.secret as Hex | undefined;
+  }
+
+  // ---------------------------------------------------------------- reading channels
+
+  /** Whether lock `index` of a settled channel was paid, refunded, or is not resolved on chain. */
+  async transferOutcome(channelId: Hex, index: number): Promise<"unresolved" | "paid" | "refunded"> {
+    const outcome = await this.hub.transferOutcome(channelId, index);
+    return outcome === 1n ? "paid" : outcome === 2n ? "refunded" : "unresolved";
+  }
+
+  async channelInfo(channelId: Hex): Promise<ChannelInfo> {
+    const info = await this.hub.getChannel(channelId);
+    return {
+      status: STATUS[Number(info.status)] ?? "none",
+      deposits: [info.deposits[0], info.deposits[1]],
+      seq: info.seq,
+      deadline: info.deadline,
+      stateHash: info.stateHash as Hex,
+    };
+  }
+
+  /** The state currently registered for a disputed channel, from the last force-close or challenge event. */
+  async registeredState(channelId: Hex): Promise<RegisteredState | undefined> {
+    const [closed, challenged] = await Promise.all([
+      this.hub.queryFilter(this.hub.filters.ChannelForceClosed(channelId)),
+      this.hub.queryFilter(this.hub.filters.ChannelChallenged(channelId)),
+    ]);
+    const events = [...closed, ...challenged].sort(
+      (a, b) => a.blockNumber - b.blockNumber || a.index - b.index,
+    );
+    const last = events.at(-1);
+    if (last === undefined) return undefined;
+    const s = last.args.state;
+    return {
+      state: {
+        channelId: s.channelId as Hex,
+        seq: s.seq,
+        deposits: [s.deposits[0], s.deposits[1]],
+        balances: [s.balances[0], s.balances[1]],
+        locksHash: s.locksHash as Hex,
+        isFinal: s.isFinal,
+      },
+      by: last.args.by,
+      deadline: last.args.deadline,
+      blockNumber: last.blockNumber,
+    };
+  }
+
+  private async send(call: string, tx: () => Promise<{ wait: () => Promise<unknown> }>): Promise<void> {
+    try {
+      const sent = await tx();
+      await sent.wait();
+    } catch (error) {
+      throw new ChainCallError(call, describeRevert(this.hub, error), error);
+    }
+  }
+}
+
+function requireProvider(runner: ContractRunner): Provider {
+  if (runner.provider === null || runner.provider === undefined) {
+    throw new ChannelSdkError("the signer is not connected to a provider");
+  }
+  return runner.provider;
+}
+
+/** The name and arguments of a hub custom error in `error`, else its message. */
+function describeRevert(hub: ChannelHub, error: unknown): string {
+  const data = findRevertData(error);
+  if (data !== undefined) {
+    try {
+      const parsed = hub.interface.parseError(data);
+      if (parsed !== null) return `${parsed.name}(${parsed.args.map((a: unknown) => String(a)).join(", ")})`;
+    } catch {
+      // not one of the hub's errors
+    }
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function findRevertData(error: unknown): string | undefined {
+  let e: unknown = error;
+  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
+    const data = (e as { data?: unknown }).data;
+    if (typeof data === "string" && data.startsWith("0x") && data.length >= 10) return data;
+    e = (e as { error?: unknown; cause?: unknown }).error ?? (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+export function paramsArg(p: ChannelParams) {
+  return {
+    participants: [p.participants[0], p.participants[1]] as [string, string],
+    payees: [p.payees[0], p.payees[1]] as [string, string],
+    asset: p.asset,
+    challengePeriod: p.challengePeriod,
+    nonce: p.nonce,
+  };
+}
+
+export function stateArg(s: ChannelState) {
+  const o = toOnChainState(s);
+  return {
+    channelId: o.channelId,
+    seq: o.seq,
+    deposits: [o.deposits[0], o.deposits[1]] as [bigint, bigint],
+    balances: [o.balances[0], o.balances[1]] as [bigint, bigint],
+    locksHash: o.locksHash,
+    isFinal: o.isFinal,
+  };
+}
+
+export function lockArg(l: Lock) {
+  return { sender: l.sender, amount: l.amount, hashlock: l.hashlock, expiry: l.expiry };
+}
+
+export function signedArg(s: CoSignedArg) {
+  return { state: stateArg(s.state), signatures: [s.signatures[0], s.signatures[1]] as [string, string] };
+}

@@ -1,0 +1,93 @@
+import { getAddress } from "ethers";
+
+import { hubDomain, stateDigest } from "../core/eip712.js";
+import { ChannelSdkError } from "../core/errors.js";
+import { requireSignedBy } from "../core/signing.js";
+import { openingState } from "../core/state.js";
+import type { ChannelState, Hex, ParticipantIndex } from "../core/types.js";
+import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
+import type { StateSigner } from "./signer.js";
+
+/** The channel is not one this client knows. */
+export class UnknownChannelError extends ChannelSdkError {
+  constructor(readonly channelId: string) {
+    super(`Channel ${channelId} is not known to this client; add it first.`);
+  }
+}
+
+/**
+ * The client's view of its channels: their heads, and the only place states get signed, so that every
+ * signature passes the store's double-sign guard before it exists.
+ */
+export class ChannelBook {
+  constructor(
+    private readonly store: Store,
+    private readonly signer: StateSigner,
+  ) {}
+
+  add(record: ChannelRecord): void {
+    if (getAddress(record.params.participants[record.myIndex]) !== getAddress(this.signer.address)) {
+      throw new ChannelSdkError(`this client's key is not participant ${record.myIndex} of channel ${record.ref.channelId}`);
+    }
+    this.store.saveChannel(record);
+  }
+
+  record(channelId: Hex): ChannelRecord {
+    const record = this.store.channel(channelId);
+    if (record === undefined) throw new UnknownChannelError(channelId);
+    return record;
+  }
+
+  has(channelId: Hex): boolean {
+    return this.store.channel(channelId) !== undefined;
+  }
+
+  myIndex(channelId: Hex): ParticipantIndex {
+    return this.record(channelId).myIndex;
+  }
+
+  counterparty(channelId: Hex): string {
+    const r = this.record(channelId);
+    return r.params.participants[r.myIndex === 0 ? 1 : 0];
+  }
+
+  /** The newest co-signed state, or the opening deposits when nothing was co-signed yet. */
+  head(channelId: Hex): ChannelState {
+    return this.store.latestCoSigned(channelId)?.state ?? openingState(channelId, this.record(channelId).openingDeposits);
+  }
+
+  latest(channelId: Hex): CoSignedState | undefined {
+    return this.store.latestCoSigned(channelId);
+  }
+
+  /** A state known by sequence number: co-signed, or signed by this client alone. */
+  stateAt(channelId: Hex, seq: bigint): ChannelState | undefined {
+    return this.store.coSignedAt(channelId, seq)?.state ?? this.store.ownSignedAt(channelId, seq)?.state;
+  }
+
+  digest(state: ChannelState): Hex {
+    const { ref } = this.record(state.channelId);
+    return stateDigest(hubDomain(ref.chainId, ref.hub), state);
+  }
+
+  /** Signs `state` as this client (once per sequence number, ever). */
+  sign(state: ChannelState): Hex {
+    const digest = this.digest(state);
+    return this.store.recordOwnSignature(state, digest, () => this.signer.sign(digest));
+  }
+
+  /** Throws unless the counterparty signed `state`. */
+  requireCounterSigned(state: ChannelState, signature: string): void {
+    requireSignedBy(`state ${state.seq} of channel ${state.channelId}`, this.counterparty(state.channelId), this.digest(state), signature);
+  }
+
+  /** Keeps a state both signed; signatures are put in participant order. */
+  keepCoSigned(state: ChannelState, mine: Hex, theirs: Hex): CoSignedState {
+    const cosigned: CoSignedState = {
+      state,
+      signatures: this.myIndex(state.channelId) === 0 ? [mine, theirs] : [theirs, mine],
+    };
+    this.store.saveCoSigned(cosigned);
+    return cosigned;
+  }
+}

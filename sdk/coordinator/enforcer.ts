@@ -1,0 +1,75 @@
+import { ChainCallError, type HubAdapter } from "../chain/hub.js";
+import { openingState } from "../core/state.js";
+import type { ChannelState, Hex } from "../core/types.js";
+import type { ChannelBook } from "./channels.js";
+
+/** What one enforcement step did, for progress reports. */
+export type EnforcementStep =
+  | { kind: "forceClosed"; seq: bigint }
+  | { kind: "challenged"; seq: bigint; stale: bigint }
+  | { kind: "revealed"; hashlock: Hex }
+  | { kind: "settled"; seq: bigint }
+  | { kind: "waiting"; until: bigint; why: "challengePeriod" | "lockExpiry" }
+  | { kind: "closed" };
+
+/**
+ * One step of enforcing a channel on chain with this client's newest co-signed state (batch settlement):
+ * force-close if still open, answer a stale registered state, register secrets of locks this client receives
+ * before they expire, and settle every lock in one call once the deadline has passed and each lock is decided.
+ * Idempotent: call it again until it reports `closed`.
+ */
+export async function enforceChannel(
+  book: ChannelBook,
+  chain: HubAdapter,
+  channelId: Hex,
+  findSecret: (hashlock: Hex) => Promise<Hex | undefined>,
+): Promise<EnforcementStep> {
+  const { params, myIndex } = book.record(channelId);
+  const latest = book.latest(channelId);
+  const info = await chain.channelInfo(channelId);
+  if (info.status === "closed") return { kind: "closed" };
+  if (info.status === "open") {
+    await chain.forceClose(params, latest);
+    return { kind: "forceClosed", seq: latest?.state.seq ?? 0n };
+  }
+
+  const now = await chain.now();
+  if (latest !== undefined && latest.state.seq > info.seq && now < info.deadline) {
+    await chain.challenge(params, latest);
+    return { kind: "challenged", seq: latest.state.seq, stale: info.seq };
+  }
+  const registered: ChannelState | undefined =
+    info.seq === 0n ? openingState(channelId, info.deposits) : book.stateAt(channelId, info.seq);
+  if (registered === undefined) {
+    // Only a state this client signed can be registered; not having it means the store was lost.
+    throw new Error(`channel ${channelId}: registered state ${info.seq} is not in the store`);
+  }
+
+  for (const lock of registered.locks) {
+    const receiver = lock.sender === 0 ? 1 : 0;
+    if (receiver !== myIndex || now > lock.expiry) continue;
+    if ((await chain.revealedAt(lock.hashlock)) !== 0n) continue;
+    const secret = await findSecret(lock.hashlock);
+    if (secret !== undefined) {
+      await chain.reveal(secret);
+      return { kind: "revealed", hashlock: lock.hashlock };
+    }
+  }
+
+  if (now < info.deadline) return { kind: "waiting", until: info.deadline, why: "challengePeriod" };
+  for (const lock of registered.locks) {
+    const revealedAt = await chain.revealedAt(lock.hashlock);
+    const paid = revealedAt !== 0n && revealedAt <= lock.expiry;
+    if (!paid && now <= lock.expiry) return { kind: "waiting", until: lock.expiry + 1n, why: "lockExpiry" };
+  }
+  try {
+    await chain.settle(params, registered);
+  } catch (error) {
+    // Someone else (the counterparty, a watchtower) may have settled first: that is success too.
+    if (error instanceof ChainCallError && (await chain.channelInfo(channelId)).status === "closed") {
+      return { kind: "closed" };
+    }
+    throw error;
+  }
+  return { kind: "settled", seq: registered.seq };
+}

@@ -1,0 +1,61 @@
+import type { EnforcementStep } from "./enforcer.js";
+import type { SwapStep } from "../core/messages.js";
+import type { SwapTerms } from "../core/swap.js";
+import type { ChannelState, Hex } from "../core/types.js";
+
+export type SwapRole = "initiator" | "responder";
+
+/** Why a swap left the off-chain path. */
+export type OnChainReason =
+  /** The counterparty did not confirm within the confirmation timeout. */
+  | "counterpartySilent"
+  /** A lock this client must claim is close to its expiry. */
+  | "nearExpiry"
+  /** The secret was revealed on chain (the initiator claimed on the target chain). */
+  | "secretOnChain"
+  /** The counterparty's lock expired unrevealed: refunds go through the chain. */
+  | "lockExpired"
+  /** A channel of the swap was force-closed. */
+  | "disputed";
+
+/**
+ * Where a swap stands, per role. I = initiator, R = responder. Each phase keeps the states it still needs.
+ *
+ * I: proposed -> sourceLockSent -> revealed -> done
+ * R: accepted -> targetLockSent -> locked -> resolveSent -> done
+ * Either may move to settlingOnChain (after locks) or to done/aborted (before locks).
+ */
+export type SwapPhase =
+  | { kind: "proposed" }
+  | { kind: "accepted" }
+  | { kind: "sourceLockSent"; sourceLock: ChannelState }
+  | { kind: "targetLockSent"; sourceLock: ChannelState; targetLock: ChannelState }
+  | { kind: "locked"; sourceLock: ChannelState; targetLock: ChannelState }
+  | { kind: "revealed"; sourceLock: ChannelState; targetResolved: ChannelState }
+  | { kind: "resolveSent"; sourceLock: ChannelState; sourceResolved: ChannelState }
+  | { kind: "settlingOnChain"; reason: OnChainReason; channels: readonly Hex[] }
+  | { kind: "done"; outcome: "swapped" | "aborted" | "settledOnChain"; reason?: string };
+
+/** A swap as the store keeps it: the phase, when it was entered, and which messages were last sent. */
+export type SwapProgress = Readonly<{
+  phase: SwapPhase;
+  /** Client clock (ms) when the phase was entered: timeouts count from here. */
+  since: number;
+  /** Client clock (ms) of the last (re)send. */
+  sentAt: number;
+  /** Steps of the messages this client sent on entering the phase, resent until the counterparty answers. */
+  sent: readonly SwapStep[];
+}>;
+
+export type SwapView = Readonly<{ swapId: Hex; role: SwapRole; terms: SwapTerms; progress: SwapProgress }>;
+
+/** Progress a client reports (the demo prints these). */
+export type ClientEvent =
+  | { type: "phase"; swapId: Hex; role: SwapRole; phase: SwapPhase }
+  | { type: "chain"; swapId: Hex | undefined; channelId: Hex; step: EnforcementStep }
+  | { type: "closed"; channelId: Hex; cooperative: boolean }
+  | { type: "rejected"; swapId: Hex; reason: string };
+
+export function isActive(phase: SwapPhase): boolean {
+  return phase.kind !== "done";
+}

@@ -1,0 +1,140 @@
+import { HDNodeWallet, Mnemonic, ZeroAddress } from "ethers";
+import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
+
+import {
+  type ChainTiming,
+  DeltaTable,
+  HubAdapter,
+  InMemoryLink,
+  keySigner,
+  Store,
+  SwapClient,
+  type ChannelParams,
+  type ClientEvent,
+  type Hex,
+  type SwapClientOptions,
+  type Transport,
+} from "../../sdk/index.js";
+import { TestToken__factory, type TestToken } from "../../typechain-types/index.js";
+import { deploySuite, source, target, type Suite } from "./chains.js";
+
+/** Private keys of the simulated chains' default accounts (Hardhat's well-known test mnemonic). */
+const MNEMONIC = Mnemonic.fromPhrase("test test test test test test test test test test test junk");
+export function accountKey(index: number): string {
+  return HDNodeWallet.fromMnemonic(MNEMONIC, `m/44'/60'/0'/0/${index}`).privateKey;
+}
+
+export const ONE = 10n ** 18n;
+export const TIMING: ChainTiming = { chainId: 0n, finalitySeconds: 60n, inclusionSeconds: 300n, clockSkewSeconds: 60n };
+
+async function sourceSuite() {
+  return deploySuite(source);
+}
+async function targetSuite() {
+  return deploySuite(target);
+}
+
+/** A token channel on S and a native channel on T between Alice and Bob, funded on both sides. */
+export async function fundedChannels() {
+  const S = await source.networkHelpers.loadFixture(sourceSuite);
+  const T = await target.networkHelpers.loadFixture(targetSuite);
+  const token: TestToken = await new TestToken__factory(S.deployer).deploy("Source Token", "SRC");
+  await token.mint(S.alice.address, 1_000n * ONE);
+  await token.mint(S.bob.address, 1_000n * ONE);
+  const sParams: ChannelParams = {
+    participants: [S.alice.address, S.bob.address],
+    payees: [ZeroAddress, ZeroAddress],
+    asset: await token.getAddress(),
+    challengePeriod: 3600n,
+    nonce: 1n,
+  };
+  const tParams: ChannelParams = { ...sParams, asset: ZeroAddress };
+  const adapters = {
+    aliceS: await HubAdapter.connect(await S.hub.getAddress(), S.alice),
+    bobS: await HubAdapter.connect(await S.hub.getAddress(), S.bob),
+    aliceT: await HubAdapter.connect(await T.hub.getAddress(), T.alice),
+    bobT: await HubAdapter.connect(await T.hub.getAddress(), T.bob),
+  };
+  const sId = await adapters.aliceS.open(sParams);
+  await adapters.aliceS.deposit(sParams, sId, 0, 100n * ONE);
+  await adapters.bobS.deposit(sParams, sId, 1, 10n * ONE);
+  const tId = await adapters.bobT.open(tParams);
+  await adapters.aliceT.deposit(tParams, tId, 0, 1n * ONE);
+  await adapters.bobT.deposit(tParams, tId, 1, 20n * ONE);
+  return { S, T, token, sParams, tParams, sId, tId, adapters };
+}
+
+export type Setup = Awaited<ReturnType<typeof fundedChannels>>;
+
+/** A manual client clock, in ms. */
+export class ManualClock {
+  ms = 1_000_000;
+  now = () => this.ms;
+  advance(ms: number) {
+    this.ms += ms;
+  }
+}
+
+export type Party = { client: SwapClient; store: Store; events: ClientEvent[]; transport: Transport };
+
+export function makeParty(
+  setup: Setup,
+  who: "alice" | "bob",
+  transport: Transport,
+  clock: ManualClock,
+  extra: Partial<SwapClientOptions> = {},
+  store = new Store(":memory:"),
+): Party {
+  const events: ClientEvent[] = [];
+  const chains = who === "alice" ? [setup.adapters.aliceS, setup.adapters.aliceT] : [setup.adapters.bobS, setup.adapters.bobT];
+  const deltas = new DeltaTable(
+    new Map([
+      [setup.S.chainId, { ...TIMING, chainId: setup.S.chainId }],
+      [setup.T.chainId, { ...TIMING, chainId: setup.T.chainId }],
+    ]),
+  );
+  const client = new SwapClient({
+    signer: keySigner(accountKey(who === "alice" ? 1 : 2)),
+    store,
+    transport,
+    chains,
+    deltas,
+    minTargetWindow: 600n,
+    onChainMargin: 300n,
+    resendIntervalMs: 2_000,
+    confirmationTimeoutMs: 10_000,
+    clock: clock.now,
+    onEvent: (e) => events.push(e),
+    ...extra,
+  });
+  return { client, store, events, transport };
+}
+
+/** Alice and Bob over an in-memory link, both channels added. */
+export async function twoParties(setup: Setup, extra: { alice?: Partial<SwapClientOptions>; bob?: Partial<SwapClientOptions> } = {}) {
+  const link = new InMemoryLink();
+  const clock = new ManualClock();
+  const alice = makeParty(setup, "alice", link.a, clock, extra.alice);
+  const bob = makeParty(setup, "bob", link.b, clock, extra.bob);
+  for (const p of [alice, bob]) {
+    await p.client.addChannel(setup.S.chainId, setup.sParams);
+    await p.client.addChannel(setup.T.chainId, setup.tParams);
+  }
+  return { link, clock, alice, bob };
+}
+
+/** Both chains' latest block numbers: unchanged means nothing touched a chain. */
+export async function blockNumbers(setup: Setup): Promise<[number, number]> {
+  return [await setup.S.chain.ethers.provider.getBlockNumber(), await setup.T.chain.ethers.provider.getBlockNumber()];
+}
+
+export async function increaseBoth(setup: Setup, seconds: number) {
+  await setup.S.chain.networkHelpers.time.increase(seconds);
+  await setup.T.chain.networkHelpers.time.increase(seconds);
+}
+
+export function phaseOf(party: Party, swapId: Hex) {
+  return party.client.swap(swapId).progress.phase;
+}
+
+export type { Suite, HardhatEthersSigner };
