@@ -138,3 +138,46 @@ export function phaseOf(party: Party, swapId: Hex) {
 }
 
 export type { Suite, HardhatEthersSigner };
+
+/**
+ * Drives the on-chain path: ticks the given parties, lets messages settle and moves both chains' clocks (and the
+ * client clock) forward by `stepSeconds`, until `done()` or `maxRounds`.
+ */
+export async function driveUntil(
+  setup: Setup,
+  link: InMemoryLink,
+  clock: ManualClock,
+  parties: readonly Party[],
+  done: () => boolean,
+  stepSeconds = 600,
+  maxRounds = 60,
+): Promise<number> {
+  for (let round = 0; round < maxRounds; round++) {
+    for (const p of parties) await p.client.tick();
+    await link.settled();
+    if (done()) return round;
+    await increaseBoth(setup, stepSeconds);
+    clock.advance(stepSeconds * 1000);
+  }
+  throw new Error(`not done after ${maxRounds} rounds`);
+}
+
+/** Balances on chain of Alice and Bob: [S token, T native]. */
+export async function onChainBalances(setup: Setup) {
+  const p = setup.T.chain.ethers.provider;
+  return {
+    aliceS: await setup.token.balanceOf(setup.S.alice.address),
+    bobS: await setup.token.balanceOf(setup.S.bob.address),
+    aliceT: await p.getBalance(setup.T.alice.address),
+    bobT: await p.getBalance(setup.T.bob.address),
+  };
+}
+
+/** What the hub paid each participant when the channel closed (cooperatively or by settlement). */
+export async function payoutsOf(suite: Suite, channelId: Hex): Promise<[bigint, bigint]> {
+  const closed = await suite.hub.queryFilter(suite.hub.filters.ChannelClosed(channelId));
+  const settled = await suite.hub.queryFilter(suite.hub.filters.ChannelSettled(channelId));
+  const event = closed[0] ?? settled[0];
+  if (event === undefined) throw new Error(`channel ${channelId} has not closed`);
+  return [event.args.payouts[0], event.args.payouts[1]];
+}

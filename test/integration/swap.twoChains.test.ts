@@ -1,6 +1,42 @@
 import { expect } from "chai";
 
-import { blockNumbers, fundedChannels, ONE, phaseOf, twoParties } from "../helpers/swapHarness.js";
+import { DeltaTable, InMemoryLink, STEP_ORDER, TimingRuleError, type Envelope } from "../../sdk/index.js";
+import {
+  blockNumbers,
+  driveUntil,
+  fundedChannels,
+  ONE,
+  payoutsOf,
+  phaseOf,
+  twoParties,
+} from "../helpers/swapHarness.js";
+
+const GIVE = 10n * ONE; // Alice -> Bob on S (token)
+const TAKE = ONE / 2n; // Bob -> Alice on T (native)
+// Opening deposits: S = [Alice 100, Bob 10], T = [Alice 1, Bob 20].
+
+type Step = keyof typeof STEP_ORDER;
+
+/** From the moment `who` has sent `lastStep` (at once if none), it is gone: nothing from or to it arrives. */
+function cutAfter(link: InMemoryLink, who: "a" | "b", lastStep: Step | undefined) {
+  let gone = lastStep === undefined;
+  link.fault = (e: Envelope, from) => {
+    if (gone) return "drop";
+    if (from === who && e.body.step === lastStep) gone = true;
+    return "deliver";
+  };
+}
+
+async function expectRejection(promise: Promise<unknown>, type: new (...args: never[]) => Error, message: RegExp) {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).to.be.instanceOf(type);
+    expect((error as Error).message).to.match(message);
+    return;
+  }
+  expect.fail("expected a rejection");
+}
 
 describe("cross-chain swap over two channels", function () {
   it("swaps off chain through all four phases with no transaction on either chain (guarantee 1)", async function () {
@@ -8,23 +44,82 @@ describe("cross-chain swap over two channels", function () {
     const { link, alice, bob } = await twoParties(setup);
     const before = await blockNumbers(setup);
 
-    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: 10n * ONE, take: ONE / 2n });
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
 
     expect(link.errors).to.deep.equal([]);
     expect(phaseOf(alice, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
     expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
     for (const party of [alice, bob]) {
-      const s = party.client.book.head(setup.sId);
-      const t = party.client.book.head(setup.tId);
-      expect(s.balances).to.deep.equal([90n * ONE, 20n * ONE]);
-      expect(t.balances).to.deep.equal([ONE + ONE / 2n, 20n * ONE - ONE / 2n]);
-      expect(s.locks).to.have.length(0);
+      expect(party.client.book.head(setup.sId).balances).to.deep.equal([90n * ONE, 20n * ONE]);
+      expect(party.client.book.head(setup.tId).balances).to.deep.equal([ONE + TAKE, 20n * ONE - TAKE]);
       expect(party.client.transfers(swapId).map((t) => [t.confirmed, t.outcome])).to.deep.equal([
         [true, "paid"],
         [true, "paid"],
       ]);
     }
     expect(await blockNumbers(setup)).to.deep.equal(before);
+  });
+
+  it("runs many swaps off chain, then closes both channels cooperatively with the final balances (guarantees 2, 3)", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    const before = await blockNumbers(setup);
+    const n = 25;
+    for (let i = 0; i < n; i++) {
+      await alice.client.propose({ source: setup.sId, target: setup.tId, give: ONE, take: ONE / 100n });
+      await link.settled();
+    }
+    expect(await blockNumbers(setup)).to.deep.equal(before, "no transaction for the swaps");
+    expect(alice.client.swaps().every((s) => s.progress.phase.kind === "done")).to.equal(true);
+
+    await alice.client.requestClose(setup.sId);
+    await bob.client.requestClose(setup.tId);
+    await link.settled();
+    expect(link.errors).to.deep.equal([]);
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([100n * ONE - 25n * ONE, 10n * ONE + 25n * ONE]);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + ONE / 4n, 20n * ONE - ONE / 4n]);
+    expect(await setup.token.balanceOf(await setup.S.hub.getAddress())).to.equal(0n, "nothing left in the S hub");
+  });
+
+  it("aborts before any lock when the responder refuses the terms", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup, { bob: { policy: () => "price too low" } });
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    expect(phaseOf(alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "aborted", reason: "price too low" });
+    expect(alice.client.book.latest(setup.sId)).to.equal(undefined, "nothing was co-signed");
+  });
+
+  it("aborts before any lock when the responder never answers the proposal", async function () {
+    const setup = await fundedChannels();
+    const { link, clock, alice } = await twoParties(setup);
+    cutAfter(link, "b", undefined);
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    clock.advance(10_000);
+    await alice.client.tick();
+    expect(phaseOf(alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
+  });
+
+  it("refuses to propose, and the responder refuses to accept, a swap that breaks the delta rule", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    const now = BigInt(await setup.T.chain.networkHelpers.time.latest());
+    const tooClose = { source: setup.sId, target: setup.tId, give: GIVE, take: TAKE, targetExpiry: now + 3600n, sourceExpiry: now + 3700n };
+    await expectRejection(alice.client.propose(tooClose), TimingRuleError, /at least 840s/);
+    await link.settled();
+    expect(bob.client.swaps()).to.have.length(0, "nothing was sent");
+
+    // An initiator with a laxer rule proposes it anyway: the responder's own rule refuses it.
+    const laxDeltas = new DeltaTable(new Map()).set(setup.S.chainId, setup.T.chainId, 60n);
+    const lax = await twoParties(setup, { alice: { deltas: laxDeltas } });
+    const swapId = await lax.alice.client.propose(tooClose);
+    await lax.link.settled();
+    const refused = phaseOf(lax.bob, swapId);
+    expect(refused.kind === "done" && refused.outcome).to.equal("aborted");
+    expect(refused.kind === "done" ? refused.reason : "").to.match(/Unsafe swap timing/);
+    expect(phaseOf(lax.alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
   });
 });
