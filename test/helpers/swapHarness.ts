@@ -148,14 +148,14 @@ export async function driveUntil(
   link: InMemoryLink,
   clock: ManualClock,
   parties: readonly Party[],
-  done: () => boolean,
+  done: () => boolean | Promise<boolean>,
   stepSeconds = 600,
   maxRounds = 60,
 ): Promise<number> {
   for (let round = 0; round < maxRounds; round++) {
     for (const p of parties) await p.client.tick();
     await link.settled();
-    if (done()) return round;
+    if (await done()) return round;
     await increaseBoth(setup, stepSeconds);
     clock.advance(stepSeconds * 1000);
   }
