@@ -1,4 +1,4 @@
-import { HDNodeWallet, Mnemonic, ZeroAddress } from "ethers";
+import { ZeroAddress } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 
 import {
@@ -18,11 +18,7 @@ import {
 import { TestToken__factory, type TestToken } from "../../typechain-types/index.js";
 import { deploySuite, source, target, type Suite } from "./chains.js";
 
-/** Private keys of the simulated chains' default accounts (Hardhat's well-known test mnemonic). */
-const MNEMONIC = Mnemonic.fromPhrase("test test test test test test test test test test test junk");
-export function accountKey(index: number): string {
-  return HDNodeWallet.fromMnemonic(MNEMONIC, `m/44'/60'/0'/0/${index}`).privateKey;
-}
+import { accountKey } from "../../scripts/lib/local.js";
 
 export const ONE = 10n ** 18n;
 export const TIMING: ChainTiming = { chainId: 0n, finalitySeconds: 60n, inclusionSeconds: 300n, clockSkewSeconds: 60n };
