@@ -149,7 +149,6 @@ export class SwapClient {
       throw new ChannelSdkError("the source and target channels must be with the same counterparty");
     }
     const nowT = await this.chain(target.ref.chainId).now();
-    const nowS = await this.chain(source.ref.chainId).now();
     const delta = this.o.deltas.delta(source.ref.chainId, target.ref.chainId);
     const targetExpiry = args.targetExpiry ?? nowT + (args.targetLockSeconds ?? 3n * this.o.minTargetWindow);
     const sourceExpiry = args.sourceExpiry ?? targetExpiry + delta;
@@ -166,7 +165,7 @@ export class SwapClient {
       sourceExpiry,
       targetExpiry,
     };
-    this.validateTerms(terms, nowS > nowT ? nowS : nowT);
+    this.validateTerms(terms, nowT);
     // The secret is stored before anything that depends on it exists.
     this.o.store.transaction(() => {
       this.o.store.saveSecret(terms.hashlock, secret);
@@ -268,9 +267,7 @@ export class SwapClient {
       }
       this.requireIdle(terms.source.channelId);
       this.requireIdle(terms.target.channelId);
-      const nowS = await this.chain(terms.source.chainId).now();
-      const nowT = await this.chain(terms.target.chainId).now();
-      this.validateTerms(terms, nowS > nowT ? nowS : nowT);
+      this.validateTerms(terms, await this.chain(terms.target.chainId).now());
       refusal = this.o.policy?.(terms);
     } catch (error) {
       if (!(error instanceof ChannelSdkError)) throw error;
@@ -590,6 +587,7 @@ export class SwapClient {
 
   // ================================================================== helpers
 
+  /** @param now The target chain's time: the window before tT is measured on T. */
   private validateTerms(terms: SwapTerms, now: bigint) {
     if (terms.give <= 0n || terms.take <= 0n) throw new InvalidMessageError("swap amounts must be positive");
     checkSwapTiming({

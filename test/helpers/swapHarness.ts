@@ -34,6 +34,11 @@ async function targetSuite() {
 export async function fundedChannels() {
   const S = await source.networkHelpers.loadFixture(sourceSuite);
   const T = await target.networkHelpers.loadFixture(targetSuite);
+  // Earlier tests may have moved one chain's clock alone: start both from the same time, as real chains are.
+  const [nowS, nowT] = [await S.chain.networkHelpers.time.latest(), await T.chain.networkHelpers.time.latest()];
+  const start = Math.max(nowS, nowT) + 1;
+  await S.chain.networkHelpers.time.increaseTo(start);
+  await T.chain.networkHelpers.time.increaseTo(start);
   const token: TestToken = await new TestToken__factory(S.deployer).deploy("Source Token", "SRC");
   await token.mint(S.alice.address, 1_000n * ONE);
   await token.mint(S.bob.address, 1_000n * ONE);
