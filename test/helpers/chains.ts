@@ -9,7 +9,8 @@ import {
   type ChannelHub,
   type SecretRegistry,
 } from "../../typechain-types/index.js";
-import { hubDomain, STATE_TYPES, toOnChainState } from "../../sdk/index.js";
+import { hubDomain, lockArg, STATE_TYPES, stateArg } from "../../sdk/index.js";
+export { paramsArg, stateArg } from "../../sdk/index.js";
 import type { ChannelParams, ChannelState, Hex, Lock, ParticipantIndex } from "../../sdk/index.js";
 
 /** The two in-process chains every cross-chain test uses: S (source) and T (target). */
@@ -39,33 +40,6 @@ export async function deploySuite(chain: Chain): Promise<Suite> {
   return { chain, chainId, hub, registry, deployer, alice, bob, other };
 }
 
-/** The hub's argument shape for channel parameters (TypeChain wants mutable tuples). */
-export function paramsArg(p: ChannelParams) {
-  return {
-    participants: [p.participants[0], p.participants[1]] as [string, string],
-    payees: [p.payees[0], p.payees[1]] as [string, string],
-    asset: p.asset,
-    challengePeriod: p.challengePeriod,
-    nonce: p.nonce,
-  };
-}
-
-export function stateArg(s: ChannelState) {
-  const o = toOnChainState(s);
-  return {
-    channelId: o.channelId,
-    seq: o.seq,
-    deposits: [o.deposits[0], o.deposits[1]] as [bigint, bigint],
-    balances: [o.balances[0], o.balances[1]] as [bigint, bigint],
-    locksHash: o.locksHash,
-    isFinal: o.isFinal,
-  };
-}
-
-export function locksArg(locks: readonly Lock[]) {
-  return locks.map((l) => ({ ...l }));
-}
-
 export function nativeParams(suite: Suite, nonce: bigint, challengePeriod = 3600n): ChannelParams {
   return {
     participants: [suite.alice.address, suite.bob.address],
@@ -84,6 +58,10 @@ export async function coSign(suite: Suite, state: ChannelState, signers: readonl
     string,
   ];
   return { state: stateArg(state), signatures };
+}
+
+export function locksArg(locks: readonly Lock[]) {
+  return locks.map(lockArg);
 }
 
 export function lockOf(sender: ParticipantIndex, amount: bigint, secret: Hex, expiry: bigint): Lock {

@@ -11,7 +11,9 @@ import {
   SwapClient,
   type ChannelParams,
   type ClientEvent,
+  type Envelope,
   type Hex,
+  type SwapStep,
   type SwapClientOptions,
   type Transport,
 } from "../../sdk/index.js";
@@ -122,6 +124,16 @@ export async function twoParties(setup: Setup, extra: { alice?: Partial<SwapClie
     await p.client.addChannel(setup.T.chainId, setup.tParams);
   }
   return { link, clock, alice, bob };
+}
+
+/** From the moment `who` has sent `lastStep` (at once if none), it is gone: nothing from or to it arrives. */
+export function cutAfter(link: InMemoryLink, who: "a" | "b", lastStep: SwapStep | undefined) {
+  let gone = lastStep === undefined;
+  link.fault = (e: Envelope, from) => {
+    if (gone) return "drop";
+    if (from === who && e.body.step === lastStep) gone = true;
+    return "deliver";
+  };
 }
 
 /** Both chains' latest block numbers: unchanged means nothing touched a chain. */

@@ -1,7 +1,8 @@
 import { expect } from "chai";
 
-import { InMemoryLink, type Envelope, type HubAdapter, type Hex, type STEP_ORDER } from "../../sdk/index.js";
+import type { HubAdapter, Hex, SwapStep } from "../../sdk/index.js";
 import {
+  cutAfter,
   driveUntil,
   fundedChannels,
   ONE,
@@ -14,17 +15,8 @@ import {
 const GIVE = 10n * ONE; // Alice -> Bob on S (token channel, deposits [100, 10])
 const TAKE = ONE / 2n; // Bob -> Alice on T (native channel, deposits [1, 20])
 
-type Step = keyof typeof STEP_ORDER;
+type Step = SwapStep;
 
-/** From the moment `who` has sent `lastStep`, it is gone: nothing from or to it arrives any more. */
-function cutAfter(link: InMemoryLink, who: "a" | "b", lastStep: Step) {
-  let gone = false;
-  link.fault = (e: Envelope, from) => {
-    if (gone) return "drop";
-    if (from === who && e.body.step === lastStep) gone = true;
-    return "deliver";
-  };
-}
 
 const isDone = (p: Party, swapId: Hex) => () => phaseOf(p, swapId).kind === "done";
 const closed = (chain: HubAdapter, channelId: Hex) => async () => (await chain.channelInfo(channelId)).status === "closed";

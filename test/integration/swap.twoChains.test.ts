@@ -1,8 +1,9 @@
 import { expect } from "chai";
 
-import { DeltaTable, InMemoryLink, STEP_ORDER, TimingRuleError, type Envelope } from "../../sdk/index.js";
+import { DeltaTable, TimingRuleError } from "../../sdk/index.js";
 import {
   blockNumbers,
+  cutAfter,
   driveUntil,
   fundedChannels,
   ONE,
@@ -15,17 +16,6 @@ const GIVE = 10n * ONE; // Alice -> Bob on S (token)
 const TAKE = ONE / 2n; // Bob -> Alice on T (native)
 // Opening deposits: S = [Alice 100, Bob 10], T = [Alice 1, Bob 20].
 
-type Step = keyof typeof STEP_ORDER;
-
-/** From the moment `who` has sent `lastStep` (at once if none), it is gone: nothing from or to it arrives. */
-function cutAfter(link: InMemoryLink, who: "a" | "b", lastStep: Step | undefined) {
-  let gone = lastStep === undefined;
-  link.fault = (e: Envelope, from) => {
-    if (gone) return "drop";
-    if (from === who && e.body.step === lastStep) gone = true;
-    return "deliver";
-  };
-}
 
 async function expectRejection(promise: Promise<unknown>, type: new (...args: never[]) => Error, message: RegExp) {
   try {
