@@ -82,7 +82,7 @@ describe("ChannelHub on two chains", function () {
     );
   });
 
-  it("rejects on the target chain a state co-signed for the source channel", async function () {
+  it("rejects on the target chain a state co-signed for the source channel (guarantee 5)", async function () {
     const { S, T } = await deployBoth();
     const s = await openAndFund(S, 7n, ONE, ONE);
     const t = await openAndFund(T, 7n, ONE, ONE); // same participants, same parameters
