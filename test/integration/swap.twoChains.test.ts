@@ -4,7 +4,6 @@ import { DeltaTable, TimingRuleError } from "../../sdk/index.js";
 import {
   blockNumbers,
   cutAfter,
-  driveUntil,
   fundedChannels,
   ONE,
   payoutsOf,

@@ -1,0 +1,125 @@
+import { getAddress } from "ethers";
+
+import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
+import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
+import { requireSignedBy } from "../core/signing.js";
+import { addLock, resolveLock } from "../core/state.js";
+import { hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
+import type { Hex } from "../core/types.js";
+import type { SwapPhase, SwapProgress } from "./phases.js";
+import type { Session } from "./session.js";
+
+// The responder's steps: on propose (1) accept (2), on sourceLock (3) counter-sign it and lock on T (4), on
+// targetLockAck (5) hold both locks, on reveal (6) keep the secret and resolve both (7), on resolveAck (8) done.
+
+export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "propose" }>) {
+  const { terms } = body;
+  if (envelope.swapId !== terms.swapId) throw new InvalidMessageError("swap id differs from the terms' swap id");
+  if (!ctx.book.has(terms.source.channelId) || !ctx.book.has(terms.target.channelId)) {
+    throw new InvalidMessageError("the swap names a channel this client does not have");
+  }
+  const from = ctx.book.counterparty(terms.source.channelId);
+  unseal(envelope, from);
+  const existing = ctx.o.store.swap<SwapProgress>(terms.swapId);
+  if (existing !== undefined) return ctx.answerDuplicate(terms.swapId, "propose");
+  requireSignedBy("swap terms", from, termsDigest(terms), body.termsSig);
+
+  let refusal: string | undefined;
+  try {
+    if (getAddress(terms.initiator) !== getAddress(from) || getAddress(terms.responder) !== ctx.address) {
+      throw new InvalidMessageError("initiator and responder do not match the channels' participants");
+    }
+    if (getAddress(ctx.book.counterparty(terms.target.channelId)) !== getAddress(from)) {
+      throw new InvalidMessageError("the target channel is not with the initiator");
+    }
+    ctx.requireIdle(terms.source.channelId);
+    ctx.requireIdle(terms.target.channelId);
+    ctx.validateTerms(terms, await ctx.chain(terms.target.chainId).now());
+    refusal = ctx.o.policy?.(terms);
+  } catch (error) {
+    if (!(error instanceof ChannelSdkError)) throw error;
+    refusal = error.message;
+  }
+  if (refusal !== undefined) {
+    ctx.o.store.transaction(() => {
+      ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]));
+      ctx.o.store.saveOutgoing(terms.swapId, "abort", ctx.seal(terms.swapId, { step: "abort", reason: refusal }));
+    });
+    ctx.o.onEvent?.({ type: "rejected", swapId: terms.swapId, reason: refusal });
+    await ctx.sendStored(terms.swapId, ["abort"]);
+    return;
+  }
+  ctx.o.store.transaction(() => {
+    ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "accepted" }, ["accept"]));
+    ctx.o.store.saveOutgoing(terms.swapId, "accept", ctx.seal(terms.swapId, {
+      step: "accept",
+      termsSig: ctx.o.signer.sign(termsDigest(terms)),
+    }));
+  });
+  ctx.emitPhase(terms.swapId, "responder", { kind: "accepted" });
+  await ctx.sendStored(terms.swapId, ["accept"]);
+}
+
+export async function onSourceLock(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "sourceLock" }>) {
+  if (phase.kind !== "accepted") return ctx.answerDuplicate(swapId, body.step);
+  const sourceLock = addLock(ctx.book.head(terms.source.channelId), ctx.sourceLockOf(terms));
+  ctx.requireSame(body.state, sourceLock, "source lock state");
+  ctx.book.requireCounterSigned(sourceLock, body.sig);
+  const targetLock = addLock(ctx.book.head(terms.target.channelId), ctx.targetLockOf(terms));
+  // Counter-sign the initiator's lock before locking anything of ours: we hold the co-signed source lock first.
+  const sourceSig = ctx.book.sign(sourceLock);
+  const targetSig = ctx.book.sign(targetLock);
+  ctx.o.store.transaction(() => {
+    ctx.book.keepCoSigned(sourceLock, sourceSig, body.sig);
+    ctx.trackLock(swapId, terms.source.channelId, terms.hashlock, sourceLock.seq);
+    ctx.enter(swapId, { kind: "targetLockSent", sourceLock, targetLock }, {
+      targetLock: { step: "targetLock", sourceSig, state: targetLock, sig: targetSig },
+    });
+  });
+  await ctx.sendStored(swapId, ["targetLock"]);
+}
+
+export function onTargetLockAck(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "targetLockAck" }>) {
+  if (phase.kind !== "targetLockSent") return;
+  ctx.book.requireCounterSigned(phase.targetLock, body.sig);
+  const mine = ctx.book.sign(phase.targetLock);
+  ctx.o.store.transaction(() => {
+    ctx.book.keepCoSigned(phase.targetLock, mine, body.sig);
+    ctx.trackLock(swapId, terms.target.channelId, terms.hashlock, phase.targetLock.seq);
+    ctx.enter(swapId, { kind: "locked", sourceLock: phase.sourceLock, targetLock: phase.targetLock }, {});
+  });
+}
+
+export async function onReveal(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "reveal" }>) {
+  if (phase.kind !== "locked" && phase.kind !== "targetLockSent") return ctx.answerDuplicate(swapId, body.step);
+  if (hashlockOf(body.secret).toLowerCase() !== terms.hashlock.toLowerCase()) {
+    throw new InvalidMessageError("the revealed secret does not match the hashlock");
+  }
+  // The secret is what lets us claim the source lock: keep it before anything else.
+  ctx.o.store.saveSecret(terms.hashlock, body.secret);
+  const targetResolved = resolveLock(phase.targetLock, terms.hashlock, "paid");
+  ctx.requireSame(body.state, targetResolved, "target resolution state");
+  ctx.book.requireCounterSigned(targetResolved, body.sig);
+  const sourceResolved = resolveLock(phase.sourceLock, terms.hashlock, "paid");
+  const targetSig = ctx.book.sign(targetResolved);
+  const sourceSig = ctx.book.sign(sourceResolved);
+  ctx.o.store.transaction(() => {
+    ctx.book.keepCoSigned(targetResolved, targetSig, body.sig);
+    ctx.confirm(swapId, terms.target.channelId, targetResolved.seq);
+    ctx.enter(swapId, { kind: "resolveSent", sourceLock: phase.sourceLock, sourceResolved }, {
+      resolve: { step: "resolve", targetSig, state: sourceResolved, sig: sourceSig },
+    });
+  });
+  await ctx.sendStored(swapId, ["resolve"]);
+}
+
+export function onResolveAck(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "resolveAck" }>) {
+  if (phase.kind !== "resolveSent") return;
+  ctx.book.requireCounterSigned(phase.sourceResolved, body.sig);
+  const mine = ctx.book.sign(phase.sourceResolved);
+  ctx.o.store.transaction(() => {
+    ctx.book.keepCoSigned(phase.sourceResolved, mine, body.sig);
+    ctx.confirm(swapId, terms.source.channelId, phase.sourceResolved.seq);
+    ctx.enter(swapId, { kind: "done", outcome: "swapped" }, {});
+  });
+}

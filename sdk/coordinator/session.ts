@@ -1,0 +1,222 @@
+import { getAddress } from "ethers";
+
+import type { HubAdapter } from "../chain/hub.js";
+import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
+import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
+import { addLock, sameState } from "../core/state.js";
+import type { SwapTerms } from "../core/swap.js";
+import { checkSwapTiming, type DeltaTable } from "../core/timing.js";
+import type { ChannelState, Hex, Lock, ParticipantIndex } from "../core/types.js";
+import type { Store } from "../store/store.js";
+import { ChannelBook } from "./channels.js";
+import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
+import type { StateSigner } from "./signer.js";
+import type { Transport } from "./transport.js";
+
+export type SwapClientOptions = Readonly<{
+  signer: StateSigner;
+  store: Store;
+  transport: Transport;
+  /** One adapter per chain this client has channels on, sending transactions from this client's account. */
+  chains: readonly HubAdapter[];
+  deltas: DeltaTable;
+  /** Least time (s) between now and the target lock's expiry when a swap is agreed and when the secret is revealed. */
+  minTargetWindow: bigint;
+  /** How long a lock's receiver waits (s before expiry) before claiming it on chain anyway. */
+  onChainMargin: bigint;
+  /** How long (ms) to wait for the counterparty's next message before resending... */
+  resendIntervalMs: number;
+  /** ...and before giving up on it: abort before the locks, go on chain after. */
+  confirmationTimeoutMs: number;
+  /** Client clock in ms (a test may drive it). */
+  clock?: () => number;
+  /** Responder policy: return a reason to refuse, or undefined to accept. */
+  policy?: (terms: SwapTerms) => string | undefined;
+  onEvent?: (event: ClientEvent) => void;
+}>;
+
+/** Arguments of a new swap; expiries default to now + target duration and tT + delta. */
+export type ProposeArgs = Readonly<{
+  source: Hex;
+  target: Hex;
+  give: bigint;
+  take: bigint;
+  targetExpiry?: bigint;
+  sourceExpiry?: bigint;
+  /** Lifetime (s) of the target lock when `targetExpiry` is not given. */
+  targetLockSeconds?: bigint;
+}>;
+
+/** The swap is not one this client knows. */
+export class UnknownSwapError extends ChannelSdkError {
+  constructor(readonly swapId: string) {
+    super(`Swap ${swapId} is not known to this client.`);
+  }
+}
+
+/** A channel already carries a swap or a close in progress. */
+export class ChannelBusyError extends ChannelSdkError {
+  constructor(readonly channelId: string) {
+    super(`Channel ${channelId} has a swap in progress; one swap at a time per channel.`);
+  }
+}
+
+/**
+ * What every step of a swap needs: the store, the channel book, the chains, and the one way to enter a phase and
+ * send its messages. The role handlers (initiator.ts, responder.ts), the close and on-chain paths work on it.
+ */
+export class Session {
+  readonly address: string;
+  readonly book: ChannelBook;
+  readonly chains = new Map<bigint, HubAdapter>();
+  readonly clock: () => number;
+
+  constructor(readonly o: SwapClientOptions) {
+    this.address = getAddress(o.signer.address);
+    this.book = new ChannelBook(o.store, o.signer);
+    this.clock = o.clock ?? Date.now;
+    for (const c of o.chains) this.chains.set(c.chainId, c);
+  }
+
+  async findSecret(hashlock: Hex): Promise<Hex | undefined> {
+    const known = this.o.store.secret(hashlock);
+    if (known !== undefined) return known;
+    for (const chain of this.chains.values()) {
+      const secret = await chain.findSecret(hashlock);
+      if (secret !== undefined) {
+        this.o.store.saveSecret(hashlock, secret);
+        return secret;
+      }
+    }
+    return undefined;
+  }
+
+  /** @param now The target chain's time: the window before tT is measured on T. */
+  validateTerms(terms: SwapTerms, now: bigint) {
+    if (terms.give <= 0n || terms.take <= 0n) throw new InvalidMessageError("swap amounts must be positive");
+    checkSwapTiming({
+      sourceExpiry: terms.sourceExpiry,
+      targetExpiry: terms.targetExpiry,
+      now,
+      delta: this.o.deltas.delta(terms.source.chainId, terms.target.chainId),
+      minTargetWindow: this.o.minTargetWindow,
+    });
+    // Both locks must fit the current balances (the transitions throw InsufficientBalanceError otherwise).
+    addLock(this.book.head(terms.source.channelId), this.sourceLockOf(terms));
+    addLock(this.book.head(terms.target.channelId), this.targetLockOf(terms));
+  }
+
+  /** The initiator's lock on the source channel. */
+  sourceLockOf(terms: SwapTerms): Lock {
+    const myIndex = this.book.myIndex(terms.source.channelId);
+    const iAmInitiator = getAddress(terms.initiator) === this.address;
+    const sender: ParticipantIndex = iAmInitiator ? myIndex : myIndex === 0 ? 1 : 0;
+    return { sender, amount: terms.give, hashlock: terms.hashlock, expiry: terms.sourceExpiry };
+  }
+
+  /** The responder's lock on the target channel. */
+  targetLockOf(terms: SwapTerms): Lock {
+    const myIndex = this.book.myIndex(terms.target.channelId);
+    const iAmResponder = getAddress(terms.responder) === this.address;
+    const sender: ParticipantIndex = iAmResponder ? myIndex : myIndex === 0 ? 1 : 0;
+    return { sender, amount: terms.take, hashlock: terms.hashlock, expiry: terms.targetExpiry };
+  }
+
+  requireSecret(terms: SwapTerms): Hex {
+    const secret = this.o.store.secret(terms.hashlock);
+    if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${terms.swapId} is not in the store`);
+    return secret;
+  }
+
+  requireSame(given: ChannelState, expected: ChannelState, what: string) {
+    if (!sameState(given, expected)) {
+      throw new InvalidMessageError(`the ${what} (seq ${given.seq}) differs from the one the terms imply (seq ${expected.seq})`);
+    }
+  }
+
+  requireIdle(channelId: Hex) {
+    this.book.record(channelId);
+    const busy = this.swaps().some(
+      (s) =>
+        isActive(s.progress.phase) &&
+        [s.terms.source.channelId, s.terms.target.channelId].some((c) => c.toLowerCase() === channelId.toLowerCase()),
+    );
+    if (busy) throw new ChannelBusyError(channelId);
+  }
+
+  trackLock(swapId: Hex, channelId: Hex, hashlock: Hex, lockSeq: bigint) {
+    this.o.store.saveTransfer({ swapId, channelId, hashlock, lockSeq, resolvedSeq: undefined, confirmed: false, outcome: "pending" });
+  }
+
+  confirm(swapId: Hex, channelId: Hex, resolvedSeq: bigint) {
+    const t = this.o.store.transfers(swapId).find((x) => x.channelId.toLowerCase() === channelId.toLowerCase());
+    if (t === undefined) return;
+    this.o.store.saveTransfer({ ...t, resolvedSeq, confirmed: true, outcome: "paid" });
+  }
+
+  progress(phase: SwapPhase, sent: readonly SwapStep[]): SwapProgress {
+    const now = this.clock();
+    return { phase, since: now, sentAt: now, sent };
+  }
+
+  /** Persists a new phase with the messages it sends (all in the caller's transaction, if any). */
+  enter(swapId: Hex, phase: SwapPhase, outgoing: Partial<Record<SwapStep, SwapBody>>) {
+    const s = this.o.store.swap<SwapProgress>(swapId);
+    if (s === undefined) throw new UnknownSwapError(swapId);
+    const steps = Object.keys(outgoing) as SwapStep[];
+    this.o.store.transaction(() => {
+      for (const step of steps) this.o.store.saveOutgoing(swapId, step, this.seal(swapId, outgoing[step]!));
+      this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps));
+    });
+    this.emitPhase(swapId, s.role, phase);
+  }
+
+  emitPhase(swapId: Hex, role: SwapRole, phase: SwapPhase) {
+    this.o.onEvent?.({ type: "phase", swapId, role, phase });
+  }
+
+  seal(sessionId: Hex, body: SwapBody): Envelope {
+    return seal((d) => this.o.signer.sign(d), this.address, sessionId, body);
+  }
+
+  /** A message this client answered before came again: the answer was lost, so send it again. */
+  async answerDuplicate(swapId: Hex, step: SwapStep) {
+    const answers: Partial<Record<SwapStep, SwapStep[]>> = {
+      propose: ["accept", "abort"],
+      accept: ["sourceLock"],
+      sourceLock: ["targetLock"],
+      targetLock: ["targetLockAck", "reveal"],
+      reveal: ["resolve"],
+      resolve: ["resolveAck"],
+    };
+    await this.sendStored(swapId, answers[step] ?? []);
+  }
+
+  async sendStored(sessionId: Hex, steps: readonly SwapStep[]) {
+    for (const step of steps) {
+      const envelope = this.o.store.outgoing<Envelope>(sessionId, step);
+      if (envelope === undefined) continue;
+      try {
+        await this.o.transport.send(envelope);
+      } catch {
+        // The message is in the store; the next tick resends it.
+      }
+    }
+  }
+
+  chain(chainId: bigint): HubAdapter {
+    const chain = this.chains.get(chainId);
+    if (chain === undefined) throw new ChannelSdkError(`no adapter for chain ${chainId}`);
+    return chain;
+  }
+
+  swap(swapId: Hex): SwapView {
+    const s = this.o.store.swap<SwapProgress>(swapId);
+    if (s === undefined) throw new UnknownSwapError(swapId);
+    return { swapId, role: s.role, terms: s.terms, progress: s.phase };
+  }
+
+  swaps(): SwapView[] {
+    return this.o.store.swapIds().map((id) => this.swap(id));
+  }
+}
