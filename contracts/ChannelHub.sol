@@ -5,6 +5,7 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {Address} from "@openzeppelin/contracts/utils/Address.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 
@@ -47,7 +48,8 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     ISecretRegistry public immutable secretRegistry;
 
     struct Channel {
-        // slot 0: read by every entry point
+        // slot 0: read by every entry point. `deposit` reads and writes it as one word: status in bits 0-7, the
+        // native flag in bits 8-15, deposit0 in bits 16-135, deposit1 in bits 136-255 (Solidity's packing order).
         ChannelStatus status;
         bool native;
         uint120 deposit0;
@@ -95,32 +97,48 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IChannelHub
-    function deposit(ChannelId id, uint8 participant, uint256 amount) external payable nonReentrant {
+    function deposit(ChannelId id, uint8 participant, uint256 amount) external payable {
         if (participant > 1) revert InvalidParticipantIndex(participant);
         if (amount == 0) revert ZeroDeposit();
         Channel storage ch = _channels[id];
-        if (ch.status != ChannelStatus.Open) revert ChannelNotOpen(id, ch.status);
+        // Slot 0 (status, native flag, both deposits) is read once and written once: deposits are the hot path.
+        uint256 head;
+        assembly ("memory-safe") {
+            head := sload(ch.slot)
+        }
+        ChannelStatus status = ChannelStatus(uint8(head));
+        if (status != ChannelStatus.Open) revert ChannelNotOpen(id, status);
 
         uint256 received;
-        if (ch.native) {
+        if (uint8(head >> 8) != 0) {
+            // Native coin: no external call on this path, nothing to guard against re-entry.
             if (msg.value != amount) revert NativeValueMismatch(amount, msg.value);
             received = amount;
         } else {
             if (msg.value != 0) revert UnexpectedNativeValue(msg.value);
-            // The balance change, not `amount`: a fee-on-transfer token must not create phantom funds.
-            // The transfer precedes the credit because the credit depends on it; nonReentrant guards the gap.
-            IERC20 token = IERC20(ch.asset);
-            uint256 before = token.balanceOf(address(this));
-            token.safeTransferFrom(msg.sender, address(this), amount);
-            received = token.balanceOf(address(this)) - before;
-            if (received == 0) revert NothingReceived(address(token));
+            received = _pullToken(IERC20(ch.asset), amount);
+            assembly ("memory-safe") {
+                head := sload(ch.slot)
+            }
         }
-        uint256 current = participant == 0 ? ch.deposit0 : ch.deposit1;
+        uint256 shift = participant == 0 ? 16 : 136;
+        uint256 current = (head >> shift) & MAX_DEPOSIT;
         if (received > MAX_DEPOSIT - current) revert DepositTooLarge(current + received, MAX_DEPOSIT);
         uint256 total = current + received;
-        if (participant == 0) ch.deposit0 = uint120(total);
-        else ch.deposit1 = uint120(total);
-        emit Deposited(id, participant, msg.sender, received, total);
+        head = (head & ~(MAX_DEPOSIT << shift)) | (total << shift);
+        assembly ("memory-safe") {
+            sstore(ch.slot, head)
+        }
+        emit Deposited(id, participant, received, total);
+    }
+
+    /// @dev The balance change, not `amount`: a fee-on-transfer token must not create phantom funds. The transfer
+    ///      precedes the credit because the credit depends on it; the guard blocks re-entry during the transfer.
+    function _pullToken(IERC20 token, uint256 amount) private nonReentrant returns (uint256 received) {
+        uint256 before = token.balanceOf(address(this));
+        token.safeTransferFrom(msg.sender, address(this), amount);
+        received = token.balanceOf(address(this)) - before;
+        if (received == 0) revert NothingReceived(address(token));
     }
 
     // ------------------------------------------------------------------ Phase 1: cooperative close
@@ -282,13 +300,15 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         bytes32 given = StateHashing.hashState(state);
         if (given != ch.stateHash) revert StateMismatch(id, ch.stateHash, given);
         if (locks.length > MAX_LOCKS) revert TooManyLocks(locks.length, MAX_LOCKS);
-        bytes32 locksHash = StateHashing.hashLocks(locks);
-        if (locksHash != state.locksHash) revert LocksMismatch(id, state.locksHash, locksHash);
-
         Locks.Resolution memory r;
-        if (locks.length != 0) {
-            uint64[] memory revealedAt = secretRegistry.revealedAtMany(Locks.hashlocks(locks));
-            r = Locks.resolve(id, locks, revealedAt, block.timestamp);
+        if (locks.length == 0) {
+            if (state.locksHash != StateHashing.EMPTY_LOCKS_HASH) {
+                revert LocksMismatch(id, state.locksHash, StateHashing.EMPTY_LOCKS_HASH);
+            }
+        } else {
+            (bytes32 locksHash, bytes32[] memory hashlocks) = StateHashing.hashLocksAndHashlocks(locks);
+            if (locksHash != state.locksHash) revert LocksMismatch(id, state.locksHash, locksHash);
+            r = Locks.resolve(id, locks, secretRegistry.revealedAtMany(hashlocks), block.timestamp);
         }
         uint256[2] memory out = Settlement.payouts(id, _deposits(ch), state.deposits, state.balances, r.credited, r.locked);
 
@@ -339,7 +359,13 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         stateHash = StateHashing.hashState(signed.state);
         bytes32 digest = _hashTypedDataV4(stateHash);
         for (uint8 i; i < 2; ++i) {
-            if (!SignatureChecker.isValidSignatureNowCalldata(params.participants[i], digest, signed.signatures[i])) {
+            address signer = params.participants[i];
+            bytes calldata signature = signed.signatures[i];
+            // ECDSA first: no contract can produce an ECDSA signature of its own address, and an EOA signer then
+            // costs no code-size look-up. Anything else is asked through ERC-1271.
+            (address recovered, ECDSA.RecoverError err,) = ECDSA.tryRecoverCalldata(digest, signature);
+            if (err == ECDSA.RecoverError.NoError && recovered == signer) continue;
+            if (!SignatureChecker.isValidERC1271SignatureNowCalldata(signer, digest, signature)) {
                 revert InvalidSignature(id, i);
             }
         }

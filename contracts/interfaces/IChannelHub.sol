@@ -23,14 +23,11 @@ interface IChannelHub {
     /// @notice A channel was opened with these fixed parameters.
     event ChannelOpened(ChannelId indexed channelId, ChannelParams params);
 
-    /// @notice Funds were added to one participant's side.
+    /// @notice Funds were added to one participant's side (by anyone: the payer is the transaction's sender).
     /// @param participant Index (0 or 1) of the participant credited.
-    /// @param depositor Who paid.
     /// @param amount Amount received by the hub (for tokens: the balance change, not the requested amount).
     /// @param total The participant's new on-chain deposit total.
-    event Deposited(
-        ChannelId indexed channelId, uint8 indexed participant, address depositor, uint256 amount, uint256 total
-    );
+    event Deposited(ChannelId indexed channelId, uint8 participant, uint256 amount, uint256 total);
 
     /// @notice A final state was closed cooperatively and paid out.
     event ChannelClosed(ChannelId indexed channelId, uint64 seq, uint256[2] payouts);

@@ -21,14 +21,6 @@ library Locks {
         uint256 paidMask;
     }
 
-    /// @notice The hashlocks of `locks`, in order, for one batched registry look-up.
-    function hashlocks(Lock[] calldata locks) internal pure returns (bytes32[] memory out) {
-        out = new bytes32[](locks.length);
-        for (uint256 i; i < locks.length; ++i) {
-            out[i] = locks[i].hashlock;
-        }
-    }
-
     /// @notice Decides every lock: paid if its secret was revealed at or before its expiry, refunded if not and
     ///         its expiry has passed; a lock that is neither reverts, so nobody can refund a lock early and then
     ///         reveal its secret on the other chain (the early-settle attack, PROTOCOL.md section 3).
@@ -41,20 +33,29 @@ library Locks {
         pure
         returns (Resolution memory r)
     {
+        // Running totals in locals, written to `r` once: cheaper than updating memory per lock. Every lock credits
+        // exactly one side, so the locked total is the sum of both credits.
+        uint256 credited0;
+        uint256 credited1;
+        uint256 paidMask;
         for (uint256 i; i < locks.length; ++i) {
             Lock calldata lock = locks[i];
             uint8 sender = lock.sender;
             if (sender > 1) revert IChannelHub.InvalidLockSender(i, sender);
             uint64 revealTime = revealedAt[i];
-            r.locked += lock.amount;
-            if (revealTime != 0 && revealTime <= lock.expiry) {
-                r.credited[1 - sender] += lock.amount;
-                r.paidMask |= 1 << i;
-            } else if (nowTs > lock.expiry) {
-                r.credited[sender] += lock.amount;
-            } else {
-                revert IChannelHub.LockNotExpired(id, i, lock.expiry, uint64(nowTs));
-            }
+            bool paid = revealTime != 0 && revealTime <= lock.expiry;
+            if (!paid && nowTs <= lock.expiry) _revertNotExpired(id, i, lock.expiry, nowTs);
+            if (paid) paidMask |= 1 << i;
+            // Paid: to the receiver (1 - sender). Refunded: back to the sender.
+            if ((sender == 0) == paid) credited1 += lock.amount;
+            else credited0 += lock.amount;
         }
+        r.credited = [credited0, credited1];
+        r.locked = credited0 + credited1;
+        r.paidMask = paidMask;
+    }
+
+    function _revertNotExpired(ChannelId id, uint256 index, uint64 expiry, uint256 nowTs) private pure {
+        revert IChannelHub.LockNotExpired(id, index, expiry, uint64(nowTs));
     }
 }

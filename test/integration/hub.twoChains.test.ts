@@ -108,7 +108,7 @@ describe("ChannelHub on two chains", function () {
     await expect(S.hub.open(paramsArg(params))).to.emit(S.hub, "ChannelOpened");
     await expect(S.hub.connect(S.other).deposit(id, 0, ONE, { value: ONE }))
       .to.emit(S.hub, "Deposited")
-      .withArgs(id, 0, S.other.address, ONE, ONE);
+      .withArgs(id, 0, ONE, ONE);
     await S.hub.connect(S.bob).deposit(id, 1, ONE, { value: ONE });
 
     const base = { channelId: id, deposits: [ONE, ONE] as const, locks: [], isFinal: false };

@@ -1,0 +1,182 @@
+/**
+ * Gas of every on-chain step of a channel's life, measured from transaction receipts on a simulated chain.
+ *
+ *   npm run bench:gas        # prints a table, writes docs/BENCHMARKS.md (gas section) and docs/bench-gas.json
+ */
+import { writeFileSync } from "node:fs";
+import { hexlify, randomBytes, sha256, ZeroAddress, type ContractTransactionResponse } from "ethers";
+import { network } from "hardhat";
+
+import {
+  addLock,
+  hubDomain,
+  lockArg,
+  openingState,
+  paramsArg,
+  signedArg,
+  stateArg,
+  STATE_TYPES,
+  transfer,
+  type ChannelParams,
+  type ChannelState,
+  type Hex,
+  type Lock,
+} from "../sdk/index.js";
+import { ChannelHub__factory, SecretRegistry__factory, TestToken__factory } from "../typechain-types/index.js";
+
+const chain = await network.create("source");
+const { ethers, networkHelpers } = chain;
+const [deployer, alice, bob, other] = await ethers.getSigners();
+if (!deployer || !alice || !bob || !other) throw new Error("not enough accounts");
+const registry = await new SecretRegistry__factory(deployer).deploy();
+const hub = await new ChannelHub__factory(deployer).deploy(await registry.getAddress());
+const token = await new TestToken__factory(deployer).deploy("Bench", "BCH");
+const domain = hubDomain((await ethers.provider.getNetwork()).chainId, await hub.getAddress());
+const ONE = 10n ** 18n;
+let nonce = 0n;
+
+const results: { step: string; gas: bigint; note?: string }[] = [];
+async function gasOf(tx: Promise<ContractTransactionResponse>): Promise<bigint> {
+  const receipt = await (await tx).wait();
+  if (receipt === null) throw new Error("no receipt");
+  return receipt.gasUsed;
+}
+async function record(step: string, tx: Promise<ContractTransactionResponse>, note?: string) {
+  const gas = await gasOf(tx);
+  results.push({ step, gas, ...(note === undefined ? {} : { note }) });
+  return gas;
+}
+async function coSign(state: ChannelState) {
+  const sigs = await Promise.all([alice, bob].map((s) => s.signTypedData(domain, STATE_TYPES, state)));
+  return signedArg({ state, signatures: [sigs[0] as Hex, sigs[1] as Hex] });
+}
+function params(asset = ZeroAddress): ChannelParams {
+  return { participants: [alice!.address, bob!.address], payees: [ZeroAddress, ZeroAddress], asset, challengePeriod: 3600n, nonce: ++nonce };
+}
+async function openNative(a0: bigint, a1: bigint, label = false) {
+  const p = params();
+  const tx = hub.open(paramsArg(p));
+  if (label) await record("open (native channel)", tx);
+  else await tx;
+  const id = (await hub.channelId(paramsArg(p))) as Hex;
+  if (label) {
+    await record("deposit native, first (participant 0)", hub.connect(alice!).deposit(id, 0, a0, { value: a0 }));
+    await record("deposit native, second (participant 1)", hub.connect(bob!).deposit(id, 1, a1, { value: a1 }));
+  } else {
+    await hub.connect(alice!).deposit(id, 0, a0, { value: a0 });
+    await hub.connect(bob!).deposit(id, 1, a1, { value: a1 });
+  }
+  return { p, id };
+}
+
+// ---------------------------------------------------------------- funding
+const { p: p1, id: id1 } = await openNative(ONE, ONE, true);
+const tp = params(await token.getAddress());
+await record("open (token channel)", hub.open(paramsArg(tp)));
+const tid = (await hub.channelId(paramsArg(tp))) as Hex;
+await token.mint(alice.address, 10n * ONE);
+await record("token approve", token.connect(alice).approve(await hub.getAddress(), ONE));
+await record("deposit token (first)", hub.connect(alice).deposit(tid, 0, ONE));
+
+// ---------------------------------------------------------------- cooperative close
+{
+  const s = { ...transfer(openingState(id1, [ONE, ONE]), 0, ONE / 3n), isFinal: true };
+  await record("cooperative close, native, both paid", hub.connect(other).closeCooperatively(paramsArg(p1), await coSign(s)));
+}
+{
+  await token.mint(bob.address, ONE);
+  await token.connect(bob).approve(await hub.getAddress(), ONE);
+  await hub.connect(bob).deposit(tid, 1, ONE);
+  const s = { ...transfer(openingState(tid, [ONE, ONE]), 0, ONE / 3n), isFinal: true };
+  await record("cooperative close, token, both paid", hub.connect(other).closeCooperatively(paramsArg(tp), await coSign(s)));
+}
+
+// ---------------------------------------------------------------- unilateral path
+{
+  const { p, id } = await openNative(ONE, ONE);
+  const older = transfer(openingState(id, [ONE, ONE]), 0, ONE / 4n);
+  const newer = transfer(older, 0, ONE / 4n);
+  const a = await record("force close (older state)", hub.connect(alice).forceClose(paramsArg(p), await coSign(older)));
+  const b = await record("challenge (newer state)", hub.connect(bob).challenge(paramsArg(p), await coSign(newer)));
+  await networkHelpers.time.increase(3600);
+  const c = await record("settle, no locks, both paid", hub.connect(other).settle(paramsArg(p), stateArg(newer), []));
+  results.push({ step: "unilateral close total (force close + challenge + settle with both payouts)", gas: a + b + c });
+}
+{
+  const { p } = await openNative(ONE, ONE);
+  await record("force close with opening deposits", hub.connect(alice).forceCloseWithDeposits(paramsArg(p)));
+}
+
+// ---------------------------------------------------------------- settle with many locks
+const lockCounts = [1, 10, 100, 256];
+const settleGas = new Map<number, bigint>();
+for (const n of [0, ...lockCounts]) {
+  const { p, id } = await openNative(ONE, ONE);
+  const now = BigInt(await networkHelpers.time.latest());
+  let s = openingState(id, [ONE, ONE]);
+  const secrets: Hex[] = [];
+  for (let i = 0; i < n; i++) {
+    const secret = hexlify(randomBytes(32)) as Hex;
+    secrets.push(secret);
+    const lock: Lock = { sender: (i % 2) as 0 | 1, amount: 1000n, hashlock: sha256(secret) as Hex, expiry: now + 7200n };
+    s = addLock(s, lock);
+  }
+  // Half of the locks revealed in time (paid), the rest refunded.
+  if (n > 0) await registry.revealMany(secrets.filter((_, i) => i % 2 === 0));
+  await hub.connect(alice).forceClose(paramsArg(p), await coSign(s));
+  await networkHelpers.time.increase(7201);
+  const gas = await gasOf(hub.connect(other).settle(paramsArg(p), stateArg(s), s.locks.map(lockArg)));
+  settleGas.set(n, gas);
+  if (n > 0) results.push({ step: `settle with ${n} lock${n === 1 ? "" : "s"}`, gas, note: `${(gas - settleGas.get(0)!) / BigInt(n)} per lock` });
+}
+
+// ---------------------------------------------------------------- secrets
+await record("reveal one secret", registry.reveal(hexlify(randomBytes(32))));
+await record("reveal 10 secrets in one call", registry.revealMany(Array.from({ length: 10 }, () => hexlify(randomBytes(32)))));
+
+// ---------------------------------------------------------------- a cross-chain swap that has to go on chain
+{
+  // Both legs of one swap, on chain: each channel is force-closed with its lock state, the secret is revealed on
+  // each chain, and each channel is settled (the same hub code runs on S and T; measured here on one chain).
+  let total = 0n;
+  const now = BigInt(await networkHelpers.time.latest());
+  const secret = hexlify(randomBytes(32)) as Hex;
+  for (const [sender, expiry] of [[0, now + 7200n], [1, now + 5400n]] as const) {
+    const { p, id } = await openNative(ONE, ONE);
+    const s = addLock(openingState(id, [ONE, ONE]), { sender, amount: ONE / 2n, hashlock: sha256(secret) as Hex, expiry });
+    total += await gasOf(hub.connect(alice).forceClose(paramsArg(p), await coSign(s)));
+    total += await gasOf(registry.reveal(secret).then((tx) => tx));
+    await networkHelpers.time.increase(3600);
+    total += await gasOf(hub.connect(other).settle(paramsArg(p), stateArg(s), s.locks.map(lockArg)));
+  }
+  results.push({ step: "cross-chain swap forced on chain (both legs: force close, reveal, settle)", gas: total });
+}
+
+// ---------------------------------------------------------------- amortised cost of N swaps through channels
+const HTLC_LEG = 103_000n; // an on-chain HTLC swap leg (lock + claim), per published measurements
+const coop = results.find((r) => r.step === "cooperative close, native, both paid")!.gas;
+const open = results.find((r) => r.step === "open (native channel)")!.gas;
+const dep0 = results.find((r) => r.step === "deposit native, first (participant 0)")!.gas;
+const dep1 = results.find((r) => r.step === "deposit native, second (participant 1)")!.gas;
+const channelLife = 2n * (open + dep0 + dep1 + coop); // one channel per chain, opened, funded, closed
+const amortised = [1, 2, 3, 10, 100, 1000].map((n) => ({ n, perSwap: channelLife / BigInt(n), htlc: 2n * HTLC_LEG }));
+
+// ---------------------------------------------------------------- report
+const width = Math.max(...results.map((r) => r.step.length));
+console.log(`${"step".padEnd(width)}  gas`);
+for (const r of results) console.log(`${r.step.padEnd(width)}  ${r.gas.toString().padStart(9)}${r.note ? `  (${r.note})` : ""}`);
+console.log("\nN swaps through two channels (open + 2 deposits + cooperative close, on each chain) vs on-chain HTLC legs:");
+for (const a of amortised) console.log(`  N = ${String(a.n).padStart(4)}: ${a.perSwap} gas per swap (on-chain HTLC swap: ${a.htlc})`);
+
+const json = { generated: new Date().toISOString(), evm: "prague", solc: "0.8.37", optimizerRuns: 10_000, steps: results.map((r) => ({ ...r, gas: Number(r.gas) })), amortised: amortised.map((a) => ({ n: a.n, perSwap: Number(a.perSwap), onChainHtlcSwap: Number(a.htlc) })) };
+writeFileSync(new URL("../docs/bench-gas.json", import.meta.url), JSON.stringify(json, null, 2) + "\n");
+const md = [
+  "| step | gas | note |",
+  "| --- | ---: | --- |",
+  ...results.map((r) => `| ${r.step} | ${r.gas.toLocaleString("en-US")} | ${r.note ?? ""} |`),
+  "",
+  "| swaps N | gas per swap through channels | on-chain HTLC swap (2 legs) |",
+  "| ---: | ---: | ---: |",
+  ...amortised.map((a) => `| ${a.n} | ${a.perSwap.toLocaleString("en-US")} | ${a.htlc.toLocaleString("en-US")} |`),
+].join("\n");
+writeFileSync(new URL("../docs/bench-gas.md", import.meta.url), md + "\n");
