@@ -77,7 +77,21 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ Phase 0: funding
 
     /// @inheritdoc IChannelHub
-    function open(ChannelParams calldata params) external nonReentrant returns (ChannelId id) {
+    function open(ChannelParams calldata params) external returns (ChannelId id) {
+        id = _open(params);
+    }
+
+    /// @inheritdoc IChannelHub
+    function openAndDeposit(ChannelParams calldata params, uint8 participant, uint256 amount)
+        external
+        payable
+        returns (ChannelId id)
+    {
+        id = _open(params);
+        _deposit(id, participant, amount);
+    }
+
+    function _open(ChannelParams calldata params) private returns (ChannelId id) {
         address p0 = params.participants[0];
         address p1 = params.participants[1];
         if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants(p0, p1);
@@ -98,6 +112,10 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IChannelHub
     function deposit(ChannelId id, uint8 participant, uint256 amount) external payable {
+        _deposit(id, participant, amount);
+    }
+
+    function _deposit(ChannelId id, uint8 participant, uint256 amount) private {
         if (participant > 1) revert InvalidParticipantIndex(participant);
         if (amount == 0) revert ZeroDeposit();
         Channel storage ch = _channels[id];
@@ -158,8 +176,12 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
             Settlement.payouts(id, _deposits(ch), s.deposits, s.balances, [uint256(0), uint256(0)], 0);
 
         ch.status = ChannelStatus.Closed;
-        ch.seq = s.seq;
-        ch.stateHash = bytes32(0);
+        if (status == ChannelStatus.Disputed) {
+            // Only a dispute wrote these slots; an undisputed close leaves them untouched (the final sequence
+            // number is in the ChannelClosed event) and costs no new storage.
+            ch.seq = s.seq;
+            ch.stateHash = bytes32(0);
+        }
         emit ChannelClosed(id, s.seq, out);
         _payOut(id, params, out);
     }

@@ -122,6 +122,16 @@ interface IChannelHub {
     /// @return channelId The new channel's id.
     function open(ChannelParams calldata params) external returns (ChannelId channelId);
 
+    /// @notice `open` and `deposit` in one transaction (the usual start when one side funds the channel).
+    /// @param params The fixed parameters.
+    /// @param participant Index (0 or 1) of the participant to credit.
+    /// @param amount The amount to deposit (native: equal to `msg.value`; token: pulled with `transferFrom`).
+    /// @return channelId The new channel's id.
+    function openAndDeposit(ChannelParams calldata params, uint8 participant, uint256 amount)
+        external
+        payable
+        returns (ChannelId channelId);
+
     /// @notice Adds funds to a participant's side of an open channel. Anyone may deposit for a participant.
     /// @dev Native coin: `msg.value` must equal `amount`. Tokens: the hub pulls `amount` with `transferFrom`
     ///      (approve first) and credits the balance it actually received, so fee-on-transfer tokens never create

@@ -80,7 +80,8 @@ struct ChannelInfo {
     address asset;
     /// On-chain deposit totals per participant.
     uint256[2] deposits;
-    /// Sequence number of the registered state (0 before any force close or for the unsigned opening state).
+    /// Sequence number of the registered state: set by force close and challenge, and by a cooperative close of a
+    /// disputed channel; 0 otherwise (an undisputed cooperative close reports its number in ChannelClosed).
     uint64 seq;
     /// End of the challenge period (0 unless disputed or settled).
     uint64 deadline;

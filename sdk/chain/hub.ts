@@ -88,6 +88,18 @@ export class HubAdapter {
     return (await this.hub.channelId(paramsArg(params))) as Hex;
   }
 
+  /** Opens a channel and deposits for participant `index` in one transaction (approving a token first). */
+  async openAndDeposit(params: ChannelParams, index: 0 | 1, amount: bigint): Promise<Hex> {
+    if (params.asset === ZeroAddress) {
+      await this.send("openAndDeposit", () => this.hub.openAndDeposit(paramsArg(params), index, amount, { value: amount }));
+    } else {
+      const token = new Contract(params.asset, ERC20_APPROVE_ABI, this.signer);
+      await this.send("approve", () => token.getFunction("approve")(this.hubAddress, amount));
+      await this.send("openAndDeposit", () => this.hub.openAndDeposit(paramsArg(params), index, amount));
+    }
+    return (await this.hub.channelId(paramsArg(params))) as Hex;
+  }
+
   /** Deposits for participant `index`; for a token channel, approves the hub first. */
   async deposit(params: ChannelParams, channelId: Hex, index: 0 | 1, amount: bigint): Promise<void> {
     if (params.asset === ZeroAddress) {

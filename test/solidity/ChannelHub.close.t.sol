@@ -23,7 +23,7 @@ contract ChannelHubCooperativeCloseTest is HubTestBase {
         assertEq(bob.balance, 3 ether, "bob paid");
         assertEq(address(hub).balance, 0, "hub empty");
         assertTrue(_status(id) == ChannelStatus.Closed, "closed");
-        assertEq(hub.getChannel(id).seq, 7, "seq recorded");
+        assertEq(hub.getChannel(id).seq, 0, "an undisputed close writes no sequence number");
     }
 
     function test_closeCooperatively_paysBothTokens() public {
@@ -63,6 +63,8 @@ contract ChannelHubCooperativeCloseTest is HubTestBase {
         hub.closeCooperatively(p, _sign(_final(id, 5, [uint128(1 ether), 1 ether], [uint128(0), 2 ether])));
         assertEq(bob.balance, 2 ether, "bob");
         assertTrue(_status(id) == ChannelStatus.Closed, "closed");
+        assertEq(hub.getChannel(id).seq, 5, "the final number replaces the registered one");
+        assertTrue(hub.getChannel(id).stateHash == bytes32(0), "registered state cleared");
     }
 
     function test_closeCooperatively_revertsOnOlderFinalStateWhileDisputed() public {

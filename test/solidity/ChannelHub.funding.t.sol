@@ -60,6 +60,28 @@ contract ChannelHubFundingTest is HubTestBase {
         hub.open(p);
     }
 
+    function test_openAndDeposit_opensAndCreditsInOneCall() public {
+        ChannelParams memory p = _params(address(0));
+        vm.deal(address(this), 2 ether);
+        ChannelId id = hub.openAndDeposit{value: 2 ether}(p, 1, 2 ether);
+        ChannelInfo memory info = hub.getChannel(id);
+        assertTrue(info.status == ChannelStatus.Open, "open");
+        assertEq(info.deposits[1], 2 ether, "credited");
+
+        ChannelParams memory q = _params(address(token));
+        token.mint(address(this), 300);
+        token.approve(address(hub), 300);
+        ChannelId tid = hub.openAndDeposit(q, 0, 300);
+        assertEq(hub.getChannel(tid).deposits[0], 300, "token credited");
+    }
+
+    function test_openAndDeposit_revertsWholeWhenTheDepositFails() public {
+        ChannelParams memory p = _params(address(0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.NativeValueMismatch.selector, 5, 0));
+        hub.openAndDeposit(p, 0, 5);
+        assertTrue(_status(hub.channelId(p)) == ChannelStatus.None, "not opened either");
+    }
+
     function test_deposit_nativeCreditsEachParticipant() public {
         (ChannelParams memory p, ChannelId id) = _open(address(0));
         _fund(p, id, 3 ether, 2 ether);
