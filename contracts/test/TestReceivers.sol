@@ -18,3 +18,27 @@ contract GasBurningReceiver {
         while (true) {}
     }
 }
+
+/// @notice Refuses native coin until told otherwise, and can collect a deferred payout from a hub.
+contract ToggleReceiver {
+    bool public accepting;
+
+    error NotAccepting();
+
+    function setAccepting(bool value) external {
+        accepting = value;
+    }
+
+    function withdrawFrom(address hub, address asset, address to) external {
+        (bool ok, bytes memory reason) = hub.call(abi.encodeWithSignature("withdraw(address,address)", asset, to));
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(reason, 0x20), mload(reason))
+            }
+        }
+    }
+
+    receive() external payable {
+        if (!accepting) revert NotAccepting();
+    }
+}

@@ -4,7 +4,7 @@ pragma solidity 0.8.37;
 import {HubTestBase} from "./helpers/HubTestBase.sol";
 import {IChannelHub} from "../../contracts/interfaces/IChannelHub.sol";
 import {BlocklistToken} from "../../contracts/test/TestTokens.sol";
-import {GasBurningReceiver, RevertingReceiver} from "../../contracts/test/TestReceivers.sol";
+import {GasBurningReceiver, RevertingReceiver, ToggleReceiver} from "../../contracts/test/TestReceivers.sol";
 import {
     ChannelId,
     ChannelParams,
@@ -291,6 +291,29 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.NothingToWithdraw.selector, bob, address(blk)));
         hub.withdraw(address(blk), address(0xB0B2));
+    }
+
+    function test_withdraw_paysADeferredNativePayoutOnceTheReceiverAccepts() public {
+        ToggleReceiver sink = new ToggleReceiver();
+        ChannelParams memory q = _params(address(0));
+        q.payees = [address(sink), address(0)];
+        ChannelId qid = hub.open(q);
+        _fund(q, qid, 1 ether, 0);
+        State memory s = _state(qid, 1, [uint128(1 ether), 0], [uint128(1 ether), 0]);
+        s.isFinal = true;
+        hub.closeCooperatively(q, _sign(s));
+        assertEq(hub.deferredPayout(address(0), address(sink)), 1 ether, "deferred");
+        sink.setAccepting(true);
+        sink.withdrawFrom(address(hub), address(0), address(sink));
+        assertEq(address(sink).balance, 1 ether, "withdrawn");
+        assertEq(hub.deferredPayout(address(0), address(sink)), 0, "cleared");
+    }
+
+    function test_settle_revertsWhenLocksAreOmitted() public {
+        (State memory s,) = _disputeWithLocks();
+        vm.warp(EXPIRY + 1 hours + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, id, s.locksHash, EMPTY_LOCKS));
+        hub.settle(p, s, new Lock[](0));
     }
 
     function test_withdraw_revertsOnZeroReceiver() public {

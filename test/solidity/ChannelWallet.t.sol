@@ -4,6 +4,7 @@ pragma solidity 0.8.37;
 import {HubTestBase} from "./helpers/HubTestBase.sol";
 import {IChannelHub} from "../../contracts/interfaces/IChannelHub.sol";
 import {ChannelWallet} from "../../contracts/examples/ChannelWallet.sol";
+import {BlocklistToken} from "../../contracts/test/TestTokens.sol";
 import {ChannelId, ChannelParams, ChannelStatus, Lock, SignedState, State} from "../../contracts/types/ChannelTypes.sol";
 
 /// @notice A contract participant (ERC-1271) through the example wallet that calls IChannelHub.
@@ -56,6 +57,48 @@ contract ChannelWalletTest is HubTestBase {
         vm.warp(START + PERIOD);
         hub.settle(p, s, new Lock[](0));
         assertEq(bob.balance, 1 ether, "bob paid");
+    }
+
+    function test_wallet_fundsTokenChannelsForceClosesAtDepositsAndSweeps() public {
+        ChannelParams memory p = _walletParams();
+        p.asset = address(token);
+        token.mint(address(wallet), 500);
+        ChannelId id = wallet.openAndFund(p, 0, 500);
+        assertEq(hub.getChannel(id).deposits[0], 500, "funded with tokens");
+        wallet.forceCloseWithDeposits(p);
+        vm.warp(START + PERIOD);
+        hub.settle(p, _state(id, 0, [uint128(500), 0], [uint128(500), 0]), new Lock[](0));
+        assertEq(token.balanceOf(address(wallet)), 500, "paid back");
+        wallet.sweep(address(token), payable(bob), 200);
+        wallet.sweep(address(0), payable(bob), 1 ether);
+        assertEq(token.balanceOf(bob), 200, "tokens swept");
+        assertEq(bob.balance, 1 ether, "coin swept");
+    }
+
+    function test_wallet_collectsDeferredPayouts() public {
+        BlocklistToken blk = new BlocklistToken();
+        ChannelParams memory p = _walletParams();
+        p.asset = address(blk);
+        blk.mint(address(wallet), 100);
+        ChannelId id = wallet.openAndFund(p, 0, 100);
+        blk.setBlocked(address(wallet), true);
+        State memory s = _state(id, 1, [uint128(100), 0], [uint128(100), 0]);
+        s.isFinal = true;
+        hub.closeCooperatively(p, _signWith(s, WALLET_KEY, BOB_PK));
+        assertEq(hub.deferredPayout(address(blk), address(wallet)), 100, "deferred while blocked");
+        blk.setBlocked(address(wallet), false);
+        wallet.collect(address(blk));
+        assertEq(blk.balanceOf(address(wallet)), 100, "collected");
+    }
+
+    function test_wallet_rejectsSignaturesOfOtherKeysAndZeroKeys() public {
+        bytes32 digest = keccak256("anything");
+        assertTrue(wallet.isValidSignature(digest, _sig(BOB_PK, digest)) == bytes4(0xffffffff), "other key");
+        assertTrue(wallet.isValidSignature(digest, _sig(WALLET_KEY, digest)) == bytes4(0x1626ba7e), "own key");
+        vm.expectRevert(ChannelWallet.ZeroSigningKey.selector);
+        wallet.rotateSigningKey(address(0));
+        vm.expectRevert(ChannelWallet.ZeroSigningKey.selector);
+        new ChannelWallet(hub, address(this), address(0));
     }
 
     function test_wallet_onlyOwnerMovesChannels() public {
