@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: MIT
+// solhint-disable one-contract-per-file
 pragma solidity 0.8.37;
 
 // Payout receivers that misbehave, for tests only.
@@ -30,6 +31,7 @@ contract ToggleReceiver {
     }
 
     function withdrawFrom(address hub, address asset, address to) external {
+        // solhint-disable-next-line avoid-low-level-calls
         (bool ok, bytes memory reason) = hub.call(abi.encodeWithSignature("withdraw(address,address)", asset, to));
         if (!ok) {
             assembly ("memory-safe") {
