@@ -92,7 +92,20 @@ export class Session {
   }
 
   /** @param now The target chain's time: the window before tT is measured on T. */
+  /** Throws unless each channel ref of the terms names the chain and hub this client knows the channel on. */
+  requireRefs(terms: SwapTerms) {
+    for (const ref of [terms.source, terms.target]) {
+      const known = this.book.record(ref.channelId).ref;
+      if (known.chainId !== ref.chainId || getAddress(known.hub) !== getAddress(ref.hub)) {
+        throw new InvalidMessageError(
+          `channel ${ref.channelId} is on chain ${known.chainId} at hub ${known.hub}, the terms say chain ${ref.chainId} at ${ref.hub}`,
+        );
+      }
+    }
+  }
+
   validateTerms(terms: SwapTerms, now: bigint) {
+    this.requireRefs(terms);
     if (terms.give <= 0n || terms.take <= 0n) throw new InvalidMessageError("swap amounts must be positive");
     checkSwapTiming({
       sourceExpiry: terms.sourceExpiry,
