@@ -65,6 +65,7 @@ contract ReentrantReceiver {
         _signed = signed;
     }
 
+    // solhint-disable-next-line no-complex-fallback
     receive() external payable {
         attempted = true;
         hub.closeCooperatively(_params, _signed); // re-entry: reverts, so this payment is refused and deferred
