@@ -28,7 +28,7 @@ contract HostileSigner {
 /// @notice A token that re-enters the hub from inside `transferFrom`, trying to be credited twice.
 contract ReentrantToken is ERC20 {
     IChannelHub public hub;
-    ChannelId public target;
+    ChannelId public victim;
     bool public armed;
 
     constructor() ERC20("Reentrant", "RE") {}
@@ -39,14 +39,14 @@ contract ReentrantToken is ERC20 {
 
     function arm(IChannelHub hub_, ChannelId target_) external {
         hub = hub_;
-        target = target_;
+        victim = target_;
         armed = true;
     }
 
     function transferFrom(address from, address to, uint256 value) public override returns (bool) {
         if (armed) {
             armed = false;
-            hub.deposit(target, 0, value); // re-entry: must be refused
+            hub.deposit(victim, 0, value); // re-entry: must be refused
         }
         return super.transferFrom(from, to, value);
     }
