@@ -15,3 +15,4 @@ export * from "./coordinator/enforcer.js";
 export * from "./coordinator/phases.js";
 export * from "./coordinator/transport.js";
 export * from "./coordinator/swap-client.js";
+export * from "./watchtower/watchtower.js";

@@ -23,6 +23,11 @@ export class ChannelBook {
   constructor(
     private readonly store: Store,
     private readonly signer: StateSigner,
+    /** Told of every state this client signs and every co-signed state, once stored (a watchtower feed). */
+    private readonly feed: Readonly<{
+      signed?: (state: ChannelState, signature: Hex) => void;
+      cosigned?: (cosigned: CoSignedState) => void;
+    }> = {},
   ) {}
 
   add(record: ChannelRecord): void {
@@ -73,7 +78,9 @@ export class ChannelBook {
   /** Signs `state` as this client (once per sequence number, ever). */
   sign(state: ChannelState): Hex {
     const digest = this.digest(state);
-    return this.store.recordOwnSignature(state, digest, () => this.signer.sign(digest));
+    const signature = this.store.recordOwnSignature(state, digest, () => this.signer.sign(digest));
+    this.feed.signed?.(state, signature);
+    return signature;
   }
 
   /** Throws unless the counterparty signed `state`. */
@@ -88,6 +95,7 @@ export class ChannelBook {
       signatures: this.myIndex(state.channelId) === 0 ? [mine, theirs] : [theirs, mine],
     };
     this.store.saveCoSigned(cosigned);
+    this.feed.cosigned?.(cosigned);
     return cosigned;
   }
 }

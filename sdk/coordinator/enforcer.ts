@@ -1,7 +1,21 @@
 import { ChainCallError, type HubAdapter } from "../chain/hub.js";
 import { openingState } from "../core/state.js";
 import type { ChannelState, Hex } from "../core/types.js";
-import type { ChannelBook } from "./channels.js";
+import type { ChannelRecord, CoSignedState } from "../store/store.js";
+
+/** What enforcement reads about a channel: the client's ChannelBook, or a watchtower's copy of it. */
+export interface ChannelLedger {
+  record(channelId: Hex): ChannelRecord;
+  latest(channelId: Hex): CoSignedState | undefined;
+  stateAt(channelId: Hex, seq: bigint): ChannelState | undefined;
+}
+
+export type EnforcementOptions = Readonly<{
+  /** Force-close an open channel (a participant may; a watchtower may not, and only answers disputes). */
+  mayForceClose?: boolean;
+  /** Seconds past a lock's expiry before counting it refundable (covers a chain clock running ahead). */
+  clockSkewSeconds?: bigint;
+}>;
 
 /** What one enforcement step did, for progress reports. */
 export type EnforcementStep =
@@ -9,7 +23,7 @@ export type EnforcementStep =
   | { kind: "challenged"; seq: bigint; stale: bigint }
   | { kind: "revealed"; hashlock: Hex }
   | { kind: "settled"; seq: bigint }
-  | { kind: "waiting"; until: bigint; why: "challengePeriod" | "lockExpiry" }
+  | { kind: "waiting"; until: bigint; why: "challengePeriod" | "lockExpiry" | "open" }
   | { kind: "closed" };
 
 /**
@@ -19,16 +33,19 @@ export type EnforcementStep =
  * Idempotent: call it again until it reports `closed`.
  */
 export async function enforceChannel(
-  book: ChannelBook,
+  book: ChannelLedger,
   chain: HubAdapter,
   channelId: Hex,
   findSecret: (hashlock: Hex) => Promise<Hex | undefined>,
+  options: EnforcementOptions = {},
 ): Promise<EnforcementStep> {
   const { params, myIndex } = book.record(channelId);
   const latest = book.latest(channelId);
+  const skew = options.clockSkewSeconds ?? 0n;
   const info = await chain.channelInfo(channelId);
   if (info.status === "closed") return { kind: "closed" };
   if (info.status === "open") {
+    if (options.mayForceClose === false) return { kind: "waiting", until: 0n, why: "open" };
     await chain.forceClose(params, latest);
     return { kind: "forceClosed", seq: latest?.state.seq ?? 0n };
   }
@@ -60,7 +77,7 @@ export async function enforceChannel(
   for (const lock of registered.locks) {
     const revealedAt = await chain.revealedAt(lock.hashlock);
     const paid = revealedAt !== 0n && revealedAt <= lock.expiry;
-    if (!paid && now <= lock.expiry) return { kind: "waiting", until: lock.expiry + 1n, why: "lockExpiry" };
+    if (!paid && now <= lock.expiry + skew) return { kind: "waiting", until: lock.expiry + skew + 1n, why: "lockExpiry" };
   }
   try {
     await chain.settle(params, registered);

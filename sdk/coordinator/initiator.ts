@@ -41,7 +41,7 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
   ctx.validateTerms(terms, nowT);
   // The secret is stored before anything that depends on it exists.
   ctx.o.store.transaction(() => {
-    ctx.o.store.saveSecret(terms.hashlock, secret);
+    ctx.keepSecret(terms.hashlock, secret);
     ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, ["propose"]));
     ctx.o.store.saveOutgoing(terms.swapId, "propose", ctx.seal(terms.swapId, {
       step: "propose",

@@ -28,7 +28,7 @@ export async function onChainReason(ctx: Session,
       // The initiator may claim on the target chain at the last second: watch for the secret there.
       const secret = await ctx.chain(terms.target.chainId).findSecret(terms.hashlock);
       if (secret !== undefined) {
-        ctx.o.store.saveSecret(terms.hashlock, secret);
+        ctx.keepSecret(terms.hashlock, secret);
         return "secretOnChain";
       }
       const nowT = await ctx.chain(terms.target.chainId).now();

@@ -97,7 +97,7 @@ export async function onReveal(ctx: Session, swapId: Hex, terms: SwapTerms, phas
     throw new InvalidMessageError("the revealed secret does not match the hashlock");
   }
   // The secret is what lets us claim the source lock: keep it before anything else.
-  ctx.o.store.saveSecret(terms.hashlock, body.secret);
+  ctx.keepSecret(terms.hashlock, body.secret);
   const targetResolved = resolveLock(phase.targetLock, terms.hashlock, "paid");
   ctx.requireSame(body.state, targetResolved, "target resolution state");
   ctx.book.requireCounterSigned(targetResolved, body.sig);

@@ -7,7 +7,7 @@ import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "../core/types.js";
-import type { Store } from "../store/store.js";
+import type { CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
@@ -33,6 +33,12 @@ export type SwapClientOptions = Readonly<{
   /** Responder policy: return a reason to refuse, or undefined to accept. */
   policy?: (terms: SwapTerms) => string | undefined;
   onEvent?: (event: ClientEvent) => void;
+  /** Receives every state this client signs, every co-signed state and every secret it learns (a watchtower). */
+  watchtower?: Readonly<{
+    signed(state: ChannelState, signature: Hex): void;
+    update(cosigned: CoSignedState): void;
+    addSecret(hashlock: Hex, secret: Hex): void;
+  }>;
 }>;
 
 /** Arguments of a new swap; expiries default to now + target duration and tT + delta. */
@@ -73,7 +79,10 @@ export class Session {
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
-    this.book = new ChannelBook(o.store, o.signer);
+    this.book = new ChannelBook(o.store, o.signer, {
+      signed: (state, signature) => o.watchtower?.signed(state, signature),
+      cosigned: (cosigned) => o.watchtower?.update(cosigned),
+    });
     this.clock = o.clock ?? Date.now;
     for (const c of o.chains) this.chains.set(c.chainId, c);
   }
@@ -84,7 +93,7 @@ export class Session {
     for (const chain of this.chains.values()) {
       const secret = await chain.findSecret(hashlock);
       if (secret !== undefined) {
-        this.o.store.saveSecret(hashlock, secret);
+        this.keepSecret(hashlock, secret);
         return secret;
       }
     }
@@ -92,6 +101,12 @@ export class Session {
   }
 
   /** @param now The target chain's time: the window before tT is measured on T. */
+  /** Keeps a secret in the store (and tells the watchtower): never forgotten once known. */
+  keepSecret(hashlock: Hex, secret: Hex) {
+    this.o.store.saveSecret(hashlock, secret);
+    this.o.watchtower?.addSecret(hashlock, secret);
+  }
+
   /** Throws unless each channel ref of the terms names the chain and hub this client knows the channel on. */
   requireRefs(terms: SwapTerms) {
     for (const ref of [terms.source, terms.target]) {

@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS swaps (swap_id TEXT PRIMARY KEY, role TEXT NOT NULL, 
   phase TEXT NOT NULL, updated_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS transfers (swap_id TEXT NOT NULL, channel_id TEXT NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY (swap_id, channel_id));
+CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
   PRIMARY KEY (swap_id, step));
 `;
@@ -178,6 +180,39 @@ export class Store {
       | { secret: string }
       | undefined;
     return row?.secret as Hex | undefined;
+  }
+
+  // ---------------------------------------------------------------- event following (watchtower)
+
+  /** The last block of a chain whose events were processed for good (below the confirmation depth). */
+  cursor(chainId: bigint): number | undefined {
+    const row = this.db.prepare("SELECT block FROM cursors WHERE chain_id = ?").get(chainId.toString()) as
+      | { block: number }
+      | undefined;
+    return row?.block;
+  }
+
+  saveCursor(chainId: bigint, block: number): void {
+    this.db
+      .prepare("INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block")
+      .run(chainId.toString(), block);
+  }
+
+  /** Records that a guarded channel was force-closed (idempotent). */
+  markDisputed(channelId: Hex): void {
+    this.db.prepare("INSERT OR IGNORE INTO disputes (channel_id) VALUES (?)").run(key(channelId));
+  }
+
+  markResolved(channelId: Hex): void {
+    this.db.prepare("UPDATE disputes SET resolved = 1 WHERE channel_id = ?").run(key(channelId));
+  }
+
+  /** Force-closed guarded channels not yet settled. */
+  openDisputes(): Hex[] {
+    const rows = this.db.prepare("SELECT channel_id FROM disputes WHERE resolved = 0 ORDER BY channel_id").all() as {
+      channel_id: string;
+    }[];
+    return rows.map((r) => r.channel_id as Hex);
   }
 
   // ---------------------------------------------------------------- swaps, transfers, outbox

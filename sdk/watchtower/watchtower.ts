@@ -1,0 +1,158 @@
+import type { HubAdapter } from "../chain/hub.js";
+import { hubDomain, stateDigest } from "../core/eip712.js";
+import { ChannelSdkError } from "../core/errors.js";
+import type { ChannelState, Hex } from "../core/types.js";
+import { enforceChannel, type ChannelLedger, type EnforcementStep } from "../coordinator/enforcer.js";
+import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
+
+/** How the watchtower treats one chain. */
+export type ChainWatch = Readonly<{
+  chain: HubAdapter;
+  /** Blocks an event must be under before the cursor passes it: a reorg above that depth is read again. */
+  confirmations: number;
+  /** Seconds this chain's clock may run ahead: locks count as refundable only that long after expiry. */
+  clockSkewSeconds: bigint;
+  /**
+   * A lock owed to the guarded participant that is still pending this close to its expiry gets its secret
+   * registered even if nobody revealed it elsewhere (the client may be down). Earlier, only a secret already
+   * revealed on another chain is carried.
+   */
+  claimWindowSeconds: bigint;
+}>;
+
+export type WatchtowerEvent =
+  | { type: "dispute"; channelId: Hex; seq: bigint; by: string }
+  | { type: "secret"; hashlock: Hex; chainId: bigint }
+  | { type: "carried"; hashlock: Hex; toChainId: bigint }
+  | { type: "enforced"; channelId: Hex; step: EnforcementStep };
+
+/**
+ * Guards channels for one participant while its client is offline: follows both chains' hub and registry events
+ * from a cursor kept in its store (so a restart resumes where it stopped), answers a stale force close with the
+ * newest co-signed state it was given, carries a secret revealed on one chain to the other chain's registry for
+ * the guarded participant's locks, and settles disputed channels after their deadlines. It never force-closes.
+ */
+export class Watchtower {
+  private readonly chains = new Map<bigint, ChainWatch>();
+  private readonly ledger: ChannelLedger;
+
+  constructor(
+    private readonly store: Store,
+    chains: readonly ChainWatch[],
+    private readonly onEvent: (event: WatchtowerEvent) => void = () => {},
+  ) {
+    for (const c of chains) this.chains.set(c.chain.chainId, c);
+    this.ledger = {
+      record: (id) => {
+        const r = store.channel(id);
+        if (r === undefined) throw new ChannelSdkError(`channel ${id} is not guarded by this watchtower`);
+        return r;
+      },
+      latest: (id) => store.latestCoSigned(id),
+      stateAt: (id, seq) => store.coSignedAt(id, seq)?.state ?? store.ownSignedAt(id, seq)?.state,
+    };
+  }
+
+  /** Starts guarding a channel for the participant `record.myIndex`. */
+  guard(record: ChannelRecord): void {
+    if (!this.chains.has(record.ref.chainId)) throw new ChannelSdkError(`the watchtower does not follow chain ${record.ref.chainId}`);
+    this.store.saveChannel(record);
+  }
+
+  /** A newer co-signed state of a guarded channel (the client sends each one it gets). */
+  update(cosigned: CoSignedState): void {
+    this.ledger.record(cosigned.state.channelId);
+    this.store.saveCoSigned(cosigned);
+  }
+
+  /**
+   * A state the guarded participant signed (the counterparty may hold it co-signed and register it, and the
+   * watchtower then needs its locks to settle).
+   */
+  signed(state: ChannelState, signature: Hex): void {
+    const { ref } = this.ledger.record(state.channelId);
+    this.store.recordOwnSignature(state, stateDigest(hubDomain(ref.chainId, ref.hub), state), () => signature);
+  }
+
+  /** A secret the guarded participant knows (carried to any chain where it is owed a lock with that hashlock). */
+  addSecret(hashlock: Hex, secret: Hex): void {
+    this.store.saveSecret(hashlock, secret);
+  }
+
+  /** Reads new events on every chain, then acts on every open dispute. Call it periodically. */
+  async poll(): Promise<void> {
+    for (const watch of this.chains.values()) await this.follow(watch);
+    await this.carrySecrets();
+    for (const channelId of this.store.openDisputes()) {
+      const { ref } = this.ledger.record(channelId);
+      const watch = this.chains.get(ref.chainId)!;
+      const step = await enforceChannel(this.ledger, watch.chain, channelId, async (h) => this.store.secret(h), {
+        mayForceClose: false,
+        clockSkewSeconds: watch.clockSkewSeconds,
+      });
+      this.onEvent({ type: "enforced", channelId, step });
+      if (step.kind === "closed" || step.kind === "settled") this.store.markResolved(channelId);
+    }
+  }
+
+  /** Events since the cursor: disputes on guarded channels, and every revealed secret (it may be owed elsewhere). */
+  private async follow({ chain, confirmations }: ChainWatch): Promise<void> {
+    const head = await chain.provider.getBlockNumber();
+    const from = (this.store.cursor(chain.chainId) ?? -1) + 1;
+    if (from > head) return;
+    const guarded = new Set(this.store.channels().filter((c) => c.ref.chainId === chain.chainId).map((c) => c.ref.channelId.toLowerCase()));
+    const [closes, challenges, reveals] = await Promise.all([
+      chain.hub.queryFilter(chain.hub.filters.ChannelForceClosed(), from, head),
+      chain.hub.queryFilter(chain.hub.filters.ChannelChallenged(), from, head),
+      chain.registry.queryFilter(chain.registry.filters.SecretRevealed(), from, head),
+    ]);
+    for (const e of [...closes, ...challenges]) {
+      const channelId = e.args.channelId as Hex;
+      if (!guarded.has(channelId.toLowerCase())) continue;
+      this.store.markDisputed(channelId);
+      this.onEvent({ type: "dispute", channelId, seq: e.args.state.seq, by: e.args.by });
+    }
+    for (const e of reveals) {
+      const hashlock = e.args.hashlock as Hex;
+      if (this.store.secret(hashlock) === undefined) {
+        this.store.saveSecret(hashlock, e.args.secret as Hex);
+        this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
+      }
+    }
+    // Everything read up to `head` was acted on; the cursor stays `confirmations` behind so a reorg is read again.
+    this.store.saveCursor(chain.chainId, Math.max(from - 1, head - confirmations));
+  }
+
+  /**
+   * For every guarded channel, the pending locks of its newest co-signed state owed to the guarded participant,
+   * whose secret is known and not yet registered on that chain: register it while the lock is live, as soon as
+   * the secret is public on another chain, or once the lock is within the claim window of its expiry.
+   */
+  private async carrySecrets(): Promise<void> {
+    for (const record of this.store.channels()) {
+      const watch = this.chains.get(record.ref.chainId);
+      if (watch === undefined) continue;
+      const state: ChannelState | undefined = this.store.latestCoSigned(record.ref.channelId)?.state;
+      for (const lock of state?.locks ?? []) {
+        const receiver = lock.sender === 0 ? 1 : 0;
+        if (receiver !== record.myIndex) continue;
+        const secret = this.store.secret(lock.hashlock);
+        if (secret === undefined) continue;
+        const now = await watch.chain.now();
+        if (now > lock.expiry) continue;
+        if ((await watch.chain.revealedAt(lock.hashlock)) !== 0n) continue;
+        const urgent = lock.expiry - now <= watch.claimWindowSeconds;
+        if (!urgent && !(await this.publicElsewhere(lock.hashlock, record.ref.chainId))) continue;
+        await watch.chain.reveal(secret);
+        this.onEvent({ type: "carried", hashlock: lock.hashlock, toChainId: record.ref.chainId });
+      }
+    }
+  }
+
+  private async publicElsewhere(hashlock: Hex, chainId: bigint): Promise<boolean> {
+    for (const [id, watch] of this.chains) {
+      if (id !== chainId && (await watch.chain.revealedAt(hashlock)) !== 0n) return true;
+    }
+    return false;
+  }
+}

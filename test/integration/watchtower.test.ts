@@ -1,0 +1,127 @@
+import { expect } from "chai";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { HubAdapter, Store, Watchtower, type ChainWatch, type WatchtowerEvent } from "../../sdk/index.js";
+import {
+  cutAfter,
+  driveUntil,
+  fundedChannels,
+  increaseBoth,
+  ONE,
+  payoutsOf,
+  phaseOf,
+  twoParties,
+  type Setup,
+} from "../helpers/swapHarness.js";
+
+const GIVE = 10n * ONE;
+const TAKE = ONE / 2n;
+
+/** Bob's watchtower: its own account on both chains, its own store. */
+async function towerFor(setup: Setup, store: Store, events: WatchtowerEvent[] = []) {
+  const watch = async (suite: Setup["S"]): Promise<ChainWatch> => ({
+    chain: await HubAdapter.connect(await suite.hub.getAddress(), suite.other),
+    confirmations: 2,
+    clockSkewSeconds: 30n,
+    claimWindowSeconds: 300n,
+  });
+  return new Watchtower(store, [await watch(setup.S), await watch(setup.T)], (e) => events.push(e));
+}
+
+async function bobGuardedByTower(dir: string) {
+  const setup = await fundedChannels();
+  const towerStore = new Store(join(dir, "tower.sqlite"));
+  const events: WatchtowerEvent[] = [];
+  const tower = await towerFor(setup, towerStore, events);
+  const parties = await twoParties(setup, { bob: { watchtower: tower } });
+  for (const id of [setup.sId, setup.tId]) tower.guard(parties.bob.client.book.record(id));
+  return { setup, tower, towerStore, events, ...parties };
+}
+
+describe("watchtower (guarantee 2 while the client is offline)", function () {
+  let dir: string;
+  beforeEach(function () {
+    dir = mkdtempSync(join(tmpdir(), "tower-"));
+  });
+  afterEach(function () {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("answers a stale force close with the newest co-signed state and settles after the deadline", async function () {
+    const { setup, tower, towerStore, events, link, alice } = await bobGuardedByTower(dir);
+    for (let i = 0; i < 3; i++) {
+      await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+      await link.settled();
+    }
+    // Bob's client is offline. Alice registers the opening deposits on S (she had 100, now 70).
+    await setup.adapters.aliceS.forceClose(setup.sParams, undefined);
+    await tower.poll();
+    expect(events.map((e) => e.type)).to.include.members(["dispute", "enforced"]);
+    expect((await setup.adapters.aliceS.channelInfo(setup.sId)).seq).to.equal(alice.client.book.head(setup.sId).seq, "challenged");
+    await increaseBoth(setup, 3601);
+    await tower.poll();
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([70n * ONE, 40n * ONE]);
+    expect(towerStore.openDisputes()).to.deep.equal([]);
+    towerStore.close();
+  });
+
+  it("carries a secret revealed on T to S before the source lock expires, so Bob is paid on S later", async function () {
+    const { setup, tower, towerStore, events, link, clock, alice, bob } = await bobGuardedByTower(dir);
+    cutAfter(link, "b", "targetLock"); // Bob's client goes offline right after locking on T
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    const { terms } = alice.client.swap(swapId);
+    // Alice claims T on chain at the last moment and never tells Bob.
+    await setup.T.chain.networkHelpers.time.increaseTo(terms.targetExpiry - 5n);
+    await setup.adapters.aliceT.reveal(alice.store.secret(terms.hashlock)!);
+    await setup.adapters.aliceT.forceClose(setup.tParams, alice.client.book.latest(setup.tId));
+
+    await tower.poll();
+    const carried = events.find((e) => e.type === "carried");
+    expect(carried).to.deep.include({ type: "carried", hashlock: terms.hashlock, toChainId: setup.S.chainId });
+    const revealedOnS = await setup.adapters.bobS.revealedAt(terms.hashlock);
+    expect(revealedOnS > 0n && revealedOnS <= terms.sourceExpiry).to.equal(true);
+
+    // Long after tS, Bob's client comes back and closes S: the lock is his, decided by the reveal time.
+    await increaseBoth(setup, 7200);
+    await driveUntil(setup, link, clock, [bob], () => phaseOf(bob, swapId).kind === "done");
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([90n * ONE, 20n * ONE]);
+    towerStore.close();
+  });
+
+  it("resumes from its store after a restart and acts on what happened while it was down", async function () {
+    const { setup, tower, towerStore, link, alice } = await bobGuardedByTower(dir);
+    await tower.poll(); // the cursor is stored
+    for (let i = 0; i < 2; i++) {
+      await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+      await link.settled();
+    }
+    towerStore.close(); // the tower's process stops
+    await setup.adapters.aliceS.forceClose(setup.sParams, undefined);
+    await setup.S.chain.networkHelpers.mine(5);
+
+    const reopened = new Store(join(dir, "tower.sqlite"));
+    const restarted = await towerFor(setup, reopened);
+    const head = await setup.S.chain.ethers.provider.getBlockNumber();
+    await restarted.poll();
+    expect(reopened.cursor(setup.S.chainId)).to.equal(head - 2, "the cursor stays 2 confirmations behind");
+    expect((await setup.adapters.aliceS.channelInfo(setup.sId)).seq).to.equal(alice.client.book.head(setup.sId).seq);
+    await increaseBoth(setup, 3601);
+    await restarted.poll();
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([80n * ONE, 30n * ONE]);
+    reopened.close();
+  });
+
+  it("never force-closes an open channel itself and reveals nothing on the happy path", async function () {
+    const { setup, tower, towerStore, link, alice } = await bobGuardedByTower(dir);
+    await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    const blocks = [await setup.S.chain.ethers.provider.getBlockNumber(), await setup.T.chain.ethers.provider.getBlockNumber()];
+    await tower.poll();
+    await tower.poll();
+    expect([await setup.S.chain.ethers.provider.getBlockNumber(), await setup.T.chain.ethers.provider.getBlockNumber()]).to.deep.equal(blocks);
+    towerStore.close();
+  });
+});
