@@ -67,6 +67,10 @@ export class Store {
     this.db.close();
   }
 
+  isOpen(): boolean {
+    return this.db.isOpen;
+  }
+
   /** Runs `fn` in one transaction: all of its writes land, or none. A nested call joins the outer one. */
   transaction<T>(fn: () => T): T {
     if (this.depth > 0) return fn();
