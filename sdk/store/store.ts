@@ -179,6 +179,15 @@ export class Store {
     this.db.prepare("INSERT OR IGNORE INTO secrets (hashlock, secret) VALUES (?, ?)").run(key(hashlock), secret);
   }
 
+  /** Every known secret, keyed by hashlock. */
+  secrets(): { hashlock: Hex; secret: Hex }[] {
+    const rows = this.db.prepare("SELECT hashlock, secret FROM secrets ORDER BY hashlock").all() as {
+      hashlock: string;
+      secret: string;
+    }[];
+    return rows.map((r) => ({ hashlock: r.hashlock as Hex, secret: r.secret as Hex }));
+  }
+
   secret(hashlock: Hex): Hex | undefined {
     const row = this.db.prepare("SELECT secret FROM secrets WHERE hashlock = ?").get(key(hashlock)) as
       | { secret: string }

@@ -79,6 +79,27 @@ export class Watchtower {
     this.store.saveSecret(hashlock, secret);
   }
 
+  /**
+   * Takes over what a client's store holds: its channels on chains this tower follows, their newest co-signed
+   * and own-signed states, and its secrets. Idempotent; a tower next to a client can call it before every poll.
+   * @returns The number of channels guarded.
+   */
+  importFrom(client: Store): number {
+    let guarded = 0;
+    for (const record of client.channels()) {
+      if (!this.chains.has(record.ref.chainId)) continue;
+      this.guard(record);
+      guarded++;
+      const id = record.ref.channelId;
+      const latest = client.latestCoSigned(id);
+      if (latest !== undefined) this.update(latest);
+      const own = client.ownSignedAt(id, client.highestOwnSeq(id));
+      if (own !== undefined) this.signed(own.state, own.signature);
+    }
+    for (const { hashlock, secret } of client.secrets()) this.addSecret(hashlock, secret);
+    return guarded;
+  }
+
   /** Reads new events on every chain, then acts on every open dispute. Call it periodically. */
   async poll(): Promise<void> {
     for (const watch of this.chains.values()) await this.follow(watch);
