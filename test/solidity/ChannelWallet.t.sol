@@ -5,6 +5,7 @@ import {HubTestBase} from "./helpers/HubTestBase.sol";
 import {IChannelHub} from "../../contracts/interfaces/IChannelHub.sol";
 import {ChannelWallet} from "../../contracts/examples/ChannelWallet.sol";
 import {BlocklistToken} from "../../contracts/test/TestTokens.sol";
+import {RevertingReceiver} from "../../contracts/test/TestReceivers.sol";
 import {ChannelId, ChannelParams, ChannelStatus, Lock, SignedState, State} from "../../contracts/types/ChannelTypes.sol";
 
 /// @notice A contract participant (ERC-1271) through the example wallet that calls IChannelHub.
@@ -99,6 +100,12 @@ contract ChannelWalletTest is HubTestBase {
         wallet.rotateSigningKey(address(0));
         vm.expectRevert(ChannelWallet.ZeroSigningKey.selector);
         new ChannelWallet(hub, address(this), address(0));
+    }
+
+    function test_wallet_sweepBubblesARefusingReceiversError() public {
+        RevertingReceiver sink = new RevertingReceiver();
+        vm.expectRevert(RevertingReceiver.NoThanks.selector);
+        wallet.sweep(address(0), payable(address(sink)), 1 ether);
     }
 
     function test_wallet_onlyOwnerMovesChannels() public {
