@@ -42,7 +42,7 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
   // The secret is stored before anything that depends on it exists.
   ctx.o.store.transaction(() => {
     ctx.keepSecret(terms.hashlock, secret);
-    ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, ["propose"]));
+    ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, ["propose"]), true);
     ctx.o.store.saveOutgoing(terms.swapId, "propose", ctx.seal(terms.swapId, {
       step: "propose",
       terms,

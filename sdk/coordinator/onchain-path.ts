@@ -1,7 +1,7 @@
 import type { SwapTerms } from "../core/swap.js";
 import type { Hex } from "../core/types.js";
 import { enforceChannel } from "./enforcer.js";
-import { isActive, type OnChainReason, type SwapPhase, type SwapProgress } from "./phases.js";
+import type { OnChainReason, SwapPhase, SwapProgress } from "./phases.js";
 import type { Session } from "./session.js";
 
 // Batch settlement: when a swap must leave the off-chain path, and driving both of its channels to closure.
@@ -72,7 +72,7 @@ export async function settleOnChain(ctx: Session, swapId: Hex, terms: SwapTerms,
 
 /** Channels with no swap in progress that the counterparty force-closed: answer and settle them. */
 export async function watchIdleChannels(ctx: Session) {
-  const busy = new Set(ctx.swaps().filter((s) => isActive(s.progress.phase)).flatMap((s) => [s.terms.source.channelId, s.terms.target.channelId].map((c) => c.toLowerCase())));
+  const busy = new Set(ctx.activeSwaps().flatMap((s) => [s.terms.source.channelId, s.terms.target.channelId].map((c) => c.toLowerCase())));
   for (const record of ctx.o.store.channels()) {
     const channelId = record.ref.channelId;
     if (busy.has(channelId.toLowerCase())) continue;

@@ -43,7 +43,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
   }
   if (refusal !== undefined) {
     ctx.o.store.transaction(() => {
-      ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]));
+      ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]), false);
       ctx.o.store.saveOutgoing(terms.swapId, "abort", ctx.seal(terms.swapId, { step: "abort", reason: refusal }));
     });
     ctx.o.onEvent?.({ type: "rejected", swapId: terms.swapId, reason: refusal });
@@ -51,7 +51,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
     return;
   }
   ctx.o.store.transaction(() => {
-    ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "accepted" }, ["accept"]));
+    ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "accepted" }, ["accept"]), true);
     ctx.o.store.saveOutgoing(terms.swapId, "accept", ctx.seal(terms.swapId, {
       step: "accept",
       termsSig: ctx.o.signer.sign(termsDigest(terms)),

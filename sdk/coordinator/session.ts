@@ -164,13 +164,9 @@ export class Session {
 
   requireIdle(channelId: Hex) {
     this.book.record(channelId);
-    const busy = this.swaps().some(
-      (s) =>
-        isActive(s.progress.phase) &&
-        [s.terms.source.channelId, s.terms.target.channelId].some((c) => c.toLowerCase() === channelId.toLowerCase()),
-    );
-    if (busy) throw new ChannelBusyError(channelId);
+    if (this.o.store.channelBusy(channelId)) throw new ChannelBusyError(channelId);
   }
+
 
   trackLock(swapId: Hex, channelId: Hex, hashlock: Hex, lockSeq: bigint) {
     this.o.store.saveTransfer({ swapId, channelId, hashlock, lockSeq, resolvedSeq: undefined, confirmed: false, outcome: "pending" });
@@ -194,7 +190,7 @@ export class Session {
     const steps = Object.keys(outgoing) as SwapStep[];
     this.o.store.transaction(() => {
       for (const step of steps) this.o.store.saveOutgoing(swapId, step, this.seal(swapId, outgoing[step]!));
-      this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps));
+      this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps), isActive(phase));
     });
     this.emitPhase(swapId, s.role, phase);
   }
@@ -246,5 +242,10 @@ export class Session {
 
   swaps(): SwapView[] {
     return this.o.store.swapIds().map((id) => this.swap(id));
+  }
+
+  /** Swaps still in progress (an indexed read: cheap however many swaps are done). */
+  activeSwaps(): SwapView[] {
+    return this.o.store.activeSwapIds().map((id) => this.swap(id));
   }
 }

@@ -122,7 +122,7 @@ export class SwapClient {
   private async doTick() {
     const ctx = this.session;
     const now = ctx.clock();
-    for (const view of ctx.swaps()) {
+    for (const view of ctx.activeSwaps()) {
       const { swapId, role, terms } = view;
       const { phase, since, sentAt, sent } = view.progress;
       if (!isActive(phase)) continue;
@@ -143,7 +143,7 @@ export class SwapClient {
       } else if (reason !== undefined) {
         await onchain.goOnChain(ctx, swapId, terms, reason);
       } else if (sent.length > 0 && now - sentAt >= ctx.o.resendIntervalMs) {
-        ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now });
+        ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now }, true);
         await ctx.sendStored(swapId, sent);
       }
     }

@@ -1,4 +1,4 @@
-import { AbiCoder, keccak256, concat, TypedDataEncoder, type TypedDataDomain, type TypedDataField } from "ethers";
+import { AbiCoder, getBytes, id, keccak256, TypedDataEncoder, type TypedDataDomain, type TypedDataField } from "ethers";
 
 import type { Address, ChannelParams, ChannelState, Hex, Lock, OnChainState } from "./types.js";
 
@@ -35,9 +35,72 @@ export function hubDomain(chainId: bigint, hub: Address): TypedDataDomain {
   return { name: HUB_DOMAIN_NAME, version: HUB_DOMAIN_VERSION, chainId, verifyingContract: hub };
 }
 
+const LOCK_TYPEHASH = getBytes(id(LOCK_ENCODER.encodeType("Lock")));
+const STATE_TYPEHASH = getBytes(id(STATE_TYPE_STRING));
+const EMPTY = keccak256(new Uint8Array(0));
+
+/** Writes `value` as a 32-byte big-endian word at `offset` (values are range-checked by `checkState`). */
+function putWord(out: Uint8Array, offset: number, value: bigint): void {
+  let v = value;
+  for (let i = 31; i >= 0 && v > 0n; i--) {
+    out[offset + i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+}
+
+function putBytes32(out: Uint8Array, offset: number, hex: string): void {
+  out.set(getBytes(hex), offset);
+}
+
+/** EIP-712 struct hash of a lock (the same bytes as `TypedDataEncoder.hashStruct`, written directly). */
+export function lockHash(lock: Lock): Uint8Array {
+  const buf = new Uint8Array(5 * 32);
+  buf.set(LOCK_TYPEHASH, 0);
+  putWord(buf, 32, BigInt(lock.sender));
+  putWord(buf, 64, lock.amount);
+  putBytes32(buf, 96, lock.hashlock);
+  putWord(buf, 128, lock.expiry);
+  return getBytes(keccak256(buf));
+}
+
 /** EIP-712 encoding of a lock list, as carried on chain in `State.locksHash`. */
 export function locksHash(locks: readonly Lock[]): Hex {
-  return keccak256(concat(locks.map((lock) => LOCK_ENCODER.hash(lock)))) as Hex;
+  if (locks.length === 0) return EMPTY as Hex;
+  const buf = new Uint8Array(locks.length * 32);
+  locks.forEach((lock, i) => buf.set(lockHash(lock), i * 32));
+  return keccak256(buf) as Hex;
+}
+
+function pairHash(pair: readonly [bigint, bigint]): Uint8Array {
+  const buf = new Uint8Array(64);
+  putWord(buf, 0, pair[0]);
+  putWord(buf, 32, pair[1]);
+  return getBytes(keccak256(buf));
+}
+
+/** EIP-712 struct hash of a state (`StateHashing.hashState`), written directly rather than through ethers' generic encoder. */
+export function stateStructHash(state: ChannelState): Hex {
+  const buf = new Uint8Array(7 * 32);
+  buf.set(STATE_TYPEHASH, 0);
+  putBytes32(buf, 32, state.channelId);
+  putWord(buf, 64, state.seq);
+  buf.set(pairHash(state.deposits), 96);
+  buf.set(pairHash(state.balances), 128);
+  putBytes32(buf, 160, locksHash(state.locks));
+  putWord(buf, 192, state.isFinal ? 1n : 0n);
+  return keccak256(buf) as Hex;
+}
+
+const domainSeparators = new Map<string, Uint8Array>();
+
+function domainSeparator(domain: TypedDataDomain): Uint8Array {
+  const key = `${String(domain.chainId)}:${String(domain.verifyingContract).toLowerCase()}:${domain.name}:${domain.version}`;
+  let separator = domainSeparators.get(key);
+  if (separator === undefined) {
+    separator = getBytes(TypedDataEncoder.hashDomain(domain));
+    domainSeparators.set(key, separator);
+  }
+  return separator;
 }
 
 /** The state as the hub's functions take it. */
@@ -46,9 +109,14 @@ export function toOnChainState(state: ChannelState): OnChainState {
   return { ...rest, locksHash: locksHash(locks) };
 }
 
-/** The digest both participants sign for `state` on the hub of `domain`. */
+/** The digest both participants sign for `state` on the hub of `domain` (EIP-712: 0x1901, domain, struct hash). */
 export function stateDigest(domain: TypedDataDomain, state: ChannelState): Hex {
-  return TypedDataEncoder.hash(domain, STATE_TYPES, state) as Hex;
+  const buf = new Uint8Array(66);
+  buf[0] = 0x19;
+  buf[1] = 0x01;
+  buf.set(domainSeparator(domain), 2);
+  putBytes32(buf, 34, stateStructHash(state));
+  return keccak256(buf) as Hex;
 }
 
 const PARAMS_TUPLE = "tuple(address[2] participants,address[2] payees,address asset,uint64 challengePeriod,uint256 nonce)";

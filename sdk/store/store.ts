@@ -1,4 +1,4 @@
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
 import { DoubleSignError } from "../core/errors.js";
@@ -39,7 +39,9 @@ CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NO
   signature TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
 CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS swaps (swap_id TEXT PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
-  phase TEXT NOT NULL, updated_at INTEGER NOT NULL);
+  phase TEXT NOT NULL, updated_at INTEGER NOT NULL, active INTEGER NOT NULL, source TEXT NOT NULL,
+  target TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS swaps_active ON swaps (active, source, target);
 CREATE TABLE IF NOT EXISTS transfers (swap_id TEXT NOT NULL, channel_id TEXT NOT NULL, body TEXT NOT NULL,
   PRIMARY KEY (swap_id, channel_id));
 CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, block INTEGER NOT NULL);
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, en
  */
 export class Store {
   private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
   private depth = 0;
 
   /** @param path A file path, or ":memory:" for a store that lives as long as the process. */
@@ -64,7 +67,18 @@ export class Store {
   }
 
   close(): void {
+    this.statements.clear();
     this.db.close();
+  }
+
+  /** A prepared statement, compiled once per store. */
+  private stmt(sql: string): StatementSync {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
   }
 
   isOpen(): boolean {
@@ -91,20 +105,19 @@ export class Store {
   // ---------------------------------------------------------------- channels
 
   saveChannel(record: ChannelRecord): void {
-    this.db
-      .prepare("INSERT INTO channels (channel_id, record) VALUES (?, ?) ON CONFLICT (channel_id) DO UPDATE SET record = excluded.record")
+    this.stmt("INSERT INTO channels (channel_id, record) VALUES (?, ?) ON CONFLICT (channel_id) DO UPDATE SET record = excluded.record")
       .run(key(record.ref.channelId), encode(record));
   }
 
   channel(channelId: Hex): ChannelRecord | undefined {
-    const row = this.db.prepare("SELECT record FROM channels WHERE channel_id = ?").get(key(channelId)) as
+    const row = this.stmt("SELECT record FROM channels WHERE channel_id = ?").get(key(channelId)) as
       | { record: string }
       | undefined;
     return row === undefined ? undefined : decode<ChannelRecord>(row.record);
   }
 
   channels(): ChannelRecord[] {
-    const rows = this.db.prepare("SELECT record FROM channels ORDER BY channel_id").all() as { record: string }[];
+    const rows = this.stmt("SELECT record FROM channels ORDER BY channel_id").all() as { record: string }[];
     return rows.map((r) => decode<ChannelRecord>(r.record));
   }
 
@@ -113,22 +126,19 @@ export class Store {
   /** Keeps a co-signed state (idempotent: the same state twice is one row). */
   saveCoSigned(cosigned: CoSignedState): void {
     const { state } = cosigned;
-    this.db
-      .prepare("INSERT OR IGNORE INTO cosigned (channel_id, seq, seq_num, body) VALUES (?, ?, ?, ?)")
+    this.stmt("INSERT OR IGNORE INTO cosigned (channel_id, seq, seq_num, body) VALUES (?, ?, ?, ?)")
       .run(key(state.channelId), state.seq.toString(), Number(state.seq), encode(cosigned));
   }
 
   /** The co-signed state with the highest sequence number, if any. */
   latestCoSigned(channelId: Hex): CoSignedState | undefined {
-    const row = this.db
-      .prepare("SELECT body FROM cosigned WHERE channel_id = ? ORDER BY seq_num DESC LIMIT 1")
+    const row = this.stmt("SELECT body FROM cosigned WHERE channel_id = ? ORDER BY seq_num DESC LIMIT 1")
       .get(key(channelId)) as { body: string } | undefined;
     return row === undefined ? undefined : decode<CoSignedState>(row.body);
   }
 
   coSignedAt(channelId: Hex, seq: bigint): CoSignedState | undefined {
-    const row = this.db
-      .prepare("SELECT body FROM cosigned WHERE channel_id = ? AND seq = ?")
+    const row = this.stmt("SELECT body FROM cosigned WHERE channel_id = ? AND seq = ?")
       .get(key(channelId), seq.toString()) as { body: string } | undefined;
     return row === undefined ? undefined : decode<CoSignedState>(row.body);
   }
@@ -142,16 +152,14 @@ export class Store {
     const channelId = key(state.channelId);
     const seq = state.seq.toString();
     return this.transaction(() => {
-      const row = this.db
-        .prepare("SELECT digest, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
+      const row = this.stmt("SELECT digest, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
         .get(channelId, seq) as { digest: string; signature: string } | undefined;
       if (row !== undefined) {
         if (row.digest !== key(digest)) throw new DoubleSignError(state.channelId, state.seq);
         return row.signature as Hex;
       }
       const signature = sign();
-      this.db
-        .prepare("INSERT INTO own_signatures (channel_id, seq, digest, signature, state) VALUES (?, ?, ?, ?, ?)")
+      this.stmt("INSERT INTO own_signatures (channel_id, seq, digest, signature, state) VALUES (?, ?, ?, ?, ?)")
         .run(channelId, seq, key(digest), signature, encode(state));
       return signature;
     });
@@ -159,29 +167,28 @@ export class Store {
 
   /** A state this client signed with sequence number `seq`, and its signature. */
   ownSignedAt(channelId: Hex, seq: bigint): { state: ChannelState; signature: Hex } | undefined {
-    const row = this.db
-      .prepare("SELECT state, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
+    const row = this.stmt("SELECT state, signature FROM own_signatures WHERE channel_id = ? AND seq = ?")
       .get(key(channelId), seq.toString()) as { state: string; signature: string } | undefined;
     return row === undefined ? undefined : { state: decode<ChannelState>(row.state), signature: row.signature as Hex };
   }
 
   /** The highest sequence number this client ever signed on a channel (0 if none). */
   highestOwnSeq(channelId: Hex): bigint {
-    const rows = this.db.prepare("SELECT seq FROM own_signatures WHERE channel_id = ?").all(key(channelId)) as {
-      seq: string;
-    }[];
-    return rows.reduce((max, r) => (BigInt(r.seq) > max ? BigInt(r.seq) : max), 0n);
+    const row = this.stmt("SELECT MAX(CAST(seq AS INTEGER)) AS seq FROM own_signatures WHERE channel_id = ?").get(
+      key(channelId),
+    ) as { seq: number | bigint | null };
+    return row.seq === null ? 0n : BigInt(row.seq);
   }
 
   // ---------------------------------------------------------------- secrets
 
   saveSecret(hashlock: Hex, secret: Hex): void {
-    this.db.prepare("INSERT OR IGNORE INTO secrets (hashlock, secret) VALUES (?, ?)").run(key(hashlock), secret);
+    this.stmt("INSERT OR IGNORE INTO secrets (hashlock, secret) VALUES (?, ?)").run(key(hashlock), secret);
   }
 
   /** Every known secret, keyed by hashlock. */
   secrets(): { hashlock: Hex; secret: Hex }[] {
-    const rows = this.db.prepare("SELECT hashlock, secret FROM secrets ORDER BY hashlock").all() as {
+    const rows = this.stmt("SELECT hashlock, secret FROM secrets ORDER BY hashlock").all() as {
       hashlock: string;
       secret: string;
     }[];
@@ -189,7 +196,7 @@ export class Store {
   }
 
   secret(hashlock: Hex): Hex | undefined {
-    const row = this.db.prepare("SELECT secret FROM secrets WHERE hashlock = ?").get(key(hashlock)) as
+    const row = this.stmt("SELECT secret FROM secrets WHERE hashlock = ?").get(key(hashlock)) as
       | { secret: string }
       | undefined;
     return row?.secret as Hex | undefined;
@@ -199,30 +206,29 @@ export class Store {
 
   /** The last block of a chain whose events were processed for good (below the confirmation depth). */
   cursor(chainId: bigint): number | undefined {
-    const row = this.db.prepare("SELECT block FROM cursors WHERE chain_id = ?").get(chainId.toString()) as
+    const row = this.stmt("SELECT block FROM cursors WHERE chain_id = ?").get(chainId.toString()) as
       | { block: number }
       | undefined;
     return row?.block;
   }
 
   saveCursor(chainId: bigint, block: number): void {
-    this.db
-      .prepare("INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block")
+    this.stmt("INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block")
       .run(chainId.toString(), block);
   }
 
   /** Records that a guarded channel was force-closed (idempotent). */
   markDisputed(channelId: Hex): void {
-    this.db.prepare("INSERT OR IGNORE INTO disputes (channel_id) VALUES (?)").run(key(channelId));
+    this.stmt("INSERT OR IGNORE INTO disputes (channel_id) VALUES (?)").run(key(channelId));
   }
 
   markResolved(channelId: Hex): void {
-    this.db.prepare("UPDATE disputes SET resolved = 1 WHERE channel_id = ?").run(key(channelId));
+    this.stmt("UPDATE disputes SET resolved = 1 WHERE channel_id = ?").run(key(channelId));
   }
 
   /** Force-closed guarded channels not yet settled. */
   openDisputes(): Hex[] {
-    const rows = this.db.prepare("SELECT channel_id FROM disputes WHERE resolved = 0 ORDER BY channel_id").all() as {
+    const rows = this.stmt("SELECT channel_id FROM disputes WHERE resolved = 0 ORDER BY channel_id").all() as {
       channel_id: string;
     }[];
     return rows.map((r) => r.channel_id as Hex);
@@ -230,17 +236,37 @@ export class Store {
 
   // ---------------------------------------------------------------- swaps, transfers, outbox
 
-  saveSwap<P>(swapId: Hex, role: "initiator" | "responder", terms: SwapTerms, phase: P): void {
-    this.db
-      .prepare(
-        `INSERT INTO swaps (swap_id, role, terms, phase, updated_at) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (swap_id) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at`,
-      )
-      .run(key(swapId), role, encode(terms), encode(phase), Date.now());
+  /** Keeps a swap's progress; `active` marks swaps still in progress (indexed: tick and busy checks read it). */
+  saveSwap<P>(swapId: Hex, role: "initiator" | "responder", terms: SwapTerms, phase: P, active: boolean): void {
+    this.stmt(
+      `INSERT INTO swaps (swap_id, role, terms, phase, updated_at, active, source, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (swap_id) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at, active = excluded.active`,
+    ).run(
+      key(swapId),
+      role,
+      encode(terms),
+      encode(phase),
+      Date.now(),
+      active ? 1 : 0,
+      key(terms.source.channelId),
+      key(terms.target.channelId),
+    );
+  }
+
+  /** Swaps still in progress, oldest first. */
+  activeSwapIds(): Hex[] {
+    const rows = this.stmt("SELECT swap_id FROM swaps WHERE active = 1 ORDER BY updated_at").all() as { swap_id: string }[];
+    return rows.map((r) => r.swap_id as Hex);
+  }
+
+  /** Whether a swap in progress uses `channelId`. */
+  channelBusy(channelId: Hex): boolean {
+    const id = key(channelId);
+    return this.stmt("SELECT 1 FROM swaps WHERE active = 1 AND (source = ? OR target = ?) LIMIT 1").get(id, id) !== undefined;
   }
 
   swap<P>(swapId: Hex): { role: "initiator" | "responder"; terms: SwapTerms; phase: P } | undefined {
-    const row = this.db.prepare("SELECT role, terms, phase FROM swaps WHERE swap_id = ?").get(key(swapId)) as
+    const row = this.stmt("SELECT role, terms, phase FROM swaps WHERE swap_id = ?").get(key(swapId)) as
       | { role: "initiator" | "responder"; terms: string; phase: string }
       | undefined;
     if (row === undefined) return undefined;
@@ -248,13 +274,12 @@ export class Store {
   }
 
   swapIds(): Hex[] {
-    const rows = this.db.prepare("SELECT swap_id FROM swaps ORDER BY updated_at").all() as { swap_id: string }[];
+    const rows = this.stmt("SELECT swap_id FROM swaps ORDER BY updated_at").all() as { swap_id: string }[];
     return rows.map((r) => r.swap_id as Hex);
   }
 
   saveTransfer(transfer: TransferRecord): void {
-    this.db
-      .prepare(
+    this.stmt(
         `INSERT INTO transfers (swap_id, channel_id, body) VALUES (?, ?, ?)
          ON CONFLICT (swap_id, channel_id) DO UPDATE SET body = excluded.body`,
       )
@@ -262,7 +287,7 @@ export class Store {
   }
 
   transfers(swapId: Hex): TransferRecord[] {
-    const rows = this.db.prepare("SELECT body FROM transfers WHERE swap_id = ? ORDER BY channel_id").all(key(swapId)) as {
+    const rows = this.stmt("SELECT body FROM transfers WHERE swap_id = ? ORDER BY channel_id").all(key(swapId)) as {
       body: string;
     }[];
     return rows.map((r) => decode<TransferRecord>(r.body));
@@ -270,14 +295,12 @@ export class Store {
 
   /** Keeps the message this client sent (or will send) for a step, so it can be sent again after a crash. */
   saveOutgoing(swapId: Hex, step: string, envelope: unknown): void {
-    this.db
-      .prepare("INSERT OR REPLACE INTO outbox (swap_id, step, envelope) VALUES (?, ?, ?)")
+    this.stmt("INSERT OR REPLACE INTO outbox (swap_id, step, envelope) VALUES (?, ?, ?)")
       .run(key(swapId), step, encode(envelope));
   }
 
   outgoing<E>(swapId: Hex, step: string): E | undefined {
-    const row = this.db
-      .prepare("SELECT envelope FROM outbox WHERE swap_id = ? AND step = ?")
+    const row = this.stmt("SELECT envelope FROM outbox WHERE swap_id = ? AND step = ?")
       .get(key(swapId), step) as { envelope: string } | undefined;
     return row === undefined ? undefined : decode<E>(row.envelope);
   }
