@@ -26,6 +26,7 @@ import {
   type ClientEvent,
   type EnforcementStep,
   type Hex,
+  rpcProvider,
   type SwapPhase,
 } from "../sdk/index.js";
 import { ChannelHub__factory, SecretRegistry__factory, TestToken__factory } from "../typechain-types/index.js";
@@ -51,7 +52,7 @@ const urls = await Promise.all(servers.map(async (s) => {
   const { address, port } = await s.listen();
   return `http://${address}:${port}`;
 }));
-const [S, T] = urls.map((url) => new JsonRpcProvider(url, undefined, { cacheTimeout: -1 })) as [JsonRpcProvider, JsonRpcProvider];
+const [S, T] = urls.map((url) => rpcProvider(url)) as [JsonRpcProvider, JsonRpcProvider];
 const chainIdS = (await S.getNetwork()).chainId;
 const chainIdT = (await T.getNetwork()).chainId;
 line(`  S (source) chain ${chainIdS} at ${urls[0]}`);

@@ -17,9 +17,9 @@
  * The key pays for challenges, reveals and settlements (anyone may send them); it never needs channel funds.
  */
 import { readFileSync } from "node:fs";
-import { JsonRpcProvider, Wallet } from "ethers";
+import { Wallet } from "ethers";
 
-import { HubAdapter, Store, Watchtower, type ChainWatch, type WatchtowerEvent } from "../sdk/index.js";
+import { HubAdapter, rpcProvider, Store, Watchtower, type ChainWatch, type WatchtowerEvent } from "../sdk/index.js";
 
 type Config = {
   store: string;
@@ -36,7 +36,7 @@ if (configPath === undefined || key === undefined) {
   process.exit(2);
 }
 const config = JSON.parse(readFileSync(configPath, "utf8")) as Config;
-const providers = config.chains.map((c) => new JsonRpcProvider(c.rpcUrl, undefined, { cacheTimeout: -1 }));
+const providers = config.chains.map((c) => rpcProvider(c.rpcUrl));
 const chains: ChainWatch[] = await Promise.all(
   config.chains.map(async (c, i) => ({
     chain: await HubAdapter.connect(c.hub, new Wallet(key, providers[i])),

@@ -29,6 +29,14 @@ export type ChannelInfo = Readonly<{
 /** A state registered on chain by a force close or a challenge, as its event carries it. */
 export type RegisteredState = Readonly<{ state: OnChainState; by: string; deadline: bigint; blockNumber: number }>;
 
+export type HubAdapterOptions = Readonly<{
+  /**
+   * Reuse a chain-time reading for this long (ms) instead of asking the node each time (off by default). Worth it
+   * for busy clients: block timestamps only move once per block anyway.
+   */
+  timeCacheMs?: number;
+}>;
+
 /** A state with both signatures, as the hub takes it. */
 export type CoSignedArg = Readonly<{ state: ChannelState; signatures: readonly [Hex, Hex] }>;
 
@@ -47,38 +55,50 @@ export class HubAdapter {
   readonly hub: ChannelHub;
   readonly registry: SecretRegistry;
 
+  private clock: { timestamp: bigint; at: number } | undefined;
+
   private constructor(
     readonly chainId: bigint,
     readonly hubAddress: string,
     readonly registryAddress: string,
     readonly signer: Signer,
+    private readonly options: HubAdapterOptions,
   ) {
     this.hub = ChannelHub__factory.connect(hubAddress, signer);
     this.registry = SecretRegistry__factory.connect(registryAddress, signer);
   }
 
   /** Connects to the hub at `hubAddress` (its registry is read from it). */
-  static async connect(hubAddress: string, signer: Signer): Promise<HubAdapter> {
+  static async connect(hubAddress: string, signer: Signer, options: HubAdapterOptions = {}): Promise<HubAdapter> {
     const provider = requireProvider(signer);
     const chainId = (await provider.getNetwork()).chainId;
     const registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
-    return new HubAdapter(chainId, getAddress(hubAddress), getAddress(registry), signer);
+    return new HubAdapter(chainId, getAddress(hubAddress), getAddress(registry), signer, options);
   }
 
   /** The same hub, sending transactions from another signer. */
   withSigner(signer: Signer): HubAdapter {
-    return new HubAdapter(this.chainId, this.hubAddress, this.registryAddress, signer);
+    return new HubAdapter(this.chainId, this.hubAddress, this.registryAddress, signer, this.options);
   }
 
   get provider(): Provider {
     return requireProvider(this.signer);
   }
 
-  /** The latest block's timestamp: the clock lock expiries and deadlines are measured against. */
+  /**
+   * The latest block's timestamp: the clock lock expiries and deadlines are measured against. With
+   * `timeCacheMs`, a reading that recent is reused, moved on by the wall time since.
+   */
   async now(): Promise<bigint> {
+    const cacheMs = this.options.timeCacheMs ?? 0;
+    const wall = Date.now();
+    if (this.clock !== undefined && wall - this.clock.at < cacheMs) {
+      return this.clock.timestamp + BigInt(Math.floor((wall - this.clock.at) / 1000));
+    }
     const block = await this.provider.getBlock("latest");
     if (block === null) throw new ChannelSdkError("the chain returned no latest block");
-    return BigInt(block.timestamp);
+    this.clock = { timestamp: BigInt(block.timestamp), at: wall };
+    return this.clock.timestamp;
   }
 
   // ---------------------------------------------------------------- funding

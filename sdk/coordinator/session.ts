@@ -76,6 +76,7 @@ export class Session {
   readonly book: ChannelBook;
   readonly chains = new Map<bigint, HubAdapter>();
   readonly clock: () => number;
+  private held: { sessionId: Hex; steps: readonly SwapStep[] }[] | undefined;
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
@@ -217,6 +218,11 @@ export class Session {
   }
 
   async sendStored(sessionId: Hex, steps: readonly SwapStep[]) {
+    if (this.held !== undefined) {
+      // Inside `atomically`: the messages go out once the step's writes are committed.
+      this.held.push({ sessionId, steps });
+      return;
+    }
     for (const step of steps) {
       const envelope = this.o.store.outgoing<Envelope>(sessionId, step);
       if (envelope === undefined) continue;
@@ -227,6 +233,31 @@ export class Session {
       }
     }
   }
+
+  /**
+   * Runs one protocol step as a single store transaction (one commit, one disk sync) and sends the messages it
+   * produced only after that commit, so nothing leaves before what it depends on is stored. A failed step rolls
+   * back and sends nothing.
+   */
+  async atomically<T>(step: () => Promise<T>): Promise<T> {
+    if (this.held !== undefined) return step();
+    this.held = [];
+    this.o.store.begin();
+    let result: T;
+    try {
+      result = await step();
+      this.o.store.commit();
+    } catch (error) {
+      this.o.store.rollback();
+      this.held = undefined;
+      throw error;
+    }
+    const held = this.held;
+    this.held = undefined;
+    for (const { sessionId, steps } of held) await this.sendStored(sessionId, steps);
+    return result;
+  }
+
 
   chain(chainId: bigint): HubAdapter {
     const chain = this.chains.get(chainId);

@@ -52,12 +52,12 @@ export class SwapClient {
 
   /** Starts a swap as initiator: giving `give` on `source` for `take` on `target`. */
   propose(args: ProposeArgs): Promise<Hex> {
-    return this.serial(() => initiator.propose(this.session, args));
+    return this.serial(() => this.session.atomically(() => initiator.propose(this.session, args)));
   }
 
   /** Handles one incoming message (the transport calls this). Invalid messages throw and change nothing. */
   handle(envelope: Envelope): Promise<void> {
-    return this.serial(() => this.dispatch(envelope));
+    return this.serial(() => this.session.atomically(() => this.dispatch(envelope)));
   }
 
   /** Resends, times out, and drives on-chain settlement; call it periodically. */
@@ -67,7 +67,7 @@ export class SwapClient {
 
   /** Asks the counterparty to co-sign the final state of `channelId`; the close lands on chain when it answers. */
   requestClose(channelId: Hex): Promise<void> {
-    return this.serial(() => close.requestClose(this.session, channelId));
+    return this.serial(() => this.session.atomically(() => close.requestClose(this.session, channelId)));
   }
 
   swap(swapId: Hex): SwapView {

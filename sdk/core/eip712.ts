@@ -1,3 +1,4 @@
+import { keccak_256 } from "@noble/hashes/sha3.js";
 import { AbiCoder, getBytes, id, keccak256, TypedDataEncoder, type TypedDataDomain, type TypedDataField } from "ethers";
 
 import type { Address, ChannelParams, ChannelState, Hex, Lock, OnChainState } from "./types.js";
@@ -37,7 +38,10 @@ export function hubDomain(chainId: bigint, hub: Address): TypedDataDomain {
 
 const LOCK_TYPEHASH = getBytes(id(LOCK_ENCODER.encodeType("Lock")));
 const STATE_TYPEHASH = getBytes(id(STATE_TYPE_STRING));
-const EMPTY = keccak256(new Uint8Array(0));
+const EMPTY_LOCKS = keccak_256(new Uint8Array(0));
+
+// The hashing below writes EIP-712 encodings straight into byte buffers and hashes them with keccak-256 from
+// @noble/hashes, without hex round trips: a state digest is computed for every signature made or checked.
 
 /** Writes `value` as a 32-byte big-endian word at `offset` (values are range-checked by `checkState`). */
 function putWord(out: Uint8Array, offset: number, value: bigint): void {
@@ -48,8 +52,15 @@ function putWord(out: Uint8Array, offset: number, value: bigint): void {
   }
 }
 
+/** Writes a 0x-prefixed 32-byte hex string at `offset`. */
 function putBytes32(out: Uint8Array, offset: number, hex: string): void {
-  out.set(getBytes(hex), offset);
+  for (let i = 0; i < 32; i++) out[offset + i] = parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16);
+}
+
+function toHex(bytes: Uint8Array): Hex {
+  let out = "0x";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out as Hex;
 }
 
 /** EIP-712 struct hash of a lock (the same bytes as `TypedDataEncoder.hashStruct`, written directly). */
@@ -60,35 +71,43 @@ export function lockHash(lock: Lock): Uint8Array {
   putWord(buf, 64, lock.amount);
   putBytes32(buf, 96, lock.hashlock);
   putWord(buf, 128, lock.expiry);
-  return getBytes(keccak256(buf));
+  return keccak_256(buf);
+}
+
+function locksHashBytes(locks: readonly Lock[]): Uint8Array {
+  if (locks.length === 0) return EMPTY_LOCKS;
+  const buf = new Uint8Array(locks.length * 32);
+  locks.forEach((lock, i) => buf.set(lockHash(lock), i * 32));
+  return keccak_256(buf);
 }
 
 /** EIP-712 encoding of a lock list, as carried on chain in `State.locksHash`. */
 export function locksHash(locks: readonly Lock[]): Hex {
-  if (locks.length === 0) return EMPTY as Hex;
-  const buf = new Uint8Array(locks.length * 32);
-  locks.forEach((lock, i) => buf.set(lockHash(lock), i * 32));
-  return keccak256(buf) as Hex;
+  return toHex(locksHashBytes(locks));
 }
 
 function pairHash(pair: readonly [bigint, bigint]): Uint8Array {
   const buf = new Uint8Array(64);
   putWord(buf, 0, pair[0]);
   putWord(buf, 32, pair[1]);
-  return getBytes(keccak256(buf));
+  return keccak_256(buf);
 }
 
-/** EIP-712 struct hash of a state (`StateHashing.hashState`), written directly rather than through ethers' generic encoder. */
-export function stateStructHash(state: ChannelState): Hex {
+function stateStructHashBytes(state: ChannelState): Uint8Array {
   const buf = new Uint8Array(7 * 32);
   buf.set(STATE_TYPEHASH, 0);
   putBytes32(buf, 32, state.channelId);
   putWord(buf, 64, state.seq);
   buf.set(pairHash(state.deposits), 96);
   buf.set(pairHash(state.balances), 128);
-  putBytes32(buf, 160, locksHash(state.locks));
+  buf.set(locksHashBytes(state.locks), 160);
   putWord(buf, 192, state.isFinal ? 1n : 0n);
-  return keccak256(buf) as Hex;
+  return keccak_256(buf);
+}
+
+/** EIP-712 struct hash of a state (`StateHashing.hashState`), written directly rather than through ethers' generic encoder. */
+export function stateStructHash(state: ChannelState): Hex {
+  return toHex(stateStructHashBytes(state));
 }
 
 const domainSeparators = new Map<string, Uint8Array>();
@@ -115,8 +134,8 @@ export function stateDigest(domain: TypedDataDomain, state: ChannelState): Hex {
   buf[0] = 0x19;
   buf[1] = 0x01;
   buf.set(domainSeparator(domain), 2);
-  putBytes32(buf, 34, stateStructHash(state));
-  return keccak256(buf) as Hex;
+  buf.set(stateStructHashBytes(state), 34);
+  return toHex(keccak_256(buf));
 }
 
 const PARAMS_TUPLE = "tuple(address[2] participants,address[2] payees,address asset,uint64 challengePeriod,uint256 nonce)";

@@ -62,7 +62,7 @@ export function seal(sign: (digest: Hex) => Hex, from: Address, swapId: Hex, bod
 
 /** Throws unless `envelope` comes from `expectedFrom`, signed by it. */
 export function unseal(envelope: Envelope, expectedFrom: Address): SwapBody {
-  if (getAddress(envelope.from) !== getAddress(expectedFrom)) {
+  if (envelope.from.toLowerCase() !== expectedFrom.toLowerCase()) {
     throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
   }
   requireSignedBy(

@@ -1,5 +1,5 @@
 import { createRequire } from "node:module";
-import { getAddress, getBytes, hexlify, keccak256, recoverAddress, Signature, SigningKey } from "ethers";
+import { getBytes, hexlify, keccak256, recoverAddress, Signature, SigningKey } from "ethers";
 
 import { InvalidSignatureError } from "./errors.js";
 import type { Hex } from "./types.js";
@@ -46,7 +46,10 @@ export function signDigest(key: SigningKey, digest: Hex): Hex {
   return hexlify(out) as Hex;
 }
 
-/** The address that signed `digest`, or undefined for a malformed or malleable (high-s) signature. */
+/**
+ * The address that signed `digest` (lower-case hex), or undefined for a malformed or malleable (high-s)
+ * signature.
+ */
 export function recoverSigner(digest: Hex, signature: string): string | undefined {
   try {
     if (signature.length !== 132) return undefined; // 0x + 65 bytes
@@ -54,11 +57,11 @@ export function recoverSigner(digest: Hex, signature: string): string | undefine
     const s = BigInt(hexlify(bytes.subarray(32, 64)));
     if (s > SECP256K1_HALF_N) return undefined;
     const v = bytes[64]!;
-    if (native === undefined) return recoverAddress(digest, Signature.from(signature));
+    if (native === undefined) return recoverAddress(digest, Signature.from(signature)).toLowerCase();
     const recid = v >= 27 ? v - 27 : v;
     if (recid !== 0 && recid !== 1) return undefined;
     const publicKey = native.ecdsaRecover(bytes.subarray(0, 64), recid, getBytes(digest), false);
-    return getAddress("0x" + keccak256(publicKey.subarray(1)).slice(26));
+    return "0x" + keccak256(publicKey.subarray(1)).slice(26);
   } catch {
     return undefined;
   }
@@ -67,7 +70,7 @@ export function recoverSigner(digest: Hex, signature: string): string | undefine
 /** Throws InvalidSignatureError unless `expected` signed `digest`. */
 export function requireSignedBy(what: string, expected: string, digest: Hex, signature: string): void {
   const recovered = recoverSigner(digest, signature);
-  if (recovered === undefined || recovered !== getAddress(expected)) {
+  if (recovered === undefined || recovered !== expected.toLowerCase()) {
     throw new InvalidSignatureError(what, expected, recovered);
   }
 }

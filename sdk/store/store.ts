@@ -57,17 +57,32 @@ CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, en
 export class Store {
   private readonly db: DatabaseSync;
   private readonly statements = new Map<string, StatementSync>();
+  /** Decoded channel records (they never change once saved, except through saveChannel). */
+  private readonly records = new Map<string, ChannelRecord>();
+  /** The newest co-signed state per channel, as last read or written. */
+  private readonly latest = new Map<string, CoSignedState | null>();
   private depth = 0;
 
-  /** @param path A file path, or ":memory:" for a store that lives as long as the process. */
-  constructor(readonly path: string) {
+  /**
+   * @param path A file path, or ":memory:" for a store that lives as long as the process.
+   * @param options `durability`: "power" (default) syncs every commit to disk, so a commit survives a power cut;
+   *   "crash" leaves the sync to the operating system (SQLite WAL, synchronous NORMAL): a commit survives the
+   *   client process crashing, which is what guarantee 6 asks, at a fraction of the cost.
+   */
+  constructor(
+    readonly path: string,
+    options: Readonly<{ durability?: "power" | "crash" }> = {},
+  ) {
     this.db = new DatabaseSync(path);
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;");
+    const sync = options.durability === "crash" ? "NORMAL" : "FULL";
+    this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${sync}; PRAGMA foreign_keys = ON;`);
     this.db.exec(SCHEMA);
   }
 
   close(): void {
     this.statements.clear();
+    this.records.clear();
+    this.latest.clear();
     this.db.close();
   }
 
@@ -87,33 +102,53 @@ export class Store {
 
   /** Runs `fn` in one transaction: all of its writes land, or none. A nested call joins the outer one. */
   transaction<T>(fn: () => T): T {
-    if (this.depth > 0) return fn();
-    this.db.exec("BEGIN IMMEDIATE");
-    this.depth++;
+    this.begin();
     try {
       const result = fn();
-      this.db.exec("COMMIT");
+      this.commit();
       return result;
     } catch (error) {
-      this.db.exec("ROLLBACK");
+      this.rollback();
       throw error;
-    } finally {
-      this.depth--;
+    }
+  }
+
+  /** Opens a transaction, or joins the one already open. Pair with `commit` or `rollback`. */
+  begin(): void {
+    if (this.depth++ === 0) this.db.exec("BEGIN IMMEDIATE");
+  }
+
+  /** Ends the outermost transaction: its writes are on disk when this returns. */
+  commit(): void {
+    if (--this.depth === 0) this.db.exec("COMMIT");
+  }
+
+  /** Abandons the outermost transaction's writes (an inner rollback leaves that to the outermost). */
+  rollback(): void {
+    if (--this.depth === 0) {
+      this.db.exec("ROLLBACK");
+      this.latest.clear();
+      this.records.clear();
     }
   }
 
   // ---------------------------------------------------------------- channels
 
   saveChannel(record: ChannelRecord): void {
+    this.records.set(key(record.ref.channelId), record);
     this.stmt("INSERT INTO channels (channel_id, record) VALUES (?, ?) ON CONFLICT (channel_id) DO UPDATE SET record = excluded.record")
       .run(key(record.ref.channelId), encode(record));
   }
 
   channel(channelId: Hex): ChannelRecord | undefined {
-    const row = this.stmt("SELECT record FROM channels WHERE channel_id = ?").get(key(channelId)) as
-      | { record: string }
-      | undefined;
-    return row === undefined ? undefined : decode<ChannelRecord>(row.record);
+    const k = key(channelId);
+    const cached = this.records.get(k);
+    if (cached !== undefined) return cached;
+    const row = this.stmt("SELECT record FROM channels WHERE channel_id = ?").get(k) as { record: string } | undefined;
+    if (row === undefined) return undefined;
+    const record = decode<ChannelRecord>(row.record);
+    this.records.set(k, record);
+    return record;
   }
 
   channels(): ChannelRecord[] {
@@ -126,15 +161,29 @@ export class Store {
   /** Keeps a co-signed state (idempotent: the same state twice is one row). */
   saveCoSigned(cosigned: CoSignedState): void {
     const { state } = cosigned;
-    this.stmt("INSERT OR IGNORE INTO cosigned (channel_id, seq, seq_num, body) VALUES (?, ?, ?, ?)")
-      .run(key(state.channelId), state.seq.toString(), Number(state.seq), encode(cosigned));
+    const k = key(state.channelId);
+    this.stmt("INSERT OR IGNORE INTO cosigned (channel_id, seq, seq_num, body) VALUES (?, ?, ?, ?)").run(
+      k,
+      state.seq.toString(),
+      Number(state.seq),
+      encode(cosigned),
+    );
+    const current = this.latest.get(k);
+    if (current === undefined) this.latest.delete(k);
+    else if (current === null || current.state.seq < state.seq) this.latest.set(k, cosigned);
   }
 
   /** The co-signed state with the highest sequence number, if any. */
   latestCoSigned(channelId: Hex): CoSignedState | undefined {
-    const row = this.stmt("SELECT body FROM cosigned WHERE channel_id = ? ORDER BY seq_num DESC LIMIT 1")
-      .get(key(channelId)) as { body: string } | undefined;
-    return row === undefined ? undefined : decode<CoSignedState>(row.body);
+    const k = key(channelId);
+    const cached = this.latest.get(k);
+    if (cached !== undefined) return cached ?? undefined;
+    const row = this.stmt("SELECT body FROM cosigned WHERE channel_id = ? ORDER BY seq_num DESC LIMIT 1").get(k) as
+      | { body: string }
+      | undefined;
+    const found = row === undefined ? undefined : decode<CoSignedState>(row.body);
+    this.latest.set(k, found ?? null);
+    return found;
   }
 
   coSignedAt(channelId: Hex, seq: bigint): CoSignedState | undefined {

@@ -130,7 +130,7 @@ describe("core: signatures and messages", function () {
   it("signs canonical low-s signatures and refuses malleable or truncated ones", function () {
     const digest = hexlify(randomBytes(32)) as Hex;
     const sig = signDigest(key, digest);
-    expect(recoverSigner(digest, sig)).to.equal(address);
+    expect(recoverSigner(digest, sig)).to.equal(address.toLowerCase());
     const parsed = Signature.from(sig);
     const n = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
     const highS = "0x" + parsed.r.slice(2) + (n - BigInt(parsed.s)).toString(16).padStart(64, "0") + (parsed.v === 27 ? "1c" : "1b");

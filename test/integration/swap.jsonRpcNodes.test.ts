@@ -9,6 +9,7 @@ import {
   Store,
   SwapClient,
   type ChannelParams,
+  rpcProvider,
   type Hex,
 } from "../../sdk/index.js";
 import { ChannelHub__factory, SecretRegistry__factory } from "../../typechain-types/index.js";
@@ -30,7 +31,7 @@ describe("swap between two hardhat node JSON-RPC processes over HTTP", function 
   });
 
   it("runs the four phases with two clients that talk HTTP on loopback and persist to SQLite", async function () {
-    const [S, T] = nodes.map((n) => new JsonRpcProvider(n.url, undefined, { cacheTimeout: -1 })) as [JsonRpcProvider, JsonRpcProvider];
+    const [S, T] = nodes.map((n) => rpcProvider(n.url)) as [JsonRpcProvider, JsonRpcProvider];
     closers.push(() => S.destroy(), () => T.destroy());
     const deploy = async (p: JsonRpcProvider) => {
       const registry = await new SecretRegistry__factory(localWallet(0, p)).deploy();

@@ -1,0 +1,35 @@
+/**
+ * Bob's side of `npm run bench:swaps` in a process of its own: a SwapClient over HTTP on loopback, answering
+ * Alice's swaps. Configured by the BENCH_PEER JSON in the environment; prints PEER_URL=… once listening.
+ */
+import { decode, HttpTransport, rpcProvider } from "../../sdk/index.js";
+import { localWallet } from "./local.js";
+import { benchClient, type PairSpec } from "./swap-setup.js";
+
+type PeerConfig = { rpc: { source: string; target: string }; hubs: { source: string; target: string }; pairs: PairSpec[]; store: string };
+const config = decode<PeerConfig>(process.env.BENCH_PEER ?? "");
+const providers = {
+  source: rpcProvider(config.rpc.source),
+  target: rpcProvider(config.rpc.target),
+};
+const transport = await HttpTransport.start();
+const { client } = await benchClient(
+  2,
+  config.hubs,
+  { source: localWallet(2, providers.source), target: localWallet(2, providers.target) },
+  transport,
+  config.store,
+  () => {},
+);
+const [sourceChainId, targetChainId] = [(await providers.source.getNetwork()).chainId, (await providers.target.getNetwork()).chainId];
+for (const pair of config.pairs) {
+  await client.addChannel(sourceChainId, pair.sourceParams);
+  await client.addChannel(targetChainId, pair.targetParams);
+}
+process.stdin.on("data", (chunk: Buffer) => {
+  const peer = chunk.toString().trim();
+  if (peer.startsWith("http")) transport.connect(peer);
+});
+console.log(`PEER_URL=${transport.url}`);
+await new Promise<void>((resolve) => process.stdin.on("end", () => resolve()));
+await transport.close();
