@@ -158,7 +158,10 @@ async function jsonRpcChains() {
 }
 
 // ---------------------------------------------------------------- one process, in-memory link
-for (const channels of CHANNELS) {
+const DURABILITY = (process.env.BENCH_DURABILITY ?? "power,crash").split(",") as ("power" | "crash")[];
+const configs = CHANNELS.map((channels) => ({ channels, durability: "power" as const }));
+if (DURABILITY.includes("crash")) configs.push({ channels: CHANNELS.includes(10) ? 10 : CHANNELS[0]!, durability: "crash" as never });
+for (const { channels, durability } of configs) {
   const { rpc, close } = await jsonRpcChains();
   const hubs = await deployHubs(rpc);
   const pairs = pairSpecs(channels, localWallet(1, rpc.source).address, localWallet(2, rpc.source).address, BigInt(channels));
@@ -167,8 +170,8 @@ for (const channels of CHANNELS) {
   const [ca, cb] = [new Completion(), new Completion()];
   let signs = 0;
   const count = (n: number) => (signs += n);
-  const alice = await benchClient(1, hubs, { source: localWallet(1, rpc.source), target: localWallet(1, rpc.target) }, link.a, join(dir, `a-${channels}.sqlite`), ca.on, count);
-  const bob = await benchClient(2, hubs, { source: localWallet(2, rpc.source), target: localWallet(2, rpc.target) }, link.b, join(dir, `b-${channels}.sqlite`), cb.on, count);
+  const alice = await benchClient(1, hubs, { source: localWallet(1, rpc.source), target: localWallet(1, rpc.target) }, link.a, join(dir, `a-${channels}-${durability}.sqlite`), ca.on, count, durability);
+  const bob = await benchClient(2, hubs, { source: localWallet(2, rpc.source), target: localWallet(2, rpc.target) }, link.b, join(dir, `b-${channels}-${durability}.sqlite`), cb.on, count, durability);
   const ids: { s: Hex; t: Hex }[] = [];
   for (const p of pairs) {
     const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams);
@@ -177,7 +180,7 @@ for (const channels of CHANNELS) {
     await bob.client.addChannel(bob.chains[1].chainId, p.targetParams);
     ids.push({ s, t });
   }
-  await runSwaps("one process", channels, SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca, cb], () => signs);
+  await runSwaps(`one process, ${durability === "power" ? "sync" : "no sync"}`, channels, SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca, cb], () => signs);
   alice.store.close();
   bob.store.close();
   await close();
@@ -212,7 +215,7 @@ for (const channels of CHANNELS) {
   const ids: { s: Hex; t: Hex }[] = [];
   for (const p of pairs) ids.push({ s: await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams), t: await alice.client.addChannel(alice.chains[1].chainId, p.targetParams) });
   // Alice's signatures are counted here; Bob's (in the other process) are the same number by symmetry of the protocol.
-  await runSwaps("two processes, HTTP", channels, HTTP_SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca], () => signs * 2);
+  await runSwaps("two processes, HTTP, sync", channels, HTTP_SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca], () => signs * 2);
   child.stdin.end();
   await new Promise((r) => child.once("exit", r));
   alice.store.close();
@@ -226,8 +229,10 @@ writeFileSync(new URL("../docs/bench-swaps.json", import.meta.url), JSON.stringi
 const f1 = (x: number) => x.toFixed(1);
 const section = [
   "Measured by `npm run bench:swaps`: Alice proposes swaps one after the other (round-robin over the channel",
-  "pairs), each party persists to its own SQLite file (WAL, synchronous FULL), and a swap counts when both parties",
-  "report it done. The crypto bound is what the signatures and recoveries of one swap cost alone:",
+  "pairs), each party persists every protocol step to its own SQLite file before sending (WAL; \"sync\": every commit",
+  "synced to disk, the default; \"no sync\": `durability: \"crash\"`, survives a process crash, not a power cut), and",
+  "a swap counts when both parties report it done. The crypto bound is what the signatures and recoveries of one",
+  "swap cost alone:",
   `${f1(runs[0]?.signsPerSwap ?? 0)} signatures at ${f1(signMs * 1000)} us and ${VERIFICATIONS_PER_SWAP} recoveries at ${f1(recoverMs * 1000)} us (${cryptoBackend}). State digest: ${f1(hashMs * 1000)} us.`,
   "",
   "| mode | channel pairs | swaps | swaps/s | p50 ms | p99 ms | crypto bound swaps/s | of bound | failed |",

@@ -36,6 +36,7 @@ export async function benchClient(
   storePath: string,
   onEvent: (e: ClientEvent) => void,
   countSigns: (n: number) => void = () => {},
+  durability: "power" | "crash" = "power",
 ): Promise<{ client: SwapClient; store: Store; chains: [HubAdapter, HubAdapter] }> {
   const chains: [HubAdapter, HubAdapter] = [
     await HubAdapter.connect(hubs.source, signers.source, { timeCacheMs: 1_000 }),
@@ -43,7 +44,7 @@ export async function benchClient(
   ];
   const inner = keySigner(accountKey(who));
   const signer: StateSigner = { address: inner.address, sign: (d: Hex) => (countSigns(1), inner.sign(d)) };
-  const store = new Store(storePath);
+  const store = new Store(storePath, { durability });
   const client = new SwapClient({
     signer,
     store,
