@@ -28,8 +28,8 @@ import {
   rpcProvider,
   type Transport,
 } from "../sdk/index.js";
-import { ChannelHub__factory, SecretRegistry__factory } from "../typechain-types/index.js";
-import { localWallet } from "./lib/local.js";
+import { ChannelHub__factory } from "../typechain-types/index.js";
+import { deployHub, localWallet } from "./lib/local.js";
 import { benchClient, pairSpecs, type PairSpec } from "./lib/swap-setup.js";
 
 const SWAPS = Number(process.env.BENCH_SWAPS ?? 10_000);
@@ -88,11 +88,7 @@ class Completion {
 }
 
 async function deployHubs(rpc: { source: JsonRpcProvider; target: JsonRpcProvider }) {
-  const deploy = async (p: JsonRpcProvider) => {
-    const registry = await new SecretRegistry__factory(localWallet(0, p)).deploy();
-    return (await new ChannelHub__factory(localWallet(0, p)).deploy(await registry.getAddress())).getAddress();
-  };
-  return { source: await deploy(rpc.source), target: await deploy(rpc.target) };
+  return { source: await deployHub(rpc.source), target: await deployHub(rpc.target) };
 }
 
 async function openPairs(rpc: { source: JsonRpcProvider; target: JsonRpcProvider }, hubs: { source: string; target: string }, pairs: PairSpec[]) {

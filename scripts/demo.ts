@@ -29,8 +29,8 @@ import {
   rpcProvider,
   type SwapPhase,
 } from "../sdk/index.js";
-import { ChannelHub__factory, SecretRegistry__factory, TestToken__factory } from "../typechain-types/index.js";
-import { accountKey, advanceChain, localWallet } from "./lib/local.js";
+import { TestToken__factory } from "../typechain-types/index.js";
+import { accountKey, advanceChain, deployHub, localWallet } from "./lib/local.js";
 
 const ONE = 10n ** 18n;
 const fmt = (v: bigint) => formatEther(v);
@@ -58,13 +58,6 @@ const chainIdT = (await T.getNetwork()).chainId;
 line(`  S (source) chain ${chainIdS} at ${urls[0]}`);
 line(`  T (target) chain ${chainIdT} at ${urls[1]}`);
 
-async function deployHub(provider: JsonRpcProvider) {
-  const deployer = localWallet(0, provider);
-  const registry = await new SecretRegistry__factory(deployer).deploy();
-  const hub = await new ChannelHub__factory(deployer).deploy(await registry.getAddress());
-  await hub.waitForDeployment();
-  return hub.getAddress();
-}
 const hubS = await deployHub(S);
 const hubT = await deployHub(T);
 line(`  ChannelHub on S ${hubS}, on T ${hubT}`);

@@ -12,8 +12,7 @@ import {
   rpcProvider,
   type Hex,
 } from "../../sdk/index.js";
-import { ChannelHub__factory, SecretRegistry__factory } from "../../typechain-types/index.js";
-import { accountKey, localWallet } from "../../scripts/lib/local.js";
+import { accountKey, deployHub, localWallet } from "../../scripts/lib/local.js";
 import { startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 const ONE = 10n ** 18n;
@@ -33,12 +32,7 @@ describe("swap between two hardhat node JSON-RPC processes over HTTP", function 
   it("runs the four phases with two clients that talk HTTP on loopback and persist to SQLite", async function () {
     const [S, T] = nodes.map((n) => rpcProvider(n.url)) as [JsonRpcProvider, JsonRpcProvider];
     closers.push(() => S.destroy(), () => T.destroy());
-    const deploy = async (p: JsonRpcProvider) => {
-      const registry = await new SecretRegistry__factory(localWallet(0, p)).deploy();
-      const hub = await new ChannelHub__factory(localWallet(0, p)).deploy(await registry.getAddress());
-      return hub.getAddress();
-    };
-    const [hubS, hubT] = [await deploy(S), await deploy(T)];
+    const [hubS, hubT] = [await deployHub(S), await deployHub(T)];
     const params: ChannelParams = {
       participants: [localWallet(1, S).address, localWallet(2, S).address],
       payees: [ZeroAddress, ZeroAddress],

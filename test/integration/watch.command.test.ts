@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { JsonRpcProvider, ZeroAddress } from "ethers";
 
 import { DeltaTable, HubAdapter, InMemoryLink, keySigner, rpcProvider, Store, SwapClient, type ChannelParams } from "../../sdk/index.js";
-import { ChannelHub__factory, SecretRegistry__factory } from "../../typechain-types/index.js";
-import { accountKey, localWallet } from "../../scripts/lib/local.js";
+import { accountKey, deployHub, localWallet } from "../../scripts/lib/local.js";
 import { runHardhat, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 const ONE = 10n ** 18n;
@@ -26,11 +25,7 @@ describe("watch command against two hardhat node processes", function () {
 
   it("takes Bob's channels from his client's store and answers Alice's stale force close", async function () {
     const [S, T] = nodes.map((n) => rpcProvider(n.url)) as [JsonRpcProvider, JsonRpcProvider];
-    const deploy = async (p: JsonRpcProvider) => {
-      const registry = await new SecretRegistry__factory(localWallet(0, p)).deploy();
-      return (await new ChannelHub__factory(localWallet(0, p)).deploy(await registry.getAddress())).getAddress();
-    };
-    const [hubS, hubT] = [await deploy(S), await deploy(T)];
+    const [hubS, hubT] = [await deployHub(S), await deployHub(T)];
     const params: ChannelParams = {
       participants: [localWallet(1, S).address, localWallet(2, S).address],
       payees: [ZeroAddress, ZeroAddress],
