@@ -20,6 +20,8 @@ export class UnknownChannelError extends ChannelSdkError {
  * signature passes the store's double-sign guard before it exists.
  */
 export class ChannelBook {
+  private readonly digests = new WeakMap<ChannelState, Hex>();
+
   constructor(
     private readonly store: Store,
     private readonly signer: StateSigner,
@@ -70,9 +72,14 @@ export class ChannelBook {
     return this.store.coSignedAt(channelId, seq)?.state ?? this.store.ownSignedAt(channelId, seq)?.state;
   }
 
+  /** The EIP-712 digest of `state` on its channel's hub (remembered per state object: states are immutable). */
   digest(state: ChannelState): Hex {
+    const known = this.digests.get(state);
+    if (known !== undefined) return known;
     const { ref } = this.record(state.channelId);
-    return stateDigest(hubDomain(ref.chainId, ref.hub), state);
+    const digest = stateDigest(hubDomain(ref.chainId, ref.hub), state);
+    this.digests.set(state, digest);
+    return digest;
   }
 
   /** Signs `state` as this client (once per sequence number, ever). */

@@ -61,6 +61,8 @@ export class Store {
   private readonly records = new Map<string, ChannelRecord>();
   /** The newest co-signed state per channel, as last read or written. */
   private readonly latest = new Map<string, CoSignedState | null>();
+  /** Decoded swaps, as last read or written. */
+  private readonly swapCache = new Map<string, { role: "initiator" | "responder"; terms: SwapTerms; phase: unknown }>();
   private depth = 0;
 
   /**
@@ -83,6 +85,7 @@ export class Store {
     this.statements.clear();
     this.records.clear();
     this.latest.clear();
+    this.swapCache.clear();
     this.db.close();
   }
 
@@ -129,6 +132,7 @@ export class Store {
       this.db.exec("ROLLBACK");
       this.latest.clear();
       this.records.clear();
+      this.swapCache.clear();
     }
   }
 
@@ -300,6 +304,7 @@ export class Store {
       key(terms.source.channelId),
       key(terms.target.channelId),
     );
+    this.swapCache.set(key(swapId), { role, terms, phase });
   }
 
   /** Swaps still in progress, oldest first. */
@@ -315,11 +320,16 @@ export class Store {
   }
 
   swap<P>(swapId: Hex): { role: "initiator" | "responder"; terms: SwapTerms; phase: P } | undefined {
-    const row = this.stmt("SELECT role, terms, phase FROM swaps WHERE swap_id = ?").get(key(swapId)) as
+    const k = key(swapId);
+    const cached = this.swapCache.get(k);
+    if (cached !== undefined) return cached as { role: "initiator" | "responder"; terms: SwapTerms; phase: P };
+    const row = this.stmt("SELECT role, terms, phase FROM swaps WHERE swap_id = ?").get(k) as
       | { role: "initiator" | "responder"; terms: string; phase: string }
       | undefined;
     if (row === undefined) return undefined;
-    return { role: row.role, terms: decode<SwapTerms>(row.terms), phase: decode<P>(row.phase) };
+    const found = { role: row.role, terms: decode<SwapTerms>(row.terms), phase: decode<P>(row.phase) };
+    this.swapCache.set(k, found);
+    return found;
   }
 
   swapIds(): Hex[] {
