@@ -38,7 +38,7 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
     sourceExpiry,
     targetExpiry,
   };
-  ctx.validateTerms(terms, nowT);
+  ctx.validateTerms(terms, nowT, await ctx.chain(source.ref.chainId).now());
   // The secret is stored before anything that depends on it exists.
   ctx.o.store.transaction(() => {
     ctx.keepSecret(terms.hashlock, secret);

@@ -35,7 +35,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
     ctx.requireIdle(terms.source.channelId);
     ctx.requireIdle(terms.target.channelId);
     ctx.requireRefs(terms); // before any chain is chosen by the terms' chain ids
-    ctx.validateTerms(terms, await ctx.chain(terms.target.chainId).now());
+    ctx.validateTerms(terms, await ctx.chain(terms.target.chainId).now(), await ctx.chain(terms.source.chainId).now());
     refusal = ctx.o.policy?.(terms);
   } catch (error) {
     if (!(error instanceof ChannelSdkError)) throw error;

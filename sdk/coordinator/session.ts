@@ -5,7 +5,7 @@ import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
-import { checkSwapTiming, type DeltaTable } from "../core/timing.js";
+import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "../core/types.js";
 import type { CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
@@ -101,7 +101,6 @@ export class Session {
     return undefined;
   }
 
-  /** @param now The target chain's time: the window before tT is measured on T. */
   /** Keeps a secret in the store (and tells the watchtower): never forgotten once known. */
   keepSecret(hashlock: Hex, secret: Hex) {
     this.o.store.saveSecret(hashlock, secret);
@@ -120,8 +119,14 @@ export class Session {
     }
   }
 
-  validateTerms(terms: SwapTerms, now: bigint) {
+  /**
+   * @param now The target chain's time: the window before tT is measured on T.
+   * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
+   */
+  validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
     this.requireRefs(terms);
+    const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);
+    if (bound !== undefined) checkClockAgreement({ sourceNow, targetNow: now, bound });
     if (terms.give <= 0n || terms.take <= 0n) throw new InvalidMessageError("swap amounts must be positive");
     checkSwapTiming({
       sourceExpiry: terms.sourceExpiry,

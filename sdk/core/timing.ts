@@ -38,6 +38,13 @@ export class DeltaTable {
     return this;
   }
 
+  /** How far apart the two chains' clocks may be (the sum of their skew bounds), if both chains are known. */
+  skewBound(sourceChainId: bigint, targetChainId: bigint): bigint | undefined {
+    const s = this.chains.get(sourceChainId);
+    const t = this.chains.get(targetChainId);
+    return s === undefined || t === undefined ? undefined : s.clockSkewSeconds + t.clockSkewSeconds;
+  }
+
   delta(sourceChainId: bigint, targetChainId: bigint): bigint {
     const override = this.overrides.get(`${sourceChainId}->${targetChainId}`);
     if (override !== undefined) return override;
@@ -76,6 +83,19 @@ export function checkSwapTiming(t: SwapTiming): void {
   if (t.targetExpiry - t.now < t.minTargetWindow) {
     throw new TimingRuleError(
       `the target lock expires in ${t.targetExpiry - t.now}s, the swap needs at least ${t.minTargetWindow}s`,
+    );
+  }
+}
+
+/**
+ * Throws TimingRuleError when the two chains' latest block times differ by more than their skew bounds allow:
+ * delta was computed for clocks within those bounds, so a swap on clocks further apart is not known to be safe.
+ */
+export function checkClockAgreement(p: Readonly<{ sourceNow: bigint; targetNow: bigint; bound: bigint }>): void {
+  const gap = p.sourceNow > p.targetNow ? p.sourceNow - p.targetNow : p.targetNow - p.sourceNow;
+  if (gap > p.bound) {
+    throw new TimingRuleError(
+      `the chains' clocks are ${gap}s apart (source ${p.sourceNow}, target ${p.targetNow}), more than the ${p.bound}s the skew bounds allow`,
     );
   }
 }

@@ -3,6 +3,7 @@ import { hexlify, randomBytes, Signature, SigningKey, Wallet } from "ethers";
 
 import {
   addLock,
+  checkClockAgreement,
   checkSwapTiming,
   decode,
   DeltaTable,
@@ -112,6 +113,14 @@ describe("core: timing rules", function () {
     expect(table.delta(1n, 2n)).to.equal(999n);
     expect(table.delta(2n, 1n)).to.equal(390n);
     expect(() => table.delta(1n, 3n)).to.throw(TimingRuleError, "no timing known");
+  });
+
+  it("refuses to rely on two chain clocks further apart than their skew bounds", function () {
+    const table = new DeltaTable(new Map([[1n, chain(1n, 15n)], [2n, chain(2n, 3600n)]]));
+    expect(table.skewBound(1n, 2n)).to.equal(3615n);
+    expect(table.skewBound(1n, 9n)).to.equal(undefined);
+    expect(() => checkClockAgreement({ sourceNow: 10_000n, targetNow: 6_385n, bound: 3615n })).to.not.throw();
+    expect(() => checkClockAgreement({ sourceNow: 10_000n, targetNow: 6_384n, bound: 3615n })).to.throw(TimingRuleError, "3616s apart");
   });
 
   it("refuses tT >= tS, tS - tT < delta, and a target lock too close to now", function () {

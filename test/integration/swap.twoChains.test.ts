@@ -92,6 +92,13 @@ describe("cross-chain swap over two channels", function () {
     expect(phaseOf(alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
   });
 
+  it("refuses to propose a swap while the two chains' clocks are further apart than the skew bounds", async function () {
+    const setup = await fundedChannels();
+    const { alice } = await twoParties(setup);
+    await setup.S.chain.networkHelpers.time.increase(121); // the harness allows 60 s of skew per chain
+    await expectRejection(alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE }), TimingRuleError, /clocks are 12\ds apart/);
+  });
+
   it("refuses to propose, and the responder refuses to accept, a swap that breaks the delta rule", async function () {
     const setup = await fundedChannels();
     const { link, alice, bob } = await twoParties(setup);
