@@ -2,6 +2,7 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { AbiCoder, getBytes, id, keccak256, TypedDataEncoder, type TypedDataDomain, type TypedDataField } from "ethers";
 
 import type { Address, ChannelParams, ChannelState, Hex, Lock, OnChainState } from "./types.js";
+import { putHex, putWord, toHex, typedDataDigest } from "./words.js";
 
 /** EIP-712 domain name and version of every hub. */
 export const HUB_DOMAIN_NAME = "ChannelHub";
@@ -40,36 +41,13 @@ const LOCK_TYPEHASH = getBytes(id(LOCK_ENCODER.encodeType("Lock")));
 const STATE_TYPEHASH = getBytes(id(STATE_TYPE_STRING));
 const EMPTY_LOCKS = keccak_256(new Uint8Array(0));
 
-// The hashing below writes EIP-712 encodings straight into byte buffers and hashes them with keccak-256 from
-// @noble/hashes, without hex round trips: a state digest is computed for every signature made or checked.
-
-/** Writes `value` as a 32-byte big-endian word at `offset` (values are range-checked by `checkState`). */
-function putWord(out: Uint8Array, offset: number, value: bigint): void {
-  let v = value;
-  for (let i = 31; i >= 0 && v > 0n; i--) {
-    out[offset + i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-}
-
-/** Writes a 0x-prefixed 32-byte hex string at `offset`. */
-function putBytes32(out: Uint8Array, offset: number, hex: string): void {
-  for (let i = 0; i < 32; i++) out[offset + i] = parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16);
-}
-
-function toHex(bytes: Uint8Array): Hex {
-  let out = "0x";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out as Hex;
-}
-
 /** EIP-712 struct hash of a lock (the same bytes as `TypedDataEncoder.hashStruct`, written directly). */
 export function lockHash(lock: Lock): Uint8Array {
   const buf = new Uint8Array(5 * 32);
   buf.set(LOCK_TYPEHASH, 0);
   putWord(buf, 32, BigInt(lock.sender));
   putWord(buf, 64, lock.amount);
-  putBytes32(buf, 96, lock.hashlock);
+  putHex(buf, 96, lock.hashlock);
   putWord(buf, 128, lock.expiry);
   return keccak_256(buf);
 }
@@ -96,7 +74,7 @@ function pairHash(pair: readonly [bigint, bigint]): Uint8Array {
 function stateStructHashBytes(state: ChannelState): Uint8Array {
   const buf = new Uint8Array(7 * 32);
   buf.set(STATE_TYPEHASH, 0);
-  putBytes32(buf, 32, state.channelId);
+  putHex(buf, 32, state.channelId);
   putWord(buf, 64, state.seq);
   buf.set(pairHash(state.deposits), 96);
   buf.set(pairHash(state.balances), 128);
@@ -130,12 +108,7 @@ export function toOnChainState(state: ChannelState): OnChainState {
 
 /** The digest both participants sign for `state` on the hub of `domain` (EIP-712: 0x1901, domain, struct hash). */
 export function stateDigest(domain: TypedDataDomain, state: ChannelState): Hex {
-  const buf = new Uint8Array(66);
-  buf[0] = 0x19;
-  buf[1] = 0x01;
-  buf.set(domainSeparator(domain), 2);
-  buf.set(stateStructHashBytes(state), 34);
-  return toHex(keccak_256(buf));
+  return typedDataDigest(domainSeparator(domain), stateStructHashBytes(state));
 }
 
 const PARAMS_TUPLE = "tuple(address[2] participants,address[2] payees,address asset,uint64 challengePeriod,uint256 nonce)";

@@ -1,7 +1,8 @@
 import { keccak_256 } from "@noble/hashes/sha3.js";
-import { getBytes, hexlify, id, sha256, TypedDataEncoder, type TypedDataField } from "ethers";
+import { getBytes, id, sha256, TypedDataEncoder, type TypedDataField } from "ethers";
 
 import type { Address, Hex } from "./types.js";
+import { putHex, putWord, typedDataDigest } from "./words.js";
 
 /** One channel of a swap: which hub on which chain. */
 export type ChannelRef = Readonly<{ chainId: bigint; hub: Address; channelId: Hex }>;
@@ -51,25 +52,12 @@ const SWAP_DOMAIN_SEPARATOR = getBytes(TypedDataEncoder.hashDomain(SWAP_DOMAIN))
 const TERMS_TYPEHASH = getBytes(id(TypedDataEncoder.from(SWAP_TYPES).encodeType("SwapTerms")));
 const REF_TYPEHASH = getBytes(id(TypedDataEncoder.from({ ChannelRef: SWAP_TYPES.ChannelRef! }).encodeType("ChannelRef")));
 
-function word(out: Uint8Array, offset: number, value: bigint): void {
-  let v = value;
-  for (let i = 31; i >= 0 && v > 0n; i--) {
-    out[offset + i] = Number(v & 0xffn);
-    v >>= 8n;
-  }
-}
-
-function hexInto(out: Uint8Array, end: number, hex: string): void {
-  const bytes = getBytes(hex);
-  out.set(bytes, end - bytes.length);
-}
-
 function refHash(ref: ChannelRef): Uint8Array {
   const buf = new Uint8Array(4 * 32);
   buf.set(REF_TYPEHASH, 0);
-  word(buf, 32, ref.chainId);
-  hexInto(buf, 96, ref.hub);
-  hexInto(buf, 128, ref.channelId);
+  putWord(buf, 32, ref.chainId);
+  putHex(buf, 64, ref.hub);
+  putHex(buf, 96, ref.channelId);
   return keccak_256(buf);
 }
 
@@ -77,22 +65,17 @@ function refHash(ref: ChannelRef): Uint8Array {
 export function termsDigest(terms: SwapTerms): Hex {
   const buf = new Uint8Array(11 * 32);
   buf.set(TERMS_TYPEHASH, 0);
-  hexInto(buf, 64, terms.swapId);
+  putHex(buf, 32, terms.swapId);
   buf.set(refHash(terms.source), 64);
   buf.set(refHash(terms.target), 96);
-  hexInto(buf, 160, terms.initiator);
-  hexInto(buf, 192, terms.responder);
-  word(buf, 192, terms.give);
-  word(buf, 224, terms.take);
-  hexInto(buf, 288, terms.hashlock);
-  word(buf, 288, terms.sourceExpiry);
-  word(buf, 320, terms.targetExpiry);
-  const out = new Uint8Array(66);
-  out[0] = 0x19;
-  out[1] = 0x01;
-  out.set(SWAP_DOMAIN_SEPARATOR, 2);
-  out.set(keccak_256(buf), 34);
-  return hexlify(keccak_256(out)) as Hex;
+  putHex(buf, 128, terms.initiator);
+  putHex(buf, 160, terms.responder);
+  putWord(buf, 192, terms.give);
+  putWord(buf, 224, terms.take);
+  putHex(buf, 256, terms.hashlock);
+  putWord(buf, 288, terms.sourceExpiry);
+  putWord(buf, 320, terms.targetExpiry);
+  return typedDataDigest(SWAP_DOMAIN_SEPARATOR, keccak_256(buf));
 }
 
 /** sha256 of a 32-byte secret: the hashlock of the swap (Bitcoin/Lightning compatible). */

@@ -1,0 +1,38 @@
+import { keccak_256 } from "@noble/hashes/sha3.js";
+
+import type { Hex } from "./types.js";
+
+// EIP-712 encodings written straight into byte buffers (no hex round trips): a digest is computed for every
+// signature made or checked, so these run on the hot path. Tested against ethers' generic encoder.
+
+/** Writes `value` as a 32-byte big-endian word at `offset` (callers range-check values). */
+export function putWord(out: Uint8Array, offset: number, value: bigint): void {
+  let v = value;
+  for (let i = 31; i >= 0 && v > 0n; i--) {
+    out[offset + i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+}
+
+/** Writes a 0x-prefixed hex value right-aligned in the word at `offset` (an address or a bytes32). */
+export function putHex(out: Uint8Array, offset: number, hex: string): void {
+  const length = (hex.length - 2) / 2;
+  const start = offset + 32 - length;
+  for (let i = 0; i < length; i++) out[start + i] = parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16);
+}
+
+export function toHex(bytes: Uint8Array): Hex {
+  let out = "0x";
+  for (const b of bytes) out += b.toString(16).padStart(2, "0");
+  return out as Hex;
+}
+
+/** The EIP-712 digest: keccak256(0x1901 ‖ domain separator ‖ struct hash). */
+export function typedDataDigest(domainSeparator: Uint8Array, structHash: Uint8Array): Hex {
+  const buf = new Uint8Array(66);
+  buf[0] = 0x19;
+  buf[1] = 0x01;
+  buf.set(domainSeparator, 2);
+  buf.set(structHash, 34);
+  return toHex(keccak_256(buf));
+}
