@@ -53,6 +53,13 @@ export class ChannelBook {
     return this.record(channelId).myIndex;
   }
 
+  /** Index of `address` among the channel's participants (throws for a stranger). */
+  indexOf(channelId: Hex, address: string): ParticipantIndex {
+    const index = this.record(channelId).params.participants.findIndex((p) => p.toLowerCase() === address.toLowerCase());
+    if (index < 0) throw new ChannelSdkError(`${address} is not a participant of channel ${channelId}`);
+    return index as ParticipantIndex;
+  }
+
   counterparty(channelId: Hex): string {
     const r = this.record(channelId);
     return r.params.participants[r.myIndex === 0 ? 1 : 0];

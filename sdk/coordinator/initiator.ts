@@ -81,7 +81,8 @@ export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
     ctx.trackLock(swapId, terms.target.channelId, terms.hashlock, expected.seq);
   });
   if (tooLate) {
-    // Revealing now could leave too little time to claim on the target chain: never reveal, let locks expire.
+    // Too little time left to finish off chain: claim on the target chain instead (the responder still has delta
+    // to carry the secret to the source chain), and refund what the locks do not pay.
     ctx.enter(swapId, { kind: "settlingOnChain", reason: "nearExpiry", channels: [terms.source.channelId, terms.target.channelId] }, {
       targetLockAck: { step: "targetLockAck", sig: myTargetSig },
     });

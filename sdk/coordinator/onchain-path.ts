@@ -7,7 +7,8 @@ import type { Session } from "./session.js";
 // Batch settlement: when a swap must leave the off-chain path, and driving both of its channels to closure.
 
 /** Whether (and why) a waiting swap must leave the off-chain path now; "abort" before any lock was signed. */
-export async function onChainReason(ctx: Session, 
+export async function onChainReason(
+  ctx: Session,
   terms: SwapTerms,
   phase: SwapPhase,
   timedOut: boolean,

@@ -106,6 +106,8 @@ export async function onReveal(ctx: Session, swapId: Hex, terms: SwapTerms, phas
   const sourceSig = ctx.book.sign(sourceResolved);
   ctx.o.store.transaction(() => {
     ctx.book.keepCoSigned(targetResolved, targetSig, body.sig);
+    // The target lock may never have been acknowledged (that message lost): it is tracked from here then.
+    if (phase.kind === "targetLockSent") ctx.trackLock(swapId, terms.target.channelId, terms.hashlock, phase.targetLock.seq);
     ctx.confirm(swapId, terms.target.channelId, targetResolved.seq);
     ctx.enter(swapId, { kind: "resolveSent", sourceLock: phase.sourceLock, sourceResolved }, {
       resolve: { step: "resolve", targetSig, state: sourceResolved, sig: sourceSig },

@@ -6,7 +6,7 @@ import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messa
 import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
-import type { ChannelState, Hex, Lock, ParticipantIndex } from "../core/types.js";
+import type { ChannelState, Hex, Lock } from "../core/types.js";
 import type { CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
@@ -142,17 +142,13 @@ export class Session {
 
   /** The initiator's lock on the source channel. */
   sourceLockOf(terms: SwapTerms): Lock {
-    const myIndex = this.book.myIndex(terms.source.channelId);
-    const iAmInitiator = getAddress(terms.initiator) === this.address;
-    const sender: ParticipantIndex = iAmInitiator ? myIndex : myIndex === 0 ? 1 : 0;
+    const sender = this.book.indexOf(terms.source.channelId, terms.initiator);
     return { sender, amount: terms.give, hashlock: terms.hashlock, expiry: terms.sourceExpiry };
   }
 
   /** The responder's lock on the target channel. */
   targetLockOf(terms: SwapTerms): Lock {
-    const myIndex = this.book.myIndex(terms.target.channelId);
-    const iAmResponder = getAddress(terms.responder) === this.address;
-    const sender: ParticipantIndex = iAmResponder ? myIndex : myIndex === 0 ? 1 : 0;
+    const sender = this.book.indexOf(terms.target.channelId, terms.responder);
     return { sender, amount: terms.take, hashlock: terms.hashlock, expiry: terms.targetExpiry };
   }
 
@@ -172,7 +168,6 @@ export class Session {
     this.book.record(channelId);
     if (this.o.store.channelBusy(channelId)) throw new ChannelBusyError(channelId);
   }
-
 
   trackLock(swapId: Hex, channelId: Hex, hashlock: Hex, lockSeq: bigint) {
     this.o.store.saveTransfer({ swapId, channelId, hashlock, lockSeq, resolvedSeq: undefined, confirmed: false, outcome: "pending" });
@@ -262,7 +257,6 @@ export class Session {
     for (const { sessionId, steps } of held) await this.sendStored(sessionId, steps);
     return result;
   }
-
 
   chain(chainId: bigint): HubAdapter {
     const chain = this.chains.get(chainId);

@@ -9,7 +9,7 @@ import type { ChannelBook } from "./channels.js";
 import * as close from "./close.js";
 import * as initiator from "./initiator.js";
 import * as onchain from "./onchain-path.js";
-import { isActive, type SwapPhase, type SwapProgress, type SwapView } from "./phases.js";
+import type { SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import * as responder from "./responder.js";
 import { Session, type ProposeArgs, type SwapClientOptions } from "./session.js";
 
@@ -125,7 +125,6 @@ export class SwapClient {
     for (const view of ctx.activeSwaps()) {
       const { swapId, role, terms } = view;
       const { phase, since, sentAt, sent } = view.progress;
-      if (!isActive(phase)) continue;
       if (phase.kind === "settlingOnChain") {
         await onchain.settleOnChain(ctx, swapId, terms, phase.channels);
         continue;

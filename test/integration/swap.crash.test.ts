@@ -86,6 +86,12 @@ describe("crash recovery from the embedded store (guarantee 6)", function () {
       expect(link.errors.filter((e) => e instanceof DoubleSignError)).to.deep.equal([], "never signed a number twice");
       expect(phaseOf(parties.alice, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
       expect(phaseOf(parties.bob, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
+      for (const p of Object.values(parties)) {
+        expect(p.client.transfers(swapId).map((t) => [t.confirmed, t.outcome])).to.deep.equal(
+          [[true, "paid"], [true, "paid"]],
+          "both transfers tracked and confirmed",
+        );
+      }
       for (const id of [setup.sId, setup.tId]) {
         expect(parties.alice.client.book.latest(id)).to.deep.equal(parties.bob.client.book.latest(id), "same co-signed head");
       }
