@@ -2,7 +2,7 @@ import { Contract, getAddress, ZeroAddress, type ContractRunner, type Provider, 
 
 import { toOnChainState } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
-import type { ChannelParams, ChannelState, Hex, Lock, OnChainState } from "../core/types.js";
+import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
 import {
   ChannelHub__factory,
   SecretRegistry__factory,
@@ -25,9 +25,6 @@ export type ChannelInfo = Readonly<{
   deadline: bigint;
   stateHash: Hex;
 }>;
-
-/** A state registered on chain by a force close or a challenge, as its event carries it. */
-export type RegisteredState = Readonly<{ state: OnChainState; by: string; deadline: bigint; blockNumber: number }>;
 
 export type HubAdapterOptions = Readonly<{
   /**
@@ -74,11 +71,6 @@ export class HubAdapter {
     const chainId = (await provider.getNetwork()).chainId;
     const registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
     return new HubAdapter(chainId, getAddress(hubAddress), getAddress(registry), signer, options);
-  }
-
-  /** The same hub, sending transactions from another signer. */
-  withSigner(signer: Signer): HubAdapter {
-    return new HubAdapter(this.chainId, this.hubAddress, this.registryAddress, signer, this.options);
   }
 
   get provider(): Provider {
@@ -157,6 +149,7 @@ export class HubAdapter {
     );
   }
 
+  /** Collects this signer's deferred payouts in `asset` (a payout the hub could not push), sent to `to`. */
   async withdraw(asset: string, to: string): Promise<void> {
     await this.send("withdraw", () => this.hub.withdraw(asset, to));
   }
@@ -194,33 +187,6 @@ export class HubAdapter {
       seq: info.seq,
       deadline: info.deadline,
       stateHash: info.stateHash as Hex,
-    };
-  }
-
-  /** The state currently registered for a disputed channel, from the last force-close or challenge event. */
-  async registeredState(channelId: Hex): Promise<RegisteredState | undefined> {
-    const [closed, challenged] = await Promise.all([
-      this.hub.queryFilter(this.hub.filters.ChannelForceClosed(channelId)),
-      this.hub.queryFilter(this.hub.filters.ChannelChallenged(channelId)),
-    ]);
-    const events = [...closed, ...challenged].sort(
-      (a, b) => a.blockNumber - b.blockNumber || a.index - b.index,
-    );
-    const last = events.at(-1);
-    if (last === undefined) return undefined;
-    const s = last.args.state;
-    return {
-      state: {
-        channelId: s.channelId as Hex,
-        seq: s.seq,
-        deposits: [s.deposits[0], s.deposits[1]],
-        balances: [s.balances[0], s.balances[1]],
-        locksHash: s.locksHash as Hex,
-        isFinal: s.isFinal,
-      },
-      by: last.args.by,
-      deadline: last.args.deadline,
-      blockNumber: last.blockNumber,
     };
   }
 

@@ -83,11 +83,6 @@ function stateStructHashBytes(state: ChannelState): Uint8Array {
   return keccak_256(buf);
 }
 
-/** EIP-712 struct hash of a state (`StateHashing.hashState`), written directly rather than through ethers' generic encoder. */
-export function stateStructHash(state: ChannelState): Hex {
-  return toHex(stateStructHashBytes(state));
-}
-
 const domainSeparators = new Map<string, Uint8Array>();
 
 function domainSeparator(domain: TypedDataDomain): Uint8Array {

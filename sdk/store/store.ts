@@ -51,8 +51,9 @@ CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, en
 `;
 
 /**
- * The client's embedded store (SQLite through node:sqlite). Every method is synchronous and each write is a
- * committed transaction when it returns, so the caller can send a message that depends on it right after.
+ * The client's embedded store (SQLite through node:sqlite). Every method is synchronous. Outside a transaction
+ * each write is committed when it returns; inside `transaction` or `begin`/`commit`, at the outermost commit,
+ * which is when the coordinator sends the messages that depend on it.
  */
 export class Store {
   private readonly db: DatabaseSync;

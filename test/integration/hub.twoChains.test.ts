@@ -4,6 +4,7 @@ import { hexlify, randomBytes } from "ethers";
 
 import {
   channelIdOf,
+  HubAdapter,
   hubDomain,
   locksHash,
   stateDigest,
@@ -11,7 +12,7 @@ import {
   type ChannelState,
   type Hex,
 } from "../../sdk/index.js";
-import { TestToken__factory } from "../../typechain-types/index.js";
+import { BlocklistToken__factory, TestToken__factory } from "../../typechain-types/index.js";
 import {
   coSign,
   deploySuite,
@@ -127,6 +128,22 @@ describe("ChannelHub on two chains", function () {
       [ONE / 2n, ONE + ONE / 2n, -2n * ONE],
     );
     expect((await S.hub.getChannel(id)).status).to.equal(3n); // Closed
+  });
+
+  it("lets a blocklisted payee collect its deferred payout to another address through the SDK", async function () {
+    const { S } = await deployBoth();
+    const token = await new BlocklistToken__factory(S.deployer).deploy();
+    const params = { ...nativeParams(S, 31n), asset: await token.getAddress() };
+    const bob = await HubAdapter.connect(await S.hub.getAddress(), S.bob);
+    await token.mint(S.bob.address, 100n);
+    const id = await bob.openAndDeposit(params, 1, 100n);
+    await token.setBlocked(S.bob.address, true);
+    const final: ChannelState = { channelId: id, seq: 1n, deposits: [0n, 100n], balances: [0n, 100n], locks: [], isFinal: true };
+    await bob.closeCooperatively(params, { state: final, signatures: (await coSign(S, final)).signatures as [Hex, Hex] });
+    expect(await S.hub.deferredPayout(await token.getAddress(), S.bob.address)).to.equal(100n);
+    await bob.withdraw(await token.getAddress(), S.other.address);
+    expect(await token.balanceOf(S.other.address)).to.equal(100n);
+    expect(await S.hub.deferredPayout(await token.getAddress(), S.bob.address)).to.equal(0n);
   });
 
   it("settles a swap on both chains when the responder goes silent: Alice reveals on T, Bob carries the secret to S", async function () {
