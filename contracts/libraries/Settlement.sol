@@ -17,11 +17,7 @@ library Settlement {
         uint128[2] calldata stateDeposits,
         uint128[2] calldata balances
     ) internal pure {
-        for (uint8 i; i < 2; ++i) {
-            if (stateDeposits[i] > onChain[i]) {
-                revert IChannelHub.StateUnderfunded(id, i, stateDeposits[i], onChain[i]);
-            }
-        }
+        _requireDeposited(id, onChain, stateDeposits);
         uint256 allocated = uint256(balances[0]) + balances[1];
         uint256 deposited = uint256(stateDeposits[0]) + stateDeposits[1];
         if (allocated > deposited) revert IChannelHub.AmountsDoNotAddUp(id, allocated, deposited);
@@ -41,16 +37,24 @@ library Settlement {
         uint256[2] memory credited,
         uint256 locked
     ) internal pure returns (uint256[2] memory out) {
-        for (uint8 i; i < 2; ++i) {
-            if (stateDeposits[i] > onChain[i]) {
-                revert IChannelHub.StateUnderfunded(id, i, stateDeposits[i], onChain[i]);
-            }
-        }
+        _requireDeposited(id, onChain, stateDeposits);
         // Each term is below 2^128 and there are at most 258 of them: no overflow before the check.
         uint256 allocated = uint256(balances[0]) + balances[1] + locked;
         uint256 deposited = uint256(stateDeposits[0]) + stateDeposits[1];
         if (allocated != deposited) revert IChannelHub.AmountsDoNotAddUp(id, allocated, deposited);
         out[0] = balances[0] + credited[0] + (onChain[0] - stateDeposits[0]);
         out[1] = balances[1] + credited[1] + (onChain[1] - stateDeposits[1]);
+    }
+
+    /// @dev A state may account for no more than was deposited on chain for each participant.
+    function _requireDeposited(ChannelId id, uint256[2] memory onChain, uint128[2] memory stateDeposits)
+        private
+        pure
+    {
+        for (uint8 i; i < 2; ++i) {
+            if (stateDeposits[i] > onChain[i]) {
+                revert IChannelHub.StateUnderfunded(id, i, stateDeposits[i], onChain[i]);
+            }
+        }
     }
 }
