@@ -2,6 +2,19 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
+import { ZeroAddress, type JsonRpcProvider } from "ethers";
+
+import { accountKey, deployHub, localWallet } from "../../scripts/lib/local.js";
+import {
+  DeltaTable,
+  HubAdapter,
+  keySigner,
+  rpcProvider,
+  Store,
+  SwapClient,
+  type ChannelParams,
+  type Transport,
+} from "../../sdk/index.js";
 
 const require = createRequire(import.meta.url);
 /** The Hardhat CLI of this project, run with the same Node binary as the tests. */
@@ -74,4 +87,51 @@ export async function runHardhat(args: readonly string[], env: Record<string, st
   const code = await new Promise<number | null>((ok) => child.once("exit", ok));
   if (code !== 0) throw new Error(`hardhat ${args.join(" ")} exited with ${code}:\n${stdout}\n${stderr}`);
   return stdout;
+}
+
+/**
+ * On two running nodes: a hub on each, Alice (account 1) funding a native channel on S and Bob (account 2) one on
+ * T (5 coins each), and a client maker for either party over the given transport and store.
+ */
+export async function fundedPairOnNodes(nodes: readonly LocalNode[], nonce: bigint) {
+  const [S, T] = nodes.map((n) => rpcProvider(n.url)) as [JsonRpcProvider, JsonRpcProvider];
+  const [hubS, hubT] = [await deployHub(S), await deployHub(T)];
+  const params: ChannelParams = {
+    participants: [localWallet(1, S).address, localWallet(2, S).address],
+    payees: [ZeroAddress, ZeroAddress],
+    asset: ZeroAddress,
+    challengePeriod: 3600n,
+    nonce,
+  };
+  const adapters = async (who: 1 | 2) => ({
+    S: await HubAdapter.connect(hubS, localWallet(who, S)),
+    T: await HubAdapter.connect(hubT, localWallet(who, T)),
+  });
+  const [a, b] = [await adapters(1), await adapters(2)];
+  const sId = await a.S.openAndDeposit(params, 0, 5n * 10n ** 18n);
+  const tId = await b.T.openAndDeposit(params, 1, 5n * 10n ** 18n);
+  const timing = (chainId: bigint) => ({ chainId, finalitySeconds: 12n, inclusionSeconds: 60n, clockSkewSeconds: 30n });
+  const deltas = new DeltaTable(new Map([[31337n, timing(31337n)], [31338n, timing(31338n)]]));
+  /** A client for Alice (1) or Bob (2) with both channels added. */
+  const client = async (who: 1 | 2, transport: Transport, store: Store) => {
+    const c = new SwapClient({
+      deltas,
+      minTargetWindow: 600n,
+      onChainMargin: 120n,
+      resendIntervalMs: 1_000,
+      confirmationTimeoutMs: 30_000,
+      signer: keySigner(accountKey(who)),
+      store,
+      transport,
+      chains: who === 1 ? [a.S, a.T] : [b.S, b.T],
+    });
+    await c.addChannel(31337n, params);
+    await c.addChannel(31338n, params);
+    return c;
+  };
+  const close = () => {
+    S.destroy();
+    T.destroy();
+  };
+  return { S, T, hubS, hubT, params, a, b, sId, tId, client, close };
 }
