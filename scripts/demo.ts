@@ -31,6 +31,7 @@ import {
 } from "../sdk/index.js";
 import { TestToken__factory } from "../typechain-types/index.js";
 import { accountKey, advanceChain, deployHub, localWallet } from "./lib/local.js";
+import { timing } from "./lib/swap-setup.js";
 
 const ONE = 10n ** 18n;
 const fmt = (v: bigint) => formatEther(v);
@@ -93,7 +94,6 @@ line(`  T channel ${tId.slice(0, 18)}…  deposits: Alice 1 ETH,   Bob 20 ETH`);
 
 // ---------------------------------------------------------------------------- 3. two clients over HTTP
 const dir = mkdtempSync(join(tmpdir(), "channel-demo-"));
-const timing = (chainId: bigint) => ({ chainId, finalitySeconds: 60n, inclusionSeconds: 300n, clockSkewSeconds: 60n });
 const deltas = () => new DeltaTable(new Map([[chainIdS, timing(chainIdS)], [chainIdT, timing(chainIdT)]]));
 const quiet = new Set(["alice", "bob"]);
 const lastChainLine = new Map<string, string>();

@@ -25,6 +25,7 @@ export function pairSpecs(count: number, alice: string, bob: string, runId: bigi
   });
 }
 
+/** Timing assumed for a local chain: a minute to finality, five to inclusion, a minute of clock skew. */
 export const timing = (chainId: bigint) => ({ chainId, finalitySeconds: 60n, inclusionSeconds: 300n, clockSkewSeconds: 60n });
 
 /** A client for `who` with a file store, over `transport`, with both chains' adapters sending from `signers`. */
