@@ -35,6 +35,10 @@ import { benchClient, pairSpecs, type PairSpec } from "./lib/swap-setup.js";
 const SWAPS = Number(process.env.BENCH_SWAPS ?? 10_000);
 const HTTP_SWAPS = Number(process.env.BENCH_SWAPS_HTTP ?? 1_000);
 const CHANNELS = (process.env.BENCH_CHANNELS ?? "1,10,100,1000").split(",").map(Number);
+/** Swaps in flight at once (each on a channel pair of its own, so at most the number of pairs): one run per value. */
+const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? "1,64").split(",").map(Number);
+const inFlightFor = (channels: number) => [...new Set(IN_FLIGHT.map((n) => Math.min(n, channels)))];
+const HTTP_CHANNELS = Number(process.env.BENCH_HTTP_CHANNELS ?? 64);
 const VERIFICATIONS_PER_SWAP = 18; // 8 message envelopes, 2 term signatures, 8 state counter-signatures
 const dir = mkdtempSync(join(tmpdir(), "bench-swaps-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -63,7 +67,7 @@ const hashMs = perOp(() => stateDigest(hubDomain(31337n, "0x5FbDB2315678afecb367
 console.log(`crypto (${cryptoBackend}): sign ${(signMs * 1000).toFixed(1)} us, recover ${(recoverMs * 1000).toFixed(1)} us, state digest ${(hashMs * 1000).toFixed(1)} us`);
 
 // ---------------------------------------------------------------- helpers
-type Run = { mode: string; channels: number; swaps: number; seconds: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; boundSwapsPerSecond: number; ofBound: number; failed: number };
+type Run = { mode: string; channels: number; inFlight: number; swaps: number; seconds: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; boundSwapsPerSecond: number; ofBound: number; failed: number };
 const runs: Run[] = [];
 
 function quantile(sorted: number[], q: number): number {
@@ -95,38 +99,45 @@ async function openPairs(rpc: { source: JsonRpcProvider; target: JsonRpcProvider
   const alice = ChannelHub__factory.connect(hubs.source, localWallet(1, rpc.source));
   const bob = ChannelHub__factory.connect(hubs.target, localWallet(2, rpc.target));
   const amount = 10n ** 18n;
-  let pending: Promise<unknown>[] = [];
-  let nonces = { a: await rpc.source.getTransactionCount(localWallet(1, rpc.source).address), b: await rpc.target.getTransactionCount(localWallet(2, rpc.target).address) };
+  const nonces = { a: await rpc.source.getTransactionCount(localWallet(1, rpc.source).address), b: await rpc.target.getTransactionCount(localWallet(2, rpc.target).address) };
+  const sent = [];
   for (const p of pairs) {
     const arg = (x: PairSpec["sourceParams"]) => ({ participants: [x.participants[0], x.participants[1]] as [string, string], payees: [x.payees[0], x.payees[1]] as [string, string], asset: x.asset, challengePeriod: x.challengePeriod, nonce: x.nonce });
-    pending.push(alice.openAndDeposit(arg(p.sourceParams), 0, amount, { value: amount, nonce: nonces.a++ }).then((t) => t.wait()));
-    pending.push(bob.openAndDeposit(arg(p.targetParams), 1, amount, { value: amount, nonce: nonces.b++ }).then((t) => t.wait()));
-    if (pending.length >= 100) {
-      await Promise.all(pending);
-      pending = [];
-    }
+    // One transaction per chain at a time: an automining node refuses a nonce that arrives ahead of its turn.
+    sent.push(...(await Promise.all([
+      alice.openAndDeposit(arg(p.sourceParams), 0, amount, { value: amount, nonce: nonces.a++ }),
+      bob.openAndDeposit(arg(p.targetParams), 1, amount, { value: amount, nonce: nonces.b++ }),
+    ])));
   }
-  await Promise.all(pending);
+  await Promise.all(sent.map((t) => t.wait()));
 }
 
-async function runSwaps(mode: string, channels: number, swaps: number, propose: (pair: number) => Promise<string>, completions: Completion[], signs: () => number) {
+/**
+ * Runs `swaps` swaps with `inFlight` of them at a time, each on a channel pair of its own: worker w proposes on the
+ * pairs w, w + inFlight, w + 2 inFlight, ... in turn and waits for each swap to finish before its next one.
+ */
+async function runSwaps(mode: string, channels: number, inFlight: number, swaps: number, propose: (pair: number) => Promise<string>, completions: Completion[], signs: () => number) {
   const latencies: number[] = [];
   let failed = 0;
   const signsBefore = signs();
   const t0 = performance.now();
-  for (let i = 0; i < swaps; i++) {
-    const start = performance.now();
-    const swapId = await propose(i % channels);
-    const outcomes = await Promise.all(completions.map((c) => c.wait(swapId)));
-    latencies.push(performance.now() - start);
-    if (outcomes.some((o) => o !== "swapped")) failed++;
-  }
+  const worker = async (w: number) => {
+    const own = Array.from({ length: Math.ceil((channels - w) / inFlight) }, (_, k) => w + k * inFlight);
+    for (let k = 0; k < Math.floor(swaps / inFlight) + (w < swaps % inFlight ? 1 : 0); k++) {
+      const start = performance.now();
+      const swapId = await propose(own[k % own.length]!);
+      const outcomes = await Promise.all(completions.map((c) => c.wait(swapId)));
+      latencies.push(performance.now() - start);
+      if (outcomes.some((o) => o !== "swapped")) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: inFlight }, (_, w) => worker(w)));
   const seconds = (performance.now() - t0) / 1000;
   latencies.sort((a, b) => a - b);
   const signsPerSwap = (signs() - signsBefore) / swaps;
   const cryptoMs = signsPerSwap * signMs + VERIFICATIONS_PER_SWAP * recoverMs;
   const run: Run = {
-    mode, channels, swaps, seconds,
+    mode, channels, inFlight, swaps, seconds,
     swapsPerSecond: swaps / seconds,
     p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99),
     signsPerSwap,
@@ -135,7 +146,7 @@ async function runSwaps(mode: string, channels: number, swaps: number, propose: 
     failed,
   };
   runs.push(run);
-  console.log(`${mode.padEnd(22)} ${String(channels).padStart(5)} pairs ${String(swaps).padStart(6)} swaps: ${run.swapsPerSecond.toFixed(1)} swaps/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ${(run.ofBound * 100).toFixed(1)} % of the crypto bound (${run.boundSwapsPerSecond.toFixed(0)}/s), failed ${failed}`);
+  console.log(`${mode.padEnd(22)} ${String(channels).padStart(5)} pairs, ${String(inFlight).padStart(3)} at a time, ${String(swaps).padStart(6)} swaps: ${run.swapsPerSecond.toFixed(1)} swaps/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ${(run.ofBound * 100).toFixed(1)} % of the crypto bound (${run.boundSwapsPerSecond.toFixed(0)}/s), failed ${failed}`);
 }
 
 async function jsonRpcChains() {
@@ -176,7 +187,9 @@ for (const { channels, durability } of configs) {
     await bob.client.addChannel(bob.chains[1].chainId, p.targetParams);
     ids.push({ s, t });
   }
-  await runSwaps(`one process, ${durability === "power" ? "sync" : "no sync"}`, channels, SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca, cb], () => signs);
+  for (const inFlight of inFlightFor(channels)) {
+    await runSwaps(`one process, ${durability === "power" ? "sync" : "no sync"}`, channels, inFlight, SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca, cb], () => signs);
+  }
   alice.store.close();
   bob.store.close();
   await close();
@@ -184,7 +197,7 @@ for (const { channels, durability } of configs) {
 
 // ---------------------------------------------------------------- two processes over HTTP
 {
-  const channels = 10;
+  const channels = HTTP_CHANNELS;
   const { urls, rpc, close } = await jsonRpcChains();
   const hubs = await deployHubs(rpc);
   const pairs = pairSpecs(channels, localWallet(1, rpc.source).address, localWallet(2, rpc.source).address, 99n);
@@ -211,7 +224,7 @@ for (const { channels, durability } of configs) {
   const ids: { s: Hex; t: Hex }[] = [];
   for (const p of pairs) ids.push({ s: await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams), t: await alice.client.addChannel(alice.chains[1].chainId, p.targetParams) });
   // Alice's signatures are counted here; Bob's (in the other process) are the same number by symmetry of the protocol.
-  await runSwaps("two processes, HTTP, sync", channels, HTTP_SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca], () => signs * 2);
+  for (const inFlight of inFlightFor(channels)) await runSwaps("two processes, HTTP, sync", channels, inFlight, HTTP_SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca], () => signs * 2);
   child.stdin.end();
   await new Promise((r) => child.once("exit", r));
   alice.store.close();

@@ -10,7 +10,7 @@ export async function requestClose(ctx: Session, channelId: Hex) {
   ctx.requireIdle(channelId);
   const final = finalize(ctx.book.head(channelId));
   const sig = ctx.book.sign(final);
-  ctx.o.store.saveOutgoing(channelId, "closeRequest", ctx.seal(channelId, { step: "closeRequest", state: final, sig }));
+  ctx.keepOutgoing(channelId, "closeRequest", { step: "closeRequest", state: final, sig });
   await ctx.sendStored(channelId, ["closeRequest"]);
 }
 
@@ -25,7 +25,7 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
   const mine = ctx.book.sign(final);
   ctx.o.store.transaction(() => {
     ctx.book.keepCoSigned(final, mine, body.sig);
-    ctx.o.store.saveOutgoing(channelId, "closeAck", ctx.seal(channelId, { step: "closeAck", sig: mine }));
+    ctx.keepOutgoing(channelId, "closeAck", { step: "closeAck", sig: mine });
   });
   await ctx.sendStored(channelId, ["closeAck"]);
 }

@@ -43,11 +43,11 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
   ctx.o.store.transaction(() => {
     ctx.keepSecret(terms.hashlock, secret);
     ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, ["propose"]), true);
-    ctx.o.store.saveOutgoing(terms.swapId, "propose", ctx.seal(terms.swapId, {
+    ctx.keepOutgoing(terms.swapId, "propose", {
       step: "propose",
       terms,
       termsSig: ctx.o.signer.sign(termsDigest(terms)),
-    }));
+    });
   });
   ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });
   await ctx.sendStored(terms.swapId, ["propose"]);

@@ -44,7 +44,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
   if (refusal !== undefined) {
     ctx.o.store.transaction(() => {
       ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]), false);
-      ctx.o.store.saveOutgoing(terms.swapId, "abort", ctx.seal(terms.swapId, { step: "abort", reason: refusal }));
+      ctx.keepOutgoing(terms.swapId, "abort", { step: "abort", reason: refusal });
     });
     ctx.o.onEvent?.({ type: "rejected", swapId: terms.swapId, reason: refusal });
     await ctx.sendStored(terms.swapId, ["abort"]);
@@ -52,10 +52,10 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
   }
   ctx.o.store.transaction(() => {
     ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "accepted" }, ["accept"]), true);
-    ctx.o.store.saveOutgoing(terms.swapId, "accept", ctx.seal(terms.swapId, {
+    ctx.keepOutgoing(terms.swapId, "accept", {
       step: "accept",
       termsSig: ctx.o.signer.sign(termsDigest(terms)),
-    }));
+    });
   });
   ctx.emitPhase(terms.swapId, "responder", { kind: "accepted" });
   await ctx.sendStored(terms.swapId, ["accept"]);

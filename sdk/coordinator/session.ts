@@ -76,7 +76,13 @@ export class Session {
   readonly book: ChannelBook;
   readonly chains = new Map<bigint, HubAdapter>();
   readonly clock: () => number;
+  /** Messages of the step in progress, sent once its commit is on disk. */
   private held: { sessionId: Hex; steps: readonly SwapStep[] }[] | undefined;
+  /** Messages of committed steps waiting for their group's disk sync. */
+  private unsent: { sessionId: Hex; steps: readonly SwapStep[] }[] = [];
+  private flush: Promise<void> | undefined;
+  /** Envelopes sealed by `enter` and not sent yet (saves reading back what was just stored). */
+  private readonly sealed = new Map<string, Envelope>();
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
@@ -189,11 +195,23 @@ export class Session {
     const s = this.o.store.swap<SwapProgress>(swapId);
     if (s === undefined) throw new UnknownSwapError(swapId);
     const steps = Object.keys(outgoing) as SwapStep[];
-    this.o.store.transaction(() => {
-      for (const step of steps) this.o.store.saveOutgoing(swapId, step, this.seal(swapId, outgoing[step]!));
-      this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps), isActive(phase));
-    });
+    try {
+      this.o.store.transaction(() => {
+        for (const step of steps) this.keepOutgoing(swapId, step, outgoing[step]!);
+        this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps), isActive(phase));
+      });
+    } catch (error) {
+      for (const step of steps) this.sealed.delete(`${swapId}/${step}`);
+      throw error;
+    }
     this.emitPhase(swapId, s.role, phase);
+  }
+
+  /** Seals and stores the message of `step` (in the caller's transaction, if any); `sendStored` sends it. */
+  keepOutgoing(sessionId: Hex, step: SwapStep, body: SwapBody) {
+    const envelope = this.seal(sessionId, body);
+    this.o.store.saveOutgoing(sessionId, step, envelope);
+    this.sealed.set(`${sessionId}/${step}`, envelope);
   }
 
   emitPhase(swapId: Hex, role: SwapRole, phase: SwapPhase) {
@@ -219,25 +237,38 @@ export class Session {
 
   async sendStored(sessionId: Hex, steps: readonly SwapStep[]) {
     if (this.held !== undefined) {
-      // Inside `atomically`: the messages go out once the step's writes are committed.
+      // Inside `atomically`: the messages go out once the step's writes are on disk.
       this.held.push({ sessionId, steps });
       return;
     }
-    for (const step of steps) {
-      const envelope = this.o.store.outgoing<Envelope>(sessionId, step);
-      if (envelope === undefined) continue;
-      try {
-        await this.o.transport.send(envelope);
-      } catch {
-        // The message is in the store; the next tick resends it.
+    this.o.store.sync(); // A resend may carry a step whose commit is not synced yet.
+    await this.transmit([{ sessionId, steps }]);
+  }
+
+  /** Sends stored messages in order; a failed send is left to the next tick's resend. */
+  private async transmit(batch: readonly { sessionId: Hex; steps: readonly SwapStep[] }[]) {
+    const envelopes: Envelope[] = [];
+    for (const { sessionId, steps } of batch) {
+      for (const step of steps) {
+        const k = `${sessionId}/${step}`;
+        const envelope = this.sealed.get(k) ?? this.o.store.outgoing<Envelope>(sessionId, step);
+        this.sealed.delete(k);
+        if (envelope !== undefined) envelopes.push(envelope);
       }
+    }
+    const { transport } = this.o;
+    try {
+      if (transport.sendMany !== undefined && envelopes.length > 1) await transport.sendMany(envelopes);
+      else for (const envelope of envelopes) await transport.send(envelope);
+    } catch {
+      // The messages are in the store; the next tick resends them.
     }
   }
 
   /**
-   * Runs one protocol step as a single store transaction (one commit, one disk sync) and sends the messages it
-   * produced only after that commit, so nothing leaves before what it depends on is stored. A failed step rolls
-   * back and sends nothing.
+   * Runs one protocol step as a single store transaction. Its writes are committed when the step returns and
+   * reach the disk with the next `durable`, which sends the step's messages only then: nothing leaves before
+   * what it depends on is stored. A failed step rolls back and sends nothing.
    */
   async atomically<T>(step: () => Promise<T>): Promise<T> {
     if (this.held !== undefined) return step();
@@ -246,16 +277,32 @@ export class Session {
     let result: T;
     try {
       result = await step();
-      this.o.store.commit();
+      this.o.store.commit("later");
     } catch (error) {
       this.o.store.rollback();
       this.held = undefined;
+      this.sealed.clear();
       throw error;
     }
-    const held = this.held;
+    this.unsent.push(...this.held);
     this.held = undefined;
-    for (const { sessionId, steps } of held) await this.sendStored(sessionId, steps);
     return result;
+  }
+
+  /**
+   * Resolves once every step committed so far is on disk and its messages are sent. The steps that finish
+   * before this group's turn in the event loop share one disk sync and one send (group commit), which is what
+   * lets swaps on many channels run at once without a sync per message.
+   */
+  durable(): Promise<void> {
+    this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.flush = undefined;
+      const unsent = this.unsent;
+      this.unsent = [];
+      this.o.store.sync();
+      return this.transmit(unsent);
+    });
+    return this.flush;
   }
 
   chain(chainId: bigint): HubAdapter {

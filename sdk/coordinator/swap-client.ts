@@ -50,14 +50,20 @@ export class SwapClient {
     return channelId;
   }
 
-  /** Starts a swap as initiator: giving `give` on `source` for `take` on `target`. */
+  /**
+   * Starts a swap as initiator: giving `give` on `source` for `take` on `target`. Resolves with the swap id once
+   * the proposal is on disk and sent.
+   */
   propose(args: ProposeArgs): Promise<Hex> {
-    return this.serial(() => this.session.atomically(() => initiator.propose(this.session, args)));
+    return this.step(() => initiator.propose(this.session, args));
   }
 
-  /** Handles one incoming message (the transport calls this). Invalid messages throw and change nothing. */
+  /**
+   * Handles one incoming message (the transport calls this); resolves once its effects are on disk and the answer
+   * is sent. Invalid messages throw and change nothing.
+   */
   handle(envelope: Envelope): Promise<void> {
-    return this.serial(() => this.session.atomically(() => this.dispatch(envelope)));
+    return this.step(() => this.dispatch(envelope));
   }
 
   /** Resends, times out, and drives on-chain settlement; call it periodically. */
@@ -67,7 +73,7 @@ export class SwapClient {
 
   /** Asks the counterparty to co-sign the final state of `channelId`; the close lands on chain when it answers. */
   requestClose(channelId: Hex): Promise<void> {
-    return this.serial(() => this.session.atomically(() => close.requestClose(this.session, channelId)));
+    return this.step(() => close.requestClose(this.session, channelId));
   }
 
   swap(swapId: Hex): SwapView {
@@ -147,6 +153,16 @@ export class SwapClient {
       }
     }
     await onchain.watchIdleChannels(ctx);
+  }
+
+  /**
+   * One protocol step: run in turn with the others, committed as one transaction, then awaited until its group's
+   * disk sync and sends are done. The next step does not wait for that sync, so steps arriving together share it.
+   */
+  private async step<T>(fn: () => Promise<T>): Promise<T> {
+    const result = await this.serial(() => this.session.atomically(fn));
+    await this.session.durable();
+    return result;
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

@@ -8,6 +8,8 @@ import type { Envelope } from "../core/messages.js";
 export interface Transport {
   /** Hands `envelope` to the network; resolves once sent, not once processed. */
   send(envelope: Envelope): Promise<void>;
+  /** Hands several envelopes over at once, in order (optional: a transport that can batch saves round trips). */
+  sendMany?(envelopes: readonly Envelope[]): Promise<void>;
   /** Sets the handler of incoming envelopes (one per transport). */
   listen(handler: (envelope: Envelope) => Promise<void>): void;
   close(): Promise<void>;
@@ -66,7 +68,10 @@ export class InMemoryLink {
   }
 }
 
-/** HTTP on loopback: each client serves POST / and posts to its peer's URL. */
+/**
+ * HTTP on loopback: each client serves POST / and posts to its peer's URL. A body is one envelope, or an array of
+ * envelopes handled in order (what `sendMany` posts: one request for a group of messages).
+ */
 export class HttpTransport implements Transport {
   private handler: ((envelope: Envelope) => Promise<void>) | undefined;
   /** Errors thrown while handling received messages (a rejected message changes nothing). */
@@ -85,9 +90,10 @@ export class HttpTransport implements Transport {
       const chunks: Buffer[] = [];
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
-        let envelope: Envelope;
+        let envelopes: Envelope[];
         try {
-          envelope = decode<Envelope>(Buffer.concat(chunks).toString("utf8"));
+          const body = decode<Envelope | Envelope[]>(Buffer.concat(chunks).toString("utf8"));
+          envelopes = Array.isArray(body) ? body : [body];
         } catch {
           res.writeHead(400).end("malformed message");
           return;
@@ -99,7 +105,7 @@ export class HttpTransport implements Transport {
         }
         // Accept first, process after: a reply the handler sends must never wait on this request.
         res.writeHead(202).end();
-        handler(envelope).catch((error: unknown) => transport?.errors.push(error));
+        for (const envelope of envelopes) handler(envelope).catch((error: unknown) => transport?.errors.push(error));
       });
     });
     await new Promise<void>((ok, fail) => {
@@ -116,9 +122,17 @@ export class HttpTransport implements Transport {
     this.peerUrl = peerUrl;
   }
 
-  async send(envelope: Envelope): Promise<void> {
+  send(envelope: Envelope): Promise<void> {
+    return this.post(encode(envelope));
+  }
+
+  sendMany(envelopes: readonly Envelope[]): Promise<void> {
+    return this.post(encode(envelopes));
+  }
+
+  private async post(body: string): Promise<void> {
     if (this.peerUrl === undefined) throw new ChannelSdkError("the HTTP transport has no peer URL yet");
-    const res = await fetch(this.peerUrl, { method: "POST", body: encode(envelope) });
+    const res = await fetch(this.peerUrl, { method: "POST", body });
     if (res.status >= 400) {
       throw new ChannelSdkError(`peer answered ${res.status}: ${await res.text()}`);
     }
