@@ -2,6 +2,7 @@ export * from "./core/types.js";
 export * from "./core/errors.js";
 export * from "./core/codec.js";
 export * from "./core/eip712.js";
+export * from "./core/keccak.js";
 export * from "./core/signing.js";
 export * from "./core/state.js";
 export * from "./core/timing.js";

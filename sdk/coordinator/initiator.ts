@@ -5,7 +5,7 @@ import type { SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { addLock, resolveLock } from "../core/state.js";
 import { hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
-import type { Hex } from "../core/types.js";
+import { sameAddress, type Hex } from "../core/types.js";
 import type { SwapPhase } from "./phases.js";
 import type { ProposeArgs, Session } from "./session.js";
 
@@ -18,7 +18,7 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
   const source = ctx.book.record(args.source);
   const target = ctx.book.record(args.target);
   const counterparty = ctx.book.counterparty(args.source);
-  if (getAddress(ctx.book.counterparty(args.target)) !== getAddress(counterparty)) {
+  if (!sameAddress(ctx.book.counterparty(args.target), counterparty)) {
     throw new ChannelSdkError("the source and target channels must be with the same counterparty");
   }
   const nowT = await ctx.chain(target.ref.chainId).now();

@@ -1,11 +1,9 @@
-import { getAddress } from "ethers";
-
 import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { addLock, resolveLock } from "../core/state.js";
 import { hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
-import type { Hex } from "../core/types.js";
+import { sameAddress, type Hex } from "../core/types.js";
 import type { SwapPhase, SwapProgress } from "./phases.js";
 import type { Session } from "./session.js";
 
@@ -26,10 +24,10 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
 
   let refusal: string | undefined;
   try {
-    if (getAddress(terms.initiator) !== getAddress(from) || getAddress(terms.responder) !== ctx.address) {
+    if (!sameAddress(terms.initiator, from) || !sameAddress(terms.responder, ctx.address)) {
       throw new InvalidMessageError("initiator and responder do not match the channels' participants");
     }
-    if (getAddress(ctx.book.counterparty(terms.target.channelId)) !== getAddress(from)) {
+    if (!sameAddress(ctx.book.counterparty(terms.target.channelId), from)) {
       throw new InvalidMessageError("the target channel is not with the initiator");
     }
     ctx.requireIdle(terms.source.channelId);

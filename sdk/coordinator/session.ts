@@ -6,7 +6,7 @@ import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messa
 import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
-import type { ChannelState, Hex, Lock } from "../core/types.js";
+import { sameAddress, type ChannelState, type Hex, type Lock } from "../core/types.js";
 import type { CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
@@ -78,9 +78,12 @@ export class Session {
   readonly clock: () => number;
   /** Messages of the step in progress, sent once its commit is on disk. */
   private held: { sessionId: Hex; steps: readonly SwapStep[] }[] | undefined;
-  /** Messages of committed steps waiting for their group's disk sync. */
+  /** Messages of finished steps waiting for their group's commit. */
   private unsent: { sessionId: Hex; steps: readonly SwapStep[] }[] = [];
+  /** Whether a group's transaction is open (steps finished since the last commit). */
+  private grouped = false;
   private flush: Promise<void> | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
   /** Envelopes sealed by `enter` and not sent yet (saves reading back what was just stored). */
   private readonly sealed = new Map<string, Envelope>();
 
@@ -117,7 +120,7 @@ export class Session {
   requireRefs(terms: SwapTerms) {
     for (const ref of [terms.source, terms.target]) {
       const known = this.book.record(ref.channelId).ref;
-      if (known.chainId !== ref.chainId || getAddress(known.hub) !== getAddress(ref.hub)) {
+      if (known.chainId !== ref.chainId || !sameAddress(known.hub, ref.hub)) {
         throw new InvalidMessageError(
           `channel ${ref.channelId} is on chain ${known.chainId} at hub ${known.hub}, the terms say chain ${ref.chainId} at ${ref.hub}`,
         );
@@ -237,11 +240,10 @@ export class Session {
 
   async sendStored(sessionId: Hex, steps: readonly SwapStep[]) {
     if (this.held !== undefined) {
-      // Inside `atomically`: the messages go out once the step's writes are on disk.
+      // Inside `atomically`: the messages go out once the step's group is committed.
       this.held.push({ sessionId, steps });
       return;
     }
-    this.o.store.sync(); // A resend may carry a step whose commit is not synced yet.
     await this.transmit([{ sessionId, steps }]);
   }
 
@@ -265,23 +267,34 @@ export class Session {
     }
   }
 
+  /** Runs `fn` after every task queued before it: steps, ticks and commits never interleave. */
+  serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   /**
-   * Runs one protocol step as a single store transaction. Its writes are committed when the step returns and
-   * reach the disk with the next `durable`, which sends the step's messages only then: nothing leaves before
-   * what it depends on is stored. A failed step rolls back and sends nothing.
+   * Runs one protocol step (inside `serial`) as a savepoint of the current group's transaction: a failed step
+   * rolls back its own writes and sends nothing. Its messages wait for the group's commit (`durable`).
    */
   async atomically<T>(step: () => Promise<T>): Promise<T> {
     if (this.held !== undefined) return step();
+    const { store } = this.o;
+    if (!this.grouped) {
+      store.begin();
+      this.grouped = true;
+    }
+    store.savepoint();
     this.held = [];
-    this.o.store.begin();
     let result: T;
     try {
       result = await step();
-      this.o.store.commit("later");
+      store.releaseSavepoint();
     } catch (error) {
-      this.o.store.rollback();
+      store.rollbackToSavepoint();
       this.held = undefined;
-      this.sealed.clear();
+      this.sealed.clear(); // cached envelopes only: the committed ones are read back from the store
       throw error;
     }
     this.unsent.push(...this.held);
@@ -290,19 +303,38 @@ export class Session {
   }
 
   /**
-   * Resolves once every step committed so far is on disk and its messages are sent. The steps that finish
-   * before this group's turn in the event loop share one disk sync and one send (group commit), which is what
-   * lets swaps on many channels run at once without a sync per message.
+   * Resolves once every step finished so far is committed (on disk) and its messages are sent. The steps that
+   * finish before this group's turn in the event loop share its transaction, its one disk sync and its send
+   * (group commit): swaps on many channels run at once without a sync per message.
    */
   durable(): Promise<void> {
-    this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
-      this.flush = undefined;
-      const unsent = this.unsent;
-      this.unsent = [];
-      this.o.store.sync();
-      return this.transmit(unsent);
+    this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      const unsent = await this.serial(async () => {
+        this.flush = undefined;
+        return this.commitGroup();
+      });
+      await this.transmit(unsent);
     });
     return this.flush;
+  }
+
+  /**
+   * Commits the open group of steps, if any, and returns the messages it releases (call inside `serial`, between
+   * steps). Work that is not a step (ticks, new channels) commits the group first and then runs on its own.
+   */
+  commitGroup(): { sessionId: Hex; steps: readonly SwapStep[] }[] {
+    if (this.grouped) {
+      this.grouped = false;
+      this.o.store.commit();
+    }
+    const unsent = this.unsent;
+    this.unsent = [];
+    return unsent;
+  }
+
+  /** Commits the open group and sends what it releases (inside `serial`, before work that is not a step). */
+  async settleGroup(): Promise<void> {
+    await this.transmit(this.commitGroup());
   }
 
   chain(chainId: bigint): HubAdapter {

@@ -23,7 +23,6 @@ export class SwapClient {
   readonly address: string;
   readonly book: ChannelBook;
   private readonly session: Session;
-  private queue: Promise<unknown> = Promise.resolve();
 
   constructor(options: SwapClientOptions) {
     this.session = new Session(options);
@@ -41,11 +40,14 @@ export class SwapClient {
     if (myIndex < 0) throw new ChannelSdkError(`${this.address} is not a participant of channel ${channelId}`);
     const info = await chain.channelInfo(channelId);
     if (info.status !== "open") throw new ChannelSdkError(`channel ${channelId} is ${info.status}, not open`);
-    this.book.add({
-      ref: { chainId, hub: chain.hubAddress, channelId },
-      params,
-      myIndex: myIndex as ParticipantIndex,
-      openingDeposits: info.deposits,
+    await this.session.serial(async () => {
+      await this.session.settleGroup();
+      this.book.add({
+        ref: { chainId, hub: chain.hubAddress, channelId },
+        params,
+        myIndex: myIndex as ParticipantIndex,
+        openingDeposits: info.deposits,
+      });
     });
     return channelId;
   }
@@ -68,7 +70,10 @@ export class SwapClient {
 
   /** Resends, times out, and drives on-chain settlement; call it periodically. */
   tick(): Promise<void> {
-    return this.serial(() => this.doTick());
+    return this.session.serial(async () => {
+      await this.session.settleGroup();
+      await this.doTick();
+    });
   }
 
   /** Asks the counterparty to co-sign the final state of `channelId`; the close lands on chain when it answers. */
@@ -160,14 +165,8 @@ export class SwapClient {
    * disk sync and sends are done. The next step does not wait for that sync, so steps arriving together share it.
    */
   private async step<T>(fn: () => Promise<T>): Promise<T> {
-    const result = await this.serial(() => this.session.atomically(fn));
+    const result = await this.session.serial(() => this.session.atomically(fn));
     await this.session.durable();
     return result;
-  }
-
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
   }
 }

@@ -1,6 +1,6 @@
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import { AbiCoder, getBytes, id, keccak256, TypedDataEncoder, type TypedDataDomain, type TypedDataField } from "ethers";
 
+import { keccak } from "./keccak.js";
 import type { Address, ChannelParams, ChannelState, Hex, Lock, OnChainState } from "./types.js";
 import { putHex, putWord, toHex, typedDataDigest } from "./words.js";
 
@@ -39,7 +39,7 @@ export function hubDomain(chainId: bigint, hub: Address): TypedDataDomain {
 
 const LOCK_TYPEHASH = getBytes(id(LOCK_ENCODER.encodeType("Lock")));
 const STATE_TYPEHASH = getBytes(id(STATE_TYPE_STRING));
-const EMPTY_LOCKS = keccak_256(new Uint8Array(0));
+const EMPTY_LOCKS = keccak(new Uint8Array(0));
 
 /** EIP-712 struct hash of a lock (the same bytes as `TypedDataEncoder.hashStruct`, written directly). */
 export function lockHash(lock: Lock): Uint8Array {
@@ -49,14 +49,14 @@ export function lockHash(lock: Lock): Uint8Array {
   putWord(buf, 64, lock.amount);
   putHex(buf, 96, lock.hashlock);
   putWord(buf, 128, lock.expiry);
-  return keccak_256(buf);
+  return keccak(buf);
 }
 
 function locksHashBytes(locks: readonly Lock[]): Uint8Array {
   if (locks.length === 0) return EMPTY_LOCKS;
   const buf = new Uint8Array(locks.length * 32);
   locks.forEach((lock, i) => buf.set(lockHash(lock), i * 32));
-  return keccak_256(buf);
+  return keccak(buf);
 }
 
 /** EIP-712 encoding of a lock list, as carried on chain in `State.locksHash`. */
@@ -68,7 +68,7 @@ function pairHash(pair: readonly [bigint, bigint]): Uint8Array {
   const buf = new Uint8Array(64);
   putWord(buf, 0, pair[0]);
   putWord(buf, 32, pair[1]);
-  return keccak_256(buf);
+  return keccak(buf);
 }
 
 function stateStructHashBytes(state: ChannelState): Uint8Array {
@@ -80,7 +80,7 @@ function stateStructHashBytes(state: ChannelState): Uint8Array {
   buf.set(pairHash(state.balances), 128);
   buf.set(locksHashBytes(state.locks), 160);
   putWord(buf, 192, state.isFinal ? 1n : 0n);
-  return keccak_256(buf);
+  return keccak(buf);
 }
 
 const domainSeparators = new Map<string, Uint8Array>();

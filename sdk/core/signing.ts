@@ -1,9 +1,12 @@
 import { createRequire } from "node:module";
-import { getBytes, hexlify, keccak256, recoverAddress, Signature, SigningKey } from "ethers";
+import { getBytes, recoverAddress, Signature, SigningKey } from "ethers";
 
 import { InvalidSignatureError } from "./errors.js";
+import { keccak } from "./keccak.js";
 import type { Hex } from "./types.js";
+import { fromHex, toHex } from "./words.js";
 
+const SIGNATURE_HEX = /^0x[0-9a-fA-F]{130}$/;
 const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
 
 /** The libsecp256k1 calls used here (the `secp256k1` package's native bindings). */
@@ -39,11 +42,11 @@ export function signDigest(key: SigningKey, digest: Hex): Hex {
     privateKey = getBytes(key.privateKey);
     keyBytes.set(key, privateKey);
   }
-  const { signature, recid } = native.ecdsaSign(getBytes(digest), privateKey);
+  const { signature, recid } = native.ecdsaSign(fromHex(digest), privateKey);
   const out = new Uint8Array(65);
   out.set(signature, 0);
   out[64] = 27 + recid;
-  return hexlify(out) as Hex;
+  return toHex(out);
 }
 
 /**
@@ -52,16 +55,16 @@ export function signDigest(key: SigningKey, digest: Hex): Hex {
  */
 export function recoverSigner(digest: Hex, signature: string): string | undefined {
   try {
-    if (signature.length !== 132) return undefined; // 0x + 65 bytes
-    const bytes = getBytes(signature);
-    const s = BigInt(hexlify(bytes.subarray(32, 64)));
+    if (signature.length !== 132 || !SIGNATURE_HEX.test(signature)) return undefined; // 0x + 65 bytes
+    const bytes = fromHex(signature);
+    const s = BigInt(`0x${signature.slice(66, 130)}`);
     if (s > SECP256K1_HALF_N) return undefined;
     const v = bytes[64]!;
     if (native === undefined) return recoverAddress(digest, Signature.from(signature)).toLowerCase();
     const recid = v >= 27 ? v - 27 : v;
     if (recid !== 0 && recid !== 1) return undefined;
-    const publicKey = native.ecdsaRecover(bytes.subarray(0, 64), recid, getBytes(digest), false);
-    return "0x" + keccak256(publicKey.subarray(1)).slice(26);
+    const publicKey = native.ecdsaRecover(bytes.subarray(0, 64), recid, fromHex(digest), false);
+    return toHex(keccak(publicKey.subarray(1)).subarray(12));
   } catch {
     return undefined;
   }

@@ -1,6 +1,6 @@
-import { keccak_256 } from "@noble/hashes/sha3.js";
 import { getBytes, id, sha256, TypedDataEncoder, type TypedDataField } from "ethers";
 
+import { keccak } from "./keccak.js";
 import type { Address, Hex } from "./types.js";
 import { putHex, putWord, typedDataDigest } from "./words.js";
 
@@ -58,7 +58,7 @@ function refHash(ref: ChannelRef): Uint8Array {
   putWord(buf, 32, ref.chainId);
   putHex(buf, 64, ref.hub);
   putHex(buf, 96, ref.channelId);
-  return keccak_256(buf);
+  return keccak(buf);
 }
 
 /** The digest both parties sign to agree on `terms` (EIP-712, written directly; tested against ethers' encoder). */
@@ -75,7 +75,7 @@ export function termsDigest(terms: SwapTerms): Hex {
   putHex(buf, 256, terms.hashlock);
   putWord(buf, 288, terms.sourceExpiry);
   putWord(buf, 320, terms.targetExpiry);
-  return typedDataDigest(SWAP_DOMAIN_SEPARATOR, keccak_256(buf));
+  return typedDataDigest(SWAP_DOMAIN_SEPARATOR, keccak(buf));
 }
 
 /** sha256 of a 32-byte secret: the hashlock of the swap (Bitcoin/Lightning compatible). */

@@ -47,3 +47,8 @@ export type OnChainState = Readonly<{
   locksHash: Hex;
   isFinal: boolean;
 }>;
+
+/** Whether two addresses are the same account, whatever their letter case (no checksum computed). */
+export function sameAddress(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase();
+}

@@ -1,4 +1,4 @@
-import { keccak_256 } from "@noble/hashes/sha3.js";
+import { keccak } from "./keccak.js";
 
 import type { Hex } from "./types.js";
 
@@ -16,15 +16,17 @@ export function putWord(out: Uint8Array, offset: number, value: bigint): void {
 
 /** Writes a 0x-prefixed hex value right-aligned in the word at `offset` (an address or a bytes32). */
 export function putHex(out: Uint8Array, offset: number, hex: string): void {
-  const length = (hex.length - 2) / 2;
-  const start = offset + 32 - length;
-  for (let i = 0; i < length; i++) out[start + i] = parseInt(hex.slice(2 + 2 * i, 4 + 2 * i), 16);
+  const bytes = Buffer.from(hex.slice(2), "hex");
+  out.set(bytes, offset + 32 - bytes.length);
 }
 
 export function toHex(bytes: Uint8Array): Hex {
-  let out = "0x";
-  for (const b of bytes) out += b.toString(16).padStart(2, "0");
-  return out as Hex;
+  return `0x${Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex")}` as Hex;
+}
+
+/** The bytes of a 0x-prefixed hex string this process produced (callers validate untrusted input first). */
+export function fromHex(hex: string): Uint8Array {
+  return Buffer.from(hex.slice(2), "hex");
 }
 
 /** The EIP-712 digest: keccak256(0x1901 ‖ domain separator ‖ struct hash). */
@@ -34,5 +36,5 @@ export function typedDataDigest(domainSeparator: Uint8Array, structHash: Uint8Ar
   buf[1] = 0x01;
   buf.set(domainSeparator, 2);
   buf.set(structHash, 34);
-  return toHex(keccak_256(buf));
+  return toHex(keccak(buf));
 }

@@ -1,5 +1,3 @@
-import { closeSync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
-import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
@@ -54,9 +52,9 @@ CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, en
 
 /**
  * The client's embedded store (SQLite through node:sqlite). Every method is synchronous. Outside a transaction
- * each write is committed (and synced, see `durability`) when it returns; inside `transaction` or
- * `begin`/`commit`, at the outermost commit. The coordinator may commit a step with `commit("later")` and sync a
- * group of steps at once with `sync()` before it sends the messages that depend on them (group commit).
+ * each write is committed when it returns; inside `transaction` or `begin`/`commit`, at the outermost commit.
+ * The coordinator runs each protocol step as a savepoint inside one transaction per group of steps and commits
+ * the group (one disk sync) before it sends the messages those steps produced (group commit).
  */
 export class Store {
   private readonly db: DatabaseSync;
@@ -68,36 +66,29 @@ export class Store {
   /** Decoded swaps, as last read or written. */
   private readonly swapCache = new Map<string, { role: "initiator" | "responder"; terms: SwapTerms; phase: unknown }>();
   private depth = 0;
-  /** Whether commits reach the disk before `sync` returns (durability "power" on a file). */
-  private readonly syncs: boolean;
-  /** Commits made with `commit("later")` and not synced yet. */
-  private unsynced = false;
-  /** The write-ahead log, opened for syncing it (reopened if SQLite replaced the file). */
-  private wal: { fd: number; ino: number } | undefined;
+  private savepoints = 0;
 
   /**
    * @param path A file path, or ":memory:" for a store that lives as long as the process.
    * @param options `durability`: "power" (default) syncs every commit to disk, so a commit survives a power cut;
-   *   "crash" leaves the sync to the operating system: a commit survives the client process crashing, which is
-   *   what guarantee 6 asks, at a fraction of the cost. Both use SQLite's write-ahead log with synchronous
-   *   NORMAL; "power" adds an fdatasync of the log after each commit (or after a group, see `sync`), which is
-   *   what synchronous FULL does per commit.
+   *   "crash" leaves the sync to the operating system (SQLite WAL, synchronous NORMAL): a commit survives the
+   *   client process crashing, which is what guarantee 6 asks, at a fraction of the cost.
    */
   constructor(
     readonly path: string,
     options: Readonly<{ durability?: "power" | "crash" }> = {},
   ) {
     this.db = new DatabaseSync(path);
-    this.syncs = options.durability !== "crash" && path !== ":memory:" && path !== "";
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;");
+    const sync = options.durability === "crash" ? "NORMAL" : "FULL";
+    this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${sync}; PRAGMA foreign_keys = ON;`);
     this.db.exec(SCHEMA);
-    this.syncLog();
   }
 
+  /** Closes the store; a transaction left open with no savepoint in it (a finished group) is committed first. */
   close(): void {
-    if (this.db.isOpen) this.sync();
-    if (this.wal !== undefined) closeSync(this.wal.fd);
-    this.wal = undefined;
+    if (this.db.isOpen && this.depth === 1 && this.savepoints === 0) this.commit();
+    this.depth = 0;
+    this.savepoints = 0;
     this.statements.clear();
     this.records.clear();
     this.latest.clear();
@@ -115,17 +106,19 @@ export class Store {
     return statement;
   }
 
-  /** Runs one write; outside a transaction it is its own transaction (committed and synced on return). */
+  /** Runs one write; outside a transaction it is a transaction of its own (committed on return). */
   private write(sql: string, ...params: SQLInputValue[]): void {
-    if (this.depth > 0) {
-      this.stmt(sql).run(...params);
-      return;
-    }
-    this.transaction(() => this.stmt(sql).run(...params));
+    if (this.depth > 0) this.stmt(sql).run(...params);
+    else this.transaction(() => this.stmt(sql).run(...params));
   }
 
   isOpen(): boolean {
     return this.db.isOpen;
+  }
+
+  /** Whether a transaction is open (writes made now land at its commit). */
+  inTransaction(): boolean {
+    return this.depth > 0;
   }
 
   /** Runs `fn` in one transaction: all of its writes land, or none. A nested call joins the outer one. */
@@ -146,56 +139,49 @@ export class Store {
     if (this.depth++ === 0) this.db.exec("BEGIN IMMEDIATE");
   }
 
-  /**
-   * Ends the outermost transaction. With "now" (the default) its writes are on disk when this returns; with
-   * "later" they are committed (visible, and kept if the process crashes) but reach the disk at the next `sync`
-   * or synced commit: the caller must not let anything that depends on them leave the process before that.
-   */
-  commit(when: "now" | "later" = "now"): void {
-    if (--this.depth !== 0) return;
-    this.db.exec("COMMIT");
-    if (when === "later") this.unsynced = this.syncs;
-    else this.syncLog();
-  }
-
-  /** Puts every commit made so far on disk (one fdatasync of the log for any number of commits). */
-  sync(): void {
-    if (this.unsynced) this.syncLog();
-  }
-
-  private syncLog(): void {
-    this.unsynced = false;
-    if (!this.syncs) return;
-    const path = `${this.path}-wal`;
-    let ino: number;
-    try {
-      ino = statSync(path).ino;
-    } catch {
-      return; // No log yet: nothing was written since the last checkpoint removed it.
-    }
-    if (this.wal?.ino !== ino) {
-      // A new log file: its directory entry must reach the disk too (as SQLite does for a log it creates).
-      if (this.wal !== undefined) closeSync(this.wal.fd);
-      const fd = openSync(path, "r");
-      this.wal = { fd, ino: fstatSync(fd).ino };
-      const dir = openSync(dirname(path), "r");
-      try {
-        fdatasyncSync(dir);
-      } finally {
-        closeSync(dir);
-      }
-    }
-    fdatasyncSync(this.wal.fd);
+  /** Ends the outermost transaction: its writes are on disk when this returns. */
+  commit(): void {
+    if (--this.depth === 0) this.db.exec("COMMIT");
   }
 
   /** Abandons the outermost transaction's writes (an inner rollback leaves that to the outermost). */
   rollback(): void {
     if (--this.depth === 0) {
       this.db.exec("ROLLBACK");
-      this.latest.clear();
-      this.records.clear();
-      this.swapCache.clear();
+      this.forgetCached();
     }
+  }
+
+  /**
+   * Marks a point inside the open transaction that `rollbackToSavepoint` returns to: one protocol step inside a
+   * group of steps. Savepoints nest; pair each with `releaseSavepoint` or `rollbackToSavepoint`.
+   */
+  savepoint(): void {
+    if (this.depth === 0) throw new Error("a savepoint needs an open transaction");
+    this.db.exec("SAVEPOINT step");
+    this.depth++;
+    this.savepoints++;
+  }
+
+  /** Keeps the writes made since the newest savepoint (they land with the transaction's commit). */
+  releaseSavepoint(): void {
+    this.db.exec("RELEASE step");
+    this.depth--;
+    this.savepoints--;
+  }
+
+  /** Undoes the writes made since the newest savepoint, leaving the rest of the transaction as it was. */
+  rollbackToSavepoint(): void {
+    this.db.exec("ROLLBACK TO step; RELEASE step");
+    this.depth--;
+    this.savepoints--;
+    this.forgetCached();
+  }
+
+  private forgetCached(): void {
+    this.latest.clear();
+    this.records.clear();
+    this.swapCache.clear();
   }
 
   // ---------------------------------------------------------------- channels
