@@ -145,7 +145,7 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
     ofBound: swaps / seconds / (1000 / cryptoMs),
     failed,
   };
-  runs.push(run); console.log('commits', (globalThis as any).__commits, 'steps', (globalThis as any).__steps);
+  runs.push(run);
   console.log(`${mode.padEnd(22)} ${String(channels).padStart(5)} pairs, ${String(inFlight).padStart(3)} at a time, ${String(swaps).padStart(6)} swaps: ${run.swapsPerSecond.toFixed(1)} swaps/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ${(run.ofBound * 100).toFixed(1)} % of the crypto bound (${run.boundSwapsPerSecond.toFixed(0)}/s), failed ${failed}`);
 }
 

@@ -43,5 +43,5 @@ export async function onCloseAck(ctx: Session, envelope: Envelope, body: Extract
   const { params, ref } = ctx.book.record(channelId);
   const chain = ctx.chain(ref.chainId);
   if ((await chain.channelInfo(channelId)).status !== "closed") await chain.closeCooperatively(params, cosigned);
-  ctx.o.onEvent?.({ type: "closed", channelId, cooperative: true });
+  ctx.emit({ type: "closed", channelId, cooperative: true });
 }

@@ -63,7 +63,7 @@ export async function settleOnChain(ctx: Session, swapId: Hex, terms: SwapTerms,
     const { ref } = ctx.book.record(channelId);
     const step = await enforceChannel(ctx.book, ctx.chain(ref.chainId), channelId, (h) => ctx.findSecret(h));
     if (step.kind === "closed") closed++;
-    else ctx.o.onEvent?.({ type: "chain", swapId, channelId, step });
+    else ctx.emit({ type: "chain", swapId, channelId, step });
   }
   if (closed === channels.length) {
     await recordOnChainOutcomes(ctx, swapId, terms);
@@ -81,7 +81,7 @@ export async function watchIdleChannels(ctx: Session) {
     const info = await chain.channelInfo(channelId);
     if (info.status !== "disputed") continue;
     const step = await enforceChannel(ctx.book, chain, channelId, (h) => ctx.findSecret(h));
-    ctx.o.onEvent?.({ type: "chain", swapId: undefined, channelId, step });
+    ctx.emit({ type: "chain", swapId: undefined, channelId, step });
   }
 }
 

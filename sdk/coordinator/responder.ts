@@ -44,7 +44,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
       ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]), false);
       ctx.keepOutgoing(terms.swapId, "abort", { step: "abort", reason: refusal });
     });
-    ctx.o.onEvent?.({ type: "rejected", swapId: terms.swapId, reason: refusal });
+    ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal });
     await ctx.sendStored(terms.swapId, ["abort"]);
     return;
   }

@@ -33,6 +33,11 @@ export type SwapClientOptions = Readonly<{
   /** Responder policy: return a reason to refuse, or undefined to accept. */
   policy?: (terms: SwapTerms) => string | undefined;
   onEvent?: (event: ClientEvent) => void;
+  /**
+   * Most protocol steps committed as one group (one transaction and one disk sync before their messages go out);
+   * default 16. Steps that arrive together share a group, so swaps on many channels need far fewer syncs.
+   */
+  groupCommitSteps?: number;
   /** Receives every state this client signs, every co-signed state and every secret it learns (a watchtower). */
   watchtower?: Readonly<{
     signed(state: ChannelState, signature: Hex): void;
@@ -52,6 +57,26 @@ export type ProposeArgs = Readonly<{
   /** Lifetime (s) of the target lock when `targetExpiry` is not given. */
   targetLockSeconds?: bigint;
 }>;
+
+/** Steps per group commit unless `groupCommitSteps` says otherwise. */
+const DEFAULT_GROUP_STEPS = 16;
+
+/** Protocol steps committed together: one transaction, one log sync, one send. */
+class StepGroup {
+  readonly unsent: { sessionId: Hex; steps: readonly SwapStep[] }[] = [];
+  readonly events: ClientEvent[] = [];
+  steps = 0;
+  resolve!: () => void;
+  reject!: (error: unknown) => void;
+  readonly done = new Promise<void>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+
+  constructor() {
+    this.done.catch(() => undefined); // a group whose steps all failed has no one waiting on it
+  }
+}
 
 /** The swap is not one this client knows. */
 export class UnknownSwapError extends ChannelSdkError {
@@ -76,13 +101,13 @@ export class Session {
   readonly book: ChannelBook;
   readonly chains = new Map<bigint, HubAdapter>();
   readonly clock: () => number;
-  /** Messages of the step in progress, sent once its commit is on disk. */
+  /** Messages and events of the step in progress, sent and reported once its group is on disk. */
   private held: { sessionId: Hex; steps: readonly SwapStep[] }[] | undefined;
-  /** Messages of finished steps waiting for their group's commit. */
-  private unsent: { sessionId: Hex; steps: readonly SwapStep[] }[] = [];
-  /** Whether a group's transaction is open (steps finished since the last commit). */
-  private grouped = false;
-  private flush: Promise<void> | undefined;
+  private heldEvents: ClientEvent[] | undefined;
+  /** Sends of the groups released so far, in order: a group's messages never overtake an earlier group's. */
+  private sent: Promise<void> = Promise.resolve();
+  /** The group of steps whose transaction is open, if any. */
+  private group: StepGroup | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** Envelopes sealed by `enter` and not sent yet (saves reading back what was just stored). */
   private readonly sealed = new Map<string, Envelope>();
@@ -218,7 +243,13 @@ export class Session {
   }
 
   emitPhase(swapId: Hex, role: SwapRole, phase: SwapPhase) {
-    this.o.onEvent?.({ type: "phase", swapId, role, phase });
+    this.emit({ type: "phase", swapId, role, phase });
+  }
+
+  /** Reports an event; one raised by a protocol step is reported once the step's group is on disk and sent. */
+  emit(event: ClientEvent) {
+    if (this.heldEvents !== undefined) this.heldEvents.push(event);
+    else this.o.onEvent?.(event);
   }
 
   seal(sessionId: Hex, body: SwapBody): Envelope {
@@ -275,18 +306,24 @@ export class Session {
   }
 
   /**
-   * Runs one protocol step (inside `serial`) as a savepoint of the current group's transaction: a failed step
-   * rolls back its own writes and sends nothing. Its messages wait for the group's commit (`durable`).
+   * Runs one protocol step (inside `serial`) as a savepoint of the open group's transaction: a failed step rolls
+   * back its own writes and sends nothing. Returns the step's result and a promise that resolves once its group is
+   * on disk and the group's messages are sent.
    */
-  async atomically<T>(step: () => Promise<T>): Promise<T> {
-    if (this.held !== undefined) return step();
+  async atomically<T>(step: () => Promise<T>): Promise<{ result: T; durable: Promise<void> }> {
+    if (this.held !== undefined) throw new ChannelSdkError("a protocol step cannot start inside another");
     const { store } = this.o;
-    if (!this.grouped) {
+    if (this.group === undefined) {
       store.begin();
-      this.grouped = true;
+      this.group = new StepGroup();
+      const group = this.group;
+      // The steps that finish before this group's turn in the event loop join it.
+      setImmediate(() => this.serial(async () => this.release(group)).catch(group.reject));
     }
+    const group = this.group;
     store.savepoint();
     this.held = [];
+    this.heldEvents = [];
     let result: T;
     try {
       result = await step();
@@ -294,47 +331,56 @@ export class Session {
     } catch (error) {
       store.rollbackToSavepoint();
       this.held = undefined;
+      this.heldEvents = undefined;
       this.sealed.clear(); // cached envelopes only: the committed ones are read back from the store
       throw error;
     }
-    this.unsent.push(...this.held);
+    group.unsent.push(...this.held);
+    group.events.push(...this.heldEvents);
     this.held = undefined;
-    return result;
+    this.heldEvents = undefined;
+    if (++group.steps >= (this.o.groupCommitSteps ?? DEFAULT_GROUP_STEPS)) this.release(group);
+    return { result, durable: group.done };
   }
 
   /**
-   * Resolves once every step finished so far is committed (on disk) and its messages are sent. The steps that
-   * finish before this group's turn in the event loop share its transaction, its one disk sync and its send
-   * (group commit): swaps on many channels run at once without a sync per message.
+   * Commits `group` (inside `serial`, between steps) without waiting for the disk, then, off the main thread,
+   * waits for the log sync and sends the group's messages. The next group's steps run meanwhile.
    */
-  durable(): Promise<void> {
-    this.flush ??= new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
-      const unsent = await this.serial(async () => {
-        this.flush = undefined;
-        return this.commitGroup();
-      });
-      await this.transmit(unsent);
-    });
-    return this.flush;
+  private release(group: StepGroup) {
+    if (this.group !== group) return; // already released
+    this.group = undefined;
+    this.o.store.commitUnsynced();
+    const synced = this.o.store.syncLog();
+    const previous = this.sent;
+    this.sent = synced
+      .then(() => previous)
+      .then(() => this.deliver(group))
+      .then(group.resolve, group.reject);
+  }
+
+  /** Sends a committed group's messages, then reports its events. */
+  private async deliver(group: StepGroup) {
+    await this.transmit(group.unsent);
+    for (const event of group.events) this.o.onEvent?.(event);
   }
 
   /**
-   * Commits the open group of steps, if any, and returns the messages it releases (call inside `serial`, between
-   * steps). Work that is not a step (ticks, new channels) commits the group first and then runs on its own.
+   * Commits the open group (on disk on return) and sends what it releases. Work that is not a step (ticks, new
+   * channels) calls this inside `serial` first, then runs on its own with every write committed as it goes.
    */
-  commitGroup(): { sessionId: Hex; steps: readonly SwapStep[] }[] {
-    if (this.grouped) {
-      this.grouped = false;
+  async settleGroup(): Promise<void> {
+    const group = this.group;
+    if (group !== undefined) {
+      this.group = undefined;
       this.o.store.commit();
     }
-    const unsent = this.unsent;
-    this.unsent = [];
-    return unsent;
-  }
-
-  /** Commits the open group and sends what it releases (inside `serial`, before work that is not a step). */
-  async settleGroup(): Promise<void> {
-    await this.transmit(this.commitGroup());
+    await this.o.store.syncLog(); // a group released before may still be on its way to the disk
+    await this.sent;
+    if (group !== undefined) {
+      await this.deliver(group);
+      group.resolve();
+    }
   }
 
   chain(chainId: bigint): HubAdapter {

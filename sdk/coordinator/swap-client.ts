@@ -165,8 +165,8 @@ export class SwapClient {
    * disk sync and sends are done. The next step does not wait for that sync, so steps arriving together share it.
    */
   private async step<T>(fn: () => Promise<T>): Promise<T> {
-    const result = await this.session.serial(() => this.session.atomically(fn));
-    await this.session.durable();
+    const { result, durable } = await this.session.serial(() => this.session.atomically(fn));
+    await durable;
     return result;
   }
 }

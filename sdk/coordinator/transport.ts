@@ -123,11 +123,38 @@ export class HttpTransport implements Transport {
   }
 
   send(envelope: Envelope): Promise<void> {
-    return this.post(encode(envelope));
+    return this.sendMany([envelope]);
   }
 
+  /**
+   * Queues envelopes for the peer. One request is in flight at a time and carries everything queued while the
+   * one before it was, so the peer receives messages in the order they were sent, in as few requests as load
+   * allows. Resolves once the request carrying them is accepted.
+   */
   sendMany(envelopes: readonly Envelope[]): Promise<void> {
-    return this.post(encode(envelopes));
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ envelopes, resolve, reject });
+      if (!this.posting) void this.pump();
+    });
+  }
+
+  private queued: { envelopes: readonly Envelope[]; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  private posting = false;
+
+  private async pump(): Promise<void> {
+    this.posting = true;
+    while (this.queued.length > 0) {
+      const batch = this.queued;
+      this.queued = [];
+      const envelopes = batch.flatMap((b) => b.envelopes);
+      try {
+        await this.post(encode(envelopes.length === 1 ? envelopes[0] : envelopes));
+        for (const b of batch) b.resolve();
+      } catch (error) {
+        for (const b of batch) b.reject(error);
+      }
+    }
+    this.posting = false;
   }
 
   private async post(body: string): Promise<void> {
