@@ -17,6 +17,7 @@ import { network } from "hardhat";
 import {
   cryptoBackend,
   encode,
+  hashBackend,
   HttpTransport,
   hubDomain,
   InMemoryLink,
@@ -44,17 +45,22 @@ const dir = mkdtempSync(join(tmpdir(), "bench-swaps-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
 // ---------------------------------------------------------------- the crypto bound
+/** Cost of one call (ms): the median of 7 rounds, so a round disturbed by the machine does not move it. */
 function perOp(fn: () => unknown, n: number): number {
   for (let i = 0; i < 200; i++) fn();
-  const t = performance.now();
-  for (let i = 0; i < n; i++) fn();
-  return (performance.now() - t) / n;
+  const rounds: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    const t = performance.now();
+    for (let i = 0; i < n; i++) fn();
+    rounds.push((performance.now() - t) / n);
+  }
+  return rounds.sort((x, y) => x - y)[3]!;
 }
 const key = new SigningKey(hexlify(randomBytes(32)));
 const digest = hexlify(randomBytes(32)) as Hex;
 const signature = signDigest(key, digest);
-const signMs = perOp(() => signDigest(key, digest), 3000);
-const recoverMs = perOp(() => recoverSigner(digest, signature), 3000);
+/** What one signature and one recovery cost right now, in this process (measured again before every run). */
+const cryptoCost = () => ({ signMs: perOp(() => signDigest(key, digest), 1000), recoverMs: perOp(() => recoverSigner(digest, signature), 1000) });
 const sampleState = {
   channelId: digest,
   seq: 12n,
@@ -63,11 +69,12 @@ const sampleState = {
   locks: [{ sender: 0 as const, amount: 1000n, hashlock: digest, expiry: 1_800_000_000n }],
   isFinal: false,
 };
-const hashMs = perOp(() => stateDigest(hubDomain(31337n, "0x5FbDB2315678afecb367f032d93F642f64180aa3"), sampleState), 3000);
-console.log(`crypto (${cryptoBackend}): sign ${(signMs * 1000).toFixed(1)} us, recover ${(recoverMs * 1000).toFixed(1)} us, state digest ${(hashMs * 1000).toFixed(1)} us`);
+const { signMs, recoverMs } = cryptoCost();
+const hashMs = perOp(() => stateDigest(hubDomain(31337n, "0x5FbDB2315678afecb367f032d93F642f64180aa3"), sampleState), 1000);
+console.log(`crypto (${cryptoBackend}, keccak ${hashBackend}): sign ${(signMs * 1000).toFixed(1)} us, recover ${(recoverMs * 1000).toFixed(1)} us, state digest ${(hashMs * 1000).toFixed(1)} us`);
 
 // ---------------------------------------------------------------- helpers
-type Run = { mode: string; channels: number; inFlight: number; swaps: number; seconds: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; boundSwapsPerSecond: number; ofBound: number; failed: number };
+type Run = { mode: string; channels: number; inFlight: number; swaps: number; seconds: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; boundSwapsPerSecond: number; ofBound: number; failed: number; cpuMsPerSwap: number; peerCpuMsPerSwap?: number; signUs: number; recoverUs: number };
 const runs: Run[] = [];
 
 function quantile(sorted: number[], q: number): number {
@@ -119,7 +126,9 @@ async function openPairs(rpc: { source: JsonRpcProvider; target: JsonRpcProvider
 async function runSwaps(mode: string, channels: number, inFlight: number, swaps: number, propose: (pair: number) => Promise<string>, completions: Completion[], signs: () => number) {
   const latencies: number[] = [];
   let failed = 0;
+  const { signMs, recoverMs } = cryptoCost();
   const signsBefore = signs();
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const worker = async (w: number) => {
     const own = Array.from({ length: Math.ceil((channels - w) / inFlight) }, (_, k) => w + k * inFlight);
@@ -133,6 +142,7 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
   };
   await Promise.all(Array.from({ length: inFlight }, (_, w) => worker(w)));
   const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
   latencies.sort((a, b) => a - b);
   const signsPerSwap = (signs() - signsBefore) / swaps;
   const cryptoMs = signsPerSwap * signMs + VERIFICATIONS_PER_SWAP * recoverMs;
@@ -144,9 +154,12 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
     boundSwapsPerSecond: 1000 / cryptoMs,
     ofBound: swaps / seconds / (1000 / cryptoMs),
     failed,
+    cpuMsPerSwap: (cpu.user + cpu.system) / 1000 / swaps,
+    signUs: signMs * 1000,
+    recoverUs: recoverMs * 1000,
   };
   runs.push(run);
-  console.log(`${mode.padEnd(22)} ${String(channels).padStart(5)} pairs, ${String(inFlight).padStart(3)} at a time, ${String(swaps).padStart(6)} swaps: ${run.swapsPerSecond.toFixed(1)} swaps/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ${(run.ofBound * 100).toFixed(1)} % of the crypto bound (${run.boundSwapsPerSecond.toFixed(0)}/s), failed ${failed}`);
+  console.log(`${mode.padEnd(22)} ${String(channels).padStart(5)} pairs, ${String(inFlight).padStart(3)} at a time, ${String(swaps).padStart(6)} swaps: ${run.swapsPerSecond.toFixed(1)} swaps/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ${(run.ofBound * 100).toFixed(1)} % of the crypto bound (${run.boundSwapsPerSecond.toFixed(0)}/s), failed ${failed}, this process's CPU ${run.cpuMsPerSwap.toFixed(2)} ms/swap`);
 }
 
 async function jsonRpcChains() {
@@ -207,15 +220,26 @@ for (const { channels, durability } of configs) {
     env: { ...process.env, BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer.sqlite") }) },
     stdio: ["pipe", "pipe", "inherit"],
   });
-  const peerUrl = await new Promise<string>((resolve, reject) => {
-    let out = "";
-    child.stdout.on("data", (c: Buffer) => {
-      out += c.toString();
-      const m = /PEER_URL=(\S+)/.exec(out);
-      if (m) resolve(m[1]!);
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  const peerSays = (pattern: RegExp) =>
+    new Promise<string>((resolve, reject) => {
+      const look = () => {
+        const m = pattern.exec(out);
+        if (m === null) return;
+        out = out.slice(m.index + m[0].length);
+        child.stdout.off("data", look);
+        resolve(m[1]!);
+      };
+      child.stdout.on("data", look);
+      child.once("exit", (code) => reject(new Error(`the peer exited with ${code}: ${out}`)));
+      look();
     });
-    child.once("exit", (code) => reject(new Error(`the peer exited with ${code}: ${out}`)));
-  });
+  const peerCpuUs = async () => {
+    child.stdin.write("cpu\n");
+    return Number(await peerSays(/PEER_CPU=(\d+)/));
+  };
+  const peerUrl = await peerSays(/PEER_URL=(\S+)/);
   const transport: Transport & { connect(url: string): void; url: string; close(): Promise<void> } = await HttpTransport.start(0, peerUrl);
   child.stdin.write(`${transport.url}\n`);
   const ca = new Completion();
@@ -224,7 +248,13 @@ for (const { channels, durability } of configs) {
   const ids: { s: Hex; t: Hex }[] = [];
   for (const p of pairs) ids.push({ s: await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams), t: await alice.client.addChannel(alice.chains[1].chainId, p.targetParams) });
   // Alice's signatures are counted here; Bob's (in the other process) are the same number by symmetry of the protocol.
-  for (const inFlight of inFlightFor(channels)) await runSwaps("two processes, HTTP, sync", channels, inFlight, HTTP_SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca], () => signs * 2);
+  for (const inFlight of inFlightFor(channels)) {
+    const peerCpu0 = await peerCpuUs();
+    await runSwaps("two processes, HTTP, sync", channels, inFlight, HTTP_SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca], () => signs * 2);
+    const run = runs[runs.length - 1]!;
+    run.peerCpuMsPerSwap = ((await peerCpuUs()) - peerCpu0) / 1000 / run.swaps;
+    console.log(`  the peer process's CPU: ${run.peerCpuMsPerSwap.toFixed(2)} ms/swap`);
+  }
   child.stdin.end();
   await new Promise((r) => child.once("exit", r));
   alice.store.close();

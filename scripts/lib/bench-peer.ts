@@ -1,6 +1,7 @@
 /**
  * Bob's side of `npm run bench:swaps` in a process of its own: a SwapClient over HTTP on loopback, answering
- * Alice's swaps. Configured by the BENCH_PEER JSON in the environment; prints PEER_URL=… once listening.
+ * Alice's swaps. Configured by the BENCH_PEER JSON in the environment; prints PEER_URL=… once listening, and
+ * PEER_CPU=… (its CPU time in microseconds) when asked.
  */
 import { decode, HttpTransport, rpcProvider } from "../../sdk/index.js";
 import { localWallet } from "./local.js";
@@ -26,9 +27,15 @@ for (const pair of config.pairs) {
   await client.addChannel(sourceChainId, pair.sourceParams);
   await client.addChannel(targetChainId, pair.targetParams);
 }
+// Lines on stdin: Alice's URL to connect to, or "cpu" to print this process's CPU time so far (us).
 process.stdin.on("data", (chunk: Buffer) => {
-  const peer = chunk.toString().trim();
-  if (peer.startsWith("http")) transport.connect(peer);
+  for (const line of chunk.toString().split("\n").map((l) => l.trim())) {
+    if (line.startsWith("http")) transport.connect(line);
+    if (line === "cpu") {
+      const { user, system } = process.cpuUsage();
+      console.log(`PEER_CPU=${user + system}`);
+    }
+  }
 });
 console.log(`PEER_URL=${transport.url}`);
 await new Promise<void>((resolve) => process.stdin.on("end", () => resolve()));

@@ -1,5 +1,3 @@
-import { getAddress } from "ethers";
-
 import { hashOf } from "./codec.js";
 import { InvalidMessageError } from "./errors.js";
 import { requireSignedBy } from "./signing.js";
@@ -55,9 +53,9 @@ export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex 
   return hashOf({ kind: "cross-chain-swap-message/1", swapId, from: from.toLowerCase(), body });
 }
 
-/** Signs `body` as `from` with `sign` (a function over a 32-byte digest). */
+/** Signs `body` as `from` with `sign` (a function over a 32-byte digest); addresses compare in any letter case. */
 export function seal(sign: (digest: Hex) => Hex, from: Address, swapId: Hex, body: SwapBody): Envelope {
-  return { swapId, from: getAddress(from), body, signature: sign(envelopeDigest(swapId, from, body)) };
+  return { swapId, from, body, signature: sign(envelopeDigest(swapId, from, body)) };
 }
 
 /** Throws unless `envelope` comes from `expectedFrom`, signed by it. */

@@ -1,9 +1,9 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
 import { dirname } from "node:path";
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
-import { DoubleSignError } from "../core/errors.js";
+import { ChannelSdkError, DoubleSignError } from "../core/errors.js";
 import type { ChannelRef, SwapTerms } from "../core/swap.js";
 import type { ChannelParams, ChannelState, Hex, ParticipantIndex } from "../core/types.js";
 
@@ -33,6 +33,26 @@ export type TransferRecord = Readonly<{
   outcome: "pending" | "paid" | "refunded";
 }>;
 
+/** The store was written by another version of this SDK, with a different table layout. */
+export class StoreVersionError extends ChannelSdkError {
+  constructor(
+    readonly path: string,
+    readonly found: number,
+    readonly expected: number,
+  ) {
+    super(
+      `The store ${path} has table layout version ${found}; this SDK reads version ${expected}. Settle its channels with the ` +
+        `SDK version that wrote it, or start a new store file.`,
+    );
+  }
+}
+
+/**
+ * Version 2. Rows that protocol steps write are keyed so that a step's inserts land next to each other: per channel
+ * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
+ * one index entry per swap goes to a random place (its id), so a group commit writes few pages.
+ */
+const SCHEMA_VERSION = 2;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS channels (channel_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL, seq_num INTEGER NOT NULL,
@@ -40,16 +60,17 @@ CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NOT NULL, digest TEXT NOT NULL,
   signature TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
 CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS swaps (swap_id TEXT PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS sessions (n INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS swaps (n INTEGER PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
   phase TEXT NOT NULL, updated_at INTEGER NOT NULL, active INTEGER NOT NULL, source TEXT NOT NULL,
   target TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS swaps_active ON swaps (active, source, target);
-CREATE TABLE IF NOT EXISTS transfers (swap_id TEXT NOT NULL, channel_id TEXT NOT NULL, body TEXT NOT NULL,
-  PRIMARY KEY (swap_id, channel_id));
+CREATE INDEX IF NOT EXISTS swaps_active ON swaps (source, target) WHERE active = 1;
+CREATE TABLE IF NOT EXISTS transfers (n INTEGER NOT NULL, channel_id TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (n, channel_id));
 CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS outbox (swap_id TEXT NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
-  PRIMARY KEY (swap_id, step));
+CREATE TABLE IF NOT EXISTS outbox (n INTEGER NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
+  PRIMARY KEY (n, step));
 `;
 
 /**
@@ -68,6 +89,8 @@ export class Store {
   private readonly latest = new Map<string, CoSignedState | null>();
   /** Decoded swaps, as last read or written. */
   private readonly swapCache = new Map<string, { role: "initiator" | "responder"; terms: SwapTerms; phase: unknown }>();
+  /** Session numbers by session id, as last read or given. */
+  private readonly sessionNumbers = new Map<string, number>();
   private depth = 0;
   private savepoints = 0;
   /** Whether a commit must reach the disk before it counts (durability "power" on a file). */
@@ -95,8 +118,21 @@ export class Store {
     this.syncs = options.durability !== "crash" && path !== ":memory:" && path !== "";
     // A larger log between checkpoints: pages rewritten by many commits are copied into the database once.
     this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192;");
-    this.db.exec(SCHEMA);
+    this.openSchema();
     this.syncLogNow();
+  }
+
+  /** Creates the tables of a new store; refuses a store made by another schema version rather than misread it. */
+  private openSchema(): void {
+    const version = (this.db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    const tables = (this.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+    if (version === SCHEMA_VERSION || (version === 0 && tables === 0)) {
+      this.db.exec(SCHEMA);
+      this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      return;
+    }
+    this.db.close();
+    throw new StoreVersionError(this.path, version === 0 ? 1 : version, SCHEMA_VERSION);
   }
 
   /** Closes the store; a transaction left open with no savepoint in it (a finished group) is committed first. */
@@ -125,9 +161,9 @@ export class Store {
   }
 
   /** Runs one write; outside a transaction it is a transaction of its own (committed on return). */
-  private write(sql: string, ...params: SQLInputValue[]): void {
-    if (this.depth > 0) this.stmt(sql).run(...params);
-    else this.transaction(() => this.stmt(sql).run(...params));
+  private write(sql: string, ...params: SQLInputValue[]): StatementResultingChanges {
+    if (this.depth > 0) return this.stmt(sql).run(...params);
+    return this.transaction(() => this.stmt(sql).run(...params));
   }
 
   isOpen(): boolean {
@@ -267,6 +303,7 @@ export class Store {
     this.latest.clear();
     this.records.clear();
     this.swapCache.clear();
+    this.sessionNumbers.clear();
   }
 
   // ---------------------------------------------------------------- channels
@@ -435,33 +472,56 @@ export class Store {
 
   // ---------------------------------------------------------------- swaps, transfers, outbox
 
+  /**
+   * The local number of a swap or close session (given in arrival order, so rows keyed by it land together), or
+   * undefined if the session is unknown and `create` is false.
+   */
+  private sessionNumber(sessionId: Hex, create: boolean): number | undefined {
+    const k = key(sessionId);
+    const cached = this.sessionNumbers.get(k);
+    if (cached !== undefined) return cached;
+    const row = this.stmt("SELECT n FROM sessions WHERE session_id = ?").get(k) as { n: number } | undefined;
+    let n = row?.n;
+    if (n === undefined && create) {
+      n = Number(this.write("INSERT INTO sessions (session_id) VALUES (?)", k).lastInsertRowid);
+    }
+    if (n !== undefined) remember(this.sessionNumbers, k, n);
+    return n;
+  }
+
   /** Keeps a swap's progress; `active` marks swaps still in progress (indexed: tick and busy checks read it). */
   saveSwap<P>(swapId: Hex, role: "initiator" | "responder", terms: SwapTerms, phase: P, active: boolean): void {
     const k = key(swapId);
     if (this.swapCache.has(k)) {
       // Known row: only the progress changes (the terms are written once).
-      this.write("UPDATE swaps SET phase = ?, updated_at = ?, active = ? WHERE swap_id = ?", encode(phase), Date.now(), active ? 1 : 0, k);
+      const n = this.sessionNumber(swapId, true)!;
+      this.write("UPDATE swaps SET phase = ?, updated_at = ?, active = ? WHERE n = ?", encode(phase), Date.now(), active ? 1 : 0, n);
     } else {
-      this.write(
-        `INSERT INTO swaps (swap_id, role, terms, phase, updated_at, active, source, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (swap_id) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at, active = excluded.active`,
-        k,
-        role,
-        encode(terms),
-        encode(phase),
-        Date.now(),
-        active ? 1 : 0,
-        key(terms.source.channelId),
-        key(terms.target.channelId),
-      );
+      this.transaction(() => {
+        const n = this.sessionNumber(swapId, true)!;
+        this.write(
+          `INSERT INTO swaps (n, role, terms, phase, updated_at, active, source, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (n) DO UPDATE SET phase = excluded.phase, updated_at = excluded.updated_at, active = excluded.active`,
+          n,
+          role,
+          encode(terms),
+          encode(phase),
+          Date.now(),
+          active ? 1 : 0,
+          key(terms.source.channelId),
+          key(terms.target.channelId),
+        );
+      });
     }
-    this.swapCache.set(k, { role, terms, phase });
+    remember(this.swapCache, k, { role, terms, phase });
   }
 
   /** Swaps still in progress, oldest first. */
   activeSwapIds(): Hex[] {
-    const rows = this.stmt("SELECT swap_id FROM swaps WHERE active = 1 ORDER BY updated_at").all() as { swap_id: string }[];
-    return rows.map((r) => r.swap_id as Hex);
+    const rows = this.stmt(
+      "SELECT s.session_id FROM swaps w JOIN sessions s ON s.n = w.n WHERE w.active = 1 ORDER BY w.updated_at",
+    ).all() as { session_id: string }[];
+    return rows.map((r) => r.session_id as Hex);
   }
 
   /** Whether a swap in progress uses `channelId`. */
@@ -474,47 +534,67 @@ export class Store {
     const k = key(swapId);
     const cached = this.swapCache.get(k);
     if (cached !== undefined) return cached as { role: "initiator" | "responder"; terms: SwapTerms; phase: P };
-    const row = this.stmt("SELECT role, terms, phase FROM swaps WHERE swap_id = ?").get(k) as
+    const n = this.sessionNumber(swapId, false);
+    if (n === undefined) return undefined;
+    const row = this.stmt("SELECT role, terms, phase FROM swaps WHERE n = ?").get(n) as
       | { role: "initiator" | "responder"; terms: string; phase: string }
       | undefined;
     if (row === undefined) return undefined;
     const found = { role: row.role, terms: decode<SwapTerms>(row.terms), phase: decode<P>(row.phase) };
-    this.swapCache.set(k, found);
+    remember(this.swapCache, k, found);
     return found;
   }
 
   swapIds(): Hex[] {
-    const rows = this.stmt("SELECT swap_id FROM swaps ORDER BY updated_at").all() as { swap_id: string }[];
-    return rows.map((r) => r.swap_id as Hex);
+    const rows = this.stmt("SELECT s.session_id FROM swaps w JOIN sessions s ON s.n = w.n ORDER BY w.updated_at").all() as {
+      session_id: string;
+    }[];
+    return rows.map((r) => r.session_id as Hex);
   }
 
   saveTransfer(transfer: TransferRecord): void {
-    this.write(
-      `INSERT INTO transfers (swap_id, channel_id, body) VALUES (?, ?, ?)
-       ON CONFLICT (swap_id, channel_id) DO UPDATE SET body = excluded.body`,
-      key(transfer.swapId),
-      key(transfer.channelId),
-      encode(transfer),
+    this.transaction(() =>
+      this.write(
+        `INSERT INTO transfers (n, channel_id, body) VALUES (?, ?, ?)
+         ON CONFLICT (n, channel_id) DO UPDATE SET body = excluded.body`,
+        this.sessionNumber(transfer.swapId, true)!,
+        key(transfer.channelId),
+        encode(transfer),
+      ),
     );
   }
 
   transfers(swapId: Hex): TransferRecord[] {
-    const rows = this.stmt("SELECT body FROM transfers WHERE swap_id = ? ORDER BY channel_id").all(key(swapId)) as {
-      body: string;
-    }[];
+    const n = this.sessionNumber(swapId, false);
+    if (n === undefined) return [];
+    const rows = this.stmt("SELECT body FROM transfers WHERE n = ? ORDER BY channel_id").all(n) as { body: string }[];
     return rows.map((r) => decode<TransferRecord>(r.body));
   }
 
-  /** Keeps the message this client sent (or will send) for a step, so it can be sent again after a crash. */
-  saveOutgoing(swapId: Hex, step: string, envelope: unknown): void {
-    this.write("INSERT OR REPLACE INTO outbox (swap_id, step, envelope) VALUES (?, ?, ?)", key(swapId), step, encode(envelope));
+  /**
+   * Keeps the message this client sent (or will send) for a step of a session (a swap, or a channel's close), so
+   * it can be sent again after a crash.
+   */
+  saveOutgoing(sessionId: Hex, step: string, envelope: unknown): void {
+    this.transaction(() =>
+      this.write("INSERT OR REPLACE INTO outbox (n, step, envelope) VALUES (?, ?, ?)", this.sessionNumber(sessionId, true)!, step, encode(envelope)),
+    );
   }
 
-  outgoing<E>(swapId: Hex, step: string): E | undefined {
-    const row = this.stmt("SELECT envelope FROM outbox WHERE swap_id = ? AND step = ?")
-      .get(key(swapId), step) as { envelope: string } | undefined;
+  outgoing<E>(sessionId: Hex, step: string): E | undefined {
+    const n = this.sessionNumber(sessionId, false);
+    if (n === undefined) return undefined;
+    const row = this.stmt("SELECT envelope FROM outbox WHERE n = ? AND step = ?").get(n, step) as { envelope: string } | undefined;
     return row === undefined ? undefined : decode<E>(row.envelope);
   }
+}
+
+/** The most entries a decoded-row cache keeps; past it, it starts over (the store has every row anyway). */
+const CACHE_LIMIT = 10_000;
+
+function remember<V>(cache: Map<string, V>, k: string, value: V): void {
+  if (cache.size >= CACHE_LIMIT && !cache.has(k)) cache.clear();
+  cache.set(k, value);
 }
 
 function key(hex: string): string {
