@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { hexlify, randomBytes, ZeroAddress } from "ethers";
 
 import {
@@ -10,6 +11,7 @@ import {
   hashlockOf,
   openingState,
   Store,
+  StoreVersionError,
   type ChannelRecord,
   type Hex,
 } from "../../sdk/index.js";
@@ -86,5 +88,42 @@ describe("store: what a client must not lose", function () {
     ).to.throw("crash in the middle");
     expect(store.secret(hashlockOf(secret))).to.equal(undefined);
     store.close();
+  });
+
+  it("undoes one step of a group and keeps the others, and the group survives a restart once synced", async function () {
+    const store = new Store(path);
+    const [kept, undone, later] = [rand(), rand(), rand()];
+    store.begin(); // the group
+    store.savepoint();
+    store.saveSecret(hashlockOf(kept), kept);
+    store.releaseSavepoint();
+    store.savepoint();
+    store.saveSecret(hashlockOf(undone), undone);
+    store.rollbackToSavepoint(); // this step failed
+    store.savepoint();
+    store.saveSecret(hashlockOf(later), later);
+    store.releaseSavepoint();
+    store.commitUnsynced();
+    await store.syncLog();
+    store.close();
+
+    const reopened = new Store(path);
+    expect(reopened.secret(hashlockOf(kept))).to.equal(kept);
+    expect(reopened.secret(hashlockOf(undone))).to.equal(undefined);
+    expect(reopened.secret(hashlockOf(later))).to.equal(later);
+    reopened.close();
+  });
+
+  it("refuses a file written with another table layout instead of misreading it", function () {
+    const old = new DatabaseSync(path);
+    old.exec("CREATE TABLE swaps (swap_id TEXT PRIMARY KEY, phase TEXT NOT NULL)"); // layout 1 had no version
+    old.close();
+    expect(() => new Store(path)).to.throw(StoreVersionError, "layout version 1");
+
+    const newer = join(dir, "newer.sqlite");
+    const db = new DatabaseSync(newer);
+    db.exec("PRAGMA user_version = 7");
+    db.close();
+    expect(() => new Store(newer)).to.throw(StoreVersionError, "layout version 7; this SDK reads version 2");
   });
 });

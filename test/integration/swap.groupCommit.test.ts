@@ -1,0 +1,80 @@
+import { expect } from "chai";
+import { mkdtempSync, rmSync } from "node:fs";
+import { DatabaseSync } from "node:sqlite";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { InMemoryLink, Store, type ChannelParams, type ClientEvent, type Hex } from "../../sdk/index.js";
+import { fundedChannels, makeParty, ManualClock, ONE, type Setup } from "../helpers/swapHarness.js";
+
+/** A file store that counts its group commits (the real store: only the count is added). */
+class CountingStore extends Store {
+  groupCommits = 0;
+  override commitUnsynced(): void {
+    if (this.inTransaction()) this.groupCommits++;
+    super.commitUnsynced();
+  }
+}
+
+/** Opens and funds `count` more native channel pairs between Alice and Bob (nonces 10, 11, ...). */
+async function morePairs(setup: Setup, count: number): Promise<{ s: Hex; t: Hex; params: ChannelParams }[]> {
+  const pairs = [];
+  for (let i = 0; i < count; i++) {
+    const params: ChannelParams = { ...setup.tParams, nonce: 10n + BigInt(i) };
+    const s = await setup.adapters.aliceS.openAndDeposit(params, 0, 5n * ONE);
+    const t = await setup.adapters.bobT.openAndDeposit(params, 1, 5n * ONE);
+    pairs.push({ s, t, params });
+  }
+  return pairs;
+}
+
+describe("group commit: swaps on many channel pairs at once", function () {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "group-commit-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("runs swaps on six pairs at once with far fewer commits than steps, and reports each phase only once it is on disk", async function () {
+    const setup = await fundedChannels();
+    const pairs = await morePairs(setup, 6);
+    const link = new InMemoryLink();
+    const clock = new ManualClock();
+    const paths = { alice: join(dir, "alice.sqlite"), bob: join(dir, "bob.sqlite") };
+    const stores = { alice: new CountingStore(paths.alice), bob: new CountingStore(paths.bob) };
+    // Each "done" event is checked against what another connection reads from the file at that moment.
+    const reader = { alice: new DatabaseSync(paths.alice, { readOnly: true }), bob: new DatabaseSync(paths.bob, { readOnly: true }) };
+    const misreported: string[] = [];
+    const onDisk = (who: "alice" | "bob") => (e: ClientEvent) => {
+      if (e.type !== "phase" || e.phase.kind !== "done") return;
+      const row = reader[who]
+        .prepare("SELECT w.phase FROM swaps w JOIN sessions s ON s.n = w.n WHERE s.session_id = ?")
+        .get(e.swapId.toLowerCase()) as { phase: string } | undefined;
+      if (row === undefined || !row.phase.includes('"kind":"done"')) misreported.push(`${who} ${e.swapId}`);
+    };
+    const alice = makeParty(setup, "alice", link.a, clock, { onEvent: onDisk("alice") }, stores.alice);
+    const bob = makeParty(setup, "bob", link.b, clock, { onEvent: onDisk("bob") }, stores.bob);
+    for (const party of [alice, bob]) {
+      for (const p of pairs) {
+        await party.client.addChannel(setup.S.chainId, p.params);
+        await party.client.addChannel(setup.T.chainId, p.params);
+      }
+    }
+    const commitsBefore = { alice: stores.alice.groupCommits, bob: stores.bob.groupCommits };
+
+    const swapIds = await Promise.all(pairs.map((p) => alice.client.propose({ source: p.s, target: p.t, give: ONE, take: ONE / 10n })));
+    await link.settled();
+
+    expect(link.errors).to.deep.equal([]);
+    for (const id of swapIds) {
+      expect(alice.client.swap(id).progress.phase).to.deep.equal({ kind: "done", outcome: "swapped" });
+      expect(bob.client.swap(id).progress.phase).to.deep.equal({ kind: "done", outcome: "swapped" });
+    }
+    expect(misreported).to.deep.equal([]);
+    // A swap takes 9 steps (4 of Alice's, 5 of Bob's): 54 here. The six swaps' steps arrive together, so each round
+    // of messages is one commit per party: 8 (Bob's lock acknowledgement and the reveal arrive in one group).
+    const commits = stores.alice.groupCommits - commitsBefore.alice + stores.bob.groupCommits - commitsBefore.bob;
+    expect(commits).to.be.at.most(2 * 6, `${commits} group commits for ${6 * 9} steps`);
+    expect(commits).to.be.at.least(8);
+    for (const r of Object.values(reader)) r.close();
+    for (const s of Object.values(stores)) s.close();
+  });
+});
