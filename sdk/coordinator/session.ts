@@ -35,7 +35,7 @@ export type SwapClientOptions = Readonly<{
   onEvent?: (event: ClientEvent) => void;
   /**
    * Most protocol steps committed as one group (one transaction and one disk sync before their messages go out);
-   * default 32. Steps that arrive together share a group, so swaps on many channels need far fewer syncs.
+   * default 64. Steps that arrive together share a group, so swaps on many channels need far fewer syncs.
    */
   groupCommitSteps?: number;
   /** Receives every state this client signs, every co-signed state and every secret it learns (a watchtower). */
@@ -59,7 +59,7 @@ export type ProposeArgs = Readonly<{
 }>;
 
 /** Steps per group commit unless `groupCommitSteps` says otherwise. */
-const DEFAULT_GROUP_STEPS = 32;
+const DEFAULT_GROUP_STEPS = 64;
 
 /** Protocol steps committed together: one transaction, one log sync, one send. */
 class StepGroup {
