@@ -4,7 +4,7 @@ import type { HubAdapter } from "../chain/hub.js";
 import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
-import type { SwapTerms } from "../core/swap.js";
+import { checkTermsShape, type SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type ChannelState, type Hex, type Lock } from "../core/types.js";
 import type { CoSignedState, Store } from "../store/store.js";
@@ -32,6 +32,7 @@ export type SwapClientOptions = Readonly<{
   clock?: () => number;
   /** Responder policy: return a reason to refuse, or undefined to accept. */
   policy?: (terms: SwapTerms) => string | undefined;
+  /** Told of every phase a swap enters (once on disk), refusals, on-chain steps and closes; its errors are ignored. */
   onEvent?: (event: ClientEvent) => void;
   /**
    * Most protocol steps committed as one group (one transaction and one disk sync before their messages go out);
@@ -63,7 +64,8 @@ const DEFAULT_GROUP_STEPS = 64;
 
 /** Protocol steps committed together: one transaction, one log sync, one send. */
 class StepGroup {
-  readonly unsent: { sessionId: Hex; steps: readonly SwapStep[] }[] = [];
+  /** The messages of the group's steps, taken when each step finished. */
+  readonly envelopes: Envelope[] = [];
   readonly events: ClientEvent[] = [];
   steps = 0;
   resolve!: () => void;
@@ -158,6 +160,7 @@ export class Session {
    * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
    */
   validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
+    checkTermsShape(terms);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);
     if (bound !== undefined) checkClockAgreement({ sourceNow, targetNow: now, bound });
@@ -249,7 +252,7 @@ export class Session {
   /** Reports an event; one raised by a protocol step is reported once the step's group is on disk and sent. */
   emit(event: ClientEvent) {
     if (this.heldEvents !== undefined) this.heldEvents.push(event);
-    else this.o.onEvent?.(event);
+    else this.report(event);
   }
 
   seal(sessionId: Hex, body: SwapBody): Envelope {
@@ -275,11 +278,11 @@ export class Session {
       this.held.push({ sessionId, steps });
       return;
     }
-    await this.transmit([{ sessionId, steps }]);
+    await this.transmit(this.collect([{ sessionId, steps }]));
   }
 
-  /** Sends stored messages in order; a failed send is left to the next tick's resend. */
-  private async transmit(batch: readonly { sessionId: Hex; steps: readonly SwapStep[] }[]) {
+  /** The stored envelopes of `steps`, as they are now (a later step may store a newer one under the same key). */
+  private collect(batch: readonly { sessionId: Hex; steps: readonly SwapStep[] }[]): Envelope[] {
     const envelopes: Envelope[] = [];
     for (const { sessionId, steps } of batch) {
       for (const step of steps) {
@@ -289,12 +292,26 @@ export class Session {
         if (envelope !== undefined) envelopes.push(envelope);
       }
     }
+    return envelopes;
+  }
+
+  /** Sends envelopes in order; a failed send is left to the next tick's resend. */
+  private async transmit(envelopes: readonly Envelope[]) {
     const { transport } = this.o;
     try {
       if (transport.sendMany !== undefined && envelopes.length > 1) await transport.sendMany(envelopes);
       else for (const envelope of envelopes) await transport.send(envelope);
     } catch {
       // The messages are in the store; the next tick resends them.
+    }
+  }
+
+  /** Hands an event to `onEvent`; an error thrown there is the listener's and changes nothing here. */
+  private report(event: ClientEvent) {
+    try {
+      this.o.onEvent?.(event);
+    } catch {
+      // ignored: the protocol must not depend on what a listener does
     }
   }
 
@@ -329,13 +346,17 @@ export class Session {
       result = await step();
       store.releaseSavepoint();
     } catch (error) {
-      store.rollbackToSavepoint();
       this.held = undefined;
       this.heldEvents = undefined;
       this.sealed.clear(); // cached envelopes only: the committed ones are read back from the store
+      try {
+        store.rollbackToSavepoint();
+      } catch (rollbackError) {
+        this.abandon(group, rollbackError);
+      }
       throw error;
     }
-    group.unsent.push(...this.held);
+    group.envelopes.push(...this.collect(this.held));
     group.events.push(...this.heldEvents);
     this.held = undefined;
     this.heldEvents = undefined;
@@ -348,9 +369,14 @@ export class Session {
    * waits for the log sync and sends the group's messages. The next group's steps run meanwhile.
    */
   private release(group: StepGroup) {
-    if (this.group !== group) return; // already released
+    if (this.group !== group) return; // already released or abandoned
     this.group = undefined;
-    this.o.store.commitUnsynced();
+    try {
+      this.o.store.commitUnsynced();
+    } catch (error) {
+      this.abandon(group, error);
+      return;
+    }
     const synced = this.o.store.syncLog();
     const previous = this.sent;
     this.sent = synced
@@ -359,10 +385,26 @@ export class Session {
       .then(group.resolve, group.reject);
   }
 
+  /**
+   * Gives up a group whose transaction failed or may have been ended under it: nothing of it is sent, its steps'
+   * callers see the error, and the store starts clean (its steps' messages were never sent, so the protocol goes
+   * on from the last committed state).
+   */
+  private abandon(group: StepGroup, error: unknown) {
+    if (this.group === group) this.group = undefined;
+    this.sealed.clear();
+    try {
+      this.o.store.abandon();
+    } catch {
+      // a closed store has nothing left to roll back
+    }
+    group.reject(error);
+  }
+
   /** Sends a committed group's messages, then reports its events. */
   private async deliver(group: StepGroup) {
-    await this.transmit(group.unsent);
-    for (const event of group.events) this.o.onEvent?.(event);
+    await this.transmit(group.envelopes);
+    for (const event of group.events) this.report(event);
   }
 
   /**
@@ -373,10 +415,20 @@ export class Session {
     const group = this.group;
     if (group !== undefined) {
       this.group = undefined;
-      this.o.store.commit();
+      try {
+        this.o.store.commit();
+      } catch (error) {
+        this.abandon(group, error);
+        throw error;
+      }
     }
-    await this.o.store.syncLog(); // a group released before may still be on its way to the disk
-    await this.sent;
+    try {
+      await this.o.store.syncLog(); // a group released before may still be on its way to the disk
+      await this.sent;
+    } catch (error) {
+      group?.reject(error);
+      throw error;
+    }
     if (group !== undefined) {
       await this.deliver(group);
       group.resolve();

@@ -50,7 +50,7 @@ export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeReque
 export type Envelope = Readonly<{ swapId: Hex; from: Address; body: SwapBody; signature: Hex }>;
 
 export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex {
-  return hashOf({ kind: "cross-chain-swap-message/1", swapId, from: from.toLowerCase(), body });
+  return hashOf({ kind: "cross-chain-swap-message/2", swapId, from: from.toLowerCase(), body });
 }
 
 /** Signs `body` as `from` with `sign` (a function over a 32-byte digest); addresses compare in any letter case. */

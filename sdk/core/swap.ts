@@ -1,5 +1,6 @@
 import { getBytes, id, sha256, TypedDataEncoder, type TypedDataField } from "ethers";
 
+import { InvalidMessageError } from "./errors.js";
 import { keccak } from "./keccak.js";
 import type { Address, Hex } from "./types.js";
 import { putHex, putWord, typedDataDigest } from "./words.js";
@@ -81,4 +82,27 @@ export function termsDigest(terms: SwapTerms): Hex {
 /** sha256 of a 32-byte secret: the hashlock of the swap (Bitcoin/Lightning compatible). */
 export function hashlockOf(secret: Hex): Hex {
   return sha256(secret) as Hex;
+}
+
+const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
+/**
+ * Throws InvalidMessageError unless every field of terms from a peer has its type: 32-byte hex ids and hashlock,
+ * 20-byte hex addresses, bigint chain ids, amounts and expiries. The digests read hex as bytes and would silently
+ * stop at a bad character, so nothing malformed may reach them.
+ */
+export function checkTermsShape(terms: SwapTerms): void {
+  const fail = (what: string) => {
+    throw new InvalidMessageError(`malformed swap terms: ${what}`);
+  };
+  for (const [what, v] of [["swapId", terms.swapId], ["hashlock", terms.hashlock], ["source channel", terms.source?.channelId], ["target channel", terms.target?.channelId]] as const) {
+    if (typeof v !== "string" || !BYTES32.test(v)) fail(`${what} is not 32 bytes of hex`);
+  }
+  for (const [what, v] of [["initiator", terms.initiator], ["responder", terms.responder], ["source hub", terms.source?.hub], ["target hub", terms.target?.hub]] as const) {
+    if (typeof v !== "string" || !ADDRESS.test(v)) fail(`${what} is not an address`);
+  }
+  for (const [what, v] of [["source chain", terms.source?.chainId], ["target chain", terms.target?.chainId], ["give", terms.give], ["take", terms.take], ["source expiry", terms.sourceExpiry], ["target expiry", terms.targetExpiry]] as const) {
+    if (typeof v !== "bigint") fail(`${what} is not a number`);
+  }
 }

@@ -1,5 +1,5 @@
 import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
-import { dirname } from "node:path";
+import { dirname, resolve } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
@@ -101,6 +101,7 @@ export class Store {
   private syncing: Promise<void> | undefined;
   /** The write-ahead log, open for syncing it (reopened if SQLite replaced the file). */
   private wal: { fd: number; ino: number } | undefined;
+  private readonly walPath: string;
 
   /**
    * @param path A file path, or ":memory:" for a store that lives as long as the process.
@@ -116,10 +117,18 @@ export class Store {
   ) {
     this.db = new DatabaseSync(path);
     this.syncs = options.durability !== "crash" && path !== ":memory:" && path !== "";
-    // A larger log between checkpoints: pages rewritten by many commits are copied into the database once.
-    this.db.exec("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192;");
+    this.walPath = `${resolve(path)}-wal`;
+    this.db.exec("PRAGMA busy_timeout = 5000;");
+    const mode = (this.db.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string }).journal_mode;
+    if (this.syncs && mode !== "wal") {
+      this.db.close();
+      throw new ChannelSdkError(`the store ${path} cannot use a write-ahead log (journal mode ${mode})`);
+    }
+    // A larger log between checkpoints: pages rewritten by many commits are copied into the database once. A
+    // second connection (a watchtower reading this file) may hold the write lock briefly: wait for it.
+    this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192;");
     this.openSchema();
-    this.syncLogNow();
+    this.syncLogNow(false);
   }
 
   /** Creates the tables of a new store; refuses a store made by another schema version rather than misread it. */
@@ -139,7 +148,12 @@ export class Store {
   close(): void {
     if (this.db.isOpen && this.depth === 1 && this.savepoints === 0) this.commit();
     if (this.db.isOpen && (this.unsynced || this.syncing !== undefined)) this.syncLogNow();
-    if (this.wal !== undefined) closeSync(this.wal.fd);
+    if (this.wal !== undefined) {
+      // A sync still queued on the thread pool must not find its descriptor closed (or reused).
+      const { fd } = this.wal;
+      if (this.syncing !== undefined) void this.syncing.finally(() => closeSync(fd)).catch(() => undefined);
+      else closeSync(fd);
+    }
     this.wal = undefined;
     this.depth = 0;
     this.savepoints = 0;
@@ -190,14 +204,13 @@ export class Store {
 
   /** Opens a transaction, or joins the one already open. Pair with `commit` or `rollback`. */
   begin(): void {
-    if (this.depth++ === 0) this.db.exec("BEGIN IMMEDIATE");
+    if (this.depth === 0) this.db.exec("BEGIN IMMEDIATE");
+    this.depth++;
   }
 
   /** Ends the outermost transaction: its writes are on disk when this returns. */
   commit(): void {
-    if (--this.depth !== 0) return;
-    this.db.exec("COMMIT");
-    this.syncLogNow();
+    this.endOutermost(() => this.syncLogNow());
   }
 
   /**
@@ -206,9 +219,38 @@ export class Store {
    * them may leave the process before that.
    */
   commitUnsynced(): void {
-    if (--this.depth !== 0) return;
-    this.db.exec("COMMIT");
-    this.unsynced = this.syncs;
+    this.endOutermost(() => (this.unsynced = this.syncs));
+  }
+
+  private endOutermost(afterCommit: () => void): void {
+    if (this.depth <= 0) throw new ChannelSdkError("commit without an open transaction");
+    if (this.depth > 1) {
+      this.depth--;
+      return;
+    }
+    this.db.exec("COMMIT"); // throws with the transaction still open (depth 1): the caller rolls back
+    this.depth = 0;
+    afterCommit();
+  }
+
+  /** Abandons the outermost transaction's writes (an inner rollback leaves that to the outermost). */
+  rollback(): void {
+    if (this.depth === 0) return; // the commit went through and what failed came after it
+    if (--this.depth === 0) {
+      if (this.db.isOpen && this.db.isTransaction) this.db.exec("ROLLBACK");
+      this.forgetCached();
+    }
+  }
+
+  /**
+   * After an error that may have ended the transaction behind the store's back (SQLite rolls back by itself on
+   * some I/O errors): rolls back whatever is still open and forgets every savepoint and cached row.
+   */
+  abandon(): void {
+    if (this.db.isOpen && this.db.isTransaction) this.db.exec("ROLLBACK");
+    this.depth = 0;
+    this.savepoints = 0;
+    this.forgetCached();
   }
 
   /**
@@ -234,44 +276,44 @@ export class Store {
     return this.syncing ?? Promise.resolve();
   }
 
-  private syncLogNow(): void {
+  private syncLogNow(afterWrite = true): void {
     this.unsynced = false;
-    const fd = this.logFd();
+    const fd = this.logFd(afterWrite);
     if (fd !== undefined) fdatasyncSync(fd);
   }
 
-  /** The log's file descriptor, or undefined when there is nothing to sync (durability "crash", or no log). */
-  private logFd(): number | undefined {
+  /**
+   * The log's file descriptor, or undefined when there is nothing to sync (durability "crash"). After a write the
+   * log must exist: a missing one means the commit is somewhere this store does not sync, which is an error.
+   */
+  private logFd(afterWrite = true): number | undefined {
     if (!this.syncs) return undefined;
-    const path = `${this.path}-wal`;
+    const path = this.walPath;
     let ino: number;
     try {
       ino = statSync(path).ino;
-    } catch {
-      return undefined; // No log file: nothing was written since the last connection removed it.
+    } catch (error) {
+      if (!afterWrite) return undefined; // opened, nothing written yet
+      throw new ChannelSdkError(`cannot sync the store's log ${path}: ${(error as Error).message}`);
     }
     if (this.wal?.ino !== ino) {
       // A new log file: its directory entry must reach the disk too (SQLite does the same for a log it creates).
       if (this.wal !== undefined) closeSync(this.wal.fd);
       const fd = openSync(path, "r");
       this.wal = { fd, ino: fstatSync(fd).ino };
-      const dir = openSync(dirname(path), "r");
+      let dir: number | undefined;
       try {
+        dir = openSync(dirname(path), "r");
         fdatasyncSync(dir);
+      } catch {
+        // Platforms that cannot open or sync a directory (Windows) make its entry durable themselves.
       } finally {
-        closeSync(dir);
+        if (dir !== undefined) closeSync(dir);
       }
     }
     return this.wal.fd;
   }
 
-  /** Abandons the outermost transaction's writes (an inner rollback leaves that to the outermost). */
-  rollback(): void {
-    if (--this.depth === 0) {
-      this.db.exec("ROLLBACK");
-      this.forgetCached();
-    }
-  }
 
   /**
    * Marks a point inside the open transaction that `rollbackToSavepoint` returns to: one protocol step inside a
@@ -293,10 +335,10 @@ export class Store {
 
   /** Undoes the writes made since the newest savepoint, leaving the rest of the transaction as it was. */
   rollbackToSavepoint(): void {
-    this.db.exec("ROLLBACK TO step; RELEASE step");
+    this.forgetCached();
+    this.db.exec("ROLLBACK TO step; RELEASE step"); // throws if SQLite already ended the transaction: see `abandon`
     this.depth--;
     this.savepoints--;
-    this.forgetCached();
   }
 
   private forgetCached(): void {

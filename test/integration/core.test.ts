@@ -4,6 +4,7 @@ import { hexlify, randomBytes, Signature, SigningKey, Wallet } from "ethers";
 import {
   addLock,
   checkClockAgreement,
+  checkTermsShape,
   checkSwapTiming,
   decode,
   DeltaTable,
@@ -151,6 +152,28 @@ describe("core: signatures and messages", function () {
     const v = { b: 2n ** 200n, a: [1n, { z: "x", y: -3n }] };
     expect(decode<typeof v>(encode(v))).to.deep.equal(v);
     expect(encode({ a: 1, b: 2 })).to.equal(encode({ b: 2, a: 1 }));
+  });
+
+  it("refuses swap terms whose ids, hashlock or addresses are not well-formed hex", function () {
+    const ref = { chainId: 1n, hub: Wallet.createRandom().address, channelId: hexlify(randomBytes(32)) as Hex };
+    const terms = {
+      swapId: hexlify(randomBytes(32)) as Hex,
+      source: ref,
+      target: { ...ref, chainId: 2n },
+      initiator: Wallet.createRandom().address,
+      responder: Wallet.createRandom().address,
+      give: 1n,
+      take: 2n,
+      hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex),
+      sourceExpiry: 2000n,
+      targetExpiry: 1000n,
+    };
+    expect(() => checkTermsShape(terms)).to.not.throw();
+    // Hex with a bad character would be read as bytes only up to it: a different hashlock than the one signed.
+    const badHashlock = `${terms.hashlock.slice(0, 40)}zz${terms.hashlock.slice(42)}` as Hex;
+    expect(() => checkTermsShape({ ...terms, hashlock: badHashlock })).to.throw(InvalidMessageError, "hashlock");
+    expect(() => checkTermsShape({ ...terms, responder: "0x1234" })).to.throw(InvalidMessageError, "responder");
+    expect(() => checkTermsShape({ ...terms, give: 5 as unknown as bigint })).to.throw(InvalidMessageError, "give");
   });
 
   it("opens a sealed message only from its signer and only untampered", function () {
