@@ -77,4 +77,42 @@ describe("group commit: swaps on many channel pairs at once", function () {
     for (const r of Object.values(reader)) r.close();
     for (const s of Object.values(stores)) s.close();
   });
+
+  it("sends nothing of a group whose transaction ended under one of its steps, not even the good steps' messages", async function () {
+    const setup = await fundedChannels();
+    const pairs = await morePairs(setup, 2);
+    const link = new InMemoryLink();
+    const clock = new ManualClock();
+    const bobStore = new Store(join(dir, "bob.sqlite"));
+    const alice = makeParty(setup, "alice", link.a, clock);
+    // Bob's policy runs inside the step that answers a proposal. The first proposal is accepted; answering the
+    // second closes his store, which ends the group's transaction (as an I/O error that makes SQLite roll back on
+    // its own would) and with it the first step's writes.
+    let proposals = 0;
+    const policy = () => {
+      if (++proposals === 2) bobStore.close();
+      return undefined;
+    };
+    const bob = makeParty(setup, "bob", link.b, clock, { policy }, bobStore);
+    for (const party of [alice, bob]) {
+      for (const p of pairs) {
+        await party.client.addChannel(setup.S.chainId, p.params);
+        await party.client.addChannel(setup.T.chainId, p.params);
+      }
+    }
+    const sentByBob: string[] = [];
+    link.fault = (envelope, from) => {
+      if (from === "b") sentByBob.push(envelope.body.step);
+      return "deliver";
+    };
+
+    const swapIds = await Promise.all(pairs.map((p) => alice.client.propose({ source: p.s, target: p.t, give: ONE, take: ONE / 10n })));
+    await link.settled();
+
+    expect(proposals).to.equal(2, "both proposals were handled in one group");
+    expect(sentByBob).to.deep.equal([], "the first proposal's accept was rolled back, so it must not leave");
+    expect(link.errors.length).to.equal(2, "both of Bob's steps report the failure");
+    expect(bob.events.filter((e) => e.type === "phase")).to.deep.equal([], "and nothing was reported done or accepted");
+    for (const id of swapIds) expect(alice.client.swap(id).progress.phase.kind).to.equal("proposed");
+  });
 });
