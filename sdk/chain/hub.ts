@@ -79,33 +79,18 @@ export class HubAdapter {
 
   /**
    * The latest block's timestamp: the clock lock expiries and deadlines are measured against. With
-   * `timeCacheMs`, a reading that recent is reused, moved on by the wall time since; past half that age a new
-   * reading is fetched in the background, so callers on a hot path rarely wait for the chain.
+   * `timeCacheMs`, a reading that recent is reused, moved on by the wall time since.
    */
   async now(): Promise<bigint> {
     const cacheMs = this.options.timeCacheMs ?? 0;
     const wall = Date.now();
     if (this.clock !== undefined && wall - this.clock.at < cacheMs) {
-      if (wall - this.clock.at >= cacheMs / 2 && !this.refreshing) {
-        this.refreshing = true;
-        // A failed background reading changes nothing: the next call past the full age reads (and throws) itself.
-        this.readClock()
-          .catch(() => undefined)
-          .finally(() => (this.refreshing = false));
-      }
       return this.clock.timestamp + BigInt(Math.floor((wall - this.clock.at) / 1000));
     }
-    return this.readClock();
-  }
-
-  private refreshing = false;
-
-  private async readClock(): Promise<bigint> {
-    const at = Date.now();
     const block = await this.provider.getBlock("latest");
     if (block === null) throw new ChannelSdkError("the chain returned no latest block");
-    if (this.clock === undefined || at >= this.clock.at) this.clock = { timestamp: BigInt(block.timestamp), at };
-    return BigInt(block.timestamp);
+    this.clock = { timestamp: BigInt(block.timestamp), at: wall };
+    return this.clock.timestamp;
   }
 
   // ---------------------------------------------------------------- funding

@@ -104,8 +104,7 @@ export class Session {
   readonly chains = new Map<bigint, HubAdapter>();
   readonly clock: () => number;
   /** Messages and events of the step in progress, sent and reported once its group is on disk. */
-  private held: { sessionId: Hex; steps: readonly SwapStep[] }[] | undefined;
-  private heldEvents: ClientEvent[] | undefined;
+  private held: { envelopes: Envelope[]; events: ClientEvent[] } | undefined;
   /** Sends of the groups released so far, in order: a group's messages never overtake an earlier group's. */
   private sent: Promise<void> = Promise.resolve();
   /** The group of steps whose transaction is open, if any. */
@@ -251,7 +250,7 @@ export class Session {
 
   /** Reports an event; one raised by a protocol step is reported once the step's group is on disk and sent. */
   emit(event: ClientEvent) {
-    if (this.heldEvents !== undefined) this.heldEvents.push(event);
+    if (this.held !== undefined) this.held.events.push(event);
     else this.report(event);
   }
 
@@ -275,22 +274,20 @@ export class Session {
   async sendStored(sessionId: Hex, steps: readonly SwapStep[]) {
     if (this.held !== undefined) {
       // Inside `atomically`: the messages go out once the step's group is committed.
-      this.held.push({ sessionId, steps });
+      this.held.envelopes.push(...this.collect(sessionId, steps));
       return;
     }
-    await this.transmit(this.collect([{ sessionId, steps }]));
+    await this.transmit(this.collect(sessionId, steps));
   }
 
   /** The stored envelopes of `steps`, as they are now (a later step may store a newer one under the same key). */
-  private collect(batch: readonly { sessionId: Hex; steps: readonly SwapStep[] }[]): Envelope[] {
+  private collect(sessionId: Hex, steps: readonly SwapStep[]): Envelope[] {
     const envelopes: Envelope[] = [];
-    for (const { sessionId, steps } of batch) {
-      for (const step of steps) {
-        const k = `${sessionId}/${step}`;
-        const envelope = this.sealed.get(k) ?? this.o.store.outgoing<Envelope>(sessionId, step);
-        this.sealed.delete(k);
-        if (envelope !== undefined) envelopes.push(envelope);
-      }
+    for (const step of steps) {
+      const k = `${sessionId}/${step}`;
+      const envelope = this.sealed.get(k) ?? this.o.store.outgoing<Envelope>(sessionId, step);
+      this.sealed.delete(k);
+      if (envelope !== undefined) envelopes.push(envelope);
     }
     return envelopes;
   }
@@ -339,15 +336,13 @@ export class Session {
     }
     const group = this.group;
     store.savepoint();
-    this.held = [];
-    this.heldEvents = [];
+    const held = (this.held = { envelopes: [], events: [] });
     let result: T;
     try {
       result = await step();
       store.releaseSavepoint();
     } catch (error) {
       this.held = undefined;
-      this.heldEvents = undefined;
       this.sealed.clear(); // cached envelopes only: the committed ones are read back from the store
       try {
         store.rollbackToSavepoint();
@@ -356,10 +351,9 @@ export class Session {
       }
       throw error;
     }
-    group.envelopes.push(...this.collect(this.held));
-    group.events.push(...this.heldEvents);
+    group.envelopes.push(...held.envelopes);
+    group.events.push(...held.events);
     this.held = undefined;
-    this.heldEvents = undefined;
     if (++group.steps >= (this.o.groupCommitSteps ?? DEFAULT_GROUP_STEPS)) this.release(group);
     return { result, durable: group.done };
   }
