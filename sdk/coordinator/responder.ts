@@ -2,7 +2,7 @@ import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { addLock, resolveLock } from "../core/state.js";
-import { hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
+import { checkTermsShape, hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import type { SwapPhase, SwapProgress } from "./phases.js";
 import type { Session } from "./session.js";
@@ -12,6 +12,7 @@ import type { Session } from "./session.js";
 
 export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "propose" }>) {
   const { terms } = body;
+  checkTermsShape(terms); // before anything hashes them: hex is read as bytes and would stop at a bad character
   if (envelope.swapId !== terms.swapId) throw new InvalidMessageError("swap id differs from the terms' swap id");
   if (!ctx.book.has(terms.source.channelId) || !ctx.book.has(terms.target.channelId)) {
     throw new InvalidMessageError("the swap names a channel this client does not have");

@@ -4,7 +4,7 @@ import type { HubAdapter } from "../chain/hub.js";
 import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
-import { checkTermsShape, type SwapTerms } from "../core/swap.js";
+import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type ChannelState, type Hex, type Lock } from "../core/types.js";
 import type { CoSignedState, Store } from "../store/store.js";
@@ -159,7 +159,6 @@ export class Session {
    * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
    */
   validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
-    checkTermsShape(terms);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);
     if (bound !== undefined) checkClockAgreement({ sourceNow, targetNow: now, bound });

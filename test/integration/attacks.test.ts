@@ -50,6 +50,17 @@ describe("hostile messages (docs/SECURITY.md)", function () {
     expect(phase.kind === "done" ? phase.reason : "").to.match(/the terms say chain 31337/);
   });
 
+  it("rejects a proposal whose hashlock is not 32 bytes of hex before hashing it, and keeps no trace of it", async function () {
+    const { link, bob, terms, propose } = await hostileAlice();
+    // Hex read as bytes stops at the first bad character: this hashlock would hash as a different 32-byte value.
+    const hashlock = `${terms.hashlock.slice(0, 40)}zz${terms.hashlock.slice(42)}` as Hex;
+    let error: unknown;
+    await bob.client.handle(propose({ ...terms, hashlock })).catch((e: unknown) => (error = e));
+    await link.settled();
+    expect(String(error)).to.match(/malformed swap terms: hashlock/);
+    expect(bob.client.swaps()).to.have.length(0);
+  });
+
   it("rejects a message signed by anyone but the counterparty, and keeps no trace of it", async function () {
     const { bob, terms } = await hostileAlice();
     const stranger = new SigningKey(Wallet.createRandom().privateKey);
