@@ -1,7 +1,7 @@
-import { createServer, type Server } from "node:http";
+import { createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 
 import { decode, encode } from "../core/codec.js";
-import { ChannelSdkError } from "../core/errors.js";
+import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import type { Envelope } from "../core/messages.js";
 
 /** How signed messages travel between two clients. Delivery may fail, repeat or reorder: clients cope. */
@@ -68,14 +68,22 @@ export class InMemoryLink {
   }
 }
 
+/** Longest line (one envelope) the HTTP transport accepts; a peer that sends more without a newline is cut off. */
+const MAX_LINE_BYTES = 1 << 20;
+
 /**
- * HTTP on loopback: each client serves POST / and posts to its peer's URL. A body is one envelope, or an array of
- * envelopes handled in order (what `sendMany` posts: one request for a group of messages).
+ * HTTP between two clients: each serves POST / and streams to its peer's URL. A request body is newline-delimited
+ * JSON, one envelope per line (`application/x-ndjson`), handled line by line as it arrives. The server answers a
+ * request's headers at once (200, or 503 while nothing listens), so a sender keeps one request open and writes each
+ * message into it as it leaves: messages arrive in the order they were sent, and none waits for a round trip. A
+ * one-off POST of a few lines (what `curl` sends) works the same way.
  */
 export class HttpTransport implements Transport {
   private handler: ((envelope: Envelope) => Promise<void>) | undefined;
-  /** Errors thrown while handling received messages (a rejected message changes nothing). */
+  /** Errors thrown while handling received messages, and lines that were not envelopes (either changes nothing). */
   readonly errors: unknown[] = [];
+  /** The open request to the peer once it answered 200, if any. */
+  private stream: Promise<ClientRequest> | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -86,28 +94,8 @@ export class HttpTransport implements Transport {
   /** Starts a server on 127.0.0.1 (port 0 picks a free one). */
   static async start(port = 0, peerUrl?: string): Promise<HttpTransport> {
     let transport: HttpTransport | undefined;
-    const server = createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (c: Buffer) => chunks.push(c));
-      req.on("end", () => {
-        let envelopes: Envelope[];
-        try {
-          const body = decode<Envelope | Envelope[]>(Buffer.concat(chunks).toString("utf8"));
-          envelopes = Array.isArray(body) ? body : [body];
-        } catch {
-          res.writeHead(400).end("malformed message");
-          return;
-        }
-        const handler = transport?.handler;
-        if (handler === undefined) {
-          res.writeHead(503).end("not listening");
-          return;
-        }
-        // Accept first, process after: a reply the handler sends must never wait on this request.
-        res.writeHead(202).end();
-        for (const envelope of envelopes) handler(envelope).catch((error: unknown) => transport?.errors.push(error));
-      });
-    });
+    const server = createServer((req, res) => transport?.receive(req, res));
+    server.requestTimeout = 0; // a sender's request stays open as long as it has messages to send
     await new Promise<void>((ok, fail) => {
       server.once("error", fail);
       server.listen(port, "127.0.0.1", () => ok());
@@ -118,8 +106,53 @@ export class HttpTransport implements Transport {
     return transport;
   }
 
+  /** Handles one request: each complete line is an envelope, handed over in order as soon as it arrives. */
+  private receive(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== "POST") {
+      res.writeHead(405, { allow: "POST" }).end("POST envelopes, one JSON object per line");
+      return;
+    }
+    if (this.handler === undefined) {
+      res.writeHead(503).end("not listening");
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/plain" });
+    res.flushHeaders();
+    let partial = "";
+    req.setEncoding("utf8");
+    req.on("data", (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop()!;
+      if (partial.length > MAX_LINE_BYTES) {
+        this.errors.push(new InvalidMessageError(`a line longer than ${MAX_LINE_BYTES} bytes: request cut off`));
+        req.destroy();
+        return;
+      }
+      for (const line of lines) if (line.trim() !== "") this.handle(line);
+    });
+    req.on("end", () => {
+      if (partial.trim() !== "") this.handle(partial);
+      res.end();
+    });
+  }
+
+  private handle(line: string): void {
+    let envelope: Envelope;
+    try {
+      envelope = decode<Envelope>(line);
+    } catch (error) {
+      this.errors.push(new InvalidMessageError(`a line that is not JSON: ${(error as Error).message}`));
+      return;
+    }
+    const handler = this.handler;
+    if (handler === undefined) return; // closed meanwhile: the sender resends
+    handler(envelope).catch((error: unknown) => this.errors.push(error));
+  }
+
   connect(peerUrl: string): void {
     this.peerUrl = peerUrl;
+    this.stream?.then((req) => req.destroy(), () => undefined);
+    this.stream = undefined;
   }
 
   send(envelope: Envelope): Promise<void> {
@@ -127,42 +160,52 @@ export class HttpTransport implements Transport {
   }
 
   /**
-   * Queues envelopes for the peer. One request is in flight at a time and carries everything queued while the
-   * one before it was, so the peer receives messages in the order they were sent, in as few requests as load
-   * allows. Resolves once the request carrying them is accepted.
+   * Writes envelopes into the request open to the peer (opening one first if needed), in order. Resolves once
+   * they are handed to the operating system; rejects if the peer refuses the request or the connection fails.
+   * What a broken connection loses, the client's next tick sends again.
    */
-  sendMany(envelopes: readonly Envelope[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queued.push({ envelopes, resolve, reject });
-      if (!this.posting) void this.pump();
+  async sendMany(envelopes: readonly Envelope[]): Promise<void> {
+    if (envelopes.length === 0) return;
+    const req = await this.open();
+    let text = "";
+    for (const envelope of envelopes) text += encode(envelope) + "\n";
+    await new Promise<void>((ok, fail) => req.write(text, (error) => (error ? fail(error) : ok())));
+  }
+
+  /** The request open to the peer: posted, and answered 200 before anything is written into it. */
+  private open(): Promise<ClientRequest> {
+    if (this.stream !== undefined) return this.stream;
+    const peerUrl = this.peerUrl;
+    if (peerUrl === undefined) return Promise.reject(new ChannelSdkError("the HTTP transport has no peer URL yet"));
+    const stream = new Promise<ClientRequest>((resolve, reject) => {
+      const req = request(peerUrl, { method: "POST", headers: { "content-type": "application/x-ndjson" } });
+      const forget = () => {
+        if (this.stream === stream) this.stream = undefined;
+      };
+      req.on("response", (res) => {
+        res.on("close", forget);
+        if (res.statusCode === 200) {
+          res.resume();
+          resolve(req);
+          return;
+        }
+        forget();
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (c: string) => (text += c));
+        res.on("end", () => reject(new ChannelSdkError(`peer answered ${res.statusCode}: ${text}`)));
+        req.destroy();
+      });
+      req.on("error", (error) => {
+        forget();
+        reject(new ChannelSdkError(`cannot reach the peer at ${peerUrl}: ${error.message}`));
+      });
+      req.on("close", forget);
+      req.flushHeaders();
     });
-  }
-
-  private queued: { envelopes: readonly Envelope[]; resolve: () => void; reject: (error: unknown) => void }[] = [];
-  private posting = false;
-
-  private async pump(): Promise<void> {
-    this.posting = true;
-    while (this.queued.length > 0) {
-      const batch = this.queued;
-      this.queued = [];
-      const envelopes = batch.flatMap((b) => b.envelopes);
-      try {
-        await this.post(encode(envelopes.length === 1 ? envelopes[0] : envelopes));
-        for (const b of batch) b.resolve();
-      } catch (error) {
-        for (const b of batch) b.reject(error);
-      }
-    }
-    this.posting = false;
-  }
-
-  private async post(body: string): Promise<void> {
-    if (this.peerUrl === undefined) throw new ChannelSdkError("the HTTP transport has no peer URL yet");
-    const res = await fetch(this.peerUrl, { method: "POST", body });
-    if (res.status >= 400) {
-      throw new ChannelSdkError(`peer answered ${res.status}: ${await res.text()}`);
-    }
+    stream.catch(() => undefined); // the senders waiting on it see the error
+    this.stream = stream;
+    return stream;
   }
 
   listen(handler: (envelope: Envelope) => Promise<void>): void {
@@ -171,6 +214,9 @@ export class HttpTransport implements Transport {
 
   async close(): Promise<void> {
     this.handler = undefined;
+    const stream = this.stream;
+    this.stream = undefined;
+    await stream?.then((req) => void req.end(), () => undefined);
     this.server.closeAllConnections();
     await new Promise<void>((ok) => this.server.close(() => ok()));
   }

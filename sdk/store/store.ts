@@ -1,4 +1,4 @@
-import { closeSync, fdatasync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
+import { closeSync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from "node:sqlite";
 
@@ -74,11 +74,11 @@ CREATE TABLE IF NOT EXISTS outbox (n INTEGER NOT NULL, step TEXT NOT NULL, envel
 `;
 
 /**
- * The client's embedded store (SQLite through node:sqlite). Every method but `syncLog` is synchronous. Outside a
- * transaction each write is committed (and on disk, see `durability`) when it returns; inside `transaction` or
+ * The client's embedded store (SQLite through node:sqlite). Every method is synchronous. Outside a transaction
+ * each write is committed (and on disk, see `durability`) when it returns; inside `transaction` or
  * `begin`/`commit`, at the outermost commit. The coordinator runs each protocol step as a savepoint inside one
- * transaction per group of steps, commits the group with `commitUnsynced`, and sends the messages those steps
- * produced once `syncLog` has put it on disk, which happens off the main thread (group commit).
+ * transaction per group of steps and sends the messages those steps produced once `commit` has put the group on
+ * disk (group commit).
  */
 export class Store {
   private readonly db: DatabaseSync;
@@ -95,10 +95,6 @@ export class Store {
   private savepoints = 0;
   /** Whether a commit must reach the disk before it counts (durability "power" on a file). */
   private readonly syncs: boolean;
-  /** Commits made with `commitUnsynced` that no sync has covered yet. */
-  private unsynced = false;
-  /** The fdatasync in flight on the thread pool, if any. */
-  private syncing: Promise<void> | undefined;
   /** The write-ahead log, open for syncing it (reopened if SQLite replaced the file). */
   private wal: { fd: number; ino: number } | undefined;
   private readonly walPath: string;
@@ -108,8 +104,8 @@ export class Store {
    * @param options `durability`: "power" (default) puts every commit on disk before it counts, so it survives a
    *   power cut; "crash" leaves that to the operating system: a commit survives the client process crashing,
    *   which is what guarantee 6 asks, at a fraction of the cost. Both run SQLite's write-ahead log with
-   *   synchronous NORMAL; "power" adds an fdatasync of the log after each commit, or after a group of them
-   *   (`syncLog`), which is what synchronous FULL does inside every commit.
+   *   synchronous NORMAL; "power" adds an fdatasync of the log after each outermost commit, which is what
+   *   synchronous FULL does inside every commit.
    */
   constructor(
     readonly path: string,
@@ -147,13 +143,7 @@ export class Store {
   /** Closes the store; a transaction left open with no savepoint in it (a finished group) is committed first. */
   close(): void {
     if (this.db.isOpen && this.depth === 1 && this.savepoints === 0) this.commit();
-    if (this.db.isOpen && (this.unsynced || this.syncing !== undefined)) this.syncLogNow();
-    if (this.wal !== undefined) {
-      // A sync still queued on the thread pool must not find its descriptor closed (or reused).
-      const { fd } = this.wal;
-      if (this.syncing !== undefined) void this.syncing.finally(() => closeSync(fd)).catch(() => undefined);
-      else closeSync(fd);
-    }
+    if (this.wal !== undefined) closeSync(this.wal.fd);
     this.wal = undefined;
     this.depth = 0;
     this.savepoints = 0;
@@ -213,15 +203,6 @@ export class Store {
     this.endOutermost(() => this.syncLogNow());
   }
 
-  /**
-   * Ends the outermost transaction without waiting for the disk: its writes are committed (visible, and kept if
-   * the process crashes) and reach the disk with the next `syncLog` or synced commit. Nothing that depends on
-   * them may leave the process before that.
-   */
-  commitUnsynced(): void {
-    this.endOutermost(() => (this.unsynced = this.syncs));
-  }
-
   private endOutermost(afterCommit: () => void): void {
     if (this.depth <= 0) throw new ChannelSdkError("commit without an open transaction");
     if (this.depth > 1) {
@@ -253,31 +234,7 @@ export class Store {
     this.forgetCached();
   }
 
-  /**
-   * Puts every commit made so far on disk: one fdatasync of the log, run on libuv's thread pool so the main
-   * thread goes on with the next steps meanwhile.
-   */
-  syncLog(): Promise<void> {
-    if (this.unsynced) {
-      this.unsynced = false;
-      const fd = this.logFd();
-      if (fd !== undefined) {
-        // A sync started now covers every commit so far, including those a sync in flight covers.
-        const syncing = new Promise<void>((resolve, reject) =>
-          fdatasync(fd, (error) => (error && this.db.isOpen ? reject(error) : resolve())),
-        );
-        this.syncing = syncing;
-        const clear = () => {
-          if (this.syncing === syncing) this.syncing = undefined;
-        };
-        syncing.then(clear, clear);
-      }
-    }
-    return this.syncing ?? Promise.resolve();
-  }
-
   private syncLogNow(afterWrite = true): void {
-    this.unsynced = false;
     const fd = this.logFd(afterWrite);
     if (fd !== undefined) fdatasyncSync(fd);
   }

@@ -7,12 +7,12 @@ import { join } from "node:path";
 import { InMemoryLink, Store, type ChannelParams, type ClientEvent, type Hex } from "../../sdk/index.js";
 import { fundedChannels, makeParty, ManualClock, ONE, type Setup } from "../helpers/swapHarness.js";
 
-/** A file store that counts its group commits (the real store: only the count is added). */
+/** A file store that counts its outermost commits, each one disk sync (the real store: only the count is added). */
 class CountingStore extends Store {
   groupCommits = 0;
-  override commitUnsynced(): void {
-    if (this.inTransaction()) this.groupCommits++;
-    super.commitUnsynced();
+  override commit(): void {
+    super.commit();
+    if (!this.inTransaction()) this.groupCommits++;
   }
 }
 

@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { hexlify, randomBytes } from "ethers";
 
-import { HttpTransport, type Envelope, type Hex } from "../../sdk/index.js";
+import { encode, HttpTransport, InvalidMessageError, type Envelope, type Hex } from "../../sdk/index.js";
 
 const envelope = (i: number): Envelope => ({
   swapId: hexlify(randomBytes(32)) as Hex,
@@ -43,5 +43,50 @@ describe("HTTP transport", function () {
     while (received.length < 1) await new Promise((r) => setTimeout(r, 5));
     await sender.close();
     await receiver.close();
+  });
+
+  it("skips a line that is not an envelope, records why, and handles the lines after it", async function () {
+    const receiver = await HttpTransport.start();
+    const received: Envelope[] = [];
+    receiver.listen(async (e) => void received.push(e));
+    const good = envelope(2);
+    const res = await fetch(receiver.url, { method: "POST", body: `not json\n${encode(good)}\n` });
+    expect(res.status).to.equal(200);
+    await res.text(); // the answer ends once the request has been read to its end
+    expect(received).to.deep.equal([good]);
+    expect(receiver.errors).to.have.length(1);
+    expect(receiver.errors[0]).to.be.instanceOf(InvalidMessageError).and.have.property("message").that.matches(/not JSON/);
+    await receiver.close();
+  });
+
+  it("cuts off a request whose line grows past the limit without a newline", async function () {
+    const receiver = await HttpTransport.start();
+    const received: Envelope[] = [];
+    receiver.listen(async (e) => void received.push(e));
+    await fetch(receiver.url, { method: "POST", body: "x".repeat((1 << 20) + 10) }).then((r) => r.text()).catch(() => undefined);
+    expect(received).to.deep.equal([]);
+    expect(String(receiver.errors[0])).to.match(/longer than 1048576 bytes/);
+    await receiver.close();
+  });
+
+  it("opens a new request when the peer restarts, and delivers what is sent after", async function () {
+    const first = await HttpTransport.start();
+    first.listen(async () => {});
+    const sender = await HttpTransport.start(0, first.url);
+    await sender.send(envelope(0));
+    const port = Number(new URL(first.url).port);
+    await first.close(); // the open request dies with the peer
+
+    const again = await HttpTransport.start(port);
+    const received: Envelope[] = [];
+    again.listen(async (e) => void received.push(e));
+    // A send that raced the old connection's end may fail or be lost (the client's tick resends those); later ones arrive.
+    for (let i = 0; i < 50 && received.length === 0; i++) {
+      await sender.send(envelope(1)).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(received.length).to.be.greaterThan(0);
+    await sender.close();
+    await again.close();
   });
 });
