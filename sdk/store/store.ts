@@ -121,8 +121,12 @@ export class Store {
       throw new ChannelSdkError(`the store ${path} cannot use a write-ahead log (journal mode ${mode})`);
     }
     // A larger log between checkpoints: pages rewritten by many commits are copied into the database once. A
-    // second connection (a watchtower reading this file) may hold the write lock briefly: wait for it.
-    this.db.exec("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192;");
+    // second connection (a watchtower reading this file) may hold the write lock briefly: wait for it. The undo
+    // copies a savepoint (one protocol step) keeps of the pages it changes live in memory, not in a temporary
+    // file: they only serve a rollback inside the open transaction, never crash recovery (the log does that).
+    this.db.exec(
+      "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192; PRAGMA temp_store = MEMORY;",
+    );
     this.openSchema();
     this.syncLogNow(false);
   }
