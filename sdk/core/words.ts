@@ -5,8 +5,36 @@ import type { Hex } from "./types.js";
 // EIP-712 encodings written straight into byte buffers (no hex round trips): a digest is computed for every
 // signature made or checked, so these run on the hot path. Tested against ethers' generic encoder.
 
-/** Writes `value` as a 32-byte big-endian word at `offset` (callers range-check values). */
+const MASK_32 = 0xffffffffn;
+const MASK_64 = 0xffffffffffffffffn;
+const MASK_128 = (1n << 128n) - 1n;
+
+/** Writes the low 64 bits of `value` big-endian at `out[end - 8 .. end)`, as two 32-bit halves (no byte loop). */
+function putU64(out: Uint8Array, end: number, value: bigint): void {
+  let lo = Number(value & MASK_32);
+  let hi = Number((value >> 32n) & MASK_32);
+  for (let i = 1; i <= 4; i++) {
+    out[end - i] = lo & 0xff;
+    out[end - 4 - i] = hi & 0xff;
+    lo >>>= 8;
+    hi >>>= 8;
+  }
+}
+
+/**
+ * Writes `value` as a 32-byte big-endian word at `offset` of a zeroed buffer (callers range-check values). Values up
+ * to 128 bits, every amount, sequence number and time the protocol hashes, take two or four 32-bit writes.
+ */
 export function putWord(out: Uint8Array, offset: number, value: bigint): void {
+  if (value <= MASK_64) {
+    putU64(out, offset + 32, value);
+    return;
+  }
+  if (value <= MASK_128) {
+    putU64(out, offset + 32, value);
+    putU64(out, offset + 24, value >> 64n);
+    return;
+  }
   let v = value;
   for (let i = 31; i >= 0 && v > 0n; i--) {
     out[offset + i] = Number(v & 0xffn);

@@ -1,6 +1,6 @@
 import { expect } from "chai";
 import fc from "fast-check";
-import { getAddress, hexlify, keccak256, recoverAddress, SigningKey, TypedDataEncoder } from "ethers";
+import { getAddress, hexlify, keccak256, recoverAddress, SigningKey, toBeHex, TypedDataEncoder } from "ethers";
 
 import {
   cryptoBackend,
@@ -39,7 +39,22 @@ const state: fc.Arbitrary<ChannelState> = fc.record({
 });
 const address = fc.uint8Array({ minLength: 20, maxLength: 20 }).map((b) => getAddress(hexlify(b)));
 
+import { putWord } from "../../sdk/core/words.js";
+
 describe("core: the fast paths agree with ethers' generic ones", function () {
+  it("writes every 256-bit value as the same 32-byte word as ethers, whatever its width", function () {
+    const width = fc.integer({ min: 0, max: 256 });
+    fc.assert(
+      fc.property(width.chain((bits) => uint(bits === 0 ? 1 : bits)), fc.integer({ min: 0, max: 32 }), (value, offset) => {
+        const out = new Uint8Array(offset + 32);
+        putWord(out, offset, value);
+        expect(hexlify(out.subarray(offset))).to.equal(toBeHex(value, 32));
+        expect(out.subarray(0, offset).every((b) => b === 0)).to.equal(true);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it("hashes states and lock lists exactly as the generic EIP-712 encoder does", function () {
     fc.assert(
       fc.property(state, fc.bigInt({ min: 1n, max: 1n << 64n }), address, (s, chainId, hub) => {
