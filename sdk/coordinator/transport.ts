@@ -68,15 +68,26 @@ export class InMemoryLink {
   }
 }
 
-/** Longest line (one envelope) the HTTP transport accepts; a peer that sends more without a newline is cut off. */
-const MAX_LINE_BYTES = 1 << 20;
+/** Longest line (one envelope, in characters) the HTTP transport accepts; a longer one cuts its request off. */
+const MAX_LINE_CHARS = 1 << 20;
+
+/** Options of `HttpTransport.start`. */
+export type HttpTransportOptions = Readonly<{
+  /**
+   * Longest wait (ms, default 10,000) for the peer to answer a new request, or to take what is written into the
+   * open one. Past it the request is dropped, and sends fail at once for as long again (the client's tick resends
+   * what they carried): a peer that accepts connections and then stalls never holds up this client. A peer that
+   * refuses or answers an error fails the send at once, with no such pause.
+   */
+  timeoutMs?: number;
+}>;
 
 /**
  * HTTP between two clients: each serves POST / and streams to its peer's URL. A request body is newline-delimited
  * JSON, one envelope per line (`application/x-ndjson`), handled line by line as it arrives. The server answers a
  * request's headers at once (200, or 503 while nothing listens), so a sender keeps one request open and writes each
- * message into it as it leaves: messages arrive in the order they were sent, and none waits for a round trip. A
- * one-off POST of a few lines (what `curl` sends) works the same way.
+ * message into it as it leaves: while that request lives, messages arrive in the order they were sent, and none
+ * waits for a round trip. A one-off POST of a few lines (what `curl` sends) works the same way.
  */
 export class HttpTransport implements Transport {
   private handler: ((envelope: Envelope) => Promise<void>) | undefined;
@@ -84,15 +95,24 @@ export class HttpTransport implements Transport {
   readonly errors: unknown[] = [];
   /** The open request to the peer once it answered 200, if any. */
   private stream: Promise<ClientRequest> | undefined;
+  /** After a request failed: sends fail at once until this time (ms), rather than each wait for the peer again. */
+  private downUntil = 0;
+  private closed = false;
+  /** A request posted and not answered yet, if any. */
+  private opening: ClientRequest | undefined;
+  private readonly timeoutMs: number;
 
   private constructor(
     private readonly server: Server,
     readonly url: string,
     private peerUrl: string | undefined,
-  ) {}
+    options: HttpTransportOptions,
+  ) {
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+  }
 
   /** Starts a server on 127.0.0.1 (port 0 picks a free one). */
-  static async start(port = 0, peerUrl?: string): Promise<HttpTransport> {
+  static async start(port = 0, peerUrl?: string, options: HttpTransportOptions = {}): Promise<HttpTransport> {
     let transport: HttpTransport | undefined;
     const server = createServer((req, res) => transport?.receive(req, res));
     server.requestTimeout = 0; // a sender's request stays open as long as it has messages to send
@@ -102,7 +122,7 @@ export class HttpTransport implements Transport {
     });
     const address = server.address();
     if (address === null || typeof address === "string") throw new ChannelSdkError("the HTTP transport has no port");
-    transport = new HttpTransport(server, `http://127.0.0.1:${address.port}`, peerUrl);
+    transport = new HttpTransport(server, `http://127.0.0.1:${address.port}`, peerUrl, options);
     return transport;
   }
 
@@ -123,12 +143,11 @@ export class HttpTransport implements Transport {
     req.on("data", (chunk: string) => {
       const lines = (partial + chunk).split("\n");
       partial = lines.pop()!;
-      if (partial.length > MAX_LINE_BYTES) {
-        this.errors.push(new InvalidMessageError(`a line longer than ${MAX_LINE_BYTES} bytes: request cut off`));
-        req.destroy();
-        return;
-      }
       for (const line of lines) if (line.trim() !== "") this.handle(line);
+      if (partial.length > MAX_LINE_CHARS) {
+        this.errors.push(new InvalidMessageError(`a line longer than ${MAX_LINE_CHARS} characters: request cut off`));
+        req.destroy();
+      }
     });
     req.on("end", () => {
       if (partial.trim() !== "") this.handle(partial);
@@ -151,8 +170,8 @@ export class HttpTransport implements Transport {
 
   connect(peerUrl: string): void {
     this.peerUrl = peerUrl;
-    this.stream?.then((req) => req.destroy(), () => undefined);
-    this.stream = undefined;
+    this.downUntil = 0;
+    this.drop();
   }
 
   send(envelope: Envelope): Promise<void> {
@@ -161,28 +180,47 @@ export class HttpTransport implements Transport {
 
   /**
    * Writes envelopes into the request open to the peer (opening one first if needed), in order. Resolves once
-   * they are handed to the operating system; rejects if the peer refuses the request or the connection fails.
-   * What a broken connection loses, the client's next tick sends again.
+   * they are handed to the operating system; rejects if the peer refuses the request, does not answer or take
+   * them within the timeout, or the connection fails. What a failed send carried, the client's next tick resends.
    */
   async sendMany(envelopes: readonly Envelope[]): Promise<void> {
     if (envelopes.length === 0) return;
     const req = await this.open();
     let text = "";
     for (const envelope of envelopes) text += encode(envelope) + "\n";
-    await new Promise<void>((ok, fail) => req.write(text, (error) => (error ? fail(error) : ok())));
+    await new Promise<void>((ok, fail) => {
+      const timer = setTimeout(() => {
+        this.fail(req, new ChannelSdkError(`the peer took no data for ${this.timeoutMs} ms`));
+        fail(new ChannelSdkError(`the peer took no data for ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      req.write(text, (error) => {
+        clearTimeout(timer);
+        if (error) fail(error);
+        else ok();
+      });
+    });
   }
 
   /** The request open to the peer: posted, and answered 200 before anything is written into it. */
   private open(): Promise<ClientRequest> {
     if (this.stream !== undefined) return this.stream;
+    if (this.closed) return Promise.reject(new ChannelSdkError("the HTTP transport is closed"));
     const peerUrl = this.peerUrl;
     if (peerUrl === undefined) return Promise.reject(new ChannelSdkError("the HTTP transport has no peer URL yet"));
+    if (Date.now() < this.downUntil) {
+      return Promise.reject(new ChannelSdkError(`the peer at ${peerUrl} failed lately; trying again after ${this.downUntil - Date.now()} ms`));
+    }
     const stream = new Promise<ClientRequest>((resolve, reject) => {
       const req = request(peerUrl, { method: "POST", headers: { "content-type": "application/x-ndjson" } });
+      this.opening = req;
       const forget = () => {
         if (this.stream === stream) this.stream = undefined;
+        if (this.opening === req) this.opening = undefined;
       };
+      const timer = setTimeout(() => this.fail(req, new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
       req.on("response", (res) => {
+        clearTimeout(timer);
+        if (this.opening === req) this.opening = undefined;
         res.on("close", forget);
         if (res.statusCode === 200) {
           res.resume();
@@ -190,17 +228,18 @@ export class HttpTransport implements Transport {
           return;
         }
         forget();
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (c: string) => (text += c));
-        res.on("end", () => reject(new ChannelSdkError(`peer answered ${res.statusCode}: ${text}`)));
+        reject(new ChannelSdkError(`peer answered ${res.statusCode} ${res.statusMessage ?? ""}`.trim()));
         req.destroy();
       });
       req.on("error", (error) => {
+        clearTimeout(timer);
         forget();
         reject(new ChannelSdkError(`cannot reach the peer at ${peerUrl}: ${error.message}`));
       });
-      req.on("close", forget);
+      req.on("close", () => {
+        clearTimeout(timer);
+        forget();
+      });
       req.flushHeaders();
     });
     stream.catch(() => undefined); // the senders waiting on it see the error
@@ -208,15 +247,32 @@ export class HttpTransport implements Transport {
     return stream;
   }
 
+  /** Drops a request that failed or stalled; sends fail at once for one timeout before a new one is tried. */
+  private fail(req: ClientRequest, error: Error): void {
+    this.downUntil = Date.now() + this.timeoutMs;
+    req.destroy(error);
+  }
+
+  /** Drops the open request, if any (what was written into it and not yet taken is lost; the tick resends it). */
+  private drop(): void {
+    const stream = this.stream;
+    this.stream = undefined;
+    stream?.then((req) => req.destroy(), () => undefined);
+  }
+
   listen(handler: (envelope: Envelope) => Promise<void>): void {
     this.handler = handler;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.handler = undefined;
     const stream = this.stream;
     this.stream = undefined;
-    await stream?.then((req) => void req.end(), () => undefined);
+    // An open request is ended cleanly (what was written still reaches the peer); one the peer has not answered
+    // yet is dropped.
+    this.opening?.destroy();
+    void stream?.then((req) => void req.end(), () => undefined);
     this.server.closeAllConnections();
     await new Promise<void>((ok) => this.server.close(() => ok()));
   }

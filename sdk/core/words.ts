@@ -26,6 +26,7 @@ function putU64(out: Uint8Array, end: number, value: bigint): void {
  * to 128 bits, every amount, sequence number and time the protocol hashes, take two or four 32-bit writes.
  */
 export function putWord(out: Uint8Array, offset: number, value: bigint): void {
+  if (value < 0n) throw new RangeError(`a negative value (${value}) has no unsigned word`);
   if (value <= MASK_64) {
     putU64(out, offset + 32, value);
     return;

@@ -53,6 +53,7 @@ describe("core: the fast paths agree with ethers' generic ones", function () {
       }),
       { numRuns: 2000 },
     );
+    expect(() => putWord(new Uint8Array(32), 0, -1n)).to.throw(RangeError, "negative");
   });
 
   it("hashes states and lock lists exactly as the generic EIP-712 encoder does", function () {

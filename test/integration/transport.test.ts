@@ -1,4 +1,6 @@
 import { expect } from "chai";
+import { createServer as createHttpServer } from "node:http";
+import { createServer as createTcpServer, type Socket } from "node:net";
 import { hexlify, randomBytes } from "ethers";
 
 import { encode, HttpTransport, InvalidMessageError, type Envelope, type Hex } from "../../sdk/index.js";
@@ -65,7 +67,7 @@ describe("HTTP transport", function () {
     receiver.listen(async (e) => void received.push(e));
     await fetch(receiver.url, { method: "POST", body: "x".repeat((1 << 20) + 10) }).then((r) => r.text()).catch(() => undefined);
     expect(received).to.deep.equal([]);
-    expect(String(receiver.errors[0])).to.match(/longer than 1048576 bytes/);
+    expect(String(receiver.errors[0])).to.match(/longer than 1048576 characters/);
     await receiver.close();
   });
 
@@ -88,5 +90,59 @@ describe("HTTP transport", function () {
     expect(received.length).to.be.greaterThan(0);
     await sender.close();
     await again.close();
+  });
+
+  it("gives up on a peer that accepts the connection and never answers, then fails at once for a while", async function () {
+    const sockets: Socket[] = [];
+    const silent = createTcpServer((socket) => void sockets.push(socket)); // reads nothing, answers nothing
+    await new Promise<void>((ok) => silent.listen(0, "127.0.0.1", () => ok()));
+    const { port } = silent.address() as { port: number };
+    const sender = await HttpTransport.start(0, `http://127.0.0.1:${port}`, { timeoutMs: 200 });
+
+    const t0 = performance.now();
+    let failure: unknown;
+    await sender.send(envelope(0)).catch((e: unknown) => (failure = e));
+    expect(String(failure)).to.match(/no answer within 200 ms/);
+    expect(performance.now() - t0).to.be.below(5_000);
+    const t1 = performance.now();
+    await sender.send(envelope(1)).catch((e: unknown) => (failure = e));
+    expect(String(failure)).to.match(/failed lately/);
+    expect(performance.now() - t1).to.be.below(100, "no second wait for the same silent peer");
+
+    await sender.close();
+    for (const s of sockets) s.destroy();
+    await new Promise<void>((ok) => silent.close(() => ok()));
+  });
+
+  it("gives up on a peer that answers and then stops reading what it is sent", async function () {
+    const stalled = createHttpServer((req, res) => {
+      res.writeHead(200).flushHeaders();
+      req.pause(); // takes nothing: the connection's buffers fill up
+    });
+    stalled.requestTimeout = 0;
+    await new Promise<void>((ok) => stalled.listen(0, "127.0.0.1", () => ok()));
+    const { port } = stalled.address() as { port: number };
+    const sender = await HttpTransport.start(0, `http://127.0.0.1:${port}`, { timeoutMs: 300 });
+    const big = (i: number): Envelope => ({ ...envelope(i), body: { step: "abort", reason: "x".repeat(1 << 19) } });
+
+    let failure: unknown;
+    for (let i = 0; i < 400 && failure === undefined; i++) await sender.send(big(i)).catch((e: unknown) => (failure = e));
+    expect(String(failure)).to.match(/took no data for 300 ms/);
+
+    await sender.close();
+    stalled.closeAllConnections();
+    await new Promise<void>((ok) => stalled.close(() => ok()));
+  });
+
+  it("refuses to send once closed instead of opening a new connection", async function () {
+    const receiver = await HttpTransport.start();
+    receiver.listen(async () => {});
+    const sender = await HttpTransport.start(0, receiver.url);
+    await sender.send(envelope(0));
+    await sender.close();
+    let failure: unknown;
+    await sender.send(envelope(1)).catch((e: unknown) => (failure = e));
+    expect(String(failure)).to.match(/transport is closed/);
+    await receiver.close();
   });
 });
