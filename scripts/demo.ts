@@ -201,7 +201,6 @@ const silent = await (async () => {
     await original(envelopes);
     if (envelopes.some((e) => e.body.step === "targetLock")) bobOffline.on = true;
   };
-  bobHttp.send = (envelope) => bobHttp.sendMany([envelope]);
   bobHttp.listen(async (envelope) => {
     if (!bobOffline.on) await bob.handle(envelope);
   });

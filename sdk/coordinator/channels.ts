@@ -1,10 +1,8 @@
-import { getAddress } from "ethers";
-
 import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { requireSignedBy } from "../core/signing.js";
 import { openingState } from "../core/state.js";
-import type { ChannelState, Hex, ParticipantIndex } from "../core/types.js";
+import { sameAddress, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
 import type { StateSigner } from "./signer.js";
 
@@ -33,7 +31,7 @@ export class ChannelBook {
   ) {}
 
   add(record: ChannelRecord): void {
-    if (getAddress(record.params.participants[record.myIndex]) !== getAddress(this.signer.address)) {
+    if (!sameAddress(record.params.participants[record.myIndex], this.signer.address)) {
       throw new ChannelSdkError(`this client's key is not participant ${record.myIndex} of channel ${record.ref.channelId}`);
     }
     this.store.saveChannel(record);
@@ -55,7 +53,7 @@ export class ChannelBook {
 
   /** Index of `address` among the channel's participants (throws for a stranger). */
   indexOf(channelId: Hex, address: string): ParticipantIndex {
-    const index = this.record(channelId).params.participants.findIndex((p) => p.toLowerCase() === address.toLowerCase());
+    const index = this.record(channelId).params.participants.findIndex((p) => sameAddress(p, address));
     if (index < 0) throw new ChannelSdkError(`${address} is not a participant of channel ${channelId}`);
     return index as ParticipantIndex;
   }

@@ -276,7 +276,9 @@ export class Session {
       this.held.envelopes.push(...this.collect(sessionId, steps));
       return;
     }
-    await this.transmit(this.collect(sessionId, steps));
+    // Outside a step (a tick's resend): handed to the transport without waiting, so a stalled peer never holds up
+    // the rest of the tick, such as going on chain before a lock expires.
+    void this.transmit(this.collect(sessionId, steps));
   }
 
   /** The stored envelopes of `steps`, as they are now (a later step may store a newer one under the same key). */
@@ -359,8 +361,8 @@ export class Session {
 
   /**
    * Commits `group` (inside `serial`, between steps), on disk when `commit` returns, and sends its messages after
-   * those of the groups before it. The sync blocks this thread for its length (under a millisecond on an SSD for
-   * a full group), which measured faster than handing it to libuv's thread pool: there, the completion waits for
+   * those of the groups before it. The sync blocks this thread for its length (0.7 ms for a full group on the
+   * disk docs/BENCHMARKS.md was measured on), which measured faster than handing it to libuv's thread pool: there, the completion waits for
    * a turn of a busy event loop and every message of the group waits with it.
    */
   private release(group: StepGroup) {

@@ -1,9 +1,7 @@
-import { getAddress } from "ethers";
-
 import { channelIdOf } from "../core/eip712.js";
 import { ChannelSdkError, UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
-import type { ChannelParams, Hex, ParticipantIndex } from "../core/types.js";
+import { sameAddress, type ChannelParams, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
 import * as close from "./close.js";
@@ -36,7 +34,7 @@ export class SwapClient {
     const chain = this.session.chain(chainId);
     const channelId = channelIdOf(chainId, chain.hubAddress, params);
     if (this.book.has(channelId)) return channelId;
-    const myIndex = params.participants.findIndex((p) => getAddress(p) === this.address);
+    const myIndex = params.participants.findIndex((p) => sameAddress(p, this.address));
     if (myIndex < 0) throw new ChannelSdkError(`${this.address} is not a participant of channel ${channelId}`);
     const info = await chain.channelInfo(channelId);
     if (info.status !== "open") throw new ChannelSdkError(`channel ${channelId} is ${info.status}, not open`);
@@ -161,8 +159,8 @@ export class SwapClient {
   }
 
   /**
-   * One protocol step: run in turn with the others, committed as one transaction, then awaited until its group's
-   * disk sync and sends are done. The next step does not wait for that sync, so steps arriving together share it.
+   * One protocol step: run in turn with the others as a savepoint of the open group, then awaited until the group
+   * is committed (on disk) and its messages are sent. Steps arriving together share the group's commit.
    */
   private async step<T>(fn: () => Promise<T>): Promise<T> {
     const { result, durable } = await this.session.serial(() => this.session.atomically(fn));

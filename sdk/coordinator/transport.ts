@@ -190,8 +190,9 @@ export class HttpTransport implements Transport {
     for (const envelope of envelopes) text += encode(envelope) + "\n";
     await new Promise<void>((ok, fail) => {
       const timer = setTimeout(() => {
-        this.fail(req, new ChannelSdkError(`the peer took no data for ${this.timeoutMs} ms`));
-        fail(new ChannelSdkError(`the peer took no data for ${this.timeoutMs} ms`));
+        const stalled = new ChannelSdkError(`the peer took no data for ${this.timeoutMs} ms`);
+        this.fail(req, stalled);
+        fail(stalled);
       }, this.timeoutMs);
       req.write(text, (error) => {
         clearTimeout(timer);

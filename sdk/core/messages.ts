@@ -2,7 +2,7 @@ import { hashOf } from "./codec.js";
 import { InvalidMessageError } from "./errors.js";
 import { requireSignedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
-import type { Address, ChannelState, Hex } from "./types.js";
+import { sameAddress, type Address, type ChannelState, type Hex } from "./types.js";
 
 /**
  * The messages of one swap, in protocol order (docs/SWAP.md). I = initiator (holds the secret), R = responder.
@@ -60,7 +60,7 @@ export function seal(sign: (digest: Hex) => Hex, from: Address, swapId: Hex, bod
 
 /** Throws unless `envelope` comes from `expectedFrom`, signed by it. */
 export function unseal(envelope: Envelope, expectedFrom: Address): SwapBody {
-  if (envelope.from.toLowerCase() !== expectedFrom.toLowerCase()) {
+  if (!sameAddress(envelope.from, expectedFrom)) {
     throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
   }
   requireSignedBy(

@@ -45,7 +45,7 @@ export function putWord(out: Uint8Array, offset: number, value: bigint): void {
 
 /** Writes a 0x-prefixed hex value right-aligned in the word at `offset` (an address or a bytes32). */
 export function putHex(out: Uint8Array, offset: number, hex: string): void {
-  const bytes = Buffer.from(hex.slice(2), "hex");
+  const bytes = fromHex(hex);
   out.set(bytes, offset + 32 - bytes.length);
 }
 

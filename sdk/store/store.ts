@@ -114,15 +114,15 @@ export class Store {
     this.db = new DatabaseSync(path);
     this.syncs = options.durability !== "crash" && path !== ":memory:" && path !== "";
     this.walPath = `${resolve(path)}-wal`;
+    // A second connection (a watchtower reading this file) may hold the write lock briefly: wait for it.
     this.db.exec("PRAGMA busy_timeout = 5000;");
     const mode = (this.db.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string }).journal_mode;
     if (this.syncs && mode !== "wal") {
       this.db.close();
       throw new ChannelSdkError(`the store ${path} cannot use a write-ahead log (journal mode ${mode})`);
     }
-    // A larger log between checkpoints: pages rewritten by many commits are copied into the database once. A
-    // second connection (a watchtower reading this file) may hold the write lock briefly: wait for it. The undo
-    // copies a savepoint (one protocol step) keeps of the pages it changes live in memory, not in a temporary
+    // A larger log between checkpoints: pages rewritten by many commits are copied into the database once. The
+    // undo copies a savepoint (one protocol step) keeps of the pages it changes live in memory, not in a temporary
     // file: they only serve a rollback inside the open transaction, never crash recovery (the log does that).
     this.db.exec(
       "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 8192; PRAGMA temp_store = MEMORY;",
@@ -152,9 +152,7 @@ export class Store {
     this.depth = 0;
     this.savepoints = 0;
     this.statements.clear();
-    this.records.clear();
-    this.latest.clear();
-    this.swapCache.clear();
+    this.forgetCached();
     this.db.close();
   }
 
@@ -204,10 +202,6 @@ export class Store {
 
   /** Ends the outermost transaction: its writes are on disk when this returns. */
   commit(): void {
-    this.endOutermost(() => this.syncLogNow());
-  }
-
-  private endOutermost(afterCommit: () => void): void {
     if (this.depth <= 0) throw new ChannelSdkError("commit without an open transaction");
     if (this.depth > 1) {
       this.depth--;
@@ -215,7 +209,7 @@ export class Store {
     }
     this.db.exec("COMMIT"); // throws with the transaction still open (depth 1): the caller rolls back
     this.depth = 0;
-    afterCommit();
+    this.syncLogNow();
   }
 
   /** Abandons the outermost transaction's writes (an inner rollback leaves that to the outermost). */
@@ -275,13 +269,12 @@ export class Store {
     return this.wal.fd;
   }
 
-
   /**
    * Marks a point inside the open transaction that `rollbackToSavepoint` returns to: one protocol step inside a
    * group of steps. Savepoints nest; pair each with `releaseSavepoint` or `rollbackToSavepoint`.
    */
   savepoint(): void {
-    if (this.depth === 0) throw new Error("a savepoint needs an open transaction");
+    if (this.depth === 0) throw new ChannelSdkError("a savepoint needs an open transaction");
     this.db.exec("SAVEPOINT step");
     this.depth++;
     this.savepoints++;
