@@ -31,7 +31,7 @@ import {
 } from "../sdk/index.js";
 import { ChannelHub__factory } from "../typechain-types/index.js";
 import { deployHub, localWallet } from "./lib/local.js";
-import { benchClient, pairSpecs, type PairSpec } from "./lib/swap-setup.js";
+import { benchClient, pairSpecs, type PairSpec, expectedChannel, syncDeposits } from "./lib/swap-setup.js";
 
 const SWAPS = Number(process.env.BENCH_SWAPS ?? 10_000);
 const HTTP_SWAPS = Number(process.env.BENCH_SWAPS_HTTP ?? 10_000);
@@ -201,12 +201,13 @@ for (const { channels, durability } of configs) {
   const bob = await benchClient(2, hubs, { source: localWallet(2, rpc.source), target: localWallet(2, rpc.target) }, link.b, join(dir, `b-${channels}-${durability}.sqlite`), cb.on, count, durability);
   const ids: { s: Hex; t: Hex }[] = [];
   for (const p of pairs) {
-    const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams);
-    const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams);
-    await bob.client.addChannel(bob.chains[0].chainId, p.sourceParams);
-    await bob.client.addChannel(bob.chains[1].chainId, p.targetParams);
+    const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, alice.client.address));
+    const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address));
+    await bob.client.addChannel(bob.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, bob.client.address));
+    await bob.client.addChannel(bob.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, bob.client.address));
     ids.push({ s, t });
   }
+  await syncDeposits([alice.client, bob.client], ids.flatMap((i) => [i.s, i.t]));
   for (const inFlight of inFlightFor(channels)) {
     await runSwaps(`one process, ${durability === "power" ? "sync" : "no sync"}`, channels, inFlight, SWAPS, (i) => alice.client.propose({ source: ids[i]!.s, target: ids[i]!.t, give: 1000n, take: 10n }), [ca, cb], () => signs);
   }
@@ -253,7 +254,8 @@ for (const { channels, durability } of configs) {
   let signs = 0;
   const alice = await benchClient(1, hubs, { source: localWallet(1, rpc.source), target: localWallet(1, rpc.target) }, transport, join(dir, "a-http.sqlite"), ca.on, (n) => (signs += n));
   const ids: { s: Hex; t: Hex }[] = [];
-  for (const p of pairs) ids.push({ s: await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams), t: await alice.client.addChannel(alice.chains[1].chainId, p.targetParams) });
+  for (const p of pairs) ids.push({ s: await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, alice.client.address)), t: await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address)) });
+  await syncDeposits([alice.client], ids.flatMap((i) => [i.s, i.t])); // Bob's process answers the updates
   // Alice's signatures are counted here; Bob's (in the other process) are the same number by symmetry of the protocol.
   for (const inFlight of inFlightFor(channels)) {
     const peerCpu0 = await peerCpuUs();

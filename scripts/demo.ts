@@ -31,7 +31,7 @@ import {
 } from "../sdk/index.js";
 import { TestToken__factory } from "../typechain-types/index.js";
 import { accountKey, advanceChain, deployHub, localWallet } from "./lib/local.js";
-import { timing } from "./lib/swap-setup.js";
+import { timing, expectedChannel, syncDeposits } from "./lib/swap-setup.js";
 
 const ONE = 10n ** 18n;
 const fmt = (v: bigint) => formatEther(v);
@@ -145,9 +145,12 @@ const options = { deltas: deltas(), minTargetWindow: 600n, onChainMargin: 300n, 
 const alice = new SwapClient({ ...options, signer: keySigner(accountKey(1)), store: new Store(join(dir, "alice.sqlite")), transport: aliceHttp, chains: [adapters.aliceS, adapters.aliceT], onEvent: printer("alice") });
 const bob = new SwapClient({ ...options, signer: keySigner(accountKey(2)), store: new Store(join(dir, "bob.sqlite")), transport: bobHttp, chains: [adapters.bobS, adapters.bobT], onEvent: printer("bob") });
 for (const c of [alice, bob]) {
-  await c.addChannel(chainIdS, sParams);
-  await c.addChannel(chainIdT, tParams);
+  await c.addChannel(chainIdS, sParams, expectedChannel(sParams, c.address));
+  await c.addChannel(chainIdT, tParams, expectedChannel(tParams, c.address));
 }
+// Each channel's ledger starts from no deposits: Alice (participant 0) proposes the deposits final on chain, Bob
+// checks them at the same block, and both sign; nothing touches a chain.
+await syncDeposits([alice, bob], [sId, tId]);
 line(`  Alice's client at ${aliceHttp.url}, Bob's at ${bobHttp.url} (stores in ${dir})`);
 
 async function until(done: () => boolean | Promise<boolean>, what: string, step?: () => Promise<void>) {

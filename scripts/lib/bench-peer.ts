@@ -5,7 +5,7 @@
  */
 import { decode, HttpTransport, rpcProvider } from "../../sdk/index.js";
 import { localWallet } from "./local.js";
-import { benchClient, type PairSpec } from "./swap-setup.js";
+import { benchClient, type PairSpec, expectedChannel } from "./swap-setup.js";
 
 type PeerConfig = { rpc: { source: string; target: string }; hubs: { source: string; target: string }; pairs: PairSpec[]; store: string };
 const config = decode<PeerConfig>(process.env.BENCH_PEER ?? "");
@@ -24,8 +24,8 @@ const { client } = await benchClient(
 );
 const [sourceChainId, targetChainId] = [(await providers.source.getNetwork()).chainId, (await providers.target.getNetwork()).chainId];
 for (const pair of config.pairs) {
-  await client.addChannel(sourceChainId, pair.sourceParams);
-  await client.addChannel(targetChainId, pair.targetParams);
+  await client.addChannel(sourceChainId, pair.sourceParams, expectedChannel(pair.sourceParams, client.address));
+  await client.addChannel(targetChainId, pair.targetParams, expectedChannel(pair.targetParams, client.address));
 }
 // Lines on stdin: Alice's URL to connect to, or "cpu" to print this process's CPU time so far (us).
 process.stdin.on("data", (chunk: Buffer) => {

@@ -6,8 +6,10 @@ import {
   keySigner,
   Store,
   SwapClient,
+  sameAddress,
   type ChannelParams,
   type ClientEvent,
+  type ExpectedChannel,
   type Hex,
   type StateSigner,
   type Transport,
@@ -23,6 +25,23 @@ export function pairSpecs(count: number, alice: string, bob: string, runId: bigi
     const nonce = runId * 1_000_000n + BigInt(i);
     return { nonce: nonce.toString(), sourceParams: { ...base, nonce }, targetParams: { ...base, nonce } };
   });
+}
+
+/**
+ * What a party that chose `params` itself expects of the channel when it joins: the other participant and the
+ * asset named there. (A party joining a channel someone else proposed states its own expectations instead.)
+ */
+export function expectedChannel(params: ChannelParams, me: string): ExpectedChannel {
+  const counterparty = params.participants.find((p) => !sameAddress(p, me)) ?? params.participants[0];
+  return { counterparty, asset: params.asset };
+}
+
+/**
+ * Brings every channel's ledger up to the deposits final on chain, on both clients at once (participant 0 proposes,
+ * participant 1 checks): what a swap needs after its channels were funded. Both clients must be connected.
+ */
+export async function syncDeposits(clients: readonly SwapClient[], channelIds: readonly Hex[]): Promise<void> {
+  for (const id of channelIds) await Promise.all(clients.map((c) => c.syncDeposits(id)));
 }
 
 /** Timing assumed for a local chain: a minute to finality, five to inclusion, a minute of clock skew. */

@@ -26,7 +26,18 @@ export type ChannelInfo = Readonly<{
   stateHash: Hex;
 }>;
 
+/** Chain ids of local development chains (Hardhat, Anvil, this project's second local chain): final at once. */
+const LOCAL_CHAIN_IDS: ReadonlySet<bigint> = new Set([31337n, 31338n, 1337n]);
+/** Confirmation depth of any other chain unless configured: a reorg deeper than this is not expected. */
+export const DEFAULT_CONFIRMATIONS = 12;
+
 export type HubAdapterOptions = Readonly<{
+  /**
+   * Blocks a block must be under the chain's head before what it holds counts (a deposit, a channel's opening):
+   * reads that decide what a state may contain are made at `latest - confirmations`. Default 0 on local chains
+   * (chain ids 31337, 31338, 1337), DEFAULT_CONFIRMATIONS elsewhere.
+   */
+  confirmations?: number;
   /**
    * Reuse a chain-time reading for this long (ms) instead of asking the node each time (off by default). Worth it
    * for busy clients: block timestamps only move once per block anyway.
@@ -53,6 +64,8 @@ export class HubAdapter {
   readonly registry: SecretRegistry;
 
   private clock: { timestamp: bigint; at: number } | undefined;
+  /** See HubAdapterOptions.confirmations. */
+  readonly confirmations: number;
 
   private constructor(
     readonly chainId: bigint,
@@ -61,6 +74,10 @@ export class HubAdapter {
     readonly signer: Signer,
     private readonly options: HubAdapterOptions,
   ) {
+    this.confirmations = options.confirmations ?? (LOCAL_CHAIN_IDS.has(chainId) ? 0 : DEFAULT_CONFIRMATIONS);
+    if (!Number.isSafeInteger(this.confirmations) || this.confirmations < 0) {
+      throw new ChannelSdkError(`confirmations must be a whole number of blocks, got ${options.confirmations}`);
+    }
     this.hub = ChannelHub__factory.connect(hubAddress, signer);
     this.registry = SecretRegistry__factory.connect(registryAddress, signer);
   }
@@ -91,6 +108,20 @@ export class HubAdapter {
     if (block === null) throw new ChannelSdkError("the chain returned no latest block");
     this.clock = { timestamp: BigInt(block.timestamp), at: wall };
     return this.clock.timestamp;
+  }
+
+  /**
+   * The last chain time read by `now`, moved on by the wall time since; undefined before the first reading. For
+   * checks that must not wait on the network (the lock horizon of a state about to be signed).
+   */
+  lastNow(): bigint | undefined {
+    if (this.clock === undefined) return undefined;
+    return this.clock.timestamp + BigInt(Math.floor((Date.now() - this.clock.at) / 1000));
+  }
+
+  /** The newest block whose content counts: the head less `confirmations` (never below 0). */
+  async finalBlock(): Promise<number> {
+    return Math.max(0, (await this.provider.getBlockNumber()) - this.confirmations);
   }
 
   // ---------------------------------------------------------------- funding
@@ -173,14 +204,24 @@ export class HubAdapter {
 
   // ---------------------------------------------------------------- reading channels
 
+  /** The block in which the channel was opened, from its ChannelOpened event; undefined if it was never opened. */
+  async openedAtBlock(channelId: Hex): Promise<number | undefined> {
+    const events = await this.hub.queryFilter(this.hub.filters.ChannelOpened(channelId));
+    return events[0]?.blockNumber;
+  }
+
   /** Whether lock `index` of a settled channel was paid, refunded, or is not resolved on chain. */
   async transferOutcome(channelId: Hex, index: number): Promise<"unresolved" | "paid" | "refunded"> {
     const outcome = await this.hub.transferOutcome(channelId, index);
     return outcome === 1n ? "paid" : outcome === 2n ? "refunded" : "unresolved";
   }
 
-  async channelInfo(channelId: Hex): Promise<ChannelInfo> {
-    const info = await this.hub.getChannel(channelId);
+  /**
+   * What the hub stores about a channel, at the latest block or at `block` (a final block, for reads that decide
+   * what a state may contain).
+   */
+  async channelInfo(channelId: Hex, block?: number): Promise<ChannelInfo> {
+    const info = block === undefined ? await this.hub.getChannel(channelId) : await this.hub.getChannel(channelId, { blockTag: block });
     return {
       status: STATUS[Number(info.status)] ?? "none",
       deposits: [info.deposits[0], info.deposits[1]],

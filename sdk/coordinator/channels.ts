@@ -1,7 +1,7 @@
 import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { requireSignedBy } from "../core/signing.js";
-import { openingState } from "../core/state.js";
+import { checkState, openingState } from "../core/state.js";
 import { sameAddress, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
 import type { StateSigner } from "./signer.js";
@@ -28,6 +28,11 @@ export class ChannelBook {
       signed?: (state: ChannelState, signature: Hex) => void;
       cosigned?: (cosigned: CoSignedState) => void;
     }> = {},
+    /**
+     * The latest lock expiry this client signs now on a chain (its time plus the longest lock the timing bounds
+     * allow), or undefined while its time is unknown. Without it, locks are checked against nothing.
+     */
+    private readonly lockHorizon?: (chainId: bigint) => bigint | undefined,
   ) {}
 
   add(record: ChannelRecord): void {
@@ -87,8 +92,17 @@ export class ChannelBook {
     return digest;
   }
 
-  /** Signs `state` as this client (once per sequence number, ever). */
+  /**
+   * Signs `state` as this client (once per sequence number, ever). A state with a lock is checked against the lock
+   * horizon first: no lock outlives what the timing bounds allow, whatever the terms said.
+   */
   sign(state: ChannelState): Hex {
+    if (state.locks.length > 0 && this.lockHorizon !== undefined) {
+      const chainId = this.record(state.channelId).ref.chainId;
+      const horizon = this.lockHorizon(chainId);
+      if (horizon === undefined) throw new ChannelSdkError(`the time of chain ${chainId} is not known yet; read it before signing a lock`);
+      checkState(state, horizon);
+    }
     const digest = this.digest(state);
     const signature = this.store.recordOwnSignature(state, digest, () => this.signer.sign(digest));
     this.feed.signed?.(state, signature);

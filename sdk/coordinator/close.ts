@@ -1,31 +1,46 @@
 import { UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
-import { finalize } from "../core/state.js";
+import { finalize, sameState } from "../core/state.js";
 import type { Hex } from "../core/types.js";
+import type { ChannelOp } from "../store/store.js";
+import { enforceChannel } from "./enforcer.js";
 import type { Session } from "./session.js";
 
-// Cooperative close (asset settlement in the normal case): both sign the final state, the requester submits it.
+// Closing a channel. Cooperatively (asset settlement in the normal case): the requester signs the final state and
+// resends it until the other co-signs; whoever holds the co-signed final state may land it, and the responder does
+// if the requester goes quiet. Or on chain (`forceClose`): enforced every tick until settled. Either way the channel
+// carries an operation from the first signature on, so it takes no swap meanwhile.
 
 export async function requestClose(ctx: Session, channelId: Hex) {
   ctx.requireIdle(channelId);
   const final = finalize(ctx.book.head(channelId));
   const sig = ctx.book.sign(final);
-  ctx.keepOutgoing(channelId, "closeRequest", { step: "closeRequest", state: final, sig });
+  const now = ctx.clock();
+  ctx.o.store.transaction(() => {
+    ctx.keepOutgoing(channelId, "closeRequest", { step: "closeRequest", state: final, sig });
+    ctx.o.store.saveChannelOp(channelId, { kind: "close", role: "requester", seq: final.seq, since: now, sentAt: now });
+  });
   await ctx.sendStored(channelId, ["closeRequest"]);
 }
 
 export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "closeRequest" }>) {
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
+  const op = ctx.o.store.channelOp(channelId);
+  const latest = ctx.book.latest(channelId);
+  if (op?.kind === "close" && op.role === "responder" && latest !== undefined && sameState(latest.state, body.state)) {
+    return ctx.sendStored(channelId, ["closeAck"]); // our answer was lost
+  }
   ctx.requireIdle(channelId);
-  const head = ctx.book.head(channelId);
-  const final = head.isFinal ? head : finalize(head);
+  const final = finalize(ctx.book.head(channelId));
   ctx.requireSame(body.state, final, "final state");
   ctx.book.requireCounterSigned(final, body.sig);
   const mine = ctx.book.sign(final);
+  const now = ctx.clock();
   ctx.o.store.transaction(() => {
     ctx.book.keepCoSigned(final, mine, body.sig);
     ctx.keepOutgoing(channelId, "closeAck", { step: "closeAck", sig: mine });
+    ctx.o.store.saveChannelOp(channelId, { kind: "close", role: "responder", seq: final.seq, since: now, sentAt: now });
   });
   await ctx.sendStored(channelId, ["closeAck"]);
 }
@@ -33,15 +48,75 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
 export async function onCloseAck(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "closeAck" }>) {
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
+  const op = ctx.o.store.channelOp(channelId);
+  if (op?.kind === "closed") return; // a late duplicate
   const request = ctx.o.store.outgoing<Envelope>(channelId, "closeRequest");
-  if (request === undefined || request.body.step !== "closeRequest") {
+  if (op?.kind !== "close" || op.role !== "requester" || request === undefined || request.body.step !== "closeRequest") {
     throw new UnexpectedMessageError("a close acknowledgement without a close request");
   }
   const final = request.body.state;
   ctx.book.requireCounterSigned(final, body.sig);
-  const cosigned = ctx.book.keepCoSigned(final, request.body.sig, body.sig);
+  ctx.book.keepCoSigned(final, request.body.sig, body.sig);
+  await landClose(ctx, channelId, op);
+}
+
+/** Lands the co-signed final state unless the channel is closed already, then marks it closed. */
+async function landClose(ctx: Session, channelId: Hex, op: ChannelOp) {
   const { params, ref } = ctx.book.record(channelId);
   const chain = ctx.chain(ref.chainId);
-  if ((await chain.channelInfo(channelId)).status !== "closed") await chain.closeCooperatively(params, cosigned);
-  ctx.emit({ type: "closed", channelId, cooperative: true });
+  const latest = ctx.book.latest(channelId);
+  if ((await chain.channelInfo(channelId)).status !== "closed") {
+    if (latest === undefined || latest.state.seq !== op.seq || !latest.state.isFinal) return;
+    await chain.closeCooperatively(params, latest);
+  }
+  markClosed(ctx, channelId, true);
+}
+
+/** Records that a channel is closed for good (it takes nothing more) and reports it. */
+export function markClosed(ctx: Session, channelId: Hex, cooperative: boolean) {
+  if (ctx.o.store.channelOp(channelId)?.kind === "closed") return;
+  const now = ctx.clock();
+  ctx.o.store.saveChannelOp(channelId, { kind: "closed", role: "requester", seq: 0n, since: now, sentAt: now });
+  ctx.emit({ type: "closed", channelId, cooperative });
+}
+
+/** Starts closing an idle channel on chain with this client's newest co-signed state. */
+export async function forceClose(ctx: Session, channelId: Hex) {
+  const op = ctx.o.store.channelOp(channelId);
+  if (op?.kind === "closed" || op?.kind === "forceClose") return;
+  if (op?.kind !== "close") ctx.requireIdle(channelId); // a cooperative close the other never answered may go on chain
+  const now = ctx.clock();
+  ctx.o.store.saveChannelOp(channelId, { kind: "forceClose", role: "requester", seq: 0n, since: now, sentAt: now });
+  await enforceOp(ctx, channelId);
+}
+
+async function enforceOp(ctx: Session, channelId: Hex) {
+  const { ref } = ctx.book.record(channelId);
+  const step = await enforceChannel(ctx.book, ctx.chain(ref.chainId), channelId, (h) => ctx.findSecret(h));
+  if (step.kind === "closed") markClosed(ctx, channelId, false);
+  else ctx.emit({ type: "chain", swapId: undefined, channelId, step });
+}
+
+/**
+ * A tick's work on a closing channel: resend the close request until answered (at once after a restart), land a
+ * co-signed final state, land it as the responder when the requester has not within the confirmation timeout, and
+ * drive a force close to settlement.
+ */
+export async function tickClose(ctx: Session, channelId: Hex, op: ChannelOp, now: number) {
+  if (op.kind === "forceClose") return enforceOp(ctx, channelId);
+  if (op.kind !== "close") return;
+  const latest = ctx.book.latest(channelId);
+  const cosigned = latest !== undefined && latest.state.seq === op.seq && latest.state.isFinal;
+  if (op.role === "requester") {
+    if (cosigned) return landClose(ctx, channelId, op);
+    if (now - op.sentAt >= ctx.o.resendIntervalMs || op.sentAt < ctx.startedAt) {
+      ctx.o.store.saveChannelOp(channelId, { ...op, sentAt: now });
+      await ctx.sendStored(channelId, ["closeRequest"]);
+    }
+    return;
+  }
+  const { ref } = ctx.book.record(channelId);
+  const status = (await ctx.chain(ref.chainId).channelInfo(channelId)).status;
+  if (status === "closed") return markClosed(ctx, channelId, true);
+  if (ctx.waited(op.since, now, ctx.o.confirmationTimeoutMs)) await landClose(ctx, channelId, op);
 }

@@ -46,6 +46,9 @@ export async function enforceChannel(
   if (info.status === "closed") return { kind: "closed" };
   if (info.status === "open") {
     if (options.mayForceClose === false) return { kind: "waiting", until: 0n, why: "open" };
+    // Secrets of locks this client receives are registered first: delta budgets one inclusion for them, so they
+    // must not wait behind the force close.
+    await revealOwedSecrets(latest?.state, myIndex, chain, findSecret, await chain.now());
     await chain.forceClose(params, latest);
     return { kind: "forceClosed", seq: latest?.state.seq ?? 0n };
   }
@@ -62,16 +65,8 @@ export async function enforceChannel(
     throw new Error(`channel ${channelId}: registered state ${info.seq} is not in the store`);
   }
 
-  for (const lock of registered.locks) {
-    const receiver = lock.sender === 0 ? 1 : 0;
-    if (receiver !== myIndex || now > lock.expiry) continue;
-    if ((await chain.revealedAt(lock.hashlock)) !== 0n) continue;
-    const secret = await findSecret(lock.hashlock);
-    if (secret !== undefined) {
-      await chain.reveal(secret);
-      return { kind: "revealed", hashlock: lock.hashlock };
-    }
-  }
+  const revealed = await revealOwedSecrets(registered, myIndex, chain, findSecret, now, 1);
+  if (revealed[0] !== undefined) return { kind: "revealed", hashlock: revealed[0] };
 
   if (now < info.deadline) return { kind: "waiting", until: info.deadline, why: "challengePeriod" };
   for (const lock of registered.locks) {
@@ -89,4 +84,30 @@ export async function enforceChannel(
     throw error;
   }
   return { kind: "settled", seq: registered.seq };
+}
+
+/**
+ * Registers the known secrets of `state`'s live locks owed to participant `myIndex` that the chain's registry does
+ * not have yet (at most `limit` of them). Returns their hashlocks.
+ */
+async function revealOwedSecrets(
+  state: ChannelState | undefined,
+  myIndex: number,
+  chain: HubAdapter,
+  findSecret: (hashlock: Hex) => Promise<Hex | undefined>,
+  now: bigint,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<Hex[]> {
+  const revealed: Hex[] = [];
+  for (const lock of state?.locks ?? []) {
+    if (revealed.length >= limit) break;
+    const receiver = lock.sender === 0 ? 1 : 0;
+    if (receiver !== myIndex || now > lock.expiry) continue;
+    if ((await chain.revealedAt(lock.hashlock)) !== 0n) continue;
+    const secret = await findSecret(lock.hashlock);
+    if (secret === undefined) continue;
+    await chain.reveal(secret);
+    revealed.push(lock.hashlock);
+  }
+  return revealed;
 }

@@ -7,12 +7,13 @@ import { addLock, resolveLock } from "../core/state.js";
 import { hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import type { SwapPhase } from "./phases.js";
-import type { ProposeArgs, Session } from "./session.js";
+import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
 
 // The initiator's steps: propose (1), then on accept (2) lock on S (3), on targetLock (4) counter-sign T (5) and
 // reveal (6), on resolve (7) confirm both transfers (8). See docs/SWAP.md.
 
 export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
+  requireDistinctChannels(args.source, args.target);
   ctx.requireIdle(args.source);
   ctx.requireIdle(args.target);
   const source = ctx.book.record(args.source);
@@ -57,6 +58,7 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
 export async function onAccept(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "accept" }>) {
   if (phase.kind !== "proposed") return ctx.answerDuplicate(swapId, body.step);
   requireSignedBy("swap terms", terms.responder, termsDigest(terms), body.termsSig);
+  await ctx.knowTime(terms.source.chainId);
   const sourceLock = addLock(ctx.book.head(terms.source.channelId), ctx.sourceLockOf(terms));
   const sig = ctx.book.sign(sourceLock);
   ctx.enter(swapId, { kind: "sourceLockSent", sourceLock }, { sourceLock: { step: "sourceLock", state: sourceLock, sig } });
@@ -70,9 +72,10 @@ export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
   const expected = addLock(ctx.book.head(terms.target.channelId), ctx.targetLockOf(terms));
   ctx.requireSame(body.state, expected, "target lock state");
   ctx.book.requireCounterSigned(expected, body.sig);
+  const nowT = await ctx.chain(terms.target.chainId).now();
+  await ctx.knowTime(terms.source.chainId);
   const mySourceSig = ctx.book.sign(sourceLock);
   const myTargetSig = ctx.book.sign(expected);
-  const nowT = await ctx.chain(terms.target.chainId).now();
   const tooLate = terms.targetExpiry - nowT < ctx.o.minTargetWindow;
   ctx.o.store.transaction(() => {
     ctx.book.keepCoSigned(sourceLock, mySourceSig, body.sourceSig);

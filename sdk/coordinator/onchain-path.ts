@@ -1,5 +1,6 @@
 import type { SwapTerms } from "../core/swap.js";
 import type { Hex } from "../core/types.js";
+import { markClosed } from "./close.js";
 import { enforceChannel } from "./enforcer.js";
 import type { OnChainReason, SwapPhase, SwapProgress } from "./phases.js";
 import type { Session } from "./session.js";
@@ -67,21 +68,32 @@ export async function settleOnChain(ctx: Session, swapId: Hex, terms: SwapTerms,
   }
   if (closed === channels.length) {
     await recordOnChainOutcomes(ctx, swapId, terms);
+    for (const channelId of channels) markClosed(ctx, channelId, false);
     ctx.enter(swapId, { kind: "done", outcome: "settledOnChain" }, {});
   }
 }
 
-/** Channels with no swap in progress that the counterparty force-closed: answer and settle them. */
+/**
+ * Channels with no swap in progress that the counterparty force-closed: answer and settle them; and channels that
+ * were closed on chain by someone else: mark them closed. Closed channels and force closes of our own (driven by
+ * their operation) are left out.
+ */
 export async function watchIdleChannels(ctx: Session) {
   const busy = new Set(ctx.activeSwaps().flatMap((s) => [s.terms.source.channelId, s.terms.target.channelId].map((c) => c.toLowerCase())));
   for (const record of ctx.o.store.channels()) {
     const channelId = record.ref.channelId;
-    if (busy.has(channelId.toLowerCase())) continue;
+    const op = ctx.o.store.channelOp(channelId);
+    if (busy.has(channelId.toLowerCase()) || op?.kind === "closed" || op?.kind === "forceClose") continue;
     const chain = ctx.chain(record.ref.chainId);
     const info = await chain.channelInfo(channelId);
+    if (info.status === "closed") {
+      markClosed(ctx, channelId, op?.kind === "close");
+      continue;
+    }
     if (info.status !== "disputed") continue;
     const step = await enforceChannel(ctx.book, chain, channelId, (h) => ctx.findSecret(h));
-    ctx.emit({ type: "chain", swapId: undefined, channelId, step });
+    if (step.kind === "closed") markClosed(ctx, channelId, false);
+    else ctx.emit({ type: "chain", swapId: undefined, channelId, step });
   }
 }
 

@@ -62,6 +62,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
 
 export async function onSourceLock(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "sourceLock" }>) {
   if (phase.kind !== "accepted") return ctx.answerDuplicate(swapId, body.step);
+  await ctx.knowTime(terms.source.chainId, terms.target.chainId);
   const sourceLock = addLock(ctx.book.head(terms.source.channelId), ctx.sourceLockOf(terms));
   ctx.requireSame(body.state, sourceLock, "source lock state");
   ctx.book.requireCounterSigned(sourceLock, body.sig);
@@ -79,8 +80,9 @@ export async function onSourceLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
   await ctx.sendStored(swapId, ["targetLock"]);
 }
 
-export function onTargetLockAck(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "targetLockAck" }>) {
+export async function onTargetLockAck(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "targetLockAck" }>) {
   if (phase.kind !== "targetLockSent") return;
+  await ctx.knowTime(terms.target.chainId);
   ctx.book.requireCounterSigned(phase.targetLock, body.sig);
   const mine = ctx.book.sign(phase.targetLock);
   ctx.o.store.transaction(() => {

@@ -1,13 +1,13 @@
 import { getAddress } from "ethers";
 
 import type { HubAdapter } from "../chain/hub.js";
-import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
+import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
 import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
-import { sameAddress, type ChannelState, type Hex, type Lock } from "../core/types.js";
-import type { CoSignedState, Store } from "../store/store.js";
+import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
+import type { ChannelOp, CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
@@ -32,6 +32,8 @@ export type SwapClientOptions = Readonly<{
   clock?: () => number;
   /** Responder policy: return a reason to refuse, or undefined to accept. */
   policy?: (terms: SwapTerms) => string | undefined;
+  /** What this client accepts of a channel it joins (`addChannel`); see ChannelPolicy for the defaults. */
+  channelPolicy?: ChannelPolicy;
   /** Told of every phase a swap enters (once on disk), refusals, on-chain steps and closes; its errors are ignored. */
   onEvent?: (event: ClientEvent) => void;
   /**
@@ -47,6 +49,19 @@ export type SwapClientOptions = Readonly<{
   }>;
 }>;
 
+/** What a client accepts of the fixed parameters of a channel it joins. */
+export type ChannelPolicy = Readonly<{
+  /** Our payout address, if not our own key's address: a channel naming any other payee for us is refused. */
+  payee?: Address;
+  /** Shortest challenge period (s) accepted: time to get a challenge in; default 1 hour. */
+  minChallengePeriod?: bigint;
+  /** Longest challenge period (s) accepted: how long funds may be held in a dispute; default 7 days. */
+  maxChallengePeriod?: bigint;
+}>;
+
+export const DEFAULT_MIN_CHALLENGE_PERIOD = 3600n;
+export const DEFAULT_MAX_CHALLENGE_PERIOD = 7n * 24n * 3600n;
+
 /** Arguments of a new swap; expiries default to now + target duration and tT + delta. */
 export type ProposeArgs = Readonly<{
   source: Hex;
@@ -58,6 +73,13 @@ export type ProposeArgs = Readonly<{
   /** Lifetime (s) of the target lock when `targetExpiry` is not given. */
   targetLockSeconds?: bigint;
 }>;
+
+/** Throws InvalidTermsError when the terms name one channel as both legs: its two locks would share a sequence number. */
+export function requireDistinctChannels(source: Hex, target: Hex) {
+  if (source.toLowerCase() === target.toLowerCase()) {
+    throw new InvalidTermsError(`the source and target are the same channel ${source}; a swap needs two channels`);
+  }
+}
 
 /** Steps per group commit unless `groupCommitSteps` says otherwise. */
 const DEFAULT_GROUP_STEPS = 64;
@@ -87,10 +109,20 @@ export class UnknownSwapError extends ChannelSdkError {
   }
 }
 
-/** A channel already carries a swap or a close in progress. */
+/** A channel already carries a swap or a channel operation in progress. */
 export class ChannelBusyError extends ChannelSdkError {
-  constructor(readonly channelId: string) {
-    super(`Channel ${channelId} has a swap in progress; one swap at a time per channel.`);
+  constructor(
+    readonly channelId: string,
+    readonly reason = "a swap in progress; one swap at a time per channel",
+  ) {
+    super(`Channel ${channelId} has ${reason}.`);
+  }
+}
+
+/** A channel that is closing (cooperatively or on chain) or closed takes no swap. */
+export class ChannelClosingError extends ChannelBusyError {
+  constructor(channelId: string, readonly op: ChannelOp["kind"]) {
+    super(channelId, op === "closed" ? "been closed" : op === "deposits" ? "a deposit update in progress" : "a close in progress");
   }
 }
 
@@ -112,15 +144,40 @@ export class Session {
   private queue: Promise<unknown> = Promise.resolve();
   /** Envelopes sealed by `enter` and not sent yet (saves reading back what was just stored). */
   private readonly sealed = new Map<string, Envelope>();
+  /**
+   * Client clock when this process started: a wait that began before (in the store) counts from here, since the
+   * counterparty cannot have answered what this client did not resend while it was down.
+   */
+  readonly startedAt: number;
+  private readonly listeners = new Set<(event: ClientEvent) => void>();
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
-    this.book = new ChannelBook(o.store, o.signer, {
-      signed: (state, signature) => o.watchtower?.signed(state, signature),
-      cosigned: (cosigned) => o.watchtower?.update(cosigned),
-    });
+    this.book = new ChannelBook(
+      o.store,
+      o.signer,
+      {
+        signed: (state, signature) => o.watchtower?.signed(state, signature),
+        cosigned: (cosigned) => o.watchtower?.update(cosigned),
+      },
+      (chainId) => {
+        const now = this.chains.get(chainId)?.lastNow();
+        return now === undefined ? undefined : now + o.deltas.maxLockSeconds(chainId);
+      },
+    );
     this.clock = o.clock ?? Date.now;
+    this.startedAt = this.clock();
     for (const c of o.chains) this.chains.set(c.chainId, c);
+  }
+
+  /** Whether a wait that began at `since` (client clock, ms) has lasted `timeoutMs`, counted from this start at most. */
+  waited(since: number, now: number, timeoutMs: number): boolean {
+    return now - Math.max(since, this.startedAt) >= timeoutMs;
+  }
+
+  /** Reads the time of each chain whose time this process has not read yet (the lock horizon needs it). */
+  async knowTime(...chainIds: bigint[]): Promise<void> {
+    for (const id of chainIds) if (this.chain(id).lastNow() === undefined) await this.chain(id).now();
   }
 
   async findSecret(hashlock: Hex): Promise<Hex | undefined> {
@@ -159,6 +216,7 @@ export class Session {
    * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
    */
   validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
+    requireDistinctChannels(terms.source.channelId, terms.target.channelId);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);
     if (bound !== undefined) checkClockAgreement({ sourceNow, targetNow: now, bound });
@@ -169,6 +227,7 @@ export class Session {
       now,
       delta: this.o.deltas.delta(terms.source.chainId, terms.target.chainId),
       minTargetWindow: this.o.minTargetWindow,
+      bounds: this.o.deltas.bounds(terms.source.chainId, terms.target.chainId),
     });
     // Both locks must fit the current balances (the transitions throw InsufficientBalanceError otherwise).
     addLock(this.book.head(terms.source.channelId), this.sourceLockOf(terms));
@@ -199,8 +258,11 @@ export class Session {
     }
   }
 
+  /** Throws unless the channel is known, open as far as this client knows, and carries no swap or operation. */
   requireIdle(channelId: Hex) {
     this.book.record(channelId);
+    const op = this.o.store.channelOp(channelId);
+    if (op !== undefined) throw new ChannelClosingError(channelId, op.kind);
     if (this.o.store.channelBusy(channelId)) throw new ChannelBusyError(channelId);
   }
 
@@ -304,13 +366,21 @@ export class Session {
     }
   }
 
-  /** Hands an event to `onEvent`; an error thrown there is the listener's and changes nothing here. */
+  /** Hands an event to `onEvent` and the subscribers; an error thrown there is theirs and changes nothing here. */
   private report(event: ClientEvent) {
-    try {
-      this.o.onEvent?.(event);
-    } catch {
-      // ignored: the protocol must not depend on what a listener does
+    for (const listener of [...this.listeners, ...(this.o.onEvent === undefined ? [] : [this.o.onEvent])]) {
+      try {
+        listener(event);
+      } catch {
+        // ignored: the protocol must not depend on what a listener does
+      }
     }
+  }
+
+  /** Tells `listener` of every event reported from now on (once on disk, as `onEvent`); returns the unsubscribe. */
+  subscribe(listener: (event: ClientEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Runs `fn` after every task queued before it: steps, ticks and commits never interleave. */

@@ -1,17 +1,39 @@
+import { ZeroAddress } from "ethers";
+
 import { channelIdOf } from "../core/eip712.js";
-import { ChannelSdkError, UnexpectedMessageError } from "../core/errors.js";
+import { ChannelTermsError, UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
-import { sameAddress, type ChannelParams, type Hex, type ParticipantIndex } from "../core/types.js";
+import { sameAddress, type Address, type ChannelParams, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
 import * as close from "./close.js";
+import * as deposits from "./deposits.js";
 import * as initiator from "./initiator.js";
 import * as onchain from "./onchain-path.js";
-import type { SwapPhase, SwapProgress, SwapView } from "./phases.js";
+import type { ClientEvent, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import * as responder from "./responder.js";
-import { Session, type ProposeArgs, type SwapClientOptions } from "./session.js";
+import {
+  DEFAULT_MAX_CHALLENGE_PERIOD,
+  DEFAULT_MIN_CHALLENGE_PERIOD,
+  Session,
+  type ProposeArgs,
+  type SwapClientOptions,
+} from "./session.js";
 
-export { ChannelBusyError, UnknownSwapError, type ProposeArgs, type SwapClientOptions } from "./session.js";
+export {
+  ChannelBusyError,
+  ChannelClosingError,
+  DEFAULT_MAX_CHALLENGE_PERIOD,
+  DEFAULT_MIN_CHALLENGE_PERIOD,
+  requireDistinctChannels,
+  UnknownSwapError,
+  type ChannelPolicy,
+  type ProposeArgs,
+  type SwapClientOptions,
+} from "./session.js";
+
+/** What a client expects of a channel it joins, besides its own policy: who the other participant is, which asset. */
+export type ExpectedChannel = Readonly<{ counterparty: Address; asset: Address }>;
 
 /**
  * One party of cross-chain swaps: the four-phase state machine of each role, over a transport, persisted in the
@@ -29,25 +51,105 @@ export class SwapClient {
     options.transport.listen((envelope) => this.handle(envelope));
   }
 
-  /** Adds a channel this client is a participant of; its current on-chain deposits open the ledger. */
-  async addChannel(chainId: bigint, params: ChannelParams): Promise<Hex> {
+  /**
+   * Adds a channel this client is a participant of, after checking its fixed parameters: we are a participant, the
+   * other is `expected.counterparty`, the asset is `expected.asset`, our payee is zero or the one our policy names,
+   * and the challenge period is within our policy; each mismatch is a ChannelTermsError and nothing is stored. The
+   * channel must be open at the chain's final block. Its ledger starts from no deposits: participant 0 folds in
+   * what the hub holds once final (`syncDeposits`, or the next tick), and participant 1 checks it at the same block.
+   */
+  async addChannel(chainId: bigint, params: ChannelParams, expected: ExpectedChannel): Promise<Hex> {
     const chain = this.session.chain(chainId);
     const channelId = channelIdOf(chainId, chain.hubAddress, params);
     if (this.book.has(channelId)) return channelId;
-    const myIndex = params.participants.findIndex((p) => sameAddress(p, this.address));
-    if (myIndex < 0) throw new ChannelSdkError(`${this.address} is not a participant of channel ${channelId}`);
-    const info = await chain.channelInfo(channelId);
-    if (info.status !== "open") throw new ChannelSdkError(`channel ${channelId} is ${info.status}, not open`);
+    const myIndex = this.checkChannelParams(params, expected);
+    const info = await chain.channelInfo(channelId, await chain.finalBlock());
+    if (info.status !== "open") {
+      throw new ChannelTermsError("status", `channel ${channelId} is ${info.status} at the final block of chain ${chainId}, not open`);
+    }
     await this.session.serial(async () => {
       await this.session.settleGroup();
-      this.book.add({
-        ref: { chainId, hub: chain.hubAddress, channelId },
-        params,
-        myIndex: myIndex as ParticipantIndex,
-        openingDeposits: info.deposits,
-      });
+      this.book.add({ ref: { chainId, hub: chain.hubAddress, channelId }, params, myIndex, openingDeposits: [0n, 0n] });
     });
     return channelId;
+  }
+
+  private checkChannelParams(params: ChannelParams, expected: ExpectedChannel): ParticipantIndex {
+    const myIndex = params.participants.findIndex((p) => sameAddress(p, this.address));
+    if (myIndex < 0) throw new ChannelTermsError("participants", `${this.address} is not a participant`);
+    const other = params.participants[myIndex === 0 ? 1 : 0];
+    if (!sameAddress(other, expected.counterparty)) {
+      throw new ChannelTermsError("counterparty", `the other participant is ${other}, expected ${expected.counterparty}`);
+    }
+    if (!sameAddress(params.asset, expected.asset)) {
+      throw new ChannelTermsError("asset", `the channel holds ${params.asset}, expected ${expected.asset}`);
+    }
+    const policy = this.session.o.channelPolicy ?? {};
+    const payee = params.payees[myIndex as ParticipantIndex];
+    if (!sameAddress(payee, ZeroAddress) && !sameAddress(payee, this.address) && (policy.payee === undefined || !sameAddress(payee, policy.payee))) {
+      throw new ChannelTermsError("payee", `our payouts would go to ${payee}, not to us${policy.payee === undefined ? "" : ` or ${policy.payee}`}`);
+    }
+    const min = policy.minChallengePeriod ?? DEFAULT_MIN_CHALLENGE_PERIOD;
+    const max = policy.maxChallengePeriod ?? DEFAULT_MAX_CHALLENGE_PERIOD;
+    if (params.challengePeriod < min || params.challengePeriod > max) {
+      throw new ChannelTermsError("challengePeriod", `${params.challengePeriod}s is outside the ${min}..${max}s our policy accepts`);
+    }
+    return myIndex as ParticipantIndex;
+  }
+
+  /**
+   * Brings the channel's ledger up to the deposits final on chain now: participant 0 proposes the update,
+   * participant 1 waits for it. Resolves with the head once it counts them (both parties may await this).
+   */
+  async syncDeposits(channelId: Hex): Promise<ChannelState> {
+    const { ref, myIndex } = this.book.record(channelId);
+    const chain = this.session.chain(ref.chainId);
+    const target = (await chain.channelInfo(channelId, await chain.finalBlock())).deposits;
+    const counted = () => {
+      const head = this.book.head(channelId);
+      return head.deposits[0] >= target[0] && head.deposits[1] >= target[1];
+    };
+    const waiting = this.until((e) => e.type === "deposits" && e.channelId.toLowerCase() === channelId.toLowerCase() && counted());
+    if (myIndex === 0) await this.step(() => deposits.startDepositUpdate(this.session, channelId));
+    if (!counted()) await waiting.promise;
+    waiting.cancel();
+    return this.book.head(channelId);
+  }
+
+  /** Resolves once the channel is closed on chain (cooperatively or by settlement), as this client learns it. */
+  whenClosed(channelId: Hex): Promise<void> {
+    this.book.record(channelId);
+    const waiting = this.until((e) => e.type === "closed" && e.channelId.toLowerCase() === channelId.toLowerCase());
+    if (this.session.o.store.channelOp(channelId)?.kind === "closed") {
+      waiting.cancel();
+      return Promise.resolve();
+    }
+    return waiting.promise.then(() => undefined);
+  }
+
+  /**
+   * Closes an idle channel unilaterally: registers our newest co-signed state on chain (secrets owed to us
+   * first); later ticks answer any stale state and settle after the challenge period (`whenClosed`).
+   */
+  forceClose(channelId: Hex): Promise<void> {
+    return this.session.serial(async () => {
+      await this.session.settleGroup();
+      await close.forceClose(this.session, channelId);
+    });
+  }
+
+  /** The first event `match` accepts from now on. */
+  private until(match: (e: ClientEvent) => boolean): { promise: Promise<ClientEvent>; cancel: () => void } {
+    let cancel = () => {};
+    const promise = new Promise<ClientEvent>((resolve) => {
+      const unsubscribe = this.session.subscribe((e) => {
+        if (!match(e)) return;
+        unsubscribe();
+        resolve(e);
+      });
+      cancel = unsubscribe;
+    });
+    return { promise, cancel };
   }
 
   /**
@@ -97,6 +199,8 @@ export class SwapClient {
     if (body.step === "propose") return responder.onPropose(ctx, envelope, body);
     if (body.step === "closeRequest") return close.onCloseRequest(ctx, envelope, body);
     if (body.step === "closeAck") return close.onCloseAck(ctx, envelope, body);
+    if (body.step === "depositsUpdate") return deposits.onDepositsUpdate(ctx, envelope, body);
+    if (body.step === "depositsAck") return deposits.onDepositsAck(ctx, envelope, body);
     const s = ctx.o.store.swap<SwapProgress>(envelope.swapId);
     if (s === undefined) throw new UnexpectedMessageError(`${body.step} for unknown swap ${envelope.swapId}`);
     unseal(envelope, s.role === "initiator" ? s.terms.responder : s.terms.initiator);
@@ -142,7 +246,8 @@ export class SwapClient {
         await onchain.goOnChain(ctx, swapId, terms, "disputed");
         continue;
       }
-      const reason = await onchain.onChainReason(ctx, terms, phase, now - since >= ctx.o.confirmationTimeoutMs);
+      // A wait that began before a restart counts from the restart: what was pending is resent first (below).
+      const reason = await onchain.onChainReason(ctx, terms, phase, ctx.waited(since, now, ctx.o.confirmationTimeoutMs));
       if (reason === "abort") {
         ctx.enter(swapId, { kind: "done", outcome: "aborted", reason: "counterparty silent" }, {
           abort: { step: "abort", reason: "no answer within the confirmation timeout" },
@@ -150,10 +255,17 @@ export class SwapClient {
         await ctx.sendStored(swapId, ["abort"]);
       } else if (reason !== undefined) {
         await onchain.goOnChain(ctx, swapId, terms, reason);
-      } else if (sent.length > 0 && now - sentAt >= ctx.o.resendIntervalMs) {
+      } else if (sent.length > 0 && (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt)) {
         ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now }, true);
         await ctx.sendStored(swapId, sent);
       }
+    }
+    for (const { channelId, op } of ctx.o.store.pendingChannelOps()) {
+      if (op.kind === "deposits") await deposits.tickDeposits(ctx, channelId, op, now);
+      else await close.tickClose(ctx, channelId, op, now);
+    }
+    for (const record of ctx.o.store.channels()) {
+      if (record.myIndex === 0) await deposits.startDepositUpdate(ctx, record.ref.channelId);
     }
     await onchain.watchIdleChannels(ctx);
   }

@@ -30,6 +30,17 @@ export class TimingRuleError extends ChannelSdkError {
   }
 }
 
+/** A lock that would live longer than an upper bound of the timing rules allows; `bound` names the bound. */
+export class TimingBoundError extends TimingRuleError {
+  constructor(
+    readonly bound: "maxTargetLockSeconds" | "slackSeconds" | "lockHorizon",
+    readonly limit: bigint,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
 /** A signature that does not verify for the expected signer. */
 export class InvalidSignatureError extends ChannelSdkError {
   constructor(what: string, readonly expected: string, readonly recovered: string | undefined) {
@@ -62,5 +73,22 @@ export class DoubleSignError extends ChannelSdkError {
 export class LockNotFoundError extends ChannelSdkError {
   constructor(readonly hashlock: string) {
     super(`No pending lock with hashlock ${hashlock}.`);
+  }
+}
+
+/** Channel parameters that do not match what this client expects of a channel it joins; `field` names which. */
+export class ChannelTermsError extends ChannelSdkError {
+  constructor(
+    readonly field: "participants" | "counterparty" | "payee" | "asset" | "challengePeriod" | "status",
+    reason: string,
+  ) {
+    super(`Refusing the channel: ${field}: ${reason}`);
+  }
+}
+
+/** Swap terms that cannot be carried out safely as stated (one channel named twice, a channel of someone else). */
+export class InvalidTermsError extends ChannelSdkError {
+  constructor(reason: string) {
+    super(`Invalid swap terms: ${reason}`, { docs: "docs/SWAP.md" });
   }
 }

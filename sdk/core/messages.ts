@@ -30,12 +30,19 @@ export type SwapBody =
   /** Either, for a cooperative close (the session id is the channel id): the final state, signed. */
   | { step: "closeRequest"; state: ChannelState; sig: Hex }
   /** The other's counter-signature on the final state. */
-  | { step: "closeAck"; sig: Hex };
+  | { step: "closeAck"; sig: Hex }
+  /**
+   * Participant 0 -> 1 (the session id is the channel id): the next state counting the deposits the hub held at
+   * `block`, a block final for both, signed. Both fold a deposit made by anyone the same way.
+   */
+  | { step: "depositsUpdate"; state: ChannelState; sig: Hex; block: number }
+  /** Participant 1's counter-signature on the deposit update. */
+  | { step: "depositsAck"; sig: Hex };
 
 export type SwapStep = SwapBody["step"];
 
-/** Protocol order of the swap steps (abort and the close steps stand outside it). */
-export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck">, number>> = {
+/** Protocol order of the swap steps (abort and the channel steps stand outside it). */
+export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsAck">, number>> = {
   propose: 1,
   accept: 2,
   sourceLock: 3,

@@ -1,4 +1,4 @@
-import { InsufficientBalanceError, InvalidStateError, LockNotFoundError } from "./errors.js";
+import { InsufficientBalanceError, InvalidStateError, LockNotFoundError, TimingBoundError } from "./errors.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "./types.js";
 
 /** The most locks a state may carry (`ChannelHub.MAX_LOCKS`): the client never signs a state with more. */
@@ -15,8 +15,12 @@ export function lockedTotal(state: ChannelState): bigint {
   return state.locks.reduce((sum, lock) => sum + lock.amount, 0n);
 }
 
-/** Throws InvalidStateError unless the hub would accept `state` (and settle it). */
-export function checkState(state: ChannelState): void {
+/**
+ * Throws InvalidStateError unless the hub would accept `state` (and settle it). With `latestExpiry` (the client's
+ * lock horizon: chain time now plus the longest lock its timing bounds allow), also throws TimingBoundError for a
+ * lock that expires after it: such a lock would freeze the channel until then.
+ */
+export function checkState(state: ChannelState, latestExpiry?: bigint): void {
   const amounts = [...state.deposits, ...state.balances, ...state.locks.map((l) => l.amount)];
   if (amounts.some((a) => a < 0n || a > MAX_UINT128)) throw new InvalidStateError("an amount is outside 0..2^128-1");
   if (state.seq < 0n || state.seq > MAX_UINT64) throw new InvalidStateError("sequence number outside 0..2^64-1");
@@ -28,6 +32,13 @@ export function checkState(state: ChannelState): void {
     if (lock.sender !== 0 && lock.sender !== 1) throw new InvalidStateError(`lock sender ${String(lock.sender)}`);
     if (lock.amount === 0n) throw new InvalidStateError("a lock of zero");
     if (lock.expiry <= 0n || lock.expiry > MAX_UINT64) throw new InvalidStateError("lock expiry outside 1..2^64-1");
+    if (latestExpiry !== undefined && lock.expiry > latestExpiry) {
+      throw new TimingBoundError(
+        "lockHorizon",
+        latestExpiry,
+        `a lock expires at ${lock.expiry}, after ${latestExpiry}, the latest expiry the timing bounds allow now`,
+      );
+    }
     const key = lock.hashlock.toLowerCase();
     if (seen.has(key)) throw new InvalidStateError(`two locks with hashlock ${lock.hashlock}`);
     seen.add(key);

@@ -33,6 +33,21 @@ export type TransferRecord = Readonly<{
   outcome: "pending" | "paid" | "refunded";
 }>;
 
+/**
+ * What a channel is doing besides swaps: a cooperative close or a deposit update being co-signed, a force close
+ * under way, or closed for good. A channel with an operation takes no swap. `since` and `sentAt` are client clock
+ * (ms) readings, as a swap's progress keeps them.
+ */
+export type ChannelOp = Readonly<{
+  kind: "close" | "deposits" | "forceClose" | "closed";
+  /** Who asked: this client ("requester") or the counterparty ("responder"). */
+  role: "requester" | "responder";
+  /** Sequence number of the state the operation co-signs (0 for a force close or a closed channel). */
+  seq: bigint;
+  since: number;
+  sentAt: number;
+}>;
+
 /** The store was written by another version of this SDK, with a different table layout. */
 export class StoreVersionError extends ChannelSdkError {
   constructor(
@@ -71,6 +86,7 @@ CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, block INTEGER NOT
 CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS outbox (n INTEGER NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
   PRIMARY KEY (n, step));
+CREATE TABLE IF NOT EXISTS channel_ops (channel_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 `;
 
 /**
@@ -327,6 +343,32 @@ export class Store {
   channels(): ChannelRecord[] {
     const rows = this.stmt("SELECT record FROM channels ORDER BY channel_id").all() as { record: string }[];
     return rows.map((r) => decode<ChannelRecord>(r.record));
+  }
+
+  /** The operation in progress on a channel (or its closed mark), if any. */
+  channelOp(channelId: Hex): ChannelOp | undefined {
+    const row = this.stmt("SELECT body FROM channel_ops WHERE channel_id = ?").get(key(channelId)) as { body: string } | undefined;
+    return row === undefined ? undefined : decode<ChannelOp>(row.body);
+  }
+
+  /** Records (or, with undefined, ends) the operation of a channel. */
+  saveChannelOp(channelId: Hex, op: ChannelOp | undefined): void {
+    if (op === undefined) this.write("DELETE FROM channel_ops WHERE channel_id = ?", key(channelId));
+    else {
+      this.write(
+        "INSERT INTO channel_ops (channel_id, body) VALUES (?, ?) ON CONFLICT (channel_id) DO UPDATE SET body = excluded.body",
+        key(channelId),
+        encode(op),
+      );
+    }
+  }
+
+  /** Channels with an operation in progress (closed ones left out). */
+  pendingChannelOps(): { channelId: Hex; op: ChannelOp }[] {
+    const rows = this.stmt("SELECT channel_id, body FROM channel_ops ORDER BY channel_id").all() as { channel_id: string; body: string }[];
+    return rows
+      .map((r) => ({ channelId: r.channel_id as Hex, op: decode<ChannelOp>(r.body) }))
+      .filter((r) => r.op.kind !== "closed");
   }
 
   // ---------------------------------------------------------------- states and signatures

@@ -15,6 +15,7 @@ import {
   type ChannelParams,
   type Transport,
 } from "../../sdk/index.js";
+import { expectedChannel } from "../../scripts/lib/swap-setup.js";
 
 const require = createRequire(import.meta.url);
 /** The Hardhat CLI of this project, run with the same Node binary as the tests. */
@@ -125,8 +126,8 @@ export async function fundedPairOnNodes(nodes: readonly LocalNode[], nonce: bigi
       transport,
       chains: who === 1 ? [a.S, a.T] : [b.S, b.T],
     });
-    await c.addChannel(31337n, params);
-    await c.addChannel(31338n, params);
+    await c.addChannel(31337n, params, expectedChannel(params, c.address));
+    await c.addChannel(31338n, params, expectedChannel(params, c.address));
     return c;
   };
   const close = () => {

@@ -21,6 +21,7 @@ import { TestToken__factory, type TestToken } from "../../typechain-types/index.
 import { deploySuite, source, target, type Suite } from "./chains.js";
 
 import { accountKey } from "../../scripts/lib/local.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 
 export const ONE = 10n ** 18n;
 export const TIMING: ChainTiming = { chainId: 0n, finalitySeconds: 60n, inclusionSeconds: 300n, clockSkewSeconds: 60n };
@@ -113,16 +114,25 @@ export function makeParty(
   return { client, store, events, transport };
 }
 
-/** Alice and Bob over an in-memory link, both channels added. */
-export async function twoParties(setup: Setup, extra: { alice?: Partial<SwapClientOptions>; bob?: Partial<SwapClientOptions> } = {}) {
+/**
+ * Alice and Bob over an in-memory link, both channels added and their ledgers counting the deposits (`afterAdd` runs
+ * between the two, e.g. to have a watchtower guard the channels before anything is signed).
+ */
+export async function twoParties(
+  setup: Setup,
+  extra: { alice?: Partial<SwapClientOptions>; bob?: Partial<SwapClientOptions> } = {},
+  afterAdd: (parties: { alice: Party; bob: Party }) => void = () => {},
+) {
   const link = new InMemoryLink();
   const clock = new ManualClock();
   const alice = makeParty(setup, "alice", link.a, clock, extra.alice);
   const bob = makeParty(setup, "bob", link.b, clock, extra.bob);
   for (const p of [alice, bob]) {
-    await p.client.addChannel(setup.S.chainId, setup.sParams);
-    await p.client.addChannel(setup.T.chainId, setup.tParams);
+    await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
+    await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
   }
+  afterAdd({ alice, bob });
+  await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
   return { link, clock, alice, bob };
 }
 

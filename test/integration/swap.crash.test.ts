@@ -14,6 +14,7 @@ import {
   type Party,
   type Setup,
 } from "../helpers/swapHarness.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 
 type Step = keyof typeof STEP_ORDER;
 const STEPS: { step: Step; sender: "alice" | "bob" }[] = [
@@ -36,9 +37,10 @@ async function durableParties(setup: Setup, dir: string) {
     makeParty(setup, who, who === "alice" ? link.a : link.b, clock, {}, new Store(paths[who]));
   const parties = { alice: start("alice"), bob: start("bob") };
   for (const p of Object.values(parties)) {
-    await p.client.addChannel(setup.S.chainId, setup.sParams);
-    await p.client.addChannel(setup.T.chainId, setup.tParams);
+    await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
+    await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
   }
+  await syncDeposits([parties.alice.client, parties.bob.client], [setup.sId, setup.tId]);
   /** The process dies: everything in memory is gone; a new one starts from the same store file. */
   const restart = (who: "alice" | "bob"): Party => {
     parties[who].store.close();
@@ -112,7 +114,7 @@ describe("crash recovery from the embedded store (guarantee 6)", function () {
     const { terms } = bob.client.swap(swapId);
     expect(bob.store.secret(terms.hashlock)).to.not.equal(undefined, "the secret Alice revealed");
     expect(bob.client.book.latest(setup.sId)?.state.locks).to.have.length(1, "the co-signed source lock");
-    expect(bob.client.book.latest(setup.tId)?.state.seq).to.equal(2n, "the co-signed target resolution");
+    expect(bob.client.book.latest(setup.tId)?.state.seq).to.equal(3n, "the co-signed target resolution (after the deposit update and the lock)");
     for (const p of Object.values(parties)) p.store.close();
   });
 });

@@ -6,6 +6,7 @@ import { join } from "node:path";
 
 import { InMemoryLink, Store, type ChannelParams, type ClientEvent, type Hex } from "../../sdk/index.js";
 import { fundedChannels, makeParty, ManualClock, ONE, type Setup } from "../helpers/swapHarness.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 
 /** A file store that counts its outermost commits, each one disk sync (the real store: only the count is added). */
 class CountingStore extends Store {
@@ -54,10 +55,11 @@ describe("group commit: swaps on many channel pairs at once", function () {
     const bob = makeParty(setup, "bob", link.b, clock, { onEvent: onDisk("bob") }, stores.bob);
     for (const party of [alice, bob]) {
       for (const p of pairs) {
-        await party.client.addChannel(setup.S.chainId, p.params);
-        await party.client.addChannel(setup.T.chainId, p.params);
+        await party.client.addChannel(setup.S.chainId, p.params, expectedChannel(p.params, party.client.address));
+        await party.client.addChannel(setup.T.chainId, p.params, expectedChannel(p.params, party.client.address));
       }
     }
+    await syncDeposits([alice.client, bob.client], pairs.flatMap((p) => [p.s, p.t]));
     const commitsBefore = { alice: stores.alice.groupCommits, bob: stores.bob.groupCommits };
 
     const swapIds = await Promise.all(pairs.map((p) => alice.client.propose({ source: p.s, target: p.t, give: ONE, take: ONE / 10n })));
@@ -96,10 +98,11 @@ describe("group commit: swaps on many channel pairs at once", function () {
     const bob = makeParty(setup, "bob", link.b, clock, { policy }, bobStore);
     for (const party of [alice, bob]) {
       for (const p of pairs) {
-        await party.client.addChannel(setup.S.chainId, p.params);
-        await party.client.addChannel(setup.T.chainId, p.params);
+        await party.client.addChannel(setup.S.chainId, p.params, expectedChannel(p.params, party.client.address));
+        await party.client.addChannel(setup.T.chainId, p.params, expectedChannel(p.params, party.client.address));
       }
     }
+    await syncDeposits([alice.client, bob.client], pairs.flatMap((p) => [p.s, p.t]));
     const sentByBob: string[] = [];
     link.fault = (envelope, from) => {
       if (from === "b") sentByBob.push(envelope.body.step);

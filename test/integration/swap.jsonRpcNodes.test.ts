@@ -2,6 +2,7 @@ import { expect } from "chai";
 
 import { HttpTransport, Store, SwapClient, type Hex } from "../../sdk/index.js";
 import { fundedPairOnNodes, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { syncDeposits } from "../../scripts/lib/swap-setup.js";
 
 const ONE = 10n ** 18n;
 
@@ -26,6 +27,7 @@ describe("swap between two hardhat node JSON-RPC processes over HTTP", function 
     closers.push(() => ta.close(), () => tb.close());
     const alice = await client(1, ta, new Store(":memory:"));
     const bob = await client(2, tb, new Store(":memory:"));
+    await syncDeposits([alice, bob], [sId, tId]);
 
     const blocks = [await S.getBlockNumber(), await T.getBlockNumber()];
     const swapId: Hex = await alice.propose({ source: sId, target: tId, give: 2n * ONE, take: 3n * ONE });

@@ -16,6 +16,7 @@ import {
   type Party,
   type Setup,
 } from "../helpers/swapHarness.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 
 const GIVE = 10n * ONE; // S: deposits [100, 10]
 const TAKE = ONE / 2n; // T: deposits [1, 20]
@@ -53,9 +54,10 @@ describe("random interleavings: drops, duplicates, crashes, silence, timeouts (g
             };
             const parties = { alice: start("alice"), bob: start("bob") };
             for (const p of Object.values(parties)) {
-              await p.client.addChannel(setup.S.chainId, setup.sParams);
-              await p.client.addChannel(setup.T.chainId, setup.tParams);
+              await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
+              await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
             }
+            await syncDeposits([parties.alice.client, parties.bob.client], [setup.sId, setup.tId]);
             let sent = 0;
             let crashed = false;
             // A silenced party is gone for good from its message `fromMessage` on: nothing from or to it arrives.

@@ -78,7 +78,7 @@ describe("cross-chain swap over two channels", function () {
     await link.settled();
     expect(phaseOf(alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
     expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "aborted", reason: "price too low" });
-    expect(alice.client.book.latest(setup.sId)).to.equal(undefined, "nothing was co-signed");
+    expect(alice.client.book.latest(setup.sId)?.state.seq).to.equal(1n, "nothing was co-signed after the deposit update");
   });
 
   it("aborts before any lock when the responder never answers the proposal", async function () {

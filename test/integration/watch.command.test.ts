@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { InMemoryLink, Store } from "../../sdk/index.js";
 import { accountKey } from "../../scripts/lib/local.js";
 import { fundedPairOnNodes, runHardhat, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { syncDeposits } from "../../scripts/lib/swap-setup.js";
 
 const ONE = 10n ** 18n;
 
@@ -28,7 +29,7 @@ describe("watch command against two hardhat node processes", function () {
     const bobStorePath = join(dir, "bob.sqlite");
     const alice = await client(1, link.a, new Store(":memory:"));
     const bobStore = new Store(bobStorePath);
-    await client(2, link.b, bobStore);
+    await syncDeposits([alice, await client(2, link.b, bobStore)], [sId, tId]);
     for (let i = 0; i < 2; i++) {
       await alice.propose({ source: sId, target: tId, give: ONE, take: ONE / 2n });
       await link.settled();

@@ -35,8 +35,9 @@ async function bobGuardedByTower(dir: string) {
   const towerStore = new Store(join(dir, "tower.sqlite"));
   const events: WatchtowerEvent[] = [];
   const tower = await towerFor(setup, towerStore, events);
-  const parties = await twoParties(setup, { bob: { watchtower: tower } });
-  for (const id of [setup.sId, setup.tId]) tower.guard(parties.bob.client.book.record(id));
+  const parties = await twoParties(setup, { bob: { watchtower: tower } }, ({ bob }) => {
+    for (const id of [setup.sId, setup.tId]) tower.guard(bob.client.book.record(id));
+  });
   return { setup, tower, towerStore, events, ...parties };
 }
 
