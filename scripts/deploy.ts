@@ -8,32 +8,53 @@
  * Every chain records its deployment in ignition/deployments/: public chains in chain-<id>/, so a re-run resumes
  * instead of redeploying; local chains (ids 31337, 31338) in local-<id>/, cleared first because a local node
  * restarts empty and an old journal would point at contracts that no longer exist.
+ *
+ * Errors are printed as `error: ...` lines: exit code 2 for an unknown network or a malformed DEPLOYER_PRIVATE_KEY
+ * (never repeated), 1 for a failure while deploying.
  */
 import { rmSync } from "node:fs";
-import { network } from "hardhat";
+import hre, { network } from "hardhat";
 
 import ChannelHubModule from "../ignition/modules/ChannelHub.js";
+import { EnvVarError, privateKeyFromEnv, runMain } from "../sdk/node/index.js";
 
 const LOCAL_CHAIN_IDS = new Set([31337n, 31338n]);
-const names = (process.env.NETWORKS ?? "localSource,localTarget")
-  .split(",")
-  .map((n) => n.trim())
-  .filter((n) => n.length > 0);
 
-for (const name of names) {
-  const connection = await network.create(name);
-  const chainId = (await connection.ethers.provider.getNetwork()).chainId;
-  const local = LOCAL_CHAIN_IDS.has(chainId);
-  const deploymentId = local ? `local-${chainId}` : `chain-${chainId}`;
-  if (local) rmSync(new URL(`../ignition/deployments/${deploymentId}`, import.meta.url), { recursive: true, force: true });
-  const { hub, registry } = await connection.ignition.deploy(ChannelHubModule, { deploymentId, displayUi: false });
-  console.log(
-    JSON.stringify({
-      network: name,
-      chainId: chainId.toString(),
-      hub: await hub.getAddress(),
-      registry: await registry.getAddress(),
-    }),
-  );
-  await connection.close();
-}
+await runMain(async () => {
+  const names = (process.env.NETWORKS ?? "localSource,localTarget")
+    .split(",")
+    .map((n) => n.trim())
+    .filter((n) => n.length > 0);
+  const unknown = names.filter((n) => hre.config.networks[n] === undefined);
+  if (unknown.length > 0) {
+    throw new EnvVarError(
+      "NETWORKS",
+      `no network ${unknown.join(", ")} in hardhat.config.ts (known: ${Object.keys(hre.config.networks).join(", ")})`,
+    );
+  }
+  // The public networks sign with DEPLOYER_PRIVATE_KEY. Hardhat only checks that it is hex: with 63 digits it
+  // silently signs as another account, with fewer or out of range it ends in a stack trace asking for a Hardhat bug
+  // report. Check it here first, never printing it. (A key in Hardhat's keystore is read by Hardhat alone; a
+  // variable in the environment wins over it.)
+  if (process.env.DEPLOYER_PRIVATE_KEY !== undefined) privateKeyFromEnv("DEPLOYER_PRIVATE_KEY");
+
+  for (const name of names) {
+    const connection = await network.create(name);
+    const chainId = (await connection.ethers.provider.getNetwork()).chainId;
+    const local = LOCAL_CHAIN_IDS.has(chainId);
+    const deploymentId = local ? `local-${chainId}` : `chain-${chainId}`;
+    if (local) {
+      rmSync(new URL(`../ignition/deployments/${deploymentId}`, import.meta.url), { recursive: true, force: true });
+    }
+    const { hub, registry } = await connection.ignition.deploy(ChannelHubModule, { deploymentId, displayUi: false });
+    console.log(
+      JSON.stringify({
+        network: name,
+        chainId: chainId.toString(),
+        hub: await hub.getAddress(),
+        registry: await registry.getAddress(),
+      }),
+    );
+    await connection.close();
+  }
+});

@@ -1,4 +1,4 @@
-import { closeSync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
+import { closeSync, existsSync, fdatasyncSync, fstatSync, openSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges, type StatementSync } from "node:sqlite";
 
@@ -62,6 +62,13 @@ export class StoreVersionError extends ChannelSdkError {
   }
 }
 
+/** A store opened read-only (another program's, e.g. a client's store a watchtower imports from) is not there. */
+export class StoreNotFoundError extends ChannelSdkError {
+  constructor(readonly path: string) {
+    super(`The store ${path} does not exist (a store opened read-only is never created).`);
+  }
+}
+
 /**
  * Version 2. Rows that protocol steps write are keyed so that a step's inserts land next to each other: per channel
  * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
@@ -122,16 +129,25 @@ export class Store {
    *   which is what guarantee 6 asks, at a fraction of the cost. Both run SQLite's write-ahead log with
    *   synchronous NORMAL; "power" adds an fdatasync of the log after each outermost commit, which is what
    *   synchronous FULL does inside every commit.
+   *   `readOnly`: reads a store another program writes (a client's store a watchtower takes channels from). The
+   *   file must exist and have this SDK's table layout; it is never created or changed (writes throw).
    */
   constructor(
     readonly path: string,
-    options: Readonly<{ durability?: "power" | "crash" }> = {},
+    options: Readonly<{ durability?: "power" | "crash"; readOnly?: boolean }> = {},
   ) {
-    this.db = new DatabaseSync(path);
-    this.syncs = options.durability !== "crash" && path !== ":memory:" && path !== "";
+    const readOnly = options.readOnly === true;
+    // SQLite's own answer to a missing file is "unable to open database file"; ":memory:" would be a new, empty store.
+    if (readOnly && (path === ":memory:" || path === "" || !existsSync(path))) throw new StoreNotFoundError(path);
+    this.db = new DatabaseSync(path, { readOnly });
+    this.syncs = !readOnly && options.durability !== "crash" && path !== ":memory:" && path !== "";
     this.walPath = `${resolve(path)}-wal`;
     // A second connection (a watchtower reading this file) may hold the write lock briefly: wait for it.
     this.db.exec("PRAGMA busy_timeout = 5000;");
+    if (readOnly) {
+      this.requireSchema();
+      return;
+    }
     const mode = (this.db.prepare("PRAGMA journal_mode = WAL").get() as { journal_mode: string }).journal_mode;
     if (this.syncs && mode !== "wal") {
       this.db.close();
@@ -157,6 +173,16 @@ export class Store {
       return;
     }
     this.db.close();
+    throw new StoreVersionError(this.path, version === 0 ? 1 : version, SCHEMA_VERSION);
+  }
+
+  /** For a read-only store: the tables must already be there, in this SDK's layout. */
+  private requireSchema(): void {
+    const version = (this.db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+    if (version === SCHEMA_VERSION) return;
+    const tables = (this.db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+    this.db.close();
+    if (version === 0 && tables === 0) throw new ChannelSdkError(`${this.path} is not a channel store: it has no tables.`);
     throw new StoreVersionError(this.path, version === 0 ? 1 : version, SCHEMA_VERSION);
   }
 

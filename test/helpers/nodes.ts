@@ -74,18 +74,24 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-/** Runs a Hardhat task in a child process and returns its stdout; rejects with its output on failure. */
-export async function runHardhat(args: readonly string[], env: Record<string, string>): Promise<string> {
-  const child = spawn(process.execPath, [HARDHAT_CLI, ...args], {
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+export type ProcessResult = { code: number | null; stdout: string; stderr: string };
+
+/** Runs a Hardhat task in a child process (`env` over this process's; undefined unsets) and returns its exit code and output. */
+export async function runHardhatProcess(args: readonly string[], env: Record<string, string | undefined>): Promise<ProcessResult> {
+  const merged: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const [name, value] of Object.entries(merged)) if (value === undefined) delete merged[name]; // unset it
+  const child = spawn(process.execPath, [HARDHAT_CLI, ...args], { cwd: PROJECT_ROOT, env: merged, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
   const code = await new Promise<number | null>((ok) => child.once("exit", ok));
+  return { code, stdout, stderr };
+}
+
+/** Runs a Hardhat task in a child process and returns its stdout; rejects with its output on failure. */
+export async function runHardhat(args: readonly string[], env: Record<string, string>): Promise<string> {
+  const { code, stdout, stderr } = await runHardhatProcess(args, env);
   if (code !== 0) throw new Error(`hardhat ${args.join(" ")} exited with ${code}:\n${stdout}\n${stderr}`);
   return stdout;
 }

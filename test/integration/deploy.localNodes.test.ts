@@ -1,8 +1,9 @@
 import { expect } from "chai";
 import { JsonRpcProvider } from "ethers";
 
+import { accountKey } from "../../scripts/lib/local.js";
 import { ChannelHub__factory } from "../../typechain-types/index.js";
-import { runHardhat, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { runHardhat, runHardhatProcess, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 type Deployed = { network: string; chainId: string; hub: string; registry: string };
 
@@ -38,6 +39,25 @@ describe("deploy script against two hardhat node processes", function () {
       } finally {
         provider.destroy();
       }
+    }
+  });
+
+  it("checks DEPLOYER_PRIVATE_KEY and NETWORKS before deploying: one line each, exit code 2, no part of the key", async function () {
+    const key = accountKey(4);
+    const run = (env: Record<string, string>) =>
+      runHardhatProcess(["run", "--no-compile", "scripts/deploy.ts"], { RPC_URL: nodes[0]!.url, NODE_OPTIONS: "--disable-warning=ExperimentalWarning", ...env });
+    const [shortKey, unknown] = await Promise.all([
+      run({ NETWORKS: "custom", DEPLOYER_PRIVATE_KEY: key.slice(0, -1) }), // Hardhat alone: a bug-report stack
+      run({ NETWORKS: "custom,nowhere", DEPLOYER_PRIVATE_KEY: key }),
+    ]);
+    expect(shortKey.code, shortKey.stderr).to.equal(2);
+    expect(shortKey.stderr.trim()).to.equal(
+      "error: DEPLOYER_PRIVATE_KEY: has 63 hex digits, not 64; give the account's private key (0x and 64 hex digits)",
+    );
+    expect(unknown.code, unknown.stderr).to.equal(2);
+    expect(unknown.stderr.trim()).to.match(/^error: NETWORKS: no network nowhere in hardhat.config.ts \(known: [^\n]*custom/);
+    for (const { stdout, stderr } of [shortKey, unknown]) {
+      for (let i = 2; i + 8 <= key.length; i++) expect(`${stdout}${stderr}`.toLowerCase()).not.to.include(key.slice(i, i + 8));
     }
   });
 });

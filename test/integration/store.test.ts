@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -11,6 +11,7 @@ import {
   hashlockOf,
   openingState,
   Store,
+  StoreNotFoundError,
   StoreVersionError,
   type ChannelRecord,
   type Hex,
@@ -124,5 +125,27 @@ describe("store: what a client must not lose", function () {
     db.exec("PRAGMA user_version = 7");
     db.close();
     expect(() => new Store(newer)).to.throw(StoreVersionError, "layout version 7; this SDK reads version 2");
+  });
+
+  it("read-only: never creates a missing store, reads one another connection writes, refuses to write", function () {
+    expect(() => new Store(path, { readOnly: true })).to.throw(StoreNotFoundError, path);
+    expect(() => new Store(":memory:", { readOnly: true })).to.throw(StoreNotFoundError);
+    expect(readdirSync(dir)).to.deep.equal([]);
+
+    const writer = new Store(path);
+    const secret = rand();
+    writer.saveSecret(hashlockOf(secret), secret);
+    const reader = new Store(path, { readOnly: true });
+    expect(reader.secrets()).to.deep.equal([{ hashlock: hashlockOf(secret), secret }]);
+    const later = rand();
+    writer.saveSecret(hashlockOf(later), later); // the client goes on writing while the tower reads
+    expect(reader.secrets()).to.have.length(2);
+    expect(() => reader.saveSecret(hashlockOf(rand()), rand())).to.throw(/readonly/);
+    reader.close();
+    writer.close();
+
+    const empty = join(dir, "empty.sqlite");
+    writeFileSync(empty, "");
+    expect(() => new Store(empty, { readOnly: true })).to.throw("is not a channel store");
   });
 });

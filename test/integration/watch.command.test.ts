@@ -1,12 +1,13 @@
 import { expect } from "chai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { InMemoryLink, Store } from "../../sdk/index.js";
-import { accountKey } from "../../scripts/lib/local.js";
-import { fundedPairOnNodes, runHardhat, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { InMemoryLink, rpcProvider, Store } from "../../sdk/index.js";
+import { accountKey, deployHub, localWallet } from "../../scripts/lib/local.js";
 import { syncDeposits } from "../../scripts/lib/swap-setup.js";
+import { ChannelHub__factory } from "../../typechain-types/index.js";
+import { fundedPairOnNodes, runHardhat, runHardhatProcess, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 const ONE = 10n ** 18n;
 
@@ -55,5 +56,52 @@ describe("watch command against two hardhat node processes", function () {
     expect(out).to.match(/challenged/);
     expect((await a.S.channelInfo(sId)).seq).to.equal(alice.book.head(sId).seq, "the newest state is registered");
     close();
+  });
+
+  it("refuses an importFrom that does not exist, with everything else right, and creates neither store", async function () {
+    const S = rpcProvider(nodes[0]!.url);
+    const hub = await deployHub(S);
+    S.destroy();
+    const file = join(dir, "no-import.json");
+    writeFileSync(file, JSON.stringify({ store: "no-import-tower.sqlite", importFrom: "carol.sqlite", once: true, chains: [{ rpcUrl: nodes[0]!.url, hub }] }));
+    const { code, stdout, stderr } = await runHardhatProcess(["run", "--no-compile", "scripts/watch.ts"], {
+      WATCH_CONFIG: file,
+      WATCHTOWER_PRIVATE_KEY: accountKey(3),
+      NODE_OPTIONS: "--disable-warning=ExperimentalWarning",
+    });
+    expect(code, stdout + stderr).to.equal(2);
+    expect(stderr.trim().split("\n")).to.deep.equal([`error: ${file}: importFrom: no such file: ${join(dir, "carol.sqlite")}`]);
+    expect(existsSync(join(dir, "carol.sqlite"))).to.equal(false, "the client's store is never created");
+    expect(existsSync(join(dir, "no-import-tower.sqlite"))).to.equal(false);
+  });
+
+  it("refuses, before the first poll, an address with no contract, a contract that is no hub and a chain named twice", async function () {
+    const T = rpcProvider(nodes[1]!.url);
+    const registry = await ChannelHub__factory.connect(await deployHub(T), T).secretRegistry();
+    T.destroy();
+    const nobody = localWallet(9, T).address;
+    const config = {
+      store: "wrong-hubs.sqlite",
+      once: true,
+      chains: [
+        { rpcUrl: nodes[0]!.url, hub: nobody },
+        { rpcUrl: nodes[1]!.url, hub: registry },
+        { rpcUrl: nodes[0]!.url, hub: nobody },
+      ],
+    };
+    const file = join(dir, "wrong-hubs.json");
+    writeFileSync(file, JSON.stringify(config));
+    const { code, stdout, stderr } = await runHardhatProcess(["run", "--no-compile", "scripts/watch.ts"], {
+      WATCH_CONFIG: file,
+      WATCHTOWER_PRIVATE_KEY: accountKey(3),
+      NODE_OPTIONS: "--disable-warning=ExperimentalWarning",
+    });
+    expect(code, stdout + stderr).to.equal(2);
+    expect(stderr.trim().split("\n")).to.deep.equal([
+      `error: ${file}: chains[0].hub: no contract at ${nobody} on chain 31337`,
+      `error: ${file}: chains[1].hub: the contract at ${registry} on chain 31338 is not a ChannelHub`,
+      `error: ${file}: chains[2]: chain 31337 is already chains[0]`,
+    ]);
+    expect(existsSync(join(dir, "wrong-hubs.sqlite"))).to.equal(false, "the tower's store is created only once the chains check out");
   });
 });

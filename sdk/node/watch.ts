@@ -1,0 +1,136 @@
+/**
+ * The watchtower as a service: connects to every chain of a checked configuration, then polls until stopped (or
+ * once). Configuration problems only visible on chain (no hub at an address, two entries for one chain) are
+ * ConfigErrors too, raised before the first poll.
+ */
+import { isError, Wallet, type JsonRpcProvider } from "ethers";
+
+import { HubAdapter } from "../chain/hub.js";
+import { rpcProvider } from "../chain/provider.js";
+import { ChannelSdkError } from "../core/errors.js";
+import type { Hex } from "../core/types.js";
+import { Store } from "../store/store.js";
+import { Watchtower, type ChainWatch, type WatchtowerEvent } from "../watchtower/watchtower.js";
+import { ConfigError, type ConfigProblem } from "./errors.js";
+import { describeError } from "./main.js";
+import type { WatchConfig } from "./watch-config.js";
+
+/** Where the service writes: progress lines, and problems it carries on after. */
+export type WatchOutput = Readonly<{ info: (line: string) => void; warn: (line: string) => void }>;
+
+const consoleOutput: WatchOutput = { info: (line) => console.log(line), warn: (line) => console.error(line) };
+
+/**
+ * Guards the channels of `config` with the key that pays for challenges, reveals and settlements. Returns after one
+ * poll if `config.once`, otherwise polls every `intervalSeconds` for as long as the process runs; a failed poll is
+ * reported and retried, a failure before the first poll ends with the error.
+ */
+export async function runWatch(config: WatchConfig, key: Hex, out: WatchOutput = consoleOutput): Promise<void> {
+  const providers = config.chains.map((c) => rpcProvider(c.rpcUrl));
+  let store: Store | undefined;
+  try {
+    const chains = await connectChains(config, key, providers);
+    store = new Store(config.store);
+    const tower = new Watchtower(store, chains, (e) => out.info(`${new Date().toISOString()} ${describeEvent(e)}`));
+    let skipped = 0;
+    const round = async (): Promise<void> => {
+      if (config.importFrom !== undefined) {
+        const elsewhere = importChannels(tower, config.importFrom);
+        if (elsewhere > 0 && elsewhere !== skipped) {
+          out.warn(`${config.importFrom}: ${elsewhere} channel(s) on chains not in ${config.file}, not guarded`);
+        }
+        skipped = elsewhere;
+      }
+      await tower.poll();
+    };
+    const ids = chains.map((c) => c.chain.chainId).join(", ");
+    out.info(`watching ${store.channels().length} channel(s) on chains ${ids}`);
+    await round();
+    out.info(`guarding ${store.channels().length} channel(s), ${store.openDisputes().length} open dispute(s)`);
+    while (!config.once) {
+      await new Promise((r) => setTimeout(r, config.intervalSeconds * 1000));
+      try {
+        await round();
+      } catch (error) {
+        out.warn(`${new Date().toISOString()} poll failed, retrying: ${describeError(error).join("; ")}`);
+      }
+    }
+  } finally {
+    store?.close();
+    for (const p of providers) p.destroy();
+  }
+}
+
+/** Takes what a client's store holds (opened read-only); returns how many of its channels are on other chains. */
+function importChannels(tower: Watchtower, path: string): number {
+  const client = new Store(path, { readOnly: true });
+  try {
+    return client.channels().length - tower.importFrom(client);
+  } finally {
+    client.close();
+  }
+}
+
+/** Each chain's hub, checked: a contract that answers as a hub, on a chain no other entry names. */
+async function connectChains(
+  config: WatchConfig,
+  key: Hex,
+  providers: readonly JsonRpcProvider[],
+): Promise<ChainWatch[]> {
+  const problems: ConfigProblem[] = [];
+  const watches: ChainWatch[] = [];
+  const seen = new Map<bigint, number>();
+  for (const [i, c] of config.chains.entries()) {
+    const provider = providers[i]!;
+    let chainId: bigint;
+    try {
+      chainId = (await provider.getNetwork()).chainId;
+    } catch (error) {
+      // The origin only: a path or query may hold an API key.
+      throw new ChannelSdkError(
+        `chains[${i}]: no answer from ${new URL(c.rpcUrl).origin}: ${describeError(error).join("; ")}`,
+        {
+          cause: error,
+        },
+      );
+    }
+    const field = `chains[${i}].hub`;
+    const other = seen.get(chainId);
+    if (other !== undefined) {
+      problems.push({ field: `chains[${i}]`, message: `chain ${chainId} is already chains[${other}]` });
+      continue;
+    }
+    seen.set(chainId, i);
+    if ((await provider.getCode(c.hub)) === "0x") {
+      problems.push({ field, message: `no contract at ${c.hub} on chain ${chainId}` });
+      continue;
+    }
+    try {
+      const chain = await HubAdapter.connect(c.hub, new Wallet(key, provider));
+      watches.push({
+        chain,
+        confirmations: c.confirmations,
+        clockSkewSeconds: BigInt(c.clockSkewSeconds),
+        claimWindowSeconds: BigInt(c.claimWindowSeconds),
+      });
+    } catch (error) {
+      if (!isError(error, "CALL_EXCEPTION") && !isError(error, "BAD_DATA")) throw error;
+      problems.push({ field, message: `the contract at ${c.hub} on chain ${chainId} is not a ChannelHub` });
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(config.file, problems);
+  return watches;
+}
+
+function describeEvent(e: WatchtowerEvent): string {
+  switch (e.type) {
+    case "dispute":
+      return `dispute on ${e.channelId} at state ${e.seq} by ${e.by}`;
+    case "secret":
+      return `secret of ${e.hashlock} revealed on chain ${e.chainId}`;
+    case "carried":
+      return `carried the secret of ${e.hashlock} to chain ${e.toChainId}`;
+    case "enforced":
+      return `${e.channelId}: ${e.step.kind}`;
+  }
+}
