@@ -52,7 +52,7 @@ export async function enforceChannel(
 
   const now = await chain.now();
   if (latest !== undefined && latest.state.seq > info.seq && now < info.deadline) {
-    await chain.challenge(params, latest);
+    await chain.challenge(params, latest, { deadline: info.deadline });
     return { kind: "challenged", seq: latest.state.seq, stale: info.seq };
   }
   const registered: ChannelState | undefined =
@@ -68,7 +68,7 @@ export async function enforceChannel(
     if ((await chain.revealedAt(lock.hashlock)) !== 0n) continue;
     const secret = await findSecret(lock.hashlock);
     if (secret !== undefined) {
-      await chain.reveal(secret);
+      await chain.reveal(secret, { deadline: lock.expiry });
       return { kind: "revealed", hashlock: lock.hashlock };
     }
   }
