@@ -11,6 +11,7 @@ export * from "./core/messages.js";
 export * from "./store/store.js";
 export * from "./chain/hub.js";
 export * from "./chain/provider.js";
+export * from "./chain/fees.js";
 export * from "./coordinator/signer.js";
 export * from "./coordinator/channels.js";
 export * from "./coordinator/enforcer.js";

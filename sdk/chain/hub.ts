@@ -1,8 +1,17 @@
-import { Contract, getAddress, ZeroAddress, type ContractRunner, type Provider, type Signer } from "ethers";
+import {
+  Contract,
+  getAddress,
+  ZeroAddress,
+  type ContractRunner,
+  type Provider,
+  type Signer,
+  type TransactionRequest,
+} from "ethers";
 
 import { toOnChainState } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
+import { checkFeePolicy, sendWithFees, type FeePolicy } from "./fees.js";
 import {
   ChannelHub__factory,
   SecretRegistry__factory,
@@ -43,6 +52,20 @@ export type HubAdapterOptions = Readonly<{
    * for busy clients: block timestamps only move once per block anyway.
    */
   timeCacheMs?: number;
+  /**
+   * Replace a transaction not mined in time with higher fees, up to a cap (sdk/chain/fees.ts, docs/TIMING.md).
+   * Without it, each transaction is sent once with the node's suggested fees and waited for.
+   */
+  fees?: FeePolicy;
+}>;
+
+/** For a call racing a deadline. */
+export type DeadlineOptions = Readonly<{
+  /**
+   * Chain time (unix seconds) the transaction must be mined by. With `fees`, the fees are raised faster the
+   * closer it is, to reach the cap `deadlineMarginSeconds` before it.
+   */
+  deadline?: bigint;
 }>;
 
 /** A state with both signatures, as the hub takes it. */
@@ -84,6 +107,7 @@ export class HubAdapter {
 
   /** Connects to the hub at `hubAddress` (its registry is read from it). */
   static async connect(hubAddress: string, signer: Signer, options: HubAdapterOptions = {}): Promise<HubAdapter> {
+    if (options.fees !== undefined) checkFeePolicy(options.fees);
     const provider = requireProvider(signer);
     const chainId = (await provider.getNetwork()).chainId;
     const registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
@@ -127,18 +151,20 @@ export class HubAdapter {
   // ---------------------------------------------------------------- funding
 
   async open(params: ChannelParams): Promise<Hex> {
-    await this.send("open", () => this.hub.open(paramsArg(params)));
+    await this.send("open", () => this.hub.open.populateTransaction(paramsArg(params)));
     return (await this.hub.channelId(paramsArg(params))) as Hex;
   }
 
   /** Opens a channel and deposits for participant `index` in one transaction (approving a token first). */
   async openAndDeposit(params: ChannelParams, index: 0 | 1, amount: bigint): Promise<Hex> {
     if (params.asset === ZeroAddress) {
-      await this.send("openAndDeposit", () => this.hub.openAndDeposit(paramsArg(params), index, amount, { value: amount }));
+      await this.send("openAndDeposit", () =>
+        this.hub.openAndDeposit.populateTransaction(paramsArg(params), index, amount, { value: amount }),
+      );
     } else {
       const token = new Contract(params.asset, ERC20_APPROVE_ABI, this.signer);
-      await this.send("approve", () => token.getFunction("approve")(this.hubAddress, amount));
-      await this.send("openAndDeposit", () => this.hub.openAndDeposit(paramsArg(params), index, amount));
+      await this.send("approve", () => token.getFunction("approve").populateTransaction(this.hubAddress, amount));
+      await this.send("openAndDeposit", () => this.hub.openAndDeposit.populateTransaction(paramsArg(params), index, amount));
     }
     return (await this.hub.channelId(paramsArg(params))) as Hex;
   }
@@ -146,49 +172,58 @@ export class HubAdapter {
   /** Deposits for participant `index`; for a token channel, approves the hub first. */
   async deposit(params: ChannelParams, channelId: Hex, index: 0 | 1, amount: bigint): Promise<void> {
     if (params.asset === ZeroAddress) {
-      await this.send("deposit", () => this.hub.deposit(channelId, index, amount, { value: amount }));
+      await this.send("deposit", () => this.hub.deposit.populateTransaction(channelId, index, amount, { value: amount }));
       return;
     }
     const token = new Contract(params.asset, ERC20_APPROVE_ABI, this.signer);
-    await this.send("approve", () => token.getFunction("approve")(this.hubAddress, amount));
-    await this.send("deposit", () => this.hub.deposit(channelId, index, amount));
+    await this.send("approve", () => token.getFunction("approve").populateTransaction(this.hubAddress, amount));
+    await this.send("deposit", () => this.hub.deposit.populateTransaction(channelId, index, amount));
   }
 
   // ---------------------------------------------------------------- closing and disputes
 
   async closeCooperatively(params: ChannelParams, signed: CoSignedArg): Promise<void> {
-    await this.send("closeCooperatively", () => this.hub.closeCooperatively(paramsArg(params), signedArg(signed)));
+    await this.send("closeCooperatively", () =>
+      this.hub.closeCooperatively.populateTransaction(paramsArg(params), signedArg(signed)),
+    );
   }
 
   /** Registers `signed`, or the opening deposits when no state was ever co-signed. */
-  async forceClose(params: ChannelParams, signed: CoSignedArg | undefined): Promise<void> {
+  async forceClose(params: ChannelParams, signed: CoSignedArg | undefined, options: DeadlineOptions = {}): Promise<void> {
     if (signed === undefined || signed.state.seq === 0n) {
-      await this.send("forceCloseWithDeposits", () => this.hub.forceCloseWithDeposits(paramsArg(params)));
+      const tx = () => this.hub.forceCloseWithDeposits.populateTransaction(paramsArg(params));
+      await this.send("forceCloseWithDeposits", tx, options);
     } else {
-      await this.send("forceClose", () => this.hub.forceClose(paramsArg(params), signedArg(signed)));
+      const tx = () => this.hub.forceClose.populateTransaction(paramsArg(params), signedArg(signed));
+      await this.send("forceClose", tx, options);
     }
   }
 
-  async challenge(params: ChannelParams, signed: CoSignedArg): Promise<void> {
-    await this.send("challenge", () => this.hub.challenge(paramsArg(params), signedArg(signed)));
+  /** Answers a registered state with the newer `signed`; `options.deadline` is the channel's challenge deadline. */
+  async challenge(params: ChannelParams, signed: CoSignedArg, options: DeadlineOptions = {}): Promise<void> {
+    const tx = () => this.hub.challenge.populateTransaction(paramsArg(params), signedArg(signed));
+    await this.send("challenge", tx, options);
   }
 
   /** Settles the registered `state` (its locks are passed along). */
-  async settle(params: ChannelParams, state: ChannelState): Promise<void> {
-    await this.send("settle", () =>
-      this.hub.settle(paramsArg(params), stateArg(state), state.locks.map((l) => lockArg(l))),
+  async settle(params: ChannelParams, state: ChannelState, options: DeadlineOptions = {}): Promise<void> {
+    await this.send(
+      "settle",
+      () => this.hub.settle.populateTransaction(paramsArg(params), stateArg(state), state.locks.map((l) => lockArg(l))),
+      options,
     );
   }
 
   /** Collects this signer's deferred payouts in `asset` (a payout the hub could not push), sent to `to`. */
   async withdraw(asset: string, to: string): Promise<void> {
-    await this.send("withdraw", () => this.hub.withdraw(asset, to));
+    await this.send("withdraw", () => this.hub.withdraw.populateTransaction(asset, to));
   }
 
   // ---------------------------------------------------------------- secrets
 
-  async reveal(secret: Hex): Promise<void> {
-    await this.send("reveal", () => this.registry.reveal(secret));
+  /** Registers `secret`; `options.deadline` is the expiry of the lock it pays (it must be mined by then). */
+  async reveal(secret: Hex, options: DeadlineOptions = {}): Promise<void> {
+    await this.send("reveal", () => this.registry.reveal.populateTransaction(secret), options);
   }
 
   /** First reveal time of the secret of `hashlock` on this chain, 0 if never revealed. */
@@ -231,10 +266,27 @@ export class HubAdapter {
     };
   }
 
-  private async send(call: string, tx: () => Promise<{ wait: () => Promise<unknown> }>): Promise<void> {
+  /**
+   * Sends the transaction `tx` builds and waits until it is mined: once with the node's fees, or with `fees`,
+   * replaced with higher fees until mined (paced by `options.deadline` when given).
+   */
+  private async send(call: string, tx: () => Promise<TransactionRequest>, options: DeadlineOptions = {}): Promise<void> {
     try {
-      const sent = await tx();
-      await sent.wait();
+      const request = await tx();
+      const fees = this.options.fees;
+      if (fees === undefined) {
+        const sent = await this.signer.sendTransaction(request);
+        await sent.wait();
+      } else {
+        await sendWithFees({
+          call,
+          signer: this.signer,
+          request,
+          policy: fees,
+          deadline: options.deadline,
+          chainNow: () => this.now(),
+        });
+      }
     } catch (error) {
       throw new ChainCallError(call, describeRevert(this.hub, error), error);
     }

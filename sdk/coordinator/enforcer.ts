@@ -55,7 +55,7 @@ export async function enforceChannel(
 
   const now = await chain.now();
   if (latest !== undefined && latest.state.seq > info.seq && now < info.deadline) {
-    await chain.challenge(params, latest);
+    await chain.challenge(params, latest, { deadline: info.deadline });
     return { kind: "challenged", seq: latest.state.seq, stale: info.seq };
   }
   const registered: ChannelState | undefined =
@@ -106,7 +106,7 @@ async function revealOwedSecrets(
     if ((await chain.revealedAt(lock.hashlock)) !== 0n) continue;
     const secret = await findSecret(lock.hashlock);
     if (secret === undefined) continue;
-    await chain.reveal(secret);
+    await chain.reveal(secret, { deadline: lock.expiry });
     revealed.push(lock.hashlock);
   }
   return revealed;

@@ -164,7 +164,7 @@ export class Watchtower {
         if ((await watch.chain.revealedAt(lock.hashlock)) !== 0n) continue;
         const urgent = lock.expiry - now <= watch.claimWindowSeconds;
         if (!urgent && !(await this.publicElsewhere(lock.hashlock, record.ref.chainId))) continue;
-        await watch.chain.reveal(secret);
+        await watch.chain.reveal(secret, { deadline: lock.expiry });
         this.onEvent({ type: "carried", hashlock: lock.hashlock, toChainId: record.ref.chainId });
       }
     }

@@ -1,0 +1,302 @@
+import type { Provider, Signer, TransactionReceipt, TransactionRequest } from "ethers";
+
+import { ChannelSdkError } from "../core/errors.js";
+
+/**
+ * Fee escalation for transactions that must be mined before a deadline (docs/TIMING.md, "Getting a transaction in
+ * before a deadline"): the transaction is replaced (same nonce) with both EIP-1559 fees raised until one version is
+ * mined, never above `maxFeePerGasCap`.
+ */
+export type FeePolicy = Readonly<{
+  /** Highest `maxFeePerGas` (wei) ever offered; the priority fee never exceeds it either. */
+  maxFeePerGasCap: bigint;
+  /** Raise of both fees per replacement, in percent (default 12.5; nodes refuse a replacement raised by under 10). */
+  bumpPercent?: number;
+  /** How long a version may wait for inclusion before it is replaced when no deadline presses (default 24 s). */
+  bumpAfterMs?: number;
+  /** Never replace sooner than this, however close the deadline (default 2 s). */
+  minBumpAfterMs?: number;
+  /** The cap is reached this long before the deadline: time left for the capped version to be mined (default 60 s). */
+  deadlineMarginSeconds?: bigint;
+  /** How often receipts are looked for (default 1 s). */
+  pollMs?: number;
+  /** Progress: each version sent, the cap reached, a replacement the node refused, the version mined. */
+  onEvent?: (event: FeeEvent) => void;
+}>;
+
+export type FeeEvent =
+  | {
+      kind: "sent";
+      call: string;
+      nonce: number;
+      hash: string;
+      maxFeePerGas: bigint;
+      maxPriorityFeePerGas: bigint;
+      /** The version this one replaces (undefined for the first). */
+      replaces: string | undefined;
+    }
+  | { kind: "capReached"; call: string; nonce: number; hash: string; maxFeePerGas: bigint }
+  | { kind: "replacementRefused"; call: string; nonce: number; reason: string }
+  | { kind: "mined"; call: string; nonce: number; hash: string; blockNumber: number };
+
+export type Fees = Readonly<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }>;
+
+export const FEE_DEFAULTS = {
+  bumpPercent: 12.5,
+  bumpAfterMs: 24_000,
+  minBumpAfterMs: 2_000,
+  deadlineMarginSeconds: 60n,
+  pollMs: 1_000,
+} as const;
+
+/** The smallest raise this SDK sends: geth and most nodes require 10 %, the rest covers rounding and stricter nodes. */
+export const MIN_BUMP_PERCENT = 12.5;
+
+/** Throws if `policy` could send replacements a node refuses, or could not raise at all. */
+export function checkFeePolicy(policy: FeePolicy): void {
+  const bump = policy.bumpPercent ?? FEE_DEFAULTS.bumpPercent;
+  if (!(bump >= MIN_BUMP_PERCENT)) {
+    throw new ChannelSdkError(`fees.bumpPercent must be at least ${MIN_BUMP_PERCENT} (got ${bump}).`, {
+      docs: "docs/TIMING.md",
+    });
+  }
+  if (policy.maxFeePerGasCap <= 0n) {
+    throw new ChannelSdkError("fees.maxFeePerGasCap must be positive.", { docs: "docs/TIMING.md" });
+  }
+  const after = policy.bumpAfterMs ?? FEE_DEFAULTS.bumpAfterMs;
+  const min = policy.minBumpAfterMs ?? FEE_DEFAULTS.minBumpAfterMs;
+  if (!(min > 0 && after >= min)) {
+    throw new ChannelSdkError(`fees: need 0 < minBumpAfterMs <= bumpAfterMs (got ${min}, ${after}).`, {
+      docs: "docs/TIMING.md",
+    });
+  }
+}
+
+/** `value` raised by `bps` basis points, rounded up, and by at least 1 wei. */
+export function bumpFee(value: bigint, bps: bigint): bigint {
+  const up = (value * (10_000n + bps) + 9_999n) / 10_000n;
+  return up > value ? up : value + 1n;
+}
+
+/**
+ * The fee ladder: `cap`, then each rung the one above divided by (1 + bump), ascending, from the lowest rung that is
+ * at least `from`. Consecutive rungs differ by at least the bump, and the top rung is exactly the cap.
+ */
+export function feeLadder(cap: bigint, bps: bigint, from: bigint): bigint[] {
+  const rungs: bigint[] = [];
+  for (let rung = cap; rung >= from && rung > 0n; rung = (rung * 10_000n) / (10_000n + bps)) rungs.push(rung);
+  return rungs.reverse();
+}
+
+/** Replacements that still fit before the cap must be reached (unbounded without a deadline). */
+export function replacementsLeft(msLeft: number | undefined, minBumpAfterMs: number): number {
+  if (msLeft === undefined) return Number.POSITIVE_INFINITY;
+  return Math.max(0, Math.floor(msLeft / minBumpAfterMs));
+}
+
+/** A fee step: the fees to send and how many replacements remain before the cap. */
+export type FeeStep = Readonly<{ fees: Fees; stepsToCap: number }>;
+
+/**
+ * Fees of the first version. The market fees (capped) when the ladder above them fits in the `left` replacements,
+ * else the rung that leaves exactly `left` of them (the cap itself when none is left).
+ */
+export function firstFees(market: Fees, cap: bigint, bps: bigint, left: number): FeeStep {
+  const start = market.maxFeePerGas < cap ? market.maxFeePerGas : cap;
+  const rungs = start < cap ? feeLadder(cap, bps, bumpFee(start, bps)) : [];
+  const skip = Math.min(rungs.length, Math.max(0, rungs.length - left));
+  const maxFeePerGas = skip === 0 ? start : rungs[skip - 1]!;
+  const maxPriorityFeePerGas = min(
+    maxFeePerGas,
+    scaled(market.maxPriorityFeePerGas, market.maxFeePerGas, maxFeePerGas),
+  );
+  return { fees: { maxFeePerGas, maxPriorityFeePerGas }, stepsToCap: rungs.length - skip };
+}
+
+/**
+ * Fees of the replacement of a version sent with `current`: the next rung (both fees raised by at least the bump),
+ * or a higher one when fewer than the remaining rungs fit in the `left` replacements still possible after this one.
+ * Undefined when no rung is left below the cap: the version at `current` stays.
+ */
+export function nextFees(current: Fees, cap: bigint, bps: bigint, left: number): FeeStep | undefined {
+  const rungs = feeLadder(cap, bps, bumpFee(current.maxFeePerGas, bps));
+  if (rungs.length === 0) return undefined;
+  const index = Math.min(rungs.length - 1, Math.max(0, rungs.length - 1 - left));
+  const maxFeePerGas = rungs[index]!;
+  const tip = scaled(current.maxPriorityFeePerGas, current.maxFeePerGas, maxFeePerGas);
+  const maxPriorityFeePerGas = min(maxFeePerGas, max(bumpFee(current.maxPriorityFeePerGas, bps), tip));
+  return { fees: { maxFeePerGas, maxPriorityFeePerGas }, stepsToCap: rungs.length - 1 - index };
+}
+
+/**
+ * How long to let a version wait before replacing it: the time left before the cap must be reached, spread over the
+ * rungs still to climb, between `minBumpAfterMs` and `bumpAfterMs`. At the cap, `bumpAfterMs` between checks that
+ * the node still holds the version.
+ */
+export function waitBeforeReplacing(
+  stepsToCap: number,
+  msLeft: number | undefined,
+  minMs: number,
+  maxMs: number,
+): number {
+  if (stepsToCap === 0 || msLeft === undefined) return maxMs;
+  return Math.min(maxMs, Math.max(minMs, Math.floor(msLeft / stepsToCap)));
+}
+
+export type SendWithFeesArgs = Readonly<{
+  /** Name of the call, for events and errors. */
+  call: string;
+  signer: Signer;
+  /** The call (to, data, value); nonce, gas and fees are set here. */
+  request: TransactionRequest;
+  policy: FeePolicy;
+  /** Chain time (unix seconds) the transaction must be mined by. */
+  deadline?: bigint;
+  /** The chain's current time (latest block timestamp). */
+  chainNow: () => Promise<bigint>;
+}>;
+
+/**
+ * Sends `request` and replaces it with higher fees until one version is mined; returns that version's receipt.
+ * The nonce is taken once; a version mined while a replacement was being sent is success. Throws what the first
+ * send throws (a revert found by gas estimation), and on a mined version that reverted.
+ */
+export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionReceipt> {
+  const { call, signer, policy, deadline } = args;
+  checkFeePolicy(policy);
+  const provider = signer.provider;
+  if (provider === null) throw new ChannelSdkError("the signer is not connected to a provider");
+  const bps = BigInt(Math.round((policy.bumpPercent ?? FEE_DEFAULTS.bumpPercent) * 100));
+  const cap = policy.maxFeePerGasCap;
+  const maxMs = policy.bumpAfterMs ?? FEE_DEFAULTS.bumpAfterMs;
+  const minMs = policy.minBumpAfterMs ?? FEE_DEFAULTS.minBumpAfterMs;
+  const margin = policy.deadlineMarginSeconds ?? FEE_DEFAULTS.deadlineMarginSeconds;
+  const pollMs = policy.pollMs ?? FEE_DEFAULTS.pollMs;
+  const emit = (event: FeeEvent): void => {
+    try {
+      policy.onEvent?.(event);
+    } catch {
+      // A failing progress report must not stop a transaction racing its deadline.
+    }
+  };
+  const msLeft = async (): Promise<number | undefined> =>
+    deadline === undefined ? undefined : Number(deadline - margin - (await args.chainNow())) * 1000;
+
+  // Gas is estimated without fees (a node may refuse to estimate under the base fee) and reused by every version.
+  const gasLimit = args.request.gasLimit ?? (await signer.estimateGas(args.request));
+  const market = await marketFees(provider);
+  const nonce = await signer.getNonce("pending");
+  const { gasPrice: _legacy, ...populated } = await signer.populateTransaction({
+    ...args.request,
+    gasLimit,
+    nonce,
+    type: 2,
+    ...market,
+  });
+  const base: TransactionRequest = { ...populated, nonce, type: 2, gasLimit };
+
+  let step = firstFees(market, cap, bps, replacementsLeft(await msLeft(), minMs));
+  let current = { hash: (await signer.sendTransaction({ ...base, ...step.fees })).hash, fees: step.fees };
+  const hashes = [current.hash];
+  emit({ kind: "sent", call, nonce, hash: current.hash, ...current.fees, replaces: undefined });
+  let capReported = false;
+
+  for (;;) {
+    const wait = waitBeforeReplacing(step.stepsToCap, await msLeft(), minMs, maxMs);
+    const receipt = await pollReceipts(provider, hashes, wait, pollMs);
+    if (receipt !== undefined) return mined(call, nonce, receipt, emit);
+    if ((await signer.getNonce("latest")) > nonce) {
+      // The nonce is used: by one of ours (its receipt shows up now), or by another transaction of this account.
+      const late = await pollReceipts(provider, hashes, pollMs, pollMs);
+      if (late !== undefined) return mined(call, nonce, late, emit);
+      throw new ChannelSdkError(`${call}: nonce ${nonce} was used by another transaction of this account.`);
+    }
+
+    const next = nextFees(current.fees, cap, bps, replacementsLeft(await msLeft(), minMs));
+    if (next === undefined) {
+      if (!capReported) {
+        emit({ kind: "capReached", call, nonce, hash: current.hash, maxFeePerGas: current.fees.maxFeePerGas });
+        capReported = true;
+      }
+      step = { fees: current.fees, stepsToCap: 0 };
+      // At the cap: keep the version in the node's pool (a node may drop it), and keep waiting.
+      if ((await provider.getTransaction(current.hash)) === null) {
+        await signer.sendTransaction({ ...base, ...current.fees }).catch(() => undefined);
+      }
+      continue;
+    }
+    try {
+      const replacement = await signer.sendTransaction({ ...base, ...next.fees });
+      emit({ kind: "sent", call, nonce, hash: replacement.hash, ...next.fees, replaces: current.hash });
+      current = { hash: replacement.hash, fees: next.fees };
+      hashes.push(current.hash);
+      step = next;
+    } catch (error) {
+      // An earlier version may have been mined meanwhile ("nonce too low"): that is success.
+      const receipt = await pollReceipts(provider, hashes, 0, pollMs);
+      if (receipt !== undefined) return mined(call, nonce, receipt, emit);
+      emit({ kind: "replacementRefused", call, nonce, reason: shortReason(error) });
+    }
+  }
+}
+
+/** The fees the node suggests now. */
+async function marketFees(provider: Provider): Promise<Fees> {
+  const data = await provider.getFeeData();
+  if (data.maxFeePerGas === null || data.maxPriorityFeePerGas === null) {
+    throw new ChannelSdkError("fee escalation needs an EIP-1559 chain (the node reports no maxFeePerGas).");
+  }
+  return { maxFeePerGas: data.maxFeePerGas, maxPriorityFeePerGas: data.maxPriorityFeePerGas };
+}
+
+/** The receipt of any of `hashes`, looked for every `pollMs` for `forMs` (at least once). */
+async function pollReceipts(provider: Provider, hashes: readonly string[], forMs: number, pollMs: number) {
+  const until = Date.now() + forMs;
+  for (;;) {
+    for (const hash of hashes) {
+      const receipt = await provider.getTransactionReceipt(hash);
+      if (receipt !== null) return receipt;
+    }
+    const left = until - Date.now();
+    if (left <= 0) return undefined;
+    await sleep(Math.min(pollMs, left));
+  }
+}
+
+function mined(
+  call: string,
+  nonce: number,
+  receipt: TransactionReceipt,
+  emit: (e: FeeEvent) => void,
+): TransactionReceipt {
+  emit({ kind: "mined", call, nonce, hash: receipt.hash, blockNumber: receipt.blockNumber });
+  if (receipt.status !== 1) {
+    throw new ChannelSdkError(`transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`);
+  }
+  return receipt;
+}
+
+/** A node's reason in one short line (ethers' `shortMessage` when there is one). */
+function shortReason(error: unknown): string {
+  const e = error as { shortMessage?: unknown; message?: unknown };
+  const text =
+    typeof e?.shortMessage === "string" ? e.shortMessage : typeof e?.message === "string" ? e.message : String(error);
+  return text.split("\n")[0]!.slice(0, 200);
+}
+
+/** `value * to / from`, rounded up (a fee scaled with the max fee). */
+function scaled(value: bigint, from: bigint, to: bigint): bigint {
+  return from === 0n ? value : (value * to + from - 1n) / from;
+}
+
+function min(a: bigint, b: bigint): bigint {
+  return a < b ? a : b;
+}
+
+function max(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((ok) => setTimeout(ok, ms));
+}
