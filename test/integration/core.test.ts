@@ -25,6 +25,9 @@ import {
   seal,
   signDigest,
   stateDigest,
+  checkState,
+  DEFAULT_TIMING_BOUNDS,
+  TimingBoundError,
   TimingRuleError,
   transfer,
   unseal,
@@ -130,6 +133,41 @@ describe("core: timing rules", function () {
     expect(() => checkSwapTiming({ ...ok, targetExpiry: 10_000n })).to.throw(TimingRuleError, "before the source");
     expect(() => checkSwapTiming({ ...ok, targetExpiry: 6_001n })).to.throw(TimingRuleError, "at least 4000s");
     expect(() => checkSwapTiming({ ...ok, now: 5_500n })).to.throw(TimingRuleError, "needs at least 600s");
+  });
+
+  it("bounds lock lifetimes above as in the worked example of docs/TIMING.md", function () {
+    const c = (chainId: bigint) => ({ chainId, finalitySeconds: 60n, inclusionSeconds: 300n, clockSkewSeconds: 60n });
+    const table = new DeltaTable(new Map([[1n, c(1n)], [2n, c(2n)]]));
+    const delta = table.delta(1n, 2n);
+    expect(delta).to.equal(840n);
+    const now = 1_000_000n;
+    const check = (targetExpiry: bigint, sourceExpiry: bigint) => () =>
+      checkSwapTiming({ sourceExpiry, targetExpiry, now, delta, minTargetWindow: 600n, bounds: table.bounds(1n, 2n) });
+    const bound = (f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        return e instanceof TimingBoundError ? e.bound : e instanceof TimingRuleError ? "lower" : "other";
+      }
+      return "accepted";
+    };
+    expect(bound(check(1_001_800n, 1_002_640n))).to.equal("accepted");
+    expect(bound(check(1_014_400n, 1_018_840n))).to.equal("accepted");
+    expect(bound(check(1_014_401n, 1_018_841n))).to.equal("maxTargetLockSeconds");
+    expect(bound(check(1_003_600n, 1_008_041n))).to.equal("slackSeconds");
+    const year = 365n * 24n * 3600n;
+    expect(bound(check(now + year, now + 100n * year))).to.equal("maxTargetLockSeconds");
+    expect(bound(check(1_003_600n, 1_004_000n))).to.equal("lower");
+    expect(table.maxLockSeconds(1n)).to.equal(DEFAULT_TIMING_BOUNDS.maxTargetLockSeconds + 840n + DEFAULT_TIMING_BOUNDS.slackSeconds);
+    // A pair with bounds of its own.
+    table.setBounds(1n, 2n, { maxTargetLockSeconds: 600n, slackSeconds: 0n });
+    expect(bound(check(1_001_800n, 1_002_640n))).to.equal("maxTargetLockSeconds");
+  });
+
+  it("refuses a state whose lock expires after the lock horizon", function () {
+    const state = addLock(openingState(`0x${"11".repeat(32)}`, [10n, 0n]), { sender: 0, amount: 1n, hashlock: `0x${"22".repeat(32)}`, expiry: 5_000n });
+    expect(() => checkState(state, 5_000n)).to.not.throw();
+    expect(() => checkState(state, 4_999n)).to.throw(TimingBoundError, "after 4999");
   });
 });
 
