@@ -38,7 +38,8 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     uint64 public constant MAX_CHALLENGE_PERIOD = 30 days;
     /// @notice Gas each pushed payout may use: plenty for an ERC-20 transfer or a contract wallet's receive, and a
     ///         bound on what a hostile receiver can burn before its payout is deferred to `withdraw`.
-    uint256 public constant PAYOUT_GAS = 100_000;
+    ///         A push runs only with enough gas left to give the receiver all of it (see AssetTransfer).
+    uint256 public constant PAYOUT_GAS = AssetTransfer.PAYOUT_GAS;
     /// @notice The most locks one state may carry (see Locks.MAX_LOCKS).
     uint256 public constant MAX_LOCKS = Locks.MAX_LOCKS;
     /// @notice Deposits are stored in 120 bits each so that status and both deposits share one storage slot.
@@ -397,17 +398,15 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         return [uint256(ch.deposit0), uint256(ch.deposit1)];
     }
 
-    /// @dev Pushes both payouts with bounded gas; a refused payout waits in `withdraw` for its receiver.
+    /// @dev Pushes both payouts with bounded gas; a refused payout waits in `withdraw` for its receiver. Each push
+    ///      reverts when it cannot give its receiver all of PAYOUT_GAS: a starved push is never deferred.
     function _payOut(ChannelId id, ChannelParams calldata params, uint256[2] memory amounts) private {
         address asset = params.asset;
         for (uint256 i; i < 2; ++i) {
             uint256 amount = amounts[i];
             if (amount == 0) continue;
             address to = params.payees[i] == address(0) ? params.participants[i] : params.payees[i];
-            // Without this a caller could starve the push of gas (63/64 rule) and force a deferral.
-            uint256 needed = PAYOUT_GAS + PAYOUT_GAS / 63 + 10_000;
-            if (gasleft() < needed) revert InsufficientGasForPayout(gasleft(), needed);
-            if (!AssetTransfer.tryPush(asset, to, amount, PAYOUT_GAS)) {
+            if (!AssetTransfer.tryPush(asset, to, amount)) {
                 _deferred[asset][to] += amount;
                 emit PayoutDeferred(id, to, asset, amount);
             }

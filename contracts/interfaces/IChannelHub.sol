@@ -106,7 +106,9 @@ interface IChannelHub {
     error InvalidLockSender(uint256 lockIndex, uint8 sender);
     /// @notice A lock whose secret is not registered cannot be refunded before its expiry has passed.
     error LockNotExpired(ChannelId channelId, uint256 lockIndex, uint64 expiry, uint64 nowTs);
-    /// @notice Not enough gas left to give a payout its full gas allowance.
+    /// @notice Not enough gas left to give a payout all of PAYOUT_GAS, so the whole call reverts rather than let the
+    ///         push fail for lack of gas and defer the payout. `needed` covers the CALL's own cost in the worst case
+    ///         (cold receiver, cold EIP-7702 delegate, value transfer) and the 1/64 the EVM keeps back.
     error InsufficientGasForPayout(uint256 gasLeft, uint256 needed);
     /// @notice `settleMany` was given arrays of different lengths.
     error LengthMismatch(uint256 params, uint256 states, uint256 locks);

@@ -58,6 +58,30 @@ contract BlocklistToken is ERC20 {
     }
 }
 
+/// @notice A token whose `transfer` needs every unit of gas a payout gives it: reverts when it is entered with less
+///         than `need`. With `need` zero it records the gas it was entered with instead, to calibrate `need`.
+contract GasHungryToken is ERC20 {
+    uint256 public immutable need;
+    uint256 public seen;
+
+    error NeedsMoreGas(uint256 given, uint256 need);
+
+    constructor(uint256 need_) ERC20("Hungry Token", "HGR") {
+        need = need_;
+    }
+
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+
+    function transfer(address to, uint256 value) public override returns (bool) {
+        uint256 given = gasleft(); // first: every instance reaches this point at the same cost
+        if (need == 0) seen = given;
+        else if (given < need) revert NeedsMoreGas(given, need);
+        return super.transfer(to, value);
+    }
+}
+
 /// @notice Returns false instead of reverting when a transfer fails, and credits nothing then.
 contract FalseReturningToken {
     mapping(address => uint256) public balanceOf;
