@@ -25,6 +25,7 @@ interface Vm {
     function expectRevert(bytes calldata revertData) external;
     function expectRevert(bytes4 revertData) external;
     function expectPartialRevert(bytes4 selector) external;
+    function expectEmit(address emitter) external;
     function chainId(uint256 newChainId) external;
     function etch(address target, bytes calldata newRuntimeBytecode) external;
     function addr(uint256 privateKey) external pure returns (address);
