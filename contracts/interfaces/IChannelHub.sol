@@ -127,11 +127,19 @@ interface IChannelHub {
     // ------------------------------------------------------------------ funding
 
     /// @notice Creates a channel. Anyone may open it; the id binds this chain, this hub and `params`.
+    /// @dev `params.asset` is address(0) for the native coin or an ERC-20 token; the hub only checks that a token is
+    ///      a contract. Supported: plain, fee-on-transfer (credited what arrives), no-return and false-returning,
+    ///      blocklisting tokens (a refused payout is deferred to `withdraw`). NOT supported: rebasing tokens, or any
+    ///      token whose balances change without a transfer. The hub pays fixed amounts out of one balance per token:
+    ///      after a negative rebase the channels of that token that close last are paid short (their payouts that
+    ///      no longer fit are deferred and cannot be withdrawn until the hub holds the token again), and a positive
+    ///      rebase stays in the hub, owed to nobody. See docs/TOKENS.md.
     /// @param params The fixed parameters; keep them, every later call but `deposit` takes them.
     /// @return channelId The new channel's id.
     function open(ChannelParams calldata params) external returns (ChannelId channelId);
 
     /// @notice `open` and `deposit` in one transaction (the usual start when one side funds the channel).
+    /// @dev The same tokens as `open` are supported: not rebasing ones (docs/TOKENS.md).
     /// @param params The fixed parameters.
     /// @param participant Index (0 or 1) of the participant to credit.
     /// @param amount The amount to deposit (native: equal to `msg.value`; token: pulled with `transferFrom`).

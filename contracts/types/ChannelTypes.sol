@@ -11,7 +11,8 @@ struct ChannelParams {
     address[2] participants;
     /// Where each participant's payout goes; address(0) means the participant's own address.
     address[2] payees;
-    /// The asset held by the channel: address(0) for the chain's native coin, else an ERC-20 token.
+    /// The asset held by the channel: address(0) for the chain's native coin, else an ERC-20 token. Rebasing tokens
+    /// are not supported (docs/TOKENS.md).
     address asset;
     /// Seconds between a force close and the earliest settlement; newer states may be posted meanwhile.
     uint64 challengePeriod;
