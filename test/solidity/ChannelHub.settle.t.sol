@@ -342,8 +342,8 @@ contract ChannelHubSettleTest is HubTestBase {
         }
     }
 
-    function _disputedAt(uint256 at, uint128 toBob) internal returns (ChannelParams memory q, State memory s) {
-        vm.warp(at);
+    function _disputedAt(uint256 when, uint128 toBob) internal returns (ChannelParams memory q, State memory s) {
+        vm.warp(when);
         ChannelId qid;
         (q, qid) = _open(address(0));
         _fund(q, qid, 1 ether, 1 ether);
