@@ -26,7 +26,18 @@ export default defineConfig({
   typechain: { outDir: fileURLToPath(new URL("./typechain-types", import.meta.url)) },
   test: {
     mocha: { timeout: 120_000 },
-    solidity: { fuzz: { runs: 512 }, invariant: { runs: 64, depth: 32 } },
+    solidity: {
+      fuzz: { runs: 512 },
+      invariant: { runs: 64, depth: 32 },
+      // Read-only, for the test that checks docs/PROTOCOL.md's event table against the interfaces' ABIs.
+      fsPermissions: {
+        readFile: [
+          "./docs/PROTOCOL.md",
+          "./artifacts/contracts/interfaces/IChannelHub.sol/IChannelHub.json",
+          "./artifacts/contracts/interfaces/ISecretRegistry.sol/ISecretRegistry.json",
+        ],
+      },
+    },
   },
   networks: {
     // Two in-process chains for tests: S (source) and T (target), with different chain ids.

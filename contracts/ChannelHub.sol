@@ -22,6 +22,7 @@ import {
     ChannelStatus,
     Lock,
     SignedState,
+    SkipReason,
     State,
     TransferOutcome
 } from "./types/ChannelTypes.sol";
@@ -38,7 +39,8 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     uint64 public constant MAX_CHALLENGE_PERIOD = 30 days;
     /// @notice Gas each pushed payout may use: plenty for an ERC-20 transfer or a contract wallet's receive, and a
     ///         bound on what a hostile receiver can burn before its payout is deferred to `withdraw`.
-    uint256 public constant PAYOUT_GAS = 100_000;
+    ///         A push runs only with enough gas left to give the receiver all of it (see AssetTransfer).
+    uint256 public constant PAYOUT_GAS = AssetTransfer.PAYOUT_GAS;
     /// @notice The most locks one state may carry (see Locks.MAX_LOCKS).
     uint256 public constant MAX_LOCKS = Locks.MAX_LOCKS;
     /// @notice Deposits are stored in 120 bits each so that status and both deposits share one storage slot.
@@ -239,19 +241,24 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         external
         nonReentrant
     {
-        _settle(params, state, locks);
+        _settle(params, state, locks, false);
     }
 
     /// @inheritdoc IChannelHub
     function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
         external
         nonReentrant
+        returns (bool[] memory settled)
     {
         if (states.length != params.length || locks.length != params.length) {
             revert LengthMismatch(params.length, states.length, locks.length);
         }
+        settled = new bool[](params.length);
+        // A channel that is not ready is skipped, not reverted on: anyone may settle or challenge one channel of the
+        // batch first, and that must not undo the others. Each channel's checks and effects come before its own
+        // payouts; the reentrancy guard keeps payout receivers from changing what a later channel's checks read.
         for (uint256 i; i < params.length; ++i) {
-            _settle(params[i], states[i], locks[i]);
+            settled[i] = _settle(params[i], states[i], locks[i], true);
         }
     }
 
@@ -314,13 +321,31 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
 
     // ------------------------------------------------------------------ internals
 
-    function _settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks) private {
+    /// @dev Settles one channel and returns true. A channel that is not ready to settle (see SkipReason) reverts
+    ///      with the matching error, or with `skipIfNotReady` is reported by SettlementSkipped and left as it is
+    ///      (returns false). Input that could never settle (another channel's state, locks that do not match the
+    ///      state, amounts that do not add up) reverts either way.
+    function _settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, bool skipIfNotReady)
+        private
+        returns (bool)
+    {
         ChannelId id = _requireChannelOf(params, state);
         Channel storage ch = _channels[id];
-        if (ch.status != ChannelStatus.Disputed) revert ChannelNotDisputed(id, ch.status);
-        if (block.timestamp < ch.deadline) revert ChallengePeriodNotOver(id, ch.deadline, uint64(block.timestamp));
-        bytes32 given = StateHashing.hashState(state);
-        if (given != ch.stateHash) revert StateMismatch(id, ch.stateHash, given);
+        if (ch.status != ChannelStatus.Disputed) {
+            if (!skipIfNotReady) revert ChannelNotDisputed(id, ch.status);
+            return _skip(id, ch.status == ChannelStatus.Closed ? SkipReason.AlreadyClosed : SkipReason.NotDisputed);
+        }
+        if (block.timestamp < ch.deadline) {
+            if (!skipIfNotReady) revert ChallengePeriodNotOver(id, ch.deadline, uint64(block.timestamp));
+            return _skip(id, SkipReason.ChallengePeriodNotOver);
+        }
+        {
+            bytes32 given = StateHashing.hashState(state);
+            if (given != ch.stateHash) {
+                if (!skipIfNotReady) revert StateMismatch(id, ch.stateHash, given);
+                return _skip(id, SkipReason.StateReplaced);
+            }
+        }
         if (locks.length > MAX_LOCKS) revert TooManyLocks(locks.length, MAX_LOCKS);
         Locks.Resolution memory r;
         if (locks.length == 0) {
@@ -330,7 +355,14 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         } else {
             (bytes32 locksHash, bytes32[] memory hashlocks) = StateHashing.hashLocksAndHashlocks(locks);
             if (locksHash != state.locksHash) revert LocksMismatch(id, state.locksHash, locksHash);
-            r = Locks.resolve(id, locks, secretRegistry.revealedAtMany(hashlocks), block.timestamp);
+            r = Locks.resolve(locks, secretRegistry.revealedAtMany(hashlocks), block.timestamp);
+            if (r.liveLock != 0) {
+                if (!skipIfNotReady) {
+                    uint256 index = r.liveLock - 1;
+                    revert LockNotExpired(id, index, locks[index].expiry, uint64(block.timestamp));
+                }
+                return _skip(id, SkipReason.LockNotExpired);
+            }
         }
         uint256[2] memory out = Settlement.payouts(id, _deposits(ch), state.deposits, state.balances, r.credited, r.locked);
 
@@ -342,6 +374,12 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         }
         emit ChannelSettled(id, state.seq, uint16(locks.length), r.paidMask, out);
         _payOut(id, params, out);
+        return true;
+    }
+
+    function _skip(ChannelId id, SkipReason reason) private returns (bool) {
+        emit SettlementSkipped(id, reason);
+        return false;
     }
 
     /// @dev Registers a state and starts the challenge period.
@@ -397,17 +435,15 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         return [uint256(ch.deposit0), uint256(ch.deposit1)];
     }
 
-    /// @dev Pushes both payouts with bounded gas; a refused payout waits in `withdraw` for its receiver.
+    /// @dev Pushes both payouts with bounded gas; a refused payout waits in `withdraw` for its receiver. Each push
+    ///      reverts when it cannot give its receiver all of PAYOUT_GAS: a starved push is never deferred.
     function _payOut(ChannelId id, ChannelParams calldata params, uint256[2] memory amounts) private {
         address asset = params.asset;
         for (uint256 i; i < 2; ++i) {
             uint256 amount = amounts[i];
             if (amount == 0) continue;
             address to = params.payees[i] == address(0) ? params.participants[i] : params.payees[i];
-            // Without this a caller could starve the push of gas (63/64 rule) and force a deferral.
-            uint256 needed = PAYOUT_GAS + PAYOUT_GAS / 63 + 10_000;
-            if (gasleft() < needed) revert InsufficientGasForPayout(gasleft(), needed);
-            if (!AssetTransfer.tryPush(asset, to, amount, PAYOUT_GAS)) {
+            if (!AssetTransfer.tryPush(asset, to, amount)) {
                 _deferred[asset][to] += amount;
                 emit PayoutDeferred(id, to, asset, amount);
             }

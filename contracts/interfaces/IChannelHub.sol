@@ -8,6 +8,7 @@ import {
     ChannelStatus,
     Lock,
     SignedState,
+    SkipReason,
     State,
     TransferOutcome
 } from "../types/ChannelTypes.sol";
@@ -42,6 +43,11 @@ interface IChannelHub {
     /// @param paidMask Bit i is set when lock i of the state was paid to its receiver (else it was refunded).
     event ChannelSettled(ChannelId indexed channelId, uint64 seq, uint16 lockCount, uint256 paidMask, uint256[2] payouts);
 
+    /// @notice `settleMany` left this channel unsettled because it was not ready; the rest of the batch went on.
+    /// @param reason Why: closed already (e.g. settled by someone else first), never force-closed, still in its
+    ///        challenge period, its registered state replaced by a challenge, or a lock still live.
+    event SettlementSkipped(ChannelId indexed channelId, SkipReason reason);
+
     /// @notice A payout could not be pushed (the receiver reverted or the token refused); it waits in `withdraw`.
     event PayoutDeferred(ChannelId indexed channelId, address indexed account, address asset, uint256 amount);
 
@@ -60,7 +66,7 @@ interface IChannelHub {
     error ChannelExists(ChannelId channelId);
     /// @notice The channel is not open (it does not exist, is disputed, or is closed).
     error ChannelNotOpen(ChannelId channelId, ChannelStatus status);
-    /// @notice The channel is not in its challenge period or awaiting settlement.
+    /// @notice The channel is not in its challenge period or awaiting settlement (`settleMany` skips it instead).
     error ChannelNotDisputed(ChannelId channelId, ChannelStatus status);
     /// @notice The channel can no longer be closed cooperatively.
     error ChannelNotClosable(ChannelId channelId, ChannelStatus status);
@@ -86,7 +92,7 @@ interface IChannelHub {
     error StaleSequence(ChannelId channelId, uint64 given, uint64 registered);
     /// @notice The challenge period has ended; only settlement is possible.
     error ChallengePeriodOver(ChannelId channelId, uint64 deadline);
-    /// @notice The challenge period has not ended yet.
+    /// @notice The challenge period has not ended yet (`settleMany` skips the channel instead).
     error ChallengePeriodNotOver(ChannelId channelId, uint64 deadline, uint64 nowTs);
     /// @notice A cooperative close needs a state marked final.
     error StateNotFinal(ChannelId channelId);
@@ -96,7 +102,7 @@ interface IChannelHub {
     error StateUnderfunded(ChannelId channelId, uint8 participant, uint256 stateDeposit, uint256 onChainDeposit);
     /// @notice Balances plus locks differ from the deposits the state accounts for.
     error AmountsDoNotAddUp(ChannelId channelId, uint256 allocated, uint256 deposited);
-    /// @notice The state given to `settle` is not the registered one.
+    /// @notice The state given to `settle` is not the registered one (`settleMany` skips the channel instead).
     error StateMismatch(ChannelId channelId, bytes32 registered, bytes32 given);
     /// @notice The locks given to `settle` do not hash to the state's `locksHash`.
     error LocksMismatch(ChannelId channelId, bytes32 expected, bytes32 given);
@@ -104,9 +110,12 @@ interface IChannelHub {
     error TooManyLocks(uint256 count, uint256 max);
     /// @notice A lock whose sender index is not 0 or 1.
     error InvalidLockSender(uint256 lockIndex, uint8 sender);
-    /// @notice A lock whose secret is not registered cannot be refunded before its expiry has passed.
+    /// @notice A lock whose secret is not registered cannot be refunded before its expiry has passed (`settleMany`
+    ///         skips the channel instead).
     error LockNotExpired(ChannelId channelId, uint256 lockIndex, uint64 expiry, uint64 nowTs);
-    /// @notice Not enough gas left to give a payout its full gas allowance.
+    /// @notice Not enough gas left to give a payout all of PAYOUT_GAS, so the whole call reverts rather than let the
+    ///         push fail for lack of gas and defer the payout. `needed` covers the CALL's own cost in the worst case
+    ///         (cold receiver, cold EIP-7702 delegate, value transfer) and the 1/64 the EVM keeps back.
     error InsufficientGasForPayout(uint256 gasLeft, uint256 needed);
     /// @notice `settleMany` was given arrays of different lengths.
     error LengthMismatch(uint256 params, uint256 states, uint256 locks);
@@ -118,11 +127,19 @@ interface IChannelHub {
     // ------------------------------------------------------------------ funding
 
     /// @notice Creates a channel. Anyone may open it; the id binds this chain, this hub and `params`.
+    /// @dev `params.asset` is address(0) for the native coin or an ERC-20 token; the hub only checks that a token is
+    ///      a contract. Supported: plain, fee-on-transfer (credited what arrives), no-return and false-returning,
+    ///      blocklisting tokens (a refused payout is deferred to `withdraw`). NOT supported: rebasing tokens, or any
+    ///      token whose balances change without a transfer. The hub pays fixed amounts out of one balance per token:
+    ///      after a negative rebase the channels of that token that close last are paid short (their payouts that
+    ///      no longer fit are deferred and cannot be withdrawn until the hub holds the token again), and a positive
+    ///      rebase stays in the hub, owed to nobody. See docs/TOKENS.md.
     /// @param params The fixed parameters; keep them, every later call but `deposit` takes them.
     /// @return channelId The new channel's id.
     function open(ChannelParams calldata params) external returns (ChannelId channelId);
 
     /// @notice `open` and `deposit` in one transaction (the usual start when one side funds the channel).
+    /// @dev The same tokens as `open` are supported: not rebasing ones (docs/TOKENS.md).
     /// @param params The fixed parameters.
     /// @param participant Index (0 or 1) of the participant to credit.
     /// @param amount The amount to deposit (native: equal to `msg.value`; token: pulled with `transferFrom`).
@@ -177,9 +194,24 @@ interface IChannelHub {
     /// @param locks The state's pending locks, in signed order.
     function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks) external;
 
-    /// @notice `settle` for many channels in one call.
-    /// @dev The arrays are parallel: channel i is `params[i]`, `states[i]`, `locks[i]`.
-    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks) external;
+    /// @notice `settle` for many channels in one call, settling every channel of the batch that is ready. A channel
+    ///         that is not ready is skipped and reported (`SettlementSkipped` with its reason) where `settle` would
+    ///         revert: already closed (someone settled it first), not disputed, still in its challenge period, its
+    ///         registered state replaced by a challenge (or not the state given), or a lock still live. So a
+    ///         front-runner who settles one channel of the batch does not undo the others.
+    /// @dev The arrays are parallel: channel i is `params[i]`, `states[i]`, `locks[i]`. Input that no later block
+    ///      would accept either still reverts the whole call: arrays of different lengths (`LengthMismatch`), a
+    ///      state of another channel (`WrongChannel`), and for a channel whose given state is the registered one:
+    ///      locks that do not hash to it (`LocksMismatch`), more than MAX_LOCKS locks, an invalid lock sender,
+    ///      amounts that do not add up. A payout that cannot get its gas reverts the whole call too
+    ///      (`InsufficientGasForPayout`). The caller chooses the batch: its length is the caller's own gas.
+    /// @param params The channels' parameters.
+    /// @param states The states to settle, each the one registered for its channel.
+    /// @param locks Each state's pending locks, in signed order.
+    /// @return settled Entry i is true when channel i was settled by this call, false when it was skipped.
+    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
+        external
+        returns (bool[] memory settled);
 
     // ------------------------------------------------------------------ asset settlement
 

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.28;
 
-import {ChannelId, Lock} from "../types/ChannelTypes.sol";
+import {Lock} from "../types/ChannelTypes.sol";
 import {IChannelHub} from "../interfaces/IChannelHub.sol";
 
 /// @title Locks
@@ -19,16 +19,19 @@ library Locks {
         uint256 locked;
         /// Bit i set: lock i was paid to its receiver; clear: refunded to its sender.
         uint256 paidMask;
+        /// 1 + the index of the first lock that is still live, 0 when every lock is decided. When it is set, the
+        /// other fields are incomplete: the state cannot be settled yet.
+        uint256 liveLock;
     }
 
     /// @notice Decides every lock: paid if its secret was revealed at or before its expiry, refunded if not and
-    ///         its expiry has passed; a lock that is neither reverts, so nobody can refund a lock early and then
-    ///         reveal its secret on the other chain (the early-settle attack, PROTOCOL.md section 3).
-    /// @param id The channel, for error reports.
+    ///         its expiry has passed. A lock that is neither is still live: resolution stops there and reports it
+    ///         in `liveLock`, and the caller must not settle, so nobody can refund a lock early and then reveal its
+    ///         secret on the other chain (the early-settle attack, PROTOCOL.md section 3).
     /// @param locks The state's pending locks (at most MAX_LOCKS, checked by the caller).
     /// @param revealedAt First reveal time of each lock's secret, 0 when never revealed.
     /// @param nowTs The current block timestamp.
-    function resolve(ChannelId id, Lock[] calldata locks, uint64[] memory revealedAt, uint256 nowTs)
+    function resolve(Lock[] calldata locks, uint64[] memory revealedAt, uint256 nowTs)
         internal
         pure
         returns (Resolution memory r)
@@ -44,7 +47,10 @@ library Locks {
             if (sender > 1) revert IChannelHub.InvalidLockSender(i, sender);
             uint64 revealTime = revealedAt[i];
             bool paid = revealTime != 0 && revealTime <= lock.expiry;
-            if (!paid && nowTs <= lock.expiry) _revertNotExpired(id, i, lock.expiry, nowTs);
+            if (!paid && nowTs <= lock.expiry) {
+                r.liveLock = i + 1;
+                return r;
+            }
             if (paid) paidMask |= 1 << i;
             // Paid: to the receiver (1 - sender). Refunded: back to the sender.
             if ((sender == 0) == paid) credited1 += lock.amount;
@@ -53,9 +59,5 @@ library Locks {
         r.credited = [credited0, credited1];
         r.locked = credited0 + credited1;
         r.paidMask = paidMask;
-    }
-
-    function _revertNotExpired(ChannelId id, uint256 index, uint64 expiry, uint256 nowTs) private pure {
-        revert IChannelHub.LockNotExpired(id, index, expiry, uint64(nowTs));
     }
 }

@@ -44,3 +44,25 @@ contract ToggleReceiver {
         if (!accepting) revert NotAccepting();
     }
 }
+
+/// @notice Needs every unit of gas a payout gives it: reverts when it is entered with less than `need`. With `need`
+///         zero it records the gas it was entered with instead, to calibrate `need` on a call given the full gas.
+contract GasHungryReceiver {
+    uint256 public immutable need;
+    uint256 public seen;
+
+    error NeedsMoreGas(uint256 given, uint256 need);
+
+    constructor(uint256 need_) {
+        need = need_;
+    }
+
+    receive() external payable {
+        _enter(gasleft()); // first thing: every instance reaches this point at the same cost
+    }
+
+    function _enter(uint256 given) private {
+        if (need == 0) seen = given;
+        else if (given < need) revert NeedsMoreGas(given, need);
+    }
+}

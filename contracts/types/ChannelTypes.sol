@@ -11,7 +11,8 @@ struct ChannelParams {
     address[2] participants;
     /// Where each participant's payout goes; address(0) means the participant's own address.
     address[2] payees;
-    /// The asset held by the channel: address(0) for the chain's native coin, else an ERC-20 token.
+    /// The asset held by the channel: address(0) for the chain's native coin, else an ERC-20 token. Rebasing tokens
+    /// are not supported (docs/TOKENS.md).
     address asset;
     /// Seconds between a force close and the earliest settlement; newer states may be posted meanwhile.
     uint64 challengePeriod;
@@ -89,4 +90,19 @@ struct ChannelInfo {
     bytes32 stateHash;
     /// Number of locks resolved at settlement.
     uint16 lockCount;
+}
+
+/// @notice Why `settleMany` left a channel of its batch unsettled. Each is a state the channel can be in when the
+///         batch is mined, whoever sent it; none of them is an error in the batch itself.
+enum SkipReason {
+    /// The channel is closed already: settled (e.g. by someone else first) or closed cooperatively.
+    AlreadyClosed,
+    /// The channel was never force-closed: it is open, or does not exist.
+    NotDisputed,
+    /// Its challenge period has not ended.
+    ChallengePeriodNotOver,
+    /// The registered state is not the one given: a challenge replaced it (or another state was given).
+    StateReplaced,
+    /// A lock of the state is still live: its secret was not registered and its expiry has not passed.
+    LockNotExpired
 }

@@ -11,6 +11,7 @@ import {
     ChannelStatus,
     Lock,
     SignedState,
+    SkipReason,
     State,
     TransferOutcome
 } from "../../contracts/types/ChannelTypes.sol";
@@ -230,11 +231,137 @@ contract ChannelHubSettleTest is HubTestBase {
         Lock[][] memory ls = new Lock[][](2);
         (ps[0], ss[0], ls[0]) = (p, s1, locks1);
         (ps[1], ss[1], ls[1]) = (p2, s2, new Lock[](0));
-        hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        assertTrue(settled.length == 2 && settled[0] && settled[1], "both reported settled");
         assertTrue(_status(id) == ChannelStatus.Closed && _status(id2) == ChannelStatus.Closed, "both closed");
         assertEq(token.balanceOf(alice), 30, "alice tokens");
         assertEq(token.balanceOf(bob), 120, "bob tokens");
         assertEq(alice.balance + bob.balance, 10 ether, "native all paid");
+    }
+
+    function test_settleMany_settlesTheOthersWhenAFrontRunnerSettledOneFirst() public {
+        (ChannelParams[] memory ps, State[] memory ss, Lock[][] memory ls) = _batch(3);
+        vm.warp(START + PERIOD);
+        vm.prank(address(0xBAD));
+        hub.settle(ps[0], ss[0], ls[0]); // a stranger settles the first channel of the batch first
+
+        vm.expectEmit(address(hub));
+        emit IChannelHub.SettlementSkipped(ss[0].channelId, SkipReason.AlreadyClosed);
+        bool[] memory settled = hub.settleMany(ps, ss, ls);
+
+        assertTrue(!settled[0] && settled[1] && settled[2], "the first reported skipped, the other two settled");
+        for (uint256 i; i < 3; ++i) {
+            assertTrue(_status(ss[i].channelId) == ChannelStatus.Closed, "every channel closed");
+        }
+        // Channel i gives Bob (i + 1) / 10 ether of Alice's side; the front-runner's settle paid channel 0.
+        assertEq(alice.balance, 3 ether - 0.6 ether, "alice paid on all three, once each");
+        assertEq(bob.balance, 3 ether + 0.6 ether, "bob paid on all three, once each");
+        assertEq(address(hub).balance, 10 ether, "only the setUp channel's deposits are left");
+    }
+
+    function test_settleMany_skipsEveryChannelThatIsNotReadyAndReportsWhy() public {
+        ChannelParams[] memory ps = new ChannelParams[](5);
+        State[] memory ss = new State[](5);
+        Lock[][] memory ls = new Lock[][](5);
+        // 0: open, never force-closed
+        ChannelId id0;
+        (ps[0], id0) = _open(address(0));
+        ss[0] = _state(id0, 1, [uint128(0), 0], [uint128(0), 0]);
+        // 2: force-closed now, then challenged with a newer state: the batch's state is no longer the registered one
+        (ps[2], ss[2]) = _disputedAt(START, 0.3 ether);
+        // 3: force-closed now with a lock whose secret stays unknown and whose expiry is after the batch
+        ls[3] = new Lock[](1);
+        ls[3][0] = _lock(0, 0.5 ether, SECRET, EXPIRY);
+        (ps[3], ss[3]) = _disputedWithLocks(ls[3]);
+        // 4: force-closed now, ready when the batch is mined
+        (ps[4], ss[4]) = _disputedAt(START, 0.1 ether);
+        vm.warp(START + 10);
+        State memory newer = _state(ss[2].channelId, 2, [uint128(1 ether), 1 ether], [uint128(0.5 ether), 1.5 ether]);
+        vm.prank(bob);
+        hub.challenge(ps[2], _sign(newer));
+        // 1: force-closed half a period later than the others: still in its challenge period at the batch
+        (ps[1], ss[1]) = _disputedAt(START + PERIOD / 2, 0.2 ether);
+        vm.warp(START + PERIOD);
+
+        vm.expectEmit(address(hub));
+        emit IChannelHub.SettlementSkipped(ss[0].channelId, SkipReason.NotDisputed);
+        vm.expectEmit(address(hub));
+        emit IChannelHub.SettlementSkipped(ss[1].channelId, SkipReason.ChallengePeriodNotOver);
+        vm.expectEmit(address(hub));
+        emit IChannelHub.SettlementSkipped(ss[2].channelId, SkipReason.StateReplaced);
+        vm.expectEmit(address(hub));
+        emit IChannelHub.SettlementSkipped(ss[3].channelId, SkipReason.LockNotExpired);
+        bool[] memory settled = hub.settleMany(ps, ss, ls);
+
+        for (uint256 i; i < 4; ++i) {
+            assertTrue(!settled[i], "not ready: skipped");
+        }
+        assertTrue(settled[4], "the ready channel settled");
+        assertTrue(_status(ss[0].channelId) == ChannelStatus.Open, "0 still open");
+        for (uint256 i = 1; i < 4; ++i) {
+            assertTrue(_status(ss[i].channelId) == ChannelStatus.Disputed, "1 to 3 still disputed");
+        }
+        assertTrue(_status(ss[4].channelId) == ChannelStatus.Closed, "4 closed");
+
+        // Once they are ready the skipped channels settle (2 with its newer state), and the settled one is skipped.
+        vm.warp(EXPIRY + 1);
+        ss[2] = newer;
+        vm.expectEmit(address(hub));
+        emit IChannelHub.SettlementSkipped(ss[4].channelId, SkipReason.AlreadyClosed);
+        settled = hub.settleMany(ps, ss, ls);
+        assertTrue(!settled[0] && settled[1] && settled[2] && settled[3] && !settled[4], "the rest settled later");
+    }
+
+    function test_settleMany_stillRevertsOnInputThatCouldNeverSettle() public {
+        (ChannelParams[] memory ps, State[] memory ss, Lock[][] memory ls) = _batch(2);
+        vm.warp(START + PERIOD);
+        State memory own = ss[0];
+        ss[0] = ss[1]; // the state of another channel
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelHub.WrongChannel.selector, own.channelId, ss[1].channelId)
+        );
+        hub.settleMany(ps, ss, ls);
+
+        ss[0] = own;
+        ls[1] = _locks(); // locks the registered state does not carry
+        vm.expectRevert(
+            abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, ss[1].channelId, EMPTY_LOCKS, hub.hashLocks(ls[1]))
+        );
+        hub.settleMany(ps, ss, ls);
+        assertTrue(_status(own.channelId) == ChannelStatus.Disputed, "nothing settled");
+    }
+
+    /// `n` native channels funded 1 ether a side, each force-closed now with a state in which Alice gave Bob
+    /// (i + 1) / 10 ether; no locks.
+    function _batch(uint256 n) internal returns (ChannelParams[] memory ps, State[] memory ss, Lock[][] memory ls) {
+        ps = new ChannelParams[](n);
+        ss = new State[](n);
+        ls = new Lock[][](n);
+        for (uint256 i; i < n; ++i) {
+            (ps[i], ss[i]) = _disputedAt(block.timestamp, uint128(i + 1) * 0.1 ether);
+        }
+    }
+
+    function _disputedAt(uint256 when, uint128 toBob) internal returns (ChannelParams memory q, State memory s) {
+        vm.warp(when);
+        ChannelId qid;
+        (q, qid) = _open(address(0));
+        _fund(q, qid, 1 ether, 1 ether);
+        s = _state(qid, 1, [uint128(1 ether), 1 ether], [1 ether - toBob, 1 ether + toBob]);
+        _forceClose(q, _sign(s));
+    }
+
+    function _disputedWithLocks(Lock[] memory locks) internal returns (ChannelParams memory q, State memory s) {
+        ChannelId qid;
+        (q, qid) = _open(address(0));
+        _fund(q, qid, 1 ether, 1 ether);
+        uint128 locked;
+        for (uint256 i; i < locks.length; ++i) {
+            locked += locks[i].amount;
+        }
+        s = _state(qid, 1, [uint128(1 ether), 1 ether], [1 ether - locked, 1 ether]);
+        s.locksHash = hub.hashLocks(locks);
+        _forceClose(q, _sign(s));
     }
 
     function test_settleMany_revertsOnLengthMismatch() public {
