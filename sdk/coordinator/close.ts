@@ -3,6 +3,7 @@ import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { finalize, sameState } from "../core/state.js";
 import type { Hex } from "../core/types.js";
 import type { ChannelOp } from "../store/store.js";
+import { dropOffer } from "./deposits.js";
 import { enforceChannel } from "./enforcer.js";
 import type { Session } from "./session.js";
 
@@ -31,6 +32,7 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
   if (op?.kind === "close" && op.role === "responder" && latest !== undefined && sameState(latest.state, body.state)) {
     return ctx.sendStored(channelId, ["closeAck"]); // our answer was lost
   }
+  dropOffer(ctx, channelId); // a deposit offer of ours, not signed by us: the close goes first
   ctx.requireIdle(channelId);
   const final = finalize(ctx.book.head(channelId));
   ctx.requireSame(body.state, final, "final state");
@@ -84,7 +86,8 @@ export function markClosed(ctx: Session, channelId: Hex, cooperative: boolean) {
 export async function forceClose(ctx: Session, channelId: Hex) {
   const op = ctx.o.store.channelOp(channelId);
   if (op?.kind === "closed" || op?.kind === "forceClose") return;
-  if (op?.kind !== "close") ctx.requireIdle(channelId); // a cooperative close the other never answered may go on chain
+  // A cooperative close or a deposit update the other never answered may go on chain; a swap goes its own way.
+  if (op?.kind !== "close" && op?.kind !== "deposits") ctx.requireIdle(channelId);
   const now = ctx.clock();
   ctx.o.store.saveChannelOp(channelId, { kind: "forceClose", role: "requester", seq: 0n, since: now, sentAt: now });
   await enforceOp(ctx, channelId);

@@ -6,13 +6,14 @@ import type { ChannelOp } from "../store/store.js";
 import type { Session } from "./session.js";
 
 // Deposit updates. A channel's ledger starts from no deposits; what the hub holds enters it through co-signed
-// updates. Participant 0 proposes the next state with the deposits the hub held at a block final for it, naming the
-// block; participant 1 reads the hub at that same block (once final for it too) and counter-signs only that. Both
-// thus count the same deposits, whoever made them and whenever, and only once they are final. One side proposes,
-// so the two never sign different updates at one sequence number.
+// updates. Participant 0 offers the next state with the deposits the hub held at a block final for it, naming the
+// block; participant 1 reads the hub at that same block (once final for it too) and signs only that; participant 0
+// signs last. Both thus count the same deposits, whoever made them and whenever, and only once they are final.
+// Only participant 0 offers, and it signs nothing until participant 1 has: an offer that meets a close request from
+// participant 1 is simply dropped, so the two never sign different states at one sequence number.
 
 /**
- * Participant 0, on an idle channel: proposes counting the deposits final on chain that the ledger does not count
+ * Participant 0, on an idle channel: offers to count the deposits final on chain that the ledger does not count
  * yet. Returns whether an update was started.
  */
 export async function startDepositUpdate(ctx: Session, channelId: Hex): Promise<boolean> {
@@ -25,28 +26,29 @@ export async function startDepositUpdate(ctx: Session, channelId: Hex): Promise<
   if (info.status !== "open" || head.isFinal) return false;
   if (info.deposits[0] === head.deposits[0] && info.deposits[1] === head.deposits[1]) return false;
   const next = withDeposits(head, info.deposits);
-  const sig = ctx.book.sign(next);
   const now = ctx.clock();
   ctx.o.store.transaction(() => {
-    ctx.keepOutgoing(channelId, "depositsUpdate", { step: "depositsUpdate", state: next, sig, block });
+    ctx.keepOutgoing(channelId, "depositsUpdate", { step: "depositsUpdate", state: next, block });
     ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "requester", seq: next.seq, since: now, sentAt: now });
   });
   await ctx.sendStored(channelId, ["depositsUpdate"]);
   return true;
 }
 
-/** Participant 1: counter-signs an update whose deposits are exactly the hub's at the named, final block. */
+/** Participant 1: signs an update whose deposits are exactly the hub's at the named, final block. */
 export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "depositsUpdate" }>) {
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
   const { ref, myIndex } = ctx.book.record(channelId);
   if (myIndex !== 1) throw new UnexpectedMessageError("deposit updates come from participant 0");
-  const head = ctx.book.head(channelId);
-  if (body.state.seq <= head.seq) {
-    // Co-signed already (our answer was lost): answer again; an older one changes nothing.
-    if (body.state.seq === head.seq && sameState(head, body.state)) await ctx.sendStored(channelId, ["depositsAck"]);
+  const op = ctx.o.store.channelOp(channelId);
+  if (op?.kind === "deposits" && op.seq === body.state.seq) {
+    // Signed already (our answer was lost): answer again.
+    if (sameState(ctx.o.store.ownSignedAt(channelId, op.seq)?.state ?? body.state, body.state)) await ctx.sendStored(channelId, ["depositsSigned"]);
     return;
   }
+  const head = ctx.book.head(channelId);
+  if (body.state.seq <= head.seq) return; // co-signed already, or older: changes nothing
   ctx.requireIdle(channelId);
   if (!Number.isSafeInteger(body.block) || body.block < 0) throw new InvalidMessageError("the deposit update names no block");
   const chain = ctx.chain(ref.chainId);
@@ -58,38 +60,70 @@ export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: E
   if (info.status !== "open") throw new InvalidMessageError(`the channel is ${info.status} at block ${body.block}`);
   const expected = withDeposits(head, info.deposits);
   ctx.requireSame(body.state, expected, "deposit update");
-  ctx.book.requireCounterSigned(expected, body.sig);
-  const mine = ctx.book.sign(expected);
+  const sig = ctx.book.sign(expected);
+  const now = ctx.clock();
   ctx.o.store.transaction(() => {
-    ctx.book.keepCoSigned(expected, mine, body.sig);
-    ctx.keepOutgoing(channelId, "depositsAck", { step: "depositsAck", sig: mine });
+    ctx.keepOutgoing(channelId, "depositsSigned", { step: "depositsSigned", sig });
+    ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "responder", seq: expected.seq, since: now, sentAt: now });
   });
-  ctx.emit({ type: "deposits", channelId, deposits: expected.deposits });
+  await ctx.sendStored(channelId, ["depositsSigned"]);
+}
+
+/** Participant 0: participant 1 signed the offer; counter-sign it, and the channel takes swaps again. */
+export async function onDepositsSigned(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "depositsSigned" }>) {
+  const channelId = envelope.swapId;
+  unseal(envelope, ctx.book.counterparty(channelId));
+  const op = ctx.o.store.channelOp(channelId);
+  const offer = ctx.o.store.outgoing<Envelope>(channelId, "depositsUpdate");
+  if (offer === undefined || offer.body.step !== "depositsUpdate") throw new UnexpectedMessageError("a signed deposit update without an offer");
+  const { state } = offer.body;
+  if (op?.kind !== "deposits" || op.seq !== state.seq) {
+    // Co-signed already (our acknowledgement was lost): send it again. An offer we dropped stays dropped.
+    const latest = ctx.book.latest(channelId);
+    if (latest !== undefined && sameState(latest.state, state)) await ctx.sendStored(channelId, ["depositsAck"]);
+    return;
+  }
+  ctx.book.requireCounterSigned(state, body.sig);
+  const mine = ctx.book.sign(state);
+  ctx.o.store.transaction(() => {
+    ctx.book.keepCoSigned(state, mine, body.sig);
+    ctx.keepOutgoing(channelId, "depositsAck", { step: "depositsAck", sig: mine });
+    ctx.o.store.saveChannelOp(channelId, undefined);
+  });
+  ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
   await ctx.sendStored(channelId, ["depositsAck"]);
 }
 
-/** Participant 0: the update is co-signed; the channel takes swaps again. */
+/** Participant 1: the update is co-signed. */
 export function onDepositsAck(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "depositsAck" }>) {
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
   const op = ctx.o.store.channelOp(channelId);
   if (op?.kind !== "deposits") return; // a late duplicate
-  const request = ctx.o.store.outgoing<Envelope>(channelId, "depositsUpdate");
-  if (request === undefined || request.body.step !== "depositsUpdate") {
-    throw new UnexpectedMessageError("a deposit acknowledgement without a deposit update");
-  }
-  const { state, sig } = request.body;
-  ctx.book.requireCounterSigned(state, body.sig);
+  const own = ctx.o.store.ownSignedAt(channelId, op.seq);
+  if (own === undefined) throw new UnexpectedMessageError("a deposit acknowledgement for an update this client never signed");
+  ctx.book.requireCounterSigned(own.state, body.sig);
   ctx.o.store.transaction(() => {
-    ctx.book.keepCoSigned(state, sig, body.sig);
+    ctx.book.keepCoSigned(own.state, own.signature, body.sig);
     ctx.o.store.saveChannelOp(channelId, undefined);
   });
-  ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
+  ctx.emit({ type: "deposits", channelId, deposits: own.state.deposits });
 }
 
-/** A tick's work on a deposit update in progress: resend it until answered (at once after a restart). */
+/**
+ * Participant 0 drops its offer when participant 1 asks to close meanwhile: it signed nothing for it, so the close
+ * takes the sequence number. Returns whether an offer was dropped.
+ */
+export function dropOffer(ctx: Session, channelId: Hex): boolean {
+  const op = ctx.o.store.channelOp(channelId);
+  if (op?.kind !== "deposits" || op.role !== "requester") return false;
+  ctx.o.store.saveChannelOp(channelId, undefined);
+  return true;
+}
+
+/** A tick's work on a deposit update in progress: resend our part until answered (at once after a restart). */
 export async function tickDeposits(ctx: Session, channelId: Hex, op: ChannelOp, now: number) {
   if (now - op.sentAt < ctx.o.resendIntervalMs && op.sentAt >= ctx.startedAt) return;
   ctx.o.store.saveChannelOp(channelId, { ...op, sentAt: now });
-  await ctx.sendStored(channelId, ["depositsUpdate"]);
+  await ctx.sendStored(channelId, [op.role === "requester" ? "depositsUpdate" : "depositsSigned"]);
 }

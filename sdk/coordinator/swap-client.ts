@@ -200,6 +200,7 @@ export class SwapClient {
     if (body.step === "closeRequest") return close.onCloseRequest(ctx, envelope, body);
     if (body.step === "closeAck") return close.onCloseAck(ctx, envelope, body);
     if (body.step === "depositsUpdate") return deposits.onDepositsUpdate(ctx, envelope, body);
+    if (body.step === "depositsSigned") return deposits.onDepositsSigned(ctx, envelope, body);
     if (body.step === "depositsAck") return deposits.onDepositsAck(ctx, envelope, body);
     const s = ctx.o.store.swap<SwapProgress>(envelope.swapId);
     if (s === undefined) throw new UnexpectedMessageError(`${body.step} for unknown swap ${envelope.swapId}`);

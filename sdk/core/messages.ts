@@ -33,16 +33,18 @@ export type SwapBody =
   | { step: "closeAck"; sig: Hex }
   /**
    * Participant 0 -> 1 (the session id is the channel id): the next state counting the deposits the hub held at
-   * `block`, a block final for both, signed. Both fold a deposit made by anyone the same way.
+   * `block`, a block final for both, not signed yet. Both fold a deposit made by anyone the same way.
    */
-  | { step: "depositsUpdate"; state: ChannelState; sig: Hex; block: number }
-  /** Participant 1's counter-signature on the deposit update. */
+  | { step: "depositsUpdate"; state: ChannelState; block: number }
+  /** Participant 1 -> 0: its signature on the update. */
+  | { step: "depositsSigned"; sig: Hex }
+  /** Participant 0 -> 1: its counter-signature; the update is co-signed. */
   | { step: "depositsAck"; sig: Hex };
 
 export type SwapStep = SwapBody["step"];
 
 /** Protocol order of the swap steps (abort and the channel steps stand outside it). */
-export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsAck">, number>> = {
+export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsSigned" | "depositsAck">, number>> = {
   propose: 1,
   accept: 2,
   sourceLock: 3,
