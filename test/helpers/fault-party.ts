@@ -29,6 +29,7 @@ import {
   type Hex,
 } from "../../sdk/index.js";
 import { accountKey, localWallet } from "../../scripts/lib/local.js";
+import { expectedChannel } from "../../scripts/lib/swap-setup.js";
 
 /** One channel pair between Alice and Bob: a channel on S and one on T. */
 export type PairConfig = Readonly<{ sParams: ChannelParams; tParams: ChannelParams; sId: Hex; tId: Hex }>;
@@ -70,7 +71,7 @@ function channelsOf(c: PartyConfig): { chainId: bigint; params: ChannelParams }[
 
 /** The one place channels are added to the client (its signature is about to gain a third argument). */
 async function addChannels(client: SwapClient, c: PartyConfig): Promise<void> {
-  for (const { chainId, params } of channelsOf(c)) await client.addChannel(chainId, params);
+  for (const { chainId, params } of channelsOf(c)) await client.addChannel(chainId, params, expectedChannel(params, client.address));
 }
 
 function report(event: ClientEvent): void {

@@ -673,7 +673,8 @@ describe("faults with real processes: healthy channel pairs are never closed on 
     }
 
     // ---------------------------------------------------------------- cooperative closes under the lossy link
-    // A close request is not resent by the client's tick: ask again until the channel is closed on chain.
+    // The client resends a close request itself; one refused because the channel was busy (a swap or a deposit update
+    // in flight, or a close already under way: ChannelClosingError) is asked again until the channel is closed.
     for (let round = 0; round < 25; round++) {
       let open = 0;
       for (const p of pairs) {
