@@ -30,6 +30,7 @@ import {
 } from "../../sdk/index.js";
 import { accountKey, localWallet } from "../../scripts/lib/local.js";
 import { expectedChannel } from "../../scripts/lib/swap-setup.js";
+import { prng } from "./prng.js";
 
 /** One channel pair between Alice and Bob: a channel on S and one on T. */
 export type PairConfig = Readonly<{ sParams: ChannelParams; tParams: ChannelParams; sId: Hex; tId: Hex }>;
@@ -100,17 +101,6 @@ function report(event: ClientEvent): void {
   }
 }
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same amounts after a restart. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ------------------------------------------------------------------ stand-by until "go"
 

@@ -1,4 +1,4 @@
-import { ZeroAddress } from "ethers";
+import { hexlify, randomBytes, ZeroAddress } from "ethers";
 import type { HardhatEthersSigner } from "@nomicfoundation/hardhat-ethers/types";
 
 import {
@@ -15,7 +15,9 @@ import {
   type Hex,
   type SwapStep,
   type SwapClientOptions,
+  type SwapTerms,
   type Transport,
+  hashlockOf,
 } from "../../sdk/index.js";
 import { TestToken__factory, type TestToken } from "../../typechain-types/index.js";
 import { deploySuite, source, target, type Suite } from "./chains.js";
@@ -203,4 +205,24 @@ export async function payoutsOf(suite: Suite, channelId: Hex): Promise<[bigint, 
   const event = closed[0] ?? settled[0];
   if (event === undefined) throw new Error(`channel ${channelId} has not closed`);
   return [event.args.payouts[0], event.args.payouts[1]];
+}
+
+/**
+ * Terms Alice could propose on the setup's channels (S then T) as a hostile initiator crafts them by hand: a random
+ * swap id and secret, target lock an hour from T's time, source lock `gap` seconds later.
+ */
+export async function craftedTerms(setup: Setup, parties: { alice: Party; bob: Party }, give: bigint, take: bigint, gap: bigint): Promise<SwapTerms> {
+  const now = BigInt(await setup.T.chain.networkHelpers.time.latest());
+  return {
+    swapId: hexlify(randomBytes(32)) as Hex,
+    source: parties.alice.client.book.record(setup.sId).ref,
+    target: parties.alice.client.book.record(setup.tId).ref,
+    initiator: parties.alice.client.address,
+    responder: parties.bob.client.address,
+    give,
+    take,
+    hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex),
+    targetExpiry: now + 3600n,
+    sourceExpiry: now + 3600n + gap,
+  };
 }

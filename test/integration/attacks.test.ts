@@ -1,9 +1,8 @@
 import { expect } from "chai";
-import { hexlify, randomBytes, SigningKey, Wallet } from "ethers";
+import { SigningKey, Wallet } from "ethers";
 
 import {
   addLock,
-  hashlockOf,
   seal,
   signDigest,
   termsDigest,
@@ -12,7 +11,7 @@ import {
   type SwapTerms,
 } from "../../sdk/index.js";
 import { accountKey } from "../../scripts/lib/local.js";
-import { blockNumbers, fundedChannels, ONE, twoParties } from "../helpers/swapHarness.js";
+import { blockNumbers, craftedTerms, fundedChannels, ONE, twoParties } from "../helpers/swapHarness.js";
 
 /** Messages a hostile initiator crafts by hand, signed with Alice's real key. */
 async function hostileAlice() {
@@ -20,20 +19,7 @@ async function hostileAlice() {
   const parties = await twoParties(setup);
   const key = new SigningKey(accountKey(1));
   const sign = (d: Hex) => signDigest(key, d);
-  const now = BigInt(await setup.T.chain.networkHelpers.time.latest());
-  const secret = hexlify(randomBytes(32)) as Hex;
-  const terms: SwapTerms = {
-    swapId: hexlify(randomBytes(32)) as Hex,
-    source: parties.alice.client.book.record(setup.sId).ref,
-    target: parties.alice.client.book.record(setup.tId).ref,
-    initiator: parties.alice.client.address,
-    responder: parties.bob.client.address,
-    give: ONE,
-    take: ONE / 10n,
-    hashlock: hashlockOf(secret),
-    targetExpiry: now + 3600n,
-    sourceExpiry: now + 3600n + 2000n,
-  };
+  const terms = await craftedTerms(setup, parties, ONE, ONE / 10n, 2000n);
   const propose = (t: SwapTerms): Envelope =>
     seal(sign, parties.alice.client.address, t.swapId, { step: "propose", terms: t, termsSig: sign(termsDigest(t)) });
   return { setup, ...parties, sign, terms, propose };

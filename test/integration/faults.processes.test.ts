@@ -55,6 +55,7 @@ import {
 import { ChannelHub__factory, SecretRegistry__factory, type ChannelHub } from "../../typechain-types/index.js";
 import type { PairConfig, PartyConfig } from "../helpers/fault-party.js";
 import { PROJECT_ROOT, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { prng } from "../helpers/prng.js";
 
 const ONE = 10n ** 18n;
 const DEPOSIT = 2n * ONE;
@@ -85,17 +86,6 @@ type PartyName = "alice" | "bob";
 const other = (p: PartyName): PartyName => (p === "alice" ? "bob" : "alice");
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** mulberry32: small, seedable, good enough to pick faults. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Polls `done` every 20 ms until it holds or `ms` passed; returns whether it held. */
 async function until(done: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {

@@ -24,6 +24,7 @@ import { accountKey } from "../../scripts/lib/local.js";
 import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 import {
   blockNumbers,
+  craftedTerms,
   driveUntil,
   fundedChannels,
   makeParty,
@@ -48,19 +49,7 @@ async function hostileTerms(setup: Setup, parties: { alice: Party; bob: Party },
   const key = new SigningKey(accountKey(1));
   const sign = (d: Hex) => signDigest(key, d);
   const now = BigInt(await setup.T.chain.networkHelpers.time.latest());
-  const terms: SwapTerms = {
-    swapId: hexlify(randomBytes(32)) as Hex,
-    source: parties.alice.client.book.record(setup.sId).ref,
-    target: parties.alice.client.book.record(setup.tId).ref,
-    initiator: parties.alice.client.address,
-    responder: parties.bob.client.address,
-    give: GIVE,
-    take: TAKE,
-    hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex),
-    targetExpiry: now + 3600n,
-    sourceExpiry: now + 3600n + DELTA,
-    ...change(now),
-  };
+  const terms: SwapTerms = { ...(await craftedTerms(setup, parties, GIVE, TAKE, DELTA)), ...change(now) };
   const envelope: Envelope = seal(sign, terms.initiator, terms.swapId, { step: "propose", terms, termsSig: sign(termsDigest(terms)) });
   return { terms, envelope };
 }
@@ -278,19 +267,18 @@ describe("secrets go on chain before the force close (review finding 6)", functi
   });
 });
 
+/** Alice and Bob with funded channels; Bob's store outlives his process, so he can be started again from it. */
+async function bobWillRestart() {
+  const setup = await fundedChannels();
+  const bobStore = new Store(":memory:");
+  const parties = await twoParties(setup, { bob: { store: bobStore } });
+  return { setup, ...parties, bobStore };
+}
+
 describe("a restarted client resends before it goes on chain (review finding 13)", function () {
   it("finishes off chain when it was down past the confirmation timeout and the counterparty had answered", async function () {
-    const setup = await fundedChannels();
-    const link = new InMemoryLink();
-    const clock = new ManualClock();
-    const bobStore = new Store(":memory:");
-    const alice = makeParty(setup, "alice", link.a, clock);
-    let bob = makeParty(setup, "bob", link.b, clock, {}, bobStore);
-    for (const p of [alice, bob]) {
-      await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
-      await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
-    }
-    await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
+    const { setup, link, clock, alice, bob: first, bobStore } = await bobWillRestart();
+    let bob = first;
     link.fault = (e) => (e.body.step === "resolveAck" ? "drop" : "deliver"); // Alice finished; Bob never hears
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
@@ -306,17 +294,8 @@ describe("a restarted client resends before it goes on chain (review finding 13)
   });
 
   it("still goes on chain at once after a restart when a lock deadline forces it", async function () {
-    const setup = await fundedChannels();
-    const link = new InMemoryLink();
-    const clock = new ManualClock();
-    const bobStore = new Store(":memory:");
-    const alice = makeParty(setup, "alice", link.a, clock);
-    let bob = makeParty(setup, "bob", link.b, clock, {}, bobStore);
-    for (const p of [alice, bob]) {
-      await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
-      await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
-    }
-    await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
+    const { setup, link, clock, alice, bob: first, bobStore } = await bobWillRestart();
+    let bob = first;
     link.fault = (e) => (e.body.step === "resolveAck" ? "drop" : "deliver");
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
