@@ -35,16 +35,19 @@ export type ChannelInfo = Readonly<{
   stateHash: Hex;
 }>;
 
-/** Chain ids of local development chains (Hardhat, Anvil, this project's second local chain): final at once. */
-const LOCAL_CHAIN_IDS: ReadonlySet<bigint> = new Set([31337n, 31338n, 1337n]);
-/** Confirmation depth of any other chain unless configured: a reorg deeper than this is not expected. */
-export const DEFAULT_CONFIRMATIONS = 12;
+/** Chain ids of local development chains (Hardhat and Anvil, and this project's second local chain): final at once. */
+const LOCAL_CHAIN_IDS: ReadonlySet<bigint> = new Set([31337n, 31338n]);
+/**
+ * Confirmation depth of any other chain unless configured: Ethereum finalizes after two epochs (64 blocks). Set each
+ * chain's own figure: an L2's finality, or more on chains with deep reorgs.
+ */
+export const DEFAULT_CONFIRMATIONS = 64;
 
 export type HubAdapterOptions = Readonly<{
   /**
    * Blocks a block must be under the chain's head before what it holds counts (a deposit, a channel's opening):
    * reads that decide what a state may contain are made at `latest - confirmations`. Default 0 on local chains
-   * (chain ids 31337, 31338, 1337), DEFAULT_CONFIRMATIONS elsewhere.
+   * (chain ids 31337, 31338), DEFAULT_CONFIRMATIONS elsewhere.
    */
   confirmations?: number;
   /**
@@ -238,12 +241,6 @@ export class HubAdapter {
   }
 
   // ---------------------------------------------------------------- reading channels
-
-  /** The block in which the channel was opened, from its ChannelOpened event; undefined if it was never opened. */
-  async openedAtBlock(channelId: Hex): Promise<number | undefined> {
-    const events = await this.hub.queryFilter(this.hub.filters.ChannelOpened(channelId));
-    return events[0]?.blockNumber;
-  }
 
   /** Whether lock `index` of a settled channel was paid, refunded, or is not resolved on chain. */
   async transferOutcome(channelId: Hex, index: number): Promise<"unresolved" | "paid" | "refunded"> {

@@ -1,7 +1,7 @@
 import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { requireSignedBy } from "../core/signing.js";
-import { checkState, openingState } from "../core/state.js";
+import { checkState, openingState, sameState } from "../core/state.js";
 import { sameAddress, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
 import type { StateSigner } from "./signer.js";
@@ -97,7 +97,9 @@ export class ChannelBook {
    * horizon first: no lock outlives what the timing bounds allow, whatever the terms said.
    */
   sign(state: ChannelState): Hex {
-    if (state.locks.length > 0 && this.lockHorizon !== undefined) {
+    // A state signed before (a resend) is signed again whatever the clock says now: the check held when it was signed.
+    const resend = this.store.ownSignedAt(state.channelId, state.seq);
+    if (state.locks.length > 0 && this.lockHorizon !== undefined && (resend === undefined || !sameState(resend.state, state))) {
       const chainId = this.record(state.channelId).ref.chainId;
       const horizon = this.lockHorizon(chainId);
       if (horizon === undefined) throw new ChannelSdkError(`the time of chain ${chainId} is not known yet; read it before signing a lock`);

@@ -1,3 +1,4 @@
+import { ChainCallError } from "../chain/hub.js";
 import { UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { finalize, sameState } from "../core/state.js";
@@ -29,8 +30,19 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
   unseal(envelope, ctx.book.counterparty(channelId));
   const op = ctx.o.store.channelOp(channelId);
   const latest = ctx.book.latest(channelId);
-  if (op?.kind === "close" && op.role === "responder" && latest !== undefined && sameState(latest.state, body.state)) {
+  if (op?.kind === "close" && latest !== undefined && sameState(latest.state, body.state)) {
     return ctx.sendStored(channelId, ["closeAck"]); // our answer was lost
+  }
+  const ours = ctx.o.store.outgoing<Envelope>(channelId, "closeRequest")?.body;
+  if (op?.kind === "close" && op.role === "requester" && ours?.step === "closeRequest" && sameState(ours.state, body.state)) {
+    // Both asked at once: the same final state, each signed it; co-sign and let either land it.
+    const { state, sig } = ours;
+    ctx.book.requireCounterSigned(state, body.sig);
+    ctx.o.store.transaction(() => {
+      ctx.book.keepCoSigned(state, sig, body.sig);
+      ctx.keepOutgoing(channelId, "closeAck", { step: "closeAck", sig });
+    });
+    return ctx.sendStored(channelId, ["closeAck"]);
   }
   dropOffer(ctx, channelId); // a deposit offer of ours, not signed by us: the close goes first
   ctx.requireIdle(channelId);
@@ -51,7 +63,8 @@ export async function onCloseAck(ctx: Session, envelope: Envelope, body: Extract
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
   const op = ctx.o.store.channelOp(channelId);
-  if (op?.kind === "closed") return; // a late duplicate
+  const latest = ctx.book.latest(channelId);
+  if (op?.kind === "closed" || (latest?.state.isFinal === true && latest.state.seq === op?.seq)) return; // a late duplicate
   const request = ctx.o.store.outgoing<Envelope>(channelId, "closeRequest");
   if (op?.kind !== "close" || op.role !== "requester" || request === undefined || request.body.step !== "closeRequest") {
     throw new UnexpectedMessageError("a close acknowledgement without a close request");
@@ -59,7 +72,12 @@ export async function onCloseAck(ctx: Session, envelope: Envelope, body: Extract
   const final = request.body.state;
   ctx.book.requireCounterSigned(final, body.sig);
   ctx.book.keepCoSigned(final, request.body.sig, body.sig);
-  await landClose(ctx, channelId, op);
+  try {
+    await landClose(ctx, channelId, op);
+  } catch (error) {
+    // The co-signed final state is kept (this step still commits); the next tick lands it.
+    ctx.emit({ type: "tickError", channelId, error: errorText(error) });
+  }
 }
 
 /** Lands the co-signed final state unless the channel is closed already, then marks it closed. */
@@ -69,12 +87,21 @@ async function landClose(ctx: Session, channelId: Hex, op: ChannelOp) {
   const latest = ctx.book.latest(channelId);
   if ((await chain.channelInfo(channelId)).status !== "closed") {
     if (latest === undefined || latest.state.seq !== op.seq || !latest.state.isFinal) return;
-    await chain.closeCooperatively(params, latest);
+    try {
+      await chain.closeCooperatively(params, latest);
+    } catch (error) {
+      // The other party may have landed it first: that is success too.
+      if (!(error instanceof ChainCallError) || (await chain.channelInfo(channelId)).status !== "closed") throw error;
+    }
   }
   markClosed(ctx, channelId, true);
 }
 
-/** Records that a channel is closed for good (it takes nothing more) and reports it. */
+/**
+ * Records that a channel is closed for good (it takes nothing more) and reports it; `cooperative` says whether it
+ * closed with a co-signed final state as far as this client knows (a channel closing cooperatively that someone
+ * settled instead is reported as cooperative). The closed mark's role and seq carry nothing.
+ */
 export function markClosed(ctx: Session, channelId: Hex, cooperative: boolean) {
   if (ctx.o.store.channelOp(channelId)?.kind === "closed") return;
   const now = ctx.clock();
@@ -86,6 +113,8 @@ export function markClosed(ctx: Session, channelId: Hex, cooperative: boolean) {
 export async function forceClose(ctx: Session, channelId: Hex) {
   const op = ctx.o.store.channelOp(channelId);
   if (op?.kind === "closed" || op?.kind === "forceClose") return;
+  const latest = ctx.book.latest(channelId);
+  if (op?.kind === "close" && latest?.state.isFinal === true) return landClose(ctx, channelId, op); // no need to wait
   // A cooperative close or a deposit update the other never answered may go on chain; a swap goes its own way.
   if (op?.kind !== "close" && op?.kind !== "deposits") ctx.requireIdle(channelId);
   const now = ctx.clock();
@@ -122,4 +151,8 @@ export async function tickClose(ctx: Session, channelId: Hex, op: ChannelOp, now
   const status = (await ctx.chain(ref.chainId).channelInfo(channelId)).status;
   if (status === "closed") return markClosed(ctx, channelId, true);
   if (ctx.waited(op.since, now, ctx.o.confirmationTimeoutMs)) await landClose(ctx, channelId, op);
+}
+
+export function errorText(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

@@ -1,16 +1,17 @@
 import { InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { sameState, withDeposits } from "../core/state.js";
-import type { Hex } from "../core/types.js";
+import type { ChannelState, Hex } from "../core/types.js";
 import type { ChannelOp } from "../store/store.js";
 import type { Session } from "./session.js";
 
 // Deposit updates. A channel's ledger starts from no deposits; what the hub holds enters it through co-signed
-// updates. Participant 0 offers the next state with the deposits the hub held at a block final for it, naming the
-// block; participant 1 reads the hub at that same block (once final for it too) and signs only that; participant 0
-// signs last. Both thus count the same deposits, whoever made them and whenever, and only once they are final.
-// Only participant 0 offers, and it signs nothing until participant 1 has: an offer that meets a close request from
-// participant 1 is simply dropped, so the two never sign different states at one sequence number.
+// updates. Participant 0 offers the next state with the deposits the hub holds at its final block; participant 1
+// signs it only if the hub holds at least that much at its own final block (deposits only grow while a channel is
+// open, so this needs no historical state); participant 0 signs last. Both thus count the same deposits, whoever
+// made them and whenever, and only once final. Only participant 0 offers, and it signs nothing until participant 1
+// has: an offer that meets a close request from participant 1 is simply dropped, so the two never sign different
+// states at one sequence number.
 
 /**
  * Participant 0, on an idle channel: offers to count the deposits final on chain that the ledger does not count
@@ -20,22 +21,23 @@ export async function startDepositUpdate(ctx: Session, channelId: Hex): Promise<
   const { ref, myIndex } = ctx.book.record(channelId);
   if (myIndex !== 0 || ctx.o.store.channelOp(channelId) !== undefined || ctx.o.store.channelBusy(channelId)) return false;
   const chain = ctx.chain(ref.chainId);
-  const block = await chain.finalBlock();
-  const info = await chain.channelInfo(channelId, block);
+  const info = await chain.channelInfo(channelId, await chain.finalBlock());
   const head = ctx.book.head(channelId);
   if (info.status !== "open" || head.isFinal) return false;
+  // A node behind the one read before may report less: only what grew counts, never a decrease.
+  if (info.deposits[0] < head.deposits[0] || info.deposits[1] < head.deposits[1]) return false;
   if (info.deposits[0] === head.deposits[0] && info.deposits[1] === head.deposits[1]) return false;
   const next = withDeposits(head, info.deposits);
   const now = ctx.clock();
   ctx.o.store.transaction(() => {
-    ctx.keepOutgoing(channelId, "depositsUpdate", { step: "depositsUpdate", state: next, block });
+    ctx.keepOutgoing(channelId, "depositsUpdate", { step: "depositsUpdate", state: next });
     ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "requester", seq: next.seq, since: now, sentAt: now });
   });
   await ctx.sendStored(channelId, ["depositsUpdate"]);
   return true;
 }
 
-/** Participant 1: signs an update whose deposits are exactly the hub's at the named, final block. */
+/** Participant 1: signs an update whose deposits the hub holds at its own final block. */
 export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "depositsUpdate" }>) {
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
@@ -44,21 +46,23 @@ export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: E
   const op = ctx.o.store.channelOp(channelId);
   if (op?.kind === "deposits" && op.seq === body.state.seq) {
     // Signed already (our answer was lost): answer again.
-    if (sameState(ctx.o.store.ownSignedAt(channelId, op.seq)?.state ?? body.state, body.state)) await ctx.sendStored(channelId, ["depositsSigned"]);
+    const own = ctx.o.store.ownSignedAt(channelId, op.seq);
+    if (own !== undefined && sameState(own.state, body.state)) await ctx.sendStored(channelId, ["depositsSigned"]);
     return;
   }
   const head = ctx.book.head(channelId);
   if (body.state.seq <= head.seq) return; // co-signed already, or older: changes nothing
   ctx.requireIdle(channelId);
-  if (!Number.isSafeInteger(body.block) || body.block < 0) throw new InvalidMessageError("the deposit update names no block");
   const chain = ctx.chain(ref.chainId);
-  const final = await chain.finalBlock();
-  if (body.block > final) {
-    throw new UnexpectedMessageError(`block ${body.block} is not final here yet (final: ${final}); it is answered once it is`);
+  const info = await chain.channelInfo(channelId, await chain.finalBlock());
+  if (info.status !== "open") throw new InvalidMessageError(`the channel is ${info.status} at our final block`);
+  const offered = body.state.deposits;
+  if (offered[0] > info.deposits[0] || offered[1] > info.deposits[1]) {
+    throw new UnexpectedMessageError(
+      `the update counts deposits [${offered.join(", ")}], the hub holds [${info.deposits.join(", ")}] at our final block; it is answered once they are final here`,
+    );
   }
-  const info = await chain.channelInfo(channelId, body.block);
-  if (info.status !== "open") throw new InvalidMessageError(`the channel is ${info.status} at block ${body.block}`);
-  const expected = withDeposits(head, info.deposits);
+  const expected = withDeposits(head, offered);
   ctx.requireSame(body.state, expected, "deposit update");
   const sig = ctx.book.sign(expected);
   const now = ctx.clock();
@@ -75,23 +79,28 @@ export async function onDepositsSigned(ctx: Session, envelope: Envelope, body: E
   unseal(envelope, ctx.book.counterparty(channelId));
   const op = ctx.o.store.channelOp(channelId);
   const offer = ctx.o.store.outgoing<Envelope>(channelId, "depositsUpdate");
-  if (offer === undefined || offer.body.step !== "depositsUpdate") throw new UnexpectedMessageError("a signed deposit update without an offer");
-  const { state } = offer.body;
-  if (op?.kind !== "deposits" || op.seq !== state.seq) {
-    // Co-signed already (our acknowledgement was lost): send it again. An offer we dropped stays dropped.
-    const latest = ctx.book.latest(channelId);
-    if (latest !== undefined && sameState(latest.state, state)) await ctx.sendStored(channelId, ["depositsAck"]);
+  if (op?.kind === "deposits" && op.role === "requester" && offer?.body.step === "depositsUpdate" && offer.body.state.seq === op.seq) {
+    const { state } = offer.body;
+    if (signedBy(ctx, state, body.sig)) {
+      const mine = ctx.book.sign(state);
+      ctx.o.store.transaction(() => {
+        ctx.book.keepCoSigned(state, mine, body.sig);
+        ctx.keepOutgoing(channelId, "depositsAck", { step: "depositsAck", sig: mine });
+        ctx.o.store.saveChannelOp(channelId, undefined);
+      });
+      ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
+      await ctx.sendStored(channelId, ["depositsAck"]);
+      return;
+    }
+  }
+  // The signature of an update co-signed already (our acknowledgement was lost, maybe while we offered the next
+  // one): send the acknowledgement again, or participant 1 would wait for it for ever.
+  const latest = ctx.book.latest(channelId);
+  if (latest !== undefined && signedBy(ctx, latest.state, body.sig)) {
+    await ctx.sendStored(channelId, ["depositsAck"]);
     return;
   }
-  ctx.book.requireCounterSigned(state, body.sig);
-  const mine = ctx.book.sign(state);
-  ctx.o.store.transaction(() => {
-    ctx.book.keepCoSigned(state, mine, body.sig);
-    ctx.keepOutgoing(channelId, "depositsAck", { step: "depositsAck", sig: mine });
-    ctx.o.store.saveChannelOp(channelId, undefined);
-  });
-  ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
-  await ctx.sendStored(channelId, ["depositsAck"]);
+  throw new UnexpectedMessageError("a signed deposit update that matches neither our offer nor our newest state");
 }
 
 /** Participant 1: the update is co-signed. */
@@ -99,7 +108,7 @@ export function onDepositsAck(ctx: Session, envelope: Envelope, body: Extract<Sw
   const channelId = envelope.swapId;
   unseal(envelope, ctx.book.counterparty(channelId));
   const op = ctx.o.store.channelOp(channelId);
-  if (op?.kind !== "deposits") return; // a late duplicate
+  if (op?.kind !== "deposits" || op.role !== "responder") return; // a late duplicate
   const own = ctx.o.store.ownSignedAt(channelId, op.seq);
   if (own === undefined) throw new UnexpectedMessageError("a deposit acknowledgement for an update this client never signed");
   ctx.book.requireCounterSigned(own.state, body.sig);
@@ -126,4 +135,14 @@ export async function tickDeposits(ctx: Session, channelId: Hex, op: ChannelOp, 
   if (now - op.sentAt < ctx.o.resendIntervalMs && op.sentAt >= ctx.startedAt) return;
   ctx.o.store.saveChannelOp(channelId, { ...op, sentAt: now });
   await ctx.sendStored(channelId, [op.role === "requester" ? "depositsUpdate" : "depositsSigned"]);
+}
+
+/** Whether the counterparty signed `state` with `sig`. */
+function signedBy(ctx: Session, state: ChannelState, sig: Hex): boolean {
+  try {
+    ctx.book.requireCounterSigned(state, sig);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -78,22 +78,21 @@ export async function settleOnChain(ctx: Session, swapId: Hex, terms: SwapTerms,
  * were closed on chain by someone else: mark them closed. Closed channels and force closes of our own (driven by
  * their operation) are left out.
  */
-export async function watchIdleChannels(ctx: Session) {
+export async function watchIdleChannels(ctx: Session, each: (channelId: Hex, work: () => Promise<void>) => Promise<void>) {
   const busy = new Set(ctx.activeSwaps().flatMap((s) => [s.terms.source.channelId, s.terms.target.channelId].map((c) => c.toLowerCase())));
   for (const record of ctx.o.store.channels()) {
     const channelId = record.ref.channelId;
     const op = ctx.o.store.channelOp(channelId);
     if (busy.has(channelId.toLowerCase()) || op?.kind === "closed" || op?.kind === "forceClose") continue;
-    const chain = ctx.chain(record.ref.chainId);
-    const info = await chain.channelInfo(channelId);
-    if (info.status === "closed") {
-      markClosed(ctx, channelId, op?.kind === "close");
-      continue;
-    }
-    if (info.status !== "disputed") continue;
-    const step = await enforceChannel(ctx.book, chain, channelId, (h) => ctx.findSecret(h));
-    if (step.kind === "closed") markClosed(ctx, channelId, false);
-    else ctx.emit({ type: "chain", swapId: undefined, channelId, step });
+    await each(channelId, async () => {
+      const chain = ctx.chain(record.ref.chainId);
+      const info = await chain.channelInfo(channelId);
+      if (info.status === "closed") return markClosed(ctx, channelId, op?.kind === "close");
+      if (info.status !== "disputed") return;
+      const step = await enforceChannel(ctx.book, chain, channelId, (h) => ctx.findSecret(h));
+      if (step.kind === "closed") markClosed(ctx, channelId, false);
+      else ctx.emit({ type: "chain", swapId: undefined, channelId, step });
+    });
   }
 }
 

@@ -54,6 +54,8 @@ export type ClientEvent =
   | { type: "phase"; swapId: Hex; role: SwapRole; phase: SwapPhase }
   | { type: "chain"; swapId: Hex | undefined; channelId: Hex; step: EnforcementStep }
   | { type: "closed"; channelId: Hex; cooperative: boolean }
+  /** A tick's work on one swap or channel failed; the rest of the tick went on (`tick` rejects at its end). */
+  | { type: "tickError"; swapId?: Hex; channelId?: Hex; error: string }
   /** A deposit update was co-signed: the ledger now counts these deposits. */
   | { type: "deposits"; channelId: Hex; deposits: readonly [bigint, bigint] }
   | { type: "rejected"; swapId: Hex; reason: string };

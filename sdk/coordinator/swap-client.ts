@@ -61,8 +61,8 @@ export class SwapClient {
   async addChannel(chainId: bigint, params: ChannelParams, expected: ExpectedChannel): Promise<Hex> {
     const chain = this.session.chain(chainId);
     const channelId = channelIdOf(chainId, chain.hubAddress, params);
-    if (this.book.has(channelId)) return channelId;
     const myIndex = this.checkChannelParams(params, expected);
+    if (this.book.has(channelId)) return channelId;
     const info = await chain.channelInfo(channelId, await chain.finalBlock());
     if (info.status !== "open") {
       throw new ChannelTermsError("status", `channel ${channelId} is ${info.status} at the final block of chain ${chainId}, not open`);
@@ -233,42 +233,57 @@ export class SwapClient {
     this.session.enter(swapId, { kind: "done", outcome: "aborted", reason: `counterparty: ${body.reason}` }, {});
   }
 
+  /**
+   * Every swap, then every idle channel's dispute, then channel operations and deposit offers: what races a deadline
+   * first. One failing swap or channel (a chain call that reverts, a node that does not answer) is reported as a
+   * `tickError` event and does not hold up the others; the tick then rejects with the first error.
+   */
   private async doTick() {
     const ctx = this.session;
     const now = ctx.clock();
-    for (const view of ctx.activeSwaps()) {
-      const { swapId, role, terms } = view;
-      const { phase, since, sentAt, sent } = view.progress;
-      if (phase.kind === "settlingOnChain") {
-        await onchain.settleOnChain(ctx, swapId, terms, phase.channels);
-        continue;
+    const errors: unknown[] = [];
+    const attempt = async (where: { swapId?: Hex; channelId?: Hex }, work: () => Promise<unknown>) => {
+      try {
+        await work();
+      } catch (error) {
+        errors.push(error);
+        ctx.emit({ type: "tickError", ...where, error: close.errorText(error) });
       }
-      if (await onchain.disputedChannel(ctx, terms)) {
-        await onchain.goOnChain(ctx, swapId, terms, "disputed");
-        continue;
-      }
-      // A wait that began before a restart counts from the restart: what was pending is resent first (below).
-      const reason = await onchain.onChainReason(ctx, terms, phase, ctx.waited(since, now, ctx.o.confirmationTimeoutMs));
-      if (reason === "abort") {
-        ctx.enter(swapId, { kind: "done", outcome: "aborted", reason: "counterparty silent" }, {
-          abort: { step: "abort", reason: "no answer within the confirmation timeout" },
-        });
-        await ctx.sendStored(swapId, ["abort"]);
-      } else if (reason !== undefined) {
-        await onchain.goOnChain(ctx, swapId, terms, reason);
-      } else if (sent.length > 0 && (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt)) {
-        ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now }, true);
-        await ctx.sendStored(swapId, sent);
-      }
-    }
-    for (const { channelId, op } of ctx.o.store.pendingChannelOps()) {
-      if (op.kind === "deposits") await deposits.tickDeposits(ctx, channelId, op, now);
-      else await close.tickClose(ctx, channelId, op, now);
+    };
+    for (const view of ctx.activeSwaps()) await attempt({ swapId: view.swapId }, () => this.tickSwap(view, now));
+    await onchain.watchIdleChannels(ctx, (channelId, work) => attempt({ channelId }, work));
+    for (const { channelId: id, op } of ctx.o.store.pendingChannelOps()) {
+      const channelId = this.book.record(id).ref.channelId;
+      await attempt({ channelId }, () =>
+        op.kind === "deposits" ? deposits.tickDeposits(ctx, channelId, op, now) : close.tickClose(ctx, channelId, op, now),
+      );
     }
     for (const record of ctx.o.store.channels()) {
-      if (record.myIndex === 0) await deposits.startDepositUpdate(ctx, record.ref.channelId);
+      const channelId = record.ref.channelId;
+      if (record.myIndex === 0) await attempt({ channelId }, () => deposits.startDepositUpdate(ctx, channelId));
     }
-    await onchain.watchIdleChannels(ctx);
+    if (errors.length > 0) throw errors[0];
+  }
+
+  private async tickSwap(view: SwapView, now: number) {
+    const ctx = this.session;
+    const { swapId, role, terms } = view;
+    const { phase, since, sentAt, sent } = view.progress;
+    if (phase.kind === "settlingOnChain") return onchain.settleOnChain(ctx, swapId, terms, phase.channels);
+    if (await onchain.disputedChannel(ctx, terms)) return onchain.goOnChain(ctx, swapId, terms, "disputed");
+    // A wait that began before a restart counts from the restart: what was pending is resent first (below).
+    const reason = await onchain.onChainReason(ctx, terms, phase, ctx.waited(since, now, ctx.o.confirmationTimeoutMs));
+    if (reason === "abort") {
+      ctx.enter(swapId, { kind: "done", outcome: "aborted", reason: "counterparty silent" }, {
+        abort: { step: "abort", reason: "no answer within the confirmation timeout" },
+      });
+      await ctx.sendStored(swapId, ["abort"]);
+    } else if (reason !== undefined) {
+      await onchain.goOnChain(ctx, swapId, terms, reason);
+    } else if (sent.length > 0 && (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt)) {
+      ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now }, true);
+      await ctx.sendStored(swapId, sent);
+    }
   }
 
   /**

@@ -32,10 +32,11 @@ export type SwapBody =
   /** The other's counter-signature on the final state. */
   | { step: "closeAck"; sig: Hex }
   /**
-   * Participant 0 -> 1 (the session id is the channel id): the next state counting the deposits the hub held at
-   * `block`, a block final for both, not signed yet. Both fold a deposit made by anyone the same way.
+   * Participant 0 -> 1 (the session id is the channel id): the next state counting the deposits the hub holds at a
+   * block final for participant 0, not signed yet. Participant 1 signs it if its own final block holds at least as
+   * much. Both fold a deposit made by anyone the same way.
    */
-  | { step: "depositsUpdate"; state: ChannelState; block: number }
+  | { step: "depositsUpdate"; state: ChannelState }
   /** Participant 1 -> 0: its signature on the update. */
   | { step: "depositsSigned"; sig: Hex }
   /** Participant 0 -> 1: its counter-signature; the update is co-signed. */
@@ -59,7 +60,7 @@ export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeReque
 export type Envelope = Readonly<{ swapId: Hex; from: Address; body: SwapBody; signature: Hex }>;
 
 export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex {
-  return hashOf({ kind: "cross-chain-swap-message/2", swapId, from: from.toLowerCase(), body });
+  return hashOf({ kind: "cross-chain-swap-message/3", swapId, from: from.toLowerCase(), body });
 }
 
 /** Signs `body` as `from` with `sign` (a function over a 32-byte digest); addresses compare in any letter case. */

@@ -70,8 +70,9 @@ export class DeltaTable {
 
   /**
    * The longest a lock on `chainId` may live from now, whichever role the chain has in a swap: a source lock
-   * expires at most `maxTargetLockSeconds + delta + slackSeconds` from now, a target lock sooner. A state with a
-   * lock past it is never signed (`checkState`), whatever the terms said.
+   * expires at most `maxTargetLockSeconds + delta + slackSeconds` from now on T's clock, a target lock sooner; the
+   * two clocks may differ by the pair's skew bound, which is added. A state with a lock past it is never signed
+   * (`checkState`), whatever the terms said.
    */
   maxLockSeconds(chainId: bigint): bigint {
     let longest = 0n;
@@ -79,7 +80,7 @@ export class DeltaTable {
       for (const [s, t] of [[chainId, other], [other, chainId]] as const) {
         if (s === t || !this.chains.has(s) || !this.chains.has(t)) continue;
         const b = this.bounds(s, t);
-        const life = b.maxTargetLockSeconds + this.delta(s, t) + b.slackSeconds;
+        const life = b.maxTargetLockSeconds + this.delta(s, t) + b.slackSeconds + (this.skewBound(s, t) ?? 0n);
         if (life > longest) longest = life;
       }
     }

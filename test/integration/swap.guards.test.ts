@@ -177,7 +177,7 @@ describe("deposits count once final and the same on both sides (review findings 
     expect(alice.client.book.head(setup.tId).deposits).to.deep.equal([ONE, 20n * ONE], "every state is still funded on chain");
   });
 
-  it("counts a deposit once it is final, folded in by a co-signed update naming its block", async function () {
+  it("counts a deposit once it is final, folded in by a co-signed update", async function () {
     const setup = await fundedChannels();
     const deep = (a: HubAdapter, signer: Setup["T"]["alice"]) => HubAdapter.connect(a.hubAddress, signer, { confirmations: 2 });
     const adapters = { ...setup.adapters, aliceT: await deep(setup.adapters.aliceT, setup.T.alice), bobT: await deep(setup.adapters.bobT, setup.T.bob) };
@@ -218,6 +218,33 @@ describe("deposits count once final and the same on both sides (review findings 
     await link.settled();
     expect(alice.client.book.head(setup.tId)).to.deep.equal(bob.client.book.head(setup.tId));
     expect(bob.client.book.head(setup.tId).deposits).to.deep.equal([ONE + 1n, 20n * ONE + 5n]);
+  });
+});
+
+describe("deposit updates recover from lost messages", function () {
+  it("catches up when the acknowledgement of one update is lost and another deposit arrives before the resend", async function () {
+    const setup = await fundedChannels();
+    const { link, clock, alice, bob } = await twoParties(setup);
+    const stranger = await HubAdapter.connect(setup.adapters.aliceT.hubAddress, setup.T.other);
+    await stranger.deposit(setup.tParams, setup.tId, 0, 1n);
+    link.fault = (e) => (e.body.step === "depositsAck" ? "drop" : "deliver");
+    await alice.client.tick();
+    await link.settled();
+    expect(alice.client.book.head(setup.tId).deposits[0]).to.equal(ONE + 1n, "Alice co-signed the first update");
+    link.fault = () => "deliver";
+    await stranger.deposit(setup.tParams, setup.tId, 0, 1n);
+    await alice.client.tick(); // offers the second update while Bob still waits for the first acknowledgement
+    await link.settled();
+    for (let i = 0; i < 3; i++) {
+      clock.advance(2_000); // each side resends its part
+      await bob.client.tick();
+      await alice.client.tick();
+      await link.settled();
+    }
+    for (const p of [alice, bob]) expect(p.client.book.head(setup.tId).deposits).to.deep.equal([ONE + 2n, 20n * ONE]);
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
   });
 });
 
@@ -335,6 +362,89 @@ describe("closing a channel (review findings 14 and 15)", function () {
     expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([100n * ONE, 10n * ONE]);
     await bob.client.tick();
     await bob.client.whenClosed(setup.sId);
+  });
+
+  it("closes cooperatively when participant 1 asks to close while participant 0 offers a deposit update", async function () {
+    const setup = await fundedChannels();
+    const { link, clock, alice, bob } = await twoParties(setup);
+    const stranger = await HubAdapter.connect(setup.adapters.aliceT.hubAddress, setup.T.other);
+    await stranger.deposit(setup.tParams, setup.tId, 0, 1n);
+    link.fault = () => "drop"; // both ask before either hears the other
+    await alice.client.tick(); // offers to count the 1 wei
+    await bob.client.requestClose(setup.tId); // signs the final state at the same sequence number
+    link.fault = () => "deliver";
+    clock.advance(2_000);
+    await alice.client.tick(); // resends the offer: Bob, closing, does not sign it
+    await bob.client.tick(); // resends the close request: Alice drops her offer and co-signs; Bob lands it
+    await link.settled();
+    await alice.client.tick(); // sees the channel closed
+    await Promise.all([alice.client.whenClosed(setup.tId), bob.client.whenClosed(setup.tId)]);
+    expect(await setup.T.hub.queryFilter(setup.T.hub.filters.ChannelForceClosed())).to.have.length(0);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + 1n, 20n * ONE], "the uncounted wei goes back to Alice");
+  });
+
+  it("closes cooperatively when both parties ask at once", async function () {
+    const setup = await fundedChannels();
+    const { link, clock, alice, bob } = await twoParties(setup);
+    link.fault = () => "drop";
+    await alice.client.requestClose(setup.sId);
+    await bob.client.requestClose(setup.sId);
+    link.fault = () => "deliver";
+    clock.advance(2_000);
+    await alice.client.tick();
+    await bob.client.tick();
+    await link.settled();
+    for (const p of [alice, bob]) await p.client.tick();
+    await Promise.all([alice.client.whenClosed(setup.sId), bob.client.whenClosed(setup.sId)]);
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([100n * ONE, 10n * ONE]);
+  });
+
+  it("keeps the co-signed final state when landing it fails, and lands it on a later tick", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob, clock } = await twoParties(setup);
+    const events: string[] = [];
+    // Alice's adapter on T fails once, as a node that does not answer would.
+    const adapter = setup.adapters.aliceT;
+    const real = adapter.closeCooperatively.bind(adapter);
+    let failures = 1;
+    adapter.closeCooperatively = async (...args) => {
+      if (failures-- > 0) throw new Error("the node did not answer");
+      return real(...args);
+    };
+    alice.events.length = 0;
+    await alice.client.requestClose(setup.tId);
+    await link.settled();
+    for (const e of alice.events) events.push(e.type);
+    expect(events).to.include("tickError");
+    expect(alice.client.book.latest(setup.tId)?.state.isFinal).to.equal(true, "the co-signed final state is kept");
+    clock.advance(1_000);
+    await alice.client.tick();
+    await alice.client.whenClosed(setup.tId);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE, 20n * ONE]);
+    expect(bob.client.book.latest(setup.tId)?.state.isFinal).to.equal(true);
+  });
+
+  it("answers a dispute on one channel even when another channel's operation keeps failing", async function () {
+    const setup = await fundedChannels();
+    const { link, clock, alice, bob } = await twoParties(setup);
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
+    // Bob's landing of T's close keeps failing (no gas on T, say) ...
+    setup.adapters.bobT.closeCooperatively = async () => {
+      throw new Error("insufficient funds for gas");
+    };
+    link.fault = (e) => (e.body.step === "closeAck" ? "drop" : "deliver");
+    await alice.client.requestClose(setup.tId);
+    await link.settled();
+    // ... while Alice force-closes S with the state from before the swap (she had 100, now 90).
+    await setup.adapters.aliceS.forceClose(setup.sParams, undefined);
+    clock.advance(11_000); // Alice went quiet: Bob tries to land T's close every tick from now on
+    let error: unknown;
+    await bob.client.tick().catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/insufficient funds for gas/);
+    const info = await setup.S.hub.getChannel(setup.sId);
+    expect(info.seq).to.equal(bob.client.book.head(setup.sId).seq, "Bob answered the stale state");
   });
 
   it("lands the co-signed final state as the responder when the requester goes quiet", async function () {
