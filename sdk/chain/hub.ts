@@ -17,7 +17,7 @@ import {
   SecretRegistry__factory,
   type ChannelHub,
   type SecretRegistry,
-} from "../../typechain-types/index.js";
+} from "../contracts.js";
 
 const ERC20_APPROVE_ABI = ["function approve(address spender, uint256 amount) returns (bool)"];
 

@@ -2,6 +2,8 @@ import { keccak_256 } from "@noble/hashes/sha3.js";
 import { createRequire } from "node:module";
 import { dirname } from "node:path";
 
+import { loadNative } from "./native.js";
+
 /** The sponge of the `keccak` package's prebuilt native add-on (the reference Keccak code). */
 type NativeSponge = {
   initialize(rate: number, capacity: number): void;
@@ -14,17 +16,12 @@ type NativeSponge = {
  * One reusable native sponge when the add-on loads on this platform (and CHANNELS_PURE_JS_CRYPTO is not 1), else
  * undefined and @noble/hashes is used. Both compute the same keccak-256 (property-tested); the native one is faster.
  */
-const sponge: NativeSponge | undefined = (() => {
-  if (process.env.CHANNELS_PURE_JS_CRYPTO === "1") return undefined;
-  try {
-    const require = createRequire(import.meta.url);
-    const packageJson = require.resolve("keccak/package.json");
-    const Sponge = createRequire(packageJson)("node-gyp-build")(dirname(packageJson)) as new () => NativeSponge;
-    return new Sponge();
-  } catch {
-    return undefined;
-  }
-})();
+const sponge: NativeSponge | undefined = loadNative("keccak", () => {
+  const require = createRequire(import.meta.url);
+  const packageJson = require.resolve("keccak/package.json");
+  const Sponge = createRequire(packageJson)("node-gyp-build")(dirname(packageJson)) as new () => NativeSponge;
+  return new Sponge();
+});
 
 /** Which keccak implementation hashes in this process. */
 export const hashBackend: "native" | "js" = sponge === undefined ? "js" : "native";

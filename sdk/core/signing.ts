@@ -5,6 +5,7 @@ import { InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
 import type { Hex } from "./types.js";
 import { fromHex, toHex } from "./words.js";
+import { loadNative } from "./native.js";
 
 const SIGNATURE_HEX = /^0x[0-9a-fA-F]{130}$/;
 const SECP256K1_HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0n;
@@ -20,14 +21,10 @@ type NativeSecp256k1 = {
  * else undefined and the pure-JS path of ethers is used. Both produce the same deterministic (RFC 6979),
  * low-s signatures; the native one is an order of magnitude faster.
  */
-const native: NativeSecp256k1 | undefined = (() => {
-  if (process.env.CHANNELS_PURE_JS_CRYPTO === "1") return undefined;
-  try {
-    return createRequire(import.meta.url)("secp256k1/bindings") as NativeSecp256k1;
-  } catch {
-    return undefined;
-  }
-})();
+const native: NativeSecp256k1 | undefined = loadNative(
+  "secp256k1",
+  () => createRequire(import.meta.url)("secp256k1/bindings") as NativeSecp256k1,
+);
 
 /** Which secp256k1 implementation signs and recovers in this process. */
 export const cryptoBackend: "libsecp256k1" | "js" = native === undefined ? "js" : "libsecp256k1";
