@@ -97,18 +97,27 @@ export class ChannelBook {
    * horizon first: no lock outlives what the timing bounds allow, whatever the terms said.
    */
   sign(state: ChannelState): Hex {
-    // A state signed before (a resend) is signed again whatever the clock says now: the check held when it was signed.
-    const resend = this.store.ownSignedAt(state.channelId, state.seq);
-    if (state.locks.length > 0 && this.lockHorizon !== undefined && (resend === undefined || !sameState(resend.state, state))) {
-      const chainId = this.record(state.channelId).ref.chainId;
-      const horizon = this.lockHorizon(chainId);
-      if (horizon === undefined) throw new ChannelSdkError(`the time of chain ${chainId} is not known yet; read it before signing a lock`);
-      checkState(state, horizon);
-    }
+    if (state.locks.length > 0 && this.lockHorizon !== undefined) this.requireWithinHorizon(state);
     const digest = this.digest(state);
     const signature = this.store.recordOwnSignature(state, digest, () => this.signer.sign(digest));
     this.feed.signed?.(state, signature);
     return signature;
+  }
+
+  /**
+   * Throws unless every lock of `state` expires within the lock horizon. A state signed before (a resend) passes
+   * whatever the clock says now: the check held when it was signed. The store is read only on that rare path.
+   */
+  private requireWithinHorizon(state: ChannelState): void {
+    const chainId = this.record(state.channelId).ref.chainId;
+    const horizon = this.lockHorizon?.(chainId);
+    try {
+      if (horizon === undefined) throw new ChannelSdkError(`the time of chain ${chainId} is not known yet; read it before signing a lock`);
+      checkState(state, horizon);
+    } catch (error) {
+      const before = this.store.ownSignedAt(state.channelId, state.seq);
+      if (before === undefined || !sameState(before.state, state)) throw error;
+    }
   }
 
   /** Throws unless the counterparty signed `state`. */
