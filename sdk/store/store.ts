@@ -114,6 +114,8 @@ export class Store {
   private readonly swapCache = new Map<string, { role: "initiator" | "responder"; terms: SwapTerms; phase: unknown }>();
   /** Session numbers by session id, as last read or given. */
   private readonly sessionNumbers = new Map<string, number>();
+  /** Decoded channel operations by channel id (null: none); every swap step asks whether its channels have one. */
+  private readonly ops = new Map<string, ChannelOp | null>();
   private depth = 0;
   private savepoints = 0;
   /** Whether a commit must reach the disk before it counts (durability "power" on a file). */
@@ -342,6 +344,7 @@ export class Store {
     this.records.clear();
     this.swapCache.clear();
     this.sessionNumbers.clear();
+    this.ops.clear();
   }
 
   // ---------------------------------------------------------------- channels
@@ -373,12 +376,18 @@ export class Store {
 
   /** The operation in progress on a channel (or its closed mark), if any. */
   channelOp(channelId: Hex): ChannelOp | undefined {
-    const row = this.stmt("SELECT body FROM channel_ops WHERE channel_id = ?").get(key(channelId)) as { body: string } | undefined;
-    return row === undefined ? undefined : decode<ChannelOp>(row.body);
+    const k = key(channelId);
+    const cached = this.ops.get(k);
+    if (cached !== undefined) return cached ?? undefined;
+    const row = this.stmt("SELECT body FROM channel_ops WHERE channel_id = ?").get(k) as { body: string } | undefined;
+    const op = row === undefined ? undefined : decode<ChannelOp>(row.body);
+    remember(this.ops, k, op ?? null);
+    return op;
   }
 
   /** Records (or, with undefined, ends) the operation of a channel. */
   saveChannelOp(channelId: Hex, op: ChannelOp | undefined): void {
+    this.ops.delete(key(channelId)); // read again after the write (a rollback forgets every cache)
     if (op === undefined) this.write("DELETE FROM channel_ops WHERE channel_id = ?", key(channelId));
     else {
       this.write(
