@@ -4,7 +4,6 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline";
 import { Command } from "commander";
 import { getAddress, HDNodeWallet, Mnemonic, Wallet, ZeroAddress } from "ethers";
 
@@ -13,6 +12,7 @@ import { UsageError } from "../node/errors.js";
 import { privateKeyFromEnv } from "../node/keys.js";
 import { writeKeystore } from "../node/keystore.js";
 import { print } from "./context.js";
+import { password } from "./prompt.js";
 
 const PROJECT_ROOT = resolve(import.meta.dirname, "..", "..");
 /** The well-known Hardhat test mnemonic: its accounts hold coins on local chains. Never for real funds. */
@@ -23,22 +23,6 @@ function deployedHub(chainId: number): string | undefined {
   const file = join(PROJECT_ROOT, "ignition", "deployments", `local-${chainId}`, "deployed_addresses.json");
   if (!existsSync(file)) return undefined;
   return (JSON.parse(readFileSync(file, "utf8")) as Record<string, string>)["ChannelHubModule#ChannelHub"];
-}
-
-/** The password: from the variable, else asked on the terminal (not echoed). */
-async function password(variable: string): Promise<string> {
-  const fromEnv = process.env[variable];
-  if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
-  if (!process.stdin.isTTY) throw new UsageError(`${variable}: not set and no terminal to ask on; give the keystore's password`);
-  const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });
-  (rl as unknown as { _writeToOutput: (s: string) => void })._writeToOutput = (s: string) => {
-    if (s.startsWith("keystore password")) process.stderr.write(s);
-  };
-  const answer = await new Promise<string>((ok) => rl.question("keystore password: ", ok));
-  rl.close();
-  process.stderr.write("\n");
-  if (answer === "") throw new UsageError("the password is empty");
-  return answer;
 }
 
 function address(text: string, field: string): string {

@@ -28,7 +28,7 @@ export function program(): Command {
   p.addCommand(watchCommand());
   const quiet = (c: Command) => {
     c.exitOverride();
-    c.configureOutput({ writeErr: () => {} , outputError: () => {} });
+    c.configureOutput({ outputError: () => {} }); // errors are printed by main(), one line each
     for (const s of c.commands) quiet(s);
   };
   quiet(p);
@@ -43,7 +43,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0) return 0;
-      if (error.code === "commander.help") return 0;
+      if (error.code === "commander.help") return EXIT_USAGE; // a group without its subcommand: help shown on stderr
       process.stderr.write(`error: ${error.message.replace(/^error: /, "")}\n`);
       return EXIT_USAGE;
     }

@@ -18,7 +18,8 @@ export function nodeCommands(): Command[] {
     .option("--log-level <level>", "trace, debug, info, warn, error")
     .action(async (o: { logLevel?: string }, cmd: Command) => {
       const { runNode } = await import("../node/service.js");
-      await runNode(globals(cmd).config, o.logLevel);
+      const { password } = await import("./prompt.js");
+      await runNode(globals(cmd).config, o.logLevel, password);
     });
   const info = new Command("info").description("the node's address, chains and counts").action(async (_o, cmd: Command) => {
     const i = await api(cmd).get<Info>("/info");

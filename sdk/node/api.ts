@@ -15,7 +15,7 @@ import { z } from "zod";
 import { ChannelSdkError, InvalidTermsError } from "../core/errors.js";
 import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
 import { UnknownChannelError } from "../coordinator/channels.js";
-import { problemsOf } from "./config.js";
+import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
 import { ConflictError, NotFoundError, type ChannelNode } from "./node.js";
 import { OPENAPI } from "./openapi.js";
@@ -57,7 +57,7 @@ async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.outpu
       throw new BadBody("body: not valid JSON");
     }
   }
-  const result = schema.safeParse(data);
+  const result = schema.safeParse(data, { error: defaultMessage });
   if (!result.success) {
     const p = problemsOf(result.error.issues)[0]!;
     throw new BadBody(`${p.field === "" ? "body" : p.field}: ${p.message}`);

@@ -13,9 +13,14 @@ import { privateKeyFromEnv } from "./keys.js";
 import type { NodeConfig } from "./node-config.js";
 
 /** The key a node configuration names. */
-export async function loadNodeKey(config: NodeConfig, env: Readonly<Record<string, string | undefined>> = process.env): Promise<Hex> {
+export async function loadNodeKey(
+  config: NodeConfig,
+  env: Readonly<Record<string, string | undefined>> = process.env,
+  ask?: (variable: string) => Promise<string>,
+): Promise<Hex> {
   if ("env" in config.key) return privateKeyFromEnv(config.key.env, env);
-  const password = env[config.key.passwordEnv];
+  let password = env[config.key.passwordEnv];
+  if ((password === undefined || password === "") && ask !== undefined) password = await ask(config.key.passwordEnv);
   if (password === undefined || password === "") throw new EnvVarError(config.key.passwordEnv, "not set; give the keystore's password");
   let json: string;
   try {

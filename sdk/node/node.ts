@@ -49,6 +49,8 @@ export class ChannelNode {
   private ticking: Promise<void> | undefined;
   private stopping = false;
   private lastTickError = "";
+  /** The last on-chain wait logged per channel: a wait repeated by every tick is logged once. */
+  private readonly lastWait = new Map<string, string>();
   readonly startedAt = new Date();
 
   private constructor(
@@ -130,10 +132,12 @@ export class ChannelNode {
     const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
     for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
     node = new ChannelNode(config, signer, log, providers, store, tower, link, client, new AssetBook(withIds));
+    link.onError = (error) => log.debug({ event: "peerMessageError", error: (error as Error).message?.split("\n")[0] }, "a peer message was not handled");
     for (const { name, adapter } of chains) {
       node.chainIds.set(name, adapter.chainId);
       node.adapters.set(adapter.chainId, adapter);
     }
+    tower.importFrom(store);
     node.loadState();
     node.schedule();
     node.heartbeat = setInterval(() => void node!.beat(), t.heartbeatSeconds * 1000);
@@ -158,9 +162,12 @@ export class ChannelNode {
   }
 
   private async tickOnce(): Promise<void> {
+    const t0 = Date.now();
     await this.joinPending();
+    const t1 = Date.now();
     try {
       await this.client.tick();
+      if (Date.now() - t0 > 2_000) this.log.debug({ event: "slowTick", joinMs: t1 - t0, tickMs: Date.now() - t1 }, "slow tick");
       this.lastTickError = "";
     } catch (error) {
       const text = (error as Error).message?.split("\n")[0] ?? String(error);
@@ -223,6 +230,11 @@ export class ChannelNode {
   private onClientEvent(e: ClientEvent): void {
     const fields = plain(e) as Record<string, unknown>;
     if (e.type === "rejected") this.refuse("swap", this.peerNameOf(this.swapCounterparty(e.swapId)), e.swapId, e.reason);
+    if (e.type === "chain" && e.step.kind === "waiting") {
+      const text = `${e.step.until} ${e.step.why}`;
+      if (this.lastWait.get(e.channelId) === text) return;
+      this.lastWait.set(e.channelId, text);
+    }
     if (e.type === "tickError") {
       this.log.debug({ event: "tickError", ...fields }, "tick step failed");
     } else {
@@ -472,6 +484,9 @@ export class ChannelNode {
         const info = await adapter.channelInfo(channelId, await adapter.finalBlock());
         if (info.status !== "open") continue;
         const counterparty = p.params.participants.find((a) => !sameAddress(a, this.address))!;
+        // The tower guards it before the client signs anything for it (the client feeds it every state).
+        const myIndex = sameAddress(p.params.participants[0], this.address) ? 0 : 1;
+        this.tower.guard({ ref: { chainId: p.chainId, hub: adapter.hubAddress as Address, channelId }, params: p.params, myIndex, openingDeposits: [0n, 0n] });
         await this.client.addChannel(p.chainId, p.params, { counterparty, asset: p.params.asset });
         this.pending.delete(channelId);
         this.savePending();

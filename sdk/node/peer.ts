@@ -41,7 +41,8 @@ const MAX_BODY = 1 << 20;
 
 export class PeerLink implements Transport {
   private handler: ((e: Envelope) => Promise<void>) | undefined;
-  readonly errors: unknown[] = [];
+  /** Told of every envelope that could not be handled (the sender resends; a node logs these at debug level). */
+  onError: (error: unknown) => void = () => {};
 
   private constructor(
     private readonly server: Server,
@@ -80,7 +81,7 @@ export class PeerLink implements Transport {
           try {
             await this.handler(decode<Envelope>(line));
           } catch (error) {
-            this.errors.push(error);
+            this.onError(error);
           }
         }
         return;

@@ -10,9 +10,9 @@ import { nodeLogger } from "./logger.js";
 import { ChannelNode } from "./node.js";
 import { loadNodeConfig } from "./node-config.js";
 
-export async function runNode(configFile: string, logLevel?: string): Promise<void> {
+export async function runNode(configFile: string, logLevel?: string, ask?: (variable: string) => Promise<string>): Promise<void> {
   const config = loadNodeConfig(configFile);
-  const key = await loadNodeKey(config);
+  const key = await loadNodeKey(config, process.env, ask);
   const log: Logger = nodeLogger(logLevel ?? config.logLevel);
   const node = await ChannelNode.start(config, key, log);
   const token = apiToken(config.api.tokenFile);
