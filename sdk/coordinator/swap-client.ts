@@ -138,6 +138,14 @@ export class SwapClient {
     });
   }
 
+  /**
+   * Resolves once every step started so far is committed and its messages handed to the transport: what a process
+   * awaits before it closes its transport and store on a clean shutdown.
+   */
+  idle(): Promise<void> {
+    return this.session.serial(() => this.session.settleGroup());
+  }
+
   /** Resolves with the swap's last phase once it is done: swapped, aborted, or settled on chain. */
   whenDone(swapId: Hex): Promise<Extract<SwapPhase, { kind: "done" }>> {
     const waiting = this.until((e) => e.type === "phase" && e.swapId.toLowerCase() === swapId.toLowerCase() && e.phase.kind === "done");

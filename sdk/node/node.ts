@@ -202,8 +202,8 @@ export class ChannelNode {
     clearTimeout(this.timer);
     clearInterval(this.heartbeat);
     await this.ticking;
+    await this.client.idle().catch(() => undefined); // the step in flight commits and sends
     await this.link.close();
-    await this.client.tick().catch(() => undefined).then(() => undefined, () => undefined);
     this.store.close();
     for (const p of this.providers) p.destroy();
     this.log.info({ event: "stopped" }, "node stopped");

@@ -125,6 +125,12 @@ describe("channels CLI and node, end to end as OS processes", function () {
     }
     const bobs = await channelsJson<Swap[]>(["--config", cfg.bob, "swap", "list"]);
     expect(bobs.filter((s) => s.outcome === "swapped")).to.have.length(3);
+    // Above Bob's maxAmount: his node refuses, the swap aborts (exit 1), and Bob lists the reason.
+    const refused = await channels(["--config", cfg.alice, "swap", "propose", "--peer", "bob", "--give", "1 ETH@source", "--take", "3 ETH@target", "--source", pair.s1!, "--target", pair.t1!, "--wait"]);
+    expect(refused.code).to.equal(1);
+    expect(refused.stdout).to.match(/aborted \(counterparty: take 3 ETH@target is more than maxAmount 2\)/);
+    const reasons = await channelsJson<{ kind: string; reason: string }[]>(["--config", cfg.bob, "swap", "list", "--refused"]);
+    expect(reasons.map((r) => r.reason)).to.deep.equal(["take 3 ETH@target is more than maxAmount 2"]);
   });
 
   it("refuses bad input with one line and a non-zero exit, signing and sending nothing", async function () {
