@@ -18,7 +18,7 @@ export function deployCommand(): Command {
     .option("--networks <names>", "comma-separated networks of hardhat.config.ts", "localSource,localTarget")
     .action(async (o: { sourceRpc?: string; targetRpc?: string; networks: string }, cmd: Command) => {
       const hardhat = resolve(createRequire(import.meta.url).resolve("hardhat/package.json"), "..", "dist/src/cli.js");
-      const env: NodeJS.ProcessEnv = { ...process.env, NETWORKS: o.networks };
+      const env: NodeJS.ProcessEnv = { ...process.env, NETWORKS: o.networks, NODE_NO_WARNINGS: "1" };
       if (o.sourceRpc) env.SOURCE_RPC_URL = o.sourceRpc;
       if (o.targetRpc) env.TARGET_RPC_URL = o.targetRpc;
       const child = spawn(process.execPath, [hardhat, "run", "scripts/deploy.ts"], { cwd: PROJECT_ROOT, env, stdio: ["ignore", "pipe", "inherit"] });
