@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { ZeroAddress } from "ethers";
 
 import { duration, parseDuration, when } from "../../sdk/cli/format.js";
+import { channels } from "../helpers/cli.js";
 import { ConfigError, UsageError } from "../../sdk/node/errors.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { AssetBook, formatAmount } from "../../sdk/node/units.js";
@@ -87,5 +88,17 @@ describe("node configuration, amounts and durations", function () {
     expect([duration(45), duration(58 * 60 + 20), duration(2 * 3600 + 5 * 60), duration(3 * 86_400 + 4 * 3600)]).to.deep.equal(["45 s", "58 min", "2 h 5 min", "3 d 4 h"]);
     expect([parseDuration("90s"), parseDuration("10m"), parseDuration("1h"), parseDuration("2d"), parseDuration("soon")]).to.deep.equal([90, 600, 3600, 172_800, undefined]);
     expect(when("2026-12-01T04:00:00Z", Date.parse("2026-12-01T03:02:00Z"))).to.equal("2026-12-01 04:00 UTC (in 58 min)");
+  });
+
+  it("the binary: a bad configuration is one line and exit 2, the stack only with --verbose", async function () {
+    const bad = join(dir, "watch.json");
+    writeFileSync(bad, JSON.stringify({ store: "t.sqlite", chains: [{ rpcUrl: "ftp://x", hub: HUB }] }));
+    const r = await channels(["watch", "--watch-config", bad]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr.trim()).to.match(/^error: .*watch\.json: chains\[0\]\.rpcUrl: expected an http\(s\) URL, got "ftp:\/\/x"$/);
+    const verbose = await channels(["--verbose", "--config", join(dir, "missing.json"), "info"]);
+    expect(verbose.code).to.equal(2);
+    expect(verbose.stderr).to.match(/^error: .*missing\.json: cannot read it: no such file\n/);
+    expect(verbose.stderr).to.match(/\n\s+at /);
   });
 });
