@@ -43,6 +43,11 @@ export default defineConfig({
     // Two in-process chains for tests: S (source) and T (target), with different chain ids.
     source: { type: "edr-simulated", chainType: "l1", chainId: 31337, hardfork: EVM },
     target: { type: "edr-simulated", chainType: "l1", chainId: 31338, hardfork: EVM },
+    // What `npm run chain:source` / `chain:target` serve (`hardhat node --network ...`): the same chains, with a
+    // block every 10 s besides the automatic ones, so an idle chain's clock (the last block's time) never falls
+    // behind the nodes' clock-skew bound and swaps are not refused after a quiet spell.
+    chainSource: { type: "edr-simulated", chainType: "l1", chainId: 31337, hardfork: EVM, mining: { auto: true, interval: 10_000 } },
+    chainTarget: { type: "edr-simulated", chainType: "l1", chainId: 31338, hardfork: EVM, mining: { auto: true, interval: 10_000 } },
     // Two local JSON-RPC nodes (`npx hardhat node --port 8545` and `--port 8546 --chain-id 31338`).
     localSource: {
       type: "http",

@@ -138,6 +138,25 @@ export class SwapClient {
     });
   }
 
+  /**
+   * Resolves once every step started so far is committed and its messages handed to the transport: what a process
+   * awaits before it closes its transport and store on a clean shutdown.
+   */
+  idle(): Promise<void> {
+    return this.session.serial(() => this.session.settleGroup());
+  }
+
+  /** Resolves with the swap's last phase once it is done: swapped, aborted, or settled on chain. */
+  whenDone(swapId: Hex): Promise<Extract<SwapPhase, { kind: "done" }>> {
+    const waiting = this.until((e) => e.type === "phase" && e.swapId.toLowerCase() === swapId.toLowerCase() && e.phase.kind === "done");
+    const phase = this.session.swap(swapId).progress.phase;
+    if (phase.kind === "done") {
+      waiting.cancel();
+      return Promise.resolve(phase);
+    }
+    return waiting.promise.then((e) => (e as Extract<ClientEvent, { type: "phase" }>).phase as Extract<SwapPhase, { kind: "done" }>);
+  }
+
   /** The first event `match` accepts from now on. */
   private until(match: (e: ClientEvent) => boolean): { promise: Promise<ClientEvent>; cancel: () => void } {
     let cancel = () => {};

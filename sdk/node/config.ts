@@ -54,7 +54,7 @@ const TYPE_NAMES: Readonly<Record<string, string>> = {
 };
 
 /** Messages for the issues a field type of this module does not word itself (plain booleans, lists, objects). */
-function defaultMessage(issue: z.core.$ZodRawIssue): string {
+export function defaultMessage(issue: z.core.$ZodRawIssue): string {
   switch (issue.code) {
     case "invalid_type":
       return expected(TYPE_NAMES[issue.expected] ?? issue.expected)(issue);

@@ -61,7 +61,7 @@ describe("the npm package, installed into a fresh Hardhat 3 project", function (
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("ships the compiled SDK with types, the Solidity sources, ABIs and TypeChain types, and no tests", function () {
+  it("ships the compiled SDK and CLI with types, the Solidity sources, ABIs and TypeChain types, and no tests", function () {
     for (const f of ["dist/sdk/index.js", "dist/sdk/index.d.ts", "dist/sdk/contracts.d.ts", "contracts/interfaces/IChannelHub.sol", "abi/ChannelHub.json", "abi/SecretRegistry.json", "CHANGELOG.md"]) {
       expect(files).to.include(f);
     }
@@ -82,6 +82,14 @@ describe("the npm package, installed into a fresh Hardhat 3 project", function (
     const { local, onChain } = JSON.parse(line ?? "{}") as { local?: string; onChain?: string };
     expect(local).to.match(/^0x[0-9a-f]{64}$/);
     expect(local).to.equal(onChain);
+  });
+
+  it("runs the channels CLI from the installed package with no TypeScript loader", async function () {
+    const out = await run(join(dir, "node_modules/.bin/channels"), ["--help"], dir);
+    expect(out).to.match(/^Usage: channels/m);
+    for (const command of ["init", "node", "channel", "swap", "watch"]) expect(out).to.match(new RegExp(`^  ${command}\\b`, "m"));
+    expect(files).to.include("bin/channels.mjs");
+    expect(files).to.include("dist/sdk/cli/main.js");
   });
 
   it("falls back to pure JavaScript when the native add-ons are missing, says so once for each, and still agrees with the hub", async function () {

@@ -34,8 +34,11 @@ describe("cross-chain swap over two channels", function () {
     const before = await blockNumbers(setup);
 
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    const whenDone = alice.client.whenDone(swapId);
     await link.settled();
 
+    expect(await whenDone).to.deep.equal({ kind: "done", outcome: "swapped" });
+    expect(await bob.client.whenDone(swapId)).to.deep.equal({ kind: "done", outcome: "swapped" }, "already done");
     expect(link.errors).to.deep.equal([]);
     expect(phaseOf(alice, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
     expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });

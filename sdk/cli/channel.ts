@@ -1,0 +1,94 @@
+/** `channels channel list|show|open|deposit|close|withdraw`. */
+import { Command } from "commander";
+
+import { UsageError } from "../node/errors.js";
+import { api, print, progress, sleep } from "./context.js";
+import { duration, parseDuration, short, table } from "./format.js";
+
+export type ChannelView = {
+  id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
+  balance?: { mine: string; theirs: string; locked: string }; deposits?: { mine: string; theirs: string };
+  payouts?: { mine: string; theirs: string };
+};
+
+function describe(c: ChannelView): string {
+  const lines = [`channel ${c.id}`, `  chain ${c.chain}, asset ${c.asset}, peer ${c.peer}, status ${c.status}, challenge period ${duration(c.challengePeriodSeconds)}`];
+  if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
+  if (c.deposits) lines.push(`  deposits counted: mine ${c.deposits.mine}, theirs ${c.deposits.theirs}`);
+  if (c.payouts) lines.push(`  paid out: mine ${c.payouts.mine}, theirs ${c.payouts.theirs}`);
+  return lines.join("\n");
+}
+
+export function channelCommands(): Command {
+  const channel = new Command("channel").description("open, fund, inspect and close channels");
+  channel
+    .command("list")
+    .description("every channel of this node")
+    .action(async (_o, cmd: Command) => {
+      const list = await api(cmd).get<ChannelView[]>("/channels");
+      print(cmd, list, (l) =>
+        l.length === 0
+          ? "no channels"
+          : table(
+              ["ID", "CHAIN", "PEER", "ASSET", "STATUS", "MINE", "THEIRS", "PAID OUT (MINE/THEIRS)"],
+              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, c.status, c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
+            ),
+      );
+    });
+  channel
+    .command("show <id>")
+    .description("one channel (id or a unique prefix)")
+    .action(async (id: string, _o, cmd: Command) => print(cmd, await api(cmd).get<ChannelView>(`/channels/${encodeURIComponent(id)}`), describe));
+  channel
+    .command("open")
+    .description("negotiate a channel with a peer's node, then open and fund it on chain")
+    .requiredOption("--peer <name>", "a peer of the node's configuration")
+    .requiredOption("--asset <SYMBOL@chain>", "e.g. ETH@source")
+    .requiredOption("--deposit <amount>", "our opening deposit in token units, e.g. 5")
+    .option("--challenge-period <duration>", "e.g. 1h (default: the node's timing.challengePeriodSeconds)")
+    .action(async (o: { peer: string; asset: string; deposit: string; challengePeriod?: string }, cmd: Command) => {
+      let challengePeriodSeconds: number | undefined;
+      if (o.challengePeriod !== undefined) {
+        challengePeriodSeconds = parseDuration(o.challengePeriod);
+        if (challengePeriodSeconds === undefined) throw new UsageError(`--challenge-period: expected a duration like 1h, got ${JSON.stringify(o.challengePeriod)}`);
+      }
+      const c = await api(cmd).post<ChannelView>("/channels", { peer: o.peer, asset: o.asset, deposit: o.deposit, challengePeriodSeconds });
+      print(cmd, c, describe);
+    });
+  channel
+    .command("deposit <id> <amount>")
+    .description("deposit more into a channel (token units)")
+    .action(async (id: string, amount: string, _o, cmd: Command) =>
+      print(cmd, await api(cmd).post<ChannelView>(`/channels/${encodeURIComponent(id)}/deposit`, { amount }), describe),
+    );
+  channel
+    .command("close <id>")
+    .description("close cooperatively (or --force: on chain, after the challenge period)")
+    .option("--force", "force close on chain without the peer")
+    .option("--wait", "wait until the channel is closed on chain")
+    .action(async (id: string, o: { force?: boolean; wait?: boolean }, cmd: Command) => {
+      const client = api(cmd);
+      let c = await client.post<ChannelView>(`/channels/${encodeURIComponent(id)}/close`, { force: o.force === true });
+      if (o.wait) {
+        const p = progress(cmd);
+        const started = Date.now();
+        while (c.status !== "closed") {
+          const waited = (Date.now() - started) / 1000;
+          p.show(
+            o.force
+              ? `closing ${short(c.id)}: ${c.status}; the challenge period (${duration(c.challengePeriodSeconds)}) runs, about ${duration(c.challengePeriodSeconds - waited)} left`
+              : `closing ${short(c.id)}: ${c.status}, waiting for the peer and the chain (${duration(waited)})`,
+          );
+          await sleep(500);
+          c = await client.get<ChannelView>(`/channels/${encodeURIComponent(c.id)}`);
+        }
+        p.done();
+      }
+      print(cmd, c, describe);
+    });
+  channel
+    .command("withdraw <id>")
+    .description("pull a payout the hub holds for us (one it could not push)")
+    .action(async (id: string, _o, cmd: Command) => print(cmd, await api(cmd).post<ChannelView>(`/channels/${encodeURIComponent(id)}/withdraw`), describe));
+  return channel;
+}

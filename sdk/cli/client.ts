@@ -1,0 +1,53 @@
+/** The CLI's side of the control API: the node's URL and token from its configuration, JSON in and out. */
+import { readFileSync } from "node:fs";
+
+import { ChannelSdkError } from "../core/errors.js";
+import { UsageError } from "../node/errors.js";
+import { fileProblem } from "../node/config.js";
+import { loadNodeConfig } from "../node/node-config.js";
+
+/** The API answered 404: an unknown channel or swap (exit 1). */
+export class NotFound extends ChannelSdkError {}
+
+export class ApiClient {
+  private constructor(readonly base: string, private readonly token: string) {}
+
+  static fromConfig(file: string): ApiClient {
+    const config = loadNodeConfig(file);
+    let token: string;
+    try {
+      token = readFileSync(config.api.tokenFile, "utf8").trim();
+    } catch (error) {
+      throw new UsageError(`${config.api.tokenFile}: cannot read the API token (${fileProblem(error)}); has the node been started once?`);
+    }
+    const host = config.api.host.includes(":") ? `[${config.api.host}]` : config.api.host;
+    return new ApiClient(`http://${host}:${config.api.port}/api/v1`, token);
+  }
+
+  get<T>(path: string): Promise<T> {
+    return this.call<T>("GET", path);
+  }
+
+  post<T>(path: string, body: unknown = {}): Promise<T> {
+    return this.call<T>("POST", path, body);
+  }
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(this.base + path, {
+        method,
+        headers: { authorization: `Bearer ${this.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    } catch {
+      throw new ChannelSdkError(`cannot reach the node at ${this.base}: is \`channels node start\` running?`);
+    }
+    const data = (await res.json().catch(() => ({}))) as { error?: string };
+    if (res.ok) return data as T;
+    const message = data.error ?? `${res.status} ${res.statusText}`;
+    if (res.status === 400) throw new UsageError(message);
+    if (res.status === 404) throw new NotFound(message);
+    throw new ChannelSdkError(message);
+  }
+}

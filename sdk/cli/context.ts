@@ -1,0 +1,27 @@
+/** What every command shares: the global options, printing (text or `--json`), the API client. */
+import type { Command } from "commander";
+
+import { ApiClient } from "./client.js";
+import { Progress } from "./format.js";
+
+export type Globals = { json: boolean; verbose: boolean; config: string };
+
+export function globals(cmd: Command): Globals {
+  const o = cmd.optsWithGlobals() as Partial<Globals>;
+  return { json: o.json === true, verbose: o.verbose === true, config: o.config ?? process.env.CHANNELS_CONFIG ?? "node.json" };
+}
+
+/** Prints `data` as JSON with `--json`, else `text(data)`. */
+export function print<T>(cmd: Command, data: T, text: (d: T) => string): void {
+  process.stdout.write((globals(cmd).json ? JSON.stringify(data, null, 2) : text(data)) + "\n");
+}
+
+export function api(cmd: Command): ApiClient {
+  return ApiClient.fromConfig(globals(cmd).config);
+}
+
+export function progress(cmd: Command): Progress {
+  return new Progress(false && globals(cmd).json);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

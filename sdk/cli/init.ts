@@ -1,0 +1,109 @@
+/**
+ * `channels init`: a starter node.json and an encrypted keystore for the two local chains (ids 31337 and 31338).
+ * The starter policy accepts nothing: no channel terms, no swaps, until the user names them.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { Command } from "commander";
+import { getAddress, HDNodeWallet, Mnemonic, Wallet, ZeroAddress } from "ethers";
+
+import type { Hex } from "../core/types.js";
+import { UsageError } from "../node/errors.js";
+import { privateKeyFromEnv } from "../node/keys.js";
+import { writeKeystore } from "../node/keystore.js";
+import { print } from "./context.js";
+import { projectRoot } from "./project.js";
+import { password } from "./prompt.js";
+
+/** The well-known Hardhat test mnemonic: its accounts hold coins on local chains. Never for real funds. */
+const TEST_MNEMONIC = "test test test test test test test test test test test junk";
+
+/** The hub Ignition recorded for a local chain (`channels deploy`), if any. */
+function deployedHub(chainId: number): string | undefined {
+  const PROJECT_ROOT = projectRoot();
+  if (PROJECT_ROOT === undefined) return undefined;
+  const file = join(PROJECT_ROOT, "ignition", "deployments", `local-${chainId}`, "deployed_addresses.json");
+  if (!existsSync(file)) return undefined;
+  return (JSON.parse(readFileSync(file, "utf8")) as Record<string, string>)["ChannelHubModule#ChannelHub"];
+}
+
+function address(text: string, field: string): string {
+  if (!/^0x[0-9a-fA-F]{40}$/.test(text)) throw new UsageError(`${field}: expected an address (0x and 40 hex digits), got ${JSON.stringify(text.slice(0, 42))}`);
+  try {
+    return getAddress(text);
+  } catch {
+    throw new UsageError(`${field}: the address ${text} has a wrong checksum (mistyped?)`);
+  }
+}
+
+export function initCommand(): Command {
+  return new Command("init")
+    .description("write a starter node.json and an encrypted keystore for the two local chains")
+    .option("--dir <folder>", "where to write them", ".")
+    .option("--local-account <n>", "use account n of the local chains' test mnemonic (it holds coins there)")
+    .option("--key-env <variable>", "take the key from this environment variable instead of a new random one")
+    .option("--password-env <variable>", "the keystore password's variable (asked on the terminal if unset)", "CHANNELS_PASSWORD")
+    .option("--source-rpc <url>", "chain 31337", "http://127.0.0.1:8545")
+    .option("--target-rpc <url>", "chain 31338", "http://127.0.0.1:8546")
+    .option("--source-hub <address>", "default: the hub `channels deploy` recorded")
+    .option("--target-hub <address>", "default: the hub `channels deploy` recorded")
+    .option("--peer-port <port>", "the peer endpoint's port", "9701")
+    .option("--api-port <port>", "the control API's port", "9702")
+    .option("--peer <name=address@url...>", "a peer node, e.g. bob=0x3C44…@http://127.0.0.1:9711")
+    .option("--scrypt-n <n>", "keystore scrypt cost (default ethers' 131072; lower only for tests)")
+    .action(async (o: Record<string, string | string[] | undefined>, cmd: Command) => {
+      const dir = resolve(String(o.dir));
+      const configFile = join(dir, "node.json");
+      if (existsSync(configFile)) throw new UsageError(`${configFile} exists already; not overwritten`);
+      let key: Hex;
+      if (o.localAccount !== undefined) {
+        const n = Number(o.localAccount);
+        if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`--local-account: expected a number from 0 to 1000, got ${JSON.stringify(o.localAccount)}`);
+        key = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(TEST_MNEMONIC), `m/44'/60'/0'/0/${n}`).privateKey as Hex;
+      } else if (o.keyEnv !== undefined) key = privateKeyFromEnv(String(o.keyEnv));
+      else key = Wallet.createRandom().privateKey as Hex;
+      const hubs = { source: o.sourceHub ?? deployedHub(31337), target: o.targetHub ?? deployedHub(31338) };
+      for (const [chain, hub] of Object.entries(hubs)) {
+        if (hub === undefined) throw new UsageError(`--${chain}-hub: not given and no local deployment recorded; run \`channels deploy\` first`);
+        address(String(hub), `--${chain}-hub`);
+      }
+      const peers: Record<string, { address: string; url: string }> = {};
+      for (const spec of (o.peer as string[] | undefined) ?? []) {
+        const m = /^([A-Za-z][A-Za-z0-9_-]*)=(0x[0-9a-fA-F]*)@(https?:\/\/.+)$/.exec(spec);
+        if (m === null) throw new UsageError(`--peer: expected name=address@url, got ${JSON.stringify(spec.slice(0, 80))}`);
+        peers[m[1]!] = { address: address(m[2]!, `--peer ${m[1]}`), url: m[3]! };
+      }
+      const ports = [o.peerPort, o.apiPort].map((p, i) => {
+        const n = Number(p);
+        if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new UsageError(`--${i === 0 ? "peer" : "api"}-port: expected a port number, got ${JSON.stringify(p)}`);
+        return n;
+      });
+      const scryptN = o.scryptN === undefined ? undefined : Number(o.scryptN);
+      const passwordEnv = String(o.passwordEnv);
+      const pw = await password(passwordEnv);
+      mkdirSync(dir, { recursive: true });
+      const nodeAddress = await writeKeystore(join(dir, "keystore.json"), key, pw, scryptN);
+      const chain = (rpcUrl: string, hub: string) => ({
+        rpcUrl,
+        hub,
+        confirmations: 0,
+        finalitySeconds: 12,
+        inclusionSeconds: 60,
+        clockSkewSeconds: 30,
+        assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+      });
+      const config = {
+        key: { keystore: "keystore.json", passwordEnv },
+        store: "node.sqlite",
+        peer: { host: "127.0.0.1", port: ports[0] },
+        api: { host: "127.0.0.1", port: ports[1], tokenFile: "api.token" },
+        chains: { source: chain(String(o.sourceRpc), String(hubs.source)), target: chain(String(o.targetRpc), String(hubs.target)) },
+        peers,
+        policy: { channels: { accept: [] }, swaps: { pairs: [], maxInFlight: 0 } },
+      };
+      writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n", { flag: "wx" });
+      print(cmd, { config: configFile, keystore: join(dir, "keystore.json"), address: nodeAddress }, (r) =>
+        [`wrote ${r.config} and ${r.keystore}`, `node address ${r.address}`, "the policy accepts nothing yet: edit policy in node.json to accept channels and swaps"].join("\n"),
+      );
+    });
+}

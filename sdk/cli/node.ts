@@ -1,0 +1,43 @@
+/** `channels node start`, `channels info`, `channels peer list`. */
+import { Command } from "commander";
+
+import { api, globals, print } from "./context.js";
+import { table, when } from "./format.js";
+
+type Info = {
+  address: string; startedAt: string; peerUrl: string; channels: number; activeSwaps: number;
+  chains: { name: string; chainId: string; hub: string; assets: { symbol: string }[] }[];
+};
+type Peer = { name: string; address: string; url: string; channels: number };
+
+export function nodeCommands(): Command[] {
+  const node = new Command("node").description("the long-running node");
+  node
+    .command("start")
+    .description("start the node: key, store, swaps, watchtower, peer endpoint, control API (JSON-lines log on stdout)")
+    .option("--log-level <level>", "trace, debug, info, warn, error")
+    .action(async (o: { logLevel?: string }, cmd: Command) => {
+      const { runNode } = await import("../node/service.js");
+      const { password } = await import("./prompt.js");
+      await runNode(globals(cmd).config, o.logLevel, password);
+    });
+  const info = new Command("info").description("the node's address, chains and counts").action(async (_o, cmd: Command) => {
+    const i = await api(cmd).get<Info>("/info");
+    print(cmd, i, (d) =>
+      [
+        `node ${d.address}, peer endpoint ${d.peerUrl}, started ${when(d.startedAt)}`,
+        ...d.chains.map((c) => `  chain ${c.name} (${c.chainId}) hub ${c.hub}, assets ${c.assets.map((a) => a.symbol).join(", ")}`),
+        `  ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`,
+      ].join("\n"),
+    );
+  });
+  const peer = new Command("peer").description("peers of the node's configuration");
+  peer
+    .command("list")
+    .description("configured peers")
+    .action(async (_o, cmd: Command) => {
+      const list = await api(cmd).get<Peer[]>("/peers");
+      print(cmd, list, (l) => (l.length === 0 ? "no peers configured" : table(["NAME", "ADDRESS", "URL", "CHANNELS"], l.map((p) => [p.name, p.address, p.url, String(p.channels)]))));
+    });
+  return [node, info, peer];
+}

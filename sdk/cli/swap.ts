@@ -1,0 +1,102 @@
+/** `channels swap propose|list|show`, with `--wait`. */
+import { Command } from "commander";
+
+import { ChannelSdkError } from "../core/errors.js";
+import { UsageError } from "../node/errors.js";
+import type { ApiClient } from "./client.js";
+import { api, print, progress, sleep } from "./context.js";
+import { duration, parseDuration, short, table, when } from "./format.js";
+
+export type SwapView = {
+  id: string; role: string; peer: string; phase: string; outcome?: string; reason?: string; give: string; take: string;
+  source: string; target: string; sourceExpiry: string; targetExpiry: string; since: string;
+};
+type Refusal = { time: string; kind: string; peer: string; id: string; reason: string };
+
+function describe(s: SwapView): string {
+  return [
+    `swap ${s.id} (${s.role}, peer ${s.peer})`,
+    `  gives ${s.give} for ${s.take}`,
+    `  phase ${s.phase}${s.outcome ? `: ${s.outcome}` : ""}${s.reason ? ` (${s.reason})` : ""}`,
+    `  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`,
+  ].join("\n");
+}
+
+/** Polls the swap until it is done; progress with the time left before the target lock expires. */
+async function waitFor(client: ApiClient, cmd: Command, swap: SwapView, timeoutSeconds: number): Promise<SwapView> {
+  const p = progress(cmd);
+  const deadline = Date.now() + timeoutSeconds * 1000;
+  let s = swap;
+  while (s.phase !== "done") {
+    if (Date.now() > deadline) {
+      p.done();
+      throw new ChannelSdkError(`swap ${s.id} not done after ${duration(timeoutSeconds)} (phase ${s.phase}); it goes on in the node: channels swap show ${short(s.id)} --wait`);
+    }
+    const left = (Date.parse(s.targetExpiry) - Date.now()) / 1000;
+    p.show(`swap ${short(s.id)}: ${s.phase}${left > 0 ? `, target lock expires in ${duration(left)}` : ""}`);
+    await sleep(300);
+    s = await client.get<SwapView>(`/swaps/${s.id}`);
+  }
+  p.done();
+  return s;
+}
+
+function finish(cmd: Command, s: SwapView): void {
+  print(cmd, s, describe);
+  if (s.phase === "done" && s.outcome === "aborted") process.exitCode = 1;
+}
+
+function timeoutOf(text: string): number {
+  const t = parseDuration(text);
+  if (t === undefined) throw new UsageError(`--timeout: expected a duration like 5m, got ${JSON.stringify(text)}`);
+  return t;
+}
+
+export function swapCommands(): Command {
+  const swap = new Command("swap").description("propose and follow swaps");
+  swap
+    .command("propose")
+    .description("propose a swap to a peer: give on one channel, take on another")
+    .requiredOption("--peer <name>", "a peer of the node's configuration")
+    .requiredOption("--give <amount>", 'what we give, e.g. "10 SRC@source"')
+    .requiredOption("--take <amount>", 'what we take, e.g. "0.5 ETH@target"')
+    .option("--source <channel>", "the channel we give on (default: our open channel with the peer in that asset)")
+    .option("--target <channel>", "the channel we take on")
+    .option("--wait", "wait until the swap is done")
+    .option("--timeout <duration>", "longest wait with --wait", "10m")
+    .action(async (o: { peer: string; give: string; take: string; source?: string; target?: string; wait?: boolean; timeout: string }, cmd: Command) => {
+      const timeout = timeoutOf(o.timeout);
+      const client = api(cmd);
+      let s = await client.post<SwapView>("/swaps", { peer: o.peer, give: o.give, take: o.take, source: o.source, target: o.target });
+      if (o.wait) s = await waitFor(client, cmd, s, timeout);
+      finish(cmd, s);
+    });
+  swap
+    .command("list")
+    .description("every swap (--refused: proposals this node refused, with the reason)")
+    .option("--refused", "list refused proposals instead")
+    .action(async (o: { refused?: boolean }, cmd: Command) => {
+      if (o.refused) {
+        const list = await api(cmd).get<Refusal[]>("/refusals");
+        print(cmd, list, (l) => (l.length === 0 ? "no refused proposals" : table(["TIME", "KIND", "PEER", "REASON"], l.map((r) => [r.time, r.kind, r.peer, r.reason]))));
+        return;
+      }
+      const list = await api(cmd).get<SwapView[]>("/swaps");
+      print(cmd, list, (l) =>
+        l.length === 0 ? "no swaps" : table(["ID", "ROLE", "PEER", "GIVE", "TAKE", "PHASE"], l.map((s) => [short(s.id), s.role, s.peer, s.give, s.take, s.outcome ?? s.phase])),
+      );
+    });
+  swap
+    .command("show <id>")
+    .description("one swap (id or a unique prefix)")
+    .option("--wait", "wait until the swap is done")
+    .option("--timeout <duration>", "longest wait with --wait", "10m")
+    .action(async (id: string, o: { wait?: boolean; timeout: string }, cmd: Command) => {
+      const timeout = timeoutOf(o.timeout);
+      const client = api(cmd);
+      let s = await client.get<SwapView>(`/swaps/${encodeURIComponent(id)}`);
+      if (o.wait) s = await waitFor(client, cmd, s, timeout);
+      finish(cmd, s);
+    });
+  return swap;
+}

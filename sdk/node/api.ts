@@ -1,0 +1,149 @@
+/**
+ * The control API: JSON over HTTP, versioned under /api/v1, on 127.0.0.1 unless the configuration says otherwise.
+ * Every route needs `Authorization: Bearer <token>`, the token a node writes at its first start to a file only
+ * its owner can read (mode 0600), as lnd's admin macaroon. Errors are `{ "error": "..." }` with 400 (bad input,
+ * naming the field), 401 (no or wrong token), 404 (unknown channel or swap), 409 (refused as things stand).
+ * Routes are thin: check the body, call one node method, answer; docs/NODE.md and `openapi.ts` describe them.
+ */
+import { randomBytes, timingSafeEqual } from "node:crypto";
+import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { serve, type ServerType } from "@hono/node-server";
+import { Hono, type Context } from "hono";
+import { stream } from "hono/streaming";
+import { z } from "zod";
+
+import { ChannelSdkError, InvalidTermsError } from "../core/errors.js";
+import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
+import { UnknownChannelError } from "../coordinator/channels.js";
+import { defaultMessage, problemsOf } from "./config.js";
+import { UsageError } from "./errors.js";
+import { ConflictError, NotFoundError, type ChannelNode } from "./node.js";
+import { OPENAPI } from "./openapi.js";
+
+export const API_PREFIX = "/api/v1";
+
+/** The API token: read from `file`, or created there (mode 0600) at first start. */
+export function apiToken(file: string): string {
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  chmodSync(file, 0o600);
+  return readFileSync(file, "utf8").trim();
+}
+
+const OpenBody = z.strictObject({
+  peer: z.string(),
+  asset: z.string(),
+  deposit: z.string(),
+  challengePeriodSeconds: z.number().int().positive().optional(),
+});
+const DepositBody = z.strictObject({ amount: z.string() });
+const CloseBody = z.strictObject({ force: z.boolean().default(false) });
+const ProposeBody = z.strictObject({
+  peer: z.string(),
+  give: z.string(),
+  take: z.string(),
+  source: z.string().optional(),
+  target: z.string().optional(),
+});
+
+class BadBody extends UsageError {}
+
+async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  let data: unknown = {};
+  const text = await c.req.text();
+  if (text.trim() !== "") {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      throw new BadBody("body: not valid JSON");
+    }
+  }
+  const result = schema.safeParse(data, { error: defaultMessage });
+  if (!result.success) {
+    const p = problemsOf(result.error.issues)[0]!;
+    throw new BadBody(`${p.field === "" ? "body" : p.field}: ${p.message}`);
+  }
+  return result.data;
+}
+
+function statusOf(error: unknown): 400 | 404 | 409 | 500 {
+  if (error instanceof NotFoundError || error instanceof UnknownChannelError || error instanceof UnknownSwapError) return 404;
+  if (error instanceof UsageError || error instanceof InvalidTermsError) return 400;
+  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError) return 409;
+  return 500;
+}
+
+export function apiApp(node: ChannelNode, token: string): Hono {
+  const app = new Hono();
+  const expected = Buffer.from(`Bearer ${token}`);
+  app.use("*", async (c, next) => {
+    const given = Buffer.from(c.req.header("authorization") ?? "");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      return c.json({ error: "missing or wrong bearer token (see the node's api.tokenFile)" }, 401);
+    }
+    await next();
+  });
+  app.onError((error, c) => {
+    const status = statusOf(error);
+    const message = error instanceof ChannelSdkError ? error.message : "internal error";
+    return c.json({ error: message.split("\n")[0] }, status);
+  });
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  const v1 = new Hono();
+  v1.get("/openapi.json", (c) => c.json(OPENAPI));
+  v1.get("/info", (c) => c.json(node.info()));
+  v1.get("/peers", (c) => c.json(node.peers()));
+  v1.get("/channels", async (c) => c.json(await node.channels()));
+  v1.post("/channels", async (c) => c.json(await node.openChannel(await body(c, OpenBody)), 201));
+  v1.get("/channels/:id", async (c) => c.json(await node.channel(c.req.param("id"))));
+  v1.post("/channels/:id/deposit", async (c) => {
+    const b = await body(c, DepositBody);
+    return c.json(await node.deposit(c.req.param("id"), b.amount));
+  });
+  v1.post("/channels/:id/close", async (c) => {
+    const b = await body(c, CloseBody);
+    return c.json(await node.close(c.req.param("id"), b.force));
+  });
+  v1.post("/channels/:id/withdraw", async (c) => {
+    await body(c, z.strictObject({}));
+    return c.json(await node.withdraw(c.req.param("id")));
+  });
+  v1.get("/swaps", (c) => c.json(node.swaps()));
+  v1.post("/swaps", async (c) => c.json(await node.propose(await body(c, ProposeBody)), 201));
+  v1.get("/swaps/:id", (c) => c.json(node.swap(c.req.param("id"))));
+  v1.get("/refusals", (c) => c.json(node.refused()));
+  v1.get("/events", (c) => {
+    c.header("content-type", "application/x-ndjson");
+    return stream(c, async (s) => {
+      const queue: string[] = [];
+      let wake = () => {};
+      const unsubscribe = node.subscribe((e) => {
+        queue.push(JSON.stringify(e) + "\n");
+        wake();
+      });
+      s.onAbort(() => {
+        unsubscribe();
+        wake();
+      });
+      await s.write(JSON.stringify({ time: new Date().toISOString(), type: "hello", address: node.address }) + "\n");
+      while (!s.aborted) {
+        while (queue.length > 0) await s.write(queue.shift()!);
+        await new Promise<void>((r) => {
+          wake = r;
+          setTimeout(r, 15_000);
+        });
+        if (queue.length === 0 && !s.aborted) await s.write("\n"); // keep-alive
+      }
+    });
+  });
+  app.route(API_PREFIX, v1);
+  return app;
+}
+
+/** Serves the API; resolves with the server once it listens. */
+export async function serveApi(app: Hono, host: string, port: number): Promise<{ server: ServerType; url: string }> {
+  return new Promise((ok, fail) => {
+    const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => ok({ server, url: `http://${host}:${info.port}` }));
+    server.once("error", fail);
+  });
+}

@@ -1,0 +1,640 @@
+/**
+ * The channel node: one process owning a key, a store, a SwapClient, a watchtower for its own channels, the peer
+ * endpoint, and (through api.ts) the control API. It drives the client's tick itself, logs a heartbeat per chain,
+ * and recovers from its store on restart: channels, swaps and operations are the SwapClient's; channels agreed
+ * with a peer but not yet open on chain, and refused proposals, are the node's own (JSON files beside the store).
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync, appendFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import type { Logger } from "pino";
+
+import { HubAdapter } from "../chain/hub.js";
+import { rpcProvider } from "../chain/provider.js";
+import { decode, encode } from "../core/codec.js";
+import { channelIdOf } from "../core/eip712.js";
+import { ChannelSdkError } from "../core/errors.js";
+import type { SwapTerms } from "../core/swap.js";
+import { DeltaTable } from "../core/timing.js";
+import { sameAddress, type Address, type ChannelParams, type Hex, type ParticipantIndex } from "../core/types.js";
+import type { ClientEvent, SwapView } from "../coordinator/phases.js";
+import { keySigner, type StateSigner } from "../coordinator/signer.js";
+import { requireDistinctChannels, SwapClient } from "../coordinator/swap-client.js";
+import { Store } from "../store/store.js";
+import { Watchtower } from "../watchtower/watchtower.js";
+import { UsageError } from "./errors.js";
+import type { NodeConfig, SwapPair } from "./node-config.js";
+import { PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from "./peer.js";
+import { AssetBook, formatAmount, units, type AssetInfo } from "./units.js";
+
+/** A request names something this node does not know (a channel, a swap, a peer): the API answers 404. */
+export class NotFoundError extends ChannelSdkError {}
+/** A request the node refuses as it stands (too little free balance, a channel busy or closed): the API answers 409. */
+export class ConflictError extends ChannelSdkError {}
+
+export type NodeEvent = Readonly<{ time: string; type: string; [k: string]: unknown }>;
+type Pending = { chainId: bigint; params: ChannelParams; peer: string; since: number };
+export type Refusal = Readonly<{ time: string; kind: "swap" | "channel"; peer: string; id: string; reason: string }>;
+
+export class ChannelNode {
+  readonly address: Address;
+  private readonly chainIds = new Map<string, bigint>();
+  private readonly adapters = new Map<bigint, HubAdapter>();
+  private readonly subscribers = new Set<(e: NodeEvent) => void>();
+  private readonly recent: NodeEvent[] = [];
+  private pending = new Map<Hex, Pending>();
+  private refusals: Refusal[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopping = false;
+  private lastTickError = "";
+  /** The last on-chain wait logged per channel: a wait repeated by every tick is logged once. */
+  private readonly lastWait = new Map<string, string>();
+  readonly startedAt = new Date();
+
+  private constructor(
+    readonly config: NodeConfig,
+    private readonly signer: StateSigner,
+    private readonly log: Logger,
+    private readonly providers: JsonRpcProvider[],
+    private readonly store: Store,
+    private readonly tower: Watchtower,
+    readonly link: PeerLink,
+    private client: SwapClient,
+    private readonly assets: AssetBook,
+  ) {
+    this.address = signer.address as Address;
+  }
+
+  /** Connects to every chain, opens the store, starts the peer endpoint and the tick loop. */
+  static async start(config: NodeConfig, key: Hex, log: Logger): Promise<ChannelNode> {
+    const signer = keySigner(key);
+    const providers: JsonRpcProvider[] = [];
+    const chains: { name: string; adapter: HubAdapter }[] = [];
+    for (const [name, c] of Object.entries(config.chains)) {
+      const provider = rpcProvider(c.rpcUrl);
+      providers.push(provider);
+      let adapter: HubAdapter;
+      try {
+        adapter = await HubAdapter.connect(c.hub, new Wallet(key, provider), { confirmations: c.confirmations });
+      } catch (error) {
+        for (const p of providers) p.destroy();
+        throw new ChannelSdkError(`chains.${name}: cannot use the hub ${c.hub} at ${new URL(c.rpcUrl).origin}: ${(error as Error).message.split("\n")[0]}`);
+      }
+      chains.push({ name, adapter });
+    }
+    const store = new Store(config.store);
+    const tower = new Watchtower(
+      new Store(`${config.store}.tower`),
+      chains.map(({ name, adapter }) => ({
+        chain: adapter,
+        confirmations: config.chains[name]!.confirmations,
+        clockSkewSeconds: BigInt(config.chains[name]!.clockSkewSeconds),
+        claimWindowSeconds: 900n,
+      })),
+      (e) => log.info({ event: "watchtower", ...(plain(e) as object) }, `watchtower: ${e.type}`),
+    );
+    let node: ChannelNode | undefined;
+    const link = await PeerLink.start(
+      config.peer.host,
+      config.peer.port,
+      (e) => node?.peerUrlFor(e),
+      async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
+    );
+    const deltas = new DeltaTable(
+      new Map(
+        chains.map(({ name, adapter }) => {
+          const c = config.chains[name]!;
+          return [adapter.chainId, { chainId: adapter.chainId, finalitySeconds: BigInt(c.finalitySeconds), inclusionSeconds: BigInt(c.inclusionSeconds), clockSkewSeconds: BigInt(c.clockSkewSeconds) }];
+        }),
+      ),
+    );
+    const t = config.timing;
+    const client = new SwapClient({
+      signer,
+      store,
+      transport: link,
+      chains: chains.map((c) => c.adapter),
+      deltas,
+      minTargetWindow: BigInt(t.minTargetWindowSeconds),
+      onChainMargin: BigInt(t.onChainMarginSeconds),
+      resendIntervalMs: t.resendMs,
+      confirmationTimeoutMs: t.confirmationTimeoutMs,
+      channelPolicy: {
+        minChallengePeriod: BigInt(config.policy.channels.minChallengePeriodSeconds),
+        maxChallengePeriod: BigInt(config.policy.channels.maxChallengePeriodSeconds),
+      },
+      policy: (terms) => (node === undefined ? "starting" : node.swapPolicy(terms)),
+      onEvent: (e) => node?.onClientEvent(e),
+      watchtower: tower,
+    });
+    const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
+    for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
+    node = new ChannelNode(config, signer, log, providers, store, tower, link, client, new AssetBook(withIds));
+    link.onError = (error) => log.debug({ event: "peerMessageError", error: (error as Error).message?.split("\n")[0] }, "a peer message was not handled");
+    for (const { name, adapter } of chains) {
+      node.chainIds.set(name, adapter.chainId);
+      node.adapters.set(adapter.chainId, adapter);
+    }
+    tower.importFrom(store);
+    node.loadState();
+    node.schedule();
+    node.heartbeat = setInterval(() => void node!.beat(), t.heartbeatSeconds * 1000);
+    log.info(
+      { event: "started", address: node.address, peerUrl: link.url, chains: Object.fromEntries(node.chainIds), channels: store.channels().length, activeSwaps: client.swaps().filter((s) => s.progress.phase.kind !== "done").length },
+      "node started",
+    );
+    void node.beat();
+    return node;
+  }
+
+  // ------------------------------------------------------------------ lifecycle
+
+  private schedule(): void {
+    if (this.stopping) return;
+    this.timer = setTimeout(() => {
+      this.ticking = this.tickOnce().finally(() => {
+        this.ticking = undefined;
+        this.schedule();
+      });
+    }, this.config.timing.tickMs);
+  }
+
+  private async tickOnce(): Promise<void> {
+    const t0 = Date.now();
+    await this.joinPending();
+    const t1 = Date.now();
+    try {
+      await this.client.tick();
+      if (Date.now() - t0 > 2_000) this.log.debug({ event: "slowTick", joinMs: t1 - t0, tickMs: Date.now() - t1 }, "slow tick");
+      this.lastTickError = "";
+    } catch (error) {
+      const text = (error as Error).message?.split("\n")[0] ?? String(error);
+      if (text !== this.lastTickError) this.log.warn({ event: "tickError", error: text }, "tick failed (retrying)");
+      this.lastTickError = text;
+    }
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      this.tower.importFrom(this.store);
+      await this.tower.poll();
+    } catch (error) {
+      this.log.warn({ event: "watchtowerError", error: (error as Error).message.split("\n")[0] }, "watchtower poll failed");
+    }
+    for (const [name, chainId] of this.chainIds) {
+      try {
+        const adapter = this.adapters.get(chainId)!;
+        const block = await adapter.provider.getBlock("latest");
+        const channels = this.store.channels().filter((c) => c.ref.chainId === chainId).length;
+        const lag = block === null ? undefined : Math.round(Date.now() / 1000 - block.timestamp);
+        this.log.info({ event: "heartbeat", chain: name, chainId, block: block?.number, blockAgeSeconds: lag, channels }, `heartbeat ${name}`);
+      } catch (error) {
+        this.log.warn({ event: "heartbeat", chain: name, error: (error as Error).message.split("\n")[0] }, `chain ${name} does not answer`);
+      }
+    }
+  }
+
+  /** Stops ticking, lets the step in flight commit, closes the peer endpoint and the store. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.timer);
+    clearInterval(this.heartbeat);
+    await this.ticking;
+    await this.client.idle().catch(() => undefined); // the step in flight commits and sends
+    await this.link.close();
+    this.store.close();
+    for (const p of this.providers) p.destroy();
+    this.log.info({ event: "stopped" }, "node stopped");
+  }
+
+  // ------------------------------------------------------------------ events
+
+  subscribe(fn: (e: NodeEvent) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  recentEvents(): readonly NodeEvent[] {
+    return this.recent;
+  }
+
+  private emit(type: string, fields: Record<string, unknown>): void {
+    const e: NodeEvent = { time: new Date().toISOString(), type, ...fields };
+    this.recent.push(e);
+    if (this.recent.length > 200) this.recent.shift();
+    for (const fn of this.subscribers) fn(e);
+  }
+
+  private onClientEvent(e: ClientEvent): void {
+    const fields = plain(e) as Record<string, unknown>;
+    if (e.type === "rejected") this.refuse("swap", this.peerNameOf(this.swapCounterparty(e.swapId)), e.swapId, e.reason);
+    if (e.type === "chain" && e.step.kind === "waiting") {
+      const text = `${e.step.until} ${e.step.why}`;
+      if (this.lastWait.get(e.channelId) === text) return;
+      this.lastWait.set(e.channelId, text);
+    }
+    if (e.type === "tickError") {
+      this.log.debug({ event: "tickError", ...fields }, "tick step failed");
+    } else {
+      this.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${e.phase.kind}` : e.type);
+    }
+    this.emit(e.type, fields);
+  }
+
+  private refuse(kind: "swap" | "channel", peer: string, id: string, reason: string): void {
+    const r: Refusal = { time: new Date().toISOString(), kind, peer, id, reason };
+    this.refusals.push(r);
+    appendFileSync(`${this.config.store}.refusals.jsonl`, JSON.stringify(r) + "\n");
+    this.log.warn({ event: "refused", ...r }, `refused a ${kind} proposal from ${peer}: ${reason}`);
+    this.emit("refused", r);
+  }
+
+  // ------------------------------------------------------------------ node state beside the store
+
+  private loadState(): void {
+    const file = `${this.config.store}.pending.json`;
+    if (existsSync(file)) this.pending = new Map(decode<[Hex, Pending][]>(readFileSync(file, "utf8")));
+    const refusals = `${this.config.store}.refusals.jsonl`;
+    if (existsSync(refusals)) {
+      this.refusals = readFileSync(refusals, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Refusal);
+    }
+  }
+
+  private savePending(): void {
+    const file = `${this.config.store}.pending.json`;
+    writeFileSync(`${file}.tmp`, encode([...this.pending]));
+    renameSync(`${file}.tmp`, file);
+  }
+
+  // ------------------------------------------------------------------ peers
+
+  peers() {
+    return Object.entries(this.config.peers).map(([name, p]) => ({
+      name,
+      address: p.address,
+      url: p.url,
+      channels: this.store.channels().filter((c) => sameAddress(c.params.participants[1 - c.myIndex]!, p.address)).length,
+    }));
+  }
+
+  private peer(name: string) {
+    const p = this.config.peers[name];
+    if (p === undefined) throw new UsageError(`peer: no peer ${name} in ${this.config.file} (known: ${Object.keys(this.config.peers).join(", ") || "none"})`);
+    return { name, ...p };
+  }
+
+  private peerNameOf(address: string | undefined): string {
+    if (address === undefined) return "unknown";
+    return Object.entries(this.config.peers).find(([, p]) => sameAddress(p.address, address))?.[0] ?? address;
+  }
+
+  private swapCounterparty(swapId: Hex): string | undefined {
+    const s = this.store.swap(swapId);
+    if (s === undefined) return undefined;
+    return sameAddress(s.terms.initiator, this.address) ? s.terms.responder : s.terms.initiator;
+  }
+
+  /** The URL of the peer an outgoing envelope is for: the other participant of its channel or swap. */
+  private peerUrlFor(e: { swapId: Hex; body: { step: string; terms?: SwapTerms } }): string | undefined {
+    const channel = this.store.channel(e.swapId);
+    let other: string | undefined;
+    if (channel !== undefined) other = channel.params.participants[1 - channel.myIndex];
+    else if (e.body.step === "propose" && e.body.terms !== undefined) other = e.body.terms.responder;
+    else other = this.swapCounterparty(e.swapId);
+    if (other === undefined) return undefined;
+    return Object.values(this.config.peers).find((p) => sameAddress(p.address, other))?.url;
+  }
+
+  // ------------------------------------------------------------------ info
+
+  info() {
+    return {
+      address: this.address,
+      version: 1,
+      startedAt: this.startedAt.toISOString(),
+      peerUrl: this.link.url,
+      chains: Object.entries(this.config.chains).map(([name, c]) => ({
+        name,
+        chainId: this.chainIds.get(name)!.toString(),
+        hub: c.hub,
+        confirmations: c.confirmations,
+        assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
+      })),
+      channels: this.store.channels().length,
+      activeSwaps: this.client.swaps().filter((s) => s.progress.phase.kind !== "done").length,
+      policy: this.config.policy,
+    };
+  }
+
+  // ------------------------------------------------------------------ channels
+
+  channelIds(): Hex[] {
+    return [...this.store.channels().map((c) => c.ref.channelId), ...this.pending.keys()];
+  }
+
+  async channels() {
+    return Promise.all(this.channelIds().map((id) => this.channel(id)));
+  }
+
+  async channel(id: string) {
+    const channelId = this.resolveChannel(id);
+    const pending = this.pending.get(channelId);
+    if (pending !== undefined) {
+      const asset = this.assets.byAddress(pending.chainId, pending.params.asset);
+      return {
+        id: channelId,
+        chain: this.assets.chainName(pending.chainId),
+        peer: pending.peer,
+        asset: asset === undefined ? pending.params.asset : `${asset.symbol}@${asset.chain}`,
+        status: "agreed",
+        challengePeriodSeconds: Number(pending.params.challengePeriod),
+      };
+    }
+    const record = this.store.channel(channelId)!;
+    const me = record.myIndex;
+    const them = (1 - me) as ParticipantIndex;
+    const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
+    const head = this.client.book.head(channelId);
+    const locked = head.locks.reduce((sum, l) => sum + l.amount, 0n);
+    const op = this.store.channelOp(channelId);
+    const adapter = this.adapters.get(record.ref.chainId)!;
+    const onChain = await adapter.channelInfo(channelId).catch(() => undefined);
+    const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId) : undefined;
+    const fmt = (v: bigint) => formatAmount(v, asset);
+    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : op?.kind === "close" ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
+    return {
+      id: channelId,
+      chain: this.assets.chainName(record.ref.chainId),
+      peer: this.peerNameOf(record.params.participants[them]),
+      counterparty: record.params.participants[them],
+      asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
+      status,
+      seq: head.seq.toString(),
+      challengePeriodSeconds: Number(record.params.challengePeriod),
+      balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
+      deposits: { mine: fmt(head.deposits[me]), theirs: fmt(head.deposits[them]) },
+      onChainDeposits: onChain === undefined ? undefined : { mine: fmt(onChain.deposits[me]), theirs: fmt(onChain.deposits[them]) },
+      payouts: payouts === undefined ? undefined : { mine: fmt(payouts[me]), theirs: fmt(payouts[them]) },
+      base: {
+        balances: head.balances.map(String),
+        deposits: head.deposits.map(String),
+        onChainDeposits: onChain?.deposits.map(String),
+        payouts: payouts?.map(String),
+        myIndex: me,
+      },
+    };
+  }
+
+  private async payouts(adapter: HubAdapter, channelId: Hex): Promise<readonly [bigint, bigint] | undefined> {
+    const closed = await adapter.hub.queryFilter(adapter.hub.filters.ChannelClosed(channelId));
+    const c = closed[0];
+    if (c !== undefined) return [c.args.payouts[0], c.args.payouts[1]];
+    const settled = await adapter.hub.queryFilter(adapter.hub.filters.ChannelSettled(channelId));
+    const s = settled[0];
+    return s === undefined ? undefined : [s.args.payouts[0], s.args.payouts[1]];
+  }
+
+  /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
+  private resolveChannel(id: string): Hex {
+    const lower = id.toLowerCase();
+    if (!/^0x[0-9a-f]{6,64}$/.test(lower)) throw new UsageError(`channel: expected a channel id (0x and hex digits), got ${JSON.stringify(id.slice(0, 66))}`);
+    const matches = this.channelIds().filter((c) => c.toLowerCase().startsWith(lower));
+    if (matches.length === 0) throw new NotFoundError(`no channel ${id}`);
+    if (matches.length > 1) throw new UsageError(`channel: ${id} matches ${matches.length} channels; give more digits`);
+    return matches[0]!;
+  }
+
+  private openRecord(id: string) {
+    const channelId = this.resolveChannel(id);
+    const record = this.store.channel(channelId);
+    if (record === undefined) throw new ConflictError(`channel ${channelId} is agreed but not open on chain yet`);
+    return record;
+  }
+
+  /**
+   * Opens a channel with a peer: proposes its parameters (a fresh nonce) to the peer's node, which checks them
+   * against its policy and remembers them; then opens it on chain with our deposit and joins it once final.
+   */
+  async openChannel(args: { peer: string; asset: string; deposit: string; challengePeriodSeconds?: number }) {
+    const peer = this.peer(args.peer);
+    const asset = this.assets.asset(args.asset, "asset");
+    const amount = units(args.deposit, asset.decimals, "deposit");
+    const adapter = this.adapters.get(asset.chainId)!;
+    const params: ChannelParams = {
+      participants: [this.address, peer.address as Address],
+      payees: [ZeroAddress as Address, ZeroAddress as Address],
+      asset: asset.address as Address,
+      challengePeriod: BigInt(args.challengePeriodSeconds ?? this.config.timing.challengePeriodSeconds),
+      nonce: BigInt(`0x${randomBytes(8).toString("hex")}`),
+    };
+    const signed = signProposal(this.signer, { chainId: asset.chainId, hub: adapter.hubAddress as Address, params });
+    const answer = await PeerLink.propose(peer.url, signed);
+    if (!answer.accepted) throw new ConflictError(`${peer.name} refused the channel: ${answer.reason}`);
+    const channelId = amount > 0n ? await adapter.openAndDeposit(params, 0, amount) : await adapter.open(params);
+    this.log.info({ event: "channelOpened", channelId, chain: asset.chain, peer: peer.name, deposit: formatAmount(amount, asset) }, "channel opened on chain");
+    this.pending.set(channelId, { chainId: asset.chainId, params, peer: peer.name, since: Date.now() });
+    this.savePending();
+    await this.joinPending();
+    this.emit("channelOpened", { channelId, peer: peer.name, asset: `${asset.symbol}@${asset.chain}` });
+    return this.channel(channelId);
+  }
+
+  /** A peer's proposal: accepted if the peer, the chain's hub, the asset and the challenge period are in policy. */
+  private async onChannelProposal(signed: SignedProposal): Promise<ProposalAnswer> {
+    const signer = PeerLink.signerOf(signed);
+    const peerName = this.peerNameOf(signer);
+    const refuse = (reason: string): ProposalAnswer => {
+      this.refuse("channel", peerName, "", reason);
+      return { accepted: false, reason };
+    };
+    if (signer === undefined || !sameAddress(signer, signed.from)) return refuse("the proposal is not signed by its sender");
+    if (!Object.values(this.config.peers).some((p) => sameAddress(p.address, signer))) return refuse(`${signer} is not a configured peer`);
+    const { chainId, hub, params } = signed.proposal;
+    const adapter = this.adapters.get(BigInt(chainId));
+    if (adapter === undefined) return refuse(`chain ${chainId} is not one of this node's chains`);
+    if (!sameAddress(adapter.hubAddress, hub)) return refuse(`hub ${hub} is not this node's hub on chain ${chainId}`);
+    if (!sameAddress(params.participants[0], signer) || !sameAddress(params.participants[1], this.address)) {
+      return refuse("the participants are not the proposer and this node, in that order");
+    }
+    if (!sameAddress(params.payees[0], ZeroAddress) || !sameAddress(params.payees[1], ZeroAddress)) return refuse("payees must be the participants themselves");
+    const asset = this.assets.byAddress(BigInt(chainId), params.asset);
+    const accepted = asset !== undefined && this.config.policy.channels.accept.includes(`${asset.symbol}@${asset.chain}`);
+    if (!accepted) return refuse(`channels of ${asset === undefined ? params.asset : `${asset.symbol}@${asset.chain}`} are not accepted (policy.channels.accept)`);
+    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
+    if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
+      return refuse(`challenge period ${params.challengePeriod}s is outside ${min}..${max}s`);
+    }
+    const channelId = channelIdOf(BigInt(chainId), adapter.hubAddress, params);
+    if (!this.pending.has(channelId) && this.store.channel(channelId) === undefined) {
+      this.pending.set(channelId, { chainId: BigInt(chainId), params, peer: peerName, since: Date.now() });
+      this.savePending();
+      this.log.info({ event: "channelAgreed", channelId, peer: peerName, asset: `${asset!.symbol}@${asset!.chain}` }, "agreed to a channel");
+      this.emit("channelAgreed", { channelId, peer: peerName });
+    }
+    return { accepted: true };
+  }
+
+  /** Joins the agreed channels that are open at their chain's final block (both sides do this with the same parameters). */
+  private async joinPending(): Promise<void> {
+    for (const [channelId, p] of [...this.pending]) {
+      const adapter = this.adapters.get(p.chainId)!;
+      try {
+        const info = await adapter.channelInfo(channelId, await adapter.finalBlock());
+        if (info.status !== "open") continue;
+        const counterparty = p.params.participants.find((a) => !sameAddress(a, this.address))!;
+        // The tower guards it before the client signs anything for it (the client feeds it every state).
+        const myIndex = sameAddress(p.params.participants[0], this.address) ? 0 : 1;
+        this.tower.guard({ ref: { chainId: p.chainId, hub: adapter.hubAddress as Address, channelId }, params: p.params, myIndex, openingDeposits: [0n, 0n] });
+        await this.client.addChannel(p.chainId, p.params, { counterparty, asset: p.params.asset });
+        this.pending.delete(channelId);
+        this.savePending();
+        this.log.info({ event: "channelJoined", channelId }, "joined the channel");
+        this.emit("channelJoined", { channelId });
+      } catch (error) {
+        this.log.debug({ event: "joinPending", channelId, error: (error as Error).message }, "channel not joined yet");
+      }
+    }
+  }
+
+  /** Adds our deposit on chain; the ledger counts it once final (participant 0's tick offers the update). */
+  async deposit(id: string, amountText: string) {
+    const record = this.openRecord(id);
+    const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
+    const amount = units(amountText, asset?.decimals ?? 18, "amount");
+    if (amount === 0n) throw new UsageError("amount: must be more than 0");
+    await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
+    this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
+    return this.channel(record.ref.channelId);
+  }
+
+  /** Asks the peer to co-sign the final state (or force-closes) and, with `wait`, resolves once closed on chain. */
+  async close(id: string, force: boolean) {
+    const record = this.openRecord(id);
+    const channelId = record.ref.channelId;
+    if (this.store.channelOp(channelId)?.kind === "closed") throw new ConflictError(`channel ${channelId} is closed`);
+    if (force) await this.client.forceClose(channelId);
+    else await this.client.requestClose(channelId);
+    this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId }, force ? "force close started" : "close requested");
+    return this.channel(channelId);
+  }
+
+  whenClosed(id: string): Promise<void> {
+    return this.client.whenClosed(this.openRecord(id).ref.channelId);
+  }
+
+  /** Pulls what the hub owes us in the channel's asset (a payout that could not be pushed). */
+  async withdraw(id: string) {
+    const record = this.openRecord(id);
+    const adapter = this.adapters.get(record.ref.chainId)!;
+    await adapter.withdraw(record.params.asset, this.address);
+    return this.channel(record.ref.channelId);
+  }
+
+  // ------------------------------------------------------------------ swaps
+
+  swaps() {
+    return this.client.swaps().map((s) => this.swapView(s));
+  }
+
+  swap(id: string) {
+    const lower = id.toLowerCase();
+    if (!/^0x[0-9a-f]{6,64}$/.test(lower)) throw new UsageError(`swap: expected a swap id (0x and hex digits), got ${JSON.stringify(id.slice(0, 66))}`);
+    const matches = this.store.swapIds().filter((s) => s.toLowerCase().startsWith(lower));
+    if (matches.length === 0) throw new NotFoundError(`no swap ${id}`);
+    if (matches.length > 1) throw new UsageError(`swap: ${id} matches ${matches.length} swaps; give more digits`);
+    return this.swapView(this.client.swap(matches[0]!));
+  }
+
+  refused(): readonly Refusal[] {
+    return this.refusals;
+  }
+
+  private swapView(s: SwapView) {
+    const t = s.terms;
+    const src = this.store.channel(t.source.channelId);
+    const dst = this.store.channel(t.target.channelId);
+    const srcAsset = src && this.assets.byAddress(t.source.chainId, src.params.asset);
+    const dstAsset = dst && this.assets.byAddress(t.target.chainId, dst.params.asset);
+    const phase = s.progress.phase;
+    return {
+      id: s.swapId,
+      role: s.role,
+      peer: this.peerNameOf(s.role === "initiator" ? t.responder : t.initiator),
+      phase: phase.kind,
+      outcome: phase.kind === "done" ? phase.outcome : undefined,
+      reason: phase.kind === "done" ? phase.reason : phase.kind === "settlingOnChain" ? phase.reason : undefined,
+      give: formatAmount(t.give, srcAsset),
+      take: formatAmount(t.take, dstAsset),
+      source: t.source.channelId,
+      target: t.target.channelId,
+      sourceExpiry: new Date(Number(t.sourceExpiry) * 1000).toISOString(),
+      targetExpiry: new Date(Number(t.targetExpiry) * 1000).toISOString(),
+      since: new Date(s.progress.since).toISOString(),
+    };
+  }
+
+  /**
+   * Proposes a swap to a peer: gives `give` (`10 SRC@source`) on our channel with the peer holding that asset, for
+   * `take` on the one holding the other. Everything is checked before anything is signed.
+   */
+  async propose(args: { peer: string; give: string; take: string; source?: string; target?: string }) {
+    const peer = this.peer(args.peer);
+    const give = this.assets.amount(args.give, "give");
+    const take = this.assets.amount(args.take, "take");
+    if (give.amount === 0n) throw new UsageError("give: must be more than 0");
+    if (take.amount === 0n) throw new UsageError("take: must be more than 0");
+    const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give") : this.openRecord(args.source);
+    const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take") : this.openRecord(args.target);
+    requireDistinctChannels(source.ref.channelId, target.ref.channelId);
+    const free = this.free(source.ref.channelId, source.myIndex);
+    if (give.amount > free) {
+      throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than the free balance ${formatAmount(free, give.asset)} of channel ${source.ref.channelId}`);
+    }
+    const swapId = await this.client.propose({ source: source.ref.channelId, target: target.ref.channelId, give: give.amount, take: take.amount });
+    return this.swapView(this.client.swap(swapId));
+  }
+
+  private free(channelId: Hex, me: ParticipantIndex): bigint {
+    return this.client.book.head(channelId).balances[me];
+  }
+
+  private channelWith(peer: string, asset: AssetInfo, field: string) {
+    const candidates = this.store
+      .channels()
+      .filter((c) => c.ref.chainId === asset.chainId && sameAddress(c.params.asset, asset.address) && sameAddress(c.params.participants[1 - c.myIndex]!, peer))
+      .filter((c) => this.store.channelOp(c.ref.channelId) === undefined);
+    if (candidates.length === 0) throw new ConflictError(`${field}: no open channel of ${asset.symbol}@${asset.chain} with this peer`);
+    return candidates[candidates.length - 1]!;
+  }
+
+  /** The responder policy: a reason to refuse, or undefined to accept. Default: refuse everything. */
+  private swapPolicy(terms: SwapTerms): string | undefined {
+    const { pairs, maxInFlight } = this.config.policy.swaps;
+    const src = this.store.channel(terms.source.channelId);
+    const dst = this.store.channel(terms.target.channelId);
+    if (src === undefined || dst === undefined) return "unknown channel";
+    const give = this.assets.byAddress(terms.source.chainId, src.params.asset);
+    const take = this.assets.byAddress(terms.target.chainId, dst.params.asset);
+    if (give === undefined || take === undefined) return "asset not named in this node's configuration";
+    const pair: SwapPair | undefined = pairs.find((p) => p.give === `${give.symbol}@${give.chain}` && p.take === `${take.symbol}@${take.chain}`);
+    if (pair === undefined) return `no policy for giving ${give.symbol}@${give.chain} for ${take.symbol}@${take.chain} (policy.swaps.pairs)`;
+    const inFlight = this.client.swaps().filter((s) => s.role === "responder" && s.progress.phase.kind !== "done").length;
+    if (inFlight >= maxInFlight) return `${inFlight} swaps in flight, policy.swaps.maxInFlight is ${maxInFlight}`;
+    if (pair.maxAmount !== undefined && terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
+      return `take ${formatAmount(terms.take, take)} is more than maxAmount ${pair.maxAmount}`;
+    }
+    // rate = take / give in token units, compared exactly: take * 10^gd * 10^18 vs rate * give * 10^td.
+    const scaled = (rate: string) => units(rate, 18, "rate") * terms.give * 10n ** BigInt(take.decimals);
+    const actual = terms.take * 10n ** BigInt(give.decimals) * 10n ** 18n;
+    if (pair.maxRate !== undefined && actual > scaled(pair.maxRate)) return `rate above maxRate ${pair.maxRate}`;
+    if (pair.minRate !== undefined && actual < scaled(pair.minRate)) return `rate below minRate ${pair.minRate}`;
+    return undefined;
+  }
+}
+
+/** An event as plain JSON: bigints as decimal strings. */
+function plain(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+}

@@ -1,0 +1,41 @@
+/**
+ * `channels node start`: loads the configuration and the key, starts the node and its control API, and stops
+ * both cleanly on SIGINT or SIGTERM (ticking stops, the step in flight commits, the endpoints and the store close).
+ */
+import type { Logger } from "pino";
+
+import { apiApp, apiToken, serveApi } from "./api.js";
+import { loadNodeKey } from "./keystore.js";
+import { nodeLogger } from "./logger.js";
+import { ChannelNode } from "./node.js";
+import { loadNodeConfig } from "./node-config.js";
+
+export async function runNode(configFile: string, logLevel?: string, ask?: (variable: string) => Promise<string>): Promise<void> {
+  const config = loadNodeConfig(configFile);
+  const key = await loadNodeKey(config, process.env, ask);
+  const log: Logger = nodeLogger(logLevel ?? config.logLevel);
+  const node = await ChannelNode.start(config, key, log);
+  const token = apiToken(config.api.tokenFile);
+  let api: Awaited<ReturnType<typeof serveApi>>;
+  try {
+    api = await serveApi(apiApp(node, token), config.api.host, config.api.port);
+  } catch (error) {
+    await node.stop();
+    throw error;
+  }
+  log.info({ event: "api", url: `${api.url}/api/v1`, tokenFile: config.api.tokenFile }, "control API listening");
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info({ event: "signal", signal }, "stopping");
+      process.off("SIGINT", onInt);
+      process.off("SIGTERM", onTerm);
+      api.server.close();
+      if ("closeAllConnections" in api.server) (api.server as { closeAllConnections(): void }).closeAllConnections();
+      void node.stop().finally(resolve);
+    };
+    const onInt = () => stop("SIGINT");
+    const onTerm = () => stop("SIGTERM");
+    process.on("SIGINT", onInt);
+    process.on("SIGTERM", onTerm);
+  });
+}

@@ -1,0 +1,123 @@
+/**
+ * The `channels` binary as separate OS processes: one-shot commands, long-running nodes, and a relay in front of a
+ * node's peer endpoint that can hold messages (to kill a node at a chosen protocol step).
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { createServer, request, type Server } from "node:http";
+import { join } from "node:path";
+
+import { PROJECT_ROOT, freePort, type ProcessResult } from "./nodes.js";
+
+export const CHANNELS_BIN = join(PROJECT_ROOT, "bin", "channels.mjs");
+
+/** Runs `channels ...args` and returns its exit code and output. */
+export async function channels(args: readonly string[], env: Record<string, string> = {}): Promise<ProcessResult> {
+  const child = spawn(process.execPath, [CHANNELS_BIN, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((ok) => child.once("exit", ok));
+  return { code, stdout, stderr };
+}
+
+/** Runs `channels --json ...args`, expects exit 0 and returns the parsed output. */
+export async function channelsJson<T = unknown>(args: readonly string[], env: Record<string, string> = {}): Promise<T> {
+  const r = await channels(["--json", ...args], env);
+  if (r.code !== 0) throw new Error(`channels ${args.join(" ")} exited with ${r.code}:\n${r.stdout}\n${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
+
+/** A running `channels node start` process, with its JSON log lines. */
+export class NodeProcess {
+  readonly lines: Record<string, unknown>[] = [];
+  stderr = "";
+  private constructor(readonly child: ChildProcess) {}
+
+  static async start(config: string, env: Record<string, string>): Promise<NodeProcess> {
+    const child = spawn(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start"], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const node = new NodeProcess(child);
+    let partial = "";
+    child.stdout!.on("data", (c: Buffer) => {
+      const parts = (partial + c.toString()).split("\n");
+      partial = parts.pop()!;
+      for (const l of parts) if (l.trim() !== "") node.lines.push(JSON.parse(l) as Record<string, unknown>);
+    });
+    child.stderr!.on("data", (c: Buffer) => (node.stderr += c.toString()));
+    await node.waitFor((l) => l.event === "api", 60_000);
+    return node;
+  }
+
+  /** Resolves with the first log line `match` accepts (already logged or to come). */
+  async waitFor(match: (line: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.lines.find(match);
+      if (found !== undefined) return found;
+      if (this.child.exitCode !== null) throw new Error(`the node exited with ${this.child.exitCode}:\n${this.stderr}`);
+      if (Date.now() > end) throw new Error(`no such log line within ${timeoutMs} ms:\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
+    const exited = new Promise<number | null>((ok) => this.child.once("exit", ok));
+    this.child.kill(signal);
+    return exited;
+  }
+}
+
+/**
+ * An HTTP relay in front of a node's peer endpoint. `hold(step)`: the first envelope batch carrying that step is
+ * never forwarded, and `onHeld` runs (the test kills the node behind it there).
+ */
+export class PeerRelay {
+  held: string | undefined;
+  onHeld: () => void = () => {};
+  private constructor(private readonly server: Server, readonly url: string) {}
+
+  static async start(targetUrl: () => string): Promise<PeerRelay> {
+    const port = await freePort();
+    let relay: PeerRelay | undefined;
+    const server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => {
+        const r = relay!;
+        if (r.held !== undefined && body.includes(`"step":"${r.held}"`)) {
+          r.held = undefined;
+          r.onHeld();
+          res.destroy();
+          return;
+        }
+        const out = request(new URL(req.url ?? "/", targetUrl()), { method: req.method, headers: req.headers }, (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        });
+        out.on("error", () => res.destroy());
+        out.end(body);
+      });
+    });
+    await new Promise<void>((ok) => server.listen(port, "127.0.0.1", () => ok()));
+    relay = new PeerRelay(server, `http://127.0.0.1:${port}`);
+    return relay;
+  }
+
+  hold(step: string): void {
+    this.held = step;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((ok) => this.server.close(() => ok()));
+  }
+}
+
+/** Edits a JSON file in place. */
+export function editJson(file: string, edit: (data: Record<string, unknown>) => void): void {
+  const data = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+  edit(data);
+  writeFileSync(file, JSON.stringify(data, null, 2));
+}

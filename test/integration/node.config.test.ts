@@ -1,0 +1,104 @@
+/** The node's configuration file, amounts in token units, and the CLI's durations: pure checks, no chain. */
+import { expect } from "chai";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { ZeroAddress } from "ethers";
+
+import { duration, parseDuration, when } from "../../sdk/cli/format.js";
+import { channels } from "../helpers/cli.js";
+import { ConfigError, UsageError } from "../../sdk/node/errors.js";
+import { loadNodeConfig } from "../../sdk/node/node-config.js";
+import { AssetBook, formatAmount } from "../../sdk/node/units.js";
+
+const HUB = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512";
+const minimal = {
+  key: { env: "NODE_KEY" },
+  store: "node.sqlite",
+  peer: { port: 9701 },
+  api: { port: 9702 },
+  chains: { source: { rpcUrl: "http://127.0.0.1:8545", hub: HUB, assets: { ETH: { address: ZeroAddress } } } },
+};
+
+describe("node configuration, amounts and durations", function () {
+  let dir: string;
+  before(() => (dir = mkdtempSync(join(tmpdir(), "node-config-"))));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const load = (data: unknown) => {
+    const file = join(dir, "node.json");
+    writeFileSync(file, JSON.stringify(data));
+    return loadNodeConfig(file);
+  };
+  const problems = (data: unknown): string[] => {
+    try {
+      load(data);
+    } catch (error) {
+      expect(error).to.be.instanceOf(ConfigError);
+      return (error as Error).message.split("\n").map((l) => l.replace(/^.*node\.json: /, ""));
+    }
+    return expect.fail("expected a ConfigError");
+  };
+
+  it("defaults deny: no peers, no channel terms, no swaps", function () {
+    const c = load(minimal);
+    expect(c.peers).to.deep.equal({});
+    expect(c.policy.channels.accept).to.deep.equal([]);
+    expect(c.policy.swaps).to.deep.equal({ pairs: [], maxInFlight: 0 });
+    expect(c.api.host).to.equal("127.0.0.1");
+    expect(c.store).to.equal(join(dir, "node.sqlite"));
+  });
+
+  it("reports every problem, one line each, naming the field", function () {
+    expect(
+      problems({
+        ...minimal,
+        peer: { port: "9" },
+        api: { port: 9702, host: "0.0.0.0" },
+        chains: { source: { ...minimal.chains.source, hub: "0x12" } },
+        policy: { swaps: { pairs: [{ give: "ETH@source", take: "DOGE@target" }] } },
+        extra: 1,
+      }),
+    ).to.have.members([
+      'peer.port: expected a whole number, from 0 to 65535, got "9"',
+      'chains.source.hub: expected an address, got "0x12"',
+      "extra: unknown field",
+    ]);
+    // Once the shape is right, what depends on other fields: a public API address, an asset no chain names.
+    expect(
+      problems({ ...minimal, api: { port: 9702, host: "0.0.0.0" }, policy: { swaps: { pairs: [{ give: "ETH@source", take: "DOGE@target" }] } } }),
+    ).to.deep.equal([
+      'api.host: "0.0.0.0" is not loopback; set api.allowRemote to true to serve the API there',
+      "policy.swaps.pairs[0].take: no asset DOGE@target in chains",
+    ]);
+    expect(load({ ...minimal, api: { port: 9702, host: "0.0.0.0", allowRemote: true } }).api.host).to.equal("0.0.0.0");
+  });
+
+  it("reads amounts in token units with their symbol and chain, and writes them back", function () {
+    const book = new AssetBook({ source: { ...load(minimal).chains.source!, chainId: 31337n } });
+    const a = book.amount("10.5 ETH@source", "give");
+    expect(a.amount).to.equal(105n * 10n ** 17n);
+    expect(formatAmount(a.amount, a.asset)).to.equal("10.5 ETH@source");
+    expect(() => book.amount("1 DOGE@source", "give")).to.throw(UsageError, /^give: no asset DOGE on source \(known: ETH\)$/);
+    expect(() => book.amount("1 ETH@moon", "take")).to.throw(UsageError, /^take: no chain moon/);
+    expect(() => book.amount("0.0000000000000000001 ETH@source", "give")).to.throw(UsageError, /more than 18 decimals/);
+    expect(() => book.amount("ten ETH@source", "give")).to.throw(UsageError, /expected an amount/);
+  });
+
+  it("shows durations and dates as people read them", function () {
+    expect([duration(45), duration(58 * 60 + 20), duration(2 * 3600 + 5 * 60), duration(3 * 86_400 + 4 * 3600)]).to.deep.equal(["45 s", "58 min", "2 h 5 min", "3 d 4 h"]);
+    expect([parseDuration("90s"), parseDuration("10m"), parseDuration("1h"), parseDuration("2d"), parseDuration("soon")]).to.deep.equal([90, 600, 3600, 172_800, undefined]);
+    expect(when("2026-12-01T04:00:00Z", Date.parse("2026-12-01T03:02:00Z"))).to.equal("2026-12-01 04:00 UTC (in 58 min)");
+  });
+
+  it("the binary: a bad configuration is one line and exit 2, the stack only with --verbose", async function () {
+    const bad = join(dir, "watch.json");
+    writeFileSync(bad, JSON.stringify({ store: "t.sqlite", chains: [{ rpcUrl: "ftp://x", hub: HUB }] }));
+    const r = await channels(["watch", "--watch-config", bad]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr.trim()).to.match(/^error: .*watch\.json: chains\[0\]\.rpcUrl: expected an http\(s\) URL, got "ftp:\/\/x"$/);
+    const verbose = await channels(["--verbose", "--config", join(dir, "missing.json"), "info"]);
+    expect(verbose.code).to.equal(2);
+    expect(verbose.stderr).to.match(/^error: .*missing\.json: cannot read it: no such file\n/);
+    expect(verbose.stderr).to.match(/\n\s+at /);
+  });
+});
