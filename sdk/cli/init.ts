@@ -79,6 +79,12 @@ export function initCommand(): Command {
         return n;
       });
       const scryptN = o.scryptN === undefined ? undefined : Number(o.scryptN);
+      if (scryptN !== undefined && (!Number.isInteger(scryptN) || scryptN < 2 || scryptN > 2 ** 20 || (scryptN & (scryptN - 1)) !== 0)) {
+        throw new UsageError(`--scrypt-n: expected a power of two up to 1048576, got ${JSON.stringify(o.scryptN)}`);
+      }
+      if (scryptN !== undefined && scryptN < 2 ** 17) {
+        process.stderr.write(`warning: --scrypt-n ${scryptN} makes a keystore that is cheap to crack; use it for tests only\n`);
+      }
       const passwordEnv = String(o.passwordEnv);
       const pw = await password(passwordEnv);
       mkdirSync(dir, { recursive: true });

@@ -6,7 +6,7 @@
  * Routes are thin: check the body, call one node method, answer; docs/NODE.md and `openapi.ts` describe them.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { serve, type ServerType } from "@hono/node-server";
 import { Hono, type Context } from "hono";
 import { stream } from "hono/streaming";
@@ -22,10 +22,22 @@ import { OPENAPI } from "./openapi.js";
 
 export const API_PREFIX = "/api/v1";
 
-/** The API token: read from `file`, or created there (mode 0600) at first start. */
+/**
+ * The API token: read from `file`, or created there (mode 0600) at first start. A token file that is a link, that
+ * another user owns, or that others could read is never trusted: the first two are errors, the last is replaced by
+ * a new token (the old one may have been seen).
+ */
 export function apiToken(file: string): string {
-  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
-  chmodSync(file, 0o600);
+  if (existsSync(file)) {
+    const st = lstatSync(file);
+    if (!st.isFile()) throw new UsageError(`${file}: the API token file is not a regular file (a link?); remove it`);
+    if (typeof process.getuid === "function" && st.uid !== process.getuid()) {
+      throw new UsageError(`${file}: the API token file belongs to another user; remove it`);
+    }
+    if ((st.mode & 0o077) === 0) return readFileSync(file, "utf8").trim();
+    rmSync(file); // readable by others: a new token
+  }
+  writeFileSync(file, randomBytes(32).toString("hex") + "\n", { mode: 0o600, flag: "wx" });
   return readFileSync(file, "utf8").trim();
 }
 

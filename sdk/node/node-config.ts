@@ -36,11 +36,11 @@ export const SwapPairSchema = z.strictObject({
   give: assetRef(),
   /** What the initiator takes (we pay), e.g. "ETH@target". */
   take: assetRef(),
-  /** Least and most `take` per unit of `give`, in token units. */
+  /** Least and most `take` per unit of `give`, in token units; `maxRate` is required (defaults deny any price). */
   minRate: decimal().optional(),
-  maxRate: decimal().optional(),
-  /** Most we pay (`take`, in token units) in one swap. */
-  maxAmount: decimal().optional(),
+  maxRate: decimal(),
+  /** Most we pay (`take`, in token units) in one swap; required (defaults deny any size). */
+  maxAmount: decimal(),
 });
 
 export const NodeConfigSchema = z.strictObject({

@@ -33,7 +33,14 @@ export class NotFoundError extends ChannelSdkError {}
 export class ConflictError extends ChannelSdkError {}
 
 export type NodeEvent = Readonly<{ time: string; type: string; [k: string]: unknown }>;
-type Pending = { chainId: bigint; params: ChannelParams; peer: string; since: number };
+/** A channel agreed with a peer and not joined yet; `ours` when this node opens it (and funds it). */
+type Pending = { chainId: bigint; params: ChannelParams; peer: string; since: number; ours?: boolean };
+/** Refused proposals kept for `swap list --refused` and the API. */
+const MAX_REFUSALS = 1_000;
+/** Channels a peer may have agreed and not opened on chain yet; past it, its proposals are refused. */
+const MAX_PENDING_PER_PEER = 16;
+/** How long a channel a peer proposed may stay unopened before the agreement is dropped. */
+const PENDING_TTL_MS = 24 * 3600 * 1000;
 export type Refusal = Readonly<{ time: string; kind: "swap" | "channel"; peer: string; id: string; reason: string }>;
 
 export class ChannelNode {
@@ -44,6 +51,8 @@ export class ChannelNode {
   private readonly recent: NodeEvent[] = [];
   private pending = new Map<Hex, Pending>();
   private refusals: Refusal[] = [];
+  /** Proposals refused from outside the configured peers (counted, never stored). */
+  private strangerRefusals = 0;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -243,10 +252,26 @@ export class ChannelNode {
     this.emit(e.type, fields);
   }
 
-  private refuse(kind: "swap" | "channel", peer: string, id: string, reason: string): void {
+  /**
+   * Records a refused proposal of a configured peer (the last MAX_REFUSALS are kept, in memory and in a file beside
+   * the store); a stranger's is only counted and logged at debug level, so nobody can grow the disk or the log.
+   */
+  private refuse(kind: "swap" | "channel", peer: string | undefined, id: string, reason: string): void {
+    if (peer === undefined) {
+      this.strangerRefusals++;
+      this.log.debug({ event: "refusedStranger", kind, reason }, "refused a proposal from outside the configured peers");
+      return;
+    }
     const r: Refusal = { time: new Date().toISOString(), kind, peer, id, reason };
     this.refusals.push(r);
-    appendFileSync(`${this.config.store}.refusals.jsonl`, JSON.stringify(r) + "\n");
+    const file = `${this.config.store}.refusals.jsonl`;
+    if (this.refusals.length > 2 * MAX_REFUSALS) {
+      this.refusals = this.refusals.slice(-MAX_REFUSALS);
+      writeFileSync(`${file}.tmp`, this.refusals.map((x) => JSON.stringify(x) + "\n").join(""));
+      renameSync(`${file}.tmp`, file);
+    } else {
+      appendFileSync(file, JSON.stringify(r) + "\n");
+    }
     this.log.warn({ event: "refused", ...r }, `refused a ${kind} proposal from ${peer}: ${reason}`);
     this.emit("refused", r);
   }
@@ -258,7 +283,17 @@ export class ChannelNode {
     if (existsSync(file)) this.pending = new Map(decode<[Hex, Pending][]>(readFileSync(file, "utf8")));
     const refusals = `${this.config.store}.refusals.jsonl`;
     if (existsSync(refusals)) {
-      this.refusals = readFileSync(refusals, "utf8").split("\n").filter((l) => l !== "").map((l) => JSON.parse(l) as Refusal);
+      // Advisory: a line torn by a crash or a full disk is skipped, never a reason not to start.
+      this.refusals = readFileSync(refusals, "utf8")
+        .split("\n")
+        .flatMap((l) => {
+          try {
+            return l === "" ? [] : [JSON.parse(l) as Refusal];
+          } catch {
+            return [];
+          }
+        })
+        .slice(-MAX_REFUSALS);
     }
   }
 
@@ -429,13 +464,21 @@ export class ChannelNode {
       challengePeriod: BigInt(args.challengePeriodSeconds ?? this.config.timing.challengePeriodSeconds),
       nonce: BigInt(`0x${randomBytes(8).toString("hex")}`),
     };
+    // Our own policy first: a channel we would refuse to join must never be funded.
+    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
+    if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
+      throw new UsageError(`challengePeriodSeconds: ${params.challengePeriod} is outside ${min}..${max} (policy.channels)`);
+    }
     const signed = signProposal(this.signer, { chainId: asset.chainId, hub: adapter.hubAddress as Address, params });
     const answer = await PeerLink.propose(peer.url, signed);
     if (!answer.accepted) throw new ConflictError(`${peer.name} refused the channel: ${answer.reason}`);
-    const channelId = amount > 0n ? await adapter.openAndDeposit(params, 0, amount) : await adapter.open(params);
-    this.log.info({ event: "channelOpened", channelId, chain: asset.chain, peer: peer.name, deposit: formatAmount(amount, asset) }, "channel opened on chain");
-    this.pending.set(channelId, { chainId: asset.chainId, params, peer: peer.name, since: Date.now() });
+    // Kept before anything goes on chain: a crash after the transaction still finds and joins the channel.
+    const channelId = channelIdOf(asset.chainId, adapter.hubAddress, params);
+    this.pending.set(channelId, { chainId: asset.chainId, params, peer: peer.name, since: Date.now(), ours: true });
     this.savePending();
+    const opened = amount > 0n ? await adapter.openAndDeposit(params, 0, amount) : await adapter.open(params);
+    if (opened.toLowerCase() !== channelId.toLowerCase()) throw new ChannelSdkError(`the hub derived channel id ${opened}, expected ${channelId}`);
+    this.log.info({ event: "channelOpened", channelId, chain: asset.chain, peer: peer.name, deposit: formatAmount(amount, asset) }, "channel opened on chain");
     await this.joinPending();
     this.emit("channelOpened", { channelId, peer: peer.name, asset: `${asset.symbol}@${asset.chain}` });
     return this.channel(channelId);
@@ -444,13 +487,14 @@ export class ChannelNode {
   /** A peer's proposal: accepted if the peer, the chain's hub, the asset and the challenge period are in policy. */
   private async onChannelProposal(signed: SignedProposal): Promise<ProposalAnswer> {
     const signer = PeerLink.signerOf(signed);
-    const peerName = this.peerNameOf(signer);
+    const known = signer !== undefined && sameAddress(signer, signed.from) && Object.values(this.config.peers).some((p) => sameAddress(p.address, signer));
+    const peerName = known ? this.peerNameOf(signer) : undefined;
     const refuse = (reason: string): ProposalAnswer => {
       this.refuse("channel", peerName, "", reason);
       return { accepted: false, reason };
     };
     if (signer === undefined || !sameAddress(signer, signed.from)) return refuse("the proposal is not signed by its sender");
-    if (!Object.values(this.config.peers).some((p) => sameAddress(p.address, signer))) return refuse(`${signer} is not a configured peer`);
+    if (!known) return refuse(`${signer} is not a configured peer`);
     const { chainId, hub, params } = signed.proposal;
     const adapter = this.adapters.get(BigInt(chainId));
     if (adapter === undefined) return refuse(`chain ${chainId} is not one of this node's chains`);
@@ -468,7 +512,9 @@ export class ChannelNode {
     }
     const channelId = channelIdOf(BigInt(chainId), adapter.hubAddress, params);
     if (!this.pending.has(channelId) && this.store.channel(channelId) === undefined) {
-      this.pending.set(channelId, { chainId: BigInt(chainId), params, peer: peerName, since: Date.now() });
+      const waiting = [...this.pending.values()].filter((p) => p.peer === peerName && p.ours !== true).length;
+      if (waiting >= MAX_PENDING_PER_PEER) return refuse(`${waiting} channels agreed and not opened yet; open those first`);
+      this.pending.set(channelId, { chainId: BigInt(chainId), params, peer: peerName!, since: Date.now() });
       this.savePending();
       this.log.info({ event: "channelAgreed", channelId, peer: peerName, asset: `${asset!.symbol}@${asset!.chain}` }, "agreed to a channel");
       this.emit("channelAgreed", { channelId, peer: peerName });
@@ -482,7 +528,13 @@ export class ChannelNode {
       const adapter = this.adapters.get(p.chainId)!;
       try {
         const info = await adapter.channelInfo(channelId, await adapter.finalBlock());
-        if (info.status !== "open") continue;
+        if (info.status !== "open") {
+          if (p.ours !== true && Date.now() - p.since > PENDING_TTL_MS) {
+            this.pending.delete(channelId); // the peer never opened it
+            this.savePending();
+          }
+          continue;
+        }
         const counterparty = p.params.participants.find((a) => !sameAddress(a, this.address))!;
         // The tower guards it before the client signs anything for it (the client feeds it every state).
         const myIndex = sameAddress(p.params.participants[0], this.address) ? 0 : 1;
@@ -502,7 +554,8 @@ export class ChannelNode {
   async deposit(id: string, amountText: string) {
     const record = this.openRecord(id);
     const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
-    const amount = units(amountText, asset?.decimals ?? 18, "amount");
+    if (asset === undefined) throw new UsageError(`the asset ${record.params.asset} of channel ${record.ref.channelId} is not named in the configuration: add it to know its decimals`);
+    const amount = units(amountText, asset.decimals, "amount");
     if (amount === 0n) throw new UsageError("amount: must be more than 0");
     await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
@@ -585,8 +638,8 @@ export class ChannelNode {
     const take = this.assets.amount(args.take, "take");
     if (give.amount === 0n) throw new UsageError("give: must be more than 0");
     if (take.amount === 0n) throw new UsageError("take: must be more than 0");
-    const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give") : this.openRecord(args.source);
-    const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take") : this.openRecord(args.target);
+    const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give") : this.channelFor(args.source, peer.address, give.asset, "source");
+    const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take") : this.channelFor(args.target, peer.address, take.asset, "target");
     requireDistinctChannels(source.ref.channelId, target.ref.channelId);
     const free = this.free(source.ref.channelId, source.myIndex);
     if (give.amount > free) {
@@ -598,6 +651,18 @@ export class ChannelNode {
 
   private free(channelId: Hex, me: ParticipantIndex): bigint {
     return this.client.book.head(channelId).balances[me];
+  }
+
+  /** A channel named by the user for a swap leg: it must hold the leg's asset, on its chain, with the swap's peer. */
+  private channelFor(id: string, peer: string, asset: AssetInfo, field: string) {
+    const record = this.openRecord(id);
+    if (record.ref.chainId !== asset.chainId || !sameAddress(record.params.asset, asset.address)) {
+      throw new UsageError(`${field}: channel ${record.ref.channelId} does not hold ${asset.symbol}@${asset.chain}`);
+    }
+    if (!sameAddress(record.params.participants[1 - record.myIndex]!, peer)) {
+      throw new UsageError(`${field}: channel ${record.ref.channelId} is not with this peer`);
+    }
+    return record;
   }
 
   private channelWith(peer: string, asset: AssetInfo, field: string) {

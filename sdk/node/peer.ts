@@ -72,6 +72,9 @@ export class PeerLink implements Transport {
   private async receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
       if (req.method !== "POST") return void res.writeHead(405).end();
+      // Only a peer's JSON: a web page's form post (text/plain, no preflight) is turned away before it is read.
+      const type = req.headers["content-type"] ?? "";
+      if (!/^application\/(json|x-ndjson)\b/.test(type)) return void res.writeHead(415).end();
       const body = await readBody(req);
       if (req.url === "/peer/v1/envelopes") {
         if (this.handler === undefined) return void res.writeHead(503).end("not listening");
@@ -94,7 +97,8 @@ export class PeerLink implements Transport {
       }
       res.writeHead(404).end();
     } catch (error) {
-      if (!res.headersSent) res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ accepted: false, reason: String((error as Error).message ?? error) }));
+      // A stranger learns only that the request was malformed, never our paths or internals.
+      if (!res.headersSent) res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ accepted: false, reason: "malformed request" }));
     }
   }
 

@@ -55,7 +55,7 @@ describe("node configuration, amounts and durations", function () {
         peer: { port: "9" },
         api: { port: 9702, host: "0.0.0.0" },
         chains: { source: { ...minimal.chains.source, hub: "0x12" } },
-        policy: { swaps: { pairs: [{ give: "ETH@source", take: "DOGE@target" }] } },
+        policy: { swaps: { pairs: [{ give: "ETH@source", take: "DOGE@target", maxRate: "1", maxAmount: "1" }] } },
         extra: 1,
       }),
     ).to.have.members([
@@ -65,12 +65,18 @@ describe("node configuration, amounts and durations", function () {
     ]);
     // Once the shape is right, what depends on other fields: a public API address, an asset no chain names.
     expect(
-      problems({ ...minimal, api: { port: 9702, host: "0.0.0.0" }, policy: { swaps: { pairs: [{ give: "ETH@source", take: "DOGE@target" }] } } }),
+      problems({ ...minimal, api: { port: 9702, host: "0.0.0.0" }, policy: { swaps: { pairs: [{ give: "ETH@source", take: "DOGE@target", maxRate: "1", maxAmount: "1" }] } } }),
     ).to.deep.equal([
       'api.host: "0.0.0.0" is not loopback; set api.allowRemote to true to serve the API there',
       "policy.swaps.pairs[0].take: no asset DOGE@target in chains",
     ]);
     expect(load({ ...minimal, api: { port: 9702, host: "0.0.0.0", allowRemote: true } }).api.host).to.equal("0.0.0.0");
+  });
+
+  it("refuses a swap pair without maxRate or maxAmount: naming a pair never means any price or any size", function () {
+    const lines = problems({ ...minimal, policy: { swaps: { pairs: [{ give: "ETH@source", take: "ETH@target" }] } } });
+    expect(lines.some((l) => l.startsWith("policy.swaps.pairs[0].maxRate:"))).to.equal(true, lines.join("\n"));
+    expect(lines.some((l) => l.startsWith("policy.swaps.pairs[0].maxAmount:"))).to.equal(true, lines.join("\n"));
   });
 
   it("reads amounts in token units with their symbol and chain, and writes them back", function () {

@@ -1,0 +1,145 @@
+import { expect } from "chai";
+import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Wallet, ZeroAddress } from "ethers";
+import { pino } from "pino";
+
+import { accountKey, deployHub } from "../../scripts/lib/local.js";
+import { encode, keySigner, rpcProvider, type Address, type Hex } from "../../sdk/index.js";
+import { ChannelNode } from "../../sdk/node/node.js";
+import { loadNodeConfig } from "../../sdk/node/node-config.js";
+import { signProposal } from "../../sdk/node/peer.js";
+import { freePort, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+
+const ALICE = new Wallet(accountKey(1)).address;
+const BOB = new Wallet(accountKey(2)).address;
+/** An asset Alice's configuration names on T beside ETH, with other decimals (no contract needed: never touched). */
+const USDC = "0x00000000000000000000000000000000000000A1";
+
+async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** Posts a proposal to a peer endpoint as a stranger's script would. */
+async function post(url: string, body: string, contentType = "application/json"): Promise<number> {
+  const res = await fetch(`${url}/peer/v1/channel-proposals`, { method: "POST", body, headers: { "content-type": contentType } });
+  await res.text();
+  return res.status;
+}
+
+describe("the node refuses what could lose funds or grow without bound", function () {
+  let chains: LocalNode[] = [];
+  let hubs: string[] = [];
+  let dir: string;
+  let alice: ChannelNode;
+  let bob: ChannelNode;
+  let bobPeer = "";
+  let s1 = "";
+  let t1 = "";
+
+  before(async function () {
+    chains = await Promise.all([startHardhatNode(31337n), startHardhatNode(31338n)]);
+    for (const c of chains) {
+      const p = rpcProvider(c.url);
+      hubs.push(await deployHub(p));
+      p.destroy();
+    }
+    dir = mkdtempSync(join(tmpdir(), "node-guards-"));
+    const [ap, bp] = [await freePort(), await freePort()];
+    bobPeer = `http://127.0.0.1:${bp}`;
+    const chain = (i: number, extra: Record<string, unknown> = {}) => ({
+      rpcUrl: chains[i]!.url, hub: hubs[i], confirmations: 0, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
+      assets: { ETH: { address: ZeroAddress, decimals: 18 }, ...extra },
+    });
+    const timing = { tickMs: 250, heartbeatSeconds: 30, resendMs: 1_000, confirmationTimeoutMs: 4_000, onChainMarginSeconds: 600 };
+    writeFileSync(join(dir, "alice.json"), JSON.stringify({
+      key: { env: "ALICE_KEY" }, store: "alice.sqlite", peer: { port: ap }, api: { port: await freePort(), tokenFile: "alice.token" },
+      chains: { source: chain(0), target: chain(1, { USDC: { address: USDC, decimals: 6 } }) },
+      peers: { bob: { address: BOB, url: bobPeer } },
+      policy: { channels: { accept: ["ETH@target"] } },
+      timing,
+    }));
+    writeFileSync(join(dir, "bob.json"), JSON.stringify({
+      key: { env: "BOB_KEY" }, store: "bob.sqlite", peer: { port: bp }, api: { port: await freePort(), tokenFile: "bob.token" },
+      chains: { source: chain(0), target: chain(1) },
+      peers: { alice: { address: ALICE, url: `http://127.0.0.1:${ap}` } },
+      policy: {
+        channels: { accept: ["ETH@source", "ETH@target"], maxChallengePeriodSeconds: 30 * 86400 },
+        swaps: { pairs: [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }], maxInFlight: 4 },
+      },
+      timing,
+    }));
+    const log = pino({ level: "silent" });
+    alice = await ChannelNode.start(loadNodeConfig(join(dir, "alice.json")), accountKey(1) as Hex, log);
+    bob = await ChannelNode.start(loadNodeConfig(join(dir, "bob.json")), accountKey(2) as Hex, log);
+    s1 = (await alice.openChannel({ peer: "bob", asset: "ETH@source", deposit: "5" })).id;
+    t1 = (await bob.openChannel({ peer: "alice", asset: "ETH@target", deposit: "5" })).id;
+    for (const n of [alice, bob]) for (const id of [s1, t1]) await until(`channel ${id} open`, async () => ((await n.channel(id)).status === "open" ? true : undefined));
+  });
+
+  after(async function () {
+    await alice?.stop();
+    await bob?.stop();
+    await Promise.all(chains.map((c) => c.stop()));
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a swap leg on a channel of another asset than the amount names, before anything is signed", async function () {
+    const before = alice.swaps().length;
+    let error: unknown;
+    await alice.propose({ peer: "bob", give: "1 ETH@source", take: "1000 USDC@target", source: s1, target: t1 }).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/target: channel 0x[0-9a-f]+ does not hold USDC@target/i);
+    expect(alice.swaps().length).to.equal(before, "no swap was proposed");
+  });
+
+  it("never funds a channel whose challenge period its own policy would refuse to join", async function () {
+    const p = rpcProvider(chains[0]!.url);
+    const [balance, count] = [await p.getBalance(ALICE), (await alice.channels()).length];
+    let error: unknown;
+    await alice.openChannel({ peer: "bob", asset: "ETH@source", deposit: "1", challengePeriodSeconds: 10 * 86400 }).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/challengePeriodSeconds: 864000 is outside/);
+    expect(await p.getBalance(ALICE)).to.equal(balance, "nothing was sent on chain");
+    expect((await alice.channels()).length).to.equal(count);
+    p.destroy();
+  });
+
+  it("keeps no record of strangers' proposals and turns away requests that are not JSON", async function () {
+    const before = bob.refused().length;
+    const file = join(dir, "bob.sqlite.refusals.jsonl");
+    const size = existsSync(file) ? statSync(file).size : 0;
+    for (let i = 0; i < 30; i++) {
+      const w = Wallet.createRandom();
+      const params = { participants: [w.address, BOB] as [Address, Address], payees: [ZeroAddress, ZeroAddress] as [Address, Address], asset: ZeroAddress, challengePeriod: 3600n, nonce: BigInt(i) };
+      expect(await post(bobPeer, encode(signProposal(keySigner(w.privateKey), { chainId: 31337n, hub: hubs[0] as Address, params })))).to.equal(403);
+    }
+    expect(bob.refused().length).to.equal(before);
+    expect(existsSync(file) ? statSync(file).size : 0).to.equal(size);
+    expect(await post(bobPeer, "{}", "text/plain")).to.equal(415, "a web page's form post");
+  });
+
+  it("agrees to a bounded number of channels a peer has not opened yet", async function () {
+    const signer = keySigner(accountKey(1));
+    const answers: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const params = { participants: [ALICE, BOB] as [Address, Address], payees: [ZeroAddress, ZeroAddress] as [Address, Address], asset: ZeroAddress, challengePeriod: 3600n, nonce: 10_000n + BigInt(i) };
+      answers.push(await post(bobPeer, encode(signProposal(signer, { chainId: 31337n, hub: hubs[0] as Address, params }))));
+    }
+    expect(answers.filter((a) => a === 200)).to.have.length(16);
+    expect(answers.slice(16)).to.deep.equal([403, 403, 403, 403]);
+    expect(bob.refused().at(-1)?.reason).to.match(/16 channels agreed and not opened yet/);
+  });
+
+  it("starts with a torn last line in its refusals file", async function () {
+    appendFileSync(join(dir, "bob.sqlite.refusals.jsonl"), '{"time":"2026');
+    await bob.stop();
+    bob = await ChannelNode.start(loadNodeConfig(join(dir, "bob.json")), accountKey(2) as Hex, pino({ level: "silent" }));
+    expect(bob.refused().length).to.be.greaterThan(0);
+  });
+});
