@@ -13,10 +13,16 @@ export type SwapView = {
 };
 type Refusal = { time: string; kind: string; peer: string; id: string; reason: string };
 
+/** What this node gives and gets in a swap: the terms' give and take are the initiator's. */
+function sides(s: SwapView): { gives: string; gets: string } {
+  return s.role === "initiator" ? { gives: s.give, gets: s.take } : { gives: s.take, gets: s.give };
+}
+
 function describe(s: SwapView): string {
+  const { gives, gets } = sides(s);
   return [
     `swap ${s.id} (${s.role}, peer ${s.peer})`,
-    `  gives ${s.give} for ${s.take}`,
+    `  you give ${gives} for ${gets}`,
     `  phase ${s.phase}${s.outcome ? `: ${s.outcome}` : ""}${s.reason ? ` (${s.reason})` : ""}`,
     `  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`,
   ].join("\n");
@@ -83,7 +89,7 @@ export function swapCommands(): Command {
       }
       const list = await api(cmd).get<SwapView[]>("/swaps");
       print(cmd, list, (l) =>
-        l.length === 0 ? "no swaps" : table(["ID", "ROLE", "PEER", "GIVE", "TAKE", "PHASE"], l.map((s) => [short(s.id), s.role, s.peer, s.give, s.take, s.outcome ?? s.phase])),
+        l.length === 0 ? "no swaps" : table(["ID", "ROLE", "PEER", "YOU GIVE", "YOU GET", "PHASE"], l.map((s) => [short(s.id), s.role, s.peer, sides(s).gives, sides(s).gets, s.outcome ?? s.phase])),
       );
     });
   swap

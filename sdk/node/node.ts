@@ -4,9 +4,9 @@
  * and recovers from its store on restart: channels, swaps and operations are the SwapClient's; channels agreed
  * with a peer but not yet open on chain, and refused proposals, are the node's own (JSON files beside the store).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync, appendFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import { Contract, type JsonRpcProvider, Wallet, ZeroAddress } from "ethers";
 import type { Logger } from "pino";
 
 import { HubAdapter } from "../chain/hub.js";
@@ -78,6 +78,19 @@ export class ChannelNode {
 
   /** Connects to every chain, opens the store, starts the peer endpoint and the tick loop. */
   static async start(config: NodeConfig, key: Hex, log: Logger): Promise<ChannelNode> {
+    // Files this node writes (store, log of refusals, agreements) are its owner's alone.
+    process.umask(0o077);
+    // One node per store: two processes signing from one store could sign two states with one sequence number.
+    lockStore(config.store);
+    try {
+      return await ChannelNode.open(config, key, log);
+    } catch (error) {
+      unlockStore(config.store);
+      throw error;
+    }
+  }
+
+  private static async open(config: NodeConfig, key: Hex, log: Logger): Promise<ChannelNode> {
     const signer = keySigner(key);
     const providers: JsonRpcProvider[] = [];
     const chains: { name: string; adapter: HubAdapter }[] = [];
@@ -215,6 +228,7 @@ export class ChannelNode {
     await this.link.close();
     this.store.close();
     for (const p of this.providers) p.destroy();
+    unlockStore(this.config.store);
     this.log.info({ event: "stopped" }, "node stopped");
   }
 
@@ -433,8 +447,7 @@ export class ChannelNode {
 
   /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
   private resolveChannel(id: string): Hex {
-    const lower = id.toLowerCase();
-    if (!/^0x[0-9a-f]{6,64}$/.test(lower)) throw new UsageError(`channel: expected a channel id (0x and hex digits), got ${JSON.stringify(id.slice(0, 66))}`);
+    const lower = idPrefix(id, "channel");
     const matches = this.channelIds().filter((c) => c.toLowerCase().startsWith(lower));
     if (matches.length === 0) throw new NotFoundError(`no channel ${id}`);
     if (matches.length > 1) throw new UsageError(`channel: ${id} matches ${matches.length} channels; give more digits`);
@@ -464,6 +477,7 @@ export class ChannelNode {
       challengePeriod: BigInt(args.challengePeriodSeconds ?? this.config.timing.challengePeriodSeconds),
       nonce: BigInt(`0x${randomBytes(8).toString("hex")}`),
     };
+    await this.requireWalletHolds(asset, amount, "deposit");
     // Our own policy first: a channel we would refuse to join must never be funded.
     const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
     if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
@@ -557,6 +571,8 @@ export class ChannelNode {
     if (asset === undefined) throw new UsageError(`the asset ${record.params.asset} of channel ${record.ref.channelId} is not named in the configuration: add it to know its decimals`);
     const amount = units(amountText, asset.decimals, "amount");
     if (amount === 0n) throw new UsageError("amount: must be more than 0");
+    if (this.store.channelOp(record.ref.channelId)?.kind === "closed") throw new ConflictError(`channel ${record.ref.channelId} is closed`);
+    await this.requireWalletHolds(asset, amount, "amount");
     await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
     return this.channel(record.ref.channelId);
@@ -592,8 +608,7 @@ export class ChannelNode {
   }
 
   swap(id: string) {
-    const lower = id.toLowerCase();
-    if (!/^0x[0-9a-f]{6,64}$/.test(lower)) throw new UsageError(`swap: expected a swap id (0x and hex digits), got ${JSON.stringify(id.slice(0, 66))}`);
+    const lower = idPrefix(id, "swap");
     const matches = this.store.swapIds().filter((s) => s.toLowerCase().startsWith(lower));
     if (matches.length === 0) throw new NotFoundError(`no swap ${id}`);
     if (matches.length > 1) throw new UsageError(`swap: ${id} matches ${matches.length} swaps; give more digits`);
@@ -638,12 +653,18 @@ export class ChannelNode {
     const take = this.assets.amount(args.take, "take");
     if (give.amount === 0n) throw new UsageError("give: must be more than 0");
     if (take.amount === 0n) throw new UsageError("take: must be more than 0");
+    if (args.source !== undefined && args.target !== undefined) requireDistinctChannels(this.openRecord(args.source).ref.channelId, this.openRecord(args.target).ref.channelId);
     const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give") : this.channelFor(args.source, peer.address, give.asset, "source");
     const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take") : this.channelFor(args.target, peer.address, take.asset, "target");
     requireDistinctChannels(source.ref.channelId, target.ref.channelId);
     const free = this.free(source.ref.channelId, source.myIndex);
+    const counting = "(deposits count once final and co-signed by both nodes: a few seconds after funding on a local chain)";
     if (give.amount > free) {
-      throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than the free balance ${formatAmount(free, give.asset)} of channel ${source.ref.channelId}`);
+      throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than the free balance ${formatAmount(free, give.asset)} of channel ${source.ref.channelId} ${counting}`);
+    }
+    const theirs = this.free(target.ref.channelId, target.myIndex === 0 ? 1 : 0);
+    if (take.amount > theirs) {
+      throw new ConflictError(`take: ${formatAmount(take.amount, take.asset)} is more than ${peer.name}'s free balance ${formatAmount(theirs, take.asset)} of channel ${target.ref.channelId} ${counting}`);
     }
     const swapId = await this.client.propose({ source: source.ref.channelId, target: target.ref.channelId, give: give.amount, take: take.amount });
     return this.swapView(this.client.swap(swapId));
@@ -651,6 +672,18 @@ export class ChannelNode {
 
   private free(channelId: Hex, me: ParticipantIndex): bigint {
     return this.client.book.head(channelId).balances[me];
+  }
+
+  /** Throws a one-line error unless this node's wallet holds `amount` of `asset` (gas aside) on its chain. */
+  private async requireWalletHolds(asset: AssetInfo, amount: bigint, field: string): Promise<void> {
+    if (amount === 0n) return;
+    const provider = this.adapters.get(asset.chainId)!.provider;
+    const held = sameAddress(asset.address, ZeroAddress)
+      ? await provider.getBalance(this.address)
+      : ((await new Contract(asset.address, ["function balanceOf(address) view returns (uint256)"], provider).getFunction("balanceOf")(this.address)) as bigint);
+    if (held < amount) {
+      throw new ConflictError(`${field}: ${formatAmount(amount, asset)} is more than the wallet's balance ${formatAmount(held, asset)}`);
+    }
   }
 
   /** A channel named by the user for a swap leg: it must hold the leg's asset, on its chain, with the swap's peer. */
@@ -702,4 +735,56 @@ export class ChannelNode {
 /** An event as plain JSON: bigints as decimal strings. */
 function plain(value: unknown): unknown {
   return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+}
+
+/**
+ * An id as a person gives it: whole, or a prefix of at least 6 hex digits after 0x, as the CLI prints it shortened
+ * (a trailing "…" or "..." is dropped).
+ */
+function idPrefix(id: string, what: "channel" | "swap"): string {
+  const lower = id.toLowerCase().replace(/(…|\.\.\.)$/, "");
+  if (!/^0x[0-9a-f]{6,64}$/.test(lower)) {
+    throw new UsageError(`${what}: expected a ${what} id, or its first 6 or more hex digits after 0x, got ${JSON.stringify(id.slice(0, 66))}`);
+  }
+  return lower;
+}
+
+/**
+ * Takes the store's lock file (`<store>.lock`, holding the node's pid), or refuses with a UsageError while another
+ * live process holds it; a lock left by a process that died (SIGKILL) is taken over.
+ */
+function lockStore(store: string): void {
+  const file = `${store}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: "wx", mode: 0o600 });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const pid = Number(readFileSync(file, "utf8").trim());
+      if (Number.isSafeInteger(pid) && pid > 0 && alive(pid)) {
+        throw new UsageError(`store: another node (pid ${pid}) runs on ${store}; stop it first (one node per store)`);
+      }
+      rmSync(file, { force: true }); // stale: its process is gone
+    }
+  }
+  throw new UsageError(`store: cannot take the lock ${file}`);
+}
+
+function unlockStore(store: string): void {
+  const file = `${store}.lock`;
+  try {
+    if (Number(readFileSync(file, "utf8").trim()) === process.pid) rmSync(file, { force: true });
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }

@@ -110,6 +110,27 @@ describe("the node refuses what could lose funds or grow without bound", functio
     p.destroy();
   });
 
+  it("refuses to open a channel with more than the wallet holds, before anything is proposed or sent", async function () {
+    const before = (await bob.channels()).length;
+    let error: unknown;
+    await alice.openChannel({ peer: "bob", asset: "ETH@source", deposit: "100000000" }).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/deposit: 100000000 ETH@source is more than the wallet's balance [0-9.]+ ETH@source$/);
+    expect((await bob.channels()).length).to.equal(before, "Bob agreed to nothing");
+  });
+
+  it("takes an id as the CLI prints it, shortened with an ellipsis", async function () {
+    expect((await alice.channel(`${s1.slice(0, 12)}…`)).id).to.equal(s1);
+    let error: unknown;
+    await alice.channel("0x4288").catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/its first 6 or more hex digits/);
+  });
+
+  it("refuses to start a second node on the same store", async function () {
+    let error: unknown;
+    await ChannelNode.start(loadNodeConfig(join(dir, "bob.json")), accountKey(2) as Hex, pino({ level: "silent" })).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(new RegExp(`another node \\(pid ${process.pid}\\) runs on`));
+  });
+
   it("keeps no record of strangers' proposals and turns away requests that are not JSON", async function () {
     const before = bob.refused().length;
     const file = join(dir, "bob.sqlite.refusals.jsonl");
