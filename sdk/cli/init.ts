@@ -56,6 +56,9 @@ export function initCommand(): Command {
       const configFile = join(dir, "node.json");
       if (existsSync(configFile)) throw new UsageError(`${configFile} exists already; not overwritten`);
       let key: Hex;
+      if (o.localAccount !== undefined && o.keyEnv !== undefined) {
+        throw new UsageError("--local-account and --key-env: give one of them, not both");
+      }
       if (o.localAccount !== undefined) {
         const n = Number(o.localAccount);
         if (!Number.isInteger(n) || n < 0 || n > 1000) throw new UsageError(`--local-account: expected a number from 0 to 1000, got ${JSON.stringify(o.localAccount)}`);
@@ -87,6 +90,7 @@ export function initCommand(): Command {
       }
       const passwordEnv = String(o.passwordEnv);
       const pw = await password(passwordEnv);
+      if (pw.length < 8) throw new UsageError(`${passwordEnv}: a keystore password has at least 8 characters`);
       mkdirSync(dir, { recursive: true });
       const nodeAddress = await writeKeystore(join(dir, "keystore.json"), key, pw, scryptN);
       const chain = (rpcUrl: string, hub: string) => ({

@@ -24,7 +24,7 @@ function describe(s: SwapView): string {
     `swap ${s.id} (${s.role}, peer ${s.peer})`,
     `  you give ${gives} for ${gets}`,
     `  phase ${s.phase}${s.outcome ? `: ${s.outcome}` : ""}${s.reason ? ` (${s.reason})` : ""}`,
-    `  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`,
+    ...(s.outcome === "aborted" ? [] : [`  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`]),
   ].join("\n");
 }
 

@@ -98,6 +98,10 @@ export class ChannelNode {
       const provider = rpcProvider(c.rpcUrl);
       providers.push(provider);
       let adapter: HubAdapter;
+      if ((await provider.getCode(c.hub).catch(() => undefined)) === "0x") {
+        for (const p of providers) p.destroy();
+        throw new UsageError(`chains.${name}.hub: no contract at ${c.hub} on ${new URL(c.rpcUrl).origin} (deployed to another chain, or the chain was restarted?)`);
+      }
       try {
         adapter = await HubAdapter.connect(c.hub, new Wallet(key, provider), { confirmations: c.confirmations });
       } catch (error) {
@@ -597,6 +601,10 @@ export class ChannelNode {
   async withdraw(id: string) {
     const record = this.openRecord(id);
     const adapter = this.adapters.get(record.ref.chainId)!;
+    // Only a payout the hub could not push waits here (docs/PROTOCOL.md, asset settlement).
+    if ((await adapter.hub.deferredPayout(record.params.asset, this.address)) === 0n) {
+      throw new ConflictError(`nothing to withdraw: the hub holds no deferred payout of this channel's asset for ${this.address}`);
+    }
     await adapter.withdraw(record.params.asset, this.address);
     return this.channel(record.ref.channelId);
   }

@@ -1,6 +1,6 @@
 /** The node's configuration file, amounts in token units, and the CLI's durations: pure checks, no chain. */
 import { expect } from "chai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ZeroAddress } from "ethers";
@@ -106,5 +106,15 @@ describe("node configuration, amounts and durations", function () {
     expect(verbose.code).to.equal(2);
     expect(verbose.stderr).to.match(/^error: .*missing\.json: cannot read it: no such file\n/);
     expect(verbose.stderr).to.match(/\n\s+at /);
+  });
+
+  it("the binary: init refuses two key sources at once and a short keystore password, writing nothing", async function () {
+    const both = await channels(["init", "--dir", join(dir, "both"), "--local-account", "3", "--key-env", "NOPE", "--source-hub", HUB, "--target-hub", HUB], { CHANNELS_PASSWORD: "long enough" });
+    expect(both.code).to.equal(2);
+    expect(both.stderr.trim()).to.equal("error: --local-account and --key-env: give one of them, not both");
+    const short = await channels(["init", "--dir", join(dir, "short"), "--local-account", "3", "--scrypt-n", "1024", "--source-hub", HUB, "--target-hub", HUB], { CHANNELS_PASSWORD: "x" });
+    expect(short.code).to.equal(2);
+    expect(short.stderr).to.match(/^error: CHANNELS_PASSWORD: a keystore password has at least 8 characters$/m);
+    expect(existsSync(join(dir, "short", "keystore.json"))).to.equal(false);
   });
 });

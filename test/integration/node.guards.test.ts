@@ -131,6 +131,17 @@ describe("the node refuses what could lose funds or grow without bound", functio
     expect(String(error)).to.match(new RegExp(`another node \\(pid ${process.pid}\\) runs on`));
   });
 
+  it("says in one line that there is nothing to withdraw, and that a hub address holds no contract", async function () {
+    let error: unknown;
+    await alice.withdraw(s1).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/nothing to withdraw: the hub holds no deferred payout/);
+    const config = loadNodeConfig(join(dir, "alice.json"));
+    const wrong = { ...config, store: join(dir, "carol.sqlite"), chains: { ...config.chains, source: { ...config.chains.source!, hub: Wallet.createRandom().address } } };
+    error = undefined;
+    await ChannelNode.start(wrong, accountKey(3) as Hex, pino({ level: "silent" })).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/chains\.source\.hub: no contract at 0x[0-9a-fA-F]{40} on http:\/\/127\.0\.0\.1:\d+/);
+  });
+
   it("keeps no record of strangers' proposals and turns away requests that are not JSON", async function () {
     const before = bob.refused().length;
     const file = join(dir, "bob.sqlite.refusals.jsonl");
