@@ -7,7 +7,7 @@ import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
-import type { ChannelOp, CoSignedState, Store } from "../store/store.js";
+import type { ChannelOp, ChannelRecord, CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
@@ -43,6 +43,8 @@ export type SwapClientOptions = Readonly<{
   groupCommitSteps?: number;
   /** Receives every state this client signs, every co-signed state and every secret it learns (a watchtower). */
   watchtower?: Readonly<{
+    /** Told of each channel the client adds, before anything is signed for it (a `Watchtower` starts guarding it). */
+    guard?(record: ChannelRecord): void;
     signed(state: ChannelState, signature: Hex): void;
     update(cosigned: CoSignedState): void;
     addSecret(hashlock: Hex, secret: Hex): void;

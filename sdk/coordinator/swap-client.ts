@@ -69,7 +69,10 @@ export class SwapClient {
     }
     await this.session.serial(async () => {
       await this.session.settleGroup();
-      this.book.add({ ref: { chainId, hub: chain.hubAddress, channelId }, params, myIndex, openingDeposits: [0n, 0n] });
+      const record = { ref: { chainId, hub: chain.hubAddress, channelId }, params, myIndex, openingDeposits: [0n, 0n] as const };
+      // The tower guards the channel before the client signs anything for it (it is fed every state).
+      this.session.o.watchtower?.guard?.(record);
+      this.book.add(record);
     });
     return channelId;
   }

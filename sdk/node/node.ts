@@ -554,9 +554,7 @@ export class ChannelNode {
           continue;
         }
         const counterparty = p.params.participants.find((a) => !sameAddress(a, this.address))!;
-        // The tower guards it before the client signs anything for it (the client feeds it every state).
-        const myIndex = sameAddress(p.params.participants[0], this.address) ? 0 : 1;
-        this.tower.guard({ ref: { chainId: p.chainId, hub: adapter.hubAddress as Address, channelId }, params: p.params, myIndex, openingDeposits: [0n, 0n] });
+        // The client hands the channel to its watchtower (`watchtower.guard`) before it signs anything for it.
         await this.client.addChannel(p.chainId, p.params, { counterparty, asset: p.params.asset });
         this.pending.delete(channelId);
         this.savePending();

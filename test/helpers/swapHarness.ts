@@ -117,13 +117,11 @@ export function makeParty(
 }
 
 /**
- * Alice and Bob over an in-memory link, both channels added and their ledgers counting the deposits (`afterAdd` runs
- * between the two, e.g. to have a watchtower guard the channels before anything is signed).
+ * Alice and Bob over an in-memory link, both channels added and their ledgers counting the deposits.
  */
 export async function twoParties(
   setup: Setup,
   extra: { alice?: Partial<SwapClientOptions>; bob?: Partial<SwapClientOptions> } = {},
-  afterAdd: (parties: { alice: Party; bob: Party }) => void = () => {},
 ) {
   const link = new InMemoryLink();
   const clock = new ManualClock();
@@ -133,7 +131,6 @@ export async function twoParties(
     await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
     await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
   }
-  afterAdd({ alice, bob });
   await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
   return { link, clock, alice, bob };
 }
