@@ -8,8 +8,41 @@ import { duration, parseDuration, short, table } from "./format.js";
 export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
   balance?: { mine: string; theirs: string; locked: string }; deposits?: { mine: string; theirs: string };
-  payouts?: { mine: string; theirs: string };
+  payouts?: { mine: string; theirs: string }; onChainDeposits?: { mine: string; theirs: string };
+  base?: { deposits: string[]; onChainDeposits?: string[]; myIndex: number };
 };
+
+/** Whether our deposit on chain is counted in the co-signed ledger (final, and folded in by both nodes). */
+function counted(c: ChannelView): boolean {
+  const b = c.base;
+  if (c.status !== "open" || b?.onChainDeposits === undefined) return false;
+  return BigInt(b.deposits[b.myIndex]!) >= BigInt(b.onChainDeposits[b.myIndex]!);
+}
+
+/** Polls the channel until our deposit counts, showing what it waits for; gives up after `timeoutMs`. */
+async function waitCounted(cmd: Command, id: string, timeoutMs: number): Promise<ChannelView> {
+  const client = api(cmd);
+  const p = progress(cmd);
+  const started = Date.now();
+  for (;;) {
+    const c = await client.get<ChannelView>(`/channels/${encodeURIComponent(id)}`);
+    if (counted(c)) {
+      p.done();
+      return c;
+    }
+    const waited = (Date.now() - started) / 1000;
+    if (waited * 1000 > timeoutMs) {
+      p.done();
+      throw new UsageError(`--wait: the deposit of ${short(c.id)} is not counted after ${duration(waited)}; see \`channels channel show ${short(c.id)}\``);
+    }
+    p.show(
+      c.status !== "open"
+        ? `channel ${short(c.id)}: ${c.status}, waiting for it to open at the chain's final block (${duration(waited)})`
+        : `channel ${short(c.id)}: on chain ${c.onChainDeposits?.mine ?? "?"}, counted ${c.deposits?.mine ?? "?"}; waiting until final and co-signed (${duration(waited)})`,
+    );
+    await sleep(500);
+  }
+}
 
 function describe(c: ChannelView): string {
   const lines = [`channel ${c.id}`, `  chain ${c.chain}, asset ${c.asset}, peer ${c.peer}, status ${c.status}, challenge period ${duration(c.challengePeriodSeconds)}`];
@@ -46,21 +79,24 @@ export function channelCommands(): Command {
     .requiredOption("--asset <SYMBOL@chain>", "e.g. ETH@source")
     .requiredOption("--deposit <amount>", "our opening deposit in token units, e.g. 5")
     .option("--challenge-period <duration>", "e.g. 1h (default: the node's timing.challengePeriodSeconds)")
-    .action(async (o: { peer: string; asset: string; deposit: string; challengePeriod?: string }, cmd: Command) => {
+    .option("--wait", "wait until the channel is open and our deposit counts in it (final on chain, co-signed)")
+    .action(async (o: { peer: string; asset: string; deposit: string; challengePeriod?: string; wait?: boolean }, cmd: Command) => {
       let challengePeriodSeconds: number | undefined;
       if (o.challengePeriod !== undefined) {
         challengePeriodSeconds = parseDuration(o.challengePeriod);
         if (challengePeriodSeconds === undefined) throw new UsageError(`--challenge-period: expected a duration like 1h, got ${JSON.stringify(o.challengePeriod)}`);
       }
       const c = await api(cmd).post<ChannelView>("/channels", { peer: o.peer, asset: o.asset, deposit: o.deposit, challengePeriodSeconds });
-      print(cmd, c, describe);
+      print(cmd, o.wait ? await waitCounted(cmd, c.id, 10 * 60_000) : c, describe);
     });
   channel
     .command("deposit <id> <amount>")
     .description("deposit more into a channel (token units)")
-    .action(async (id: string, amount: string, _o, cmd: Command) =>
-      print(cmd, await api(cmd).post<ChannelView>(`/channels/${encodeURIComponent(id)}/deposit`, { amount }), describe),
-    );
+    .option("--wait", "wait until the deposit counts in the channel (final on chain, co-signed)")
+    .action(async (id: string, amount: string, o: { wait?: boolean }, cmd: Command) => {
+      const c = await api(cmd).post<ChannelView>(`/channels/${encodeURIComponent(id)}/deposit`, { amount });
+      print(cmd, o.wait ? await waitCounted(cmd, c.id, 10 * 60_000) : c, describe);
+    });
   channel
     .command("close <id>")
     .description("close cooperatively (or --force: on chain, after the challenge period)")

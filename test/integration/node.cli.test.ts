@@ -17,7 +17,7 @@ const ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 const ENV = { CHANNELS_PASSWORD: "correct horse" };
 
-type Channel = { id: string; chain: string; status: string; base: { deposits: string[]; onChainDeposits?: string[]; payouts?: string[] } };
+type Channel = { id: string; chain: string; status: string; base: { myIndex: number; deposits: string[]; onChainDeposits?: string[]; payouts?: string[] } };
 type Swap = { id: string; phase: string; outcome?: string };
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000, step?: () => Promise<void>): Promise<T> {
@@ -101,14 +101,19 @@ describe("channels CLI and node, end to end as OS processes", function () {
   });
 
   it("opens and funds two channels on each chain, negotiated between the nodes", async function () {
-    const open = (who: "alice" | "bob", asset: string) =>
-      channelsJson<Channel>(["--config", cfg[who], "channel", "open", "--peer", who === "alice" ? "bob" : "alice", "--asset", asset, "--deposit", "5"]);
-    pair.s1 = (await open("alice", "ETH@source")).id;
+    const open = (who: "alice" | "bob", asset: string, ...more: string[]) =>
+      channelsJson<Channel>(["--config", cfg[who], "channel", "open", "--peer", who === "alice" ? "bob" : "alice", "--asset", asset, "--deposit", "5", ...more]);
+    // --wait returns once the deposit counts in the co-signed ledger.
+    const first = await open("alice", "ETH@source", "--wait");
+    expect(first.base.deposits[first.base.myIndex]).to.equal(first.base.onChainDeposits?.[first.base.myIndex]);
+    expect(first.base.deposits[first.base.myIndex]).to.equal((5n * 10n ** 18n).toString());
+    pair.s1 = first.id;
     pair.t1 = (await open("bob", "ETH@target")).id;
     pair.s2 = (await open("alice", "ETH@source")).id;
     pair.t2 = (await open("bob", "ETH@target")).id;
     // Bob adds 1 on S1 afterwards: the deposit update folds it in.
-    await channelsJson(["--config", cfg.bob, "channel", "deposit", pair.s1.slice(0, 12), "1"]);
+    const topped = await channelsJson<Channel>(["--config", cfg.bob, "channel", "deposit", pair.s1.slice(0, 12), "1", "--wait"]);
+    expect(topped.base.deposits[topped.base.myIndex]).to.equal((10n ** 18n).toString());
     for (const who of ["alice", "bob"] as const) {
       await until(`${who}'s ledgers to count the deposits`, async () => {
         const list = await channelsJson<Channel[]>(["--config", cfg[who], "channel", "list"]);
