@@ -1,0 +1,354 @@
+/**
+ * The channel update scheme: one proposer per channel, batches acknowledged in order (docs/SWAP.md, "Channel
+ * updates"). Pure: no store, no network, no clock. The caller persists the returned data before it sends the
+ * returned messages, and signs through `UpdateEnv.sign`, which must refuse a second state at a sequence number.
+ *
+ * Participant 0 of a channel is its proposer: the only party that puts new states together. Participant 1, the
+ * acknowledger, asks for the changes it wants (`request`), and counter-signs or refuses each batch the proposer
+ * signed (`update` -> `ack` | `refuse`). The proposer has at most one batch in flight and signs the next one only
+ * once that one is co-signed or refused, at a sequence number above every one it ever signed. So:
+ * - one sequence number never carries two different states signed by one party (each signs increasing numbers);
+ * - the two never build on different heads (only the proposer builds, on the head both co-signed);
+ * - nothing waits on the other in a cycle (the acknowledger answers every batch at once, yes or no).
+ */
+import { InvalidMessageError, InvalidStateError, LockNotFoundError } from "./errors.js";
+import { checkState, MAX_LOCKS } from "./state.js";
+import { hashlockOf } from "./swap.js";
+import type { ChannelState, Hex, Lock, ParticipantIndex } from "./types.js";
+
+/** One change a batch makes to a channel. */
+export type Change =
+  /** A new hash-locked transfer from `lock.sender`'s free balance. */
+  | Readonly<{ kind: "add"; lock: Lock }>
+  /** The lock of `hashlock` paid to its receiver; `secret` is its preimage (the receiver's proof, the sender's gain). */
+  | Readonly<{ kind: "pay"; hashlock: Hex; secret: Hex }>
+  /** The lock of `hashlock` given back to its sender (a cancel: its receiver gives up its claim). */
+  | Readonly<{ kind: "refund"; hashlock: Hex }>;
+
+/** The proposer puts at most this many changes in one batch (a message stays a few hundred kB at most). */
+export const MAX_BATCH_CHANGES = 512;
+
+/** The key under which a change is known in queues: one add, one resolution per hashlock. */
+export function changeKey(change: Change): string {
+  const hashlock = change.kind === "add" ? change.lock.hashlock : change.hashlock;
+  return `${change.kind === "add" ? "add" : "resolve"}:${hashlock.toLowerCase()}`;
+}
+
+function lockIndex(state: ChannelState, hashlock: Hex): number {
+  const key = hashlock.toLowerCase();
+  return state.locks.findIndex((l) => l.hashlock.toLowerCase() === key);
+}
+
+/** Whether `change` can be applied to `state` as it stands (its lock absent for an add, present for a resolution). */
+export function applicable(state: ChannelState, change: Change): boolean {
+  const present = lockIndex(state, change.kind === "add" ? change.lock.hashlock : change.hashlock) >= 0;
+  return change.kind === "add" ? !present : present;
+}
+
+/** `state` with one change made, at the same sequence number; throws InvalidStateError if it cannot be made. */
+export function applyChange(state: ChannelState, change: Change): ChannelState {
+  if (state.isFinal) throw new InvalidStateError("the channel state is final; nothing follows it");
+  if (change.kind === "add") {
+    const { lock } = change;
+    if (lockIndex(state, lock.hashlock) >= 0) throw new InvalidStateError(`two locks with hashlock ${lock.hashlock}`);
+    if (lock.amount <= 0n) throw new InvalidStateError("a lock of zero");
+    if (state.balances[lock.sender] < lock.amount) {
+      throw new InvalidStateError(`participant ${lock.sender} has ${state.balances[lock.sender]} free, a lock of ${lock.amount} was asked`);
+    }
+    if (state.locks.length >= MAX_LOCKS) throw new InvalidStateError(`a channel state carries at most ${MAX_LOCKS} locks`);
+    const balances: [bigint, bigint] = [...state.balances];
+    balances[lock.sender] -= lock.amount;
+    return { ...state, balances, locks: [...state.locks, lock] };
+  }
+  const index = lockIndex(state, change.hashlock);
+  const lock = state.locks[index];
+  if (lock === undefined) throw new LockNotFoundError(change.hashlock);
+  if (change.kind === "pay" && hashlockOf(change.secret).toLowerCase() !== lock.hashlock.toLowerCase()) {
+    throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} does not match it`);
+  }
+  const to: ParticipantIndex = change.kind === "pay" ? (lock.sender === 0 ? 1 : 0) : lock.sender;
+  const balances: [bigint, bigint] = [...state.balances];
+  balances[to] += lock.amount;
+  return { ...state, balances, locks: state.locks.filter((_, i) => i !== index) };
+}
+
+/** The state a batch makes of `head`, at sequence number `seq`; throws InvalidStateError for a batch that cannot be. */
+export function applyChanges(head: ChannelState, changes: readonly Change[], seq: bigint): ChannelState {
+  if (seq <= head.seq) throw new InvalidStateError(`a batch at sequence ${seq} does not follow ${head.seq}`);
+  if (changes.length === 0 || changes.length > MAX_BATCH_CHANGES) {
+    throw new InvalidStateError(`a batch of ${changes.length} changes; 1..${MAX_BATCH_CHANGES} are allowed`);
+  }
+  const keys = new Set<string>();
+  let next = head;
+  for (const change of changes) {
+    const key = changeKey(change);
+    if (keys.has(key)) throw new InvalidStateError(`a batch changes lock ${key.slice(key.indexOf(":") + 1)} twice`);
+    keys.add(key);
+    next = applyChange(next, change);
+  }
+  next = { ...next, seq };
+  checkState(next);
+  return next;
+}
+
+/** What a party says of one change: yes; not yet (ask again once something changed); or never. */
+export type Approval = Readonly<{ ok: true }> | Readonly<{ ok: false; final: boolean; reason: string }>;
+
+export const APPROVED: Approval = { ok: true };
+
+/** A change waiting for a batch, with whose it is: ours (to propose) or the acknowledger's (a request). */
+export type Queued = Readonly<{ change: Change; requested: boolean }>;
+
+/** What one party keeps of one channel's updates (plain data: it is stored as it is). */
+export type UpdaterData = Readonly<{
+  channelId: Hex;
+  me: ParticipantIndex;
+  /** The newest state both signed (the opening state before any), with the signatures in participant order. */
+  head: ChannelState;
+  headSignatures: readonly [Hex, Hex] | undefined;
+  /** The highest sequence number this party ever signed on the channel: the next state it signs is above it. */
+  signedSeq: bigint;
+  /** Proposer: the batch it signed and sent, until it is co-signed or refused. */
+  inFlight: Readonly<{ state: ChannelState; batch: readonly Queued[]; signature: Hex }> | undefined;
+  /** Proposer: changes for the next batch. Acknowledger: changes it asked for and has not seen co-signed. */
+  queue: readonly Queued[];
+}>;
+
+/** Messages of the scheme (the caller wraps each in a signed envelope naming the channel). */
+export type UpdateMessage =
+  /** Acknowledger -> proposer: please put these changes in a batch. */
+  | Readonly<{ kind: "request"; changes: readonly Change[] }>
+  /** Proposer -> acknowledger: the batch on top of the co-signed head `base`, signed at `seq`. */
+  | Readonly<{ kind: "update"; base: bigint; seq: bigint; changes: readonly Change[]; signature: Hex }>
+  /** Acknowledger -> proposer: its signature on the state at `seq`. */
+  | Readonly<{ kind: "ack"; seq: bigint; signature: Hex }>
+  /** Acknowledger -> proposer: the batch at `seq` is not signed; why, per change (by index). */
+  | Readonly<{ kind: "refuse"; seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[] }>
+  /** Proposer -> acknowledger: these requested changes will never be made (why, per change). */
+  | Readonly<{ kind: "reject"; changes: readonly Readonly<{ change: Change; reason: string }>[] }>;
+
+/** What a step tells its caller: a state both signed (with the changes it made), or one of our changes refused for good. */
+export type UpdateEvent =
+  | Readonly<{ type: "cosigned"; state: ChannelState; signatures: readonly [Hex, Hex]; changes: readonly Change[] }>
+  | Readonly<{ type: "refused"; change: Change; reason: string }>;
+
+/** What the scheme needs from its caller. */
+export type UpdateEnv = Readonly<{
+  /** Signs a state as this party; must refuse a second, different state at one sequence number (a store guard). */
+  sign(state: ChannelState): Hex;
+  /** Throws unless the counterparty signed `state` with `signature`. */
+  verify(state: ChannelState, signature: Hex): void;
+  /** Whether this party agrees to `change` on top of `state` (ours or theirs): the swap rules of docs/SWAP.md. */
+  approve(change: Change, state: ChannelState): Approval;
+}>;
+
+export type Step = Readonly<{ data: UpdaterData; send: readonly UpdateMessage[]; events: readonly UpdateEvent[] }>;
+
+const PROPOSER: ParticipantIndex = 0;
+
+export function isProposer(data: UpdaterData): boolean {
+  return data.me === PROPOSER;
+}
+
+/** A channel's updater before any update: `opening` is the state both start from (seq 0, or a co-signed head). */
+export function newUpdater(me: ParticipantIndex, opening: ChannelState, headSignatures?: readonly [Hex, Hex]): UpdaterData {
+  return { channelId: opening.channelId, me, head: opening, headSignatures, signedSeq: opening.seq, inFlight: undefined, queue: [] };
+}
+
+/** Whether a change with `change`'s key waits in the queue or in the batch in flight. */
+export function pending(data: UpdaterData, change: Change): boolean {
+  const key = changeKey(change);
+  return data.queue.some((q) => changeKey(q.change) === key) || (data.inFlight?.batch.some((q) => changeKey(q.change) === key) ?? false);
+}
+
+/**
+ * Our own changes: the proposer queues them and proposes a batch if none is in flight; the acknowledger queues
+ * them and asks the proposer. A change already pending, or moot on the head (its lock added or resolved), is skipped.
+ */
+export function enqueue(data: UpdaterData, changes: readonly Change[], env: UpdateEnv): Step {
+  const fresh = changes.filter((c) => !pending(data, c) && applicable(data.head, c));
+  if (fresh.length === 0) return { data, send: [], events: [] };
+  const queued: UpdaterData = { ...data, queue: [...data.queue, ...fresh.map((change) => ({ change, requested: false }))] };
+  if (isProposer(data)) return propose(queued, env);
+  return { data: queued, send: [{ kind: "request", changes: fresh }], events: [] };
+}
+
+/** Drops our queued changes with these keys that are not in flight (a swap taking back what it asked for). */
+export function withdraw(data: UpdaterData, changes: readonly Change[]): UpdaterData {
+  const keys = new Set(changes.map(changeKey));
+  return { ...data, queue: data.queue.filter((q) => q.requested || !keys.has(changeKey(q.change))) };
+}
+
+/**
+ * Proposer: with no batch in flight, signs and sends the next batch of every queued change both rules allow now.
+ * Changes that are not allowed yet stay queued (`wake` tries again); those refused for good are dropped and
+ * reported (to the acknowledger too, if it asked for them).
+ */
+export function propose(data: UpdaterData, env: UpdateEnv): Step {
+  if (!isProposer(data) || data.inFlight !== undefined || data.queue.length === 0) return { data, send: [], events: [] };
+  const events: UpdateEvent[] = [];
+  const rejected: { change: Change; reason: string }[] = [];
+  const keep: Queued[] = [];
+  const batch: Queued[] = [];
+  let next = data.head;
+  for (const q of data.queue) {
+    if (!applicable(next, q.change)) continue; // moot: its lock added or resolved already
+    const approval = batch.length >= MAX_BATCH_CHANGES ? { ok: false as const, final: false, reason: "batch full" } : env.approve(q.change, next);
+    let made: ChannelState | undefined;
+    if (approval.ok) {
+      try {
+        made = applyChange(next, q.change);
+      } catch (error) {
+        if (!(error instanceof InvalidStateError)) throw error;
+        // No room now (balance, lock count): wait for resolutions; a bad secret or the like never fits.
+        const later = /free|at most/.test(error.message);
+        if (later) keep.push(q);
+        else refuse(q, error.message);
+        continue;
+      }
+      next = made;
+      batch.push(q);
+    } else if (approval.final) {
+      refuse(q, approval.reason);
+    } else {
+      keep.push(q);
+    }
+  }
+  function refuse(q: Queued, reason: string) {
+    if (q.requested) rejected.push({ change: q.change, reason });
+    else events.push({ type: "refused", change: q.change, reason });
+  }
+  const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }] : [];
+  if (batch.length === 0) return { data: { ...data, queue: keep }, send, events };
+  const seq = (data.signedSeq > data.head.seq ? data.signedSeq : data.head.seq) + 1n;
+  const state = { ...next, seq };
+  checkState(state);
+  const signature = env.sign(state);
+  const inFlight = { state, batch, signature };
+  send.push({ kind: "update", base: data.head.seq, seq, changes: batch.map((q) => q.change), signature });
+  return { data: { ...data, queue: keep, signedSeq: seq, inFlight }, send, events };
+}
+
+/** Tries again what waits on something else (the proposer's queue): call it when any channel of the pair moved. */
+export function wake(data: UpdaterData, env: UpdateEnv): Step {
+  return propose(data, env);
+}
+
+/**
+ * What to send again after a while without an answer: the batch in flight (proposer) or the requests not yet seen
+ * co-signed (acknowledger). Both sides answer duplicates idempotently.
+ */
+export function resendable(data: UpdaterData): UpdateMessage[] {
+  if (isProposer(data)) {
+    const f = data.inFlight;
+    return f === undefined ? [] : [{ kind: "update", base: data.head.seq, seq: f.state.seq, changes: f.batch.map((q) => q.change), signature: f.signature }];
+  }
+  const mine = data.queue.map((q) => q.change).filter((c) => applicable(data.head, c));
+  return mine.length === 0 ? [] : [{ kind: "request", changes: mine }];
+}
+
+/** Handles a message from the counterparty; throws InvalidMessageError for one that is not the protocol's. */
+export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEnv): Step {
+  const none: Step = { data, send: [], events: [] };
+  switch (message.kind) {
+    case "request": {
+      if (!isProposer(data)) throw new InvalidMessageError("a request sent to the channel's acknowledger");
+      const fresh = message.changes.filter((c) => !pending(data, c) && applicable(data.head, c));
+      if (fresh.length === 0) return none;
+      if (data.queue.length + fresh.length > 4 * MAX_BATCH_CHANGES) throw new InvalidMessageError("too many changes requested at once");
+      return propose({ ...data, queue: [...data.queue, ...fresh.map((change) => ({ change, requested: true }))] }, env);
+    }
+    case "reject": {
+      if (isProposer(data)) throw new InvalidMessageError("a reject sent to the channel's proposer");
+      const events: UpdateEvent[] = [];
+      let queue = data.queue;
+      for (const { change, reason } of message.changes) {
+        const key = changeKey(change);
+        if (!queue.some((q) => changeKey(q.change) === key)) continue;
+        queue = queue.filter((q) => changeKey(q.change) !== key);
+        events.push({ type: "refused", change, reason: `counterparty: ${reason}` });
+      }
+      return { data: { ...data, queue }, send: [], events };
+    }
+    case "update":
+      return onUpdate(data, message, env);
+    case "ack": {
+      const f = data.inFlight;
+      if (!isProposer(data)) throw new InvalidMessageError("an ack sent to the channel's acknowledger");
+      if (f === undefined || f.state.seq !== message.seq) return none; // a duplicate of an ack handled before
+      env.verify(f.state, message.signature);
+      const signatures: readonly [Hex, Hex] = [f.signature, message.signature];
+      const acked: UpdaterData = { ...data, head: f.state, headSignatures: signatures, inFlight: undefined };
+      const next = propose(acked, env);
+      const changes = f.batch.map((q) => q.change);
+      return { ...next, events: [{ type: "cosigned", state: f.state, signatures, changes }, ...next.events] };
+    }
+    case "refuse": {
+      const f = data.inFlight;
+      if (!isProposer(data)) throw new InvalidMessageError("a refusal sent to the channel's acknowledger");
+      if (f === undefined || f.state.seq !== message.seq) return none;
+      // The batch is dead (only we signed it): its changes go back to the queue, but those refused for good.
+      const events: UpdateEvent[] = [];
+      const rejected: { change: Change; reason: string }[] = [];
+      const back: Queued[] = [];
+      f.batch.forEach((q, index) => {
+        const r = message.refusals.find((x) => x.index === index);
+        if (r !== undefined && r.final) {
+          if (q.requested) rejected.push({ change: q.change, reason: r.reason });
+          else events.push({ type: "refused", change: q.change, reason: `counterparty: ${r.reason}` });
+        } else {
+          back.push(q);
+        }
+      });
+      const notYet = message.refusals.some((r) => !r.final);
+      const cleared: UpdaterData = { ...data, inFlight: undefined, queue: [...back, ...data.queue] };
+      // A batch refused as "not yet" waits for `wake` (something else must change first); otherwise go on now.
+      const next = notYet ? { data: cleared, send: [], events: [] } : propose(cleared, env);
+      const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }, ...next.send] : [...next.send];
+      return { data: next.data, send, events: [...events, ...next.events] };
+    }
+  }
+}
+
+/** Acknowledger: counter-signs a batch that every rule allows, refuses it otherwise; answers a duplicate again. */
+function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "update" }>, env: UpdateEnv): Step {
+  if (isProposer(data)) throw new InvalidMessageError("an update sent to the channel's proposer");
+  const none: Step = { data, send: [], events: [] };
+  if (message.seq <= data.head.seq) {
+    // Our ack was lost: the head is that batch. Sign nothing new; send the signature we gave.
+    if (message.seq === data.head.seq && data.headSignatures !== undefined) {
+      return { data, send: [{ kind: "ack", seq: message.seq, signature: data.headSignatures[data.me] }], events: [] };
+    }
+    return none;
+  }
+  if (message.base !== data.head.seq) {
+    throw new InvalidMessageError(`a batch on top of state ${message.base}; the co-signed head is ${data.head.seq}`);
+  }
+  if (message.seq <= data.signedSeq) return none; // a batch at a number we signed or refused past: stale
+  let state: ChannelState;
+  try {
+    state = applyChanges(data.head, message.changes, message.seq);
+  } catch (error) {
+    if (!(error instanceof InvalidStateError || error instanceof LockNotFoundError)) throw error;
+    env.verify({ ...data.head, seq: message.seq }, message.signature); // only the proposer may make us answer
+    return { data, send: [{ kind: "refuse", seq: message.seq, refusals: message.changes.map((_, index) => ({ index, final: true, reason: (error as Error).message })) }], events: [] };
+  }
+  env.verify(state, message.signature);
+  const refusals: { index: number; final: boolean; reason: string }[] = [];
+  let before = data.head;
+  message.changes.forEach((change, index) => {
+    const approval = env.approve(change, before);
+    if (!approval.ok) refusals.push({ index, final: approval.final, reason: approval.reason });
+    before = applyChange(before, change);
+  });
+  if (refusals.length > 0) return { data, send: [{ kind: "refuse", seq: message.seq, refusals }], events: [] };
+  const mine = env.sign(state);
+  const signatures: readonly [Hex, Hex] = [message.signature, mine];
+  const made = new Set(message.changes.map(changeKey));
+  const queue = data.queue.filter((q) => !made.has(changeKey(q.change)) && applicable(state, q.change));
+  return {
+    data: { ...data, head: state, headSignatures: signatures, signedSeq: message.seq, queue },
+    send: [{ kind: "ack", seq: message.seq, signature: mine }],
+    events: [{ type: "cosigned", state, signatures, changes: message.changes }],
+  };
+}
