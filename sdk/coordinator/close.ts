@@ -19,10 +19,10 @@ export async function requestClose(ctx: Session, channelId: Hex) {
   const sig = ctx.book.sign(final);
   const now = ctx.clock();
   ctx.o.store.transaction(() => {
-    ctx.keepOutgoing(channelId, "closeRequest", { step: "closeRequest", state: final, sig });
+    ctx.outbox.keep(channelId, "closeRequest", { step: "closeRequest", state: final, sig });
     ctx.o.store.saveChannelOp(channelId, { kind: "close", role: "requester", seq: final.seq, since: now, sentAt: now });
   });
-  await ctx.sendStored(channelId, ["closeRequest"]);
+  await ctx.outbox.send(channelId, ["closeRequest"]);
 }
 
 export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "closeRequest" }>) {
@@ -31,7 +31,7 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
   const op = ctx.o.store.channelOp(channelId);
   const latest = ctx.book.latest(channelId);
   if (op?.kind === "close" && latest !== undefined && sameState(latest.state, body.state)) {
-    return ctx.sendStored(channelId, ["closeAck"]); // our answer was lost
+    return ctx.outbox.send(channelId, ["closeAck"]); // our answer was lost
   }
   const ours = ctx.o.store.outgoing<Envelope>(channelId, "closeRequest")?.body;
   if (op?.kind === "close" && op.role === "requester" && ours?.step === "closeRequest" && sameState(ours.state, body.state)) {
@@ -40,9 +40,9 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
     ctx.book.requireCounterSigned(state, body.sig);
     ctx.o.store.transaction(() => {
       ctx.book.keepCoSigned(state, sig, body.sig);
-      ctx.keepOutgoing(channelId, "closeAck", { step: "closeAck", sig });
+      ctx.outbox.keep(channelId, "closeAck", { step: "closeAck", sig });
     });
-    return ctx.sendStored(channelId, ["closeAck"]);
+    return ctx.outbox.send(channelId, ["closeAck"]);
   }
   dropOffer(ctx, channelId); // a deposit offer of ours, not signed by us: the close goes first
   ctx.requireIdle(channelId);
@@ -53,10 +53,10 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
   const now = ctx.clock();
   ctx.o.store.transaction(() => {
     ctx.book.keepCoSigned(final, mine, body.sig);
-    ctx.keepOutgoing(channelId, "closeAck", { step: "closeAck", sig: mine });
+    ctx.outbox.keep(channelId, "closeAck", { step: "closeAck", sig: mine });
     ctx.o.store.saveChannelOp(channelId, { kind: "close", role: "responder", seq: final.seq, since: now, sentAt: now });
   });
-  await ctx.sendStored(channelId, ["closeAck"]);
+  await ctx.outbox.send(channelId, ["closeAck"]);
 }
 
 export async function onCloseAck(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "closeAck" }>) {
@@ -143,7 +143,7 @@ export async function tickClose(ctx: Session, channelId: Hex, op: ChannelOp, now
     if (cosigned) return landClose(ctx, channelId, op);
     if (now - op.sentAt >= ctx.o.resendIntervalMs || op.sentAt < ctx.startedAt) {
       ctx.o.store.saveChannelOp(channelId, { ...op, sentAt: now });
-      await ctx.sendStored(channelId, ["closeRequest"]);
+      await ctx.outbox.send(channelId, ["closeRequest"]);
     }
     return;
   }

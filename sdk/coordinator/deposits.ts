@@ -30,10 +30,10 @@ export async function startDepositUpdate(ctx: Session, channelId: Hex): Promise<
   const next = withDeposits(head, info.deposits);
   const now = ctx.clock();
   ctx.o.store.transaction(() => {
-    ctx.keepOutgoing(channelId, "depositsUpdate", { step: "depositsUpdate", state: next });
+    ctx.outbox.keep(channelId, "depositsUpdate", { step: "depositsUpdate", state: next });
     ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "requester", seq: next.seq, since: now, sentAt: now });
   });
-  await ctx.sendStored(channelId, ["depositsUpdate"]);
+  await ctx.outbox.send(channelId, ["depositsUpdate"]);
   return true;
 }
 
@@ -47,7 +47,7 @@ export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: E
   if (op?.kind === "deposits" && op.seq === body.state.seq) {
     // Signed already (our answer was lost): answer again.
     const own = ctx.o.store.ownSignedAt(channelId, op.seq);
-    if (own !== undefined && sameState(own.state, body.state)) await ctx.sendStored(channelId, ["depositsSigned"]);
+    if (own !== undefined && sameState(own.state, body.state)) await ctx.outbox.send(channelId, ["depositsSigned"]);
     return;
   }
   const head = ctx.book.head(channelId);
@@ -67,10 +67,10 @@ export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: E
   const sig = ctx.book.sign(expected);
   const now = ctx.clock();
   ctx.o.store.transaction(() => {
-    ctx.keepOutgoing(channelId, "depositsSigned", { step: "depositsSigned", sig });
+    ctx.outbox.keep(channelId, "depositsSigned", { step: "depositsSigned", sig });
     ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "responder", seq: expected.seq, since: now, sentAt: now });
   });
-  await ctx.sendStored(channelId, ["depositsSigned"]);
+  await ctx.outbox.send(channelId, ["depositsSigned"]);
 }
 
 /** Participant 0: participant 1 signed the offer; counter-sign it, and the channel takes swaps again. */
@@ -85,11 +85,11 @@ export async function onDepositsSigned(ctx: Session, envelope: Envelope, body: E
       const mine = ctx.book.sign(state);
       ctx.o.store.transaction(() => {
         ctx.book.keepCoSigned(state, mine, body.sig);
-        ctx.keepOutgoing(channelId, "depositsAck", { step: "depositsAck", sig: mine });
+        ctx.outbox.keep(channelId, "depositsAck", { step: "depositsAck", sig: mine });
         ctx.o.store.saveChannelOp(channelId, undefined);
       });
       ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
-      await ctx.sendStored(channelId, ["depositsAck"]);
+      await ctx.outbox.send(channelId, ["depositsAck"]);
       return;
     }
   }
@@ -97,7 +97,7 @@ export async function onDepositsSigned(ctx: Session, envelope: Envelope, body: E
   // one): send the acknowledgement again, or participant 1 would wait for it for ever.
   const latest = ctx.book.latest(channelId);
   if (latest !== undefined && signedBy(ctx, latest.state, body.sig)) {
-    await ctx.sendStored(channelId, ["depositsAck"]);
+    await ctx.outbox.send(channelId, ["depositsAck"]);
     return;
   }
   throw new UnexpectedMessageError("a signed deposit update that matches neither our offer nor our newest state");
@@ -134,7 +134,7 @@ export function dropOffer(ctx: Session, channelId: Hex): boolean {
 export async function tickDeposits(ctx: Session, channelId: Hex, op: ChannelOp, now: number) {
   if (now - op.sentAt < ctx.o.resendIntervalMs && op.sentAt >= ctx.startedAt) return;
   ctx.o.store.saveChannelOp(channelId, { ...op, sentAt: now });
-  await ctx.sendStored(channelId, [op.role === "requester" ? "depositsUpdate" : "depositsSigned"]);
+  await ctx.outbox.send(channelId, [op.role === "requester" ? "depositsUpdate" : "depositsSigned"]);
 }
 
 /** Whether the counterparty signed `state` with `sig`. */

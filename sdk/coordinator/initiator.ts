@@ -44,29 +44,29 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
   ctx.o.store.transaction(() => {
     ctx.keepSecret(terms.hashlock, secret);
     ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, ["propose"]), true);
-    ctx.keepOutgoing(terms.swapId, "propose", {
+    ctx.outbox.keep(terms.swapId, "propose", {
       step: "propose",
       terms,
       termsSig: ctx.o.signer.sign(termsDigest(terms)),
     });
   });
   ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });
-  await ctx.sendStored(terms.swapId, ["propose"]);
+  await ctx.outbox.send(terms.swapId, ["propose"]);
   return terms.swapId;
 }
 
 export async function onAccept(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "accept" }>) {
-  if (phase.kind !== "proposed") return ctx.answerDuplicate(swapId, body.step);
+  if (phase.kind !== "proposed") return ctx.outbox.answerDuplicate(swapId, body.step);
   requireSignedBy("swap terms", terms.responder, termsDigest(terms), body.termsSig);
   await ctx.knowTime(terms.source.chainId);
   const sourceLock = addLock(ctx.book.head(terms.source.channelId), ctx.sourceLockOf(terms));
   const sig = ctx.book.sign(sourceLock);
   ctx.enter(swapId, { kind: "sourceLockSent", sourceLock }, { sourceLock: { step: "sourceLock", state: sourceLock, sig } });
-  await ctx.sendStored(swapId, ["sourceLock"]);
+  await ctx.outbox.send(swapId, ["sourceLock"]);
 }
 
 export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "targetLock" }>) {
-  if (phase.kind !== "sourceLockSent") return ctx.answerDuplicate(swapId, body.step);
+  if (phase.kind !== "sourceLockSent") return ctx.outbox.answerDuplicate(swapId, body.step);
   const { sourceLock } = phase;
   ctx.book.requireCounterSigned(sourceLock, body.sourceSig);
   const expected = addLock(ctx.book.head(terms.target.channelId), ctx.targetLockOf(terms));
@@ -89,7 +89,7 @@ export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
     ctx.enter(swapId, { kind: "settlingOnChain", reason: "nearExpiry", channels: [terms.source.channelId, terms.target.channelId] }, {
       targetLockAck: { step: "targetLockAck", sig: myTargetSig },
     });
-    await ctx.sendStored(swapId, ["targetLockAck"]);
+    await ctx.outbox.send(swapId, ["targetLockAck"]);
     return;
   }
   const secret = ctx.requireSecret(terms);
@@ -99,11 +99,11 @@ export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
     targetLockAck: { step: "targetLockAck", sig: myTargetSig },
     reveal: { step: "reveal", secret, state: targetResolved, sig: resolvedSig },
   });
-  await ctx.sendStored(swapId, ["targetLockAck", "reveal"]);
+  await ctx.outbox.send(swapId, ["targetLockAck", "reveal"]);
 }
 
 export async function onResolve(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "resolve" }>) {
-  if (phase.kind !== "revealed") return ctx.answerDuplicate(swapId, body.step);
+  if (phase.kind !== "revealed") return ctx.outbox.answerDuplicate(swapId, body.step);
   ctx.book.requireCounterSigned(phase.targetResolved, body.targetSig);
   const expected = resolveLock(phase.sourceLock, terms.hashlock, "paid");
   ctx.requireSame(body.state, expected, "source resolution state");
@@ -117,5 +117,5 @@ export async function onResolve(ctx: Session, swapId: Hex, terms: SwapTerms, pha
     ctx.confirm(swapId, terms.source.channelId, expected.seq);
     ctx.enter(swapId, { kind: "done", outcome: "swapped" }, { resolveAck: { step: "resolveAck", sig: mySourceSig } });
   });
-  await ctx.sendStored(swapId, ["resolveAck"]);
+  await ctx.outbox.send(swapId, ["resolveAck"]);
 }

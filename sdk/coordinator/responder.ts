@@ -20,7 +20,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
   const from = ctx.book.counterparty(terms.source.channelId);
   unseal(envelope, from);
   const existing = ctx.o.store.swap<SwapProgress>(terms.swapId);
-  if (existing !== undefined) return ctx.answerDuplicate(terms.swapId, "propose");
+  if (existing !== undefined) return ctx.outbox.answerDuplicate(terms.swapId, "propose");
   requireSignedBy("swap terms", from, termsDigest(terms), body.termsSig);
 
   let refusal: string | undefined;
@@ -43,25 +43,25 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
   if (refusal !== undefined) {
     ctx.o.store.transaction(() => {
       ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]), false);
-      ctx.keepOutgoing(terms.swapId, "abort", { step: "abort", reason: refusal });
+      ctx.outbox.keep(terms.swapId, "abort", { step: "abort", reason: refusal });
     });
     ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal });
-    await ctx.sendStored(terms.swapId, ["abort"]);
+    await ctx.outbox.send(terms.swapId, ["abort"]);
     return;
   }
   ctx.o.store.transaction(() => {
     ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "accepted" }, ["accept"]), true);
-    ctx.keepOutgoing(terms.swapId, "accept", {
+    ctx.outbox.keep(terms.swapId, "accept", {
       step: "accept",
       termsSig: ctx.o.signer.sign(termsDigest(terms)),
     });
   });
   ctx.emitPhase(terms.swapId, "responder", { kind: "accepted" });
-  await ctx.sendStored(terms.swapId, ["accept"]);
+  await ctx.outbox.send(terms.swapId, ["accept"]);
 }
 
 export async function onSourceLock(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "sourceLock" }>) {
-  if (phase.kind !== "accepted") return ctx.answerDuplicate(swapId, body.step);
+  if (phase.kind !== "accepted") return ctx.outbox.answerDuplicate(swapId, body.step);
   await ctx.knowTime(terms.source.chainId, terms.target.chainId);
   const sourceLock = addLock(ctx.book.head(terms.source.channelId), ctx.sourceLockOf(terms));
   ctx.requireSame(body.state, sourceLock, "source lock state");
@@ -77,7 +77,7 @@ export async function onSourceLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
       targetLock: { step: "targetLock", sourceSig, state: targetLock, sig: targetSig },
     });
   });
-  await ctx.sendStored(swapId, ["targetLock"]);
+  await ctx.outbox.send(swapId, ["targetLock"]);
 }
 
 export async function onTargetLockAck(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "targetLockAck" }>) {
@@ -93,7 +93,7 @@ export async function onTargetLockAck(ctx: Session, swapId: Hex, terms: SwapTerm
 }
 
 export async function onReveal(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "reveal" }>) {
-  if (phase.kind !== "locked" && phase.kind !== "targetLockSent") return ctx.answerDuplicate(swapId, body.step);
+  if (phase.kind !== "locked" && phase.kind !== "targetLockSent") return ctx.outbox.answerDuplicate(swapId, body.step);
   if (hashlockOf(body.secret).toLowerCase() !== terms.hashlock.toLowerCase()) {
     throw new InvalidMessageError("the revealed secret does not match the hashlock");
   }
@@ -114,7 +114,7 @@ export async function onReveal(ctx: Session, swapId: Hex, terms: SwapTerms, phas
       resolve: { step: "resolve", targetSig, state: sourceResolved, sig: sourceSig },
     });
   });
-  await ctx.sendStored(swapId, ["resolve"]);
+  await ctx.outbox.send(swapId, ["resolve"]);
 }
 
 export function onResolveAck(ctx: Session, swapId: Hex, terms: SwapTerms, phase: SwapPhase, body: Extract<SwapBody, { step: "resolveAck" }>) {

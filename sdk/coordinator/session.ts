@@ -2,13 +2,16 @@ import { getAddress } from "ethers";
 
 import type { HubAdapter } from "../chain/hub.js";
 import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
-import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
+import type { SwapBody, SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
-import type { ChannelOp, ChannelRecord, CoSignedState, Store } from "../store/store.js";
+import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
+import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
+import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
+import { Outbox } from "./outbox.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
 import type { Transport } from "./transport.js";
@@ -83,69 +86,21 @@ export function requireDistinctChannels(source: Hex, target: Hex) {
   }
 }
 
-/** Steps per group commit unless `groupCommitSteps` says otherwise. */
-const DEFAULT_GROUP_STEPS = 64;
-
-/** Protocol steps committed together: one transaction, one log sync, one send. */
-class StepGroup {
-  /** The messages of the group's steps, taken when each step finished. */
-  readonly envelopes: Envelope[] = [];
-  readonly events: ClientEvent[] = [];
-  steps = 0;
-  resolve!: () => void;
-  reject!: (error: unknown) => void;
-  readonly done = new Promise<void>((resolve, reject) => {
-    this.resolve = resolve;
-    this.reject = reject;
-  });
-
-  constructor() {
-    this.done.catch(() => undefined); // a group whose steps all failed has no one waiting on it
-  }
-}
-
-/** The swap is not one this client knows. */
-export class UnknownSwapError extends ChannelSdkError {
-  constructor(readonly swapId: string) {
-    super(`Swap ${swapId} is not known to this client.`);
-  }
-}
-
-/** A channel already carries a swap or a channel operation in progress. */
-export class ChannelBusyError extends ChannelSdkError {
-  constructor(
-    readonly channelId: string,
-    readonly reason = "a swap in progress; one swap at a time per channel",
-  ) {
-    super(`Channel ${channelId} has ${reason}.`);
-  }
-}
-
-/** A channel that is closing (cooperatively or on chain) or closed takes no swap. */
-export class ChannelClosingError extends ChannelBusyError {
-  constructor(channelId: string, readonly op: ChannelOp["kind"]) {
-    super(channelId, op === "closed" ? "been closed" : op === "deposits" ? "a deposit update in progress" : "a close in progress");
-  }
-}
-
 /**
- * What every step of a swap needs: the store, the channel book, the chains, and the one way to enter a phase and
- * send its messages. The role handlers (initiator.ts, responder.ts), the close and on-chain paths work on it.
+ * What every step of a swap needs: the store, the channel book, the chains, secrets, the checks of swap terms, and
+ * the one way to enter a phase (`enter`) and report it (`emit`). The role handlers (initiator.ts, responder.ts),
+ * the close, deposit and on-chain paths work on it; messages go through its `outbox` (outbox.ts), and every step
+ * runs under its `groupCommit` (group-commit.ts).
  */
 export class Session {
   readonly address: string;
   readonly book: ChannelBook;
   readonly chains = new Map<bigint, HubAdapter>();
   readonly clock: () => number;
-  /** Messages and events of the step in progress, sent and reported once its group is on disk. */
-  private held: { envelopes: Envelope[]; events: ClientEvent[] } | undefined;
-  /** Sends of the groups released so far, in order: a group's messages never overtake an earlier group's. */
-  private sent: Promise<void> = Promise.resolve();
-  /** The group of steps whose transaction is open, if any. */
-  private group: StepGroup | undefined;
-  private queue: Promise<unknown> = Promise.resolve();
-  /** Envelopes sealed by `enter` and not sent yet (saves reading back what was just stored). */
-  private readonly sealed = new Map<string, Envelope>();
+  /** Runs protocol steps in turn and commits them in groups before their messages and events go out. */
+  readonly groupCommit: GroupCommit;
+  /** Seals, stores and sends the messages of the steps. */
+  readonly outbox: Outbox;
   /**
    * Client clock when this process started: a wait that began before (in the store) counts from here, since the
    * counterparty cannot have answered what this client did not resend while it was down.
@@ -170,6 +125,12 @@ export class Session {
     this.clock = o.clock ?? Date.now;
     this.startedAt = this.clock();
     for (const c of o.chains) this.chains.set(c.chainId, c);
+    this.groupCommit = new GroupCommit(o.store, o.groupCommitSteps ?? DEFAULT_GROUP_STEPS, {
+      transmit: (envelopes) => this.outbox.transmit(envelopes),
+      report: (event) => this.report(event),
+      discard: () => this.outbox.forgetAll(),
+    });
+    this.outbox = new Outbox(o, this.address, this.groupCommit);
   }
 
   /** Whether a wait that began at `since` (client clock, ms) has lasted `timeoutMs`, counted from this start at most. */
@@ -290,21 +251,14 @@ export class Session {
     const steps = Object.keys(outgoing) as SwapStep[];
     try {
       this.o.store.transaction(() => {
-        for (const step of steps) this.keepOutgoing(swapId, step, outgoing[step]!);
+        for (const step of steps) this.outbox.keep(swapId, step, outgoing[step]!);
         this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps), isActive(phase));
       });
     } catch (error) {
-      for (const step of steps) this.sealed.delete(`${swapId}/${step}`);
+      this.outbox.forget(swapId, steps);
       throw error;
     }
     this.emitPhase(swapId, s.role, phase);
-  }
-
-  /** Seals and stores the message of `step` (in the caller's transaction, if any); `sendStored` sends it. */
-  keepOutgoing(sessionId: Hex, step: SwapStep, body: SwapBody) {
-    const envelope = this.seal(sessionId, body);
-    this.o.store.saveOutgoing(sessionId, step, envelope);
-    this.sealed.set(`${sessionId}/${step}`, envelope);
   }
 
   emitPhase(swapId: Hex, role: SwapRole, phase: SwapPhase) {
@@ -313,59 +267,7 @@ export class Session {
 
   /** Reports an event; one raised by a protocol step is reported once the step's group is on disk and sent. */
   emit(event: ClientEvent) {
-    if (this.held !== undefined) this.held.events.push(event);
-    else this.report(event);
-  }
-
-  seal(sessionId: Hex, body: SwapBody): Envelope {
-    return seal((d) => this.o.signer.sign(d), this.address, sessionId, body);
-  }
-
-  /** A message this client answered before came again: the answer was lost, so send it again. */
-  async answerDuplicate(swapId: Hex, step: SwapStep) {
-    const answers: Partial<Record<SwapStep, SwapStep[]>> = {
-      propose: ["accept", "abort"],
-      accept: ["sourceLock"],
-      sourceLock: ["targetLock"],
-      targetLock: ["targetLockAck", "reveal"],
-      reveal: ["resolve"],
-      resolve: ["resolveAck"],
-    };
-    await this.sendStored(swapId, answers[step] ?? []);
-  }
-
-  async sendStored(sessionId: Hex, steps: readonly SwapStep[]) {
-    if (this.held !== undefined) {
-      // Inside `atomically`: the messages go out once the step's group is committed.
-      this.held.envelopes.push(...this.collect(sessionId, steps));
-      return;
-    }
-    // Outside a step (a tick's resend): handed to the transport without waiting, so a stalled peer never holds up
-    // the rest of the tick, such as going on chain before a lock expires.
-    void this.transmit(this.collect(sessionId, steps));
-  }
-
-  /** The stored envelopes of `steps`, as they are now (a later step may store a newer one under the same key). */
-  private collect(sessionId: Hex, steps: readonly SwapStep[]): Envelope[] {
-    const envelopes: Envelope[] = [];
-    for (const step of steps) {
-      const k = `${sessionId}/${step}`;
-      const envelope = this.sealed.get(k) ?? this.o.store.outgoing<Envelope>(sessionId, step);
-      this.sealed.delete(k);
-      if (envelope !== undefined) envelopes.push(envelope);
-    }
-    return envelopes;
-  }
-
-  /** Sends envelopes in order; a failed send is left to the next tick's resend. */
-  private async transmit(envelopes: readonly Envelope[]) {
-    const { transport } = this.o;
-    try {
-      if (transport.sendMany !== undefined && envelopes.length > 1) await transport.sendMany(envelopes);
-      else for (const envelope of envelopes) await transport.send(envelope);
-    } catch {
-      // The messages are in the store; the next tick resends them.
-    }
+    if (!this.groupCommit.holdEvent(event)) this.report(event);
   }
 
   /** Hands an event to `onEvent` and the subscribers; an error thrown there is theirs and changes nothing here. */
@@ -383,103 +285,6 @@ export class Session {
   subscribe(listener: (event: ClientEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
-  }
-
-  /** Runs `fn` after every task queued before it: steps, ticks and commits never interleave. */
-  serial<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
-
-  /**
-   * Runs one protocol step (inside `serial`) as a savepoint of the open group's transaction: a failed step rolls
-   * back its own writes and sends nothing. Returns the step's result and a promise that resolves once its group is
-   * on disk and the group's messages are sent.
-   */
-  async atomically<T>(step: () => Promise<T>): Promise<{ result: T; durable: Promise<void> }> {
-    if (this.held !== undefined) throw new ChannelSdkError("a protocol step cannot start inside another");
-    const { store } = this.o;
-    if (this.group === undefined) {
-      store.begin();
-      this.group = new StepGroup();
-      const group = this.group;
-      // The steps that finish before this group's turn in the event loop join it.
-      setImmediate(() => this.serial(async () => this.release(group)).catch(group.reject));
-    }
-    const group = this.group;
-    store.savepoint();
-    const held = (this.held = { envelopes: [], events: [] });
-    let result: T;
-    try {
-      result = await step();
-      store.releaseSavepoint();
-    } catch (error) {
-      this.held = undefined;
-      this.sealed.clear(); // cached envelopes only: the committed ones are read back from the store
-      try {
-        store.rollbackToSavepoint();
-      } catch (rollbackError) {
-        this.abandon(group, rollbackError);
-      }
-      throw error;
-    }
-    group.envelopes.push(...held.envelopes);
-    group.events.push(...held.events);
-    this.held = undefined;
-    if (++group.steps >= (this.o.groupCommitSteps ?? DEFAULT_GROUP_STEPS)) this.release(group);
-    return { result, durable: group.done };
-  }
-
-  /**
-   * Commits `group` (inside `serial`, between steps), on disk when `commit` returns, and sends its messages after
-   * those of the groups before it. The sync blocks this thread for its length (0.7 ms for a full group on the
-   * disk docs/BENCHMARKS.md was measured on), which measured faster than handing it to libuv's thread pool: there, the completion waits for
-   * a turn of a busy event loop and every message of the group waits with it.
-   */
-  private release(group: StepGroup) {
-    if (this.group !== group) return; // already released or abandoned
-    this.group = undefined;
-    try {
-      this.o.store.commit();
-    } catch (error) {
-      this.abandon(group, error);
-      return;
-    }
-    this.sent = this.sent.then(() => this.deliver(group)).then(group.resolve, group.reject);
-  }
-
-  /**
-   * Gives up a group whose transaction failed or may have been ended under it: nothing of it is sent, its steps'
-   * callers see the error, and the store starts clean (its steps' messages were never sent, so the protocol goes
-   * on from the last committed state).
-   */
-  private abandon(group: StepGroup, error: unknown) {
-    if (this.group === group) this.group = undefined;
-    this.sealed.clear();
-    try {
-      this.o.store.abandon();
-    } catch {
-      // a closed store has nothing left to roll back
-    }
-    group.reject(error);
-  }
-
-  /** Sends a committed group's messages, then reports its events. */
-  private async deliver(group: StepGroup) {
-    await this.transmit(group.envelopes);
-    for (const event of group.events) this.report(event);
-  }
-
-  /**
-   * Commits the open group (on disk on return) and sends what it releases. Work that is not a step (ticks, new
-   * channels) calls this inside `serial` first, then runs on its own with every write committed as it goes.
-   */
-  async settleGroup(): Promise<void> {
-    const group = this.group;
-    if (group !== undefined) this.release(group);
-    await this.sent; // the messages of the groups released before
-    await group?.done; // rejects if the group could not be committed
   }
 
   chain(chainId: bigint): HubAdapter {

@@ -8,6 +8,7 @@ import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
 import * as close from "./close.js";
 import * as deposits from "./deposits.js";
+import type { GroupCommit } from "./group-commit.js";
 import * as initiator from "./initiator.js";
 import * as onchain from "./onchain-path.js";
 import type { ClientEvent, SwapPhase, SwapProgress, SwapView } from "./phases.js";
@@ -20,13 +21,11 @@ import {
   type SwapClientOptions,
 } from "./session.js";
 
+export { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
 export {
-  ChannelBusyError,
-  ChannelClosingError,
   DEFAULT_MAX_CHALLENGE_PERIOD,
   DEFAULT_MIN_CHALLENGE_PERIOD,
   requireDistinctChannels,
-  UnknownSwapError,
   type ChannelPolicy,
   type ProposeArgs,
   type SwapClientOptions,
@@ -43,9 +42,12 @@ export class SwapClient {
   readonly address: string;
   readonly book: ChannelBook;
   private readonly session: Session;
+  /** Runs steps, ticks and commits one at a time; steps commit in groups (group-commit.ts). */
+  private readonly groupCommit: GroupCommit;
 
   constructor(options: SwapClientOptions) {
     this.session = new Session(options);
+    this.groupCommit = this.session.groupCommit;
     this.address = this.session.address;
     this.book = this.session.book;
     options.transport.listen((envelope) => this.handle(envelope));
@@ -67,8 +69,8 @@ export class SwapClient {
     if (info.status !== "open") {
       throw new ChannelTermsError("status", `channel ${channelId} is ${info.status} at the final block of chain ${chainId}, not open`);
     }
-    await this.session.serial(async () => {
-      await this.session.settleGroup();
+    await this.groupCommit.serial(async () => {
+      await this.groupCommit.settleGroup();
       const record = { ref: { chainId, hub: chain.hubAddress, channelId }, params, myIndex, openingDeposits: [0n, 0n] as const };
       // The tower guards the channel before the client signs anything for it (it is fed every state).
       this.session.o.watchtower?.guard?.(record);
@@ -135,8 +137,8 @@ export class SwapClient {
    * first); later ticks answer any stale state and settle after the challenge period (`whenClosed`).
    */
   forceClose(channelId: Hex): Promise<void> {
-    return this.session.serial(async () => {
-      await this.session.settleGroup();
+    return this.groupCommit.serial(async () => {
+      await this.groupCommit.settleGroup();
       await close.forceClose(this.session, channelId);
     });
   }
@@ -146,7 +148,7 @@ export class SwapClient {
    * awaits before it closes its transport and store on a clean shutdown.
    */
   idle(): Promise<void> {
-    return this.session.serial(() => this.session.settleGroup());
+    return this.groupCommit.serial(() => this.groupCommit.settleGroup());
   }
 
   /** Resolves with the swap's last phase once it is done: swapped, aborted, or settled on chain. */
@@ -192,8 +194,8 @@ export class SwapClient {
 
   /** Resends, times out, and drives on-chain settlement; call it periodically. */
   tick(): Promise<void> {
-    return this.session.serial(async () => {
-      await this.session.settleGroup();
+    return this.groupCommit.serial(async () => {
+      await this.groupCommit.settleGroup();
       await this.doTick();
     });
   }
@@ -299,12 +301,12 @@ export class SwapClient {
       ctx.enter(swapId, { kind: "done", outcome: "aborted", reason: "counterparty silent" }, {
         abort: { step: "abort", reason: "no answer within the confirmation timeout" },
       });
-      await ctx.sendStored(swapId, ["abort"]);
+      await ctx.outbox.send(swapId, ["abort"]);
     } else if (reason !== undefined) {
       await onchain.goOnChain(ctx, swapId, terms, reason);
     } else if (sent.length > 0 && (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt)) {
       ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now }, true);
-      await ctx.sendStored(swapId, sent);
+      await ctx.outbox.send(swapId, sent);
     }
   }
 
@@ -313,7 +315,7 @@ export class SwapClient {
    * is committed (on disk) and its messages are sent. Steps arriving together share the group's commit.
    */
   private async step<T>(fn: () => Promise<T>): Promise<T> {
-    const { result, durable } = await this.session.serial(() => this.session.atomically(fn));
+    const { result, durable } = await this.groupCommit.serial(() => this.groupCommit.atomically(fn));
     await durable;
     return result;
   }

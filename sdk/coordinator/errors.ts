@@ -1,0 +1,27 @@
+/** The errors the swap client throws about swaps and channels it is asked to use (exported from swap-client.ts). */
+import { ChannelSdkError } from "../core/errors.js";
+import type { ChannelOp } from "../store/store.js";
+
+/** The swap is not one this client knows. */
+export class UnknownSwapError extends ChannelSdkError {
+  constructor(readonly swapId: string) {
+    super(`Swap ${swapId} is not known to this client.`);
+  }
+}
+
+/** A channel already carries a swap or a channel operation in progress. */
+export class ChannelBusyError extends ChannelSdkError {
+  constructor(
+    readonly channelId: string,
+    readonly reason = "a swap in progress; one swap at a time per channel",
+  ) {
+    super(`Channel ${channelId} has ${reason}.`);
+  }
+}
+
+/** A channel that is closing (cooperatively or on chain) or closed takes no swap. */
+export class ChannelClosingError extends ChannelBusyError {
+  constructor(channelId: string, readonly op: ChannelOp["kind"]) {
+    super(channelId, op === "closed" ? "been closed" : op === "deposits" ? "a deposit update in progress" : "a close in progress");
+  }
+}

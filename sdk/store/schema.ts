@@ -1,0 +1,79 @@
+/** The store's table layout: its DDL, its version (SQLite's user_version), and the check that a file has it. */
+import type { DatabaseSync } from "node:sqlite";
+
+import { ChannelSdkError } from "../core/errors.js";
+
+/** The store was written by another version of this SDK, with a different table layout. */
+export class StoreVersionError extends ChannelSdkError {
+  constructor(
+    readonly path: string,
+    readonly found: number,
+    readonly expected: number,
+  ) {
+    super(
+      `The store ${path} has table layout version ${found}; this SDK reads version ${expected}. Settle its channels with the ` +
+        `SDK version that wrote it, or start a new store file.`,
+    );
+  }
+}
+
+/**
+ * Version 2. Rows that protocol steps write are keyed so that a step's inserts land next to each other: per channel
+ * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
+ * one index entry per swap goes to a random place (its id), so a group commit writes few pages.
+ */
+export const SCHEMA_VERSION = 2;
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS channels (channel_id TEXT PRIMARY KEY, record TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL, seq_num INTEGER NOT NULL,
+  body TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
+CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NOT NULL, digest TEXT NOT NULL,
+  signature TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
+CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sessions (n INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS swaps (n INTEGER PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
+  phase TEXT NOT NULL, updated_at INTEGER NOT NULL, active INTEGER NOT NULL, source TEXT NOT NULL,
+  target TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS swaps_active ON swaps (source, target) WHERE active = 1;
+CREATE TABLE IF NOT EXISTS transfers (n INTEGER NOT NULL, channel_id TEXT NOT NULL, body TEXT NOT NULL,
+  PRIMARY KEY (n, channel_id));
+CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, block INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS outbox (n INTEGER NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
+  PRIMARY KEY (n, step));
+CREATE TABLE IF NOT EXISTS channel_ops (channel_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+`;
+
+/**
+ * Creates the tables of a new store; refuses a store made by another schema version rather than misread it. On
+ * refusal the connection is closed.
+ */
+export function openSchema(db: DatabaseSync, path: string): void {
+  const version = userVersion(db);
+  if (version === SCHEMA_VERSION || (version === 0 && tableCount(db) === 0)) {
+    db.exec(SCHEMA);
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+    return;
+  }
+  db.close();
+  throw new StoreVersionError(path, version === 0 ? 1 : version, SCHEMA_VERSION);
+}
+
+/** For a read-only store: the tables must already be there, in this SDK's layout (else the connection is closed). */
+export function requireSchema(db: DatabaseSync, path: string): void {
+  const version = userVersion(db);
+  if (version === SCHEMA_VERSION) return;
+  const tables = tableCount(db);
+  db.close();
+  if (version === 0 && tables === 0) throw new ChannelSdkError(`${path} is not a channel store: it has no tables.`);
+  throw new StoreVersionError(path, version === 0 ? 1 : version, SCHEMA_VERSION);
+}
+
+/** The layout version the file records: 0 for a new file, and for a version 1 store (which did not record it). */
+function userVersion(db: DatabaseSync): number {
+  return (db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version;
+}
+
+function tableCount(db: DatabaseSync): number {
+  return (db.prepare("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table'").get() as { n: number }).n;
+}
