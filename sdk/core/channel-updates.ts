@@ -97,7 +97,12 @@ export type Approval = Readonly<{ ok: true }> | Readonly<{ ok: false; final: boo
 export const APPROVED: Approval = { ok: true };
 
 /** A change waiting for a batch, with whose it is: ours (to propose) or the acknowledger's (a request). */
-export type Queued = Readonly<{ change: Change; requested: boolean }>;
+export type Queued = Readonly<{
+  change: Change;
+  requested: boolean;
+  /** Refused as "not yet" by the acknowledger: not proposed again until the head moves or `wake` is called. */
+  deferred?: boolean;
+}>;
 
 /** What one party keeps of one channel's updates (plain data: it is stored as it is). */
 export type UpdaterData = Readonly<{
@@ -106,10 +111,15 @@ export type UpdaterData = Readonly<{
   /** The newest state both signed (the opening state before any), with the signatures in participant order. */
   head: ChannelState;
   headSignatures: readonly [Hex, Hex] | undefined;
-  /** The highest sequence number this party ever signed on the channel: the next state it signs is above it. */
+  /**
+   * The highest sequence number this party signed on the channel (the acknowledger: signed or refused): the next
+   * state it signs is above it. A batch refused is never signed later, whatever arrives again.
+   */
   signedSeq: bigint;
   /** Proposer: the batch it signed and sent, until it is co-signed or refused. */
   inFlight: Readonly<{ state: ChannelState; batch: readonly Queued[]; signature: Hex }> | undefined;
+  /** Acknowledger: its answer to the last batch it refused, sent again if that batch comes again. */
+  refused?: Readonly<{ seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[] }>;
   /** Proposer: changes for the next batch. Acknowledger: changes it asked for and has not seen co-signed. */
   queue: readonly Queued[];
 }>;
@@ -193,6 +203,10 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   let next = data.head;
   for (const q of data.queue) {
     if (!applicable(next, q.change)) continue; // moot: its lock added or resolved already
+    if (q.deferred === true) {
+      keep.push(q);
+      continue;
+    }
     const approval = batch.length >= MAX_BATCH_CHANGES ? { ok: false as const, final: false, reason: "batch full" } : env.approve(q.change, next);
     let made: ChannelState | undefined;
     if (approval.ok) {
@@ -229,9 +243,13 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   return { data: { ...data, queue: keep, signedSeq: seq, inFlight }, send, events };
 }
 
-/** Tries again what waits on something else (the proposer's queue): call it when any channel of the pair moved. */
+/**
+ * Tries again what the acknowledger refused as "not yet": call it when the other channel of the pair moved, and on
+ * a timer. (A head that moves on this channel wakes them by itself.)
+ */
 export function wake(data: UpdaterData, env: UpdateEnv): Step {
-  return propose(data, env);
+  if (!data.queue.some((q) => q.deferred === true)) return propose(data, env);
+  return propose({ ...data, queue: data.queue.map((q) => (q.deferred === true ? { change: q.change, requested: q.requested } : q)) }, env);
 }
 
 /**
@@ -253,10 +271,15 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
   switch (message.kind) {
     case "request": {
       if (!isProposer(data)) throw new InvalidMessageError("a request sent to the channel's acknowledger");
-      const fresh = message.changes.filter((c) => !pending(data, c) && applicable(data.head, c));
-      if (fresh.length === 0) return none;
-      if (data.queue.length + fresh.length > 4 * MAX_BATCH_CHANGES) throw new InvalidMessageError("too many changes requested at once");
-      return propose({ ...data, queue: [...data.queue, ...fresh.map((change) => ({ change, requested: true }))] }, env);
+      // A payment asked for supersedes our own queued refund of the same lock (the secret settles it).
+      const paid = new Set(message.changes.filter((c) => c.kind === "pay").map(changeKey));
+      const inFlight = new Set(data.inFlight?.batch.map((q) => changeKey(q.change)) ?? []);
+      const queue = data.queue.filter((q) => !(q.change.kind === "refund" && paid.has(changeKey(q.change)) && !inFlight.has(changeKey(q.change))));
+      const base = { ...data, queue };
+      const fresh = message.changes.filter((c) => !pending(base, c) && applicable(data.head, c));
+      if (fresh.length === 0) return queue.length === data.queue.length ? none : propose(base, env);
+      if (queue.length + fresh.length > 4 * MAX_BATCH_CHANGES) throw new InvalidMessageError("too many changes requested at once");
+      return propose({ ...base, queue: [...queue, ...fresh.map((change) => ({ change, requested: true }))] }, env);
     }
     case "reject": {
       if (isProposer(data)) throw new InvalidMessageError("a reject sent to the channel's proposer");
@@ -278,7 +301,8 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       if (f === undefined || f.state.seq !== message.seq) return none; // a duplicate of an ack handled before
       env.verify(f.state, message.signature);
       const signatures: readonly [Hex, Hex] = [f.signature, message.signature];
-      const acked: UpdaterData = { ...data, head: f.state, headSignatures: signatures, inFlight: undefined };
+      const queue = data.queue.map((q) => (q.deferred === true ? { change: q.change, requested: q.requested } : q));
+      const acked: UpdaterData = { ...data, head: f.state, headSignatures: signatures, inFlight: undefined, queue };
       const next = propose(acked, env);
       const changes = f.batch.map((q) => q.change);
       return { ...next, events: [{ type: "cosigned", state: f.state, signatures, changes }, ...next.events] };
@@ -296,14 +320,14 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
         if (r !== undefined && r.final) {
           if (q.requested) rejected.push({ change: q.change, reason: r.reason });
           else events.push({ type: "refused", change: q.change, reason: `counterparty: ${r.reason}` });
+        } else if (r !== undefined) {
+          back.push({ ...q, deferred: true }); // not yet: proposed again once something moved
         } else {
           back.push(q);
         }
       });
-      const notYet = message.refusals.some((r) => !r.final);
-      const cleared: UpdaterData = { ...data, inFlight: undefined, queue: [...back, ...data.queue] };
-      // A batch refused as "not yet" waits for `wake` (something else must change first); otherwise go on now.
-      const next = notYet ? { data: cleared, send: [], events: [] } : propose(cleared, env);
+      // The rest of the batch goes again at once, at a new sequence number.
+      const next = propose({ ...data, inFlight: undefined, queue: [...back, ...data.queue] }, env);
       const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }, ...next.send] : [...next.send];
       return { data: next.data, send, events: [...events, ...next.events] };
     }
@@ -324,14 +348,19 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
   if (message.base !== data.head.seq) {
     throw new InvalidMessageError(`a batch on top of state ${message.base}; the co-signed head is ${data.head.seq}`);
   }
-  if (message.seq <= data.signedSeq) return none; // a batch at a number we signed or refused past: stale
+  if (message.seq <= data.signedSeq) {
+    // The batch we refused came again (our answer was lost): the same answer. Anything older is stale.
+    const r = data.refused;
+    return r !== undefined && r.seq === message.seq ? { data, send: [{ kind: "refuse", seq: r.seq, refusals: r.refusals }], events: [] } : none;
+  }
   let state: ChannelState;
   try {
     state = applyChanges(data.head, message.changes, message.seq);
   } catch (error) {
     if (!(error instanceof InvalidStateError || error instanceof LockNotFoundError)) throw error;
     env.verify({ ...data.head, seq: message.seq }, message.signature); // only the proposer may make us answer
-    return { data, send: [{ kind: "refuse", seq: message.seq, refusals: message.changes.map((_, index) => ({ index, final: true, reason: (error as Error).message })) }], events: [] };
+    const refusals = message.changes.map((_, index) => ({ index, final: true, reason: (error as Error).message }));
+    return { data: { ...data, signedSeq: message.seq, refused: { seq: message.seq, refusals } }, send: [{ kind: "refuse", seq: message.seq, refusals }], events: [] };
   }
   env.verify(state, message.signature);
   const refusals: { index: number; final: boolean; reason: string }[] = [];
@@ -341,7 +370,10 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
     if (!approval.ok) refusals.push({ index, final: approval.final, reason: approval.reason });
     before = applyChange(before, change);
   });
-  if (refusals.length > 0) return { data, send: [{ kind: "refuse", seq: message.seq, refusals }], events: [] };
+  // Refused for good at this number: a copy of the batch that arrives later (when the answer might differ) is stale.
+  if (refusals.length > 0) {
+    return { data: { ...data, signedSeq: message.seq, refused: { seq: message.seq, refusals } }, send: [{ kind: "refuse", seq: message.seq, refusals }], events: [] };
+  }
   const mine = env.sign(state);
   const signatures: readonly [Hex, Hex] = [message.signature, mine];
   const made = new Set(message.changes.map(changeKey));

@@ -34,6 +34,8 @@ export type SwapSide = Readonly<{
   cancelled: boolean;
   /** Responder: it asked for its T lock (so a refund of the S lock must wait for that lock to settle). */
   targetAsked: boolean;
+  /** The counterparty refused for good to refund a lock to us: we stop asking (the lock will be paid instead). */
+  refundRefused: boolean;
   source: LockStand;
   target: LockStand;
 }>;
@@ -70,6 +72,7 @@ export function newSide(
     revealed: false,
     cancelled: false,
     targetAsked: false,
+    refundRefused: false,
     source: "none",
     target: "none",
   };
@@ -108,7 +111,7 @@ export function wants(side: SwapSide): { side: SwapSide; wants: Want[] } {
       if (!side.revealed) next = { ...next, revealed: true };
     }
     if (side.cancelled && side.target === "locked") out.push({ channelId: T, change: { kind: "refund", hashlock: t.hashlock } });
-    if (side.cancelled && side.source === "locked") out.push({ channelId: S, change: { kind: "refund", hashlock: t.hashlock } });
+    if (side.cancelled && !side.refundRefused && side.source === "locked") out.push({ channelId: S, change: { kind: "refund", hashlock: t.hashlock } });
   } else {
     if (!side.cancelled && side.source === "locked" && side.target === "none" && side.secret === undefined) {
       out.push({ channelId: T, change: { kind: "add", lock: targetLock(side) } });
@@ -117,7 +120,7 @@ export function wants(side: SwapSide): { side: SwapSide; wants: Want[] } {
     if (side.secret !== undefined && side.source === "locked") {
       out.push({ channelId: S, change: { kind: "pay", hashlock: t.hashlock, secret: side.secret } });
     }
-    if (side.cancelled && side.secret === undefined && side.target === "locked") {
+    if (side.cancelled && !side.refundRefused && side.secret === undefined && side.target === "locked") {
       out.push({ channelId: T, change: { kind: "refund", hashlock: t.hashlock } });
     }
     if (side.cancelled && side.secret === undefined && side.source === "locked" && side.target !== "locked" && side.target !== "paid") {
@@ -198,6 +201,16 @@ export function approve(side: SwapSide, channelId: Hex, change: Change, pendingW
   if (side.target === "paid") return { approval: NEVER("the target lock was paid"), side };
   if (side.target === "none" && pendingWork.targetAddInFlight) return { approval: NOT_YET("the target lock may still be co-signed"), side };
   return { approval: YES, side: { ...side, cancelled: true } };
+}
+
+/**
+ * The side after a change of ours was refused for good: a lock of ours refused undoes the swap on our side; a
+ * refund refused means the lock will be paid (the other holds the secret), so we stop asking for it.
+ */
+export function onRefused(side: SwapSide, change: Change): SwapSide {
+  if (change.kind === "add") return cancel(side).side;
+  if (change.kind === "refund") return { ...side, refundRefused: true };
+  return side;
 }
 
 /** The side after a co-signed batch on `channelId` (its changes of this swap's hashlock). */
