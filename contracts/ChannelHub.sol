@@ -49,6 +49,12 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IChannelHub
     ISecretRegistry public immutable secretRegistry;
 
+    /// @dev Bit offsets of the deposits in a channel's first word (see Channel), and that word for a native channel
+    ///      just opened: status Open (ChannelStatus 1) in bits 0-7, the native flag in bits 8-15.
+    uint256 private constant DEPOSIT0_SHIFT = 16;
+    uint256 private constant DEPOSIT1_SHIFT = 136;
+    uint256 private constant OPEN_NATIVE = 0x0101;
+
     struct Channel {
         // slot 0: read by every entry point. `deposit` reads and writes it as one word: status in bits 0-7, the
         // native flag in bits 8-15, deposit0 in bits 16-135, deposit1 in bits 136-255 (Solidity's packing order).
@@ -80,7 +86,7 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IChannelHub
     function open(ChannelParams calldata params) external returns (ChannelId id) {
-        id = _open(params);
+        id = _open(params, 0, 0);
     }
 
     /// @inheritdoc IChannelHub
@@ -89,35 +95,81 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         payable
         returns (ChannelId id)
     {
-        id = _open(params);
-        _deposit(id, participant, amount);
+        if (participant > 1) revert InvalidParticipantIndex(participant);
+        if (amount == 0) revert ZeroDeposit();
+        id = _open(params, participant, amount);
     }
 
-    function _open(ChannelParams calldata params) private returns (ChannelId id) {
-        address p0 = params.participants[0];
-        address p1 = params.participants[1];
-        if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants(p0, p1);
-        uint64 period = params.challengePeriod;
-        if (period < MIN_CHALLENGE_PERIOD || period > MAX_CHALLENGE_PERIOD) {
-            revert InvalidChallengePeriod(period, MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD);
-        }
-        if (params.asset != address(0) && params.asset.code.length == 0) revert InvalidAsset(params.asset);
+    /// @dev Opens the channel of `params` with `amount` (0: none) deposited for `participant`. A native channel's
+    ///      first funding is one storage write (status, native flag and deposit share the first word) and one short
+    ///      log: the parameters are only hashed into the id, read as the raw words `channelId` checked clean.
+    function _open(ChannelParams calldata params, uint8 participant, uint256 amount) private returns (ChannelId id) {
         id = StateHashing.channelId(params);
+        uint256 p0;
+        uint256 p1;
+        uint256 period;
+        address asset;
+        bool badParticipants;
+        bool badPeriod;
+        assembly ("memory-safe") {
+            p0 := calldataload(params)
+            p1 := calldataload(add(params, 0x20))
+            asset := calldataload(add(params, 0x80))
+            period := calldataload(add(params, 0xa0))
+            badParticipants := or(or(iszero(p0), iszero(p1)), eq(p0, p1))
+            badPeriod := or(lt(period, MIN_CHALLENGE_PERIOD), gt(period, MAX_CHALLENGE_PERIOD))
+        }
+        if (badParticipants) revert InvalidParticipants(address(uint160(p0)), address(uint160(p1)));
+        if (badPeriod) revert InvalidChallengePeriod(uint64(period), MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD);
+        if (asset != address(0) && asset.code.length == 0) revert InvalidAsset(asset);
         Channel storage ch = _channels[id];
-        if (ch.status != ChannelStatus.None) revert ChannelExists(id);
+        uint256 head;
+        assembly ("memory-safe") {
+            head := sload(ch.slot)
+        }
+        if (head != 0) revert ChannelExists(id);
 
+        uint256 shift = participant == 0 ? DEPOSIT0_SHIFT : DEPOSIT1_SHIFT;
+        if (asset == address(0)) {
+            if (msg.value != amount) revert NativeValueMismatch(amount, msg.value);
+            if (amount > MAX_DEPOSIT) revert DepositTooLarge(amount, MAX_DEPOSIT);
+            assembly ("memory-safe") {
+                sstore(ch.slot, or(OPEN_NATIVE, shl(shift, amount)))
+            }
+        } else {
+            amount = _openToken(ch, asset, shift, amount);
+        }
+        // emit ChannelOpened(id, deposits), the deposits written straight to scratch memory: a memory array literal
+        // would cost as much as the rest of the log.
+        bytes32 topic = ChannelOpened.selector;
+        assembly ("memory-safe") {
+            let ptr := mload(0x40)
+            let first := eq(shift, DEPOSIT0_SHIFT)
+            mstore(ptr, mul(amount, first))
+            mstore(add(ptr, 0x20), mul(amount, iszero(first)))
+            log2(ptr, 0x40, topic, id)
+        }
+    }
+
+    /// @dev Opens a token channel and pulls `amount` (0: none) into the deposit at `shift`; returns what arrived.
+    function _openToken(Channel storage ch, address asset, uint256 shift, uint256 amount)
+        private
+        returns (uint256 received)
+    {
+        if (msg.value != 0) revert UnexpectedNativeValue(msg.value);
+        // Open before the transfer, so that a token re-entering with the same parameters finds the id taken.
         ch.status = ChannelStatus.Open;
-        if (params.asset == address(0)) ch.native = true;
-        else ch.asset = params.asset;
-        emit ChannelOpened(id, params);
+        ch.asset = asset;
+        if (amount == 0) return 0;
+        received = _pullToken(IERC20(asset), amount);
+        if (received > MAX_DEPOSIT) revert DepositTooLarge(received, MAX_DEPOSIT);
+        assembly ("memory-safe") {
+            sstore(ch.slot, or(sload(ch.slot), shl(shift, received)))
+        }
     }
 
     /// @inheritdoc IChannelHub
     function deposit(ChannelId id, uint8 participant, uint256 amount) external payable {
-        _deposit(id, participant, amount);
-    }
-
-    function _deposit(ChannelId id, uint8 participant, uint256 amount) private {
         if (participant > 1) revert InvalidParticipantIndex(participant);
         if (amount == 0) revert ZeroDeposit();
         Channel storage ch = _channels[id];
@@ -141,7 +193,7 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
                 head := sload(ch.slot)
             }
         }
-        uint256 shift = participant == 0 ? 16 : 136;
+        uint256 shift = participant == 0 ? DEPOSIT0_SHIFT : DEPOSIT1_SHIFT;
         uint256 current = (head >> shift) & MAX_DEPOSIT;
         if (received > MAX_DEPOSIT - current) revert DepositTooLarge(current + received, MAX_DEPOSIT);
         uint256 total = current + received;

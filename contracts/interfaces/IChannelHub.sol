@@ -21,8 +21,12 @@ import {ISecretRegistry} from "./ISecretRegistry.sol";
 interface IChannelHub {
     // ------------------------------------------------------------------ events
 
-    /// @notice A channel was opened with these fixed parameters.
-    event ChannelOpened(ChannelId indexed channelId, ChannelParams params);
+    /// @notice A channel was opened, with `deposits` credited in the same call (`openAndDeposit`; zero for `open`).
+    /// @dev The fixed parameters are not repeated here: the id commits to them (`channelId(params)` checks a copy),
+    ///      the participants agreed on them before opening, and they are the input of the opening call. Leaving
+    ///      them out keeps a channel's first funding to one storage write and one short log.
+    /// @param deposits The on-chain deposit totals the channel starts with (for tokens: what arrived).
+    event ChannelOpened(ChannelId indexed channelId, uint256[2] deposits);
 
     /// @notice Funds were added to one participant's side (by anyone: the payer is the transaction's sender).
     /// @param participant Index (0 or 1) of the participant credited.

@@ -460,6 +460,10 @@ type ChainView = {
 async function readChain(name: "S" | "T", provider: JsonRpcProvider, hubAddress: string): Promise<ChainView> {
   const hub = ChannelHub__factory.connect(hubAddress, provider);
   const view: ChainView = { name, provider, hub, hubAddress, deposits: new Map(), closings: new Map(), forceClosed: [], deferred: 0 };
+  // A channel's opening deposits are in ChannelOpened (openAndDeposit), later ones in Deposited.
+  for (const e of await hub.queryFilter(hub.filters.ChannelOpened(), 0)) {
+    view.deposits.set(e.args.channelId.toLowerCase(), [e.args.deposits[0], e.args.deposits[1]]);
+  }
   for (const e of await hub.queryFilter(hub.filters.Deposited(), 0)) {
     const id = e.args.channelId.toLowerCase();
     const d = view.deposits.get(id) ?? [0n, 0n];

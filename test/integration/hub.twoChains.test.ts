@@ -106,7 +106,12 @@ describe("ChannelHub on two chains", function () {
     const { S } = await deployBoth();
     const params = nativeParams(S, 11n);
     const id = channelIdOf(S.chainId, await S.hub.getAddress(), params);
-    await expect(S.hub.open(paramsArg(params))).to.emit(S.hub, "ChannelOpened");
+    await expect(S.hub.open(paramsArg(params))).to.emit(S.hub, "ChannelOpened").withArgs(id, [0n, 0n]);
+    const other = nativeParams(S, 12n);
+    await expect(S.hub.connect(S.bob).openAndDeposit(paramsArg(other), 1, ONE, { value: ONE }))
+      .to.emit(S.hub, "ChannelOpened")
+      .withArgs(channelIdOf(S.chainId, await S.hub.getAddress(), other), [0n, ONE])
+      .and.not.to.emit(S.hub, "Deposited");
     await expect(S.hub.connect(S.other).deposit(id, 0, ONE, { value: ONE }))
       .to.emit(S.hub, "Deposited")
       .withArgs(id, 0, ONE, ONE);

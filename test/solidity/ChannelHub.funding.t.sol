@@ -75,6 +75,31 @@ contract ChannelHubFundingTest is HubTestBase {
         assertEq(hub.getChannel(tid).deposits[0], 300, "token credited");
     }
 
+    function test_openAndDeposit_emitsOneEventWithTheOpeningDeposits() public {
+        ChannelParams memory p = _params(address(0));
+        vm.deal(address(this), 2 ether);
+        vm.expectEmit(address(hub));
+        emit IChannelHub.ChannelOpened(hub.channelId(p), [uint256(0), 2 ether]);
+        hub.openAndDeposit{value: 2 ether}(p, 1, 2 ether);
+        ChannelParams memory q = _params(address(0));
+        vm.expectEmit(address(hub));
+        emit IChannelHub.ChannelOpened(hub.channelId(q), [uint256(0), uint256(0)]);
+        hub.open(q);
+    }
+
+    function test_open_revertsOnParametersWithDirtyHighBits() public {
+        ChannelParams memory p = _params(address(0));
+        bytes memory input = abi.encodeCall(hub.open, (p));
+        // Word 5 of the arguments is the asset (after two participants and two payees): set a bit above 160.
+        assembly {
+            let word := add(add(input, 0x24), 0x80)
+            mstore(word, or(mload(word), shl(200, 1)))
+        }
+        (bool ok,) = address(hub).call(input);
+        assertTrue(!ok, "dirty asset word refused");
+        assertTrue(_status(hub.channelId(p)) == ChannelStatus.None, "nothing opened");
+    }
+
     function test_openAndDeposit_revertsWholeWhenTheDepositFails() public {
         ChannelParams memory p = _params(address(0));
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.NativeValueMismatch.selector, 5, 0));
