@@ -289,28 +289,30 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ Phase 3: batch settlement
 
     /// @inheritdoc IChannelHub
-    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks)
+    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, uint256 revealedTogether)
         external
         nonReentrant
     {
-        _settle(params, state, locks, false);
+        _settle(params, state, locks, revealedTogether, false);
     }
 
     /// @inheritdoc IChannelHub
-    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
-        external
-        nonReentrant
-        returns (bool[] memory settled)
-    {
-        if (states.length != params.length || locks.length != params.length) {
-            revert LengthMismatch(params.length, states.length, locks.length);
+    function settleMany(
+        ChannelParams[] calldata params,
+        State[] calldata states,
+        Lock[][] calldata locks,
+        uint256[] calldata revealedTogether
+    ) external nonReentrant returns (bool[] memory settled) {
+        uint256 n = params.length;
+        if (states.length != n || locks.length != n || revealedTogether.length != n) {
+            revert LengthMismatch(n, states.length, locks.length, revealedTogether.length);
         }
         settled = new bool[](params.length);
         // A channel that is not ready is skipped, not reverted on: anyone may settle or challenge one channel of the
         // batch first, and that must not undo the others. Each channel's checks and effects come before its own
         // payouts; the reentrancy guard keeps payout receivers from changing what a later channel's checks read.
         for (uint256 i; i < params.length; ++i) {
-            settled[i] = _settle(params[i], states[i], locks[i], true);
+            settled[i] = _settle(params[i], states[i], locks[i], revealedTogether[i], true);
         }
     }
 
@@ -377,10 +379,13 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     ///      with the matching error, or with `skipIfNotReady` is reported by SettlementSkipped and left as it is
     ///      (returns false). Input that could never settle (another channel's state, locks that do not match the
     ///      state, amounts that do not add up) reverts either way.
-    function _settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, bool skipIfNotReady)
-        private
-        returns (bool)
-    {
+    function _settle(
+        ChannelParams calldata params,
+        State calldata state,
+        Lock[] calldata locks,
+        uint256 revealedTogether,
+        bool skipIfNotReady
+    ) private returns (bool) {
         ChannelId id = _requireChannelOf(params, state);
         Channel storage ch = _channels[id];
         if (ch.status != ChannelStatus.Disputed) {
@@ -399,22 +404,19 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
             }
         }
         if (locks.length > MAX_LOCKS) revert TooManyLocks(locks.length, MAX_LOCKS);
+        if (revealedTogether >> locks.length != 0) revert RevealBatchMismatch(id, revealedTogether);
         Locks.Resolution memory r;
-        if (locks.length == 0) {
-            if (state.locksHash != StateHashing.EMPTY_LOCKS_HASH) {
-                revert LocksMismatch(id, state.locksHash, StateHashing.EMPTY_LOCKS_HASH);
+        {
+            (bytes32 given, uint256 singles, uint256 together) = StateHashing.hashLocksAndSplit(locks, revealedTogether);
+            if (given != state.locksHash) revert LocksMismatch(id, state.locksHash, given);
+            if (locks.length != 0) {
+                r = Locks.resolve(id, locks, revealedTogether, singles, together, secretRegistry, block.timestamp);
             }
-        } else {
-            (bytes32 locksHash, bytes32[] memory hashlocks) = StateHashing.hashLocksAndHashlocks(locks);
-            if (locksHash != state.locksHash) revert LocksMismatch(id, state.locksHash, locksHash);
-            r = Locks.resolve(locks, secretRegistry.revealedAtMany(hashlocks), block.timestamp);
-            if (r.liveLock != 0) {
-                if (!skipIfNotReady) {
-                    uint256 index = r.liveLock - 1;
-                    revert LockNotExpired(id, index, locks[index].expiry, uint64(block.timestamp));
-                }
-                return _skip(id, SkipReason.LockNotExpired);
-            }
+        }
+        if (r.liveLock != 0) {
+            uint256 live = r.liveLock - 1;
+            if (!skipIfNotReady) revert LockNotExpired(id, live, locks[live].expiry, uint64(block.timestamp));
+            return _skip(id, SkipReason.LockNotExpired);
         }
         uint256[2] memory out = Settlement.payouts(id, _deposits(ch), state.deposits, state.balances, r.credited, r.locked);
 

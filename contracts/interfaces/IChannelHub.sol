@@ -122,7 +122,11 @@ interface IChannelHub {
     ///         (cold receiver, cold EIP-7702 delegate, value transfer) and the 1/64 the EVM keeps back.
     error InsufficientGasForPayout(uint256 gasLeft, uint256 needed);
     /// @notice `settleMany` was given arrays of different lengths.
-    error LengthMismatch(uint256 params, uint256 states, uint256 locks);
+    error LengthMismatch(uint256 params, uint256 states, uint256 locks, uint256 revealedTogether);
+    /// @notice `revealedTogether` names locks the registry does not confirm were revealed together (by one
+    ///         `revealMany` call, in lock order, that revealed the first of them first), or a lock past the list,
+    ///         or that call came after a named lock's expiry.
+    error RevealBatchMismatch(ChannelId channelId, uint256 revealedTogether);
     /// @notice Withdrawal to address(0).
     error InvalidReceiver(address to);
     /// @notice No deferred payout waits for this account and asset.
@@ -193,29 +197,41 @@ interface IChannelHub {
     /// @notice After the deadline anyone settles the registered state: every pending lock goes to its receiver
     ///         if its secret was registered at or before its expiry, else back to its sender (never before the
     ///         expiry has passed); then both final balances are paid out.
+    /// @dev Each lock's reveal time is read from the registry, one storage word per lock, except for the locks named
+    ///      in `revealedTogether`: their secrets were revealed by one `revealMany` call (listed in lock order), and
+    ///      one word answers for all of them (`ISecretRegistry.revealedTogetherAt`). The mask only saves reads: a
+    ///      wrong one reverts `RevealBatchMismatch`, a right one gives the outcome reading each lock would.
     /// @param params The channel's parameters.
     /// @param state The registered state (as emitted by the force close or the last challenge).
     /// @param locks The state's pending locks, in signed order.
-    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks) external;
+    /// @param revealedTogether Bit i set: lock i is one of the locks whose secrets were revealed together, at or
+    ///        before each one's expiry; 0 to read every lock on its own.
+    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, uint256 revealedTogether)
+        external;
 
     /// @notice `settle` for many channels in one call, settling every channel of the batch that is ready. A channel
     ///         that is not ready is skipped and reported (`SettlementSkipped` with its reason) where `settle` would
     ///         revert: already closed (someone settled it first), not disputed, still in its challenge period, its
     ///         registered state replaced by a challenge (or not the state given), or a lock still live. So a
     ///         front-runner who settles one channel of the batch does not undo the others.
-    /// @dev The arrays are parallel: channel i is `params[i]`, `states[i]`, `locks[i]`. Input that no later block
-    ///      would accept either still reverts the whole call: arrays of different lengths (`LengthMismatch`), a
-    ///      state of another channel (`WrongChannel`), and for a channel whose given state is the registered one:
-    ///      locks that do not hash to it (`LocksMismatch`), more than MAX_LOCKS locks, an invalid lock sender,
-    ///      amounts that do not add up. A payout that cannot get its gas reverts the whole call too
-    ///      (`InsufficientGasForPayout`). The caller chooses the batch: its length is the caller's own gas.
+    /// @dev The arrays are parallel: channel i is `params[i]`, `states[i]`, `locks[i]`, `revealedTogether[i]`.
+    ///      Input that no later block would accept either still reverts the whole call: arrays of different lengths
+    ///      (`LengthMismatch`), a state of another channel (`WrongChannel`), and for a channel whose given state is
+    ///      the registered one: locks that do not hash to it (`LocksMismatch`), more than MAX_LOCKS locks, an
+    ///      invalid lock sender, a wrong `revealedTogether` (`RevealBatchMismatch`), amounts that do not add up. A
+    ///      payout that cannot get its gas reverts the whole call too (`InsufficientGasForPayout`). The caller
+    ///      chooses the batch: its length is the caller's own gas.
     /// @param params The channels' parameters.
     /// @param states The states to settle, each the one registered for its channel.
     /// @param locks Each state's pending locks, in signed order.
+    /// @param revealedTogether Each channel's mask of locks revealed together, as for `settle` (0: none).
     /// @return settled Entry i is true when channel i was settled by this call, false when it was skipped.
-    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
-        external
-        returns (bool[] memory settled);
+    function settleMany(
+        ChannelParams[] calldata params,
+        State[] calldata states,
+        Lock[][] calldata locks,
+        uint256[] calldata revealedTogether
+    ) external returns (bool[] memory settled);
 
     // ------------------------------------------------------------------ asset settlement
 

@@ -53,7 +53,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY - 10);
         registry.reveal(SECRET);
         vm.warp(EXPIRY + 2 hours);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertEq(alice.balance, 2.5 ether + 0.5 ether, "alice: balance + her refunded third lock");
         assertEq(bob.balance, 4 ether + 2 ether + 1 ether, "bob: balance + paid lock + his refunded lock");
         assertEq(address(hub).balance, 0, "nothing left");
@@ -69,7 +69,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY);
         registry.reveal(SECRET);
         vm.warp(EXPIRY + 2 hours);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "paid");
     }
 
@@ -78,7 +78,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY + 1);
         registry.reveal(SECRET);
         vm.warp(EXPIRY + 2 hours);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "refunded");
         assertEq(alice.balance, 5 ether, "alice gets every lock of hers back");
         assertEq(bob.balance, 5 ether, "bob too");
@@ -94,15 +94,82 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(START + PERIOD); // the challenge period is over, the lock is still live
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.LockNotExpired.selector, id, 0, EXPIRY, START + PERIOD));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         vm.warp(EXPIRY);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.LockNotExpired.selector, id, 0, EXPIRY, EXPIRY));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         // Bob learns the secret (Alice revealed it on T) and registers it on S before the expiry: he is paid.
         registry.reveal(SECRET);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertEq(bob.balance, 7 ether, "bob paid");
         assertEq(alice.balance, 3 ether, "alice keeps the rest");
+    }
+
+    /// Locks 0 and 2 (both to Bob) revealed together in one revealMany call, in lock order.
+    function _revealLocks0And2Together() internal {
+        bytes32[] memory secrets = new bytes32[](2);
+        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
+        vm.warp(EXPIRY - 10);
+        registry.revealMany(secrets);
+    }
+
+    function test_settle_readsLocksRevealedTogetherAsOneAndPaysTheSame() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5); // locks 0 and 2
+        assertEq(alice.balance, 2.5 ether, "alice: her balance only");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether + 0.5 ether, "bob: balance + both paid locks + his refund");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    function test_settle_revertsWhenTheNamedLocksWereNotRevealedTogether() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        registry.reveal(SECRET); // one by one: no batch record
+        registry.reveal(keccak256("third"));
+        vm.warp(EXPIRY + 2 hours);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x5));
+        hub.settle(p, s, locks, 0x5);
+        hub.settle(p, s, locks, 0); // read one by one: both paid
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    function test_settle_revertsWhenTheMaskNamesAnotherSetThanTheBatch() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        // An unrevealed lock named with the batch cannot borrow its time, nor can part of the batch stand alone.
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x7));
+        hub.settle(p, s, locks, 0x7);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x1));
+        hub.settle(p, s, locks, 0x1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x8));
+        hub.settle(p, s, locks, 0x8); // past the last lock
+    }
+
+    function test_settle_revertsWhenTheBatchCameAfterANamedLocksExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        bytes32[] memory secrets = new bytes32[](2);
+        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
+        vm.warp(EXPIRY + 10); // after lock 0's expiry, before lock 2's
+        registry.revealMany(secrets);
+        vm.warp(EXPIRY + 2 hours);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x5));
+        hub.settle(p, s, locks, 0x5);
+        hub.settle(p, s, locks, 0); // lock 0 refunded, lock 2 paid
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    function test_settle_revertsOnAMaskWithoutLocks() public {
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(5 ether), 5 ether]);
+        _forceClose(p, _sign(s));
+        vm.warp(START + PERIOD);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 1));
+        hub.settle(p, s, new Lock[](0), 1);
     }
 
     function test_settle_revertsBeforeDeadline() public {
@@ -111,7 +178,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.ChallengePeriodNotOver.selector, id, START + PERIOD, START + PERIOD - 1)
         );
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnStateOtherThanRegistered() public {
@@ -134,7 +201,7 @@ contract ChannelHubSettleTest is HubTestBase {
         );
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.StateMismatch.selector, id, registered, given));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnLocksOtherThanSigned() public {
@@ -144,7 +211,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, id, s.locksHash, hub.hashLocks(locks))
         );
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnInvalidLockSender() public {
@@ -155,7 +222,7 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidLockSender.selector, 0, 2));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsWhenLocksAndBalancesDoNotAddUp() public {
@@ -166,7 +233,7 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.AmountsDoNotAddUp.selector, id, 12 ether, 10 ether));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnMoreThanMaxLocks() public {
@@ -180,7 +247,7 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.TooManyLocks.selector, max + 1, max));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_resolvesMaxLocksInOneCall() public {
@@ -200,7 +267,7 @@ contract ChannelHubSettleTest is HubTestBase {
         s.locksHash = hub.hashLocks(locks);
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         // Revealed locks are the ones at i % 4 == 0, all sent by Alice: max/4 gwei move to Bob.
         assertEq(bob.balance, 5 ether + (max / 4) * 1 gwei, "bob");
         assertEq(alice.balance, 5 ether - (max / 4) * 1 gwei, "alice");
@@ -211,9 +278,9 @@ contract ChannelHubSettleTest is HubTestBase {
     function test_settle_neverPaysTwice() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
         vm.warp(EXPIRY + 1 hours + 1);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelNotDisputed.selector, id, ChannelStatus.Closed));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settleMany_settlesSeveralChannelsInOneCall() public {
@@ -231,7 +298,7 @@ contract ChannelHubSettleTest is HubTestBase {
         Lock[][] memory ls = new Lock[][](2);
         (ps[0], ss[0], ls[0]) = (p, s1, locks1);
         (ps[1], ss[1], ls[1]) = (p2, s2, new Lock[](0));
-        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
         assertTrue(settled.length == 2 && settled[0] && settled[1], "both reported settled");
         assertTrue(_status(id) == ChannelStatus.Closed && _status(id2) == ChannelStatus.Closed, "both closed");
         assertEq(token.balanceOf(alice), 30, "alice tokens");
@@ -243,11 +310,11 @@ contract ChannelHubSettleTest is HubTestBase {
         (ChannelParams[] memory ps, State[] memory ss, Lock[][] memory ls) = _batch(3);
         vm.warp(START + PERIOD);
         vm.prank(address(0xBAD));
-        hub.settle(ps[0], ss[0], ls[0]); // a stranger settles the first channel of the batch first
+        hub.settle(ps[0], ss[0], ls[0], 0); // a stranger settles the first channel of the batch first
 
         vm.expectEmit(address(hub));
         emit IChannelHub.SettlementSkipped(ss[0].channelId, SkipReason.AlreadyClosed);
-        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
 
         assertTrue(!settled[0] && settled[1] && settled[2], "the first reported skipped, the other two settled");
         for (uint256 i; i < 3; ++i) {
@@ -291,7 +358,7 @@ contract ChannelHubSettleTest is HubTestBase {
         emit IChannelHub.SettlementSkipped(ss[2].channelId, SkipReason.StateReplaced);
         vm.expectEmit(address(hub));
         emit IChannelHub.SettlementSkipped(ss[3].channelId, SkipReason.LockNotExpired);
-        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
 
         for (uint256 i; i < 4; ++i) {
             assertTrue(!settled[i], "not ready: skipped");
@@ -308,7 +375,7 @@ contract ChannelHubSettleTest is HubTestBase {
         ss[2] = newer;
         vm.expectEmit(address(hub));
         emit IChannelHub.SettlementSkipped(ss[4].channelId, SkipReason.AlreadyClosed);
-        settled = hub.settleMany(ps, ss, ls);
+        settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
         assertTrue(!settled[0] && settled[1] && settled[2] && settled[3] && !settled[4], "the rest settled later");
     }
 
@@ -320,14 +387,14 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.WrongChannel.selector, own.channelId, ss[1].channelId)
         );
-        hub.settleMany(ps, ss, ls);
+        hub.settleMany(ps, ss, ls, new uint256[](ps.length));
 
         ss[0] = own;
         ls[1] = _locks(); // locks the registered state does not carry
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, ss[1].channelId, EMPTY_LOCKS, hub.hashLocks(ls[1]))
         );
-        hub.settleMany(ps, ss, ls);
+        hub.settleMany(ps, ss, ls, new uint256[](ps.length));
         assertTrue(_status(own.channelId) == ChannelStatus.Disputed, "nothing settled");
     }
 
@@ -365,8 +432,8 @@ contract ChannelHubSettleTest is HubTestBase {
     }
 
     function test_settleMany_revertsOnLengthMismatch() public {
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LengthMismatch.selector, 1, 0, 0));
-        hub.settleMany(new ChannelParams[](1), new State[](0), new Lock[][](0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LengthMismatch.selector, 1, 0, 0, 0));
+        hub.settleMany(new ChannelParams[](1), new State[](0), new Lock[][](0), new uint256[](0));
     }
 
     function test_payout_revertingReceiverIsDeferredWhileTheOtherIsPaid() public {
@@ -391,7 +458,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.prank(bob);
         hub.forceCloseWithDeposits(q);
         vm.warp(START + PERIOD);
-        hub.settle(q, _state(qid, 0, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]), new Lock[](0));
+        hub.settle(q, _state(qid, 0, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]), new Lock[](0), 0);
         assertEq(bob.balance, 1 ether, "bob paid");
         assertEq(hub.deferredPayout(address(0), address(sink)), 1 ether, "burner deferred");
     }
@@ -440,7 +507,7 @@ contract ChannelHubSettleTest is HubTestBase {
         (State memory s,) = _disputeWithLocks();
         vm.warp(EXPIRY + 1 hours + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, id, s.locksHash, EMPTY_LOCKS));
-        hub.settle(p, s, new Lock[](0));
+        hub.settle(p, s, new Lock[](0), 0);
     }
 
     function test_withdraw_revertsOnZeroReceiver() public {
