@@ -100,6 +100,28 @@ contract ChannelHubFundingTest is HubTestBase {
         assertTrue(_status(hub.channelId(p)) == ChannelStatus.None, "nothing opened");
     }
 
+    function test_openAndDeposit_revertsOnBadParticipantZeroAmountAndTooLargeDeposits() public {
+        ChannelParams memory p = _params(address(0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidParticipantIndex.selector, 2));
+        hub.openAndDeposit(p, 2, 1);
+        vm.expectRevert(IChannelHub.ZeroDeposit.selector);
+        hub.openAndDeposit(p, 0, 0);
+        uint256 max = hub.MAX_DEPOSIT();
+        vm.deal(address(this), max + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.DepositTooLarge.selector, max + 1, max));
+        hub.openAndDeposit{value: max + 1}(p, 0, max + 1);
+
+        ChannelParams memory q = _params(address(token));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.UnexpectedNativeValue.selector, 1));
+        hub.openAndDeposit{value: 1}(q, 0, 5);
+        token.mint(address(this), max + 1);
+        token.approve(address(hub), max + 1);
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.DepositTooLarge.selector, max + 1, max));
+        hub.openAndDeposit(q, 1, max + 1);
+        assertTrue(_status(hub.channelId(p)) == ChannelStatus.None, "native channel not opened");
+        assertTrue(_status(hub.channelId(q)) == ChannelStatus.None, "token channel not opened");
+    }
+
     function test_openAndDeposit_revertsWholeWhenTheDepositFails() public {
         ChannelParams memory p = _params(address(0));
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.NativeValueMismatch.selector, 5, 0));
