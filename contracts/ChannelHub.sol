@@ -95,59 +95,113 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         payable
         returns (ChannelId id)
     {
+        _openNativeAndReturn(params, participant, amount);
+        // Not a new native channel with valid parameters and value: a token channel, or a call that reverts below.
         if (participant > 1) revert InvalidParticipantIndex(participant);
         if (amount == 0) revert ZeroDeposit();
         id = _open(params, participant, amount);
     }
 
-    /// @dev Opens the channel of `params` with `amount` (0: none) deposited for `participant`. A native channel's
-    ///      first funding is one storage write (status, native flag and deposit share the first word) and one short
-    ///      log: the parameters are only hashed into the id, read as the raw words `channelId` checked clean.
-    function _open(ChannelParams calldata params, uint8 participant, uint256 amount) private returns (ChannelId id) {
-        id = StateHashing.channelId(params);
-        uint256 p0;
-        uint256 p1;
-        uint256 period;
-        address asset;
-        bool badParticipants;
-        bool badPeriod;
+    /// @dev The first funding of a native channel, the usual start of a channel, in one pass: when `params` are valid
+    ///      (as `_open` checks them), the channel is new, the asset is the native coin, `participant` is 0 or 1 and
+    ///      `amount` is non-zero, at most MAX_DEPOSIT and equal to `msg.value`, it writes the channel's first word
+    ///      once, emits what `_open` emits, and ends the call returning the id. Any other input returns here without
+    ///      an effect and goes down `_open`, which handles it or reverts with the error that names the problem.
+    function _openNativeAndReturn(ChannelParams calldata params, uint256 participant, uint256 amount) private {
+        bytes32 opened = ChannelOpened.selector;
+        bytes32 openedWith = ChannelOpenedWith.selector;
         assembly ("memory-safe") {
-            p0 := calldataload(params)
-            p1 := calldataload(add(params, 0x20))
-            asset := calldataload(add(params, 0x80))
-            period := calldataload(add(params, 0xa0))
-            badParticipants := or(or(iszero(p0), iszero(p1)), eq(p0, p1))
-            badPeriod := or(lt(period, MIN_CHALLENGE_PERIOD), gt(period, MAX_CHALLENGE_PERIOD))
+            let p0 := calldataload(params)
+            let p1 := calldataload(add(params, 0x20))
+            let payees := or(calldataload(add(params, 0x40)), calldataload(add(params, 0x60)))
+            let period := calldataload(add(params, 0xa0))
+            let other := or(or(iszero(p0), iszero(p1)), eq(p0, p1))
+            other := or(other, or(lt(period, MIN_CHALLENGE_PERIOD), gt(period, MAX_CHALLENGE_PERIOD)))
+            // A dirty address word goes to `_open` (which reverts), and so does a token (asset not zero).
+            other := or(other, or(shr(160, or(or(p0, p1), payees)), calldataload(add(params, 0x80))))
+            other := or(other, or(gt(participant, 1), iszero(amount)))
+            other := or(other, or(xor(callvalue(), amount), shr(120, amount))) // amount > MAX_DEPOSIT (2^120 - 1)
+            if iszero(other) {
+                // keccak256(abi.encode(block.chainid, address(this), params)), as StateHashing.channelId.
+                let ptr := mload(0x40)
+                mstore(ptr, chainid())
+                mstore(add(ptr, 0x20), address())
+                calldatacopy(add(ptr, 0x40), params, 0xe0)
+                let id := keccak256(ptr, 0x120)
+                mstore(0x00, id)
+                mstore(0x20, _channels.slot)
+                let slot := keccak256(0x00, 0x40)
+                if iszero(sload(slot)) {
+                    sstore(slot, or(OPEN_NATIVE, shl(add(DEPOSIT0_SHIFT, mul(120, participant)), amount)))
+                    // ChannelOpened's packed data, as `_emitOpened` writes it.
+                    mstore(ptr, shl(96, p0))
+                    mstore(add(ptr, 20), shl(96, p1))
+                    mstore(add(ptr, 40), shl(192, period))
+                    mstore(add(ptr, 48), calldataload(add(params, 0xc0)))
+                    mstore(add(ptr, 80), or(shl(248, or(participant, shl(1, iszero(iszero(payees))))), shl(128, amount)))
+                    log2(ptr, 96, opened, id)
+                    if payees {
+                        calldatacopy(ptr, add(params, 0x40), 0x60)
+                        log2(ptr, 0x60, openedWith, id)
+                    }
+                    mstore(0x00, id)
+                    return(0x00, 0x20)
+                }
+            }
         }
-        if (badParticipants) revert InvalidParticipants(address(uint160(p0)), address(uint160(p1)));
-        if (badPeriod) revert InvalidChallengePeriod(uint64(period), MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD);
+    }
+
+    /// @dev Opens the channel of `params` with `amount` (0: none) deposited for `participant` (0 or 1, checked by the
+    ///      caller): `open`, token channels, and every `openAndDeposit` that `_openNativeAndReturn` did not take.
+    function _open(ChannelParams calldata params, uint256 participant, uint256 amount) private returns (ChannelId id) {
+        id = StateHashing.channelId(params);
+        address p0 = params.participants[0];
+        address p1 = params.participants[1];
+        if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants(p0, p1);
+        uint64 period = params.challengePeriod;
+        if (period < MIN_CHALLENGE_PERIOD || period > MAX_CHALLENGE_PERIOD) {
+            revert InvalidChallengePeriod(period, MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD);
+        }
+        address asset = params.asset;
         if (asset != address(0) && asset.code.length == 0) revert InvalidAsset(asset);
         Channel storage ch = _channels[id];
-        uint256 head;
-        assembly ("memory-safe") {
-            head := sload(ch.slot)
-        }
-        if (head != 0) revert ChannelExists(id);
+        if (ch.status != ChannelStatus.None) revert ChannelExists(id);
 
         uint256 shift = participant == 0 ? DEPOSIT0_SHIFT : DEPOSIT1_SHIFT;
         if (asset == address(0)) {
             if (msg.value != amount) revert NativeValueMismatch(amount, msg.value);
             if (amount > MAX_DEPOSIT) revert DepositTooLarge(amount, MAX_DEPOSIT);
+            // Status, native flag and deposit: the channel's first word, written once.
             assembly ("memory-safe") {
                 sstore(ch.slot, or(OPEN_NATIVE, shl(shift, amount)))
             }
         } else {
             amount = _openToken(ch, asset, shift, amount);
         }
-        // emit ChannelOpened(id, deposits), the deposits written straight to scratch memory: a memory array literal
-        // would cost as much as the rest of the log.
-        bytes32 topic = ChannelOpened.selector;
+        _emitOpened(params, id, participant, amount);
+    }
+
+    /// @dev ChannelOpened's data is abi.encodePacked(participants[0], participants[1], uint64 challengePeriod, nonce,
+    ///      uint8 flags, uint120 deposit): 96 bytes, written straight to memory (each field overwrites the zero tail
+    ///      of the one before). Flags: bit 0 the participant the deposit is for, bit 1 set when ChannelOpenedWith
+    ///      follows.
+    function _emitOpened(ChannelParams calldata params, ChannelId id, uint256 participant, uint256 amount) private {
+        bytes32 opened = ChannelOpened.selector;
+        bytes32 openedWith = ChannelOpenedWith.selector;
         assembly ("memory-safe") {
+            let extras := or(or(calldataload(add(params, 0x40)), calldataload(add(params, 0x60))), calldataload(add(params, 0x80)))
             let ptr := mload(0x40)
-            let first := eq(shift, DEPOSIT0_SHIFT)
-            mstore(ptr, mul(amount, first))
-            mstore(add(ptr, 0x20), mul(amount, iszero(first)))
-            log2(ptr, 0x40, topic, id)
+            mstore(ptr, shl(96, calldataload(params)))
+            mstore(add(ptr, 20), shl(96, calldataload(add(params, 0x20))))
+            mstore(add(ptr, 40), shl(192, calldataload(add(params, 0xa0))))
+            mstore(add(ptr, 48), calldataload(add(params, 0xc0)))
+            let flags := or(participant, shl(1, iszero(iszero(extras))))
+            mstore(add(ptr, 80), or(shl(248, flags), shl(128, amount)))
+            log2(ptr, 96, opened, id)
+            if extras {
+                calldatacopy(ptr, add(params, 0x40), 0x60)
+                log2(ptr, 0x60, openedWith, id)
+            }
         }
     }
 

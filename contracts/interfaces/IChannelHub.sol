@@ -21,12 +21,20 @@ import {ISecretRegistry} from "./ISecretRegistry.sol";
 interface IChannelHub {
     // ------------------------------------------------------------------ events
 
-    /// @notice A channel was opened, with `deposits` credited in the same call (`openAndDeposit`; zero for `open`).
-    /// @dev The fixed parameters are not repeated here: the id commits to them (`channelId(params)` checks a copy),
-    ///      the participants agreed on them before opening, and they are the input of the opening call. Leaving
-    ///      them out keeps a channel's first funding to one storage write and one short log.
-    /// @param deposits The on-chain deposit totals the channel starts with (for tokens: what arrived).
-    event ChannelOpened(ChannelId indexed channelId, uint256[2] deposits);
+    /// @notice A channel was opened. `packed` carries its parameters and the deposit made in the same call, as
+    ///         `abi.encodePacked(participants[0], participants[1], uint64 challengePeriod, nonce, uint8 flags,
+    ///         uint120 deposit)` (96 bytes): flags bit 0 is the participant the deposit is for (`openAndDeposit`;
+    ///         `open` has deposit 0), bit 1 is set when `ChannelOpenedWith` follows with the payees and asset,
+    ///         which are address(0) otherwise. `channelId(params)` of the parameters read back gives `channelId`.
+    /// @dev Packed, not ABI-encoded: a channel's first funding stays one storage write and one three-word log.
+    /// @param packed The parameters and the opening deposit (for tokens: what arrived), packed as above.
+    event ChannelOpened(ChannelId indexed channelId, bytes32[3] packed);
+
+    /// @notice The payees and asset of a channel just opened, emitted right after its `ChannelOpened` when any of
+    ///         them is not address(0).
+    /// @param payees Where each participant's payout goes (address(0): the participant itself).
+    /// @param asset The channel's ERC-20 token, or address(0) for the native coin.
+    event ChannelOpenedWith(ChannelId indexed channelId, address[2] payees, address asset);
 
     /// @notice Funds were added to one participant's side (by anyone: the payer is the transaction's sender).
     /// @param participant Index (0 or 1) of the participant credited.

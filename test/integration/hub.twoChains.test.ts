@@ -1,9 +1,10 @@
 import { expect } from "chai";
 import { anyValue } from "@nomicfoundation/hardhat-ethers-chai-matchers/withArgs";
-import { hexlify, randomBytes } from "ethers";
+import { hexlify, randomBytes, ZeroAddress } from "ethers";
 
 import {
   channelIdOf,
+  channelOpenings,
   HubAdapter,
   hubDomain,
   locksHash,
@@ -106,12 +107,32 @@ describe("ChannelHub on two chains", function () {
     const { S } = await deployBoth();
     const params = nativeParams(S, 11n);
     const id = channelIdOf(S.chainId, await S.hub.getAddress(), params);
-    await expect(S.hub.open(paramsArg(params))).to.emit(S.hub, "ChannelOpened").withArgs(id, [0n, 0n]);
+    const opening = await S.hub.open(paramsArg(params));
+    await expect(opening).to.emit(S.hub, "ChannelOpened").withArgs(id, anyValue);
+    await expect(opening).not.to.emit(S.hub, "ChannelOpenedWith");
     const other = nativeParams(S, 12n);
     await expect(S.hub.connect(S.bob).openAndDeposit(paramsArg(other), 1, ONE, { value: ONE }))
       .to.emit(S.hub, "ChannelOpened")
-      .withArgs(channelIdOf(S.chainId, await S.hub.getAddress(), other), [0n, ONE])
+      .withArgs(channelIdOf(S.chainId, await S.hub.getAddress(), other), anyValue)
       .and.not.to.emit(S.hub, "Deposited");
+    // Payees and the asset, when set, follow in ChannelOpenedWith (a token channel always has one).
+    const token = await new TestToken__factory(S.deployer).deploy("Follow", "FLW");
+    await token.mint(S.alice.address, ONE);
+    await token.connect(S.alice).approve(await S.hub.getAddress(), ONE);
+    const withPayee = { ...nativeParams(S, 13n), payees: [S.other.address, ZeroAddress] as const, asset: await token.getAddress() };
+    await expect(S.hub.connect(S.alice).openAndDeposit(paramsArg(withPayee), 0, ONE))
+      .to.emit(S.hub, "ChannelOpenedWith")
+      .withArgs(channelIdOf(S.chainId, await S.hub.getAddress(), withPayee), [S.other.address, ZeroAddress], await token.getAddress());
+    const nativeWithPayee = { ...nativeParams(S, 14n, 7200n), payees: [ZeroAddress, S.other.address] as const };
+    await S.hub.connect(S.bob).openAndDeposit(paramsArg(nativeWithPayee), 1, 5n, { value: 5n });
+    // A follower rebuilds each channel's parameters and opening deposits from the events alone.
+    const openings = await channelOpenings(S.hub, S.chainId);
+    expect(openings.map((o) => [o.params, o.deposits])).to.deep.equal([
+      [params, [0n, 0n]],
+      [other, [0n, ONE]],
+      [withPayee, [ONE, 0n]],
+      [nativeWithPayee, [0n, 5n]],
+    ]);
     await expect(S.hub.connect(S.other).deposit(id, 0, ONE, { value: ONE }))
       .to.emit(S.hub, "Deposited")
       .withArgs(id, 0, ONE, ONE);
