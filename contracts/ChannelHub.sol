@@ -458,13 +458,12 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
             }
         }
         if (locks.length > MAX_LOCKS) revert TooManyLocks(locks.length, MAX_LOCKS);
-        if (revealedTogether >> locks.length != 0) revert RevealBatchMismatch(id, revealedTogether);
         Locks.Resolution memory r;
         {
             (bytes32 given, uint256 singles, uint256 together) = StateHashing.hashLocksAndSplit(locks, revealedTogether);
             if (given != state.locksHash) revert LocksMismatch(id, state.locksHash, given);
             if (locks.length != 0) {
-                r = Locks.resolve(id, locks, revealedTogether, singles, together, secretRegistry, block.timestamp);
+                r = Locks.resolve(locks, revealedTogether, singles, together, secretRegistry, block.timestamp);
             }
         }
         if (r.liveLock != 0) {

@@ -117,7 +117,9 @@ await record("open and deposit native in one call", hub.connect(alice).openAndDe
 // before their expiry (paid); the others expire unrevealed (refunded). The paid ones' secrets are revealed in one
 // revealMany call in lock order, as a settler does before settling, and named to `settle` as revealed together
 // unless `named` is false (then each lock's reveal time is read on its own, as for secrets revealed one by one).
-async function settleWithLocks(n: number, revealed: (i: number) => boolean, named: boolean): Promise<bigint> {
+// `frontRun`: someone reveals the first of those secrets alone just before the revealMany, so no batch is recorded,
+// and settle still names the locks (the hub then reads each on its own).
+async function settleWithLocks(n: number, revealed: (i: number) => boolean, named: boolean, frontRun = false): Promise<bigint> {
   const { p, id } = await openNative(ONE, ONE);
   const now = BigInt(await networkHelpers.time.latest());
   let s = openingState(id, [ONE, ONE]);
@@ -132,6 +134,7 @@ async function settleWithLocks(n: number, revealed: (i: number) => boolean, name
       mask |= 1n << BigInt(i);
     }
   }
+  if (frontRun && secrets[0] !== undefined) await registry.connect(other).reveal(secrets[0]);
   if (secrets.length > 0) await registry.revealMany(secrets);
   await hub.connect(alice).forceClose(paramsArg(p), await coSign(s));
   await networkHelpers.time.increase(7201);
@@ -150,6 +153,7 @@ for (const n of [0, ...lockCounts]) {
 const perExtra = (gas: bigint) => (gas - settleGas.get(1)!) / 255n;
 const settleVariants = [
   { step: "settle with 256 locks, half paid, each read on its own", gas: await settleWithLocks(256, half, false) },
+  { step: "settle with 256 locks, half paid, named but a front-run reveal left no batch", gas: await settleWithLocks(256, half, true, true) },
   { step: "settle with 256 locks, all refunded", gas: await settleWithLocks(256, () => false, false) },
   { step: "settle with 256 locks, all paid, revealed together", gas: await settleWithLocks(256, () => true, true) },
 ];

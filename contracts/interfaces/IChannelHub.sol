@@ -131,10 +131,6 @@ interface IChannelHub {
     error InsufficientGasForPayout(uint256 gasLeft, uint256 needed);
     /// @notice `settleMany` was given arrays of different lengths.
     error LengthMismatch(uint256 params, uint256 states, uint256 locks, uint256 revealedTogether);
-    /// @notice `revealedTogether` names locks the registry does not confirm were revealed together (by one
-    ///         `revealMany` call, in lock order, that revealed the first of them first), or a lock past the list,
-    ///         or that call came after a named lock's expiry.
-    error RevealBatchMismatch(ChannelId channelId, uint256 revealedTogether);
     /// @notice Withdrawal to address(0).
     error InvalidReceiver(address to);
     /// @notice No deferred payout waits for this account and asset.
@@ -207,8 +203,11 @@ interface IChannelHub {
     ///         expiry has passed); then both final balances are paid out.
     /// @dev Each lock's reveal time is read from the registry, one storage word per lock, except for the locks named
     ///      in `revealedTogether`: their secrets were revealed by one `revealMany` call (listed in lock order), and
-    ///      one word answers for all of them (`ISecretRegistry.revealedTogetherAt`). The mask only saves reads: a
-    ///      wrong one reverts `RevealBatchMismatch`, a right one gives the outcome reading each lock would.
+    ///      one word answers for all of them (`ISecretRegistry.revealedTogetherAt`). The mask is a hint that only
+    ///      saves reads: when the registry does not bear it out (another set or order, a bit past the last lock, a
+    ///      batch that was not first to reveal its first secret, a batch after a named lock's expiry), every lock is
+    ///      read on its own. Either way the outcome is the one reading each lock gives, and nothing a third party
+    ///      reveals can make a settlement revert.
     /// @param params The channel's parameters.
     /// @param state The registered state (as emitted by the force close or the last challenge).
     /// @param locks The state's pending locks, in signed order.
@@ -226,7 +225,7 @@ interface IChannelHub {
     ///      Input that no later block would accept either still reverts the whole call: arrays of different lengths
     ///      (`LengthMismatch`), a state of another channel (`WrongChannel`), and for a channel whose given state is
     ///      the registered one: locks that do not hash to it (`LocksMismatch`), more than MAX_LOCKS locks, an
-    ///      invalid lock sender, a wrong `revealedTogether` (`RevealBatchMismatch`), amounts that do not add up. A
+    ///      invalid lock sender, amounts that do not add up (a `revealedTogether` entry is a hint, as for `settle`). A
     ///      payout that cannot get its gas reverts the whole call too (`InsufficientGasForPayout`). The caller
     ///      chooses the batch: its length is the caller's own gas.
     /// @param params The channels' parameters.

@@ -125,51 +125,171 @@ contract ChannelHubSettleTest is HubTestBase {
         assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
     }
 
-    function test_settle_revertsWhenTheNamedLocksWereNotRevealedTogether() public {
+    function test_settle_ignoresAMaskWhenTheNamedLocksWereNotRevealedTogether() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
         vm.warp(EXPIRY - 10);
         registry.reveal(SECRET); // one by one: no batch record
         registry.reveal(keccak256("third"));
         vm.warp(EXPIRY + 2 hours);
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x5));
-        hub.settle(p, s, locks, 0x5);
-        hub.settle(p, s, locks, 0); // read one by one: both paid
+        hub.settle(p, s, locks, 0x5); // read one by one: both paid
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
         assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
     }
 
-    function test_settle_revertsWhenTheMaskNamesAnotherSetThanTheBatch() public {
+    function test_settle_anUnrevealedLockNamedWithTheBatchIsStillRefunded() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
         _revealLocks0And2Together();
         vm.warp(EXPIRY + 2 hours);
-        // An unrevealed lock named with the batch cannot borrow its time, nor can part of the batch stand alone.
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x7));
+        // Lock 1 named with the batch cannot borrow its time: the mask is not borne out and every lock is read.
         hub.settle(p, s, locks, 0x7);
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x1));
-        hub.settle(p, s, locks, 0x1);
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x8));
-        hub.settle(p, s, locks, 0x8); // past the last lock
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether + 0.5 ether, "bob: balance + both paid locks + his refund");
     }
 
-    function test_settle_revertsWhenTheBatchCameAfterANamedLocksExpiry() public {
+    function test_settle_ignoresPartOfABatchAndBitsPastTheLastLock() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        uint256 snapshot = vm.snapshotState();
+        hub.settle(p, s, locks, 0x1); // part of the batch
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+        vm.revertToState(snapshot);
+        hub.settle(p, s, locks, 0x8 | 0x5); // past the last lock
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+    }
+
+    function test_settle_readsANamedLockOnItsOwnWhenTheBatchCameAfterItsExpiry() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
         bytes32[] memory secrets = new bytes32[](2);
         (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
         vm.warp(EXPIRY + 10); // after lock 0's expiry, before lock 2's
         registry.revealMany(secrets);
         vm.warp(EXPIRY + 2 hours);
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 0x5));
         hub.settle(p, s, locks, 0x5);
-        hub.settle(p, s, locks, 0); // lock 0 refunded, lock 2 paid
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
         assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
     }
 
-    function test_settle_revertsOnAMaskWithoutLocks() public {
+    function test_settle_aNamedLockRevealedInTimeOnItsOwnIsPaidThoughTheBatchCameAfterItsExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        registry.reveal(keccak256("third")); // lock 2's secret, alone and in time
+        bytes32[] memory secrets = new bytes32[](2);
+        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
+        vm.warp(EXPIRY + 10); // the batch: after lock 0's expiry (refunded), first to reveal SECRET
+        registry.revealMany(secrets);
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5);
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    /// The griefing the hint must not allow: Bob sends revealMany(lock 0's and lock 2's secrets) and then settle
+    /// naming both. A third party copies one secret out of the pending revealMany and reveals it first, alone; Bob's
+    /// revealMany then records no batch. Settlement still goes through and pays both locks.
+    function test_settle_aFrontRunRevealOfOneSecretOfTheBatchCannotBlockSettlement() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        vm.prank(address(0xF00D));
+        registry.reveal(SECRET); // the front-runner, with lock 0's secret
+        _revealLocks0And2Together();
+        assertEq(registry.revealedTogetherAt(_hashlocks0And2()), 0, "no batch recorded");
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5);
+        assertTrue(_status(id) == ChannelStatus.Closed, "settled");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether + 0.5 ether, "bob: balance + both paid locks + his refund");
+    }
+
+    /// The same front-run, against a batch settle: the channel is settled, not skipped, and the other one too.
+    function test_settleMany_aFrontRunRevealCannotBlockTheBatch() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        (ChannelParams memory q, ChannelId qid) = _open(address(0));
+        _fund(q, qid, 1 ether, 1 ether);
+        State memory t = _state(qid, 1, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]);
+        _forceClose(q, _sign(t));
+        vm.warp(EXPIRY - 10);
+        // The front-runner reveals the batch's secrets in another order: its batch record is not Bob's list.
+        bytes32[] memory reordered = new bytes32[](2);
+        (reordered[0], reordered[1]) = (keccak256("third"), SECRET);
+        registry.revealMany(reordered);
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        ChannelParams[] memory ps = new ChannelParams[](2);
+        State[] memory ss = new State[](2);
+        Lock[][] memory ls = new Lock[][](2);
+        uint256[] memory masks = new uint256[](2);
+        (ps[0], ss[0], ls[0], masks[0]) = (p, s, locks, 0x5);
+        (ps[1], ss[1], ls[1], masks[1]) = (q, t, new Lock[](0), 0x1);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, masks);
+        assertTrue(settled[0] && settled[1], "both settled");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    /// Whatever was revealed when (alone, in a batch, before or after each expiry, in any order) and whatever mask
+    /// the settler names, each lock is paid iff its secret's first reveal was at or before its expiry.
+    function testFuzz_settle_anyMaskPaysExactlyTheLocksRevealedByTheirExpiry(
+        uint8[3] memory when,
+        bool batchLate,
+        bool batchReversed,
+        uint256 mask
+    ) public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        // when[i] % 4: 0 never, 1 alone before every expiry, 2 alone after locks 0 and 1 expired, 3 in the batch.
+        uint64[2] memory times = [EXPIRY - 10, EXPIRY + 10];
+        for (uint256 step; step < 2; ++step) {
+            vm.warp(times[step]);
+            for (uint256 i; i < 3; ++i) {
+                if (when[i] % 4 == step + 1) registry.reveal(_secretOf(i));
+            }
+            if ((batchLate ? 1 : 0) == step) _revealBatch(when, batchReversed);
+        }
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, mask);
+        for (uint256 i; i < 3; ++i) {
+            uint64 t = registry.revealedAt(locks[i].hashlock);
+            bool paid = t != 0 && t <= locks[i].expiry;
+            assertTrue(hub.transferOutcome(id, i) == (paid ? TransferOutcome.Paid : TransferOutcome.Refunded), "outcome");
+        }
+        assertEq(alice.balance + bob.balance, 10 ether, "both deposits paid out");
+    }
+
+    function _secretOf(uint256 i) internal pure returns (bytes32) {
+        return i == 0 ? SECRET : i == 1 ? keccak256("other") : keccak256("third");
+    }
+
+    function _revealBatch(uint8[3] memory when, bool reversed) internal {
+        uint256 n;
+        for (uint256 i; i < 3; ++i) {
+            if (when[i] % 4 == 3) ++n;
+        }
+        if (n == 0) return;
+        bytes32[] memory secrets = new bytes32[](n);
+        uint256 k;
+        for (uint256 i; i < 3; ++i) {
+            if (when[i] % 4 == 3) secrets[reversed ? n - 1 - k++ : k++] = _secretOf(i);
+        }
+        registry.revealMany(secrets);
+    }
+
+    function _hashlocks0And2() internal pure returns (bytes32[] memory hashlocks) {
+        hashlocks = new bytes32[](2);
+        (hashlocks[0], hashlocks[1]) = (sha256(abi.encodePacked(SECRET)), sha256(abi.encodePacked(keccak256("third"))));
+    }
+
+    function test_settle_ignoresAMaskWithoutLocks() public {
         State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(5 ether), 5 ether]);
         _forceClose(p, _sign(s));
         vm.warp(START + PERIOD);
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.RevealBatchMismatch.selector, id, 1));
         hub.settle(p, s, new Lock[](0), 1);
+        assertTrue(_status(id) == ChannelStatus.Closed, "settled");
     }
 
     function test_settle_revertsBeforeDeadline() public {

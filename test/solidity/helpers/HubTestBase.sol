@@ -37,6 +37,8 @@ interface Vm {
         address emitter;
     }
 
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
     function recordLogs() external;
     function getRecordedLogs() external returns (Log[] memory logs);
 }
