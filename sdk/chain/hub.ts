@@ -224,24 +224,32 @@ export class HubAdapter {
 
   /**
    * The `revealedTogether` mask for settling `locks`: the locks paid by their reveal times, when the registry confirms
-   * that one `revealMany` call revealed exactly their secrets, in lock order, by each one's expiry; else 0 (each lock
-   * is read on its own, which costs more gas and gives the same outcome).
+   * that one `revealMany` call revealed exactly their secrets, in lock order, by each one's expiry; failing that, the
+   * paid locks of one receiver (what a party or its watchtower reveals in one call); else 0 (each lock is read on its
+   * own, which costs more gas and gives the same outcome). The hub takes the mask as a hint only: one that no longer
+   * holds when the transaction runs is ignored, never a reason to revert.
    */
   async revealedTogether(locks: readonly Lock[]): Promise<bigint> {
     if (locks.length < 2) return 0n;
     const times = await this.registry.revealedAtMany(locks.map((l) => l.hashlock));
-    let mask = 0n;
-    const named: Lock[] = [];
-    locks.forEach((lock, i) => {
+    const paid = locks.map((lock, i) => {
       const t = times[i] ?? 0n;
-      if (t !== 0n && t <= lock.expiry) {
-        mask |= 1n << BigInt(i);
-        named.push(lock);
-      }
+      return t !== 0n && t <= lock.expiry;
     });
-    if (named.length < 2) return 0n;
-    const at = await this.registry.revealedTogetherAt(named.map((l) => l.hashlock));
-    return at !== 0n && named.every((l) => at <= l.expiry) ? mask : 0n;
+    const candidates = [
+      (i: number) => paid[i] === true,
+      (i: number) => paid[i] === true && locks[i]!.sender === 1,
+      (i: number) => paid[i] === true && locks[i]!.sender === 0,
+    ];
+    for (const named of candidates) {
+      const indices = locks.map((_, i) => i).filter(named);
+      if (indices.length < 2) continue;
+      const at = await this.registry.revealedTogetherAt(indices.map((i) => locks[i]!.hashlock));
+      if (at !== 0n && indices.every((i) => at <= locks[i]!.expiry)) {
+        return indices.reduce((mask, i) => mask | (1n << BigInt(i)), 0n);
+      }
+    }
+    return 0n;
   }
 
   /** Collects this signer's deferred payouts in `asset` (a payout the hub could not push), sent to `to`. */
