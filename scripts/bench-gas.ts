@@ -82,6 +82,8 @@ await token.mint(alice.address, 10n * ONE);
 await record("token approve", token.connect(alice).approve(await hub.getAddress(), ONE));
 await record("deposit token (first)", hub.connect(alice).deposit(tid, 0, ONE));
 await record("open and deposit native in one call", hub.connect(alice).openAndDeposit(paramsArg(params()), 0, ONE, { value: ONE }));
+await token.connect(alice).approve(await hub.getAddress(), ONE);
+await record("open and deposit token in one call", hub.connect(alice).openAndDeposit(paramsArg(params(await token.getAddress())), 0, ONE));
 
 // ---------------------------------------------------------------- cooperative close
 {
