@@ -49,6 +49,12 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IChannelHub
     ISecretRegistry public immutable secretRegistry;
 
+    /// @dev Bit offsets of the deposits in a channel's first word (see Channel), and that word for a native channel
+    ///      just opened: status Open (ChannelStatus 1) in bits 0-7, the native flag in bits 8-15.
+    uint256 private constant DEPOSIT0_SHIFT = 16;
+    uint256 private constant DEPOSIT1_SHIFT = 136;
+    uint256 private constant OPEN_NATIVE = 0x0101;
+
     struct Channel {
         // slot 0: read by every entry point. `deposit` reads and writes it as one word: status in bits 0-7, the
         // native flag in bits 8-15, deposit0 in bits 16-135, deposit1 in bits 136-255 (Solidity's packing order).
@@ -80,7 +86,7 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
 
     /// @inheritdoc IChannelHub
     function open(ChannelParams calldata params) external returns (ChannelId id) {
-        id = _open(params);
+        id = _open(params, 0, 0);
     }
 
     /// @inheritdoc IChannelHub
@@ -89,11 +95,66 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         payable
         returns (ChannelId id)
     {
-        id = _open(params);
-        _deposit(id, participant, amount);
+        _openNativeAndReturn(params, participant, amount);
+        // Not a new native channel with valid parameters and value: a token channel, or a call that reverts below.
+        if (participant > 1) revert InvalidParticipantIndex(participant);
+        if (amount == 0) revert ZeroDeposit();
+        id = _open(params, participant, amount);
     }
 
-    function _open(ChannelParams calldata params) private returns (ChannelId id) {
+    /// @dev The first funding of a native channel, the usual start of a channel, in one pass: when `params` are valid
+    ///      (as `_open` checks them), the channel is new, the asset is the native coin, `participant` is 0 or 1 and
+    ///      `amount` is non-zero, at most MAX_DEPOSIT and equal to `msg.value`, it writes the channel's first word
+    ///      once, emits what `_open` emits, and ends the call returning the id. Any other input returns here without
+    ///      an effect and goes down `_open`, which handles it or reverts with the error that names the problem.
+    function _openNativeAndReturn(ChannelParams calldata params, uint256 participant, uint256 amount) private {
+        bytes32 opened = ChannelOpened.selector;
+        bytes32 openedWith = ChannelOpenedWith.selector;
+        assembly ("memory-safe") {
+            let p0 := calldataload(params)
+            let p1 := calldataload(add(params, 0x20))
+            let payees := or(calldataload(add(params, 0x40)), calldataload(add(params, 0x60)))
+            let period := calldataload(add(params, 0xa0))
+            let other := or(or(iszero(p0), iszero(p1)), eq(p0, p1))
+            other := or(other, or(lt(period, MIN_CHALLENGE_PERIOD), gt(period, MAX_CHALLENGE_PERIOD)))
+            // A dirty address word goes to `_open` (which reverts), and so does a token (asset not zero).
+            other := or(other, or(shr(160, or(or(p0, p1), payees)), calldataload(add(params, 0x80))))
+            other := or(other, or(gt(participant, 1), iszero(amount)))
+            other := or(other, or(xor(callvalue(), amount), shr(120, amount))) // amount > MAX_DEPOSIT (2^120 - 1)
+            if iszero(other) {
+                // keccak256(abi.encode(block.chainid, address(this), params)), as StateHashing.channelId.
+                let ptr := mload(0x40)
+                mstore(ptr, chainid())
+                mstore(add(ptr, 0x20), address())
+                calldatacopy(add(ptr, 0x40), params, 0xe0)
+                let id := keccak256(ptr, 0x120)
+                mstore(0x00, id)
+                mstore(0x20, _channels.slot)
+                let slot := keccak256(0x00, 0x40)
+                if iszero(sload(slot)) {
+                    sstore(slot, or(OPEN_NATIVE, shl(add(DEPOSIT0_SHIFT, mul(120, participant)), amount)))
+                    // ChannelOpened's packed data, as `_emitOpened` writes it.
+                    mstore(ptr, shl(96, p0))
+                    mstore(add(ptr, 20), shl(96, p1))
+                    mstore(add(ptr, 40), shl(192, period))
+                    mstore(add(ptr, 48), calldataload(add(params, 0xc0)))
+                    mstore(add(ptr, 80), or(shl(248, or(participant, shl(1, iszero(iszero(payees))))), shl(128, amount)))
+                    log2(ptr, 96, opened, id)
+                    if payees {
+                        calldatacopy(ptr, add(params, 0x40), 0x60)
+                        log2(ptr, 0x60, openedWith, id)
+                    }
+                    mstore(0x00, id)
+                    return(0x00, 0x20)
+                }
+            }
+        }
+    }
+
+    /// @dev Opens the channel of `params` with `amount` (0: none) deposited for `participant` (0 or 1, checked by the
+    ///      caller): `open`, token channels, and every `openAndDeposit` that `_openNativeAndReturn` did not take.
+    function _open(ChannelParams calldata params, uint256 participant, uint256 amount) private returns (ChannelId id) {
+        id = StateHashing.channelId(params);
         address p0 = params.participants[0];
         address p1 = params.participants[1];
         if (p0 == address(0) || p1 == address(0) || p0 == p1) revert InvalidParticipants(p0, p1);
@@ -101,23 +162,68 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         if (period < MIN_CHALLENGE_PERIOD || period > MAX_CHALLENGE_PERIOD) {
             revert InvalidChallengePeriod(period, MIN_CHALLENGE_PERIOD, MAX_CHALLENGE_PERIOD);
         }
-        if (params.asset != address(0) && params.asset.code.length == 0) revert InvalidAsset(params.asset);
-        id = StateHashing.channelId(params);
+        address asset = params.asset;
+        if (asset != address(0) && asset.code.length == 0) revert InvalidAsset(asset);
         Channel storage ch = _channels[id];
         if (ch.status != ChannelStatus.None) revert ChannelExists(id);
 
+        uint256 shift = participant == 0 ? DEPOSIT0_SHIFT : DEPOSIT1_SHIFT;
+        if (asset == address(0)) {
+            if (msg.value != amount) revert NativeValueMismatch(amount, msg.value);
+            if (amount > MAX_DEPOSIT) revert DepositTooLarge(amount, MAX_DEPOSIT);
+            // Status, native flag and deposit: the channel's first word, written once.
+            assembly ("memory-safe") {
+                sstore(ch.slot, or(OPEN_NATIVE, shl(shift, amount)))
+            }
+        } else {
+            amount = _openToken(ch, asset, shift, amount);
+        }
+        _emitOpened(params, id, participant, amount);
+    }
+
+    /// @dev ChannelOpened's data is abi.encodePacked(participants[0], participants[1], uint64 challengePeriod, nonce,
+    ///      uint8 flags, uint120 deposit): 96 bytes, written straight to memory (each field overwrites the zero tail
+    ///      of the one before). Flags: bit 0 the participant the deposit is for, bit 1 set when ChannelOpenedWith
+    ///      follows.
+    function _emitOpened(ChannelParams calldata params, ChannelId id, uint256 participant, uint256 amount) private {
+        bytes32 opened = ChannelOpened.selector;
+        bytes32 openedWith = ChannelOpenedWith.selector;
+        assembly ("memory-safe") {
+            let extras := or(or(calldataload(add(params, 0x40)), calldataload(add(params, 0x60))), calldataload(add(params, 0x80)))
+            let ptr := mload(0x40)
+            mstore(ptr, shl(96, calldataload(params)))
+            mstore(add(ptr, 20), shl(96, calldataload(add(params, 0x20))))
+            mstore(add(ptr, 40), shl(192, calldataload(add(params, 0xa0))))
+            mstore(add(ptr, 48), calldataload(add(params, 0xc0)))
+            let flags := or(participant, shl(1, iszero(iszero(extras))))
+            mstore(add(ptr, 80), or(shl(248, flags), shl(128, amount)))
+            log2(ptr, 96, opened, id)
+            if extras {
+                calldatacopy(ptr, add(params, 0x40), 0x60)
+                log2(ptr, 0x60, openedWith, id)
+            }
+        }
+    }
+
+    /// @dev Opens a token channel and pulls `amount` (0: none) into the deposit at `shift`; returns what arrived.
+    function _openToken(Channel storage ch, address asset, uint256 shift, uint256 amount)
+        private
+        returns (uint256 received)
+    {
+        if (msg.value != 0) revert UnexpectedNativeValue(msg.value);
+        // Open before the transfer, so that a token re-entering with the same parameters finds the id taken.
         ch.status = ChannelStatus.Open;
-        if (params.asset == address(0)) ch.native = true;
-        else ch.asset = params.asset;
-        emit ChannelOpened(id, params);
+        ch.asset = asset;
+        if (amount == 0) return 0;
+        received = _pullToken(IERC20(asset), amount);
+        if (received > MAX_DEPOSIT) revert DepositTooLarge(received, MAX_DEPOSIT);
+        assembly ("memory-safe") {
+            sstore(ch.slot, or(sload(ch.slot), shl(shift, received)))
+        }
     }
 
     /// @inheritdoc IChannelHub
     function deposit(ChannelId id, uint8 participant, uint256 amount) external payable {
-        _deposit(id, participant, amount);
-    }
-
-    function _deposit(ChannelId id, uint8 participant, uint256 amount) private {
         if (participant > 1) revert InvalidParticipantIndex(participant);
         if (amount == 0) revert ZeroDeposit();
         Channel storage ch = _channels[id];
@@ -141,7 +247,7 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
                 head := sload(ch.slot)
             }
         }
-        uint256 shift = participant == 0 ? 16 : 136;
+        uint256 shift = participant == 0 ? DEPOSIT0_SHIFT : DEPOSIT1_SHIFT;
         uint256 current = (head >> shift) & MAX_DEPOSIT;
         if (received > MAX_DEPOSIT - current) revert DepositTooLarge(current + received, MAX_DEPOSIT);
         uint256 total = current + received;
@@ -237,28 +343,30 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     // ------------------------------------------------------------------ Phase 3: batch settlement
 
     /// @inheritdoc IChannelHub
-    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks)
+    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, uint256 revealedTogether)
         external
         nonReentrant
     {
-        _settle(params, state, locks, false);
+        _settle(params, state, locks, revealedTogether, false);
     }
 
     /// @inheritdoc IChannelHub
-    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
-        external
-        nonReentrant
-        returns (bool[] memory settled)
-    {
-        if (states.length != params.length || locks.length != params.length) {
-            revert LengthMismatch(params.length, states.length, locks.length);
+    function settleMany(
+        ChannelParams[] calldata params,
+        State[] calldata states,
+        Lock[][] calldata locks,
+        uint256[] calldata revealedTogether
+    ) external nonReentrant returns (bool[] memory settled) {
+        uint256 n = params.length;
+        if (states.length != n || locks.length != n || revealedTogether.length != n) {
+            revert LengthMismatch(n, states.length, locks.length, revealedTogether.length);
         }
         settled = new bool[](params.length);
         // A channel that is not ready is skipped, not reverted on: anyone may settle or challenge one channel of the
         // batch first, and that must not undo the others. Each channel's checks and effects come before its own
         // payouts; the reentrancy guard keeps payout receivers from changing what a later channel's checks read.
         for (uint256 i; i < params.length; ++i) {
-            settled[i] = _settle(params[i], states[i], locks[i], true);
+            settled[i] = _settle(params[i], states[i], locks[i], revealedTogether[i], true);
         }
     }
 
@@ -325,10 +433,13 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
     ///      with the matching error, or with `skipIfNotReady` is reported by SettlementSkipped and left as it is
     ///      (returns false). Input that could never settle (another channel's state, locks that do not match the
     ///      state, amounts that do not add up) reverts either way.
-    function _settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, bool skipIfNotReady)
-        private
-        returns (bool)
-    {
+    function _settle(
+        ChannelParams calldata params,
+        State calldata state,
+        Lock[] calldata locks,
+        uint256 revealedTogether,
+        bool skipIfNotReady
+    ) private returns (bool) {
         ChannelId id = _requireChannelOf(params, state);
         Channel storage ch = _channels[id];
         if (ch.status != ChannelStatus.Disputed) {
@@ -348,21 +459,17 @@ contract ChannelHub is IChannelHub, EIP712, ReentrancyGuardTransient {
         }
         if (locks.length > MAX_LOCKS) revert TooManyLocks(locks.length, MAX_LOCKS);
         Locks.Resolution memory r;
-        if (locks.length == 0) {
-            if (state.locksHash != StateHashing.EMPTY_LOCKS_HASH) {
-                revert LocksMismatch(id, state.locksHash, StateHashing.EMPTY_LOCKS_HASH);
+        {
+            (bytes32 given, uint256 singles, uint256 together) = StateHashing.hashLocksAndSplit(locks, revealedTogether);
+            if (given != state.locksHash) revert LocksMismatch(id, state.locksHash, given);
+            if (locks.length != 0) {
+                r = Locks.resolve(locks, revealedTogether, singles, together, secretRegistry, block.timestamp);
             }
-        } else {
-            (bytes32 locksHash, bytes32[] memory hashlocks) = StateHashing.hashLocksAndHashlocks(locks);
-            if (locksHash != state.locksHash) revert LocksMismatch(id, state.locksHash, locksHash);
-            r = Locks.resolve(locks, secretRegistry.revealedAtMany(hashlocks), block.timestamp);
-            if (r.liveLock != 0) {
-                if (!skipIfNotReady) {
-                    uint256 index = r.liveLock - 1;
-                    revert LockNotExpired(id, index, locks[index].expiry, uint64(block.timestamp));
-                }
-                return _skip(id, SkipReason.LockNotExpired);
-            }
+        }
+        if (r.liveLock != 0) {
+            uint256 live = r.liveLock - 1;
+            if (!skipIfNotReady) revert LockNotExpired(id, live, locks[live].expiry, uint64(block.timestamp));
+            return _skip(id, SkipReason.LockNotExpired);
         }
         uint256[2] memory out = Settlement.payouts(id, _deposits(ch), state.deposits, state.balances, r.credited, r.locked);
 

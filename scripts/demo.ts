@@ -129,7 +129,7 @@ function describeStep(s: EnforcementStep): string {
   switch (s.kind) {
     case "forceClosed": return `force-closed with state ${s.seq}`;
     case "challenged": return `challenged stale state ${s.stale} with ${s.seq}`;
-    case "revealed": return `registered the secret of ${s.hashlock.slice(0, 10)}…`;
+    case "revealed": return `registered the secret${s.hashlocks.length === 1 ? "" : "s"} of ${s.hashlocks.map((h) => `${h.slice(0, 10)}…`).join(", ")}`;
     case "settled": return `settled state ${s.seq} with all its locks (payouts sent)`;
     case "waiting": return `waiting until ${s.until} (${s.why})`;
     case "closed": return "closed";

@@ -10,6 +10,7 @@ export * from "./core/swap.js";
 export * from "./core/messages.js";
 export * from "./store/store.js";
 export * from "./chain/hub.js";
+export * from "./chain/events.js";
 export * from "./chain/provider.js";
 export * from "./chain/fees.js";
 export * from "./coordinator/signer.js";

@@ -21,8 +21,20 @@ import {ISecretRegistry} from "./ISecretRegistry.sol";
 interface IChannelHub {
     // ------------------------------------------------------------------ events
 
-    /// @notice A channel was opened with these fixed parameters.
-    event ChannelOpened(ChannelId indexed channelId, ChannelParams params);
+    /// @notice A channel was opened. `packed` carries its parameters and the deposit made in the same call, as
+    ///         `abi.encodePacked(participants[0], participants[1], uint64 challengePeriod, nonce, uint8 flags,
+    ///         uint120 deposit)` (96 bytes): flags bit 0 is the participant the deposit is for (`openAndDeposit`;
+    ///         `open` has deposit 0), bit 1 is set when `ChannelOpenedWith` follows with the payees and asset,
+    ///         which are address(0) otherwise. `channelId(params)` of the parameters read back gives `channelId`.
+    /// @dev Packed, not ABI-encoded: a channel's first funding stays one storage write and one three-word log.
+    /// @param packed The parameters and the opening deposit (for tokens: what arrived), packed as above.
+    event ChannelOpened(ChannelId indexed channelId, bytes32[3] packed);
+
+    /// @notice The payees and asset of a channel just opened, emitted right after its `ChannelOpened` when any of
+    ///         them is not address(0).
+    /// @param payees Where each participant's payout goes (address(0): the participant itself).
+    /// @param asset The channel's ERC-20 token, or address(0) for the native coin.
+    event ChannelOpenedWith(ChannelId indexed channelId, address[2] payees, address asset);
 
     /// @notice Funds were added to one participant's side (by anyone: the payer is the transaction's sender).
     /// @param participant Index (0 or 1) of the participant credited.
@@ -118,7 +130,7 @@ interface IChannelHub {
     ///         (cold receiver, cold EIP-7702 delegate, value transfer) and the 1/64 the EVM keeps back.
     error InsufficientGasForPayout(uint256 gasLeft, uint256 needed);
     /// @notice `settleMany` was given arrays of different lengths.
-    error LengthMismatch(uint256 params, uint256 states, uint256 locks);
+    error LengthMismatch(uint256 params, uint256 states, uint256 locks, uint256 revealedTogether);
     /// @notice Withdrawal to address(0).
     error InvalidReceiver(address to);
     /// @notice No deferred payout waits for this account and asset.
@@ -189,29 +201,44 @@ interface IChannelHub {
     /// @notice After the deadline anyone settles the registered state: every pending lock goes to its receiver
     ///         if its secret was registered at or before its expiry, else back to its sender (never before the
     ///         expiry has passed); then both final balances are paid out.
+    /// @dev Each lock's reveal time is read from the registry, one storage word per lock, except for the locks named
+    ///      in `revealedTogether`: their secrets were revealed by one `revealMany` call (listed in lock order), and
+    ///      one word answers for all of them (`ISecretRegistry.revealedTogetherAt`). The mask is a hint that only
+    ///      saves reads: when the registry does not bear it out (another set or order, a bit past the last lock, a
+    ///      batch that was not first to reveal its first secret, a batch after a named lock's expiry), every lock is
+    ///      read on its own. Either way the outcome is the one reading each lock gives, and nothing a third party
+    ///      reveals can make a settlement revert.
     /// @param params The channel's parameters.
     /// @param state The registered state (as emitted by the force close or the last challenge).
     /// @param locks The state's pending locks, in signed order.
-    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks) external;
+    /// @param revealedTogether Bit i set: lock i is one of the locks whose secrets were revealed together, at or
+    ///        before each one's expiry; 0 to read every lock on its own.
+    function settle(ChannelParams calldata params, State calldata state, Lock[] calldata locks, uint256 revealedTogether)
+        external;
 
     /// @notice `settle` for many channels in one call, settling every channel of the batch that is ready. A channel
     ///         that is not ready is skipped and reported (`SettlementSkipped` with its reason) where `settle` would
     ///         revert: already closed (someone settled it first), not disputed, still in its challenge period, its
     ///         registered state replaced by a challenge (or not the state given), or a lock still live. So a
     ///         front-runner who settles one channel of the batch does not undo the others.
-    /// @dev The arrays are parallel: channel i is `params[i]`, `states[i]`, `locks[i]`. Input that no later block
-    ///      would accept either still reverts the whole call: arrays of different lengths (`LengthMismatch`), a
-    ///      state of another channel (`WrongChannel`), and for a channel whose given state is the registered one:
-    ///      locks that do not hash to it (`LocksMismatch`), more than MAX_LOCKS locks, an invalid lock sender,
-    ///      amounts that do not add up. A payout that cannot get its gas reverts the whole call too
-    ///      (`InsufficientGasForPayout`). The caller chooses the batch: its length is the caller's own gas.
+    /// @dev The arrays are parallel: channel i is `params[i]`, `states[i]`, `locks[i]`, `revealedTogether[i]`.
+    ///      Input that no later block would accept either still reverts the whole call: arrays of different lengths
+    ///      (`LengthMismatch`), a state of another channel (`WrongChannel`), and for a channel whose given state is
+    ///      the registered one: locks that do not hash to it (`LocksMismatch`), more than MAX_LOCKS locks, an
+    ///      invalid lock sender, amounts that do not add up (a `revealedTogether` entry is a hint, as for `settle`). A
+    ///      payout that cannot get its gas reverts the whole call too (`InsufficientGasForPayout`). The caller
+    ///      chooses the batch: its length is the caller's own gas.
     /// @param params The channels' parameters.
     /// @param states The states to settle, each the one registered for its channel.
     /// @param locks Each state's pending locks, in signed order.
+    /// @param revealedTogether Each channel's mask of locks revealed together, as for `settle` (0: none).
     /// @return settled Entry i is true when channel i was settled by this call, false when it was skipped.
-    function settleMany(ChannelParams[] calldata params, State[] calldata states, Lock[][] calldata locks)
-        external
-        returns (bool[] memory settled);
+    function settleMany(
+        ChannelParams[] calldata params,
+        State[] calldata states,
+        Lock[][] calldata locks,
+        uint256[] calldata revealedTogether
+    ) external returns (bool[] memory settled);
 
     // ------------------------------------------------------------------ asset settlement
 

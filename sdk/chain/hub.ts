@@ -208,13 +208,48 @@ export class HubAdapter {
     await this.send("challenge", tx, options);
   }
 
-  /** Settles the registered `state` (its locks are passed along). */
+  /**
+   * Settles the registered `state` (its locks are passed along). Locks whose secrets one `revealMany` call revealed
+   * together are named to the hub (`revealedTogether`), which then reads one registry word for all of them.
+   */
   async settle(params: ChannelParams, state: ChannelState, options: DeadlineOptions = {}): Promise<void> {
+    const together = await this.revealedTogether(state.locks);
     await this.send(
       "settle",
-      () => this.hub.settle.populateTransaction(paramsArg(params), stateArg(state), state.locks.map((l) => lockArg(l))),
+      () =>
+        this.hub.settle.populateTransaction(paramsArg(params), stateArg(state), state.locks.map((l) => lockArg(l)), together),
       options,
     );
+  }
+
+  /**
+   * The `revealedTogether` mask for settling `locks`: the locks paid by their reveal times, when the registry confirms
+   * that one `revealMany` call revealed exactly their secrets, in lock order, by each one's expiry; failing that, the
+   * paid locks of one receiver (what a party or its watchtower reveals in one call); else 0 (each lock is read on its
+   * own, which costs more gas and gives the same outcome). The hub takes the mask as a hint only: one that no longer
+   * holds when the transaction runs is ignored, never a reason to revert.
+   */
+  async revealedTogether(locks: readonly Lock[]): Promise<bigint> {
+    if (locks.length < 2) return 0n;
+    const times = await this.registry.revealedAtMany(locks.map((l) => l.hashlock));
+    const paid = locks.map((lock, i) => {
+      const t = times[i] ?? 0n;
+      return t !== 0n && t <= lock.expiry;
+    });
+    const candidates = [
+      (i: number) => paid[i] === true,
+      (i: number) => paid[i] === true && locks[i]!.sender === 1,
+      (i: number) => paid[i] === true && locks[i]!.sender === 0,
+    ];
+    for (const named of candidates) {
+      const indices = locks.map((_, i) => i).filter(named);
+      if (indices.length < 2) continue;
+      const at = await this.registry.revealedTogetherAt(indices.map((i) => locks[i]!.hashlock));
+      if (at !== 0n && indices.every((i) => at <= locks[i]!.expiry)) {
+        return indices.reduce((mask, i) => mask | (1n << BigInt(i)), 0n);
+      }
+    }
+    return 0n;
   }
 
   /** Collects this signer's deferred payouts in `asset` (a payout the hub could not push), sent to `to`. */
@@ -227,6 +262,14 @@ export class HubAdapter {
   /** Registers `secret`; `options.deadline` is the expiry of the lock it pays (it must be mined by then). */
   async reveal(secret: Hex, options: DeadlineOptions = {}): Promise<void> {
     await this.send("reveal", () => this.registry.reveal.populateTransaction(secret), options);
+  }
+
+  /**
+   * Registers many secrets in one transaction; listed in the lock order of one channel, they are recorded as
+   * revealed together and that channel's settlement reads one word for all of them.
+   */
+  async revealMany(secrets: readonly Hex[], options: DeadlineOptions = {}): Promise<void> {
+    await this.send("revealMany", () => this.registry.revealMany.populateTransaction([...secrets]), options);
   }
 
   /** First reveal time of the secret of `hashlock` on this chain, 0 if never revealed. */

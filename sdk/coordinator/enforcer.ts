@@ -21,7 +21,8 @@ export type EnforcementOptions = Readonly<{
 export type EnforcementStep =
   | { kind: "forceClosed"; seq: bigint }
   | { kind: "challenged"; seq: bigint; stale: bigint }
-  | { kind: "revealed"; hashlock: Hex }
+  /** Secrets registered in one transaction (`revealMany` when there are several), in the channel's lock order. */
+  | { kind: "revealed"; hashlocks: readonly Hex[] }
   | { kind: "settled"; seq: bigint }
   | { kind: "waiting"; until: bigint; why: "challengePeriod" | "lockExpiry" | "open" }
   | { kind: "closed" };
@@ -65,8 +66,8 @@ export async function enforceChannel(
     throw new Error(`channel ${channelId}: registered state ${info.seq} is not in the store`);
   }
 
-  const revealed = await revealOwedSecrets(registered, myIndex, chain, findSecret, now, 1);
-  if (revealed[0] !== undefined) return { kind: "revealed", hashlock: revealed[0] };
+  const revealed = await revealOwedSecrets(registered, myIndex, chain, findSecret, now);
+  if (revealed.length > 0) return { kind: "revealed", hashlocks: revealed };
 
   if (now < info.deadline) return { kind: "waiting", until: info.deadline, why: "challengePeriod" };
   for (const lock of registered.locks) {
@@ -88,7 +89,9 @@ export async function enforceChannel(
 
 /**
  * Registers the known secrets of `state`'s live locks owed to participant `myIndex` that the chain's registry does
- * not have yet (at most `limit` of them). Returns their hashlocks.
+ * not have yet, in one transaction: `reveal` for one secret, `revealMany` in lock order for several (one base fee,
+ * and the registry records them as revealed together, so settling the channel reads one word for all of them).
+ * The transaction races the earliest expiry among them. Returns their hashlocks.
  */
 async function revealOwedSecrets(
   state: ChannelState | undefined,
@@ -96,18 +99,28 @@ async function revealOwedSecrets(
   chain: HubAdapter,
   findSecret: (hashlock: Hex) => Promise<Hex | undefined>,
   now: bigint,
-  limit = Number.POSITIVE_INFINITY,
 ): Promise<Hex[]> {
-  const revealed: Hex[] = [];
+  const owed: { hashlock: Hex; secret: Hex; expiry: bigint }[] = [];
   for (const lock of state?.locks ?? []) {
-    if (revealed.length >= limit) break;
     const receiver = lock.sender === 0 ? 1 : 0;
     if (receiver !== myIndex || now > lock.expiry) continue;
     if ((await chain.revealedAt(lock.hashlock)) !== 0n) continue;
     const secret = await findSecret(lock.hashlock);
     if (secret === undefined) continue;
-    await chain.reveal(secret, { deadline: lock.expiry });
-    revealed.push(lock.hashlock);
+    owed.push({ hashlock: lock.hashlock, secret, expiry: lock.expiry });
   }
-  return revealed;
+  await revealSecrets(chain, owed);
+  return owed.map((o) => o.hashlock);
+}
+
+/**
+ * Registers `secrets` on `chain` in one transaction, `revealMany` when there are several (in the order given),
+ * mined by the earliest of their locks' expiries. Nothing to send for none.
+ */
+export async function revealSecrets(chain: HubAdapter, secrets: readonly { secret: Hex; expiry: bigint }[]): Promise<void> {
+  const first = secrets[0];
+  if (first === undefined) return;
+  const deadline = secrets.reduce((min, s) => (s.expiry < min ? s.expiry : min), first.expiry);
+  if (secrets.length === 1) await chain.reveal(first.secret, { deadline });
+  else await chain.revealMany(secrets.map((s) => s.secret), { deadline });
 }

@@ -2,7 +2,7 @@ import type { HubAdapter } from "../chain/hub.js";
 import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import type { ChannelState, Hex } from "../core/types.js";
-import { enforceChannel, type ChannelLedger, type EnforcementStep } from "../coordinator/enforcer.js";
+import { enforceChannel, revealSecrets, type ChannelLedger, type EnforcementStep } from "../coordinator/enforcer.js";
 import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
 
 /** How the watchtower treats one chain. */
@@ -147,9 +147,12 @@ export class Watchtower {
   /**
    * For every guarded channel, the pending locks of its newest co-signed state owed to the guarded participant,
    * whose secret is known and not yet registered on that chain: register it while the lock is live, as soon as
-   * the secret is public on another chain, or once the lock is within the claim window of its expiry.
+   * the secret is public on another chain, or once the lock is within the claim window of its expiry. The secrets
+   * due on one chain go in one transaction (`revealMany` when there are several, channel by channel in lock order),
+   * mined by the earliest of their expiries.
    */
   private async carrySecrets(): Promise<void> {
+    const due = new Map<bigint, { hashlock: Hex; secret: Hex; expiry: bigint }[]>();
     for (const record of this.store.channels()) {
       const watch = this.chains.get(record.ref.chainId);
       if (watch === undefined) continue;
@@ -161,12 +164,17 @@ export class Watchtower {
         if (secret === undefined) continue;
         const now = await watch.chain.now();
         if (now > lock.expiry) continue;
+        const onChain = due.get(record.ref.chainId) ?? [];
+        if (onChain.some((d) => d.hashlock.toLowerCase() === lock.hashlock.toLowerCase())) continue;
         if ((await watch.chain.revealedAt(lock.hashlock)) !== 0n) continue;
         const urgent = lock.expiry - now <= watch.claimWindowSeconds;
         if (!urgent && !(await this.publicElsewhere(lock.hashlock, record.ref.chainId))) continue;
-        await watch.chain.reveal(secret, { deadline: lock.expiry });
-        this.onEvent({ type: "carried", hashlock: lock.hashlock, toChainId: record.ref.chainId });
+        due.set(record.ref.chainId, [...onChain, { hashlock: lock.hashlock, secret, expiry: lock.expiry }]);
       }
+    }
+    for (const [chainId, secrets] of due) {
+      await revealSecrets(this.chains.get(chainId)!.chain, secrets);
+      for (const { hashlock } of secrets) this.onEvent({ type: "carried", hashlock, toChainId: chainId });
     }
   }
 

@@ -240,7 +240,7 @@ describe("core: signatures and messages", function () {
     expect(signDigest(aliceKey, digest)).to.equal(viaWallet.signatures[0]);
     await S.hub.connect(S.alice).forceClose(paramsArg(params), viaWallet);
     await S.chain.networkHelpers.time.increaseTo(now + 7201n);
-    await expect(S.hub.settle(paramsArg(params), viaWallet.state, locksArg(state.locks))).to.changeEtherBalances(
+    await expect(S.hub.settle(paramsArg(params), viaWallet.state, locksArg(state.locks), 0n)).to.changeEtherBalances(
       S.chain.ethers,
       [S.alice],
       [1000n],

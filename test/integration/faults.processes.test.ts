@@ -41,6 +41,7 @@ import { ZeroAddress, type JsonRpcProvider } from "ethers";
 
 import { deployHub, localWallet } from "../../scripts/lib/local.js";
 import {
+  channelOpenings,
   encode,
   HubAdapter,
   rpcProvider,
@@ -460,6 +461,10 @@ type ChainView = {
 async function readChain(name: "S" | "T", provider: JsonRpcProvider, hubAddress: string): Promise<ChainView> {
   const hub = ChannelHub__factory.connect(hubAddress, provider);
   const view: ChainView = { name, provider, hub, hubAddress, deposits: new Map(), closings: new Map(), forceClosed: [], deferred: 0 };
+  // A channel's opening deposits are in ChannelOpened (openAndDeposit), later ones in Deposited.
+  for (const o of await channelOpenings(hub, (await provider.getNetwork()).chainId)) {
+    view.deposits.set(o.channelId.toLowerCase(), [o.deposits[0], o.deposits[1]]);
+  }
   for (const e of await hub.queryFilter(hub.filters.Deposited(), 0)) {
     const id = e.args.channelId.toLowerCase();
     const d = view.deposits.get(id) ?? [0n, 0n];

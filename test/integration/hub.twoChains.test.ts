@@ -1,9 +1,10 @@
 import { expect } from "chai";
 import { anyValue } from "@nomicfoundation/hardhat-ethers-chai-matchers/withArgs";
-import { hexlify, randomBytes } from "ethers";
+import { hexlify, randomBytes, ZeroAddress } from "ethers";
 
 import {
   channelIdOf,
+  channelOpenings,
   HubAdapter,
   hubDomain,
   locksHash,
@@ -106,7 +107,32 @@ describe("ChannelHub on two chains", function () {
     const { S } = await deployBoth();
     const params = nativeParams(S, 11n);
     const id = channelIdOf(S.chainId, await S.hub.getAddress(), params);
-    await expect(S.hub.open(paramsArg(params))).to.emit(S.hub, "ChannelOpened");
+    const opening = await S.hub.open(paramsArg(params));
+    await expect(opening).to.emit(S.hub, "ChannelOpened").withArgs(id, anyValue);
+    await expect(opening).not.to.emit(S.hub, "ChannelOpenedWith");
+    const other = nativeParams(S, 12n);
+    await expect(S.hub.connect(S.bob).openAndDeposit(paramsArg(other), 1, ONE, { value: ONE }))
+      .to.emit(S.hub, "ChannelOpened")
+      .withArgs(channelIdOf(S.chainId, await S.hub.getAddress(), other), anyValue)
+      .and.not.to.emit(S.hub, "Deposited");
+    // Payees and the asset, when set, follow in ChannelOpenedWith (a token channel always has one).
+    const token = await new TestToken__factory(S.deployer).deploy("Follow", "FLW");
+    await token.mint(S.alice.address, ONE);
+    await token.connect(S.alice).approve(await S.hub.getAddress(), ONE);
+    const withPayee = { ...nativeParams(S, 13n), payees: [S.other.address, ZeroAddress] as const, asset: await token.getAddress() };
+    await expect(S.hub.connect(S.alice).openAndDeposit(paramsArg(withPayee), 0, ONE))
+      .to.emit(S.hub, "ChannelOpenedWith")
+      .withArgs(channelIdOf(S.chainId, await S.hub.getAddress(), withPayee), [S.other.address, ZeroAddress], await token.getAddress());
+    const nativeWithPayee = { ...nativeParams(S, 14n, 7200n), payees: [ZeroAddress, S.other.address] as const };
+    await S.hub.connect(S.bob).openAndDeposit(paramsArg(nativeWithPayee), 1, 5n, { value: 5n });
+    // A follower rebuilds each channel's parameters and opening deposits from the events alone.
+    const openings = await channelOpenings(S.hub, S.chainId);
+    expect(openings.map((o) => [o.params, o.deposits])).to.deep.equal([
+      [params, [0n, 0n]],
+      [other, [0n, ONE]],
+      [withPayee, [ONE, 0n]],
+      [nativeWithPayee, [0n, 5n]],
+    ]);
     await expect(S.hub.connect(S.other).deposit(id, 0, ONE, { value: ONE }))
       .to.emit(S.hub, "Deposited")
       .withArgs(id, 0, ONE, ONE);
@@ -122,7 +148,7 @@ describe("ChannelHub on two chains", function () {
       .to.emit(S.hub, "ChannelChallenged")
       .withArgs(id, S.other.address, anyValue, deadline);
     await S.chain.networkHelpers.time.increaseTo(deadline);
-    await expect(S.hub.connect(S.other).settle(paramsArg(params), newer.state, [])).to.changeEtherBalances(
+    await expect(S.hub.connect(S.other).settle(paramsArg(params), newer.state, [], 0n)).to.changeEtherBalances(
       S.chain.ethers,
       [S.alice, S.bob, S.hub],
       [ONE / 2n, ONE + ONE / 2n, -2n * ONE],
@@ -179,13 +205,47 @@ describe("ChannelHub on two chains", function () {
     await S.hub.connect(S.bob).forceClose(paramsArg(s.params), signedS);
 
     for (const chain of [S.chain, T.chain]) await chain.networkHelpers.time.increase(3601);
-    await T.hub.settle(paramsArg(tParams), signedT.state, locksArg(tState.locks));
-    await S.hub.settle(paramsArg(s.params), signedS.state, locksArg(sState.locks));
+    await T.hub.settle(paramsArg(tParams), signedT.state, locksArg(tState.locks), 0n);
+    await S.hub.settle(paramsArg(s.params), signedS.state, locksArg(sState.locks), 0n);
 
     expect(await token.balanceOf(T.alice.address)).to.equal(1500n, "Alice got take on T");
     expect(await token.balanceOf(T.bob.address)).to.equal(500n);
     expect(await T.hub.transferOutcome(tId, 0)).to.equal(1n); // Paid
     expect(await S.hub.transferOutcome(s.id, 0)).to.equal(1n); // Paid: Bob got give on S
     expect(await S.chain.ethers.provider.getBalance(await S.hub.getAddress())).to.equal(0n);
+  });
+
+  it("reveals a channel's secrets together through the SDK and settles naming those locks, with the same outcome", async function () {
+    const { S } = await deployBoth();
+    const { params, id } = await openAndFund(S, 41n, 2n * ONE, 2n * ONE);
+    const secrets = [0, 1, 2, 3].map(() => hexlify(randomBytes(32)) as Hex);
+    const expiry = (await now(S.chain)) + 3600n;
+    // Locks 0, 1 and 3 are paid (their secrets revealed together, in lock order); lock 2 is refunded.
+    const locks = secrets.map((secret, i) => lockOf((i % 2) as 0 | 1, 100n, secret, expiry));
+    const state: ChannelState = { channelId: id, seq: 5n, deposits: [2n * ONE, 2n * ONE], balances: [2n * ONE - 200n, 2n * ONE - 200n], locks, isFinal: false };
+    const bob = await HubAdapter.connect(await S.hub.getAddress(), S.bob);
+    await bob.forceClose(params, { state, signatures: (await coSign(S, state)).signatures as [Hex, Hex] });
+    await bob.revealMany([secrets[0]!, secrets[1]!, secrets[3]!]);
+    expect(await bob.revealedTogether(locks)).to.equal(0b1011n);
+    await S.chain.networkHelpers.time.increase(3601);
+    const balance = (who: { address: string }) => S.chain.ethers.provider.getBalance(who.address);
+    const before = [await balance(S.alice), await balance(S.bob)];
+    await (await HubAdapter.connect(await S.hub.getAddress(), S.other)).settle(params, state);
+    // Alice: her balance, lock 1 and lock 3 paid to her, lock 2 refunded; Bob: his balance and lock 0.
+    expect((await balance(S.alice)) - before[0]!).to.equal(2n * ONE + 100n);
+    expect((await balance(S.bob)) - before[1]!).to.equal(2n * ONE - 100n);
+    for (const [i, outcome] of [[0, 1n], [1, 1n], [2, 2n], [3, 1n]] as const) {
+      expect(await S.hub.transferOutcome(id, i)).to.equal(outcome);
+    }
+  });
+
+  it("names no locks when their secrets were revealed one by one", async function () {
+    const { S } = await deployBoth();
+    const bob = await HubAdapter.connect(await S.hub.getAddress(), S.bob);
+    const secrets = [0, 1].map(() => hexlify(randomBytes(32)) as Hex);
+    const expiry = (await now(S.chain)) + 3600n;
+    const locks = secrets.map((secret) => lockOf(0, 1n, secret, expiry));
+    for (const secret of secrets) await bob.reveal(secret);
+    expect(await bob.revealedTogether(locks)).to.equal(0n);
   });
 });

@@ -3,7 +3,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { HubAdapter, Store, Watchtower, type ChainWatch, type WatchtowerEvent } from "../../sdk/index.js";
+import { hexlify, randomBytes, sha256 } from "ethers";
+
+import {
+  addLock,
+  enforceChannel,
+  HubAdapter,
+  openingState,
+  Store,
+  Watchtower,
+  type ChainWatch,
+  type ChannelLedger,
+  type ChannelState,
+  type Hex,
+  type WatchtowerEvent,
+} from "../../sdk/index.js";
+import { coSign } from "../helpers/chains.js";
 import {
   cutAfter,
   driveUntil,
@@ -112,6 +127,67 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
     await restarted.poll();
     expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([80n * ONE, 30n * ONE]);
     reopened.close();
+  });
+
+  it("registers several secrets due on one chain in one revealMany, and settling names those locks as revealed together", async function () {
+    const setup = await fundedChannels();
+    const towerStore = new Store(join(dir, "tower.sqlite"));
+    const events: WatchtowerEvent[] = [];
+    const tower = await towerFor(setup, towerStore, events);
+    const { S, sId, sParams } = setup;
+    tower.guard({ ref: { chainId: S.chainId, hub: await S.hub.getAddress(), channelId: sId }, params: sParams, myIndex: 1, openingDeposits: [100n * ONE, 10n * ONE] });
+    // Three locks from Alice to Bob (the tower knows two of their secrets) and one from Bob to Alice.
+    const now = BigInt(await S.chain.networkHelpers.time.latest());
+    const secrets = [0, 1, 2, 3].map(() => hexlify(randomBytes(32)) as Hex);
+    let state: ChannelState = openingState(sId, [100n * ONE, 10n * ONE]);
+    for (const [i, sender] of [0, 1, 0, 0].entries()) {
+      state = addLock(state, { sender: sender as 0 | 1, amount: ONE, hashlock: sha256(secrets[i]!) as Hex, expiry: now + 7200n });
+    }
+    const signed = await coSign(S, state);
+    tower.update({ state, signatures: signed.signatures as [Hex, Hex] });
+    tower.addSecret(sha256(secrets[0]!) as Hex, secrets[0]!);
+    tower.addSecret(sha256(secrets[2]!) as Hex, secrets[2]!);
+    // Alice force-closes with that state; the locks come within the tower's claim window.
+    await setup.adapters.aliceS.forceClose(sParams, { state, signatures: signed.signatures as [Hex, Hex] });
+    await S.chain.networkHelpers.time.increaseTo(now + 7200n - 200n);
+    await tower.poll();
+
+    const reveals = await S.registry.queryFilter(S.registry.filters.SecretRevealed());
+    expect(reveals.map((e) => e.args.secret)).to.deep.equal([secrets[0], secrets[2]]);
+    expect(new Set(reveals.map((e) => e.transactionHash)).size).to.equal(1, "one transaction");
+    const tx = await S.chain.ethers.provider.getTransaction(reveals[0]!.transactionHash);
+    expect(S.registry.interface.parseTransaction(tx!)?.name).to.equal("revealMany");
+    expect(events.filter((e) => e.type === "carried").length).to.equal(2);
+
+    await S.chain.networkHelpers.time.increaseTo(now + 7200n + 60n);
+    await tower.poll();
+    const [settled] = await S.hub.queryFilter(S.hub.filters.ChannelSettled(sId));
+    expect(settled?.args.paidMask).to.equal(0b101n);
+    const settleTx = await S.chain.ethers.provider.getTransaction(settled!.transactionHash);
+    expect(S.hub.interface.parseTransaction(settleTx!)?.args[3]).to.equal(0b101n, "locks 0 and 2 named as revealed together");
+    towerStore.close();
+  });
+
+  it("enforcing a channel registers the secrets owed in it in one revealMany, in lock order", async function () {
+    const setup = await fundedChannels();
+    const { S, sId, sParams } = setup;
+    const now = BigInt(await S.chain.networkHelpers.time.latest());
+    const secrets = [0, 1, 2].map(() => hexlify(randomBytes(32)) as Hex);
+    let state: ChannelState = openingState(sId, [100n * ONE, 10n * ONE]);
+    for (const secret of secrets) state = addLock(state, { sender: 0, amount: ONE, hashlock: sha256(secret) as Hex, expiry: now + 7200n });
+    const signed = { state, signatures: (await coSign(S, state)).signatures as [Hex, Hex] };
+    await setup.adapters.aliceS.forceClose(sParams, signed);
+    const ledger: ChannelLedger = {
+      record: () => ({ ref: { chainId: S.chainId, hub: setup.adapters.bobS.hubAddress, channelId: sId }, params: sParams, myIndex: 1, openingDeposits: [100n * ONE, 10n * ONE] }),
+      latest: () => signed,
+      stateAt: (_, seq) => (seq === state.seq ? state : undefined),
+    };
+    const known = new Map(secrets.map((x) => [sha256(x).toLowerCase(), x]));
+    const step = await enforceChannel(ledger, setup.adapters.bobS, sId, async (h) => known.get(h.toLowerCase()));
+    expect(step).to.deep.equal({ kind: "revealed", hashlocks: secrets.map((x) => sha256(x)) });
+    const reveals = await S.registry.queryFilter(S.registry.filters.SecretRevealed());
+    expect(new Set(reveals.map((e) => e.transactionHash)).size).to.equal(1, "one transaction");
+    expect(await S.registry.revealedTogetherAt(secrets.map((x) => sha256(x)))).to.not.equal(0n);
   });
 
   it("never force-closes an open channel itself and reveals nothing on the happy path", async function () {

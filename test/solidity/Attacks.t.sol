@@ -68,12 +68,12 @@ contract AttacksTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(START + PERIOD);
         vm.prank(address(0xBAD));
-        hub.settle(p, s, new Lock[](0)); // a stranger gets there first
+        hub.settle(p, s, new Lock[](0), 0); // a stranger gets there first
         assertEq(alice.balance, 0.25 ether, "alice as signed");
         assertEq(bob.balance, 1.75 ether, "bob as signed");
         vm.prank(bob);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelNotDisputed.selector, id, ChannelStatus.Closed));
-        hub.settle(p, s, new Lock[](0));
+        hub.settle(p, s, new Lock[](0), 0);
     }
 
     function test_frontRunRevealStillPaysTheLockReceiver() public {
@@ -88,7 +88,7 @@ contract AttacksTest is HubTestBase {
         vm.prank(address(0xBAD));
         registry.reveal(secret); // copied from Bob's pending transaction
         vm.warp(START + 2 hours + 1);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertEq(bob.balance, 0.5 ether, "the receiver is paid whoever revealed");
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "paid");
     }
@@ -102,7 +102,7 @@ contract AttacksTest is HubTestBase {
         s.locksHash = hub.hashLocks(locks);
         _forceClose(p, _sign(s));
         vm.warp(START + PERIOD);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertEq(alice.balance, 1 ether, "all back to alice");
     }
 
@@ -132,7 +132,7 @@ contract AttacksTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(START + PERIOD);
         uint256 before = gasleft();
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         uint256 used = before - gasleft();
         assertTrue(used < 30_000_000 / 10, "settle of MAX_LOCKS uses under a tenth of a 30M block");
     }

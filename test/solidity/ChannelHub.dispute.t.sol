@@ -131,7 +131,7 @@ contract ChannelHubDisputeTest is HubTestBase {
         assertTrue(info.status == ChannelStatus.Disputed, "disputed");
         assertEq(info.seq, 0, "seq 0");
         vm.warp(START + PERIOD);
-        hub.settle(p, _s(0, 2 ether, 2 ether), new Lock[](0));
+        hub.settle(p, _s(0, 2 ether, 2 ether), new Lock[](0), 0);
         assertEq(alice.balance, 2 ether, "alice gets her deposit");
         assertEq(bob.balance, 2 ether, "bob gets his deposit");
     }
@@ -149,7 +149,7 @@ contract ChannelHubDisputeTest is HubTestBase {
         assertEq(info.seq, 5, "seq");
         assertEq(info.deadline, START + PERIOD, "deadline not extended");
         vm.warp(START + PERIOD);
-        hub.settle(p, _s(5, 1 ether, 3 ether), new Lock[](0));
+        hub.settle(p, _s(5, 1 ether, 3 ether), new Lock[](0), 0);
         assertEq(alice.balance, 1 ether, "alice");
         assertEq(bob.balance, 3 ether, "bob");
     }

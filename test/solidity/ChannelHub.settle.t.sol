@@ -53,7 +53,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY - 10);
         registry.reveal(SECRET);
         vm.warp(EXPIRY + 2 hours);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertEq(alice.balance, 2.5 ether + 0.5 ether, "alice: balance + her refunded third lock");
         assertEq(bob.balance, 4 ether + 2 ether + 1 ether, "bob: balance + paid lock + his refunded lock");
         assertEq(address(hub).balance, 0, "nothing left");
@@ -69,7 +69,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY);
         registry.reveal(SECRET);
         vm.warp(EXPIRY + 2 hours);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "paid");
     }
 
@@ -78,7 +78,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY + 1);
         registry.reveal(SECRET);
         vm.warp(EXPIRY + 2 hours);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "refunded");
         assertEq(alice.balance, 5 ether, "alice gets every lock of hers back");
         assertEq(bob.balance, 5 ether, "bob too");
@@ -94,15 +94,202 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(START + PERIOD); // the challenge period is over, the lock is still live
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.LockNotExpired.selector, id, 0, EXPIRY, START + PERIOD));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         vm.warp(EXPIRY);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.LockNotExpired.selector, id, 0, EXPIRY, EXPIRY));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         // Bob learns the secret (Alice revealed it on T) and registers it on S before the expiry: he is paid.
         registry.reveal(SECRET);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         assertEq(bob.balance, 7 ether, "bob paid");
         assertEq(alice.balance, 3 ether, "alice keeps the rest");
+    }
+
+    /// Locks 0 and 2 (both to Bob) revealed together in one revealMany call, in lock order.
+    function _revealLocks0And2Together() internal {
+        bytes32[] memory secrets = new bytes32[](2);
+        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
+        vm.warp(EXPIRY - 10);
+        registry.revealMany(secrets);
+    }
+
+    function test_settle_readsLocksRevealedTogetherAsOneAndPaysTheSame() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5); // locks 0 and 2
+        assertEq(alice.balance, 2.5 ether, "alice: her balance only");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether + 0.5 ether, "bob: balance + both paid locks + his refund");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    function test_settle_ignoresAMaskWhenTheNamedLocksWereNotRevealedTogether() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        registry.reveal(SECRET); // one by one: no batch record
+        registry.reveal(keccak256("third"));
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5); // read one by one: both paid
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    function test_settle_anUnrevealedLockNamedWithTheBatchIsStillRefunded() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        // Lock 1 named with the batch cannot borrow its time: the mask is not borne out and every lock is read.
+        hub.settle(p, s, locks, 0x7);
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether + 0.5 ether, "bob: balance + both paid locks + his refund");
+    }
+
+    function test_settle_ignoresPartOfABatchAndBitsPastTheLastLock() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        uint256 snapshot = vm.snapshotState();
+        hub.settle(p, s, locks, 0x1); // part of the batch
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+        vm.revertToState(snapshot);
+        hub.settle(p, s, locks, 0x8 | 0x5); // past the last lock
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+    }
+
+    function test_settle_readsANamedLockOnItsOwnWhenTheBatchCameAfterItsExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        bytes32[] memory secrets = new bytes32[](2);
+        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
+        vm.warp(EXPIRY + 10); // after lock 0's expiry, before lock 2's
+        registry.revealMany(secrets);
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5);
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    function test_settle_aNamedLockRevealedInTimeOnItsOwnIsPaidThoughTheBatchCameAfterItsExpiry() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        registry.reveal(keccak256("third")); // lock 2's secret, alone and in time
+        bytes32[] memory secrets = new bytes32[](2);
+        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
+        vm.warp(EXPIRY + 10); // the batch: after lock 0's expiry (refunded), first to reveal SECRET
+        registry.revealMany(secrets);
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5);
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    /// The griefing the hint must not allow: Bob sends revealMany(lock 0's and lock 2's secrets) and then settle
+    /// naming both. A third party copies one secret out of the pending revealMany and reveals it first, alone; Bob's
+    /// revealMany then records no batch. Settlement still goes through and pays both locks.
+    function test_settle_aFrontRunRevealOfOneSecretOfTheBatchCannotBlockSettlement() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        vm.warp(EXPIRY - 10);
+        vm.prank(address(0xF00D));
+        registry.reveal(SECRET); // the front-runner, with lock 0's secret
+        _revealLocks0And2Together();
+        assertEq(registry.revealedTogetherAt(_hashlocks0And2()), 0, "no batch recorded");
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, 0x5);
+        assertTrue(_status(id) == ChannelStatus.Closed, "settled");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 1) == TransferOutcome.Refunded, "lock 1 refunded");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+        assertEq(bob.balance, 4 ether + 2 ether + 1 ether + 0.5 ether, "bob: balance + both paid locks + his refund");
+    }
+
+    /// The same front-run, against a batch settle: the channel is settled, not skipped, and the other one too.
+    function test_settleMany_aFrontRunRevealCannotBlockTheBatch() public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        (ChannelParams memory q, ChannelId qid) = _open(address(0));
+        _fund(q, qid, 1 ether, 1 ether);
+        State memory t = _state(qid, 1, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]);
+        _forceClose(q, _sign(t));
+        vm.warp(EXPIRY - 10);
+        // The front-runner reveals the batch's secrets in another order: its batch record is not Bob's list.
+        bytes32[] memory reordered = new bytes32[](2);
+        (reordered[0], reordered[1]) = (keccak256("third"), SECRET);
+        registry.revealMany(reordered);
+        _revealLocks0And2Together();
+        vm.warp(EXPIRY + 2 hours);
+        ChannelParams[] memory ps = new ChannelParams[](2);
+        State[] memory ss = new State[](2);
+        Lock[][] memory ls = new Lock[][](2);
+        uint256[] memory masks = new uint256[](2);
+        (ps[0], ss[0], ls[0], masks[0]) = (p, s, locks, 0x5);
+        (ps[1], ss[1], ls[1], masks[1]) = (q, t, new Lock[](0), 0x1);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, masks);
+        assertTrue(settled[0] && settled[1], "both settled");
+        assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Paid, "lock 0 paid");
+        assertTrue(hub.transferOutcome(id, 2) == TransferOutcome.Paid, "lock 2 paid");
+    }
+
+    /// Whatever was revealed when (alone, in a batch, before or after each expiry, in any order) and whatever mask
+    /// the settler names, each lock is paid iff its secret's first reveal was at or before its expiry.
+    function testFuzz_settle_anyMaskPaysExactlyTheLocksRevealedByTheirExpiry(
+        uint8[3] memory when,
+        bool batchLate,
+        bool batchReversed,
+        uint256 mask
+    ) public {
+        (State memory s, Lock[] memory locks) = _disputeWithLocks();
+        // when[i] % 4: 0 never, 1 alone before every expiry, 2 alone after locks 0 and 1 expired, 3 in the batch.
+        uint64[2] memory times = [EXPIRY - 10, EXPIRY + 10];
+        for (uint256 step; step < 2; ++step) {
+            vm.warp(times[step]);
+            for (uint256 i; i < 3; ++i) {
+                if (when[i] % 4 == step + 1) registry.reveal(_secretOf(i));
+            }
+            if ((batchLate ? 1 : 0) == step) _revealBatch(when, batchReversed);
+        }
+        vm.warp(EXPIRY + 2 hours);
+        hub.settle(p, s, locks, mask);
+        for (uint256 i; i < 3; ++i) {
+            uint64 t = registry.revealedAt(locks[i].hashlock);
+            bool paid = t != 0 && t <= locks[i].expiry;
+            assertTrue(hub.transferOutcome(id, i) == (paid ? TransferOutcome.Paid : TransferOutcome.Refunded), "outcome");
+        }
+        assertEq(alice.balance + bob.balance, 10 ether, "both deposits paid out");
+    }
+
+    function _secretOf(uint256 i) internal pure returns (bytes32) {
+        return i == 0 ? SECRET : i == 1 ? keccak256("other") : keccak256("third");
+    }
+
+    function _revealBatch(uint8[3] memory when, bool reversed) internal {
+        uint256 n;
+        for (uint256 i; i < 3; ++i) {
+            if (when[i] % 4 == 3) ++n;
+        }
+        if (n == 0) return;
+        bytes32[] memory secrets = new bytes32[](n);
+        uint256 k;
+        for (uint256 i; i < 3; ++i) {
+            if (when[i] % 4 == 3) secrets[reversed ? n - 1 - k++ : k++] = _secretOf(i);
+        }
+        registry.revealMany(secrets);
+    }
+
+    function _hashlocks0And2() internal pure returns (bytes32[] memory hashlocks) {
+        hashlocks = new bytes32[](2);
+        (hashlocks[0], hashlocks[1]) = (sha256(abi.encodePacked(SECRET)), sha256(abi.encodePacked(keccak256("third"))));
+    }
+
+    function test_settle_ignoresAMaskWithoutLocks() public {
+        State memory s = _state(id, 2, [uint128(5 ether), 5 ether], [uint128(5 ether), 5 ether]);
+        _forceClose(p, _sign(s));
+        vm.warp(START + PERIOD);
+        hub.settle(p, s, new Lock[](0), 1);
+        assertTrue(_status(id) == ChannelStatus.Closed, "settled");
     }
 
     function test_settle_revertsBeforeDeadline() public {
@@ -111,7 +298,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.ChallengePeriodNotOver.selector, id, START + PERIOD, START + PERIOD - 1)
         );
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnStateOtherThanRegistered() public {
@@ -134,7 +321,7 @@ contract ChannelHubSettleTest is HubTestBase {
         );
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.StateMismatch.selector, id, registered, given));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnLocksOtherThanSigned() public {
@@ -144,7 +331,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, id, s.locksHash, hub.hashLocks(locks))
         );
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnInvalidLockSender() public {
@@ -155,7 +342,7 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.InvalidLockSender.selector, 0, 2));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsWhenLocksAndBalancesDoNotAddUp() public {
@@ -166,7 +353,7 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.AmountsDoNotAddUp.selector, id, 12 ether, 10 ether));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_revertsOnMoreThanMaxLocks() public {
@@ -180,7 +367,7 @@ contract ChannelHubSettleTest is HubTestBase {
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.TooManyLocks.selector, max + 1, max));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settle_resolvesMaxLocksInOneCall() public {
@@ -200,7 +387,7 @@ contract ChannelHubSettleTest is HubTestBase {
         s.locksHash = hub.hashLocks(locks);
         _forceClose(p, _sign(s));
         vm.warp(EXPIRY + 1);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         // Revealed locks are the ones at i % 4 == 0, all sent by Alice: max/4 gwei move to Bob.
         assertEq(bob.balance, 5 ether + (max / 4) * 1 gwei, "bob");
         assertEq(alice.balance, 5 ether - (max / 4) * 1 gwei, "alice");
@@ -211,9 +398,9 @@ contract ChannelHubSettleTest is HubTestBase {
     function test_settle_neverPaysTwice() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
         vm.warp(EXPIRY + 1 hours + 1);
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.ChannelNotDisputed.selector, id, ChannelStatus.Closed));
-        hub.settle(p, s, locks);
+        hub.settle(p, s, locks, 0);
     }
 
     function test_settleMany_settlesSeveralChannelsInOneCall() public {
@@ -231,7 +418,7 @@ contract ChannelHubSettleTest is HubTestBase {
         Lock[][] memory ls = new Lock[][](2);
         (ps[0], ss[0], ls[0]) = (p, s1, locks1);
         (ps[1], ss[1], ls[1]) = (p2, s2, new Lock[](0));
-        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
         assertTrue(settled.length == 2 && settled[0] && settled[1], "both reported settled");
         assertTrue(_status(id) == ChannelStatus.Closed && _status(id2) == ChannelStatus.Closed, "both closed");
         assertEq(token.balanceOf(alice), 30, "alice tokens");
@@ -243,11 +430,11 @@ contract ChannelHubSettleTest is HubTestBase {
         (ChannelParams[] memory ps, State[] memory ss, Lock[][] memory ls) = _batch(3);
         vm.warp(START + PERIOD);
         vm.prank(address(0xBAD));
-        hub.settle(ps[0], ss[0], ls[0]); // a stranger settles the first channel of the batch first
+        hub.settle(ps[0], ss[0], ls[0], 0); // a stranger settles the first channel of the batch first
 
         vm.expectEmit(address(hub));
         emit IChannelHub.SettlementSkipped(ss[0].channelId, SkipReason.AlreadyClosed);
-        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
 
         assertTrue(!settled[0] && settled[1] && settled[2], "the first reported skipped, the other two settled");
         for (uint256 i; i < 3; ++i) {
@@ -291,7 +478,7 @@ contract ChannelHubSettleTest is HubTestBase {
         emit IChannelHub.SettlementSkipped(ss[2].channelId, SkipReason.StateReplaced);
         vm.expectEmit(address(hub));
         emit IChannelHub.SettlementSkipped(ss[3].channelId, SkipReason.LockNotExpired);
-        bool[] memory settled = hub.settleMany(ps, ss, ls);
+        bool[] memory settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
 
         for (uint256 i; i < 4; ++i) {
             assertTrue(!settled[i], "not ready: skipped");
@@ -308,7 +495,7 @@ contract ChannelHubSettleTest is HubTestBase {
         ss[2] = newer;
         vm.expectEmit(address(hub));
         emit IChannelHub.SettlementSkipped(ss[4].channelId, SkipReason.AlreadyClosed);
-        settled = hub.settleMany(ps, ss, ls);
+        settled = hub.settleMany(ps, ss, ls, new uint256[](ps.length));
         assertTrue(!settled[0] && settled[1] && settled[2] && settled[3] && !settled[4], "the rest settled later");
     }
 
@@ -320,14 +507,14 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.WrongChannel.selector, own.channelId, ss[1].channelId)
         );
-        hub.settleMany(ps, ss, ls);
+        hub.settleMany(ps, ss, ls, new uint256[](ps.length));
 
         ss[0] = own;
         ls[1] = _locks(); // locks the registered state does not carry
         vm.expectRevert(
             abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, ss[1].channelId, EMPTY_LOCKS, hub.hashLocks(ls[1]))
         );
-        hub.settleMany(ps, ss, ls);
+        hub.settleMany(ps, ss, ls, new uint256[](ps.length));
         assertTrue(_status(own.channelId) == ChannelStatus.Disputed, "nothing settled");
     }
 
@@ -365,8 +552,8 @@ contract ChannelHubSettleTest is HubTestBase {
     }
 
     function test_settleMany_revertsOnLengthMismatch() public {
-        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LengthMismatch.selector, 1, 0, 0));
-        hub.settleMany(new ChannelParams[](1), new State[](0), new Lock[][](0));
+        vm.expectRevert(abi.encodeWithSelector(IChannelHub.LengthMismatch.selector, 1, 0, 0, 0));
+        hub.settleMany(new ChannelParams[](1), new State[](0), new Lock[][](0), new uint256[](0));
     }
 
     function test_payout_revertingReceiverIsDeferredWhileTheOtherIsPaid() public {
@@ -391,7 +578,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.prank(bob);
         hub.forceCloseWithDeposits(q);
         vm.warp(START + PERIOD);
-        hub.settle(q, _state(qid, 0, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]), new Lock[](0));
+        hub.settle(q, _state(qid, 0, [uint128(1 ether), 1 ether], [uint128(1 ether), 1 ether]), new Lock[](0), 0);
         assertEq(bob.balance, 1 ether, "bob paid");
         assertEq(hub.deferredPayout(address(0), address(sink)), 1 ether, "burner deferred");
     }
@@ -440,7 +627,7 @@ contract ChannelHubSettleTest is HubTestBase {
         (State memory s,) = _disputeWithLocks();
         vm.warp(EXPIRY + 1 hours + 1);
         vm.expectRevert(abi.encodeWithSelector(IChannelHub.LocksMismatch.selector, id, s.locksHash, EMPTY_LOCKS));
-        hub.settle(p, s, new Lock[](0));
+        hub.settle(p, s, new Lock[](0), 0);
     }
 
     function test_withdraw_revertsOnZeroReceiver() public {

@@ -32,7 +32,7 @@ contract ChannelWalletTest is HubTestBase {
         wallet.forceClose(p, _signWith(s, WALLET_KEY, BOB_PK));
         assertTrue(_status(id) == ChannelStatus.Disputed, "disputed");
         vm.warp(START + PERIOD);
-        hub.settle(p, s, new Lock[](0));
+        hub.settle(p, s, new Lock[](0), 0);
         assertEq(address(wallet).balance, 10 ether - 2 ether, "wallet paid back");
         assertEq(bob.balance, 2 ether, "bob paid");
     }
@@ -56,7 +56,7 @@ contract ChannelWalletTest is HubTestBase {
         hub.forceClose(p, signed); // checkpointed on chain while the key was valid
         wallet.rotateSigningKey(vm.addr(0x5162));
         vm.warp(START + PERIOD);
-        hub.settle(p, s, new Lock[](0));
+        hub.settle(p, s, new Lock[](0), 0);
         assertEq(bob.balance, 1 ether, "bob paid");
     }
 
@@ -68,7 +68,7 @@ contract ChannelWalletTest is HubTestBase {
         assertEq(hub.getChannel(id).deposits[0], 500, "funded with tokens");
         wallet.forceCloseWithDeposits(p);
         vm.warp(START + PERIOD);
-        hub.settle(p, _state(id, 0, [uint128(500), 0], [uint128(500), 0]), new Lock[](0));
+        hub.settle(p, _state(id, 0, [uint128(500), 0], [uint128(500), 0]), new Lock[](0), 0);
         assertEq(token.balanceOf(address(wallet)), 500, "paid back");
         wallet.sweep(address(token), payable(bob), 200);
         wallet.sweep(address(0), payable(bob), 1 ether);

@@ -73,7 +73,7 @@ contract ConservationTest is HubTestBase {
                 registry.reveal(sc.secrets[i]);
             }
             vm.warp(uint256(sc.lastExpiry) + 1);
-            hub.settle(p, sc.state, sc.locks);
+            hub.settle(p, sc.state, sc.locks, 0);
         }
 
         assertTrue(_status(sc.id) == ChannelStatus.Closed, "closed");

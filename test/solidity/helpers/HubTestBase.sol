@@ -30,6 +30,17 @@ interface Vm {
     function etch(address target, bytes calldata newRuntimeBytecode) external;
     function addr(uint256 privateKey) external pure returns (address);
     function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
+    function snapshotState() external returns (uint256 snapshotId);
+    function revertToState(uint256 snapshotId) external returns (bool success);
+    function recordLogs() external;
+    function getRecordedLogs() external returns (Log[] memory logs);
 }
 
 abstract contract CheatTest {
@@ -147,6 +158,20 @@ abstract contract HubTestBase is CheatTest {
     function _forceClose(ChannelParams memory p, SignedState memory signed) internal {
         vm.prank(alice);
         hub.forceClose(p, signed);
+    }
+
+    /// @dev ChannelOpened's `packed` for `p` with `amount` deposited for `participant` (docs/PROTOCOL.md, Events).
+    function _packedOpening(ChannelParams memory p, uint8 participant, uint256 amount)
+        internal
+        pure
+        returns (bytes32[3] memory packed)
+    {
+        bool with = p.payees[0] != address(0) || p.payees[1] != address(0) || p.asset != address(0);
+        uint8 flags = participant | (with ? 2 : 0);
+        bytes memory b = abi.encodePacked(
+            p.participants[0], p.participants[1], p.challengePeriod, p.nonce, flags, uint120(amount)
+        );
+        packed = abi.decode(b, (bytes32[3]));
     }
 
     function _status(ChannelId id) internal view returns (ChannelStatus) {

@@ -120,7 +120,7 @@ contract ChannelHubHandler is CheatTest {
         ChannelInfo memory info = hub.getChannel(t.id);
         if (info.status == ChannelStatus.Closed && t.settled) {
             // A settled channel must never pay again.
-            try hub.settle(t.params, t.registered, t.locks) {
+            try hub.settle(t.params, t.registered, t.locks, 0) {
                 paidTwice = true;
             } catch {}
             _checkOutcomes(t);
@@ -131,7 +131,7 @@ contract ChannelHubHandler is CheatTest {
             uint64 at = registry.revealedAt(t.locks[i].hashlock);
             if ((at == 0 || at > t.locks[i].expiry) && block.timestamp <= t.locks[i].expiry) return; // not decidable
         }
-        hub.settle(t.params, t.registered, t.locks);
+        hub.settle(t.params, t.registered, t.locks, 0);
         t.settled = true;
         ++settlements;
         for (uint256 i; i < t.locks.length; ++i) {
