@@ -146,6 +146,23 @@ export function cancel(side: SwapSide): { side: SwapSide; withdraw: Want[] } {
   return { side: { ...side, cancelled: true }, withdraw };
 }
 
+/**
+ * What `me` (a participant index) can still lock on `channelId`: `free` (its free balance in the head) less what
+ * its agreed, open swaps will lock there. A side agrees to a swap only if its leg fits this, so locks that wait for
+ * each other can never use up a channel.
+ */
+export function unreserved(sides: Iterable<SwapSide>, channelId: Hex, me: ParticipantIndex, free: bigint): bigint {
+  const id = channelId.toLowerCase();
+  let left = free;
+  for (const side of sides) {
+    if (side.cancelled || settled(side)) continue;
+    const t = side.terms;
+    if (t.source.channelId.toLowerCase() === id && side.sourceSender === me && side.source === "none") left -= t.give;
+    if (t.target.channelId.toLowerCase() === id && side.targetSender === me && side.target === "none") left -= t.take;
+  }
+  return left;
+}
+
 /** What the caller knows of the pending work on the swap's channels, for the responder's refund rule. */
 export type PendingQuery = Readonly<{
   /** Our add of the T lock is in a batch the proposer signed and may yet be co-signed. */

@@ -1,0 +1,274 @@
+/**
+ * Two parties on one channel pair, driving the batched update scheme and the swap rules (sdk/core/channel-updates.ts,
+ * sdk/core/swap-rules.ts) in one process, with real ECDSA signatures and a network the caller delivers by hand: what
+ * the property test (test/integration/batched.property.test.ts) and `npm run bench:batched` run.
+ */
+import { strict as assert } from "node:assert";
+
+import { hexlify, SigningKey, Wallet } from "ethers";
+
+import {
+  applicable,
+  changeKey,
+  enqueue,
+  newUpdater,
+  receive,
+  resendable,
+  wake,
+  withdraw,
+  type Change,
+  type UpdateEnv,
+  type UpdateMessage,
+  type UpdaterData,
+} from "../../sdk/core/channel-updates.js";
+import { hubDomain, stateDigest } from "../../sdk/core/eip712.js";
+import { requireSignedBy, signDigest } from "../../sdk/core/signing.js";
+import { checkState, openingState, sameState } from "../../sdk/core/state.js";
+import { hashlockOf, type SwapTerms } from "../../sdk/core/swap.js";
+import { approve, cancel, newSide, onCosigned, onRefused, outcome, settled, unreserved, wants, type SwapSide } from "../../sdk/core/swap-rules.js";
+import type { ChannelState, Hex, ParticipantIndex } from "../../sdk/core/types.js";
+
+export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+export const S: Hex = `0x${"51".repeat(32)}`;
+export const T: Hex = `0x${"74".repeat(32)}`;
+const CHAIN: Record<Hex, bigint> = { [S]: 31337n, [T]: 31338n };
+export const DEPOSIT = 1_000n;
+export type Name = "A" | "B";
+export const other = (n: Name): Name => (n === "A" ? "B" : "A");
+/** A is participant 0 (the proposer) on S, B on T. */
+const INDEX: Record<Name, Record<string, ParticipantIndex>> = { A: { [S]: 0, [T]: 1 }, B: { [S]: 1, [T]: 0 } };
+export const index = (who: Name, id: Hex): ParticipantIndex => INDEX[who][id] as ParticipantIndex;
+
+export type Packet = Readonly<{ from: Name; channelId: Hex; message: UpdateMessage }>;
+
+export class Party {
+  updaters: Record<Hex, UpdaterData>;
+  swaps = new Map<string, SwapSide>();
+  /** Hashlocks of the swaps not settled on this side (the only ones `drive` looks at). */
+  readonly open = new Set<string>();
+  /** The double-sign guard a store keeps: seq -> digest of the one state signed there. */
+  readonly signed = new Map<string, Hex>();
+  signatures = 0;
+  readonly key: SigningKey;
+
+  constructor(readonly name: Name, readonly address: string, privateKey: string, readonly net: Network) {
+    this.key = new SigningKey(privateKey);
+    const open = (id: Hex) => openingState(id, [net.deposit, net.deposit]);
+    this.updaters = { [S]: newUpdater(index(name, S), open(S)), [T]: newUpdater(index(name, T), open(T)) };
+  }
+
+  private digest(state: ChannelState): Hex {
+    return stateDigest(hubDomain(CHAIN[state.channelId]!, HUB), state);
+  }
+
+  env(channelId: Hex): UpdateEnv {
+    return {
+      sign: (state) => {
+        const digest = this.digest(state);
+        const k = `${state.channelId}/${state.seq}`;
+        const before = this.signed.get(k);
+        if (before !== undefined && before !== digest) throw new Error(`${this.name} signed two states at seq ${state.seq} of ${channelId}`);
+        this.signed.set(k, digest);
+        this.signatures++;
+        return signDigest(this.key, digest);
+      },
+      verify: (state, signature) => requireSignedBy(`state ${state.seq}`, this.net.parties[other(this.name)].address, this.digest(state), signature),
+      approve: (change, state) => {
+        const hashlock = change.kind === "add" ? change.lock.hashlock : change.hashlock;
+        const side = this.swaps.get(hashlock.toLowerCase());
+        if (side === undefined) return { ok: false, final: true, reason: "no such swap" };
+        const upd = this.updaters[side.terms.target.channelId]!;
+        const targetAdd: Change = { kind: "add", lock: { sender: side.targetSender, amount: side.terms.take, hashlock: side.terms.hashlock, expiry: side.terms.targetExpiry } };
+        const inFlight = upd.inFlight?.batch.some((q) => changeKey(q.change) === changeKey(targetAdd)) ?? false;
+        const { approval, side: next } = approve(side, channelId, change, { targetAddInFlight: inFlight });
+        this.swaps.set(hashlock.toLowerCase(), next);
+        this.open.add(hashlock.toLowerCase());
+        return approval;
+      },
+    };
+  }
+
+  private apply(channelId: Hex, step: ReturnType<typeof receive>) {
+    this.updaters[channelId] = step.data;
+    for (const message of step.send) this.net.send({ from: this.name, channelId, message });
+    for (const event of step.events) {
+      if (event.type === "cosigned") {
+        for (const c of event.changes) {
+          const k = (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
+          const side = this.swaps.get(k);
+          if (side === undefined) continue;
+          this.swaps.set(k, onCosigned(side, channelId, [c], event.state));
+          this.open.add(k);
+        }
+      } else {
+        const c = event.change;
+        const k = (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
+        const side = this.swaps.get(k);
+        if (side === undefined) continue;
+        this.swaps.set(k, onRefused(side, c));
+        this.open.add(k);
+      }
+    }
+  }
+
+  /**
+   * Enqueues what every swap wants and takes back what cancelled swaps no longer want; with `wakeAll` (a tick, or a
+   * channel that moved), tries again what the other refused as "not yet".
+   */
+  drive(wakeAll = false) {
+    const asks: Record<string, Change[]> = { [S]: [], [T]: [] };
+    for (const k of this.open) {
+      const side = this.swaps.get(k)!;
+      if (settled(side)) {
+        this.open.delete(k);
+        continue;
+      }
+      if (side.cancelled) {
+        const { withdraw: back } = cancel({ ...side, cancelled: false });
+        for (const w of back) this.updaters[w.channelId] = withdraw(this.updaters[w.channelId]!, [w.change]);
+      }
+      const { side: next, wants: ws } = wants(side);
+      this.swaps.set(k, next);
+      for (const w of ws) asks[w.channelId]!.push(w.change);
+    }
+    // One enqueue per channel: what the swaps want now goes into one batch (or one request).
+    for (const id of [S, T]) if (asks[id]!.length > 0) this.apply(id, enqueue(this.updaters[id]!, asks[id]!, this.env(id)));
+    if (wakeAll) for (const id of [S, T]) this.apply(id, wake(this.updaters[id]!, this.env(id)));
+  }
+
+  handle(packet: Packet) {
+    const step = receive(this.updaters[packet.channelId]!, packet.message, this.env(packet.channelId));
+    this.apply(packet.channelId, step);
+    this.drive(step.events.some((e) => e.type === "cosigned"));
+  }
+
+  tick() {
+    for (const id of [S, T]) for (const message of resendable(this.updaters[id]!)) this.net.send({ from: this.name, channelId: id, message });
+    this.drive(true);
+  }
+
+  cancelSwap(hashlock: string) {
+    const side = this.swaps.get(hashlock);
+    if (side === undefined) return;
+    this.swaps.set(hashlock, cancel(side).side);
+    this.open.add(hashlock);
+    this.drive();
+  }
+}
+
+export class Network {
+  readonly inFlight: Packet[] = [];
+  readonly parties: Record<Name, Party>;
+  /** @param deposit What each party holds on each channel at the start. */
+  constructor(readonly deposit = DEPOSIT) {
+    const a = new Wallet(hexlify(new Uint8Array(32).fill(0xa1)));
+    const b = new Wallet(hexlify(new Uint8Array(32).fill(0xb2)));
+    this.parties = { A: new Party("A", a.address, a.privateKey, this), B: new Party("B", b.address, b.privateKey, this) };
+  }
+  /** Messages sent so far (each would be one signed envelope). */
+  sent = 0;
+  send(p: Packet) {
+    this.sent++;
+    this.inFlight.push(p);
+  }
+  deliver(index: number) {
+    const [p] = this.inFlight.splice(index % this.inFlight.length, 1);
+    if (p !== undefined) this.parties[other(p.from)].handle(p);
+  }
+}
+
+/** What `p` can still lock on `channelId`: its free balance less what its agreed swaps will lock there. */
+export function available(p: Party, channelId: Hex): bigint {
+  const me = index(p.name, channelId);
+  return unreserved(p.swaps.values(), channelId, me, p.updaters[channelId]!.head.balances[me]);
+}
+
+export function startSwap(net: Network, n: number, initiator: Name, give: bigint, take: bigint): string | undefined {
+  const secret = hexlify(new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? n & 0xff : i === 1 ? n >> 8 : 7))) as Hex;
+  const hashlock = hashlockOf(secret);
+  const [source, target] = initiator === "A" ? [S, T] : [T, S];
+  const terms: SwapTerms = {
+    swapId: hashlockOf(hashlock),
+    source: { chainId: CHAIN[source]!, hub: HUB, channelId: source },
+    target: { chainId: CHAIN[target]!, hub: HUB, channelId: target },
+    initiator: net.parties[initiator].address,
+    responder: net.parties[other(initiator)].address,
+    give,
+    take,
+    hashlock,
+    sourceExpiry: 2_000_000_000n,
+    targetExpiry: 1_999_990_000n,
+  };
+  const senders = { source: index(initiator, source), target: index(other(initiator), target) };
+  // Each side agrees only if its own leg fits what it has not promised yet.
+  if (available(net.parties[initiator], source) < give || available(net.parties[other(initiator)], target) < take) return undefined;
+  // The terms are agreed as today (propose/accept, tested elsewhere); both sides start from them.
+  net.parties[initiator].swaps.set(hashlock.toLowerCase(), newSide(terms, "initiator", senders, secret));
+  net.parties[other(initiator)].swaps.set(hashlock.toLowerCase(), newSide(terms, "responder", senders));
+  net.parties.A.open.add(hashlock.toLowerCase());
+  net.parties.B.open.add(hashlock.toLowerCase());
+  net.parties[initiator].drive();
+  return hashlock.toLowerCase();
+}
+
+/** Delivers everything, in order, and ticks both parties until a round changes nothing and no swap is open. */
+export function heal(net: Network): number {
+  for (let round = 0; round < 400; round++) {
+    while (net.inFlight.length > 0) net.deliver(0);
+    const before = JSON.stringify([...Object.values(net.parties)].map((p) => [p.updaters, [...p.swaps.values()]]), (_, v) => (typeof v === "bigint" ? v.toString() : v));
+    net.parties.A.tick();
+    net.parties.B.tick();
+    while (net.inFlight.length > 0) net.deliver(0);
+    const after = JSON.stringify([...Object.values(net.parties)].map((p) => [p.updaters, [...p.swaps.values()]]), (_, v) => (typeof v === "bigint" ? v.toString() : v));
+    const busy = Object.values(net.parties).some((p) => Object.values(p.updaters).some((u) => u.inFlight !== undefined || u.queue.some((q) => applicable(u.head, q.change))));
+    if (before === after && !busy) {
+      // At rest with swaps still open: their counterparty dropped them (a cancel before any lock travels no further),
+      // so each open side times out and cancels, as a client does after its confirmation timeout.
+      const open = Object.values(net.parties).flatMap((p) => [...p.swaps.entries()].filter(([, x]) => !settled(x) && !x.cancelled).map(([k]) => [p, k] as const));
+      if (open.length === 0) return round;
+      for (const [p, k] of open) p.cancelSwap(k);
+    }
+  }
+  const dump = (v: unknown) => JSON.stringify(v, (_, x) => (typeof x === "bigint" ? `${x}` : x));
+  const detail = Object.values(net.parties).map((p) =>
+    `${p.name}: ` +
+    Object.entries(p.updaters).map(([id, u]) => `${id.slice(0, 4)} head ${u.head.seq} signed ${u.signedSeq} inFlight ${u.inFlight?.batch.map((q) => changeKey(q.change)).join(",")} queue ${u.queue.map((q) => `${changeKey(q.change).slice(0, 14)}${q.deferred ? "(d)" : ""}${q.requested ? "(r)" : ""}`).join(",")}`).join(" | ") +
+    " swaps " + [...p.swaps.values()].filter((x) => !settled(x)).map((x) => dump({ h: x.terms.hashlock.slice(0, 8), role: x.role, c: x.cancelled, rv: x.revealed, ta: x.targetAsked, rr: x.refundRefused, s: x.source, t: x.target, sec: x.secret !== undefined })).join(" "),
+  );
+  throw new Error(`the parties did not come to rest within 400 rounds\n${detail.join("\n")}`);
+}
+
+export function checkRun(net: Network, swaps: readonly { hashlock: string; initiator: Name; give: bigint; take: bigint }[]) {
+  const { A, B } = net.parties;
+  const d = net.deposit;
+  const expected: Record<Name, Record<string, bigint>> = { A: { [S]: d, [T]: d }, B: { [S]: d, [T]: d } };
+  for (const s of swaps) {
+    const a = A.swaps.get(s.hashlock)!;
+    const b = B.swaps.get(s.hashlock)!;
+    for (const side of [a, b]) {
+      assert.ok(settled(side), `swap ${s.hashlock} settled at ${side.role}: ${JSON.stringify(side, (_, v) => (typeof v === "bigint" ? `${v}` : v))}`);
+      // Atomic: the S lock was paid exactly when the T lock was.
+      assert.equal(side.source === "paid", side.target === "paid", `swap ${s.hashlock} atomic at ${side.role}`);
+    }
+    assert.equal(outcome(a), outcome(b), `both sides agree on swap ${s.hashlock}`);
+    if (outcome(a) === "swapped") {
+      const [source, target] = s.initiator === "A" ? [S, T] : [T, S];
+      const i = s.initiator;
+      const r = other(i);
+      expected[i][source] = expected[i][source]! - s.give;
+      expected[r][source] = expected[r][source]! + s.give;
+      expected[r][target] = expected[r][target]! - s.take;
+      expected[i][target] = expected[i][target]! + s.take;
+    }
+  }
+  for (const id of [S, T]) {
+    const ha = A.updaters[id]!.head;
+    const hb = B.updaters[id]!.head;
+    assert.equal(sameState(ha, hb), true, `both hold the same head of ${id}`);
+    assert.equal(ha.locks.length, 0, "no lock left");
+    checkState(ha);
+    assert.equal(ha.balances[index("A", id)], expected.A[id]);
+    assert.equal(ha.balances[index("B", id)], expected.B[id]);
+  }
+}
+
