@@ -11,6 +11,7 @@ import {
   applicable,
   changeKey,
   enqueue,
+  maybeAdded,
   newUpdater,
   receive,
   resendable,
@@ -25,7 +26,7 @@ import { hubDomain, stateDigest } from "../../sdk/core/eip712.js";
 import { requireSignedBy, signDigest } from "../../sdk/core/signing.js";
 import { checkState, openingState, sameState } from "../../sdk/core/state.js";
 import { hashlockOf, type SwapTerms } from "../../sdk/core/swap.js";
-import { approve, cancel, newSide, onCosigned, onRefused, outcome, settled, unreserved, wants, type SwapSide } from "../../sdk/core/swap-rules.js";
+import { approve, cancel, newSide, onCosigned, onRefused, onSigned, outcome, settled, unreserved, wants, type SwapSide } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../../sdk/core/types.js";
 
 export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -35,30 +36,40 @@ const CHAIN: Record<Hex, bigint> = { [S]: 31337n, [T]: 31338n };
 export const DEPOSIT = 1_000n;
 export type Name = "A" | "B";
 export const other = (n: Name): Name => (n === "A" ? "B" : "A");
-/** A is participant 0 (the proposer) on S, B on T. */
-const INDEX: Record<Name, Record<string, ParticipantIndex>> = { A: { [S]: 0, [T]: 1 }, B: { [S]: 1, [T]: 0 } };
-export const index = (who: Name, id: Hex): ParticipantIndex => INDEX[who][id] as ParticipantIndex;
+/** Who is participant 0 (the proposer) of each channel. */
+export type Layout = Readonly<Record<Hex, Name>>;
+export const CROSSED: Layout = { [S]: "A", [T]: "B" };
 
 export type Packet = Readonly<{ from: Name; channelId: Hex; message: UpdateMessage }>;
+
+/** What a party keeps on disk: a step stores all of it or nothing. */
+type Stored = { updaters: Record<Hex, UpdaterData>; swaps: Map<string, SwapSide>; open: Set<string>; signed: Map<string, Hex> };
 
 export class Party {
   updaters: Record<Hex, UpdaterData>;
   swaps = new Map<string, SwapSide>();
   /** Hashlocks of the swaps not settled on this side (the only ones `drive` looks at). */
-  readonly open = new Set<string>();
-  /** The double-sign guard a store keeps: seq -> digest of the one state signed there. */
-  readonly signed = new Map<string, Hex>();
+  open = new Set<string>();
+  /** The double-sign guard a store keeps: channel/seq -> digest of the one state signed there. */
+  signed = new Map<string, Hex>();
   signatures = 0;
   readonly key: SigningKey;
+  /** The stored data before the last step and the packets that step sent: what a crash in that step goes back to. */
+  private before: { stored: Stored; sent: Packet[] } | undefined;
 
   constructor(readonly name: Name, readonly address: string, privateKey: string, readonly net: Network) {
     this.key = new SigningKey(privateKey);
     const open = (id: Hex) => openingState(id, [net.deposit, net.deposit]);
-    this.updaters = { [S]: newUpdater(index(name, S), open(S)), [T]: newUpdater(index(name, T), open(T)) };
+    this.updaters = { [S]: newUpdater(net.index(name, S), open(S)), [T]: newUpdater(net.index(name, T), open(T)) };
   }
 
-  private digest(state: ChannelState): Hex {
+  digest(state: ChannelState): Hex {
     return stateDigest(hubDomain(CHAIN[state.channelId]!, HUB), state);
+  }
+
+  /** A signature outside the protocol (what a hostile party makes of a state it was sent). */
+  signRaw(state: ChannelState): Hex {
+    return signDigest(this.key, this.digest(state));
   }
 
   env(channelId: Hex): UpdateEnv {
@@ -72,43 +83,69 @@ export class Party {
         this.signatures++;
         return signDigest(this.key, digest);
       },
+      highestSigned: () => {
+        let top = 0n;
+        for (const k of this.signed.keys()) if (k.startsWith(`${channelId}/`)) top = BigInt(k.slice(k.indexOf("/") + 1)) > top ? BigInt(k.slice(k.indexOf("/") + 1)) : top;
+        return top;
+      },
       verify: (state, signature) => requireSignedBy(`state ${state.seq}`, this.net.parties[other(this.name)].address, this.digest(state), signature),
-      approve: (change, state) => {
-        const hashlock = change.kind === "add" ? change.lock.hashlock : change.hashlock;
-        const side = this.swaps.get(hashlock.toLowerCase());
+      approve: (change) => {
+        const side = this.swaps.get(hashlockOfChange(change));
         if (side === undefined) return { ok: false, final: true, reason: "no such swap" };
-        const upd = this.updaters[side.terms.target.channelId]!;
-        const targetAdd: Change = { kind: "add", lock: { sender: side.targetSender, amount: side.terms.take, hashlock: side.terms.hashlock, expiry: side.terms.targetExpiry } };
-        const inFlight = upd.inFlight?.batch.some((q) => changeKey(q.change) === changeKey(targetAdd)) ?? false;
-        const { approval, side: next } = approve(side, channelId, change, { targetAddInFlight: inFlight });
-        this.swaps.set(hashlock.toLowerCase(), next);
-        this.open.add(hashlock.toLowerCase());
-        return approval;
+        const mine = side.role === "responder" && maybeAdded(this.updaters[side.terms.target.channelId]!, side.terms.hashlock);
+        return approve(side, channelId, change, { targetMaybeAdded: mine });
       },
     };
   }
 
   private apply(channelId: Hex, step: ReturnType<typeof receive>) {
     this.updaters[channelId] = step.data;
-    for (const message of step.send) this.net.send({ from: this.name, channelId, message });
+    for (const message of step.send) this.emit({ from: this.name, channelId, message });
     for (const event of step.events) {
-      if (event.type === "cosigned") {
+      if (event.type === "signed" || event.type === "cosigned") {
         for (const c of event.changes) {
-          const k = (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
+          const k = hashlockOfChange(c);
           const side = this.swaps.get(k);
           if (side === undefined) continue;
-          this.swaps.set(k, onCosigned(side, channelId, [c], event.state));
+          this.swaps.set(k, event.type === "signed" ? onSigned(side, channelId, [c]) : onCosigned(side, channelId, [c], event.state));
           this.open.add(k);
         }
       } else {
-        const c = event.change;
-        const k = (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
+        const k = hashlockOfChange(event.change);
         const side = this.swaps.get(k);
         if (side === undefined) continue;
-        this.swaps.set(k, onRefused(side, c));
+        this.swaps.set(k, onRefused(side, event.change));
         this.open.add(k);
       }
     }
+  }
+
+  private emit(p: Packet) {
+    this.before?.sent.push(p);
+    this.net.send(p);
+  }
+
+  /** Runs one step: its stored data and its packets are what a crash right after it may lose. */
+  private step(fn: () => void) {
+    this.before = { stored: this.snapshot(), sent: [] };
+    fn();
+  }
+
+  private snapshot(): Stored {
+    return { updaters: { ...this.updaters }, swaps: new Map(this.swaps), open: new Set(this.open), signed: new Map(this.signed) };
+  }
+
+  /**
+   * A crash in the last step, before its transaction committed: its data is as before the step, and what it would
+   * have sent never left (if some of it was already delivered, the step had committed: only the rest is lost).
+   */
+  crash() {
+    const b = this.before;
+    this.before = undefined;
+    if (b === undefined) return;
+    if (b.sent.some((p) => this.net.left.has(p))) return; // committed and partly sent: nothing stored is lost
+    for (const p of b.sent) if (this.net.inFlight.includes(p)) this.net.inFlight.splice(this.net.inFlight.indexOf(p), 1);
+    ({ updaters: this.updaters, swaps: this.swaps, open: this.open, signed: this.signed } = b.stored);
   }
 
   /**
@@ -137,49 +174,92 @@ export class Party {
   }
 
   handle(packet: Packet) {
-    const step = receive(this.updaters[packet.channelId]!, packet.message, this.env(packet.channelId));
-    this.apply(packet.channelId, step);
-    this.drive(step.events.some((e) => e.type === "cosigned"));
+    this.step(() => {
+      const step = receive(this.updaters[packet.channelId]!, packet.message, this.env(packet.channelId));
+      this.apply(packet.channelId, step);
+      this.drive(step.events.some((e) => e.type === "cosigned"));
+    });
   }
 
   tick() {
-    for (const id of [S, T]) for (const message of resendable(this.updaters[id]!)) this.net.send({ from: this.name, channelId: id, message });
-    this.drive(true);
+    this.step(() => {
+      for (const id of [S, T]) for (const message of resendable(this.updaters[id]!)) this.emit({ from: this.name, channelId: id, message });
+      this.drive(true);
+    });
+  }
+
+  /** Starts (as initiator) or joins a swap both agreed. */
+  agree(hashlock: string, side: SwapSide) {
+    // The terms are agreed and stored by the existing propose/accept steps: a crash does not take them back.
+    this.swaps.set(hashlock, side);
+    this.open.add(hashlock);
+    this.before = undefined;
+    if (side.role === "initiator") this.step(() => this.drive());
   }
 
   cancelSwap(hashlock: string) {
     const side = this.swaps.get(hashlock);
     if (side === undefined) return;
-    this.swaps.set(hashlock, cancel(side).side);
-    this.open.add(hashlock);
-    this.drive();
+    this.step(() => {
+      this.swaps.set(hashlock, cancel(side).side);
+      this.open.add(hashlock);
+      this.drive();
+    });
   }
+}
+
+function hashlockOfChange(c: Change): string {
+  return (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
 }
 
 export class Network {
   readonly inFlight: Packet[] = [];
   readonly parties: Record<Name, Party>;
-  /** @param deposit What each party holds on each channel at the start. */
-  constructor(readonly deposit = DEPOSIT) {
+  /** A hostile party's hand on what reaches it: return true to take the packet out of the honest path. */
+  intercept: Partial<Record<Name, (p: Packet) => boolean>> = {};
+  /**
+   * @param deposit What each party holds on each channel at the start.
+   * @param layout Who proposes on each channel.
+   */
+  constructor(readonly deposit = DEPOSIT, readonly layout: Layout = CROSSED) {
     const a = new Wallet(hexlify(new Uint8Array(32).fill(0xa1)));
     const b = new Wallet(hexlify(new Uint8Array(32).fill(0xb2)));
     this.parties = { A: new Party("A", a.address, a.privateKey, this), B: new Party("B", b.address, b.privateKey, this) };
   }
+  index(who: Name, id: Hex): ParticipantIndex {
+    return this.layout[id] === who ? 0 : 1;
+  }
   /** Messages sent so far (each would be one signed envelope). */
   sent = 0;
+  /** Packets that reached the other side or were copied on the way: their sender's step had committed. */
+  readonly left = new WeakSet<Packet>();
   send(p: Packet) {
     this.sent++;
     this.inFlight.push(p);
   }
+  /** The network sends a packet twice. */
+  duplicate(index: number) {
+    const p = this.inFlight[index % this.inFlight.length];
+    if (p === undefined) return;
+    this.left.add(p);
+    this.send({ ...p });
+  }
   deliver(index: number) {
     const [p] = this.inFlight.splice(index % this.inFlight.length, 1);
-    if (p !== undefined) this.parties[other(p.from)].handle(p);
+    if (p === undefined) return;
+    this.left.add(p);
+    const to = other(p.from);
+    if (this.intercept[to]?.(p) === true) return;
+    this.parties[to].handle(p);
+  }
+  deliverAll() {
+    for (let i = 0; i < 100_000 && this.inFlight.length > 0; i++) this.deliver(0);
   }
 }
 
 /** What `p` can still lock on `channelId`: its free balance less what its agreed swaps will lock there. */
 export function available(p: Party, channelId: Hex): bigint {
-  const me = index(p.name, channelId);
+  const me = p.net.index(p.name, channelId);
   return unreserved(p.swaps.values(), channelId, me, p.updaters[channelId]!.head.balances[me]);
 }
 
@@ -199,15 +279,12 @@ export function startSwap(net: Network, n: number, initiator: Name, give: bigint
     sourceExpiry: 2_000_000_000n,
     targetExpiry: 1_999_990_000n,
   };
-  const senders = { source: index(initiator, source), target: index(other(initiator), target) };
+  const senders = { source: net.index(initiator, source), target: net.index(other(initiator), target) };
   // Each side agrees only if its own leg fits what it has not promised yet.
   if (available(net.parties[initiator], source) < give || available(net.parties[other(initiator)], target) < take) return undefined;
   // The terms are agreed as today (propose/accept, tested elsewhere); both sides start from them.
-  net.parties[initiator].swaps.set(hashlock.toLowerCase(), newSide(terms, "initiator", senders, secret));
-  net.parties[other(initiator)].swaps.set(hashlock.toLowerCase(), newSide(terms, "responder", senders));
-  net.parties.A.open.add(hashlock.toLowerCase());
-  net.parties.B.open.add(hashlock.toLowerCase());
-  net.parties[initiator].drive();
+  net.parties[other(initiator)].agree(hashlock.toLowerCase(), newSide(terms, "responder", senders));
+  net.parties[initiator].agree(hashlock.toLowerCase(), newSide(terms, "initiator", senders, secret));
   return hashlock.toLowerCase();
 }
 
@@ -267,8 +344,8 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
     assert.equal(sameState(ha, hb), true, `both hold the same head of ${id}`);
     assert.equal(ha.locks.length, 0, "no lock left");
     checkState(ha);
-    assert.equal(ha.balances[index("A", id)], expected.A[id]);
-    assert.equal(ha.balances[index("B", id)], expected.B[id]);
+    assert.equal(ha.balances[net.index("A", id)], expected.A[id]);
+    assert.equal(ha.balances[net.index("B", id)], expected.B[id]);
   }
 }
 

@@ -28,6 +28,18 @@ export type Change =
 /** The proposer puts at most this many changes in one batch (a message stays a few hundred kB at most). */
 export const MAX_BATCH_CHANGES = 512;
 
+/** The most changes a proposer keeps queued for the acknowledger; more are dropped and asked for again later. */
+export const MAX_REQUESTED = 4 * MAX_BATCH_CHANGES;
+
+/**
+ * How far above the last number it answered the acknowledger takes a batch's sequence number: the proposer counts
+ * up by one per batch (more only after a crash lost a batch before it was sent), so a batch numbered near 2^64,
+ * which would end the channel's updates, is never signed.
+ */
+export const MAX_SEQ_STEP = 16n;
+
+const SECRET = /^0x[0-9a-fA-F]{64}$/;
+
 /** The key under which a change is known in queues: one add, one resolution per hashlock. */
 export function changeKey(change: Change): string {
   const hashlock = change.kind === "add" ? change.lock.hashlock : change.hashlock;
@@ -63,6 +75,10 @@ export function applyChange(state: ChannelState, change: Change): ChannelState {
   const index = lockIndex(state, change.hashlock);
   const lock = state.locks[index];
   if (lock === undefined) throw new LockNotFoundError(change.hashlock);
+  if (change.kind === "pay" && !SECRET.test(change.secret)) {
+    // The registry reveals bytes32 secrets only: a longer preimage would pay here and never on chain.
+    throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} is not 32 bytes`);
+  }
   if (change.kind === "pay" && hashlockOf(change.secret).toLowerCase() !== lock.hashlock.toLowerCase()) {
     throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} does not match it`);
   }
@@ -118,6 +134,12 @@ export type UpdaterData = Readonly<{
   signedSeq: bigint;
   /** Proposer: the batch it signed and sent, until it is co-signed or refused. */
   inFlight: Readonly<{ state: ChannelState; batch: readonly Queued[]; signature: Hex }> | undefined;
+  /**
+   * Proposer: batches it signed that came back refused. A refusal proves nothing: the acknowledger may have signed
+   * the batch too and keep it for the chain. Each counts as possibly co-signed until a co-signed head passes its
+   * number (then a challenge with the head beats it on chain).
+   */
+  ghosts: readonly Readonly<{ seq: bigint; adds: readonly Hex[] }>[];
   /** Acknowledger: its answer to the last batch it refused, sent again if that batch comes again. */
   refused?: Readonly<{ seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[] }>;
   /** Proposer: changes for the next batch. Acknowledger: changes it asked for and has not seen co-signed. */
@@ -139,6 +161,8 @@ export type UpdateMessage =
 
 /** What a step tells its caller: a state both signed (with the changes it made), or one of our changes refused for good. */
 export type UpdateEvent =
+  /** This party signed a batch (stored with the step): what it agreed to holds from now on, co-signed or not. */
+  | Readonly<{ type: "signed"; state: ChannelState; changes: readonly Change[] }>
   | Readonly<{ type: "cosigned"; state: ChannelState; signatures: readonly [Hex, Hex]; changes: readonly Change[] }>
   | Readonly<{ type: "refused"; change: Change; reason: string }>;
 
@@ -148,9 +172,25 @@ export type UpdateEnv = Readonly<{
   sign(state: ChannelState): Hex;
   /** Throws unless the counterparty signed `state` with `signature`. */
   verify(state: ChannelState, signature: Hex): void;
-  /** Whether this party agrees to `change` on top of `state` (ours or theirs): the swap rules of docs/SWAP.md. */
+  /**
+   * Whether this party agrees to `change` on top of `state` (ours or theirs): the swap rules of docs/SWAP.md. No
+   * side effects: what signing a change commits the party to follows from the "signed" event.
+   */
   approve(change: Change, state: ChannelState): Approval;
+  /** The highest sequence number the signature guard holds for this channel (it may be ahead of stored data). */
+  highestSigned?(): bigint;
 }>;
+
+/** Whether a state this party signed above the co-signed head, and that may be co-signed, adds the lock `hashlock`. */
+export function maybeAdded(data: UpdaterData, hashlock: Hex): boolean {
+  const key = hashlock.toLowerCase();
+  if (data.inFlight?.batch.some((q) => q.change.kind === "add" && q.change.lock.hashlock.toLowerCase() === key)) return true;
+  return data.ghosts.some((g) => g.seq > data.head.seq && g.adds.some((h) => h.toLowerCase() === key));
+}
+
+function addsOf(changes: readonly Change[]): Hex[] {
+  return changes.flatMap((c) => (c.kind === "add" ? [c.lock.hashlock] : []));
+}
 
 export type Step = Readonly<{ data: UpdaterData; send: readonly UpdateMessage[]; events: readonly UpdateEvent[] }>;
 
@@ -162,7 +202,7 @@ export function isProposer(data: UpdaterData): boolean {
 
 /** A channel's updater before any update: `opening` is the state both start from (seq 0, or a co-signed head). */
 export function newUpdater(me: ParticipantIndex, opening: ChannelState, headSignatures?: readonly [Hex, Hex]): UpdaterData {
-  return { channelId: opening.channelId, me, head: opening, headSignatures, signedSeq: opening.seq, inFlight: undefined, queue: [] };
+  return { channelId: opening.channelId, me, head: opening, headSignatures, signedSeq: opening.seq, inFlight: undefined, ghosts: [], queue: [] };
 }
 
 /** Whether a change with `change`'s key waits in the queue or in the batch in flight. */
@@ -234,12 +274,16 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   }
   const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }] : [];
   if (batch.length === 0) return { data: { ...data, queue: keep }, send, events };
-  const seq = (data.signedSeq > data.head.seq ? data.signedSeq : data.head.seq) + 1n;
+  const guard = env.highestSigned?.() ?? 0n;
+  const used = [data.signedSeq, data.head.seq, guard].reduce((a, b) => (a > b ? a : b));
+  const seq = used + 1n;
   const state = { ...next, seq };
   checkState(state);
   const signature = env.sign(state);
   const inFlight = { state, batch, signature };
-  send.push({ kind: "update", base: data.head.seq, seq, changes: batch.map((q) => q.change), signature });
+  const changes = batch.map((q) => q.change);
+  send.push({ kind: "update", base: data.head.seq, seq, changes, signature });
+  events.push({ type: "signed", state, changes });
   return { data: { ...data, queue: keep, signedSeq: seq, inFlight }, send, events };
 }
 
@@ -262,7 +306,9 @@ export function resendable(data: UpdaterData): UpdateMessage[] {
     return f === undefined ? [] : [{ kind: "update", base: data.head.seq, seq: f.state.seq, changes: f.batch.map((q) => q.change), signature: f.signature }];
   }
   const mine = data.queue.map((q) => q.change).filter((c) => applicable(data.head, c));
-  return mine.length === 0 ? [] : [{ kind: "request", changes: mine }];
+  const out: UpdateMessage[] = [];
+  for (let i = 0; i < mine.length; i += MAX_BATCH_CHANGES) out.push({ kind: "request", changes: mine.slice(i, i + MAX_BATCH_CHANGES) });
+  return out;
 }
 
 /** Handles a message from the counterparty; throws InvalidMessageError for one that is not the protocol's. */
@@ -276,9 +322,10 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       const inFlight = new Set(data.inFlight?.batch.map((q) => changeKey(q.change)) ?? []);
       const queue = data.queue.filter((q) => !(q.change.kind === "refund" && paid.has(changeKey(q.change)) && !inFlight.has(changeKey(q.change))));
       const base = { ...data, queue };
-      const fresh = message.changes.filter((c) => !pending(base, c) && applicable(data.head, c));
+      // Past the cap, the rest is dropped: the acknowledger asks again once batches have made room.
+      const room = MAX_REQUESTED - queue.filter((q) => q.requested).length;
+      const fresh = message.changes.filter((c) => !pending(base, c) && applicable(data.head, c)).slice(0, Math.max(0, room));
       if (fresh.length === 0) return queue.length === data.queue.length ? none : propose(base, env);
-      if (queue.length + fresh.length > 4 * MAX_BATCH_CHANGES) throw new InvalidMessageError("too many changes requested at once");
       return propose({ ...base, queue: [...queue, ...fresh.map((change) => ({ change, requested: true }))] }, env);
     }
     case "reject": {
@@ -302,7 +349,8 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       env.verify(f.state, message.signature);
       const signatures: readonly [Hex, Hex] = [f.signature, message.signature];
       const queue = data.queue.map((q) => (q.deferred === true ? { change: q.change, requested: q.requested } : q));
-      const acked: UpdaterData = { ...data, head: f.state, headSignatures: signatures, inFlight: undefined, queue };
+      const ghosts = data.ghosts.filter((g) => g.seq > f.state.seq);
+      const acked: UpdaterData = { ...data, head: f.state, headSignatures: signatures, inFlight: undefined, ghosts, queue };
       const next = propose(acked, env);
       const changes = f.batch.map((q) => q.change);
       return { ...next, events: [{ type: "cosigned", state: f.state, signatures, changes }, ...next.events] };
@@ -326,8 +374,9 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
           back.push(q);
         }
       });
-      // The rest of the batch goes again at once, at a new sequence number.
-      const next = propose({ ...data, inFlight: undefined, queue: [...back, ...data.queue] }, env);
+      // The rest of the batch goes again at once, at a new sequence number. The refused batch stays a ghost.
+      const ghosts = [...data.ghosts, { seq: f.state.seq, adds: addsOf(f.batch.map((q) => q.change)) }];
+      const next = propose({ ...data, inFlight: undefined, ghosts, queue: [...back, ...data.queue] }, env);
       const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }, ...next.send] : [...next.send];
       return { data: next.data, send, events: [...events, ...next.events] };
     }
@@ -344,6 +393,9 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
       return { data, send: [{ kind: "ack", seq: message.seq, signature: data.headSignatures[data.me] }], events: [] };
     }
     return none;
+  }
+  if (message.seq > data.signedSeq + MAX_SEQ_STEP) {
+    throw new InvalidMessageError(`a batch numbered ${message.seq}, more than ${MAX_SEQ_STEP} above ${data.signedSeq}`);
   }
   if (message.base !== data.head.seq) {
     throw new InvalidMessageError(`a batch on top of state ${message.base}; the co-signed head is ${data.head.seq}`);
@@ -381,6 +433,9 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
   return {
     data: { ...data, head: state, headSignatures: signatures, signedSeq: message.seq, queue },
     send: [{ kind: "ack", seq: message.seq, signature: mine }],
-    events: [{ type: "cosigned", state, signatures, changes: message.changes }],
+    events: [
+      { type: "signed", state, changes: message.changes },
+      { type: "cosigned", state, signatures, changes: message.changes },
+    ],
   };
 }

@@ -163,10 +163,13 @@ export function unreserved(sides: Iterable<SwapSide>, channelId: Hex, me: Partic
   return left;
 }
 
-/** What the caller knows of the pending work on the swap's channels, for the responder's refund rule. */
+/** What the caller knows of the swap's channels beyond the co-signed heads, for the responder's refund rule. */
 export type PendingQuery = Readonly<{
-  /** Our add of the T lock is in a batch the proposer signed and may yet be co-signed. */
-  targetAddInFlight: boolean;
+  /**
+   * A state we signed above the T channel's co-signed head adds our T lock and may be co-signed (a batch in flight,
+   * or one refused that the other may have signed anyway: `maybeAdded` in channel-updates.ts).
+   */
+  targetMaybeAdded: boolean;
 }>;
 
 const NEVER = (reason: string): Approval => ({ ok: false, final: true, reason });
@@ -177,47 +180,68 @@ function sameLock(a: Lock, b: Lock): boolean {
   return a.sender === b.sender && a.amount === b.amount && a.expiry === b.expiry && a.hashlock.toLowerCase() === b.hashlock.toLowerCase();
 }
 
+const SECRET = /^0x[0-9a-fA-F]{64}$/;
+
 /**
- * Whether this side signs `change` on `channelId` (a change of ours or of the counterparty's), and the side as it
- * must be stored if it does (agreeing to refund its own claim commits it to the cancel; a revealed secret is kept).
+ * Whether this side signs `change` on `channelId` (a change of ours or of the counterparty's). Pure: what signing
+ * commits the side to (a cancel, a secret kept) is `onSigned`, applied only to batches actually signed.
  */
-export function approve(side: SwapSide, channelId: Hex, change: Change, pendingWork: PendingQuery): { approval: Approval; side: SwapSide } {
+export function approve(side: SwapSide, channelId: Hex, change: Change, pendingWork: PendingQuery): Approval {
   const t = side.terms;
   const onSource = channelId.toLowerCase() === t.source.channelId.toLowerCase();
   const onTarget = channelId.toLowerCase() === t.target.channelId.toLowerCase();
-  if (!onSource && !onTarget) return { approval: NEVER(`lock ${t.hashlock} belongs to another channel`), side };
+  if (!onSource && !onTarget) return NEVER(`lock ${t.hashlock} belongs to another channel`);
   const me = side.role;
   if (change.kind === "add") {
     const expected = onSource ? sourceLock(side) : targetLock(side);
-    if (!sameLock(change.lock, expected)) return { approval: NEVER(`the lock differs from the terms of swap ${t.swapId}`), side };
-    if (onSource) {
-      // The initiator's lock: the initiator adds it unless it cancelled; the responder takes it unless it cancelled.
-      return { approval: side.cancelled ? NEVER("the swap was cancelled") : YES, side };
-    }
-    // The responder's lock: only the responder's own ask; the initiator takes it whatever (it refunds it if cancelled).
-    if (me === "responder") return { approval: side.cancelled || !side.targetAsked ? NEVER("the responder did not ask for this lock") : YES, side };
-    return { approval: side.source === "locked" ? YES : NEVER("the target lock comes after the source lock"), side };
+    if (!sameLock(change.lock, expected)) return NEVER(`the lock differs from the terms of swap ${t.swapId}`);
+    // A lock is added once, ever: a copy asked for after it was resolved would be paid twice.
+    if ((onSource ? side.source : side.target) !== "none") return NEVER(`the lock of swap ${t.swapId} was added before`);
+    if (onSource) return side.cancelled ? NEVER("the swap was cancelled") : YES; // the initiator's lock
+    // The responder's lock: only the responder's own ask, and only after the source lock is co-signed.
+    if (me === "responder") return side.cancelled || !side.targetAsked ? NEVER("the responder did not ask for this lock") : YES;
+    if (side.source === "locked" || side.cancelled) return YES; // if cancelled, the initiator gives it back
+    if (side.source === "none") return NOT_YET("the target lock comes after the source lock"); // a reordering
+    return NEVER("the source lock was resolved already");
   }
   if (change.kind === "pay") {
-    if (hashlockOf(change.secret).toLowerCase() !== t.hashlock.toLowerCase()) return { approval: NEVER("the secret does not match"), side };
-    // Paying the lock's receiver with the secret is what both want; a responder keeps the secret first.
-    const kept = me === "responder" && side.secret === undefined ? { ...side, secret: change.secret } : side;
-    return { approval: YES, side: kept };
+    if (!SECRET.test(change.secret)) return NEVER("a secret is 32 bytes (the registry reveals no other)");
+    if (hashlockOf(change.secret).toLowerCase() !== t.hashlock.toLowerCase()) return NEVER("the secret does not match");
+    return YES; // paying the lock's receiver with the secret is what both want; the responder keeps the secret
   }
   // A refund: fine for the lock's sender; its receiver gives up a claim only on the cancel path.
   const receiverIsMe = onSource ? me === "responder" : me === "initiator";
-  if (!receiverIsMe) return { approval: YES, side };
+  if (!receiverIsMe) return YES;
   if (me === "initiator") {
-    // The T lock back to the responder: only if the secret never left; from then on, never reveal.
-    if (side.revealed) return { approval: NEVER("the secret was revealed; the target lock can only be paid"), side };
-    return { approval: YES, side: { ...side, cancelled: true } };
+    // The T lock back to the responder: only if the secret never left; signing it is the cancel (never reveal).
+    return side.revealed ? NEVER("the secret was revealed; the target lock can only be paid") : YES;
   }
   // The responder gives the S lock back only when its own T lock can no longer be paid to the initiator.
-  if (side.secret !== undefined) return { approval: NEVER("the secret is known; the source lock can only be paid"), side };
-  if (side.target === "locked") return { approval: NOT_YET("the target lock is still pending"), side };
-  if (side.target === "paid") return { approval: NEVER("the target lock was paid"), side };
-  if (side.target === "none" && pendingWork.targetAddInFlight) return { approval: NOT_YET("the target lock may still be co-signed"), side };
-  return { approval: YES, side: { ...side, cancelled: true } };
+  if (side.secret !== undefined) return NEVER("the secret is known; the source lock can only be paid");
+  if (side.target === "paid") return NEVER("the target lock was paid");
+  if (side.target === "locked") return NOT_YET("the target lock is still pending");
+  if (pendingWork.targetMaybeAdded) return NOT_YET("a state adding the target lock may be co-signed");
+  return YES;
+}
+
+/**
+ * The side after this party signed a batch on `channelId` (stored in the same step as the signature): giving up a
+ * claim (a refund of a lock we receive) is the cancel; a payment we sign with a secret makes us keep the secret.
+ */
+export function onSigned(side: SwapSide, channelId: Hex, changes: readonly Change[]): SwapSide {
+  const t = side.terms;
+  const key = t.hashlock.toLowerCase();
+  const onSource = channelId.toLowerCase() === t.source.channelId.toLowerCase();
+  let next = side;
+  for (const c of changes) {
+    if ((c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase() !== key) continue;
+    if (c.kind === "pay" && next.secret === undefined) next = { ...next, secret: c.secret };
+    if (c.kind === "refund") {
+      const receiverIsMe = onSource ? side.role === "responder" : side.role === "initiator";
+      if (receiverIsMe && !next.cancelled) next = { ...next, cancelled: true };
+    }
+  }
+  return next;
 }
 
 /**

@@ -81,6 +81,8 @@ export function termsDigest(terms: SwapTerms): Hex {
 
 /** sha256 of a 32-byte secret: the hashlock of the swap (Bitcoin/Lightning compatible). */
 export function hashlockOf(secret: Hex): Hex {
+  // The registry reveals bytes32 secrets only: a preimage of another length would settle off chain and never on it.
+  if (!/^0x[0-9a-fA-F]{64}$/.test(secret)) throw new InvalidMessageError("a secret is 32 bytes of hex");
   return sha256(secret) as Hex;
 }
 

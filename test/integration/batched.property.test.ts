@@ -11,10 +11,14 @@
 import { expect } from "chai";
 import fc from "fast-check";
 
-import { enqueue, isProposer, type Change } from "../../sdk/core/channel-updates.js";
+import { sha256 } from "ethers";
+
+import { applyChange, applyChanges, enqueue, isProposer, type Change } from "../../sdk/core/channel-updates.js";
+import { openingState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
-import { outcome } from "../../sdk/core/swap-rules.js";
-import { checkRun, heal, Network, S, startSwap, type Name } from "../../scripts/lib/batched-pair.js";
+import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
+import type { ChannelState, Hex } from "../../sdk/core/types.js";
+import { checkRun, CROSSED, DEPOSIT, heal, Network, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
 
 type Op =
   | { op: "start"; initiator: Name; give: number; take: number }
@@ -42,9 +46,9 @@ describe("many swaps at once on one channel pair: batched updates under faults (
     let swapped = 0;
     let undone = 0;
     fc.assert(
-      fc.property(fc.array(opArb, { minLength: 300, maxLength: 600 }), fc.integer({ min: 50, max: 70 }), (ops, atLeast) => {
+      fc.property(fc.array(opArb, { minLength: 300, maxLength: 600 }), fc.integer({ min: 50, max: 70 }), fc.constantFrom<Layout>(CROSSED, { [S]: "A", [T]: "A" }, { [S]: "B", [T]: "B" }, { [S]: "B", [T]: "A" }), (ops, atLeast, layout) => {
        try {
-        const net = new Network();
+        const net = new Network(DEPOSIT, layout);
         const swaps: { hashlock: string; initiator: Name; give: bigint; take: bigint }[] = [];
         let n = 0;
         const start = (initiator: Name, give: number, take: number) => {
@@ -60,19 +64,16 @@ describe("many swaps at once on one channel pair: batched updates under faults (
               if (net.inFlight.length > 0) net.deliver(o.at);
               break;
             case "duplicate":
-              if (net.inFlight.length > 0) net.send(net.inFlight[o.at % net.inFlight.length]!);
+              net.duplicate(o.at);
               break;
             case "drop":
               if (net.inFlight.length > 0) net.inFlight.splice(o.at % net.inFlight.length, 1);
               break;
-            case "crash": {
-              // What the party had decided but not sent is lost; what it stored stays (every step stores first).
-              const kept = net.inFlight.filter((p) => p.from !== o.who);
-              net.inFlight.length = 0;
-              net.inFlight.push(...kept);
+            case "crash":
+              // The party's last step never committed: its data goes back, and what it would have sent never left.
+              net.parties[o.who].crash();
               net.parties[o.who].tick();
               break;
-            }
             case "tick":
               net.parties[o.who].tick();
               break;
@@ -148,5 +149,100 @@ describe("many swaps at once on one channel pair: batched updates under faults (
     heal(net);
     expect(net.parties.A.updaters[S]!.head.seq).to.be.greaterThan(seq);
     checkRun(net, [{ hashlock, initiator: "A", give: 4n, take: 4n }]);
+  });
+});
+
+describe("batched updates against a hostile counterparty and odd inputs", function () {
+  this.timeout(120_000);
+  const settle = (net: Network) => {
+    net.deliverAll();
+    heal(net);
+  };
+
+  it("never adds a swap's lock a second time, whoever asks and however late a copy comes", function () {
+    for (const layout of [CROSSED, { [S]: "A", [T]: "A" }] as Layout[]) {
+      for (const initiator of ["A", "B"] as const) {
+        const net = new Network(DEPOSIT, layout);
+        const hashlock = startSwap(net, 1, initiator, 10n, 20n)!;
+        // Keep a copy of every request and update on the way: replayed after the swap, none may change a head.
+        const seen: Packet[] = [];
+        for (let i = 0; i < 10_000 && net.inFlight.length > 0; i++) {
+          seen.push({ ...net.inFlight[0]! });
+          net.deliver(0);
+        }
+        heal(net);
+        const heads = [S, T].map((id) => net.parties.A.updaters[id]!.head);
+        const side = net.parties.A.swaps.get(hashlock)!;
+        // What a hostile party would ask for: each lock of the swap again.
+        for (const from of ["A", "B"] as const) {
+          for (const [id, lock] of [[side.terms.source.channelId, sourceLock(side)], [side.terms.target.channelId, targetLock(side)]] as const) {
+            const toProposer = net.index(from, id) === 1;
+            if (toProposer) net.send({ from, channelId: id, message: { kind: "request", changes: [{ kind: "add", lock }] } });
+          }
+        }
+        for (const p of seen) net.send(p);
+        settle(net);
+        [S, T].forEach((id, i) => expect(net.parties.A.updaters[id]!.head.balances, `${id} after replays`).to.deep.equal(heads[i]!.balances));
+        checkRun(net, [{ hashlock, initiator, give: 10n, take: 20n }]);
+      }
+    }
+  });
+
+  it("never gives the source lock back while a refused batch with the target lock could still be enforced", function () {
+    // B proposes on T (crossed layout) and is the responder; A, hostile, signs B's target-lock batch, keeps both
+    // signatures, answers "refuse", then cancels and asks for its source lock back.
+    for (const final of [true, false]) {
+      const net = new Network();
+      const hashlock = startSwap(net, 1, "A", 10n, 20n)!;
+      const A = net.parties.A;
+      let kept: ChannelState | undefined;
+      net.intercept.A = (p) => {
+        if (p.channelId !== T || p.message.kind !== "update") return false;
+        const m = p.message;
+        if (kept === undefined) kept = applyChanges(A.updaters[T]!.head, m.changes, m.seq);
+        net.send({ from: "A", channelId: T, message: { kind: "refuse", seq: m.seq, refusals: m.changes.map((_, index) => ({ index, final, reason: "no" })) } });
+        return true;
+      };
+      net.deliverAll();
+      expect(kept?.locks.length, "A holds a co-signable state with B's lock").to.equal(1);
+      A.cancelSwap(hashlock);
+      net.deliverAll();
+      for (let i = 0; i < 5; i++) {
+        net.parties.A.tick();
+        net.parties.B.tick();
+        net.deliverAll();
+      }
+      const b = net.parties.B;
+      // B still holds A's lock on S: if A takes B's lock on chain with the secret, B claims A's with it.
+      expect(b.updaters[S]!.head.locks.map((l) => l.hashlock)).to.deep.equal([hashlock]);
+      expect(b.swaps.get(hashlock)!.source).to.equal("locked");
+    }
+  });
+
+  it("refuses a secret that is not 32 bytes, which the registry could never reveal", function () {
+    const long = `0x${"ab".repeat(33)}` as Hex;
+    expect(() => hashlockOf(long)).to.throw(/32 bytes/);
+    const lock = { sender: 0 as const, amount: 5n, hashlock: sha256(long) as Hex, expiry: 1_999_990_000n };
+    const state = { ...openingState(T, [100n, 100n]), balances: [95n, 100n] as const, locks: [lock] };
+    expect(() => applyChange(state, { kind: "pay", hashlock: lock.hashlock, secret: long })).to.throw(/32 bytes/);
+  });
+
+  it("keeps going when more changes are asked for than one message or one queue holds", function () {
+    // B proposes on T; B initiates 600 swaps (more than one request message holds) whose messages are all lost, then the network heals.
+    const net = new Network(100_000n);
+    const swaps: { hashlock: string; initiator: Name; give: bigint; take: bigint }[] = [];
+    for (let n = 0; n < 600; n++) swaps.push({ hashlock: startSwap(net, n, "B", 1n, 1n)!, initiator: "B", give: 1n, take: 1n });
+    net.inFlight.length = 0;
+    heal(net);
+    checkRun(net, swaps);
+  });
+
+  it("refuses a batch numbered far above the last one, which would end the channel's updates", function () {
+    const net = new Network();
+    const B = net.parties.B;
+    const state = { ...B.updaters[S]!.head, seq: (1n << 64n) - 1n };
+    const update = { kind: "update" as const, base: 0n, seq: state.seq, changes: [], signature: net.parties.A.signRaw(state) };
+    expect(() => B.handle({ from: "A", channelId: S, message: update })).to.throw(/more than 16 above/);
+    expect(B.updaters[S]!.signedSeq).to.equal(0n);
   });
 });
