@@ -43,7 +43,13 @@ export const CROSSED: Layout = { [S]: "A", [T]: "B" };
 export type Packet = Readonly<{ from: Name; channelId: Hex; message: UpdateMessage }>;
 
 /** What a party keeps on disk: a step stores all of it or nothing. */
-type Stored = { updaters: Record<Hex, UpdaterData>; swaps: Map<string, SwapSide>; open: Set<string>; signed: Map<string, Hex> };
+type Stored = {
+  updaters: Record<Hex, UpdaterData>;
+  swaps: Map<string, SwapSide>;
+  open: Set<string>;
+  signed: Map<string, Hex>;
+  history: Party["history"];
+};
 
 export class Party {
   updaters: Record<Hex, UpdaterData>;
@@ -53,6 +59,8 @@ export class Party {
   /** The double-sign guard a store keeps: channel/seq -> digest of the one state signed there. */
   signed = new Map<string, Hex>();
   signatures = 0;
+  /** Every batch this party signed, by channel and number, and whether it saw it co-signed: what a chain may be shown. */
+  history: Record<Hex, Map<bigint, { base: bigint; changes: readonly Change[]; cosigned: boolean }>> = { [S]: new Map(), [T]: new Map() };
   readonly key: SigningKey;
   /** The stored data before the last step and the packets that step sent: what a crash in that step goes back to. */
   private before: { stored: Stored; sent: Packet[] } | undefined;
@@ -99,7 +107,20 @@ export class Party {
   }
 
   private apply(channelId: Hex, step: ReturnType<typeof receive>) {
+    const before = this.updaters[channelId]!.head.seq;
     this.updaters[channelId] = step.data;
+    const history = new Map(this.history[channelId]);
+    for (const event of step.events) {
+      if (event.type === "signed") {
+        const base = step.data.me === 0 ? (event.state.seq === step.data.head.seq ? before : step.data.head.seq) : before;
+        history.set(event.state.seq, { base, changes: event.changes, cosigned: history.get(event.state.seq)?.cosigned ?? false });
+      }
+      if (event.type === "cosigned") {
+        const known = history.get(event.state.seq);
+        history.set(event.state.seq, { base: known?.base ?? before, changes: event.changes, cosigned: true });
+      }
+    }
+    this.history = { ...this.history, [channelId]: history };
     for (const message of step.send) this.emit({ from: this.name, channelId, message });
     for (const event of step.events) {
       if (event.type === "signed" || event.type === "cosigned") {
@@ -132,7 +153,7 @@ export class Party {
   }
 
   private snapshot(): Stored {
-    return { updaters: { ...this.updaters }, swaps: new Map(this.swaps), open: new Set(this.open), signed: new Map(this.signed) };
+    return { updaters: { ...this.updaters }, swaps: new Map(this.swaps), open: new Set(this.open), signed: new Map(this.signed), history: this.history };
   }
 
   /**
@@ -145,7 +166,7 @@ export class Party {
     if (b === undefined) return;
     if (b.sent.some((p) => this.net.left.has(p))) return; // committed and partly sent: nothing stored is lost
     for (const p of b.sent) if (this.net.inFlight.includes(p)) this.net.inFlight.splice(this.net.inFlight.indexOf(p), 1);
-    ({ updaters: this.updaters, swaps: this.swaps, open: this.open, signed: this.signed } = b.stored);
+    ({ updaters: this.updaters, swaps: this.swaps, open: this.open, signed: this.signed, history: this.history } = b.stored);
   }
 
   /**
@@ -349,3 +370,61 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
   }
 }
 
+type Stand = "none" | "locked" | "paid" | "refunded";
+
+/** Where lock `hashlock` stands in the state `seq` of `p`'s history on `channelId` (co-signed chain, then the batch). */
+function standAt(p: Party, channelId: Hex, seq: bigint, hashlock: string): Stand {
+  const h = p.history[channelId]!;
+  const head = p.updaters[channelId]!.head;
+  const top = seq === head.seq ? head.seq : h.get(seq)!.base;
+  const chain = [...h.entries()].filter(([n, e]) => e.cosigned && n <= top).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (seq !== head.seq) chain.push([seq, h.get(seq)!]);
+  let stand: Stand = "none";
+  for (const [, e] of chain) {
+    for (const c of e.changes) {
+      if (hashlockOfChange(c) !== hashlock) continue;
+      stand = c.kind === "add" ? "locked" : c.kind === "pay" ? "paid" : "refunded";
+    }
+  }
+  return stand;
+}
+
+/**
+ * The honest party `honest` goes on chain now and the other stays silent (or hostile). For every choice the other
+ * has of the state it registers on each channel (any state `honest` signed above its co-signed head beats the head
+ * on chain), with the other revealing every secret it knows that pays it and `honest` then revealing what it may:
+ * the swaps where `honest` paid its own lock but did not get the other's. Empty means atomic for `honest`.
+ */
+export function onChainViolations(net: Network, honest: Name): string[] {
+  const h = net.parties[honest];
+  const x = net.parties[other(honest)];
+  const candidates = (id: Hex) => [h.updaters[id]!.head.seq, ...[...h.history[id]!.entries()].filter(([n, e]) => !e.cosigned && n > h.updaters[id]!.head.seq).map(([n]) => n)];
+  const out: string[] = [];
+  for (const sSeq of candidates(S)) {
+    for (const tSeq of candidates(T)) {
+      const finals: Record<Hex, bigint> = { [S]: sSeq, [T]: tSeq };
+      for (const [k, side] of h.swaps) {
+        const t = side.terms;
+        const xSide = x.swaps.get(k);
+        const at = (id: Hex) => standAt(h, id, finals[id]!, k);
+        const src = at(t.source.channelId);
+        const tgt = at(t.target.channelId);
+        // Who each pending lock pays: the source lock the responder, the target lock the initiator.
+        const xIsInitiator = side.role === "responder";
+        const xPaidBy = xIsInitiator ? tgt === "locked" : src === "locked";
+        // A responder knows the secret once the initiator let it go (a request or a batch), co-signed or not.
+        const xKnows = xIsInitiator ? true : side.revealed || xSide?.secret !== undefined;
+        let revealed = xKnows && xPaidBy;
+        if (!revealed) {
+          const hPaidBy = side.role === "initiator" ? tgt === "locked" : src === "locked";
+          const hMay = side.role === "initiator" ? !side.cancelled : side.secret !== undefined;
+          revealed = hPaidBy && hMay;
+        }
+        const final = (s: Stand) => (s === "locked" ? (revealed ? "paid" : "refunded") : s);
+        const [mine, theirs] = side.role === "initiator" ? [final(src), final(tgt)] : [final(tgt), final(src)];
+        if (mine === "paid" && theirs !== "paid") out.push(`${k} (${side.role}, S@${sSeq} ${src}, T@${tSeq} ${tgt}): paid ${mine}, got ${theirs}`);
+      }
+    }
+  }
+  return out;
+}

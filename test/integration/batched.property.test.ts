@@ -18,7 +18,7 @@ import { openingState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
 import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex } from "../../sdk/core/types.js";
-import { checkRun, CROSSED, DEPOSIT, heal, Network, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
+import { checkRun, CROSSED, DEPOSIT, heal, Network, onChainViolations, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
 
 type Op =
   | { op: "start"; initiator: Name; give: number; take: number }
@@ -114,6 +114,39 @@ describe("many swaps at once on one channel pair: batched updates under faults (
     // The runs exercised both endings, and many swaps went through.
     expect(swapped).to.be.greaterThan(500);
     expect(undone).to.be.greaterThan(10);
+  });
+
+  it("leaves an honest party whole on chain when the other goes silent at any moment, whatever state it registers", function () {
+    let checked = 0;
+    fc.assert(
+      fc.property(
+        fc.array(opArb, { minLength: 50, maxLength: 400 }),
+        fc.constantFrom<Layout>(CROSSED, { [S]: "A", [T]: "A" }, { [S]: "B", [T]: "B" }, { [S]: "B", [T]: "A" }),
+        (ops, layout) => {
+          const net = new Network(DEPOSIT, layout);
+          let n = 0;
+          for (const o of ops) {
+            if (o.op === "start") startSwap(net, n++, o.initiator, BigInt(o.give), BigInt(o.take));
+            else if (o.op === "deliver" && net.inFlight.length > 0) net.deliver(o.at);
+            else if (o.op === "duplicate") net.duplicate(o.at);
+            else if (o.op === "drop" && net.inFlight.length > 0) net.inFlight.splice(o.at % net.inFlight.length, 1);
+            else if (o.op === "crash") net.parties[o.who].crash();
+            else if (o.op === "tick") net.parties[o.who].tick();
+            else if (o.op === "cancel" && n > 0) {
+              const keys = [...net.parties[o.who].swaps.keys()];
+              if (keys.length > 0) net.parties[o.who].cancelSwap(keys[o.swap % keys.length]!);
+            }
+          }
+          // Here the other party stops answering; each side in turn is the honest one that goes on chain.
+          for (const honest of ["A", "B"] as const) {
+            expect(onChainViolations(net, honest), `${honest} on chain`).to.deep.equal([]);
+            checked += net.parties[honest].swaps.size;
+          }
+        },
+      ),
+      { numRuns: Number(process.env.BATCH_RUNS ?? 40) },
+    );
+    expect(checked).to.be.greaterThan(500);
   });
 
   it("signs far fewer states than swap steps when many swaps share a batch", function () {
