@@ -48,6 +48,7 @@ type Stored = {
   swaps: Map<string, SwapSide>;
   open: Set<string>;
   signed: Map<string, Hex>;
+  top: Map<Hex, bigint>;
   history: Party["history"];
 };
 
@@ -58,6 +59,8 @@ export class Party {
   open = new Set<string>();
   /** The double-sign guard a store keeps: channel/seq -> digest of the one state signed there. */
   signed = new Map<string, Hex>();
+  /** The highest number in `signed`, per channel. */
+  top = new Map<Hex, bigint>();
   signatures = 0;
   /** Every batch this party signed, by channel and number, and whether it saw it co-signed: what a chain may be shown. */
   history: Record<Hex, Map<bigint, { base: bigint; changes: readonly Change[]; cosigned: boolean }>> = { [S]: new Map(), [T]: new Map() };
@@ -88,14 +91,11 @@ export class Party {
         const before = this.signed.get(k);
         if (before !== undefined && before !== digest) throw new Error(`${this.name} signed two states at seq ${state.seq} of ${channelId}`);
         this.signed.set(k, digest);
+        if (state.seq > (this.top.get(channelId) ?? 0n)) this.top.set(channelId, state.seq);
         this.signatures++;
         return signDigest(this.key, digest);
       },
-      highestSigned: () => {
-        let top = 0n;
-        for (const k of this.signed.keys()) if (k.startsWith(`${channelId}/`)) top = BigInt(k.slice(k.indexOf("/") + 1)) > top ? BigInt(k.slice(k.indexOf("/") + 1)) : top;
-        return top;
-      },
+      highestSigned: () => this.top.get(channelId) ?? 0n,
       verify: (state, signature) => requireSignedBy(`state ${state.seq}`, this.net.parties[other(this.name)].address, this.digest(state), signature),
       approve: (change) => {
         const side = this.swaps.get(hashlockOfChange(change));
@@ -109,7 +109,7 @@ export class Party {
   private apply(channelId: Hex, step: ReturnType<typeof receive>) {
     const before = this.updaters[channelId]!.head.seq;
     this.updaters[channelId] = step.data;
-    const history = new Map(this.history[channelId]);
+    const history = this.history[channelId]!; // copied by a step's snapshot, so changed in place here
     for (const event of step.events) {
       if (event.type === "signed") {
         const base = step.data.me === 0 ? (event.state.seq === step.data.head.seq ? before : step.data.head.seq) : before;
@@ -120,7 +120,6 @@ export class Party {
         history.set(event.state.seq, { base: known?.base ?? before, changes: event.changes, cosigned: true });
       }
     }
-    this.history = { ...this.history, [channelId]: history };
     for (const message of step.send) this.emit({ from: this.name, channelId, message });
     for (const event of step.events) {
       if (event.type === "signed" || event.type === "cosigned") {
@@ -148,12 +147,13 @@ export class Party {
 
   /** Runs one step: its stored data and its packets are what a crash right after it may lose. */
   private step(fn: () => void) {
-    this.before = { stored: this.snapshot(), sent: [] };
+    this.before = this.net.crashes ? { stored: this.snapshot(), sent: [] } : undefined;
     fn();
   }
 
   private snapshot(): Stored {
-    return { updaters: { ...this.updaters }, swaps: new Map(this.swaps), open: new Set(this.open), signed: new Map(this.signed), history: this.history };
+    const history = { [S]: new Map(this.history[S]), [T]: new Map(this.history[T]) };
+    return { updaters: { ...this.updaters }, swaps: new Map(this.swaps), open: new Set(this.open), signed: new Map(this.signed), top: new Map(this.top), history };
   }
 
   /**
@@ -166,7 +166,7 @@ export class Party {
     if (b === undefined) return;
     if (b.sent.some((p) => this.net.left.has(p))) return; // committed and partly sent: nothing stored is lost
     for (const p of b.sent) if (this.net.inFlight.includes(p)) this.net.inFlight.splice(this.net.inFlight.indexOf(p), 1);
-    ({ updaters: this.updaters, swaps: this.swaps, open: this.open, signed: this.signed, history: this.history } = b.stored);
+    ({ updaters: this.updaters, swaps: this.swaps, open: this.open, signed: this.signed, top: this.top, history: this.history } = b.stored);
   }
 
   /**
@@ -236,6 +236,8 @@ function hashlockOfChange(c: Change): string {
 export class Network {
   readonly inFlight: Packet[] = [];
   readonly parties: Record<Name, Party>;
+  /** Whether a party may crash (each step then keeps a copy of what it stored before; a benchmark turns it off). */
+  crashes = true;
   /** A hostile party's hand on what reaches it: return true to take the packet out of the honest path. */
   intercept: Partial<Record<Name, (p: Packet) => boolean>> = {};
   /**

@@ -144,7 +144,7 @@ describe("many swaps at once on one channel pair: batched updates under faults (
           }
         },
       ),
-      { numRuns: Number(process.env.BATCH_RUNS ?? 40) },
+      { numRuns: Number(process.env.BATCH_RUNS ?? 100) },
     );
     expect(checked).to.be.greaterThan(500);
   });
