@@ -21,7 +21,6 @@ type Row = { inFlight: number; swaps: number; rounds: number; swapsPerRound: num
 
 function run(level: number): Row {
   const net = new Network(BigInt(SWAPS));
-  net.crashes = false;
   const swaps: { hashlock: string; initiator: Name; give: bigint; take: bigint }[] = [];
   const open = new Set<string>();
   let n = 0;

@@ -4,30 +4,21 @@
  * the property test (test/integration/batched.property.test.ts) and `npm run bench:batched` run.
  */
 import { strict as assert } from "node:assert";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
-import { hexlify, SigningKey, Wallet } from "ethers";
+import { hexlify, SigningKey, Wallet, ZeroAddress } from "ethers";
 
-import {
-  applicable,
-  changeKey,
-  enqueue,
-  maybeAdded,
-  newUpdater,
-  receive,
-  resendable,
-  wake,
-  withdraw,
-  type Change,
-  type UpdateEnv,
-  type UpdateMessage,
-  type UpdaterData,
-} from "../../sdk/core/channel-updates.js";
+import { applicable, changeKey, type Change, type UpdateEvent, type UpdateMessage, type UpdaterData } from "../../sdk/core/channel-updates.js";
 import { hubDomain, stateDigest } from "../../sdk/core/eip712.js";
-import { requireSignedBy, signDigest } from "../../sdk/core/signing.js";
-import { checkState, openingState, sameState } from "../../sdk/core/state.js";
+import { signDigest } from "../../sdk/core/signing.js";
+import { checkState, sameState } from "../../sdk/core/state.js";
 import { hashlockOf, type SwapTerms } from "../../sdk/core/swap.js";
-import { approve, cancel, newSide, onCosigned, onRefused, onSigned, outcome, settled, unreserved, wants, type SwapSide } from "../../sdk/core/swap-rules.js";
+import { newSide, outcome, settled, type SwapSide } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../../sdk/core/types.js";
+import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
+import { Store } from "../../sdk/store/store.js";
 
 export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 export const S: Hex = `0x${"51".repeat(32)}`;
@@ -42,36 +33,72 @@ export const CROSSED: Layout = { [S]: "A", [T]: "B" };
 
 export type Packet = Readonly<{ from: Name; channelId: Hex; message: UpdateMessage }>;
 
-/** What a party keeps on disk: a step stores all of it or nothing. */
-type Stored = {
-  updaters: Record<Hex, UpdaterData>;
-  swaps: Map<string, SwapSide>;
-  open: Set<string>;
-  signed: Map<string, Hex>;
-  top: Map<Hex, bigint>;
-  history: Party["history"];
-};
-
+/**
+ * One party: a `BatchedSwaps` over its own SQLite store, and what the tests read of it. A crash drops the objects
+ * and opens the store file again.
+ */
 export class Party {
-  updaters: Record<Hex, UpdaterData>;
-  swaps = new Map<string, SwapSide>();
-  /** Hashlocks of the swaps not settled on this side (the only ones `drive` looks at). */
-  open = new Set<string>();
-  /** The double-sign guard a store keeps: channel/seq -> digest of the one state signed there. */
-  signed = new Map<string, Hex>();
-  /** The highest number in `signed`, per channel. */
-  top = new Map<Hex, bigint>();
+  store!: Store;
+  pair!: BatchedSwaps;
+  /** State signatures made (each passes the store's double-sign guard). */
   signatures = 0;
   /** Every batch this party signed, by channel and number, and whether it saw it co-signed: what a chain may be shown. */
   history: Record<Hex, Map<bigint, { base: bigint; changes: readonly Change[]; cosigned: boolean }>> = { [S]: new Map(), [T]: new Map() };
   readonly key: SigningKey;
-  /** The stored data before the last step and the packets that step sent: what a crash in that step goes back to. */
-  private before: { stored: Stored; sent: Packet[] } | undefined;
+  /** The packets of the last step, and whether any left: a crash before they go loses them. */
+  private lastSent: Packet[] = [];
+  private readonly path: string;
 
   constructor(readonly name: Name, readonly address: string, privateKey: string, readonly net: Network) {
     this.key = new SigningKey(privateKey);
-    const open = (id: Hex) => openingState(id, [net.deposit, net.deposit]);
-    this.updaters = { [S]: newUpdater(net.index(name, S), open(S)), [T]: newUpdater(net.index(name, T), open(T)) };
+    this.path = join(net.dir, `${name}.sqlite`);
+    const store = new Store(this.path, { durability: "crash" });
+    for (const id of [S, T]) {
+      const me = net.index(name, id);
+      const participants = me === 0 ? [address, net.addresses[other(name)]] : [net.addresses[other(name)], address];
+      const params = { participants, payees: [ZeroAddress, ZeroAddress], asset: ZeroAddress, challengePeriod: 3600n, nonce: 1n } as const;
+      store.saveChannel({ ref: { chainId: CHAIN[id]!, hub: HUB, channelId: id }, params: params as never, myIndex: me, openingDeposits: [net.deposit, net.deposit] });
+    }
+    this.open(store);
+  }
+
+  private open(store: Store) {
+    this.store = store;
+    const signer = { address: this.address, sign: (digest: Hex) => (this.signatures++, signDigest(this.key, digest)) };
+    this.pair = new BatchedSwaps({
+      store,
+      signer,
+      channels: [S, T],
+      send: (channelId, message) => {
+        const p = { from: this.name, channelId, message };
+        this.lastSent.push(p);
+        this.net.send(p);
+      },
+      onEvent: (channelId, event) => this.record(channelId, event),
+    });
+  }
+
+  /** Keeps the history of what was signed (for the on-chain checks). */
+  private record(channelId: Hex, event: UpdateEvent) {
+    const history = this.history[channelId]!;
+    if (event.type === "signed") {
+      // A proposer's batch is built on its head (the new one, if an ack came in the same step); an acknowledger's
+      // signature is its co-signature (the cosigned event follows).
+      const base = this.pair.updater(channelId).head.seq;
+      history.set(event.state.seq, { base, changes: event.changes, cosigned: history.get(event.state.seq)?.cosigned ?? false });
+    }
+    if (event.type === "cosigned") {
+      const known = history.get(event.state.seq);
+      history.set(event.state.seq, { base: known?.base ?? event.state.seq - 1n, changes: event.changes, cosigned: true });
+    }
+  }
+
+  get updaters(): Record<Hex, UpdaterData> {
+    return { [S]: this.pair.updater(S), [T]: this.pair.updater(T) };
+  }
+
+  get swaps(): ReadonlyMap<string, SwapSide> {
+    return this.pair.swaps();
   }
 
   digest(state: ChannelState): Hex {
@@ -83,170 +110,68 @@ export class Party {
     return signDigest(this.key, this.digest(state));
   }
 
-  env(channelId: Hex): UpdateEnv {
-    return {
-      sign: (state) => {
-        const digest = this.digest(state);
-        const k = `${state.channelId}/${state.seq}`;
-        const before = this.signed.get(k);
-        if (before !== undefined && before !== digest) throw new Error(`${this.name} signed two states at seq ${state.seq} of ${channelId}`);
-        this.signed.set(k, digest);
-        if (state.seq > (this.top.get(channelId) ?? 0n)) this.top.set(channelId, state.seq);
-        this.signatures++;
-        return signDigest(this.key, digest);
-      },
-      highestSigned: () => this.top.get(channelId) ?? 0n,
-      verify: (state, signature) => requireSignedBy(`state ${state.seq}`, this.net.parties[other(this.name)].address, this.digest(state), signature),
-      approve: (change) => {
-        const side = this.swaps.get(hashlockOfChange(change));
-        if (side === undefined) return { ok: false, final: true, reason: "no such swap" };
-        const mine = side.role === "responder" && maybeAdded(this.updaters[side.terms.target.channelId]!, side.terms.hashlock);
-        return approve(side, channelId, change, { targetMaybeAdded: mine });
-      },
-    };
-  }
-
-  private apply(channelId: Hex, step: ReturnType<typeof receive>) {
-    const before = this.updaters[channelId]!.head.seq;
-    this.updaters[channelId] = step.data;
-    const history = this.history[channelId]!; // copied by a step's snapshot, so changed in place here
-    for (const event of step.events) {
-      if (event.type === "signed") {
-        const base = step.data.me === 0 ? (event.state.seq === step.data.head.seq ? before : step.data.head.seq) : before;
-        history.set(event.state.seq, { base, changes: event.changes, cosigned: history.get(event.state.seq)?.cosigned ?? false });
-      }
-      if (event.type === "cosigned") {
-        const known = history.get(event.state.seq);
-        history.set(event.state.seq, { base: known?.base ?? before, changes: event.changes, cosigned: true });
-      }
-    }
-    for (const message of step.send) this.emit({ from: this.name, channelId, message });
-    for (const event of step.events) {
-      if (event.type === "signed" || event.type === "cosigned") {
-        for (const c of event.changes) {
-          const k = hashlockOfChange(c);
-          const side = this.swaps.get(k);
-          if (side === undefined) continue;
-          this.swaps.set(k, event.type === "signed" ? onSigned(side, channelId, [c]) : onCosigned(side, channelId, [c], event.state));
-          this.open.add(k);
-        }
-      } else {
-        const k = hashlockOfChange(event.change);
-        const side = this.swaps.get(k);
-        if (side === undefined) continue;
-        this.swaps.set(k, onRefused(side, event.change));
-        this.open.add(k);
-      }
-    }
-  }
-
-  private emit(p: Packet) {
-    this.before?.sent.push(p);
-    this.net.send(p);
-  }
-
-  /** Runs one step: its stored data and its packets are what a crash right after it may lose. */
   private step(fn: () => void) {
-    this.before = this.net.crashes ? { stored: this.snapshot(), sent: [] } : undefined;
+    this.lastSent = [];
     fn();
   }
 
-  private snapshot(): Stored {
-    const history = { [S]: new Map(this.history[S]), [T]: new Map(this.history[T]) };
-    return { updaters: { ...this.updaters }, swaps: new Map(this.swaps), open: new Set(this.open), signed: new Map(this.signed), top: new Map(this.top), history };
-  }
-
   /**
-   * A crash in the last step, before its transaction committed: its data is as before the step, and what it would
-   * have sent never left (if some of it was already delivered, the step had committed: only the rest is lost).
+   * A crash right after the last step committed, before its messages went out (if one already left, they all did):
+   * they are lost, and the party starts again from its store file.
    */
   crash() {
-    const b = this.before;
-    this.before = undefined;
-    if (b === undefined) return;
-    if (b.sent.some((p) => this.net.left.has(p))) return; // committed and partly sent: nothing stored is lost
-    for (const p of b.sent) if (this.net.inFlight.includes(p)) this.net.inFlight.splice(this.net.inFlight.indexOf(p), 1);
-    ({ updaters: this.updaters, swaps: this.swaps, open: this.open, signed: this.signed, top: this.top, history: this.history } = b.stored);
-  }
-
-  /**
-   * Enqueues what every swap wants and takes back what cancelled swaps no longer want; with `wakeAll` (a tick, or a
-   * channel that moved), tries again what the other refused as "not yet".
-   */
-  drive(wakeAll = false) {
-    const asks: Record<string, Change[]> = { [S]: [], [T]: [] };
-    for (const k of this.open) {
-      const side = this.swaps.get(k)!;
-      if (settled(side)) {
-        this.open.delete(k);
-        continue;
-      }
-      if (side.cancelled) {
-        const { withdraw: back } = cancel({ ...side, cancelled: false });
-        for (const w of back) this.updaters[w.channelId] = withdraw(this.updaters[w.channelId]!, [w.change]);
-      }
-      const { side: next, wants: ws } = wants(side);
-      this.swaps.set(k, next);
-      for (const w of ws) asks[w.channelId]!.push(w.change);
+    if (!this.lastSent.some((p) => this.net.left.has(p))) {
+      for (const p of this.lastSent) if (this.net.inFlight.includes(p)) this.net.inFlight.splice(this.net.inFlight.indexOf(p), 1);
     }
-    // One enqueue per channel: what the swaps want now goes into one batch (or one request).
-    for (const id of [S, T]) if (asks[id]!.length > 0) this.apply(id, enqueue(this.updaters[id]!, asks[id]!, this.env(id)));
-    if (wakeAll) for (const id of [S, T]) this.apply(id, wake(this.updaters[id]!, this.env(id)));
+    this.lastSent = [];
+    this.store.close();
+    this.open(new Store(this.path, { durability: "crash" }));
   }
 
   handle(packet: Packet) {
-    this.step(() => {
-      const step = receive(this.updaters[packet.channelId]!, packet.message, this.env(packet.channelId));
-      this.apply(packet.channelId, step);
-      this.drive(step.events.some((e) => e.type === "cosigned"));
-    });
+    this.step(() => this.pair.handle(packet.channelId, packet.message));
   }
 
   tick() {
-    this.step(() => {
-      for (const id of [S, T]) for (const message of resendable(this.updaters[id]!)) this.emit({ from: this.name, channelId: id, message });
-      this.drive(true);
-    });
+    this.step(() => this.pair.tick());
   }
 
   /** Starts (as initiator) or joins a swap both agreed. */
-  agree(hashlock: string, side: SwapSide) {
-    // The terms are agreed and stored by the existing propose/accept steps: a crash does not take them back.
-    this.swaps.set(hashlock, side);
-    this.open.add(hashlock);
-    this.before = undefined;
-    if (side.role === "initiator") this.step(() => this.drive());
+  agree(side: SwapSide) {
+    this.step(() => this.pair.agree(side));
   }
 
   cancelSwap(hashlock: string) {
-    const side = this.swaps.get(hashlock);
-    if (side === undefined) return;
-    this.step(() => {
-      this.swaps.set(hashlock, cancel(side).side);
-      this.open.add(hashlock);
-      this.drive();
-    });
+    this.step(() => this.pair.cancel(hashlock as Hex));
   }
-}
 
-function hashlockOfChange(c: Change): string {
-  return (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
+  close() {
+    this.store.close();
+  }
 }
 
 export class Network {
   readonly inFlight: Packet[] = [];
   readonly parties: Record<Name, Party>;
-  /** Whether a party may crash (each step then keeps a copy of what it stored before; a benchmark turns it off). */
-  crashes = true;
+  readonly addresses: Record<Name, string>;
+  readonly dir = mkdtempSync(join(tmpdir(), "batched-"));
   /** A hostile party's hand on what reaches it: return true to take the packet out of the honest path. */
   intercept: Partial<Record<Name, (p: Packet) => boolean>> = {};
   /**
    * @param deposit What each party holds on each channel at the start.
    * @param layout Who proposes on each channel.
    */
+  /** Networks not closed yet (a test closes them all when it ends: `Network.closeAll`). */
+  static readonly unclosed = new Set<Network>();
+  static closeAll() {
+    for (const net of [...Network.unclosed]) net.close();
+  }
+
   constructor(readonly deposit = DEPOSIT, readonly layout: Layout = CROSSED) {
+    Network.unclosed.add(this);
     const a = new Wallet(hexlify(new Uint8Array(32).fill(0xa1)));
     const b = new Wallet(hexlify(new Uint8Array(32).fill(0xb2)));
+    this.addresses = { A: a.address, B: b.address };
     this.parties = { A: new Party("A", a.address, a.privateKey, this), B: new Party("B", b.address, b.privateKey, this) };
   }
   index(who: Name, id: Hex): ParticipantIndex {
@@ -267,6 +192,7 @@ export class Network {
     this.left.add(p);
     this.send({ ...p });
   }
+  /** Hands one packet over; a message the receiver rejects (InvalidMessageError) is dropped, as a transport does. */
   deliver(index: number) {
     const [p] = this.inFlight.splice(index % this.inFlight.length, 1);
     if (p === undefined) return;
@@ -278,12 +204,17 @@ export class Network {
   deliverAll() {
     for (let i = 0; i < 100_000 && this.inFlight.length > 0; i++) this.deliver(0);
   }
+  /** Closes both stores and removes their files. */
+  close() {
+    if (!Network.unclosed.delete(this)) return;
+    for (const p of Object.values(this.parties)) p.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }
 
 /** What `p` can still lock on `channelId`: its free balance less what its agreed swaps will lock there. */
 export function available(p: Party, channelId: Hex): bigint {
-  const me = p.net.index(p.name, channelId);
-  return unreserved(p.swaps.values(), channelId, me, p.updaters[channelId]!.head.balances[me]);
+  return p.pair.available(channelId);
 }
 
 export function startSwap(net: Network, n: number, initiator: Name, give: bigint, take: bigint): string | undefined {
@@ -306,8 +237,8 @@ export function startSwap(net: Network, n: number, initiator: Name, give: bigint
   // Each side agrees only if its own leg fits what it has not promised yet.
   if (available(net.parties[initiator], source) < give || available(net.parties[other(initiator)], target) < take) return undefined;
   // The terms are agreed as today (propose/accept, tested elsewhere); both sides start from them.
-  net.parties[other(initiator)].agree(hashlock.toLowerCase(), newSide(terms, "responder", senders));
-  net.parties[initiator].agree(hashlock.toLowerCase(), newSide(terms, "initiator", senders, secret));
+  net.parties[other(initiator)].agree(newSide(terms, "responder", senders));
+  net.parties[initiator].agree(newSide(terms, "initiator", senders, secret));
   return hashlock.toLowerCase();
 }
 
@@ -373,6 +304,10 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
 }
 
 type Stand = "none" | "locked" | "paid" | "refunded";
+
+function hashlockOfChange(c: Change): string {
+  return (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
+}
 
 /** Where lock `hashlock` stands in the state `seq` of `p`'s history on `channelId` (co-signed chain, then the batch). */
 function standAt(p: Party, channelId: Hex, seq: bigint, hashlock: string): Stand {

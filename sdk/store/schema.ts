@@ -20,7 +20,9 @@ export class StoreVersionError extends ChannelSdkError {
 /**
  * Version 2. Rows that protocol steps write are keyed so that a step's inserts land next to each other: per channel
  * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
- * one index entry per swap goes to a random place (its id), so a group commit writes few pages.
+ * one index entry per swap goes to a random place (its id), so a group commit writes few pages. The `batched` table
+ * (batched updates: each channel's updater data and each swap's side) came later in version 2: a version 2 file gets
+ * it on its next open.
  */
 export const SCHEMA_VERSION = 2;
 const SCHEMA = `
@@ -42,6 +44,7 @@ CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEG
 CREATE TABLE IF NOT EXISTS outbox (n INTEGER NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
   PRIMARY KEY (n, step));
 CREATE TABLE IF NOT EXISTS channel_ops (channel_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batched (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key));
 `;
 
 /**

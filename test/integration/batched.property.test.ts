@@ -39,8 +39,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancel" as const), who: fc.constantFrom<Name>("A", "B"), swap: fc.nat() }) },
 );
 
-describe("many swaps at once on one channel pair: batched updates under faults (pure scheme)", function () {
+describe("many swaps at once on one channel pair: batched updates under faults, each party on its own SQLite store", function () {
   this.timeout(600_000);
+  afterEach(() => Network.closeAll());
 
   it("keeps every swap atomic, never double-signs, and leaves both parties with the same heads", function () {
     let swapped = 0;
@@ -165,28 +166,34 @@ describe("many swaps at once on one channel pair: batched updates under faults (
 
   it("never lets the proposer sign a second state at a sequence number it used, even after a refusal", function () {
     const net = new Network();
-    const { A } = net.parties;
-    // A proposes a lock B knows nothing of: B refuses the batch for good, and A's next batch takes a new number.
-    const stranger: Change = { kind: "add", lock: { sender: 0, amount: 5n, hashlock: hashlockOf(`0x${"99".repeat(32)}`), expiry: 1_999_990_000n } };
-    A.swaps.clear();
-    const first = enqueue(A.updaters[S]!, [stranger], { ...A.env(S), approve: () => ({ ok: true }) });
-    A.updaters[S] = first.data;
-    expect(isProposer(first.data)).to.equal(true);
-    expect(first.send[0]?.kind).to.equal("update");
-    const seq = first.data.signedSeq;
-    net.parties.B.handle({ from: "A", channelId: S, message: first.send[0]! });
-    const refusal = net.inFlight.pop()!;
-    expect(refusal.message.kind).to.equal("refuse");
-    net.parties.A.handle(refusal);
-    const hashlock = startSwap(net, 1, "A", 4n, 4n)!;
+    const { A, B } = net.parties;
+    // B refuses A's first batch for good (A proposes on S): A undoes that swap, and its next batch takes a new number.
+    let refusedAt: bigint | undefined;
+    net.intercept.B = (p) => {
+      if (refusedAt !== undefined || p.message.kind !== "update") return false;
+      refusedAt = p.message.seq;
+      net.send({ from: "B", channelId: p.channelId, message: { kind: "refuse", seq: p.message.seq, refusals: p.message.changes.map((_, index) => ({ index, final: true, reason: "no" })) } });
+      return true;
+    };
+    const first = startSwap(net, 1, "A", 4n, 4n)!;
+    net.deliverAll();
+    expect(refusedAt).to.equal(1n);
+    expect(A.swaps.get(first)!.cancelled, "A undid the swap B refused").to.equal(true);
+    const second = startSwap(net, 2, "A", 4n, 4n)!;
     heal(net);
-    expect(net.parties.A.updaters[S]!.head.seq).to.be.greaterThan(seq);
-    checkRun(net, [{ hashlock, initiator: "A", give: 4n, take: 4n }]);
+    expect(A.updaters[S]!.head.seq).to.be.greaterThan(refusedAt!);
+    expect(B.updaters[S]!.head.seq).to.equal(A.updaters[S]!.head.seq);
+    checkRun(net, [
+      { hashlock: first, initiator: "A", give: 4n, take: 4n },
+      { hashlock: second, initiator: "A", give: 4n, take: 4n },
+    ]);
+    net.close();
   });
 });
 
 describe("batched updates against a hostile counterparty and odd inputs", function () {
   this.timeout(120_000);
+  afterEach(() => Network.closeAll());
   const settle = (net: Network) => {
     net.deliverAll();
     heal(net);

@@ -1,0 +1,276 @@
+/**
+ * One party's side of a channel pair run with batched updates (docs/SWAP.md, "Many swaps on one pair"): the update
+ * scheme (core/channel-updates.ts) and the swap rules (core/swap-rules.ts) over the store. Each step (a message, a
+ * tick, a swap agreed or cancelled) is one store transaction: the channels' updater data, the swaps' sides, every
+ * signature (through the store's double-sign guard), co-signed states and secrets; its messages go out and its
+ * events are reported only once it is committed. A crash loses at most a step that was never committed, and a new
+ * `BatchedSwaps` on the same store goes on from what was.
+ *
+ * Co-signed states and secrets land in the same tables the step protocol uses, so a watchtower, `forceClose` and the
+ * on-chain path settle a batched channel as any other: every lock of its newest co-signed state.
+ */
+import {
+  enqueue,
+  maybeAdded,
+  newUpdater,
+  receive,
+  resendable,
+  wake,
+  withdraw,
+  type Change,
+  type Step,
+  type UpdateEnv,
+  type UpdateEvent,
+  type UpdateMessage,
+  type UpdaterData,
+} from "../core/channel-updates.js";
+import { hubDomain, stateDigest } from "../core/eip712.js";
+import { ChannelSdkError } from "../core/errors.js";
+import { requireSignedBy } from "../core/signing.js";
+import { openingState } from "../core/state.js";
+import { approve, cancel, onCosigned, onRefused, onSigned, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
+import type { ChannelState, Hex } from "../core/types.js";
+import type { Store } from "../store/store.js";
+import type { StateSigner } from "./signer.js";
+
+export type BatchedSwapsOptions = Readonly<{
+  store: Store;
+  signer: StateSigner;
+  /** The pair's two channels, both in the store (`SwapClient.addChannel`) with this signer as a participant. */
+  channels: readonly [Hex, Hex];
+  /** Hands a message to the counterparty; called only after the step that made it is committed. */
+  send: (channelId: Hex, message: UpdateMessage) => void;
+  /** Told of each event of a step once it is committed (its errors are ignored). */
+  onEvent?: (channelId: Hex, event: UpdateEvent) => void;
+}>;
+
+function hashlockOf(change: Change): string {
+  return (change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase();
+}
+
+export class BatchedSwaps {
+  private updaters = new Map<string, UpdaterData>();
+  private sides = new Map<string, SwapSide>();
+  /** Swaps not settled on this side: the only ones a step looks at. */
+  private open = new Set<string>();
+  /** Written in the step under way, stored at its end. */
+  private dirty = { updaters: new Set<string>(), sides: new Set<string>() };
+  private outgoing: { channelId: Hex; message: UpdateMessage }[] = [];
+  private events: { channelId: Hex; event: UpdateEvent }[] = [];
+  private readonly peer: string;
+
+  constructor(private readonly o: BatchedSwapsOptions) {
+    const [a, b] = o.channels.map((id) => this.record(id));
+    const peers = [a!, b!].map((r) => r.params.participants[r.myIndex === 0 ? 1 : 0]!.toLowerCase());
+    if (peers[0] !== peers[1]) throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
+    this.peer = peers[0]!;
+    this.load();
+  }
+
+  private record(channelId: Hex) {
+    const record = this.o.store.channel(channelId);
+    if (record === undefined) throw new ChannelSdkError(`channel ${channelId} is not in the store`);
+    if (record.params.participants[record.myIndex]!.toLowerCase() !== this.o.signer.address.toLowerCase()) {
+      throw new ChannelSdkError(`this signer is not participant ${record.myIndex} of channel ${channelId}`);
+    }
+    return record;
+  }
+
+  /** Reads everything from the store: at start, and after a step that could not be committed. */
+  private load() {
+    const stored = this.o.store.batched<UpdaterData>("updater");
+    this.updaters = new Map();
+    for (const id of this.o.channels) {
+      const k = id.toLowerCase();
+      const known = stored.get(k);
+      if (known !== undefined) {
+        this.updaters.set(k, known);
+        continue;
+      }
+      // A channel new to batched updates starts from its newest co-signed state (deposits counted, say).
+      const record = this.record(id);
+      const latest = this.o.store.latestCoSigned(id);
+      const head = latest?.state ?? openingState(id, record.openingDeposits);
+      this.updaters.set(k, newUpdater(record.myIndex, head, latest?.signatures));
+    }
+    this.sides = this.o.store.batched<SwapSide>("side");
+    this.open = new Set([...this.sides].filter(([, s]) => !settled(s)).map(([k]) => k));
+  }
+
+  /** The co-signed head of a channel of the pair. */
+  head(channelId: Hex): ChannelState {
+    return this.updater(channelId).head;
+  }
+
+  updater(channelId: Hex): UpdaterData {
+    const u = this.updaters.get(channelId.toLowerCase());
+    if (u === undefined) throw new ChannelSdkError(`channel ${channelId} is not one of this pair`);
+    return u;
+  }
+
+  /** Every swap of the pair, by hashlock (lower case). */
+  swaps(): ReadonlyMap<string, SwapSide> {
+    return this.sides;
+  }
+
+  side(hashlock: Hex): SwapSide | undefined {
+    return this.sides.get(hashlock.toLowerCase());
+  }
+
+  /** What this party can still lock on a channel: its free balance less what its agreed swaps will lock there. */
+  available(channelId: Hex): bigint {
+    const u = this.updater(channelId);
+    return unreserved(this.sides.values(), channelId, u.me, u.head.balances[u.me]);
+  }
+
+  /**
+   * Takes a swap both agreed (terms signed by both) into the pair: the initiator starts locking at once. Throws if a
+   * leg of ours does not fit what the pair has not promised yet.
+   */
+  agree(side: SwapSide): void {
+    const k = side.terms.hashlock.toLowerCase();
+    if (this.sides.has(k)) return;
+    const [mine, amount] = side.role === "initiator" ? [side.terms.source.channelId, side.terms.give] : [side.terms.target.channelId, side.terms.take];
+    if (this.available(mine) < amount) throw new ChannelSdkError(`the swap needs ${amount} on ${mine}; only ${this.available(mine)} is not promised`);
+    this.step(() => {
+      this.setSide(k, side);
+      this.drive(false);
+    });
+  }
+
+  /** Undoes a swap from this side (refused once the secret left or is known: then it can only complete). */
+  cancel(hashlock: Hex): void {
+    const side = this.side(hashlock);
+    if (side === undefined) return;
+    this.step(() => {
+      this.setSide(hashlock.toLowerCase(), cancel(side).side);
+      this.drive(false);
+    });
+  }
+
+  /** A message of the counterparty's on `channelId`. Throws (and changes nothing) for one that is not the protocol's. */
+  handle(channelId: Hex, message: UpdateMessage): void {
+    this.step(() => {
+      const step = receive(this.updater(channelId), message, this.env(channelId));
+      this.apply(channelId, step);
+      this.drive(step.events.some((e) => e.type === "cosigned"));
+    });
+  }
+
+  /** Resends what is unanswered and tries again what waited; call it on a timer. */
+  tick(): void {
+    this.step(() => {
+      for (const id of this.o.channels) for (const message of resendable(this.updater(id))) this.outgoing.push({ channelId: id, message });
+      this.drive(true);
+    });
+  }
+
+  private setSide(k: string, side: SwapSide) {
+    this.sides.set(k, side);
+    this.open.add(k);
+    this.dirty.sides.add(k);
+  }
+
+  private setUpdater(channelId: Hex, data: UpdaterData) {
+    this.updaters.set(channelId.toLowerCase(), data);
+    this.dirty.updaters.add(channelId.toLowerCase());
+  }
+
+  private env(channelId: Hex): UpdateEnv {
+    const { store, signer } = this.o;
+    const record = this.record(channelId);
+    const domain = hubDomain(record.ref.chainId, record.ref.hub);
+    return {
+      sign: (state) => {
+        const digest = stateDigest(domain, state);
+        return store.recordOwnSignature(state, digest, () => signer.sign(digest));
+      },
+      highestSigned: () => store.highestOwnSeq(channelId),
+      verify: (state, signature) => requireSignedBy(`state ${state.seq} of channel ${channelId}`, this.peer, stateDigest(domain, state), signature),
+      approve: (change) => {
+        const side = this.sides.get(hashlockOf(change));
+        if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
+        const targetMaybeAdded = side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
+        return approve(side, channelId, change, { targetMaybeAdded });
+      },
+    };
+  }
+
+  /** Takes in the result of one scheme step: data, messages, and what its events mean for the swaps. */
+  private apply(channelId: Hex, step: Step) {
+    this.setUpdater(channelId, step.data);
+    for (const message of step.send) this.outgoing.push({ channelId, message });
+    for (const event of step.events) {
+      this.events.push({ channelId, event });
+      if (event.type === "cosigned") this.o.store.saveCoSigned({ state: event.state, signatures: event.signatures });
+      const changes = event.type === "refused" ? [event.change] : event.changes;
+      for (const c of changes) {
+        const k = hashlockOf(c);
+        const side = this.sides.get(k);
+        if (side === undefined) continue;
+        const next =
+          event.type === "signed" ? onSigned(side, channelId, [c]) : event.type === "cosigned" ? onCosigned(side, channelId, [c], event.state) : onRefused(side, c);
+        // A secret this side holds is kept where the on-chain path and the watchtower find it.
+        if (next.secret !== undefined && side.secret === undefined) this.o.store.saveSecret(next.terms.hashlock, next.secret);
+        this.setSide(k, next);
+      }
+    }
+  }
+
+  /**
+   * Asks for what every open swap wants (one enqueue per channel: one batch or one request) and takes back what
+   * cancelled swaps no longer want; with `wakeAll`, tries again what the other answered "not yet".
+   */
+  private drive(wakeAll: boolean) {
+    const asks = new Map<string, Change[]>(this.o.channels.map((id) => [id.toLowerCase(), []]));
+    for (const k of [...this.open]) {
+      const side = this.sides.get(k)!;
+      if (settled(side)) {
+        this.open.delete(k);
+        continue;
+      }
+      if (side.cancelled) {
+        for (const w of cancel({ ...side, cancelled: false }).withdraw) this.setUpdater(w.channelId, withdraw(this.updater(w.channelId), [w.change]));
+      }
+      const { side: next, wants: ws } = wants(side);
+      if (next !== side) this.setSide(k, next);
+      for (const w of ws) asks.get(w.channelId.toLowerCase())?.push(w.change);
+    }
+    for (const id of this.o.channels) {
+      const changes = asks.get(id.toLowerCase())!;
+      if (changes.length > 0) this.apply(id, enqueue(this.updater(id), changes, this.env(id)));
+      if (wakeAll) this.apply(id, wake(this.updater(id), this.env(id)));
+    }
+  }
+
+  /** Runs `fn` as one transaction; sends and reports what it made once committed, or forgets it all. */
+  private step(fn: () => void) {
+    const { store } = this.o;
+    this.outgoing = [];
+    this.events = [];
+    try {
+      store.transaction(() => {
+        fn();
+        for (const k of this.dirty.updaters) store.saveBatched("updater", k, this.updaters.get(k));
+        for (const k of this.dirty.sides) store.saveBatched("side", k, this.sides.get(k));
+      });
+    } catch (error) {
+      this.dirty = { updaters: new Set(), sides: new Set() };
+      this.load(); // the step never happened: memory goes back to what is stored
+      throw error;
+    } finally {
+      this.dirty = { updaters: new Set(), sides: new Set() };
+    }
+    const [outgoing, events] = [this.outgoing, this.events];
+    this.outgoing = [];
+    this.events = [];
+    for (const m of outgoing) this.o.send(m.channelId, m.message);
+    for (const e of events) {
+      try {
+        this.o.onEvent?.(e.channelId, e.event);
+      } catch {
+        // a listener's error is its own
+      }
+    }
+  }
+}
