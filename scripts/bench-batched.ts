@@ -1,7 +1,8 @@
 /**
- * The batched update scheme on ONE channel pair, in one process: how many state signatures, recoveries and
- * messages a swap costs at 1 to 256 swaps in flight, and how many swaps per second the protocol core itself
- * sustains (real ECDSA, no store, no network: an upper bound for a client, not a client's figure).
+ * The batched update scheme on ONE channel pair, both parties in one process (BatchedSwaps, each on its own SQLite
+ * store, every step a committed transaction without fsync): how many state signatures, recoveries and messages a
+ * swap costs at 1 to 256 swaps in flight, and how many swaps per second that sustains on one core (no network,
+ * no chain: not yet a client's figure).
  *
  *   npm run bench:batched     # prints a table, rewrites the batched section of docs/BENCHMARKS.md
  *
@@ -62,12 +63,13 @@ function run(level: number): Row {
 const rows = LEVELS.map(run);
 const f2 = (x: number) => x.toFixed(2);
 const section = [
-  `Batched updates on one channel pair, pure protocol core (\`npm run bench:batched\`, ${SWAPS} swaps per level, swaps in both`,
-  `directions, ${cryptoBackend} ECDSA; no store and no network, so swaps/s is what the core alone sustains on one core).`,
+  `Batched updates on one channel pair (\`npm run bench:batched\`, ${SWAPS} swaps per level, swaps in both directions, ${cryptoBackend}`,
+  "ECDSA): both parties' BatchedSwaps in one process, each on its own SQLite store, every step a committed transaction",
+  "(durability \"crash\": no fsync); no network and no chain, so swaps/s is both parties' work on one core.",
   "Signatures and recoveries count channel states only; a client adds one envelope signature and recovery per message.",
   "A round is one network latency: swaps per round is the one-pair throughput at 1 ms latency, in thousands per second.",
   "",
-  "| in flight | swaps | rounds | swaps per round | state signatures / swap | recoveries / swap | messages / swap | core swaps/s |",
+  "| in flight | swaps | rounds | swaps per round | state signatures / swap | recoveries / swap | messages / swap | swaps/s |",
   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...rows.map((r) => `| ${r.inFlight} | ${r.swaps} | ${r.rounds} | ${f2(r.swapsPerRound)} | ${f2(r.signsPerSwap)} | ${f2(r.recoversPerSwap)} | ${f2(r.messagesPerSwap)} | ${r.swapsPerSecond.toFixed(0)} |`),
 ].join("\n");
