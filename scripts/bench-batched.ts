@@ -9,11 +9,20 @@
  * The network is delivered in rounds: each round hands every party everything sent in the round before, as one
  * network latency would. New swaps start at the beginning of a round while fewer than the level are open.
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { Wallet } from "ethers";
+
+import { decode, encode } from "../sdk/core/codec.js";
 
 import { settled } from "../sdk/core/swap-rules.js";
 import { cryptoBackend } from "../sdk/core/signing.js";
 import { checkRun, Network, startSwap, type Name } from "./lib/batched-pair.js";
+import { BatchedNode, type CryptoCounts } from "./lib/batched-node.js";
+import { accountKey } from "./lib/local.js";
 
 const SWAPS = Number(process.env.BATCHED_SWAPS ?? 2048);
 const LEVELS = [1, 4, 16, 64, 256];
@@ -47,6 +56,7 @@ function run(level: number): Row {
   }
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   checkRun(net, swaps);
+  net.close();
   const signs = net.parties.A.signatures + net.parties.B.signatures;
   return {
     inFlight: level,
@@ -61,6 +71,97 @@ function run(level: number): Row {
 }
 
 const rows = LEVELS.map(run);
+
+// ---------------------------------------------------------------- two processes over HTTP, every step on disk
+
+const HTTP_SWAPS = Number(process.env.BATCHED_HTTP_SWAPS ?? 1024);
+const HTTP_LEVELS = [1, 16, 64, 256];
+type HttpRow = { inFlight: number; swaps: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; stateSignsPerSwap: number; recoveriesPerSwap: number; cpuMsPerSwap: number; peerCpuMsPerSwap: number };
+
+async function httpRuns(): Promise<HttpRow[]> {
+  const dir = mkdtempSync(join(tmpdir(), "bench-batched-"));
+  const [aliceKey, bobKey] = [1, 2].map((i) => accountKey(i));
+  const [alice, bob] = [aliceKey!, bobKey!].map((k) => new Wallet(k).address) as [string, string];
+  const deposit = BigInt(HTTP_SWAPS * HTTP_LEVELS.length + 1);
+  const hardhatCli = join(process.cwd(), "node_modules", "hardhat", "dist", "src", "cli.js");
+  const child = spawn(process.execPath, [hardhatCli, "run", "scripts/lib/batched-peer.ts"], {
+    env: { ...process.env, BATCHED_NODE: encode({ role: "responder", privateKey: bobKey, peerAddress: alice, store: join(dir, "bob.sqlite"), durability: "power", deposit }) },
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  let out = "";
+  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+  const peerSays = (pattern: RegExp) =>
+    new Promise<RegExpExecArray>((resolve, reject) => {
+      const look = () => {
+        const m = pattern.exec(out);
+        if (m === null) return;
+        out = out.slice(m.index + m[0].length);
+        child.stdout.off("data", look);
+        resolve(m);
+      };
+      child.stdout.on("data", look);
+      child.once("exit", (code) => reject(new Error(`the peer exited with ${code}: ${out}`)));
+      look();
+    });
+  const peer = async () => {
+    child.stdin.write("counts\n");
+    const m = await peerSays(/PEER_COUNTS=(\S+) PEER_CPU=(\d+)/);
+    return { counts: decode<CryptoCounts>(m[1]!), cpuUs: Number(m[2]) };
+  };
+  const url = (await peerSays(/PEER_URL=(\S+)/))[1]!;
+  const node = await BatchedNode.start({ role: "initiator", privateKey: aliceKey!, peerAddress: bob!, store: join(dir, "alice.sqlite"), durability: "power", deposit });
+  node.transport.connect(url);
+  child.stdin.write(`${node.transport.url}\n`);
+  const rows: HttpRow[] = [];
+  const total = (c: CryptoCounts) => c.stateSigns + c.envelopeSigns + c.termsSigns;
+  for (const level of HTTP_LEVELS) {
+    const [a0, p0, cpu0] = [{ ...node.counts }, await peer(), process.cpuUsage()];
+    const latencies: number[] = [];
+    let started = 0;
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      let done = 0;
+      const next = () => {
+        if (started >= HTTP_SWAPS) return;
+        started++;
+        const t = performance.now();
+        void node.swap(1n, 1n).then(() => {
+          latencies.push(performance.now() - t);
+          if (++done === HTTP_SWAPS) resolve();
+          else next();
+        });
+      };
+      for (let i = 0; i < level; i++) next();
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
+    const p1 = await peer();
+    const a1 = node.counts;
+    latencies.sort((x, y) => x - y);
+    const q = (f: number) => latencies[Math.min(latencies.length - 1, Math.floor(f * latencies.length))]!;
+    const signs = total(a1) - total(a0) + total(p1.counts) - total(p0.counts);
+    rows.push({
+      inFlight: level,
+      swaps: HTTP_SWAPS,
+      swapsPerSecond: HTTP_SWAPS / seconds,
+      p50Ms: q(0.5),
+      p99Ms: q(0.99),
+      signsPerSwap: signs / HTTP_SWAPS,
+      stateSignsPerSwap: (a1.stateSigns - a0.stateSigns + p1.counts.stateSigns - p0.counts.stateSigns) / HTTP_SWAPS,
+      recoveriesPerSwap: (a1.recoveries - a0.recoveries + p1.counts.recoveries - p0.counts.recoveries) / HTTP_SWAPS,
+      cpuMsPerSwap: (cpu.user + cpu.system) / 1000 / HTTP_SWAPS,
+      peerCpuMsPerSwap: (p1.cpuUs - p0.cpuUs) / 1000 / HTTP_SWAPS,
+    });
+    console.log(`http, ${level} in flight: ${rows.at(-1)!.swapsPerSecond.toFixed(0)} swaps/s`);
+  }
+  child.stdin.end();
+  await node.close();
+  await new Promise((r) => child.once("exit", r));
+  rmSync(dir, { recursive: true, force: true });
+  return rows;
+}
+
+const httpRows = await httpRuns();
 const f2 = (x: number) => x.toFixed(2);
 const section = [
   `Batched updates on one channel pair (\`npm run bench:batched\`, ${SWAPS} swaps per level, swaps in both directions, ${cryptoBackend}`,
@@ -73,9 +174,23 @@ const section = [
   "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...rows.map((r) => `| ${r.inFlight} | ${r.swaps} | ${r.rounds} | ${f2(r.swapsPerRound)} | ${f2(r.signsPerSwap)} | ${f2(r.recoversPerSwap)} | ${f2(r.messagesPerSwap)} | ${r.swapsPerSecond.toFixed(0)} |`),
 ].join("\n");
+const httpSection = [
+  "",
+  `Two processes over HTTP on loopback (Alice and Bob, \`BatchedNode\` in scripts/lib/batched-node.ts), ${HTTP_SWAPS} swaps per level`,
+  "on one pair, every step a transaction on disk (durability \"power\": fdatasync per step), terms agreed per swap",
+  "(propose and accept, each an envelope with a terms signature), then batches. Signatures and recoveries count",
+  "everything both parties did: states, envelopes and terms. Latency is from proposing to settled at Alice.",
+  "",
+  "| in flight | swaps | swaps/s | p50 ms | p99 ms | signatures / swap | of which states | recoveries / swap | CPU ms/swap Alice / Bob |",
+  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  ...httpRows.map((r) => `| ${r.inFlight} | ${r.swaps} | ${r.swapsPerSecond.toFixed(0)} | ${f2(r.p50Ms)} | ${f2(r.p99Ms)} | ${f2(r.signsPerSwap)} | ${f2(r.stateSignsPerSwap)} | ${f2(r.recoveriesPerSwap)} | ${f2(r.cpuMsPerSwap)} / ${f2(r.peerCpuMsPerSwap)} |`),
+].join("\n");
 console.log(section);
+console.log(httpSection);
 const file = new URL("../docs/BENCHMARKS.md", import.meta.url);
 const text = readFileSync(file, "utf8");
 const [start, end] = ["<!-- batched:start -->", "<!-- batched:end -->"];
-if (text.includes(start)) writeFileSync(file, text.slice(0, text.indexOf(start) + start.length) + "\n" + section + "\n" + text.slice(text.indexOf(end)));
-else writeFileSync(file, `${text.trimEnd()}\n\n## Many swaps on one pair (batched updates)\n\n${start}\n${section}\n${end}\n`);
+const both = section + "\n" + httpSection;
+if (text.includes(start)) writeFileSync(file, text.slice(0, text.indexOf(start) + start.length) + "\n" + both + "\n" + text.slice(text.indexOf(end)));
+else writeFileSync(file, `${text.trimEnd()}\n\n## Many swaps on one pair (batched updates)\n\n${start}\n${both}\n${end}\n`);
+process.exit(0);

@@ -10,6 +10,7 @@
  * on-chain path settle a batched channel as any other: every lock of its newest co-signed state.
  */
 import {
+  checkUpdateMessage,
   enqueue,
   maybeAdded,
   newUpdater,
@@ -91,7 +92,10 @@ export class BatchedSwaps {
       const record = this.record(id);
       const latest = this.o.store.latestCoSigned(id);
       const head = latest?.state ?? openingState(id, record.openingDeposits);
-      this.updaters.set(k, newUpdater(record.myIndex, head, latest?.signatures));
+      const fresh = newUpdater(record.myIndex, head, latest?.signatures);
+      // Numbers this key signed before (under the step protocol) are used: nothing is signed at them again.
+      const used = this.o.store.highestOwnSeq(id);
+      this.updaters.set(k, used > fresh.signedSeq ? { ...fresh, signedSeq: used } : fresh);
     }
     this.sides = this.o.store.batched<SwapSide>("side");
     this.open = new Set([...this.sides].filter(([, s]) => !settled(s)).map(([k]) => k));
@@ -150,8 +154,9 @@ export class BatchedSwaps {
 
   /** A message of the counterparty's on `channelId`. Throws (and changes nothing) for one that is not the protocol's. */
   handle(channelId: Hex, message: UpdateMessage): void {
+    const checked = checkUpdateMessage(message); // a peer's message: every field's shape, nothing else kept
     this.step(() => {
-      const step = receive(this.updater(channelId), message, this.env(channelId));
+      const step = receive(this.updater(channelId), checked, this.env(channelId));
       this.apply(channelId, step);
       this.drive(step.events.some((e) => e.type === "cosigned"));
     });
@@ -166,6 +171,10 @@ export class BatchedSwaps {
   }
 
   private setSide(k: string, side: SwapSide) {
+    // A secret this side holds is kept where the on-chain path and the watchtower look for it, in the same step.
+    if (side.secret !== undefined && this.sides.get(k)?.secret !== side.secret && this.o.store.secret(side.terms.hashlock) === undefined) {
+      this.o.store.saveSecret(side.terms.hashlock, side.secret);
+    }
     this.sides.set(k, side);
     this.open.add(k);
     this.dirty.sides.add(k);
@@ -210,8 +219,6 @@ export class BatchedSwaps {
         if (side === undefined) continue;
         const next =
           event.type === "signed" ? onSigned(side, channelId, [c]) : event.type === "cosigned" ? onCosigned(side, channelId, [c], event.state) : onRefused(side, c);
-        // A secret this side holds is kept where the on-chain path and the watchtower find it.
-        if (next.secret !== undefined && side.secret === undefined) this.o.store.saveSecret(next.terms.hashlock, next.secret);
         this.setSide(k, next);
       }
     }
@@ -243,9 +250,13 @@ export class BatchedSwaps {
     }
   }
 
-  /** Runs `fn` as one transaction; sends and reports what it made once committed, or forgets it all. */
+  /**
+   * Runs `fn` as one transaction; sends and reports what it made once committed, or forgets it all. Never inside
+   * another transaction on the store: its messages would leave before anything is on disk.
+   */
   private step(fn: () => void) {
     const { store } = this.o;
+    if (store.inTransaction()) throw new ChannelSdkError("a batched step cannot run inside an open store transaction");
     this.outgoing = [];
     this.events = [];
     try {
@@ -264,7 +275,14 @@ export class BatchedSwaps {
     const [outgoing, events] = [this.outgoing, this.events];
     this.outgoing = [];
     this.events = [];
-    for (const m of outgoing) this.o.send(m.channelId, m.message);
+    // Committed: from here nothing throws (a failed send is resent by a later tick).
+    for (const m of outgoing) {
+      try {
+        this.o.send(m.channelId, m.message);
+      } catch {
+        // resent by `tick`, or answered again when the peer repeats itself
+      }
+    }
     for (const e of events) {
       try {
         this.o.onEvent?.(e.channelId, e.event);

@@ -154,8 +154,11 @@ export type UpdateMessage =
   | Readonly<{ kind: "update"; base: bigint; seq: bigint; changes: readonly Change[]; signature: Hex }>
   /** Acknowledger -> proposer: its signature on the state at `seq`. */
   | Readonly<{ kind: "ack"; seq: bigint; signature: Hex }>
-  /** Acknowledger -> proposer: the batch at `seq` is not signed; why, per change (by index). */
-  | Readonly<{ kind: "refuse"; seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[] }>
+  /**
+   * Acknowledger -> proposer: the batch at `seq` is not signed; why, per change (by index). `above`: the number
+   * is one the acknowledger used already (a state it signed before); the next batch goes above `above`.
+   */
+  | Readonly<{ kind: "refuse"; seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[]; above?: bigint }>
   /** Proposer -> acknowledger: these requested changes will never be made (why, per change). */
   | Readonly<{ kind: "reject"; changes: readonly Readonly<{ change: Change; reason: string }>[] }>;
 
@@ -186,6 +189,13 @@ export function maybeAdded(data: UpdaterData, hashlock: Hex): boolean {
   const key = hashlock.toLowerCase();
   if (data.inFlight?.batch.some((q) => q.change.kind === "add" && q.change.lock.hashlock.toLowerCase() === key)) return true;
   return data.ghosts.some((g) => g.seq > data.head.seq && g.adds.some((h) => h.toLowerCase() === key));
+}
+
+/** `ghosts` with `ghost` added: each lock's add kept only in the newest ghost that has it, empty ghosts dropped. */
+function mergeGhosts(ghosts: UpdaterData["ghosts"], ghost: UpdaterData["ghosts"][number]): UpdaterData["ghosts"] {
+  const newer = new Set(ghost.adds.map((h) => h.toLowerCase()));
+  const kept = ghosts.map((g) => ({ seq: g.seq, adds: g.adds.filter((h) => !newer.has(h.toLowerCase())) })).filter((g) => g.adds.length > 0);
+  return ghost.adds.length > 0 ? [...kept, ghost] : kept;
 }
 
 function addsOf(changes: readonly Change[]): Hex[] {
@@ -334,9 +344,10 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       let queue = data.queue;
       for (const { change, reason } of message.changes) {
         const key = changeKey(change);
-        if (!queue.some((q) => changeKey(q.change) === key)) continue;
-        queue = queue.filter((q) => changeKey(q.change) !== key);
-        events.push({ type: "refused", change, reason: `counterparty: ${reason}` });
+        const ours = queue.find((q) => changeKey(q.change) === key);
+        if (ours === undefined || ours.change.kind !== change.kind) continue;
+        queue = queue.filter((q) => q !== ours);
+        events.push({ type: "refused", change: ours.change, reason: `counterparty: ${reason}` });
       }
       return { data: { ...data, queue }, send: [], events };
     }
@@ -359,6 +370,10 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       const f = data.inFlight;
       if (!isProposer(data)) throw new InvalidMessageError("a refusal sent to the channel's acknowledger");
       if (f === undefined || f.state.seq !== message.seq) return none;
+      const indexes = new Set(message.refusals.map((r) => r.index));
+      if (indexes.size === 0 || indexes.size !== message.refusals.length || message.refusals.some((r) => r.index < 0 || r.index >= f.batch.length)) {
+        throw new InvalidMessageError("a refusal names no change, one twice, or one outside the batch");
+      }
       // The batch is dead (only we signed it): its changes go back to the queue, but those refused for good.
       const events: UpdateEvent[] = [];
       const rejected: { change: Change; reason: string }[] = [];
@@ -374,9 +389,11 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
           back.push(q);
         }
       });
-      // The rest of the batch goes again at once, at a new sequence number. The refused batch stays a ghost.
-      const ghosts = [...data.ghosts, { seq: f.state.seq, adds: addsOf(f.batch.map((q) => q.change)) }];
-      const next = propose({ ...data, inFlight: undefined, ghosts, queue: [...back, ...data.queue] }, env);
+      // The rest of the batch goes again at once, at a new sequence number. The refused batch stays a ghost (only
+      // its adds matter, and only the newest ghost per lock: ghosts cannot pile up).
+      const ghosts = mergeGhosts(data.ghosts, { seq: f.state.seq, adds: addsOf(f.batch.map((q) => q.change)) });
+      const above = message.above !== undefined && message.above > data.signedSeq && message.above <= data.signedSeq + MAX_SEQ_STEP ? message.above : data.signedSeq;
+      const next = propose({ ...data, inFlight: undefined, ghosts, signedSeq: above, queue: [...back, ...data.queue] }, env);
       const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }, ...next.send] : [...next.send];
       return { data: next.data, send, events: [...events, ...next.events] };
     }
@@ -401,9 +418,16 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
     throw new InvalidMessageError(`a batch on top of state ${message.base}; the co-signed head is ${data.head.seq}`);
   }
   if (message.seq <= data.signedSeq) {
-    // The batch we refused came again (our answer was lost): the same answer. Anything older is stale.
+    // The batch we refused came again (our answer was lost): the same answer.
     const r = data.refused;
-    return r !== undefined && r.seq === message.seq ? { data, send: [{ kind: "refuse", seq: r.seq, refusals: r.refusals }], events: [] } : none;
+    if (r !== undefined && r.seq === message.seq) return { data, send: [{ kind: "refuse", seq: r.seq, refusals: r.refusals }], events: [] };
+    // A number we used otherwise (a state signed before, under another protocol or lost in a crash of the proposer):
+    // not signed; the proposer numbers its next batch above ours. Older, answered numbers are stale.
+    if (message.base === data.head.seq) {
+      const refusals = message.changes.map((_, index) => ({ index, final: false, reason: `sequence number ${message.seq} was used` }));
+      return { data, send: [{ kind: "refuse", seq: message.seq, refusals, above: data.signedSeq }], events: [] };
+    }
+    return none;
   }
   let state: ChannelState;
   try {
@@ -438,4 +462,100 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
       { type: "cosigned", state, signatures, changes: message.changes },
     ],
   };
+}
+
+const HEX32 = /^0x[0-9a-fA-F]{64}$/;
+const SIGNATURE = /^0x[0-9a-fA-F]{130}$/;
+const MAX_U64 = (1n << 64n) - 1n;
+const MAX_U128 = (1n << 128n) - 1n;
+const MAX_REASON = 300;
+
+function field(o: Record<string, unknown>, name: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, name) ? o[name] : undefined;
+}
+
+function object(v: unknown, what: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw new InvalidMessageError(`${what} is not an object`);
+  return v as Record<string, unknown>;
+}
+
+function uint(v: unknown, max: bigint, what: string): bigint {
+  if (typeof v !== "bigint" || v < 0n || v > max) throw new InvalidMessageError(`${what} is not a whole number in 0..${max}`);
+  return v;
+}
+
+function hex(v: unknown, pattern: RegExp, what: string): Hex {
+  if (typeof v !== "string" || !pattern.test(v)) throw new InvalidMessageError(`${what} is not hex of the right length`);
+  return v as Hex;
+}
+
+function list(v: unknown, max: number, what: string): unknown[] {
+  if (!Array.isArray(v) || v.length > max) throw new InvalidMessageError(`${what} is not a list of at most ${max}`);
+  return v;
+}
+
+function reason(v: unknown): string {
+  if (typeof v !== "string") throw new InvalidMessageError("a reason is not text");
+  return v.slice(0, MAX_REASON);
+}
+
+function changeOf(v: unknown): Change {
+  const o = object(v, "a change");
+  const kind = field(o, "kind");
+  if (kind === "add") {
+    const l = object(field(o, "lock"), "a lock");
+    const sender = field(l, "sender");
+    if (sender !== 0 && sender !== 1) throw new InvalidMessageError("a lock's sender is not 0 or 1");
+    const amount = uint(field(l, "amount"), MAX_U128, "a lock's amount");
+    return { kind, lock: { sender, amount, hashlock: hex(field(l, "hashlock"), HEX32, "a hashlock"), expiry: uint(field(l, "expiry"), MAX_U64, "a lock's expiry") } };
+  }
+  if (kind === "pay") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock"), secret: hex(field(o, "secret"), HEX32, "a secret") };
+  if (kind === "refund") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock") };
+  throw new InvalidMessageError(`a change of kind ${String(kind)}`);
+}
+
+/**
+ * A message from the peer as the scheme takes it: every field checked for its type and size, and rebuilt from those
+ * fields alone (nothing else a peer adds is kept or stored). Throws InvalidMessageError naming the first bad field.
+ */
+export function checkUpdateMessage(message: unknown): UpdateMessage {
+  const o = object(message, "an update message");
+  const kind = field(o, "kind");
+  switch (kind) {
+    case "request":
+      return { kind, changes: list(field(o, "changes"), MAX_BATCH_CHANGES, "the changes").map(changeOf) };
+    case "update":
+      return {
+        kind,
+        base: uint(field(o, "base"), MAX_U64, "base"),
+        seq: uint(field(o, "seq"), MAX_U64, "seq"),
+        changes: list(field(o, "changes"), MAX_BATCH_CHANGES, "the changes").map(changeOf),
+        signature: hex(field(o, "signature"), SIGNATURE, "the signature"),
+      };
+    case "ack":
+      return { kind, seq: uint(field(o, "seq"), MAX_U64, "seq"), signature: hex(field(o, "signature"), SIGNATURE, "the signature") };
+    case "refuse": {
+      const refusals = list(field(o, "refusals"), MAX_BATCH_CHANGES, "the refusals").map((r) => {
+        const x = object(r, "a refusal");
+        const index = field(x, "index");
+        const final = field(x, "final");
+        if (typeof index !== "number" || !Number.isInteger(index) || index < 0) throw new InvalidMessageError("a refusal's index");
+        if (typeof final !== "boolean") throw new InvalidMessageError("a refusal's final flag");
+        return { index, final, reason: reason(field(x, "reason")) };
+      });
+      const above = field(o, "above");
+      const seq = uint(field(o, "seq"), MAX_U64, "seq");
+      return above === undefined ? { kind, seq, refusals } : { kind, seq, refusals, above: uint(above, MAX_U64, "above") };
+    }
+    case "reject":
+      return {
+        kind,
+        changes: list(field(o, "changes"), MAX_BATCH_CHANGES, "the changes").map((c) => {
+          const x = object(c, "a rejected change");
+          return { change: changeOf(field(x, "change")), reason: reason(field(x, "reason")) };
+        }),
+      };
+    default:
+      throw new InvalidMessageError(`an update message of kind ${String(kind)}`);
+  }
 }

@@ -1,3 +1,4 @@
+import type { UpdateMessage } from "./channel-updates.js";
 import { hashOf } from "./codec.js";
 import { InvalidMessageError } from "./errors.js";
 import { requireSignedBy } from "./signing.js";
@@ -40,12 +41,17 @@ export type SwapBody =
   /** Participant 1 -> 0: its signature on the update. */
   | { step: "depositsSigned"; sig: Hex }
   /** Participant 0 -> 1: its counter-signature; the update is co-signed. */
-  | { step: "depositsAck"; sig: Hex };
+  | { step: "depositsAck"; sig: Hex }
+  /**
+   * Either, on a channel pair run with batched updates (docs/SWAP.md, "Many swaps on one pair"; the session id is
+   * the channel id): one message of the update scheme.
+   */
+  | { step: "batch"; message: UpdateMessage };
 
 export type SwapStep = SwapBody["step"];
 
 /** Protocol order of the swap steps (abort and the channel steps stand outside it). */
-export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsSigned" | "depositsAck">, number>> = {
+export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsSigned" | "depositsAck" | "batch">, number>> = {
   propose: 1,
   accept: 2,
   sourceLock: 3,

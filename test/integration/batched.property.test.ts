@@ -13,7 +13,7 @@ import fc from "fast-check";
 
 import { sha256 } from "ethers";
 
-import { applyChange, applyChanges, enqueue, isProposer, type Change } from "../../sdk/core/channel-updates.js";
+import { applyChange, applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
 import { openingState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
 import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
@@ -275,6 +275,62 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
     net.inFlight.length = 0;
     heal(net);
     checkRun(net, swaps);
+  });
+
+  it("keeps the initiator's secret where the on-chain path looks for it from the moment the swap is agreed", function () {
+    const net = new Network();
+    const hashlock = startSwap(net, 1, "A", 10n, 20n)!;
+    const { A, B } = net.parties;
+    expect(A.store.secret(hashlock as Hex), "the initiator's store").to.not.equal(undefined);
+    expect(B.store.secret(hashlock as Hex), "the responder knows nothing yet").to.equal(undefined);
+    heal(net);
+    expect(B.store.secret(hashlock as Hex), "the responder, once paid the secret").to.equal(A.store.secret(hashlock as Hex));
+  });
+
+  it("keeps only the fields of the protocol from a peer's message, and refuses one of the wrong shape", function () {
+    const net = new Network();
+    const { A, B } = net.parties;
+    const hashlock = startSwap(net, 1, "A", 10n, 20n)!;
+    // A (proposer on S) pads its lock with a large extra field on the way: B stores the lock without it.
+    const [p] = net.inFlight.splice(0, 1);
+    expect(p?.message.kind).to.equal("update");
+    const m = p!.message as Extract<UpdateMessage, { kind: "update" }>;
+    const padded = { ...m, changes: m.changes.map((c) => (c.kind === "add" ? { ...c, lock: { ...c.lock, junk: "x".repeat(100_000) } } : c)) };
+    B.handle({ from: "A", channelId: S, message: padded as never });
+    expect(Object.keys(B.updaters[S]!.head.locks[0]!)).to.have.members(["sender", "amount", "hashlock", "expiry"]);
+    expect(JSON.stringify(B.store.batched("updater"), (_, v) => (typeof v === "bigint" ? `${v}` : v))).to.not.include("xxxx");
+    // Wrong shapes are refused before anything is stored: a number as a string, a refusal naming no change.
+    expect(() => B.handle({ from: "A", channelId: S, message: { ...m, seq: "2" } as never })).to.throw(/seq/);
+    net.deliverAll();
+    A.cancelSwap(hashlock);
+    const update = net.inFlight.map((x) => x.message).find((x): x is Extract<UpdateMessage, { kind: "update" }> => x.kind === "update");
+    if (update !== undefined) {
+      expect(() => A.handle({ from: "B", channelId: S, message: { kind: "refuse", seq: update.seq, refusals: [] } })).to.throw(/names no change/);
+    }
+  });
+
+  it("moves past sequence numbers a party signed before the channel ran batched updates", function () {
+    const net = new Network();
+    const { B } = net.parties;
+    // B (acknowledger on S) once signed a state at seq 1 that was never co-signed (say, an unanswered step).
+    const old = { ...openingState(S, [DEPOSIT, DEPOSIT]), seq: 1n };
+    B.store.recordOwnSignature(old, B.digest(old), () => B.signRaw(old));
+    B.crash(); // B's pair reads its store again and sees the number used
+    const hashlock = startSwap(net, 1, "A", 10n, 20n)!;
+    heal(net);
+    expect(B.updaters[S]!.head.seq, "the first co-signed batch is above the old number").to.be.greaterThan(1n);
+    checkRun(net, [{ hashlock, initiator: "A", give: 10n, take: 20n }]);
+  });
+
+  it("never runs a step inside another transaction on its store, where its messages would leave before the commit", function () {
+    const net = new Network();
+    const { A } = net.parties;
+    A.store.begin();
+    try {
+      expect(() => A.tick()).to.throw(/inside an open store transaction/);
+    } finally {
+      A.store.rollback();
+    }
   });
 
   it("refuses a batch numbered far above the last one, which would end the channel's updates", function () {

@@ -1,0 +1,161 @@
+/**
+ * One party of `npm run bench:batched -- --http`: a `BatchedSwaps` on its own SQLite store, talking to the other
+ * party's process over `HttpTransport` in signed envelopes. Terms are agreed as the step protocol does (the initiator
+ * proposes the terms with its signature, the responder accepts with its own), then the pair runs the swap in batches.
+ * No chain: the channels are given (ids, deposits), as a pair that is open and funded.
+ */
+import { randomBytes } from "node:crypto";
+
+import { hexlify } from "ethers";
+
+import { decode } from "../../sdk/core/codec.js";
+import { requireSignedBy } from "../../sdk/core/signing.js";
+import { seal, unseal, type Envelope } from "../../sdk/core/messages.js";
+import { hashlockOf, termsDigest, type SwapTerms } from "../../sdk/core/swap.js";
+import { newSide, settled } from "../../sdk/core/swap-rules.js";
+import type { Hex, ParticipantIndex } from "../../sdk/core/types.js";
+import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
+import { keySigner } from "../../sdk/coordinator/signer.js";
+import { HttpTransport } from "../../sdk/coordinator/transport.js";
+import { Store } from "../../sdk/store/store.js";
+
+export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+/** The pair: S on chain 31337, T on 31338; the initiator (Alice) is participant 0 of S, the responder (Bob) of T. */
+export const PAIR = {
+  S: { chainId: 31337n, channelId: `0x${"51".repeat(32)}` as Hex },
+  T: { chainId: 31338n, channelId: `0x${"74".repeat(32)}` as Hex },
+};
+
+export type BatchedNodeConfig = Readonly<{
+  role: "initiator" | "responder";
+  privateKey: string;
+  peerAddress: string;
+  store: string;
+  durability: "power" | "crash";
+  deposit: bigint;
+}>;
+
+/** Counts of the cryptography a party did: signatures made and recovered, by kind. */
+export type CryptoCounts = { stateSigns: number; envelopeSigns: number; termsSigns: number; recoveries: number };
+
+export class BatchedNode {
+  readonly transport: HttpTransport;
+  readonly pair: BatchedSwaps;
+  readonly store: Store;
+  readonly counts: CryptoCounts = { stateSigns: 0, envelopeSigns: 0, termsSigns: 0, recoveries: 0 };
+  private readonly signer;
+  private readonly address: string;
+  /** Initiator: swaps proposed and not yet accepted, by swap id (their secret). */
+  private readonly proposed = new Map<string, { terms: SwapTerms; secret: Hex }>();
+  private readonly waiting = new Map<string, () => void>();
+  private timer: NodeJS.Timeout | undefined;
+
+  private constructor(readonly config: BatchedNodeConfig, transport: HttpTransport) {
+    this.transport = transport;
+    const key = keySigner(config.privateKey);
+    this.address = key.address;
+    this.signer = key;
+    this.store = new Store(config.store, { durability: config.durability });
+    const me = (id: "S" | "T"): ParticipantIndex => ((config.role === "initiator") === (id === "S") ? 0 : 1);
+    for (const id of ["S", "T"] as const) {
+      const { chainId, channelId } = PAIR[id];
+      const participants = me(id) === 0 ? [this.address, config.peerAddress] : [config.peerAddress, this.address];
+      const params = { participants, payees: [participants[0], participants[1]], asset: "0x0000000000000000000000000000000000000000", challengePeriod: 3600n, nonce: 1n };
+      this.store.saveChannel({ ref: { chainId, hub: HUB, channelId }, params: params as never, myIndex: me(id), openingDeposits: [config.deposit, config.deposit] });
+    }
+    const stateSigner = { address: this.address, sign: (digest: Hex) => (this.counts.stateSigns++, key.sign(digest)) };
+    this.pair = new BatchedSwaps({
+      store: this.store,
+      signer: stateSigner,
+      channels: [PAIR.S.channelId, PAIR.T.channelId],
+      send: (channelId, message) => void this.send(channelId, { step: "batch", message }),
+      onEvent: (_channelId, event) => {
+        if (event.type !== "cosigned") return;
+        for (const c of event.changes) {
+          const hashlock = c.kind === "add" ? c.lock.hashlock : c.hashlock;
+          const side = this.pair.side(hashlock);
+          if (side !== undefined && settled(side)) {
+            this.waiting.get(side.terms.swapId.toLowerCase())?.();
+            this.waiting.delete(side.terms.swapId.toLowerCase());
+          }
+        }
+      },
+    });
+    transport.listen(async (envelope) => this.receive(envelope));
+  }
+
+  static async start(config: BatchedNodeConfig): Promise<BatchedNode> {
+    const node = new BatchedNode(config, await HttpTransport.start());
+    node.timer = setInterval(() => node.pair.tick(), 200);
+    return node;
+  }
+
+  private send(sessionId: Hex, body: Envelope["body"]): Promise<void> {
+    this.counts.envelopeSigns++;
+    return this.transport.send(seal((d) => this.signer.sign(d), this.address, sessionId, body)).catch(() => undefined);
+  }
+
+  private async receive(envelope: Envelope) {
+    this.counts.recoveries++;
+    const body = unseal(envelope, this.config.peerAddress);
+    if (body.step === "batch") {
+      // The message's own fields are decoded from JSON: bigints and hex as the codec gives them.
+      this.pair.handle(envelope.swapId, body.message);
+      if (body.message.kind === "update" || body.message.kind === "ack") this.counts.recoveries++;
+      return;
+    }
+    if (body.step === "propose" && this.config.role === "responder") {
+      this.counts.recoveries++;
+      requireSignedBy("swap terms", this.config.peerAddress, termsDigest(body.terms), body.termsSig);
+      if (this.pair.side(body.terms.hashlock) === undefined) {
+        this.pair.agree(newSide(body.terms, "responder", { source: 0, target: 0 }));
+      }
+      this.counts.termsSigns++;
+      await this.send(envelope.swapId, { step: "accept", termsSig: this.signer.sign(termsDigest(body.terms)) });
+      return;
+    }
+    if (body.step === "accept" && this.config.role === "initiator") {
+      const p = this.proposed.get(envelope.swapId.toLowerCase());
+      if (p === undefined) return;
+      this.counts.recoveries++;
+      requireSignedBy("swap terms", this.config.peerAddress, termsDigest(p.terms), body.termsSig);
+      this.proposed.delete(envelope.swapId.toLowerCase());
+      this.pair.agree(newSide(p.terms, "initiator", { source: 0, target: 0 }, p.secret));
+    }
+  }
+
+  /** Initiator: proposes a swap of `give` on S for `take` on T; resolves once it is settled here. */
+  swap(give: bigint, take: bigint): Promise<void> {
+    const secret = hexlify(randomBytes(32)) as Hex;
+    const hashlock = hashlockOf(secret);
+    const swapId = hexlify(randomBytes(32)) as Hex;
+    const terms: SwapTerms = {
+      swapId,
+      source: { chainId: PAIR.S.chainId, hub: HUB, channelId: PAIR.S.channelId },
+      target: { chainId: PAIR.T.chainId, hub: HUB, channelId: PAIR.T.channelId },
+      initiator: this.address,
+      responder: this.config.peerAddress,
+      give,
+      take,
+      hashlock,
+      sourceExpiry: 2_000_000_000n,
+      targetExpiry: 1_999_990_000n,
+    };
+    this.proposed.set(swapId.toLowerCase(), { terms, secret });
+    const done = new Promise<void>((resolve) => this.waiting.set(swapId.toLowerCase(), resolve));
+    this.counts.termsSigns++;
+    void this.send(swapId, { step: "propose", terms, termsSig: this.signer.sign(termsDigest(terms)) });
+    return done;
+  }
+
+  async close() {
+    if (this.timer !== undefined) clearInterval(this.timer);
+    await this.transport.close();
+    this.store.close();
+  }
+}
+
+/** Decodes the BATCHED_NODE environment variable of a peer process. */
+export function peerConfig(text: string): BatchedNodeConfig {
+  return decode<BatchedNodeConfig>(text);
+}
