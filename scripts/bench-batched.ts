@@ -9,7 +9,6 @@
  * The network is delivered in rounds: each round hands every party everything sent in the round before, as one
  * network latency would. New swaps start at the beginning of a round while fewer than the level are open.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,6 +22,7 @@ import { cryptoBackend } from "../sdk/core/signing.js";
 import { checkRun, Network, startSwap, type Name } from "./lib/batched-pair.js";
 import { BatchedNode, type CryptoCounts } from "./lib/batched-node.js";
 import { accountKey } from "./lib/local.js";
+import { startPeer } from "./lib/peer-process.js";
 
 const SWAPS = Number(process.env.BATCHED_SWAPS ?? 2048);
 const LEVELS = [1, 4, 16, 64, 256];
@@ -83,26 +83,9 @@ async function httpRuns(): Promise<HttpRow[]> {
   const [aliceKey, bobKey] = [1, 2].map((i) => accountKey(i));
   const [alice, bob] = [aliceKey!, bobKey!].map((k) => new Wallet(k).address) as [string, string];
   const deposit = BigInt(HTTP_SWAPS * HTTP_LEVELS.length + 1);
-  const hardhatCli = join(process.cwd(), "node_modules", "hardhat", "dist", "src", "cli.js");
-  const child = spawn(process.execPath, [hardhatCli, "run", "scripts/lib/batched-peer.ts"], {
-    env: { ...process.env, BATCHED_NODE: encode({ role: "responder", privateKey: bobKey, peerAddress: alice, store: join(dir, "bob.sqlite"), durability: "power", deposit }) },
-    stdio: ["pipe", "pipe", "inherit"],
+  const { child, says: peerSays } = startPeer("scripts/lib/batched-peer.ts", {
+    BATCHED_NODE: encode({ role: "responder", privateKey: bobKey, peerAddress: alice, store: join(dir, "bob.sqlite"), durability: "power", deposit }),
   });
-  let out = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  const peerSays = (pattern: RegExp) =>
-    new Promise<RegExpExecArray>((resolve, reject) => {
-      const look = () => {
-        const m = pattern.exec(out);
-        if (m === null) return;
-        out = out.slice(m.index + m[0].length);
-        child.stdout.off("data", look);
-        resolve(m);
-      };
-      child.stdout.on("data", look);
-      child.once("exit", (code) => reject(new Error(`the peer exited with ${code}: ${out}`)));
-      look();
-    });
   const peer = async () => {
     child.stdin.write("counts\n");
     const m = await peerSays(/PEER_COUNTS=(\S+) PEER_CPU=(\d+)/);

@@ -7,7 +7,6 @@
  *   npm run bench:swaps      # 10,000 swaps per run: 1, 10, 100, 1,000 pairs, one and up to 128 in flight
  *   BENCH_SWAPS=1000 BENCH_CHANNELS=1,10 BENCH_IN_FLIGHT=1,8 BENCH_SWAPS_HTTP=1000 npm run bench:swaps
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,6 +30,7 @@ import {
 } from "../sdk/index.js";
 import { ChannelHub__factory } from "../typechain-types/index.js";
 import { deployHub, localWallet } from "./lib/local.js";
+import { startPeer } from "./lib/peer-process.js";
 import { benchClient, pairSpecs, type PairSpec, expectedChannel, syncDeposits } from "./lib/swap-setup.js";
 
 const SWAPS = Number(process.env.BENCH_SWAPS ?? 10_000);
@@ -223,26 +223,8 @@ for (const { channels, durability } of configs) {
   const hubs = await deployHubs(rpc);
   const pairs = pairSpecs(channels, localWallet(1, rpc.source).address, localWallet(2, rpc.source).address, 99n);
   await openPairs(rpc, hubs, pairs);
-  const hardhatCli = join(process.cwd(), "node_modules", "hardhat", "dist", "src", "cli.js");
-  const child = spawn(process.execPath, [hardhatCli, "run", "scripts/lib/bench-peer.ts"], {
-    env: { ...process.env, BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer.sqlite") }) },
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  let out = "";
-  child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-  const peerSays = (pattern: RegExp) =>
-    new Promise<string>((resolve, reject) => {
-      const look = () => {
-        const m = pattern.exec(out);
-        if (m === null) return;
-        out = out.slice(m.index + m[0].length);
-        child.stdout.off("data", look);
-        resolve(m[1]!);
-      };
-      child.stdout.on("data", look);
-      child.once("exit", (code) => reject(new Error(`the peer exited with ${code}: ${out}`)));
-      look();
-    });
+  const { child, says } = startPeer("scripts/lib/bench-peer.ts", { BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer.sqlite") }) });
+  const peerSays = async (pattern: RegExp) => (await says(pattern))[1]!;
   const peerCpuUs = async () => {
     child.stdin.write("cpu\n");
     return Number(await peerSays(/PEER_CPU=(\d+)/));
