@@ -160,8 +160,9 @@ const section = [
 const httpSection = [
   "",
   `Two processes over HTTP on loopback (Alice and Bob, \`BatchedNode\` in scripts/lib/batched-node.ts), ${HTTP_SWAPS} swaps per level`,
-  "on one pair, every step a transaction on disk (durability \"power\": fdatasync per step), terms agreed per swap",
-  "(propose and accept, each an envelope with a terms signature), then batches. Signatures and recoveries count",
+  "on one pair, every step a transaction on disk (durability \"power\": fdatasync per step). Terms are agreed in",
+  "bulk (the proposals of one event-loop turn in one envelope, their acceptances in one envelope, agreed in one step;",
+  "each swap's terms still signed by both), then the swaps run in batches. Signatures and recoveries count",
   "everything both parties did: states, envelopes and terms. Latency is from proposing to settled at Alice.",
   "",
   "| in flight | swaps | swaps/s | p50 ms | p99 ms | signatures / swap | of which states | recoveries / swap | CPU ms/swap Alice / Bob |",

@@ -1,7 +1,8 @@
 /**
  * One party of `npm run bench:batched -- --http`: a `BatchedSwaps` on its own SQLite store, talking to the other
  * party's process over `HttpTransport` in signed envelopes. Terms are agreed as the step protocol does (the initiator
- * proposes the terms with its signature, the responder accepts with its own), then the pair runs the swap in batches.
+ * proposes the terms with its signature, the responder accepts with its own), many swaps per envelope and one store
+ * step for all of them, then the pair runs the swaps in batches.
  * No chain: the channels are given (ids, deposits), as a pair that is open and funded.
  */
 import { randomBytes } from "node:crypto";
@@ -11,7 +12,7 @@ import { hexlify } from "ethers";
 import { decode } from "../../sdk/core/codec.js";
 import { requireSignedBy } from "../../sdk/core/signing.js";
 import { seal, unseal, type Envelope } from "../../sdk/core/messages.js";
-import { hashlockOf, termsDigest, type SwapTerms } from "../../sdk/core/swap.js";
+import { checkTermsShape, hashlockOf, termsDigest, type SwapTerms } from "../../sdk/core/swap.js";
 import { newSide, settled } from "../../sdk/core/swap-rules.js";
 import type { Hex, ParticipantIndex } from "../../sdk/core/types.js";
 import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
@@ -20,6 +21,8 @@ import { HttpTransport } from "../../sdk/coordinator/transport.js";
 import { Store } from "../../sdk/store/store.js";
 
 export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
+/** The most proposals one envelope carries (and the responder reads). */
+const MAX_PROPOSALS = 512;
 /** The pair: S on chain 31337, T on 31338; the initiator (Alice) is participant 0 of S, the responder (Bob) of T. */
 export const PAIR = {
   S: { chainId: 31337n, channelId: `0x${"51".repeat(32)}` as Hex },
@@ -48,6 +51,8 @@ export class BatchedNode {
   /** Initiator: swaps proposed and not yet accepted, by swap id (their secret). */
   private readonly proposed = new Map<string, { terms: SwapTerms; secret: Hex }>();
   private readonly waiting = new Map<string, () => void>();
+  /** Initiator: proposals of this turn of the event loop, sent together. */
+  private readonly outbox: { terms: SwapTerms; termsSig: Hex }[] = [];
   private timer: NodeJS.Timeout | undefined;
 
   private constructor(readonly config: BatchedNodeConfig, transport: HttpTransport) {
@@ -104,23 +109,44 @@ export class BatchedNode {
       if (body.message.kind === "update" || body.message.kind === "ack") this.counts.recoveries++;
       return;
     }
-    if (body.step === "propose" && this.config.role === "responder") {
-      this.counts.recoveries++;
-      requireSignedBy("swap terms", this.config.peerAddress, termsDigest(body.terms), body.termsSig);
-      if (this.pair.side(body.terms.hashlock) === undefined) {
-        this.pair.agree(newSide(body.terms, "responder", { source: 0, target: 0 }));
+    if (body.step === "proposals" && this.config.role === "responder") {
+      // Every proposal of the envelope checked and signed, all agreed in one step, answered in one envelope.
+      const sides = [];
+      const refusals: { swapId: Hex; refusal: string }[] = [];
+      for (const { terms, termsSig } of body.items.slice(0, MAX_PROPOSALS)) {
+        try {
+          checkTermsShape(terms);
+          this.counts.recoveries++;
+          requireSignedBy("swap terms", this.config.peerAddress, termsDigest(terms), termsSig);
+          if (terms.responder.toLowerCase() !== this.address.toLowerCase()) throw new Error("the terms name another responder");
+          sides.push(newSide(terms, "responder", { source: 0, target: 0 }));
+        } catch (error) {
+          refusals.push({ swapId: terms.swapId, refusal: (error as Error).message });
+        }
       }
-      this.counts.termsSigns++;
-      await this.send(envelope.swapId, { step: "accept", termsSig: this.signer.sign(termsDigest(body.terms)) });
+      const { agreed, refused } = this.pair.agreeAll(sides);
+      const items = [
+        ...agreed.map((side) => {
+          this.counts.termsSigns++;
+          return { swapId: side.terms.swapId, termsSig: this.signer.sign(termsDigest(side.terms)) };
+        }),
+        ...refused.map((r) => ({ swapId: r.side.terms.swapId, refusal: r.reason })),
+        ...refusals,
+      ];
+      await this.send(PAIR.S.channelId, { step: "acceptances", items });
       return;
     }
-    if (body.step === "accept" && this.config.role === "initiator") {
-      const p = this.proposed.get(envelope.swapId.toLowerCase());
-      if (p === undefined) return;
-      this.counts.recoveries++;
-      requireSignedBy("swap terms", this.config.peerAddress, termsDigest(p.terms), body.termsSig);
-      this.proposed.delete(envelope.swapId.toLowerCase());
-      this.pair.agree(newSide(p.terms, "initiator", { source: 0, target: 0 }, p.secret));
+    if (body.step === "acceptances" && this.config.role === "initiator") {
+      const sides = [];
+      for (const item of body.items) {
+        const p = this.proposed.get(item.swapId.toLowerCase());
+        if (p === undefined || item.termsSig === undefined) continue;
+        this.counts.recoveries++;
+        requireSignedBy("swap terms", this.config.peerAddress, termsDigest(p.terms), item.termsSig);
+        this.proposed.delete(item.swapId.toLowerCase());
+        sides.push(newSide(p.terms, "initiator", { source: 0, target: 0 }, p.secret));
+      }
+      if (sides.length > 0) this.pair.agreeAll(sides);
     }
   }
 
@@ -144,7 +170,14 @@ export class BatchedNode {
     this.proposed.set(swapId.toLowerCase(), { terms, secret });
     const done = new Promise<void>((resolve) => this.waiting.set(swapId.toLowerCase(), resolve));
     this.counts.termsSigns++;
-    void this.send(swapId, { step: "propose", terms, termsSig: this.signer.sign(termsDigest(terms)) });
+    // Proposals made in one turn of the event loop leave together, in envelopes of up to MAX_PROPOSALS.
+    this.outbox.push({ terms, termsSig: this.signer.sign(termsDigest(terms)) });
+    if (this.outbox.length === 1) {
+      setImmediate(() => {
+        const all = this.outbox.splice(0, this.outbox.length);
+        for (let i = 0; i < all.length; i += MAX_PROPOSALS) void this.send(PAIR.S.channelId, { step: "proposals", items: all.slice(i, i + MAX_PROPOSALS) });
+      });
+    }
     return done;
   }
 

@@ -128,18 +128,54 @@ export class BatchedSwaps {
   }
 
   /**
-   * Takes a swap both agreed (terms signed by both) into the pair: the initiator starts locking at once. Throws if a
-   * leg of ours does not fit what the pair has not promised yet.
+   * Takes a swap both agreed (terms signed by both) into the pair: the initiator starts locking at once. Throws if it
+   * is not a swap of this pair for this signer, or if a leg of ours does not fit what the pair has not promised yet.
    */
   agree(side: SwapSide): void {
-    const k = side.terms.hashlock.toLowerCase();
-    if (this.sides.has(k)) return;
-    const [mine, amount] = side.role === "initiator" ? [side.terms.source.channelId, side.terms.give] : [side.terms.target.channelId, side.terms.take];
-    if (this.available(mine) < amount) throw new ChannelSdkError(`the swap needs ${amount} on ${mine}; only ${this.available(mine)} is not promised`);
+    const { refused } = this.agreeAll([side]);
+    if (refused.length > 0) throw new ChannelSdkError(refused[0]!.reason);
+  }
+
+  /**
+   * Takes many agreed swaps into the pair in one step (one transaction): those that are not this pair's or do not
+   * fit are left out, with the reason. A swap already known counts as agreed.
+   */
+  agreeAll(sides: readonly SwapSide[]): { agreed: SwapSide[]; refused: { side: SwapSide; reason: string }[] } {
+    const agreed: SwapSide[] = [];
+    const refused: { side: SwapSide; reason: string }[] = [];
+    const pair = new Set(this.o.channels.map((id) => id.toLowerCase()));
+    const me = this.o.signer.address.toLowerCase();
     this.step(() => {
-      this.setSide(k, side);
+      for (const side of sides) {
+        const t = side.terms;
+        const k = t.hashlock.toLowerCase();
+        if (this.sides.has(k)) {
+          agreed.push(this.sides.get(k)!);
+          continue;
+        }
+        const [source, target] = [t.source.channelId.toLowerCase(), t.target.channelId.toLowerCase()];
+        const mineIs = side.role === "initiator" ? t.initiator : t.responder;
+        const reason =
+          !pair.has(source) || !pair.has(target) || source === target
+            ? "the swap's channels are not the two channels of this pair"
+            : mineIs.toLowerCase() !== me
+              ? `this signer is not the swap's ${side.role}`
+              : (side.sourceSender === this.updater(t.source.channelId).me) !== (side.role === "initiator") ||
+                  (side.targetSender === this.updater(t.target.channelId).me) !== (side.role === "responder")
+                ? "the lock senders do not match the participants" // the initiator sends on S, the responder on T
+                : undefined;
+        const [mine, amount] = side.role === "initiator" ? [t.source.channelId, t.give] : [t.target.channelId, t.take];
+        const left = reason === undefined ? this.available(mine) : 0n;
+        if (reason !== undefined || left < amount) {
+          refused.push({ side, reason: reason ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
+          continue;
+        }
+        this.setSide(k, side);
+        agreed.push(side);
+      }
       this.drive(false);
     });
+    return { agreed, refused };
   }
 
   /** Undoes a swap from this side (refused once the secret left or is known: then it can only complete). */

@@ -46,12 +46,16 @@ export type SwapBody =
    * Either, on a channel pair run with batched updates (docs/SWAP.md, "Many swaps on one pair"; the session id is
    * the channel id): one message of the update scheme.
    */
-  | { step: "batch"; message: UpdateMessage };
+  | { step: "batch"; message: UpdateMessage }
+  /** I -> R, on a pair run with batched updates: the terms of many swaps at once, each with I's signature on it. */
+  | { step: "proposals"; items: readonly { terms: SwapTerms; termsSig: Hex }[] }
+  /** R -> I: for each proposal, R's signature on its terms, or why it is refused. */
+  | { step: "acceptances"; items: readonly { swapId: Hex; termsSig?: Hex; refusal?: string }[] };
 
 export type SwapStep = SwapBody["step"];
 
 /** Protocol order of the swap steps (abort and the channel steps stand outside it). */
-export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsSigned" | "depositsAck" | "batch">, number>> = {
+export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeRequest" | "closeAck" | "depositsUpdate" | "depositsSigned" | "depositsAck" | "batch" | "proposals" | "acceptances">, number>> = {
   propose: 1,
   accept: 2,
   sourceLock: 3,
