@@ -124,7 +124,9 @@ export class BatchedSwaps {
   /** What this party can still lock on a channel: its free balance less what its agreed swaps will lock there. */
   available(channelId: Hex): bigint {
     const u = this.updater(channelId);
-    return unreserved(this.sides.values(), channelId, u.me, u.head.balances[u.me]);
+    // Only open swaps reserve anything: settled ones are skipped without being read.
+    const open = [...this.open].map((k) => this.sides.get(k)!);
+    return unreserved(open, channelId, u.me, u.head.balances[u.me]);
   }
 
   /**

@@ -57,35 +57,65 @@ export function applicable(state: ChannelState, change: Change): boolean {
   return change.kind === "add" ? !present : present;
 }
 
+/**
+ * A state being changed one change at a time: its locks by hashlock (a Map keeps their order), so a batch of n
+ * changes costs O(n), not a copy of the lock list per change.
+ */
+class Draft {
+  private readonly balances: [bigint, bigint];
+  private readonly locks: Map<string, Lock>;
+
+  constructor(private readonly base: ChannelState) {
+    this.balances = [...base.balances];
+    this.locks = new Map(base.locks.map((l) => [l.hashlock.toLowerCase(), l]));
+  }
+
+  applicable(change: Change): boolean {
+    const present = this.locks.has((change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase());
+    return change.kind === "add" ? !present : present;
+  }
+
+  /** Makes one change; throws InvalidStateError (or LockNotFoundError) and changes nothing if it cannot be made. */
+  apply(change: Change): void {
+    if (this.base.isFinal) throw new InvalidStateError("the channel state is final; nothing follows it");
+    if (change.kind === "add") {
+      const { lock } = change;
+      const key = lock.hashlock.toLowerCase();
+      if (this.locks.has(key)) throw new InvalidStateError(`two locks with hashlock ${lock.hashlock}`);
+      if (lock.amount <= 0n) throw new InvalidStateError("a lock of zero");
+      if (this.balances[lock.sender] < lock.amount) {
+        throw new InvalidStateError(`participant ${lock.sender} has ${this.balances[lock.sender]} free, a lock of ${lock.amount} was asked`);
+      }
+      if (this.locks.size >= MAX_LOCKS) throw new InvalidStateError(`a channel state carries at most ${MAX_LOCKS} locks`);
+      this.balances[lock.sender] -= lock.amount;
+      this.locks.set(key, lock);
+      return;
+    }
+    const key = change.hashlock.toLowerCase();
+    const lock = this.locks.get(key);
+    if (lock === undefined) throw new LockNotFoundError(change.hashlock);
+    if (change.kind === "pay" && !SECRET.test(change.secret)) {
+      // The registry reveals bytes32 secrets only: a longer preimage would pay here and never on chain.
+      throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} is not 32 bytes`);
+    }
+    if (change.kind === "pay" && hashlockOf(change.secret).toLowerCase() !== key) {
+      throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} does not match it`);
+    }
+    const to: ParticipantIndex = change.kind === "pay" ? (lock.sender === 0 ? 1 : 0) : lock.sender;
+    this.balances[to] += lock.amount;
+    this.locks.delete(key);
+  }
+
+  state(seq: bigint): ChannelState {
+    return { ...this.base, seq, balances: [this.balances[0], this.balances[1]], locks: [...this.locks.values()] };
+  }
+}
+
 /** `state` with one change made, at the same sequence number; throws InvalidStateError if it cannot be made. */
 export function applyChange(state: ChannelState, change: Change): ChannelState {
-  if (state.isFinal) throw new InvalidStateError("the channel state is final; nothing follows it");
-  if (change.kind === "add") {
-    const { lock } = change;
-    if (lockIndex(state, lock.hashlock) >= 0) throw new InvalidStateError(`two locks with hashlock ${lock.hashlock}`);
-    if (lock.amount <= 0n) throw new InvalidStateError("a lock of zero");
-    if (state.balances[lock.sender] < lock.amount) {
-      throw new InvalidStateError(`participant ${lock.sender} has ${state.balances[lock.sender]} free, a lock of ${lock.amount} was asked`);
-    }
-    if (state.locks.length >= MAX_LOCKS) throw new InvalidStateError(`a channel state carries at most ${MAX_LOCKS} locks`);
-    const balances: [bigint, bigint] = [...state.balances];
-    balances[lock.sender] -= lock.amount;
-    return { ...state, balances, locks: [...state.locks, lock] };
-  }
-  const index = lockIndex(state, change.hashlock);
-  const lock = state.locks[index];
-  if (lock === undefined) throw new LockNotFoundError(change.hashlock);
-  if (change.kind === "pay" && !SECRET.test(change.secret)) {
-    // The registry reveals bytes32 secrets only: a longer preimage would pay here and never on chain.
-    throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} is not 32 bytes`);
-  }
-  if (change.kind === "pay" && hashlockOf(change.secret).toLowerCase() !== lock.hashlock.toLowerCase()) {
-    throw new InvalidStateError(`the secret given to pay lock ${lock.hashlock} does not match it`);
-  }
-  const to: ParticipantIndex = change.kind === "pay" ? (lock.sender === 0 ? 1 : 0) : lock.sender;
-  const balances: [bigint, bigint] = [...state.balances];
-  balances[to] += lock.amount;
-  return { ...state, balances, locks: state.locks.filter((_, i) => i !== index) };
+  const draft = new Draft(state);
+  draft.apply(change);
+  return draft.state(state.seq);
 }
 
 /** The state a batch makes of `head`, at sequence number `seq`; throws InvalidStateError for a batch that cannot be. */
@@ -95,14 +125,14 @@ export function applyChanges(head: ChannelState, changes: readonly Change[], seq
     throw new InvalidStateError(`a batch of ${changes.length} changes; 1..${MAX_BATCH_CHANGES} are allowed`);
   }
   const keys = new Set<string>();
-  let next = head;
+  const draft = new Draft(head);
   for (const change of changes) {
     const key = changeKey(change);
     if (keys.has(key)) throw new InvalidStateError(`a batch changes lock ${key.slice(key.indexOf(":") + 1)} twice`);
     keys.add(key);
-    next = applyChange(next, change);
+    draft.apply(change);
   }
-  next = { ...next, seq };
+  const next = draft.state(seq);
   checkState(next);
   return next;
 }
@@ -176,10 +206,10 @@ export type UpdateEnv = Readonly<{
   /** Throws unless the counterparty signed `state` with `signature`. */
   verify(state: ChannelState, signature: Hex): void;
   /**
-   * Whether this party agrees to `change` on top of `state` (ours or theirs): the swap rules of docs/SWAP.md. No
-   * side effects: what signing a change commits the party to follows from the "signed" event.
+   * Whether this party agrees to `change` (ours or theirs): the swap rules of docs/SWAP.md. No side effects: what
+   * signing a change commits the party to follows from the "signed" event.
    */
-  approve(change: Change, state: ChannelState): Approval;
+  approve(change: Change): Approval;
   /** The highest sequence number the signature guard holds for this channel (it may be ahead of stored data). */
   highestSigned?(): bigint;
 }>;
@@ -217,8 +247,14 @@ export function newUpdater(me: ParticipantIndex, opening: ChannelState, headSign
 
 /** Whether a change with `change`'s key waits in the queue or in the batch in flight. */
 export function pending(data: UpdaterData, change: Change): boolean {
-  const key = changeKey(change);
-  return data.queue.some((q) => changeKey(q.change) === key) || (data.inFlight?.batch.some((q) => changeKey(q.change) === key) ?? false);
+  return pendingKeys(data).has(changeKey(change));
+}
+
+/** The keys of every change waiting in the queue or in the batch in flight (one pass, for many lookups). */
+function pendingKeys(data: UpdaterData): Set<string> {
+  const keys = new Set(data.queue.map((q) => changeKey(q.change)));
+  for (const q of data.inFlight?.batch ?? []) keys.add(changeKey(q.change));
+  return keys;
 }
 
 /**
@@ -226,7 +262,8 @@ export function pending(data: UpdaterData, change: Change): boolean {
  * them and asks the proposer. A change already pending, or moot on the head (its lock added or resolved), is skipped.
  */
 export function enqueue(data: UpdaterData, changes: readonly Change[], env: UpdateEnv): Step {
-  const fresh = changes.filter((c) => !pending(data, c) && applicable(data.head, c));
+  const known = pendingKeys(data);
+  const fresh = changes.filter((c) => !known.has(changeKey(c)) && applicable(data.head, c));
   if (fresh.length === 0) return { data, send: [], events: [] };
   const queued: UpdaterData = { ...data, queue: [...data.queue, ...fresh.map((change) => ({ change, requested: false }))] };
   if (isProposer(data)) return propose(queued, env);
@@ -250,18 +287,17 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   const rejected: { change: Change; reason: string }[] = [];
   const keep: Queued[] = [];
   const batch: Queued[] = [];
-  let next = data.head;
+  const draft = new Draft(data.head);
   for (const q of data.queue) {
-    if (!applicable(next, q.change)) continue; // moot: its lock added or resolved already
+    if (!draft.applicable(q.change)) continue; // moot: its lock added or resolved already
     if (q.deferred === true) {
       keep.push(q);
       continue;
     }
-    const approval = batch.length >= MAX_BATCH_CHANGES ? { ok: false as const, final: false, reason: "batch full" } : env.approve(q.change, next);
-    let made: ChannelState | undefined;
+    const approval = batch.length >= MAX_BATCH_CHANGES ? { ok: false as const, final: false, reason: "batch full" } : env.approve(q.change);
     if (approval.ok) {
       try {
-        made = applyChange(next, q.change);
+        draft.apply(q.change);
       } catch (error) {
         if (!(error instanceof InvalidStateError)) throw error;
         // No room now (balance, lock count): wait for resolutions; a bad secret or the like never fits.
@@ -270,7 +306,6 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
         else refuse(q, error.message);
         continue;
       }
-      next = made;
       batch.push(q);
     } else if (approval.final) {
       refuse(q, approval.reason);
@@ -287,7 +322,7 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   const guard = env.highestSigned?.() ?? 0n;
   const used = [data.signedSeq, data.head.seq, guard].reduce((a, b) => (a > b ? a : b));
   const seq = used + 1n;
-  const state = { ...next, seq };
+  const state = draft.state(seq);
   checkState(state);
   const signature = env.sign(state);
   const inFlight = { state, batch, signature };
@@ -334,7 +369,8 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       const base = { ...data, queue };
       // Past the cap, the rest is dropped: the acknowledger asks again once batches have made room.
       const room = MAX_REQUESTED - queue.filter((q) => q.requested).length;
-      const fresh = message.changes.filter((c) => !pending(base, c) && applicable(data.head, c)).slice(0, Math.max(0, room));
+      const known = pendingKeys(base);
+      const fresh = message.changes.filter((c) => !known.has(changeKey(c)) && applicable(data.head, c)).slice(0, Math.max(0, room));
       if (fresh.length === 0) return queue.length === data.queue.length ? none : propose(base, env);
       return propose({ ...base, queue: [...queue, ...fresh.map((change) => ({ change, requested: true }))] }, env);
     }
@@ -440,11 +476,9 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
   }
   env.verify(state, message.signature);
   const refusals: { index: number; final: boolean; reason: string }[] = [];
-  let before = data.head;
   message.changes.forEach((change, index) => {
-    const approval = env.approve(change, before);
+    const approval = env.approve(change);
     if (!approval.ok) refusals.push({ index, final: approval.final, reason: approval.reason });
-    before = applyChange(before, change);
   });
   // Refused for good at this number: a copy of the batch that arrives later (when the answer might differ) is stale.
   if (refusals.length > 0) {
