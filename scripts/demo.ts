@@ -109,7 +109,7 @@ function printer(who: string) {
       if (lastChainLine.get(who + e.channelId) !== text) line(text);
       lastChainLine.set(who + e.channelId, text);
     }
-    if (e.type === "closed") line(`  ${who.padEnd(5)} closed channel ${e.channelId === sId ? "S" : "T"} cooperatively`);
+    if (e.type === "closed") line(`  ${who.padEnd(5)} closed channel ${e.channelId === sId ? "S" : "T"} ${e.cooperative ? "cooperatively" : "by settlement on chain"}`);
   };
 }
 function describePhase(p: SwapPhase): string {
@@ -218,7 +218,7 @@ const advanceBoth = async (s: number) => {
 };
 const { terms } = alice.swap(silent);
 await until(async () => (await adapters.aliceT.revealedAt(terms.hashlock)) !== 0n, "Alice's reveal on T", () => alice.tick());
-line("  Bob comes back online before tS, finds the secret Alice registered on T, and claims on S:");
+line("  Bob comes back online before tS, finds the secret registered on T (by Alice's side), and claims on S:");
 await until(() => bothDone(silent), "both settlements", async () => {
   await bob.tick();
   await alice.tick();
