@@ -11,6 +11,7 @@ import {
 import { toOnChainState } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
+import { shortMessage } from "./errors.js";
 import { checkFeePolicy, sendWithFees, type FeePolicy } from "./fees.js";
 import {
   ChannelHub__factory,
@@ -352,22 +353,6 @@ function describeRevert(hub: ChannelHub, error: unknown): string {
     }
   }
   return shortMessage(error);
-}
-
-/**
- * One line for an error that is not one of the hub's: the node's own message (e.g. "Sender doesn't have enough
- * funds"), or ethers' short message, never the whole request with its signed transaction.
- */
-function shortMessage(error: unknown): string {
-  let e: unknown = error;
-  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
-    const inner = (e as { info?: { error?: { message?: unknown } } }).info?.error?.message;
-    if (typeof inner === "string") return inner.split("\n")[0]!;
-    e = (e as { error?: unknown; cause?: unknown }).error ?? (e as { cause?: unknown }).cause;
-  }
-  const short = (error as { shortMessage?: unknown } | null)?.shortMessage;
-  if (typeof short === "string") return short;
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!.slice(0, 300);
 }
 
 function findRevertData(error: unknown): string | undefined {
