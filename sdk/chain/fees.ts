@@ -1,6 +1,7 @@
 import type { Provider, Signer, TransactionReceipt, TransactionRequest } from "ethers";
 
 import { ChannelSdkError } from "../core/errors.js";
+import { shortMessage } from "./errors.js";
 
 /**
  * Fee escalation for transactions that must be mined before a deadline (docs/TIMING.md, "Getting a transaction in
@@ -235,7 +236,7 @@ export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionR
       // An earlier version may have been mined meanwhile ("nonce too low"): that is success.
       const receipt = await pollReceipts(provider, hashes, 0, pollMs);
       if (receipt !== undefined) return mined(call, nonce, receipt, emit);
-      emit({ kind: "replacementRefused", call, nonce, reason: shortReason(error) });
+      emit({ kind: "replacementRefused", call, nonce, reason: shortMessage(error) });
     }
   }
 }
@@ -274,14 +275,6 @@ function mined(
     throw new ChannelSdkError(`transaction ${receipt.hash} reverted in block ${receipt.blockNumber}`);
   }
   return receipt;
-}
-
-/** A node's reason in one short line (ethers' `shortMessage` when there is one). */
-function shortReason(error: unknown): string {
-  const e = error as { shortMessage?: unknown; message?: unknown };
-  const text =
-    typeof e?.shortMessage === "string" ? e.shortMessage : typeof e?.message === "string" ? e.message : String(error);
-  return text.split("\n")[0]!.slice(0, 200);
 }
 
 /** `value * to / from`, rounded up (a fee scaled with the max fee). */

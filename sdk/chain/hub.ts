@@ -11,6 +11,7 @@ import {
 import { toOnChainState } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
 import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
+import { shortMessage } from "./errors.js";
 import { checkFeePolicy, sendWithFees, type FeePolicy } from "./fees.js";
 import {
   ChannelHub__factory,
@@ -241,9 +242,13 @@ export class HubAdapter {
       (i: number) => paid[i] === true && locks[i]!.sender === 1,
       (i: number) => paid[i] === true && locks[i]!.sender === 0,
     ];
+    const asked = new Set<string>();
     for (const named of candidates) {
       const indices = locks.map((_, i) => i).filter(named);
-      if (indices.length < 2) continue;
+      // One receiver's paid locks are often all the paid locks: the same list is not asked twice.
+      const key = indices.join();
+      if (indices.length < 2 || asked.has(key)) continue;
+      asked.add(key);
       const at = await this.registry.revealedTogetherAt(indices.map((i) => locks[i]!.hashlock));
       if (at !== 0n && indices.every((i) => at <= locks[i]!.expiry)) {
         return indices.reduce((mask, i) => mask | (1n << BigInt(i)), 0n);
@@ -352,22 +357,6 @@ function describeRevert(hub: ChannelHub, error: unknown): string {
     }
   }
   return shortMessage(error);
-}
-
-/**
- * One line for an error that is not one of the hub's: the node's own message (e.g. "Sender doesn't have enough
- * funds"), or ethers' short message, never the whole request with its signed transaction.
- */
-function shortMessage(error: unknown): string {
-  let e: unknown = error;
-  for (let depth = 0; depth < 5 && e !== null && typeof e === "object"; depth++) {
-    const inner = (e as { info?: { error?: { message?: unknown } } }).info?.error?.message;
-    if (typeof inner === "string") return inner.split("\n")[0]!;
-    e = (e as { error?: unknown; cause?: unknown }).error ?? (e as { cause?: unknown }).cause;
-  }
-  const short = (error as { shortMessage?: unknown } | null)?.shortMessage;
-  if (typeof short === "string") return short;
-  return (error instanceof Error ? error.message : String(error)).split("\n")[0]!.slice(0, 300);
 }
 
 function findRevertData(error: unknown): string | undefined {

@@ -101,6 +101,21 @@ function track<T>(promise: Promise<T>) {
   return t;
 }
 
+/**
+ * Automine off (quietThenManual), then a reveal sent through an adapter with `policy`, its fee events collected,
+ * and its first version waited for. `deadlineIn`: the reveal's deadline, that many seconds of chain time from now.
+ */
+async function startReveal(rig: Rig, policy: Omit<FeePolicy, "onEvent">, deadlineIn?: bigint) {
+  const events: FeeEvent[] = [];
+  const adapter = await rig.adapter({ ...policy, onEvent: (e) => events.push(e) });
+  await quietThenManual(rig);
+  const secret = hexlify(randomBytes(32)) as Hex;
+  const deadline = deadlineIn === undefined ? undefined : (await adapter.now()) + deadlineIn;
+  const reveal = track(adapter.reveal(secret, { deadline }));
+  await waitFor("the first version", () => sentOf(events).length >= 1);
+  return { events, adapter, secret, deadline, reveal };
+}
+
 /** Mines a block at `baseFee` every few ms until `stop()` holds or PATIENCE_MS passes. */
 async function mineUntil(rig: Rig, baseFee: bigint, stop: () => boolean): Promise<void> {
   const started = Date.now();
@@ -221,22 +236,13 @@ describe("fee escalation", function () {
 
       it("replaces a reveal stuck behind a low fee until it is mined before the lock expires, under the cap", async function () {
         const cap = 40n * GWEI;
-        const events: FeeEvent[] = [];
         // Left to itself the sender would wait 24 s per version; the deadline makes it climb the ~20 rungs from
         // 3 gwei to the cap within the 3 s before deadline - margin.
-        const adapter = await rig.adapter({
-          maxFeePerGasCap: cap,
-          bumpAfterMs: 24_000,
-          minBumpAfterMs: 50,
-          pollMs: 20,
-          deadlineMarginSeconds: 30n,
-          onEvent: (e) => events.push(e),
-        });
-        await quietThenManual(rig);
-        const secret = hexlify(randomBytes(32)) as Hex;
-        const deadline = (await adapter.now()) + 33n;
-        const reveal = track(adapter.reveal(secret, { deadline }));
-        await waitFor("the first version", () => sentOf(events).length >= 1);
+        const { events, adapter, secret, deadline, reveal } = await startReveal(
+          rig,
+          { maxFeePerGasCap: cap, bumpAfterMs: 24_000, minBumpAfterMs: 50, pollMs: 20, deadlineMarginSeconds: 30n },
+          33n,
+        );
 
         // From now on every block costs 20 gwei: the first version (about 3 gwei) can only get in if it is replaced.
         let blocksAffordable = 0;
@@ -258,22 +264,16 @@ describe("fee escalation", function () {
         expect(tx!.maxFeePerGas! >= CONGESTED && tx!.maxFeePerGas! <= cap).to.equal(true);
         expect(await rig.provider.getTransactionReceipt(sent[0]!.hash)).to.equal(null);
         const revealedAt = await adapter.revealedAt(sha256(secret) as Hex);
-        expect(revealedAt > 0n && revealedAt <= deadline).to.equal(true);
+        expect(revealedAt > 0n && revealedAt <= deadline!).to.equal(true);
       });
 
       it("counts an earlier version that got mined after it was replaced as success", async function () {
-        const events: FeeEvent[] = [];
-        const adapter = await rig.adapter({
+        const { events, adapter, secret, reveal } = await startReveal(rig, {
           maxFeePerGasCap: 40n * GWEI,
           bumpAfterMs: 1_000,
           minBumpAfterMs: 50,
           pollMs: 20,
-          onEvent: (e) => events.push(e),
         });
-        await quietThenManual(rig);
-        const secret = hexlify(randomBytes(32)) as Hex;
-        const reveal = track(adapter.reveal(secret));
-        await waitFor("the first version", () => sentOf(events).length >= 1);
         const first = sentOf(events)[0]!;
         const firstRaw = Transaction.from((await rig.provider.getTransaction(first.hash))!).serialized;
         await waitFor("a replacement", () => sentOf(events).length >= 2 || reveal.done);
@@ -301,18 +301,12 @@ describe("fee escalation", function () {
 
     it("stops raising at the cap, keeps the capped version waiting, and reports it", async function () {
       const cap = 10n * GWEI; // below the congested base fee: nothing under the cap gets in while it lasts
-      const events: FeeEvent[] = [];
-      const adapter = await rig.adapter({
+      const { events, reveal } = await startReveal(rig, {
         maxFeePerGasCap: cap,
         bumpAfterMs: 100,
         minBumpAfterMs: 50,
         pollMs: 20,
-        onEvent: (e) => events.push(e),
       });
-      await quietThenManual(rig);
-      const secret = hexlify(randomBytes(32)) as Hex;
-      const reveal = track(adapter.reveal(secret));
-      await waitFor("the first version", () => sentOf(events).length >= 1);
 
       await mineUntil(rig, CONGESTED, () => reveal.done || events.some((e) => e.kind === "capReached"));
       const capped = events.find((e) => e.kind === "capReached");
@@ -338,17 +332,7 @@ describe("fee escalation", function () {
 
     it("goes straight to the cap when the deadline is already within the margin", async function () {
       const cap = 40n * GWEI;
-      const events: FeeEvent[] = [];
-      const adapter = await rig.adapter({
-        maxFeePerGasCap: cap,
-        deadlineMarginSeconds: 60n,
-        pollMs: 20,
-        onEvent: (e) => events.push(e),
-      });
-      await quietThenManual(rig);
-      const deadline = (await adapter.now()) + 30n;
-      const reveal = track(adapter.reveal(hexlify(randomBytes(32)) as Hex, { deadline }));
-      await waitFor("the first version", () => sentOf(events).length >= 1);
+      const { events, reveal } = await startReveal(rig, { maxFeePerGasCap: cap, deadlineMarginSeconds: 60n, pollMs: 20 }, 30n);
       await mineAt(rig, CONGESTED);
       await reveal.promise;
       expect(sentOf(events).map((s) => s.maxFeePerGas)).to.deep.equal([cap]);

@@ -105,17 +105,17 @@ contract ChannelHubSettleTest is HubTestBase {
         assertEq(alice.balance, 3 ether, "alice keeps the rest");
     }
 
-    /// Locks 0 and 2 (both to Bob) revealed together in one revealMany call, in lock order.
-    function _revealLocks0And2Together() internal {
+    /// Locks 0 and 2 (both to Bob) revealed together in one revealMany call, in lock order, at time `at`.
+    function _revealLocks0And2Together(uint256 at) internal {
         bytes32[] memory secrets = new bytes32[](2);
         (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
-        vm.warp(EXPIRY - 10);
+        vm.warp(at);
         registry.revealMany(secrets);
     }
 
     function test_settle_readsLocksRevealedTogetherAsOneAndPaysTheSame() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
-        _revealLocks0And2Together();
+        _revealLocks0And2Together(EXPIRY - 10);
         vm.warp(EXPIRY + 2 hours);
         hub.settle(p, s, locks, 0x5); // locks 0 and 2
         assertEq(alice.balance, 2.5 ether, "alice: her balance only");
@@ -139,7 +139,7 @@ contract ChannelHubSettleTest is HubTestBase {
 
     function test_settle_anUnrevealedLockNamedWithTheBatchIsStillRefunded() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
-        _revealLocks0And2Together();
+        _revealLocks0And2Together(EXPIRY - 10);
         vm.warp(EXPIRY + 2 hours);
         // Lock 1 named with the batch cannot borrow its time: the mask is not borne out and every lock is read.
         hub.settle(p, s, locks, 0x7);
@@ -151,7 +151,7 @@ contract ChannelHubSettleTest is HubTestBase {
 
     function test_settle_ignoresPartOfABatchAndBitsPastTheLastLock() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
-        _revealLocks0And2Together();
+        _revealLocks0And2Together(EXPIRY - 10);
         vm.warp(EXPIRY + 2 hours);
         uint256 snapshot = vm.snapshotState();
         hub.settle(p, s, locks, 0x1); // part of the batch
@@ -164,10 +164,7 @@ contract ChannelHubSettleTest is HubTestBase {
 
     function test_settle_readsANamedLockOnItsOwnWhenTheBatchCameAfterItsExpiry() public {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
-        bytes32[] memory secrets = new bytes32[](2);
-        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
-        vm.warp(EXPIRY + 10); // after lock 0's expiry, before lock 2's
-        registry.revealMany(secrets);
+        _revealLocks0And2Together(EXPIRY + 10); // after lock 0's expiry, before lock 2's
         vm.warp(EXPIRY + 2 hours);
         hub.settle(p, s, locks, 0x5);
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
@@ -178,10 +175,7 @@ contract ChannelHubSettleTest is HubTestBase {
         (State memory s, Lock[] memory locks) = _disputeWithLocks();
         vm.warp(EXPIRY - 10);
         registry.reveal(keccak256("third")); // lock 2's secret, alone and in time
-        bytes32[] memory secrets = new bytes32[](2);
-        (secrets[0], secrets[1]) = (SECRET, keccak256("third"));
-        vm.warp(EXPIRY + 10); // the batch: after lock 0's expiry (refunded), first to reveal SECRET
-        registry.revealMany(secrets);
+        _revealLocks0And2Together(EXPIRY + 10); // the batch: after lock 0's expiry (refunded), first to reveal SECRET
         vm.warp(EXPIRY + 2 hours);
         hub.settle(p, s, locks, 0x5);
         assertTrue(hub.transferOutcome(id, 0) == TransferOutcome.Refunded, "lock 0 refunded");
@@ -196,7 +190,7 @@ contract ChannelHubSettleTest is HubTestBase {
         vm.warp(EXPIRY - 10);
         vm.prank(address(0xF00D));
         registry.reveal(SECRET); // the front-runner, with lock 0's secret
-        _revealLocks0And2Together();
+        _revealLocks0And2Together(EXPIRY - 10);
         assertEq(registry.revealedTogetherAt(_hashlocks0And2()), 0, "no batch recorded");
         vm.warp(EXPIRY + 2 hours);
         hub.settle(p, s, locks, 0x5);
@@ -219,7 +213,7 @@ contract ChannelHubSettleTest is HubTestBase {
         bytes32[] memory reordered = new bytes32[](2);
         (reordered[0], reordered[1]) = (keccak256("third"), SECRET);
         registry.revealMany(reordered);
-        _revealLocks0And2Together();
+        _revealLocks0And2Together(EXPIRY - 10);
         vm.warp(EXPIRY + 2 hours);
         ChannelParams[] memory ps = new ChannelParams[](2);
         State[] memory ss = new State[](2);

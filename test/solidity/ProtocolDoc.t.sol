@@ -47,17 +47,17 @@ contract ProtocolDocTest is CheatTest {
     function _declaredEvents(string memory artifact) internal view returns (string[] memory events) {
         string memory json = files.readFile(artifact);
         uint256 count;
-        while (files.keyExistsJson(json, string.concat(".abi[", _decimal(count), "]"))) ++count;
+        while (files.keyExistsJson(json, string.concat(".abi[", _str(count), "]"))) ++count;
         events = new string[](count);
         uint256 n;
         for (uint256 i; i < count; ++i) {
-            string memory entry = string.concat(".abi[", _decimal(i), "]");
+            string memory entry = string.concat(".abi[", _str(i), "]");
             if (keccak256(bytes(files.parseJsonString(json, string.concat(entry, ".type")))) != keccak256("event")) {
                 continue;
             }
             string memory sig = string.concat(files.parseJsonString(json, string.concat(entry, ".name")), "(");
-            for (uint256 j; files.keyExistsJson(json, string.concat(entry, ".inputs[", _decimal(j), "]")); ++j) {
-                string memory name = files.parseJsonString(json, string.concat(entry, ".inputs[", _decimal(j), "].name"));
+            for (uint256 j; files.keyExistsJson(json, string.concat(entry, ".inputs[", _str(j), "]")); ++j) {
+                string memory name = files.parseJsonString(json, string.concat(entry, ".inputs[", _str(j), "].name"));
                 if (keccak256(bytes(name)) == keccak256("channelId")) name = "id";
                 sig = string.concat(sig, j == 0 ? "" : ", ", name);
             }
@@ -83,15 +83,5 @@ contract ProtocolDocTest is CheatTest {
             if (a[i] != b[i]) return false;
         }
         return true;
-    }
-
-    function _decimal(uint256 v) internal pure returns (string memory s) {
-        if (v == 0) return "0";
-        bytes memory b;
-        while (v != 0) {
-            b = abi.encodePacked(bytes1(uint8(48 + (v % 10))), b);
-            v /= 10;
-        }
-        s = string(b);
     }
 }

@@ -15,16 +15,18 @@ import {
 } from "../../contracts/test/TestTokens.sol";
 import {ChannelId, ChannelParams, State} from "../../contracts/types/ChannelTypes.sol";
 
+/// @dev The two calls every token of TestTokens.sol has, declared without return values.
+interface MintableToken {
+    function mint(address to, uint256 amount) external;
+    function approve(address spender, uint256 amount) external;
+}
+
 /// @notice What docs/TOKENS.md says each kind of token does in a channel, shown on the hub. The document names the
 ///         test behind each of its rows (these, and the deposit and payout tests of the phase files).
 contract TokensTest is HubTestBase {
     function test_noReturnToken_isDepositedAndPaidOut() public {
         NoReturnToken usdt = new NoReturnToken();
-        (ChannelParams memory p, ChannelId id) = _open(address(usdt));
-        usdt.mint(address(this), 200);
-        usdt.approve(address(hub), 200);
-        hub.deposit(id, 0, 100);
-        hub.deposit(id, 1, 100);
+        (ChannelParams memory p, ChannelId id) = _openFunded(address(usdt), 100, 100);
         _closeFinal(p, id, [uint128(100), 100], [uint128(70), 130]);
         assertEq(usdt.balanceOf(alice), 70, "alice paid");
         assertEq(usdt.balanceOf(bob), 130, "bob paid");
@@ -32,11 +34,7 @@ contract TokensTest is HubTestBase {
 
     function test_feeOnTransferToken_payeeGetsThePayoutLessTheFee() public {
         FeeOnTransferToken fee = new FeeOnTransferToken(100); // 1 % of every transfer, both ways
-        (ChannelParams memory p, ChannelId id) = _open(address(fee));
-        fee.mint(address(this), 20_000);
-        fee.approve(address(hub), 20_000);
-        hub.deposit(id, 0, 10_000);
-        hub.deposit(id, 1, 10_000);
+        (ChannelParams memory p, ChannelId id) = _openFunded(address(fee), 10_000, 10_000);
         assertEq(hub.getChannel(id).deposits[0], 9_900, "credited what arrived");
         _closeFinal(p, id, [uint128(9_900), 9_900], [uint128(10_000), 9_800]);
         assertEq(fee.balanceOf(alice), 9_900, "alice: her 10,000 payout less 1 %");
@@ -46,11 +44,7 @@ contract TokensTest is HubTestBase {
 
     function test_falseReturningToken_payoutIsDeferredUntilTheTokenPays() public {
         FalseReturningToken bad = new FalseReturningToken();
-        (ChannelParams memory p, ChannelId id) = _open(address(bad));
-        bad.mint(address(this), 200);
-        bad.approve(address(hub), 200);
-        hub.deposit(id, 0, 100);
-        hub.deposit(id, 1, 100);
+        (ChannelParams memory p, ChannelId id) = _openFunded(address(bad), 100, 100);
         bad.setRefuseTransfers(true);
         _closeFinal(p, id, [uint128(100), 100], [uint128(40), 160]);
         assertEq(hub.deferredPayout(address(bad), alice), 40, "alice deferred");
@@ -66,11 +60,9 @@ contract TokensTest is HubTestBase {
 
     function test_blocklistToken_blockedHubDefersEveryPayoutUntilUnblocked() public {
         BlocklistToken blk = new BlocklistToken();
-        (ChannelParams memory p, ChannelId id) = _open(address(blk));
-        blk.mint(address(this), 300);
-        blk.approve(address(hub), 300);
-        hub.deposit(id, 0, 100);
-        hub.deposit(id, 1, 100);
+        (ChannelParams memory p, ChannelId id) = _openFunded(address(blk), 100, 100);
+        blk.mint(address(this), 100);
+        blk.approve(address(hub), 100);
         blk.setBlocked(address(hub), true);
         vm.expectRevert(abi.encodeWithSelector(BlocklistToken.Blocked.selector, address(hub)));
         hub.deposit(id, 0, 100);
@@ -88,11 +80,7 @@ contract TokensTest is HubTestBase {
 
     function test_expensiveToken_payoutIsDeferredAndWithdrawnWithMoreGas() public {
         GasHungryToken heavy = new GasHungryToken(2 * hub.PAYOUT_GAS()); // its transfer needs twice PAYOUT_GAS
-        (ChannelParams memory p, ChannelId id) = _open(address(heavy));
-        heavy.mint(address(this), 200);
-        heavy.approve(address(hub), 200);
-        hub.deposit(id, 0, 100);
-        hub.deposit(id, 1, 100);
+        (ChannelParams memory p, ChannelId id) = _openFunded(address(heavy), 100, 100);
         _closeFinal(p, id, [uint128(100), 100], [uint128(100), 100]);
         assertEq(hub.deferredPayout(address(heavy), alice), 100, "the push could not pay alice");
         vm.prank(alice);
@@ -104,8 +92,8 @@ contract TokensTest is HubTestBase {
     /// so the whole loss falls on whoever closes last.
     function test_rebasingToken_negativeRebaseLeavesTheLastChannelToCloseShort() public {
         RebasingToken reb = new RebasingToken();
-        (ChannelParams memory first, ChannelId firstId) = _openRebasing(reb, 120, 120);
-        (ChannelParams memory last, ChannelId lastId) = _openRebasing(reb, 120, 120);
+        (ChannelParams memory first, ChannelId firstId) = _openFunded(address(reb), 120, 120);
+        (ChannelParams memory last, ChannelId lastId) = _openFunded(address(reb), 120, 120);
         reb.rebase(3, 4); // -25 %
         assertEq(reb.balanceOf(address(hub)), 360, "the hub holds 360 for 480 of deposits");
         assertEq(hub.getChannel(lastId).deposits[0], 120, "the deposits it records do not change");
@@ -126,7 +114,7 @@ contract TokensTest is HubTestBase {
 
         // The withdrawal goes through only once someone deposits the token into another channel, which is then
         // the one that is short.
-        (, ChannelId nextId) = _openRebasing(reb, 120, 120);
+        (, ChannelId nextId) = _openFunded(address(reb), 120, 120);
         vm.prank(bob);
         hub.withdraw(address(reb), bob);
         assertEq(reb.balanceOf(bob), 90 + 180, "bob paid out of the next channel's deposits");
@@ -137,7 +125,7 @@ contract TokensTest is HubTestBase {
     /// docs/TOKENS.md, positive rebase: payouts stay what the states say; the surplus belongs to no channel.
     function test_rebasingToken_positiveRebaseSurplusStaysInTheHubUnclaimed() public {
         RebasingToken reb = new RebasingToken();
-        (ChannelParams memory p, ChannelId id) = _openRebasing(reb, 100, 100);
+        (ChannelParams memory p, ChannelId id) = _openFunded(address(reb), 100, 100);
         reb.rebase(2, 1); // +100 %
         assertEq(reb.balanceOf(address(hub)), 400, "the hub holds 400 for 200 of deposits");
 
@@ -154,10 +142,11 @@ contract TokensTest is HubTestBase {
         }
     }
 
-    function _openRebasing(RebasingToken reb, uint256 a0, uint256 a1) internal returns (ChannelParams memory p, ChannelId id) {
-        (p, id) = _open(address(reb));
-        reb.mint(address(this), a0 + a1);
-        reb.approve(address(hub), a0 + a1);
+    /// @dev Opens a channel of `asset` (any token of TestTokens.sol) and deposits `a0` and `a1` for its participants.
+    function _openFunded(address asset, uint256 a0, uint256 a1) internal returns (ChannelParams memory p, ChannelId id) {
+        (p, id) = _open(asset);
+        MintableToken(asset).mint(address(this), a0 + a1);
+        MintableToken(asset).approve(address(hub), a0 + a1); // no return value read: NoReturnToken returns none
         hub.deposit(id, 0, a0);
         hub.deposit(id, 1, a1);
     }

@@ -54,7 +54,8 @@ abstract contract CheatTest {
         if (!ok) revert(what);
     }
 
-    function _str(uint256 v) private pure returns (string memory s) {
+    /// @dev `v` in decimal, for messages.
+    function _str(uint256 v) internal pure returns (string memory s) {
         if (v == 0) return "0";
         bytes memory b;
         while (v != 0) {
