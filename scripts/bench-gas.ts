@@ -248,7 +248,7 @@ const section = [
   "Measured by `npm run bench:gas` from transaction receipts (intrinsic 21,000 and calldata included) on a",
   "simulated `prague` chain, solc 0.8.37, optimizer 10,000 runs. Raw numbers: `docs/bench-gas.json`.",
   "",
-  "| target | measured | target |",
+  "| step | measured | target |",
   "| --- | ---: | ---: |",
   ...targets.map((t) => `| ${t.what} | ${fmt(t.gas)} | ${bound(t)} ${fmt(t.target)} |`),
   "",
