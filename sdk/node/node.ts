@@ -204,16 +204,17 @@ export class ChannelNode {
 
   private async beat(): Promise<void> {
     try {
-      this.tower.importFrom(this.store);
+      // The client tells the tower of every channel, state and secret as it stores them (imported once at start).
       await this.tower.poll();
     } catch (error) {
       this.log.warn({ event: "watchtowerError", error: (error as Error).message.split("\n")[0] }, "watchtower poll failed");
     }
+    const records = this.store.channels();
     for (const [name, chainId] of this.chainIds) {
       try {
         const adapter = this.adapters.get(chainId)!;
         const block = await adapter.provider.getBlock("latest");
-        const channels = this.store.channels().filter((c) => c.ref.chainId === chainId).length;
+        const channels = records.filter((c) => c.ref.chainId === chainId).length;
         const lag = block === null ? undefined : Math.round(Date.now() / 1000 - block.timestamp);
         this.log.info({ event: "heartbeat", chain: name, chainId, block: block?.number, blockAgeSeconds: lag, channels }, `heartbeat ${name}`);
       } catch (error) {
