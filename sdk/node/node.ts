@@ -389,11 +389,15 @@ export class ChannelNode {
   }
 
   async channels() {
-    return Promise.all(this.channelIds().map((id) => this.channel(id)));
+    return Promise.all(this.channelIds().map((id) => this.channelView(id)));
   }
 
+  /** A channel by its id or a unique prefix of it. */
   async channel(id: string) {
-    const channelId = this.resolveChannel(id);
+    return this.channelView(this.resolveChannel(id));
+  }
+
+  private async channelView(channelId: Hex) {
     const pending = this.pending.get(channelId);
     if (pending !== undefined) {
       const asset = this.assets.byAddress(pending.chainId, pending.params.asset);
@@ -500,7 +504,7 @@ export class ChannelNode {
     this.log.info({ event: "channelOpened", channelId, chain: asset.chain, peer: peer.name, deposit: formatAmount(amount, asset) }, "channel opened on chain");
     await this.joinPending();
     this.emit("channelOpened", { channelId, peer: peer.name, asset: `${asset.symbol}@${asset.chain}` });
-    return this.channel(channelId);
+    return this.channelView(channelId);
   }
 
   /** A peer's proposal: accepted if the peer, the chain's hub, the asset and the challenge period are in policy. */
@@ -578,7 +582,7 @@ export class ChannelNode {
     await this.requireWalletHolds(asset, amount, "amount");
     await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
-    return this.channel(record.ref.channelId);
+    return this.channelView(record.ref.channelId);
   }
 
   /** Asks the peer to co-sign the final state (or force-closes) and, with `wait`, resolves once closed on chain. */
@@ -589,7 +593,7 @@ export class ChannelNode {
     if (force) await this.client.forceClose(channelId);
     else await this.client.requestClose(channelId);
     this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId }, force ? "force close started" : "close requested");
-    return this.channel(channelId);
+    return this.channelView(channelId);
   }
 
   whenClosed(id: string): Promise<void> {
@@ -605,7 +609,7 @@ export class ChannelNode {
       throw new ConflictError(`nothing to withdraw: the hub holds no deferred payout of this channel's asset for ${this.address}`);
     }
     await adapter.withdraw(record.params.asset, this.address);
-    return this.channel(record.ref.channelId);
+    return this.channelView(record.ref.channelId);
   }
 
   // ------------------------------------------------------------------ swaps
