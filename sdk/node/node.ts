@@ -48,11 +48,8 @@ export class ChannelNode {
   private readonly chainIds = new Map<string, bigint>();
   private readonly adapters = new Map<bigint, HubAdapter>();
   private readonly subscribers = new Set<(e: NodeEvent) => void>();
-  private readonly recent: NodeEvent[] = [];
   private pending = new Map<Hex, Pending>();
   private refusals: Refusal[] = [];
-  /** Proposals refused from outside the configured peers (counted, never stored). */
-  private strangerRefusals = 0;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
@@ -244,14 +241,8 @@ export class ChannelNode {
     return () => this.subscribers.delete(fn);
   }
 
-  recentEvents(): readonly NodeEvent[] {
-    return this.recent;
-  }
-
   private emit(type: string, fields: Record<string, unknown>): void {
     const e: NodeEvent = { time: new Date().toISOString(), type, ...fields };
-    this.recent.push(e);
-    if (this.recent.length > 200) this.recent.shift();
     for (const fn of this.subscribers) fn(e);
   }
 
@@ -273,11 +264,10 @@ export class ChannelNode {
 
   /**
    * Records a refused proposal of a configured peer (the last MAX_REFUSALS are kept, in memory and in a file beside
-   * the store); a stranger's is only counted and logged at debug level, so nobody can grow the disk or the log.
+   * the store); a stranger's is only logged at debug level, so nobody can grow the disk or the log.
    */
   private refuse(kind: "swap" | "channel", peer: string | undefined, id: string, reason: string): void {
     if (peer === undefined) {
-      this.strangerRefusals++;
       this.log.debug({ event: "refusedStranger", kind, reason }, "refused a proposal from outside the configured peers");
       return;
     }
@@ -596,10 +586,6 @@ export class ChannelNode {
     return this.channelView(channelId);
   }
 
-  whenClosed(id: string): Promise<void> {
-    return this.client.whenClosed(this.openRecord(id).ref.channelId);
-  }
-
   /** Pulls what the hub owes us in the channel's asset (a payout that could not be pushed). */
   async withdraw(id: string) {
     const record = this.openRecord(id);
@@ -731,13 +717,13 @@ export class ChannelNode {
     if (pair === undefined) return `no policy for giving ${give.symbol}@${give.chain} for ${take.symbol}@${take.chain} (policy.swaps.pairs)`;
     const inFlight = this.client.swaps().filter((s) => s.role === "responder" && s.progress.phase.kind !== "done").length;
     if (inFlight >= maxInFlight) return `${inFlight} swaps in flight, policy.swaps.maxInFlight is ${maxInFlight}`;
-    if (pair.maxAmount !== undefined && terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
+    if (terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
       return `take ${formatAmount(terms.take, take)} is more than maxAmount ${pair.maxAmount}`;
     }
     // rate = take / give in token units, compared exactly: take * 10^gd * 10^18 vs rate * give * 10^td.
     const scaled = (rate: string) => units(rate, 18, "rate") * terms.give * 10n ** BigInt(take.decimals);
     const actual = terms.take * 10n ** BigInt(give.decimals) * 10n ** 18n;
-    if (pair.maxRate !== undefined && actual > scaled(pair.maxRate)) return `rate above maxRate ${pair.maxRate}`;
+    if (actual > scaled(pair.maxRate)) return `rate above maxRate ${pair.maxRate}`;
     if (pair.minRate !== undefined && actual < scaled(pair.minRate)) return `rate below minRate ${pair.minRate}`;
     return undefined;
   }
