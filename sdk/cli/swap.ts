@@ -4,8 +4,8 @@ import { Command } from "commander";
 import { ChannelSdkError } from "../core/errors.js";
 import { UsageError } from "../node/errors.js";
 import type { ApiClient } from "./client.js";
-import { api, print, progress, sleep } from "./context.js";
-import { duration, parseDuration, short, table, when } from "./format.js";
+import { api, print, sleep } from "./context.js";
+import { duration, parseDuration, Progress, short, table, when } from "./format.js";
 
 export type SwapView = {
   id: string; role: string; peer: string; phase: string; outcome?: string; reason?: string; give: string; take: string;
@@ -30,7 +30,7 @@ function describe(s: SwapView): string {
 
 /** Polls the swap until it is done; progress with the time left before the target lock expires. */
 async function waitFor(client: ApiClient, cmd: Command, swap: SwapView, timeoutSeconds: number): Promise<SwapView> {
-  const p = progress(cmd);
+  const p = new Progress();
   const deadline = Date.now() + timeoutSeconds * 1000;
   let s = swap;
   while (s.phase !== "done") {
