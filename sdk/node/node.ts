@@ -478,10 +478,8 @@ export class ChannelNode {
     };
     await this.requireWalletHolds(asset, amount, "deposit");
     // Our own policy first: a channel we would refuse to join must never be funded.
-    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
-    if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
-      throw new UsageError(`challengePeriodSeconds: ${params.challengePeriod} is outside ${min}..${max} (policy.channels)`);
-    }
+    const outside = this.challengePeriodOutside(params.challengePeriod);
+    if (outside !== undefined) throw new UsageError(`challengePeriodSeconds: ${outside}`);
     const signed = signProposal(this.signer, { chainId: asset.chainId, hub: adapter.hubAddress as Address, params });
     const answer = await PeerLink.propose(peer.url, signed);
     if (!answer.accepted) throw new ConflictError(`${peer.name} refused the channel: ${answer.reason}`);
@@ -519,10 +517,8 @@ export class ChannelNode {
     const asset = this.assets.byAddress(BigInt(chainId), params.asset);
     const accepted = asset !== undefined && this.config.policy.channels.accept.includes(`${asset.symbol}@${asset.chain}`);
     if (!accepted) return refuse(`channels of ${asset === undefined ? params.asset : `${asset.symbol}@${asset.chain}`} are not accepted (policy.channels.accept)`);
-    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
-    if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
-      return refuse(`challenge period ${params.challengePeriod}s is outside ${min}..${max}s`);
-    }
+    const outside = this.challengePeriodOutside(params.challengePeriod);
+    if (outside !== undefined) return refuse(`challenge period ${outside}`);
     const channelId = channelIdOf(BigInt(chainId), adapter.hubAddress, params);
     if (!this.pending.has(channelId) && this.store.channel(channelId) === undefined) {
       const waiting = [...this.pending.values()].filter((p) => p.peer === peerName && p.ours !== true).length;
@@ -533,6 +529,12 @@ export class ChannelNode {
       this.emit("channelAgreed", { channelId, peer: peerName });
     }
     return { accepted: true };
+  }
+
+  /** Why a challenge period is outside policy.channels' bounds, or undefined if it is within them. */
+  private challengePeriodOutside(seconds: bigint): string | undefined {
+    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
+    return seconds < BigInt(min) || seconds > BigInt(max) ? `${seconds} is outside ${min}..${max} (policy.channels)` : undefined;
   }
 
   /** Joins the agreed channels that are open at their chain's final block (both sides do this with the same parameters). */
