@@ -165,7 +165,7 @@ export class ChannelNode {
     node.schedule();
     node.heartbeat = setInterval(() => void node!.beat(), t.heartbeatSeconds * 1000);
     log.info(
-      { event: "started", address: node.address, peerUrl: link.url, chains: Object.fromEntries(node.chainIds), channels: store.channels().length, activeSwaps: client.swaps().filter((s) => s.progress.phase.kind !== "done").length },
+      { event: "started", address: node.address, peerUrl: link.url, chains: Object.fromEntries(node.chainIds), channels: store.channels().length, activeSwaps: store.activeSwapIds().length },
       "node started",
     );
     void node.beat();
@@ -367,7 +367,7 @@ export class ChannelNode {
         assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
       })),
       channels: this.store.channels().length,
-      activeSwaps: this.client.swaps().filter((s) => s.progress.phase.kind !== "done").length,
+      activeSwaps: this.store.activeSwapIds().length,
       policy: this.config.policy,
     };
   }
@@ -717,7 +717,8 @@ export class ChannelNode {
     if (give === undefined || take === undefined) return "asset not named in this node's configuration";
     const pair: SwapPair | undefined = pairs.find((p) => p.give === `${give.symbol}@${give.chain}` && p.take === `${take.symbol}@${take.chain}`);
     if (pair === undefined) return `no policy for giving ${give.symbol}@${give.chain} for ${take.symbol}@${take.chain} (policy.swaps.pairs)`;
-    const inFlight = this.client.swaps().filter((s) => s.role === "responder" && s.progress.phase.kind !== "done").length;
+    // The store's index of swaps in progress: a policy check reads none of the swaps already done.
+    const inFlight = this.store.activeSwapIds().filter((id) => this.client.swap(id).role === "responder").length;
     if (inFlight >= maxInFlight) return `${inFlight} swaps in flight, policy.swaps.maxInFlight is ${maxInFlight}`;
     if (terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
       return `take ${formatAmount(terms.take, take)} is more than maxAmount ${pair.maxAmount}`;
