@@ -57,6 +57,8 @@ export class ChannelNode {
   private lastTickError = "";
   /** The last on-chain wait logged per channel: a wait repeated by every tick is logged once. */
   private readonly lastWait = new Map<string, string>();
+  /** Payouts of closed channels, read from their close event once. */
+  private readonly paidOut = new Map<Hex, readonly [bigint, bigint]>();
   readonly startedAt = new Date();
 
   private constructor(
@@ -435,13 +437,16 @@ export class ChannelNode {
     };
   }
 
+  /** What a closed channel paid out, from its close event; found once (a closed channel's payouts never change). */
   private async payouts(adapter: HubAdapter, channelId: Hex): Promise<readonly [bigint, bigint] | undefined> {
+    const known = this.paidOut.get(channelId);
+    if (known !== undefined) return known;
     const closed = await adapter.hub.queryFilter(adapter.hub.filters.ChannelClosed(channelId));
-    const c = closed[0];
-    if (c !== undefined) return [c.args.payouts[0], c.args.payouts[1]];
-    const settled = await adapter.hub.queryFilter(adapter.hub.filters.ChannelSettled(channelId));
-    const s = settled[0];
-    return s === undefined ? undefined : [s.args.payouts[0], s.args.payouts[1]];
+    const event = closed[0] ?? (await adapter.hub.queryFilter(adapter.hub.filters.ChannelSettled(channelId)))[0];
+    if (event === undefined) return undefined;
+    const payouts = [event.args.payouts[0], event.args.payouts[1]] as const;
+    this.paidOut.set(channelId, payouts);
+    return payouts;
   }
 
   /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
