@@ -52,6 +52,8 @@ export class ChannelNode {
   private refusals: Refusal[] = [];
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The heartbeat in flight: the next one is skipped until it ends, and stop() waits for it. */
+  private beating: Promise<void> | undefined;
   private ticking: Promise<void> | undefined;
   private stopping = false;
   private lastTickError = "";
@@ -165,12 +167,12 @@ export class ChannelNode {
     tower.importFrom(store);
     node.loadState();
     node.schedule();
-    node.heartbeat = setInterval(() => void node!.beat(), t.heartbeatSeconds * 1000);
+    node.heartbeat = setInterval(() => node!.startBeat(), t.heartbeatSeconds * 1000);
     log.info(
       { event: "started", address: node.address, peerUrl: link.url, chains: Object.fromEntries(node.chainIds), channels: store.channels().length, activeSwaps: store.activeSwapIds().length },
       "node started",
     );
-    void node.beat();
+    node.startBeat();
     return node;
   }
 
@@ -201,6 +203,11 @@ export class ChannelNode {
     }
   }
 
+  private startBeat(): void {
+    if (this.beating !== undefined || this.stopping) return;
+    this.beating = this.beat().finally(() => (this.beating = undefined));
+  }
+
   private async beat(): Promise<void> {
     try {
       // The client tells the tower of every channel, state and secret as it stores them (imported once at start).
@@ -228,6 +235,7 @@ export class ChannelNode {
     clearTimeout(this.timer);
     clearInterval(this.heartbeat);
     await this.ticking;
+    await this.beating; // the store and the providers stay open until it ends
     await this.client.idle().catch(() => undefined); // the step in flight commits and sends
     await this.link.close();
     this.store.close();
