@@ -69,6 +69,7 @@ export class ChannelNode {
     private readonly log: Logger,
     private readonly providers: JsonRpcProvider[],
     private readonly store: Store,
+    private readonly towerStore: Store,
     private readonly tower: Watchtower,
     readonly link: PeerLink,
     private client: SwapClient,
@@ -112,8 +113,9 @@ export class ChannelNode {
       chains.push({ name, adapter });
     }
     const store = new Store(config.store);
+    const towerStore = new Store(`${config.store}.tower`);
     const tower = new Watchtower(
-      new Store(`${config.store}.tower`),
+      towerStore,
       chains.map(({ name, adapter }) => ({
         chain: adapter,
         confirmations: config.chains[name]!.confirmations,
@@ -158,7 +160,7 @@ export class ChannelNode {
     });
     const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
     for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
-    node = new ChannelNode(config, signer, log, providers, store, tower, link, client, new AssetBook(withIds));
+    node = new ChannelNode(config, signer, log, providers, store, towerStore, tower, link, client, new AssetBook(withIds));
     link.onError = (error) => log.debug({ event: "peerMessageError", error: (error as Error).message?.split("\n")[0] }, "a peer message was not handled");
     for (const { name, adapter } of chains) {
       node.chainIds.set(name, adapter.chainId);
@@ -239,6 +241,7 @@ export class ChannelNode {
     await this.client.idle().catch(() => undefined); // the step in flight commits and sends
     await this.link.close();
     this.store.close();
+    this.towerStore.close();
     for (const p of this.providers) p.destroy();
     unlockStore(this.config.store);
     this.log.info({ event: "stopped" }, "node stopped");
