@@ -306,7 +306,10 @@ export class ChannelNode {
     const refusals = `${this.config.store}.refusals.jsonl`;
     if (existsSync(refusals)) {
       // Advisory: a line torn by a crash or a full disk is skipped, never a reason not to start.
-      this.refusals = readFileSync(refusals, "utf8")
+      const text = readFileSync(refusals, "utf8");
+      // A torn last line is ended, so that the next refusal is appended on a line of its own.
+      if (text !== "" && !text.endsWith("\n")) appendFileSync(refusals, "\n");
+      this.refusals = text
         .split("\n")
         .flatMap((l) => {
           try {
