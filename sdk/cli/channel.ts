@@ -2,8 +2,8 @@
 import { Command } from "commander";
 
 import { UsageError } from "../node/errors.js";
-import { api, print, progress, sleep } from "./context.js";
-import { duration, parseDuration, short, table } from "./format.js";
+import { api, print, sleep } from "./context.js";
+import { duration, parseDuration, Progress, short, table } from "./format.js";
 
 export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
@@ -22,7 +22,7 @@ function counted(c: ChannelView): boolean {
 /** Polls the channel until our deposit counts, showing what it waits for; gives up after `timeoutMs`. */
 async function waitCounted(cmd: Command, id: string, timeoutMs: number): Promise<ChannelView> {
   const client = api(cmd);
-  const p = progress(cmd);
+  const p = new Progress();
   const started = Date.now();
   for (;;) {
     const c = await client.get<ChannelView>(`/channels/${encodeURIComponent(id)}`);
@@ -106,7 +106,7 @@ export function channelCommands(): Command {
       const client = api(cmd);
       let c = await client.post<ChannelView>(`/channels/${encodeURIComponent(id)}/close`, { force: o.force === true });
       if (o.wait) {
-        const p = progress(cmd);
+        const p = new Progress();
         const started = Date.now();
         while (c.status !== "closed") {
           const waited = (Date.now() - started) / 1000;

@@ -2,7 +2,6 @@
 import type { Command } from "commander";
 
 import { ApiClient } from "./client.js";
-import { Progress } from "./format.js";
 
 export type Globals = { json: boolean; verbose: boolean; config: string };
 
@@ -18,10 +17,6 @@ export function print<T>(cmd: Command, data: T, text: (d: T) => string): void {
 
 export function api(cmd: Command): ApiClient {
   return ApiClient.fromConfig(globals(cmd).config);
-}
-
-export function progress(cmd: Command): Progress {
-  return new Progress(false && globals(cmd).json);
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

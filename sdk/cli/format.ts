@@ -58,16 +58,15 @@ export function short(id: string): string {
 /** One progress line on stderr, rewritten in place on a terminal; a new line per change otherwise. */
 export class Progress {
   private last = "";
-  constructor(private readonly quiet: boolean) {}
 
   show(text: string): void {
-    if (this.quiet || text === this.last) return;
+    if (text === this.last) return;
     this.last = text;
     if (process.stderr.isTTY) process.stderr.write(`\r\x1b[K${text}`);
     else process.stderr.write(`${text}\n`);
   }
 
   done(): void {
-    if (!this.quiet && process.stderr.isTTY && this.last !== "") process.stderr.write("\n");
+    if (process.stderr.isTTY && this.last !== "") process.stderr.write("\n");
   }
 }

@@ -5,9 +5,10 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { Command } from "commander";
-import { getAddress, HDNodeWallet, Mnemonic, Wallet, ZeroAddress } from "ethers";
+import { HDNodeWallet, Mnemonic, Wallet, ZeroAddress } from "ethers";
 
 import type { Hex } from "../core/types.js";
+import { address as addressField } from "../node/config.js";
 import { UsageError } from "../node/errors.js";
 import { privateKeyFromEnv } from "../node/keys.js";
 import { writeKeystore } from "../node/keystore.js";
@@ -27,13 +28,11 @@ function deployedHub(chainId: number): string | undefined {
   return (JSON.parse(readFileSync(file, "utf8")) as Record<string, string>)["ChannelHubModule#ChannelHub"];
 }
 
+/** An option's address, checked as the configuration checks one (given back checksummed). */
 function address(text: string, field: string): string {
-  if (!/^0x[0-9a-fA-F]{40}$/.test(text)) throw new UsageError(`${field}: expected an address (0x and 40 hex digits), got ${JSON.stringify(text.slice(0, 42))}`);
-  try {
-    return getAddress(text);
-  } catch {
-    throw new UsageError(`${field}: the address ${text} has a wrong checksum (mistyped?)`);
-  }
+  const result = addressField().safeParse(text);
+  if (!result.success) throw new UsageError(`${field}: ${result.error.issues[0]!.message}`);
+  return result.data;
 }
 
 export function initCommand(): Command {

@@ -4,8 +4,7 @@
  */
 import { Command, CommanderError } from "commander";
 
-import { UsageError } from "../node/errors.js";
-import { describeError, EXIT_FAILURE, EXIT_USAGE, exitCodeOf } from "../node/main.js";
+import { describeError, EXIT_USAGE, exitCodeOf } from "../node/main.js";
 import { channelCommands } from "./channel.js";
 import { deployCommand } from "./deploy.js";
 import { initCommand } from "./init.js";
@@ -49,6 +48,6 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     for (const line of describeError(error)) process.stderr.write(`error: ${line}\n`);
     if (verbose && error instanceof Error && error.stack) process.stderr.write(error.stack + "\n");
-    return error instanceof UsageError ? EXIT_USAGE : exitCodeOf(error) ?? EXIT_FAILURE;
+    return exitCodeOf(error);
   }
 }

@@ -4,8 +4,8 @@ import { Command } from "commander";
 import { ChannelSdkError } from "../core/errors.js";
 import { UsageError } from "../node/errors.js";
 import type { ApiClient } from "./client.js";
-import { api, print, progress, sleep } from "./context.js";
-import { duration, parseDuration, short, table, when } from "./format.js";
+import { api, print, sleep } from "./context.js";
+import { duration, parseDuration, Progress, short, table, when } from "./format.js";
 
 export type SwapView = {
   id: string; role: string; peer: string; phase: string; outcome?: string; reason?: string; give: string; take: string;
@@ -29,8 +29,8 @@ function describe(s: SwapView): string {
 }
 
 /** Polls the swap until it is done; progress with the time left before the target lock expires. */
-async function waitFor(client: ApiClient, cmd: Command, swap: SwapView, timeoutSeconds: number): Promise<SwapView> {
-  const p = progress(cmd);
+async function waitFor(client: ApiClient, swap: SwapView, timeoutSeconds: number): Promise<SwapView> {
+  const p = new Progress();
   const deadline = Date.now() + timeoutSeconds * 1000;
   let s = swap;
   while (s.phase !== "done") {
@@ -74,7 +74,7 @@ export function swapCommands(): Command {
       const timeout = timeoutOf(o.timeout);
       const client = api(cmd);
       let s = await client.post<SwapView>("/swaps", { peer: o.peer, give: o.give, take: o.take, source: o.source, target: o.target });
-      if (o.wait) s = await waitFor(client, cmd, s, timeout);
+      if (o.wait) s = await waitFor(client, s, timeout);
       finish(cmd, s);
     });
   swap
@@ -101,7 +101,7 @@ export function swapCommands(): Command {
       const timeout = timeoutOf(o.timeout);
       const client = api(cmd);
       let s = await client.get<SwapView>(`/swaps/${encodeURIComponent(id)}`);
-      if (o.wait) s = await waitFor(client, cmd, s, timeout);
+      if (o.wait) s = await waitFor(client, s, timeout);
       finish(cmd, s);
     });
   return swap;

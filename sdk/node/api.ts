@@ -140,10 +140,12 @@ export function apiApp(node: ChannelNode, token: string): Hono {
       await s.write(JSON.stringify({ time: new Date().toISOString(), type: "hello", address: node.address }) + "\n");
       while (!s.aborted) {
         while (queue.length > 0) await s.write(queue.shift()!);
+        let timer: NodeJS.Timeout | undefined;
         await new Promise<void>((r) => {
           wake = r;
-          setTimeout(r, 15_000);
+          timer = setTimeout(r, 15_000);
         });
+        clearTimeout(timer); // woken by an event: no 15 s timer left behind per wake
         if (queue.length === 0 && !s.aborted) await s.write("\n"); // keep-alive
       }
     });

@@ -14,11 +14,8 @@ export type ConfigProblem = Readonly<{ field: string; message: string }>;
  * `<file>: <field>: <problem>`, e.g. `watch.json: chains[0].hub: expected an address, got "0x12"`.
  */
 export class ConfigError extends UsageError {
-  constructor(readonly file: string, readonly problems: readonly ConfigProblem[], options: { docs?: string } = {}) {
-    super(
-      problems.map((p) => (p.field === "" ? `${file}: ${p.message}` : `${file}: ${p.field}: ${p.message}`)).join("\n"),
-      options,
-    );
+  constructor(readonly file: string, readonly problems: readonly ConfigProblem[]) {
+    super(problems.map((p) => (p.field === "" ? `${file}: ${p.message}` : `${file}: ${p.field}: ${p.message}`)).join("\n"));
   }
 }
 

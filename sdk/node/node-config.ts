@@ -10,8 +10,6 @@ import { address, filePath, httpUrl, loadConfigFile, positiveInt, wholeNumber } 
 import { ConfigError, type ConfigProblem } from "./errors.js";
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
-const name = (what: string) =>
-  z.string().refine((s) => NAME.test(s), { error: `expected ${what}: a letter, then letters, digits, _ or - (at most 32)` });
 /** `SYMBOL@chain`, e.g. `ETH@target`. */
 export const ASSET_REF = /^([A-Za-z][A-Za-z0-9_-]{0,31})@([A-Za-z][A-Za-z0-9_-]{0,31})$/;
 const assetRef = () => z.string().refine((s) => ASSET_REF.test(s), { error: "expected SYMBOL@chain, e.g. ETH@target" });

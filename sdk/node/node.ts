@@ -48,18 +48,19 @@ export class ChannelNode {
   private readonly chainIds = new Map<string, bigint>();
   private readonly adapters = new Map<bigint, HubAdapter>();
   private readonly subscribers = new Set<(e: NodeEvent) => void>();
-  private readonly recent: NodeEvent[] = [];
   private pending = new Map<Hex, Pending>();
   private refusals: Refusal[] = [];
-  /** Proposals refused from outside the configured peers (counted, never stored). */
-  private strangerRefusals = 0;
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  /** The heartbeat in flight: the next one is skipped until it ends, and stop() waits for it. */
+  private beating: Promise<void> | undefined;
   private ticking: Promise<void> | undefined;
   private stopping = false;
   private lastTickError = "";
   /** The last on-chain wait logged per channel: a wait repeated by every tick is logged once. */
   private readonly lastWait = new Map<string, string>();
+  /** Payouts of closed channels, read from their close event once. */
+  private readonly paidOut = new Map<Hex, readonly [bigint, bigint]>();
   readonly startedAt = new Date();
 
   private constructor(
@@ -68,6 +69,7 @@ export class ChannelNode {
     private readonly log: Logger,
     private readonly providers: JsonRpcProvider[],
     private readonly store: Store,
+    private readonly towerStore: Store,
     private readonly tower: Watchtower,
     readonly link: PeerLink,
     private client: SwapClient,
@@ -111,8 +113,9 @@ export class ChannelNode {
       chains.push({ name, adapter });
     }
     const store = new Store(config.store);
+    const towerStore = new Store(`${config.store}.tower`);
     const tower = new Watchtower(
-      new Store(`${config.store}.tower`),
+      towerStore,
       chains.map(({ name, adapter }) => ({
         chain: adapter,
         confirmations: config.chains[name]!.confirmations,
@@ -157,7 +160,7 @@ export class ChannelNode {
     });
     const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
     for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
-    node = new ChannelNode(config, signer, log, providers, store, tower, link, client, new AssetBook(withIds));
+    node = new ChannelNode(config, signer, log, providers, store, towerStore, tower, link, client, new AssetBook(withIds));
     link.onError = (error) => log.debug({ event: "peerMessageError", error: (error as Error).message?.split("\n")[0] }, "a peer message was not handled");
     for (const { name, adapter } of chains) {
       node.chainIds.set(name, adapter.chainId);
@@ -166,12 +169,12 @@ export class ChannelNode {
     tower.importFrom(store);
     node.loadState();
     node.schedule();
-    node.heartbeat = setInterval(() => void node!.beat(), t.heartbeatSeconds * 1000);
+    node.heartbeat = setInterval(() => node!.startBeat(), t.heartbeatSeconds * 1000);
     log.info(
-      { event: "started", address: node.address, peerUrl: link.url, chains: Object.fromEntries(node.chainIds), channels: store.channels().length, activeSwaps: client.swaps().filter((s) => s.progress.phase.kind !== "done").length },
+      { event: "started", address: node.address, peerUrl: link.url, chains: Object.fromEntries(node.chainIds), channels: store.channels().length, activeSwaps: store.activeSwapIds().length },
       "node started",
     );
-    void node.beat();
+    node.startBeat();
     return node;
   }
 
@@ -202,18 +205,24 @@ export class ChannelNode {
     }
   }
 
+  private startBeat(): void {
+    if (this.beating !== undefined || this.stopping) return;
+    this.beating = this.beat().finally(() => (this.beating = undefined));
+  }
+
   private async beat(): Promise<void> {
     try {
-      this.tower.importFrom(this.store);
+      // The client tells the tower of every channel, state and secret as it stores them (imported once at start).
       await this.tower.poll();
     } catch (error) {
       this.log.warn({ event: "watchtowerError", error: (error as Error).message.split("\n")[0] }, "watchtower poll failed");
     }
+    const records = this.store.channels();
     for (const [name, chainId] of this.chainIds) {
       try {
         const adapter = this.adapters.get(chainId)!;
         const block = await adapter.provider.getBlock("latest");
-        const channels = this.store.channels().filter((c) => c.ref.chainId === chainId).length;
+        const channels = records.filter((c) => c.ref.chainId === chainId).length;
         const lag = block === null ? undefined : Math.round(Date.now() / 1000 - block.timestamp);
         this.log.info({ event: "heartbeat", chain: name, chainId, block: block?.number, blockAgeSeconds: lag, channels }, `heartbeat ${name}`);
       } catch (error) {
@@ -228,9 +237,11 @@ export class ChannelNode {
     clearTimeout(this.timer);
     clearInterval(this.heartbeat);
     await this.ticking;
+    await this.beating; // the store and the providers stay open until it ends
     await this.client.idle().catch(() => undefined); // the step in flight commits and sends
     await this.link.close();
     this.store.close();
+    this.towerStore.close();
     for (const p of this.providers) p.destroy();
     unlockStore(this.config.store);
     this.log.info({ event: "stopped" }, "node stopped");
@@ -243,14 +254,8 @@ export class ChannelNode {
     return () => this.subscribers.delete(fn);
   }
 
-  recentEvents(): readonly NodeEvent[] {
-    return this.recent;
-  }
-
   private emit(type: string, fields: Record<string, unknown>): void {
     const e: NodeEvent = { time: new Date().toISOString(), type, ...fields };
-    this.recent.push(e);
-    if (this.recent.length > 200) this.recent.shift();
     for (const fn of this.subscribers) fn(e);
   }
 
@@ -272,11 +277,10 @@ export class ChannelNode {
 
   /**
    * Records a refused proposal of a configured peer (the last MAX_REFUSALS are kept, in memory and in a file beside
-   * the store); a stranger's is only counted and logged at debug level, so nobody can grow the disk or the log.
+   * the store); a stranger's is only logged at debug level, so nobody can grow the disk or the log.
    */
   private refuse(kind: "swap" | "channel", peer: string | undefined, id: string, reason: string): void {
     if (peer === undefined) {
-      this.strangerRefusals++;
       this.log.debug({ event: "refusedStranger", kind, reason }, "refused a proposal from outside the configured peers");
       return;
     }
@@ -302,7 +306,10 @@ export class ChannelNode {
     const refusals = `${this.config.store}.refusals.jsonl`;
     if (existsSync(refusals)) {
       // Advisory: a line torn by a crash or a full disk is skipped, never a reason not to start.
-      this.refusals = readFileSync(refusals, "utf8")
+      const text = readFileSync(refusals, "utf8");
+      // A torn last line is ended, so that the next refusal is appended on a line of its own.
+      if (text !== "" && !text.endsWith("\n")) appendFileSync(refusals, "\n");
+      this.refusals = text
         .split("\n")
         .flatMap((l) => {
           try {
@@ -376,7 +383,7 @@ export class ChannelNode {
         assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
       })),
       channels: this.store.channels().length,
-      activeSwaps: this.client.swaps().filter((s) => s.progress.phase.kind !== "done").length,
+      activeSwaps: this.store.activeSwapIds().length,
       policy: this.config.policy,
     };
   }
@@ -388,11 +395,15 @@ export class ChannelNode {
   }
 
   async channels() {
-    return Promise.all(this.channelIds().map((id) => this.channel(id)));
+    return Promise.all(this.channelIds().map((id) => this.channelView(id)));
   }
 
+  /** A channel by its id or a unique prefix of it. */
   async channel(id: string) {
-    const channelId = this.resolveChannel(id);
+    return this.channelView(this.resolveChannel(id));
+  }
+
+  private async channelView(channelId: Hex) {
     const pending = this.pending.get(channelId);
     if (pending !== undefined) {
       const asset = this.assets.byAddress(pending.chainId, pending.params.asset);
@@ -440,13 +451,16 @@ export class ChannelNode {
     };
   }
 
+  /** What a closed channel paid out, from its close event; found once (a closed channel's payouts never change). */
   private async payouts(adapter: HubAdapter, channelId: Hex): Promise<readonly [bigint, bigint] | undefined> {
+    const known = this.paidOut.get(channelId);
+    if (known !== undefined) return known;
     const closed = await adapter.hub.queryFilter(adapter.hub.filters.ChannelClosed(channelId));
-    const c = closed[0];
-    if (c !== undefined) return [c.args.payouts[0], c.args.payouts[1]];
-    const settled = await adapter.hub.queryFilter(adapter.hub.filters.ChannelSettled(channelId));
-    const s = settled[0];
-    return s === undefined ? undefined : [s.args.payouts[0], s.args.payouts[1]];
+    const event = closed[0] ?? (await adapter.hub.queryFilter(adapter.hub.filters.ChannelSettled(channelId)))[0];
+    if (event === undefined) return undefined;
+    const payouts = [event.args.payouts[0], event.args.payouts[1]] as const;
+    this.paidOut.set(channelId, payouts);
+    return payouts;
   }
 
   /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
@@ -483,10 +497,8 @@ export class ChannelNode {
     };
     await this.requireWalletHolds(asset, amount, "deposit");
     // Our own policy first: a channel we would refuse to join must never be funded.
-    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
-    if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
-      throw new UsageError(`challengePeriodSeconds: ${params.challengePeriod} is outside ${min}..${max} (policy.channels)`);
-    }
+    const outside = this.challengePeriodOutside(params.challengePeriod);
+    if (outside !== undefined) throw new UsageError(`challengePeriodSeconds: ${outside}`);
     const signed = signProposal(this.signer, { chainId: asset.chainId, hub: adapter.hubAddress as Address, params });
     const answer = await PeerLink.propose(peer.url, signed);
     if (!answer.accepted) throw new ConflictError(`${peer.name} refused the channel: ${answer.reason}`);
@@ -499,7 +511,7 @@ export class ChannelNode {
     this.log.info({ event: "channelOpened", channelId, chain: asset.chain, peer: peer.name, deposit: formatAmount(amount, asset) }, "channel opened on chain");
     await this.joinPending();
     this.emit("channelOpened", { channelId, peer: peer.name, asset: `${asset.symbol}@${asset.chain}` });
-    return this.channel(channelId);
+    return this.channelView(channelId);
   }
 
   /** A peer's proposal: accepted if the peer, the chain's hub, the asset and the challenge period are in policy. */
@@ -524,10 +536,8 @@ export class ChannelNode {
     const asset = this.assets.byAddress(BigInt(chainId), params.asset);
     const accepted = asset !== undefined && this.config.policy.channels.accept.includes(`${asset.symbol}@${asset.chain}`);
     if (!accepted) return refuse(`channels of ${asset === undefined ? params.asset : `${asset.symbol}@${asset.chain}`} are not accepted (policy.channels.accept)`);
-    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
-    if (params.challengePeriod < BigInt(min) || params.challengePeriod > BigInt(max)) {
-      return refuse(`challenge period ${params.challengePeriod}s is outside ${min}..${max}s`);
-    }
+    const outside = this.challengePeriodOutside(params.challengePeriod);
+    if (outside !== undefined) return refuse(`challenge period ${outside}`);
     const channelId = channelIdOf(BigInt(chainId), adapter.hubAddress, params);
     if (!this.pending.has(channelId) && this.store.channel(channelId) === undefined) {
       const waiting = [...this.pending.values()].filter((p) => p.peer === peerName && p.ours !== true).length;
@@ -538,6 +548,12 @@ export class ChannelNode {
       this.emit("channelAgreed", { channelId, peer: peerName });
     }
     return { accepted: true };
+  }
+
+  /** Why a challenge period is outside policy.channels' bounds, or undefined if it is within them. */
+  private challengePeriodOutside(seconds: bigint): string | undefined {
+    const { minChallengePeriodSeconds: min, maxChallengePeriodSeconds: max } = this.config.policy.channels;
+    return seconds < BigInt(min) || seconds > BigInt(max) ? `${seconds} is outside ${min}..${max} (policy.channels)` : undefined;
   }
 
   /** Joins the agreed channels that are open at their chain's final block (both sides do this with the same parameters). */
@@ -577,7 +593,7 @@ export class ChannelNode {
     await this.requireWalletHolds(asset, amount, "amount");
     await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
-    return this.channel(record.ref.channelId);
+    return this.channelView(record.ref.channelId);
   }
 
   /** Asks the peer to co-sign the final state (or force-closes) and, with `wait`, resolves once closed on chain. */
@@ -588,11 +604,7 @@ export class ChannelNode {
     if (force) await this.client.forceClose(channelId);
     else await this.client.requestClose(channelId);
     this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId }, force ? "force close started" : "close requested");
-    return this.channel(channelId);
-  }
-
-  whenClosed(id: string): Promise<void> {
-    return this.client.whenClosed(this.openRecord(id).ref.channelId);
+    return this.channelView(channelId);
   }
 
   /** Pulls what the hub owes us in the channel's asset (a payout that could not be pushed). */
@@ -604,7 +616,7 @@ export class ChannelNode {
       throw new ConflictError(`nothing to withdraw: the hub holds no deferred payout of this channel's asset for ${this.address}`);
     }
     await adapter.withdraw(record.params.asset, this.address);
-    return this.channel(record.ref.channelId);
+    return this.channelView(record.ref.channelId);
   }
 
   // ------------------------------------------------------------------ swaps
@@ -724,15 +736,16 @@ export class ChannelNode {
     if (give === undefined || take === undefined) return "asset not named in this node's configuration";
     const pair: SwapPair | undefined = pairs.find((p) => p.give === `${give.symbol}@${give.chain}` && p.take === `${take.symbol}@${take.chain}`);
     if (pair === undefined) return `no policy for giving ${give.symbol}@${give.chain} for ${take.symbol}@${take.chain} (policy.swaps.pairs)`;
-    const inFlight = this.client.swaps().filter((s) => s.role === "responder" && s.progress.phase.kind !== "done").length;
+    // The store's index of swaps in progress: a policy check reads none of the swaps already done.
+    const inFlight = this.store.activeSwapIds().filter((id) => this.client.swap(id).role === "responder").length;
     if (inFlight >= maxInFlight) return `${inFlight} swaps in flight, policy.swaps.maxInFlight is ${maxInFlight}`;
-    if (pair.maxAmount !== undefined && terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
+    if (terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
       return `take ${formatAmount(terms.take, take)} is more than maxAmount ${pair.maxAmount}`;
     }
     // rate = take / give in token units, compared exactly: take * 10^gd * 10^18 vs rate * give * 10^td.
     const scaled = (rate: string) => units(rate, 18, "rate") * terms.give * 10n ** BigInt(take.decimals);
     const actual = terms.take * 10n ** BigInt(give.decimals) * 10n ** 18n;
-    if (pair.maxRate !== undefined && actual > scaled(pair.maxRate)) return `rate above maxRate ${pair.maxRate}`;
+    if (actual > scaled(pair.maxRate)) return `rate above maxRate ${pair.maxRate}`;
     if (pair.minRate !== undefined && actual < scaled(pair.minRate)) return `rate below minRate ${pair.minRate}`;
     return undefined;
   }

@@ -7,19 +7,13 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import { join } from "node:path";
 
-import { PROJECT_ROOT, freePort, type ProcessResult } from "./nodes.js";
+import { PROJECT_ROOT, freePort, runNodeProcess, type ProcessResult } from "./nodes.js";
 
 export const CHANNELS_BIN = join(PROJECT_ROOT, "bin", "channels.mjs");
 
 /** Runs `channels ...args` and returns its exit code and output. */
-export async function channels(args: readonly string[], env: Record<string, string> = {}): Promise<ProcessResult> {
-  const child = spawn(process.execPath, [CHANNELS_BIN, ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  let stdout = "";
-  let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((ok) => child.once("exit", ok));
-  return { code, stdout, stderr };
+export function channels(args: readonly string[], env: Record<string, string> = {}): Promise<ProcessResult> {
+  return runNodeProcess(CHANNELS_BIN, args, env);
 }
 
 /** Runs `channels --json ...args`, expects exit 0 and returns the parsed output. */

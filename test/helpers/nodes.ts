@@ -76,17 +76,25 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 
 export type ProcessResult = { code: number | null; stdout: string; stderr: string };
 
-/** Runs a Hardhat task in a child process (`env` over this process's; undefined unsets) and returns its exit code and output. */
-export async function runHardhatProcess(args: readonly string[], env: Record<string, string | undefined>): Promise<ProcessResult> {
+/**
+ * Runs a Node script of this project in a child process (`env` over this process's; undefined unsets) and returns
+ * its exit code and output.
+ */
+export async function runNodeProcess(script: string, args: readonly string[], env: Record<string, string | undefined> = {}): Promise<ProcessResult> {
   const merged: Record<string, string | undefined> = { ...process.env, ...env };
   for (const [name, value] of Object.entries(merged)) if (value === undefined) delete merged[name]; // unset it
-  const child = spawn(process.execPath, [HARDHAT_CLI, ...args], { cwd: PROJECT_ROOT, env: merged, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [script, ...args], { cwd: PROJECT_ROOT, env: merged, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
   child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
   const code = await new Promise<number | null>((ok) => child.once("exit", ok));
   return { code, stdout, stderr };
+}
+
+/** Runs a Hardhat task in a child process (`env` over this process's; undefined unsets) and returns its exit code and output. */
+export function runHardhatProcess(args: readonly string[], env: Record<string, string | undefined>): Promise<ProcessResult> {
+  return runNodeProcess(HARDHAT_CLI, args, env);
 }
 
 /** Runs a Hardhat task in a child process and returns its stdout; rejects with its output on failure. */

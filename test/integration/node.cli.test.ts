@@ -222,4 +222,18 @@ describe("channels CLI and node, end to end as OS processes", function () {
     const theirsT = (id: string) => BigInt(list.find((c) => c.id === id)!.base.payouts![1]!);
     expect(theirsT(pair.t1!) + theirsT(pair.t2!)).to.equal(25n * 10n ** 17n);
   });
+
+  it("logs a heartbeat per chain with its block, and stops cleanly on SIGTERM", async function () {
+    // Alice holds two channels on each chain (heartbeatSeconds is 30 here).
+    for (const chain of ["source", "target"]) {
+      const beat = await nodes.alice!.waitFor((l) => l.event === "heartbeat" && l.chain === chain && l.channels === 2, 90_000);
+      expect(beat.block, chain).to.be.a("number");
+      expect(beat.blockAgeSeconds, chain).to.be.a("number");
+    }
+    const alice = nodes.alice!;
+    const output = new Promise((ok) => alice.child.stdout!.once("close", ok));
+    expect(await alice.stop("SIGTERM")).to.equal(0);
+    await output;
+    expect(alice.lines.map((l) => l.event)).to.include.members(["signal", "stopped"]);
+  });
 });

@@ -173,5 +173,12 @@ describe("the node refuses what could lose funds or grow without bound", functio
     await bob.stop();
     bob = await ChannelNode.start(loadNodeConfig(join(dir, "bob.json")), accountKey(2) as Hex, pino({ level: "silent" }));
     expect(bob.refused().length).to.be.greaterThan(0);
+    // The next refusal goes on a line of its own, not onto the torn one: it is still there after another restart.
+    const kept = bob.refused().length;
+    const params = { participants: [ALICE, BOB] as [Address, Address], payees: [ZeroAddress, ZeroAddress] as [Address, Address], asset: ZeroAddress, challengePeriod: 3600n, nonce: 20_000n };
+    expect(await post(bobPeer, encode(signProposal(keySigner(accountKey(1)), { chainId: 31337n, hub: hubs[0] as Address, params })))).to.equal(403);
+    await bob.stop();
+    bob = await ChannelNode.start(loadNodeConfig(join(dir, "bob.json")), accountKey(2) as Hex, pino({ level: "silent" }));
+    expect(bob.refused()).to.have.length(kept + 1);
   });
 });
