@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 
 import { hexlify } from "ethers";
 
+import { changeHashlock } from "../../sdk/core/channel-updates.js";
 import { decode } from "../../sdk/core/codec.js";
 import { requireSignedBy } from "../../sdk/core/signing.js";
 import { seal, unseal, type Envelope } from "../../sdk/core/messages.js";
@@ -77,8 +78,7 @@ export class BatchedNode {
       onEvent: (_channelId, event) => {
         if (event.type !== "cosigned") return;
         for (const c of event.changes) {
-          const hashlock = c.kind === "add" ? c.lock.hashlock : c.hashlock;
-          const side = this.pair.side(hashlock);
+          const side = this.pair.side(changeHashlock(c) as Hex);
           if (side !== undefined && settled(side)) {
             this.waiting.get(side.terms.swapId.toLowerCase())?.();
             this.waiting.delete(side.terms.swapId.toLowerCase());

@@ -10,7 +10,7 @@ import { join } from "node:path";
 
 import { hexlify, SigningKey, Wallet, ZeroAddress } from "ethers";
 
-import { applicable, changeKey, type Change, type UpdateEvent, type UpdateMessage, type UpdaterData } from "../../sdk/core/channel-updates.js";
+import { applicable, changeHashlock, changeKey, type Change, type UpdateEvent, type UpdateMessage, type UpdaterData } from "../../sdk/core/channel-updates.js";
 import { hubDomain, stateDigest } from "../../sdk/core/eip712.js";
 import { signDigest } from "../../sdk/core/signing.js";
 import { checkState, sameState } from "../../sdk/core/state.js";
@@ -305,10 +305,6 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
 
 type Stand = "none" | "locked" | "paid" | "refunded";
 
-function hashlockOfChange(c: Change): string {
-  return (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
-}
-
 /** Where lock `hashlock` stands in the state `seq` of `p`'s history on `channelId` (co-signed chain, then the batch). */
 function standAt(p: Party, channelId: Hex, seq: bigint, hashlock: string): Stand {
   const h = p.history[channelId]!;
@@ -319,7 +315,7 @@ function standAt(p: Party, channelId: Hex, seq: bigint, hashlock: string): Stand
   let stand: Stand = "none";
   for (const [, e] of chain) {
     for (const c of e.changes) {
-      if (hashlockOfChange(c) !== hashlock) continue;
+      if (changeHashlock(c) !== hashlock) continue;
       stand = c.kind === "add" ? "locked" : c.kind === "pay" ? "paid" : "refunded";
     }
   }

@@ -10,6 +10,7 @@
  * on-chain path settle a batched channel as any other: every lock of its newest co-signed state.
  */
 import {
+  changeHashlock,
   checkUpdateMessage,
   enqueue,
   maybeAdded,
@@ -44,10 +45,6 @@ export type BatchedSwapsOptions = Readonly<{
   /** Told of each event of a step once it is committed (its errors are ignored). */
   onEvent?: (channelId: Hex, event: UpdateEvent) => void;
 }>;
-
-function hashlockOf(change: Change): string {
-  return (change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase();
-}
 
 export class BatchedSwaps {
   private updaters = new Map<string, UpdaterData>();
@@ -235,7 +232,7 @@ export class BatchedSwaps {
       highestSigned: () => store.highestOwnSeq(channelId),
       verify: (state, signature) => requireSignedBy(`state ${state.seq} of channel ${channelId}`, this.peer, stateDigest(domain, state), signature),
       approve: (change) => {
-        const side = this.sides.get(hashlockOf(change));
+        const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
         const targetMaybeAdded = side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
         return approve(side, channelId, change, { targetMaybeAdded });
@@ -252,7 +249,7 @@ export class BatchedSwaps {
       if (event.type === "cosigned") this.o.store.saveCoSigned({ state: event.state, signatures: event.signatures });
       const changes = event.type === "refused" ? [event.change] : event.changes;
       for (const c of changes) {
-        const k = hashlockOf(c);
+        const k = changeHashlock(c);
         const side = this.sides.get(k);
         if (side === undefined) continue;
         const next =

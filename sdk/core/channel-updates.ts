@@ -40,20 +40,20 @@ export const MAX_SEQ_STEP = 16n;
 
 const SECRET = /^0x[0-9a-fA-F]{64}$/;
 
-/** The key under which a change is known in queues: one add, one resolution per hashlock. */
-export function changeKey(change: Change): string {
-  const hashlock = change.kind === "add" ? change.lock.hashlock : change.hashlock;
-  return `${change.kind === "add" ? "add" : "resolve"}:${hashlock.toLowerCase()}`;
+/** The hashlock of the lock a change adds or resolves, in lower case. */
+export function changeHashlock(change: Change): string {
+  return (change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase();
 }
 
-function lockIndex(state: ChannelState, hashlock: Hex): number {
-  const key = hashlock.toLowerCase();
-  return state.locks.findIndex((l) => l.hashlock.toLowerCase() === key);
+/** The key under which a change is known in queues: one add, one resolution per hashlock. */
+export function changeKey(change: Change): string {
+  return `${change.kind === "add" ? "add" : "resolve"}:${changeHashlock(change)}`;
 }
 
 /** Whether `change` can be applied to `state` as it stands (its lock absent for an add, present for a resolution). */
 export function applicable(state: ChannelState, change: Change): boolean {
-  const present = lockIndex(state, change.kind === "add" ? change.lock.hashlock : change.hashlock) >= 0;
+  const key = changeHashlock(change);
+  const present = state.locks.some((l) => l.hashlock.toLowerCase() === key);
   return change.kind === "add" ? !present : present;
 }
 
@@ -71,7 +71,7 @@ class Draft {
   }
 
   applicable(change: Change): boolean {
-    const present = this.locks.has((change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase());
+    const present = this.locks.has(changeHashlock(change));
     return change.kind === "add" ? !present : present;
   }
 
@@ -128,7 +128,7 @@ export function applyChanges(head: ChannelState, changes: readonly Change[], seq
   const draft = new Draft(head);
   for (const change of changes) {
     const key = changeKey(change);
-    if (keys.has(key)) throw new InvalidStateError(`a batch changes lock ${key.slice(key.indexOf(":") + 1)} twice`);
+    if (keys.has(key)) throw new InvalidStateError(`a batch changes lock ${changeHashlock(change)} twice`);
     keys.add(key);
     draft.apply(change);
   }
