@@ -26,13 +26,12 @@ import {
   type UpdateMessage,
   type UpdaterData,
 } from "../core/channel-updates.js";
-import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
-import { requireSignedBy } from "../core/signing.js";
 import { openingState } from "../core/state.js";
 import { approve, cancel, onCosigned, onRefused, onSigned, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
 import type { ChannelState, Hex } from "../core/types.js";
 import type { Store } from "../store/store.js";
+import { ChannelBook } from "./channels.js";
 import type { StateSigner } from "./signer.js";
 
 export type BatchedSwapsOptions = Readonly<{
@@ -55,13 +54,15 @@ export class BatchedSwaps {
   private dirty = { updaters: new Set<string>(), sides: new Set<string>() };
   private outgoing: { channelId: Hex; message: UpdateMessage }[] = [];
   private events: { channelId: Hex; event: UpdateEvent }[] = [];
-  private readonly peer: string;
+  private readonly book: ChannelBook;
+  /** Per channel: what the update scheme is given (built once; it reads the swaps as they are). */
+  private readonly envs = new Map<string, UpdateEnv>();
 
   constructor(private readonly o: BatchedSwapsOptions) {
     const [a, b] = o.channels.map((id) => this.record(id));
     const peers = [a!, b!].map((r) => r.params.participants[r.myIndex === 0 ? 1 : 0]!.toLowerCase());
     if (peers[0] !== peers[1]) throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
-    this.peer = peers[0]!;
+    this.book = new ChannelBook(o.store, o.signer);
     this.load();
   }
 
@@ -221,16 +222,15 @@ export class BatchedSwaps {
   }
 
   private env(channelId: Hex): UpdateEnv {
-    const { store, signer } = this.o;
-    const record = this.record(channelId);
-    const domain = hubDomain(record.ref.chainId, record.ref.hub);
-    return {
-      sign: (state) => {
-        const digest = stateDigest(domain, state);
-        return store.recordOwnSignature(state, digest, () => signer.sign(digest));
-      },
+    const k = channelId.toLowerCase();
+    const known = this.envs.get(k);
+    if (known !== undefined) return known;
+    const { store } = this.o;
+    // The book signs through the store's double-sign guard and hashes each state once, for signing and checking.
+    const env: UpdateEnv = {
+      sign: (state) => this.book.sign(state),
       highestSigned: () => store.highestOwnSeq(channelId),
-      verify: (state, signature) => requireSignedBy(`state ${state.seq} of channel ${channelId}`, this.peer, stateDigest(domain, state), signature),
+      verify: (state, signature) => this.book.requireCounterSigned(state, signature),
       approve: (change) => {
         const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
@@ -238,6 +238,8 @@ export class BatchedSwaps {
         return approve(side, channelId, change, { targetMaybeAdded });
       },
     };
+    this.envs.set(k, env);
+    return env;
   }
 
   /** Takes in the result of one scheme step: data, messages, and what its events mean for the swaps. */
