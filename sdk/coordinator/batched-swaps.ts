@@ -145,6 +145,7 @@ export class BatchedSwaps {
     const refused: { side: SwapSide; reason: string }[] = [];
     const pair = new Set(this.o.channels.map((id) => id.toLowerCase()));
     const me = this.o.signer.address.toLowerCase();
+    const free = new Map<string, bigint>(); // per channel: `available` less the swaps agreed in this step
     this.step(() => {
       for (const side of sides) {
         const t = side.terms;
@@ -165,11 +166,12 @@ export class BatchedSwaps {
                 ? "the lock senders do not match the participants" // the initiator sends on S, the responder on T
                 : undefined;
         const [mine, amount] = side.role === "initiator" ? [t.source.channelId, t.give] : [t.target.channelId, t.take];
-        const left = reason === undefined ? this.available(mine) : 0n;
+        const left = reason === undefined ? (free.get(mine.toLowerCase()) ?? this.available(mine)) : 0n;
         if (reason !== undefined || left < amount) {
           refused.push({ side, reason: reason ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
           continue;
         }
+        free.set(mine.toLowerCase(), left - amount); // what this swap now reserves, without summing every open swap again
         this.setSide(k, side);
         agreed.push(side);
       }
@@ -234,7 +236,8 @@ export class BatchedSwaps {
       approve: (change) => {
         const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
-        const targetMaybeAdded = side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
+        // Only a refund asks the responder whether its T lock may be added (a scan of the batch in flight and ghosts).
+        const targetMaybeAdded = change.kind === "refund" && side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
         return approve(side, channelId, change, { targetMaybeAdded });
       },
     };
