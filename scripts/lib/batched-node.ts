@@ -9,6 +9,7 @@ import { randomBytes } from "node:crypto";
 
 import { hexlify } from "ethers";
 
+import { changeHashlock } from "../../sdk/core/channel-updates.js";
 import { decode } from "../../sdk/core/codec.js";
 import { requireSignedBy } from "../../sdk/core/signing.js";
 import { seal, unseal, type Envelope } from "../../sdk/core/messages.js";
@@ -19,15 +20,10 @@ import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
 import { keySigner } from "../../sdk/coordinator/signer.js";
 import { HttpTransport } from "../../sdk/coordinator/transport.js";
 import { Store } from "../../sdk/store/store.js";
+import { CHAIN, HUB, pairTerms, S, T } from "./batched-pair.js";
 
-export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 /** The most proposals one envelope carries (and the responder reads). */
 const MAX_PROPOSALS = 512;
-/** The pair: S on chain 31337, T on 31338; the initiator (Alice) is participant 0 of S, the responder (Bob) of T. */
-export const PAIR = {
-  S: { chainId: 31337n, channelId: `0x${"51".repeat(32)}` as Hex },
-  T: { chainId: 31338n, channelId: `0x${"74".repeat(32)}` as Hex },
-};
 
 export type BatchedNodeConfig = Readonly<{
   role: "initiator" | "responder";
@@ -61,24 +57,24 @@ export class BatchedNode {
     this.address = key.address;
     this.signer = key;
     this.store = new Store(config.store, { durability: config.durability });
-    const me = (id: "S" | "T"): ParticipantIndex => ((config.role === "initiator") === (id === "S") ? 0 : 1);
-    for (const id of ["S", "T"] as const) {
-      const { chainId, channelId } = PAIR[id];
-      const participants = me(id) === 0 ? [this.address, config.peerAddress] : [config.peerAddress, this.address];
+    // The pair of batched-pair.ts: the initiator (Alice) is participant 0 of S, the responder (Bob) of T.
+    const me = (id: Hex): ParticipantIndex => ((config.role === "initiator") === (id === S) ? 0 : 1);
+    for (const channelId of [S, T]) {
+      const chainId = CHAIN[channelId]!;
+      const participants = me(channelId) === 0 ? [this.address, config.peerAddress] : [config.peerAddress, this.address];
       const params = { participants, payees: [participants[0], participants[1]], asset: "0x0000000000000000000000000000000000000000", challengePeriod: 3600n, nonce: 1n };
-      this.store.saveChannel({ ref: { chainId, hub: HUB, channelId }, params: params as never, myIndex: me(id), openingDeposits: [config.deposit, config.deposit] });
+      this.store.saveChannel({ ref: { chainId, hub: HUB, channelId }, params: params as never, myIndex: me(channelId), openingDeposits: [config.deposit, config.deposit] });
     }
     const stateSigner = { address: this.address, sign: (digest: Hex) => (this.counts.stateSigns++, key.sign(digest)) };
     this.pair = new BatchedSwaps({
       store: this.store,
       signer: stateSigner,
-      channels: [PAIR.S.channelId, PAIR.T.channelId],
+      channels: [S, T],
       send: (channelId, message) => void this.send(channelId, { step: "batch", message }),
       onEvent: (_channelId, event) => {
         if (event.type !== "cosigned") return;
         for (const c of event.changes) {
-          const hashlock = c.kind === "add" ? c.lock.hashlock : c.hashlock;
-          const side = this.pair.side(hashlock);
+          const side = this.pair.side(changeHashlock(c) as Hex);
           if (side !== undefined && settled(side)) {
             this.waiting.get(side.terms.swapId.toLowerCase())?.();
             this.waiting.delete(side.terms.swapId.toLowerCase());
@@ -133,7 +129,7 @@ export class BatchedNode {
         ...refused.map((r) => ({ swapId: r.side.terms.swapId, refusal: r.reason })),
         ...refusals,
       ];
-      await this.send(PAIR.S.channelId, { step: "acceptances", items });
+      await this.send(S, { step: "acceptances", items });
       return;
     }
     if (body.step === "acceptances" && this.config.role === "initiator") {
@@ -155,18 +151,7 @@ export class BatchedNode {
     const secret = hexlify(randomBytes(32)) as Hex;
     const hashlock = hashlockOf(secret);
     const swapId = hexlify(randomBytes(32)) as Hex;
-    const terms: SwapTerms = {
-      swapId,
-      source: { chainId: PAIR.S.chainId, hub: HUB, channelId: PAIR.S.channelId },
-      target: { chainId: PAIR.T.chainId, hub: HUB, channelId: PAIR.T.channelId },
-      initiator: this.address,
-      responder: this.config.peerAddress,
-      give,
-      take,
-      hashlock,
-      sourceExpiry: 2_000_000_000n,
-      targetExpiry: 1_999_990_000n,
-    };
+    const terms = pairTerms({ swapId, source: S, initiator: this.address, responder: this.config.peerAddress, give, take, hashlock });
     this.proposed.set(swapId.toLowerCase(), { terms, secret });
     const done = new Promise<void>((resolve) => this.waiting.set(swapId.toLowerCase(), resolve));
     this.counts.termsSigns++;
@@ -175,7 +160,7 @@ export class BatchedNode {
     if (this.outbox.length === 1) {
       setImmediate(() => {
         const all = this.outbox.splice(0, this.outbox.length);
-        for (let i = 0; i < all.length; i += MAX_PROPOSALS) void this.send(PAIR.S.channelId, { step: "proposals", items: all.slice(i, i + MAX_PROPOSALS) });
+        for (let i = 0; i < all.length; i += MAX_PROPOSALS) void this.send(S, { step: "proposals", items: all.slice(i, i + MAX_PROPOSALS) });
       });
     }
     return done;

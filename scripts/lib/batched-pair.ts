@@ -10,7 +10,7 @@ import { join } from "node:path";
 
 import { hexlify, SigningKey, Wallet, ZeroAddress } from "ethers";
 
-import { applicable, changeKey, type Change, type UpdateEvent, type UpdateMessage, type UpdaterData } from "../../sdk/core/channel-updates.js";
+import { applicable, changeHashlock, changeKey, type Change, type UpdateEvent, type UpdateMessage, type UpdaterData } from "../../sdk/core/channel-updates.js";
 import { hubDomain, stateDigest } from "../../sdk/core/eip712.js";
 import { signDigest } from "../../sdk/core/signing.js";
 import { checkState, sameState } from "../../sdk/core/state.js";
@@ -23,7 +23,7 @@ import { Store } from "../../sdk/store/store.js";
 export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
 export const S: Hex = `0x${"51".repeat(32)}`;
 export const T: Hex = `0x${"74".repeat(32)}`;
-const CHAIN: Record<Hex, bigint> = { [S]: 31337n, [T]: 31338n };
+export const CHAIN: Record<Hex, bigint> = { [S]: 31337n, [T]: 31338n };
 export const DEPOSIT = 1_000n;
 export type Name = "A" | "B";
 export const other = (n: Name): Name => (n === "A" ? "B" : "A");
@@ -217,22 +217,29 @@ export function available(p: Party, channelId: Hex): bigint {
   return p.pair.available(channelId);
 }
 
+/** The terms of a swap of `give` on `source` (S or T) for `take` on the other channel, with fixed expiries. */
+export function pairTerms(p: Readonly<{ swapId: Hex; source: Hex; initiator: string; responder: string; give: bigint; take: bigint; hashlock: Hex }>): SwapTerms {
+  const target = p.source === S ? T : S;
+  return {
+    swapId: p.swapId,
+    source: { chainId: CHAIN[p.source]!, hub: HUB, channelId: p.source },
+    target: { chainId: CHAIN[target]!, hub: HUB, channelId: target },
+    initiator: p.initiator,
+    responder: p.responder,
+    give: p.give,
+    take: p.take,
+    hashlock: p.hashlock,
+    sourceExpiry: 2_000_000_000n,
+    targetExpiry: 1_999_990_000n,
+  };
+}
+
 export function startSwap(net: Network, n: number, initiator: Name, give: bigint, take: bigint): string | undefined {
   const secret = hexlify(new Uint8Array(32).fill(0).map((_, i) => (i === 0 ? n & 0xff : i === 1 ? n >> 8 : 7))) as Hex;
   const hashlock = hashlockOf(secret);
   const [source, target] = initiator === "A" ? [S, T] : [T, S];
-  const terms: SwapTerms = {
-    swapId: hashlockOf(hashlock),
-    source: { chainId: CHAIN[source]!, hub: HUB, channelId: source },
-    target: { chainId: CHAIN[target]!, hub: HUB, channelId: target },
-    initiator: net.parties[initiator].address,
-    responder: net.parties[other(initiator)].address,
-    give,
-    take,
-    hashlock,
-    sourceExpiry: 2_000_000_000n,
-    targetExpiry: 1_999_990_000n,
-  };
+  const [from, to] = [net.parties[initiator].address, net.parties[other(initiator)].address];
+  const terms = pairTerms({ swapId: hashlockOf(hashlock), source, initiator: from, responder: to, give, take, hashlock });
   const senders = { source: net.index(initiator, source), target: net.index(other(initiator), target) };
   // Each side agrees only if its own leg fits what it has not promised yet.
   if (available(net.parties[initiator], source) < give || available(net.parties[other(initiator)], target) < take) return undefined;
@@ -305,10 +312,6 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
 
 type Stand = "none" | "locked" | "paid" | "refunded";
 
-function hashlockOfChange(c: Change): string {
-  return (c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase();
-}
-
 /** Where lock `hashlock` stands in the state `seq` of `p`'s history on `channelId` (co-signed chain, then the batch). */
 function standAt(p: Party, channelId: Hex, seq: bigint, hashlock: string): Stand {
   const h = p.history[channelId]!;
@@ -319,7 +322,7 @@ function standAt(p: Party, channelId: Hex, seq: bigint, hashlock: string): Stand
   let stand: Stand = "none";
   for (const [, e] of chain) {
     for (const c of e.changes) {
-      if (hashlockOfChange(c) !== hashlock) continue;
+      if (changeHashlock(c) !== hashlock) continue;
       stand = c.kind === "add" ? "locked" : c.kind === "pay" ? "paid" : "refunded";
     }
   }

@@ -10,6 +10,7 @@
  * on-chain path settle a batched channel as any other: every lock of its newest co-signed state.
  */
 import {
+  changeHashlock,
   checkUpdateMessage,
   enqueue,
   maybeAdded,
@@ -25,13 +26,12 @@ import {
   type UpdateMessage,
   type UpdaterData,
 } from "../core/channel-updates.js";
-import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
-import { requireSignedBy } from "../core/signing.js";
 import { openingState } from "../core/state.js";
 import { approve, cancel, onCosigned, onRefused, onSigned, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
 import type { ChannelState, Hex } from "../core/types.js";
 import type { Store } from "../store/store.js";
+import { ChannelBook } from "./channels.js";
 import type { StateSigner } from "./signer.js";
 
 export type BatchedSwapsOptions = Readonly<{
@@ -45,10 +45,6 @@ export type BatchedSwapsOptions = Readonly<{
   onEvent?: (channelId: Hex, event: UpdateEvent) => void;
 }>;
 
-function hashlockOf(change: Change): string {
-  return (change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase();
-}
-
 export class BatchedSwaps {
   private updaters = new Map<string, UpdaterData>();
   private sides = new Map<string, SwapSide>();
@@ -58,13 +54,15 @@ export class BatchedSwaps {
   private dirty = { updaters: new Set<string>(), sides: new Set<string>() };
   private outgoing: { channelId: Hex; message: UpdateMessage }[] = [];
   private events: { channelId: Hex; event: UpdateEvent }[] = [];
-  private readonly peer: string;
+  private readonly book: ChannelBook;
+  /** Per channel: what the update scheme is given (built once; it reads the swaps as they are). */
+  private readonly envs = new Map<string, UpdateEnv>();
 
   constructor(private readonly o: BatchedSwapsOptions) {
     const [a, b] = o.channels.map((id) => this.record(id));
     const peers = [a!, b!].map((r) => r.params.participants[r.myIndex === 0 ? 1 : 0]!.toLowerCase());
     if (peers[0] !== peers[1]) throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
-    this.peer = peers[0]!;
+    this.book = new ChannelBook(o.store, o.signer);
     this.load();
   }
 
@@ -147,6 +145,7 @@ export class BatchedSwaps {
     const refused: { side: SwapSide; reason: string }[] = [];
     const pair = new Set(this.o.channels.map((id) => id.toLowerCase()));
     const me = this.o.signer.address.toLowerCase();
+    const free = new Map<string, bigint>(); // per channel: `available` less the swaps agreed in this step
     this.step(() => {
       for (const side of sides) {
         const t = side.terms;
@@ -167,11 +166,12 @@ export class BatchedSwaps {
                 ? "the lock senders do not match the participants" // the initiator sends on S, the responder on T
                 : undefined;
         const [mine, amount] = side.role === "initiator" ? [t.source.channelId, t.give] : [t.target.channelId, t.take];
-        const left = reason === undefined ? this.available(mine) : 0n;
+        const left = reason === undefined ? (free.get(mine.toLowerCase()) ?? this.available(mine)) : 0n;
         if (reason !== undefined || left < amount) {
           refused.push({ side, reason: reason ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
           continue;
         }
+        free.set(mine.toLowerCase(), left - amount); // what this swap now reserves, without summing every open swap again
         this.setSide(k, side);
         agreed.push(side);
       }
@@ -224,23 +224,25 @@ export class BatchedSwaps {
   }
 
   private env(channelId: Hex): UpdateEnv {
-    const { store, signer } = this.o;
-    const record = this.record(channelId);
-    const domain = hubDomain(record.ref.chainId, record.ref.hub);
-    return {
-      sign: (state) => {
-        const digest = stateDigest(domain, state);
-        return store.recordOwnSignature(state, digest, () => signer.sign(digest));
-      },
+    const k = channelId.toLowerCase();
+    const known = this.envs.get(k);
+    if (known !== undefined) return known;
+    const { store } = this.o;
+    // The book signs through the store's double-sign guard and hashes each state once, for signing and checking.
+    const env: UpdateEnv = {
+      sign: (state) => this.book.sign(state),
       highestSigned: () => store.highestOwnSeq(channelId),
-      verify: (state, signature) => requireSignedBy(`state ${state.seq} of channel ${channelId}`, this.peer, stateDigest(domain, state), signature),
+      verify: (state, signature) => this.book.requireCounterSigned(state, signature),
       approve: (change) => {
-        const side = this.sides.get(hashlockOf(change));
+        const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
-        const targetMaybeAdded = side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
+        // Only a refund asks the responder whether its T lock may be added (a scan of the batch in flight and ghosts).
+        const targetMaybeAdded = change.kind === "refund" && side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
         return approve(side, channelId, change, { targetMaybeAdded });
       },
     };
+    this.envs.set(k, env);
+    return env;
   }
 
   /** Takes in the result of one scheme step: data, messages, and what its events mean for the swaps. */
@@ -252,7 +254,7 @@ export class BatchedSwaps {
       if (event.type === "cosigned") this.o.store.saveCoSigned({ state: event.state, signatures: event.signatures });
       const changes = event.type === "refused" ? [event.change] : event.changes;
       for (const c of changes) {
-        const k = hashlockOf(c);
+        const k = changeHashlock(c);
         const side = this.sides.get(k);
         if (side === undefined) continue;
         const next =

@@ -17,12 +17,7 @@ export async function requestClose(ctx: Session, channelId: Hex) {
   ctx.requireIdle(channelId);
   const final = finalize(ctx.book.head(channelId));
   const sig = ctx.book.sign(final);
-  const now = ctx.clock();
-  ctx.o.store.transaction(() => {
-    ctx.outbox.keep(channelId, "closeRequest", { step: "closeRequest", state: final, sig });
-    ctx.o.store.saveChannelOp(channelId, { kind: "close", role: "requester", seq: final.seq, since: now, sentAt: now });
-  });
-  await ctx.outbox.send(channelId, ["closeRequest"]);
+  await ctx.startOp(channelId, { kind: "close", role: "requester", seq: final.seq }, { step: "closeRequest", state: final, sig });
 }
 
 export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "closeRequest" }>) {
@@ -50,13 +45,9 @@ export async function onCloseRequest(ctx: Session, envelope: Envelope, body: Ext
   ctx.requireSame(body.state, final, "final state");
   ctx.book.requireCounterSigned(final, body.sig);
   const mine = ctx.book.sign(final);
-  const now = ctx.clock();
-  ctx.o.store.transaction(() => {
-    ctx.book.keepCoSigned(final, mine, body.sig);
-    ctx.outbox.keep(channelId, "closeAck", { step: "closeAck", sig: mine });
-    ctx.o.store.saveChannelOp(channelId, { kind: "close", role: "responder", seq: final.seq, since: now, sentAt: now });
-  });
-  await ctx.outbox.send(channelId, ["closeAck"]);
+  await ctx.startOp(channelId, { kind: "close", role: "responder", seq: final.seq }, { step: "closeAck", sig: mine }, () =>
+    ctx.book.keepCoSigned(final, mine, body.sig),
+  );
 }
 
 export async function onCloseAck(ctx: Session, envelope: Envelope, body: Extract<SwapBody, { step: "closeAck" }>) {

@@ -28,12 +28,7 @@ export async function startDepositUpdate(ctx: Session, channelId: Hex): Promise<
   if (info.deposits[0] < head.deposits[0] || info.deposits[1] < head.deposits[1]) return false;
   if (info.deposits[0] === head.deposits[0] && info.deposits[1] === head.deposits[1]) return false;
   const next = withDeposits(head, info.deposits);
-  const now = ctx.clock();
-  ctx.o.store.transaction(() => {
-    ctx.outbox.keep(channelId, "depositsUpdate", { step: "depositsUpdate", state: next });
-    ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "requester", seq: next.seq, since: now, sentAt: now });
-  });
-  await ctx.outbox.send(channelId, ["depositsUpdate"]);
+  await ctx.startOp(channelId, { kind: "deposits", role: "requester", seq: next.seq }, { step: "depositsUpdate", state: next });
   return true;
 }
 
@@ -65,12 +60,7 @@ export async function onDepositsUpdate(ctx: Session, envelope: Envelope, body: E
   const expected = withDeposits(head, offered);
   ctx.requireSame(body.state, expected, "deposit update");
   const sig = ctx.book.sign(expected);
-  const now = ctx.clock();
-  ctx.o.store.transaction(() => {
-    ctx.outbox.keep(channelId, "depositsSigned", { step: "depositsSigned", sig });
-    ctx.o.store.saveChannelOp(channelId, { kind: "deposits", role: "responder", seq: expected.seq, since: now, sentAt: now });
-  });
-  await ctx.outbox.send(channelId, ["depositsSigned"]);
+  await ctx.startOp(channelId, { kind: "deposits", role: "responder", seq: expected.seq }, { step: "depositsSigned", sig });
 }
 
 /** Participant 0: participant 1 signed the offer; counter-sign it, and the channel takes swaps again. */

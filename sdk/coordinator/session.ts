@@ -7,7 +7,7 @@ import { addLock, sameState } from "../core/state.js";
 import type { SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
-import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
+import type { ChannelOp, ChannelRecord, CoSignedState, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
@@ -242,6 +242,20 @@ export class Session {
   progress(phase: SwapPhase, sent: readonly SwapStep[]): SwapProgress {
     const now = this.clock();
     return { phase, since: now, sentAt: now, sent };
+  }
+
+  /**
+   * Starts an operation on a channel (a close or a deposit update): its first message is kept in the outbox with the
+   * operation, and with what `alsoKeep` writes, in one transaction; then it is sent.
+   */
+  async startOp(channelId: Hex, op: Pick<ChannelOp, "kind" | "role" | "seq">, body: SwapBody, alsoKeep?: () => void): Promise<void> {
+    const now = this.clock();
+    this.o.store.transaction(() => {
+      alsoKeep?.();
+      this.outbox.keep(channelId, body.step, body);
+      this.o.store.saveChannelOp(channelId, { ...op, since: now, sentAt: now });
+    });
+    await this.outbox.send(channelId, [body.step]);
   }
 
   /** Persists a new phase with the messages it sends (all in the caller's transaction, if any). */

@@ -71,6 +71,31 @@ export class InMemoryLink {
 /** Longest line (one envelope, in characters) the HTTP transport accepts; a longer one cuts its request off. */
 const MAX_LINE_CHARS = 1 << 20;
 
+/**
+ * Reads a request body of newline-separated lines: each non-blank line goes to `line` in order as soon as it is
+ * complete, the last one too when the body ends. A line past MAX_LINE_CHARS cuts the request off (`tooLong`).
+ */
+export function readLines(
+  req: IncomingMessage,
+  on: Readonly<{ line: (line: string) => void; tooLong?: () => void; end: () => void }>,
+): void {
+  let partial = "";
+  req.setEncoding("utf8");
+  req.on("data", (chunk: string) => {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop()!;
+    for (const line of lines) if (line.trim() !== "") on.line(line);
+    if (partial.length > MAX_LINE_CHARS) {
+      on.tooLong?.();
+      req.destroy();
+    }
+  });
+  req.on("end", () => {
+    if (partial.trim() !== "") on.line(partial);
+    on.end();
+  });
+}
+
 /** Options of `HttpTransport.start`. */
 export type HttpTransportOptions = Readonly<{
   /**
@@ -138,20 +163,10 @@ export class HttpTransport implements Transport {
     }
     res.writeHead(200, { "content-type": "text/plain" });
     res.flushHeaders();
-    let partial = "";
-    req.setEncoding("utf8");
-    req.on("data", (chunk: string) => {
-      const lines = (partial + chunk).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) if (line.trim() !== "") this.handle(line);
-      if (partial.length > MAX_LINE_CHARS) {
-        this.errors.push(new InvalidMessageError(`a line longer than ${MAX_LINE_CHARS} characters: request cut off`));
-        req.destroy();
-      }
-    });
-    req.on("end", () => {
-      if (partial.trim() !== "") this.handle(partial);
-      res.end();
+    readLines(req, {
+      line: (line) => this.handle(line),
+      tooLong: () => this.errors.push(new InvalidMessageError(`a line longer than ${MAX_LINE_CHARS} characters: request cut off`)),
+      end: () => res.end(),
     });
   }
 

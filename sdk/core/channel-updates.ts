@@ -40,20 +40,20 @@ export const MAX_SEQ_STEP = 16n;
 
 const SECRET = /^0x[0-9a-fA-F]{64}$/;
 
-/** The key under which a change is known in queues: one add, one resolution per hashlock. */
-export function changeKey(change: Change): string {
-  const hashlock = change.kind === "add" ? change.lock.hashlock : change.hashlock;
-  return `${change.kind === "add" ? "add" : "resolve"}:${hashlock.toLowerCase()}`;
+/** The hashlock of the lock a change adds or resolves, in lower case. */
+export function changeHashlock(change: Change): string {
+  return (change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase();
 }
 
-function lockIndex(state: ChannelState, hashlock: Hex): number {
-  const key = hashlock.toLowerCase();
-  return state.locks.findIndex((l) => l.hashlock.toLowerCase() === key);
+/** The key under which a change is known in queues: one add, one resolution per hashlock. */
+export function changeKey(change: Change): string {
+  return `${change.kind === "add" ? "add" : "resolve"}:${changeHashlock(change)}`;
 }
 
 /** Whether `change` can be applied to `state` as it stands (its lock absent for an add, present for a resolution). */
 export function applicable(state: ChannelState, change: Change): boolean {
-  const present = lockIndex(state, change.kind === "add" ? change.lock.hashlock : change.hashlock) >= 0;
+  const key = changeHashlock(change);
+  const present = state.locks.some((l) => l.hashlock.toLowerCase() === key);
   return change.kind === "add" ? !present : present;
 }
 
@@ -71,7 +71,7 @@ class Draft {
   }
 
   applicable(change: Change): boolean {
-    const present = this.locks.has((change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase());
+    const present = this.locks.has(changeHashlock(change));
     return change.kind === "add" ? !present : present;
   }
 
@@ -111,13 +111,6 @@ class Draft {
   }
 }
 
-/** `state` with one change made, at the same sequence number; throws InvalidStateError if it cannot be made. */
-export function applyChange(state: ChannelState, change: Change): ChannelState {
-  const draft = new Draft(state);
-  draft.apply(change);
-  return draft.state(state.seq);
-}
-
 /** The state a batch makes of `head`, at sequence number `seq`; throws InvalidStateError for a batch that cannot be. */
 export function applyChanges(head: ChannelState, changes: readonly Change[], seq: bigint): ChannelState {
   if (seq <= head.seq) throw new InvalidStateError(`a batch at sequence ${seq} does not follow ${head.seq}`);
@@ -128,7 +121,7 @@ export function applyChanges(head: ChannelState, changes: readonly Change[], seq
   const draft = new Draft(head);
   for (const change of changes) {
     const key = changeKey(change);
-    if (keys.has(key)) throw new InvalidStateError(`a batch changes lock ${key.slice(key.indexOf(":") + 1)} twice`);
+    if (keys.has(key)) throw new InvalidStateError(`a batch changes lock ${changeHashlock(change)} twice`);
     keys.add(key);
     draft.apply(change);
   }
@@ -236,18 +229,13 @@ export type Step = Readonly<{ data: UpdaterData; send: readonly UpdateMessage[];
 
 const PROPOSER: ParticipantIndex = 0;
 
-export function isProposer(data: UpdaterData): boolean {
+function isProposer(data: UpdaterData): boolean {
   return data.me === PROPOSER;
 }
 
 /** A channel's updater before any update: `opening` is the state both start from (seq 0, or a co-signed head). */
 export function newUpdater(me: ParticipantIndex, opening: ChannelState, headSignatures?: readonly [Hex, Hex]): UpdaterData {
   return { channelId: opening.channelId, me, head: opening, headSignatures, signedSeq: opening.seq, inFlight: undefined, ghosts: [], queue: [] };
-}
-
-/** Whether a change with `change`'s key waits in the queue or in the batch in flight. */
-export function pending(data: UpdaterData, change: Change): boolean {
-  return pendingKeys(data).has(changeKey(change));
 }
 
 /** The keys of every change waiting in the queue or in the batch in flight (one pass, for many lookups). */
@@ -337,8 +325,13 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
  * a timer. (A head that moves on this channel wakes them by itself.)
  */
 export function wake(data: UpdaterData, env: UpdateEnv): Step {
-  if (!data.queue.some((q) => q.deferred === true)) return propose(data, env);
-  return propose({ ...data, queue: data.queue.map((q) => (q.deferred === true ? { change: q.change, requested: q.requested } : q)) }, env);
+  return propose({ ...data, queue: undeferred(data.queue) }, env);
+}
+
+/** `queue` with every "not yet" mark taken off (the same array if none has one). */
+function undeferred(queue: readonly Queued[]): readonly Queued[] {
+  if (!queue.some((q) => q.deferred === true)) return queue;
+  return queue.map((q) => (q.deferred === true ? { change: q.change, requested: q.requested } : q));
 }
 
 /**
@@ -395,7 +388,7 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       if (f === undefined || f.state.seq !== message.seq) return none; // a duplicate of an ack handled before
       env.verify(f.state, message.signature);
       const signatures: readonly [Hex, Hex] = [f.signature, message.signature];
-      const queue = data.queue.map((q) => (q.deferred === true ? { change: q.change, requested: q.requested } : q));
+      const queue = undeferred(data.queue);
       const ghosts = data.ghosts.filter((g) => g.seq > f.state.seq);
       const acked: UpdaterData = { ...data, head: f.state, headSignatures: signatures, inFlight: undefined, ghosts, queue };
       const next = propose(acked, env);

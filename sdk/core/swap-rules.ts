@@ -12,7 +12,7 @@
  * A cancel before (3): the initiator gives up the T lock (refunds it) and asks for the S lock back; the responder
  * gives the S lock back only once its T lock is refunded or can no longer be made.
  */
-import { changeKey, type Approval, type Change } from "./channel-updates.js";
+import { changeHashlock, type Approval, type Change } from "./channel-updates.js";
 import { hashlockOf, type SwapTerms } from "./swap.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "./types.js";
 
@@ -234,7 +234,7 @@ export function onSigned(side: SwapSide, channelId: Hex, changes: readonly Chang
   const onSource = channelId.toLowerCase() === t.source.channelId.toLowerCase();
   let next = side;
   for (const c of changes) {
-    if ((c.kind === "add" ? c.lock.hashlock : c.hashlock).toLowerCase() !== key) continue;
+    if (changeHashlock(c) !== key) continue;
     if (c.kind === "pay" && next.secret === undefined) next = { ...next, secret: c.secret };
     if (c.kind === "refund") {
       const receiverIsMe = onSource ? side.role === "responder" : side.role === "initiator";
@@ -263,7 +263,7 @@ export function onCosigned(side: SwapSide, channelId: Hex, changes: readonly Cha
   let stand = side[which];
   let secret = side.secret;
   for (const c of changes) {
-    if (changeKey(c).slice(changeKey(c).indexOf(":") + 1) !== key) continue;
+    if (changeHashlock(c) !== key) continue;
     if (c.kind === "add") stand = "locked";
     else if (c.kind === "pay") {
       stand = "paid";

@@ -174,13 +174,7 @@ export class Store {
 
   /** The operation in progress on a channel (or its closed mark), if any. */
   channelOp(channelId: Hex): ChannelOp | undefined {
-    const k = key(channelId);
-    const cached = this.cache.ops.get(k);
-    if (cached !== undefined) return cached ?? undefined;
-    const row = this.statements.get(SQL.channelOp).get(k) as { body: string } | undefined;
-    const op = row === undefined ? undefined : decode<ChannelOp>(row.body);
-    remember(this.cache.ops, k, op ?? null);
-    return op;
+    return this.cachedBody(this.cache.ops, SQL.channelOp, key(channelId));
   }
 
   /** Records (or, with undefined, ends) the operation of a channel. */
@@ -212,12 +206,16 @@ export class Store {
 
   /** The co-signed state with the highest sequence number, if any. */
   latestCoSigned(channelId: Hex): CoSignedState | undefined {
-    const k = key(channelId);
-    const cached = this.cache.latest.get(k);
+    return this.cachedBody(this.cache.latest, SQL.latestCoSigned, key(channelId));
+  }
+
+  /** The decoded `body` of the row `sql` finds by key `k`, read through `cache` (null remembers there is none). */
+  private cachedBody<V>(cache: Map<string, V | null>, sql: string, k: string): V | undefined {
+    const cached = cache.get(k);
     if (cached !== undefined) return cached ?? undefined;
-    const row = this.statements.get(SQL.latestCoSigned).get(k) as { body: string } | undefined;
-    const found = row === undefined ? undefined : decode<CoSignedState>(row.body);
-    this.cache.latest.set(k, found ?? null);
+    const row = this.statements.get(sql).get(k) as { body: string } | undefined;
+    const found = row === undefined ? undefined : decode<V>(row.body);
+    remember(cache, k, found ?? null);
     return found;
   }
 

@@ -13,7 +13,7 @@ import fc from "fast-check";
 
 import { sha256 } from "ethers";
 
-import { applyChange, applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
+import { applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
 import { openingState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
 import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
@@ -264,7 +264,7 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
     expect(() => hashlockOf(long)).to.throw(/32 bytes/);
     const lock = { sender: 0 as const, amount: 5n, hashlock: sha256(long) as Hex, expiry: 1_999_990_000n };
     const state = { ...openingState(T, [100n, 100n]), balances: [95n, 100n] as const, locks: [lock] };
-    expect(() => applyChange(state, { kind: "pay", hashlock: lock.hashlock, secret: long })).to.throw(/32 bytes/);
+    expect(() => applyChanges(state, [{ kind: "pay", hashlock: lock.hashlock, secret: long }], state.seq + 1n)).to.throw(/32 bytes/);
   });
 
   it("keeps going when more changes are asked for than one message or one queue holds", function () {

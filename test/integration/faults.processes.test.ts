@@ -40,6 +40,7 @@ import { pathToFileURL } from "node:url";
 import { ZeroAddress, type JsonRpcProvider } from "ethers";
 
 import { deployHub, localWallet } from "../../scripts/lib/local.js";
+import { readLines } from "../../sdk/coordinator/transport.js";
 import {
   channelOpenings,
   encode,
@@ -196,17 +197,7 @@ class LossyRelay {
     }
     res.writeHead(200, { "content-type": "text/plain" });
     res.flushHeaders();
-    let partial = "";
-    req.setEncoding("utf8");
-    req.on("data", (chunk: string) => {
-      const lines = (partial + chunk).split("\n");
-      partial = lines.pop()!;
-      for (const line of lines) if (line.trim() !== "") this.pass(from, line);
-    });
-    req.on("end", () => {
-      if (partial.trim() !== "") this.pass(from, partial);
-      res.end();
-    });
+    readLines(req, { line: (line) => this.pass(from, line), end: () => res.end() });
     req.on("error", () => undefined); // the sender was killed: what it had not sent is lost
     res.on("error", () => undefined);
   }
