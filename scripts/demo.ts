@@ -122,6 +122,7 @@ function describePhase(p: SwapPhase): string {
     case "revealed": return "revealed the secret, signed T resolved (phase 2: execution)";
     case "resolveSent": return "counter-signed T resolved, signed S resolved";
     case "settlingOnChain": return `going on chain: ${p.reason} (phase 3: batch settlement)`;
+    case "batched": return `batched: ${p.stage}`;
     case "done": return `done: ${p.outcome}`;
   }
 }

@@ -43,6 +43,19 @@ export type BatchedSwapsOptions = Readonly<{
   send: (channelId: Hex, message: UpdateMessage) => void;
   /** Told of each event of a step once it is committed (its errors are ignored). */
   onEvent?: (channelId: Hex, event: UpdateEvent) => void;
+  /**
+   * The book that signs and keeps states (a client's, which feeds its watchtower and checks the lock horizon);
+   * by default one of its own over the store.
+   */
+  book?: ChannelBook;
+  /** Keeps a secret this side learns or holds (a client's also tells its watchtower); by default the store's. */
+  keepSecret?: (hashlock: Hex, secret: Hex) => void;
+  /**
+   * Steps run inside the caller's open transaction (a savepoint of a group commit) instead of their own. The caller
+   * then holds what `send` and `onEvent` are given until that transaction is on disk, and calls `invalidate` when it
+   * is rolled back.
+   */
+  nested?: boolean;
 }>;
 
 export class BatchedSwaps {
@@ -57,12 +70,17 @@ export class BatchedSwaps {
   private readonly book: ChannelBook;
   /** Per channel: what the update scheme is given (built once; it reads the swaps as they are). */
   private readonly envs = new Map<string, UpdateEnv>();
+  /** The pair's two channels, lower case. */
+  private readonly pair: ReadonlySet<string>;
+  /** Memory is ahead of the store (a nested step was rolled back): read it again before the next use. */
+  private stale = false;
 
   constructor(private readonly o: BatchedSwapsOptions) {
     const [a, b] = o.channels.map((id) => this.record(id));
     const peers = [a!, b!].map((r) => r.params.participants[r.myIndex === 0 ? 1 : 0]!.toLowerCase());
     if (peers[0] !== peers[1]) throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
-    this.book = new ChannelBook(o.store, o.signer);
+    this.pair = new Set(o.channels.map((id) => id.toLowerCase()));
+    this.book = o.book ?? new ChannelBook(o.store, o.signer);
     this.load();
   }
 
@@ -95,8 +113,38 @@ export class BatchedSwaps {
       const used = this.o.store.highestOwnSeq(id);
       this.updaters.set(k, used > fresh.signedSeq ? { ...fresh, signedSeq: used } : fresh);
     }
-    this.sides = this.o.store.batched<SwapSide>("side");
+    // The swaps of this pair only: a store may hold other pairs' swaps, driven by their own `BatchedSwaps`.
+    const mine = (s: SwapSide) => this.pair.has(s.terms.source.channelId.toLowerCase()) && this.pair.has(s.terms.target.channelId.toLowerCase());
+    this.sides = new Map([...this.o.store.batched<SwapSide>("side")].filter(([, s]) => mine(s)));
     this.open = new Set([...this.sides].filter(([, s]) => !settled(s)).map(([k]) => k));
+  }
+
+  /** The pair's two channels. */
+  get channels(): readonly [Hex, Hex] {
+    return this.o.channels;
+  }
+
+  /** Forgets what memory holds: the transaction of the last steps was rolled back, so the store is read again. */
+  invalidate(): void {
+    this.stale = true;
+  }
+
+  private fresh() {
+    if (!this.stale) return;
+    this.stale = false;
+    this.load();
+  }
+
+  /** Whether any swap of the pair is not settled on this side, or any update is queued or in flight. */
+  busy(): boolean {
+    this.fresh();
+    return this.open.size > 0 || this.o.channels.some((id) => this.updater(id).inFlight !== undefined || this.updater(id).queue.length > 0);
+  }
+
+  /** Swaps not settled on this side. */
+  openSwaps(): SwapSide[] {
+    this.fresh();
+    return [...this.open].map((k) => this.sides.get(k)!).filter((s) => !settled(s));
   }
 
   /** The co-signed head of a channel of the pair. */
@@ -105,6 +153,7 @@ export class BatchedSwaps {
   }
 
   updater(channelId: Hex): UpdaterData {
+    this.fresh();
     const u = this.updaters.get(channelId.toLowerCase());
     if (u === undefined) throw new ChannelSdkError(`channel ${channelId} is not one of this pair`);
     return u;
@@ -112,10 +161,12 @@ export class BatchedSwaps {
 
   /** Every swap of the pair, by hashlock (lower case). */
   swaps(): ReadonlyMap<string, SwapSide> {
+    this.fresh();
     return this.sides;
   }
 
   side(hashlock: Hex): SwapSide | undefined {
+    this.fresh();
     return this.sides.get(hashlock.toLowerCase());
   }
 
@@ -211,7 +262,8 @@ export class BatchedSwaps {
   private setSide(k: string, side: SwapSide) {
     // A secret this side holds is kept where the on-chain path and the watchtower look for it, in the same step.
     if (side.secret !== undefined && this.sides.get(k)?.secret !== side.secret && this.o.store.secret(side.terms.hashlock) === undefined) {
-      this.o.store.saveSecret(side.terms.hashlock, side.secret);
+      if (this.o.keepSecret !== undefined) this.o.keepSecret(side.terms.hashlock, side.secret);
+      else this.o.store.saveSecret(side.terms.hashlock, side.secret);
     }
     this.sides.set(k, side);
     this.open.add(k);
@@ -251,7 +303,7 @@ export class BatchedSwaps {
     for (const message of step.send) this.outgoing.push({ channelId, message });
     for (const event of step.events) {
       this.events.push({ channelId, event });
-      if (event.type === "cosigned") this.o.store.saveCoSigned({ state: event.state, signatures: event.signatures });
+      if (event.type === "cosigned") this.book.keep({ state: event.state, signatures: event.signatures });
       const changes = event.type === "refused" ? [event.change] : event.changes;
       for (const c of changes) {
         const k = changeHashlock(c);
@@ -296,7 +348,8 @@ export class BatchedSwaps {
    */
   private step(fn: () => void) {
     const { store } = this.o;
-    if (store.inTransaction()) throw new ChannelSdkError("a batched step cannot run inside an open store transaction");
+    if (store.inTransaction() && this.o.nested !== true) throw new ChannelSdkError("a batched step cannot run inside an open store transaction");
+    this.fresh();
     this.outgoing = [];
     this.events = [];
     try {
@@ -307,7 +360,9 @@ export class BatchedSwaps {
       });
     } catch (error) {
       this.dirty = { updaters: new Set(), sides: new Set() };
-      this.load(); // the step never happened: memory goes back to what is stored
+      // The step never happened: memory goes back to what is stored (nested: once the caller has rolled back).
+      if (this.o.nested === true) this.stale = true;
+      else this.load();
       throw error;
     } finally {
       this.dirty = { updaters: new Set(), sides: new Set() };

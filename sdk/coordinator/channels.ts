@@ -125,6 +125,12 @@ export class ChannelBook {
     requireSignedBy(`state ${state.seq} of channel ${state.channelId}`, this.counterparty(state.channelId), this.digest(state), signature);
   }
 
+  /** Keeps a co-signed state whose signatures are already in participant order. */
+  keep(cosigned: CoSignedState): void {
+    this.store.saveCoSigned(cosigned);
+    this.feed.cosigned?.(cosigned);
+  }
+
   /** Keeps a state both signed; signatures are put in participant order. */
   keepCoSigned(state: ChannelState, mine: Hex, theirs: Hex): CoSignedState {
     const cosigned: CoSignedState = {

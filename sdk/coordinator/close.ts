@@ -100,14 +100,17 @@ export function markClosed(ctx: Session, channelId: Hex, cooperative: boolean) {
   ctx.emit({ type: "closed", channelId, cooperative });
 }
 
-/** Starts closing an idle channel on chain with this client's newest co-signed state. */
-export async function forceClose(ctx: Session, channelId: Hex) {
+/**
+ * Starts closing an idle channel on chain with this client's newest co-signed state; `evenIfBusy` for a batched
+ * pair going on chain with swaps in flight (their locks settle on chain).
+ */
+export async function forceClose(ctx: Session, channelId: Hex, options: Readonly<{ evenIfBusy?: boolean }> = {}) {
   const op = ctx.o.store.channelOp(channelId);
   if (op?.kind === "closed" || op?.kind === "forceClose") return;
   const latest = ctx.book.latest(channelId);
   if (op?.kind === "close" && latest?.state.isFinal === true) return landClose(ctx, channelId, op); // no need to wait
   // A cooperative close or a deposit update the other never answered may go on chain; a swap goes its own way.
-  if (op?.kind !== "close" && op?.kind !== "deposits") ctx.requireIdle(channelId);
+  if (op?.kind !== "close" && op?.kind !== "deposits" && options.evenIfBusy !== true) ctx.requireIdle(channelId);
   const now = ctx.clock();
   ctx.o.store.saveChannelOp(channelId, { kind: "forceClose", role: "requester", seq: 0n, since: now, sentAt: now });
   await enforceOp(ctx, channelId);

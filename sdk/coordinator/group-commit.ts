@@ -129,6 +129,14 @@ export class GroupCommit {
   }
 
   /**
+   * Commits the open group now (inside `serial`, between steps) and queues its messages without waiting for them to
+   * be sent: for work that goes on with the chain next and must not wait on a stalled peer.
+   */
+  commitOpen(): void {
+    if (this.group !== undefined) this.release(this.group);
+  }
+
+  /**
    * Commits `group` (inside `serial`, between steps), on disk when `commit` returns, and sends its messages after
    * those of the groups before it. The sync blocks this thread for its length (0.7 ms for a full group on the
    * disk docs/BENCHMARKS.md was measured on), which measured faster than handing it to libuv's thread pool: there, the completion waits for

@@ -34,6 +34,11 @@ export type SwapPhase =
   | { kind: "revealed"; sourceLock: ChannelState; targetResolved: ChannelState }
   | { kind: "resolveSent"; sourceLock: ChannelState; sourceResolved: ChannelState }
   | { kind: "settlingOnChain"; reason: OnChainReason; channels: readonly Hex[] }
+  /**
+   * A swap on a pair run with batched updates, agreed by both: its locks are added, paid or refunded in batches
+   * (agreed: not both locked yet; locked: both locked, the secret on its way; cancelling: being undone off chain).
+   */
+  | { kind: "batched"; stage: "agreed" | "locked" | "cancelling" }
   | { kind: "done"; outcome: "swapped" | "aborted" | "settledOnChain"; reason?: string };
 
 /** A swap as the store keeps it: the phase, when it was entered, and which messages were last sent. */

@@ -107,6 +107,9 @@ export class Session {
    */
   readonly startedAt: number;
   private readonly listeners = new Set<(event: ClientEvent) => void>();
+  private readonly discards = new Set<() => void>();
+  /** Whether a channel runs with batched updates (set by the client's batched pairs): the step protocol keeps off it. */
+  batched: (channelId: Hex) => boolean = () => false;
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
@@ -128,9 +131,17 @@ export class Session {
     this.groupCommit = new GroupCommit(o.store, o.groupCommitSteps ?? DEFAULT_GROUP_STEPS, {
       transmit: (envelopes) => this.outbox.transmit(envelopes),
       report: (event) => this.report(event),
-      discard: () => this.outbox.forgetAll(),
+      discard: () => {
+        this.outbox.forgetAll();
+        for (const f of this.discards) f();
+      },
     });
     this.outbox = new Outbox(o, this.address, this.groupCommit);
+  }
+
+  /** Calls `f` whenever uncommitted work is dropped (a step or a group rolled back): memory kept beside the store. */
+  onDiscard(f: () => void) {
+    this.discards.add(f);
   }
 
   /** Whether a wait that began at `since` (client clock, ms) has lasted `timeoutMs`, counted from this start at most. */
@@ -178,7 +189,7 @@ export class Session {
    * @param now The target chain's time: the window before tT is measured on T.
    * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
    */
-  validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
+  validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint, check: Readonly<{ balances: boolean }> = { balances: true }) {
     requireDistinctChannels(terms.source.channelId, terms.target.channelId);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);
@@ -192,7 +203,9 @@ export class Session {
       minTargetWindow: this.o.minTargetWindow,
       bounds: this.o.deltas.bounds(terms.source.chainId, terms.target.chainId),
     });
-    // Both locks must fit the current balances (the transitions throw InsufficientBalanceError otherwise).
+    // Both locks must fit the current balances (the transitions throw InsufficientBalanceError otherwise); a batched
+    // pair checks what its side has not promised instead (batched-swaps.ts).
+    if (!check.balances) return;
     addLock(this.book.head(terms.source.channelId), this.sourceLockOf(terms));
     addLock(this.book.head(terms.target.channelId), this.targetLockOf(terms));
   }
@@ -226,6 +239,7 @@ export class Session {
     this.book.record(channelId);
     const op = this.o.store.channelOp(channelId);
     if (op !== undefined) throw new ChannelClosingError(channelId, op.kind);
+    if (this.batched(channelId)) throw new ChannelBusyError(channelId, "batched updates: its swaps go through its pair");
     if (this.o.store.channelBusy(channelId)) throw new ChannelBusyError(channelId);
   }
 

@@ -6,6 +6,7 @@ import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { sameAddress, type Address, type ChannelParams, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
+import { BatchedPairs, type ProposeOutcome } from "./batched-pairs.js";
 import * as close from "./close.js";
 import * as deposits from "./deposits.js";
 import type { GroupCommit } from "./group-commit.js";
@@ -44,10 +45,16 @@ export class SwapClient {
   private readonly session: Session;
   /** Runs steps, ticks and commits one at a time; steps commit in groups (group-commit.ts). */
   private readonly groupCommit: GroupCommit;
+  /** Channel pairs run with batched updates (`batchPair`). */
+  private readonly batched: BatchedPairs;
+  /** Batched proposals of this turn of the event loop: proposed together in one step and one envelope. */
+  private proposals: { args: ProposeArgs; resolve: (o: ProposeOutcome) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(options: SwapClientOptions) {
     this.session = new Session(options);
     this.groupCommit = this.session.groupCommit;
+    this.batched = new BatchedPairs(this.session);
+    this.session.batched = (channelId) => this.batched.has(channelId);
     this.address = this.session.address;
     this.book = this.session.book;
     options.transport.listen((envelope) => this.handle(envelope));
@@ -103,6 +110,25 @@ export class SwapClient {
   }
 
   /**
+   * Runs two channels with the same counterparty as one pair with batched updates from now on (docs/SWAP.md, "Many
+   * swaps on one pair"): any number of swaps at once between them, their locks added, paid and refunded in co-signed
+   * batches, a swap undone off chain when it cannot finish. Both parties must do this for the pair; both channels
+   * must be idle, with their deposits counted (`syncDeposits`) first. The choice is kept in the store. A batched
+   * pair takes no more deposit updates and no cooperative close; `forceClose` of either channel closes both.
+   */
+  batchPair(a: Hex, b: Hex): Promise<void> {
+    return this.groupCommit.serial(async () => {
+      await this.groupCommit.settleGroup();
+      this.session.o.store.transaction(() => this.batched.enable(a, b));
+    });
+  }
+
+  /** Whether a channel runs with batched updates. */
+  isBatched(channelId: Hex): boolean {
+    return this.batched.has(channelId);
+  }
+
+  /**
    * Brings the channel's ledger up to the deposits final on chain now: participant 0 proposes the update,
    * participant 1 waits for it. Resolves with the head once it counts them (both parties may await this).
    */
@@ -139,6 +165,7 @@ export class SwapClient {
   forceClose(channelId: Hex): Promise<void> {
     return this.groupCommit.serial(async () => {
       await this.groupCommit.settleGroup();
+      if (this.batched.has(channelId)) return this.batched.goOnChain(this.batched.engine(channelId), "counterpartySilent");
       await close.forceClose(this.session, channelId);
     });
   }
@@ -181,7 +208,26 @@ export class SwapClient {
    * the proposal is on disk and sent.
    */
   propose(args: ProposeArgs): Promise<Hex> {
-    return this.step(() => initiator.propose(this.session, args));
+    if (!this.batched.has(args.source)) return this.step(() => initiator.propose(this.session, args));
+    // On a batched pair, the proposals of one turn of the event loop are checked and sent together.
+    return new Promise<ProposeOutcome>((resolve, reject) => {
+      this.proposals.push({ args, resolve, reject });
+      if (this.proposals.length === 1) setImmediate(() => void this.proposeBatched());
+    }).then((o) => {
+      if ("error" in o) throw o.error;
+      return o.swapId;
+    });
+  }
+
+  private async proposeBatched() {
+    const waiting = this.proposals;
+    this.proposals = [];
+    try {
+      const outcomes = await this.step(() => this.batched.proposeMany(waiting.map((w) => w.args)));
+      waiting.forEach((w, i) => w.resolve(outcomes[i]!));
+    } catch (error) {
+      for (const w of waiting) w.reject(error);
+    }
   }
 
   /**
@@ -226,6 +272,9 @@ export class SwapClient {
     if (body.step === "depositsUpdate") return deposits.onDepositsUpdate(ctx, envelope, body);
     if (body.step === "depositsSigned") return deposits.onDepositsSigned(ctx, envelope, body);
     if (body.step === "depositsAck") return deposits.onDepositsAck(ctx, envelope, body);
+    if (body.step === "batch") return this.batched.onBatch(envelope, body);
+    if (body.step === "proposals") return this.batched.onProposals(envelope, body);
+    if (body.step === "acceptances") return this.batched.onAcceptances(envelope, body);
     const s = ctx.o.store.swap<SwapProgress>(envelope.swapId);
     if (s === undefined) throw new UnexpectedMessageError(`${body.step} for unknown swap ${envelope.swapId}`);
     unseal(envelope, s.role === "initiator" ? s.terms.responder : s.terms.initiator);
@@ -274,7 +323,15 @@ export class SwapClient {
         ctx.emit({ type: "tickError", ...where, error: close.errorText(error) });
       }
     };
-    for (const view of ctx.activeSwaps()) await attempt({ swapId: view.swapId }, () => this.tickSwap(view, now));
+    for (const view of ctx.activeSwaps()) {
+      if (!this.batched.owns(view.terms)) await attempt({ swapId: view.swapId }, () => this.tickSwap(view, now));
+    }
+    // Batched pairs: one step for their resends and timeouts, then the chain where a pair must go there.
+    await attempt({}, async () => {
+      await this.groupCommit.atomically(async () => this.batched.tickStep(now));
+      this.groupCommit.commitOpen(); // on disk before the chain work below; its messages leave on their own
+    });
+    await this.batched.tickChain((channelId, work) => attempt({ channelId }, work));
     await onchain.watchIdleChannels(ctx, (channelId, work) => attempt({ channelId }, work));
     for (const { channelId: id, op } of ctx.o.store.pendingChannelOps()) {
       const channelId = this.book.record(id).ref.channelId;
@@ -284,7 +341,7 @@ export class SwapClient {
     }
     for (const record of ctx.o.store.channels()) {
       const channelId = record.ref.channelId;
-      if (record.myIndex === 0) await attempt({ channelId }, () => deposits.startDepositUpdate(ctx, channelId));
+      if (record.myIndex === 0 && !this.batched.has(channelId)) await attempt({ channelId }, () => deposits.startDepositUpdate(ctx, channelId));
     }
     if (errors.length > 0) throw errors[0];
   }

@@ -1,0 +1,491 @@
+/**
+ * Channel pairs run with batched updates inside a client (docs/SWAP.md, "Many swaps on one pair"): many swaps at
+ * once on the same two channels, each lock added, paid or refunded in co-signed batches (batched-swaps.ts), and a
+ * swap that ends before its secret is out undone off chain while the others go on.
+ *
+ * Terms are agreed in bulk: the initiator sends the terms of many swaps in one `proposals` envelope, each signed;
+ * the responder checks each as the step protocol does (refs, timing, policy) and against what its side of the pair
+ * has not promised yet, and answers in one `acceptances` envelope. Each step here is a protocol step of the
+ * client's group commit: its batches, envelopes and phase rows are on disk before anything leaves.
+ *
+ * The chain is used only when the counterparty does not co-sign in time: a lock that pays us nears its expiry
+ * with the secret in hand, a lock has expired unresolved, the secret of a swap appeared on chain, or a channel of
+ * the pair left the open state. Then both channels of the pair are closed on chain with the newest co-signed state,
+ * every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is signed on the pair
+ * again.
+ */
+import { getAddress, hexlify, randomBytes } from "ethers";
+
+import { changeHashlock, type UpdateEvent } from "../core/channel-updates.js";
+import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
+import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
+import { requireSignedBy } from "../core/signing.js";
+import { checkTermsShape, hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
+import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
+import { sameAddress, type Hex } from "../core/types.js";
+import { BatchedSwaps } from "./batched-swaps.js";
+import * as close from "./close.js";
+import { ChannelBusyError, ChannelClosingError } from "./errors.js";
+import type { OnChainReason, SwapPhase, SwapProgress } from "./phases.js";
+import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
+
+/** The most proposals one envelope carries; a responder reads no more of one. */
+export const MAX_PROPOSALS = 512;
+
+/** How a pair is kept in the store. */
+type PairRecord = Readonly<{ channels: readonly [Hex, Hex] }>;
+
+/** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
+export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error }>;
+
+const lower = (h: string) => h.toLowerCase();
+
+export class BatchedPairs {
+  /** Each batched channel's engine (both channels of a pair share one). */
+  private readonly engines = new Map<string, BatchedSwaps>();
+  /** Swaps (by hashlock) whose side changed in the step under way: their phase rows are brought up to date. */
+  private touched = new Set<string>();
+
+  constructor(private readonly ctx: Session) {
+    for (const [, record] of ctx.o.store.batched<PairRecord>("pair")) this.start(record.channels);
+    ctx.onDiscard(() => {
+      for (const engine of new Set(this.engines.values())) engine.invalidate();
+      this.touched = new Set();
+    });
+  }
+
+  /** Whether `channelId` belongs to a pair run with batched updates. */
+  has(channelId: Hex): boolean {
+    return this.engines.has(lower(channelId));
+  }
+
+  /** Whether a swap with these terms runs on a batched pair (both its channels the same pair). */
+  owns(terms: SwapTerms): boolean {
+    const engine = this.engines.get(lower(terms.source.channelId));
+    return engine !== undefined && engine === this.engines.get(lower(terms.target.channelId));
+  }
+
+  /** The engine of the pair of `channelId`. */
+  engine(channelId: Hex): BatchedSwaps {
+    const engine = this.engines.get(lower(channelId));
+    if (engine === undefined) throw new ChannelSdkError(`channel ${channelId} is not run with batched updates`);
+    return engine;
+  }
+
+  /**
+   * Runs the two channels as one pair with batched updates from now on (kept in the store). Both must be known,
+   * distinct, with the same counterparty, open, with no swap or operation in progress. The ledgers go on from their
+   * newest co-signed states (deposits counted so far).
+   */
+  enable(a: Hex, b: Hex): void {
+    requireDistinctChannels(a, b);
+    if (this.has(a) && this.engines.get(lower(a)) === this.engines.get(lower(b))) return;
+    for (const id of [a, b]) {
+      if (this.has(id)) throw new ChannelBusyError(id, "batched updates with another channel already");
+      this.ctx.requireIdle(id);
+    }
+    if (!sameAddress(this.ctx.book.counterparty(a), this.ctx.book.counterparty(b))) {
+      throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
+    }
+    const channels = [this.ctx.book.record(a).ref.channelId, this.ctx.book.record(b).ref.channelId] as const;
+    this.ctx.o.store.saveBatched("pair", channels.map(lower).join("/"), { channels } satisfies PairRecord);
+    this.start(channels);
+  }
+
+  private start(channels: readonly [Hex, Hex]) {
+    const { ctx } = this;
+    const engine: BatchedSwaps = new BatchedSwaps({
+      store: ctx.o.store,
+      signer: ctx.o.signer,
+      channels,
+      book: ctx.book,
+      nested: true,
+      keepSecret: (hashlock, secret) => ctx.keepSecret(hashlock, secret),
+      send: (channelId, message) => this.send(channelId, { step: "batch", message }),
+      onEvent: (_channelId, event) => this.touch(event),
+    });
+    for (const id of channels) this.engines.set(lower(id), engine);
+  }
+
+  private touch(event: UpdateEvent) {
+    for (const c of event.type === "refused" ? [event.change] : event.changes) this.touched.add(changeHashlock(c));
+  }
+
+  /** Seals a message and sends it once the step's group is on disk (at once outside a step). */
+  private send(sessionId: Hex, body: SwapBody) {
+    const envelope = seal((d) => this.ctx.o.signer.sign(d), this.ctx.address, sessionId, body);
+    if (!this.ctx.groupCommit.holdEnvelopes([envelope])) void this.ctx.outbox.transmit([envelope]);
+  }
+
+  // ---------------------------------------------------------------- terms
+
+  /**
+   * Proposes many swaps on batched pairs in one step: each is checked (channels, timing, what the pair has not
+   * promised yet) and kept with its secret, and the valid ones leave in one envelope per pair. A proposal that
+   * fails its checks is reported as an error and the others go on.
+   */
+  async proposeMany(all: readonly ProposeArgs[]): Promise<ProposeOutcome[]> {
+    const { ctx } = this;
+    const out: ProposeOutcome[] = [];
+    const items = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
+    const promised = new Map<string, bigint>(); // per source channel: what this call's proposals already need
+    for (const args of all) {
+      try {
+        const engine = this.engine(args.source);
+        if (this.engine(args.target) !== engine) throw new ChannelBusyError(args.target, `batched updates with a channel other than ${args.source}`);
+        requireDistinctChannels(args.source, args.target);
+        for (const id of [args.source, args.target]) this.requireOpen(id);
+        const source = ctx.book.record(args.source);
+        const target = ctx.book.record(args.target);
+        const nowT = await ctx.chain(target.ref.chainId).now();
+        const nowS = await ctx.chain(source.ref.chainId).now();
+        const delta = ctx.o.deltas.delta(source.ref.chainId, target.ref.chainId);
+        const targetExpiry = args.targetExpiry ?? nowT + (args.targetLockSeconds ?? 3n * ctx.o.minTargetWindow);
+        const secret = hexlify(randomBytes(32)) as Hex;
+        const terms: SwapTerms = {
+          swapId: hexlify(randomBytes(32)) as Hex,
+          source: source.ref,
+          target: target.ref,
+          initiator: ctx.address,
+          responder: getAddress(ctx.book.counterparty(args.source)),
+          give: args.give,
+          take: args.take,
+          hashlock: hashlockOf(secret),
+          sourceExpiry: args.sourceExpiry ?? targetExpiry + delta,
+          targetExpiry,
+        };
+        ctx.validateTerms(terms, nowT, nowS, { balances: false });
+        const k = lower(args.source);
+        const need = (promised.get(k) ?? 0n) + args.give;
+        const free = engine.available(args.source);
+        if (free < need) throw new InsufficientBalanceError(engine.updater(args.source).me, free - (need - args.give), args.give);
+        promised.set(k, need);
+        // The secret and the swap are stored before the proposal leaves.
+        ctx.keepSecret(terms.hashlock, secret);
+        ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, []), true);
+        ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });
+        const list = items.get(engine) ?? [];
+        list.push({ terms, termsSig: ctx.o.signer.sign(termsDigest(terms)) });
+        items.set(engine, list);
+        out.push({ swapId: terms.swapId });
+      } catch (error) {
+        if (!(error instanceof ChannelSdkError)) throw error;
+        out.push({ error });
+      }
+    }
+    for (const list of items.values()) this.sendProposals(list);
+    return out;
+  }
+
+  private sendProposals(list: readonly { terms: SwapTerms; termsSig: Hex }[]) {
+    for (let i = 0; i < list.length; i += MAX_PROPOSALS) {
+      const chunk = list.slice(i, i + MAX_PROPOSALS);
+      this.send(chunk[0]!.terms.source.channelId, { step: "proposals", items: chunk });
+    }
+  }
+
+  /** Throws unless the channel is open as far as this client knows (no close or force close under way). */
+  private requireOpen(channelId: Hex) {
+    const op = this.ctx.o.store.channelOp(channelId);
+    if (op !== undefined) throw new ChannelClosingError(channelId, op.kind);
+  }
+
+  /**
+   * Responder: the terms of many swaps. Each is checked and agreed or refused; all are answered in one envelope.
+   * A proposal seen before is answered as before.
+   */
+  async onProposals(envelope: Envelope, body: Extract<SwapBody, { step: "proposals" }>) {
+    const { ctx } = this;
+    const engine = this.engine(envelope.swapId);
+    const from = ctx.book.counterparty(envelope.swapId);
+    unseal(envelope, from);
+    if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`proposals: at most ${MAX_PROPOSALS} per envelope`);
+    const answers: { swapId: Hex; termsSig?: Hex; refusal?: string }[] = [];
+    const candidates: SwapSide[] = [];
+    for (const item of body.items) {
+      const { terms } = item;
+      checkTermsShape(terms);
+      requireSignedBy("swap terms", from, termsDigest(terms), item.termsSig);
+      const known = engine.side(terms.hashlock);
+      const row = ctx.o.store.swap<SwapProgress>(terms.swapId);
+      if (known !== undefined && known.terms.swapId === terms.swapId && row?.role === "responder") {
+        answers.push({ swapId: terms.swapId, termsSig: ctx.o.signer.sign(termsDigest(known.terms)) }); // a resend
+        continue;
+      }
+      let refusal: string | undefined;
+      try {
+        if (row !== undefined || known !== undefined) throw new InvalidMessageError("a swap with this id or hashlock is known already");
+        if (!sameAddress(terms.initiator, from) || !sameAddress(terms.responder, ctx.address)) {
+          throw new InvalidMessageError("initiator and responder do not match the channels' participants");
+        }
+        if (!this.owns(terms) || this.engine(terms.source.channelId) !== engine) throw new InvalidMessageError("the swap's channels are not this batched pair");
+        for (const id of [terms.source.channelId, terms.target.channelId]) this.requireOpen(id);
+        ctx.requireRefs(terms);
+        ctx.validateTerms(terms, await ctx.chain(terms.target.chainId).now(), await ctx.chain(terms.source.chainId).now(), { balances: false });
+        refusal = ctx.o.policy?.(terms);
+      } catch (error) {
+        if (!(error instanceof ChannelSdkError)) throw error;
+        refusal = error.message;
+      }
+      if (refusal !== undefined) {
+        this.refuse(terms, refusal);
+        answers.push({ swapId: terms.swapId, refusal });
+        continue;
+      }
+      candidates.push(newSide(terms, "responder", this.senders(terms)));
+    }
+    const { agreed, refused } = this.run(() => engine.agreeAll(candidates));
+    for (const side of agreed) {
+      this.record(side);
+      answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(termsDigest(side.terms)) });
+    }
+    for (const { side, reason } of refused) {
+      this.refuse(side.terms, reason);
+      answers.push({ swapId: side.terms.swapId, refusal: reason });
+    }
+    if (answers.length > 0) this.send(envelope.swapId, { step: "acceptances", items: answers });
+  }
+
+  private refuse(terms: SwapTerms, reason: string) {
+    const { ctx } = this;
+    if (ctx.o.store.swap(terms.swapId) === undefined) {
+      ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason }, []), false);
+    }
+    ctx.emit({ type: "rejected", swapId: terms.swapId, reason });
+  }
+
+  private senders(terms: SwapTerms) {
+    return { source: this.ctx.book.indexOf(terms.source.channelId, terms.initiator), target: this.ctx.book.indexOf(terms.target.channelId, terms.responder) };
+  }
+
+  /** Initiator: the responder's answers. An accepted swap starts locking at once; a refused one is done. */
+  onAcceptances(envelope: Envelope, body: Extract<SwapBody, { step: "acceptances" }>) {
+    const { ctx } = this;
+    const engine = this.engine(envelope.swapId);
+    const from = ctx.book.counterparty(envelope.swapId);
+    unseal(envelope, from);
+    if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`acceptances: at most ${MAX_PROPOSALS} per envelope`);
+    const sides: SwapSide[] = [];
+    for (const item of body.items) {
+      const row = ctx.o.store.swap<SwapProgress>(item.swapId);
+      // Only our own proposals on this pair, still waiting: anything else is a late duplicate.
+      if (row === undefined || row.role !== "initiator" || row.phase.phase.kind !== "proposed" || this.engine(row.terms.source.channelId) !== engine) continue;
+      if (item.termsSig !== undefined) {
+        requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
+        const secret = ctx.o.store.secret(row.terms.hashlock);
+        if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${item.swapId} is not in the store`);
+        sides.push(newSide(row.terms, "initiator", this.senders(row.terms), secret));
+      } else {
+        const reason = `counterparty: ${String(item.refusal ?? "refused")}`;
+        this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason });
+        ctx.emit({ type: "rejected", swapId: item.swapId, reason });
+      }
+    }
+    if (sides.length === 0) return;
+    const { agreed, refused } = this.run(() => engine.agreeAll(sides));
+    for (const side of agreed) this.record(side);
+    for (const { side, reason } of refused) this.enter(side.terms.swapId, "initiator", side.terms, { kind: "done", outcome: "aborted", reason });
+  }
+
+  /** A message of the update scheme on a batched channel. */
+  onBatch(envelope: Envelope, body: Extract<SwapBody, { step: "batch" }>) {
+    const engine = this.engines.get(lower(envelope.swapId));
+    if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not run with batched updates here`);
+    unseal(envelope, this.ctx.book.counterparty(envelope.swapId));
+    if (this.onChain(envelope.swapId)) return; // the pair is on chain: nothing more is signed on it
+    this.run(() => engine.handle(envelope.swapId, body.message));
+  }
+
+  /** Runs an engine call and brings the phase rows of the swaps it touched up to date (in the same step). */
+  private run<T>(fn: () => T): T {
+    this.touched = new Set();
+    const result = fn();
+    const touched = this.touched;
+    this.touched = new Set();
+    for (const k of touched) {
+      const engine = this.engineOfHashlock(k);
+      const side = engine?.side(k as Hex);
+      if (side !== undefined) this.record(side);
+    }
+    return result;
+  }
+
+  private engineOfHashlock(k: string): BatchedSwaps | undefined {
+    for (const engine of new Set(this.engines.values())) if (engine.side(k as Hex) !== undefined) return engine;
+    return undefined;
+  }
+
+  // ---------------------------------------------------------------- phases
+
+  /** The phase a side shows: stages while the batches run, done once settled off chain. */
+  private phaseOf(side: SwapSide): SwapPhase {
+    if (settled(side)) {
+      return outcome(side) === "swapped" ? { kind: "done", outcome: "swapped" } : { kind: "done", outcome: "aborted", reason: "undone off chain" };
+    }
+    if (side.cancelled) return { kind: "batched", stage: "cancelling" };
+    const both = (s: SwapSide["source"]) => s === "locked" || s === "paid";
+    return { kind: "batched", stage: both(side.source) && both(side.target) ? "locked" : "agreed" };
+  }
+
+  /** Writes the swap's phase row if its phase changed (in the step under way) and reports it once on disk. */
+  private record(side: SwapSide) {
+    const row = this.ctx.o.store.swap<SwapProgress>(side.terms.swapId);
+    const before = row?.phase.phase;
+    if (before?.kind === "done" || before?.kind === "settlingOnChain") return; // the chain decides from there
+    const phase = this.phaseOf(side);
+    if (before !== undefined && samePhase(before, phase)) return;
+    this.enter(side.terms.swapId, side.role, side.terms, phase);
+  }
+
+  private enter(swapId: Hex, role: SwapSide["role"], terms: SwapTerms, phase: SwapPhase) {
+    this.ctx.o.store.saveSwap(swapId, role, terms, this.ctx.progress(phase, []), phase.kind !== "done");
+    this.ctx.emitPhase(swapId, role, phase);
+  }
+
+  // ---------------------------------------------------------------- ticks
+
+  /**
+   * One step of every pair not on chain: resends what is unanswered, proposals too (given up after the
+   * confirmation timeout), and undoes swaps that made no progress within it. Runs inside a protocol step.
+   */
+  tickStep(now: number) {
+    const { ctx } = this;
+    const resend = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
+    for (const view of ctx.activeSwaps()) {
+      if (!this.owns(view.terms)) continue;
+      const engine = this.engine(view.terms.source.channelId);
+      if (this.onChain(view.terms.source.channelId)) continue;
+      const { phase, since, sentAt } = view.progress;
+      const timedOut = ctx.waited(since, now, ctx.o.confirmationTimeoutMs);
+      if (phase.kind === "proposed") {
+        if (timedOut) this.enter(view.swapId, "initiator", view.terms, { kind: "done", outcome: "aborted", reason: "counterparty silent" });
+        else if (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt) {
+          ctx.o.store.saveSwap(view.swapId, view.role, view.terms, { ...view.progress, sentAt: now }, true);
+          const list = resend.get(engine) ?? [];
+          list.push({ terms: view.terms, termsSig: ctx.o.signer.sign(termsDigest(view.terms)) });
+          resend.set(engine, list);
+        }
+        continue;
+      }
+      // A swap that made no progress within the timeout is undone (a no-op once it can only complete).
+      if (phase.kind === "batched" && phase.stage !== "cancelling" && timedOut) {
+        this.run(() => engine.cancel(view.terms.hashlock));
+        const side = engine.side(view.terms.hashlock);
+        if (side !== undefined) this.record(side); // a cancel may change no batch, only the side
+      }
+    }
+    for (const list of resend.values()) this.sendProposals(list);
+    for (const engine of new Set(this.engines.values())) {
+      const [a] = engine.channels;
+      if (!this.onChain(a)) this.run(() => engine.tick());
+    }
+  }
+
+  /** Whether the pair of `channelId` went on chain (a channel of it is force-closed or closed). */
+  onChain(channelId: Hex): boolean {
+    return this.engine(channelId).channels.some((id) => {
+      const op = this.ctx.o.store.channelOp(id)?.kind;
+      return op === "forceClose" || op === "closed";
+    });
+  }
+
+  /**
+   * The chain side of a tick (outside any step): for each pair, whether it must go on chain now, and for pairs on
+   * chain, the swaps that are done once both channels are closed.
+   */
+  async tickChain(each: (channelId: Hex, work: () => Promise<void>) => Promise<void>) {
+    for (const engine of new Set(this.engines.values())) {
+      const [a] = engine.channels;
+      await each(a, async () => {
+        if (this.onChain(a)) return this.settlePair(engine);
+        const reason = await this.chainReason(engine);
+        if (reason !== undefined) await this.goOnChain(engine, reason);
+      });
+    }
+  }
+
+  /** Why the pair must go on chain now, if it must. */
+  private async chainReason(engine: BatchedSwaps): Promise<OnChainReason | undefined> {
+    const { ctx } = this;
+    const now = new Map<string, bigint>(); // per chain: its time, read once
+    for (const id of engine.channels) {
+      const { ref } = ctx.book.record(id);
+      const chain = ctx.chain(ref.chainId);
+      if ((await chain.channelInfo(id)).status !== "open") return "disputed";
+      now.set(`${ref.chainId}`, await chain.now());
+    }
+    const timeOf = (chainId: bigint) => now.get(`${chainId}`)!;
+    for (const id of engine.channels) {
+      const { ref } = ctx.book.record(id);
+      const me = engine.updater(id).me;
+      for (const lock of engine.head(id).locks) {
+        if (timeOf(ref.chainId) > lock.expiry) return "lockExpired"; // its refund was not co-signed in time
+        const paysMe = lock.sender !== me;
+        if (paysMe && lock.expiry - timeOf(ref.chainId) <= ctx.o.onChainMargin && ctx.o.store.secret(lock.hashlock) !== undefined) return "nearExpiry";
+      }
+    }
+    for (const side of engine.openSwaps()) {
+      const t = side.terms;
+      // Past its source expiry a swap can no longer finish off chain: a batch of ours with its lock went unanswered,
+      // and only the chain can show which state holds.
+      if (timeOf(t.source.chainId) > t.sourceExpiry) return "lockExpired";
+      // A responder whose T lock nears its expiry watches the target chain: the initiator may claim it there.
+      if (side.role !== "responder" || side.secret !== undefined || side.target !== "locked") continue;
+      if (t.targetExpiry - timeOf(t.target.chainId) > ctx.o.onChainMargin) continue;
+      const secret = await ctx.chain(t.target.chainId).findSecret(t.hashlock);
+      if (secret !== undefined) {
+        ctx.keepSecret(t.hashlock, secret);
+        return "secretOnChain";
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * Takes the pair on chain: every open swap is marked settling, and both channels are force-closed with the newest
+   * co-signed state (secrets owed to us registered first); later ticks answer and settle them (close.ts).
+   */
+  async goOnChain(engine: BatchedSwaps, reason: OnChainReason) {
+    const { ctx } = this;
+    const channels = [...engine.channels];
+    ctx.o.store.transaction(() => {
+      for (const side of engine.openSwaps()) {
+        const row = ctx.o.store.swap<SwapProgress>(side.terms.swapId);
+        if (row === undefined || row.phase.phase.kind === "done") continue;
+        this.enter(side.terms.swapId, side.role, side.terms, { kind: "settlingOnChain", reason, channels });
+      }
+      // Proposals not agreed yet are off.
+      for (const view of ctx.activeSwaps()) {
+        if (this.owns(view.terms) && this.engine(view.terms.source.channelId) === engine && view.progress.phase.kind === "proposed") {
+          this.enter(view.swapId, view.role, view.terms, { kind: "done", outcome: "aborted", reason: `pair on chain: ${reason}` });
+        }
+      }
+    });
+    for (const id of channels) await close.forceClose(ctx, id, { evenIfBusy: true });
+  }
+
+  /** A pair on chain: once both channels are closed, its open swaps are done. */
+  private async settlePair(engine: BatchedSwaps) {
+    const { ctx } = this;
+    let closed = 0;
+    for (const id of engine.channels) {
+      // Both channels go on chain, whichever went first (a counterparty's force close, say).
+      if (ctx.o.store.channelOp(id) === undefined) await close.forceClose(ctx, id, { evenIfBusy: true });
+      if (ctx.o.store.channelOp(id)?.kind === "closed") closed++;
+    }
+    if (closed < engine.channels.length) return;
+    ctx.o.store.transaction(() => {
+      for (const view of ctx.activeSwaps()) {
+        if (!this.owns(view.terms) || this.engine(view.terms.source.channelId) !== engine) continue;
+        this.enter(view.swapId, view.role, view.terms, { kind: "done", outcome: "settledOnChain" });
+      }
+    });
+  }
+}
+
+function samePhase(a: SwapPhase, b: SwapPhase): boolean {
+  if (a.kind !== b.kind) return false;
+  if (a.kind === "batched" && b.kind === "batched") return a.stage === b.stage;
+  if (a.kind === "done" && b.kind === "done") return a.outcome === b.outcome;
+  return a.kind !== "batched";
+}

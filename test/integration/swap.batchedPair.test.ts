@@ -1,0 +1,208 @@
+import { expect } from "chai";
+
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { InMemoryLink, keySigner, Store, type Hex, type StateSigner } from "../../sdk/index.js";
+import { accountKey } from "../../scripts/lib/local.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
+import {
+  blockNumbers,
+  driveUntil,
+  fundedChannels,
+  makeParty,
+  ManualClock,
+  ONE,
+  payoutsOf,
+  phaseOf,
+  twoParties,
+  type Party,
+  type Setup,
+} from "../helpers/swapHarness.js";
+
+// Channels of the harness: S holds tokens, deposits [Alice 100, Bob 10]; T holds ether, deposits [Alice 1, Bob 20].
+// Every swap moves GIVE tokens from Alice to Bob on S and TAKE ether from Bob to Alice on T, whoever starts it.
+const GIVE = ONE;
+const TAKE = ONE / 100n;
+
+/** A signer that counts its signatures (states, terms and envelopes). */
+function counting(who: 1 | 2): StateSigner & { count: number } {
+  const inner = keySigner(accountKey(who));
+  const s = { address: inner.address, count: 0, sign: (d: Hex) => (s.count++, inner.sign(d)) };
+  return s;
+}
+
+async function batchBoth(setup: Setup, parties: readonly Party[]) {
+  for (const p of parties) await p.client.batchPair(setup.sId, setup.tId);
+}
+
+/** Alice proposes `a` swaps (S -> T) and Bob `b` swaps (T -> S), all at once. */
+function proposeAll(alice: Party, bob: Party, setup: Setup, a: number, b: number): Promise<Hex[]> {
+  return Promise.all([
+    ...Array.from({ length: a }, () => alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE })),
+    ...Array.from({ length: b }, () => bob.client.propose({ source: setup.tId, target: setup.sId, give: TAKE, take: GIVE })),
+  ]);
+}
+
+describe("many swaps at once on one channel pair (batched updates through the client)", function () {
+  it("carries 60 swaps in both directions at once: each swapped, both ledgers agree, no chain call, far fewer signatures than one state per step", async function () {
+    const setup = await fundedChannels();
+    const signers = { alice: counting(1), bob: counting(2) };
+    const { link, alice, bob } = await twoParties(setup, { alice: { signer: signers.alice }, bob: { signer: signers.bob } });
+    await batchBoth(setup, [alice, bob]);
+    expect(alice.client.isBatched(setup.sId)).to.equal(true);
+    const blocks = await blockNumbers(setup);
+    const before = signers.alice.count + signers.bob.count;
+
+    const ids = await proposeAll(alice, bob, setup, 30, 30);
+    await Promise.all(ids.map((id, i) => (i < 30 ? alice : bob).client.whenDone(id)));
+    await link.settled();
+    const done = ids.flatMap((id) => [phaseOf(alice, id), phaseOf(bob, id)]) as { outcome?: string }[];
+
+    expect(done.map((d) => d.outcome)).to.deep.equal(done.map(() => "swapped"));
+    for (const p of [alice, bob]) {
+      const s = p.client.book.head(setup.sId);
+      const t = p.client.book.head(setup.tId);
+      expect(s.locks).to.have.length(0);
+      expect(t.locks).to.have.length(0);
+      expect(s.balances).to.deep.equal([100n * ONE - 60n * GIVE, 10n * ONE + 60n * GIVE]);
+      expect(t.balances).to.deep.equal([ONE + 60n * TAKE, 20n * ONE - 60n * TAKE]);
+    }
+    expect(alice.client.book.latest(setup.sId)).to.deep.equal(bob.client.book.latest(setup.sId));
+    expect(alice.client.book.latest(setup.tId)).to.deep.equal(bob.client.book.latest(setup.tId));
+    expect(await blockNumbers(setup)).to.deep.equal(blocks);
+    const perSwap = (signers.alice.count + signers.bob.count - before) / ids.length;
+    expect(perSwap).to.be.below(9, `signatures per swap: ${perSwap}`); // the step protocol needs 18
+    expect(link.errors).to.deep.equal([]);
+  });
+
+  it("refuses, off chain, what the responder's policy or the pair's free balance does not allow, and swaps the rest", async function () {
+    const setup = await fundedChannels();
+    const { alice, bob } = await twoParties(setup, { bob: { policy: (t) => (t.give > 5n * ONE ? "too large for this desk" : undefined) } });
+    await batchBoth(setup, [alice, bob]);
+    const small = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    const large = await alice.client.propose({ source: setup.sId, target: setup.tId, give: 6n * ONE, take: TAKE });
+    // Bob holds 20 ether on T: a swap asking 21 of him is refused by his side of the pair.
+    const tooMuch = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: 21n * ONE });
+    expect((await alice.client.whenDone(small)).outcome).to.equal("swapped");
+    const refused = await alice.client.whenDone(large);
+    expect(refused).to.deep.include({ outcome: "aborted" });
+    expect(refused.reason).to.contain("too large for this desk");
+    expect((await alice.client.whenDone(tooMuch)).reason).to.match(/needs 21000000000000000000 on/);
+    // Alice's own side refuses at once what her free balance cannot cover.
+    let error: unknown;
+    await alice.client.propose({ source: setup.sId, target: setup.tId, give: 500n * ONE, take: TAKE }).catch((e: unknown) => (error = e));
+    expect(error).to.be.instanceOf(Error).with.property("name", "InsufficientBalanceError");
+    expect(alice.client.book.head(setup.sId).balances).to.deep.equal([99n * ONE, 11n * ONE]);
+  });
+
+  it("keeps the step protocol off a batched pair: a step-protocol close or a proposal on one of its channels alone is refused", async function () {
+    const setup = await fundedChannels();
+    const { alice, bob } = await twoParties(setup);
+    await alice.client.batchPair(setup.sId, setup.tId);
+    let error: unknown;
+    await alice.client.requestClose(setup.sId).catch((e: unknown) => (error = e));
+    expect(error).to.have.property("name", "ChannelBusyError");
+    // Bob did not batch the pair: Alice's proposals get no answer, and she gives them up after the timeout.
+    const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    expect(phaseOf(alice, id).kind).to.equal("proposed");
+    void bob;
+  });
+
+  it("goes on after a restart from the store: the pair, its swaps and their secrets are read back", async function () {
+    const setup = await fundedChannels();
+    const file = join(mkdtempSync(join(tmpdir(), "batched-restart-")), "alice.sqlite");
+    const link = new InMemoryLink();
+    const clock = new ManualClock();
+    let alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
+    const bob = makeParty(setup, "bob", link.b, clock);
+    for (const p of [alice, bob]) {
+      await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
+      await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
+    }
+    await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
+    await batchBoth(setup, [alice, bob]);
+    let delivered = 0;
+    link.fault = () => (++delivered <= 3 ? "deliver" : "drop"); // proposals, acceptances, the first batch
+    const ids = await Promise.all(Array.from({ length: 8 }, () => alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE })));
+    await link.settled();
+    await alice.client.idle();
+    alice.store.close();
+    link.fault = () => "deliver";
+    alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
+    expect(alice.client.isBatched(setup.sId)).to.equal(true);
+    clock.advance(3_000); // past the resend interval
+    for (let i = 0; i < 5; i++) {
+      await alice.client.tick();
+      await bob.client.tick();
+      await link.settled();
+    }
+    for (const id of ids) expect(phaseOf(alice, id)).to.deep.include({ kind: "done", outcome: "swapped" });
+    expect(alice.client.book.head(setup.tId).balances).to.deep.equal([ONE + 8n * TAKE, 20n * ONE - 8n * TAKE]);
+    expect(bob.client.book.latest(setup.tId)).to.deep.equal(alice.client.book.latest(setup.tId));
+    alice.store.close();
+  });
+
+  /** Alice proposes 12 swaps; the link delivers `cut` envelopes, then nothing in either direction. */
+  async function partition(cut: number) {
+    const setup = await fundedChannels();
+    const parties = await twoParties(setup);
+    await batchBoth(setup, [parties.alice, parties.bob]);
+    let delivered = 0;
+    parties.link.fault = () => (++delivered <= cut ? "deliver" : "drop");
+    const ids = await Promise.all(Array.from({ length: 12 }, () => parties.alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE })));
+    await parties.link.settled();
+    return { setup, ids, ...parties };
+  }
+
+  /**
+   * Drives the given parties until each has every swap it knows done and the channels are both open (all undone off
+   * chain) or both closed on chain; then checks what the chain paid.
+   */
+  async function settle(setup: Setup, x: Awaited<ReturnType<typeof partition>>, parties: readonly Party[]) {
+    const known = (p: Party, id: Hex) => p.client.swaps().some((v) => v.swapId === id);
+    const allDone = () => parties.every((p) => x.ids.every((id) => !known(p, id) || phaseOf(p, id).kind === "done"));
+    const statuses = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).status, (await setup.adapters.aliceT.channelInfo(setup.tId)).status];
+    await driveUntil(setup, x.link, x.clock, parties, async () => {
+      const st = await statuses();
+      return allDone() && (st.every((s) => s === "open") || st.every((s) => s === "closed"));
+    }, 240, 80);
+    if ((await statuses()).every((s) => s === "open")) {
+      // Undone off chain before any lock was co-signed: nothing moved, and Alice holds no lock.
+      for (const id of x.ids) expect(phaseOf(x.alice, id)).to.deep.include({ kind: "done", outcome: "aborted" });
+      expect(x.alice.client.book.head(setup.sId).locks.length + x.alice.client.book.head(setup.tId).locks.length).to.equal(0);
+      return undefined;
+    }
+    const s = await payoutsOf(setup.S, setup.sId);
+    const t = await payoutsOf(setup.T, setup.tId);
+    expect(s[0] + s[1]).to.equal(110n * ONE);
+    expect(t[0] + t[1]).to.equal(21n * ONE);
+    const paid = 100n * ONE - s[0];
+    const got = t[0] - ONE;
+    expect(paid % GIVE).to.equal(0n);
+    expect(got % TAKE).to.equal(0n);
+    for (const id of x.ids) expect(["settledOnChain", "aborted"]).to.include((phaseOf(x.alice, id) as { outcome: string }).outcome);
+    return { paid: paid / GIVE, got: got / TAKE };
+  }
+
+  describe("a partition mid-batch: both parties go on chain on their own and every swap stays atomic", function () {
+    for (const cut of [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]) {
+      it(`cut after ${cut} envelopes: tokens and ether move by the same number of whole swaps`, async function () {
+        const x = await partition(cut);
+        const r = await settle(x.setup, x, [x.alice, x.bob]);
+        if (r !== undefined) expect(r.got).to.equal(r.paid, `Alice paid ${r.paid} swaps on S and got ${r.got} on T`);
+      });
+    }
+  });
+
+  describe("a counterparty gone for good mid-batch: Alice never pays a swap she does not get", function () {
+    for (const cut of [3, 5, 7, 9]) {
+      it(`cut after ${cut} envelopes, Bob never back: Alice's tokens paid are at most the swaps whose ether she got`, async function () {
+        const x = await partition(cut);
+        const r = await settle(x.setup, x, [x.alice]);
+        if (r !== undefined) expect(r.paid <= r.got, `Alice paid ${r.paid} swaps on S and got ${r.got} on T`).to.equal(true);
+      });
+    }
+  });
+});
