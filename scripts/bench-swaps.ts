@@ -40,6 +40,11 @@ const CHANNELS = (process.env.BENCH_CHANNELS ?? "1,10,100,1000").split(",").map(
 const IN_FLIGHT = (process.env.BENCH_IN_FLIGHT ?? "1,128").split(",").map(Number);
 const inFlightFor = (channels: number) => [...new Set(IN_FLIGHT.map((n) => Math.min(n, channels)))];
 const HTTP_CHANNELS = Number(process.env.BENCH_HTTP_CHANNELS ?? 128);
+/** ONE channel pair run with batched updates, two processes over HTTP: swaps per run, and the levels in flight. */
+const PAIR_SWAPS = Number(process.env.BENCH_PAIR_SWAPS ?? 8192);
+const PAIR_IN_FLIGHT = (process.env.BENCH_PAIR_IN_FLIGHT ?? "1,16,64,256,1024").split(",").map(Number);
+/** Which parts run: "process" (one process, many pairs), "http" (two processes, many pairs), "pair" (ONE pair). */
+const PARTS = new Set((process.env.BENCH_PARTS ?? "process,http,pair").split(","));
 const VERIFICATIONS_PER_SWAP = 18; // 8 message envelopes, 2 term signatures, 8 state counter-signatures
 const dir = mkdtempSync(join(tmpdir(), "bench-swaps-"));
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
@@ -81,7 +86,7 @@ const hashMs = perOp(() => stateDigest(hubDomain(31337n, "0x5FbDB2315678afecb367
 console.log(`crypto (${cryptoBackend}, keccak ${hashBackend}): sign ${(signMs * 1000).toFixed(1)} us, recover ${(recoverMs * 1000).toFixed(1)} us, state digest ${(hashMs * 1000).toFixed(1)} us`);
 
 // ---------------------------------------------------------------- helpers
-type Run = { mode: string; channels: number; inFlight: number; swaps: number; seconds: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; boundSwapsPerSecond: number; ofBound: number; failed: number; cpuMsPerSwap: number; peerCpuMsPerSwap?: number; signUs: number; recoverUs: number };
+type Run = { mode: string; channels: number; inFlight: number; swaps: number; seconds: number; swapsPerSecond: number; p50Ms: number; p99Ms: number; signsPerSwap: number; recoveriesPerSwap: number; boundSwapsPerSecond: number; ofBound: number; failed: number; cpuMsPerSwap: number; peerCpuMsPerSwap?: number; signUs: number; recoverUs: number };
 const runs: Run[] = [];
 
 function quantile(sorted: number[], q: number): number {
@@ -141,7 +146,7 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
     const own = Array.from({ length: Math.ceil((channels - w) / inFlight) }, (_, k) => w + k * inFlight);
     for (let k = 0; k < Math.floor(swaps / inFlight) + (w < swaps % inFlight ? 1 : 0); k++) {
       const start = performance.now();
-      const swapId = await propose(own[k % own.length]!);
+      const swapId = await propose(own.length === 0 ? 0 : own[k % own.length]!); // more workers than pairs: all on pair 0
       const outcomes = await Promise.all(completions.map((c) => c.wait(swapId)));
       latencies.push(performance.now() - start);
       if (outcomes.some((o) => o !== "swapped")) failed++;
@@ -158,6 +163,7 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
     swapsPerSecond: swaps / seconds,
     p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99),
     signsPerSwap,
+    recoveriesPerSwap: VERIFICATIONS_PER_SWAP,
     boundSwapsPerSecond: 1000 / cryptoMs,
     ofBound: swaps / seconds / (1000 / cryptoMs),
     failed,
@@ -188,7 +194,7 @@ async function jsonRpcChains() {
 const DURABILITY = (process.env.BENCH_DURABILITY ?? "power,crash").split(",") as ("power" | "crash")[];
 const configs = CHANNELS.map((channels) => ({ channels, durability: "power" as const }));
 if (DURABILITY.includes("crash")) configs.push({ channels: CHANNELS.includes(100) ? 100 : CHANNELS[0]!, durability: "crash" as never });
-for (const { channels, durability } of configs) {
+for (const { channels, durability } of PARTS.has("process") ? configs : []) {
   const { rpc, close } = await jsonRpcChains();
   const hubs = await deployHubs(rpc);
   const pairs = pairSpecs(channels, localWallet(1, rpc.source).address, localWallet(2, rpc.source).address, BigInt(channels));
@@ -217,7 +223,7 @@ for (const { channels, durability } of configs) {
 }
 
 // ---------------------------------------------------------------- two processes over HTTP
-{
+if (PARTS.has("http")) {
   const channels = HTTP_CHANNELS;
   const { urls, rpc, close } = await jsonRpcChains();
   const hubs = await deployHubs(rpc);
@@ -253,6 +259,61 @@ for (const { channels, durability } of configs) {
   await close();
 }
 
+// ---------------------------------------------------------------- ONE pair, batched updates, two processes over HTTP
+if (PARTS.has("pair")) {
+  const { urls, rpc, close } = await jsonRpcChains();
+  const hubs = await deployHubs(rpc);
+  const pairs = pairSpecs(1, localWallet(1, rpc.source).address, localWallet(2, rpc.source).address, 7n);
+  await openPairs(rpc, hubs, pairs);
+  const { child, says } = startPeer("scripts/lib/bench-peer.ts", { BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer-pair.sqlite") }) });
+  const peerSays = async (pattern: RegExp) => await says(pattern);
+  const peerUsage = async () => {
+    child.stdin.write("cpu\n");
+    const m = await peerSays(/PEER_CPU=(\d+) PEER_SIGNS=(\d+)/);
+    return { cpuUs: Number(m[1]), signs: Number(m[2]) };
+  };
+
+  const peerUrl = (await peerSays(/PEER_URL=(\S+)/))[1]!;
+  const transport = await HttpTransport.start(0, peerUrl);
+  child.stdin.write(`${transport.url}\n`);
+  const ca = new Completion();
+  let signs = 0;
+  const alice = await benchClient(1, hubs, { source: localWallet(1, rpc.source), target: localWallet(1, rpc.target) }, transport, join(dir, "a-pair.sqlite"), ca.on, (n) => (signs += n));
+  const p = pairs[0]!;
+  const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, alice.client.address));
+  const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address));
+  await syncDeposits([alice.client], [s, t]);
+  child.stdin.write("batch\n");
+  await peerSays(/PEER_BATCHED=1/);
+  await alice.client.batchPair(s, t);
+  const ticker = setInterval(() => void alice.client.tick().catch(() => undefined), 200);
+  for (const inFlight of PAIR_IN_FLIGHT) {
+    const before = await peerUsage();
+    const mine = signs;
+    await runSwaps("one pair, batched, HTTP, sync", 1, inFlight, PAIR_SWAPS, () => alice.client.propose({ source: s, target: t, give: 1000n, take: 10n }), [ca], () => signs);
+    const after = await peerUsage();
+    const run = runs[runs.length - 1]!;
+    // Every signature one party makes, the other recovers once: recoveries per swap equal signatures per swap.
+    const [a, b] = [(signs - mine) / run.swaps, (after.signs - before.signs) / run.swaps];
+    run.signsPerSwap = a + b;
+    run.recoveriesPerSwap = a + b;
+    // The two processes sign and recover in parallel: the bound is the busier one's crypto (Alice signs a and
+    // recovers b per swap, Bob the other way round).
+    const busier = Math.max(a * run.signUs + b * run.recoverUs, b * run.signUs + a * run.recoverUs) / 1000;
+    run.boundSwapsPerSecond = 1000 / busier;
+    run.ofBound = run.swapsPerSecond / run.boundSwapsPerSecond;
+    run.peerCpuMsPerSwap = (after.cpuUs - before.cpuUs) / 1000 / run.swaps;
+    console.log(`  ${run.signsPerSwap.toFixed(2)} signatures and as many recoveries per swap (both parties); the peer process's CPU: ${run.peerCpuMsPerSwap.toFixed(2)} ms/swap`);
+  }
+  clearInterval(ticker);
+  child.stdin.end();
+  await new Promise((r) => child.once("exit", r));
+  await alice.client.idle();
+  alice.store.close();
+  await transport.close();
+  await close();
+}
+
 // ---------------------------------------------------------------- record
 const json = { cryptoBackend, hashBackend, signUs: signMs * 1000, recoverUs: recoverMs * 1000, stateDigestUs: hashMs * 1000, verificationsPerSwap: VERIFICATIONS_PER_SWAP, runs };
 writeFileSync(new URL("../docs/bench-swaps.json", import.meta.url), JSON.stringify(json, null, 2) + "\n");
@@ -269,10 +330,10 @@ const section = [
   `of 7 rounds, over ${RING} distinct digests): ${f1(runs[0]?.signsPerSwap ?? 0)} signatures and ${VERIFICATIONS_PER_SWAP} recoveries (${cryptoBackend}; keccak ${hashBackend}).`,
   "CPU is the process's own CPU time per swap (user + system, including its I/O threads); over HTTP, Alice's / Bob's.",
   "",
-  "| mode | pairs | in flight | swaps | swaps/s | p50 ms | p99 ms | CPU ms/swap | sign / recover us | crypto bound swaps/s | of bound | failed |",
-  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+  "| mode | pairs | in flight | swaps | swaps/s | p50 ms | p99 ms | signatures / recoveries per swap | CPU ms/swap | sign / recover us | crypto bound swaps/s | of bound | failed |",
+  "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...runs.map((r) =>
-    `| ${r.mode} | ${r.channels} | ${r.inFlight} | ${r.swaps} | ${f1(r.swapsPerSecond)} | ${f2(r.p50Ms)} | ${f2(r.p99Ms)} | ${f2(r.cpuMsPerSwap)}${r.peerCpuMsPerSwap === undefined ? "" : ` / ${f2(r.peerCpuMsPerSwap)}`} | ${f1(r.signUs)} / ${f1(r.recoverUs)} | ${r.boundSwapsPerSecond.toFixed(0)} | ${f1(r.ofBound * 100)} % | ${r.failed} |`,
+    `| ${r.mode} | ${r.channels} | ${r.inFlight} | ${r.swaps} | ${f1(r.swapsPerSecond)} | ${f2(r.p50Ms)} | ${f2(r.p99Ms)} | ${f2(r.signsPerSwap)} / ${f2(r.recoveriesPerSwap)} | ${f2(r.cpuMsPerSwap)}${r.peerCpuMsPerSwap === undefined ? "" : ` / ${f2(r.peerCpuMsPerSwap)}`} | ${f1(r.signUs)} / ${f1(r.recoverUs)} | ${r.boundSwapsPerSecond.toFixed(0)} | ${f1(r.ofBound * 100)} % | ${r.failed} |`,
   ),
 ].join("\n");
 const file = new URL("../docs/BENCHMARKS.md", import.meta.url);

@@ -1,9 +1,10 @@
 /**
  * Bob's side of `npm run bench:swaps` in a process of its own: a SwapClient over HTTP on loopback, answering
  * Alice's swaps. Configured by the BENCH_PEER JSON in the environment; prints PEER_URL=… once listening, and
- * PEER_CPU=… (its CPU time in microseconds) when asked.
+ * PEER_CPU=… (its CPU time in microseconds) and PEER_SIGNS=… (the signatures it made) when asked. Told "batch",
+ * it runs its first channel pair with batched updates (after Alice counted the deposits) and ticks every 200 ms.
  */
-import { decode, HttpTransport, rpcProvider } from "../../sdk/index.js";
+import { decode, HttpTransport, rpcProvider, type Hex } from "../../sdk/index.js";
 import { localWallet } from "./local.js";
 import { benchClient, type PairSpec, expectedChannel } from "./swap-setup.js";
 
@@ -14,6 +15,7 @@ const providers = {
   target: rpcProvider(config.rpc.target),
 };
 const transport = await HttpTransport.start();
+let signs = 0;
 const { client } = await benchClient(
   2,
   config.hubs,
@@ -21,11 +23,13 @@ const { client } = await benchClient(
   transport,
   config.store,
   () => {},
+  (n) => (signs += n),
 );
+const ids: Hex[] = [];
 const [sourceChainId, targetChainId] = [(await providers.source.getNetwork()).chainId, (await providers.target.getNetwork()).chainId];
 for (const pair of config.pairs) {
-  await client.addChannel(sourceChainId, pair.sourceParams, expectedChannel(pair.sourceParams, client.address));
-  await client.addChannel(targetChainId, pair.targetParams, expectedChannel(pair.targetParams, client.address));
+  ids.push(await client.addChannel(sourceChainId, pair.sourceParams, expectedChannel(pair.sourceParams, client.address)));
+  ids.push(await client.addChannel(targetChainId, pair.targetParams, expectedChannel(pair.targetParams, client.address)));
 }
 // Lines on stdin: Alice's URL to connect to, or "cpu" to print this process's CPU time so far (us).
 process.stdin.on("data", (chunk: Buffer) => {
@@ -33,7 +37,13 @@ process.stdin.on("data", (chunk: Buffer) => {
     if (line.startsWith("http")) transport.connect(line);
     if (line === "cpu") {
       const { user, system } = process.cpuUsage();
-      console.log(`PEER_CPU=${user + system}`);
+      console.log(`PEER_CPU=${user + system} PEER_SIGNS=${signs}`);
+    }
+    if (line === "batch") {
+      void client.batchPair(ids[0]!, ids[1]!).then(() => {
+        setInterval(() => void client.tick().catch(() => undefined), 200);
+        console.log("PEER_BATCHED=1");
+      });
     }
   }
 });

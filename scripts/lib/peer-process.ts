@@ -19,15 +19,17 @@ export function startPeer(script: string, env: Readonly<Record<string, string>>)
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   const says = (pattern: RegExp) =>
     new Promise<RegExpExecArray>((resolve, reject) => {
+      const exited = (code: number | null) => reject(new Error(`the peer exited with ${code}: ${out}`));
       const look = () => {
         const m = pattern.exec(out);
         if (m === null) return;
         out = out.slice(m.index + m[0].length);
         child.stdout.off("data", look);
+        child.off("exit", exited);
         resolve(m);
       };
       child.stdout.on("data", look);
-      child.once("exit", (code) => reject(new Error(`the peer exited with ${code}: ${out}`)));
+      child.once("exit", exited);
       look();
     });
   // stderr is inherited, so the child's streams type says null there; the other two are pipes.
