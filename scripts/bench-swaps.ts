@@ -114,6 +114,8 @@ async function deployHubs(rpc: { source: JsonRpcProvider; target: JsonRpcProvide
   return { source: await deployHub(rpc.source), target: await deployHub(rpc.target) };
 }
 
+const indexOf = (params: PairSpec["sourceParams"], who: string) => params.participants.findIndex((a) => a.toLowerCase() === who.toLowerCase());
+
 async function openPairs(rpc: { source: JsonRpcProvider; target: JsonRpcProvider }, hubs: { source: string; target: string }, pairs: PairSpec[]) {
   const alice = ChannelHub__factory.connect(hubs.source, localWallet(1, rpc.source));
   const bob = ChannelHub__factory.connect(hubs.target, localWallet(2, rpc.target));
@@ -124,8 +126,8 @@ async function openPairs(rpc: { source: JsonRpcProvider; target: JsonRpcProvider
     const arg = (x: PairSpec["sourceParams"]) => ({ participants: [x.participants[0], x.participants[1]] as [string, string], payees: [x.payees[0], x.payees[1]] as [string, string], asset: x.asset, challengePeriod: x.challengePeriod, nonce: x.nonce });
     // One transaction per chain at a time: an automining node refuses a nonce that arrives ahead of its turn.
     sent.push(...(await Promise.all([
-      alice.openAndDeposit(arg(p.sourceParams), 0, amount, { value: amount, nonce: nonces.a++ }),
-      bob.openAndDeposit(arg(p.targetParams), 1, amount, { value: amount, nonce: nonces.b++ }),
+      alice.openAndDeposit(arg(p.sourceParams), indexOf(p.sourceParams, localWallet(1, rpc.source).address), amount, { value: amount, nonce: nonces.a++ }),
+      bob.openAndDeposit(arg(p.targetParams), indexOf(p.targetParams, localWallet(2, rpc.target).address), amount, { value: amount, nonce: nonces.b++ }),
     ])));
   }
   await Promise.all(sent.map((t) => t.wait()));
@@ -263,7 +265,11 @@ if (PARTS.has("http")) {
 if (PARTS.has("pair")) {
   const { urls, rpc, close } = await jsonRpcChains();
   const hubs = await deployHubs(rpc);
-  const pairs = pairSpecs(1, localWallet(1, rpc.source).address, localWallet(2, rpc.source).address, 7n);
+  const [a, b] = [localWallet(1, rpc.source).address, localWallet(2, rpc.source).address];
+  // As nodes open a pair: each party opens the channel on the chain where it gives, as its participant 0, and so
+  // proposes that channel's batches (Alice on S, Bob on T). BENCH_PAIR_LAYOUT=same makes Alice participant 0 of both.
+  const crossed = (process.env.BENCH_PAIR_LAYOUT ?? "crossed") === "crossed";
+  const pairs = pairSpecs(1, a, b, 7n).map((p) => (crossed ? { ...p, targetParams: { ...p.targetParams, participants: [b, a] as const } } : p));
   await openPairs(rpc, hubs, pairs);
   const { child, says } = startPeer("scripts/lib/bench-peer.ts", { BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer-pair.sqlite") }) });
   const peerSays = async (pattern: RegExp) => await says(pattern);
@@ -282,8 +288,8 @@ if (PARTS.has("pair")) {
   const p = pairs[0]!;
   const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, alice.client.address));
   const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address));
-  await syncDeposits([alice.client], [s, t]);
   child.stdin.write("batch\n");
+  await Promise.all([s, t].map((id) => alice.client.syncDeposits(id)));
   await peerSays(/PEER_BATCHED=1/);
   await alice.client.batchPair(s, t);
   const ticker = setInterval(() => void alice.client.tick().catch(() => undefined), 200);

@@ -2,7 +2,7 @@
  * Bob's side of `npm run bench:swaps` in a process of its own: a SwapClient over HTTP on loopback, answering
  * Alice's swaps. Configured by the BENCH_PEER JSON in the environment; prints PEER_URL=… once listening, and
  * PEER_CPU=… (its CPU time in microseconds) and PEER_SIGNS=… (the signatures it made) when asked. Told "batch",
- * it runs its first channel pair with batched updates (after Alice counted the deposits) and ticks every 200 ms.
+ * it ticks every 200 ms, and runs its first channel pair with batched updates once both ledgers count the deposits.
  */
 import { decode, HttpTransport, rpcProvider, type Hex } from "../../sdk/index.js";
 import { localWallet } from "./local.js";
@@ -26,6 +26,7 @@ const { client } = await benchClient(
   (n) => (signs += n),
 );
 const ids: Hex[] = [];
+let ticker: NodeJS.Timeout | undefined;
 const [sourceChainId, targetChainId] = [(await providers.source.getNetwork()).chainId, (await providers.target.getNetwork()).chainId];
 for (const pair of config.pairs) {
   ids.push(await client.addChannel(sourceChainId, pair.sourceParams, expectedChannel(pair.sourceParams, client.address)));
@@ -40,13 +41,17 @@ process.stdin.on("data", (chunk: Buffer) => {
       console.log(`PEER_CPU=${user + system} PEER_SIGNS=${signs}`);
     }
     if (line === "batch") {
-      void client.batchPair(ids[0]!, ids[1]!).then(() => {
-        setInterval(() => void client.tick().catch(() => undefined), 200);
-        console.log("PEER_BATCHED=1");
-      });
+      // Once both ledgers count the deposits here too (this side may propose one of the updates: it ticks).
+      ticker = setInterval(() => void client.tick().catch(() => undefined), 200);
+      void Promise.all(ids.slice(0, 2).map((id) => client.syncDeposits(id)))
+        .then(() => client.batchPair(ids[0]!, ids[1]!))
+        .then(() => console.log("PEER_BATCHED=1"));
     }
   }
 });
 console.log(`PEER_URL=${transport.url}`);
 await new Promise<void>((resolve) => process.stdin.on("end", () => resolve()));
 await transport.close();
+if (ticker !== undefined) clearInterval(ticker);
+await client.idle();
+process.exit(0);

@@ -35,6 +35,9 @@ export const MAX_PROPOSALS = 512;
 /** How a pair is kept in the store. */
 type PairRecord = Readonly<{ channels: readonly [Hex, Hex] }>;
 
+/** Per pair not on chain: its channels' status and its chains' time (read before a tick's turn), or why not. */
+export type PairFacts = Map<BatchedSwaps, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
+
 /** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
 export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error }>;
 
@@ -129,6 +132,7 @@ export class BatchedPairs {
     const out: ProposeOutcome[] = [];
     const items = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
     const promised = new Map<string, bigint>(); // per source channel: what this call's proposals already need
+    const free = new Map<string, bigint>(); // per source channel: what the pair had not promised when this call began
     for (const args of all) {
       try {
         const engine = this.engine(args.source);
@@ -157,8 +161,9 @@ export class BatchedPairs {
         ctx.validateTerms(terms, nowT, nowS, { balances: false });
         const k = lower(args.source);
         const need = (promised.get(k) ?? 0n) + args.give;
-        const free = engine.available(args.source);
-        if (free < need) throw new InsufficientBalanceError(engine.updater(args.source).me, free - (need - args.give), args.give);
+        const left = free.get(k) ?? engine.available(args.source); // summed over the open swaps once per call
+        free.set(k, left);
+        if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
         promised.set(k, need);
         // The secret and the swap are stored before the proposal leaves.
         ctx.keepSecret(terms.hashlock, secret);
@@ -390,31 +395,54 @@ export class BatchedPairs {
   }
 
   /**
-   * The chain side of a tick (outside any step): for each pair, whether it must go on chain now, and for pairs on
-   * chain, the swaps that are done once both channels are closed.
+   * What a tick needs of the chains for each pair not on chain yet: its channels' status and each chain's time. Read
+   * before the tick takes its turn among the steps, so that a slow chain node never holds up the messages of the
+   * pair (each read is its own; a pair whose reads failed carries the error into the tick).
    */
-  async tickChain(each: (channelId: Hex, work: () => Promise<void>) => Promise<void>) {
+  async readChains(): Promise<PairFacts> {
+    const facts: PairFacts = new Map();
+    for (const engine of new Set(this.engines.values())) {
+      if (this.onChain(engine.channels[0])) continue;
+      try {
+        const status = new Map<string, string>();
+        const now = new Map<string, bigint>();
+        for (const id of engine.channels) {
+          const { ref } = this.ctx.book.record(id);
+          const chain = this.ctx.chain(ref.chainId);
+          status.set(lower(id), (await chain.channelInfo(id)).status);
+          if (!now.has(`${ref.chainId}`)) now.set(`${ref.chainId}`, await chain.now());
+        }
+        facts.set(engine, { status, now });
+      } catch (error) {
+        facts.set(engine, error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    return facts;
+  }
+
+  /**
+   * The chain side of a tick (outside any step): for each pair, whether it must go on chain now (from `facts`, read
+   * before the tick's turn), and for pairs on chain, the swaps that are done once both channels are closed.
+   */
+  async tickChain(facts: PairFacts, each: (channelId: Hex, work: () => Promise<void>) => Promise<void>) {
     for (const engine of new Set(this.engines.values())) {
       const [a] = engine.channels;
       await each(a, async () => {
         if (this.onChain(a)) return this.settlePair(engine);
-        const reason = await this.chainReason(engine);
+        const known = facts.get(engine);
+        if (known instanceof Error) throw known;
+        if (known === undefined) return; // batched after the reads: the next tick looks
+        const reason = await this.chainReason(engine, known);
         if (reason !== undefined) await this.goOnChain(engine, reason);
       });
     }
   }
 
   /** Why the pair must go on chain now, if it must. */
-  private async chainReason(engine: BatchedSwaps): Promise<OnChainReason | undefined> {
+  private async chainReason(engine: BatchedSwaps, facts: Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }>): Promise<OnChainReason | undefined> {
     const { ctx } = this;
-    const now = new Map<string, bigint>(); // per chain: its time, read once
-    for (const id of engine.channels) {
-      const { ref } = ctx.book.record(id);
-      const chain = ctx.chain(ref.chainId);
-      if ((await chain.channelInfo(id)).status !== "open") return "disputed";
-      now.set(`${ref.chainId}`, await chain.now());
-    }
-    const timeOf = (chainId: bigint) => now.get(`${chainId}`)!;
+    if (engine.channels.some((id) => facts.status.get(lower(id)) !== "open")) return "disputed";
+    const timeOf = (chainId: bigint) => facts.now.get(`${chainId}`)!;
     for (const id of engine.channels) {
       const { ref } = ctx.book.record(id);
       const me = engine.updater(id).me;

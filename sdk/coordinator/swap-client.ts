@@ -6,7 +6,7 @@ import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { sameAddress, type Address, type ChannelParams, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
-import { BatchedPairs, type ProposeOutcome } from "./batched-pairs.js";
+import { BatchedPairs, type PairFacts, type ProposeOutcome } from "./batched-pairs.js";
 import * as close from "./close.js";
 import * as deposits from "./deposits.js";
 import type { GroupCommit } from "./group-commit.js";
@@ -239,10 +239,12 @@ export class SwapClient {
   }
 
   /** Resends, times out, and drives on-chain settlement; call it periodically. */
-  tick(): Promise<void> {
+  async tick(): Promise<void> {
+    // Batched pairs read the chains before the tick's turn: the steps of their messages go on meanwhile.
+    const facts = await this.batched.readChains();
     return this.groupCommit.serial(async () => {
       await this.groupCommit.settleGroup();
-      await this.doTick();
+      await this.doTick(facts);
     });
   }
 
@@ -311,7 +313,7 @@ export class SwapClient {
    * first. One failing swap or channel (a chain call that reverts, a node that does not answer) is reported as a
    * `tickError` event and does not hold up the others; the tick then rejects with the first error.
    */
-  private async doTick() {
+  private async doTick(facts: PairFacts) {
     const ctx = this.session;
     const now = ctx.clock();
     const errors: unknown[] = [];
@@ -331,7 +333,7 @@ export class SwapClient {
       await this.groupCommit.atomically(async () => this.batched.tickStep(now));
       this.groupCommit.commitOpen(); // on disk before the chain work below; its messages leave on their own
     });
-    await this.batched.tickChain((channelId, work) => attempt({ channelId }, work));
+    await this.batched.tickChain(facts, (channelId, work) => attempt({ channelId }, work));
     await onchain.watchIdleChannels(ctx, (channelId, work) => attempt({ channelId }, work));
     for (const { channelId: id, op } of ctx.o.store.pendingChannelOps()) {
       const channelId = this.book.record(id).ref.channelId;

@@ -75,6 +75,13 @@ class Draft {
     return change.kind === "add" ? !present : present;
   }
 
+  /** Whether an add has no room now (balance, lock count): it waits for resolutions. Checked without throwing. */
+  noRoom(change: Change): boolean {
+    if (change.kind !== "add") return false;
+    const { lock } = change;
+    return this.locks.size >= MAX_LOCKS || (lock.amount > 0n && this.balances[lock.sender] < lock.amount);
+  }
+
   /** Makes one change; throws InvalidStateError (or LockNotFoundError) and changes nothing if it cannot be made. */
   apply(change: Change): void {
     if (this.base.isFinal) throw new InvalidStateError("the channel state is final; nothing follows it");
@@ -282,7 +289,12 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
       keep.push(q);
       continue;
     }
-    const approval = batch.length >= MAX_BATCH_CHANGES ? { ok: false as const, final: false, reason: "batch full" } : env.approve(q.change);
+    // No room now: it waits for resolutions (a queue of many adds over a full state is checked without throwing).
+    if (batch.length >= MAX_BATCH_CHANGES || draft.noRoom(q.change)) {
+      keep.push(q);
+      continue;
+    }
+    const approval = env.approve(q.change);
     if (approval.ok) {
       try {
         draft.apply(q.change);
