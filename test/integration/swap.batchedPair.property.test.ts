@@ -1,0 +1,235 @@
+import { expect } from "chai";
+import fc from "fast-check";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import { encode, Store, type ChannelState, type Envelope, type Hex, type Transport } from "../../sdk/index.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
+import { fundedChannels, increaseBoth, makeParty, ManualClock, ONE, payoutsOf, type Party, type Setup } from "../helpers/swapHarness.js";
+
+// Many swaps at once on ONE channel pair, through SwapClient with both parties on SQLite files and two real
+// in-process chains: the network drops, duplicates and reorders at random, either party crashes (its open group
+// lost) and restarts from its file, and both chains' clocks move on (each party ticking at least once per
+// `onChainMargin` of chain time), so that locks near their expiry and the parties go on chain on their own. After healing, every swap is atomic and both parties agree.
+// Channels of the harness: S holds tokens, deposits [Alice 100, Bob 10]; T holds ether, deposits [Alice 1, Bob 20].
+// Every swap moves GIVE tokens from Alice to Bob on S and TAKE ether from Bob to Alice on T, whoever starts it.
+const GIVE = ONE;
+const TAKE = ONE / 100n;
+const RUNS = Number(process.env.BATCHED_CLIENT_RUNS ?? 12);
+
+type Name = "alice" | "bob";
+type Action =
+  | { kind: "propose"; who: Name; n: number }
+  | { kind: "deliver" | "drop" | "duplicate"; index: number }
+  | { kind: "tick"; who: Name }
+  | { kind: "crash"; who: Name }
+  | { kind: "wait"; ms: number }
+  | { kind: "chainTime"; seconds: number }
+  | { kind: "partition"; seconds: number };
+
+/** Envelopes in flight, delivered in whatever order the test says. */
+class Net {
+  readonly pool: { to: Name; envelope: string }[] = [];
+  readonly handlers: Partial<Record<Name, (e: Envelope) => Promise<void>>> = {};
+  endpoint(self: Name): Transport {
+    const to: Name = self === "alice" ? "bob" : "alice";
+    return {
+      send: async (envelope) => void this.pool.push({ to, envelope: encode(envelope) }),
+      sendMany: async (envelopes) => void this.pool.push(...envelopes.map((e) => ({ to, envelope: encode(e) }))),
+      listen: (handler) => void (this.handlers[self] = handler),
+      close: async () => undefined,
+    };
+  }
+  /** Hands one envelope over (a copy, as off a wire); a message the receiver rejects is dropped, as a transport does. */
+  async deliver(index: number, keep = false) {
+    if (this.pool.length === 0) return;
+    const i = index % this.pool.length;
+    const p = this.pool[i]!;
+    if (!keep) this.pool.splice(i, 1);
+    const { decode } = await import("../../sdk/index.js");
+    await this.handlers[p.to]?.(decode<Envelope>(p.envelope)).catch(() => undefined);
+  }
+}
+
+const action: fc.Arbitrary<Action> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant("propose" as const), who: fc.constantFrom<Name>("alice", "bob"), n: fc.integer({ min: 1, max: 12 }) }) },
+  { weight: 12, arbitrary: fc.record({ kind: fc.constant("deliver" as const), index: fc.nat(40) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("drop" as const), index: fc.nat(40) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("duplicate" as const), index: fc.nat(40) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant("tick" as const), who: fc.constantFrom<Name>("alice", "bob") }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("crash" as const), who: fc.constantFrom<Name>("alice", "bob") }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("wait" as const), ms: fc.integer({ min: 500, max: 15_000 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("chainTime" as const), seconds: fc.integer({ min: 30, max: 240 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("partition" as const), seconds: fc.integer({ min: 240, max: 6_000 }) }) },
+);
+
+describe("many swaps at once on one channel pair through the client: a property over drops, duplicates, reordering, crashes and the chain", function () {
+  this.timeout(600_000);
+
+  it(`every swap atomic and both parties agreeing, over ${RUNS} random runs of 50+ swaps`, async function () {
+    await fc.assert(
+      fc.asyncProperty(fc.array(action, { minLength: 60, maxLength: 160 }), async (actions) => {
+        const setup = await fundedChannels();
+        const dir = mkdtempSync(join(tmpdir(), "batched-client-"));
+        try {
+          await run(setup, dir, actions);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
+      }),
+      { numRuns: RUNS, endOnFailure: true },
+    );
+    console.log(`      ${seen.runs} runs: ${seen.onChain} went on chain; ${seen.swaps} swaps, ${seen.swapped} swapped off chain; ${seen.crashes} crashes`);
+  });
+});
+
+/** What the runs did, for the line the test prints at its end. */
+const seen = { runs: 0, onChain: 0, swaps: 0, swapped: 0, crashes: 0 };
+
+async function run(setup: Setup, dir: string, actions: readonly Action[]) {
+  seen.runs++;
+  seen.crashes += actions.filter((a) => a.kind === "crash").length;
+  const net = new Net();
+  const clock = new ManualClock();
+  /** Every state each party signed, by channel and number: two different ones at one number fail the run. */
+  const signed: Record<Name, Map<string, string>> = { alice: new Map(), bob: new Map() };
+  const doubleSigned: string[] = [];
+  const open = (who: Name): Party => {
+    const watchtower = {
+      signed: (state: ChannelState) => {
+        const k = `${state.channelId}/${state.seq}`;
+        const text = encode(state);
+        const before = signed[who].get(k);
+        if (before !== undefined && before !== text) doubleSigned.push(`${who} signed two states at ${k}`);
+        signed[who].set(k, text);
+      },
+      update: () => undefined,
+      addSecret: () => undefined,
+    };
+    return makeParty(setup, who, net.endpoint(who), clock, { watchtower }, new Store(join(dir, `${who}.sqlite`)));
+  };
+  const parties: Record<Name, Party> = { alice: open("alice"), bob: open("bob") };
+  for (const p of Object.values(parties)) {
+    await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
+    await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
+  }
+  // The deposit updates run over the test's network: delivered in order until both ledgers count them.
+  const counting = syncDeposits([parties.alice.client, parties.bob.client], [setup.sId, setup.tId]);
+  let settledDeposits = false;
+  void counting.then(() => (settledDeposits = true));
+  for (let i = 0; i < 5_000 && !settledDeposits; i++) {
+    await net.deliver(0);
+    await new Promise((r) => setTimeout(r, 1));
+  }
+  if (!settledDeposits) throw new Error("the deposits were not counted");
+  for (const p of Object.values(parties)) await p.client.batchPair(setup.sId, setup.tId);
+
+  const swapIds = new Set<Hex>();
+  const propose = async (who: Name, n: number) => {
+    const [source, target, give, take] = who === "alice" ? [setup.sId, setup.tId, GIVE, TAKE] : [setup.tId, setup.sId, TAKE, GIVE];
+    const results = await Promise.allSettled(Array.from({ length: n }, () => parties[who].client.propose({ source, target, give, take })));
+    for (const r of results) if (r.status === "fulfilled") swapIds.add(r.value);
+  };
+  const crash = async (who: Name) => {
+    // The open group (steps not committed yet) is lost with the process; the store file is what survives.
+    parties[who].store.close();
+    await new Promise((r) => setImmediate(r));
+    parties[who] = open(who);
+  };
+  const tick = (who: Name) => parties[who].client.tick().catch(() => undefined);
+
+  // 50 swaps before anything moves, then the random schedule.
+  await propose("alice", 25);
+  await propose("bob", 25);
+  for (const a of actions) {
+    if (a.kind === "propose") await propose(a.who, a.n);
+    else if (a.kind === "deliver") await net.deliver(a.index);
+    else if (a.kind === "duplicate") await net.deliver(a.index, true);
+    else if (a.kind === "drop") net.pool.splice(a.index % Math.max(1, net.pool.length), 1);
+    else if (a.kind === "tick") await tick(a.who);
+    else if (a.kind === "crash") await crash(a.who);
+    else if (a.kind === "wait") clock.advance(a.ms);
+    else if (a.kind === "chainTime") {
+      // Each party is online: it ticks at least once per `onChainMargin` (300 s) of chain time, whatever the network
+      // does to its messages (the assumption every hashlock protocol makes of a party that must claim in time).
+      await increaseBoth(setup, a.seconds);
+      clock.advance(a.seconds * 1000);
+      await tick("alice");
+      await tick("bob");
+    } else {
+      // A partition: nothing gets through for a while, both parties online and ticking (on chain if they must).
+      for (let t = 0; t < a.seconds; t += 240) {
+        net.pool.length = 0;
+        await increaseBoth(setup, 240);
+        clock.advance(240_000);
+        await tick("alice");
+        await tick("bob");
+      }
+      net.pool.length = 0;
+    }
+  }
+
+  // Healing: the network delivers everything in order, both tick, the clocks move; until every swap is done at
+  // both (or was never heard of by the responder) and, if a party went on chain, both channels are closed.
+  const status = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).status, (await setup.adapters.aliceT.channelInfo(setup.tId)).status];
+  const phaseAt = (who: Name, id: Hex) => parties[who].client.swaps().find((v) => v.swapId === id)?.progress.phase;
+  const allDone = () => [...swapIds].every((id) => (["alice", "bob"] as const).every((w) => (phaseAt(w, id)?.kind ?? "done") === "done"));
+  let rounds = 0;
+  for (;;) {
+    if (++rounds > 120) throw new Error(`not at rest after 120 rounds: ${[...swapIds].filter((id) => !allDone() && (phaseAt("alice", id)?.kind !== "done" || phaseAt("bob", id)?.kind !== "done")).length} swaps open, ${JSON.stringify(await status())}`);
+    for (let i = 0; i < 2_000 && net.pool.length > 0; i++) await net.deliver(0);
+    await tick("alice");
+    await tick("bob");
+    for (let i = 0; i < 2_000 && net.pool.length > 0; i++) await net.deliver(0);
+    const st = await status();
+    if (allDone() && net.pool.length === 0 && (st.every((s) => s === "open") || st.every((s) => s === "closed"))) break;
+    if (st.some((s) => s !== "open")) await increaseBoth(setup, 240); // the chain path: lock expiries, challenge period
+    clock.advance(st.some((s) => s !== "open") ? 240_000 : 3_000);
+  }
+
+  expect(swapIds.size).to.be.at.least(50);
+  seen.swaps += swapIds.size;
+  expect(doubleSigned).to.deep.equal([]);
+  const outcomeAt = (who: Name, id: Hex) => {
+    const p = phaseAt(who, id);
+    return p?.kind === "done" ? p.outcome : undefined;
+  };
+  const st = await status();
+  if (st.every((s) => s === "open")) {
+    // Off chain: both ledgers equal, no lock left, balances moved by exactly the swaps both say went through.
+    let swapped = 0n;
+    for (const id of swapIds) {
+      const [a, b] = [outcomeAt("alice", id), outcomeAt("bob", id)];
+      if (a === "swapped" || b === "swapped") {
+        expect([a, b], `swap ${id}`).to.deep.equal(["swapped", "swapped"]);
+        swapped++;
+        seen.swapped++;
+      }
+    }
+    for (const id of [setup.sId, setup.tId]) {
+      const [ha, hb] = [parties.alice.client.book.latest(id), parties.bob.client.book.latest(id)];
+      expect(encode(ha), `both hold the same head of ${id}`).to.equal(encode(hb));
+      expect(ha!.state.locks).to.have.length(0);
+    }
+    expect(parties.alice.client.book.head(setup.sId).balances).to.deep.equal([100n * ONE - swapped * GIVE, 10n * ONE + swapped * GIVE]);
+    expect(parties.alice.client.book.head(setup.tId).balances).to.deep.equal([ONE + swapped * TAKE, 20n * ONE - swapped * TAKE]);
+  } else {
+    // On chain: payouts add up to deposits, and tokens and ether moved by the same number of whole swaps.
+    seen.onChain++;
+    const s = await payoutsOf(setup.S, setup.sId);
+    const t = await payoutsOf(setup.T, setup.tId);
+    expect(s[0] + s[1]).to.equal(110n * ONE);
+    expect(t[0] + t[1]).to.equal(21n * ONE);
+    const paid = 100n * ONE - s[0];
+    const got = t[0] - ONE;
+    expect(paid % GIVE).to.equal(0n);
+    expect(got).to.equal((paid / GIVE) * TAKE, `tokens of ${paid / GIVE} swaps against ether of ${Number(got) / Number(TAKE)}`);
+    // Swaps that finished off chain before the pair went on chain agree at both.
+    for (const id of swapIds) {
+      const [a, b] = [outcomeAt("alice", id), outcomeAt("bob", id)];
+      if (a === "swapped" || b === "swapped") expect(a === "swapped" && b === "swapped" || a === "settledOnChain" || b === "settledOnChain", `swap ${id}: ${a} / ${b}`).to.equal(true);
+    }
+  }
+  for (const p of Object.values(parties)) p.store.close();
+}
