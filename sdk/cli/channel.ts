@@ -1,4 +1,4 @@
-/** `channels channel list|show|open|deposit|close|withdraw`. */
+/** `channels channel list|show|open|deposit|close|withdraw|batch`. */
 import { Command } from "commander";
 
 import { UsageError } from "../node/errors.js";
@@ -7,6 +7,8 @@ import { duration, parseDuration, Progress, short, table } from "./format.js";
 
 export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
+  /** The other channel of its batched pair, if it runs batched. */
+  batched?: string;
   balance?: { mine: string; theirs: string; locked: string }; deposits?: { mine: string; theirs: string };
   payouts?: { mine: string; theirs: string }; onChainDeposits?: { mine: string; theirs: string };
   base?: { deposits: string[]; onChainDeposits?: string[]; myIndex: number };
@@ -49,6 +51,7 @@ function describe(c: ChannelView): string {
   if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
   if (c.deposits) lines.push(`  deposits counted: mine ${c.deposits.mine}, theirs ${c.deposits.theirs}`);
   if (c.payouts) lines.push(`  paid out: mine ${c.payouts.mine}, theirs ${c.payouts.theirs}`);
+  if (c.batched) lines.push(`  batched with ${c.batched}: many swaps at once on the pair; no deposits, no cooperative close (close --force closes both)`);
   return lines.join("\n");
 }
 
@@ -63,8 +66,8 @@ export function channelCommands(): Command {
         l.length === 0
           ? "no channels"
           : table(
-              ["ID", "CHAIN", "PEER", "ASSET", "STATUS", "MINE", "THEIRS", "PAID OUT (MINE/THEIRS)"],
-              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, c.status, c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
+              ["ID", "CHAIN", "PEER", "ASSET", "STATUS", "MINE", "THEIRS", "BATCHED WITH", "PAID OUT (MINE/THEIRS)"],
+              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, c.status, c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.batched ? short(c.batched) : "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
             ),
       );
     });
@@ -121,6 +124,13 @@ export function channelCommands(): Command {
         p.done();
       }
       print(cmd, c, describe);
+    });
+  channel
+    .command("batch <a> <b>")
+    .description("run two open channels with the same peer as one pair with batched updates: many swaps at once on it (both nodes run this; idle channels, deposits counted; no deposits or cooperative close afterwards)")
+    .action(async (a: string, b: string, _o, cmd: Command) => {
+      const pair = await api(cmd).post<ChannelView[]>("/channels/batch", { channels: [a, b] });
+      print(cmd, pair, (l) => l.map(describe).join("\n"));
     });
   channel
     .command("withdraw <id>")

@@ -9,6 +9,8 @@ import { duration, parseDuration, Progress, short, table, when } from "./format.
 
 export type SwapView = {
   id: string; role: string; peer: string; phase: string; outcome?: string; reason?: string; give: string; take: string;
+  /** With phase "batched" (a swap on a batched pair): agreed, locked or cancelling. */
+  stage?: string;
   source: string; target: string; sourceExpiry: string; targetExpiry: string; since: string;
 };
 type Refusal = { time: string; kind: string; peer: string; id: string; reason: string };
@@ -18,12 +20,17 @@ function sides(s: SwapView): { gives: string; gets: string } {
   return s.role === "initiator" ? { gives: s.give, gets: s.take } : { gives: s.take, gets: s.give };
 }
 
+/** The phase as one word or two: "batched (locked)" for a swap on a batched pair. */
+function phaseOf(s: SwapView): string {
+  return s.stage === undefined ? s.phase : `${s.phase} (${s.stage})`;
+}
+
 function describe(s: SwapView): string {
   const { gives, gets } = sides(s);
   return [
     `swap ${s.id} (${s.role}, peer ${s.peer})`,
     `  you give ${gives} for ${gets}`,
-    `  phase ${s.phase}${s.outcome ? `: ${s.outcome}` : ""}${s.reason ? ` (${s.reason})` : ""}`,
+    `  phase ${phaseOf(s)}${s.outcome ? `: ${s.outcome}` : ""}${s.reason ? ` (${s.reason})` : ""}`,
     ...(s.outcome === "aborted" ? [] : [`  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`]),
   ].join("\n");
 }
@@ -36,10 +43,10 @@ async function waitFor(client: ApiClient, swap: SwapView, timeoutSeconds: number
   while (s.phase !== "done") {
     if (Date.now() > deadline) {
       p.done();
-      throw new ChannelSdkError(`swap ${s.id} not done after ${duration(timeoutSeconds)} (phase ${s.phase}); it goes on in the node: channels swap show ${short(s.id)} --wait`);
+      throw new ChannelSdkError(`swap ${s.id} not done after ${duration(timeoutSeconds)} (phase ${phaseOf(s)}); it goes on in the node: channels swap show ${short(s.id)} --wait`);
     }
     const left = (Date.parse(s.targetExpiry) - Date.now()) / 1000;
-    p.show(`swap ${short(s.id)}: ${s.phase}${left > 0 ? `, target lock expires in ${duration(left)}` : ""}`);
+    p.show(`swap ${short(s.id)}: ${phaseOf(s)}${left > 0 ? `, target lock expires in ${duration(left)}` : ""}`);
     await sleep(300);
     s = await client.get<SwapView>(`/swaps/${s.id}`);
   }
@@ -89,7 +96,7 @@ export function swapCommands(): Command {
       }
       const list = await api(cmd).get<SwapView[]>("/swaps");
       print(cmd, list, (l) =>
-        l.length === 0 ? "no swaps" : table(["ID", "ROLE", "PEER", "YOU GIVE", "YOU GET", "PHASE"], l.map((s) => [short(s.id), s.role, s.peer, sides(s).gives, sides(s).gets, s.outcome ?? s.phase])),
+        l.length === 0 ? "no swaps" : table(["ID", "ROLE", "PEER", "YOU GIVE", "YOU GET", "PHASE"], l.map((s) => [short(s.id), s.role, s.peer, sides(s).gives, sides(s).gets, s.outcome ?? phaseOf(s)])),
       );
     });
   swap

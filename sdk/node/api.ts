@@ -12,7 +12,7 @@ import { Hono, type Context } from "hono";
 import { stream } from "hono/streaming";
 import { z } from "zod";
 
-import { ChannelSdkError, InvalidTermsError } from "../core/errors.js";
+import { ChannelSdkError, InsufficientBalanceError, InvalidTermsError } from "../core/errors.js";
 import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
 import { UnknownChannelError } from "../coordinator/channels.js";
 import { defaultMessage, problemsOf } from "./config.js";
@@ -48,6 +48,7 @@ const OpenBody = z.strictObject({
   challengePeriodSeconds: z.number().int().positive().optional(),
 });
 const DepositBody = z.strictObject({ amount: z.string() });
+const BatchBody = z.strictObject({ channels: z.tuple([z.string(), z.string()]) });
 const CloseBody = z.strictObject({ force: z.boolean().default(false) });
 const ProposeBody = z.strictObject({
   peer: z.string(),
@@ -80,7 +81,7 @@ async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.outpu
 function statusOf(error: unknown): 400 | 404 | 409 | 500 {
   if (error instanceof NotFoundError || error instanceof UnknownChannelError || error instanceof UnknownSwapError) return 404;
   if (error instanceof UsageError || error instanceof InvalidTermsError) return 400;
-  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError) return 409;
+  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError) return 409;
   return 500;
 }
 
@@ -107,6 +108,10 @@ export function apiApp(node: ChannelNode, token: string): Hono {
   v1.get("/peers", (c) => c.json(node.peers()));
   v1.get("/channels", async (c) => c.json(await node.channels()));
   v1.post("/channels", async (c) => c.json(await node.openChannel(await body(c, OpenBody)), 201));
+  v1.post("/channels/batch", async (c) => {
+    const b = await body(c, BatchBody);
+    return c.json(await node.batch(b.channels[0], b.channels[1]));
+  });
   v1.get("/channels/:id", async (c) => c.json(await node.channel(c.req.param("id"))));
   v1.post("/channels/:id/deposit", async (c) => {
     const b = await body(c, DepositBody);

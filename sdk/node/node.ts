@@ -13,11 +13,11 @@ import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
 import { decode, encode } from "../core/codec.js";
 import { channelIdOf } from "../core/eip712.js";
-import { ChannelSdkError } from "../core/errors.js";
+import { ChannelSdkError, InsufficientBalanceError } from "../core/errors.js";
 import type { SwapTerms } from "../core/swap.js";
 import { DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelParams, type Hex, type ParticipantIndex } from "../core/types.js";
-import type { ClientEvent, SwapView } from "../coordinator/phases.js";
+import type { ClientEvent, SwapPhase, SwapView } from "../coordinator/phases.js";
 import { keySigner, type StateSigner } from "../coordinator/signer.js";
 import { requireDistinctChannels, SwapClient } from "../coordinator/swap-client.js";
 import { Store } from "../store/store.js";
@@ -270,7 +270,7 @@ export class ChannelNode {
     if (e.type === "tickError") {
       this.log.debug({ event: "tickError", ...fields }, "tick step failed");
     } else {
-      this.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${e.phase.kind}` : e.type);
+      this.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${phaseText(e.phase)}` : e.type);
     }
     this.emit(e.type, fields);
   }
@@ -435,6 +435,8 @@ export class ChannelNode {
       counterparty: record.params.participants[them],
       asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
       status,
+      /** The other channel of its batched pair (docs/SWAP.md, "Many swaps on one pair"), if it runs batched. */
+      batched: this.batchedWith(channelId),
       seq: head.seq.toString(),
       challengePeriodSeconds: Number(record.params.challengePeriod),
       balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
@@ -585,6 +587,11 @@ export class ChannelNode {
   /** Adds our deposit on chain; the ledger counts it once final (participant 0's tick offers the update). */
   async deposit(id: string, amountText: string) {
     const record = this.openRecord(id);
+    const partner = this.batchedWith(record.ref.channelId);
+    if (partner !== undefined) {
+      // Checked before any transaction: the ledger of a batched pair never counts a deposit made after batching.
+      throw new ConflictError(`channel ${record.ref.channelId} runs batched with ${partner}: a batched pair takes no more deposits (its ledger would never count one); open another channel instead`);
+    }
     const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
     if (asset === undefined) throw new UsageError(`the asset ${record.params.asset} of channel ${record.ref.channelId} is not named in the configuration: add it to know its decimals`);
     const amount = units(amountText, asset.decimals, "amount");
@@ -601,9 +608,13 @@ export class ChannelNode {
     const record = this.openRecord(id);
     const channelId = record.ref.channelId;
     if (this.store.channelOp(channelId)?.kind === "closed") throw new ConflictError(`channel ${channelId} is closed`);
+    const partner = this.batchedWith(channelId);
+    if (!force && partner !== undefined) {
+      throw new ConflictError(`channel ${channelId} runs batched with ${partner}: a batched pair has no cooperative close; use --force (API: "force": true), which closes both channels of the pair on chain`);
+    }
     if (force) await this.client.forceClose(channelId);
     else await this.client.requestClose(channelId);
-    this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId }, force ? "force close started" : "close requested");
+    this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId, pair: partner }, force ? "force close started" : "close requested");
     return this.channelView(channelId);
   }
 
@@ -617,6 +628,65 @@ export class ChannelNode {
     }
     await adapter.withdraw(record.params.asset, this.address);
     return this.channelView(record.ref.channelId);
+  }
+
+  /**
+   * Runs two open channels with the same peer as one pair with batched updates (docs/SWAP.md, "Many swaps on one
+   * pair"): any number of swaps at once between them, their locks added, paid and refunded in co-signed batches.
+   * Both nodes must do this for the pair. Both channels must be idle, with every deposit on chain counted in their
+   * ledgers: from then on the pair takes no deposit and no cooperative close, and a force close of either channel
+   * closes both. Batching a pair again is a no-op. Resolves with the two channels.
+   */
+  async batch(a: string, b: string) {
+    const [first, second] = [this.openRecord(a), this.openRecord(b)];
+    const [ia, ib] = [first.ref.channelId, second.ref.channelId];
+    if (ia.toLowerCase() === ib.toLowerCase()) throw new UsageError(`channels: ${a} and ${b} are the same channel ${ia}; a pair is two channels`);
+    const [pa, pb] = [first, second].map((r) => r.params.participants[1 - r.myIndex]!);
+    if (!sameAddress(pa!, pb!)) {
+      throw new UsageError(`channels: ${ia} is with ${this.peerNameOf(pa)} and ${ib} with ${this.peerNameOf(pb)}; the two channels of a pair are with the same peer`);
+    }
+    if (this.batchedWith(ia)?.toLowerCase() === ib.toLowerCase()) return Promise.all([this.channelView(ia), this.channelView(ib)]);
+    for (const record of [first, second]) await this.requireBatchable(record);
+    await this.client.batchPair(ia, ib);
+    const peer = this.peerNameOf(pa);
+    this.log.info({ event: "channelsBatched", channels: [ia, ib], peer }, "channels batched");
+    this.emit("channelsBatched", { channels: [ia, ib], peer });
+    return Promise.all([this.channelView(ia), this.channelView(ib)]);
+  }
+
+  /** Throws a one-line ConflictError unless the channel can join a batched pair now (the client checks again). */
+  private async requireBatchable(record: ReturnType<Store["channels"]>[number]): Promise<void> {
+    const channelId = record.ref.channelId;
+    const onChain = await this.adapters.get(record.ref.chainId)!.channelInfo(channelId);
+    const op = this.store.channelOp(channelId)?.kind;
+    if (op === "closed" || onChain.status === "closed") throw new ConflictError(`channel ${channelId} is closed`);
+    if (op === "close" || op === "forceClose") throw new ConflictError(`channel ${channelId} is closing (${op === "close" ? "cooperative close" : "force close"} under way)`);
+    if (onChain.status !== "open") throw new ConflictError(`channel ${channelId} is ${onChain.status} on chain`);
+    const partner = this.batchedWith(channelId);
+    if (partner !== undefined) throw new ConflictError(`channel ${channelId} runs batched with ${partner} already`);
+    const later = "wait until `channel show` counts them (final on chain and co-signed by both nodes), then batch";
+    if (op === "deposits") throw new ConflictError(`channel ${channelId}: its deposits are not all counted yet (a deposit update is under way); ${later}`);
+    if (this.store.channelBusy(channelId)) throw new ConflictError(`channel ${channelId} has a swap in progress; batch it once the swap is done`);
+    // Every deposit on chain, final or not: a batched pair takes no deposit update, so one not counted now never is.
+    const head = this.client.book.head(channelId);
+    if (onChain.deposits[0] > head.deposits[0] || onChain.deposits[1] > head.deposits[1]) {
+      const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
+      const [me, them] = [record.myIndex, 1 - record.myIndex];
+      const fmt = (d: readonly bigint[]) => `mine ${formatAmount(d[me]!, asset)}, theirs ${formatAmount(d[them]!, asset)}`;
+      throw new ConflictError(`channel ${channelId}: its deposits are not all counted yet (on chain ${fmt(onChain.deposits)}; counted ${fmt(head.deposits)}); ${later}`);
+    }
+  }
+
+  /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
+  private batchedWith(channelId: Hex): Hex | undefined {
+    if (!this.client.isBatched(channelId)) return undefined;
+    // The client keeps its pairs in the store (batched-pairs.ts); the node only reads which two belong together.
+    const lower = channelId.toLowerCase();
+    for (const { channels } of this.store.batched<{ channels: readonly [Hex, Hex] }>("pair").values()) {
+      const i = channels.findIndex((c) => c.toLowerCase() === lower);
+      if (i >= 0) return channels[1 - i];
+    }
+    return undefined;
   }
 
   // ------------------------------------------------------------------ swaps
@@ -649,6 +719,8 @@ export class ChannelNode {
       role: s.role,
       peer: this.peerNameOf(s.role === "initiator" ? t.responder : t.initiator),
       phase: phase.kind,
+      /** A swap on a batched pair: agreed, locked or cancelling (undone off chain) until it is done. */
+      stage: phase.kind === "batched" ? phase.stage : undefined,
       outcome: phase.kind === "done" ? phase.outcome : undefined,
       reason: phase.kind === "done" ? phase.reason : phase.kind === "settlingOnChain" ? phase.reason : undefined,
       give: formatAmount(t.give, srcAsset),
@@ -672,8 +744,12 @@ export class ChannelNode {
     if (give.amount === 0n) throw new UsageError("give: must be more than 0");
     if (take.amount === 0n) throw new UsageError("take: must be more than 0");
     if (args.source !== undefined && args.target !== undefined) requireDistinctChannels(this.openRecord(args.source).ref.channelId, this.openRecord(args.target).ref.channelId);
-    const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give") : this.channelFor(args.source, peer.address, give.asset, "source");
-    const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take") : this.channelFor(args.target, peer.address, take.asset, "target");
+    // A leg left out on a batched pair is the other channel of the pair: its swaps go only between those two.
+    const partnerOf = (given: string | undefined) => (given === undefined ? undefined : this.batchedWith(this.openRecord(given).ref.channelId));
+    const sourceId = args.source ?? partnerOf(args.target);
+    const source = sourceId === undefined ? this.channelWith(peer.address, give.asset, "give") : this.channelFor(sourceId, peer.address, give.asset, "source");
+    const targetId = args.target ?? this.batchedWith(source.ref.channelId);
+    const target = targetId === undefined ? this.channelWith(peer.address, take.asset, "take") : this.channelFor(targetId, peer.address, take.asset, "target");
     requireDistinctChannels(source.ref.channelId, target.ref.channelId);
     const free = this.free(source.ref.channelId, source.myIndex);
     const counting = "(deposits count once final and co-signed by both nodes: a few seconds after funding on a local chain)";
@@ -684,7 +760,14 @@ export class ChannelNode {
     if (take.amount > theirs) {
       throw new ConflictError(`take: ${formatAmount(take.amount, take.asset)} is more than ${peer.name}'s free balance ${formatAmount(theirs, take.asset)} of channel ${target.ref.channelId} ${counting}`);
     }
-    const swapId = await this.client.propose({ source: source.ref.channelId, target: target.ref.channelId, give: give.amount, take: take.amount });
+    let swapId: Hex;
+    try {
+      swapId = await this.client.propose({ source: source.ref.channelId, target: target.ref.channelId, give: give.amount, take: take.amount });
+    } catch (error) {
+      // A batched pair counts what its swaps in flight will lock: less than the balance above may be free.
+      if (!(error instanceof InsufficientBalanceError) || !this.client.isBatched(source.ref.channelId)) throw error;
+      throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than channel ${source.ref.channelId} has free and not promised to swaps in flight (${formatAmount(error.available, give.asset)})`);
+    }
     return this.swapView(this.client.swap(swapId));
   }
 
@@ -749,6 +832,11 @@ export class ChannelNode {
     if (pair.minRate !== undefined && actual < scaled(pair.minRate)) return `rate below minRate ${pair.minRate}`;
     return undefined;
   }
+}
+
+/** A phase as the log shows it: its kind, with the stage of a swap on a batched pair. */
+function phaseText(phase: SwapPhase): string {
+  return phase.kind === "batched" ? `batched (${phase.stage})` : phase.kind;
 }
 
 /** An event as plain JSON: bigints as decimal strings. */
