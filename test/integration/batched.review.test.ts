@@ -1,0 +1,354 @@
+/**
+ * Security review of batched pairs inside SwapClient (sdk/coordinator/batched-pairs.ts and the glue around it).
+ * Each test states what the honest party should do against a hostile counterparty; a failing test is a finding.
+ * The hostile party is crafted by hand (its own key signs terms, envelopes and states) or is a real client whose
+ * messages the link drops or whose internals are driven directly.
+ */
+import { expect } from "chai";
+
+import { hexlify, randomBytes } from "ethers";
+
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+import {
+  hashlockOf,
+  InMemoryLink,
+  keySigner,
+  seal,
+  Store,
+  termsDigest,
+  type Envelope,
+  type Hex,
+  type SwapBody,
+  type SwapTerms,
+} from "../../sdk/index.js";
+import type { BatchedPairs } from "../../sdk/coordinator/batched-pairs.js";
+import { newSide } from "../../sdk/core/swap-rules.js";
+import { accountKey } from "../../scripts/lib/local.js";
+import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
+import {
+  driveUntil,
+  fundedChannels,
+  increaseBoth,
+  makeParty,
+  ManualClock,
+  ONE,
+  payoutsOf,
+  phaseOf,
+  twoParties,
+  type Party,
+  type Setup,
+} from "../helpers/swapHarness.js";
+
+const GIVE = ONE;
+const TAKE = ONE / 100n;
+const aliceKey = keySigner(accountKey(1));
+const bobKey = keySigner(accountKey(2));
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const pairsOf = (p: Party): BatchedPairs => (p.client as any).batched as BatchedPairs;
+
+async function batchBoth(parties: readonly Party[], a: Hex, b: Hex) {
+  for (const p of parties) await p.client.batchPair(a, b);
+}
+
+/** Terms Alice (hostile) proposes to Bob on the harness pair: Alice gives on S, Bob gives on T. */
+async function aliceTerms(setup: Setup, p: { alice: Party; bob: Party }, give: bigint, take: bigint, over: Partial<SwapTerms> = {}): Promise<SwapTerms> {
+  const now = BigInt(await setup.T.chain.networkHelpers.time.latest());
+  return {
+    swapId: hexlify(randomBytes(32)) as Hex,
+    source: p.alice.client.book.record(setup.sId).ref,
+    target: p.alice.client.book.record(setup.tId).ref,
+    initiator: p.alice.client.address,
+    responder: p.bob.client.address,
+    give,
+    take,
+    hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex),
+    targetExpiry: now + 1800n,
+    sourceExpiry: now + 1800n + 900n,
+    ...over,
+  };
+}
+
+function sealAs(who: "alice" | "bob", address: string, sessionId: Hex, body: SwapBody): Envelope {
+  const key = who === "alice" ? aliceKey : bobKey;
+  return seal((d) => key.sign(d), address, sessionId, body);
+}
+
+function proposalsEnvelope(p: { alice: Party }, sessionId: Hex, all: readonly SwapTerms[]): Envelope {
+  const items = all.map((terms) => ({ terms, termsSig: aliceKey.sign(termsDigest(terms)) }));
+  return sealAs("alice", p.alice.client.address, sessionId, { step: "proposals", items });
+}
+
+describe("security review: batched pairs in SwapClient against a hostile counterparty", function () {
+  this.timeout(600_000);
+
+  // ---------------------------------------------------------------------------------------------------- phase rows
+
+  it("R-DUPID: one swap id twice in a proposals envelope (two hashlocks) is not agreed as two swaps behind one phase row", async function () {
+    const setup = await fundedChannels();
+    const p = await twoParties(setup);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    const first = await aliceTerms(setup, p, GIVE, TAKE);
+    const second = { ...first, hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex), take: 2n * TAKE };
+    await p.bob.client.handle(proposalsEnvelope(p, setup.sId, [first, second]));
+    const sides = [...pairsOf(p.bob).engine(setup.sId).swaps().values()].filter((s) => s.terms.swapId === first.swapId);
+    const rows = p.bob.client.swaps().filter((v) => v.swapId === first.swapId);
+    expect(rows).to.have.length(1);
+    // Bob's engine now runs two swaps (both with his T lock) that share one phase row: the row follows whichever
+    // side changed last, and the other swap has no row of its own (no timeout, no outcome reported).
+    expect(sides.length, `Bob agreed ${sides.length} swaps under swap id ${first.swapId}`).to.be.at.most(1);
+  });
+  // ---------------------------------------------------------------------------------------------------- work a peer triggers
+
+  it("R-RPC: one proposals envelope costs the responder a bounded number of chain reads, not two per item (inside its serial step)", async function () {
+    const setup = await fundedChannels();
+    const p = await twoParties(setup);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    let reads = 0;
+    for (const a of [setup.adapters.bobS, setup.adapters.bobT]) {
+      const now = a.now.bind(a);
+      a.now = () => (reads++, now());
+    }
+    const all = await Promise.all(Array.from({ length: 64 }, () => aliceTerms(setup, p, 1n, 1n)));
+    try {
+      await p.bob.client.handle(proposalsEnvelope(p, setup.sId, all));
+    } finally {
+      for (const a of [setup.adapters.bobS, setup.adapters.bobT]) delete (a as { now?: unknown }).now;
+    }
+    // Every read is a round trip to a chain node while the client's serial queue (messages and ticks, and so every
+    // on-chain deadline) waits: 512 items make 1,024 round trips per envelope, and the peer chooses how many it sends.
+    expect(reads, `chain reads for one envelope of ${all.length} proposals`).to.be.at.most(4);
+  });
+
+  it("R-RELOAD: an invalid envelope from anyone does not make every engine re-read every swap side ever stored", async function () {
+    const setup = await fundedChannels();
+    const p = await twoParties(setup);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    await p.bob.client.handle(proposalsEnvelope(p, setup.sId, await Promise.all(Array.from({ length: 200 }, () => aliceTerms(setup, p, 1n, 1n)))));
+    let sideReads = 0;
+    const batched = p.bob.store.batched.bind(p.bob.store);
+    p.bob.store.batched = (<T>(kind: "updater" | "side" | "pair") => {
+      if (kind === "side") sideReads++;
+      return batched<T>(kind);
+    }) as typeof p.bob.store.batched;
+    // Not even signed by anyone: an "accept" for a swap Bob never heard of. Between two junk envelopes, Alice resends
+    // proposals Bob agreed already (answered as resends): any valid message that reads the engine does.
+    const junk = { swapId: hexlify(randomBytes(32)) as Hex, from: p.alice.client.address, body: { step: "accept", termsSig: "0x00" }, signature: "0x00" } as unknown as Envelope;
+    const resend = proposalsEnvelope(p, setup.sId, [await aliceTerms(setup, p, 1n, 1n)]);
+    await p.bob.client.handle(resend);
+    const before = sideReads;
+    for (let i = 0; i < 20; i++) {
+      await p.bob.client.handle(junk).catch(() => undefined);
+      await p.bob.client.handle(resend);
+    }
+    // Each failed step calls `invalidate` on every engine (Session.onDiscard), and the next use reloads the whole
+    // `batched` table (every side of every pair, settled ones too, JSON-decoded): a full reload per junk message.
+    expect(sideReads - before, "full reloads of the side table caused by 20 junk envelopes").to.equal(0);
+  });
+
+  /** Bob agrees `n` swaps of 1 wei a leg that hostile Alice never locks; returns how long his tick after the timeout takes. */
+  async function timedOutTick(n: number): Promise<number> {
+    const setup = await fundedChannels();
+    const p = await twoParties(setup);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    for (let i = 0; i < n; i += 512) {
+      const chunk = await Promise.all(Array.from({ length: Math.min(512, n - i) }, () => aliceTerms(setup, p, 1n, 1n)));
+      await p.bob.client.handle(proposalsEnvelope(p, setup.sId, chunk));
+    }
+    expect(pairsOf(p.bob).engine(setup.sId).openSwaps().length).to.equal(n);
+    p.clock.advance(11_000);
+    const t0 = performance.now();
+    await p.bob.client.tick();
+    const ms = performance.now() - t0;
+    expect(pairsOf(p.bob).engine(setup.sId).openSwaps().length).to.equal(0);
+    return ms;
+  }
+
+  it("R-QUAD: a peer that gets many tiny swaps agreed and lets them time out does not cost the responder's tick O(n^2)", async function () {
+    const small = await timedOutTick(512);
+    const large = await timedOutTick(2048);
+    // 4x the swaps: a linear tick takes about 4x as long. Each timed-out swap is cancelled in its own engine step,
+    // and each step's `drive` walks every open swap, so the tick grows with n^2 (it holds the serial queue).
+    expect(large / small, `tick with 512 timed-out swaps: ${small.toFixed(0)} ms; with 2048: ${large.toFixed(0)} ms`).to.be.below(8);
+  });
+
+  it("R-CAP: the responder does not agree more swaps on a pair than can ever be locked on it at once (MAX_LOCKS = 256)", async function () {
+    const setup = await fundedChannels();
+    const p = await twoParties(setup);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    for (let i = 0; i < 3; i++) {
+      await p.bob.client.handle(proposalsEnvelope(p, setup.sId, await Promise.all(Array.from({ length: 512 }, () => aliceTerms(setup, p, 1n, 1n)))));
+    }
+    // Nothing bounds how many swaps a peer gets agreed besides the amounts: at 1 wei a leg, 20 ether reserve 2e19 of
+    // them, each a phase row, a stored side and a `SwapSide` in memory, walked by every step until it times out.
+    expect(pairsOf(p.bob).engine(setup.sId).openSwaps().length).to.be.at.most(256);
+  });
+
+  // ---------------------------------------------------------------------------------------------------- unanswered batches
+
+  /** Alice proposes one swap; Bob (hostile) accepts it and then never answers a batch (his batch messages are dropped). */
+  async function silentAfterAccept() {
+    const setup = await fundedChannels();
+    const p = await twoParties(setup);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    p.link.fault = (e, from) => (from === "b" && e.body.step === "batch" ? "drop" : "deliver");
+    const id = await p.alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await p.link.settled();
+    await p.alice.client.idle();
+    const inFlight = pairsOf(p.alice).engine(setup.sId).updater(setup.sId).inFlight;
+    expect(inFlight?.batch.map((q) => q.change.kind)).to.deep.equal(["add"]); // Alice's S lock, signed by her, unanswered
+    return { setup, id, ...p };
+  }
+
+  it("R-INFLIGHT-ROW: a swap whose lock Alice signed and Bob may still co-sign is not reported done (aborted) on a timeout", async function () {
+    const x = await silentAfterAccept();
+    x.clock.advance(11_000);
+    await x.alice.client.tick();
+    const stillInFlight = pairsOf(x.alice).engine(x.setup.sId).updater(x.setup.sId).inFlight !== undefined;
+    expect(stillInFlight).to.equal(true);
+    // Bob holds Alice's signature on a state with her lock: he can co-sign it and register it, or ack it later.
+    expect(phaseOf(x.alice, x.id).kind, "Alice's phase row while her signed lock is outstanding").to.not.equal("done");
+  });
+
+  it("R-INFLIGHT-FREEZE: a batch Bob never answers does not freeze Alice's channel for good: she goes on chain once its lock expired", async function () {
+    const x = await silentAfterAccept();
+    const status = async () => (await x.setup.adapters.aliceS.channelInfo(x.setup.sId)).status;
+    // 30 rounds of 10 minutes: far past the lock's expiry (about 45 min) plus the challenge period (1 h).
+    let error: unknown;
+    await driveUntil(x.setup, x.link, x.clock, [x.alice], async () => (await status()) === "closed", 600, 30).catch((e: unknown) => (error = e));
+    const u = pairsOf(x.alice).engine(x.setup.sId).updater(x.setup.sId);
+    // The proposer has at most one batch in flight: no other batch can ever follow on S, the swap is reported
+    // aborted, no lock is in the co-signed head and no swap is open, so `chainReason` never fires.
+    expect(error, `S is ${await status()}; Alice's batch at seq ${u.inFlight?.state.seq} is still in flight`).to.equal(undefined);
+  });
+
+  // ---------------------------------------------------------------------------------------------------- timing at reveal
+
+  it("R-LATE-REVEAL: after a restart, a stale proposal the peer accepts does not make Alice reveal with less than minTargetWindow left on T", async function () {
+    const setup = await fundedChannels();
+    const file = join(mkdtempSync(join(tmpdir(), "review-late-")), "alice.sqlite");
+    const link = new InMemoryLink();
+    const clock = new ManualClock();
+    let alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
+    // Hostile Bob runs the client with his own checks relaxed: he accepts terms whatever time they leave.
+    const bob = makeParty(setup, "bob", link.b, clock, { minTargetWindow: 1n, onChainMargin: 1n });
+    for (const party of [alice, bob]) {
+      await party.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, party.client.address));
+      await party.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, party.client.address));
+    }
+    await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
+    await batchBoth([alice, bob], setup.sId, setup.tId);
+    link.fault = () => "drop"; // the proposal does not reach Bob
+    const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    await alice.client.idle();
+    const { targetExpiry } = alice.client.swap(id).terms;
+    alice.store.close();
+    // Alice's node is down for 28 minutes (chains and clock move on); her proposal's target lock has 100 s left.
+    const nowT = BigInt(await setup.T.chain.networkHelpers.time.latest());
+    await increaseBoth(setup, Number(targetExpiry - nowT - 100n));
+    clock.advance(Number(targetExpiry - nowT - 100n) * 1000);
+    alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
+    // Bob answers everything but the ack of the batch that pays his T lock to Alice (he got the secret with it).
+    let tAcks = 0;
+    link.fault = (e, from) => (from === "b" && e.swapId === setup.tId && e.body.step === "batch" && e.body.message.kind === "ack" && ++tAcks > 1 ? "drop" : "deliver");
+    await alice.client.tick(); // resends the stale proposal (a wait begun before the restart counts from the restart)
+    await link.settled();
+    const left = targetExpiry - BigInt(await setup.T.chain.networkHelpers.time.latest());
+    const bobKnows = bob.store.secret(alice.client.swap(id).terms.hashlock) !== undefined;
+    // The step protocol refuses exactly this (initiator.ts, `tooLate`): it claims on T on chain instead of revealing.
+    // Here the secret left with ~100 s to go, less than the 300 s the timing table budgets to get a claim included.
+    // Model that inclusion time (150 s), then let Alice settle on her own; Bob stays silent.
+    await increaseBoth(setup, 150);
+    clock.advance(150_000);
+    await driveUntil(setup, link, clock, [alice], async () => (await setup.adapters.aliceS.channelInfo(setup.sId)).status === "closed" && (await setup.adapters.aliceT.channelInfo(setup.tId)).status === "closed", 600, 30);
+    const s = await payoutsOf(setup.S, setup.sId);
+    const t = await payoutsOf(setup.T, setup.tId);
+    const paid = s[0] < 100n * ONE;
+    const got = t[0] > ONE;
+    expect({ paid, got }, `Bob learned the secret with ${left}s left on T (${bobKnows}); Alice paid on S: ${paid}, got on T: ${got}`).to.deep.equal({ paid: got, got });
+    alice.store.close();
+  });
+
+  // ---------------------------------------------------------------------------------------------------- hashlocks
+
+  it("R-HASHLOCK: a swap on another pair with the hashlock of Alice's own swap is refused (else her own claim pays out her lock)", async function () {
+    const setup = await fundedChannels();
+    // A second pair with the same counterparty on the same hubs: S2 (tokens, Bob gives there) and T2 (ether).
+    const s2Params = { ...setup.sParams, nonce: 2n };
+    const t2Params = { ...setup.tParams, nonce: 2n };
+    const s2Id = await setup.adapters.aliceS.open(s2Params);
+    await setup.adapters.aliceS.deposit(s2Params, s2Id, 0, ONE);
+    await setup.adapters.bobS.deposit(s2Params, s2Id, 1, 10n * ONE);
+    const t2Id = await setup.adapters.bobT.open(t2Params);
+    await setup.adapters.aliceT.deposit(t2Params, t2Id, 0, ONE);
+    await setup.adapters.bobT.deposit(t2Params, t2Id, 1, ONE);
+    const p = await twoParties(setup);
+    for (const party of [p.alice, p.bob]) {
+      await party.client.addChannel(setup.S.chainId, s2Params, expectedChannel(s2Params, party.client.address));
+      await party.client.addChannel(setup.T.chainId, t2Params, expectedChannel(t2Params, party.client.address));
+    }
+    await syncDeposits([p.alice.client, p.bob.client], [s2Id, t2Id]);
+    await batchBoth([p.alice, p.bob], setup.sId, setup.tId);
+    await batchBoth([p.alice, p.bob], s2Id, t2Id);
+    const pair1 = new Set([setup.sId, setup.tId].map((h) => h.toLowerCase()));
+
+    // 1. Alice's swap on pair 1: Bob accepts, co-signs her S lock, then never asks for his T lock nor refunds hers.
+    let cut = false;
+    p.link.fault = (e, from) => {
+      if (!pair1.has(e.swapId.toLowerCase())) return "deliver";
+      if (from === "b" && e.swapId.toLowerCase() === setup.tId.toLowerCase() && e.body.step === "batch") cut = true;
+      return cut ? "drop" : "deliver";
+    };
+    const id1 = await p.alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await p.link.settled();
+    const { hashlock } = p.alice.client.swap(id1).terms;
+    expect(pairsOf(p.alice).engine(setup.sId).side(hashlock)?.source).to.equal("locked");
+
+    // 2. On pair 2 Bob proposes a swap under the same hashlock (he saw it in swap 1's terms): he gives 1 wei on S2.
+    const nowT = BigInt(await setup.T.chain.networkHelpers.time.latest());
+    const terms2: SwapTerms = {
+      swapId: hexlify(randomBytes(32)) as Hex,
+      source: p.bob.client.book.record(s2Id).ref,
+      target: p.bob.client.book.record(t2Id).ref,
+      initiator: p.bob.client.address,
+      responder: p.alice.client.address,
+      give: 1n,
+      take: 1n,
+      hashlock,
+      targetExpiry: nowT + 700n,
+      sourceExpiry: nowT + 700n + 900n,
+    };
+    const items = [{ terms: terms2, termsSig: bobKey.sign(termsDigest(terms2)) }];
+    await p.alice.client.handle(sealAs("bob", p.bob.client.address, s2Id, { step: "proposals", items }));
+    await p.link.settled();
+    await p.bob.client.idle();
+    const agreed = pairsOf(p.alice).engine(s2Id).side(hashlock) !== undefined;
+    // Bob's client locks his 1 wei without knowing the secret; Alice locks hers on T2.
+    pairsOf(p.bob).engine(s2Id).agree(newSide(terms2, "initiator", { source: 1, target: 0 }));
+    await p.link.settled();
+    const side2 = pairsOf(p.alice).engine(s2Id).side(hashlock);
+    const row2 = phaseOf(p.alice, terms2.swapId);
+
+    // 3. Bob goes silent. Alice ticks alone until every channel is settled on chain.
+    p.link.fault = () => "drop";
+    const statuses = async () => [
+      (await setup.adapters.aliceS.channelInfo(setup.sId)).status,
+      (await setup.adapters.aliceT.channelInfo(setup.tId)).status,
+      (await setup.adapters.aliceS.channelInfo(s2Id)).status,
+      (await setup.adapters.aliceT.channelInfo(t2Id)).status,
+    ];
+    await driveUntil(setup, p.link, p.clock, [p.alice], async () => (await statuses()).every((st) => st === "closed"), 600, 40);
+    const s = await payoutsOf(setup.S, setup.sId);
+    const t = await payoutsOf(setup.T, setup.tId);
+    const note =
+      `Alice agreed Bob's pair-2 swap under her own hashlock: ${agreed} (S2 ${side2?.source}, T2 ${side2?.target}; her row for it: ` +
+      `${JSON.stringify(row2)}); swap 1: Alice got ${t[0] - ONE} wei on T`;
+    // Alice's pair 2 went on chain and her enforcer registered the secret it found in her store (her own, of swap 1)
+    // to claim Bob's 1 wei on S2: from then on her S lock of swap 1 pays Bob, who never locked anything on T.
+    expect(s[0], note).to.equal(100n * ONE);
+  });
+});
