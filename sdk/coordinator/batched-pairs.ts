@@ -16,18 +16,22 @@
  */
 import { getAddress, hexlify, randomBytes } from "ethers";
 
-import { changeHashlock, type UpdateEvent } from "../core/channel-updates.js";
+import { changeHashlock, maybeAdded, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { checkTermsShape, hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
 import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
+import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import { BatchedSwaps } from "./batched-swaps.js";
 import * as close from "./close.js";
 import { ChannelBusyError, ChannelClosingError } from "./errors.js";
 import type { OnChainReason, SwapPhase, SwapProgress } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
+
+/** The most swaps a client keeps open at once on one pair: as many as one channel state can lock. */
+export const MAX_OPEN_SWAPS = MAX_LOCKS;
 
 /** The most proposals one envelope carries; a responder reads no more of one. */
 export const MAX_PROPOSALS = 512;
@@ -46,14 +50,21 @@ const lower = (h: string) => h.toLowerCase();
 export class BatchedPairs {
   /** Each batched channel's engine (both channels of a pair share one). */
   private readonly engines = new Map<string, BatchedSwaps>();
-  /** Swaps (by hashlock) whose side changed in the step under way: their phase rows are brought up to date. */
-  private touched = new Set<string>();
+  /** Swaps (by hashlock, per engine) whose side changed in the step under way: their phase rows are brought up to date. */
+  private touched = new Map<BatchedSwaps, Set<string>>();
+  /**
+   * Engines a step of ours ran and that did not finish yet: the ones to read the store again if it is rolled back
+   * (a failed step of another kind, a junk message say, leaves them as they are).
+   */
+  private running = new Set<BatchedSwaps>();
 
   constructor(private readonly ctx: Session) {
     for (const [, record] of ctx.o.store.batched<PairRecord>("pair")) this.start(record.channels);
-    ctx.onDiscard(() => {
-      for (const engine of new Set(this.engines.values())) engine.invalidate();
-      this.touched = new Set();
+    ctx.onDiscard((scope) => {
+      const engines = scope === "group" ? new Set(this.engines.values()) : this.running;
+      for (const engine of engines) engine.invalidate();
+      this.running = new Set();
+      this.touched = new Map();
     });
   }
 
@@ -105,13 +116,26 @@ export class BatchedPairs {
       nested: true,
       keepSecret: (hashlock, secret) => ctx.keepSecret(hashlock, secret),
       send: (channelId, message) => this.send(channelId, { step: "batch", message }),
-      onEvent: (_channelId, event) => this.touch(event),
+      onEvent: (_channelId, event) => this.touch(engine, event),
+      mayReveal: (side) => this.mayReveal(side),
+      maxOpen: MAX_OPEN_SWAPS,
     });
     for (const id of channels) this.engines.set(lower(id), engine);
   }
 
-  private touch(event: UpdateEvent) {
-    for (const c of event.type === "refused" ? [event.change] : event.changes) this.touched.add(changeHashlock(c));
+  private touch(engine: BatchedSwaps, event: UpdateEvent) {
+    const set = this.touched.get(engine) ?? new Set<string>();
+    for (const c of event.type === "refused" ? [event.change] : event.changes) set.add(changeHashlock(c));
+    this.touched.set(engine, set);
+  }
+
+  /**
+   * Whether an initiator may reveal now: at least `minTargetWindow` left before its T lock expires (the rule of the
+   * step protocol's reveal), by the T chain's last reading moved on by the wall clock. Not knowing the time, it waits.
+   */
+  private mayReveal(side: SwapSide): boolean {
+    const now = this.ctx.chain(side.terms.target.chainId).lastNow();
+    return now !== undefined && side.terms.targetExpiry - now >= this.ctx.o.minTargetWindow;
   }
 
   /** Seals a message and sends it once the step's group is on disk (at once outside a step). */
@@ -133,16 +157,27 @@ export class BatchedPairs {
     const items = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
     const promised = new Map<string, bigint>(); // per source channel: what this call's proposals already need
     const free = new Map<string, bigint>(); // per source channel: what the pair had not promised when this call began
+    const opened = new Map<BatchedSwaps, number>(); // per pair: its open swaps and this call's proposals
+    const times = new Map<string, bigint>(); // per chain: its time, read once per call
+    const timeOf = async (chainId: bigint) => {
+      const known = times.get(`${chainId}`);
+      if (known !== undefined) return known;
+      const now = await ctx.chain(chainId).now();
+      times.set(`${chainId}`, now);
+      return now;
+    };
     for (const args of all) {
       try {
         const engine = this.engine(args.source);
         if (this.engine(args.target) !== engine) throw new ChannelBusyError(args.target, `batched updates with a channel other than ${args.source}`);
         requireDistinctChannels(args.source, args.target);
         for (const id of [args.source, args.target]) this.requireOpen(id);
+        const open = opened.get(engine) ?? engine.openSwaps().length;
+        if (open >= MAX_OPEN_SWAPS) throw new ChannelBusyError(args.source, `${open} swaps open or proposed on its pair, the most its states can lock`);
         const source = ctx.book.record(args.source);
         const target = ctx.book.record(args.target);
-        const nowT = await ctx.chain(target.ref.chainId).now();
-        const nowS = await ctx.chain(source.ref.chainId).now();
+        const nowT = await timeOf(target.ref.chainId);
+        const nowS = await timeOf(source.ref.chainId);
         const delta = ctx.o.deltas.delta(source.ref.chainId, target.ref.chainId);
         const targetExpiry = args.targetExpiry ?? nowT + (args.targetLockSeconds ?? 3n * ctx.o.minTargetWindow);
         const secret = hexlify(randomBytes(32)) as Hex;
@@ -165,6 +200,7 @@ export class BatchedPairs {
         free.set(k, left);
         if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
         promised.set(k, need);
+        opened.set(engine, open + 1);
         // The secret and the swap are stored before the proposal leaves.
         ctx.keepSecret(terms.hashlock, secret);
         ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, []), true);
@@ -195,9 +231,16 @@ export class BatchedPairs {
     if (op !== undefined) throw new ChannelClosingError(channelId, op.kind);
   }
 
+  /** Whether any swap this client knows, on any pair, or any secret it holds, uses `hashlock`. */
+  private hashlockKnown(hashlock: Hex): boolean {
+    if (this.ctx.o.store.secret(hashlock) !== undefined) return true;
+    for (const engine of new Set(this.engines.values())) if (engine.side(hashlock) !== undefined) return true;
+    return false;
+  }
+
   /**
    * Responder: the terms of many swaps. Each is checked and agreed or refused; all are answered in one envelope.
-   * A proposal seen before is answered as before.
+   * A proposal seen before is answered as before. The pair's chain times are read once for the envelope.
    */
   async onProposals(envelope: Envelope, body: Extract<SwapBody, { step: "proposals" }>) {
     const { ctx } = this;
@@ -205,91 +248,120 @@ export class BatchedPairs {
     const from = ctx.book.counterparty(envelope.swapId);
     unseal(envelope, from);
     if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`proposals: at most ${MAX_PROPOSALS} per envelope`);
+    const times = new Map<string, bigint>();
+    for (const id of engine.channels) {
+      const { chainId } = ctx.book.record(id).ref;
+      if (!times.has(`${chainId}`)) times.set(`${chainId}`, await ctx.chain(chainId).now());
+    }
     const answers: { swapId: Hex; termsSig?: Hex; refusal?: string }[] = [];
     const candidates: SwapSide[] = [];
+    const seen = new Set<string>(); // swap ids and hashlocks of this envelope
     for (const item of body.items) {
       const { terms } = item;
       checkTermsShape(terms);
       requireSignedBy("swap terms", from, termsDigest(terms), item.termsSig);
       const known = engine.side(terms.hashlock);
       const row = ctx.o.store.swap<SwapProgress>(terms.swapId);
-      if (known !== undefined && known.terms.swapId === terms.swapId && row?.role === "responder") {
+      if (known !== undefined && known.terms.swapId === terms.swapId && known.role === "responder" && termsDigest(known.terms) === termsDigest(terms)) {
         answers.push({ swapId: terms.swapId, termsSig: ctx.o.signer.sign(termsDigest(known.terms)) }); // a resend
         continue;
       }
       let refusal: string | undefined;
       try {
-        if (row !== undefined || known !== undefined) throw new InvalidMessageError("a swap with this id or hashlock is known already");
+        if (seen.has(lower(terms.swapId)) || seen.has(lower(terms.hashlock))) throw new InvalidMessageError("a swap id or hashlock twice in one envelope");
+        seen.add(lower(terms.swapId));
+        seen.add(lower(terms.hashlock));
+        // A hashlock already in use (any pair, any swap, or a secret held) could make one claim pay out another lock.
+        if (row !== undefined || this.hashlockKnown(terms.hashlock)) throw new InvalidMessageError("a swap with this id or hashlock is known already");
         if (!sameAddress(terms.initiator, from) || !sameAddress(terms.responder, ctx.address)) {
           throw new InvalidMessageError("initiator and responder do not match the channels' participants");
         }
         if (!this.owns(terms) || this.engine(terms.source.channelId) !== engine) throw new InvalidMessageError("the swap's channels are not this batched pair");
         for (const id of [terms.source.channelId, terms.target.channelId]) this.requireOpen(id);
         ctx.requireRefs(terms);
-        ctx.validateTerms(terms, await ctx.chain(terms.target.chainId).now(), await ctx.chain(terms.source.chainId).now(), { balances: false });
+        ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!, { balances: false });
         refusal = ctx.o.policy?.(terms);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
         refusal = error.message;
       }
       if (refusal !== undefined) {
-        this.refuse(terms, refusal);
+        this.refuse(terms, refusal, row === undefined);
         answers.push({ swapId: terms.swapId, refusal });
         continue;
       }
       candidates.push(newSide(terms, "responder", this.senders(terms)));
     }
-    const { agreed, refused } = this.run(() => engine.agreeAll(candidates));
+    const { agreed, refused } = this.run(engine, () => engine.agreeAll(candidates));
     for (const side of agreed) {
-      this.record(side);
+      this.record(engine, side);
       answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(termsDigest(side.terms)) });
     }
     for (const { side, reason } of refused) {
-      this.refuse(side.terms, reason);
+      this.refuse(side.terms, reason, true);
       answers.push({ swapId: side.terms.swapId, refusal: reason });
     }
     if (answers.length > 0) this.send(envelope.swapId, { step: "acceptances", items: answers });
+    this.done();
   }
 
-  private refuse(terms: SwapTerms, reason: string) {
-    const { ctx } = this;
-    if (ctx.o.store.swap(terms.swapId) === undefined) {
-      ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason }, []), false);
-    }
-    ctx.emit({ type: "rejected", swapId: terms.swapId, reason });
+  /** Reports a refused proposal (no row is kept: a peer could grow them without end). */
+  private refuse(terms: SwapTerms, reason: string, report: boolean) {
+    if (report) this.ctx.emit({ type: "rejected", swapId: terms.swapId, reason });
   }
 
   private senders(terms: SwapTerms) {
     return { source: this.ctx.book.indexOf(terms.source.channelId, terms.initiator), target: this.ctx.book.indexOf(terms.target.channelId, terms.responder) };
   }
 
-  /** Initiator: the responder's answers. An accepted swap starts locking at once; a refused one is done. */
-  onAcceptances(envelope: Envelope, body: Extract<SwapBody, { step: "acceptances" }>) {
+  /**
+   * Initiator: the responder's answers. An accepted swap starts locking at once if its timing still holds (checked
+   * again: the answer may come late); a refused one is done.
+   */
+  async onAcceptances(envelope: Envelope, body: Extract<SwapBody, { step: "acceptances" }>) {
     const { ctx } = this;
     const engine = this.engine(envelope.swapId);
     const from = ctx.book.counterparty(envelope.swapId);
     unseal(envelope, from);
     if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`acceptances: at most ${MAX_PROPOSALS} per envelope`);
     const sides: SwapSide[] = [];
+    let times: Map<string, bigint> | undefined;
     for (const item of body.items) {
       const row = ctx.o.store.swap<SwapProgress>(item.swapId);
       // Only our own proposals on this pair, still waiting: anything else is a late duplicate.
-      if (row === undefined || row.role !== "initiator" || row.phase.phase.kind !== "proposed" || this.engine(row.terms.source.channelId) !== engine) continue;
-      if (item.termsSig !== undefined) {
-        requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
-        const secret = ctx.o.store.secret(row.terms.hashlock);
-        if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${item.swapId} is not in the store`);
-        sides.push(newSide(row.terms, "initiator", this.senders(row.terms), secret));
-      } else {
+      if (row === undefined || row.role !== "initiator" || row.phase.phase.kind !== "proposed" || !this.owns(row.terms) || this.engine(row.terms.source.channelId) !== engine) continue;
+      if (item.termsSig === undefined) {
         const reason = `counterparty: ${String(item.refusal ?? "refused")}`;
         this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason });
         ctx.emit({ type: "rejected", swapId: item.swapId, reason });
+        continue;
       }
+      requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
+      if (times === undefined) {
+        times = new Map();
+        for (const id of engine.channels) {
+          const { chainId } = ctx.book.record(id).ref;
+          if (!times.has(`${chainId}`)) times.set(`${chainId}`, await ctx.chain(chainId).now());
+        }
+      }
+      try {
+        ctx.validateTerms(row.terms, times.get(`${row.terms.target.chainId}`)!, times.get(`${row.terms.source.chainId}`)!, { balances: false });
+      } catch (error) {
+        if (!(error instanceof ChannelSdkError)) throw error;
+        // Too late now: the swap is off (the responder's side times out; nothing was locked).
+        this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason: `accepted too late: ${error.message}` });
+        continue;
+      }
+      const secret = ctx.o.store.secret(row.terms.hashlock);
+      if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${item.swapId} is not in the store`);
+      sides.push(newSide(row.terms, "initiator", this.senders(row.terms), secret));
     }
-    if (sides.length === 0) return;
-    const { agreed, refused } = this.run(() => engine.agreeAll(sides));
-    for (const side of agreed) this.record(side);
-    for (const { side, reason } of refused) this.enter(side.terms.swapId, "initiator", side.terms, { kind: "done", outcome: "aborted", reason });
+    if (sides.length > 0) {
+      const { agreed, refused } = this.run(engine, () => engine.agreeAll(sides));
+      for (const side of agreed) this.record(engine, side);
+      for (const { side, reason } of refused) this.enter(side.terms.swapId, "initiator", side.terms, { kind: "done", outcome: "aborted", reason });
+    }
+    this.done();
   }
 
   /** A message of the update scheme on a batched channel. */
@@ -298,46 +370,57 @@ export class BatchedPairs {
     if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not run with batched updates here`);
     unseal(envelope, this.ctx.book.counterparty(envelope.swapId));
     if (this.onChain(envelope.swapId)) return; // the pair is on chain: nothing more is signed on it
-    this.run(() => engine.handle(envelope.swapId, body.message));
+    this.run(engine, () => engine.handle(envelope.swapId, body.message));
+    this.done();
   }
 
-  /** Runs an engine call and brings the phase rows of the swaps it touched up to date (in the same step). */
-  private run<T>(fn: () => T): T {
-    this.touched = new Set();
+  /**
+   * Runs a call of `engine` and brings the phase rows of the swaps it touched up to date, in the same step. Until the
+   * step is done, a rollback makes the engine read the store again.
+   */
+  private run<T>(engine: BatchedSwaps, fn: () => T): T {
+    this.running.add(engine);
+    this.touched = new Map();
     const result = fn();
-    const touched = this.touched;
-    this.touched = new Set();
+    const touched = this.touched.get(engine) ?? new Set<string>();
+    this.touched = new Map();
     for (const k of touched) {
-      const engine = this.engineOfHashlock(k);
-      const side = engine?.side(k as Hex);
-      if (side !== undefined) this.record(side);
+      const side = engine.side(k as Hex);
+      if (side !== undefined) this.record(engine, side);
     }
     return result;
   }
 
-  private engineOfHashlock(k: string): BatchedSwaps | undefined {
-    for (const engine of new Set(this.engines.values())) if (engine.side(k as Hex) !== undefined) return engine;
-    return undefined;
+  /** A step of ours finished: its engines need no reload if a later, unrelated step fails. */
+  private done() {
+    this.running = new Set();
   }
 
   // ---------------------------------------------------------------- phases
 
-  /** The phase a side shows: stages while the batches run, done once settled off chain. */
-  private phaseOf(side: SwapSide): SwapPhase {
-    if (settled(side)) {
+  /**
+   * The phase a side shows: stages while the batches run, done once settled off chain. A side undone while a lock of
+   * it may still be co-signed (in our batch in flight, or in a refused batch the other may have signed) is still
+   * being undone: that lock is refunded, off chain or on chain, before the swap is done.
+   */
+  private phaseOf(engine: BatchedSwaps, side: SwapSide): SwapPhase {
+    const t = side.terms;
+    const pending = maybeAdded(engine.updater(t.source.channelId), t.hashlock) || maybeAdded(engine.updater(t.target.channelId), t.hashlock);
+    if (settled(side) && !pending) {
       return outcome(side) === "swapped" ? { kind: "done", outcome: "swapped" } : { kind: "done", outcome: "aborted", reason: "undone off chain" };
     }
-    if (side.cancelled) return { kind: "batched", stage: "cancelling" };
+    if (side.cancelled || settled(side)) return { kind: "batched", stage: "cancelling" };
     const both = (s: SwapSide["source"]) => s === "locked" || s === "paid";
     return { kind: "batched", stage: both(side.source) && both(side.target) ? "locked" : "agreed" };
   }
 
   /** Writes the swap's phase row if its phase changed (in the step under way) and reports it once on disk. */
-  private record(side: SwapSide) {
+  private record(engine: BatchedSwaps, side: SwapSide) {
     const row = this.ctx.o.store.swap<SwapProgress>(side.terms.swapId);
+    if (row !== undefined && lower(row.terms.hashlock) !== lower(side.terms.hashlock)) return; // another swap's row
     const before = row?.phase.phase;
     if (before?.kind === "done" || before?.kind === "settlingOnChain") return; // the chain decides from there
-    const phase = this.phaseOf(side);
+    const phase = this.phaseOf(engine, side);
     if (before !== undefined && samePhase(before, phase)) return;
     this.enter(side.terms.swapId, side.role, side.terms, phase);
   }
@@ -350,40 +433,63 @@ export class BatchedPairs {
   // ---------------------------------------------------------------- ticks
 
   /**
-   * One step of every pair not on chain: resends what is unanswered, proposals too (given up after the
-   * confirmation timeout), and undoes swaps that made no progress within it. Runs inside a protocol step.
+   * One step of one pair not on chain: resends what is unanswered, proposals too while their timing still holds
+   * (given up after the confirmation timeout or once too late), undoes in one engine step the swaps that made no
+   * progress within it, and shows as done the swaps whose undone lock can no longer be co-signed. Runs inside a
+   * protocol step; `times` are the pair's chain times read before the tick's turn.
    */
-  tickStep(now: number) {
+  tickStep(engine: BatchedSwaps, now: number, times: ReadonlyMap<string, bigint> | undefined) {
     const { ctx } = this;
-    const resend = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
+    if (this.onChain(engine.channels[0])) return;
+    const resend: { terms: SwapTerms; termsSig: Hex }[] = [];
+    const cancels: Hex[] = [];
+    const mine = new Set(engine.channels.map(lower));
     for (const view of ctx.activeSwaps()) {
-      if (!this.owns(view.terms)) continue;
-      const engine = this.engine(view.terms.source.channelId);
-      if (this.onChain(view.terms.source.channelId)) continue;
+      if (!mine.has(lower(view.terms.source.channelId)) || !this.owns(view.terms)) continue;
       const { phase, since, sentAt } = view.progress;
       const timedOut = ctx.waited(since, now, ctx.o.confirmationTimeoutMs);
       if (phase.kind === "proposed") {
-        if (timedOut) this.enter(view.swapId, "initiator", view.terms, { kind: "done", outcome: "aborted", reason: "counterparty silent" });
-        else if (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt) {
+        let tooLate: string | undefined;
+        const [nowT, nowS] = [times?.get(`${view.terms.target.chainId}`), times?.get(`${view.terms.source.chainId}`)];
+        if (nowT !== undefined && nowS !== undefined) {
+          try {
+            ctx.validateTerms(view.terms, nowT, nowS, { balances: false });
+          } catch (error) {
+            if (!(error instanceof ChannelSdkError)) throw error;
+            tooLate = error.message;
+          }
+        }
+        if (timedOut || tooLate !== undefined) {
+          this.enter(view.swapId, "initiator", view.terms, { kind: "done", outcome: "aborted", reason: tooLate ?? "counterparty silent" });
+        } else if (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt) {
           ctx.o.store.saveSwap(view.swapId, view.role, view.terms, { ...view.progress, sentAt: now }, true);
-          const list = resend.get(engine) ?? [];
-          list.push({ terms: view.terms, termsSig: ctx.o.signer.sign(termsDigest(view.terms)) });
-          resend.set(engine, list);
+          resend.push({ terms: view.terms, termsSig: ctx.o.signer.sign(termsDigest(view.terms)) });
         }
         continue;
       }
       // A swap that made no progress within the timeout is undone (a no-op once it can only complete).
-      if (phase.kind === "batched" && phase.stage !== "cancelling" && timedOut) {
-        this.run(() => engine.cancel(view.terms.hashlock));
+      if (phase.kind === "batched" && phase.stage !== "cancelling" && timedOut) cancels.push(view.terms.hashlock);
+      // A swap being undone whose lock may no longer be co-signed shows as done.
+      if (phase.kind === "batched" && phase.stage === "cancelling") {
         const side = engine.side(view.terms.hashlock);
-        if (side !== undefined) this.record(side); // a cancel may change no batch, only the side
+        if (side !== undefined) this.record(engine, side);
       }
     }
-    for (const list of resend.values()) this.sendProposals(list);
-    for (const engine of new Set(this.engines.values())) {
-      const [a] = engine.channels;
-      if (!this.onChain(a)) this.run(() => engine.tick());
+    if (resend.length > 0) this.sendProposals(resend);
+    if (cancels.length > 0) {
+      this.run(engine, () => engine.cancelAll(cancels));
+      for (const h of cancels) {
+        const side = engine.side(h);
+        if (side !== undefined) this.record(engine, side); // a cancel may change no batch, only the side
+      }
     }
+    this.run(engine, () => engine.tick());
+    this.done();
+  }
+
+  /** Every pair with batched updates. */
+  pairs(): BatchedSwaps[] {
+    return [...new Set(this.engines.values())];
   }
 
   /** Whether the pair of `channelId` went on chain (a channel of it is force-closed or closed). */
@@ -445,7 +551,10 @@ export class BatchedPairs {
     const timeOf = (chainId: bigint) => facts.now.get(`${chainId}`)!;
     for (const id of engine.channels) {
       const { ref } = ctx.book.record(id);
-      const me = engine.updater(id).me;
+      const u = engine.updater(id);
+      // A batch of ours still unanswered when one of its locks expired: only the chain can show which state holds.
+      if (u.inFlight?.state.locks.some((l) => timeOf(ref.chainId) > l.expiry) === true) return "lockExpired";
+      const me = u.me;
       for (const lock of engine.head(id).locks) {
         if (timeOf(ref.chainId) > lock.expiry) return "lockExpired"; // its refund was not co-signed in time
         const paysMe = lock.sender !== me;

@@ -56,7 +56,15 @@ export type BatchedSwapsOptions = Readonly<{
    * is rolled back.
    */
   nested?: boolean;
+  /**
+   * Whether the initiator may reveal now (its T lock co-signed): enough time left before the T lock's expiry to get a
+   * claim in. When not, the swap is undone instead (it can, since nothing was revealed). By default always.
+   */
+  mayReveal?: (side: SwapSide) => boolean;
+  /** The most swaps `agreeAll` keeps open at once (a client caps what a peer can make it hold); by default no cap. */
+  maxOpen?: number;
 }>;
+
 
 export class BatchedSwaps {
   private updaters = new Map<string, UpdaterData>();
@@ -198,6 +206,7 @@ export class BatchedSwaps {
     const me = this.o.signer.address.toLowerCase();
     const free = new Map<string, bigint>(); // per channel: `available` less the swaps agreed in this step
     this.step(() => {
+      let open = this.openSwaps().length;
       for (const side of sides) {
         const t = side.terms;
         const k = t.hashlock.toLowerCase();
@@ -217,11 +226,13 @@ export class BatchedSwaps {
                 ? "the lock senders do not match the participants" // the initiator sends on S, the responder on T
                 : undefined;
         const [mine, amount] = side.role === "initiator" ? [t.source.channelId, t.give] : [t.target.channelId, t.take];
-        const left = reason === undefined ? (free.get(mine.toLowerCase()) ?? this.available(mine)) : 0n;
-        if (reason !== undefined || left < amount) {
-          refused.push({ side, reason: reason ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
+        const full = reason === undefined && open >= (this.o.maxOpen ?? Infinity) ? `the pair has ${open} swaps open, the most its states can lock` : undefined;
+        const left = reason === undefined && full === undefined ? (free.get(mine.toLowerCase()) ?? this.available(mine)) : 0n;
+        if (reason !== undefined || full !== undefined || left < amount) {
+          refused.push({ side, reason: reason ?? full ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
           continue;
         }
+        open++;
         free.set(mine.toLowerCase(), left - amount); // what this swap now reserves, without summing every open swap again
         this.setSide(k, side);
         agreed.push(side);
@@ -233,10 +244,15 @@ export class BatchedSwaps {
 
   /** Undoes a swap from this side (refused once the secret left or is known: then it can only complete). */
   cancel(hashlock: Hex): void {
-    const side = this.side(hashlock);
-    if (side === undefined) return;
+    this.cancelAll([hashlock]);
+  }
+
+  /** Undoes many swaps in one step (each refused once its secret left or is known). */
+  cancelAll(hashlocks: readonly Hex[]): void {
+    const known = hashlocks.filter((h) => this.side(h) !== undefined);
+    if (known.length === 0) return;
     this.step(() => {
-      this.setSide(hashlock.toLowerCase(), cancel(side).side);
+      for (const h of known) this.setSide(h.toLowerCase(), cancel(this.sides.get(h.toLowerCase())!).side);
       this.drive(false);
     });
   }
@@ -328,11 +344,17 @@ export class BatchedSwaps {
         this.open.delete(k);
         continue;
       }
-      if (side.cancelled) {
-        for (const w of cancel({ ...side, cancelled: false }).withdraw) this.setUpdater(w.channelId, withdraw(this.updater(w.channelId), [w.change]));
+      let current = side;
+      // An initiator about to reveal with too little time left on T undoes the swap instead.
+      if (side.role === "initiator" && !side.revealed && !side.cancelled && side.target === "locked" && this.o.mayReveal?.(side) === false) {
+        current = cancel(side).side;
+        this.setSide(k, current);
       }
-      const { side: next, wants: ws } = wants(side);
-      if (next !== side) this.setSide(k, next);
+      if (current.cancelled) {
+        for (const w of cancel({ ...current, cancelled: false }).withdraw) this.setUpdater(w.channelId, withdraw(this.updater(w.channelId), [w.change]));
+      }
+      const { side: next, wants: ws } = wants(current);
+      if (next !== current) this.setSide(k, next);
       for (const w of ws) asks.get(w.channelId.toLowerCase())?.push(w.change);
     }
     for (const id of this.o.channels) {

@@ -37,8 +37,11 @@ export type GroupCommitHooks = Readonly<{
   transmit(envelopes: readonly Envelope[]): Promise<void>;
   /** Reports one event. */
   report(event: ClientEvent): void;
-  /** Drops whatever was cached of uncommitted steps' messages (the committed ones are read back from the store). */
-  discard(): void;
+  /**
+   * Drops whatever was cached of uncommitted work (the committed messages are read back from the store): one
+   * failed step ("step", rolled back to its savepoint) or the whole open group ("group").
+   */
+  discard(scope: "step" | "group"): void;
 }>;
 
 export class GroupCommit {
@@ -102,7 +105,7 @@ export class GroupCommit {
       store.releaseSavepoint();
     } catch (error) {
       this.held = undefined;
-      this.hooks.discard();
+      this.hooks.discard("step");
       try {
         store.rollbackToSavepoint();
       } catch (rollbackError) {
@@ -161,7 +164,7 @@ export class GroupCommit {
    */
   private abandon(group: StepGroup, error: unknown) {
     if (this.group === group) this.group = undefined;
-    this.hooks.discard();
+    this.hooks.discard("group");
     try {
       this.store.abandon();
     } catch {

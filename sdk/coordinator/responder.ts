@@ -31,6 +31,9 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
     if (!sameAddress(ctx.book.counterparty(terms.target.channelId), from)) {
       throw new InvalidMessageError("the target channel is not with the initiator");
     }
+    // A hashlock whose secret this client holds (its own swap's, or one it learned) could make one claim pay out
+    // another of its locks: refused.
+    if (ctx.o.store.secret(terms.hashlock) !== undefined) throw new InvalidMessageError("a swap with this hashlock is known already");
     ctx.requireIdle(terms.source.channelId);
     ctx.requireIdle(terms.target.channelId);
     ctx.requireRefs(terms); // before any chain is chosen by the terms' chain ids

@@ -107,7 +107,7 @@ export class Session {
    */
   readonly startedAt: number;
   private readonly listeners = new Set<(event: ClientEvent) => void>();
-  private readonly discards = new Set<() => void>();
+  private readonly discards = new Set<(scope: "step" | "group") => void>();
   /** Whether a channel runs with batched updates (set by the client's batched pairs): the step protocol keeps off it. */
   batched: (channelId: Hex) => boolean = () => false;
 
@@ -131,16 +131,16 @@ export class Session {
     this.groupCommit = new GroupCommit(o.store, o.groupCommitSteps ?? DEFAULT_GROUP_STEPS, {
       transmit: (envelopes) => this.outbox.transmit(envelopes),
       report: (event) => this.report(event),
-      discard: () => {
+      discard: (scope) => {
         this.outbox.forgetAll();
-        for (const f of this.discards) f();
+        for (const f of this.discards) f(scope);
       },
     });
     this.outbox = new Outbox(o, this.address, this.groupCommit);
   }
 
   /** Calls `f` whenever uncommitted work is dropped (a step or a group rolled back): memory kept beside the store. */
-  onDiscard(f: () => void) {
+  onDiscard(f: (scope: "step" | "group") => void) {
     this.discards.add(f);
   }
 

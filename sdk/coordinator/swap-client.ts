@@ -329,10 +329,12 @@ export class SwapClient {
       if (!this.batched.owns(view.terms)) await attempt({ swapId: view.swapId }, () => this.tickSwap(view, now));
     }
     // Batched pairs: one step for their resends and timeouts, then the chain where a pair must go there.
-    await attempt({}, async () => {
-      await this.groupCommit.atomically(async () => this.batched.tickStep(now));
-      this.groupCommit.commitOpen(); // on disk before the chain work below; its messages leave on their own
-    });
+    for (const pair of this.batched.pairs()) {
+      const known = facts.get(pair);
+      const times = known === undefined || known instanceof Error ? undefined : known.now;
+      await attempt({ channelId: pair.channels[0] }, async () => void (await this.groupCommit.atomically(async () => this.batched.tickStep(pair, now, times))));
+    }
+    this.groupCommit.commitOpen(); // on disk before the chain work below (a failed pair's step rolled back); its messages leave on their own
     await this.batched.tickChain(facts, (channelId, work) => attempt({ channelId }, work));
     await onchain.watchIdleChannels(ctx, (channelId, work) => attempt({ channelId }, work));
     for (const { channelId: id, op } of ctx.o.store.pendingChannelOps()) {

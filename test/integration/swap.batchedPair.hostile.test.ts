@@ -82,7 +82,7 @@ function proposalsEnvelope(p: { alice: Party }, sessionId: Hex, all: readonly Sw
   return sealAs("alice", p.alice.client.address, sessionId, { step: "proposals", items });
 }
 
-describe("security review: batched pairs in SwapClient against a hostile counterparty", function () {
+describe("batched pairs in SwapClient against a hostile counterparty", function () {
   this.timeout(600_000);
 
   // ---------------------------------------------------------------------------------------------------- phase rows
@@ -168,11 +168,12 @@ describe("security review: batched pairs in SwapClient against a hostile counter
   }
 
   it("R-QUAD: a peer that gets many tiny swaps agreed and lets them time out does not cost the responder's tick O(n^2)", async function () {
-    const small = await timedOutTick(512);
-    const large = await timedOutTick(2048);
+    // The client keeps at most 256 swaps open on a pair (R-CAP): 64 against 256.
+    const small = await timedOutTick(64);
+    const large = await timedOutTick(256);
     // 4x the swaps: a linear tick takes about 4x as long. Each timed-out swap is cancelled in its own engine step,
     // and each step's `drive` walks every open swap, so the tick grows with n^2 (it holds the serial queue).
-    expect(large / small, `tick with 512 timed-out swaps: ${small.toFixed(0)} ms; with 2048: ${large.toFixed(0)} ms`).to.be.below(8);
+    expect(large / small, `tick with 64 timed-out swaps: ${small.toFixed(0)} ms; with 256: ${large.toFixed(0)} ms`).to.be.below(8);
   });
 
   it("R-CAP: the responder does not agree more swaps on a pair than can ever be locked on it at once (MAX_LOCKS = 256)", async function () {
@@ -264,7 +265,15 @@ describe("security review: batched pairs in SwapClient against a hostile counter
     // Model that inclusion time (150 s), then let Alice settle on her own; Bob stays silent.
     await increaseBoth(setup, 150);
     clock.advance(150_000);
-    await driveUntil(setup, link, clock, [alice], async () => (await setup.adapters.aliceS.channelInfo(setup.sId)).status === "closed" && (await setup.adapters.aliceT.channelInfo(setup.tId)).status === "closed", 600, 30);
+    const closed = async () => (await setup.adapters.aliceS.channelInfo(setup.sId)).status === "closed" && (await setup.adapters.aliceT.channelInfo(setup.tId)).status === "closed";
+    await driveUntil(setup, link, clock, [alice], async () => alice.client.swap(id).progress.phase.kind === "done" && (!bobKnows || (await closed())), 600, 30);
+    if (!bobKnows) {
+      // Alice did not let the secret go this late: the stale proposal was given up, nothing was locked or paid.
+      expect(alice.client.swap(id).progress.phase).to.deep.include({ kind: "done", outcome: "aborted" });
+      expect(alice.client.book.head(setup.sId).balances).to.deep.equal([100n * ONE, 10n * ONE]);
+      alice.store.close();
+      return;
+    }
     const s = await payoutsOf(setup.S, setup.sId);
     const t = await payoutsOf(setup.T, setup.tId);
     const paid = s[0] < 100n * ONE;
@@ -331,7 +340,7 @@ describe("security review: batched pairs in SwapClient against a hostile counter
     pairsOf(p.bob).engine(s2Id).agree(newSide(terms2, "initiator", { source: 1, target: 0 }));
     await p.link.settled();
     const side2 = pairsOf(p.alice).engine(s2Id).side(hashlock);
-    const row2 = phaseOf(p.alice, terms2.swapId);
+    const row2 = p.alice.client.swaps().find((v) => v.swapId === terms2.swapId)?.progress.phase;
 
     // 3. Bob goes silent. Alice ticks alone until every channel is settled on chain.
     p.link.fault = () => "drop";
@@ -341,7 +350,8 @@ describe("security review: batched pairs in SwapClient against a hostile counter
       (await setup.adapters.aliceS.channelInfo(s2Id)).status,
       (await setup.adapters.aliceT.channelInfo(t2Id)).status,
     ];
-    await driveUntil(setup, p.link, p.clock, [p.alice], async () => (await statuses()).every((st) => st === "closed"), 600, 40);
+    // Pair 1 goes on chain (Alice's S lock expires unrefunded); pair 2, if its swap was refused, has nothing to settle.
+    await driveUntil(setup, p.link, p.clock, [p.alice], async () => (await statuses()).slice(0, agreed ? 4 : 2).every((st) => st === "closed"), 600, 40);
     const s = await payoutsOf(setup.S, setup.sId);
     const t = await payoutsOf(setup.T, setup.tId);
     const note =
