@@ -1,6 +1,7 @@
 /**
- * Security review of batched pairs inside SwapClient (sdk/coordinator/batched-pairs.ts and the glue around it).
- * Each test states what the honest party should do against a hostile counterparty; a failing test is a finding.
+ * Batched pairs inside SwapClient (sdk/coordinator/batched-pairs.ts and the glue around it) against a hostile
+ * counterparty: each test states what the honest party does, and each failed on the code before its fix (ids R-…
+ * in docs/SECURITY.md).
  * The hostile party is crafted by hand (its own key signs terms, envelopes and states) or is a real client whose
  * messages the link drops or whose internals are driven directly.
  */
