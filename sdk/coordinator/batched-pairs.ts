@@ -405,7 +405,9 @@ export class BatchedPairs {
    */
   private phaseOf(engine: BatchedSwaps, side: SwapSide): SwapPhase {
     const t = side.terms;
-    const pending = maybeAdded(engine.updater(t.source.channelId), t.hashlock) || maybeAdded(engine.updater(t.target.channelId), t.hashlock);
+    // Only an undone side can have a lock still in a batch that may be co-signed (a paid lock was co-signed).
+    const undone = settled(side) && outcome(side) !== "swapped";
+    const pending = undone && (maybeAdded(engine.updater(t.source.channelId), t.hashlock) || maybeAdded(engine.updater(t.target.channelId), t.hashlock));
     if (settled(side) && !pending) {
       return outcome(side) === "swapped" ? { kind: "done", outcome: "swapped" } : { kind: "done", outcome: "aborted", reason: "undone off chain" };
     }

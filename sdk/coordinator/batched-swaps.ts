@@ -20,6 +20,7 @@ import {
   wake,
   withdraw,
   type Change,
+  type Queued,
   type Step,
   type UpdateEnv,
   type UpdateEvent,
@@ -66,6 +67,10 @@ export type BatchedSwapsOptions = Readonly<{
 }>;
 
 
+/** What a channel's updater row holds: its data less the states kept elsewhere in the store. */
+type StoredUpdater = Omit<UpdaterData, "head" | "headSignatures" | "inFlight"> &
+  Readonly<{ headSeq: bigint; inFlight: Readonly<{ seq: bigint; batch: readonly Queued[]; signature: Hex }> | undefined }>;
+
 export class BatchedSwaps {
   private updaters = new Map<string, UpdaterData>();
   private sides = new Map<string, SwapSide>();
@@ -101,15 +106,40 @@ export class BatchedSwaps {
     return record;
   }
 
+  /**
+   * An updater as its row keeps it: without the states, which the store holds already (the head among the co-signed
+   * states, the batch in flight among this key's signed states), so a step's row does not grow with the locks.
+   */
+  private static row(u: UpdaterData): StoredUpdater {
+    const { head, headSignatures: _signatures, inFlight, ...rest } = u;
+    return { ...rest, headSeq: head.seq, inFlight: inFlight === undefined ? undefined : { seq: inFlight.state.seq, batch: inFlight.batch, signature: inFlight.signature } };
+  }
+
+  /** An updater from its row and the states the store holds (a row written whole, by an older version, as it is). */
+  private fromRow(channelId: Hex, row: StoredUpdater | UpdaterData): UpdaterData {
+    if ("head" in row) return row;
+    const { headSeq, inFlight, ...rest } = row;
+    const cosigned = headSeq === 0n ? undefined : this.o.store.coSignedAt(channelId, headSeq);
+    if (headSeq !== 0n && cosigned === undefined) throw new ChannelSdkError(`the co-signed state ${headSeq} of channel ${channelId} is not in the store`);
+    const head = cosigned?.state ?? openingState(channelId, this.record(channelId).openingDeposits);
+    let flight: UpdaterData["inFlight"];
+    if (inFlight !== undefined) {
+      const own = this.o.store.ownSignedAt(channelId, inFlight.seq);
+      if (own === undefined) throw new ChannelSdkError(`the signed state ${inFlight.seq} of channel ${channelId} is not in the store`);
+      flight = { state: own.state, batch: inFlight.batch, signature: inFlight.signature };
+    }
+    return { ...rest, head, headSignatures: cosigned?.signatures, inFlight: flight };
+  }
+
   /** Reads everything from the store: at start, and after a step that could not be committed. */
   private load() {
-    const stored = this.o.store.batched<UpdaterData>("updater");
+    const stored = this.o.store.batched<StoredUpdater | UpdaterData>("updater");
     this.updaters = new Map();
     for (const id of this.o.channels) {
       const k = id.toLowerCase();
       const known = stored.get(k);
       if (known !== undefined) {
-        this.updaters.set(k, known);
+        this.updaters.set(k, this.fromRow(id, known));
         continue;
       }
       // A channel new to batched updates starts from its newest co-signed state (deposits counted, say).
@@ -377,7 +407,7 @@ export class BatchedSwaps {
     try {
       store.transaction(() => {
         fn();
-        for (const k of this.dirty.updaters) store.saveBatched("updater", k, this.updaters.get(k));
+        for (const k of this.dirty.updaters) store.saveBatched("updater", k, BatchedSwaps.row(this.updaters.get(k)!));
         for (const k of this.dirty.sides) store.saveBatched("side", k, this.sides.get(k));
       });
     } catch (error) {
