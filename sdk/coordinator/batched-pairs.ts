@@ -14,13 +14,11 @@
  * every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is signed on the pair
  * again.
  */
-import { getAddress, hexlify, randomBytes } from "ethers";
-
-import { changeHashlock, maybeAdded, type UpdateEvent } from "../core/channel-updates.js";
+import { changeHashlock, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
-import { checkTermsShape, hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
+import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
 import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
 import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
@@ -60,6 +58,15 @@ export class BatchedPairs {
 
   constructor(private readonly ctx: Session) {
     for (const [, record] of ctx.o.store.batched<PairRecord>("pair")) this.start(record.channels);
+    // An initiator that undid a swap before its secret left never reveals it on chain: the other may hold a newer
+    // co-signed state that refunds the target lock, and the secret would let it claim the source lock.
+    ctx.withhold = (hashlock) => {
+      for (const engine of new Set(this.engines.values())) {
+        const side = engine.side(hashlock);
+        if (side?.role === "initiator" && side.cancelled && !side.revealed) return true;
+      }
+      return false;
+    };
     ctx.onDiscard((scope) => {
       const engines = scope === "group" ? new Set(this.engines.values()) : this.running;
       for (const engine of engines) engine.invalidate();
@@ -124,6 +131,7 @@ export class BatchedPairs {
   }
 
   private touch(engine: BatchedSwaps, event: UpdateEvent) {
+    if (event.type === "signed") for (const c of event.changes) if (c.kind === "pay") this.ctx.o.watchtower?.addSecret(c.hashlock, c.secret);
     const set = this.touched.get(engine) ?? new Set<string>();
     for (const c of event.type === "refused" ? [event.change] : event.changes) set.add(changeHashlock(c));
     this.touched.set(engine, set);
@@ -178,21 +186,7 @@ export class BatchedPairs {
         const target = ctx.book.record(args.target);
         const nowT = await timeOf(target.ref.chainId);
         const nowS = await timeOf(source.ref.chainId);
-        const delta = ctx.o.deltas.delta(source.ref.chainId, target.ref.chainId);
-        const targetExpiry = args.targetExpiry ?? nowT + (args.targetLockSeconds ?? 3n * ctx.o.minTargetWindow);
-        const secret = hexlify(randomBytes(32)) as Hex;
-        const terms: SwapTerms = {
-          swapId: hexlify(randomBytes(32)) as Hex,
-          source: source.ref,
-          target: target.ref,
-          initiator: ctx.address,
-          responder: getAddress(ctx.book.counterparty(args.source)),
-          give: args.give,
-          take: args.take,
-          hashlock: hashlockOf(secret),
-          sourceExpiry: args.sourceExpiry ?? targetExpiry + delta,
-          targetExpiry,
-        };
+        const { terms, secret } = ctx.newTerms(source, target, args, nowT);
         ctx.validateTerms(terms, nowT, nowS, { balances: false });
         const k = lower(args.source);
         const need = (promised.get(k) ?? 0n) + args.give;
@@ -201,8 +195,9 @@ export class BatchedPairs {
         if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
         promised.set(k, need);
         opened.set(engine, open + 1);
-        // The secret and the swap are stored before the proposal leaves.
-        ctx.keepSecret(terms.hashlock, secret);
+        // The secret and the swap are stored before the proposal leaves. The watchtower hears of the secret only once
+        // it is revealed (a signed payment of the T lock): an undone swap's secret is never used on chain.
+        ctx.o.store.saveSecret(terms.hashlock, secret);
         ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, []), true);
         ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });
         const list = items.get(engine) ?? [];
@@ -248,11 +243,7 @@ export class BatchedPairs {
     const from = ctx.book.counterparty(envelope.swapId);
     unseal(envelope, from);
     if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`proposals: at most ${MAX_PROPOSALS} per envelope`);
-    const times = new Map<string, bigint>();
-    for (const id of engine.channels) {
-      const { chainId } = ctx.book.record(id).ref;
-      if (!times.has(`${chainId}`)) times.set(`${chainId}`, await ctx.chain(chainId).now());
-    }
+    const times = await this.pairTimes(engine);
     const answers: { swapId: Hex; termsSig?: Hex; refusal?: string }[] = [];
     const candidates: SwapSide[] = [];
     const seen = new Set<string>(); // swap ids and hashlocks of this envelope
@@ -305,6 +296,16 @@ export class BatchedPairs {
     this.done();
   }
 
+  /** The time of each chain of the pair, read once (by chain id). */
+  private async pairTimes(engine: BatchedSwaps): Promise<Map<string, bigint>> {
+    const times = new Map<string, bigint>();
+    for (const id of engine.channels) {
+      const { chainId } = this.ctx.book.record(id).ref;
+      if (!times.has(`${chainId}`)) times.set(`${chainId}`, await this.ctx.chain(chainId).now());
+    }
+    return times;
+  }
+
   /** Reports a refused proposal (no row is kept: a peer could grow them without end). */
   private refuse(terms: SwapTerms, reason: string, report: boolean) {
     if (report) this.ctx.emit({ type: "rejected", swapId: terms.swapId, reason });
@@ -337,13 +338,7 @@ export class BatchedPairs {
         continue;
       }
       requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
-      if (times === undefined) {
-        times = new Map();
-        for (const id of engine.channels) {
-          const { chainId } = ctx.book.record(id).ref;
-          if (!times.has(`${chainId}`)) times.set(`${chainId}`, await ctx.chain(chainId).now());
-        }
-      }
+      times ??= await this.pairTimes(engine);
       try {
         ctx.validateTerms(row.terms, times.get(`${row.terms.target.chainId}`)!, times.get(`${row.terms.source.chainId}`)!, { balances: false });
       } catch (error) {
@@ -400,14 +395,19 @@ export class BatchedPairs {
 
   /**
    * The phase a side shows: stages while the batches run, done once settled off chain. A side undone while a lock of
-   * it may still be co-signed (in our batch in flight, or in a refused batch the other may have signed) is still
-   * being undone: that lock is refunded, off chain or on chain, before the swap is done.
+   * it is in our batch still unanswered is still being undone: the answer, or the chain once that lock expired, ends it.
    */
   private phaseOf(engine: BatchedSwaps, side: SwapSide): SwapPhase {
     const t = side.terms;
-    // Only an undone side can have a lock still in a batch that may be co-signed (a paid lock was co-signed).
+    // An undone side whose lock is in our batch still unanswered waits for the answer (or, once that lock expired, for
+    // the chain). A refused batch that may have been signed anyway (a ghost) does not hold it: its lock can only be
+    // refunded, whoever registers it, since an undone side never reveals.
     const undone = settled(side) && outcome(side) !== "swapped";
-    const pending = undone && (maybeAdded(engine.updater(t.source.channelId), t.hashlock) || maybeAdded(engine.updater(t.target.channelId), t.hashlock));
+    const inFlight = (channelId: Hex) => {
+      const key = lower(t.hashlock);
+      return engine.updater(channelId).inFlight?.batch.some((q) => q.change.kind === "add" && lower(q.change.lock.hashlock) === key) === true;
+    };
+    const pending = undone && (inFlight(t.source.channelId) || inFlight(t.target.channelId));
     if (settled(side) && !pending) {
       return outcome(side) === "swapped" ? { kind: "done", outcome: "swapped" } : { kind: "done", outcome: "aborted", reason: "undone off chain" };
     }

@@ -1,10 +1,8 @@
-import { getAddress, hexlify, randomBytes } from "ethers";
-
 import { ChannelSdkError } from "../core/errors.js";
 import type { SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { addLock, resolveLock } from "../core/state.js";
-import { hashlockOf, termsDigest, type SwapTerms } from "../core/swap.js";
+import { termsDigest, type SwapTerms } from "../core/swap.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import type { SwapPhase } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
@@ -23,22 +21,7 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
     throw new ChannelSdkError("the source and target channels must be with the same counterparty");
   }
   const nowT = await ctx.chain(target.ref.chainId).now();
-  const delta = ctx.o.deltas.delta(source.ref.chainId, target.ref.chainId);
-  const targetExpiry = args.targetExpiry ?? nowT + (args.targetLockSeconds ?? 3n * ctx.o.minTargetWindow);
-  const sourceExpiry = args.sourceExpiry ?? targetExpiry + delta;
-  const secret = hexlify(randomBytes(32)) as Hex;
-  const terms: SwapTerms = {
-    swapId: hexlify(randomBytes(32)) as Hex,
-    source: source.ref,
-    target: target.ref,
-    initiator: ctx.address,
-    responder: getAddress(counterparty),
-    give: args.give,
-    take: args.take,
-    hashlock: hashlockOf(secret),
-    sourceExpiry,
-    targetExpiry,
-  };
+  const { terms, secret } = ctx.newTerms(source, target, args, nowT);
   ctx.validateTerms(terms, nowT, await ctx.chain(source.ref.chainId).now());
   // The secret is stored before anything that depends on it exists.
   ctx.o.store.transaction(() => {

@@ -1,10 +1,10 @@
-import { getAddress } from "ethers";
+import { getAddress, hexlify, randomBytes } from "ethers";
 
 import type { HubAdapter } from "../chain/hub.js";
 import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
 import type { SwapBody, SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
-import type { SwapTerms } from "../core/swap.js";
+import { hashlockOf, type SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
 import type { ChannelOp, ChannelRecord, CoSignedState, Store } from "../store/store.js";
@@ -154,7 +154,14 @@ export class Session {
     for (const id of chainIds) if (this.chain(id).lastNow() === undefined) await this.chain(id).now();
   }
 
+  /**
+   * Whether a secret this client holds must not be used on chain (set by the batched pairs: an initiator that undid a
+   * swap before revealing never reveals it, since a newer co-signed state may refund the lock it would claim).
+   */
+  withhold: (hashlock: Hex) => boolean = () => false;
+
   async findSecret(hashlock: Hex): Promise<Hex | undefined> {
+    if (this.withhold(hashlock)) return undefined;
     const known = this.o.store.secret(hashlock);
     if (known !== undefined) return known;
     for (const chain of this.chains.values()) {
@@ -208,6 +215,29 @@ export class Session {
     if (!check.balances) return;
     addLock(this.book.head(terms.source.channelId), this.sourceLockOf(terms));
     addLock(this.book.head(terms.target.channelId), this.targetLockOf(terms));
+  }
+
+  /**
+   * New terms of a swap this client initiates on `source` for `target` (its channels, with one counterparty), with a
+   * fresh secret; expiries default to `nowT` plus the target lock's lifetime, and the source's after it by delta.
+   */
+  newTerms(source: ChannelRecord, target: ChannelRecord, args: ProposeArgs, nowT: bigint): { terms: SwapTerms; secret: Hex } {
+    const delta = this.o.deltas.delta(source.ref.chainId, target.ref.chainId);
+    const targetExpiry = args.targetExpiry ?? nowT + (args.targetLockSeconds ?? 3n * this.o.minTargetWindow);
+    const secret = hexlify(randomBytes(32)) as Hex;
+    const terms: SwapTerms = {
+      swapId: hexlify(randomBytes(32)) as Hex,
+      source: source.ref,
+      target: target.ref,
+      initiator: this.address,
+      responder: getAddress(this.book.counterparty(source.ref.channelId)),
+      give: args.give,
+      take: args.take,
+      hashlock: hashlockOf(secret),
+      sourceExpiry: args.sourceExpiry ?? targetExpiry + delta,
+      targetExpiry,
+    };
+    return { terms, secret };
   }
 
   /** The initiator's lock on the source channel. */

@@ -223,3 +223,17 @@ export async function craftedTerms(setup: Setup, parties: { alice: Party; bob: P
     sourceExpiry: now + 3600n + gap,
   };
 }
+
+/**
+ * After both channels of the harness closed: checks that payouts add up to deposits (S 110, T 21) and that Alice's
+ * payouts moved by whole swaps of `give` tokens (paid on S) and `take` ether (got on T); returns how many of each.
+ */
+export async function wholeSwapsSettled(setup: Setup, give: bigint, take: bigint): Promise<{ paid: bigint; got: bigint }> {
+  const s = await payoutsOf(setup.S, setup.sId);
+  const t = await payoutsOf(setup.T, setup.tId);
+  if (s[0] + s[1] !== 110n * ONE || t[0] + t[1] !== 21n * ONE) throw new Error(`payouts ${s} / ${t} do not add up to the deposits`);
+  const paid = 100n * ONE - s[0];
+  const got = t[0] - ONE;
+  if (paid % give !== 0n || got % take !== 0n) throw new Error(`Alice paid ${paid} and got ${got}: not whole swaps`);
+  return { paid: paid / give, got: got / take };
+}
