@@ -190,7 +190,9 @@ export class BatchedPairs {
         ctx.validateTerms(terms, nowT, nowS, { balances: false });
         const k = lower(args.source);
         const need = (promised.get(k) ?? 0n) + args.give;
-        const left = free.get(k) ?? engine.available(args.source); // summed over the open swaps once per call
+        // What the pair has not promised, less what our proposals still waiting for an answer would lock on this
+        // channel: summed once per call.
+        const left = free.get(k) ?? engine.available(args.source) - this.proposedOn(args.source);
         free.set(k, left);
         if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
         promised.set(k, need);
@@ -218,6 +220,15 @@ export class BatchedPairs {
       const chunk = list.slice(i, i + MAX_PROPOSALS);
       this.send(chunk[0]!.terms.source.channelId, { step: "proposals", items: chunk });
     }
+  }
+
+  /** What our proposals still waiting for an answer would lock on `channelId` (as their source). */
+  private proposedOn(channelId: Hex): bigint {
+    let sum = 0n;
+    for (const view of this.ctx.activeSwaps()) {
+      if (view.role === "initiator" && view.progress.phase.kind === "proposed" && lower(view.terms.source.channelId) === lower(channelId)) sum += view.terms.give;
+    }
+    return sum;
   }
 
   /** Throws unless the channel is open as far as this client knows (no close or force close under way). */

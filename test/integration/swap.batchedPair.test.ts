@@ -97,6 +97,18 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     expect(alice.client.book.head(setup.sId).balances).to.deep.equal([99n * ONE, 11n * ONE]);
   });
 
+  it("counts proposals still waiting for an answer against the initiator's free balance", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    await batchBoth(setup, [alice, bob]);
+    link.fault = () => "drop"; // Bob does not answer: the first proposal stays waiting
+    await alice.client.propose({ source: setup.sId, target: setup.tId, give: 60n * ONE, take: TAKE });
+    let error: unknown;
+    await alice.client.propose({ source: setup.sId, target: setup.tId, give: 50n * ONE, take: TAKE }).catch((e: unknown) => (error = e));
+    expect(error).to.be.instanceOf(Error).with.property("name", "InsufficientBalanceError");
+    await alice.client.propose({ source: setup.sId, target: setup.tId, give: 40n * ONE, take: TAKE }); // fits what is left
+  });
+
   it("keeps the step protocol off a batched pair: a step-protocol close or a proposal on one of its channels alone is refused", async function () {
     const setup = await fundedChannels();
     const { alice, bob } = await twoParties(setup);
