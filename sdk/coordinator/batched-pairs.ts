@@ -25,7 +25,7 @@ import { sameAddress, type Hex } from "../core/types.js";
 import { BatchedSwaps } from "./batched-swaps.js";
 import * as close from "./close.js";
 import { ChannelBusyError, ChannelClosingError } from "./errors.js";
-import type { OnChainReason, SwapPhase, SwapProgress } from "./phases.js";
+import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
 
 /** The most swaps a client keeps open at once on one pair: as many as one channel state can lock. */
@@ -166,14 +166,7 @@ export class BatchedPairs {
     const promised = new Map<string, bigint>(); // per source channel: what this call's proposals already need
     const free = new Map<string, bigint>(); // per source channel: what the pair had not promised when this call began
     const opened = new Map<BatchedSwaps, number>(); // per pair: its open swaps and this call's proposals
-    const times = new Map<string, bigint>(); // per chain: its time, read once per call
-    const timeOf = async (chainId: bigint) => {
-      const known = times.get(`${chainId}`);
-      if (known !== undefined) return known;
-      const now = await ctx.chain(chainId).now();
-      times.set(`${chainId}`, now);
-      return now;
-    };
+    const times = new Map<BatchedSwaps, Map<string, bigint>>(); // per pair: its chains' times, read once per call
     for (const args of all) {
       try {
         const engine = this.engine(args.source);
@@ -184,8 +177,9 @@ export class BatchedPairs {
         if (open >= MAX_OPEN_SWAPS) throw new ChannelBusyError(args.source, `${open} swaps open or proposed on its pair, the most its states can lock`);
         const source = ctx.book.record(args.source);
         const target = ctx.book.record(args.target);
-        const nowT = await timeOf(target.ref.chainId);
-        const nowS = await timeOf(source.ref.chainId);
+        const pairTimes = times.get(engine) ?? (await this.pairTimes(engine));
+        times.set(engine, pairTimes);
+        const [nowT, nowS] = [pairTimes.get(`${target.ref.chainId}`)!, pairTimes.get(`${source.ref.chainId}`)!];
         const { terms, secret } = ctx.newTerms(source, target, args, nowT);
         ctx.validateTerms(terms, nowT, nowS, { balances: false });
         const k = lower(args.source);
@@ -250,22 +244,21 @@ export class BatchedPairs {
    */
   async onProposals(envelope: Envelope, body: Extract<SwapBody, { step: "proposals" }>) {
     const { ctx } = this;
-    const engine = this.engine(envelope.swapId);
-    const from = ctx.book.counterparty(envelope.swapId);
-    unseal(envelope, from);
-    if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`proposals: at most ${MAX_PROPOSALS} per envelope`);
+    const { engine, from } = this.openEnvelope(envelope, body.items);
     const times = await this.pairTimes(engine);
     const answers: { swapId: Hex; termsSig?: Hex; refusal?: string }[] = [];
     const candidates: SwapSide[] = [];
+    const digests = new Map<string, Hex>(); // by swap id: each item's terms hashed once, for checking and signing
     const seen = new Set<string>(); // swap ids and hashlocks of this envelope
     for (const item of body.items) {
       const { terms } = item;
       checkTermsShape(terms);
-      requireSignedBy("swap terms", from, termsDigest(terms), item.termsSig);
+      const digest = termsDigest(terms);
+      requireSignedBy("swap terms", from, digest, item.termsSig);
       const known = engine.side(terms.hashlock);
       const row = ctx.o.store.swap<SwapProgress>(terms.swapId);
-      if (known !== undefined && known.terms.swapId === terms.swapId && known.role === "responder" && termsDigest(known.terms) === termsDigest(terms)) {
-        answers.push({ swapId: terms.swapId, termsSig: ctx.o.signer.sign(termsDigest(known.terms)) }); // a resend
+      if (known !== undefined && known.terms.swapId === terms.swapId && known.role === "responder" && termsDigest(known.terms) === digest) {
+        answers.push({ swapId: terms.swapId, termsSig: ctx.o.signer.sign(digest) }); // a resend
         continue;
       }
       let refusal: string | undefined;
@@ -288,23 +281,37 @@ export class BatchedPairs {
         refusal = error.message;
       }
       if (refusal !== undefined) {
-        this.refuse(terms, refusal, row === undefined);
+        // No row is kept for a refusal: a peer could grow them without end.
+        if (row === undefined) ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal });
         answers.push({ swapId: terms.swapId, refusal });
         continue;
       }
+      digests.set(lower(terms.swapId), digest);
       candidates.push(newSide(terms, "responder", this.senders(terms)));
     }
     const { agreed, refused } = this.run(engine, () => engine.agreeAll(candidates));
     for (const side of agreed) {
       this.record(engine, side);
-      answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(termsDigest(side.terms)) });
+      answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(digests.get(lower(side.terms.swapId)) ?? termsDigest(side.terms)) });
     }
     for (const { side, reason } of refused) {
-      this.refuse(side.terms, reason, true);
+      ctx.emit({ type: "rejected", swapId: side.terms.swapId, reason });
       answers.push({ swapId: side.terms.swapId, refusal: reason });
     }
     if (answers.length > 0) this.send(envelope.swapId, { step: "acceptances", items: answers });
     this.done();
+  }
+
+  /**
+   * The pair an envelope of terms (proposals or acceptances, sent on a channel of the pair) is for, and its sender:
+   * throws unless the counterparty signed it and it carries at most MAX_PROPOSALS items.
+   */
+  private openEnvelope(envelope: Envelope, items: unknown): { engine: BatchedSwaps; from: string } {
+    const engine = this.engine(envelope.swapId);
+    const from = this.ctx.book.counterparty(envelope.swapId);
+    unseal(envelope, from);
+    if (!Array.isArray(items) || items.length > MAX_PROPOSALS) throw new InvalidMessageError(`${envelope.body.step}: at most ${MAX_PROPOSALS} items per envelope`);
+    return { engine, from };
   }
 
   /** The time of each chain of the pair, read once (by chain id). */
@@ -317,11 +324,6 @@ export class BatchedPairs {
     return times;
   }
 
-  /** Reports a refused proposal (no row is kept: a peer could grow them without end). */
-  private refuse(terms: SwapTerms, reason: string, report: boolean) {
-    if (report) this.ctx.emit({ type: "rejected", swapId: terms.swapId, reason });
-  }
-
   private senders(terms: SwapTerms) {
     return { source: this.ctx.book.indexOf(terms.source.channelId, terms.initiator), target: this.ctx.book.indexOf(terms.target.channelId, terms.responder) };
   }
@@ -332,10 +334,7 @@ export class BatchedPairs {
    */
   async onAcceptances(envelope: Envelope, body: Extract<SwapBody, { step: "acceptances" }>) {
     const { ctx } = this;
-    const engine = this.engine(envelope.swapId);
-    const from = ctx.book.counterparty(envelope.swapId);
-    unseal(envelope, from);
-    if (!Array.isArray(body.items) || body.items.length > MAX_PROPOSALS) throw new InvalidMessageError(`acceptances: at most ${MAX_PROPOSALS} per envelope`);
+    const { engine, from } = this.openEnvelope(envelope, body.items);
     const sides: SwapSide[] = [];
     let times: Map<string, bigint> | undefined;
     for (const item of body.items) {
@@ -449,16 +448,15 @@ export class BatchedPairs {
    * One step of one pair not on chain: resends what is unanswered, proposals too while their timing still holds
    * (given up after the confirmation timeout or once too late), undoes in one engine step the swaps that made no
    * progress within it, and shows as done the swaps whose undone lock can no longer be co-signed. Runs inside a
-   * protocol step; `times` are the pair's chain times read before the tick's turn.
+   * protocol step; `times` are the pair's chain times read before the tick's turn, `active` the swaps in progress.
    */
-  tickStep(engine: BatchedSwaps, now: number, times: ReadonlyMap<string, bigint> | undefined) {
+  tickStep(engine: BatchedSwaps, now: number, times: ReadonlyMap<string, bigint> | undefined, active: readonly SwapView[]) {
     const { ctx } = this;
     if (this.onChain(engine.channels[0])) return;
     const resend: { terms: SwapTerms; termsSig: Hex }[] = [];
     const cancels: Hex[] = [];
-    const mine = new Set(engine.channels.map(lower));
-    for (const view of ctx.activeSwaps()) {
-      if (!mine.has(lower(view.terms.source.channelId)) || !this.owns(view.terms)) continue;
+    for (const view of active) {
+      if (!this.owns(view.terms) || this.engine(view.terms.source.channelId) !== engine) continue;
       const { phase, since, sentAt } = view.progress;
       const timedOut = ctx.waited(since, now, ctx.o.confirmationTimeoutMs);
       if (phase.kind === "proposed") {
@@ -524,14 +522,8 @@ export class BatchedPairs {
       if (this.onChain(engine.channels[0])) continue;
       try {
         const status = new Map<string, string>();
-        const now = new Map<string, bigint>();
-        for (const id of engine.channels) {
-          const { ref } = this.ctx.book.record(id);
-          const chain = this.ctx.chain(ref.chainId);
-          status.set(lower(id), (await chain.channelInfo(id)).status);
-          if (!now.has(`${ref.chainId}`)) now.set(`${ref.chainId}`, await chain.now());
-        }
-        facts.set(engine, { status, now });
+        for (const id of engine.channels) status.set(lower(id), (await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id)).status);
+        facts.set(engine, { status, now: await this.pairTimes(engine) });
       } catch (error) {
         facts.set(engine, error instanceof Error ? error : new Error(String(error)));
       }

@@ -66,7 +66,6 @@ export type BatchedSwapsOptions = Readonly<{
   maxOpen?: number;
 }>;
 
-
 /** What a channel's updater row holds: its data less the states kept elsewhere in the store. */
 type StoredUpdater = Omit<UpdaterData, "head" | "headSignatures" | "inFlight"> &
   Readonly<{ headSeq: bigint; inFlight: Readonly<{ seq: bigint; batch: readonly Queued[]; signature: Hex }> | undefined }>;
@@ -115,9 +114,8 @@ export class BatchedSwaps {
     return { ...rest, headSeq: head.seq, inFlight: inFlight === undefined ? undefined : { seq: inFlight.state.seq, batch: inFlight.batch, signature: inFlight.signature } };
   }
 
-  /** An updater from its row and the states the store holds (a row written whole, by an older version, as it is). */
-  private fromRow(channelId: Hex, row: StoredUpdater | UpdaterData): UpdaterData {
-    if ("head" in row) return row;
+  /** An updater from its row and the states the store holds. */
+  private fromRow(channelId: Hex, row: StoredUpdater): UpdaterData {
     const { headSeq, inFlight, ...rest } = row;
     const cosigned = headSeq === 0n ? undefined : this.o.store.coSignedAt(channelId, headSeq);
     if (headSeq !== 0n && cosigned === undefined) throw new ChannelSdkError(`the co-signed state ${headSeq} of channel ${channelId} is not in the store`);
@@ -133,7 +131,7 @@ export class BatchedSwaps {
 
   /** Reads everything from the store: at start, and after a step that could not be committed. */
   private load() {
-    const stored = this.o.store.batched<StoredUpdater | UpdaterData>("updater");
+    const stored = this.o.store.batched<StoredUpdater>("updater");
     this.updaters = new Map();
     for (const id of this.o.channels) {
       const k = id.toLowerCase();
@@ -171,12 +169,6 @@ export class BatchedSwaps {
     if (!this.stale) return;
     this.stale = false;
     this.load();
-  }
-
-  /** Whether any swap of the pair is not settled on this side, or any update is queued or in flight. */
-  busy(): boolean {
-    this.fresh();
-    return this.open.size > 0 || this.o.channels.some((id) => this.updater(id).inFlight !== undefined || this.updater(id).queue.length > 0);
   }
 
   /** Swaps not settled on this side. */

@@ -137,8 +137,7 @@ export class ChannelBook {
       state,
       signatures: this.myIndex(state.channelId) === 0 ? [mine, theirs] : [theirs, mine],
     };
-    this.store.saveCoSigned(cosigned);
-    this.feed.cosigned?.(cosigned);
+    this.keep(cosigned);
     return cosigned;
   }
 }

@@ -325,14 +325,15 @@ export class SwapClient {
         ctx.emit({ type: "tickError", ...where, error: close.errorText(error) });
       }
     };
-    for (const view of ctx.activeSwaps()) {
+    const active = ctx.activeSwaps();
+    for (const view of active) {
       if (!this.batched.owns(view.terms)) await attempt({ swapId: view.swapId }, () => this.tickSwap(view, now));
     }
     // Batched pairs: one step for their resends and timeouts, then the chain where a pair must go there.
     for (const pair of this.batched.pairs()) {
       const known = facts.get(pair);
       const times = known === undefined || known instanceof Error ? undefined : known.now;
-      await attempt({ channelId: pair.channels[0] }, async () => void (await this.groupCommit.atomically(async () => this.batched.tickStep(pair, now, times))));
+      await attempt({ channelId: pair.channels[0] }, async () => void (await this.groupCommit.atomically(async () => this.batched.tickStep(pair, now, times, active))));
     }
     this.groupCommit.commitOpen(); // on disk before the chain work below (a failed pair's step rolled back); its messages leave on their own
     await this.batched.tickChain(facts, (channelId, work) => attempt({ channelId }, work));

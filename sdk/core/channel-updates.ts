@@ -300,10 +300,7 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
         draft.apply(q.change);
       } catch (error) {
         if (!(error instanceof InvalidStateError)) throw error;
-        // No room now (balance, lock count): wait for resolutions; a bad secret or the like never fits.
-        const later = /free|at most/.test(error.message);
-        if (later) keep.push(q);
-        else refuse(q, error.message);
+        refuse(q, error.message); // room was checked above: a bad secret or the like, which never fits
         continue;
       }
       batch.push(q);
