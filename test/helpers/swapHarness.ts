@@ -116,21 +116,27 @@ export function makeParty(
   return { client, store, events, transport };
 }
 
-/**
- * Alice and Bob over an in-memory link, both channels added and their ledgers counting the deposits.
- */
-export async function twoParties(
-  setup: Setup,
-  extra: { alice?: Partial<SwapClientOptions>; bob?: Partial<SwapClientOptions> } = {},
-) {
-  const link = new InMemoryLink();
-  const clock = new ManualClock();
-  const alice = makeParty(setup, "alice", link.a, clock, extra.alice);
-  const bob = makeParty(setup, "bob", link.b, clock, extra.bob);
-  for (const p of [alice, bob]) {
+/** Adds both channels of the setup to each party (the deposits are not counted yet: `syncDeposits`). */
+export async function addChannels(setup: Setup, parties: readonly Party[]) {
+  for (const p of parties) {
     await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
     await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
   }
+}
+
+/**
+ * Alice and Bob over an in-memory link, both channels added and their ledgers counting the deposits; each on the
+ * store given (a file, to restart from it), else one in memory.
+ */
+export async function twoParties(
+  setup: Setup,
+  extra: { alice?: Partial<SwapClientOptions>; bob?: Partial<SwapClientOptions>; stores?: { alice?: Store; bob?: Store } } = {},
+) {
+  const link = new InMemoryLink();
+  const clock = new ManualClock();
+  const alice = makeParty(setup, "alice", link.a, clock, extra.alice, extra.stores?.alice);
+  const bob = makeParty(setup, "bob", link.b, clock, extra.bob, extra.stores?.bob);
+  await addChannels(setup, [alice, bob]);
   await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
   return { link, clock, alice, bob };
 }

@@ -15,7 +15,6 @@ import { join } from "node:path";
 
 import {
   hashlockOf,
-  InMemoryLink,
   keySigner,
   seal,
   Store,
@@ -30,11 +29,11 @@ import { newSide } from "../../sdk/core/swap-rules.js";
 import { accountKey } from "../../scripts/lib/local.js";
 import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 import {
+  craftedTerms,
   driveUntil,
   fundedChannels,
   increaseBoth,
   makeParty,
-  ManualClock,
   ONE,
   payoutsOf,
   phaseOf,
@@ -57,20 +56,7 @@ async function batchBoth(parties: readonly Party[], a: Hex, b: Hex) {
 
 /** Terms Alice (hostile) proposes to Bob on the harness pair: Alice gives on S, Bob gives on T. */
 async function aliceTerms(setup: Setup, p: { alice: Party; bob: Party }, give: bigint, take: bigint, over: Partial<SwapTerms> = {}): Promise<SwapTerms> {
-  const now = BigInt(await setup.T.chain.networkHelpers.time.latest());
-  return {
-    swapId: hexlify(randomBytes(32)) as Hex,
-    source: p.alice.client.book.record(setup.sId).ref,
-    target: p.alice.client.book.record(setup.tId).ref,
-    initiator: p.alice.client.address,
-    responder: p.bob.client.address,
-    give,
-    take,
-    hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex),
-    targetExpiry: now + 1800n,
-    sourceExpiry: now + 1800n + 900n,
-    ...over,
-  };
+  return { ...(await craftedTerms(setup, p, give, take, 900n)), ...over };
 }
 
 function sealAs(who: "alice" | "bob", address: string, sessionId: Hex, body: SwapBody): Envelope {
@@ -232,16 +218,10 @@ describe("batched pairs in SwapClient against a hostile counterparty", function 
   it("R-LATE-REVEAL: after a restart, a stale proposal the peer accepts does not make Alice reveal with less than minTargetWindow left on T", async function () {
     const setup = await fundedChannels();
     const file = join(mkdtempSync(join(tmpdir(), "review-late-")), "alice.sqlite");
-    const link = new InMemoryLink();
-    const clock = new ManualClock();
-    let alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
     // Hostile Bob runs the client with his own checks relaxed: he accepts terms whatever time they leave.
-    const bob = makeParty(setup, "bob", link.b, clock, { minTargetWindow: 1n, onChainMargin: 1n });
-    for (const party of [alice, bob]) {
-      await party.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, party.client.address));
-      await party.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, party.client.address));
-    }
-    await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
+    const x = await twoParties(setup, { bob: { minTargetWindow: 1n, onChainMargin: 1n }, stores: { alice: new Store(file) } });
+    const { link, clock, bob } = x;
+    let alice = x.alice;
     await batchBoth([alice, bob], setup.sId, setup.tId);
     link.fault = () => "drop"; // the proposal does not reach Bob
     const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });

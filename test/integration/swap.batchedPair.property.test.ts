@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { encode, Store, type ChannelState, type Envelope, type Hex, type Transport } from "../../sdk/index.js";
-import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
-import { fundedChannels, increaseBoth, makeParty, ManualClock, ONE, wholeSwapsSettled, type Party, type Setup } from "../helpers/swapHarness.js";
+import { syncDeposits } from "../../scripts/lib/swap-setup.js";
+import { addChannels, fundedChannels, increaseBoth, makeParty, ManualClock, ONE, wholeSwapsSettled, type Party, type Setup } from "../helpers/swapHarness.js";
 
 // Many swaps at once on ONE channel pair, through SwapClient with both parties on SQLite files and two real
 // in-process chains: the network drops, duplicates and reorders at random, either party crashes (its open group
@@ -64,20 +64,23 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("partition" as const), seconds: fc.integer({ min: 240, max: 6_000 }) }) },
 );
 
+/** One run over a fresh setup and store directory, for each schedule fast-check draws. */
+const property = fc.asyncProperty(fc.array(action, { minLength: 60, maxLength: 160 }), async (actions) => {
+  const setup = await fundedChannels();
+  const dir = mkdtempSync(join(tmpdir(), "batched-client-"));
+  try {
+    await run(setup, dir, actions);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 describe("many swaps at once on one channel pair through the client: a property over drops, duplicates, reordering, crashes and the chain", function () {
   this.timeout(600_000);
 
   it(`every swap atomic and both parties agreeing, over ${RUNS} random runs of 50+ swaps`, async function () {
     await fc.assert(
-      fc.asyncProperty(fc.array(action, { minLength: 60, maxLength: 160 }), async (actions) => {
-        const setup = await fundedChannels();
-        const dir = mkdtempSync(join(tmpdir(), "batched-client-"));
-        try {
-          await run(setup, dir, actions);
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
-      }),
+      property,
       {
         numRuns: RUNS,
         endOnFailure: true,
@@ -91,17 +94,7 @@ describe("many swaps at once on one channel pair through the client: a property 
     // The initiator signed a batch refunding its T lock that the other co-signed and kept; on chain it claimed that
     // lock in its older head with the secret, the other registered the newer state (lock refunded) and claimed the
     // S lock with the revealed secret. Session.withhold keeps an undone swap's secret off chain.
-    await fc.assert(
-      fc.asyncProperty(fc.array(action, { minLength: 60, maxLength: 160 }), async (actions) => {
-        const setup = await fundedChannels();
-        const dir = mkdtempSync(join(tmpdir(), "batched-client-"));
-        try {
-          await run(setup, dir, actions);
-        } finally {
-          rmSync(dir, { recursive: true, force: true });
-        }
-      }),
-      { numRuns: 1, seed: 1649679472, path: "12", endOnFailure: true },
+    await fc.assert(property, { numRuns: 1, seed: 1649679472, path: "12", endOnFailure: true },
     );
   });
 });
@@ -132,10 +125,7 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     return makeParty(setup, who, net.endpoint(who), clock, { watchtower }, new Store(join(dir, `${who}.sqlite`)));
   };
   const parties: Record<Name, Party> = { alice: open("alice"), bob: open("bob") };
-  for (const p of Object.values(parties)) {
-    await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
-    await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
-  }
+  await addChannels(setup, Object.values(parties));
   // The deposit updates run over the test's network: delivered in order until both ledgers count them.
   const counting = syncDeposits([parties.alice.client, parties.bob.client], [setup.sId, setup.tId]);
   let settledDeposits = false;

@@ -4,15 +4,13 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { InMemoryLink, keySigner, Store, type Hex, type StateSigner } from "../../sdk/index.js";
+import { keySigner, Store, type Hex, type StateSigner } from "../../sdk/index.js";
 import { accountKey } from "../../scripts/lib/local.js";
-import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 import {
   blockNumbers,
   driveUntil,
   fundedChannels,
   makeParty,
-  ManualClock,
   ONE,
   phaseOf,
   twoParties,
@@ -109,31 +107,31 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     await alice.client.propose({ source: setup.sId, target: setup.tId, give: 40n * ONE, take: TAKE }); // fits what is left
   });
 
-  it("keeps the step protocol off a batched pair: a step-protocol close or a proposal on one of its channels alone is refused", async function () {
+  it("keeps the step protocol off a batched pair (its close is refused), and gives up proposals a peer that did not batch the pair never answers", async function () {
     const setup = await fundedChannels();
-    const { alice, bob } = await twoParties(setup);
+    const { link, clock, alice, bob } = await twoParties(setup);
     await alice.client.batchPair(setup.sId, setup.tId);
     let error: unknown;
     await alice.client.requestClose(setup.sId).catch((e: unknown) => (error = e));
     expect(error).to.have.property("name", "ChannelBusyError");
-    // Bob did not batch the pair: Alice's proposals get no answer, and she gives them up after the timeout.
+    // Bob did not batch the pair: he does not answer Alice's proposals (his client rejects the envelope), and she
+    // gives them up after the confirmation timeout, nothing locked.
     const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
     expect(phaseOf(alice, id).kind).to.equal("proposed");
-    void bob;
+    expect(bob.client.swaps()).to.deep.equal([]);
+    clock.advance(11_000);
+    await alice.client.tick();
+    expect(phaseOf(alice, id)).to.deep.include({ kind: "done", outcome: "aborted", reason: "counterparty silent" });
+    expect(alice.client.book.head(setup.sId).locks).to.deep.equal([]);
   });
 
   it("goes on after a restart from the store: the pair, its swaps and their secrets are read back", async function () {
     const setup = await fundedChannels();
     const file = join(mkdtempSync(join(tmpdir(), "batched-restart-")), "alice.sqlite");
-    const link = new InMemoryLink();
-    const clock = new ManualClock();
-    let alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
-    const bob = makeParty(setup, "bob", link.b, clock);
-    for (const p of [alice, bob]) {
-      await p.client.addChannel(setup.S.chainId, setup.sParams, expectedChannel(setup.sParams, p.client.address));
-      await p.client.addChannel(setup.T.chainId, setup.tParams, expectedChannel(setup.tParams, p.client.address));
-    }
-    await syncDeposits([alice.client, bob.client], [setup.sId, setup.tId]);
+    const x = await twoParties(setup, { stores: { alice: new Store(file) } });
+    const { link, clock, bob } = x;
+    let alice = x.alice;
     await batchBoth(setup, [alice, bob]);
     let delivered = 0;
     link.fault = () => (++delivered <= 3 ? "deliver" : "drop"); // proposals, acceptances, the first batch
