@@ -272,14 +272,12 @@ if (PARTS.has("pair")) {
   const pairs = pairSpecs(1, a, b, 7n).map((p) => (crossed ? { ...p, targetParams: { ...p.targetParams, participants: [b, a] as const } } : p));
   await openPairs(rpc, hubs, pairs);
   const { child, says } = startPeer("scripts/lib/bench-peer.ts", { BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer-pair.sqlite") }) });
-  const peerSays = async (pattern: RegExp) => await says(pattern);
   const peerUsage = async () => {
     child.stdin.write("cpu\n");
-    const m = await peerSays(/PEER_CPU=(\d+) PEER_SIGNS=(\d+)/);
+    const m = await says(/PEER_CPU=(\d+) PEER_SIGNS=(\d+)/);
     return { cpuUs: Number(m[1]), signs: Number(m[2]) };
   };
-
-  const peerUrl = (await peerSays(/PEER_URL=(\S+)/))[1]!;
+  const peerUrl = (await says(/PEER_URL=(\S+)/))[1]!;
   const transport = await HttpTransport.start(0, peerUrl);
   child.stdin.write(`${transport.url}\n`);
   const ca = new Completion();
@@ -290,7 +288,7 @@ if (PARTS.has("pair")) {
   const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address));
   child.stdin.write("batch\n");
   await Promise.all([s, t].map((id) => alice.client.syncDeposits(id)));
-  await peerSays(/PEER_BATCHED=1/);
+  await says(/PEER_BATCHED=1/);
   await alice.client.batchPair(s, t);
   const ticker = setInterval(() => void alice.client.tick().catch(() => undefined), 200);
   for (const inFlight of PAIR_IN_FLIGHT) {
@@ -300,12 +298,12 @@ if (PARTS.has("pair")) {
     const after = await peerUsage();
     const run = runs[runs.length - 1]!;
     // Every signature one party makes, the other recovers once: recoveries per swap equal signatures per swap.
-    const [a, b] = [(signs - mine) / run.swaps, (after.signs - before.signs) / run.swaps];
-    run.signsPerSwap = a + b;
-    run.recoveriesPerSwap = a + b;
-    // The two processes sign and recover in parallel: the bound is the busier one's crypto (Alice signs a and
-    // recovers b per swap, Bob the other way round).
-    const busier = Math.max(a * run.signUs + b * run.recoverUs, b * run.signUs + a * run.recoverUs) / 1000;
+    const [aliceSigns, bobSigns] = [(signs - mine) / run.swaps, (after.signs - before.signs) / run.swaps];
+    run.signsPerSwap = aliceSigns + bobSigns;
+    run.recoveriesPerSwap = aliceSigns + bobSigns;
+    // The two processes sign and recover in parallel: the bound is the busier one's crypto (each recovers what the
+    // other signs).
+    const busier = Math.max(aliceSigns * run.signUs + bobSigns * run.recoverUs, bobSigns * run.signUs + aliceSigns * run.recoverUs) / 1000;
     run.boundSwapsPerSecond = 1000 / busier;
     run.ofBound = run.swapsPerSecond / run.boundSwapsPerSecond;
     run.peerCpuMsPerSwap = (after.cpuUs - before.cpuUs) / 1000 / run.swaps;

@@ -128,6 +128,12 @@ export class SwapClient {
     return this.batched.has(channelId);
   }
 
+  /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
+  batchedWith(channelId: Hex): Hex | undefined {
+    if (!this.batched.has(channelId)) return undefined;
+    return this.batched.engine(channelId).channels.find((c) => c.toLowerCase() !== channelId.toLowerCase());
+  }
+
   /**
    * Brings the channel's ledger up to the deposits final on chain now: participant 0 proposes the update,
    * participant 1 waits for it. Resolves with the head once it counts them (both parties may await this).

@@ -679,14 +679,7 @@ export class ChannelNode {
 
   /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
   private batchedWith(channelId: Hex): Hex | undefined {
-    if (!this.client.isBatched(channelId)) return undefined;
-    // The client keeps its pairs in the store (batched-pairs.ts); the node only reads which two belong together.
-    const lower = channelId.toLowerCase();
-    for (const { channels } of this.store.batched<{ channels: readonly [Hex, Hex] }>("pair").values()) {
-      const i = channels.findIndex((c) => c.toLowerCase() === lower);
-      if (i >= 0) return channels[1 - i];
-    }
-    return undefined;
+    return this.client.batchedWith(channelId);
   }
 
   // ------------------------------------------------------------------ swaps
