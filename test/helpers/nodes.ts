@@ -150,3 +150,14 @@ export async function fundedPairOnNodes(nodes: readonly LocalNode[], nonce: bigi
   };
   return { S, T, hubS, hubT, params, a, b, sId, tId, client, close };
 }
+
+/** Polls `probe` every 200 ms (a failing probe counts as not yet) until it gives a value; throws after `timeoutMs`. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}

@@ -19,7 +19,7 @@ import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
 import { ChannelNode } from "../../sdk/node/node.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { channels, channelsJson } from "../helpers/cli.js";
-import { freePort, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 
 type Who = "alice" | "bob" | "carol";
 const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2, carol: 3 };
@@ -31,16 +31,6 @@ type Channel = {
 };
 type Swap = { id: string; phase: string; stage?: string; outcome?: string; reason?: string };
 type Running = { node: ChannelNode; server: ServerType; base: string; token: string };
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe("batched channel pairs through the node's control API and the CLI", function () {
   this.timeout(180_000);

@@ -10,22 +10,12 @@ import { encode, keySigner, rpcProvider, type Address, type Hex } from "../../sd
 import { ChannelNode } from "../../sdk/node/node.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { signProposal } from "../../sdk/node/peer.js";
-import { freePort, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 
 const ALICE = new Wallet(accountKey(1)).address;
 const BOB = new Wallet(accountKey(2)).address;
 /** An asset Alice's configuration names on T beside ETH, with other decimals (no contract needed: never touched). */
 const USDC = "0x00000000000000000000000000000000000000A1";
-
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Posts a proposal to a peer endpoint as a stranger's script would. */
 async function post(url: string, body: string, contentType = "application/json"): Promise<number> {
