@@ -45,12 +45,15 @@ export class Party {
   /** Every batch this party signed, by channel and number, and whether it saw it co-signed: what a chain may be shown. */
   history: Record<Hex, Map<bigint, { base: bigint; changes: readonly Change[]; cosigned: boolean }>> = { [S]: new Map(), [T]: new Map() };
   readonly key: SigningKey;
+  /** The deposits this party last read from the hub at its final block, per channel (it reads them on each tick). */
+  view: Record<Hex, readonly [bigint, bigint]>;
   /** The packets of the last step, and whether any left: a crash before they go loses them. */
   private lastSent: Packet[] = [];
   private readonly path: string;
 
   constructor(readonly name: Name, readonly address: string, privateKey: string, readonly net: Network) {
     this.key = new SigningKey(privateKey);
+    this.view = { [S]: [net.deposit, net.deposit], [T]: [net.deposit, net.deposit] };
     this.path = join(net.dir, `${name}.sqlite`);
     const store = new Store(this.path, { durability: "crash" });
     for (const id of [S, T]) {
@@ -75,6 +78,7 @@ export class Party {
         this.net.send(p);
       },
       onEvent: (channelId, event) => this.record(channelId, event),
+      finalDeposits: (channelId) => this.view[channelId],
     });
   }
 
@@ -132,8 +136,25 @@ export class Party {
     this.step(() => this.pair.handle(packet.channelId, packet.message));
   }
 
+  /**
+   * A client's tick: reads the hub's deposits (what the other party's final block may not show yet), offers to count
+   * those not counted on the channels it proposes on, then resends and retries.
+   */
   tick() {
-    this.step(() => this.pair.tick());
+    for (const id of [S, T]) this.view[id] = this.net.hub[id]!;
+    this.step(() => {
+      for (const id of [S, T]) {
+        const u = this.pair.updater(id);
+        const held = this.view[id]!;
+        if (u.me === 0 && (held[0] > u.head.deposits[0] || held[1] > u.head.deposits[1])) this.pair.countDeposits(id, held);
+      }
+      this.pair.tick();
+    });
+  }
+
+  /** Asks to close both channels of the pair cooperatively. */
+  closePair() {
+    this.step(() => this.pair.close());
   }
 
   /** Starts (as initiator) or joins a swap both agreed. */
@@ -155,6 +176,8 @@ export class Network {
   readonly parties: Record<Name, Party>;
   readonly addresses: Record<Name, string>;
   readonly dir = mkdtempSync(join(tmpdir(), "batched-"));
+  /** What the hub holds on each channel for each participant (deposits only grow). */
+  readonly hub: Record<Hex, readonly [bigint, bigint]>;
   /** A hostile party's hand on what reaches it: return true to take the packet out of the honest path. */
   intercept: Partial<Record<Name, (p: Packet) => boolean>> = {};
   /**
@@ -169,10 +192,17 @@ export class Network {
 
   constructor(readonly deposit = DEPOSIT, readonly layout: Layout = CROSSED) {
     Network.unclosed.add(this);
+    this.hub = { [S]: [deposit, deposit], [T]: [deposit, deposit] };
     const a = new Wallet(hexlify(new Uint8Array(32).fill(0xa1)));
     const b = new Wallet(hexlify(new Uint8Array(32).fill(0xb2)));
     this.addresses = { A: a.address, B: b.address };
     this.parties = { A: new Party("A", a.address, a.privateKey, this), B: new Party("B", b.address, b.privateKey, this) };
+  }
+  /** `who` deposits `amount` more on channel `id` (on chain: the parties see it when they next read the hub). */
+  depositOnChain(who: Name, id: Hex, amount: bigint) {
+    const i = this.index(who, id);
+    const [d0, d1] = this.hub[id]!;
+    this.hub[id] = i === 0 ? [d0 + amount, d1] : [d0, d1 + amount];
   }
   index(who: Name, id: Hex): ParticipantIndex {
     return this.layout[id] === who ? 0 : 1;
@@ -276,10 +306,15 @@ export function heal(net: Network): number {
   throw new Error(`the parties did not come to rest within 400 rounds\n${detail.join("\n")}`);
 }
 
-export function checkRun(net: Network, swaps: readonly { hashlock: string; initiator: Name; give: bigint; take: bigint }[]) {
+/**
+ * After `heal`: every swap settled, atomic and seen alike by both; both parties hold the same head of each channel,
+ * with no lock; each party's balance is the deposits the head counts for it moved by the swaps that went through.
+ * A channel still open counts every deposit the hub holds; with `closed`, both channels end in a final state.
+ */
+export function checkRun(net: Network, swaps: readonly { hashlock: string; initiator: Name; give: bigint; take: bigint }[], closed = false) {
   const { A, B } = net.parties;
-  const d = net.deposit;
-  const expected: Record<Name, Record<string, bigint>> = { A: { [S]: d, [T]: d }, B: { [S]: d, [T]: d } };
+  const counted = (who: Name, id: Hex) => A.updaters[id]!.head.deposits[net.index(who, id)];
+  const expected: Record<Name, Record<string, bigint>> = { A: { [S]: counted("A", S), [T]: counted("A", T) }, B: { [S]: counted("B", S), [T]: counted("B", T) } };
   for (const s of swaps) {
     const a = A.swaps.get(s.hashlock)!;
     const b = B.swaps.get(s.hashlock)!;
@@ -305,6 +340,8 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
     assert.equal(sameState(ha, hb), true, `both hold the same head of ${id}`);
     assert.equal(ha.locks.length, 0, "no lock left");
     checkState(ha);
+    assert.equal(ha.isFinal, closed, `channel ${id} ${closed ? "closed" : "open"} at the end`);
+    if (!ha.isFinal) assert.deepEqual(ha.deposits, net.hub[id], `every deposit on ${id} counted`);
     assert.equal(ha.balances[net.index("A", id)], expected.A[id]);
     assert.equal(ha.balances[net.index("B", id)], expected.B[id]);
   }

@@ -10,6 +10,7 @@
  * on-chain path settle a batched channel as any other: every lock of its newest co-signed state.
  */
 import {
+  APPROVED,
   changeHashlock,
   checkUpdateMessage,
   enqueue,
@@ -64,6 +65,11 @@ export type BatchedSwapsOptions = Readonly<{
   mayReveal?: (side: SwapSide) => boolean;
   /** The most swaps `agreeAll` keeps open at once (a client caps what a peer can make it hold); by default no cap. */
   maxOpen?: number;
+  /**
+   * The deposits the hub holds on a channel at this party's final block, as last read: a count of deposits (ours or
+   * the other's) is signed only up to them, and "not yet" above them. Without it, no count is signed.
+   */
+  finalDeposits?: (channelId: Hex) => readonly [bigint, bigint] | undefined;
 }>;
 
 /** What a channel's updater row holds: its data less the states kept elsewhere in the store. */
@@ -86,6 +92,8 @@ export class BatchedSwaps {
   private readonly pair: ReadonlySet<string>;
   /** Memory is ahead of the store (a nested step was rolled back): read it again before the next use. */
   private stale = false;
+  /** Whether a close is asked for on the pair, as last worked out (undefined: work it out again). */
+  private closingNow: boolean | undefined;
 
   constructor(private readonly o: BatchedSwapsOptions) {
     const [a, b] = o.channels.map((id) => this.record(id));
@@ -168,7 +176,40 @@ export class BatchedSwaps {
   private fresh() {
     if (!this.stale) return;
     this.stale = false;
+    this.closingNow = undefined;
     this.load();
+  }
+
+  /**
+   * Whether the pair is closing: a close of either channel is queued, asked for, in flight or co-signed. From then
+   * on no lock is added on it and every swap not past its reveal is undone; each channel's close waits for its last
+   * lock to be resolved.
+   */
+  closing(): boolean {
+    this.fresh();
+    if (this.closingNow !== undefined) return this.closingNow;
+    const isClose = (q: Queued) => q.change.kind === "close";
+    this.closingNow = [...this.updaters.values()].some((u) => u.head.isFinal || u.queue.some(isClose) || u.inFlight?.batch.some(isClose) === true);
+    return this.closingNow;
+  }
+
+  /**
+   * Counts on `channelId` the deposits the hub holds (final on chain): queued as a change of the next batch (the other
+   * signs it only if its own reading of the hub holds as much). Nothing is queued if one is pending or they are counted.
+   */
+  countDeposits(channelId: Hex, deposits: readonly [bigint, bigint]): void {
+    this.step(() => this.apply(channelId, enqueue(this.updater(channelId), [{ kind: "deposits", deposits }], this.env(channelId))));
+  }
+
+  /**
+   * Closes both channels of the pair cooperatively: every swap not past its reveal is undone, the others complete,
+   * and each channel's final state is signed once its last lock is resolved (then landed on chain by the caller).
+   */
+  close(): void {
+    this.step(() => {
+      for (const id of this.o.channels) this.apply(id, enqueue(this.updater(id), [{ kind: "close" }], this.env(id)));
+      this.drive(false);
+    });
   }
 
   /** Swaps not settled on this side. */
@@ -309,6 +350,7 @@ export class BatchedSwaps {
   }
 
   private setUpdater(channelId: Hex, data: UpdaterData) {
+    this.closingNow = undefined;
     this.updaters.set(channelId.toLowerCase(), data);
     this.dirty.updaters.add(channelId.toLowerCase());
   }
@@ -324,6 +366,14 @@ export class BatchedSwaps {
       highestSigned: () => store.highestOwnSeq(channelId),
       verify: (state, signature) => this.book.requireCounterSigned(state, signature),
       approve: (change) => {
+        if (change.kind === "close") return APPROVED; // either may close; the other could go on chain anyway
+        if (change.kind === "deposits") {
+          const held = this.o.finalDeposits?.(channelId);
+          return held !== undefined && held[0] >= change.deposits[0] && held[1] >= change.deposits[1]
+            ? APPROVED
+            : { ok: false, final: false, reason: `the hub does not hold deposits of [${change.deposits.join(", ")}] at our final block yet` };
+        }
+        if (change.kind === "add" && this.closing()) return { ok: false, final: true, reason: "the pair is closing" };
         const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
         // Only a refund asks the responder whether its T lock may be added (a scan of the batch in flight and ghosts).
@@ -367,10 +417,12 @@ export class BatchedSwaps {
         continue;
       }
       let current = side;
-      // An initiator about to reveal with too little time left on T undoes the swap instead.
-      if (side.role === "initiator" && !side.revealed && !side.cancelled && side.target === "locked" && this.o.mayReveal?.(side) === false) {
+      // An initiator about to reveal with too little time left on T undoes the swap instead; on a closing pair, every
+      // swap not past its reveal is undone (cancel refuses the others, which complete).
+      const late = side.role === "initiator" && !side.revealed && side.target === "locked" && this.o.mayReveal?.(side) === false;
+      if (!side.cancelled && (late || this.closing())) {
         current = cancel(side).side;
-        this.setSide(k, current);
+        if (current !== side) this.setSide(k, current);
       }
       if (current.cancelled) {
         for (const w of cancel({ ...current, cancelled: false }).withdraw) this.setUpdater(w.channelId, withdraw(this.updater(w.channelId), [w.change]));

@@ -23,7 +23,24 @@ export type Change =
   /** The lock of `hashlock` paid to its receiver; `secret` is its preimage (the receiver's proof, the sender's gain). */
   | Readonly<{ kind: "pay"; hashlock: Hex; secret: Hex }>
   /** The lock of `hashlock` given back to its sender (a cancel: its receiver gives up its claim). */
-  | Readonly<{ kind: "refund"; hashlock: Hex }>;
+  | Readonly<{ kind: "refund"; hashlock: Hex }>
+  /**
+   * The deposits the hub holds for each participant, final on chain, counted from now on: each participant's free
+   * balance grows by what was deposited for it since the last count (both check the hub before they sign).
+   */
+  | Readonly<{ kind: "deposits"; deposits: readonly [bigint, bigint] }>
+  /**
+   * The channel closes cooperatively: the state becomes final, to be landed with `closeCooperatively`. It waits until
+   * no lock is left, comes last in its batch, and nothing is signed after it.
+   */
+  | Readonly<{ kind: "close" }>;
+
+/** A change that adds or resolves one lock. */
+export type LockChange = Extract<Change, { kind: "add" | "pay" | "refund" }>;
+
+export function isLockChange(change: Change): change is LockChange {
+  return change.kind === "add" || change.kind === "pay" || change.kind === "refund";
+}
 
 /** The proposer puts at most this many changes in one batch (a message stays a few hundred kB at most). */
 export const MAX_BATCH_CHANGES = 512;
@@ -40,18 +57,34 @@ export const MAX_SEQ_STEP = 16n;
 
 const SECRET = /^0x[0-9a-fA-F]{64}$/;
 
-/** The hashlock of the lock a change adds or resolves, in lower case. */
+/**
+ * The hashlock of the lock a change adds or resolves, in lower case; for a change of no lock (deposits, close), its
+ * kind, which is never a hashlock.
+ */
 export function changeHashlock(change: Change): string {
+  if (!isLockChange(change)) return change.kind;
   return (change.kind === "add" ? change.lock.hashlock : change.hashlock).toLowerCase();
 }
 
-/** The key under which a change is known in queues: one add, one resolution per hashlock. */
+/** The key under which a change is known in queues: one add, one resolution per hashlock; one count, one close. */
 export function changeKey(change: Change): string {
+  if (!isLockChange(change)) return change.kind;
   return `${change.kind === "add" ? "add" : "resolve"}:${changeHashlock(change)}`;
 }
 
-/** Whether `change` can be applied to `state` as it stands (its lock absent for an add, present for a resolution). */
+/** Whether `deposits` counts more than `counted` for some participant and less for none. */
+function grows(deposits: readonly [bigint, bigint], counted: readonly [bigint, bigint]): boolean {
+  return deposits[0] >= counted[0] && deposits[1] >= counted[1] && (deposits[0] > counted[0] || deposits[1] > counted[1]);
+}
+
+/**
+ * Whether `change` can be applied to `state` as it stands: its lock absent for an add, present for a resolution;
+ * deposits above those counted; nothing once the state is final.
+ */
 export function applicable(state: ChannelState, change: Change): boolean {
+  if (state.isFinal) return false;
+  if (change.kind === "deposits") return grows(change.deposits, state.deposits);
+  if (change.kind === "close") return true;
   const key = changeHashlock(change);
   const present = state.locks.some((l) => l.hashlock.toLowerCase() === key);
   return change.kind === "add" ? !present : present;
@@ -63,20 +96,31 @@ export function applicable(state: ChannelState, change: Change): boolean {
  */
 class Draft {
   private readonly balances: [bigint, bigint];
+  private deposits: readonly [bigint, bigint];
+  private final: boolean;
   private readonly locks: Map<string, Lock>;
 
   constructor(private readonly base: ChannelState) {
     this.balances = [...base.balances];
+    this.deposits = base.deposits;
+    this.final = base.isFinal;
     this.locks = new Map(base.locks.map((l) => [l.hashlock.toLowerCase(), l]));
   }
 
   applicable(change: Change): boolean {
+    if (this.final) return false;
+    if (change.kind === "deposits") return grows(change.deposits, this.deposits);
+    if (change.kind === "close") return true;
     const present = this.locks.has(changeHashlock(change));
     return change.kind === "add" ? !present : present;
   }
 
-  /** Whether an add has no room now (balance, lock count): it waits for resolutions. Checked without throwing. */
+  /**
+   * Whether a change has no room now: an add for want of balance or lock count (it waits for resolutions), a close
+   * while any lock is left (it waits for all of them). Checked without throwing.
+   */
   noRoom(change: Change): boolean {
+    if (change.kind === "close") return this.locks.size > 0;
     if (change.kind !== "add") return false;
     const { lock } = change;
     return this.locks.size >= MAX_LOCKS || (lock.amount > 0n && this.balances[lock.sender] < lock.amount);
@@ -84,7 +128,20 @@ class Draft {
 
   /** Makes one change; throws InvalidStateError (or LockNotFoundError) and changes nothing if it cannot be made. */
   apply(change: Change): void {
-    if (this.base.isFinal) throw new InvalidStateError("the channel state is final; nothing follows it");
+    if (this.final) throw new InvalidStateError("the channel state is final; nothing follows it");
+    if (change.kind === "deposits") {
+      const [d0, d1] = [change.deposits[0] - this.deposits[0], change.deposits[1] - this.deposits[1]];
+      if (d0 < 0n || d1 < 0n || d0 + d1 === 0n) throw new InvalidStateError("counted deposits only grow");
+      this.balances[0] += d0;
+      this.balances[1] += d1;
+      this.deposits = change.deposits;
+      return;
+    }
+    if (change.kind === "close") {
+      if (this.locks.size > 0) throw new InvalidStateError(`a close with ${this.locks.size} locks left; every lock is resolved first`);
+      this.final = true;
+      return;
+    }
     if (change.kind === "add") {
       const { lock } = change;
       const key = lock.hashlock.toLowerCase();
@@ -114,7 +171,8 @@ class Draft {
   }
 
   state(seq: bigint): ChannelState {
-    return { ...this.base, seq, balances: [this.balances[0], this.balances[1]], locks: [...this.locks.values()] };
+    const balances: readonly [bigint, bigint] = [this.balances[0], this.balances[1]];
+    return { ...this.base, seq, deposits: this.deposits, balances, locks: [...this.locks.values()], isFinal: this.final };
   }
 }
 
@@ -283,13 +341,18 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   const keep: Queued[] = [];
   const batch: Queued[] = [];
   const draft = new Draft(data.head);
-  for (const q of data.queue) {
-    if (!draft.applicable(q.change)) continue; // moot: its lock added or resolved already
+  // A close goes last: after every other change of the batch has resolved what it can.
+  const ordered = data.queue.some((q) => q.change.kind === "close")
+    ? [...data.queue.filter((q) => q.change.kind !== "close"), ...data.queue.filter((q) => q.change.kind === "close")]
+    : data.queue;
+  for (const q of ordered) {
+    if (!draft.applicable(q.change)) continue; // moot: its lock added or resolved already, its deposits counted
     if (q.deferred === true) {
       keep.push(q);
       continue;
     }
-    // No room now: it waits for resolutions (a queue of many adds over a full state is checked without throwing).
+    // No room now: it waits for resolutions (a queue of many adds over a full state is checked without throwing; a
+    // close waits for every lock to be resolved).
     if (batch.length >= MAX_BATCH_CHANGES || draft.noRoom(q.change)) {
       keep.push(q);
       continue;
@@ -547,6 +610,12 @@ function changeOf(v: unknown): Change {
   }
   if (kind === "pay") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock"), secret: hex(field(o, "secret"), HEX32, "a secret") };
   if (kind === "refund") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock") };
+  if (kind === "deposits") {
+    const d = list(field(o, "deposits"), 2, "the deposits");
+    if (d.length !== 2) throw new InvalidMessageError("the deposits are not two amounts");
+    return { kind, deposits: [uint(d[0], MAX_U128, "a deposit"), uint(d[1], MAX_U128, "a deposit")] };
+  }
+  if (kind === "close") return { kind };
   throw new InvalidMessageError(`a change of kind ${String(kind)}`);
 }
 

@@ -27,7 +27,8 @@ type Op =
   | { op: "drop"; at: number }
   | { op: "crash"; who: Name }
   | { op: "tick"; who: Name }
-  | { op: "cancel"; who: Name; swap: number };
+  | { op: "cancel"; who: Name; swap: number }
+  | { op: "deposit"; who: Name; onS: boolean; amount: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant("start" as const), initiator: fc.constantFrom<Name>("A", "B"), give: fc.integer({ min: 1, max: 20 }), take: fc.integer({ min: 1, max: 20 }) }) },
@@ -37,17 +38,23 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("crash" as const), who: fc.constantFrom<Name>("A", "B") }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant("tick" as const), who: fc.constantFrom<Name>("A", "B") }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("cancel" as const), who: fc.constantFrom<Name>("A", "B"), swap: fc.nat() }) },
+  { weight: 1, arbitrary: fc.record({ op: fc.constant("deposit" as const), who: fc.constantFrom<Name>("A", "B"), onS: fc.boolean(), amount: fc.integer({ min: 1, max: 50 }) }) },
 );
+
+/** In half the runs, one party asks to close the pair cooperatively at some point (`at` modulo the ops, or at the end). */
+const closeArb = fc.option(fc.record({ at: fc.nat(), who: fc.constantFrom<Name>("A", "B") }), { freq: 2 });
 
 describe("many swaps at once on one channel pair: batched updates under faults, each party on its own SQLite store", function () {
   this.timeout(600_000);
   afterEach(() => Network.closeAll());
 
-  it("keeps every swap atomic, never double-signs, and leaves both parties with the same heads", function () {
+  it("keeps every swap atomic, never double-signs, counts every deposit, and leaves both parties with the same heads, final if the pair was closed", function () {
     let swapped = 0;
     let undone = 0;
+    let closedRuns = 0;
+    let deposits = 0;
     fc.assert(
-      fc.property(fc.array(opArb, { minLength: 300, maxLength: 600 }), fc.integer({ min: 50, max: 70 }), fc.constantFrom<Layout>(CROSSED, { [S]: "A", [T]: "A" }, { [S]: "B", [T]: "B" }, { [S]: "B", [T]: "A" }), (ops, atLeast, layout) => {
+      fc.property(fc.array(opArb, { minLength: 300, maxLength: 600 }), fc.integer({ min: 50, max: 70 }), fc.constantFrom<Layout>(CROSSED, { [S]: "A", [T]: "A" }, { [S]: "B", [T]: "B" }, { [S]: "B", [T]: "A" }), closeArb, (ops, atLeast, layout, closing) => {
         const net = new Network(DEPOSIT, layout);
         const swaps: { hashlock: string; initiator: Name; give: bigint; take: bigint }[] = [];
         let n = 0;
@@ -55,8 +62,15 @@ describe("many swaps at once on one channel pair: batched updates under faults, 
           const hashlock = startSwap(net, n++, initiator, BigInt(give), BigInt(take));
           if (hashlock !== undefined) swaps.push({ hashlock, initiator, give: BigInt(give), take: BigInt(take) });
         };
-        for (const o of ops) {
+        const closeAt = closing === null ? -1 : closing.at % (ops.length + 1);
+        const closePair = () => net.parties[closing!.who].closePair();
+        for (const [i, o] of ops.entries()) {
+          if (i === closeAt) closePair();
           switch (o.op) {
+            case "deposit":
+              net.depositOnChain(o.who, o.onS ? S : T, BigInt(o.amount));
+              deposits++;
+              break;
             case "start":
               start(o.initiator, o.give, o.take);
               break;
@@ -86,8 +100,10 @@ describe("many swaps at once on one channel pair: batched updates under faults, 
         // At least `atLeast` swaps in flight together: start the rest now, before anything heals.
         while (swaps.length < atLeast && n < 4 * atLeast) start(swaps.length % 2 === 0 ? "A" : "B", 1 + (swaps.length % 7), 1 + (swaps.length % 5));
         for (let i = 0; i < 200 && net.inFlight.length > 0; i++) net.deliver(i * 7919);
+        if (closeAt === ops.length) closePair();
         heal(net);
-        checkRun(net, swaps);
+        checkRun(net, swaps, closing !== null);
+        if (closing !== null) closedRuns++;
         for (const s of swaps) {
           if (outcome(net.parties.A.swaps.get(s.hashlock)!) === "swapped") swapped++;
           else undone++;
@@ -95,9 +111,11 @@ describe("many swaps at once on one channel pair: batched updates under faults, 
       }),
       { numRuns: Number(process.env.BATCH_RUNS ?? 40) },
     );
-    // The runs exercised both endings, and many swaps went through.
+    // The runs exercised both endings, closes and deposits, and many swaps went through.
     expect(swapped).to.be.greaterThan(500);
     expect(undone).to.be.greaterThan(10);
+    expect(closedRuns).to.be.greaterThan(0);
+    expect(deposits).to.be.greaterThan(0);
   });
 
   it("leaves an honest party whole on chain when the other goes silent at any moment, whatever state it registers", function () {
