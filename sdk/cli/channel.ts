@@ -51,7 +51,7 @@ function describe(c: ChannelView): string {
   if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
   if (c.deposits) lines.push(`  deposits counted: mine ${c.deposits.mine}, theirs ${c.deposits.theirs}`);
   if (c.payouts) lines.push(`  paid out: mine ${c.payouts.mine}, theirs ${c.payouts.theirs}`);
-  if (c.batched) lines.push(`  batched with ${c.batched}: many swaps at once on the pair; no deposits, no cooperative close (close --force closes both)`);
+  if (c.batched) lines.push(`  batched with ${c.batched}: many swaps at once on the pair; a close (or close --force) closes both`);
   return lines.join("\n");
 }
 
@@ -104,14 +104,17 @@ export function channelCommands(): Command {
     .command("close <id>")
     .description("close cooperatively (or --force: on chain, after the challenge period)")
     .option("--force", "force close on chain without the peer")
-    .option("--wait", "wait until the channel is closed on chain")
+    .option("--wait", "wait until the channel (both channels, on a batched pair) is closed on chain")
     .action(async (id: string, o: { force?: boolean; wait?: boolean }, cmd: Command) => {
       const client = api(cmd);
       let c = await client.post<ChannelView>(`/channels/${encodeURIComponent(id)}/close`, { force: o.force === true });
       if (o.wait) {
         const p = new Progress();
         const started = Date.now();
-        while (c.status !== "closed") {
+        // A batched pair closes as one: the named channel's partner is waited for first, then the channel itself.
+        const partner = c.batched;
+        const partnerClosed = async () => partner === undefined || (await client.get<ChannelView>(`/channels/${encodeURIComponent(partner)}`)).status === "closed";
+        while (c.status !== "closed" || !(await partnerClosed())) {
           const waited = (Date.now() - started) / 1000;
           p.show(
             o.force
@@ -127,7 +130,7 @@ export function channelCommands(): Command {
     });
   channel
     .command("batch <a> <b>")
-    .description("run two open channels with the same peer as one pair with batched updates: many swaps at once on it (both nodes run this; idle channels, deposits counted; no deposits or cooperative close afterwards)")
+    .description("run two open channels with the same peer as one pair with batched updates: many swaps at once on it (both nodes run this, on idle channels; a close of either channel closes both)")
     .action(async (a: string, b: string, _o, cmd: Command) => {
       const pair = await api(cmd).post<ChannelView[]>("/channels/batch", { channels: [a, b] });
       print(cmd, pair, (l) => l.map(describe).join("\n"));

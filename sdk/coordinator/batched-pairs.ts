@@ -14,7 +14,7 @@
  * every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is signed on the pair
  * again.
  */
-import { changeHashlock, type UpdateEvent } from "../core/channel-updates.js";
+import type { UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
@@ -34,8 +34,8 @@ export const MAX_OPEN_SWAPS = MAX_LOCKS;
 /** The most proposals one envelope carries; a responder reads no more of one. */
 export const MAX_PROPOSALS = 512;
 
-/** How a pair is kept in the store. */
-type PairRecord = Readonly<{ channels: readonly [Hex, Hex] }>;
+/** How a pair is kept in the store: its channels, and whether this client asked to close it. */
+type PairRecord = Readonly<{ channels: readonly [Hex, Hex]; closing?: boolean }>;
 
 /** Per pair not on chain: its channels' status and its chains' time (read before a tick's turn), or why not. */
 export type PairFacts = Map<BatchedSwaps, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
@@ -55,6 +55,8 @@ export class BatchedPairs {
    * (a failed step of another kind, a junk message say, leaves them as they are).
    */
   private running = new Set<BatchedSwaps>();
+  /** Per channel: the deposits the hub holds at the final block, as a tick last read them (lower-case channel id). */
+  private readonly held = new Map<string, readonly [bigint, bigint]>();
 
   constructor(private readonly ctx: Session) {
     for (const [, record] of ctx.o.store.batched<PairRecord>("pair")) this.start(record.channels);
@@ -109,7 +111,7 @@ export class BatchedPairs {
       throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
     }
     const channels = [this.ctx.book.record(a).ref.channelId, this.ctx.book.record(b).ref.channelId] as const;
-    this.ctx.o.store.saveBatched("pair", channels.map(lower).join("/"), { channels } satisfies PairRecord);
+    this.ctx.o.store.saveBatched("pair", this.pairKey(channels), { channels } satisfies PairRecord);
     this.start(channels);
   }
 
@@ -123,18 +125,110 @@ export class BatchedPairs {
       nested: true,
       keepSecret: (hashlock, secret) => ctx.keepSecret(hashlock, secret),
       send: (channelId, message) => this.send(channelId, { step: "batch", message }),
-      onEvent: (_channelId, event) => this.touch(engine, event),
+      onEvent: (channelId, event) => this.onEvent(engine, channelId, event),
+      onSides: (hashlocks) => this.touch(engine, hashlocks),
       mayReveal: (side) => this.mayReveal(side),
       maxOpen: MAX_OPEN_SWAPS,
+      finalDeposits: (channelId) => this.held.get(lower(channelId)),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
   }
 
-  private touch(engine: BatchedSwaps, event: UpdateEvent) {
+  private onEvent(engine: BatchedSwaps, channelId: Hex, event: UpdateEvent) {
     if (event.type === "signed") for (const c of event.changes) if (c.kind === "pay") this.ctx.o.watchtower?.addSecret(c.hashlock, c.secret);
+    if (event.type === "cosigned") this.cosigned(engine, channelId, event);
+  }
+
+  /** Swaps whose side a step of `engine` changed: `run` brings their phase rows up to date. */
+  private touch(engine: BatchedSwaps, hashlocks: readonly string[]) {
     const set = this.touched.get(engine) ?? new Set<string>();
-    for (const c of event.type === "refused" ? [event.change] : event.changes) set.add(changeHashlock(c));
+    for (const k of hashlocks) set.add(k);
     this.touched.set(engine, set);
+  }
+
+  /**
+   * A co-signed state that counts deposits is reported; a final one starts the channel's close (close.ts): the party
+   * that asked for it lands it at once, the other after the confirmation timeout if it was not landed meanwhile.
+   */
+  private cosigned(engine: BatchedSwaps, channelId: Hex, event: Extract<UpdateEvent, { type: "cosigned" }>) {
+    const { ctx } = this;
+    const { state } = event;
+    if (event.changes.some((c) => c.kind === "deposits")) ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
+    if (!state.isFinal || ctx.o.store.channelOp(channelId) !== undefined) return;
+    const asked = this.pairRecord(engine)?.closing === true;
+    const now = ctx.clock();
+    ctx.o.store.saveChannelOp(channelId, { kind: "close", role: asked ? "requester" : "responder", seq: state.seq, since: now, sentAt: now });
+  }
+
+  private pairKey(channels: readonly Hex[]): string {
+    return channels.map(lower).join("/");
+  }
+
+  private pairRecord(engine: BatchedSwaps): PairRecord | undefined {
+    return this.ctx.o.store.batched<PairRecord>("pair").get(this.pairKey(engine.channels));
+  }
+
+  /**
+   * Closes the pair of `channelId` cooperatively, both its channels: no new swap, our proposals still unanswered
+   * given up, every swap not past its reveal undone off chain and the others completed; each channel's final state
+   * is signed once its last lock is resolved, then landed on chain (by us at once, by the other after the
+   * confirmation timeout). Runs inside a protocol step.
+   */
+  requestClose(channelId: Hex) {
+    const { ctx } = this;
+    const engine = this.engine(channelId);
+    for (const id of engine.channels) {
+      const op = ctx.o.store.channelOp(id);
+      if (op !== undefined && op.kind !== "close") throw new ChannelClosingError(id, op.kind);
+    }
+    const record = this.pairRecord(engine);
+    ctx.o.store.saveBatched("pair", this.pairKey(engine.channels), { channels: record?.channels ?? engine.channels, closing: true } satisfies PairRecord);
+    this.abortProposals(engine, "the pair is closing");
+    this.run(engine, () => engine.close());
+    this.done();
+  }
+
+  /**
+   * Participant 0 of a batched channel: offers to count the deposits the hub holds at the final block (read now) that
+   * the head does not count yet. Runs inside a protocol step; returns whether an offer was made.
+   */
+  async countDeposits(channelId: Hex): Promise<boolean> {
+    const engine = this.engine(channelId);
+    await this.readDeposits(engine, true);
+    return this.offerDeposits(engine, channelId);
+  }
+
+  private offerDeposits(engine: BatchedSwaps, channelId: Hex): boolean {
+    const u = engine.updater(channelId);
+    const held = this.held.get(lower(channelId));
+    if (u.me !== 0 || held === undefined || engine.closing() || this.onChain(channelId)) return false;
+    if (held[0] < u.head.deposits[0] || held[1] < u.head.deposits[1] || (held[0] === u.head.deposits[0] && held[1] === u.head.deposits[1])) return false;
+    this.run(engine, () => engine.countDeposits(channelId, held));
+    this.done();
+    return true;
+  }
+
+  /**
+   * Reads what the hub holds for each channel of the pair at its chain's final block, when more than the head counts
+   * is deposited by the latest block (`latest`, if known) or always (`force`).
+   */
+  private async readDeposits(engine: BatchedSwaps, force: boolean, latest?: ReadonlyMap<string, readonly [bigint, bigint]>) {
+    for (const id of engine.channels) {
+      const head = engine.head(id);
+      const seen = latest?.get(lower(id));
+      if (!force && (seen === undefined || (seen[0] <= head.deposits[0] && seen[1] <= head.deposits[1]))) continue;
+      const chain = this.ctx.chain(this.ctx.book.record(id).ref.chainId);
+      this.held.set(lower(id), (await chain.channelInfo(id, await chain.finalBlock())).deposits);
+    }
+  }
+
+  /** Our proposals on the pair still waiting for an answer are given up. */
+  private abortProposals(engine: BatchedSwaps, reason: string) {
+    for (const view of this.ctx.activeSwaps()) {
+      if (this.owns(view.terms) && this.engine(view.terms.source.channelId) === engine && view.progress.phase.kind === "proposed") {
+        this.enter(view.swapId, view.role, view.terms, { kind: "done", outcome: "aborted", reason });
+      }
+    }
   }
 
   /**
@@ -173,6 +267,7 @@ export class BatchedPairs {
         if (this.engine(args.target) !== engine) throw new ChannelBusyError(args.target, `batched updates with a channel other than ${args.source}`);
         requireDistinctChannels(args.source, args.target);
         for (const id of [args.source, args.target]) this.requireOpen(id);
+        if (engine.closing()) throw new ChannelClosingError(args.source, "close");
         const open = opened.get(engine) ?? engine.openSwaps().length;
         if (open >= MAX_OPEN_SWAPS) throw new ChannelBusyError(args.source, `${open} swaps open or proposed on its pair, the most its states can lock`);
         const source = ctx.book.record(args.source);
@@ -273,6 +368,7 @@ export class BatchedPairs {
         }
         if (!this.owns(terms) || this.engine(terms.source.channelId) !== engine) throw new InvalidMessageError("the swap's channels are not this batched pair");
         for (const id of [terms.source.channelId, terms.target.channelId]) this.requireOpen(id);
+        if (engine.closing()) throw new ChannelClosingError(terms.source.channelId, "close");
         ctx.requireRefs(terms);
         ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!, { balances: false });
         refusal = ctx.o.policy?.(terms);
@@ -369,12 +465,16 @@ export class BatchedPairs {
     this.done();
   }
 
-  /** A message of the update scheme on a batched channel. */
-  onBatch(envelope: Envelope, body: Extract<SwapBody, { step: "batch" }>) {
+  /**
+   * A message of the update scheme on a batched channel. One that asks us to sign a count of deposits has the hub read
+   * at our final block first (the engine signs a count only up to what we read).
+   */
+  async onBatch(envelope: Envelope, body: Extract<SwapBody, { step: "batch" }>) {
     const engine = this.engines.get(lower(envelope.swapId));
     if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not run with batched updates here`);
     unseal(envelope, this.ctx.book.counterparty(envelope.swapId));
     if (this.onChain(envelope.swapId)) return; // the pair is on chain: nothing more is signed on it
+    if (countsDeposits(body.message)) await this.readDeposits(engine, true);
     this.run(engine, () => engine.handle(envelope.swapId, body.message));
     this.done();
   }
@@ -487,13 +587,8 @@ export class BatchedPairs {
       }
     }
     if (resend.length > 0) this.sendProposals(resend);
-    if (cancels.length > 0) {
-      this.run(engine, () => engine.cancelAll(cancels));
-      for (const h of cancels) {
-        const side = engine.side(h);
-        if (side !== undefined) this.record(engine, side); // a cancel may change no batch, only the side
-      }
-    }
+    if (cancels.length > 0) this.run(engine, () => engine.cancelAll(cancels));
+    for (const id of engine.channels) this.offerDeposits(engine, id);
     this.run(engine, () => engine.tick());
     this.done();
   }
@@ -503,11 +598,20 @@ export class BatchedPairs {
     return [...new Set(this.engines.values())];
   }
 
-  /** Whether the pair of `channelId` went on chain (a channel of it is force-closed or closed). */
+  /** Whether both channels of the pair have a final state both signed: nothing is left to do on it but land them. */
+  closed(engine: BatchedSwaps): boolean {
+    return engine.channels.every((id) => engine.head(id).isFinal);
+  }
+
+  /**
+   * Whether the pair of `channelId` went on chain: a channel of it is force-closed, or closed without a final state
+   * both signed (a cooperative close of one channel leaves the other to finish off chain).
+   */
   onChain(channelId: Hex): boolean {
-    return this.engine(channelId).channels.some((id) => {
+    const engine = this.engine(channelId);
+    return engine.channels.some((id) => {
       const op = this.ctx.o.store.channelOp(id)?.kind;
-      return op === "forceClose" || op === "closed";
+      return op === "forceClose" || (op === "closed" && !engine.head(id).isFinal);
     });
   }
 
@@ -519,10 +623,17 @@ export class BatchedPairs {
   async readChains(): Promise<PairFacts> {
     const facts: PairFacts = new Map();
     for (const engine of new Set(this.engines.values())) {
-      if (this.onChain(engine.channels[0])) continue;
+      if (this.onChain(engine.channels[0]) || this.closed(engine)) continue;
       try {
         const status = new Map<string, string>();
-        for (const id of engine.channels) status.set(lower(id), (await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id)).status);
+        const deposits = new Map<string, readonly [bigint, bigint]>();
+        for (const id of engine.channels) {
+          const info = await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id);
+          status.set(lower(id), info.status);
+          deposits.set(lower(id), info.deposits);
+        }
+        // Deposits not counted yet: what the final block holds (both sides read it, to offer and to sign a count).
+        await this.readDeposits(engine, false, deposits);
         facts.set(engine, { status, now: await this.pairTimes(engine) });
       } catch (error) {
         facts.set(engine, error instanceof Error ? error : new Error(String(error)));
@@ -540,6 +651,7 @@ export class BatchedPairs {
       const [a] = engine.channels;
       await each(a, async () => {
         if (this.onChain(a)) return this.settlePair(engine);
+        if (this.closed(engine)) return;
         const known = facts.get(engine);
         if (known instanceof Error) throw known;
         if (known === undefined) return; // batched after the reads: the next tick looks
@@ -552,7 +664,8 @@ export class BatchedPairs {
   /** Why the pair must go on chain now, if it must. */
   private async chainReason(engine: BatchedSwaps, facts: Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }>): Promise<OnChainReason | undefined> {
     const { ctx } = this;
-    if (engine.channels.some((id) => facts.status.get(lower(id)) !== "open")) return "disputed";
+    // A channel closing cooperatively (its final state co-signed) leaves the open state without a dispute.
+    if (engine.channels.some((id) => facts.status.get(lower(id)) !== "open" && !engine.head(id).isFinal)) return "disputed";
     const timeOf = (chainId: bigint) => facts.now.get(`${chainId}`)!;
     for (const id of engine.channels) {
       const { ref } = ctx.book.record(id);
@@ -596,12 +709,7 @@ export class BatchedPairs {
         if (row === undefined || row.phase.phase.kind === "done") continue;
         this.enter(side.terms.swapId, side.role, side.terms, { kind: "settlingOnChain", reason, channels });
       }
-      // Proposals not agreed yet are off.
-      for (const view of ctx.activeSwaps()) {
-        if (this.owns(view.terms) && this.engine(view.terms.source.channelId) === engine && view.progress.phase.kind === "proposed") {
-          this.enter(view.swapId, view.role, view.terms, { kind: "done", outcome: "aborted", reason: `pair on chain: ${reason}` });
-        }
-      }
+      this.abortProposals(engine, `pair on chain: ${reason}`); // proposals not agreed yet are off
     });
     for (const id of channels) await close.forceClose(ctx, id, { evenIfBusy: true });
   }
@@ -623,6 +731,12 @@ export class BatchedPairs {
       }
     });
   }
+}
+
+/** Whether a peer's message (not checked yet) carries a count of deposits to sign or to put in a batch. */
+function countsDeposits(message: unknown): boolean {
+  const changes = typeof message === "object" && message !== null ? (message as { changes?: unknown }).changes : undefined;
+  return Array.isArray(changes) && changes.some((c: unknown) => typeof c === "object" && c !== null && (c as { kind?: unknown }).kind === "deposits");
 }
 
 function samePhase(a: SwapPhase, b: SwapPhase): boolean {

@@ -45,6 +45,8 @@ export type BatchedSwapsOptions = Readonly<{
   send: (channelId: Hex, message: UpdateMessage) => void;
   /** Told of each event of a step once it is committed (its errors are ignored). */
   onEvent?: (channelId: Hex, event: UpdateEvent) => void;
+  /** Told, once a step is committed, of the swaps (by lower-case hashlock) whose side it changed. */
+  onSides?: (hashlocks: readonly string[]) => void;
   /**
    * The book that signs and keeps states (a client's, which feeds its watchtower and checks the lock horizon);
    * by default one of its own over the store.
@@ -448,11 +450,13 @@ export class BatchedSwaps {
     this.fresh();
     this.outgoing = [];
     this.events = [];
+    let changed: string[] = [];
     try {
       store.transaction(() => {
         fn();
         for (const k of this.dirty.updaters) store.saveBatched("updater", k, BatchedSwaps.row(this.updaters.get(k)!));
         for (const k of this.dirty.sides) store.saveBatched("side", k, this.sides.get(k));
+        changed = [...this.dirty.sides];
       });
     } catch (error) {
       this.dirty = { updaters: new Set(), sides: new Set() };
@@ -480,6 +484,11 @@ export class BatchedSwaps {
       } catch {
         // a listener's error is its own
       }
+    }
+    try {
+      if (changed.length > 0) this.o.onSides?.(changed);
+    } catch {
+      // a listener's error is its own
     }
   }
 }

@@ -113,8 +113,8 @@ export class SwapClient {
    * Runs two channels with the same counterparty as one pair with batched updates from now on (docs/SWAP.md, "Many
    * swaps on one pair"): any number of swaps at once between them, their locks added, paid and refunded in co-signed
    * batches, a swap undone off chain when it cannot finish. Both parties must do this for the pair; both channels
-   * must be idle, with their deposits counted (`syncDeposits`) first. The choice is kept in the store. A batched
-   * pair takes no more deposit updates and no cooperative close; `forceClose` of either channel closes both.
+   * must be idle. The choice is kept in the store. Deposits go on being counted (`syncDeposits`, and each tick);
+   * `requestClose` or `forceClose` of either channel closes both.
    */
   batchPair(a: Hex, b: Hex): Promise<void> {
     return this.groupCommit.serial(async () => {
@@ -126,6 +126,12 @@ export class SwapClient {
   /** Whether a channel runs with batched updates. */
   isBatched(channelId: Hex): boolean {
     return this.batched.has(channelId);
+  }
+
+  /** Whether a channel is closing cooperatively: a close is under way, or its batched pair is being closed. */
+  isClosing(channelId: Hex): boolean {
+    if (this.session.o.store.channelOp(channelId)?.kind === "close") return true;
+    return this.batched.has(channelId) && this.batched.engine(channelId).closing();
   }
 
   /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
@@ -147,7 +153,8 @@ export class SwapClient {
       return head.deposits[0] >= target[0] && head.deposits[1] >= target[1];
     };
     const waiting = this.until((e) => e.type === "deposits" && e.channelId.toLowerCase() === channelId.toLowerCase() && counted());
-    if (myIndex === 0) await this.step(() => deposits.startDepositUpdate(this.session, channelId));
+    if (myIndex === 0 && this.batched.has(channelId)) await this.step(() => this.batched.countDeposits(channelId));
+    else if (myIndex === 0) await this.step(() => deposits.startDepositUpdate(this.session, channelId));
     if (!counted()) await waiting.promise;
     waiting.cancel();
     return this.book.head(channelId);
@@ -254,8 +261,13 @@ export class SwapClient {
     });
   }
 
-  /** Asks the counterparty to co-sign the final state of `channelId`; the close lands on chain when it answers. */
+  /**
+   * Asks the counterparty to co-sign the final state of `channelId`; the close lands on chain when it answers. On a
+   * batched pair, both channels close: no new swap, every swap not past its reveal undone off chain, the others
+   * completed, and each channel's final state signed once its last lock is resolved (`whenClosed`).
+   */
   requestClose(channelId: Hex): Promise<void> {
+    if (this.batched.has(channelId)) return this.step(async () => this.batched.requestClose(channelId));
     return this.step(() => close.requestClose(this.session, channelId));
   }
 

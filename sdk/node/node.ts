@@ -427,7 +427,7 @@ export class ChannelNode {
     const onChain = await adapter.channelInfo(channelId).catch(() => undefined);
     const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId) : undefined;
     const fmt = (v: bigint) => formatAmount(v, asset);
-    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : op?.kind === "close" ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
+    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : op?.kind === "close" || this.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
     return {
       id: channelId,
       chain: this.assets.chainName(record.ref.chainId),
@@ -584,34 +584,35 @@ export class ChannelNode {
     }
   }
 
-  /** Adds our deposit on chain; the ledger counts it once final (participant 0's tick offers the update). */
+  /**
+   * Adds our deposit on chain; the ledger counts it once final (participant 0's tick offers the update, in a batch of
+   * its own on a batched pair).
+   */
   async deposit(id: string, amountText: string) {
     const record = this.openRecord(id);
-    const partner = this.batchedWith(record.ref.channelId);
-    if (partner !== undefined) {
-      // Checked before any transaction: the ledger of a batched pair never counts a deposit made after batching.
-      throw new ConflictError(`channel ${record.ref.channelId} runs batched with ${partner}: a batched pair takes no more deposits (its ledger would never count one); open another channel instead`);
-    }
     const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
     if (asset === undefined) throw new UsageError(`the asset ${record.params.asset} of channel ${record.ref.channelId} is not named in the configuration: add it to know its decimals`);
     const amount = units(amountText, asset.decimals, "amount");
     if (amount === 0n) throw new UsageError("amount: must be more than 0");
-    if (this.store.channelOp(record.ref.channelId)?.kind === "closed") throw new ConflictError(`channel ${record.ref.channelId} is closed`);
+    const op = this.store.channelOp(record.ref.channelId)?.kind;
+    if (op === "closed") throw new ConflictError(`channel ${record.ref.channelId} is closed`);
+    // Checked before any transaction: a closing channel's final state would not count it (the hub would only pay it back).
+    if (op !== undefined || this.client.isClosing(record.ref.channelId)) throw new ConflictError(`channel ${record.ref.channelId} is closing; a deposit now would not be counted`);
     await this.requireWalletHolds(asset, amount, "amount");
     await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
     return this.channelView(record.ref.channelId);
   }
 
-  /** Asks the peer to co-sign the final state (or force-closes) and, with `wait`, resolves once closed on chain. */
+  /**
+   * Asks the peer to co-sign the final state (or force-closes). On a batched pair both channels close: cooperatively,
+   * once the swaps in flight are undone or complete, or on chain with `force`.
+   */
   async close(id: string, force: boolean) {
     const record = this.openRecord(id);
     const channelId = record.ref.channelId;
     if (this.store.channelOp(channelId)?.kind === "closed") throw new ConflictError(`channel ${channelId} is closed`);
     const partner = this.batchedWith(channelId);
-    if (!force && partner !== undefined) {
-      throw new ConflictError(`channel ${channelId} runs batched with ${partner}: a batched pair has no cooperative close; use --force (API: "force": true), which closes both channels of the pair on chain`);
-    }
     if (force) await this.client.forceClose(channelId);
     else await this.client.requestClose(channelId);
     this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId, pair: partner }, force ? "force close started" : "close requested");
@@ -633,9 +634,9 @@ export class ChannelNode {
   /**
    * Runs two open channels with the same peer as one pair with batched updates (docs/SWAP.md, "Many swaps on one
    * pair"): any number of swaps at once between them, their locks added, paid and refunded in co-signed batches.
-   * Both nodes must do this for the pair. Both channels must be idle, with every deposit on chain counted in their
-   * ledgers: from then on the pair takes no deposit and no cooperative close, and a force close of either channel
-   * closes both. Batching a pair again is a no-op. Resolves with the two channels.
+   * Both nodes must do this for the pair. Both channels must be idle; deposits go on being counted, and a close
+   * (cooperative or forced) of either channel closes both. Batching a pair again is a no-op. Resolves with the two
+   * channels.
    */
   async batch(a: string, b: string) {
     const [first, second] = [this.openRecord(a), this.openRecord(b)];
@@ -664,17 +665,8 @@ export class ChannelNode {
     if (onChain.status !== "open") throw new ConflictError(`channel ${channelId} is ${onChain.status} on chain`);
     const partner = this.batchedWith(channelId);
     if (partner !== undefined) throw new ConflictError(`channel ${channelId} runs batched with ${partner} already`);
-    const later = "wait until `channel show` counts them (final on chain and co-signed by both nodes), then batch";
-    if (op === "deposits") throw new ConflictError(`channel ${channelId}: its deposits are not all counted yet (a deposit update is under way); ${later}`);
+    if (op === "deposits") throw new ConflictError(`channel ${channelId}: a deposit update is under way; batch it once \`channel show\` counts the deposit`);
     if (this.store.channelBusy(channelId)) throw new ConflictError(`channel ${channelId} has a swap in progress; batch it once the swap is done`);
-    // Every deposit on chain, final or not: a batched pair takes no deposit update, so one not counted now never is.
-    const head = this.client.book.head(channelId);
-    if (onChain.deposits[0] > head.deposits[0] || onChain.deposits[1] > head.deposits[1]) {
-      const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
-      const [me, them] = [record.myIndex, 1 - record.myIndex];
-      const fmt = (d: readonly bigint[]) => `mine ${formatAmount(d[me]!, asset)}, theirs ${formatAmount(d[them]!, asset)}`;
-      throw new ConflictError(`channel ${channelId}: its deposits are not all counted yet (on chain ${fmt(onChain.deposits)}; counted ${fmt(head.deposits)}); ${later}`);
-    }
   }
 
   /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */

@@ -36,17 +36,17 @@ export const OPENAPI = {
     },
     "/channels/batch": {
       post: {
-        summary: "Run two open channels with the same peer as one pair with batched updates (both nodes do this; idle channels, deposits counted)",
+        summary: "Run two open channels with the same peer as one pair with batched updates (both nodes do this, on idle channels)",
         requestBody: body({ channels: { type: "array", items: { type: "string" }, minItems: 2, maxItems: 2, description: "two channel ids, or unique prefixes of at least 6 hex digits" } }, ["channels"]),
         responses: { "200": json("the two channels", { type: "array", items: channel }), ...errors },
       },
     },
     "/channels/{id}": { get: { summary: "One channel", parameters: id, responses: { "200": json("the channel", channel), ...errors } } },
     "/channels/{id}/deposit": {
-      post: { summary: "Deposit more (token units); refused on a batched channel", parameters: id, requestBody: body({ amount: { type: "string", example: "2.5" } }, ["amount"]), responses: { "200": json("the channel", channel), ...errors } },
+      post: { summary: "Deposit more (token units); refused on a closing channel", parameters: id, requestBody: body({ amount: { type: "string", example: "2.5" } }, ["amount"]), responses: { "200": json("the channel", channel), ...errors } },
     },
     "/channels/{id}/close": {
-      post: { summary: "Close cooperatively, or force close (a batched channel: force only, closing both channels of its pair)", parameters: id, requestBody: body({ force: { type: "boolean" } }, []), responses: { "200": json("the channel", channel), ...errors } },
+      post: { summary: "Close cooperatively, or force close (a batched channel: both channels of its pair close)", parameters: id, requestBody: body({ force: { type: "boolean" } }, []), responses: { "200": json("the channel", channel), ...errors } },
     },
     "/channels/{id}/withdraw": {
       post: { summary: "Pull a payout the hub holds for us", parameters: id, responses: { "200": json("the channel", channel), ...errors } },

@@ -4,7 +4,7 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-import { keySigner, Store, type Hex, type StateSigner } from "../../sdk/index.js";
+import { keySigner, Store, type Envelope, type Hex, type StateSigner } from "../../sdk/index.js";
 import { accountKey } from "../../scripts/lib/local.js";
 import {
   blockNumbers,
@@ -12,6 +12,7 @@ import {
   fundedChannels,
   makeParty,
   ONE,
+  payoutsOf,
   phaseOf,
   twoParties,
   type Party,
@@ -107,13 +108,10 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     await alice.client.propose({ source: setup.sId, target: setup.tId, give: 40n * ONE, take: TAKE }); // fits what is left
   });
 
-  it("keeps the step protocol off a batched pair (its close is refused), and gives up proposals a peer that did not batch the pair never answers", async function () {
+  it("gives up proposals a peer that did not batch the pair never answers", async function () {
     const setup = await fundedChannels();
     const { link, clock, alice, bob } = await twoParties(setup);
     await alice.client.batchPair(setup.sId, setup.tId);
-    let error: unknown;
-    await alice.client.requestClose(setup.sId).catch((e: unknown) => (error = e));
-    expect(error).to.have.property("name", "ChannelBusyError");
     // Bob did not batch the pair: he does not answer Alice's proposals (his client rejects the envelope), and she
     // gives them up after the confirmation timeout, nothing locked.
     const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
@@ -124,6 +122,92 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     await alice.client.tick();
     expect(phaseOf(alice, id)).to.deep.include({ kind: "done", outcome: "aborted", reason: "counterparty silent" });
     expect(alice.client.book.head(setup.sId).locks).to.deep.equal([]);
+  });
+
+  describe("a cooperative close of a batched pair with swaps in flight: those past their reveal complete, the rest are undone off chain, each channel lands its final state in one transaction", function () {
+    const ended = { swapped: 0, aborted: 0 };
+    // After `cut` envelopes, or as the first payment (a secret revealed) passes.
+    for (const cut of [0, 4, 8, 11, 12, "pay"] as const) {
+      const when = cut === "pay" ? "as the first payment passes" : `after ${cut} envelopes`;
+      it(`Bob asks to close ${when}: every swap atomic and alike on both sides, payouts as the final states say`, async function () {
+        const setup = await fundedChannels();
+        const { link, clock, alice, bob } = await twoParties(setup);
+        await batchBoth(setup, [alice, bob]);
+        const sent = () => Promise.all([setup.S, setup.T].flatMap((x) => [x.alice, x.bob].map((w) => x.chain.ethers.provider.getTransactionCount(w.address))));
+        const before = await sent();
+        // Bob asks to close once `cut` envelopes went through: the swaps are then proposed, agreed, locked or revealed.
+        let passed = 0;
+        let asked: Promise<void> | undefined;
+        const ask = () => (asked ??= bob.client.requestClose(setup.tId));
+        const pays = (e: Envelope) => e.body.step === "batch" && e.body.message.kind === "update" && e.body.message.changes.some((c) => c.kind === "pay");
+        // With "pay", Alice's 12 swaps go first; Bob proposes his 12 as her first payment passes, then asks.
+        const later: Promise<Hex[]>[] = [];
+        link.fault = (e) => {
+          if (cut === "pay" && pays(e) && later.length === 0) later.push(proposeAll(alice, bob, setup, 0, 12).then(async (mine) => (await ask(), mine)));
+          if (cut !== "pay" && passed++ === cut) void ask();
+          return "deliver";
+        };
+        const ids = await proposeAll(alice, bob, setup, 12, cut === "pay" ? 0 : 12);
+        if (cut === 0) await ask();
+        await link.settled();
+        await ask();
+        ids.push(...(await Promise.all(later)).flat());
+        let late: unknown;
+        await bob.client.propose({ source: setup.tId, target: setup.sId, give: TAKE, take: GIVE }).catch((e: unknown) => (late = e));
+        expect(late, "a new swap on a closing pair").to.have.property("name", "ChannelClosingError");
+        const closed = Promise.all([alice, bob].flatMap((p) => [p.client.whenClosed(setup.sId), p.client.whenClosed(setup.tId)]));
+        await driveUntil(setup, link, clock, [alice, bob], async () => [alice, bob].every((p) => [setup.sId, setup.tId].every((id) => p.store.channelOp(id)?.kind === "closed")), 5);
+        await closed;
+
+        // Every swap is done on both sides, with the same outcome, and none went on chain (a proposal refused because
+        // the pair was closing is known to its initiator only).
+        const outcomeOf = (p: Party, id: Hex) => (p.client.swaps().some((v) => v.swapId === id) ? phaseOf(p, id) : { kind: "done", outcome: "aborted" });
+        const outcomes = ids.map((id) => [outcomeOf(alice, id), outcomeOf(bob, id)].map((p) => (p.kind === "done" && "outcome" in p ? p.outcome : p.kind)));
+        for (const [a, b] of outcomes) {
+          expect(a).to.equal(b);
+          expect(["swapped", "aborted"]).to.include(a);
+          ended[a as "swapped" | "aborted"]++;
+        }
+        const swapped = BigInt(outcomes.filter(([a]) => a === "swapped").length);
+        // The final states: no lock, the same on both sides, and what the hub paid out (a cooperative close each).
+        for (const [id, suite] of [[setup.sId, setup.S], [setup.tId, setup.T]] as const) {
+          const final = alice.client.book.latest(id)!;
+          expect(final.state.isFinal).to.equal(true);
+          expect(final).to.deep.equal(bob.client.book.latest(id));
+          expect(await suite.hub.queryFilter(suite.hub.filters.ChannelSettled(id))).to.have.length(0);
+          expect(await payoutsOf(suite, id)).to.deep.equal([...final.state.balances]);
+        }
+        expect(await wholeSwapsSettled(setup, GIVE, TAKE)).to.deep.equal({ paid: swapped, got: swapped });
+        // One transaction per chain: the close of whoever asked (Bob); Alice's client saw it landed and sent nothing.
+        const [aS, bS, aT, bT] = before;
+        expect(await sent()).to.deep.equal([aS, bS! + 1, aT, bT! + 1]);
+        expect(link.errors).to.deep.equal([]);
+      });
+    }
+    it("ended some swaps each way across the cuts", function () {
+      expect(ended.swapped, JSON.stringify(ended)).to.be.greaterThan(0);
+      expect(ended.aborted, JSON.stringify(ended)).to.be.greaterThan(0);
+    });
+  });
+
+  it("counts a deposit made on chain after the pair was batched (in a batch of its own), and its swaps use it", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    await batchBoth(setup, [alice, bob]);
+    // Bob holds 20 ether on T: a swap asking 25 of him does not fit.
+    const tooMuch = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: 25n * ONE });
+    expect((await alice.client.whenDone(tooMuch)).reason).to.match(/needs 25000000000000000000 on/);
+    await setup.adapters.bobT.deposit(setup.tParams, setup.tId, 1, 10n * ONE);
+    // Alice (participant 0 of T) offers the count; Bob reads the hub at his final block before he signs it.
+    const [a, b] = await Promise.all([alice.client.syncDeposits(setup.tId), bob.client.syncDeposits(setup.tId)]);
+    expect(a).to.deep.equal(b);
+    expect(a.deposits).to.deep.equal([ONE, 30n * ONE]);
+    expect(a.balances).to.deep.equal([ONE, 30n * ONE]);
+    const fits = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: 25n * ONE });
+    expect((await alice.client.whenDone(fits)).outcome).to.equal("swapped");
+    await link.settled();
+    expect(bob.client.book.head(setup.tId).balances).to.deep.equal([26n * ONE, 5n * ONE]);
+    expect(link.errors).to.deep.equal([]);
   });
 
   it("goes on after a restart from the store: the pair, its swaps and their secrets are read back", async function () {
