@@ -6,7 +6,7 @@ import { join } from "node:path";
 
 import { encode, Store, type ChannelState, type Envelope, type Hex, type Transport } from "../../sdk/index.js";
 import { syncDeposits } from "../../scripts/lib/swap-setup.js";
-import { addChannels, fundedChannels, increaseBoth, makeParty, ManualClock, ONE, wholeSwapsSettled, type Party, type Setup } from "../helpers/swapHarness.js";
+import { addChannels, fundedChannels, increaseBoth, makeParty, ManualClock, ONE, payoutsOf, type Party, type Setup } from "../helpers/swapHarness.js";
 
 // Many swaps at once on ONE channel pair, through SwapClient with both parties on SQLite files and two real
 // in-process chains: the network drops, duplicates and reorders at random, either party crashes (its open group
@@ -26,7 +26,9 @@ type Action =
   | { kind: "crash"; who: Name }
   | { kind: "wait"; ms: number }
   | { kind: "chainTime"; seconds: number }
-  | { kind: "partition"; seconds: number };
+  | { kind: "partition"; seconds: number }
+  | { kind: "deposit"; who: Name; tenths: number }
+  | { kind: "close"; who: Name };
 
 /** Envelopes in flight, delivered in whatever order the test says. */
 class Net {
@@ -62,12 +64,18 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("wait" as const), ms: fc.integer({ min: 500, max: 15_000 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("chainTime" as const), seconds: fc.integer({ min: 30, max: 240 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant("partition" as const), seconds: fc.integer({ min: 240, max: 6_000 }) }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant("deposit" as const), who: fc.constantFrom<Name>("alice", "bob"), tenths: fc.integer({ min: 1, max: 30 }) }) },
 );
 
+/** In about a third of the runs, one party asks to close the pair cooperatively at some point of the schedule. */
+const closing = fc.option(fc.record({ at: fc.nat(), who: fc.constantFrom<Name>("alice", "bob") }), { freq: 3 });
+
 /** One run over a fresh setup and store directory, for each schedule fast-check draws. */
-const property = fc.asyncProperty(fc.array(action, { minLength: 60, maxLength: 160 }), async (actions) => {
+const property = fc.asyncProperty(fc.array(action, { minLength: 60, maxLength: 160 }), closing, async (drawn, close) => {
   const setup = await fundedChannels();
   const dir = mkdtempSync(join(tmpdir(), "batched-client-"));
+  const actions: Action[] = [...drawn];
+  if (close !== null) actions.splice(close.at % (actions.length + 1), 0, { kind: "close", who: close.who });
   try {
     await run(setup, dir, actions);
   } finally {
@@ -87,7 +95,7 @@ describe("many swaps at once on one channel pair through the client: a property 
         ...(process.env.BATCHED_CLIENT_SEED === undefined ? {} : { seed: Number(process.env.BATCHED_CLIENT_SEED), path: process.env.BATCHED_CLIENT_PATH }),
       },
     );
-    console.log(`      ${seen.runs} runs: ${seen.onChain} went on chain; ${seen.swaps} swaps, ${seen.swapped} swapped off chain; ${seen.crashes} crashes`);
+    console.log(`      ${seen.runs} runs: ${seen.onChain} went on chain, ${seen.closed} closed cooperatively; ${seen.swaps} swaps, ${seen.swapped} swapped off chain; ${seen.deposits} deposits; ${seen.crashes} crashes`);
   });
 
   it("never reveals the secret of a swap its initiator undid, even when the pair goes on chain with it in a lock (a run this property found, replayed)", async function () {
@@ -100,7 +108,7 @@ describe("many swaps at once on one channel pair through the client: a property 
 });
 
 /** What the runs did, for the line the test prints at its end. */
-const seen = { runs: 0, onChain: 0, swaps: 0, swapped: 0, crashes: 0 };
+const seen = { runs: 0, onChain: 0, closed: 0, swaps: 0, swapped: 0, deposits: 0, crashes: 0 };
 
 async function run(setup: Setup, dir: string, actions: readonly Action[]) {
   seen.runs++;
@@ -150,6 +158,14 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     parties[who] = open(who);
   };
   const tick = (who: Name) => parties[who].client.tick().catch(() => undefined);
+  // A deposit on chain by Alice (tokens on S) or Bob (ether on T): counted off chain by later ticks, or paid back by
+  // the hub if the channel closes first.
+  const deposit = async (who: Name, tenths: number) => {
+    const amount = (BigInt(tenths) * ONE) / 10n;
+    const done = who === "alice" ? setup.adapters.aliceS.deposit(setup.sParams, setup.sId, 0, amount) : setup.adapters.bobT.deposit(setup.tParams, setup.tId, 1, amount);
+    await done.then(() => seen.deposits++, () => undefined); // a channel closed or closing on chain takes none
+  };
+  const requestClose = (who: Name) => parties[who].client.requestClose(who === "alice" ? setup.sId : setup.tId).catch(() => undefined);
 
   // 50 swaps before anything moves, then the random schedule.
   await propose("alice", 25);
@@ -162,6 +178,8 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     else if (a.kind === "tick") await tick(a.who);
     else if (a.kind === "crash") await crash(a.who);
     else if (a.kind === "wait") clock.advance(a.ms);
+    else if (a.kind === "deposit") await deposit(a.who, a.tenths);
+    else if (a.kind === "close") await requestClose(a.who);
     else if (a.kind === "chainTime") {
       // Each party is online: it ticks at least once per `onChainMargin` (300 s) of chain time, whatever the network
       // does to its messages (the assumption every hashlock protocol makes of a party that must claim in time).
@@ -185,6 +203,7 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
   // Healing: the network delivers everything in order, both tick, the clocks move; until every swap is done at
   // both (or was never heard of by the responder) and, if a party went on chain, both channels are closed.
   const status = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).status, (await setup.adapters.aliceT.channelInfo(setup.tId)).status];
+  const onChainDeposits = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).deposits, (await setup.adapters.aliceT.channelInfo(setup.tId)).deposits];
   const phaseAt = (who: Name, id: Hex) => parties[who].client.swaps().find((v) => v.swapId === id)?.progress.phase;
   const allDone = () => [...swapIds].every((id) => (["alice", "bob"] as const).every((w) => (phaseAt(w, id)?.kind ?? "done") === "done"));
   let rounds = 0;
@@ -199,7 +218,13 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     await tick("bob");
     for (let i = 0; i < 2_000 && net.pool.length > 0; i++) await net.deliver(0);
     const st = await status();
-    if (allDone() && net.pool.length === 0 && (st.every((s) => s === "open") || st.every((s) => s === "closed"))) break;
+    const counted = (await onChainDeposits()).every((d, i) =>
+      (["alice", "bob"] as const).every((w) => {
+        const head = parties[w].client.book.head([setup.sId, setup.tId][i]!);
+        return head.deposits[0] === d[0] && head.deposits[1] === d[1];
+      }),
+    );
+    if (allDone() && net.pool.length === 0 && ((st.every((s) => s === "open") && counted) || st.every((s) => s === "closed"))) break;
     if (st.some((s) => s !== "open")) await increaseBoth(setup, 240); // the chain path: lock expiries, challenge period
     clock.advance(st.some((s) => s !== "open") ? 240_000 : 3_000);
   }
@@ -228,13 +253,34 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
       expect(encode(ha), `both hold the same head of ${id}`).to.equal(encode(hb));
       expect(ha!.state.locks).to.have.length(0);
     }
-    expect(parties.alice.client.book.head(setup.sId).balances).to.deep.equal([100n * ONE - swapped * GIVE, 10n * ONE + swapped * GIVE]);
-    expect(parties.alice.client.book.head(setup.tId).balances).to.deep.equal([ONE + swapped * TAKE, 20n * ONE - swapped * TAKE]);
+    // Every deposit counted, each participant's balance its deposits moved by the swaps.
+    const [dS, dT] = await onChainDeposits();
+    expect(parties.alice.client.book.head(setup.sId).balances).to.deep.equal([dS![0] - swapped * GIVE, dS![1] + swapped * GIVE]);
+    expect(parties.alice.client.book.head(setup.tId).balances).to.deep.equal([dT![0] + swapped * TAKE, dT![1] - swapped * TAKE]);
   } else {
-    // On chain: payouts add up to deposits, and tokens and ether moved by the same number of whole swaps.
-    seen.onChain++;
-    const { paid, got } = await wholeSwapsSettled(setup, GIVE, TAKE);
+    // Closed, cooperatively or on chain: payouts add up to deposits, and tokens and ether moved by the same number
+    // of whole swaps (a deposit never counted goes back to who made it).
+    const cooperative = [setup.sId, setup.tId].every((id) => parties.alice.client.book.latest(id)?.state.isFinal === true);
+    if (cooperative) seen.closed++;
+    else seen.onChain++;
+    const [dS, dT] = await onChainDeposits();
+    const [s, t] = [await payoutsOf(setup.S, setup.sId), await payoutsOf(setup.T, setup.tId)];
+    expect([s[0] + s[1], t[0] + t[1]], "payouts add up to the deposits").to.deep.equal([dS![0] + dS![1], dT![0] + dT![1]]);
+    const [paidTokens, gotEther] = [dS![0] - s[0], t[0] - dT![0]];
+    expect([paidTokens % GIVE, gotEther % TAKE], "whole swaps").to.deep.equal([0n, 0n]);
+    const [paid, got] = [paidTokens / GIVE, gotEther / TAKE];
     expect(got).to.equal(paid, `tokens of ${paid} swaps against ether of ${got}`);
+    if (cooperative) {
+      // Closed off chain: the final states both signed are what the hub paid (and the swaps both say went through).
+      for (const [id, payout, d] of [[setup.sId, s, dS!], [setup.tId, t, dT!]] as const) {
+        const final = parties.alice.client.book.latest(id)!.state;
+        expect(encode(parties.bob.client.book.latest(id)), `both hold the same final state of ${id}`).to.equal(encode(parties.alice.client.book.latest(id)));
+        expect(payout, `payouts of ${id}`).to.deep.equal([final.balances[0] + d[0] - final.deposits[0], final.balances[1] + d[1] - final.deposits[1]]);
+      }
+      const both = [...swapIds].filter((id) => outcomeAt("alice", id) === "swapped");
+      for (const id of both) expect(outcomeAt("bob", id), `swap ${id}`).to.equal("swapped");
+      expect(BigInt(both.length)).to.equal(paid);
+    }
     // Swaps that finished off chain before the pair went on chain agree at both.
     for (const id of swapIds) {
       const [a, b] = [outcomeAt("alice", id), outcomeAt("bob", id)];
