@@ -13,7 +13,7 @@ import fc from "fast-check";
 
 import { sha256 } from "ethers";
 
-import { applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
+import { applyChanges, type Change, type UpdateMessage } from "../../sdk/core/channel-updates.js";
 import { openingState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
 import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
@@ -258,6 +258,68 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
       expect(b.updaters[S]!.head.locks.map((l) => l.hashlock)).to.deep.equal([hashlock]);
       expect(b.swaps.get(hashlock)!.source).to.equal("locked");
     }
+  });
+
+  it("signs no count of deposits beyond what its own reading of the hub holds (a hostile proposer, a slow final block)", function () {
+    const net = new Network(); // A proposes on S
+    const { A, B } = net.parties;
+    /** A's batch on S counting `deposits`, signed with A's key, as a hostile A would send it. */
+    const count = (deposits: readonly [bigint, bigint]): UpdateMessage => {
+      const head = A.updaters[S]!.head;
+      const seq = A.updaters[S]!.signedSeq + 1n;
+      const state = applyChanges(head, [{ kind: "deposits", deposits }], seq);
+      return { kind: "update", base: head.seq, seq, changes: [{ kind: "deposits", deposits }], signature: A.signRaw(state) };
+    };
+    const answer = (message: UpdateMessage) => {
+      B.handle({ from: "A", channelId: S, message });
+      const reply = net.inFlight.splice(0).find((p) => p.from === "B")?.message;
+      return { reply: reply?.kind, signed: B.store.ownSignedAt(S, (message as { seq: bigint }).seq) !== undefined };
+    };
+    // More than the hub holds: refused ("not yet"), nothing signed.
+    expect(answer(count([DEPOSIT, DEPOSIT + 100n]))).to.deep.equal({ reply: "refuse", signed: false });
+    // Deposited on chain, but B has not read the hub since: still refused.
+    net.depositOnChain("B", S, 100n);
+    expect(answer(count([DEPOSIT, DEPOSIT + 100n]))).to.deep.equal({ reply: "refuse", signed: false });
+    // Once B read it (a tick), the honest count goes through: B signs it and both heads count it.
+    B.tick();
+    A.tick();
+    net.deliverAll();
+    heal(net);
+    expect(B.updaters[S]!.head.deposits).to.deep.equal([DEPOSIT, DEPOSIT + 100n]);
+    expect(B.updaters[S]!.head.balances).to.deep.equal([DEPOSIT, DEPOSIT + 100n]);
+    expect(A.updaters[S]!.head).to.deep.equal(B.updaters[S]!.head);
+  });
+
+  it("refuses a close while a lock is left, and signs nothing after a final state", function () {
+    const net = new Network(); // A proposes on S
+    const { A, B } = net.parties;
+    const hashlock = startSwap(net, 1, "A", 10n, 20n)!;
+    // Deliver until B holds A's S lock co-signed.
+    for (let i = 0; i < 20 && B.updaters[S]!.head.locks.length === 0; i++) net.deliver(0);
+    const head = B.updaters[S]!.head;
+    expect(head.locks.length, "a lock on S").to.be.greaterThan(0);
+    const crafted = (changes: readonly Change[], base: ChannelState): UpdateMessage => {
+      const seq = A.updaters[S]!.signedSeq + 5n;
+      // A hostile A's signature, on the head at that number: enough for B to answer (a batch it cannot apply).
+      const state = { ...base, seq };
+      return { kind: "update", base: base.seq, seq, changes, signature: A.signRaw(state) };
+    };
+    const close = crafted([{ kind: "close" }], head);
+    B.handle({ from: "A", channelId: S, message: close });
+    expect(B.store.ownSignedAt(S, (close as { seq: bigint }).seq), "a final state with a lock").to.equal(undefined);
+    net.inFlight.length = 0;
+    // The honest close: the swap completes first, then both channels end final, the same on both sides.
+    A.closePair();
+    heal(net);
+    checkRun(net, [{ hashlock, initiator: "A", give: 10n, take: 20n }], true);
+    // After the final state, nothing more is signed: not a count of deposits, not another close.
+    const final = B.updaters[S]!.head;
+    net.depositOnChain("B", S, 5n);
+    B.tick();
+    const after = { kind: "update" as const, base: final.seq, seq: final.seq + 1n, changes: [{ kind: "deposits" as const, deposits: [DEPOSIT, DEPOSIT + 5n] as const }], signature: A.signRaw({ ...final, seq: final.seq + 1n }) };
+    B.handle({ from: "A", channelId: S, message: after });
+    expect(B.store.ownSignedAt(S, final.seq + 1n)).to.equal(undefined);
+    expect(B.updaters[S]!.head).to.deep.equal(final);
   });
 
   it("refuses a secret that is not 32 bytes, which the registry could never reveal", function () {
