@@ -669,6 +669,19 @@ export class ChannelNode {
     if (this.store.channelBusy(channelId)) throw new ConflictError(`channel ${channelId} has a swap in progress; batch it once the swap is done`);
   }
 
+  /**
+   * For a refusal naming a free balance: when the hub holds a deposit for `who` that the ledger does not count yet,
+   * why (it counts once final and co-signed), else nothing: waiting would not help.
+   */
+  private async uncounted(record: ReturnType<Store["channels"]>[number], who: ParticipantIndex): Promise<string> {
+    const onChain = await this.adapters.get(record.ref.chainId)!.channelInfo(record.ref.channelId).catch(() => undefined);
+    const counted = this.client.book.head(record.ref.channelId).deposits[who];
+    const held = onChain?.deposits[who];
+    if (held === undefined || held <= counted) return "";
+    const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
+    return ` (a deposit of ${formatAmount(held - counted, asset)} is not counted yet: deposits count once final and co-signed by both nodes, a few seconds after funding on a local chain)`;
+  }
+
   /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
   private batchedWith(channelId: Hex): Hex | undefined {
     return this.client.batchedWith(channelId);
@@ -737,13 +750,14 @@ export class ChannelNode {
     const target = targetId === undefined ? this.channelWith(peer.address, take.asset, "take") : this.channelFor(targetId, peer.address, take.asset, "target");
     requireDistinctChannels(source.ref.channelId, target.ref.channelId);
     const free = this.free(source.ref.channelId, source.myIndex);
-    const counting = "(deposits count once final and co-signed by both nodes: a few seconds after funding on a local chain)";
     if (give.amount > free) {
-      throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than the free balance ${formatAmount(free, give.asset)} of channel ${source.ref.channelId} ${counting}`);
+      const hint = await this.uncounted(source, source.myIndex);
+      throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than the free balance ${formatAmount(free, give.asset)} of channel ${source.ref.channelId}${hint}`);
     }
     const theirs = this.free(target.ref.channelId, target.myIndex === 0 ? 1 : 0);
     if (take.amount > theirs) {
-      throw new ConflictError(`take: ${formatAmount(take.amount, take.asset)} is more than ${peer.name}'s free balance ${formatAmount(theirs, take.asset)} of channel ${target.ref.channelId} ${counting}`);
+      const hint = await this.uncounted(target, target.myIndex === 0 ? 1 : 0);
+      throw new ConflictError(`take: ${formatAmount(take.amount, take.asset)} is more than ${peer.name}'s free balance ${formatAmount(theirs, take.asset)} of channel ${target.ref.channelId}${hint}`);
     }
     let swapId: Hex;
     try {
