@@ -378,7 +378,7 @@ export class BatchedPairs {
       }
       if (refusal !== undefined) {
         // No row is kept for a refusal: a peer could grow them without end.
-        if (row === undefined) ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal });
+        if (row === undefined) ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal, counterparty: from });
         answers.push({ swapId: terms.swapId, refusal });
         continue;
       }
@@ -391,7 +391,7 @@ export class BatchedPairs {
       answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(digests.get(lower(side.terms.swapId)) ?? termsDigest(side.terms)) });
     }
     for (const { side, reason } of refused) {
-      ctx.emit({ type: "rejected", swapId: side.terms.swapId, reason });
+      ctx.emit({ type: "rejected", swapId: side.terms.swapId, reason, counterparty: from });
       answers.push({ swapId: side.terms.swapId, refusal: reason });
     }
     if (answers.length > 0) this.send(envelope.swapId, { step: "acceptances", items: answers });
@@ -440,7 +440,7 @@ export class BatchedPairs {
       if (item.termsSig === undefined) {
         const reason = `counterparty: ${String(item.refusal ?? "refused")}`;
         this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason });
-        ctx.emit({ type: "rejected", swapId: item.swapId, reason });
+        ctx.emit({ type: "rejected", swapId: item.swapId, reason, counterparty: from });
         continue;
       }
       requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);

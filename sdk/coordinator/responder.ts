@@ -48,7 +48,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
       ctx.o.store.saveSwap(terms.swapId, "responder", terms, ctx.progress({ kind: "done", outcome: "aborted", reason: refusal }, ["abort"]), false);
       ctx.outbox.keep(terms.swapId, "abort", { step: "abort", reason: refusal });
     });
-    ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal });
+    ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal, counterparty: terms.initiator });
     await ctx.outbox.send(terms.swapId, ["abort"]);
     return;
   }

@@ -261,7 +261,7 @@ export class ChannelNode {
 
   private onClientEvent(e: ClientEvent): void {
     const fields = plain(e) as Record<string, unknown>;
-    if (e.type === "rejected") this.refuse("swap", this.peerNameOf(this.swapCounterparty(e.swapId)), e.swapId, e.reason);
+    if (e.type === "rejected") this.refuse("swap", this.peerNameOf(e.counterparty ?? this.swapCounterparty(e.swapId)), e.swapId, e.reason);
     if (e.type === "chain" && e.step.kind === "waiting") {
       const text = `${e.step.until} ${e.step.why}`;
       if (this.lastWait.get(e.channelId) === text) return;

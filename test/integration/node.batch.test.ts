@@ -283,6 +283,13 @@ describe("batched channel pairs through the node's control API and the CLI", fun
       });
     }
     expect(outcomes.sort()).to.deep.equal(["refused", "swapped", "swapped"]);
+    // A proposal Bob's policy refuses on the pair (a rate of 100 for his 1): listed in his refusals with the peer's
+    // name, though his side keeps no row of it.
+    const greedy = await api<Swap>("alice", "POST", "/swaps", { peer: "bob", give: "0.01 ETH@source", take: "1 ETH@target", source: ch.s2 });
+    expect(greedy.status, JSON.stringify(greedy.json)).to.equal(201);
+    const refusal = await until("Bob's refusal listed", async () => (await api<{ id: string; peer: string; reason: string }[]>("bob", "GET", "/refusals")).json.find((r) => r.id === greedy.json.id));
+    expect(refusal.peer).to.equal("alice");
+    expect(refusal.reason).to.match(/rate/);
     expect(BigInt((await channel("alice", ch.s2)).base.balances[0]!)).to.equal(free - 18n * 10n ** 17n);
   });
 
