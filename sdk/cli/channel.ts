@@ -129,8 +129,8 @@ export function channelCommands(): Command {
       print(cmd, c, describe);
     });
   channel
-    .command("batch <a> <b>")
-    .description("run two open channels with the same peer as one pair with batched updates: many swaps at once on it (both nodes run this, on idle channels; a close of either channel closes both)")
+    .command("batch <source-channel> <target-channel>")
+    .description("run two open channels with the same peer as one pair with batched updates: many swaps at once on it (both nodes run this, on idle channels, naming the two in either order; a close of either channel closes both)")
     .action(async (a: string, b: string, _o, cmd: Command) => {
       const pair = await api(cmd).post<ChannelView[]>("/channels/batch", { channels: [a, b] });
       print(cmd, pair, (l) => l.map(describe).join("\n"));
