@@ -334,6 +334,7 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
       expected[i][target] = expected[i][target]! + s.take;
     }
   }
+  for (const p of [A, B]) for (const id of [S, T]) checkFinals(p, id);
   for (const id of [S, T]) {
     const ha = A.updaters[id]!.head;
     const hb = B.updaters[id]!.head;
@@ -344,6 +345,26 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
     if (!ha.isFinal) assert.deepEqual(ha.deposits, net.hub[id], `every deposit on ${id} counted`);
     assert.equal(ha.balances[net.index("A", id)], expected.A[id]);
     assert.equal(ha.balances[net.index("B", id)], expected.B[id]);
+  }
+}
+
+/**
+ * Every final state `p` signed on `channelId` has the same balances and deposits, and nothing it signed above the
+ * first is anything but final: a final state the other may hold co-signed can be landed at any time, so no value
+ * may move after it.
+ */
+export function checkFinals(p: Party, channelId: Hex) {
+  const seqs = [...p.history[channelId]!.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  let first: ChannelState | undefined;
+  for (const seq of seqs) {
+    const own = p.store.ownSignedAt(channelId, seq);
+    if (own === undefined) continue;
+    if (first === undefined) {
+      if (own.state.isFinal) first = own.state;
+      continue;
+    }
+    assert.equal(own.state.isFinal, true, `${p.name} signed a state that is not final at ${seq}, above its final state ${first.seq} on ${channelId}`);
+    assert.deepEqual([own.state.balances, own.state.deposits], [first.balances, first.deposits], `${p.name}'s final states on ${channelId} differ`);
   }
 }
 

@@ -605,13 +605,13 @@ export class BatchedPairs {
 
   /**
    * Whether the pair of `channelId` went on chain: a channel of it is force-closed, or closed without a final state
-   * both signed (a cooperative close of one channel leaves the other to finish off chain).
+   * of ours (a cooperative close of one channel leaves the other to finish off chain).
    */
   onChain(channelId: Hex): boolean {
     const engine = this.engine(channelId);
     return engine.channels.some((id) => {
       const op = this.ctx.o.store.channelOp(id)?.kind;
-      return op === "forceClose" || (op === "closed" && !engine.head(id).isFinal);
+      return op === "forceClose" || (op === "closed" && !engine.signedFinal(id));
     });
   }
 
@@ -664,8 +664,10 @@ export class BatchedPairs {
   /** Why the pair must go on chain now, if it must. */
   private async chainReason(engine: BatchedSwaps, facts: Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }>): Promise<OnChainReason | undefined> {
     const { ctx } = this;
-    // A channel closing cooperatively (its final state co-signed) leaves the open state without a dispute.
-    if (engine.channels.some((id) => facts.status.get(lower(id)) !== "open" && !engine.head(id).isFinal)) return "disputed";
+    // A channel closing cooperatively leaves the open state without a dispute: its final state co-signed, or closed on
+    // chain after we signed one (the other landed it before our copy of its signature came).
+    const cooperative = (id: Hex) => engine.head(id).isFinal || (facts.status.get(lower(id)) === "closed" && engine.signedFinal(id));
+    if (engine.channels.some((id) => facts.status.get(lower(id)) !== "open" && !cooperative(id))) return "disputed";
     const timeOf = (chainId: bigint) => facts.now.get(`${chainId}`)!;
     for (const id of engine.channels) {
       const { ref } = ctx.book.record(id);

@@ -191,7 +191,7 @@ export class BatchedSwaps {
     this.fresh();
     if (this.closingNow !== undefined) return this.closingNow;
     const isClose = (q: Queued) => q.change.kind === "close";
-    this.closingNow = [...this.updaters.values()].some((u) => u.head.isFinal || u.queue.some(isClose) || u.inFlight?.batch.some(isClose) === true);
+    this.closingNow = [...this.updaters.values()].some((u) => u.head.isFinal || u.finalSigned === true || u.queue.some(isClose) || u.inFlight?.batch.some(isClose) === true);
     return this.closingNow;
   }
 
@@ -212,6 +212,15 @@ export class BatchedSwaps {
       for (const id of this.o.channels) this.apply(id, enqueue(this.updater(id), [{ kind: "close" }], this.env(id)));
       this.drive(false);
     });
+  }
+
+  /**
+   * Whether this party signed a final state of `channelId` (co-signed or not): the channel may be closed with it
+   * at any time, and nothing that moves value is signed on it again.
+   */
+  signedFinal(channelId: Hex): boolean {
+    const u = this.updater(channelId);
+    return u.head.isFinal || u.finalSigned === true;
   }
 
   /** Swaps not settled on this side. */
@@ -411,6 +420,10 @@ export class BatchedSwaps {
    * cancelled swaps no longer want; with `wakeAll`, tries again what the other answered "not yet".
    */
   private drive(wakeAll: boolean) {
+    // A pair closes as one: a close asked for on either channel (by either party) is asked for on both.
+    if (this.closing()) {
+      for (const id of this.o.channels) if (!this.updater(id).head.isFinal) this.apply(id, enqueue(this.updater(id), [{ kind: "close" }], this.env(id)));
+    }
     const asks = new Map<string, Change[]>(this.o.channels.map((id) => [id.toLowerCase(), []]));
     for (const k of [...this.open]) {
       const side = this.sides.get(k)!;

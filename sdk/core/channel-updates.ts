@@ -232,6 +232,12 @@ export type UpdaterData = Readonly<{
   refused?: Readonly<{ seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[] }>;
   /** Proposer: changes for the next batch. Acknowledger: changes it asked for and has not seen co-signed. */
   queue: readonly Queued[];
+  /**
+   * This party signed a final state on the channel. The other may hold it co-signed and land it at any time while the
+   * channel is open (a cooperative close takes any final state, whatever its number), so from then on this party
+   * signs nothing but a close of the same balances: no value moves on the channel again.
+   */
+  finalSigned?: boolean;
 }>;
 
 /** Messages of the scheme (the caller wraps each in a signed envelope naming the channel). */
@@ -345,15 +351,19 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   const ordered = data.queue.some((q) => q.change.kind === "close")
     ? [...data.queue.filter((q) => q.change.kind !== "close"), ...data.queue.filter((q) => q.change.kind === "close")]
     : data.queue;
+  // After a final state of ours, only a close is signed again (at a new number, the same balances).
+  const frozen = data.finalSigned === true;
   for (const q of ordered) {
     if (!draft.applicable(q.change)) continue; // moot: its lock added or resolved already, its deposits counted
-    if (q.deferred === true) {
+    if (q.deferred === true || (frozen && q.change.kind !== "close")) {
       keep.push(q);
       continue;
     }
-    // No room now: it waits for resolutions (a queue of many adds over a full state is checked without throwing; a
-    // close waits for every lock to be resolved).
-    if (batch.length >= MAX_BATCH_CHANGES || draft.noRoom(q.change)) {
+    // No room now: it waits for resolutions (a queue of many adds over a full state is checked without throwing).
+    // A close goes in a batch of its own on a head with no lock: every final state this party signs then has the
+    // balances of a head both signed, whatever becomes of the batch.
+    const waits = q.change.kind === "close" ? batch.length > 0 || draft.noRoom(q.change) : batch.length >= MAX_BATCH_CHANGES || draft.noRoom(q.change);
+    if (waits) {
       keep.push(q);
       continue;
     }
@@ -389,7 +399,8 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   const changes = batch.map((q) => q.change);
   send.push({ kind: "update", base: data.head.seq, seq, changes, signature });
   events.push({ type: "signed", state, changes });
-  return { data: { ...data, queue: keep, signedSeq: seq, inFlight }, send, events };
+  const finalSigned = state.isFinal || frozen ? { finalSigned: true } : {};
+  return { data: { ...data, queue: keep, signedSeq: seq, inFlight, ...finalSigned }, send, events };
 }
 
 /**
@@ -481,7 +492,9 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       const back: Queued[] = [];
       f.batch.forEach((q, index) => {
         const r = message.refusals.find((x) => x.index === index);
-        if (r !== undefined && r.final) {
+        // A close is never given up: a final state of ours may be held co-signed already (a refusal proves nothing),
+        // so the channel stays closing and the close is asked for again (the same balances, a new number).
+        if (r !== undefined && r.final && q.change.kind !== "close") {
           if (q.requested) rejected.push({ change: q.change, reason: r.reason });
           else events.push({ type: "refused", change: q.change, reason: `counterparty: ${r.reason}` });
         } else if (r !== undefined) {
@@ -554,7 +567,7 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
   const made = new Set(message.changes.map(changeKey));
   const queue = data.queue.filter((q) => !made.has(changeKey(q.change)) && applicable(state, q.change));
   return {
-    data: { ...data, head: state, headSignatures: signatures, signedSeq: message.seq, queue },
+    data: { ...data, head: state, headSignatures: signatures, signedSeq: message.seq, queue, ...(state.isFinal ? { finalSigned: true } : {}) },
     send: [{ kind: "ack", seq: message.seq, signature: mine }],
     events: [
       { type: "signed", state, changes: message.changes },

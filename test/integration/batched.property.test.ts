@@ -18,7 +18,7 @@ import { openingState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
 import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex } from "../../sdk/core/types.js";
-import { checkRun, CROSSED, DEPOSIT, heal, Network, onChainViolations, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
+import { checkFinals, checkRun, CROSSED, DEPOSIT, heal, Network, onChainViolations, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
 
 type Op =
   | { op: "start"; initiator: Name; give: number; take: number }
@@ -320,6 +320,42 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
     B.handle({ from: "A", channelId: S, message: after });
     expect(B.store.ownSignedAt(S, final.seq + 1n)).to.equal(undefined);
     expect(B.updaters[S]!.head).to.deep.equal(final);
+  });
+
+  it("never moves value after signing a final state the other refused (it may hold it co-signed and land it later)", function () {
+    for (const final of [true, false]) {
+      const net = new Network(DEPOSIT, { [S]: "B", [T]: "A" }); // A proposes on T
+      const { A, B } = net.parties;
+      // B (hostile) asks A to close T, keeps A's final state, and refuses it.
+      net.send({ from: "B", channelId: T, message: { kind: "request", changes: [{ kind: "close" }] } });
+      net.deliver(0);
+      const update = net.inFlight.find((p) => p.from === "A" && p.message.kind === "update")!.message as Extract<UpdateMessage, { kind: "update" }>;
+      expect(update.changes.map((c) => c.kind)).to.deep.equal(["close"]);
+      net.inFlight.length = 0;
+      A.handle({ from: "B", channelId: T, message: { kind: "refuse", seq: update.seq, refusals: [{ index: 0, final, reason: "no" }] } });
+      // A's pair stays closing: a swap started now is undone, and A signs nothing on T but closes.
+      expect(A.pair.closing(), "closing after the refusal").to.equal(true);
+      startSwap(net, 1, "B", 10n, 20n);
+      startSwap(net, 2, "A", 10n, 20n);
+      for (let i = 0; i < 50 && net.inFlight.length > 0; i++) {
+        A.tick();
+        B.tick();
+        net.deliverAll();
+      }
+      checkFinals(A, T);
+      expect(A.updaters[T]!.head.balances, "no value moved on T").to.deep.equal([DEPOSIT, DEPOSIT]);
+    }
+  });
+
+  it("closes both channels when the other asks to close one of them", function () {
+    const net = new Network(); // A proposes on S, B on T
+    const { A, B } = net.parties;
+    net.send({ from: "B", channelId: S, message: { kind: "request", changes: [{ kind: "close" }] } });
+    heal(net);
+    for (const id of [S, T]) {
+      expect(A.updaters[id]!.head.isFinal, `${id} final at A`).to.equal(true);
+      expect(B.updaters[id]!.head).to.deep.equal(A.updaters[id]!.head);
+    }
   });
 
   it("refuses a secret that is not 32 bytes, which the registry could never reveal", function () {

@@ -15,8 +15,10 @@ import { join } from "node:path";
 
 import {
   hashlockOf,
+  hubDomain,
   keySigner,
   seal,
+  stateDigest,
   Store,
   termsDigest,
   type Envelope,
@@ -26,6 +28,7 @@ import {
 } from "../../sdk/index.js";
 import type { BatchedPairs } from "../../sdk/coordinator/batched-pairs.js";
 import { newSide } from "../../sdk/core/swap-rules.js";
+import { applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
 import { accountKey } from "../../scripts/lib/local.js";
 import { expectedChannel, syncDeposits } from "../../scripts/lib/swap-setup.js";
 import {
@@ -341,5 +344,69 @@ describe("batched pairs in SwapClient against a hostile counterparty", function 
     // Alice's pair 2 went on chain and her enforcer registered the secret it found in her store (her own, of swap 1)
     // to claim Bob's 1 wei on S2: from then on her S lock of swap 1 pays Bob, who never locked anything on T.
     expect(s[0], note).to.equal(100n * ONE);
+  });
+
+  // ---------------------------------------------------------------------------------------------------- closing
+
+  it("R-STALE-FINAL: a final state Bob asked for, kept and refused does not let him undo what Alice is paid after it", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    await batchBoth([alice, bob], setup.sId, setup.tId);
+    const asBob = (body: SwapBody) => sealAs("bob", bob.client.address, setup.tId, body);
+    // Alice is participant 0 (the proposer) of T. Bob asks her to close T and takes her final state off the wire.
+    let update: Extract<UpdateMessage, { kind: "update" }> | undefined;
+    link.fault = (e, from) => {
+      if (from === "a" && e.swapId === setup.tId && e.body.step === "batch" && e.body.message.kind === "update" && e.body.message.changes.some((c) => c.kind === "close")) {
+        update = e.body.message;
+        return "drop";
+      }
+      return "deliver";
+    };
+    await alice.client.handle(asBob({ step: "batch", message: { kind: "request", changes: [{ kind: "close" }] } }));
+    await link.settled();
+    expect(update, "Alice signed a final state of T").to.not.equal(undefined);
+    const state = applyChanges(bob.client.book.head(setup.tId), update!.changes, update!.seq);
+    const ref = bob.client.book.record(setup.tId).ref;
+    const stale = { state, signatures: [update!.signature, bobKey.sign(stateDigest(hubDomain(ref.chainId, ref.hub), state))] as const };
+    // He refuses it "for good", and proposes swaps that would pay Alice ether on T.
+    await alice.client.handle(asBob({ step: "batch", message: { kind: "refuse", seq: update!.seq, refusals: [{ index: 0, final: true, reason: "no" }] } }));
+    link.fault = () => "deliver";
+    await link.settled();
+    expect(alice.client.isClosing(setup.tId), "the pair stays closing").to.equal(true);
+    let error: unknown;
+    await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE }).catch((e: unknown) => (error = e));
+    expect(error, "no new swap on the pair").to.have.property("name", "ChannelClosingError");
+    const head = alice.client.book.head(setup.tId);
+    // Whenever he lands the stale final state, Alice loses nothing she was paid on T.
+    await setup.adapters.bobT.closeCooperatively(setup.tParams, stale);
+    expect((await payoutsOf(setup.T, setup.tId))[0]).to.equal(head.balances[0]);
+  });
+
+  it("R-CLOSE-ACK: a channel of the pair the other landed before Alice saw his signature does not make her force-close the other channel", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    await batchBoth([alice, bob], setup.sId, setup.tId);
+    let tAcks = 0;
+    let holdS = true;
+    link.fault = (e, from) => {
+      if (e.body.step !== "batch") return "deliver";
+      if (from === "b" && e.swapId === setup.tId && e.body.message.kind === "ack" && ++tAcks === 1) return "drop";
+      if (from === "a" && e.swapId === setup.sId && holdS) return "drop";
+      return "deliver";
+    };
+    await bob.client.requestClose(setup.tId);
+    await link.settled();
+    await bob.client.tick(); // Bob lands T; his ack of Alice's final state of T was lost
+    await link.settled();
+    await alice.client.tick().catch(() => undefined);
+    holdS = false;
+    await link.settled();
+    for (let i = 0; i < 4; i++) {
+      for (const p of [alice, bob]) await p.client.tick().catch(() => undefined);
+      await link.settled();
+    }
+    expect(await setup.S.hub.queryFilter(setup.S.hub.filters.ChannelForceClosed(setup.sId))).to.have.length(0);
+    expect(await setup.T.hub.queryFilter(setup.T.hub.filters.ChannelForceClosed(setup.tId))).to.have.length(0);
+    expect((await setup.adapters.aliceS.channelInfo(setup.sId)).status).to.equal("closed");
   });
 });
