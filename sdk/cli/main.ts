@@ -36,6 +36,13 @@ export function program(): Command {
 
 export async function main(argv: readonly string[]): Promise<number> {
   const verbose = argv.includes("--verbose");
+  // With --json, an error is one JSON object on stderr (`error`: the first line, `errors`: every line, `exitCode`).
+  const json = argv.includes("--json");
+  const fail = (lines: readonly string[], exitCode: number) => {
+    if (json) process.stderr.write(JSON.stringify({ error: lines[0] ?? "", errors: lines, exitCode }) + "\n");
+    else for (const line of lines) process.stderr.write(`error: ${line}\n`);
+    return exitCode;
+  };
   try {
     await program().parseAsync([...argv], { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
@@ -43,11 +50,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0) return 0;
       if (error.code === "commander.help") return EXIT_USAGE; // a group without its subcommand: help shown on stderr
-      process.stderr.write(`error: ${error.message.replace(/^error: /, "")}\n`);
-      return EXIT_USAGE;
+      return fail([error.message.replace(/^error: /, "")], EXIT_USAGE);
     }
-    for (const line of describeError(error)) process.stderr.write(`error: ${line}\n`);
+    const code = fail(describeError(error), exitCodeOf(error));
     if (verbose && error instanceof Error && error.stack) process.stderr.write(error.stack + "\n");
-    return exitCodeOf(error);
+    return code;
   }
 }

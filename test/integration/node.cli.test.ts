@@ -168,6 +168,19 @@ describe("channels CLI and node, end to end as OS processes", function () {
     expect(r.stderr).to.match(/bad.json: key: /);
     expect(r.stderr).to.match(/bad.json: peer.port: expected a whole number/);
     expect(r.stderr.trim().split("\n").every((l) => l.startsWith("error: "))).to.equal(true);
+    // With --json, errors come as one JSON object, for a script to read: a refusal by the node and a usage error.
+    const asJson = async (args: string[]) => {
+      const x = await channels(["--json", ...args], ENV);
+      return { code: x.code, body: JSON.parse(x.stderr) as { error: string; errors: string[]; exitCode: number } };
+    };
+    const refusedJson = await asJson(propose().map((a) => (a === "1 ETH@source" ? "1 DOGE@source" : a)));
+    expect(refusedJson.code).to.not.equal(0);
+    expect([refusedJson.body.exitCode, refusedJson.body.errors.length]).to.deep.equal([refusedJson.code, 1]);
+    expect(refusedJson.body.error).to.match(/^give: no asset DOGE on source/);
+    const configJson = await asJson(["--config", bad, "info"]);
+    expect(configJson.code).to.equal(2);
+    expect(configJson.body.errors.length).to.be.greaterThan(1);
+    expect(configJson.body.errors.join("\n")).to.match(/peer.port: expected a whole number/);
     const after = [
       (await channelsJson<Swap[]>(["--config", cfg.alice, "swap", "list"])).length,
       (await channelsJson<Swap[]>(["--config", cfg.bob, "swap", "list"])).length,
