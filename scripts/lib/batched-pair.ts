@@ -146,7 +146,7 @@ export class Party {
       for (const id of [S, T]) {
         const u = this.pair.updater(id);
         const held = this.view[id]!;
-        if (u.me === 0 && (held[0] > u.head.deposits[0] || held[1] > u.head.deposits[1])) this.pair.countDeposits(id, held);
+        if (u.me === 0 && applicable(u.head, { kind: "deposits", deposits: held })) this.pair.countDeposits(id, held);
       }
       this.pair.tick();
     });

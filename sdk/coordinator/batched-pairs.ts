@@ -14,7 +14,7 @@
  * every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is signed on the pair
  * again.
  */
-import type { UpdateEvent } from "../core/channel-updates.js";
+import { applicable, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
@@ -181,8 +181,7 @@ export class BatchedPairs {
       const op = ctx.o.store.channelOp(id);
       if (op !== undefined && op.kind !== "close") throw new ChannelClosingError(id, op.kind);
     }
-    const record = this.pairRecord(engine);
-    ctx.o.store.saveBatched("pair", this.pairKey(engine.channels), { channels: record?.channels ?? engine.channels, closing: true } satisfies PairRecord);
+    ctx.o.store.saveBatched("pair", this.pairKey(engine.channels), { channels: engine.channels, closing: true } satisfies PairRecord);
     this.abortProposals(engine, "the pair is closing");
     this.run(engine, () => engine.close());
     this.done();
@@ -194,7 +193,7 @@ export class BatchedPairs {
    */
   async countDeposits(channelId: Hex): Promise<boolean> {
     const engine = this.engine(channelId);
-    await this.readDeposits(engine, true);
+    await this.readHeld([channelId]);
     return this.offerDeposits(engine, channelId);
   }
 
@@ -202,21 +201,16 @@ export class BatchedPairs {
     const u = engine.updater(channelId);
     const held = this.held.get(lower(channelId));
     if (u.me !== 0 || held === undefined || engine.closing() || this.onChain(channelId)) return false;
-    if (held[0] < u.head.deposits[0] || held[1] < u.head.deposits[1] || (held[0] === u.head.deposits[0] && held[1] === u.head.deposits[1])) return false;
+    const count = { kind: "deposits", deposits: held } as const;
+    if (!applicable(u.head, count)) return false; // counted already (or a node behind the one read before)
     this.run(engine, () => engine.countDeposits(channelId, held));
     this.done();
     return true;
   }
 
-  /**
-   * Reads what the hub holds for each channel of the pair at its chain's final block, when more than the head counts
-   * is deposited by the latest block (`latest`, if known) or always (`force`).
-   */
-  private async readDeposits(engine: BatchedSwaps, force: boolean, latest?: ReadonlyMap<string, readonly [bigint, bigint]>) {
-    for (const id of engine.channels) {
-      const head = engine.head(id);
-      const seen = latest?.get(lower(id));
-      if (!force && (seen === undefined || (seen[0] <= head.deposits[0] && seen[1] <= head.deposits[1]))) continue;
+  /** Reads what the hub holds on each of `channels` at its chain's final block. */
+  private async readHeld(channels: readonly Hex[]) {
+    for (const id of channels) {
       const chain = this.ctx.chain(this.ctx.book.record(id).ref.chainId);
       this.held.set(lower(id), (await chain.channelInfo(id, await chain.finalBlock())).deposits);
     }
@@ -474,7 +468,7 @@ export class BatchedPairs {
     if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not run with batched updates here`);
     unseal(envelope, this.ctx.book.counterparty(envelope.swapId));
     if (this.onChain(envelope.swapId)) return; // the pair is on chain: nothing more is signed on it
-    if (countsDeposits(body.message)) await this.readDeposits(engine, true);
+    if (countsDeposits(body.message)) await this.readHeld([envelope.swapId]);
     this.run(engine, () => engine.handle(envelope.swapId, body.message));
     this.done();
   }
@@ -626,14 +620,15 @@ export class BatchedPairs {
       if (this.onChain(engine.channels[0]) || this.closed(engine)) continue;
       try {
         const status = new Map<string, string>();
-        const deposits = new Map<string, readonly [bigint, bigint]>();
+        const uncounted: Hex[] = [];
         for (const id of engine.channels) {
           const info = await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id);
           status.set(lower(id), info.status);
-          deposits.set(lower(id), info.deposits);
+          if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
         }
-        // Deposits not counted yet: what the final block holds (both sides read it, to offer and to sign a count).
-        await this.readDeposits(engine, false, deposits);
+        // Deposits the head does not count by the latest block: what the final block holds (both sides read it, to
+        // offer a count and to sign one).
+        await this.readHeld(uncounted);
         facts.set(engine, { status, now: await this.pairTimes(engine) });
       } catch (error) {
         facts.set(engine, error instanceof Error ? error : new Error(String(error)));

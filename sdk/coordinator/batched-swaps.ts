@@ -189,9 +189,7 @@ export class BatchedSwaps {
    */
   closing(): boolean {
     this.fresh();
-    if (this.closingNow !== undefined) return this.closingNow;
-    const isClose = (q: Queued) => q.change.kind === "close";
-    this.closingNow = [...this.updaters.values()].some((u) => u.head.isFinal || u.finalSigned === true || u.queue.some(isClose) || u.inFlight?.batch.some(isClose) === true);
+    this.closingNow ??= [...this.updaters.values()].some((u) => signedFinal(u) || closeAsked(u));
     return this.closingNow;
   }
 
@@ -219,8 +217,7 @@ export class BatchedSwaps {
    * at any time, and nothing that moves value is signed on it again.
    */
   signedFinal(channelId: Hex): boolean {
-    const u = this.updater(channelId);
-    return u.head.isFinal || u.finalSigned === true;
+    return signedFinal(this.updater(channelId));
   }
 
   /** Swaps not settled on this side. */
@@ -398,7 +395,8 @@ export class BatchedSwaps {
 
   /** Takes in the result of one scheme step: data, messages, and what its events mean for the swaps. */
   private apply(channelId: Hex, step: Step) {
-    this.setUpdater(channelId, step.data);
+    // A step that changed nothing (a wake with nothing to try, say) leaves the row unwritten.
+    if (step.data !== this.updaters.get(channelId.toLowerCase())) this.setUpdater(channelId, step.data);
     for (const message of step.send) this.outgoing.push({ channelId, message });
     for (const event of step.events) {
       this.events.push({ channelId, event });
@@ -422,7 +420,10 @@ export class BatchedSwaps {
   private drive(wakeAll: boolean) {
     // A pair closes as one: a close asked for on either channel (by either party) is asked for on both.
     if (this.closing()) {
-      for (const id of this.o.channels) if (!this.updater(id).head.isFinal) this.apply(id, enqueue(this.updater(id), [{ kind: "close" }], this.env(id)));
+      for (const id of this.o.channels) {
+        const u = this.updater(id);
+        if (!u.head.isFinal && !closeAsked(u)) this.apply(id, enqueue(u, [{ kind: "close" }], this.env(id)));
+      }
     }
     const asks = new Map<string, Change[]>(this.o.channels.map((id) => [id.toLowerCase(), []]));
     for (const k of [...this.open]) {
@@ -504,4 +505,15 @@ export class BatchedSwaps {
       // a listener's error is its own
     }
   }
+}
+
+/** Whether this party signed a final state of the channel: its co-signed head, or a batch of its own (proposer). */
+function signedFinal(u: UpdaterData): boolean {
+  return u.head.isFinal || u.finalSigned === true;
+}
+
+/** Whether a close of the channel is queued, asked for or in flight. */
+function closeAsked(u: UpdaterData): boolean {
+  const isClose = (q: Queued) => q.change.kind === "close";
+  return u.queue.some(isClose) || u.inFlight?.batch.some(isClose) === true;
 }

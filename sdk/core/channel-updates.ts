@@ -30,8 +30,8 @@ export type Change =
    */
   | Readonly<{ kind: "deposits"; deposits: readonly [bigint, bigint] }>
   /**
-   * The channel closes cooperatively: the state becomes final, to be landed with `closeCooperatively`. It waits until
-   * no lock is left, comes last in its batch, and nothing is signed after it.
+   * The channel closes cooperatively: the state becomes final, to be landed with `closeCooperatively`. It goes in a
+   * batch of its own once no lock is left, and nothing is applicable after it.
    */
   | Readonly<{ kind: "close" }>;
 
@@ -78,16 +78,21 @@ function grows(deposits: readonly [bigint, bigint], counted: readonly [bigint, b
 }
 
 /**
- * Whether `change` can be applied to `state` as it stands: its lock absent for an add, present for a resolution;
- * deposits above those counted; nothing once the state is final.
+ * Whether `change` can be applied to a state (final or not, with these deposits counted, `has` telling whether it
+ * holds the lock of a hashlock): its lock absent for an add, present for a resolution; deposits above those counted;
+ * nothing once the state is final.
  */
-export function applicable(state: ChannelState, change: Change): boolean {
-  if (state.isFinal) return false;
-  if (change.kind === "deposits") return grows(change.deposits, state.deposits);
+function applicableTo(final: boolean, deposits: readonly [bigint, bigint], has: (hashlock: string) => boolean, change: Change): boolean {
+  if (final) return false;
+  if (change.kind === "deposits") return grows(change.deposits, deposits);
   if (change.kind === "close") return true;
-  const key = changeHashlock(change);
-  const present = state.locks.some((l) => l.hashlock.toLowerCase() === key);
+  const present = has(changeHashlock(change));
   return change.kind === "add" ? !present : present;
+}
+
+/** Whether `change` can be applied to `state` as it stands (`applicableTo`). */
+export function applicable(state: ChannelState, change: Change): boolean {
+  return applicableTo(state.isFinal, state.deposits, (key) => state.locks.some((l) => l.hashlock.toLowerCase() === key), change);
 }
 
 /**
@@ -108,11 +113,7 @@ class Draft {
   }
 
   applicable(change: Change): boolean {
-    if (this.final) return false;
-    if (change.kind === "deposits") return grows(change.deposits, this.deposits);
-    if (change.kind === "close") return true;
-    const present = this.locks.has(changeHashlock(change));
-    return change.kind === "add" ? !present : present;
+    return applicableTo(this.final, this.deposits, (key) => this.locks.has(key), change);
   }
 
   /**
@@ -233,9 +234,10 @@ export type UpdaterData = Readonly<{
   /** Proposer: changes for the next batch. Acknowledger: changes it asked for and has not seen co-signed. */
   queue: readonly Queued[];
   /**
-   * This party signed a final state on the channel. The other may hold it co-signed and land it at any time while the
-   * channel is open (a cooperative close takes any final state, whatever its number), so from then on this party
-   * signs nothing but a close of the same balances: no value moves on the channel again.
+   * Proposer: it signed a final state on the channel (an acknowledger signs one only as its new head). The other may
+   * hold it co-signed and land it at any time while the channel is open (a cooperative close takes any final state,
+   * whatever its number), so from then on the proposer signs nothing but a close of the same balances: no value
+   * moves on the channel again.
    */
   finalSigned?: boolean;
 }>;
@@ -347,7 +349,7 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
   const keep: Queued[] = [];
   const batch: Queued[] = [];
   const draft = new Draft(data.head);
-  // A close goes last: after every other change of the batch has resolved what it can.
+  // A close is looked at last: it goes in a batch of its own, once nothing else is to be proposed and no lock is left.
   const ordered = data.queue.some((q) => q.change.kind === "close")
     ? [...data.queue.filter((q) => q.change.kind !== "close"), ...data.queue.filter((q) => q.change.kind === "close")]
     : data.queue;
@@ -408,7 +410,8 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
  * a timer. (A head that moves on this channel wakes them by itself.)
  */
 export function wake(data: UpdaterData, env: UpdateEnv): Step {
-  return propose({ ...data, queue: undeferred(data.queue) }, env);
+  const queue = undeferred(data.queue);
+  return propose(queue === data.queue ? data : { ...data, queue }, env);
 }
 
 /** `queue` with every "not yet" mark taken off (the same array if none has one). */
@@ -567,7 +570,7 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
   const made = new Set(message.changes.map(changeKey));
   const queue = data.queue.filter((q) => !made.has(changeKey(q.change)) && applicable(state, q.change));
   return {
-    data: { ...data, head: state, headSignatures: signatures, signedSeq: message.seq, queue, ...(state.isFinal ? { finalSigned: true } : {}) },
+    data: { ...data, head: state, headSignatures: signatures, signedSeq: message.seq, queue },
     send: [{ kind: "ack", seq: message.seq, signature: mine }],
     events: [
       { type: "signed", state, changes: message.changes },
