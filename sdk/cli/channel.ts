@@ -111,7 +111,7 @@ export function channelCommands(): Command {
       if (o.wait) {
         const p = new Progress();
         const started = Date.now();
-        // A batched pair closes as one: the named channel's partner is waited for first, then the channel itself.
+        // A batched pair closes as one: both channels are waited for.
         const partner = c.batched;
         const partnerClosed = async () => partner === undefined || (await client.get<ChannelView>(`/channels/${encodeURIComponent(partner)}`)).status === "closed";
         while (c.status !== "closed" || !(await partnerClosed())) {

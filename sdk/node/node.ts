@@ -427,7 +427,7 @@ export class ChannelNode {
     const onChain = await adapter.channelInfo(channelId).catch(() => undefined);
     const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId) : undefined;
     const fmt = (v: bigint) => formatAmount(v, asset);
-    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : op?.kind === "close" || this.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
+    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : this.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
     return {
       id: channelId,
       chain: this.assets.chainName(record.ref.chainId),
@@ -597,7 +597,7 @@ export class ChannelNode {
     const op = this.store.channelOp(record.ref.channelId)?.kind;
     if (op === "closed") throw new ConflictError(`channel ${record.ref.channelId} is closed`);
     // Checked before any transaction: a closing channel's final state would not count it (the hub would only pay it back).
-    if (op !== undefined || this.client.isClosing(record.ref.channelId)) throw new ConflictError(`channel ${record.ref.channelId} is closing; a deposit now would not be counted`);
+    if (op === "forceClose" || this.client.isClosing(record.ref.channelId)) throw new ConflictError(`channel ${record.ref.channelId} is closing; a deposit now would not be counted`);
     await this.requireWalletHolds(asset, amount, "amount");
     await this.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");

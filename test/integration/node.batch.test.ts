@@ -230,6 +230,12 @@ describe("batched channel pairs through the node's control API and the CLI", fun
     await stop("bob");
     const deposited = (await api<Channel>("alice", "POST", `/channels/${ch.t2}/deposit`, { amount: "1" })).json;
     expect(deposited.base.onChainDeposits![deposited.base.myIndex]).to.equal((10n ** 18n).toString());
+    // A swap giving from it now is refused with why: the deposit is not counted yet (it would be, once final and
+    // co-signed). One that asks more than the peer holds, with nothing of his waiting, says no such thing.
+    await refused("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@target", take: "0.2 ETH@source", source: ch.t2, target: ch.s2 }, 409,
+      /^give: 0\.5 ETH@target is more than the free balance 0 ETH@target of channel 0x[0-9a-f]{64} \(a deposit of 1 ETH@target is not counted yet: /);
+    const noHint = await refused("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "50 ETH@target", source: ch.s2, target: ch.t2 }, 409, /^take: 50 ETH@target is more than bob's free balance/);
+    expect(noHint).to.not.include("not counted");
     const swap = await api<Swap>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target", source: ch.s2, target: ch.t2 });
     expect([swap.status, swap.json.phase]).to.deep.equal([201, "proposed"]);
     await refused("alice", "POST", "/channels/batch", { channels: [ch.s2, ch.t2] }, 409, new RegExp(`^channel ${ch.s2} has a swap in progress; batch it once the swap is done$`, "i"));
