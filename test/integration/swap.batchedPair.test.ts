@@ -125,7 +125,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
   });
 
   describe("a cooperative close of a batched pair with swaps in flight: those past their reveal complete, the rest are undone off chain, each channel lands its final state in one transaction", function () {
-    const ended = { swapped: 0, aborted: 0 };
     // After `cut` envelopes, or as the first payment (a secret revealed) passes.
     for (const cut of [0, 4, 8, 11, 12, "pay"] as const) {
       const when = cut === "pay" ? "as the first payment passes" : `after ${cut} envelopes`;
@@ -166,8 +165,9 @@ describe("many swaps at once on one channel pair (batched updates through the cl
         for (const [a, b] of outcomes) {
           expect(a).to.equal(b);
           expect(["swapped", "aborted"]).to.include(a);
-          ended[a as "swapped" | "aborted"]++;
         }
+        // As the first payment passes, Alice's swaps are past their reveal and Bob's just proposed: some of each end.
+        if (cut === "pay") expect(new Set(outcomes.map(([a]) => a))).to.deep.equal(new Set(["swapped", "aborted"]));
         const swapped = BigInt(outcomes.filter(([a]) => a === "swapped").length);
         // The final states: no lock, the same on both sides, and what the hub paid out (a cooperative close each).
         for (const [id, suite] of [[setup.sId, setup.S], [setup.tId, setup.T]] as const) {
@@ -184,10 +184,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
         expect(link.errors).to.deep.equal([]);
       });
     }
-    it("ended some swaps each way across the cuts", function () {
-      expect(ended.swapped, JSON.stringify(ended)).to.be.greaterThan(0);
-      expect(ended.aborted, JSON.stringify(ended)).to.be.greaterThan(0);
-    });
   });
 
   it("counts a deposit made on chain after the pair was batched (in a batch of its own), and its swaps use it", async function () {
