@@ -294,7 +294,8 @@ export class ChannelNode {
     } else {
       appendFileSync(file, JSON.stringify(r) + "\n");
     }
-    this.log.warn({ event: "refused", ...r }, `refused a ${kind} proposal from ${peer}: ${reason}`);
+    const { time: _time, ...fields } = r; // the log line has its own time
+    this.log.warn({ event: "refused", ...fields }, `refused a ${kind} proposal from ${peer}: ${reason}`);
     this.emit("refused", r);
   }
 
