@@ -60,15 +60,6 @@ export class BatchedPairs {
 
   constructor(private readonly ctx: Session) {
     for (const [, record] of ctx.o.store.batched<PairRecord>("pair")) this.start(record.channels);
-    // An initiator that undid a swap before its secret left never reveals it on chain: the other may hold a newer
-    // co-signed state that refunds the target lock, and the secret would let it claim the source lock.
-    ctx.withhold = (hashlock) => {
-      for (const engine of new Set(this.engines.values())) {
-        const side = engine.side(hashlock);
-        if (side?.role === "initiator" && side.cancelled && !side.revealed) return true;
-      }
-      return false;
-    };
     ctx.onDiscard((scope) => {
       const engines = scope === "group" ? new Set(this.engines.values()) : this.running;
       for (const engine of engines) engine.invalidate();
@@ -123,7 +114,6 @@ export class BatchedPairs {
       channels,
       book: ctx.book,
       nested: true,
-      keepSecret: (hashlock, secret) => ctx.keepSecret(hashlock, secret),
       send: (channelId, message) => this.send(channelId, { step: "batch", message }),
       onEvent: (channelId, event) => this.onEvent(engine, channelId, event),
       onSides: (hashlocks) => this.touch(engine, hashlocks),
@@ -280,9 +270,10 @@ export class BatchedPairs {
         if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
         promised.set(k, need);
         opened.set(engine, open + 1);
-        // The secret and the swap are stored before the proposal leaves. The watchtower hears of the secret only once
-        // it is revealed (a signed payment of the T lock): an undone swap's secret is never used on chain.
-        ctx.o.store.saveSecret(terms.hashlock, secret);
+        // The secret and the swap are stored before the proposal leaves, the secret held: it may be revealed only once
+        // the initiator reveals it (a signed payment of the T lock), and never once the swap is undone (swap-rules.ts
+        // `revealRule`). The watchtower hears of it once that payment is signed.
+        ctx.o.store.saveSecret(terms.hashlock, secret, "held");
         ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, []), true);
         ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });
         const list = items.get(engine) ?? [];
@@ -322,7 +313,7 @@ export class BatchedPairs {
 
   /** Whether any swap this client knows, on any pair, or any secret it holds, uses `hashlock`. */
   private hashlockKnown(hashlock: Hex): boolean {
-    if (this.ctx.o.store.secret(hashlock) !== undefined) return true;
+    if (this.ctx.o.store.knownSecret(hashlock) !== undefined) return true;
     for (const engine of new Set(this.engines.values())) if (engine.side(hashlock) !== undefined) return true;
     return false;
   }
@@ -447,7 +438,7 @@ export class BatchedPairs {
         this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason: `accepted too late: ${error.message}` });
         continue;
       }
-      const secret = ctx.o.store.secret(row.terms.hashlock);
+      const secret = ctx.o.store.knownSecret(row.terms.hashlock)?.secret;
       if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${item.swapId} is not in the store`);
       sides.push(newSide(row.terms, "initiator", this.senders(row.terms), secret));
     }
@@ -686,7 +677,7 @@ export class BatchedPairs {
       if (t.targetExpiry - timeOf(t.target.chainId) > ctx.o.onChainMargin) continue;
       const secret = await ctx.chain(t.target.chainId).findSecret(t.hashlock);
       if (secret !== undefined) {
-        ctx.keepSecret(t.hashlock, secret);
+        ctx.keepSecret(t.hashlock, secret, "may"); // public on T
         return "secretOnChain";
       }
     }

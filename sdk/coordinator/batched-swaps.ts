@@ -30,7 +30,7 @@ import {
 } from "../core/channel-updates.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { openingState } from "../core/state.js";
-import { approve, cancel, onCosigned, onRefused, onSigned, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
+import { approve, cancel, onCosigned, onRefused, onSigned, revealRule, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
 import type { ChannelState, Hex } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
@@ -52,8 +52,6 @@ export type BatchedSwapsOptions = Readonly<{
    * by default one of its own over the store.
    */
   book?: ChannelBook;
-  /** Keeps a secret this side learns or holds (a client's also tells its watchtower); by default the store's. */
-  keepSecret?: (hashlock: Hex, secret: Hex) => void;
   /**
    * Steps run inside the caller's open transaction (a savepoint of a group commit) instead of their own. The caller
    * then holds what `send` and `onEvent` are given until that transaction is on disk, and calls `invalidate` when it
@@ -347,11 +345,11 @@ export class BatchedSwaps {
   }
 
   private setSide(k: string, side: SwapSide) {
-    // A secret this side holds is kept where the on-chain path and the watchtower look for it, in the same step.
-    if (side.secret !== undefined && this.sides.get(k)?.secret !== side.secret && this.o.store.secret(side.terms.hashlock) === undefined) {
-      if (this.o.keepSecret !== undefined) this.o.keepSecret(side.terms.hashlock, side.secret);
-      else this.o.store.saveSecret(side.terms.hashlock, side.secret);
-    }
+    // A secret this side holds is kept where the on-chain path and the watchtower look for it, with whether it may be
+    // revealed, in the same step: an initiator's once it reveals, never once it undid the swap before that.
+    const before = this.sides.get(k);
+    const rule = revealRule(side);
+    if (side.secret !== undefined && (before?.secret !== side.secret || revealRule(before) !== rule)) this.o.store.saveSecret(side.terms.hashlock, side.secret, rule);
     this.sides.set(k, side);
     this.open.add(k);
     this.dirty.sides.add(k);

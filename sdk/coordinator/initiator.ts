@@ -23,9 +23,9 @@ export async function propose(ctx: Session, args: ProposeArgs): Promise<Hex> {
   const nowT = await ctx.chain(target.ref.chainId).now();
   const { terms, secret } = ctx.newTerms(source, target, args, nowT);
   ctx.validateTerms(terms, nowT, await ctx.chain(source.ref.chainId).now());
-  // The secret is stored before anything that depends on it exists.
+  // The secret is stored before anything that depends on it exists; held until both locks are co-signed.
   ctx.o.store.transaction(() => {
-    ctx.keepSecret(terms.hashlock, secret);
+    ctx.keepSecret(terms.hashlock, secret, "held");
     ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, ["propose"]), true);
     ctx.outbox.keep(terms.swapId, "propose", {
       step: "propose",
@@ -60,11 +60,14 @@ export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
   const mySourceSig = ctx.book.sign(sourceLock);
   const myTargetSig = ctx.book.sign(expected);
   const tooLate = terms.targetExpiry - nowT < ctx.o.minTargetWindow;
+  const secret = ctx.requireSecret(terms);
+  // Both locks co-signed: from here the swap only completes (revealed now, or claimed on T), never undone off chain.
   ctx.o.store.transaction(() => {
     ctx.book.keepCoSigned(sourceLock, mySourceSig, body.sourceSig);
     ctx.book.keepCoSigned(expected, myTargetSig, body.sig);
     ctx.trackLock(swapId, terms.source.channelId, terms.hashlock, sourceLock.seq);
     ctx.trackLock(swapId, terms.target.channelId, terms.hashlock, expected.seq);
+    ctx.keepSecret(terms.hashlock, secret, "may");
   });
   if (tooLate) {
     // Too little time left to finish off chain: claim on the target chain instead (the responder still has delta
@@ -75,7 +78,6 @@ export async function onTargetLock(ctx: Session, swapId: Hex, terms: SwapTerms, 
     await ctx.outbox.send(swapId, ["targetLockAck"]);
     return;
   }
-  const secret = ctx.requireSecret(terms);
   const targetResolved = resolveLock(expected, terms.hashlock, "paid");
   const resolvedSig = ctx.book.sign(targetResolved);
   ctx.enter(swapId, { kind: "revealed", sourceLock, targetResolved }, {

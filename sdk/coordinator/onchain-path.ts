@@ -30,7 +30,7 @@ export async function onChainReason(
       // The initiator may claim on the target chain at the last second: watch for the secret there.
       const secret = await ctx.chain(terms.target.chainId).findSecret(terms.hashlock);
       if (secret !== undefined) {
-        ctx.keepSecret(terms.hashlock, secret);
+        ctx.keepSecret(terms.hashlock, secret, "may"); // public on T
         return "secretOnChain";
       }
       const nowT = await ctx.chain(terms.target.chainId).now();

@@ -33,7 +33,7 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
     }
     // A hashlock whose secret this client holds (its own swap's, or one it learned) could make one claim pay out
     // another of its locks: refused.
-    if (ctx.o.store.secret(terms.hashlock) !== undefined) throw new InvalidMessageError("a swap with this hashlock is known already");
+    if (ctx.o.store.knownSecret(terms.hashlock) !== undefined) throw new InvalidMessageError("a swap with this hashlock is known already");
     ctx.requireIdle(terms.source.channelId);
     ctx.requireIdle(terms.target.channelId);
     ctx.requireRefs(terms); // before any chain is chosen by the terms' chain ids
@@ -101,7 +101,7 @@ export async function onReveal(ctx: Session, swapId: Hex, terms: SwapTerms, phas
     throw new InvalidMessageError("the revealed secret does not match the hashlock");
   }
   // The secret is what lets us claim the source lock: keep it before anything else.
-  ctx.keepSecret(terms.hashlock, body.secret);
+  ctx.keepSecret(terms.hashlock, body.secret, "may");
   const targetResolved = resolveLock(phase.targetLock, terms.hashlock, "paid");
   ctx.requireSame(body.state, targetResolved, "target resolution state");
   ctx.book.requireCounterSigned(targetResolved, body.sig);

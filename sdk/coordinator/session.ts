@@ -7,7 +7,7 @@ import { addLock, sameState } from "../core/state.js";
 import { hashlockOf, type SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
-import type { ChannelOp, ChannelRecord, CoSignedState, Store } from "../store/store.js";
+import type { ChannelOp, ChannelRecord, CoSignedState, RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
@@ -155,13 +155,10 @@ export class Session {
   }
 
   /**
-   * Whether a secret this client holds must not be used on chain (set by the batched pairs: an initiator that undid a
-   * swap before revealing never reveals it, since a newer co-signed state may refund the lock it would claim).
+   * The secret of `hashlock` if it may be revealed (the store keeps the rule with it: an initiator's own only once
+   * its reveal is due, never once it undid the swap), else one a chain shows.
    */
-  withhold: (hashlock: Hex) => boolean = () => false;
-
   async findSecret(hashlock: Hex): Promise<Hex | undefined> {
-    if (this.withhold(hashlock)) return undefined;
     const known = this.o.store.secret(hashlock);
     if (known !== undefined) return known;
     for (const chain of this.chains.values()) {
@@ -174,10 +171,13 @@ export class Session {
     return undefined;
   }
 
-  /** Keeps a secret in the store (and tells the watchtower): never forgotten once known. */
-  keepSecret(hashlock: Hex, secret: Hex) {
-    this.o.store.saveSecret(hashlock, secret);
-    this.o.watchtower?.addSecret(hashlock, secret);
+  /**
+   * Keeps a secret in the store with whether it may be revealed (`RevealRule`): never forgotten once known. The
+   * watchtower hears of it once it may be revealed.
+   */
+  keepSecret(hashlock: Hex, secret: Hex, reveal: RevealRule = "may") {
+    this.o.store.saveSecret(hashlock, secret, reveal);
+    if (reveal === "may") this.o.watchtower?.addSecret(hashlock, secret);
   }
 
   /** Throws unless each channel ref of the terms names the chain and hub this client knows the channel on. */
@@ -252,8 +252,9 @@ export class Session {
     return { sender, amount: terms.take, hashlock: terms.hashlock, expiry: terms.targetExpiry };
   }
 
+  /** The initiator's own secret, whatever its rule (to reveal it once the rules let it). */
   requireSecret(terms: SwapTerms): Hex {
-    const secret = this.o.store.secret(terms.hashlock);
+    const secret = this.o.store.knownSecret(terms.hashlock)?.secret;
     if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${terms.swapId} is not in the store`);
     return secret;
   }

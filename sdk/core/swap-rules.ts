@@ -13,7 +13,7 @@
  * gives the S lock back only once its T lock is refunded or can no longer be made.
  */
 import { changeHashlock, type Approval, type Change } from "./channel-updates.js";
-import { hashlockOf, type SwapTerms } from "./swap.js";
+import { hashlockOf, type RevealRule, type SwapTerms } from "./swap.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "./types.js";
 
 /** Where one lock of a swap stands in the co-signed head of its channel. */
@@ -76,6 +76,15 @@ export function newSide(
     source: "none",
     target: "none",
   };
+}
+
+/**
+ * Whether the secret this side holds may be revealed, on or off chain: the responder's always (it was revealed to
+ * it); the initiator's once it revealed it, never once it undid the swap before that, and held back until then.
+ */
+export function revealRule(side: SwapSide): RevealRule {
+  if (side.role === "responder" || side.revealed) return "may";
+  return side.cancelled ? "never" : "held";
 }
 
 /** Whether the swap has nothing left to do off chain: both locks resolved, or undone before they existed. */

@@ -108,3 +108,12 @@ export function checkTermsShape(terms: SwapTerms): void {
     if (typeof v !== "bigint") fail(`${what} is not a number`);
   }
 }
+
+/**
+ * Whether a stored secret may be revealed, on or off chain: "may" (the initiator revealed it, or this party learned
+ * it from the other or a chain), "held" (the initiator's own, before its reveal: the swap may still be undone), or
+ * "never" (the initiator undid the swap before revealing: the other may hold a co-signed state that refunds the lock
+ * the secret would claim, and the secret would let it claim the source lock). Stored with the secret, so that every
+ * component that reads secrets from a store obeys it.
+ */
+export type RevealRule = "may" | "held" | "never";

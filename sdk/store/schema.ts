@@ -22,7 +22,8 @@ export class StoreVersionError extends ChannelSdkError {
  * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
  * one index entry per swap goes to a random place (its id), so a group commit writes few pages. The `batched` table
  * (batched updates: each channel's updater data and each swap's side) came later in version 2: a version 2 file gets
- * it on its next open.
+ * it on its next open, and so does the `reveal` column of `secrets` (whether a secret may be revealed: see
+ * `RevealRule` in store.ts).
  */
 export const SCHEMA_VERSION = 2;
 const SCHEMA = `
@@ -31,7 +32,7 @@ CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL
   body TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
 CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NOT NULL, digest TEXT NOT NULL,
   signature TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
-CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL, reveal TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sessions (n INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS swaps (n INTEGER PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
   phase TEXT NOT NULL, updated_at INTEGER NOT NULL, active INTEGER NOT NULL, source TEXT NOT NULL,
@@ -55,6 +56,7 @@ export function openSchema(db: DatabaseSync, path: string): void {
   const version = userVersion(db);
   if (version === SCHEMA_VERSION || (version === 0 && tableCount(db) === 0)) {
     db.exec(SCHEMA);
+    addRevealRules(db);
     db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
     return;
   }
@@ -62,10 +64,35 @@ export function openSchema(db: DatabaseSync, path: string): void {
   throw new StoreVersionError(path, version === 0 ? 1 : version, SCHEMA_VERSION);
 }
 
+/**
+ * A store written before secrets carried their reveal rule gets the column. Every secret it holds may be revealed,
+ * as before, but an initiator's own on a batched pair whose swap is not past its reveal: that one is "held" (an
+ * undone one too: "held" is never revealed either). The step protocol never undoes a swap off chain, so what it
+ * kept may be revealed as it was.
+ */
+function addRevealRules(db: DatabaseSync): void {
+  const columns = db.prepare("PRAGMA table_info(secrets)").all() as { name: string }[];
+  if (columns.some((c) => c.name === "reveal")) return;
+  db.exec("ALTER TABLE secrets ADD COLUMN reveal TEXT NOT NULL DEFAULT 'may'");
+  const hold = db.prepare("UPDATE secrets SET reveal = 'held' WHERE hashlock = ?");
+  for (const row of db.prepare("SELECT body FROM batched WHERE kind = 'side'").all() as { body: string }[]) {
+    const side = JSON.parse(row.body) as { role: string; revealed: boolean; terms: { hashlock: string } };
+    if (side.role === "initiator" && !side.revealed) hold.run(side.terms.hashlock.toLowerCase());
+  }
+}
+
 /** For a read-only store: the tables must already be there, in this SDK's layout (else the connection is closed). */
 export function requireSchema(db: DatabaseSync, path: string): void {
   const version = userVersion(db);
-  if (version === SCHEMA_VERSION) return;
+  if (version === SCHEMA_VERSION) {
+    const columns = db.prepare("PRAGMA table_info(secrets)").all() as { name: string }[];
+    if (columns.some((c) => c.name === "reveal")) return;
+    db.close();
+    // Read as it is, every secret would look revealable: the initiator's of an undone swap among them.
+    throw new ChannelSdkError(
+      `The store ${path} predates the reveal rules of secrets; start its client or node once with this version (it adds them), then read it.`,
+    );
+  }
   const tables = tableCount(db);
   db.close();
   if (version === 0 && tables === 0) throw new ChannelSdkError(`${path} is not a channel store: it has no tables.`);

@@ -22,9 +22,11 @@ export const SQL = {
   ownSignedAt: "SELECT state, signature FROM own_signatures WHERE channel_id = ? AND seq = ?",
   highestOwnSeq: "SELECT MAX(CAST(seq AS INTEGER)) AS seq FROM own_signatures WHERE channel_id = ?",
   // secrets
-  saveSecret: "INSERT OR IGNORE INTO secrets (hashlock, secret) VALUES (?, ?)",
-  secrets: "SELECT hashlock, secret FROM secrets ORDER BY hashlock",
-  secret: "SELECT secret FROM secrets WHERE hashlock = ?",
+  // A rule only moves forward: "held" becomes "may" or "never"; "may" (revealed, or public) wins over "never".
+  saveSecret: `INSERT INTO secrets (hashlock, secret, reveal) VALUES (?, ?, ?) ON CONFLICT (hashlock) DO UPDATE SET reveal =
+           CASE WHEN excluded.reveal = 'may' OR secrets.reveal = 'held' THEN excluded.reveal ELSE secrets.reveal END`,
+  secrets: "SELECT hashlock, secret, reveal FROM secrets ORDER BY hashlock",
+  secret: "SELECT secret, reveal FROM secrets WHERE hashlock = ?",
   // event following (watchtower)
   cursor: "SELECT block FROM cursors WHERE chain_id = ?",
   saveCursor: "INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",

@@ -3,7 +3,7 @@ import { DatabaseSync, type SQLInputValue, type StatementResultingChanges } from
 
 import { decode, encode } from "../core/codec.js";
 import { ChannelSdkError, DoubleSignError } from "../core/errors.js";
-import type { SwapTerms } from "../core/swap.js";
+import type { RevealRule, SwapTerms } from "../core/swap.js";
 import type { ChannelState, Hex } from "../core/types.js";
 import { remember, RowCache } from "./cache.js";
 import { flag, key, seqText, type ChannelOp, type ChannelRecord, type CoSignedState, type TransferRecord } from "./rows.js";
@@ -13,6 +13,8 @@ import { Transactions, useWriteAheadLog } from "./transactions.js";
 
 export type { ChannelOp, ChannelRecord, CoSignedState, TransferRecord } from "./rows.js";
 export { StoreVersionError } from "./schema.js";
+
+export type { RevealRule } from "../core/swap.js";
 
 /** A store opened read-only (another program's, e.g. a client's store a watchtower imports from) is not there. */
 export class StoreNotFoundError extends ChannelSdkError {
@@ -273,19 +275,32 @@ export class Store {
 
   // ---------------------------------------------------------------- secrets
 
-  saveSecret(hashlock: Hex, secret: Hex): void {
-    this.write(SQL.saveSecret, key(hashlock), secret);
+  /**
+   * Keeps a secret with whether it may be revealed. Saved again, its rule only moves forward: "held" becomes "may"
+   * or "never", and "may" wins over "never" (a secret revealed or public is no longer ours to keep).
+   */
+  saveSecret(hashlock: Hex, secret: Hex, reveal: RevealRule): void {
+    this.write(SQL.saveSecret, key(hashlock), secret, reveal);
   }
 
-  /** Every known secret, keyed by hashlock. */
-  secrets(): { hashlock: Hex; secret: Hex }[] {
-    const rows = this.statements.get(SQL.secrets).all() as { hashlock: string; secret: string }[];
-    return rows.map((r) => ({ hashlock: r.hashlock as Hex, secret: r.secret as Hex }));
+  /** Every known secret, keyed by hashlock, with its rule. */
+  secrets(): { hashlock: Hex; secret: Hex; reveal: RevealRule }[] {
+    const rows = this.statements.get(SQL.secrets).all() as { hashlock: string; secret: string; reveal: RevealRule }[];
+    return rows.map((r) => ({ hashlock: r.hashlock as Hex, secret: r.secret as Hex, reveal: r.reveal }));
   }
 
+  /**
+   * The secret of `hashlock` if it may be revealed: what every component that can reveal (the client's messages, the
+   * enforcer, the watchtower) reads. A secret held back or never to be revealed is `undefined` here.
+   */
   secret(hashlock: Hex): Hex | undefined {
-    const row = this.statements.get(SQL.secret).get(key(hashlock)) as { secret: string } | undefined;
-    return row?.secret as Hex | undefined;
+    const row = this.knownSecret(hashlock);
+    return row?.reveal === "may" ? row.secret : undefined;
+  }
+
+  /** The secret of `hashlock` whatever its rule (the initiator's own, to check or to reveal once the rules let it). */
+  knownSecret(hashlock: Hex): { secret: Hex; reveal: RevealRule } | undefined {
+    return this.statements.get(SQL.secret).get(key(hashlock)) as { secret: Hex; reveal: RevealRule } | undefined;
   }
 
   // ---------------------------------------------------------------- event following (watchtower)

@@ -74,14 +74,18 @@ export class Watchtower {
     this.store.recordOwnSignature(state, stateDigest(hubDomain(ref.chainId, ref.hub), state), () => signature);
   }
 
-  /** A secret the guarded participant knows (carried to any chain where it is owed a lock with that hashlock). */
+  /**
+   * A secret the guarded participant may reveal (carried to any chain where it is owed a lock with that hashlock).
+   * A client tells the tower of a secret only once its rules let it be revealed (`RevealRule`).
+   */
   addSecret(hashlock: Hex, secret: Hex): void {
-    this.store.saveSecret(hashlock, secret);
+    this.store.saveSecret(hashlock, secret, "may");
   }
 
   /**
    * Takes over what a client's store holds: its channels on chains this tower follows, their newest co-signed
-   * and own-signed states, and its secrets. Idempotent; a tower next to a client can call it before every poll.
+   * and own-signed states, and the secrets it may reveal: an initiator's own only once it revealed it, never one of
+   * a swap it undid (held back until then). Idempotent; a tower next to a client can call it before every poll.
    * @returns The number of channels guarded.
    */
   importFrom(client: Store): number {
@@ -96,7 +100,7 @@ export class Watchtower {
       const own = client.ownSignedAt(id, client.highestOwnSeq(id));
       if (own !== undefined) this.signed(own.state, own.signature);
     }
-    for (const { hashlock, secret } of client.secrets()) this.addSecret(hashlock, secret);
+    for (const { hashlock, secret, reveal } of client.secrets()) if (reveal === "may") this.addSecret(hashlock, secret);
     return guarded;
   }
 
@@ -136,7 +140,7 @@ export class Watchtower {
     for (const e of reveals) {
       const hashlock = e.args.hashlock as Hex;
       if (this.store.secret(hashlock) === undefined) {
-        this.store.saveSecret(hashlock, e.args.secret as Hex);
+        this.store.saveSecret(hashlock, e.args.secret as Hex, "may"); // public now
         this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
       }
     }

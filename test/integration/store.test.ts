@@ -45,7 +45,7 @@ describe("store: what a client must not lose", function () {
     store.saveChannel(record);
     store.saveCoSigned({ state: openingState(id, [10n, 5n]), signatures: ["0x01", "0x02"] });
     store.saveCoSigned({ state, signatures: ["0x03", "0x04"] });
-    store.saveSecret(hashlockOf(secret), secret);
+    store.saveSecret(hashlockOf(secret), secret, "may");
     store.close();
 
     store = new Store(path); // a new process opening the same file
@@ -83,7 +83,7 @@ describe("store: what a client must not lose", function () {
     const secret = rand();
     expect(() =>
       store.transaction(() => {
-        store.saveSecret(hashlockOf(secret), secret);
+        store.saveSecret(hashlockOf(secret), secret, "may");
         throw new Error("crash in the middle");
       }),
     ).to.throw("crash in the middle");
@@ -96,13 +96,13 @@ describe("store: what a client must not lose", function () {
     const [kept, undone, later] = [rand(), rand(), rand()];
     store.begin(); // the group
     store.savepoint();
-    store.saveSecret(hashlockOf(kept), kept);
+    store.saveSecret(hashlockOf(kept), kept, "may");
     store.releaseSavepoint();
     store.savepoint();
-    store.saveSecret(hashlockOf(undone), undone);
+    store.saveSecret(hashlockOf(undone), undone, "may");
     store.rollbackToSavepoint(); // this step failed
     store.savepoint();
-    store.saveSecret(hashlockOf(later), later);
+    store.saveSecret(hashlockOf(later), later, "may");
     store.releaseSavepoint();
     store.commit();
     store.close();
@@ -112,6 +112,51 @@ describe("store: what a client must not lose", function () {
     expect(reopened.secret(hashlockOf(undone))).to.equal(undefined);
     expect(reopened.secret(hashlockOf(later))).to.equal(later);
     reopened.close();
+  });
+
+  it("keeps with each secret whether it may be revealed, and the rule only moves forward", function () {
+    const store = new Store(path);
+    const [held, undone, revealed, learned] = [rand(), rand(), rand(), rand()];
+    for (const s of [held, undone, revealed]) store.saveSecret(hashlockOf(s), s, "held");
+    store.saveSecret(hashlockOf(learned), learned, "may");
+    store.saveSecret(hashlockOf(undone), undone, "never");
+    store.saveSecret(hashlockOf(revealed), revealed, "may");
+    // What every revealing component reads: only what may be revealed.
+    expect([held, undone, revealed, learned].map((s) => store.secret(hashlockOf(s)))).to.deep.equal([undefined, undefined, revealed, learned]);
+    // The initiator still knows its own.
+    expect(store.knownSecret(hashlockOf(held))).to.deep.equal({ secret: held, reveal: "held" });
+    // Never back: a held secret saved again (a resend, a restart) does not undo "never" or "may".
+    store.saveSecret(hashlockOf(undone), undone, "held");
+    store.saveSecret(hashlockOf(revealed), revealed, "never");
+    expect(store.knownSecret(hashlockOf(undone))?.reveal).to.equal("never");
+    expect(store.knownSecret(hashlockOf(revealed))?.reveal).to.equal("may");
+    // A secret made public (seen on a chain) may be revealed whatever it was.
+    store.saveSecret(hashlockOf(undone), undone, "may");
+    expect(store.secret(hashlockOf(undone))).to.equal(undone);
+    store.close();
+  });
+
+  it("a store written before reveal rules: an initiator's secret of a batched swap not revealed is held, the others may be revealed", function () {
+    const store = new Store(path);
+    const [mine, revealedMine, learned] = [rand(), rand(), rand()];
+    const side = (secret: Hex, role: string, revealed: boolean) => ({ role, revealed, cancelled: !revealed, terms: { hashlock: hashlockOf(secret) } });
+    store.saveBatched("side", hashlockOf(mine), side(mine, "initiator", false));
+    store.saveBatched("side", hashlockOf(revealedMine), side(revealedMine, "initiator", true));
+    store.saveBatched("side", hashlockOf(learned), side(learned, "responder", false));
+    store.close();
+    // The same file as version 0.2.0 wrote it: a secrets table without the column.
+    const db = new DatabaseSync(path);
+    db.exec("DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL)");
+    for (const s of [mine, revealedMine, learned]) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(hashlockOf(s).toLowerCase(), s);
+    db.close();
+    // A tower reading it as it is would take every secret as revealable: refused with what to do.
+    expect(() => new Store(path, { readOnly: true })).to.throw(/predates the reveal rules.*start its client or node once/);
+    const reopened = new Store(path);
+    expect([mine, revealedMine, learned].map((s) => reopened.knownSecret(hashlockOf(s))?.reveal)).to.deep.equal(["held", "may", "may"]);
+    reopened.close();
+    const reader = new Store(path, { readOnly: true });
+    expect(reader.secret(hashlockOf(mine))).to.equal(undefined);
+    reader.close();
   });
 
   it("refuses a file written with another table layout instead of misreading it", function () {
@@ -134,13 +179,13 @@ describe("store: what a client must not lose", function () {
 
     const writer = new Store(path);
     const secret = rand();
-    writer.saveSecret(hashlockOf(secret), secret);
+    writer.saveSecret(hashlockOf(secret), secret, "may");
     const reader = new Store(path, { readOnly: true });
-    expect(reader.secrets()).to.deep.equal([{ hashlock: hashlockOf(secret), secret }]);
+    expect(reader.secrets()).to.deep.equal([{ hashlock: hashlockOf(secret), secret, reveal: "may" }]);
     const later = rand();
-    writer.saveSecret(hashlockOf(later), later); // the client goes on writing while the tower reads
+    writer.saveSecret(hashlockOf(later), later, "may"); // the client goes on writing while the tower reads
     expect(reader.secrets()).to.have.length(2);
-    expect(() => reader.saveSecret(hashlockOf(rand()), rand())).to.throw(/readonly/);
+    expect(() => reader.saveSecret(hashlockOf(rand()), rand(), "may")).to.throw(/readonly/);
     reader.close();
     writer.close();
 

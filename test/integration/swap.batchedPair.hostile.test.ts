@@ -14,6 +14,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import {
+  HubAdapter,
+  Watchtower,
+  type ChainWatch,
   hashlockOf,
   hubDomain,
   keySigner,
@@ -264,6 +267,70 @@ describe("batched pairs in SwapClient against a hostile counterparty", function 
     const got = t[0] > ONE;
     expect({ paid, got }, `Bob learned the secret with ${left}s left on T (${bobKnows}); Alice paid on S: ${paid}, got on T: ${got}`).to.deep.equal({ paid: got, got });
     alice.store.close();
+  });
+
+  it("R3-TOWER-SECRET: a watchtower fed from Alice's store never reveals the secret of a swap she undid (Bob held his T lock back, then kept her T refund)", async function () {
+    const setup = await fundedChannels();
+    const x = await twoParties(setup);
+    const { link, clock, alice, bob } = x;
+    await batchBoth([alice, bob], setup.sId, setup.tId);
+    // Bob asks for his T lock only once less than minTargetWindow (600 s) is left on it; then, once it is co-signed,
+    // he signs whatever Alice sends but answers nothing more (her T refund co-signed by him alone, her S refund never).
+    let phase: "hold" | "late" | "silent" = "hold";
+    link.fault = (e, from) => {
+      if (from !== "b") return "deliver";
+      if (phase === "silent") return "drop";
+      const request = e.body.step === "batch" && e.body.message.kind === "request" && e.swapId === setup.tId;
+      return phase === "hold" && request ? "drop" : "deliver";
+    };
+    const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    await alice.client.idle();
+    const { hashlock, targetExpiry } = alice.client.swap(id).terms;
+    expect(pairsOf(alice).engine(setup.sId).head(setup.sId).locks.map((l) => l.hashlock)).to.deep.equal([hashlock]);
+    // 500 s left on T, and the client clock moves less than the confirmation timeout: Bob's resent ask arrives.
+    const nowT = BigInt(await setup.T.chain.networkHelpers.time.latest());
+    await increaseBoth(setup, Number(targetExpiry - nowT - 500n));
+    clock.advance(3_000);
+    phase = "late";
+    const tLocked = () => pairsOf(alice).engine(setup.tId).head(setup.tId).locks.some((l) => l.hashlock === hashlock);
+    link.fault = ((inner) => (e: Envelope, from: "a" | "b") => {
+      const verdict = inner(e, from);
+      if (tLocked()) phase = "silent"; // Bob's ack of the T lock arrived: from now on he only listens
+      return verdict;
+    })(link.fault);
+    await alice.client.tick(); // she reads the chains' time
+    await link.settled();
+    await bob.client.tick();
+    await link.settled();
+    await alice.client.idle();
+    await link.settled();
+    expect(tLocked(), "the T lock is in Alice's co-signed head").to.equal(true);
+    const side = pairsOf(alice).engine(setup.sId).side(hashlock)!;
+    expect({ cancelled: side.cancelled, revealed: side.revealed }, "Alice undid the swap: too late to reveal").to.deep.equal({ cancelled: true, revealed: false });
+    // Bob holds her T refund, signed by both: registered on chain, it drops the T lock from the state.
+    const bobT = bob.store.latestCoSigned(setup.tId)!.state;
+    expect(bobT.locks.some((l) => l.hashlock === hashlock), "Bob holds a co-signed T state without the lock").to.equal(false);
+    expect(bob.store.secret(hashlock), "Bob never learned the secret").to.equal(undefined);
+
+    // Alice's watchtower, fed from her store as the README sets it up, well inside its claim window of the T lock.
+    const towerStore = new Store(":memory:");
+    const watch = async (suite: Setup["S"]): Promise<ChainWatch> => ({
+      chain: await HubAdapter.connect(await suite.hub.getAddress(), suite.other),
+      confirmations: 2,
+      clockSkewSeconds: 30n,
+      claimWindowSeconds: 3_600n,
+    });
+    const tower = new Watchtower(towerStore, [await watch(setup.S), await watch(setup.T)]);
+    expect(tower.importFrom(alice.store)).to.equal(2);
+    await tower.poll();
+    await tower.poll();
+    expect(await setup.adapters.aliceT.revealedAt(hashlock), "the secret registered on T").to.equal(0n);
+    expect(towerStore.secret(hashlock)).to.equal(undefined);
+    // Nor does her own on-chain path: the rule is the store's, read by every component that can reveal.
+    expect(alice.store.secret(hashlock)).to.equal(undefined);
+    expect(alice.store.knownSecret(hashlock)?.reveal).to.equal("never");
+    towerStore.close();
   });
 
   // ---------------------------------------------------------------------------------------------------- hashlocks

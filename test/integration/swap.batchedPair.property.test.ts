@@ -101,7 +101,7 @@ describe("many swaps at once on one channel pair through the client: a property 
   it("never reveals the secret of a swap its initiator undid, even when the pair goes on chain with it in a lock (a run this property found, replayed)", async function () {
     // The initiator signed a batch refunding its T lock that the other co-signed and kept; on chain it claimed that
     // lock in its older head with the secret, the other registered the newer state (lock refunded) and claimed the
-    // S lock with the revealed secret. Session.withhold keeps an undone swap's secret off chain.
+    // S lock with the revealed secret. The store keeps that secret as never to be revealed (RevealRule).
     await fc.assert(property, { numRuns: 1, seed: 1649679472, path: "12", endOnFailure: true },
     );
   });
