@@ -15,7 +15,7 @@ import { hubDomain, stateDigest } from "../../sdk/core/eip712.js";
 import { signDigest } from "../../sdk/core/signing.js";
 import { checkState, sameState } from "../../sdk/core/state.js";
 import { hashlockOf, type SwapTerms } from "../../sdk/core/swap.js";
-import { newSide, outcome, settled, type SwapSide } from "../../sdk/core/swap-rules.js";
+import { newSide, outcome, revealRule, settled, type SwapSide } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../../sdk/core/types.js";
 import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
 import { Store } from "../../sdk/store/store.js";
@@ -324,6 +324,10 @@ export function checkRun(net: Network, swaps: readonly { hashlock: string; initi
       assert.equal(side.source === "paid", side.target === "paid", `swap ${s.hashlock} atomic at ${side.role}`);
     }
     assert.equal(outcome(a), outcome(b), `both sides agree on swap ${s.hashlock}`);
+    // The store keeps each secret with the rule its side implies: an undone swap's never revealable by anyone.
+    for (const [p, side] of [[A, a], [B, b]] as const) {
+      if (side.secret !== undefined) assert.equal(p.store.knownSecret(side.terms.hashlock)?.reveal, revealRule(side), `the reveal rule of ${s.hashlock} at ${side.role}`);
+    }
     if (outcome(a) === "swapped") {
       const [source, target] = s.initiator === "A" ? [S, T] : [T, S];
       const i = s.initiator;

@@ -376,13 +376,15 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
     checkRun(net, swaps);
   });
 
-  it("keeps the initiator's secret where the on-chain path looks for it from the moment the swap is agreed", function () {
+  it("keeps the initiator's secret in the store from the moment the swap is agreed, revealable only once it revealed it", function () {
     const net = new Network();
     const hashlock = startSwap(net, 1, "A", 10n, 20n)!;
     const { A, B } = net.parties;
-    expect(A.store.secret(hashlock as Hex), "the initiator's store").to.not.equal(undefined);
-    expect(B.store.secret(hashlock as Hex), "the responder knows nothing yet").to.equal(undefined);
+    expect(A.store.knownSecret(hashlock as Hex)?.reveal, "the initiator's store").to.equal("held");
+    expect(A.store.secret(hashlock as Hex), "what the on-chain path and a watchtower read").to.equal(undefined);
+    expect(B.store.knownSecret(hashlock as Hex), "the responder knows nothing yet").to.equal(undefined);
     heal(net);
+    expect(A.store.knownSecret(hashlock as Hex)?.reveal, "the initiator, once it revealed").to.equal("may");
     expect(B.store.secret(hashlock as Hex), "the responder, once paid the secret").to.equal(A.store.secret(hashlock as Hex));
   });
 
