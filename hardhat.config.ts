@@ -3,6 +3,8 @@ import { configVariable, defineConfig } from "hardhat/config";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
+import { stopAllChildren } from "./test/helpers/processes.js";
+
 const require = createRequire(import.meta.url);
 
 // The compiler is the WebAssembly build shipped in the `solc` npm package: no download at build time.
@@ -25,7 +27,12 @@ export default defineConfig({
   paths: { tests: { solidity: "test/solidity", mocha: "test/integration" } },
   typechain: { outDir: fileURLToPath(new URL("./typechain-types", import.meta.url)) },
   test: {
-    mocha: { timeout: 120_000 },
+    mocha: {
+      timeout: 120_000,
+      // Whatever process a test started and did not stop (its suite's `after` failed or never ran) is stopped when
+      // the run ends, pass or fail; the exit of the test process kills the rest (test/helpers/processes.ts).
+      rootHooks: { afterAll: stopAllChildren },
+    },
     solidity: {
       fuzz: { runs: 512 },
       invariant: { runs: 64, depth: 32 },

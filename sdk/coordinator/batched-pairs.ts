@@ -356,7 +356,6 @@ export class BatchedPairs {
         if (engine.closing()) throw new ChannelClosingError(terms.source.channelId, "close");
         ctx.requireRefs(terms);
         ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!, { balances: false });
-        refusal = ctx.o.policy?.(terms);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
         refusal = error.message;
@@ -370,7 +369,10 @@ export class BatchedPairs {
       digests.set(lower(terms.swapId), digest);
       candidates.push(newSide(terms, "responder", this.senders(terms)));
     }
-    const { agreed, refused } = this.run(engine, () => engine.agreeAll(candidates));
+    // The policy is asked as each swap is taken, told of those taken before it in this envelope: none is stored
+    // until all are, and a policy reading only the store would let one envelope past a limit on swaps in flight.
+    const admit = (side: SwapSide, before: readonly SwapSide[]) => ctx.admit(side.terms, before.map((s) => s.terms));
+    const { agreed, refused } = this.run(engine, () => engine.agreeAll(candidates, admit));
     for (const side of agreed) {
       this.record(engine, side);
       answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(digests.get(lower(side.terms.swapId)) ?? termsDigest(side.terms)) });

@@ -266,10 +266,15 @@ export class BatchedSwaps {
 
   /**
    * Takes many agreed swaps into the pair in one step (one transaction): those that are not this pair's or do not
-   * fit are left out, with the reason. A swap already known counts as agreed.
+   * fit are left out, with the reason. A swap already known counts as agreed. `admit`, if given, is asked last about
+   * each swap that fits, told of the new swaps taken before it in this call; a reason it returns leaves the swap out.
    */
-  agreeAll(sides: readonly SwapSide[]): { agreed: SwapSide[]; refused: { side: SwapSide; reason: string }[] } {
+  agreeAll(
+    sides: readonly SwapSide[],
+    admit?: (side: SwapSide, taken: readonly SwapSide[]) => string | undefined,
+  ): { agreed: SwapSide[]; refused: { side: SwapSide; reason: string }[] } {
     const agreed: SwapSide[] = [];
+    const taken: SwapSide[] = []; // the new swaps of this call, in order (not the ones known already)
     const refused: { side: SwapSide; reason: string }[] = [];
     const pair = new Set(this.o.channels.map((id) => id.toLowerCase()));
     const me = this.o.signer.address.toLowerCase();
@@ -301,6 +306,12 @@ export class BatchedSwaps {
           refused.push({ side, reason: reason ?? full ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
           continue;
         }
+        const refusal = admit?.(side, taken);
+        if (refusal !== undefined) {
+          refused.push({ side, reason: refusal });
+          continue;
+        }
+        taken.push(side);
         open++;
         free.set(mine.toLowerCase(), left - amount); // what this swap now reserves, without summing every open swap again
         this.setSide(k, side);

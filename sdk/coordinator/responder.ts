@@ -38,7 +38,8 @@ export async function onPropose(ctx: Session, envelope: Envelope, body: Extract<
     ctx.requireIdle(terms.target.channelId);
     ctx.requireRefs(terms); // before any chain is chosen by the terms' chain ids
     ctx.validateTerms(terms, await ctx.chain(terms.target.chainId).now(), await ctx.chain(terms.source.chainId).now());
-    refusal = ctx.o.policy?.(terms);
+    // The swap is stored at once below, in this same turn: no swap agreed before it is missing from the store.
+    refusal = ctx.admit(terms);
   } catch (error) {
     if (!(error instanceof ChannelSdkError)) throw error;
     refusal = error.message;

@@ -33,8 +33,13 @@ export type SwapClientOptions = Readonly<{
   confirmationTimeoutMs: number;
   /** Client clock in ms (a test may drive it). */
   clock?: () => number;
-  /** Responder policy: return a reason to refuse, or undefined to accept. */
-  policy?: (terms: SwapTerms) => string | undefined;
+  /**
+   * Responder policy: return a reason to refuse, or undefined to accept. Every swap this client agrees to as
+   * responder is asked about here first, one at a time; `context.agreed` holds those agreed before it in the same
+   * step that the store does not show yet (a batched pair's proposals envelope), so a limit on what is open at once
+   * counts them with the stored ones.
+   */
+  policy?: (terms: SwapTerms, context: PolicyContext) => string | undefined;
   /** What this client accepts of a channel it joins (`addChannel`); see ChannelPolicy for the defaults. */
   channelPolicy?: ChannelPolicy;
   /** Told of every phase a swap enters (once on disk), refusals, on-chain steps and closes; its errors are ignored. */
@@ -52,6 +57,15 @@ export type SwapClientOptions = Readonly<{
     update(cosigned: CoSignedState): void;
     addSecret(hashlock: Hex, secret: Hex): void;
   }>;
+}>;
+
+/** What a responder policy is told beside the terms of the swap it is asked about. */
+export type PolicyContext = Readonly<{
+  /**
+   * Swaps this client agreed to as responder earlier in the same step, not in the store yet: a policy that limits
+   * swaps in flight or what is at stake at once counts them with those the store shows as in progress.
+   */
+  agreed: readonly SwapTerms[];
 }>;
 
 /** What a client accepts of the fixed parameters of a channel it joins. */
@@ -178,6 +192,21 @@ export class Session {
   keepSecret(hashlock: Hex, secret: Hex, reveal: RevealRule = "may") {
     this.o.store.saveSecret(hashlock, secret, reveal);
     if (reveal === "may") this.o.watchtower?.addSecret(hashlock, secret);
+  }
+
+  /**
+   * The responder policy's answer to `terms`: a reason to refuse, or undefined to accept. The one place a swap this
+   * client would agree to as responder is put to the policy, whatever the path (one swap at a time, or a batched
+   * pair's envelope); `agreed` are the swaps agreed before it in the same step and not stored yet, which the policy
+   * counts as in flight. A ChannelSdkError the policy throws is a refusal.
+   */
+  admit(terms: SwapTerms, agreed: readonly SwapTerms[] = []): string | undefined {
+    try {
+      return this.o.policy?.(terms, { agreed });
+    } catch (error) {
+      if (!(error instanceof ChannelSdkError)) throw error;
+      return error.message;
+    }
   }
 
   /** Throws unless each channel ref of the terms names the chain and hub this client knows the channel on. */

@@ -28,6 +28,7 @@ export {
   DEFAULT_MIN_CHALLENGE_PERIOD,
   requireDistinctChannels,
   type ChannelPolicy,
+  type PolicyContext,
   type ProposeArgs,
   type SwapClientOptions,
 } from "./session.js";

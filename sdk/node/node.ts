@@ -19,7 +19,7 @@ import { DeltaTable } from "../core/timing.js";
 import { sameAddress, type Address, type ChannelParams, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { ClientEvent, SwapPhase, SwapView } from "../coordinator/phases.js";
 import { keySigner, type StateSigner } from "../coordinator/signer.js";
-import { requireDistinctChannels, SwapClient } from "../coordinator/swap-client.js";
+import { requireDistinctChannels, SwapClient, type PolicyContext } from "../coordinator/swap-client.js";
 import { Store } from "../store/store.js";
 import { Watchtower } from "../watchtower/watchtower.js";
 import { UsageError } from "./errors.js";
@@ -154,7 +154,7 @@ export class ChannelNode {
         minChallengePeriod: BigInt(config.policy.channels.minChallengePeriodSeconds),
         maxChallengePeriod: BigInt(config.policy.channels.maxChallengePeriodSeconds),
       },
-      policy: (terms) => (node === undefined ? "starting" : node.swapPolicy(terms)),
+      policy: (terms, context) => (node === undefined ? "starting" : node.swapPolicy(terms, context)),
       onEvent: (e) => node?.onClientEvent(e),
       watchtower: tower,
     });
@@ -808,8 +808,11 @@ export class ChannelNode {
     return candidates[candidates.length - 1]!;
   }
 
-  /** The responder policy: a reason to refuse, or undefined to accept. Default: refuse everything. */
-  private swapPolicy(terms: SwapTerms): string | undefined {
+  /**
+   * The responder policy: a reason to refuse, or undefined to accept. Default: refuse everything. `agreed` are the
+   * swaps agreed before these terms in the same step and not stored yet (a batched pair's envelope): in flight too.
+   */
+  private swapPolicy(terms: SwapTerms, { agreed }: PolicyContext): string | undefined {
     const { pairs, maxInFlight } = this.config.policy.swaps;
     const src = this.store.channel(terms.source.channelId);
     const dst = this.store.channel(terms.target.channelId);
@@ -819,8 +822,9 @@ export class ChannelNode {
     if (give === undefined || take === undefined) return "asset not named in this node's configuration";
     const pair: SwapPair | undefined = pairs.find((p) => p.give === `${give.symbol}@${give.chain}` && p.take === `${take.symbol}@${take.chain}`);
     if (pair === undefined) return `no policy for giving ${give.symbol}@${give.chain} for ${take.symbol}@${take.chain} (policy.swaps.pairs)`;
-    // The store's index of swaps in progress: a policy check reads none of the swaps already done.
-    const inFlight = this.store.activeSwapIds().filter((id) => this.client.swap(id).role === "responder").length;
+    // The store's index of swaps in progress (a policy check reads none of the swaps already done), and the swaps
+    // agreed before these terms in the same step, which have no row yet.
+    const inFlight = this.store.activeSwapIds().filter((id) => this.client.swap(id).role === "responder").length + agreed.length;
     if (inFlight >= maxInFlight) return `${inFlight} swaps in flight, policy.swaps.maxInFlight is ${maxInFlight}`;
     if (terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
       return `take ${formatAmount(terms.take, take)} is more than maxAmount ${pair.maxAmount}`;

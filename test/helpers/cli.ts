@@ -2,12 +2,13 @@
  * The `channels` binary as separate OS processes: one-shot commands, long-running nodes, and a relay in front of a
  * node's peer endpoint that can hold messages (to kill a node at a chosen protocol step).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { createServer, request, type Server } from "node:http";
 import { join } from "node:path";
 
 import { PROJECT_ROOT, freePort, runNodeProcess, type ProcessResult } from "./nodes.js";
+import { spawnChild, stopChild } from "./processes.js";
 
 export const CHANNELS_BIN = join(PROJECT_ROOT, "bin", "channels.mjs");
 
@@ -30,7 +31,7 @@ export class NodeProcess {
   private constructor(readonly child: ChildProcess) {}
 
   static async start(config: string, env: Record<string, string>): Promise<NodeProcess> {
-    const child = spawn(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start"], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnChild(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start"], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     const node = new NodeProcess(child);
     let partial = "";
     child.stdout!.on("data", (c: Buffer) => {
@@ -39,7 +40,12 @@ export class NodeProcess {
       for (const l of parts) if (l.trim() !== "") node.lines.push(JSON.parse(l) as Record<string, unknown>);
     });
     child.stderr!.on("data", (c: Buffer) => (node.stderr += c.toString()));
-    await node.waitFor((l) => l.event === "api", 60_000);
+    try {
+      await node.waitFor((l) => l.event === "api", 60_000);
+    } catch (error) {
+      await stopChild(child); // not started in time: not left running
+      throw error;
+    }
     return node;
   }
 
@@ -55,11 +61,9 @@ export class NodeProcess {
     }
   }
 
-  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
-    const exited = new Promise<number | null>((ok) => this.child.once("exit", ok));
-    this.child.kill(signal);
-    return exited;
+  /** Sends `signal` and resolves with the exit code once the node exited (SIGKILL after a grace period: processes.ts). */
+  stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    return stopChild(this.child, signal);
   }
 }
 

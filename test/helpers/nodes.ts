@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { createRequire } from "node:module";
 import { resolve } from "node:path";
@@ -16,6 +15,7 @@ import {
   type Transport,
 } from "../../sdk/index.js";
 import { expectedChannel } from "../../scripts/lib/swap-setup.js";
+import { spawnChild, stopChild } from "./processes.js";
 
 const require = createRequire(import.meta.url);
 /** The Hardhat CLI of this project, run with the same Node binary as the tests. */
@@ -35,43 +35,47 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export type LocalNode = { url: string; chainId: bigint; stop: () => Promise<void> };
+export type LocalNode = { url: string; chainId: bigint; pid: number; stop: () => Promise<void> };
 
-/** Starts `hardhat node` as a separate process on a loopback port and waits until it serves JSON-RPC. */
+/**
+ * Starts `hardhat node` as a separate process on a loopback port and waits until it serves JSON-RPC. The process is
+ * stopped by `stop`, and in any case by the end of the test run (processes.ts); one that does not start in time is
+ * killed before this rejects.
+ */
 export async function startHardhatNode(chainId: bigint, timeoutMs = 60_000): Promise<LocalNode> {
   const port = await freePort();
-  const child = spawn(
+  const child = spawnChild(
     process.execPath,
     [HARDHAT_CLI, "node", "--hostname", "127.0.0.1", "--port", String(port), "--chain-id", String(chainId)],
     { cwd: PROJECT_ROOT, stdio: ["ignore", "pipe", "pipe"] },
   );
   let output = "";
-  await new Promise<void>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`hardhat node did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Started HTTP and WebSocket JSON-RPC server")) {
+  try {
+    await new Promise<void>((ok, fail) => {
+      const timer = setTimeout(() => fail(new Error(`hardhat node did not start within ${timeoutMs} ms:\n${output}`)), timeoutMs);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        if (output.includes("Started HTTP and WebSocket JSON-RPC server")) {
+          clearTimeout(timer);
+          ok();
+        }
+      };
+      child.stdout?.on("data", onData);
+      child.stderr?.on("data", onData);
+      child.once("error", (error) => {
         clearTimeout(timer);
-        ok();
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.stderr?.on("data", onData);
-    child.once("exit", (code) => {
-      clearTimeout(timer);
-      fail(new Error(`hardhat node exited with code ${code}:\n${output}`));
+        fail(error);
+      });
+      child.once("exit", (code) => {
+        clearTimeout(timer);
+        fail(new Error(`hardhat node exited with code ${code}:\n${output}`));
+      });
     });
-  });
-  return { url: `http://127.0.0.1:${port}`, chainId, stop: () => stopProcess(child) };
-}
-
-async function stopProcess(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  child.removeAllListeners("exit");
-  await new Promise<void>((ok) => {
-    child.once("exit", () => ok());
-    child.kill("SIGTERM");
-  });
+  } catch (error) {
+    await stopChild(child);
+    throw error;
+  }
+  return { url: `http://127.0.0.1:${port}`, chainId, pid: child.pid!, stop: async () => void (await stopChild(child)) };
 }
 
 export type ProcessResult = { code: number | null; stdout: string; stderr: string };
@@ -83,12 +87,15 @@ export type ProcessResult = { code: number | null; stdout: string; stderr: strin
 export async function runNodeProcess(script: string, args: readonly string[], env: Record<string, string | undefined> = {}): Promise<ProcessResult> {
   const merged: Record<string, string | undefined> = { ...process.env, ...env };
   for (const [name, value] of Object.entries(merged)) if (value === undefined) delete merged[name]; // unset it
-  const child = spawn(process.execPath, [script, ...args], { cwd: PROJECT_ROOT, env: merged, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawnChild(process.execPath, [script, ...args], { cwd: PROJECT_ROOT, env: merged, stdio: ["ignore", "pipe", "pipe"] });
   let stdout = "";
   let stderr = "";
-  child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
-  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number | null>((ok) => child.once("exit", ok));
+  child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+  child.stderr!.on("data", (c: Buffer) => (stderr += c.toString()));
+  const code = await new Promise<number | null>((ok, fail) => {
+    child.once("error", fail);
+    child.once("exit", ok);
+  });
   return { code, stdout, stderr };
 }
 

@@ -29,7 +29,7 @@
  * FAULTS_LONG_KILLS=0 (no kill longer than the confirmation timeout) and FAULTS_CLOSE_SCENARIO=0.
  */
 import { expect } from "chai";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
@@ -57,6 +57,7 @@ import {
 import { ChannelHub__factory, SecretRegistry__factory, type ChannelHub } from "../../typechain-types/index.js";
 import type { PairConfig, PartyConfig } from "../helpers/fault-party.js";
 import { PROJECT_ROOT, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { spawnChild } from "../helpers/processes.js";
 import { prng } from "../helpers/prng.js";
 
 const ONE = 10n ** 18n;
@@ -322,7 +323,7 @@ class PartyProcess {
   }
 
   private spawnProcess(): ChildProcess {
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--import", TSX_LOADER, PARTY_SCRIPT], {
+    const child = spawnChild(process.execPath, ["--disable-warning=ExperimentalWarning", "--import", TSX_LOADER, PARTY_SCRIPT], {
       cwd: PROJECT_ROOT,
       env: { ...process.env, FAULT_PARTY: encode(this.config) },
       stdio: ["pipe", "pipe", "pipe"],

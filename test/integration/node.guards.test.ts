@@ -2,11 +2,11 @@ import { expect } from "chai";
 import { appendFileSync, existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Wallet, ZeroAddress } from "ethers";
+import { hexlify, parseEther, randomBytes, Wallet, ZeroAddress } from "ethers";
 import { pino } from "pino";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { encode, keySigner, rpcProvider, type Address, type Hex } from "../../sdk/index.js";
+import { DeltaTable, encode, hashlockOf, keySigner, rpcProvider, seal, termsDigest, type Address, type Hex, type SwapTerms } from "../../sdk/index.js";
 import { ChannelNode } from "../../sdk/node/node.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { signProposal } from "../../sdk/node/peer.js";
@@ -62,7 +62,7 @@ describe("the node refuses what could lose funds or grow without bound", functio
       peers: { alice: { address: ALICE, url: `http://127.0.0.1:${ap}` } },
       policy: {
         channels: { accept: ["ETH@source", "ETH@target"], maxChallengePeriodSeconds: 30 * 86400 },
-        swaps: { pairs: [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }], maxInFlight: 4 },
+        swaps: { pairs: [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }], maxInFlight: 1 },
       },
       timing,
     }));
@@ -170,5 +170,49 @@ describe("the node refuses what could lose funds or grow without bound", functio
     await bob.stop();
     bob = await ChannelNode.start(loadNodeConfig(join(dir, "bob.json")), accountKey(2) as Hex, pino({ level: "silent" }));
     expect(bob.refused()).to.have.length(kept + 1);
+  });
+
+  it("R3-INFLIGHT: holds policy.swaps.maxInFlight on a batched pair when a peer sends ten proposals in one envelope", async function () {
+    const counted = async (n: ChannelNode, id: string) => {
+      const c = await n.channel(id);
+      const base = c.base;
+      return c.status === "open" && base?.onChainDeposits !== undefined && base.deposits.join() === base.onChainDeposits.join() ? true : undefined;
+    };
+    for (const n of [alice, bob]) for (const id of [s1, t1]) await until(`channel ${id} counts its deposit`, () => counted(n, id));
+    for (const n of [alice, bob]) await n.batch(s1, t1);
+    // Alice's key crafts ten valid proposals (each within Bob's pair policy: 0.1 for 0.2, at most 2) and sends them
+    // in one `proposals` envelope to Bob's peer endpoint, as a hostile node would.
+    const p = rpcProvider(chains[1]!.url);
+    const nowT = BigInt((await p.getBlock("latest"))!.timestamp);
+    p.destroy();
+    const timing = { finalitySeconds: 12n, inclusionSeconds: 60n, clockSkewSeconds: 30n };
+    const delta = new DeltaTable(new Map([[31337n, { chainId: 31337n, ...timing }], [31338n, { chainId: 31338n, ...timing }]])).delta(31337n, 31338n);
+    const terms = Array.from({ length: 10 }, (): SwapTerms => ({
+      swapId: hexlify(randomBytes(32)) as Hex,
+      source: { chainId: 31337n, hub: hubs[0] as Address, channelId: s1 as Hex },
+      target: { chainId: 31338n, hub: hubs[1] as Address, channelId: t1 as Hex },
+      initiator: ALICE as Address,
+      responder: BOB as Address,
+      give: parseEther("0.2"),
+      take: parseEther("0.1"),
+      hashlock: hashlockOf(hexlify(randomBytes(32)) as Hex),
+      targetExpiry: nowT + 1800n,
+      sourceExpiry: nowT + 1800n + delta,
+    }));
+    const signer = keySigner(accountKey(1));
+    const items = terms.map((t) => ({ terms: t, termsSig: signer.sign(termsDigest(t)) }));
+    const envelope = seal((d) => signer.sign(d), ALICE, s1 as Hex, { step: "proposals", items });
+    const res = await fetch(`${bobPeer}/peer/v1/envelopes`, { method: "POST", body: encode(envelope) + "\n", headers: { "content-type": "application/x-ndjson" } });
+    await res.text();
+    expect(res.status).to.equal(202);
+    const ids = new Set(terms.map((t) => t.swapId.toLowerCase()));
+    const answered = await until("Bob answered all ten proposals", async () => {
+      const agreed = bob.swaps().filter((s) => ids.has(s.id.toLowerCase()) && s.role === "responder");
+      const refused = bob.refused().filter((r) => ids.has(r.id.toLowerCase()));
+      return agreed.length + refused.length === 10 ? { agreed, refused } : undefined;
+    });
+    // Before the fix each item was checked against the swaps stored before the envelope: all ten were agreed.
+    expect(answered.agreed.map((s) => s.id), "swaps Bob agreed to").to.have.length(1);
+    expect(answered.refused.map((r) => r.reason)).to.deep.equal(Array.from({ length: 9 }, () => "1 swaps in flight, policy.swaps.maxInFlight is 1"));
   });
 });

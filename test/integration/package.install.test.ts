@@ -1,11 +1,11 @@
 import { expect } from "chai";
-import { spawn } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 
 import { accountKey } from "../../scripts/lib/local.js";
 import { PROJECT_ROOT, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { spawnChild } from "../helpers/processes.js";
 
 /** Runs a command to its end; resolves with its output, rejects with it on a non-zero exit. */
 function run(command: string, args: readonly string[], cwd: string, env: Record<string, string> = {}): Promise<string> {
@@ -14,10 +14,10 @@ function run(command: string, args: readonly string[], cwd: string, env: Record<
     const path = `${dirname(process.execPath)}:${process.env.PATH ?? ""}`;
     // Nothing of this project's Hardhat run (its config path, its options) leaks into the consumer's.
     const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("HARDHAT_")));
-    const child = spawn(command, args, { cwd, env: { ...inherited, PATH: path, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawnChild(command, args, { cwd, env: { ...inherited, PATH: path, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     let out = "";
-    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
-    child.stderr.on("data", (c: Buffer) => (out += c.toString()));
+    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.stderr!.on("data", (c: Buffer) => (out += c.toString()));
     child.once("error", reject);
     child.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`${command} ${args.join(" ")} exited with ${code}:\n${out}`))));
   });
