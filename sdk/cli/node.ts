@@ -16,10 +16,11 @@ export function nodeCommands(): Command[] {
     .command("start")
     .description("start the node: key, store, swaps, watchtower, peer endpoint, control API (JSON-lines log on stdout)")
     .option("--log-level <level>", "trace, debug, info, warn, error")
-    .action(async (o: { logLevel?: string }, cmd: Command) => {
+    .option("--allow-empty-store", "start with a new store although the files beside it or the chains say this node had channels (they are then defended only on chain, by the watchtower)")
+    .action(async (o: { logLevel?: string; allowEmptyStore?: boolean }, cmd: Command) => {
       const { runNode } = await import("../node/service.js");
       const { password } = await import("./prompt.js");
-      await runNode(globals(cmd).config, o.logLevel, password);
+      await runNode(globals(cmd).config, o.logLevel, password, { allowEmptyStore: o.allowEmptyStore === true });
     });
   const info = new Command("info").description("the node's address, chains and counts").action(async (_o, cmd: Command) => {
     const i = await api(cmd).get<Info>("/info");

@@ -2,7 +2,8 @@
  * The control API: JSON over HTTP, versioned under /api/v1, on 127.0.0.1 unless the configuration says otherwise.
  * Every route needs `Authorization: Bearer <token>`, the token a node writes at its first start to a file only
  * its owner can read (mode 0600), as lnd's admin macaroon. Errors are `{ "error": "..." }` with 400 (bad input,
- * naming the field), 401 (no or wrong token), 404 (unknown channel or swap), 409 (refused as things stand).
+ * naming the field), 401 (no or wrong token), 404 (unknown channel or swap), 409 (refused as things stand), 503
+ * (the node's store is lost: `/info` and everything that would sign answer so until the node is restarted).
  * Routes are thin: check the body, call one node method, answer; docs/NODE.md and `openapi.ts` describe them.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
@@ -13,6 +14,7 @@ import { stream } from "hono/streaming";
 import { z } from "zod";
 
 import { ChannelSdkError, InsufficientBalanceError, InvalidTermsError } from "../core/errors.js";
+import { StoreLostError } from "../store/store.js";
 import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
 import { UnknownChannelError } from "../coordinator/channels.js";
 import { defaultMessage, problemsOf } from "./config.js";
@@ -78,7 +80,8 @@ async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.outpu
   return result.data;
 }
 
-function statusOf(error: unknown): 400 | 404 | 409 | 500 {
+function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
+  if (error instanceof StoreLostError) return 503;
   if (error instanceof NotFoundError || error instanceof UnknownChannelError || error instanceof UnknownSwapError) return 404;
   if (error instanceof UsageError || error instanceof InvalidTermsError) return 400;
   if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError) return 409;

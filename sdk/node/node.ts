@@ -4,11 +4,14 @@
  * and recovers from its store on restart: channels, swaps and operations are the SwapClient's; channels agreed
  * with a peer but not yet open on chain, and refused proposals, are the node's own (JSON files beside the store).
  */
-import { appendFileSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
+import { tmpdir } from "node:os";
+import { basename, dirname, join } from "node:path";
 import { Contract, type JsonRpcProvider, Wallet, ZeroAddress } from "ethers";
 import type { Logger } from "pino";
 
+import { decodePackedOpening } from "../chain/events.js";
 import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
 import { decode, encode } from "../core/codec.js";
@@ -20,7 +23,7 @@ import { sameAddress, type Address, type ChannelParams, type Hex, type Participa
 import type { ClientEvent, SwapPhase, SwapView } from "../coordinator/phases.js";
 import { keySigner, type StateSigner } from "../coordinator/signer.js";
 import { requireDistinctChannels, SwapClient, type PolicyContext } from "../coordinator/swap-client.js";
-import { Store } from "../store/store.js";
+import { Store, StoreLostError } from "../store/store.js";
 import { Watchtower } from "../watchtower/watchtower.js";
 import { UsageError } from "./errors.js";
 import type { NodeConfig, SwapPair } from "./node-config.js";
@@ -42,6 +45,16 @@ const MAX_PENDING_PER_PEER = 16;
 /** How long a channel a peer proposed may stay unopened before the agreement is dropped. */
 const PENDING_TTL_MS = 24 * 3600 * 1000;
 export type Refusal = Readonly<{ time: string; kind: "swap" | "channel"; peer: string; id: string; reason: string }>;
+/** How many of this address's channel openings per chain (the newest) a start with no store reads further. */
+const MAX_OPENINGS_CHECKED = 32;
+
+export type StartOptions = Readonly<{
+  /**
+   * Start with a new, empty store although the files beside it or the chains say this node had channels
+   * (`channels node start --allow-empty-store`): those channels are then defended only on chain, by the watchtower.
+   */
+  allowEmptyStore?: boolean;
+}>;
 
 export class ChannelNode {
   readonly address: Address;
@@ -62,6 +75,10 @@ export class ChannelNode {
   /** Payouts of closed channels, read from their close event once. */
   private readonly paidOut = new Map<Hex, readonly [bigint, bigint]>();
   readonly startedAt = new Date();
+  /** Set once the store or the tower's store is found lost: from then on nothing is signed (see `storeLost`). */
+  private lost: StoreLostError | undefined;
+  /** The stores already copied out after being lost (path -> copy). */
+  private readonly rescued = new Map<string, string>();
 
   private constructor(
     readonly config: NodeConfig,
@@ -74,26 +91,34 @@ export class ChannelNode {
     readonly link: PeerLink,
     private client: SwapClient,
     private readonly assets: AssetBook,
+    /** This node's lock of its store's file (`lockStore`), given up by `stop`. */
+    private readonly storeLock: StoreLock,
   ) {
     this.address = signer.address as Address;
   }
 
-  /** Connects to every chain, opens the store, starts the peer endpoint and the tick loop. */
-  static async start(config: NodeConfig, key: Hex, log: Logger): Promise<ChannelNode> {
+  /**
+   * Connects to every chain, opens the store (refusing to start a new one where this node had one, see
+   * `requireNewStore`, and to run on a store another node runs on), starts the peer endpoint and the tick loop.
+   */
+  static async start(config: NodeConfig, key: Hex, log: Logger, options: StartOptions = {}): Promise<ChannelNode> {
     // Files this node writes (store, log of refusals, agreements) are its owner's alone.
     process.umask(0o077);
-    // One node per store: two processes signing from one store could sign two states with one sequence number.
-    lockStore(config.store);
-    try {
-      return await ChannelNode.open(config, key, log);
-    } catch (error) {
-      unlockStore(config.store);
-      throw error;
-    }
+    return ChannelNode.open(config, key, log, options);
   }
 
-  private static async open(config: NodeConfig, key: Hex, log: Logger): Promise<ChannelNode> {
-    const signer = keySigner(key);
+  private static async open(config: NodeConfig, key: Hex, log: Logger, options: StartOptions): Promise<ChannelNode> {
+    let node: ChannelNode | undefined;
+    const keyed = keySigner(key);
+    // Every signature of this node (states, messages, swap terms, channel proposals) goes through here: once its
+    // store is lost, none is made.
+    const signer: StateSigner = {
+      address: keyed.address,
+      sign: (digest) => {
+        node?.requireStore();
+        return keyed.sign(digest);
+      },
+    };
     const providers: JsonRpcProvider[] = [];
     const chains: { name: string; adapter: HubAdapter }[] = [];
     for (const [name, c] of Object.entries(config.chains)) {
@@ -112,8 +137,41 @@ export class ChannelNode {
       }
       chains.push({ name, adapter });
     }
+    // Undone in reverse if the start fails after this point.
+    const undo: (() => unknown)[] = [() => providers.forEach((p) => p.destroy())];
+    try {
+      return await ChannelNode.openStores(config, log, options, signer, providers, chains, undo, (n) => (node = n));
+    } catch (error) {
+      for (const step of undo.reverse()) {
+        try {
+          await step();
+        } catch {
+          // the start failed already: that error is the one to report
+        }
+      }
+      throw error;
+    }
+  }
+
+  /** The rest of `open`, from the store on: each thing started pushes its undoing onto `undo`. */
+  private static async openStores(
+    config: NodeConfig,
+    log: Logger,
+    options: StartOptions,
+    signer: StateSigner,
+    providers: JsonRpcProvider[],
+    chains: readonly { name: string; adapter: HubAdapter }[],
+    undo: (() => unknown)[],
+    made: (node: ChannelNode) => void,
+  ): Promise<ChannelNode> {
+    if (!existsSync(config.store)) await ChannelNode.requireNewStore(config, signer.address as Address, chains, log, options.allowEmptyStore === true);
+    // One node per store: two processes signing from one store could sign two states with one sequence number.
+    const storeLock = lockStore(config.store);
+    undo.push(() => unlockStore(storeLock));
     const store = new Store(config.store);
+    undo.push(() => store.close());
     const towerStore = new Store(`${config.store}.tower`);
+    undo.push(() => towerStore.close());
     const tower = new Watchtower(
       towerStore,
       chains.map(({ name, adapter }) => ({
@@ -131,6 +189,7 @@ export class ChannelNode {
       (e) => node?.peerUrlFor(e),
       async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
     );
+    undo.push(() => link.close());
     const deltas = new DeltaTable(
       new Map(
         chains.map(({ name, adapter }) => {
@@ -160,7 +219,8 @@ export class ChannelNode {
     });
     const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
     for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
-    node = new ChannelNode(config, signer, log, providers, store, towerStore, tower, link, client, new AssetBook(withIds));
+    node = new ChannelNode(config, signer, log, providers, store, towerStore, tower, link, client, new AssetBook(withIds), storeLock);
+    made(node);
     link.onError = (error) => log.debug({ event: "peerMessageError", error: (error as Error).message?.split("\n")[0] }, "a peer message was not handled");
     for (const { name, adapter } of chains) {
       node.chainIds.set(name, adapter.chainId);
@@ -178,6 +238,138 @@ export class ChannelNode {
     return node;
   }
 
+  /**
+   * Before a store is created where none is: refuses (a UsageError, one line) when what is left beside it or on the
+   * chains says this node had one there, i.e. it was deleted or moved, unless `allow`. Evidence that cannot come
+   * from a first start: the watchtower's store (`<store>.tower`, made at the first start with the store) holding
+   * channels; channels agreed with peers (`<store>.pending.json`); a copy rescued from a lost store
+   * (`<store>.rescued-*`, see `storeLost`); a channel this address opened (the opening transaction sent from it, so
+   * that nobody else can make a new node refuse to start by opening channels naming it) that is not closed on
+   * chain. The refusals file is no evidence: a node refuses proposals before it has any channel.
+   */
+  private static async requireNewStore(
+    config: NodeConfig,
+    address: Address,
+    chains: readonly { name: string; adapter: HubAdapter }[],
+    log: Logger,
+    allow: boolean,
+  ): Promise<void> {
+    const found: string[] = [];
+    const tower = `${config.store}.tower`;
+    if (existsSync(tower)) {
+      try {
+        const s = new Store(tower);
+        const n = s.channels().length;
+        s.close();
+        if (n > 0) found.push(`its watchtower's store ${tower} holds ${n} channel(s)`);
+      } catch (error) {
+        found.push(`its watchtower's store ${tower} is there (unreadable: ${(error as Error).message.split("\n")[0]})`);
+      }
+    }
+    const pendingFile = `${config.store}.pending.json`;
+    if (existsSync(pendingFile)) {
+      let n: number | undefined;
+      try {
+        n = decode<unknown[]>(readFileSync(pendingFile, "utf8")).length;
+      } catch {
+        n = undefined;
+      }
+      if (n !== 0) found.push(`${pendingFile} holds ${n ?? "unreadable"} channel agreement(s)`);
+    }
+    const rescued = existsSync(dirname(config.store)) ? readdirSync(dirname(config.store)).filter((f) => f.startsWith(`${basename(config.store)}.rescued-`)) : [];
+    if (rescued.length > 0) found.push(`a copy rescued from the lost store is at ${dirname(config.store)}/${rescued.sort().at(-1)}`);
+    for (const { name, adapter } of chains) {
+      try {
+        const open = await ChannelNode.openedAndNotClosed(adapter, address);
+        if (open > 0) found.push(`${open} channel(s) it opened on ${name} are not closed on chain`);
+      } catch (error) {
+        log.warn({ event: "openingsUnread", chain: name, error: (error as Error).message.split("\n")[0] }, `could not read the channels opened on ${name}; going by the files beside the store`);
+      }
+    }
+    if (found.length === 0) return;
+    if (allow) {
+      log.warn({ event: "emptyStore", store: config.store, found }, `starting with a new store although ${found.join("; ")} (--allow-empty-store)`);
+      return;
+    }
+    throw new UsageError(
+      `store: ${config.store} does not exist, but ${found.join("; ")}. Restore the store from a backup (or that copy), or start ` +
+        "with --allow-empty-store to begin a new one: its channels are then defended only on chain, by the watchtower",
+    );
+  }
+
+  /**
+   * How many channels `address` opened on the adapter's hub (one log query for the hub's ChannelOpened events, the
+   * newest MAX_OPENINGS_CHECKED naming it as a participant read further) and that are not closed.
+   */
+  private static async openedAndNotClosed(adapter: HubAdapter, address: Address): Promise<number> {
+    const openings = await adapter.hub.queryFilter(adapter.hub.filters.ChannelOpened(), 0, "latest");
+    const ours = openings.filter((e) => decodePackedOpening(e.args.packed).participants.some((p) => sameAddress(p, address))).slice(-MAX_OPENINGS_CHECKED);
+    let open = 0;
+    for (const e of ours) {
+      const tx = await adapter.provider.getTransaction(e.transactionHash);
+      if (tx === null || !sameAddress(tx.from, address)) continue;
+      if ((await adapter.channelInfo(e.args.channelId as Hex)).status !== "closed") open++;
+    }
+    return open;
+  }
+
+  // ------------------------------------------------------------------ the store, lost
+
+  /** Throws the StoreLostError if this node's store (or its tower's) is lost: nothing is signed from then on. */
+  private requireStore(): void {
+    if (this.lost !== undefined) throw this.lost;
+  }
+
+  /**
+   * Notices a lost store, this node's or its watchtower's (`Store.fileProblem`: deleted, replaced, or a write that
+   * failed for the file's reason); with `probe`, also makes each take a write (an idle node has no other).
+   */
+  private checkStore(probe: boolean): void {
+    if (this.lost !== undefined) return;
+    for (const s of [this.store, this.towerStore]) {
+      let problem = s.fileProblem();
+      if (problem === undefined && probe) {
+        try {
+          s.probe();
+        } catch {
+          problem = s.fileProblem(); // another reason (the write lock held by a reader for long) is not the file's
+        }
+      }
+      if (problem !== undefined) return this.storeLost(new StoreLostError(s.path, problem));
+    }
+  }
+
+  /**
+   * The store is lost. The node goes on running, so that its watchtower and the on-chain paths (force close,
+   * claims) still defend its channels, but signs nothing more: not a state, a message, swap terms or a proposal
+   * (the signer refuses, `requireStore`), since what it would sign could not be kept and a restart could sign another
+   * state with the same number. It says so at error level, on the event stream and through the API (503); and it
+   * copies what its open files still hold beside the store, for the operator to put back before a restart.
+   */
+  private storeLost(error: StoreLostError): void {
+    this.lost = error;
+    this.rescue();
+    const copies = [...this.rescued.values()];
+    const where = copies.length > 0 ? ` A copy of what it still held is at ${copies.join(" and ")}: stop the node, put the copy in place of the lost file, and start it again.` : " Stop the node and restore the store from a backup.";
+    this.log.error({ event: "storeLost", store: error.path, problem: error.problem, rescued: copies }, `${error.message}: this node signs nothing more (its watchtower goes on).${where}`);
+    this.emit("storeLost", { store: error.path, problem: error.problem, rescued: copies });
+  }
+
+  /** Copies each lost store out (`Store.copyTo`) once; a store inside a transaction is copied at a later heartbeat. */
+  private rescue(): void {
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    for (const s of [this.store, this.towerStore]) {
+      if (this.rescued.has(s.path) || s.fileProblem() === undefined || s.inTransaction()) continue;
+      const copy = `${s.path}.rescued-${stamp}`;
+      try {
+        s.copyTo(copy);
+        this.rescued.set(s.path, copy);
+      } catch (error) {
+        this.log.error({ event: "storeRescueFailed", store: s.path, error: (error as Error).message.split("\n")[0] }, `could not copy the lost store ${s.path} to ${copy}`);
+      }
+    }
+  }
+
   // ------------------------------------------------------------------ lifecycle
 
   private schedule(): void {
@@ -191,6 +383,7 @@ export class ChannelNode {
   }
 
   private async tickOnce(): Promise<void> {
+    this.checkStore(false);
     const t0 = Date.now();
     await this.joinPending();
     const t1 = Date.now();
@@ -211,6 +404,11 @@ export class ChannelNode {
   }
 
   private async beat(): Promise<void> {
+    this.checkStore(true);
+    if (this.lost !== undefined) {
+      this.rescue(); // a store inside a transaction when it was found lost is copied now
+      this.log.error({ event: "storeLost", store: this.lost.path, problem: this.lost.problem, rescued: [...this.rescued.values()] }, `${this.lost.message}: this node signs nothing more`);
+    }
     try {
       // The client tells the tower of every channel, state and secret as it stores them (imported once at start).
       await this.tower.poll();
@@ -240,10 +438,16 @@ export class ChannelNode {
     await this.beating; // the store and the providers stay open until it ends
     await this.client.idle().catch(() => undefined); // the step in flight commits and sends
     await this.link.close();
-    this.store.close();
-    this.towerStore.close();
+    for (const s of [this.store, this.towerStore]) {
+      try {
+        s.close();
+      } catch (error) {
+        // A lost store may not take its last writes: it was said already, the node stops all the same.
+        this.log.error({ event: "storeCloseFailed", store: s.path, error: (error as Error).message.split("\n")[0] }, `could not close the store ${s.path}`);
+      }
+    }
     for (const p of this.providers) p.destroy();
-    unlockStore(this.config.store);
+    unlockStore(this.storeLock);
     this.log.info({ event: "stopped" }, "node stopped");
   }
 
@@ -370,7 +574,9 @@ export class ChannelNode {
 
   // ------------------------------------------------------------------ info
 
+  /** The node's address, chains, counts and policy; throws the StoreLostError (503) once its store is lost. */
   info() {
+    this.requireStore();
     return {
       address: this.address,
       version: 1,
@@ -487,6 +693,7 @@ export class ChannelNode {
    * against its policy and remembers them; then opens it on chain with our deposit and joins it once final.
    */
   async openChannel(args: { peer: string; asset: string; deposit: string; challengePeriodSeconds?: number }) {
+    this.requireStore();
     const peer = this.peer(args.peer);
     const asset = this.assets.asset(args.asset, "asset");
     const amount = units(args.deposit, asset.decimals, "deposit");
@@ -526,6 +733,7 @@ export class ChannelNode {
       this.refuse("channel", peerName, "", reason);
       return { accepted: false, reason };
     };
+    if (this.lost !== undefined) return { accepted: false, reason: "this node's store is lost; it agrees to nothing" };
     if (signer === undefined || !sameAddress(signer, signed.from)) return refuse("the proposal is not signed by its sender");
     if (!known) return refuse(`${signer} is not a configured peer`);
     const { chainId, hub, params } = signed.proposal;
@@ -590,6 +798,7 @@ export class ChannelNode {
    * its own on a batched pair).
    */
   async deposit(id: string, amountText: string) {
+    this.requireStore();
     const record = this.openRecord(id);
     const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
     if (asset === undefined) throw new UsageError(`the asset ${record.params.asset} of channel ${record.ref.channelId} is not named in the configuration: add it to know its decimals`);
@@ -610,6 +819,8 @@ export class ChannelNode {
    * once the swaps in flight are undone or complete, or on chain with `force`.
    */
   async close(id: string, force: boolean) {
+    // A force close signs nothing (the co-signed state on file goes on chain): it stays open to a lost store.
+    if (!force) this.requireStore();
     const record = this.openRecord(id);
     const channelId = record.ref.channelId;
     if (this.store.channelOp(channelId)?.kind === "closed") throw new ConflictError(`channel ${channelId} is closed`);
@@ -640,6 +851,7 @@ export class ChannelNode {
    * channels.
    */
   async batch(a: string, b: string) {
+    this.requireStore();
     const [first, second] = [this.openRecord(a), this.openRecord(b)];
     const [ia, ib] = [first.ref.channelId, second.ref.channelId];
     if (ia.toLowerCase() === ib.toLowerCase()) throw new UsageError(`channels: ${a} and ${b} are the same channel ${ia}; a pair is two channels`);
@@ -737,6 +949,7 @@ export class ChannelNode {
    * `take` on the one holding the other. Everything is checked before anything is signed.
    */
   async propose(args: { peer: string; give: string; take: string; source?: string; target?: string }) {
+    this.requireStore();
     const peer = this.peer(args.peer);
     const give = this.assets.amount(args.give, "give");
     const take = this.assets.amount(args.take, "take");
@@ -813,6 +1026,7 @@ export class ChannelNode {
    * swaps agreed before these terms in the same step and not stored yet (a batched pair's envelope): in flight too.
    */
   private swapPolicy(terms: SwapTerms, { agreed }: PolicyContext): string | undefined {
+    if (this.lost !== undefined) return "this node's store is lost; it agrees to nothing";
     const { pairs, maxInFlight } = this.config.policy.swaps;
     const src = this.store.channel(terms.source.channelId);
     const dst = this.store.channel(terms.target.channelId);
@@ -860,37 +1074,86 @@ function idPrefix(id: string, what: "channel" | "swap"): string {
   return lower;
 }
 
+/** A node's lock of its store's file: the lock file, and what this node wrote in it (to remove only its own). */
+type StoreLock = Readonly<{ file: string; token: string }>;
+
 /**
- * Takes the store's lock file (`<store>.lock`, holding the node's pid), or refuses with a UsageError while another
- * live process holds it; a lock left by a process that died (SIGKILL) is taken over.
+ * The folder of the store locks of this user: `<tmpdir>/crosschain-channels-locks-<uid>`, made private, and never
+ * used if it is a link or another user's.
  */
-function lockStore(store: string): void {
-  const file = `${store}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, `${process.pid}\n`, { flag: "wx", mode: 0o600 });
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const pid = Number(readFileSync(file, "utf8").trim());
-      if (Number.isSafeInteger(pid) && pid > 0 && alive(pid)) {
-        throw new UsageError(`store: another node (pid ${pid}) runs on ${store}; stop it first (one node per store)`);
-      }
-      rmSync(file, { force: true }); // stale: its process is gone
-    }
-  }
-  throw new UsageError(`store: cannot take the lock ${file}`);
+function lockFolder(): string {
+  const uid = typeof process.getuid === "function" ? process.getuid() : undefined;
+  const folder = join(tmpdir(), `crosschain-channels-locks-${uid ?? "user"}`);
+  mkdirSync(folder, { recursive: true, mode: 0o700 });
+  const st = lstatSync(folder);
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) throw new UsageError(`store: the lock folder ${folder} is not a folder of this user's; remove it`);
+  return folder;
 }
 
-function unlockStore(store: string): void {
-  const file = `${store}.lock`;
+/**
+ * Locks the store's file itself, or refuses with a one-line UsageError naming the node that runs on it. The lock is
+ * a file named after the store file's device and inode in a fixed folder (`lockFolder`), so any path to the file
+ * finds it: a symbolic link, a path through a linked folder or `..`, a hard link. It holds the pid of the node, the
+ * store's real path and a token; one left by a process that is gone (SIGKILL) is taken over. A store file with more
+ * than one name (hard links) is refused even when no node runs on it: SQLite keeps its write-ahead log beside the
+ * name it was opened by, so two names are two logs over one file. A store not there yet is made (empty: SQLite
+ * takes it as a new store) so that it has an inode to lock.
+ */
+function lockStore(store: string): StoreLock {
   try {
-    if (Number(readFileSync(file, "utf8").trim()) === process.pid) rmSync(file, { force: true });
-  } catch {
-    // already gone
+    if (!existsSync(store)) closeSync(openSync(store, "a", 0o600));
+  } catch (error) {
+    throw new UsageError(`store: cannot create ${store} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
+  }
+  const real = realpathSync(store);
+  const { dev, ino, nlink } = statSync(real, { bigint: true });
+  const file = join(lockFolder(), `${dev}-${ino}.lock`);
+  const token = randomBytes(16).toString("hex");
+  // Written whole under another name, then linked into place: the lock is never seen half written.
+  const draft = `${file}.${token}`;
+  writeFileSync(draft, JSON.stringify({ pid: process.pid, path: real, token }) + "\n", { flag: "wx", mode: 0o600 });
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        linkSync(draft, file);
+        if (nlink > 1n) {
+          unlockStore({ file, token });
+          throw new UsageError(`store: ${store} has ${nlink} names (hard links to one file); SQLite keeps a log beside each name, so two names are two stores on one file: remove the other links`);
+        }
+        return { file, token };
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const held = readLock(file);
+        if (held !== undefined && alive(held.pid)) {
+          const other = held.path === real ? "" : ` (the same file as ${held.path})`;
+          throw new UsageError(`store: another node (pid ${held.pid}) runs on ${store}${other}; stop it first (one node per store)`);
+        }
+        rmSync(file, { force: true }); // stale: its process is gone
+      }
+    }
+    throw new UsageError(`store: cannot take the lock ${file} of ${store}`);
+  } finally {
+    rmSync(draft, { force: true });
   }
 }
 
+/** What a lock file says, or undefined if it cannot be read as one. */
+function readLock(file: string): { pid: number; path: string; token: string } | undefined {
+  try {
+    const held = JSON.parse(readFileSync(file, "utf8")) as { pid?: unknown; path?: unknown; token?: unknown };
+    if (!Number.isSafeInteger(held.pid) || (held.pid as number) <= 0 || typeof held.path !== "string" || typeof held.token !== "string") return undefined;
+    return { pid: held.pid as number, path: held.path, token: held.token };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the lock if it is still this node's. */
+function unlockStore(lock: StoreLock): void {
+  if (readLock(lock.file)?.token === lock.token) rmSync(lock.file, { force: true });
+}
+
+/** Whether a process with id `pid` runs (one of another user counts: it cannot be signalled, but it is there). */
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);

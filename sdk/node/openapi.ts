@@ -8,6 +8,7 @@ const errors = {
   "401": json("no or wrong bearer token", { $ref: "#/components/schemas/Error" }),
   "404": json("unknown channel or swap", { $ref: "#/components/schemas/Error" }),
   "409": json("refused as things stand (free balance, channel busy or closed, peer refused)", { $ref: "#/components/schemas/Error" }),
+  "503": json("the node's store is lost (deleted, replaced or unwritable under it): it signs nothing until restarted with its store back", { $ref: "#/components/schemas/Error" }),
 };
 const id = [{ name: "id", in: "path", required: true, description: "id, or a unique prefix of at least 6 hex digits", schema: { type: "string" } }];
 const body = (properties: object, required: string[]) => ({
@@ -24,7 +25,7 @@ export const OPENAPI = {
   security: [{ bearer: [] }],
   paths: {
     "/openapi.json": { get: { summary: "This document", responses: { "200": json("the document"), ...errors } } },
-    "/info": { get: { summary: "Address, chains, assets, policy", responses: { "200": json("node info"), ...errors } } },
+    "/info": { get: { summary: "Address, chains, assets, policy; 503 once the node's store is lost (a health check)", responses: { "200": json("node info"), ...errors } } },
     "/peers": { get: { summary: "Configured peers", responses: { "200": json("peers", { type: "array" }), ...errors } } },
     "/channels": {
       get: { summary: "Every channel, agreed or open or closed", responses: { "200": json("channels", { type: "array", items: channel }), ...errors } },

@@ -7,14 +7,14 @@ import type { Logger } from "pino";
 import { apiApp, apiToken, serveApi } from "./api.js";
 import { loadNodeKey } from "./keystore.js";
 import { nodeLogger } from "./logger.js";
-import { ChannelNode } from "./node.js";
+import { ChannelNode, type StartOptions } from "./node.js";
 import { loadNodeConfig } from "./node-config.js";
 
-export async function runNode(configFile: string, logLevel?: string, ask?: (variable: string) => Promise<string>): Promise<void> {
+export async function runNode(configFile: string, logLevel?: string, ask?: (variable: string) => Promise<string>, options: StartOptions = {}): Promise<void> {
   const config = loadNodeConfig(configFile);
   const key = await loadNodeKey(config, process.env, ask);
   const log: Logger = nodeLogger(logLevel ?? config.logLevel);
-  const node = await ChannelNode.start(config, key, log);
+  const node = await ChannelNode.start(config, key, log, options);
   const token = apiToken(config.api.tokenFile);
   let api: Awaited<ReturnType<typeof serveApi>>;
   try {

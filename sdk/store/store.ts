@@ -1,4 +1,4 @@
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { DatabaseSync, type SQLInputValue, type StatementResultingChanges } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
@@ -7,12 +7,13 @@ import type { RevealRule, SwapTerms } from "../core/swap.js";
 import type { ChannelState, Hex } from "../core/types.js";
 import { remember, RowCache } from "./cache.js";
 import { flag, key, seqText, type ChannelOp, type ChannelRecord, type CoSignedState, type TransferRecord } from "./rows.js";
-import { openSchema, requireSchema } from "./schema.js";
+import { openSchema, requireSchema, SCHEMA_VERSION } from "./schema.js";
 import { SQL, Statements } from "./statements.js";
-import { Transactions, useWriteAheadLog } from "./transactions.js";
+import { fileFault, StoreLostError, Transactions, useWriteAheadLog } from "./transactions.js";
 
 export type { ChannelOp, ChannelRecord, CoSignedState, TransferRecord } from "./rows.js";
 export { StoreVersionError } from "./schema.js";
+export { StoreLostError } from "./transactions.js";
 
 export type { RevealRule } from "../core/swap.js";
 
@@ -38,6 +39,10 @@ export class Store {
   private readonly statements: Statements;
   private readonly cache = new RowCache();
   private readonly tx: Transactions;
+  /** The file this connection opened (a writable store on disk): a file at its path later must still be this one. */
+  private readonly file: Readonly<{ dev: bigint; ino: bigint }> | undefined;
+  /** Why the file can no longer be trusted to keep what is written; once set, it stays. */
+  private lost: string | undefined;
 
   /**
    * @param path A file path, or ":memory:" for a store that lives as long as the process.
@@ -69,6 +74,10 @@ export class Store {
     useWriteAheadLog(this.db, path, syncs);
     openSchema(this.db, path);
     this.tx.syncLog(false);
+    if (path !== ":memory:" && path !== "") {
+      const { dev, ino } = statSync(path, { bigint: true });
+      this.file = { dev, ino };
+    }
   }
 
   /** Closes the store; a transaction left open with no savepoint in it (a finished group) is committed first. */
@@ -82,12 +91,72 @@ export class Store {
 
   /** Runs one write; outside a transaction it is a transaction of its own (committed on return). */
   private write(sql: string, ...params: SQLInputValue[]): StatementResultingChanges {
-    if (this.tx.isOpen()) return this.statements.get(sql).run(...params);
-    return this.transaction(() => this.statements.get(sql).run(...params));
+    if (this.tx.isOpen()) return this.noting(() => this.statements.get(sql).run(...params));
+    return this.transaction(() => this.noting(() => this.statements.get(sql).run(...params)));
+  }
+
+  /** Runs `fn`; an error that says the file failed (fileFault) marks the store lost before it is thrown on. */
+  private noting<T>(fn: () => T): T {
+    try {
+      return fn();
+    } catch (error) {
+      this.lost ??= fileFault(error);
+      throw error;
+    }
   }
 
   isOpen(): boolean {
     return this.db.isOpen;
+  }
+
+  // ---------------------------------------------------------------- the file itself
+
+  /**
+   * Why this store can no longer keep what is written to it, or undefined while it can. A file deleted or replaced
+   * under a running process still takes writes, into a file no path leads to: they are gone when the process ends.
+   * So the file at the store's path must still be the one opened (same device and inode), with its write-ahead log
+   * and shared-memory index beside it; and no write may have failed for a reason of the file's (disk full, I/O
+   * error, read-only). Once lost, always lost: it says so until the store is closed. `quick` checks the file only
+   * (one stat, what every signature pays). A store in memory, or opened read-only, is never lost.
+   */
+  fileProblem(quick = false): string | undefined {
+    if (this.lost !== undefined || this.file === undefined || !this.db.isOpen) return this.lost;
+    try {
+      const { dev, ino } = statSync(this.path, { bigint: true });
+      if (dev !== this.file.dev || ino !== this.file.ino) this.lost = "another file is at its path now (the file this process opened was moved or deleted)";
+      else if (!quick) {
+        const gone = ["-wal", "-shm"].find((suffix) => !existsSync(`${this.path}${suffix}`));
+        if (gone !== undefined) this.lost = `its ${gone === "-wal" ? "write-ahead log" : "shared-memory index"} ${this.path}${gone} was deleted`;
+      }
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      this.lost = code === "ENOENT" ? "its file was deleted" : `its file cannot be read (${code ?? (error as Error).message})`;
+    }
+    return this.lost;
+  }
+
+  /** Throws StoreLostError if the store is lost (`fileProblem`). */
+  requireFile(quick = false): void {
+    const problem = this.fileProblem(quick);
+    if (problem !== undefined) throw new StoreLostError(this.path, problem);
+  }
+
+  /**
+   * A write that must reach the file (the layout version written again, synced like any commit): a file that no
+   * longer takes writes throws, and the store is lost. Inside a transaction it does nothing (that commit will tell).
+   */
+  probe(): void {
+    if (this.file === undefined || this.tx.isOpen()) return;
+    this.transaction(() => this.noting(() => this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)));
+  }
+
+  /**
+   * Writes a copy of everything this connection sees to a new file `file` (SQLite's VACUUM INTO): what a lost store
+   * still holds through the process's open files, for the operator to put back in place. Not inside a transaction.
+   */
+  copyTo(file: string): void {
+    if (this.tx.isOpen()) throw new ChannelSdkError("the store cannot be copied while a transaction is open");
+    this.db.prepare("VACUUM INTO ?").run(file);
   }
 
   // ---------------------------------------------------------------- transactions (transactions.ts)
@@ -112,12 +181,12 @@ export class Store {
 
   /** Opens a transaction, or joins the one already open. Pair with `commit` or `rollback`. */
   begin(): void {
-    this.tx.begin();
+    this.noting(() => this.tx.begin());
   }
 
   /** Ends the outermost transaction: its writes are on disk when this returns. */
   commit(): void {
-    this.tx.commit();
+    this.noting(() => this.tx.commit());
   }
 
   /** Abandons the outermost transaction's writes (an inner rollback leaves that to the outermost). */
@@ -229,7 +298,8 @@ export class Store {
   /**
    * Records that this client signs `state` (digest `digest`) before the signature leaves the process. Signing
    * the same digest again returns the recorded signature (a resend); a different digest with the same sequence
-   * number throws DoubleSignError and records nothing.
+   * number throws DoubleSignError and records nothing. A lost store (`fileProblem`) signs nothing new: it throws
+   * StoreLostError, since the record could vanish and a restart could then sign another state with that number.
    */
   recordOwnSignature(state: ChannelState, digest: Hex, sign: () => Hex): Hex {
     const channelId = key(state.channelId);
@@ -240,6 +310,7 @@ export class Store {
         if (row.digest !== key(digest)) throw new DoubleSignError(state.channelId, state.seq);
         return row.signature as Hex;
       }
+      this.requireFile(true);
       const signature = sign();
       this.write(SQL.saveOwnSignature, channelId, seq, key(digest), signature, encode(state));
       return signature;

@@ -9,6 +9,37 @@ import type { DatabaseSync } from "node:sqlite";
 import { ChannelSdkError } from "../core/errors.js";
 
 /**
+ * The store's file is gone, replaced, or no longer takes writes (deleted under the running process, disk full, a
+ * file system gone read-only, an I/O error). What is written from then on may never reach the disk, so nothing
+ * more is signed from the store: a signature it cannot keep could be contradicted after a restart.
+ */
+export class StoreLostError extends ChannelSdkError {
+  constructor(
+    readonly path: string,
+    readonly problem: string,
+  ) {
+    super(`the store ${path} is lost: ${problem}`);
+  }
+}
+
+/** SQLite's primary result codes that mean the file itself failed (READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB). */
+const FILE_FAULTS = new Set([8, 10, 11, 13, 14, 26]);
+
+/**
+ * Why a failed store operation means the file failed (not a constraint or a busy lock), or undefined: an error of
+ * SQLite in FILE_FAULTS, a failed sync of the log, or a StoreLostError.
+ */
+export function fileFault(error: unknown): string | undefined {
+  if (error instanceof StoreLostError) return error.problem;
+  const e = error as { code?: unknown; errcode?: unknown; errstr?: unknown; syscall?: unknown; message?: unknown };
+  if (e?.code === "ERR_SQLITE_ERROR" && typeof e.errcode === "number" && FILE_FAULTS.has(e.errcode & 0xff)) {
+    return `a write failed (${String(e.errstr ?? e.message)})`;
+  }
+  if (typeof e?.syscall === "string") return `a write failed (${String(e.message).split("\n")[0]})`; // fdatasync of the log
+  return undefined;
+}
+
+/**
  * Sets up a writable connection: SQLite's write-ahead log with synchronous NORMAL. A store that must sync its
  * commits (`syncs`) refuses to run without the log (the connection is closed), since the log is what it syncs.
  */
@@ -34,6 +65,7 @@ export class Transactions {
   /** The write-ahead log, open for syncing it (reopened if SQLite replaced the file). */
   private wal: { fd: number; ino: number } | undefined;
   private readonly walPath: string;
+  private readonly dbPath: string;
 
   /**
    * @param syncs Whether a commit must reach the disk before it counts (durability "power" on a file).
@@ -45,6 +77,7 @@ export class Transactions {
     private readonly syncs: boolean,
     private readonly forgetCached: () => void,
   ) {
+    this.dbPath = path;
     this.walPath = `${resolve(path)}-wal`;
   }
 
@@ -148,7 +181,7 @@ export class Transactions {
       ino = statSync(path).ino;
     } catch (error) {
       if (!afterWrite) return undefined; // opened, nothing written yet
-      throw new ChannelSdkError(`cannot sync the store's log ${path}: ${(error as Error).message}`);
+      throw new StoreLostError(this.dbPath, `its write-ahead log ${path} is gone (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
     }
     if (this.wal?.ino !== ino) {
       // A new log file: its directory entry must reach the disk too (SQLite does the same for a log it creates).

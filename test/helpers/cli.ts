@@ -30,8 +30,9 @@ export class NodeProcess {
   stderr = "";
   private constructor(readonly child: ChildProcess) {}
 
-  static async start(config: string, env: Record<string, string>): Promise<NodeProcess> {
-    const child = spawnChild(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start"], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  /** Starts `channels --config <config> node start ...args` and resolves once its control API listens. */
+  static async start(config: string, env: Record<string, string>, args: readonly string[] = []): Promise<NodeProcess> {
+    const child = spawnChild(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start", ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     const node = new NodeProcess(child);
     let partial = "";
     child.stdout!.on("data", (c: Buffer) => {

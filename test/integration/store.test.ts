@@ -1,5 +1,5 @@
 import { expect } from "chai";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
@@ -11,6 +11,7 @@ import {
   hashlockOf,
   openingState,
   Store,
+  StoreLostError,
   StoreNotFoundError,
   StoreVersionError,
   type ChannelRecord,
@@ -170,6 +171,45 @@ describe("store: what a client must not lose", function () {
     db.exec("PRAGMA user_version = 7");
     db.close();
     expect(() => new Store(newer)).to.throw(StoreVersionError, "layout version 7; this SDK reads version 2");
+  });
+
+  it("signs nothing new once its file is deleted or replaced, or a write failed for the file's reason; a copy keeps what it held", function () {
+    const id = rand();
+    const state = (seq: bigint) => ({ ...openingState(id, [10n, 10n]), seq });
+    let signs = 0;
+    const sign = () => {
+      signs++;
+      return `0x${"ab".repeat(65)}` as Hex;
+    };
+    const store = new Store(path);
+    expect(store.fileProblem()).to.equal(undefined);
+    store.recordOwnSignature(state(1n), rand(), sign);
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${path}${suffix}`);
+    expect(store.fileProblem()).to.equal("its file was deleted");
+    expect(() => store.recordOwnSignature(state(2n), rand(), sign)).to.throw(StoreLostError, "is lost: its file was deleted");
+    expect(signs).to.equal(1, "nothing was signed once the file was gone");
+    const copy = join(dir, "rescued.sqlite");
+    store.copyTo(copy);
+    store.close();
+    const rescued = new Store(copy, { readOnly: true });
+    expect(rescued.highestOwnSeq(id)).to.equal(1n);
+    rescued.close();
+
+    const replaced = new Store(path);
+    writeFileSync(join(dir, "other"), "");
+    renameSync(join(dir, "other"), path);
+    expect(() => replaced.recordOwnSignature(state(3n), rand(), sign)).to.throw(StoreLostError, "another file is at its path");
+    replaced.close();
+
+    // The log deleted: the next commit cannot sync it, and the store stays lost (a quick check sees the file only).
+    const second = join(dir, "second.sqlite");
+    const unsynced = new Store(second);
+    rmSync(`${second}-wal`);
+    expect(() => unsynced.saveSecret(hashlockOf(rand()), rand(), "may")).to.throw(StoreLostError, "write-ahead log");
+    expect(unsynced.fileProblem(true)).to.match(/write-ahead log .*second\.sqlite-wal is gone/);
+    expect(() => unsynced.recordOwnSignature(state(4n), rand(), sign)).to.throw(StoreLostError);
+    expect(signs).to.equal(1);
+    unsynced.close();
   });
 
   it("read-only: never creates a missing store, reads one another connection writes, refuses to write", function () {
