@@ -8,7 +8,7 @@ import { encryptKeystoreJson, Wallet } from "ethers";
 
 import type { Hex } from "../core/types.js";
 import { ConfigError, EnvVarError, UsageError } from "./errors.js";
-import { fileProblem } from "./config.js";
+import { fileProblem, own } from "./config.js";
 import { privateKeyFromEnv } from "./keys.js";
 import type { NodeConfig } from "./node-config.js";
 
@@ -19,7 +19,7 @@ export async function loadNodeKey(
   ask?: (variable: string) => Promise<string>,
 ): Promise<Hex> {
   if ("env" in config.key) return privateKeyFromEnv(config.key.env, env);
-  let password = env[config.key.passwordEnv];
+  let password = own(env, config.key.passwordEnv);
   if ((password === undefined || password === "") && ask !== undefined) password = await ask(config.key.passwordEnv);
   if (password === undefined || password === "") throw new EnvVarError(config.key.passwordEnv, "not set; give the keystore's password");
   let json: string;

@@ -22,6 +22,7 @@ import { keySigner, type StateSigner } from "../coordinator/signer.js";
 import { requireDistinctChannels, SwapClient } from "../coordinator/swap-client.js";
 import { Store } from "../store/store.js";
 import { Watchtower } from "../watchtower/watchtower.js";
+import { own } from "./config.js";
 import { UsageError } from "./errors.js";
 import type { NodeConfig, SwapPair } from "./node-config.js";
 import { PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from "./peer.js";
@@ -341,7 +342,7 @@ export class ChannelNode {
   }
 
   private peer(name: string) {
-    const p = this.config.peers[name];
+    const p = own(this.config.peers, name);
     if (p === undefined) throw new UsageError(`peer: no peer ${name} in ${this.config.file} (known: ${Object.keys(this.config.peers).join(", ") || "none"})`);
     return { name, ...p };
   }

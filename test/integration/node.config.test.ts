@@ -7,7 +7,9 @@ import { ZeroAddress } from "ethers";
 
 import { duration, parseDuration, when } from "../../sdk/cli/format.js";
 import { channels } from "../helpers/cli.js";
-import { ConfigError, UsageError } from "../../sdk/node/errors.js";
+import { requiredEnv } from "../../sdk/node/config.js";
+import { ConfigError, EnvVarError, PrivateKeyError, UsageError } from "../../sdk/node/errors.js";
+import { privateKeyFromEnv } from "../../sdk/node/keys.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { AssetBook, formatAmount } from "../../sdk/node/units.js";
 
@@ -88,6 +90,18 @@ describe("node configuration, amounts and durations", function () {
     expect(() => book.amount("1 ETH@moon", "take")).to.throw(UsageError, /^take: no chain moon/);
     expect(() => book.amount("0.0000000000000000001 ETH@source", "give")).to.throw(UsageError, /more than 18 decimals/);
     expect(() => book.amount("ten ETH@source", "give")).to.throw(UsageError, /expected an amount/);
+  });
+
+  it("takes constructor, toString and other names every object inherits as unknown, like any other name", function () {
+    const book = new AssetBook({ source: { ...load(minimal).chains.source!, chainId: 31337n } });
+    for (const name of ["constructor", "toString", "hasOwnProperty", "valueOf", "isPrototypeOf"]) {
+      expect(() => book.amount(`1 ETH@${name}`, "give"), name).to.throw(UsageError, new RegExp(`^give: no chain ${name} \\(known: source\\)$`));
+      expect(() => book.asset(`${name}@source`, "asset"), name).to.throw(UsageError, new RegExp(`^asset: no asset ${name} on source \\(known: ETH\\)$`));
+      const lines = problems({ ...minimal, policy: { channels: { accept: [`ETH@${name}`, `${name}@source`] } } });
+      expect(lines, name).to.deep.equal([`policy.channels.accept[0]: no asset ETH@${name} in chains`, `policy.channels.accept[1]: no asset ${name}@source in chains`]);
+      expect(() => requiredEnv(name, "a value", {}), name).to.throw(EnvVarError, "not set");
+      expect(() => privateKeyFromEnv(name, {}), name).to.throw(PrivateKeyError, "not set");
+    }
   });
 
   it("shows durations and dates as people read them", function () {
