@@ -41,7 +41,7 @@ const MAX_BODY = 1 << 20;
 
 export class PeerLink implements Transport {
   private handler: ((e: Envelope) => Promise<void>) | undefined;
-  /** Told of every envelope that could not be handled (the sender resends; a node logs these at debug level). */
+  /** Told of every envelope that could not be handled (the sender resends; a node counts these per peer). */
   onError: (error: unknown) => void = () => {};
 
   private constructor(
