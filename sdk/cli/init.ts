@@ -11,7 +11,7 @@ import type { Hex } from "../core/types.js";
 import { address as addressField } from "../node/config.js";
 import { UsageError } from "../node/errors.js";
 import { privateKeyFromEnv } from "../node/keys.js";
-import { writeKeystore } from "../node/keystore.js";
+import { keystoreScryptN, STANDARD_SCRYPT_N, writeKeystore } from "../node/keystore.js";
 import { print } from "./context.js";
 import { projectRoot } from "./project.js";
 import { password } from "./prompt.js";
@@ -35,6 +35,16 @@ function address(text: string, field: string): string {
   return result.data;
 }
 
+/** Whether `url` names this machine (localhost, 127.0.0.0/8 or ::1); false for anything that is not a URL. */
+function isLoopbackUrl(url: string): boolean {
+  try {
+    const host = new URL(url).hostname;
+    return host === "localhost" || host === "[::1]" || /^127(\.\d{1,3}){3}$/.test(host);
+  } catch {
+    return false;
+  }
+}
+
 export function initCommand(): Command {
   return new Command("init")
     .description("write a starter node.json and an encrypted keystore for the two local chains")
@@ -49,7 +59,7 @@ export function initCommand(): Command {
     .option("--peer-port <port>", "the peer endpoint's port", "9701")
     .option("--api-port <port>", "the control API's port", "9702")
     .option("--peer <name=address@url...>", "a peer node, e.g. bob=0x3C44…@http://127.0.0.1:9711")
-    .option("--scrypt-n <n>", "keystore scrypt cost (default ethers' 131072; lower only for tests)")
+    .option("--scrypt-n <n>", `keystore scrypt cost (default ${STANDARD_SCRYPT_N}, geth's standard; lower only for tests on local chains)`)
     .action(async (o: Record<string, string | string[] | undefined>, cmd: Command) => {
       const dir = resolve(String(o.dir));
       const configFile = join(dir, "node.json");
@@ -80,13 +90,10 @@ export function initCommand(): Command {
         if (!Number.isInteger(n) || n < 0 || n > 65_535) throw new UsageError(`--${i === 0 ? "peer" : "api"}-port: expected a port number, got ${JSON.stringify(p)}`);
         return n;
       });
-      const scryptN = o.scryptN === undefined ? undefined : Number(o.scryptN);
-      if (scryptN !== undefined && (!Number.isInteger(scryptN) || scryptN < 2 || scryptN > 2 ** 20 || (scryptN & (scryptN - 1)) !== 0)) {
-        throw new UsageError(`--scrypt-n: expected a power of two up to 1048576, got ${JSON.stringify(o.scryptN)}`);
-      }
-      if (scryptN !== undefined && scryptN < 2 ** 17) {
-        process.stderr.write(`warning: --scrypt-n ${scryptN} makes a keystore that is cheap to crack; use it for tests only\n`);
-      }
+      // Local: both chains' RPC on this machine (the local chains init is for); a weak keystore is refused elsewhere.
+      const local = [o.sourceRpc, o.targetRpc].every((url) => isLoopbackUrl(String(url)));
+      const { n: scryptN, warning } = keystoreScryptN(o.scryptN === undefined ? undefined : String(o.scryptN), local);
+      if (warning !== undefined) process.stderr.write(`warning: ${warning}\n`);
       const passwordEnv = String(o.passwordEnv);
       const pw = await password(passwordEnv);
       if (pw.length < 8) throw new UsageError(`${passwordEnv}: a keystore password has at least 8 characters`);

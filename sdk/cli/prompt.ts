@@ -1,10 +1,11 @@
 /** The keystore password: from its environment variable, else asked on the terminal (not echoed). */
 import { createInterface } from "node:readline";
 
+import { own } from "../node/config.js";
 import { UsageError } from "../node/errors.js";
 
 export async function password(variable: string): Promise<string> {
-  const fromEnv = process.env[variable];
+  const fromEnv = own(process.env, variable);
   if (fromEnv !== undefined && fromEnv !== "") return fromEnv;
   if (!process.stdin.isTTY) throw new UsageError(`${variable}: not set and no terminal to ask on; give the keystore's password`);
   const rl = createInterface({ input: process.stdin, output: process.stderr, terminal: true });

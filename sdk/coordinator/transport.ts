@@ -1,8 +1,8 @@
 import { createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 
-import { decode, encode } from "../core/codec.js";
+import { encode } from "../core/codec.js";
 import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
-import type { Envelope } from "../core/messages.js";
+import { decodeEnvelope, type Envelope } from "../core/messages.js";
 
 /** How signed messages travel between two clients. Delivery may fail, repeat or reorder: clients cope. */
 export interface Transport {
@@ -46,7 +46,7 @@ export class InMemoryLink {
         const copies = fate === "drop" ? 0 : fate === "duplicate" ? 2 : 1;
         // A copy through the codec: the receiver never shares objects with the sender, as over a wire.
         const wire = encode(envelope);
-        for (let i = 0; i < copies; i++) this.deliver(peer, decode<Envelope>(wire));
+        for (let i = 0; i < copies; i++) this.deliver(peer, decodeEnvelope(wire));
       },
       listen: (handler) => {
         this.handlers[self] = handler;
@@ -173,9 +173,9 @@ export class HttpTransport implements Transport {
   private handle(line: string): void {
     let envelope: Envelope;
     try {
-      envelope = decode<Envelope>(line);
+      envelope = decodeEnvelope(line);
     } catch (error) {
-      this.errors.push(new InvalidMessageError(`a line that is not JSON: ${(error as Error).message}`));
+      this.errors.push(error instanceof ChannelSdkError ? error : new InvalidMessageError(`a line that is not JSON: ${(error as Error).message}`));
       return;
     }
     const handler = this.handler;

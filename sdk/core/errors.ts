@@ -62,6 +62,16 @@ export class InvalidMessageError extends ChannelSdkError {
   }
 }
 
+/**
+ * A number in encoded protocol data (`{"$n": "…"}`) that no protocol value can hold: not a canonical decimal
+ * integer, or beyond ±(2^256 - 1). Refused on its text, before it is converted.
+ */
+export class InvalidNumberError extends ChannelSdkError {
+  constructor(reason: string) {
+    super(`Invalid number: ${reason}`, { docs: "docs/SWAP.md#messages" });
+  }
+}
+
 /** The client was asked to sign a second, different state with a sequence number it already signed. */
 export class DoubleSignError extends ChannelSdkError {
   constructor(readonly channelId: string, readonly seq: bigint) {

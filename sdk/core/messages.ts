@@ -1,9 +1,11 @@
 import type { UpdateMessage } from "./channel-updates.js";
-import { hashOf } from "./codec.js";
-import { InvalidMessageError } from "./errors.js";
-import { requireSignedBy } from "./signing.js";
+import { decode, hashOf } from "./codec.js";
+import { InvalidMessageError, InvalidSignatureError } from "./errors.js";
+import { keccak } from "./keccak.js";
+import { isSignatureShaped, recoverSigner, requireSignedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
 import { sameAddress, type Address, type ChannelState, type Hex } from "./types.js";
+import { toHex } from "./words.js";
 
 /**
  * The messages of one swap, in protocol order (docs/SWAP.md). I = initiator (holds the secret), R = responder.
@@ -69,8 +71,10 @@ export const STEP_ORDER: Readonly<Record<Exclude<SwapStep, "abort" | "closeReque
 /** A signed message: the sender's key signs the canonical hash of swap id, sender and body. */
 export type Envelope = Readonly<{ swapId: Hex; from: Address; body: SwapBody; signature: Hex }>;
 
+const ENVELOPE_KIND = "cross-chain-swap-message/3";
+
 export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex {
-  return hashOf({ kind: "cross-chain-swap-message/3", swapId, from: from.toLowerCase(), body });
+  return hashOf({ kind: ENVELOPE_KIND, swapId, from: from.toLowerCase(), body });
 }
 
 /** Signs `body` as `from` with `sign` (a function over a 32-byte digest); addresses compare in any letter case. */
@@ -78,16 +82,79 @@ export function seal(sign: (digest: Hex) => Hex, from: Address, swapId: Hex, bod
   return { swapId, from, body, signature: sign(envelopeDigest(swapId, from, body)) };
 }
 
-/** Throws unless `envelope` comes from `expectedFrom`, signed by it. */
+/** The digest of an envelope decoded by `decodeEnvelope`, hashed from its received text, with the fields it covers. */
+type WireDigest = { readonly body: unknown; readonly swapId: unknown; readonly from: unknown; readonly digest: Hex };
+const wireDigests = new WeakMap<object, WireDigest>();
+/** The signer `unseal` verified, per envelope object. */
+const opened = new WeakMap<object, string>();
+const ADDRESS_TEXT = /^0x[0-9a-fA-F]{40}$/;
+const ID_TEXT = /^0x[0-9a-fA-F]{64}$/;
+const BODY_HEAD = '{"body":';
+
+/**
+ * An envelope as a peer sends it: one line of `encode(envelope)`. When the line is laid out as `encode` writes it,
+ * the digest its signature must cover is hashed from the received text of the body (the bytes the sender hashed),
+ * and `unseal` verifies against it instead of encoding the body again: verifying costs one hash of the line, about
+ * what parsing it costs, whatever the body holds. This is sound because a signer only ever signs `encode`'s
+ * output: a body text that is not its canonical encoding gives a digest nobody signed, and the envelope is refused
+ * as if it had been encoded again. Any other layout falls back to `envelopeDigest`. Throws as `decode` does.
+ */
+export function decodeEnvelope(line: string): Envelope {
+  const envelope = decode<Envelope>(line);
+  if (envelope === null || typeof envelope !== "object") return envelope;
+  const { swapId, from, signature, body } = envelope;
+  // Fixed-length fields only: the body's text is then exactly what lies between the head and this tail.
+  if (typeof from !== "string" || !ADDRESS_TEXT.test(from) || typeof swapId !== "string" || !ID_TEXT.test(swapId) || !isSignatureShaped(signature)) return envelope;
+  const tail = `,"from":"${from}","signature":"${signature}","swapId":"${swapId}"}`;
+  if (!line.startsWith(BODY_HEAD) || !line.endsWith(tail)) return envelope;
+  const bodyText = line.slice(BODY_HEAD.length, line.length - tail.length);
+  // encode({ kind, swapId, from, body }) with the body's text as received: keys sorted, `from` in lower case.
+  const preimage = `${BODY_HEAD}${bodyText},"from":"${from.toLowerCase()}","kind":"${ENVELOPE_KIND}","swapId":"${swapId}"}`;
+  wireDigests.set(envelope, { body, swapId, from, digest: toHex(keccak(Buffer.from(preimage, "utf8"))) });
+  return envelope;
+}
+
+/**
+ * The digest `decodeEnvelope` hashed from the envelope's received text, if it still has the fields it was hashed
+ * with (an envelope is not changed after it is decoded; the identity checks are cheap insurance).
+ */
+function wireDigestOf(envelope: Envelope): Hex | undefined {
+  const wire = wireDigests.get(envelope);
+  return wire !== undefined && wire.body === envelope.body && wire.swapId === envelope.swapId && wire.from === envelope.from ? wire.digest : undefined;
+}
+
+/**
+ * Throws unless `envelope` comes from `expectedFrom`, signed by it. The cheap checks come first: a sender that is not
+ * `expectedFrom`, or a signature that is not 65 bytes of hex, is refused before the body is hashed.
+ */
 export function unseal(envelope: Envelope, expectedFrom: Address): SwapBody {
   if (!sameAddress(envelope.from, expectedFrom)) {
     throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
   }
-  requireSignedBy(
-    `message ${envelope.body.step} of swap ${envelope.swapId}`,
-    expectedFrom,
-    envelopeDigest(envelope.swapId, envelope.from, envelope.body),
-    envelope.signature,
-  );
+  const what = `message ${envelope.body.step} of swap ${envelope.swapId}`;
+  if (!isSignatureShaped(envelope.signature)) throw new InvalidSignatureError(what, expectedFrom, undefined);
+  const digest = wireDigestOf(envelope) ?? envelopeDigest(envelope.swapId, envelope.from, envelope.body);
+  requireSignedBy(what, expectedFrom, digest, envelope.signature);
+  opened.set(envelope, expectedFrom.toLowerCase());
   return envelope.body;
+}
+
+/** The address (lower case) `unseal` verified `envelope` against, or undefined if it was never opened. Free. */
+export function openedBy(envelope: Envelope): string | undefined {
+  return opened.get(envelope);
+}
+
+/**
+ * The address (lower case) that signed a received envelope as its sender: the one `unseal` verified, else recovered
+ * from the digest `decodeEnvelope` hashed from its text (one signature recovery, the body is not hashed again);
+ * undefined when neither is known or the signature is not its sender's. For telling who sent a message that could
+ * not be handled; its content is trusted only through `unseal`.
+ */
+export function receivedSigner(envelope: Envelope): string | undefined {
+  const known = opened.get(envelope);
+  if (known !== undefined) return known;
+  const digest = wireDigestOf(envelope);
+  if (digest === undefined) return undefined;
+  const signer = recoverSigner(digest, envelope.signature);
+  return signer !== undefined && signer === String(envelope.from).toLowerCase() ? signer : undefined;
 }

@@ -46,13 +46,18 @@ export function signDigest(key: SigningKey, digest: Hex): Hex {
   return toHex(out);
 }
 
+/** Whether `signature` is 65 bytes of hex (`0x` and 130 digits), the only form `recoverSigner` reads. */
+export function isSignatureShaped(signature: unknown): signature is Hex {
+  return typeof signature === "string" && signature.length === 132 && SIGNATURE_HEX.test(signature);
+}
+
 /**
  * The address that signed `digest` (lower-case hex), or undefined for a malformed or malleable (high-s)
  * signature.
  */
 export function recoverSigner(digest: Hex, signature: string): string | undefined {
   try {
-    if (signature.length !== 132 || !SIGNATURE_HEX.test(signature)) return undefined; // 0x + 65 bytes
+    if (!isSignatureShaped(signature)) return undefined;
     const bytes = fromHex(signature);
     const s = BigInt(`0x${signature.slice(66, 130)}`);
     if (s > SECP256K1_HALF_N) return undefined;

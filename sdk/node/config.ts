@@ -155,13 +155,22 @@ function lineAndColumn(text: string, position: number): string {
   return `line ${before.length}, column ${(before.at(-1)?.length ?? 0) + 1}`;
 }
 
+/**
+ * `record[key]` if `key` is the record's own: a name a person gives (a peer, a chain, an asset, a variable) is looked
+ * up in a map read from a file or the environment, and `constructor`, `toString` or `__proto__` must be as unknown
+ * as any other name, not the object's inherited members.
+ */
+export function own<T>(record: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(record, key) ? record[key] : undefined;
+}
+
 /** The value of a required environment variable; an EnvVarError saying what it should hold if it is unset or empty. */
 export function requiredEnv(
   variable: string,
   what: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): string {
-  const value = env[variable];
+  const value = own(env, variable);
   if (value === undefined || value.trim() === "") throw new EnvVarError(variable, `not set; give ${what}`);
   return value;
 }

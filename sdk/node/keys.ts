@@ -4,6 +4,7 @@
  * name the variable and what is wrong, never the value or a part of it.
  */
 import type { Hex } from "../core/types.js";
+import { own } from "./config.js";
 import { PrivateKeyError } from "./errors.js";
 
 /** Order of the secp256k1 group: a private key is a number from 1 to N - 1. */
@@ -22,7 +23,7 @@ export function privateKeyFromEnv(
   variable: string,
   env: Readonly<Record<string, string | undefined>> = process.env,
 ): Hex {
-  const value = (env[variable] ?? "").trim();
+  const value = (own(env, variable) ?? "").trim();
   if (value === "") throw new PrivateKeyError(variable, `not set; ${GIVE}`);
   const problem = keyProblem(value);
   if (problem !== undefined) throw new PrivateKeyError(variable, `${problem}; ${GIVE}`);

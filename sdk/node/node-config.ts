@@ -6,7 +6,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
-import { address, filePath, httpUrl, loadConfigFile, positiveInt, wholeNumber } from "./config.js";
+import { address, filePath, httpUrl, loadConfigFile, own, positiveInt, wholeNumber } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
@@ -109,7 +109,8 @@ export function loadNodeConfig(file: string): NodeConfig {
   }
   const known = (ref: string) => {
     const m = ASSET_REF.exec(ref);
-    return m !== null && parsed.chains[m[2]!]?.assets[m[1]!] !== undefined;
+    const chain = m === null ? undefined : own(parsed.chains, m[2]!);
+    return chain !== undefined && own(chain.assets, m![1]!) !== undefined;
   };
   parsed.policy.channels.accept.forEach((ref, i) => {
     if (!known(ref)) problem(`policy.channels.accept[${i}]`, `no asset ${ref} in chains`);

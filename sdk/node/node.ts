@@ -23,10 +23,13 @@ import { sameAddress, type Address, type ChannelParams, type Hex, type Participa
 import type { ClientEvent, SwapPhase, SwapView } from "../coordinator/phases.js";
 import { keySigner, type StateSigner } from "../coordinator/signer.js";
 import { requireDistinctChannels, SwapClient, type PolicyContext } from "../coordinator/swap-client.js";
+import type { Transport } from "../coordinator/transport.js";
 import { Store, StoreLostError } from "../store/store.js";
 import { Watchtower } from "../watchtower/watchtower.js";
+import { own } from "./config.js";
 import { UsageError } from "./errors.js";
 import type { NodeConfig, SwapPair } from "./node-config.js";
+import { PeerFailures } from "./peer-failures.js";
 import { PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from "./peer.js";
 import { AssetBook, formatAmount, units, type AssetInfo } from "./units.js";
 
@@ -199,10 +202,29 @@ export class ChannelNode {
       ),
     );
     const t = config.timing;
+    // Every failure to handle a received message is counted per configured peer (peer-failures.ts): the envelope is
+    // seen here, around the client's handler, and a line that never decoded comes through the link's onError.
+    const failures = new PeerFailures(log, new Map(Object.entries(config.peers).map(([name, p]) => [p.address.toLowerCase(), name])));
+    link.onError = (error) => failures.failed(error);
+    const transport: Transport = {
+      send: (e) => link.send(e),
+      sendMany: (es) => link.sendMany(es),
+      listen: (handler) =>
+        link.listen(async (e) => {
+          try {
+            await handler(e);
+          } catch (error) {
+            failures.failed(error, e);
+            return;
+          }
+          failures.handled(e);
+        }),
+      close: () => link.close(),
+    };
     const client = new SwapClient({
       signer,
       store,
-      transport: link,
+      transport,
       chains: chains.map((c) => c.adapter),
       deltas,
       minTargetWindow: BigInt(t.minTargetWindowSeconds),
@@ -221,7 +243,6 @@ export class ChannelNode {
     for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
     node = new ChannelNode(config, signer, log, providers, store, towerStore, tower, link, client, new AssetBook(withIds), storeLock);
     made(node);
-    link.onError = (error) => log.debug({ event: "peerMessageError", error: (error as Error).message?.split("\n")[0] }, "a peer message was not handled");
     for (const { name, adapter } of chains) {
       node.chainIds.set(name, adapter.chainId);
       node.adapters.set(adapter.chainId, adapter);
@@ -545,7 +566,7 @@ export class ChannelNode {
   }
 
   private peer(name: string) {
-    const p = this.config.peers[name];
+    const p = own(this.config.peers, name);
     if (p === undefined) throw new UsageError(`peer: no peer ${name} in ${this.config.file} (known: ${Object.keys(this.config.peers).join(", ") || "none"})`);
     return { name, ...p };
   }

@@ -13,7 +13,7 @@ import { id as utf8Hash } from "ethers";
 
 import { decode, encode } from "../core/codec.js";
 import { ChannelSdkError } from "../core/errors.js";
-import type { Envelope } from "../core/messages.js";
+import { decodeEnvelope, type Envelope } from "../core/messages.js";
 import { recoverSigner } from "../core/signing.js";
 import type { Address, ChannelParams, Hex } from "../core/types.js";
 import type { StateSigner } from "../coordinator/signer.js";
@@ -41,7 +41,7 @@ const MAX_BODY = 1 << 20;
 
 export class PeerLink implements Transport {
   private handler: ((e: Envelope) => Promise<void>) | undefined;
-  /** Told of every envelope that could not be handled (the sender resends; a node logs these at debug level). */
+  /** Told of every envelope that could not be handled (the sender resends; a node counts these per peer). */
   onError: (error: unknown) => void = () => {};
 
   private constructor(
@@ -82,7 +82,7 @@ export class PeerLink implements Transport {
         for (const line of body.split("\n")) {
           if (line.trim() === "") continue;
           try {
-            await this.handler(decode<Envelope>(line));
+            await this.handler(decodeEnvelope(line));
           } catch (error) {
             this.onError(error);
           }

@@ -5,6 +5,7 @@
 import { formatUnits, parseUnits } from "ethers";
 
 import { sameAddress } from "../core/types.js";
+import { own } from "./config.js";
 import { UsageError } from "./errors.js";
 import { ASSET_REF, type NodeChainConfig } from "./node-config.js";
 
@@ -20,9 +21,10 @@ export class AssetBook {
     const m = ASSET_REF.exec(ref);
     if (m === null) throw new UsageError(`${field}: expected SYMBOL@chain, e.g. ETH@target, got ${JSON.stringify(ref.slice(0, 42))}`);
     const [, symbol, chain] = m as unknown as [string, string, string];
-    const c = this.chains[chain];
+    // Own names only: `ETH@constructor` or `toString@source` is an unknown chain or asset like any other.
+    const c = own(this.chains, chain);
     if (c === undefined) throw new UsageError(`${field}: no chain ${chain} (known: ${Object.keys(this.chains).join(", ")})`);
-    const a = c.assets[symbol];
+    const a = own(c.assets, symbol);
     if (a === undefined) throw new UsageError(`${field}: no asset ${symbol} on ${chain} (known: ${Object.keys(c.assets).join(", ")})`);
     return { chain, chainId: c.chainId, symbol, address: a.address, decimals: a.decimals };
   }

@@ -7,6 +7,7 @@ import {
   checkTermsShape,
   checkSwapTiming,
   decode,
+  decodeEnvelope,
   DeltaTable,
   encode,
   finalize,
@@ -14,12 +15,14 @@ import {
   hubDomain,
   InsufficientBalanceError,
   InvalidMessageError,
+  InvalidNumberError,
   InvalidSignatureError,
   InvalidStateError,
   LockNotFoundError,
   MAX_LOCKS,
   openingState,
   recoverSigner,
+  receivedSigner,
   requiredDelta,
   resolveLock,
   seal,
@@ -34,6 +37,7 @@ import {
   withDeposits,
   type ChainTiming,
   type ChannelState,
+  type Envelope,
   type Hex,
   type Lock,
 } from "../../sdk/index.js";
@@ -222,6 +226,96 @@ describe("core: signatures and messages", function () {
     expect(() => unseal(env, Wallet.createRandom().address)).to.throw(InvalidMessageError, "expected");
     const tampered = { ...env, body: { step: "abort" as const, reason: "other" } };
     expect(() => unseal(tampered, address)).to.throw(InvalidSignatureError);
+  });
+
+  /** Runs `fn` with the global BigInt wrapped to count its calls (bigint literals and arithmetic never call it). */
+  const countingBigInt = (fn: () => unknown): { calls: number; error: unknown } => {
+    const real = globalThis.BigInt;
+    let calls = 0;
+    globalThis.BigInt = new Proxy(real, {
+      apply: (target, self, args: [string]) => {
+        calls++;
+        return Reflect.apply(target, self, args);
+      },
+    });
+    try {
+      fn();
+      return { calls, error: undefined };
+    } catch (error) {
+      return { calls, error };
+    } finally {
+      globalThis.BigInt = real;
+    }
+  };
+
+  it("refuses a number longer than 2^256 needs before BigInt reads it, with InvalidNumberError", function () {
+    const millionDigits = `{"body":{"step":"depositsUpdate","state":{"seq":{"$n":"${"9".repeat(1_000_000)}"}}},"from":"${address}","signature":"0x","swapId":"${ID}"}`;
+    const started = performance.now();
+    const { error, calls } = countingBigInt(() => decode(millionDigits));
+    const ms = performance.now() - started; // measured, not asserted (no test asserts a time)
+    expect(error, `decoded in ${ms.toFixed(1)} ms`).to.be.instanceOf(InvalidNumberError);
+    expect((error as Error).message).to.match(/1000000 digits; protocol numbers have at most 78/);
+    expect(calls, "BigInt calls").to.equal(0);
+    expect(() => decodeEnvelope(millionDigits)).to.throw(InvalidNumberError);
+    // 79 digits, and a sign on top of 78: refused on their length too.
+    for (const text of ["1".repeat(79), `-${"1".repeat(79)}`]) {
+      const r = countingBigInt(() => decode(`{"$n":"${text}"}`));
+      expect(r.error, text).to.be.instanceOf(InvalidNumberError);
+      expect(r.calls).to.equal(0);
+    }
+  });
+
+  it("round-trips every protocol number up to 2^256 - 1 and down to -(2^256 - 1), and refuses the rest", function () {
+    const max = 2n ** 256n - 1n;
+    const values = [0n, 1n, -1n, 9n, 10n, 2n ** 64n, 2n ** 128n - 1n, 2n ** 255n, -(2n ** 255n), 10n ** 77n, max - 1n, max, -max];
+    for (let bits = 1n; bits <= 256n; bits++) values.push(2n ** bits - 1n, -(2n ** bits - 1n)); // every length of digits
+    for (const v of values) {
+      expect(decode<bigint>(encode(v)), v.toString()).to.equal(v);
+      expect(decode<{ n: bigint[] }>(encode({ n: [v] })).n[0]).to.equal(v);
+    }
+    expect(max.toString()).to.have.length(78);
+    for (const text of [(max + 1n).toString(), (-(max + 1n)).toString(), "9".repeat(78)]) {
+      expect(() => decode(`{"$n":"${text}"}`), text).to.throw(InvalidNumberError, "2^256");
+    }
+    // Only the canonical decimal text bigint.toString() writes: what a signer hashed is what the receiver reads.
+    for (const text of ["", "-0", "01", "+1", " 1", "1 ", "1e3", "0x10", "1.0", "--1", "١"]) {
+      expect(() => decode(`{"$n":${JSON.stringify(text)}}`), JSON.stringify(text)).to.throw(InvalidNumberError);
+    }
+    for (const v of ["5", "null", "[]", "{}"]) expect(() => decode(`{"$n":${v}}`), v).to.throw(InvalidNumberError, "not a decimal string");
+    expect(decode(`{"$n":"5","other":1}`)).to.deep.equal({ $n: "5", other: 1 }); // two keys: an object, as encode writes one
+    expect(() => encode({ amount: max + 1n })).to.throw(InvalidNumberError); // never written, as it could not be read back
+  });
+
+  it("refuses an unsigned or badly signed envelope with a huge body on the node's path, without hashing an unsigned one", function () {
+    const huge = { step: "abort" as const, reason: "x".repeat(900_000) };
+    const signed = seal((d) => signDigest(key, d), address, ID, huge);
+    const other = new SigningKey(hexlify(randomBytes(32)));
+    const badlySigned = { ...signed, signature: seal((d) => signDigest(other, d), address, ID, huge).signature };
+    for (const [what, env] of [["unsigned", { ...signed, signature: "0x" as Hex }], ["badly signed", badlySigned]] as const) {
+      // As a node receives it: one line of the peer endpoint, decoded, then opened for the channel's counterparty.
+      const received = decodeEnvelope(encode(env));
+      expect(() => unseal(received, address), what).to.throw(InvalidSignatureError);
+      expect(receivedSigner(received), what).to.equal(undefined);
+    }
+    expect(unseal(decodeEnvelope(encode(signed)), address)).to.deep.equal(huge);
+    // An unsigned envelope is refused before its body is encoded or hashed (this body cannot be encoded at all).
+    const unhashable = { step: "abort", get reason(): string { throw new Error("the body was encoded"); } };
+    expect(() => unseal({ swapId: ID, from: address, body: unhashable, signature: "0x" } as unknown as Envelope, address)).to.throw(InvalidSignatureError);
+  });
+
+  it("verifies a received envelope over the bytes received: the body is not encoded again", function () {
+    const body = { step: "abort" as const, reason: "changed my mind" };
+    const line = encode(seal((d) => signDigest(key, d), address, ID, body));
+    const received = decodeEnvelope(line);
+    expect(receivedSigner(received)).to.equal(address.toLowerCase());
+    // Would throw if unseal encoded the body again to hash it.
+    Object.defineProperty(received.body, "zz", { enumerable: true, get: () => { throw new Error("the body was encoded again"); } });
+    expect(unseal(received, address).step).to.equal("abort");
+    // A body re-formatted in transit is not what the sender hashed: refused, though it parses to the same value.
+    expect(() => unseal(decodeEnvelope(line.replace('"reason":', '"reason": ')), address)).to.throw(InvalidSignatureError);
+    // Any other layout of the envelope (keys in another order) is checked on its encoding, as before.
+    const reordered = JSON.stringify({ swapId: ID, signature: JSON.parse(line).signature, from: address, body });
+    expect(unseal(decodeEnvelope(reordered), address)).to.deep.equal(body);
   });
 
   it("produces signatures the hub accepts for states built by the transitions", async function () {

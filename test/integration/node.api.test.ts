@@ -113,6 +113,26 @@ describe("node control API", function () {
     }
   });
 
+  it("answers 4xx naming the unknown peer, chain or asset, never 500, for names every object inherits", async function () {
+    const auth = `Bearer ${token}`;
+    for (const name of ["constructor", "__proto__", "toString", "hasOwnProperty", "valueOf"]) {
+      const cases: [string, string, unknown][] = [
+        ["POST", "/channels", { peer: name, asset: "ETH@source", deposit: "1" }],
+        ["POST", "/channels", { peer: "bob", asset: `ETH@${name}`, deposit: "1" }],
+        ["POST", "/channels", { peer: "bob", asset: `${name}@source`, deposit: "1" }],
+        ["POST", "/swaps", { peer: name, give: "1 ETH@source", take: "1 ETH@source" }],
+        ["POST", "/swaps", { peer: "bob", give: `1 ETH@${name}`, take: "1 ETH@source" }],
+        ["POST", "/swaps", { peer: "bob", give: "1 ETH@source", take: `1 ${name}@source` }],
+      ];
+      for (const [method, path, body] of cases) {
+        const res = await call(method, path, auth, body);
+        const json = (await res.json()) as { error: string };
+        expect(res.status, `${path} ${JSON.stringify(body)}: ${json.error}`).to.be.within(400, 499);
+        expect(json.error, `${path} ${JSON.stringify(body)}`).to.include(name);
+      }
+    }
+  });
+
   it("streams events as NDJSON, starting with a hello line", async function () {
     const controller = new AbortController();
     const res = await fetch(`${base}/events`, { headers: { authorization: `Bearer ${token}` }, signal: controller.signal });

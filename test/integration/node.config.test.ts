@@ -7,7 +7,10 @@ import { ZeroAddress } from "ethers";
 
 import { duration, parseDuration, when } from "../../sdk/cli/format.js";
 import { channels } from "../helpers/cli.js";
-import { ConfigError, UsageError } from "../../sdk/node/errors.js";
+import { requiredEnv } from "../../sdk/node/config.js";
+import { ConfigError, EnvVarError, PrivateKeyError, UsageError } from "../../sdk/node/errors.js";
+import { privateKeyFromEnv } from "../../sdk/node/keys.js";
+import { keystoreScryptN, STANDARD_SCRYPT_N } from "../../sdk/node/keystore.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { AssetBook, formatAmount } from "../../sdk/node/units.js";
 
@@ -90,6 +93,30 @@ describe("node configuration, amounts and durations", function () {
     expect(() => book.amount("ten ETH@source", "give")).to.throw(UsageError, /expected an amount/);
   });
 
+  it("takes constructor, toString and other names every object inherits as unknown, like any other name", function () {
+    const book = new AssetBook({ source: { ...load(minimal).chains.source!, chainId: 31337n } });
+    for (const name of ["constructor", "toString", "hasOwnProperty", "valueOf", "isPrototypeOf"]) {
+      expect(() => book.amount(`1 ETH@${name}`, "give"), name).to.throw(UsageError, new RegExp(`^give: no chain ${name} \\(known: source\\)$`));
+      expect(() => book.asset(`${name}@source`, "asset"), name).to.throw(UsageError, new RegExp(`^asset: no asset ${name} on source \\(known: ETH\\)$`));
+      const lines = problems({ ...minimal, policy: { channels: { accept: [`ETH@${name}`, `${name}@source`] } } });
+      expect(lines, name).to.deep.equal([`policy.channels.accept[0]: no asset ETH@${name} in chains`, `policy.channels.accept[1]: no asset ${name}@source in chains`]);
+      expect(() => requiredEnv(name, "a value", {}), name).to.throw(EnvVarError, "not set");
+      expect(() => privateKeyFromEnv(name, {}), name).to.throw(PrivateKeyError, "not set");
+    }
+  });
+
+  it("writes keystores at geth's standard scrypt cost, and a weaker one only for local chains, with a warning", function () {
+    expect(STANDARD_SCRYPT_N).to.equal(262_144);
+    expect(keystoreScryptN(undefined, false)).to.deep.equal({ n: 262_144 });
+    expect(keystoreScryptN(undefined, true)).to.deep.equal({ n: 262_144 });
+    expect(keystoreScryptN("1048576", false)).to.deep.equal({ n: 1_048_576 });
+    for (const weak of ["2", "1024", "131072"]) {
+      expect(() => keystoreScryptN(weak, false), weak).to.throw(UsageError, new RegExp(`^--scrypt-n: ${weak} is below 262144 \\(geth's standard\\)`));
+      expect(keystoreScryptN(weak, true).warning, weak).to.match(/^--scrypt-n \d+ makes a keystore that is cheap to crack/);
+    }
+    for (const bad of ["1000", "0", "-4", "2097152", "1e3", "0x400"]) expect(() => keystoreScryptN(bad, true), bad).to.throw(UsageError, /^--scrypt-n: expected a power of two/);
+  });
+
   it("shows durations and dates as people read them", function () {
     expect([duration(45), duration(58 * 60 + 20), duration(2 * 3600 + 5 * 60), duration(3 * 86_400 + 4 * 3600)]).to.deep.equal(["45 s", "58 min", "2 h 5 min", "3 d 4 h"]);
     expect([parseDuration("90s"), parseDuration("10m"), parseDuration("1h"), parseDuration("2d"), parseDuration("soon")]).to.deep.equal([90, 600, 3600, 172_800, undefined]);
@@ -116,5 +143,20 @@ describe("node configuration, amounts and durations", function () {
     expect(short.code).to.equal(2);
     expect(short.stderr).to.match(/^error: CHANNELS_PASSWORD: a keystore password has at least 8 characters$/m);
     expect(existsSync(join(dir, "short", "keystore.json"))).to.equal(false);
+  });
+
+  it("the binary: init refuses a keystore below the standard scrypt cost for chains off this machine, writing nothing", async function () {
+    for (const n of ["1024", "131072"]) {
+      const folder = join(dir, `weak-${n}`);
+      const r = await channels(
+        ["init", "--dir", folder, "--local-account", "3", "--scrypt-n", n, "--source-rpc", "https://rpc.example.org", "--source-hub", HUB, "--target-hub", HUB],
+        { CHANNELS_PASSWORD: "long enough" },
+      );
+      expect(r.code, r.stderr).to.equal(2);
+      expect(r.stderr.trim()).to.match(new RegExp(`^error: --scrypt-n: ${n} is below 262144 \\(geth's standard\\) .*local chains only`));
+      expect(r.stderr.trim().split("\n")).to.have.length(1);
+      expect(existsSync(join(folder, "keystore.json"))).to.equal(false);
+      expect(existsSync(join(folder, "node.json"))).to.equal(false);
+    }
   });
 });
