@@ -4,9 +4,8 @@
  * and recovers from its store on restart: channels, swaps and operations are the SwapClient's; channels agreed
  * with a peer but not yet open on chain, and refused proposals, are the node's own (JSON files beside the store).
  */
-import { appendFileSync, closeSync, existsSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, closeSync, existsSync, linkSync, openSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { Contract, type JsonRpcProvider, Wallet, ZeroAddress } from "ethers";
 import type { Logger } from "pino";
@@ -1099,22 +1098,9 @@ function idPrefix(id: string, what: "channel" | "swap"): string {
 type StoreLock = Readonly<{ file: string; token: string }>;
 
 /**
- * The folder of the store locks of this user: `<tmpdir>/crosschain-channels-locks-<uid>`, made private, and never
- * used if it is a link or another user's.
- */
-function lockFolder(): string {
-  const uid = typeof process.getuid === "function" ? process.getuid() : undefined;
-  const folder = join(tmpdir(), `crosschain-channels-locks-${uid ?? "user"}`);
-  mkdirSync(folder, { recursive: true, mode: 0o700 });
-  const st = lstatSync(folder);
-  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) throw new UsageError(`store: the lock folder ${folder} is not a folder of this user's; remove it`);
-  return folder;
-}
-
-/**
  * Locks the store's file itself, or refuses with a one-line UsageError naming the node that runs on it. The lock is
- * a file named after the store file's device and inode in a fixed folder (`lockFolder`), so any path to the file
- * finds it: a symbolic link, a path through a linked folder or `..`, a hard link. It holds the pid of the node, the
+ * `<real path of the store>.lock`, beside the file every path to it resolves to (a symbolic link, a path through a
+ * linked folder or `..`): not in a temporary folder, which two services may each see privately. It holds the pid of the node, the
  * store's real path and a token; one left by a process that is gone (SIGKILL) is taken over. A store file with more
  * than one name (hard links) is refused even when no node runs on it: SQLite keeps its write-ahead log beside the
  * name it was opened by, so two names are two logs over one file. A store not there yet is made (empty: SQLite
@@ -1127,8 +1113,8 @@ function lockStore(store: string): StoreLock {
     throw new UsageError(`store: cannot create ${store} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
   }
   const real = realpathSync(store);
-  const { dev, ino, nlink } = statSync(real, { bigint: true });
-  const file = join(lockFolder(), `${dev}-${ino}.lock`);
+  const { nlink } = statSync(real, { bigint: true });
+  const file = `${real}.lock`;
   const token = randomBytes(16).toString("hex");
   // Written whole under another name, then linked into place: the lock is never seen half written.
   const draft = `${file}.${token}`;
