@@ -2,14 +2,16 @@
  * The control API: JSON over HTTP, versioned under /api/v1, on 127.0.0.1 unless the configuration says otherwise.
  * Every route needs `Authorization: Bearer <token>`, the token a node writes at its first start to a file only
  * its owner can read (mode 0600), as lnd's admin macaroon. Errors are `{ "error": "..." }` with 400 (bad input,
- * naming the field), 401 (no or wrong token), 404 (unknown channel or swap), 409 (refused as things stand), 503
- * (the node's store is lost: `/info` and everything that would sign answer so until the node is restarted).
+ * naming the field), 401 (no or wrong token), 404 (unknown channel or swap), 409 (refused as things stand), 413 (a
+ * body over 1 MiB), 421 (a Host the server does not listen as: DNS rebinding), 503 (the node's store is lost: `/info`
+ * and everything that would sign answer so until the node is restarted).
  * Routes are thin: check the body, call one node method, answer; docs/NODE.md and `openapi.ts` describe them.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { serve, type ServerType } from "@hono/node-server";
+import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
 import { Hono, type Context } from "hono";
+import { bodyLimit } from "hono/body-limit";
 import { stream } from "hono/streaming";
 import { z } from "zod";
 
@@ -19,10 +21,13 @@ import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coor
 import { UnknownChannelError } from "../coordinator/channels.js";
 import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
+import { hostAllowed, listenerHosts } from "./hosts.js";
 import { ConflictError, NotFoundError, type ChannelNode } from "./node.js";
 import { OPENAPI } from "./openapi.js";
 
 export const API_PREFIX = "/api/v1";
+/** The largest request body the API reads (413 past it): its requests are a few hundred bytes. */
+export const MAX_API_BODY = 1 << 20;
 
 /**
  * The API token: read from `file`, or created there (mode 0600) at first start. A token file that is a link, that
@@ -98,6 +103,8 @@ export function apiApp(node: ChannelNode, token: string): Hono {
     }
     await next();
   });
+  // Read only after the token is checked; a body past the cap is refused before it is held in memory.
+  app.use("*", bodyLimit({ maxSize: MAX_API_BODY, onError: (c) => c.json({ error: `body: more than ${MAX_API_BODY} bytes` }, 413) }));
   app.onError((error, c) => {
     const status = statusOf(error);
     const message = error instanceof ChannelSdkError ? error.message : "internal error";
@@ -162,10 +169,19 @@ export function apiApp(node: ChannelNode, token: string): Hono {
   return app;
 }
 
-/** Serves the API; resolves with the server once it listens. */
+/**
+ * Serves the API; resolves with the server once it listens. A request whose Host is not a name the server listens
+ * as (`listenerHosts`: a web page rebinding its DNS name to this address) is answered 421 before any route sees it.
+ */
 export async function serveApi(app: Hono, host: string, port: number): Promise<{ server: ServerType; url: string }> {
+  let allowed: ReadonlySet<string> = new Set(); // known once listening (port 0 picks one)
+  const guarded = (req: Request, env: HttpBindings | Http2Bindings) =>
+    hostAllowed(allowed, req.headers.get("host") ?? undefined) ? app.fetch(req, env) : new Response(null, { status: 421 });
   return new Promise((ok, fail) => {
-    const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => ok({ server, url: `http://${host}:${info.port}` }));
+    const server = serve({ fetch: guarded, hostname: host, port }, (info) => {
+      allowed = listenerHosts(host, info.port);
+      ok({ server, url: `http://${host.includes(":") ? `[${host}]` : host}:${info.port}` });
+    });
     server.once("error", fail);
   });
 }

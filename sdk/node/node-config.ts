@@ -8,6 +8,7 @@ import { z } from "zod";
 
 import { address, filePath, httpUrl, loadConfigFile, own, positiveInt, wholeNumber } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
+import { DEFAULT_PEER_LIMITS } from "./peer.js";
 
 const NAME = /^[A-Za-z][A-Za-z0-9_-]{0,31}$/;
 /** `SYMBOL@chain`, e.g. `ETH@target`. */
@@ -50,7 +51,23 @@ export const NodeConfigSchema = z.strictObject({
   /** SQLite store, relative to this file. */
   store: filePath(),
   /** Where peers reach this node (the peer endpoint). */
-  peer: z.strictObject({ host: z.string().default("127.0.0.1"), port: port() }),
+  peer: z.strictObject({
+    host: z.string().default("127.0.0.1"),
+    port: port(),
+    /** The URL peers reach this node at when it is not http://host:port (a DNS name, a proxy): advertised, and its name taken as Host. */
+    publicUrl: httpUrl().optional(),
+    /** What the endpoint takes from the network at once (docs/NODE.md, "Limits on the peer port"). */
+    limits: z
+      .strictObject({
+        maxConnections: positiveInt().default(DEFAULT_PEER_LIMITS.maxConnections),
+        maxConnectionsPerAddress: positiveInt().default(DEFAULT_PEER_LIMITS.maxConnectionsPerAddress),
+        maxRequests: positiveInt().default(DEFAULT_PEER_LIMITS.maxRequests),
+        requestTimeoutMs: positiveInt(600_000).default(DEFAULT_PEER_LIMITS.requestTimeoutMs),
+        maxQueuedPerPeer: positiveInt().default(DEFAULT_PEER_LIMITS.maxQueuedPerPeer),
+        maxQueuedChars: positiveInt().default(DEFAULT_PEER_LIMITS.maxQueuedChars),
+      })
+      .prefault({}),
+  }),
   /** The control API: loopback only unless `allowRemote` is true. */
   api: z
     .strictObject({

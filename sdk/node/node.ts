@@ -185,12 +185,16 @@ export class ChannelNode {
       (e) => log.info({ event: "watchtower", ...(plain(e) as object) }, `watchtower: ${e.type}`),
     );
     let node: ChannelNode | undefined;
-    const link = await PeerLink.start(
-      config.peer.host,
-      config.peer.port,
-      (e) => node?.peerUrlFor(e),
-      async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
-    );
+    const peers = new Set(Object.values(config.peers).map((p) => p.address.toLowerCase()));
+    const link = await PeerLink.start({
+      host: config.peer.host,
+      port: config.peer.port,
+      publicUrl: config.peer.publicUrl,
+      limits: config.peer.limits,
+      isPeer: (address) => peers.has(address),
+      route: (e) => node?.peerUrlFor(e),
+      onProposal: async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
+    });
     undo.push(() => link.close());
     const deltas = new DeltaTable(
       new Map(
@@ -242,6 +246,11 @@ export class ChannelNode {
     for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
     node = new ChannelNode(config, signer, log, providers, store, towerStore, tower, link, client, new AssetBook(withIds), storeLock);
     made(node);
+    link.onLimit = (turnedAway) => {
+      const total = Object.values(turnedAway).reduce((x, y) => x + y, 0);
+      const which = Object.entries(turnedAway).map(([limit, n]) => `${limit} ${n}`).join(", ");
+      log.warn({ event: "peerLimits", turnedAway }, `peer endpoint: turned away ${total} connections or requests at its limits (${which}; peer.limits)`);
+    };
     for (const { name, adapter } of chains) {
       node.chainIds.set(name, adapter.chainId);
       node.adapters.set(adapter.chainId, adapter);

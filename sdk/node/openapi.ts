@@ -8,6 +8,8 @@ const errors = {
   "401": json("no or wrong bearer token", { $ref: "#/components/schemas/Error" }),
   "404": json("unknown channel or swap", { $ref: "#/components/schemas/Error" }),
   "409": json("refused as things stand (free balance, channel busy or closed, peer refused)", { $ref: "#/components/schemas/Error" }),
+  "413": json("a body over 1 MiB", { $ref: "#/components/schemas/Error" }),
+  "421": { description: "a Host the API does not listen as (no body)" },
   "503": json("the node's store is lost (deleted, replaced or unwritable under it): it signs nothing until restarted with its store back", { $ref: "#/components/schemas/Error" }),
 };
 const id = [{ name: "id", in: "path", required: true, description: "id, or a unique prefix of at least 6 hex digits", schema: { type: "string" } }];

@@ -91,7 +91,9 @@ export class PeerRelay {
           res.destroy();
           return;
         }
-        const out = request(new URL(req.url ?? "/", targetUrl()), { method: req.method, headers: req.headers }, (answer) => {
+        // The node answers only to its own name (Host), as it would behind a proxy that forwards to it.
+        const target = new URL(req.url ?? "/", targetUrl());
+        const out = request(target, { method: req.method, headers: { ...req.headers, host: target.host } }, (answer) => {
           res.writeHead(answer.statusCode ?? 502, answer.headers);
           answer.pipe(res);
         });

@@ -49,6 +49,9 @@ describe("node configuration, amounts and durations", function () {
     expect(c.policy.swaps).to.deep.equal({ pairs: [], maxInFlight: 0 });
     expect(c.api.host).to.equal("127.0.0.1");
     expect(c.store).to.equal(join(dir, "node.sqlite"));
+    // What the peer port takes from the network at once (docs/NODE.md, "Limits on the peer port").
+    expect(c.peer.limits).to.deep.equal({ maxConnections: 256, maxConnectionsPerAddress: 16, maxRequests: 32, requestTimeoutMs: 5000, maxQueuedPerPeer: 4096, maxQueuedChars: 16 << 20 });
+    expect(c.peer.publicUrl).to.equal(undefined);
   });
 
   it("reports every problem, one line each, naming the field", function () {
