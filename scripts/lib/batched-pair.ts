@@ -152,9 +152,12 @@ export class Party {
     });
   }
 
-  /** Asks to close both channels of the pair cooperatively. */
+  /** Asks to close both channels cooperatively. */
   closePair() {
-    this.step(() => this.pair.close());
+    this.step(() => {
+      this.pair.close(S);
+      this.pair.close(T);
+    });
   }
 
   /** Starts (as initiator) or joins a swap both agreed. */

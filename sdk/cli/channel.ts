@@ -1,4 +1,4 @@
-/** `channels channel list|show|open|deposit|close|withdraw|batch`. */
+/** `channels channel list|show|open|deposit|close|withdraw`. */
 import { Command } from "commander";
 
 import { UsageError } from "../node/errors.js";
@@ -7,8 +7,6 @@ import { duration, parseDuration, Progress, short, table } from "./format.js";
 
 export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
-  /** The other channel of its batched pair, if it runs batched. */
-  batched?: string;
   balance?: { mine: string; theirs: string; locked: string }; deposits?: { mine: string; theirs: string };
   payouts?: { mine: string; theirs: string }; onChainDeposits?: { mine: string; theirs: string };
   base?: { deposits: string[]; onChainDeposits?: string[]; myIndex: number };
@@ -51,7 +49,6 @@ function describe(c: ChannelView): string {
   if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
   if (c.deposits) lines.push(`  deposits counted: mine ${c.deposits.mine}, theirs ${c.deposits.theirs}`);
   if (c.payouts) lines.push(`  paid out: mine ${c.payouts.mine}, theirs ${c.payouts.theirs}`);
-  if (c.batched) lines.push(`  batched with ${c.batched}: many swaps at once on the pair; a close (or close --force) closes both`);
   return lines.join("\n");
 }
 
@@ -66,8 +63,8 @@ export function channelCommands(): Command {
         l.length === 0
           ? "no channels"
           : table(
-              ["ID", "CHAIN", "PEER", "ASSET", "STATUS", "MINE", "THEIRS", "BATCHED WITH", "PAID OUT (MINE/THEIRS)"],
-              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, c.status, c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.batched ? short(c.batched) : "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
+              ["ID", "CHAIN", "PEER", "ASSET", "STATUS", "MINE", "THEIRS", "PAID OUT (MINE/THEIRS)"],
+              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, c.status, c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
             ),
       );
     });
@@ -102,19 +99,16 @@ export function channelCommands(): Command {
     });
   channel
     .command("close <id>")
-    .description("close cooperatively (or --force: on chain, after the challenge period)")
+    .description("close cooperatively: no new swap on it, the swaps using it undone or completed, then its final state (or --force: on chain, after the challenge period, with every channel a swap in flight ties to it)")
     .option("--force", "force close on chain without the peer")
-    .option("--wait", "wait until the channel (both channels, on a batched pair) is closed on chain")
+    .option("--wait", "wait until the channel is closed on chain")
     .action(async (id: string, o: { force?: boolean; wait?: boolean }, cmd: Command) => {
       const client = api(cmd);
       let c = await client.post<ChannelView>(`/channels/${encodeURIComponent(id)}/close`, { force: o.force === true });
       if (o.wait) {
         const p = new Progress();
         const started = Date.now();
-        // A batched pair closes as one: both channels are waited for.
-        const partner = c.batched;
-        const partnerClosed = async () => partner === undefined || (await client.get<ChannelView>(`/channels/${encodeURIComponent(partner)}`)).status === "closed";
-        while (c.status !== "closed" || !(await partnerClosed())) {
+        while (c.status !== "closed") {
           const waited = (Date.now() - started) / 1000;
           p.show(
             o.force
@@ -127,13 +121,6 @@ export function channelCommands(): Command {
         p.done();
       }
       print(cmd, c, describe);
-    });
-  channel
-    .command("batch <source-channel> <target-channel>")
-    .description("run two open channels with the same peer as one pair with batched updates: many swaps at once on it (both nodes run this, on idle channels, naming the two in either order; a close of either channel closes both)")
-    .action(async (a: string, b: string, _o, cmd: Command) => {
-      const pair = await api(cmd).post<ChannelView[]>("/channels/batch", { channels: [a, b] });
-      print(cmd, pair, (l) => l.map(describe).join("\n"));
     });
   channel
     .command("withdraw <id>")

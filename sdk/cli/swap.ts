@@ -9,8 +9,6 @@ import { duration, parseDuration, Progress, short, table, when } from "./format.
 
 export type SwapView = {
   id: string; role: string; peer: string; phase: string; outcome?: string; reason?: string; give: string; take: string;
-  /** With phase "batched" (a swap on a batched pair): agreed, locked or cancelling. */
-  stage?: string;
   source: string; target: string; sourceExpiry: string; targetExpiry: string; since: string;
 };
 type Refusal = { time: string; kind: string; peer: string; id: string; reason: string };
@@ -20,9 +18,20 @@ function sides(s: SwapView): { gives: string; gets: string } {
   return s.role === "initiator" ? { gives: s.give, gets: s.take } : { gives: s.take, gets: s.give };
 }
 
-/** The phase as one word or two: "batched (locked)" for a swap on a batched pair. */
+/** Which of the protocol's four phases each phase of a swap belongs to (docs/SWAP.md). */
+const STAGES: Readonly<Record<string, string>> = {
+  proposed: "1 negotiation",
+  agreed: "1 negotiation",
+  locked: "2 execution",
+  cancelling: "2 execution, undone",
+  settlingOnChain: "3 batch settlement",
+  done: "4 settled",
+};
+
+/** The phase with the protocol phase it belongs to: "locked (2 execution)". */
 function phaseOf(s: SwapView): string {
-  return s.stage === undefined ? s.phase : `${s.phase} (${s.stage})`;
+  const stage = STAGES[s.phase];
+  return stage === undefined ? s.phase : `${s.phase} (${stage})`;
 }
 
 function describe(s: SwapView): string {

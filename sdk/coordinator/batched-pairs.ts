@@ -1,18 +1,19 @@
 /**
- * Channel pairs run with batched updates inside a client (docs/SWAP.md, "Many swaps on one pair"): many swaps at
- * once on the same two channels, each lock added, paid or refunded in co-signed batches (batched-swaps.ts), and a
- * swap that ends before its secret is out undone off chain while the others go on.
+ * Every channel of a client runs under the one update scheme (docs/SWAP.md): per counterparty, one engine
+ * (batched-swaps.ts) holds all its channels with that counterparty, and a swap may use any two of them, its source
+ * and its target, many swaps at once, each lock added, paid or refunded in co-signed batches; a swap that ends
+ * before its secret is out is undone off chain while the others go on.
  *
  * Terms are agreed in bulk: the initiator sends the terms of many swaps in one `proposals` envelope, each signed;
- * the responder checks each as the step protocol does (refs, timing, policy) and against what its side of the pair
- * has not promised yet, and answers in one `acceptances` envelope. Each step here is a protocol step of the
- * client's group commit: its batches, envelopes and phase rows are on disk before anything leaves.
+ * the responder checks each (refs, timing, policy) and against what its side has not promised yet, and answers in
+ * one `acceptances` envelope. Each step here is a protocol step of the client's group commit: its batches,
+ * envelopes and phase rows are on disk before anything leaves.
  *
  * The chain is used only when the counterparty does not co-sign in time: a lock that pays us nears its expiry
- * with the secret in hand, a lock has expired unresolved, the secret of a swap appeared on chain, or a channel of
- * the pair left the open state. Then both channels of the pair are closed on chain with the newest co-signed state,
- * every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is signed on the pair
- * again.
+ * with the secret in hand, a lock has expired unresolved, the secret of a swap appeared on chain, or a channel left
+ * the open state. Then that channel, and every channel an open swap ties to it, is closed on chain with the newest
+ * co-signed state, every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is
+ * signed on them again. The counterparty's other channels go on.
  */
 import { applicable, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
@@ -28,16 +29,13 @@ import { ChannelBusyError, ChannelClosingError } from "./errors.js";
 import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
 
-/** The most swaps a client keeps open at once on one pair: as many as one channel state can lock. */
+/** The most swaps a client keeps open at once on one channel: as many as one channel state can lock. */
 export const MAX_OPEN_SWAPS = MAX_LOCKS;
 
 /** The most proposals one envelope carries; a responder reads no more of one. */
 export const MAX_PROPOSALS = 512;
 
-/** How a pair is kept in the store: its channels, and whether this client asked to close it. */
-type PairRecord = Readonly<{ channels: readonly [Hex, Hex]; closing?: boolean }>;
-
-/** Per pair not on chain: its channels' status and its chains' time (read before a tick's turn), or why not. */
+/** Per counterparty: its live channels' status and its chains' time (read before a tick's turn), or why not. */
 export type PairFacts = Map<BatchedSwaps, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
 
 /** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
@@ -46,8 +44,10 @@ export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error
 const lower = (h: string) => h.toLowerCase();
 
 export class BatchedPairs {
-  /** Each batched channel's engine (both channels of a pair share one). */
+  /** Each channel's engine (every channel with one counterparty shares one), by lower-case channel id. */
   private readonly engines = new Map<string, BatchedSwaps>();
+  /** Each counterparty's engine, by lower-case address. */
+  private readonly peers = new Map<string, BatchedSwaps>();
   /** Swaps (by hashlock, per engine) whose side changed in the step under way: their phase rows are brought up to date. */
   private touched = new Map<BatchedSwaps, Set<string>>();
   /**
@@ -59,7 +59,12 @@ export class BatchedPairs {
   private readonly held = new Map<string, readonly [bigint, bigint]>();
 
   constructor(private readonly ctx: Session) {
-    for (const [, record] of ctx.o.store.batched<PairRecord>("pair")) this.start(record.channels);
+    const byPeer = new Map<string, Hex[]>();
+    for (const record of ctx.o.store.channels()) {
+      const peer = lower(record.params.participants[record.myIndex === 0 ? 1 : 0]!);
+      byPeer.set(peer, [...(byPeer.get(peer) ?? []), record.ref.channelId]);
+    }
+    for (const [peer, channels] of byPeer) this.start(peer, channels);
     ctx.onDiscard((scope) => {
       const engines = scope === "group" ? new Set(this.engines.values()) : this.running;
       for (const engine of engines) engine.invalidate();
@@ -68,50 +73,41 @@ export class BatchedPairs {
     });
   }
 
-  /** Whether `channelId` belongs to a pair run with batched updates. */
+  /** Whether `channelId` is a channel of this client's (every one runs under the update scheme). */
   has(channelId: Hex): boolean {
     return this.engines.has(lower(channelId));
   }
 
-  /** Whether a swap with these terms runs on a batched pair (both its channels the same pair). */
+  /** Whether a swap with these terms is one of this client's engines' (both its channels with one counterparty). */
   owns(terms: SwapTerms): boolean {
     const engine = this.engines.get(lower(terms.source.channelId));
     return engine !== undefined && engine === this.engines.get(lower(terms.target.channelId));
   }
 
-  /** The engine of the pair of `channelId`. */
+  /** The engine of the counterparty of `channelId`. */
   engine(channelId: Hex): BatchedSwaps {
     const engine = this.engines.get(lower(channelId));
-    if (engine === undefined) throw new ChannelSdkError(`channel ${channelId} is not run with batched updates`);
+    if (engine === undefined) throw new ChannelSdkError(`channel ${channelId} is not known to this client`);
     return engine;
   }
 
-  /**
-   * Runs the two channels as one pair with batched updates from now on (kept in the store). Both must be known,
-   * distinct, with the same counterparty, open, with no swap or operation in progress. The ledgers go on from their
-   * newest co-signed states (deposits counted so far).
-   */
-  enable(a: Hex, b: Hex): void {
-    requireDistinctChannels(a, b);
-    if (this.has(a) && this.engines.get(lower(a)) === this.engines.get(lower(b))) return;
-    for (const id of [a, b]) {
-      if (this.has(id)) throw new ChannelBusyError(id, "batched updates with another channel already");
-      this.ctx.requireIdle(id);
-    }
-    if (!sameAddress(this.ctx.book.counterparty(a), this.ctx.book.counterparty(b))) {
-      throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
-    }
-    const channels = [this.ctx.book.record(a).ref.channelId, this.ctx.book.record(b).ref.channelId] as const;
-    this.ctx.o.store.saveBatched("pair", this.pairKey(channels), { channels } satisfies PairRecord);
-    this.start(channels);
+  /** A channel the client just added joins its counterparty's engine (a new engine for a new counterparty). */
+  join(channelId: Hex): void {
+    const record = this.ctx.book.record(channelId);
+    const peer = lower(record.params.participants[record.myIndex === 0 ? 1 : 0]!);
+    const engine = this.peers.get(peer);
+    if (engine === undefined) return this.start(peer, [record.ref.channelId]);
+    engine.addChannel(record.ref.channelId);
+    this.engines.set(lower(channelId), engine);
   }
 
-  private start(channels: readonly [Hex, Hex]) {
+  private start(peer: string, channels: readonly Hex[]) {
     const { ctx } = this;
     const engine: BatchedSwaps = new BatchedSwaps({
       store: ctx.o.store,
       signer: ctx.o.signer,
       channels,
+      offChainEnded: (channelId) => this.onChain(channelId),
       book: ctx.book,
       nested: true,
       send: (channelId, message) => this.send(channelId, { step: "batch", message }),
@@ -122,6 +118,7 @@ export class BatchedPairs {
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
+    this.peers.set(peer, engine);
   }
 
   private onEvent(engine: BatchedSwaps, channelId: Hex, event: UpdateEvent) {
@@ -145,35 +142,26 @@ export class BatchedPairs {
     const { state } = event;
     if (event.changes.some((c) => c.kind === "deposits")) ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
     if (!state.isFinal || ctx.o.store.channelOp(channelId) !== undefined) return;
-    const asked = this.pairRecord(engine)?.closing === true;
+    const asked = this.ctx.o.store.batched<boolean>("close").get(lower(channelId)) === true;
     const now = ctx.clock();
     ctx.o.store.saveChannelOp(channelId, { kind: "close", role: asked ? "requester" : "responder", seq: state.seq, since: now, sentAt: now });
   }
 
-  private pairKey(channels: readonly Hex[]): string {
-    return channels.map(lower).join("/");
-  }
-
-  private pairRecord(engine: BatchedSwaps): PairRecord | undefined {
-    return this.ctx.o.store.batched<PairRecord>("pair").get(this.pairKey(engine.channels));
-  }
-
   /**
-   * Closes the pair of `channelId` cooperatively, both its channels: no new swap, our proposals still unanswered
-   * given up, every swap not past its reveal undone off chain and the others completed; each channel's final state
-   * is signed once its last lock is resolved, then landed on chain (by us at once, by the other after the
+   * Closes `channelId` cooperatively: no new swap on it, our proposals using it still unanswered given up, every swap
+   * using it not past its reveal undone off chain (its other channel stays open) and the others completed; its final
+   * state is signed once its last lock is resolved, then landed on chain (by us at once, by the other after the
    * confirmation timeout). Runs inside a protocol step.
    */
   requestClose(channelId: Hex) {
     const { ctx } = this;
     const engine = this.engine(channelId);
-    for (const id of engine.channels) {
-      const op = ctx.o.store.channelOp(id);
-      if (op !== undefined && op.kind !== "close") throw new ChannelClosingError(id, op.kind);
-    }
-    ctx.o.store.saveBatched("pair", this.pairKey(engine.channels), { channels: engine.channels, closing: true } satisfies PairRecord);
-    this.abortProposals(engine, "the pair is closing");
-    this.run(engine, () => engine.close());
+    const id = ctx.book.record(channelId).ref.channelId;
+    const op = ctx.o.store.channelOp(id);
+    if (op !== undefined && op.kind !== "close") throw new ChannelClosingError(id, op.kind);
+    ctx.o.store.saveBatched("close", lower(id), true);
+    this.abortProposals(engine, `channel ${id} is closing`, [id]);
+    this.run(engine, () => engine.close(id));
     this.done();
   }
 
@@ -190,7 +178,7 @@ export class BatchedPairs {
   private offerDeposits(engine: BatchedSwaps, channelId: Hex): boolean {
     const u = engine.updater(channelId);
     const held = this.held.get(lower(channelId));
-    if (u.me !== 0 || held === undefined || engine.closing() || this.onChain(channelId)) return false;
+    if (u.me !== 0 || held === undefined || engine.closing(channelId) || this.onChain(channelId)) return false;
     const count = { kind: "deposits", deposits: held } as const;
     if (!applicable(u.head, count)) return false; // counted already (or a node behind the one read before)
     this.run(engine, () => engine.countDeposits(channelId, held));
@@ -206,10 +194,12 @@ export class BatchedPairs {
     }
   }
 
-  /** Our proposals on the pair still waiting for an answer are given up. */
-  private abortProposals(engine: BatchedSwaps, reason: string) {
+  /** Our proposals with `engine`'s counterparty still waiting for an answer, using one of `channels`, are given up. */
+  private abortProposals(engine: BatchedSwaps, reason: string, channels: readonly Hex[]) {
+    const ids = new Set(channels.map(lower));
     for (const view of this.ctx.activeSwaps()) {
-      if (this.owns(view.terms) && this.engine(view.terms.source.channelId) === engine && view.progress.phase.kind === "proposed") {
+      const uses = ids.has(lower(view.terms.source.channelId)) || ids.has(lower(view.terms.target.channelId));
+      if (uses && this.owns(view.terms) && this.engine(view.terms.source.channelId) === engine && view.progress.phase.kind === "proposed") {
         this.enter(view.swapId, view.role, view.terms, { kind: "done", outcome: "aborted", reason });
       }
     }
@@ -226,34 +216,39 @@ export class BatchedPairs {
 
   /** Seals a message and sends it once the step's group is on disk (at once outside a step). */
   private send(sessionId: Hex, body: SwapBody) {
-    const envelope = seal((d) => this.ctx.o.signer.sign(d), this.ctx.address, sessionId, body);
-    if (!this.ctx.groupCommit.holdEnvelopes([envelope])) void this.ctx.outbox.transmit([envelope]);
+    this.ctx.send(sessionId, body);
   }
 
   // ---------------------------------------------------------------- terms
 
   /**
-   * Proposes many swaps on batched pairs in one step: each is checked (channels, timing, what the pair has not
-   * promised yet) and kept with its secret, and the valid ones leave in one envelope per pair. A proposal that
-   * fails its checks is reported as an error and the others go on.
+   * Proposes many swaps in one step: each is checked (channels, timing, what its source channel has not promised
+   * yet) and kept with its secret, and the valid ones leave in one envelope per counterparty. A proposal that fails
+   * its checks is reported as an error and the others go on.
    */
   async proposeMany(all: readonly ProposeArgs[]): Promise<ProposeOutcome[]> {
     const { ctx } = this;
     const out: ProposeOutcome[] = [];
     const items = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
     const promised = new Map<string, bigint>(); // per source channel: what this call's proposals already need
-    const free = new Map<string, bigint>(); // per source channel: what the pair had not promised when this call began
-    const opened = new Map<BatchedSwaps, number>(); // per pair: its open swaps and this call's proposals
-    const times = new Map<BatchedSwaps, Map<string, bigint>>(); // per pair: its chains' times, read once per call
+    const free = new Map<string, bigint>(); // per source channel: what it had not promised when this call began
+    const opened = new Map<BatchedSwaps, Map<string, number>>(); // per counterparty and channel: open swaps and this call's proposals
+    const times = new Map<BatchedSwaps, Map<string, bigint>>(); // per counterparty: its chains' times, read once per call
     for (const args of all) {
       try {
         const engine = this.engine(args.source);
-        if (this.engine(args.target) !== engine) throw new ChannelBusyError(args.target, `batched updates with a channel other than ${args.source}`);
+        if (this.engine(args.target) !== engine) throw new ChannelSdkError("the source and target channels must be with the same counterparty");
         requireDistinctChannels(args.source, args.target);
-        for (const id of [args.source, args.target]) this.requireOpen(id);
-        if (engine.closing()) throw new ChannelClosingError(args.source, "close");
-        const open = opened.get(engine) ?? engine.openSwaps().length;
-        if (open >= MAX_OPEN_SWAPS) throw new ChannelBusyError(args.source, `${open} swaps open or proposed on its pair, the most its states can lock`);
+        for (const id of [args.source, args.target]) {
+          this.requireOpen(id);
+          if (engine.closing(id)) throw new ChannelClosingError(id, "close");
+        }
+        const open = opened.get(engine) ?? this.openWithProposals(engine);
+        opened.set(engine, open);
+        for (const id of [args.source, args.target]) {
+          const n = open.get(lower(id)) ?? 0;
+          if (n >= MAX_OPEN_SWAPS) throw new ChannelBusyError(id, `${n} swaps open or proposed on it, the most its states can lock`);
+        }
         const source = ctx.book.record(args.source);
         const target = ctx.book.record(args.target);
         const pairTimes = times.get(engine) ?? (await this.pairTimes(engine));
@@ -269,7 +264,7 @@ export class BatchedPairs {
         free.set(k, left);
         if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
         promised.set(k, need);
-        opened.set(engine, open + 1);
+        for (const id of [args.source, args.target]) open.set(lower(id), (open.get(lower(id)) ?? 0) + 1);
         // The secret and the swap are stored before the proposal leaves, the secret held: it may be revealed only once
         // the initiator reveals it (a signed payment of the T lock), and never once the swap is undone (swap-rules.ts
         // `revealRule`). The watchtower hears of it once that payment is signed.
@@ -294,6 +289,16 @@ export class BatchedPairs {
       const chunk = list.slice(i, i + MAX_PROPOSALS);
       this.send(chunk[0]!.terms.source.channelId, { step: "proposals", items: chunk });
     }
+  }
+
+  /** Per channel of `engine` (lower case): its open swaps and our proposals using it still waiting for an answer. */
+  private openWithProposals(engine: BatchedSwaps): Map<string, number> {
+    const open = engine.openPerChannel();
+    for (const view of this.ctx.activeSwaps()) {
+      if (view.role !== "initiator" || view.progress.phase.kind !== "proposed" || !engine.has(view.terms.source.channelId)) continue;
+      for (const id of [view.terms.source.channelId, view.terms.target.channelId]) open.set(lower(id), (open.get(lower(id)) ?? 0) + 1);
+    }
+    return open;
   }
 
   /** What our proposals still waiting for an answer would lock on `channelId` (as their source). */
@@ -351,9 +356,11 @@ export class BatchedPairs {
         if (!sameAddress(terms.initiator, from) || !sameAddress(terms.responder, ctx.address)) {
           throw new InvalidMessageError("initiator and responder do not match the channels' participants");
         }
-        if (!this.owns(terms) || this.engine(terms.source.channelId) !== engine) throw new InvalidMessageError("the swap's channels are not this batched pair");
-        for (const id of [terms.source.channelId, terms.target.channelId]) this.requireOpen(id);
-        if (engine.closing()) throw new ChannelClosingError(terms.source.channelId, "close");
+        if (!this.owns(terms) || this.engine(terms.source.channelId) !== engine) throw new InvalidMessageError("the swap's channels are not two channels with the sender");
+        for (const id of [terms.source.channelId, terms.target.channelId]) {
+          this.requireOpen(id);
+          if (engine.closing(id)) throw new ChannelClosingError(id, "close");
+        }
         ctx.requireRefs(terms);
         ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!, { balances: false });
       } catch (error) {
@@ -508,9 +515,9 @@ export class BatchedPairs {
     if (settled(side) && !pending) {
       return outcome(side) === "swapped" ? { kind: "done", outcome: "swapped" } : { kind: "done", outcome: "aborted", reason: "undone off chain" };
     }
-    if (side.cancelled || settled(side)) return { kind: "batched", stage: "cancelling" };
+    if (side.cancelled || settled(side)) return { kind: "cancelling" };
     const both = (s: SwapSide["source"]) => s === "locked" || s === "paid";
-    return { kind: "batched", stage: both(side.source) && both(side.target) ? "locked" : "agreed" };
+    return { kind: both(side.source) && both(side.target) ? "locked" : "agreed" };
   }
 
   /** Writes the swap's phase row if its phase changed (in the step under way) and reports it once on disk. */
@@ -539,7 +546,6 @@ export class BatchedPairs {
    */
   tickStep(engine: BatchedSwaps, now: number, times: ReadonlyMap<string, bigint> | undefined, active: readonly SwapView[]) {
     const { ctx } = this;
-    if (this.onChain(engine.channels[0])) return;
     const resend: { terms: SwapTerms; termsSig: Hex }[] = [];
     const cancels: Hex[] = [];
     for (const view of active) {
@@ -566,9 +572,9 @@ export class BatchedPairs {
         continue;
       }
       // A swap that made no progress within the timeout is undone (a no-op once it can only complete).
-      if (phase.kind === "batched" && phase.stage !== "cancelling" && timedOut) cancels.push(view.terms.hashlock);
+      if ((phase.kind === "agreed" || phase.kind === "locked") && timedOut) cancels.push(view.terms.hashlock);
       // A swap being undone whose lock may no longer be co-signed shows as done.
-      if (phase.kind === "batched" && phase.stage === "cancelling") {
+      if (phase.kind === "cancelling") {
         const side = engine.side(view.terms.hashlock);
         if (side !== undefined) this.record(engine, side);
       }
@@ -580,41 +586,45 @@ export class BatchedPairs {
     this.done();
   }
 
-  /** Every pair with batched updates. */
+  /** Every counterparty's engine. */
   pairs(): BatchedSwaps[] {
-    return [...new Set(this.engines.values())];
+    return [...this.peers.values()];
   }
 
-  /** Whether both channels of the pair have a final state both signed: nothing is left to do on it but land them. */
-  closed(engine: BatchedSwaps): boolean {
-    return engine.channels.every((id) => engine.head(id).isFinal);
+  /** Whether a channel has a final state both signed: nothing is left to do on it but land it. */
+  private finished(engine: BatchedSwaps, channelId: Hex): boolean {
+    return engine.head(channelId).isFinal;
   }
 
   /**
-   * Whether the pair of `channelId` went on chain: a channel of it is force-closed, or closed without a final state
-   * of ours (a cooperative close of one channel leaves the other to finish off chain).
+   * Whether `channelId` went on chain: force-closed, or closed without a final state of ours (nothing is signed on
+   * it any more; its locks settle on chain).
    */
   onChain(channelId: Hex): boolean {
-    const engine = this.engine(channelId);
-    return engine.channels.some((id) => {
-      const op = this.ctx.o.store.channelOp(id)?.kind;
-      return op === "forceClose" || (op === "closed" && !engine.signedFinal(id));
-    });
+    const engine = this.engines.get(lower(channelId));
+    const op = this.ctx.o.store.channelOp(channelId)?.kind;
+    return op === "forceClose" || (op === "closed" && engine !== undefined && !engine.signedFinal(channelId));
+  }
+
+  /** The channels of `engine` still followed off chain: neither on chain nor finished. */
+  private live(engine: BatchedSwaps): Hex[] {
+    return engine.channels.filter((id) => !this.onChain(id) && !this.finished(engine, id) && this.ctx.o.store.channelOp(id)?.kind !== "closed");
   }
 
   /**
-   * What a tick needs of the chains for each pair not on chain yet: its channels' status and each chain's time. Read
-   * before the tick takes its turn among the steps, so that a slow chain node never holds up the messages of the
-   * pair (each read is its own; a pair whose reads failed carries the error into the tick).
+   * What a tick needs of the chains for each counterparty: its live channels' status and each chain's time. Read
+   * before the tick takes its turn among the steps, so that a slow chain node never holds up the messages (each
+   * read is its own; a counterparty whose reads failed carries the error into the tick).
    */
   async readChains(): Promise<PairFacts> {
     const facts: PairFacts = new Map();
-    for (const engine of new Set(this.engines.values())) {
-      if (this.onChain(engine.channels[0]) || this.closed(engine)) continue;
+    for (const engine of this.peers.values()) {
+      const live = this.live(engine);
+      if (live.length === 0) continue;
       try {
         const status = new Map<string, string>();
         const uncounted: Hex[] = [];
-        for (const id of engine.channels) {
+        for (const id of live) {
           const info = await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id);
           status.set(lower(id), info.status);
           if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
@@ -631,93 +641,136 @@ export class BatchedPairs {
   }
 
   /**
-   * The chain side of a tick (outside any step): for each pair, whether it must go on chain now (from `facts`, read
-   * before the tick's turn), and for pairs on chain, the swaps that are done once both channels are closed.
+   * The chain side of a tick (outside any step): for each counterparty, the channels that must go on chain now (from
+   * `facts`, read before the tick's turn) with every channel an open swap ties to them, and for channels on chain,
+   * the swaps that are done once all their channels are closed.
    */
   async tickChain(facts: PairFacts, each: (channelId: Hex, work: () => Promise<void>) => Promise<void>) {
-    for (const engine of new Set(this.engines.values())) {
-      const [a] = engine.channels;
-      await each(a, async () => {
-        if (this.onChain(a)) return this.settlePair(engine);
-        if (this.closed(engine)) return;
+    for (const engine of this.peers.values()) {
+      await each(engine.channels[0]!, async () => {
+        await this.settleOnChain(engine);
         const known = facts.get(engine);
         if (known instanceof Error) throw known;
-        if (known === undefined) return; // batched after the reads: the next tick looks
-        const reason = await this.chainReason(engine, known);
-        if (reason !== undefined) await this.goOnChain(engine, reason);
+        if (known === undefined) return; // joined after the reads: the next tick looks
+        const found = await this.chainReason(engine, known);
+        if (found !== undefined) await this.goOnChain(engine, found.reason, found.channels);
       });
     }
   }
 
-  /** Why the pair must go on chain now, if it must. */
-  private async chainReason(engine: BatchedSwaps, facts: Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }>): Promise<OnChainReason | undefined> {
+  /** Why channels of `engine` must go on chain now, if any must, and which (before ties). */
+  private async chainReason(
+    engine: BatchedSwaps,
+    facts: Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }>,
+  ): Promise<{ reason: OnChainReason; channels: Hex[] } | undefined> {
     const { ctx } = this;
+    const live = this.live(engine).filter((id) => facts.status.has(lower(id)));
     // A channel closing cooperatively leaves the open state without a dispute: its final state co-signed, or closed on
     // chain after we signed one (the other landed it before our copy of its signature came).
     const cooperative = (id: Hex) => engine.head(id).isFinal || (facts.status.get(lower(id)) === "closed" && engine.signedFinal(id));
-    if (engine.channels.some((id) => facts.status.get(lower(id)) !== "open" && !cooperative(id))) return "disputed";
+    const disputed = live.filter((id) => facts.status.get(lower(id)) !== "open" && !cooperative(id));
+    if (disputed.length > 0) return { reason: "disputed", channels: disputed };
     const timeOf = (chainId: bigint) => facts.now.get(`${chainId}`)!;
-    for (const id of engine.channels) {
+    for (const id of live) {
       const { ref } = ctx.book.record(id);
       const u = engine.updater(id);
       // A batch of ours still unanswered when one of its locks expired: only the chain can show which state holds.
-      if (u.inFlight?.state.locks.some((l) => timeOf(ref.chainId) > l.expiry) === true) return "lockExpired";
+      if (u.inFlight?.state.locks.some((l) => timeOf(ref.chainId) > l.expiry) === true) return { reason: "lockExpired", channels: [id] };
       const me = u.me;
       for (const lock of engine.head(id).locks) {
-        if (timeOf(ref.chainId) > lock.expiry) return "lockExpired"; // its refund was not co-signed in time
+        if (timeOf(ref.chainId) > lock.expiry) return { reason: "lockExpired", channels: [id] }; // its refund was not co-signed in time
         const paysMe = lock.sender !== me;
-        if (paysMe && lock.expiry - timeOf(ref.chainId) <= ctx.o.onChainMargin && ctx.o.store.secret(lock.hashlock) !== undefined) return "nearExpiry";
+        if (paysMe && lock.expiry - timeOf(ref.chainId) <= ctx.o.onChainMargin && ctx.o.store.secret(lock.hashlock) !== undefined) return { reason: "nearExpiry", channels: [id] };
       }
     }
+    const liveSet = new Set(live.map(lower));
     for (const side of engine.openSwaps()) {
       const t = side.terms;
+      if (!liveSet.has(lower(t.source.channelId)) || !liveSet.has(lower(t.target.channelId))) continue; // on chain already
       // Past its source expiry a swap can no longer finish off chain: a batch of ours with its lock went unanswered,
       // and only the chain can show which state holds.
-      if (timeOf(t.source.chainId) > t.sourceExpiry) return "lockExpired";
+      if (timeOf(t.source.chainId) > t.sourceExpiry) return { reason: "lockExpired", channels: [t.source.channelId, t.target.channelId] };
       // A responder whose T lock nears its expiry watches the target chain: the initiator may claim it there.
       if (side.role !== "responder" || side.secret !== undefined || side.target !== "locked") continue;
       if (t.targetExpiry - timeOf(t.target.chainId) > ctx.o.onChainMargin) continue;
       const secret = await ctx.chain(t.target.chainId).findSecret(t.hashlock);
       if (secret !== undefined) {
         ctx.keepSecret(t.hashlock, secret, "may"); // public on T
-        return "secretOnChain";
+        return { reason: "secretOnChain", channels: [t.source.channelId, t.target.channelId] };
       }
     }
     return undefined;
   }
 
   /**
-   * Takes the pair on chain: every open swap is marked settling, and both channels are force-closed with the newest
-   * co-signed state (secrets owed to us registered first); later ticks answer and settle them (close.ts).
+   * `channels` and every channel of `engine` an open swap ties to them, transitively: what goes on chain together
+   * (a swap's two locks settle by the same secret, so neither leg stays off chain while the other is on it).
    */
-  async goOnChain(engine: BatchedSwaps, reason: OnChainReason) {
-    const { ctx } = this;
-    const channels = [...engine.channels];
-    ctx.o.store.transaction(() => {
-      for (const side of engine.openSwaps()) {
-        const row = ctx.o.store.swap<SwapProgress>(side.terms.swapId);
-        if (row === undefined || row.phase.phase.kind === "done") continue;
-        this.enter(side.terms.swapId, side.role, side.terms, { kind: "settlingOnChain", reason, channels });
+  tied(engine: BatchedSwaps, channels: readonly Hex[]): Hex[] {
+    const out = new Map(channels.map((id) => [lower(id), this.ctx.book.record(id).ref.channelId] as const));
+    const open = engine.openSwaps();
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const side of open) {
+        const ids = [side.terms.source.channelId, side.terms.target.channelId];
+        if (!ids.some((id) => out.has(lower(id))) || ids.every((id) => out.has(lower(id)))) continue;
+        for (const id of ids) out.set(lower(id), this.ctx.book.record(id).ref.channelId);
+        grew = true;
       }
-      this.abortProposals(engine, `pair on chain: ${reason}`); // proposals not agreed yet are off
-    });
-    for (const id of channels) await close.forceClose(ctx, id, { evenIfBusy: true });
+    }
+    return [...out.values()];
   }
 
-  /** A pair on chain: once both channels are closed, its open swaps are done. */
-  private async settlePair(engine: BatchedSwaps) {
+  /**
+   * Takes `channels` on chain, with every channel an open swap ties to them: the open swaps using them are marked
+   * settling, our proposals using them given up, and each is force-closed with the newest co-signed state (secrets
+   * owed to us registered first); later ticks answer and settle them (close.ts). The counterparty's other channels
+   * go on off chain.
+   */
+  async goOnChain(engine: BatchedSwaps, reason: OnChainReason, channels: readonly Hex[]) {
     const { ctx } = this;
-    let closed = 0;
-    for (const id of engine.channels) {
-      // Both channels go on chain, whichever went first (a counterparty's force close, say).
-      if (ctx.o.store.channelOp(id) === undefined) await close.forceClose(ctx, id, { evenIfBusy: true });
-      if (ctx.o.store.channelOp(id)?.kind === "closed") closed++;
-    }
-    if (closed < engine.channels.length) return;
+    const all = this.tied(engine, channels);
+    const ids = new Set(all.map(lower));
     ctx.o.store.transaction(() => {
       for (const view of ctx.activeSwaps()) {
-        if (!this.owns(view.terms) || this.engine(view.terms.source.channelId) !== engine) continue;
-        this.enter(view.swapId, view.role, view.terms, { kind: "done", outcome: "settledOnChain" });
+        const t = view.terms;
+        // A swap in progress using a channel that goes on chain settles there, on those of its channels that do.
+        const mine = [t.source.channelId, t.target.channelId].filter((id) => ids.has(lower(id)));
+        const kind = view.progress.phase.kind;
+        if (mine.length === 0 || kind === "proposed" || kind === "settlingOnChain" || !engine.has(t.source.channelId)) continue;
+        this.enter(view.swapId, view.role, t, { kind: "settlingOnChain", reason, channels: mine });
+      }
+      this.abortProposals(engine, `channel on chain: ${reason}`, all); // proposals not agreed yet are off
+    });
+    for (const id of all) await close.forceClose(ctx, id);
+  }
+
+  /**
+   * Channels of `engine` on chain: every channel an open swap ties to them goes on chain too (a counterparty's force
+   * close of one, say), and a swap settling on chain is done once all its channels are closed.
+   */
+  private async settleOnChain(engine: BatchedSwaps) {
+    const { ctx } = this;
+    const onChain = engine.channels.filter((id) => this.onChain(id));
+    if (onChain.length === 0) return;
+    for (const id of this.tied(engine, onChain)) {
+      if (ctx.o.store.channelOp(id) === undefined) await close.forceClose(ctx, id);
+    }
+    const closed = (id: Hex) => ctx.o.store.channelOp(id)?.kind === "closed";
+    const open = new Set(engine.openSwaps().map((s) => lower(s.terms.hashlock)));
+    ctx.o.store.transaction(() => {
+      for (const view of ctx.activeSwaps()) {
+        const t = view.terms;
+        if (!engine.has(t.source.channelId) || !engine.has(t.target.channelId)) continue;
+        let phase = view.progress.phase;
+        // Its channels on chain: both for a swap still open here (its locks settle by one secret), else the one of
+        // them that went (a swap undone off chain whose lock was in a batch that channel's chain now decides).
+        const onChain = [t.source.channelId, t.target.channelId].filter((id) => this.onChain(id));
+        if (onChain.length > 0 && phase.kind !== "settlingOnChain" && phase.kind !== "proposed") {
+          phase = { kind: "settlingOnChain", reason: "disputed", channels: open.has(lower(t.hashlock)) ? [t.source.channelId, t.target.channelId] : onChain };
+          this.enter(view.swapId, view.role, t, phase);
+        }
+        if (phase.kind === "settlingOnChain" && phase.channels.every(closed)) this.enter(view.swapId, view.role, t, { kind: "done", outcome: "settledOnChain" });
       }
     });
   }
@@ -731,7 +784,6 @@ function countsDeposits(message: unknown): boolean {
 
 function samePhase(a: SwapPhase, b: SwapPhase): boolean {
   if (a.kind !== b.kind) return false;
-  if (a.kind === "batched" && b.kind === "batched") return a.stage === b.stage;
   if (a.kind === "done" && b.kind === "done") return a.outcome === b.outcome;
-  return a.kind !== "batched";
+  return true;
 }

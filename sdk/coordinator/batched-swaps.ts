@@ -16,6 +16,7 @@ import {
   enqueue,
   maybeAdded,
   newUpdater,
+  passGhosts,
   receive,
   resendable,
   wake,
@@ -31,7 +32,7 @@ import {
 import { ChannelSdkError } from "../core/errors.js";
 import { openingState } from "../core/state.js";
 import { approve, cancel, onCosigned, onRefused, onSigned, revealRule, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
-import type { ChannelState, Hex } from "../core/types.js";
+import type { ChannelState, Hex, ParticipantIndex } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import type { StateSigner } from "./signer.js";
@@ -39,8 +40,11 @@ import type { StateSigner } from "./signer.js";
 export type BatchedSwapsOptions = Readonly<{
   store: Store;
   signer: StateSigner;
-  /** The pair's two channels, both in the store (`SwapClient.addChannel`) with this signer as a participant. */
-  channels: readonly [Hex, Hex];
+  /**
+   * The channels with one counterparty, each in the store (`SwapClient.addChannel`) with this signer as a
+   * participant; more join with `addChannel`. A swap may use any two of them (its source and its target).
+   */
+  channels: readonly Hex[];
   /** Hands a message to the counterparty; called only after the step that made it is committed. */
   send: (channelId: Hex, message: UpdateMessage) => void;
   /** Told of each event of a step once it is committed (its errors are ignored). */
@@ -63,8 +67,16 @@ export type BatchedSwapsOptions = Readonly<{
    * claim in. When not, the swap is undone instead (it can, since nothing was revealed). By default always.
    */
   mayReveal?: (side: SwapSide) => boolean;
-  /** The most swaps `agreeAll` keeps open at once (a client caps what a peer can make it hold); by default no cap. */
+  /**
+   * The most swaps `agreeAll` keeps open at once on one channel (as source or target: a client caps what a peer can
+   * make it hold, and a state holds at most MAX_LOCKS locks); by default no cap.
+   */
   maxOpen?: number;
+  /**
+   * Whether a channel left the off-chain path (force-closed, or closed without a final state of ours): nothing is
+   * asked, resent or signed on it any more. By default none.
+   */
+  offChainEnded?: (channelId: Hex) => boolean;
   /**
    * The deposits the hub holds on a channel at this party's final block, as last read: a count of deposits (ours or
    * the other's) is signed only up to them, and "not yet" above them. Without it, no count is signed.
@@ -88,20 +100,51 @@ export class BatchedSwaps {
   private readonly book: ChannelBook;
   /** Per channel: what the update scheme is given (built once; it reads the swaps as they are). */
   private readonly envs = new Map<string, UpdateEnv>();
-  /** The pair's two channels, lower case. */
-  private readonly pair: ReadonlySet<string>;
+  /** The channels with the counterparty, as given; and lower case, to look them up. */
+  private readonly list: Hex[] = [];
+  private readonly members = new Set<string>();
+  /** The counterparty (lower case): the other participant of every channel here. */
+  readonly counterparty: string;
   /** Memory is ahead of the store (a nested step was rolled back): read it again before the next use. */
   private stale = false;
-  /** Whether a close is asked for on the pair, as last worked out (undefined: work it out again). */
-  private closingNow: boolean | undefined;
+  /** Per channel (lower case): whether a close is asked for or signed on it, as last worked out. */
+  private closingNow = new Map<string, boolean>();
 
   constructor(private readonly o: BatchedSwapsOptions) {
-    const [a, b] = o.channels.map((id) => this.record(id));
-    const peers = [a!, b!].map((r) => r.params.participants[r.myIndex === 0 ? 1 : 0]!.toLowerCase());
-    if (peers[0] !== peers[1]) throw new ChannelSdkError("the two channels of a pair must be with the same counterparty");
-    this.pair = new Set(o.channels.map((id) => id.toLowerCase()));
+    if (o.channels.length === 0) throw new ChannelSdkError("a counterparty's channels: at least one");
+    this.counterparty = this.otherOf(o.channels[0]!);
     this.book = o.book ?? new ChannelBook(o.store, o.signer);
+    for (const id of o.channels) this.join(id);
     this.load();
+  }
+
+  private otherOf(channelId: Hex): string {
+    const r = this.record(channelId);
+    return r.params.participants[r.myIndex === 0 ? 1 : 0]!.toLowerCase();
+  }
+
+  private join(channelId: Hex) {
+    const k = channelId.toLowerCase();
+    if (this.members.has(k)) return;
+    if (this.otherOf(channelId) !== this.counterparty) throw new ChannelSdkError(`channel ${channelId} is with another counterparty`);
+    this.members.add(k);
+    this.list.push(this.record(channelId).ref.channelId);
+  }
+
+  /**
+   * A channel with the same counterparty joins: its ledger goes on from its newest co-signed state (or its opening
+   * deposits), and swaps may use it from now on.
+   */
+  addChannel(channelId: Hex): void {
+    if (this.members.has(channelId.toLowerCase())) return;
+    this.join(channelId);
+    this.fresh();
+    this.updaters.set(channelId.toLowerCase(), this.startUpdater(this.record(channelId).ref.channelId, undefined));
+  }
+
+  /** Whether `channelId` is one of the counterparty's channels here. */
+  has(channelId: Hex): boolean {
+    return this.members.has(channelId.toLowerCase());
   }
 
   private record(channelId: Hex) {
@@ -141,31 +184,30 @@ export class BatchedSwaps {
   private load() {
     const stored = this.o.store.batched<StoredUpdater>("updater");
     this.updaters = new Map();
-    for (const id of this.o.channels) {
-      const k = id.toLowerCase();
-      const known = stored.get(k);
-      if (known !== undefined) {
-        this.updaters.set(k, this.fromRow(id, known));
-        continue;
-      }
-      // A channel new to batched updates starts from its newest co-signed state (deposits counted, say).
-      const record = this.record(id);
-      const latest = this.o.store.latestCoSigned(id);
-      const head = latest?.state ?? openingState(id, record.openingDeposits);
-      const fresh = newUpdater(record.myIndex, head, latest?.signatures);
-      // Numbers this key signed before (under the step protocol) are used: nothing is signed at them again.
-      const used = this.o.store.highestOwnSeq(id);
-      this.updaters.set(k, used > fresh.signedSeq ? { ...fresh, signedSeq: used } : fresh);
-    }
-    // The swaps of this pair only: a store may hold other pairs' swaps, driven by their own `BatchedSwaps`.
-    const mine = (s: SwapSide) => this.pair.has(s.terms.source.channelId.toLowerCase()) && this.pair.has(s.terms.target.channelId.toLowerCase());
+    this.closingNow = new Map();
+    for (const id of this.list) this.updaters.set(id.toLowerCase(), this.startUpdater(id, stored.get(id.toLowerCase())));
+    // The swaps with this counterparty only: a store may hold other counterparties' swaps, driven by their own engine.
+    const mine = (s: SwapSide) => this.members.has(s.terms.source.channelId.toLowerCase()) && this.members.has(s.terms.target.channelId.toLowerCase());
     this.sides = new Map([...this.o.store.batched<SwapSide>("side")].filter(([, s]) => mine(s)));
     this.open = new Set([...this.sides].filter(([, s]) => !settled(s)).map(([k]) => k));
   }
 
-  /** The pair's two channels. */
-  get channels(): readonly [Hex, Hex] {
-    return this.o.channels;
+  /** A channel's updater from its row, or, for a channel with none yet, from its newest co-signed state. */
+  private startUpdater(id: Hex, known: StoredUpdater | undefined): UpdaterData {
+    if (known !== undefined) return this.fromRow(id, known);
+    // A channel new to the scheme starts from its newest co-signed state (deposits counted, say).
+    const record = this.record(id);
+    const latest = this.o.store.latestCoSigned(id);
+    const head = latest?.state ?? openingState(id, record.openingDeposits);
+    const fresh = newUpdater(record.myIndex, head, latest?.signatures);
+    // Numbers this key signed before (a store of 0.2.x) are used: nothing is signed at them again.
+    const used = this.o.store.highestOwnSeq(id);
+    return used > fresh.signedSeq ? { ...fresh, signedSeq: used } : fresh;
+  }
+
+  /** The counterparty's channels. */
+  get channels(): readonly Hex[] {
+    return this.list;
   }
 
   /** Forgets what memory holds: the transaction of the last steps was rolled back, so the store is read again. */
@@ -176,19 +218,29 @@ export class BatchedSwaps {
   private fresh() {
     if (!this.stale) return;
     this.stale = false;
-    this.closingNow = undefined;
     this.load();
   }
 
   /**
-   * Whether the pair is closing: a close of either channel is queued, asked for, in flight or co-signed. From then
-   * on no lock is added on it and every swap not past its reveal is undone; each channel's close waits for its last
-   * lock to be resolved.
+   * Whether a channel is closing: its close is queued, asked for, in flight or signed. From then on no lock is added
+   * on it, and every swap with a lock on it that is not past its reveal is undone (its other channel stays open);
+   * the close waits for the channel's last lock to be resolved.
    */
-  closing(): boolean {
+  closing(channelId: Hex): boolean {
     this.fresh();
-    this.closingNow ??= [...this.updaters.values()].some((u) => signedFinal(u) || closeAsked(u));
-    return this.closingNow;
+    const k = channelId.toLowerCase();
+    let known = this.closingNow.get(k);
+    if (known === undefined) {
+      const u = this.updaters.get(k);
+      known = u !== undefined && (signedFinal(u) || closeAsked(u));
+      this.closingNow.set(k, known);
+    }
+    return known;
+  }
+
+  /** Whether a swap uses a closing channel (it takes no new lock, and is undone unless past its reveal). */
+  private swapClosing(side: SwapSide): boolean {
+    return this.closing(side.terms.source.channelId) || this.closing(side.terms.target.channelId);
   }
 
   /**
@@ -200,12 +252,13 @@ export class BatchedSwaps {
   }
 
   /**
-   * Closes both channels of the pair cooperatively: every swap not past its reveal is undone, the others complete,
-   * and each channel's final state is signed once its last lock is resolved (then landed on chain by the caller).
+   * Closes a channel cooperatively: every swap with a lock on it that is not past its reveal is undone, the others
+   * complete, and its final state is signed once its last lock is resolved (then landed on chain by the caller).
+   * The other channels stay open.
    */
-  close(): void {
+  close(channelId: Hex): void {
     this.step(() => {
-      for (const id of this.o.channels) this.apply(id, enqueue(this.updater(id), [{ kind: "close" }], this.env(id)));
+      this.apply(channelId, enqueue(this.updater(channelId), [{ kind: "close" }], this.env(channelId)));
       this.drive(false);
     });
   }
@@ -224,7 +277,21 @@ export class BatchedSwaps {
     return [...this.open].map((k) => this.sides.get(k)!).filter((s) => !settled(s));
   }
 
-  /** The co-signed head of a channel of the pair. */
+  /** Per channel (lower case): how many open swaps use it, as source or target. */
+  openPerChannel(): Map<string, number> {
+    const open = new Map<string, number>();
+    for (const side of this.openSwaps()) {
+      for (const id of [side.terms.source.channelId, side.terms.target.channelId]) open.set(id.toLowerCase(), (open.get(id.toLowerCase()) ?? 0) + 1);
+    }
+    return open;
+  }
+
+  /** The channels still on the off-chain path: the only ones anything is asked, resent or signed on. */
+  private live(): Hex[] {
+    return this.list.filter((id) => this.o.offChainEnded?.(id) !== true);
+  }
+
+  /** The co-signed head of a channel. */
   head(channelId: Hex): ChannelState {
     return this.updater(channelId).head;
   }
@@ -247,12 +314,16 @@ export class BatchedSwaps {
     return this.sides.get(hashlock.toLowerCase());
   }
 
-  /** What this party can still lock on a channel: its free balance less what its agreed swaps will lock there. */
-  available(channelId: Hex): bigint {
+  /**
+   * What a participant (by default this party) can still lock on a channel: its free balance less what the agreed
+   * swaps will lock for it there.
+   */
+  available(channelId: Hex, who?: ParticipantIndex): bigint {
     const u = this.updater(channelId);
+    const p = who ?? u.me;
     // Only open swaps reserve anything: settled ones are skipped without being read.
     const open = [...this.open].map((k) => this.sides.get(k)!);
-    return unreserved(open, channelId, u.me, u.head.balances[u.me]);
+    return unreserved(open, channelId, p, u.head.balances[p]);
   }
 
   /**
@@ -276,11 +347,10 @@ export class BatchedSwaps {
     const agreed: SwapSide[] = [];
     const taken: SwapSide[] = []; // the new swaps of this call, in order (not the ones known already)
     const refused: { side: SwapSide; reason: string }[] = [];
-    const pair = new Set(this.o.channels.map((id) => id.toLowerCase()));
     const me = this.o.signer.address.toLowerCase();
     const free = new Map<string, bigint>(); // per channel: `available` less the swaps agreed in this step
     this.step(() => {
-      let open = this.openSwaps().length;
+      const open = this.openPerChannel();
       for (const side of sides) {
         const t = side.terms;
         const k = t.hashlock.toLowerCase();
@@ -291,8 +361,8 @@ export class BatchedSwaps {
         const [source, target] = [t.source.channelId.toLowerCase(), t.target.channelId.toLowerCase()];
         const mineIs = side.role === "initiator" ? t.initiator : t.responder;
         const reason =
-          !pair.has(source) || !pair.has(target) || source === target
-            ? "the swap's channels are not the two channels of this pair"
+          !this.members.has(source) || !this.members.has(target) || source === target
+            ? "the swap's channels are not two channels with this counterparty"
             : mineIs.toLowerCase() !== me
               ? `this signer is not the swap's ${side.role}`
               : (side.sourceSender === this.updater(t.source.channelId).me) !== (side.role === "initiator") ||
@@ -300,7 +370,9 @@ export class BatchedSwaps {
                 ? "the lock senders do not match the participants" // the initiator sends on S, the responder on T
                 : undefined;
         const [mine, amount] = side.role === "initiator" ? [t.source.channelId, t.give] : [t.target.channelId, t.take];
-        const full = reason === undefined && open >= (this.o.maxOpen ?? Infinity) ? `the pair has ${open} swaps open, the most its states can lock` : undefined;
+        const busiest = [t.source.channelId, t.target.channelId].find((id) => (open.get(id.toLowerCase()) ?? 0) >= (this.o.maxOpen ?? Infinity));
+        // (A swap agreed on a closing channel is undone at once by `drive`, as any swap on it not past its reveal.)
+        const full = reason === undefined && busiest !== undefined ? `channel ${busiest} has ${open.get(busiest.toLowerCase())} swaps open, the most its states can lock` : undefined;
         const left = reason === undefined && full === undefined ? (free.get(mine.toLowerCase()) ?? this.available(mine)) : 0n;
         if (reason !== undefined || full !== undefined || left < amount) {
           refused.push({ side, reason: reason ?? full ?? `the swap needs ${amount} on ${mine}; only ${left} is not promised` });
@@ -312,7 +384,7 @@ export class BatchedSwaps {
           continue;
         }
         taken.push(side);
-        open++;
+        for (const c of [source, target]) open.set(c, (open.get(c) ?? 0) + 1);
         free.set(mine.toLowerCase(), left - amount); // what this swap now reserves, without summing every open swap again
         this.setSide(k, side);
         agreed.push(side);
@@ -350,7 +422,7 @@ export class BatchedSwaps {
   /** Resends what is unanswered and tries again what waited; call it on a timer. */
   tick(): void {
     this.step(() => {
-      for (const id of this.o.channels) for (const message of resendable(this.updater(id))) this.outgoing.push({ channelId: id, message });
+      for (const id of this.live()) for (const message of resendable(this.updater(id))) this.outgoing.push({ channelId: id, message });
       this.drive(true);
     });
   }
@@ -367,7 +439,7 @@ export class BatchedSwaps {
   }
 
   private setUpdater(channelId: Hex, data: UpdaterData) {
-    this.closingNow = undefined;
+    this.closingNow.delete(channelId.toLowerCase());
     this.updaters.set(channelId.toLowerCase(), data);
     this.dirty.updaters.add(channelId.toLowerCase());
   }
@@ -390,9 +462,9 @@ export class BatchedSwaps {
             ? APPROVED
             : { ok: false, final: false, reason: `the hub does not hold deposits of [${change.deposits.join(", ")}] at our final block yet` };
         }
-        if (change.kind === "add" && this.closing()) return { ok: false, final: true, reason: "the pair is closing" };
         const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
+        if (change.kind === "add" && this.swapClosing(side)) return { ok: false, final: true, reason: "a channel of the swap is closing" };
         // Only a refund asks the responder whether its T lock may be added (a scan of the batch in flight and ghosts).
         const targetMaybeAdded = change.kind === "refund" && side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
         return approve(side, channelId, change, { targetMaybeAdded });
@@ -427,14 +499,11 @@ export class BatchedSwaps {
    * cancelled swaps no longer want; with `wakeAll`, tries again what the other answered "not yet".
    */
   private drive(wakeAll: boolean) {
-    // A pair closes as one: a close asked for on either channel (by either party) is asked for on both.
-    if (this.closing()) {
-      for (const id of this.o.channels) {
-        const u = this.updater(id);
-        if (!u.head.isFinal && !closeAsked(u)) this.apply(id, enqueue(u, [{ kind: "close" }], this.env(id)));
-      }
-    }
-    const asks = new Map<string, Change[]>(this.o.channels.map((id) => [id.toLowerCase(), []]));
+    const live = this.live();
+    const asks = new Map<string, Change[]>(live.map((id) => [id.toLowerCase(), []]));
+    // Channels where an undone swap's T lock may be in a refused batch of ours (a ghost) that nothing else will pass:
+    // its S refund waits on it, so an empty batch passes it (on a tick).
+    const haunted = new Set<string>();
     for (const k of [...this.open]) {
       const side = this.sides.get(k)!;
       if (settled(side)) {
@@ -442,24 +511,29 @@ export class BatchedSwaps {
         continue;
       }
       let current = side;
-      // An initiator about to reveal with too little time left on T undoes the swap instead; on a closing pair, every
-      // swap not past its reveal is undone (cancel refuses the others, which complete).
+      // An initiator about to reveal with too little time left on T undoes the swap instead; a swap with a channel
+      // closing is undone unless past its reveal (cancel refuses those, which complete).
       const late = side.role === "initiator" && !side.revealed && side.target === "locked" && this.o.mayReveal?.(side) === false;
-      if (!side.cancelled && (late || this.closing())) {
+      if (!side.cancelled && (late || this.swapClosing(side))) {
         current = cancel(side).side;
         if (current !== side) this.setSide(k, current);
       }
       if (current.cancelled) {
         for (const w of cancel({ ...current, cancelled: false }).withdraw) this.setUpdater(w.channelId, withdraw(this.updater(w.channelId), [w.change]));
       }
+      const t = current.terms;
+      if (current.role === "responder" && current.cancelled && current.source === "locked" && current.target === "none" && maybeAdded(this.updater(t.target.channelId), t.hashlock)) {
+        haunted.add(t.target.channelId.toLowerCase());
+      }
       const { side: next, wants: ws } = wants(current);
       if (next !== current) this.setSide(k, next);
       for (const w of ws) asks.get(w.channelId.toLowerCase())?.push(w.change);
     }
-    for (const id of this.o.channels) {
+    for (const id of live) {
       const changes = asks.get(id.toLowerCase())!;
       if (changes.length > 0) this.apply(id, enqueue(this.updater(id), changes, this.env(id)));
       if (wakeAll) this.apply(id, wake(this.updater(id), this.env(id)));
+      if (wakeAll && haunted.has(id.toLowerCase())) this.apply(id, passGhosts(this.updater(id), this.env(id)));
     }
   }
 

@@ -19,26 +19,18 @@ export type OnChainReason =
   | "disputed";
 
 /**
- * Where a swap stands, per role. I = initiator, R = responder. Each phase keeps the states it still needs.
- *
- * I: proposed -> sourceLockSent -> revealed -> done
- * R: accepted -> targetLockSent -> locked -> resolveSent -> done
- * Either may move to settlingOnChain (after locks) or to done/aborted (before locks).
+ * Where a swap stands, the same for both roles, through its four phases (docs/SWAP.md). Negotiation: `proposed`
+ * (the initiator's terms sent), `agreed` (both signed the terms; its locks are being added). Execution: `locked`
+ * (both locks co-signed; the secret on its way, both paid in co-signed batches), or `cancelling` (undone off chain
+ * before its reveal). Batch settlement: `settlingOnChain` (the counterparty did not co-sign in time). Asset
+ * settlement: `done`, with the outcome (`swapped` off chain, `aborted`, or `settledOnChain`).
  */
 export type SwapPhase =
   | { kind: "proposed" }
-  | { kind: "accepted" }
-  | { kind: "sourceLockSent"; sourceLock: ChannelState }
-  | { kind: "targetLockSent"; sourceLock: ChannelState; targetLock: ChannelState }
-  | { kind: "locked"; sourceLock: ChannelState; targetLock: ChannelState }
-  | { kind: "revealed"; sourceLock: ChannelState; targetResolved: ChannelState }
-  | { kind: "resolveSent"; sourceLock: ChannelState; sourceResolved: ChannelState }
+  | { kind: "agreed" }
+  | { kind: "locked" }
+  | { kind: "cancelling" }
   | { kind: "settlingOnChain"; reason: OnChainReason; channels: readonly Hex[] }
-  /**
-   * A swap on a pair run with batched updates, agreed by both: its locks are added, paid or refunded in batches
-   * (agreed: not both locked yet; locked: both locked, the secret on its way; cancelling: being undone off chain).
-   */
-  | { kind: "batched"; stage: "agreed" | "locked" | "cancelling" }
   | { kind: "done"; outcome: "swapped" | "aborted" | "settledOnChain"; reason?: string };
 
 /** A swap as the store keeps it: the phase, when it was entered, and which messages were last sent. */

@@ -2,7 +2,7 @@ import { getAddress, hexlify, randomBytes } from "ethers";
 
 import type { HubAdapter } from "../chain/hub.js";
 import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
-import type { SwapBody, SwapStep } from "../core/messages.js";
+import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
 import { hashlockOf, type SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
@@ -11,7 +11,6 @@ import type { ChannelOp, ChannelRecord, CoSignedState, RevealRule, Store } from 
 import { ChannelBook } from "./channels.js";
 import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
-import { Outbox } from "./outbox.js";
 import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
 import type { Transport } from "./transport.js";
@@ -113,8 +112,6 @@ export class Session {
   readonly clock: () => number;
   /** Runs protocol steps in turn and commits them in groups before their messages and events go out. */
   readonly groupCommit: GroupCommit;
-  /** Seals, stores and sends the messages of the steps. */
-  readonly outbox: Outbox;
   /**
    * Client clock when this process started: a wait that began before (in the store) counts from here, since the
    * counterparty cannot have answered what this client did not resend while it was down.
@@ -122,8 +119,6 @@ export class Session {
   readonly startedAt: number;
   private readonly listeners = new Set<(event: ClientEvent) => void>();
   private readonly discards = new Set<(scope: "step" | "group") => void>();
-  /** Whether a channel runs with batched updates (set by the client's batched pairs): the step protocol keeps off it. */
-  batched: (channelId: Hex) => boolean = () => false;
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
@@ -143,14 +138,29 @@ export class Session {
     this.startedAt = this.clock();
     for (const c of o.chains) this.chains.set(c.chainId, c);
     this.groupCommit = new GroupCommit(o.store, o.groupCommitSteps ?? DEFAULT_GROUP_STEPS, {
-      transmit: (envelopes) => this.outbox.transmit(envelopes),
+      transmit: (envelopes) => this.transmit(envelopes),
       report: (event) => this.report(event),
       discard: (scope) => {
-        this.outbox.forgetAll();
         for (const f of this.discards) f(scope);
       },
     });
-    this.outbox = new Outbox(o, this.address, this.groupCommit);
+  }
+
+  /** Sends envelopes in order; a failed send is left to a later resend (a tick's, or an answer to a duplicate). */
+  async transmit(envelopes: readonly Envelope[]): Promise<void> {
+    const { transport } = this.o;
+    try {
+      if (transport.sendMany !== undefined && envelopes.length > 1) await transport.sendMany(envelopes);
+      else for (const envelope of envelopes) await transport.send(envelope);
+    } catch {
+      // What a step stored is resent by a later tick.
+    }
+  }
+
+  /** Seals `body` and sends it once the step's group is on disk (at once outside a step). */
+  send(sessionId: Hex, body: SwapBody) {
+    const envelope = seal((d) => this.o.signer.sign(d), this.address, sessionId, body);
+    if (!this.groupCommit.holdEnvelopes([envelope])) void this.transmit([envelope]);
   }
 
   /** Calls `f` whenever uncommitted work is dropped (a step or a group rolled back): memory kept beside the store. */
@@ -281,72 +291,9 @@ export class Session {
     return { sender, amount: terms.take, hashlock: terms.hashlock, expiry: terms.targetExpiry };
   }
 
-  /** The initiator's own secret, whatever its rule (to reveal it once the rules let it). */
-  requireSecret(terms: SwapTerms): Hex {
-    const secret = this.o.store.knownSecret(terms.hashlock)?.secret;
-    if (secret === undefined) throw new ChannelSdkError(`the secret of swap ${terms.swapId} is not in the store`);
-    return secret;
-  }
-
-  requireSame(given: ChannelState, expected: ChannelState, what: string) {
-    if (!sameState(given, expected)) {
-      throw new InvalidMessageError(`the ${what} (seq ${given.seq}) differs from the one the terms imply (seq ${expected.seq})`);
-    }
-  }
-
-  /** Throws unless the channel is known, open as far as this client knows, and carries no swap or operation. */
-  requireIdle(channelId: Hex) {
-    this.book.record(channelId);
-    const op = this.o.store.channelOp(channelId);
-    if (op !== undefined) throw new ChannelClosingError(channelId, op.kind);
-    if (this.batched(channelId)) throw new ChannelBusyError(channelId, "batched updates: its swaps go through its pair");
-    if (this.o.store.channelBusy(channelId)) throw new ChannelBusyError(channelId);
-  }
-
-  trackLock(swapId: Hex, channelId: Hex, hashlock: Hex, lockSeq: bigint) {
-    this.o.store.saveTransfer({ swapId, channelId, hashlock, lockSeq, resolvedSeq: undefined, confirmed: false, outcome: "pending" });
-  }
-
-  confirm(swapId: Hex, channelId: Hex, resolvedSeq: bigint) {
-    const t = this.o.store.transfers(swapId).find((x) => x.channelId.toLowerCase() === channelId.toLowerCase());
-    if (t === undefined) return;
-    this.o.store.saveTransfer({ ...t, resolvedSeq, confirmed: true, outcome: "paid" });
-  }
-
   progress(phase: SwapPhase, sent: readonly SwapStep[]): SwapProgress {
     const now = this.clock();
     return { phase, since: now, sentAt: now, sent };
-  }
-
-  /**
-   * Starts an operation on a channel (a close or a deposit update): its first message is kept in the outbox with the
-   * operation, and with what `alsoKeep` writes, in one transaction; then it is sent.
-   */
-  async startOp(channelId: Hex, op: Pick<ChannelOp, "kind" | "role" | "seq">, body: SwapBody, alsoKeep?: () => void): Promise<void> {
-    const now = this.clock();
-    this.o.store.transaction(() => {
-      alsoKeep?.();
-      this.outbox.keep(channelId, body.step, body);
-      this.o.store.saveChannelOp(channelId, { ...op, since: now, sentAt: now });
-    });
-    await this.outbox.send(channelId, [body.step]);
-  }
-
-  /** Persists a new phase with the messages it sends (all in the caller's transaction, if any). */
-  enter(swapId: Hex, phase: SwapPhase, outgoing: Partial<Record<SwapStep, SwapBody>>) {
-    const s = this.o.store.swap<SwapProgress>(swapId);
-    if (s === undefined) throw new UnknownSwapError(swapId);
-    const steps = Object.keys(outgoing) as SwapStep[];
-    try {
-      this.o.store.transaction(() => {
-        for (const step of steps) this.outbox.keep(swapId, step, outgoing[step]!);
-        this.o.store.saveSwap(swapId, s.role, s.terms, this.progress(phase, steps), isActive(phase));
-      });
-    } catch (error) {
-      this.outbox.forget(swapId, steps);
-      throw error;
-    }
-    this.emitPhase(swapId, s.role, phase);
   }
 
   emitPhase(swapId: Hex, role: SwapRole, phase: SwapPhase) {

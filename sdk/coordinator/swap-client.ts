@@ -8,12 +8,8 @@ import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
 import { BatchedPairs, type PairFacts, type ProposeOutcome } from "./batched-pairs.js";
 import * as close from "./close.js";
-import * as deposits from "./deposits.js";
 import type { GroupCommit } from "./group-commit.js";
-import * as initiator from "./initiator.js";
-import * as onchain from "./onchain-path.js";
 import type { ClientEvent, SwapPhase, SwapProgress, SwapView } from "./phases.js";
-import * as responder from "./responder.js";
 import {
   DEFAULT_MAX_CHALLENGE_PERIOD,
   DEFAULT_MIN_CHALLENGE_PERIOD,
@@ -55,7 +51,6 @@ export class SwapClient {
     this.session = new Session(options);
     this.groupCommit = this.session.groupCommit;
     this.batched = new BatchedPairs(this.session);
-    this.session.batched = (channelId) => this.batched.has(channelId);
     this.address = this.session.address;
     this.book = this.session.book;
     options.transport.listen((envelope) => this.handle(envelope));
@@ -83,6 +78,7 @@ export class SwapClient {
       // The tower guards the channel before the client signs anything for it (it is fed every state).
       this.session.o.watchtower?.guard?.(record);
       this.book.add(record);
+      this.batched.join(channelId); // under the update scheme from its first co-signed state
     });
     return channelId;
   }
@@ -111,34 +107,17 @@ export class SwapClient {
   }
 
   /**
-   * Runs two channels with the same counterparty as one pair with batched updates from now on (docs/SWAP.md, "Many
-   * swaps on one pair"): any number of swaps at once between them, their locks added, paid and refunded in co-signed
-   * batches, a swap undone off chain when it cannot finish. Both parties must do this for the pair; both channels
-   * must be idle. The choice is kept in the store. Deposits go on being counted (`syncDeposits`, and each tick);
-   * `requestClose` or `forceClose` of either channel closes both.
+   * What participant `who` of a channel can still lock there: its free balance in the co-signed head less what the
+   * agreed swaps will lock for it (our proposals still unanswered aside).
    */
-  batchPair(a: Hex, b: Hex): Promise<void> {
-    return this.groupCommit.serial(async () => {
-      await this.groupCommit.settleGroup();
-      this.session.o.store.transaction(() => this.batched.enable(a, b));
-    });
+  available(channelId: Hex, who: ParticipantIndex): bigint {
+    return this.batched.engine(channelId).available(channelId, who);
   }
 
-  /** Whether a channel runs with batched updates. */
-  isBatched(channelId: Hex): boolean {
-    return this.batched.has(channelId);
-  }
-
-  /** Whether a channel is closing cooperatively: a close is under way, or its batched pair is being closed. */
+  /** Whether a channel is closing cooperatively: its close is asked for, signed or being landed. */
   isClosing(channelId: Hex): boolean {
     if (this.session.o.store.channelOp(channelId)?.kind === "close") return true;
-    return this.batched.has(channelId) && this.batched.engine(channelId).closing();
-  }
-
-  /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
-  batchedWith(channelId: Hex): Hex | undefined {
-    if (!this.batched.has(channelId)) return undefined;
-    return this.batched.engine(channelId).channels.find((c) => c.toLowerCase() !== channelId.toLowerCase());
+    return this.batched.has(channelId) && this.batched.engine(channelId).closing(channelId);
   }
 
   /**
@@ -154,8 +133,7 @@ export class SwapClient {
       return head.deposits[0] >= target[0] && head.deposits[1] >= target[1];
     };
     const waiting = this.until((e) => e.type === "deposits" && e.channelId.toLowerCase() === channelId.toLowerCase() && counted());
-    if (myIndex === 0 && this.batched.has(channelId)) await this.step(() => this.batched.countDeposits(channelId));
-    else if (myIndex === 0) await this.step(() => deposits.startDepositUpdate(this.session, channelId));
+    if (myIndex === 0) await this.step(() => this.batched.countDeposits(channelId));
     if (!counted()) await waiting.promise;
     waiting.cancel();
     return this.book.head(channelId);
@@ -173,15 +151,24 @@ export class SwapClient {
   }
 
   /**
-   * Closes an idle channel unilaterally: registers our newest co-signed state on chain (secrets owed to us
-   * first); later ticks answer any stale state and settle after the challenge period (`whenClosed`).
+   * Closes a channel unilaterally: registers our newest co-signed state on chain (secrets owed to us first), with
+   * every channel a swap in flight ties to it (`tiedChannels`); later ticks answer any stale state and settle after
+   * the challenge period (`whenClosed`).
    */
   forceClose(channelId: Hex): Promise<void> {
     return this.groupCommit.serial(async () => {
       await this.groupCommit.settleGroup();
-      if (this.batched.has(channelId)) return this.batched.goOnChain(this.batched.engine(channelId), "counterpartySilent");
-      await close.forceClose(this.session, channelId);
+      const engine = this.batched.engine(channelId);
+      await this.batched.goOnChain(engine, "counterpartySilent", [this.book.record(channelId).ref.channelId]);
     });
+  }
+
+  /**
+   * The channels that go on chain with `channelId` if it does: itself, and every channel a swap in flight ties to it
+   * (the two locks of a swap settle by the same secret, so both its channels go on chain together), transitively.
+   */
+  tiedChannels(channelId: Hex): Hex[] {
+    return this.batched.tied(this.batched.engine(channelId), [this.book.record(channelId).ref.channelId]);
   }
 
   /**
@@ -222,8 +209,7 @@ export class SwapClient {
    * the proposal is on disk and sent.
    */
   propose(args: ProposeArgs): Promise<Hex> {
-    if (!this.batched.has(args.source)) return this.step(() => initiator.propose(this.session, args));
-    // On a batched pair, the proposals of one turn of the event loop are checked and sent together.
+    // The proposals of one turn of the event loop are checked and sent together.
     return new Promise<ProposeOutcome>((resolve, reject) => {
       this.proposals.push({ args, resolve, reject });
       if (this.proposals.length === 1) setImmediate(() => void this.proposeBatched());
@@ -263,13 +249,12 @@ export class SwapClient {
   }
 
   /**
-   * Asks the counterparty to co-sign the final state of `channelId`; the close lands on chain when it answers. On a
-   * batched pair, both channels close: no new swap, every swap not past its reveal undone off chain, the others
-   * completed, and each channel's final state signed once its last lock is resolved (`whenClosed`).
+   * Closes `channelId` cooperatively: no new swap on it, every swap using it that is not past its reveal undone off
+   * chain (its other channel stays open), the others completed, and its final state signed once its last lock is
+   * resolved, then landed on chain (`whenClosed`). The counterparty's other channels go on.
    */
   requestClose(channelId: Hex): Promise<void> {
-    if (this.batched.has(channelId)) return this.step(async () => this.batched.requestClose(channelId));
-    return this.step(() => close.requestClose(this.session, channelId));
+    return this.step(async () => this.batched.requestClose(channelId));
   }
 
   swap(swapId: Hex): SwapView {
@@ -285,52 +270,18 @@ export class SwapClient {
   }
 
   private async dispatch(envelope: Envelope) {
-    const ctx = this.session;
     const body = envelope.body;
-    if (body.step === "propose") return responder.onPropose(ctx, envelope, body);
-    if (body.step === "closeRequest") return close.onCloseRequest(ctx, envelope, body);
-    if (body.step === "closeAck") return close.onCloseAck(ctx, envelope, body);
-    if (body.step === "depositsUpdate") return deposits.onDepositsUpdate(ctx, envelope, body);
-    if (body.step === "depositsSigned") return deposits.onDepositsSigned(ctx, envelope, body);
-    if (body.step === "depositsAck") return deposits.onDepositsAck(ctx, envelope, body);
     if (body.step === "batch") return this.batched.onBatch(envelope, body);
     if (body.step === "proposals") return this.batched.onProposals(envelope, body);
     if (body.step === "acceptances") return this.batched.onAcceptances(envelope, body);
-    const s = ctx.o.store.swap<SwapProgress>(envelope.swapId);
-    if (s === undefined) throw new UnexpectedMessageError(`${body.step} for unknown swap ${envelope.swapId}`);
-    unseal(envelope, s.role === "initiator" ? s.terms.responder : s.terms.initiator);
-    const { phase } = s.phase;
-    const id = envelope.swapId;
-    switch (body.step) {
-      case "accept":
-        return initiator.onAccept(ctx, id, s.terms, phase, body);
-      case "targetLock":
-        return initiator.onTargetLock(ctx, id, s.terms, phase, body);
-      case "resolve":
-        return initiator.onResolve(ctx, id, s.terms, phase, body);
-      case "sourceLock":
-        return responder.onSourceLock(ctx, id, s.terms, phase, body);
-      case "targetLockAck":
-        return responder.onTargetLockAck(ctx, id, s.terms, phase, body);
-      case "reveal":
-        return responder.onReveal(ctx, id, s.terms, phase, body);
-      case "resolveAck":
-        return responder.onResolveAck(ctx, id, s.terms, phase, body);
-      case "abort":
-        return this.onAbort(id, phase, body);
-    }
-  }
-
-  private onAbort(swapId: Hex, phase: SwapPhase, body: Extract<SwapBody, { step: "abort" }>) {
-    // Only before any lock was signed: afterwards the locks decide, on chain if need be.
-    if (phase.kind !== "proposed" && phase.kind !== "accepted") return;
-    this.session.enter(swapId, { kind: "done", outcome: "aborted", reason: `counterparty: ${body.reason}` }, {});
+    throw new UnexpectedMessageError(`a message of unknown step ${String((body as { step?: unknown }).step)}`);
   }
 
   /**
-   * Every swap, then every idle channel's dispute, then channel operations and deposit offers: what races a deadline
-   * first. One failing swap or channel (a chain call that reverts, a node that does not answer) is reported as a
-   * `tickError` event and does not hold up the others; the tick then rejects with the first error.
+   * Each counterparty's step (resends, timeouts, deposit counts), then the chain where channels must go there, then
+   * channel operations (closes to land, force closes to drive): what races a deadline first. One failing counterparty
+   * or channel (a chain call that reverts, a node that does not answer) is reported as a `tickError` event and does
+   * not hold up the others; the tick then rejects with the first error.
    */
   private async doTick(facts: PairFacts) {
     const ctx = this.session;
@@ -345,50 +296,18 @@ export class SwapClient {
       }
     };
     const active = ctx.activeSwaps();
-    for (const view of active) {
-      if (!this.batched.owns(view.terms)) await attempt({ swapId: view.swapId }, () => this.tickSwap(view, now));
-    }
-    // Batched pairs: one step for their resends and timeouts, then the chain where a pair must go there.
-    for (const pair of this.batched.pairs()) {
-      const known = facts.get(pair);
+    for (const engine of this.batched.pairs()) {
+      const known = facts.get(engine);
       const times = known === undefined || known instanceof Error ? undefined : known.now;
-      await attempt({ channelId: pair.channels[0] }, async () => void (await this.groupCommit.atomically(async () => this.batched.tickStep(pair, now, times, active))));
+      await attempt({ channelId: engine.channels[0] }, async () => void (await this.groupCommit.atomically(async () => this.batched.tickStep(engine, now, times, active))));
     }
-    this.groupCommit.commitOpen(); // on disk before the chain work below (a failed pair's step rolled back); its messages leave on their own
+    this.groupCommit.commitOpen(); // on disk before the chain work below (a failed step rolled back); its messages leave on their own
     await this.batched.tickChain(facts, (channelId, work) => attempt({ channelId }, work));
-    await onchain.watchIdleChannels(ctx, (channelId, work) => attempt({ channelId }, work));
     for (const { channelId: id, op } of ctx.o.store.pendingChannelOps()) {
       const channelId = this.book.record(id).ref.channelId;
-      await attempt({ channelId }, () =>
-        op.kind === "deposits" ? deposits.tickDeposits(ctx, channelId, op, now) : close.tickClose(ctx, channelId, op, now),
-      );
-    }
-    for (const record of ctx.o.store.channels()) {
-      const channelId = record.ref.channelId;
-      if (record.myIndex === 0 && !this.batched.has(channelId)) await attempt({ channelId }, () => deposits.startDepositUpdate(ctx, channelId));
+      await attempt({ channelId }, () => close.tickClose(ctx, channelId, op, now));
     }
     if (errors.length > 0) throw errors[0];
-  }
-
-  private async tickSwap(view: SwapView, now: number) {
-    const ctx = this.session;
-    const { swapId, role, terms } = view;
-    const { phase, since, sentAt, sent } = view.progress;
-    if (phase.kind === "settlingOnChain") return onchain.settleOnChain(ctx, swapId, terms, phase.channels);
-    if (await onchain.disputedChannel(ctx, terms)) return onchain.goOnChain(ctx, swapId, terms, "disputed");
-    // A wait that began before a restart counts from the restart: what was pending is resent first (below).
-    const reason = await onchain.onChainReason(ctx, terms, phase, ctx.waited(since, now, ctx.o.confirmationTimeoutMs));
-    if (reason === "abort") {
-      ctx.enter(swapId, { kind: "done", outcome: "aborted", reason: "counterparty silent" }, {
-        abort: { step: "abort", reason: "no answer within the confirmation timeout" },
-      });
-      await ctx.outbox.send(swapId, ["abort"]);
-    } else if (reason !== undefined) {
-      await onchain.goOnChain(ctx, swapId, terms, reason);
-    } else if (sent.length > 0 && (now - sentAt >= ctx.o.resendIntervalMs || sentAt < ctx.startedAt)) {
-      ctx.o.store.saveSwap(swapId, role, terms, { ...view.progress, sentAt: now }, true);
-      await ctx.outbox.send(swapId, sent);
-    }
   }
 
   /**

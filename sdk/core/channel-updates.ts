@@ -180,8 +180,9 @@ class Draft {
 /** The state a batch makes of `head`, at sequence number `seq`; throws InvalidStateError for a batch that cannot be. */
 export function applyChanges(head: ChannelState, changes: readonly Change[], seq: bigint): ChannelState {
   if (seq <= head.seq) throw new InvalidStateError(`a batch at sequence ${seq} does not follow ${head.seq}`);
-  if (changes.length === 0 || changes.length > MAX_BATCH_CHANGES) {
-    throw new InvalidStateError(`a batch of ${changes.length} changes; 1..${MAX_BATCH_CHANGES} are allowed`);
+  // An empty batch moves the head to a new number only: what passes a refused batch (`passGhosts`).
+  if (changes.length > MAX_BATCH_CHANGES) {
+    throw new InvalidStateError(`a batch of ${changes.length} changes; at most ${MAX_BATCH_CHANGES} are allowed`);
   }
   const keys = new Set<string>();
   const draft = new Draft(head);
@@ -406,6 +407,28 @@ export function propose(data: UpdaterData, env: UpdateEnv): Step {
 }
 
 /**
+ * Proposer with nothing to propose: a refused batch that added a lock is a ghost until a co-signed head passes its
+ * number (the acknowledger may hold it signed), and a change that waits on it (the refund of the swap's other lock,
+ * on the other channel) would wait for good where nothing else moves on this one. So an empty batch, the head at a
+ * new number, passes it. Only with no batch in flight and nothing queued, and never after a final state of ours
+ * (only closes are signed then); a no-op otherwise.
+ */
+export function passGhosts(data: UpdaterData, env: UpdateEnv): Step {
+  const haunted = data.ghosts.some((g) => g.seq > data.head.seq && g.adds.length > 0);
+  const idle = isProposer(data) && data.inFlight === undefined && data.queue.length === 0;
+  if (!idle || !haunted || data.finalSigned === true || data.head.isFinal) return { data, send: [], events: [] };
+  const guard = env.highestSigned?.() ?? 0n;
+  const seq = [data.signedSeq, data.head.seq, guard].reduce((a, b) => (a > b ? a : b)) + 1n;
+  const state = { ...data.head, seq };
+  const signature = env.sign(state);
+  return {
+    data: { ...data, signedSeq: seq, inFlight: { state, batch: [], signature } },
+    send: [{ kind: "update", base: data.head.seq, seq, changes: [], signature }],
+    events: [{ type: "signed", state, changes: [] }],
+  };
+}
+
+/**
  * Tries again what the acknowledger refused as "not yet": call it when the other channel of the pair moved, and on
  * a timer. (A head that moves on this channel wakes them by itself.)
  */
@@ -486,7 +509,9 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       if (!isProposer(data)) throw new InvalidMessageError("a refusal sent to the channel's acknowledger");
       if (f === undefined || f.state.seq !== message.seq) return none;
       const indexes = new Set(message.refusals.map((r) => r.index));
-      if (indexes.size === 0 || indexes.size !== message.refusals.length || message.refusals.some((r) => r.index < 0 || r.index >= f.batch.length)) {
+      // An empty batch (one that passes ghosts) is refused naming no change: it stays unsigned, tried on a later tick.
+      const bumpRefused = f.batch.length === 0 && message.refusals.length === 0;
+      if (!bumpRefused && (indexes.size === 0 || indexes.size !== message.refusals.length || message.refusals.some((r) => r.index < 0 || r.index >= f.batch.length))) {
         throw new InvalidMessageError("a refusal names no change, one twice, or one outside the batch");
       }
       // The batch is dead (only we signed it): its changes go back to the queue, but those refused for good.

@@ -55,7 +55,6 @@ const OpenBody = z.strictObject({
   challengePeriodSeconds: z.number().int().positive().optional(),
 });
 const DepositBody = z.strictObject({ amount: z.string() });
-const BatchBody = z.strictObject({ channels: z.tuple([z.string(), z.string()]) });
 const CloseBody = z.strictObject({ force: z.boolean().default(false) });
 const ProposeBody = z.strictObject({
   peer: z.string(),
@@ -118,10 +117,6 @@ export function apiApp(node: ChannelNode, token: string): Hono {
   v1.get("/peers", (c) => c.json(node.peers()));
   v1.get("/channels", async (c) => c.json(await node.channels()));
   v1.post("/channels", async (c) => c.json(await node.openChannel(await body(c, OpenBody)), 201));
-  v1.post("/channels/batch", async (c) => {
-    const b = await body(c, BatchBody);
-    return c.json(await node.batch(b.channels[0], b.channels[1]));
-  });
   v1.get("/channels/:id", async (c) => c.json(await node.channel(c.req.param("id"))));
   v1.post("/channels/:id/deposit", async (c) => {
     const b = await body(c, DepositBody);

@@ -671,8 +671,6 @@ export class ChannelNode {
       counterparty: record.params.participants[them],
       asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
       status,
-      /** The other channel of its batched pair (docs/SWAP.md, "Many swaps on one pair"), if it runs batched. */
-      batched: this.batchedWith(channelId),
       seq: head.seq.toString(),
       challengePeriodSeconds: Number(record.params.challengePeriod),
       balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
@@ -844,8 +842,9 @@ export class ChannelNode {
   }
 
   /**
-   * Asks the peer to co-sign the final state (or force-closes). On a batched pair both channels close: cooperatively,
-   * once the swaps in flight are undone or complete, or on chain with `force`.
+   * Closes the channel: cooperatively (no new swap on it, the swaps using it undone or completed, then its final state
+   * co-signed and landed) or on chain with `force`, together with every channel a swap in flight ties to it. The
+   * peer's other channels stay open.
    */
   async close(id: string, force: boolean) {
     // A force close signs nothing (the co-signed state on file goes on chain): it stays open to a lost store.
@@ -853,10 +852,10 @@ export class ChannelNode {
     const record = this.openRecord(id);
     const channelId = record.ref.channelId;
     if (this.store.channelOp(channelId)?.kind === "closed") throw new ConflictError(`channel ${channelId} is closed`);
-    const partner = this.batchedWith(channelId);
+    const tied = force ? this.client.tiedChannels(channelId).filter((id) => id.toLowerCase() !== channelId.toLowerCase()) : [];
     if (force) await this.client.forceClose(channelId);
     else await this.client.requestClose(channelId);
-    this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId, pair: partner }, force ? "force close started" : "close requested");
+    this.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId, tied: tied.length > 0 ? tied : undefined }, force ? "force close started" : "close requested");
     return this.channelView(channelId);
   }
 
@@ -873,45 +872,6 @@ export class ChannelNode {
   }
 
   /**
-   * Runs two open channels with the same peer as one pair with batched updates (docs/SWAP.md, "Many swaps on one
-   * pair"): any number of swaps at once between them, their locks added, paid and refunded in co-signed batches.
-   * Both nodes must do this for the pair. Both channels must be idle; deposits go on being counted, and a close
-   * (cooperative or forced) of either channel closes both. Batching a pair again is a no-op. Resolves with the two
-   * channels.
-   */
-  async batch(a: string, b: string) {
-    this.requireStore();
-    const [first, second] = [this.openRecord(a), this.openRecord(b)];
-    const [ia, ib] = [first.ref.channelId, second.ref.channelId];
-    if (ia.toLowerCase() === ib.toLowerCase()) throw new UsageError(`channels: ${a} and ${b} are the same channel ${ia}; a pair is two channels`);
-    const [pa, pb] = [first, second].map((r) => r.params.participants[1 - r.myIndex]!);
-    if (!sameAddress(pa!, pb!)) {
-      throw new UsageError(`channels: ${ia} is with ${this.peerNameOf(pa)} and ${ib} with ${this.peerNameOf(pb)}; the two channels of a pair are with the same peer`);
-    }
-    if (this.batchedWith(ia)?.toLowerCase() === ib.toLowerCase()) return Promise.all([this.channelView(ia), this.channelView(ib)]);
-    for (const record of [first, second]) await this.requireBatchable(record);
-    await this.client.batchPair(ia, ib);
-    const peer = this.peerNameOf(pa);
-    this.log.info({ event: "channelsBatched", channels: [ia, ib], peer }, "channels batched");
-    this.emit("channelsBatched", { channels: [ia, ib], peer });
-    return Promise.all([this.channelView(ia), this.channelView(ib)]);
-  }
-
-  /** Throws a one-line ConflictError unless the channel can join a batched pair now (the client checks again). */
-  private async requireBatchable(record: ReturnType<Store["channels"]>[number]): Promise<void> {
-    const channelId = record.ref.channelId;
-    const onChain = await this.adapters.get(record.ref.chainId)!.channelInfo(channelId);
-    const op = this.store.channelOp(channelId)?.kind;
-    if (op === "closed" || onChain.status === "closed") throw new ConflictError(`channel ${channelId} is closed`);
-    if (op === "close" || op === "forceClose") throw new ConflictError(`channel ${channelId} is closing (${op === "close" ? "cooperative close" : "force close"} under way)`);
-    if (onChain.status !== "open") throw new ConflictError(`channel ${channelId} is ${onChain.status} on chain`);
-    const partner = this.batchedWith(channelId);
-    if (partner !== undefined) throw new ConflictError(`channel ${channelId} runs batched with ${partner} already`);
-    if (op === "deposits") throw new ConflictError(`channel ${channelId}: a deposit update is under way; batch it once \`channel show\` counts the deposit`);
-    if (this.store.channelBusy(channelId)) throw new ConflictError(`channel ${channelId} has a swap in progress; batch it once the swap is done`);
-  }
-
-  /**
    * For a refusal naming a free balance: when the hub holds a deposit for `who` that the ledger does not count yet,
    * why (it counts once final and co-signed), else nothing: waiting would not help.
    */
@@ -922,11 +882,6 @@ export class ChannelNode {
     if (held === undefined || held <= counted) return "";
     const asset = this.assets.byAddress(record.ref.chainId, record.params.asset);
     return ` (a deposit of ${formatAmount(held - counted, asset)} is not counted yet: deposits count once final and co-signed by both nodes, a few seconds after funding on a local chain)`;
-  }
-
-  /** The other channel of the batched pair `channelId` belongs to, or undefined if it runs one swap at a time. */
-  private batchedWith(channelId: Hex): Hex | undefined {
-    return this.client.batchedWith(channelId);
   }
 
   // ------------------------------------------------------------------ swaps
@@ -959,8 +914,6 @@ export class ChannelNode {
       role: s.role,
       peer: this.peerNameOf(s.role === "initiator" ? t.responder : t.initiator),
       phase: phase.kind,
-      /** A swap on a batched pair: agreed, locked or cancelling (undone off chain) until it is done. */
-      stage: phase.kind === "batched" ? phase.stage : undefined,
       outcome: phase.kind === "done" ? phase.outcome : undefined,
       reason: phase.kind === "done" ? phase.reason : phase.kind === "settlingOnChain" ? phase.reason : undefined,
       give: formatAmount(t.give, srcAsset),
@@ -985,12 +938,9 @@ export class ChannelNode {
     if (give.amount === 0n) throw new UsageError("give: must be more than 0");
     if (take.amount === 0n) throw new UsageError("take: must be more than 0");
     if (args.source !== undefined && args.target !== undefined) requireDistinctChannels(this.openRecord(args.source).ref.channelId, this.openRecord(args.target).ref.channelId);
-    // A leg left out on a batched pair is the other channel of the pair: its swaps go only between those two.
-    const partnerOf = (given: string | undefined) => (given === undefined ? undefined : this.batchedWith(this.openRecord(given).ref.channelId));
-    const sourceId = args.source ?? partnerOf(args.target);
-    const source = sourceId === undefined ? this.channelWith(peer.address, give.asset, "give") : this.channelFor(sourceId, peer.address, give.asset, "source");
-    const targetId = args.target ?? this.batchedWith(source.ref.channelId);
-    const target = targetId === undefined ? this.channelWith(peer.address, take.asset, "take") : this.channelFor(targetId, peer.address, take.asset, "target");
+    // A leg left out goes on any open channel with the peer in that asset: the one with the most free for it.
+    const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give", "mine") : this.channelFor(args.source, peer.address, give.asset, "source");
+    const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take", "theirs") : this.channelFor(args.target, peer.address, take.asset, "target");
     requireDistinctChannels(source.ref.channelId, target.ref.channelId);
     const free = this.free(source.ref.channelId, source.myIndex);
     if (give.amount > free) {
@@ -1006,8 +956,8 @@ export class ChannelNode {
     try {
       swapId = await this.client.propose({ source: source.ref.channelId, target: target.ref.channelId, give: give.amount, take: take.amount });
     } catch (error) {
-      // A batched pair counts what its swaps in flight will lock: less than the balance above may be free.
-      if (!(error instanceof InsufficientBalanceError) || !this.client.isBatched(source.ref.channelId)) throw error;
+      // The client counts what swaps in flight will lock: less than the balance above may be free.
+      if (!(error instanceof InsufficientBalanceError)) throw error;
       throw new ConflictError(`give: ${formatAmount(give.amount, give.asset)} is more than channel ${source.ref.channelId} has free and not promised to swaps in flight (${formatAmount(error.available, give.asset)})`);
     }
     return this.swapView(this.client.swap(swapId));
@@ -1041,13 +991,24 @@ export class ChannelNode {
     return record;
   }
 
-  private channelWith(peer: string, asset: AssetInfo, field: string) {
+  /**
+   * An open channel with `peer` in `asset` (not closing) for a leg: the one where `whose` side has the most free, not
+   * promised to swaps in flight, so that swaps spread over a peer's channels (a refusal then names that channel).
+   */
+  private channelWith(peer: string, asset: AssetInfo, field: string, whose: "mine" | "theirs") {
     const candidates = this.store
       .channels()
       .filter((c) => c.ref.chainId === asset.chainId && sameAddress(c.params.asset, asset.address) && sameAddress(c.params.participants[1 - c.myIndex]!, peer))
-      .filter((c) => this.store.channelOp(c.ref.channelId) === undefined);
+      .filter((c) => this.store.channelOp(c.ref.channelId) === undefined && !this.client.isClosing(c.ref.channelId));
     if (candidates.length === 0) throw new ConflictError(`${field}: no open channel of ${asset.symbol}@${asset.chain} with this peer`);
-    return candidates[candidates.length - 1]!;
+    let best = candidates[candidates.length - 1]!;
+    let most = -1n;
+    for (const c of candidates) {
+      const index = whose === "mine" ? c.myIndex : c.myIndex === 0 ? 1 : 0;
+      const free = this.client.available(c.ref.channelId, index);
+      if (free > most) [best, most] = [c, free];
+    }
+    return best;
   }
 
   /**
@@ -1081,9 +1042,9 @@ export class ChannelNode {
   }
 }
 
-/** A phase as the log shows it: its kind, with the stage of a swap on a batched pair. */
+/** A phase as the log shows it: its kind. */
 function phaseText(phase: SwapPhase): string {
-  return phase.kind === "batched" ? `batched (${phase.stage})` : phase.kind;
+  return phase.kind;
 }
 
 /** An event as plain JSON: bigints as decimal strings. */

@@ -37,19 +37,12 @@ export const OPENAPI = {
         responses: { "201": json("the channel", channel), ...errors },
       },
     },
-    "/channels/batch": {
-      post: {
-        summary: "Run two open channels with the same peer as one pair with batched updates (both nodes do this, on idle channels)",
-        requestBody: body({ channels: { type: "array", items: { type: "string" }, minItems: 2, maxItems: 2, description: "two channel ids, or unique prefixes of at least 6 hex digits" } }, ["channels"]),
-        responses: { "200": json("the two channels", { type: "array", items: channel }), ...errors },
-      },
-    },
     "/channels/{id}": { get: { summary: "One channel", parameters: id, responses: { "200": json("the channel", channel), ...errors } } },
     "/channels/{id}/deposit": {
       post: { summary: "Deposit more (token units); refused on a closing channel", parameters: id, requestBody: body({ amount: { type: "string", example: "2.5" } }, ["amount"]), responses: { "200": json("the channel", channel), ...errors } },
     },
     "/channels/{id}/close": {
-      post: { summary: "Close cooperatively, or force close (a batched channel: both channels of its pair close)", parameters: id, requestBody: body({ force: { type: "boolean" } }, []), responses: { "200": json("the channel", channel), ...errors } },
+      post: { summary: "Close cooperatively (the swaps using it undone or completed first), or force close (with every channel a swap in flight ties to it)", parameters: id, requestBody: body({ force: { type: "boolean" } }, []), responses: { "200": json("the channel", channel), ...errors } },
     },
     "/channels/{id}/withdraw": {
       post: { summary: "Pull a payout the hub holds for us", parameters: id, responses: { "200": json("the channel", channel), ...errors } },
@@ -75,7 +68,6 @@ export const OPENAPI = {
         properties: {
           id: { type: "string" }, chain: { type: "string" }, peer: { type: "string" }, asset: { type: "string" },
           status: { enum: ["agreed", "open", "closing", "forceClosing", "disputed", "closed"] },
-          batched: { type: "string", description: "the other channel of its batched pair; absent for a channel run one swap at a time" },
           balance: { type: "object" }, deposits: { type: "object" }, payouts: { type: "object" },
         },
       },
@@ -83,7 +75,7 @@ export const OPENAPI = {
         type: "object",
         properties: {
           id: { type: "string" }, role: { enum: ["initiator", "responder"] }, peer: { type: "string" }, phase: { type: "string" },
-          stage: { enum: ["agreed", "locked", "cancelling"], description: "with phase batched: where a swap on a batched pair stands" },
+          stage: { enum: ["agreed", "locked", "cancelling"], description: "with phase batched: agreed (locks being added), locked (both co-signed, the secret on its way) or cancelling (undone off chain)" },
           outcome: { type: "string" }, give: { type: "string" }, take: { type: "string" }, sourceExpiry: { type: "string" }, targetExpiry: { type: "string" },
         },
       },

@@ -82,11 +82,7 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
 export type PeerLimitName = "maxConnections" | "maxConnectionsPerAddress" | "maxRequests" | "requestTimeout" | "maxQueuedPerPeer" | "maxQueuedChars";
 
 /** Every step of the protocol: an envelope naming another is refused before it is queued. */
-const STEPS: Readonly<Record<SwapStep, true>> = {
-  propose: true, accept: true, sourceLock: true, targetLock: true, targetLockAck: true, reveal: true, resolve: true, resolveAck: true,
-  abort: true, closeRequest: true, closeAck: true, depositsUpdate: true, depositsSigned: true, depositsAck: true, batch: true,
-  proposals: true, acceptances: true,
-};
+const STEPS: Readonly<Record<SwapStep, true>> = { batch: true, proposals: true, acceptances: true };
 
 /**
  * The shape of an envelope as it comes off the wire, checked before it waits for the client: only what costs

@@ -17,15 +17,25 @@ export class StoreVersionError extends ChannelSdkError {
   }
 }
 
+/** A store of 0.2.x (layout 2) with work of the retired step protocol under way: not taken over. */
+export class StoreMigrationError extends ChannelSdkError {
+  constructor(
+    readonly path: string,
+    what: string,
+  ) {
+    super(`The store ${path} was written by 0.2.x and has ${what}: finish it with 0.2.x (or let it settle), then start this version on the store.`);
+  }
+}
+
 /**
- * Version 2. Rows that protocol steps write are keyed so that a step's inserts land next to each other: per channel
+ * Version 3. Rows that protocol steps write are keyed so that a step's inserts land next to each other: per channel
  * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
  * one index entry per swap goes to a random place (its id), so a group commit writes few pages. The `batched` table
- * (batched updates: each channel's updater data and each swap's side) came later in version 2: a version 2 file gets
- * it on its next open, and so does the `reveal` column of `secrets` (whether a secret may be revealed: see
- * `RevealRule` in store.ts).
+ * holds the update scheme's records (each channel's updater data, each swap's side, the closes this party asked
+ * for); `secrets` carries whether each may be revealed (`RevealRule` in store.ts). A version 2 store (0.2.x) is
+ * migrated on open (`migrateFrom2`) when none of the retired step protocol's work is under way in it.
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS channels (channel_id TEXT PRIMARY KEY, record TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL, seq_num INTEGER NOT NULL,
@@ -54,10 +64,19 @@ CREATE TABLE IF NOT EXISTS batched (kind TEXT NOT NULL, key TEXT NOT NULL, body 
  */
 export function openSchema(db: DatabaseSync, path: string): void {
   const version = userVersion(db);
-  if (version === SCHEMA_VERSION || (version === 0 && tableCount(db) === 0)) {
-    db.exec(SCHEMA);
-    addRevealRules(db);
-    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+  if (version === SCHEMA_VERSION || version === 2 || (version === 0 && tableCount(db) === 0)) {
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      if (version === 2) migrateFrom2(db, path);
+      db.exec(SCHEMA);
+      addRevealRules(db);
+      db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+      db.exec("COMMIT");
+    } catch (error) {
+      db.exec("ROLLBACK");
+      db.close();
+      throw error;
+    }
     return;
   }
   db.close();
@@ -81,16 +100,56 @@ function addRevealRules(db: DatabaseSync): void {
   }
 }
 
+/** The phase kinds of the retired step protocol, as a 0.2.x store holds them in a swap's row. */
+const STEP_PHASES = new Set(["accepted", "sourceLockSent", "targetLockSent", "locked", "revealed", "resolveSent", "settlingOnChain"]);
+
+/**
+ * Takes over a store of 0.2.x, in the caller's transaction: a swap of a batched pair goes on under its new phase name
+ * (its stage); a step-protocol proposal nobody answered (nothing locked) is given up; each channel joins the update
+ * scheme from its newest co-signed state, above every number its key signed (the engine reads both). Refused with
+ * StoreMigrationError while a step-protocol swap has locks under way or a step-protocol close or deposit update is
+ * half done: only 0.2.x can finish those.
+ */
+function migrateFrom2(db: DatabaseSync, path: string): void {
+  const batched = new Set(
+    (db.prepare("SELECT body FROM batched WHERE kind = 'side'").all() as { body: string }[]).map((r) => (JSON.parse(r.body) as { terms: { swapId: string } }).terms.swapId.toLowerCase()),
+  );
+  let stepSwaps = 0;
+  const swaps = db.prepare("SELECT n, terms, phase FROM swaps WHERE active = 1").all() as { n: number; terms: string; phase: string }[];
+  const update = db.prepare("UPDATE swaps SET phase = ?, active = ? WHERE n = ?");
+  for (const row of swaps) {
+    const progress = JSON.parse(row.phase) as { phase: { kind: string; stage?: string } };
+    const { swapId } = JSON.parse(row.terms) as { swapId: string };
+    const kind = progress.phase.kind;
+    if (kind === "batched") {
+      update.run(JSON.stringify({ ...progress, phase: { kind: progress.phase.stage } }), 1, row.n);
+    } else if (kind === "proposed" && !batched.has(swapId.toLowerCase())) {
+      update.run(JSON.stringify({ ...progress, phase: { kind: "done", outcome: "aborted", reason: "a 0.2.x proposal given up at the upgrade" } }), 0, row.n);
+    } else if (STEP_PHASES.has(kind) && !batched.has(swapId.toLowerCase())) {
+      stepSwaps++;
+    }
+  }
+  if (stepSwaps > 0) throw new StoreMigrationError(path, `${stepSwaps} swap${stepSwaps === 1 ? "" : "s"} of the step protocol in progress`);
+  const ops = db.prepare("SELECT channel_id, body FROM channel_ops").all() as { channel_id: string; body: string }[];
+  for (const op of ops) {
+    const { kind } = JSON.parse(op.body) as { kind: string };
+    if (kind === "close") throw new StoreMigrationError(path, `a cooperative close of channel ${op.channel_id} under way`);
+    // A deposit update half done: the channel's numbers above it are skipped (the engine starts above every number
+    // this key signed), and the deposit is counted again by the update scheme.
+    if (kind === "deposits") db.prepare("DELETE FROM channel_ops WHERE channel_id = ?").run(op.channel_id);
+  }
+  db.exec("DELETE FROM batched WHERE kind = 'pair'"); // every channel runs the scheme now: no pairs to name
+}
+
 /** For a read-only store: the tables must already be there, in this SDK's layout (else the connection is closed). */
 export function requireSchema(db: DatabaseSync, path: string): void {
   const version = userVersion(db);
-  if (version === SCHEMA_VERSION) {
-    const columns = db.prepare("PRAGMA table_info(secrets)").all() as { name: string }[];
-    if (columns.some((c) => c.name === "reveal")) return;
+  if (version === SCHEMA_VERSION) return;
+  if (version === 2) {
     db.close();
     // Read as it is, every secret would look revealable: the initiator's of an undone swap among them.
     throw new ChannelSdkError(
-      `The store ${path} predates the reveal rules of secrets; start its client or node once with this version (it adds them), then read it.`,
+      `The store ${path} was written by 0.2.x and predates the reveal rules of secrets; start its client or node once with this version (it migrates the store), then read it.`,
     );
   }
   const tables = tableCount(db);

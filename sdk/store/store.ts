@@ -334,12 +334,12 @@ export class Store {
   // ---------------------------------------------------------------- batched updates
 
   /** Keeps one record of the batched update scheme: a channel's updater data or a swap's side, by key. */
-  saveBatched(kind: "updater" | "side" | "pair", k: string, value: unknown): void {
+  saveBatched(kind: "updater" | "side" | "pair" | "close", k: string, value: unknown): void {
     this.write(SQL.saveBatched, kind, key(k), encode(value));
   }
 
   /** Every record of one kind, by key. */
-  batched<T>(kind: "updater" | "side" | "pair"): Map<string, T> {
+  batched<T>(kind: "updater" | "side" | "pair" | "close"): Map<string, T> {
     const rows = this.statements.get(SQL.batched).all(kind) as { key: string; body: string }[];
     return new Map(rows.map((r) => [r.key, decode<T>(r.body)]));
   }

@@ -333,8 +333,8 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
       expect(update.changes.map((c) => c.kind)).to.deep.equal(["close"]);
       net.inFlight.length = 0;
       A.handle({ from: "B", channelId: T, message: { kind: "refuse", seq: update.seq, refusals: [{ index: 0, final, reason: "no" }] } });
-      // A's pair stays closing: a swap started now is undone, and A signs nothing on T but closes.
-      expect(A.pair.closing(), "closing after the refusal").to.equal(true);
+      // A's T stays closing: a swap started now is undone, and A signs nothing on T but closes.
+      expect(A.pair.closing(T), "closing after the refusal").to.equal(true);
       startSwap(net, 1, "B", 10n, 20n);
       startSwap(net, 2, "A", 10n, 20n);
       for (let i = 0; i < 50 && net.inFlight.length > 0; i++) {
@@ -347,15 +347,17 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
     }
   });
 
-  it("closes both channels when the other asks to close one of them", function () {
+  it("closes only the channel the other asks to close: a swap using it is undone, and the other channel goes on", function () {
     const net = new Network(); // A proposes on S, B on T
     const { A, B } = net.parties;
+    const undone = startSwap(net, 1, "A", 10n, 20n)!;
     net.send({ from: "B", channelId: S, message: { kind: "request", changes: [{ kind: "close" }] } });
     heal(net);
-    for (const id of [S, T]) {
-      expect(A.updaters[id]!.head.isFinal, `${id} final at A`).to.equal(true);
-      expect(B.updaters[id]!.head).to.deep.equal(A.updaters[id]!.head);
-    }
+    expect(A.updaters[S]!.head.isFinal, "S final at A").to.equal(true);
+    expect(B.updaters[S]!.head).to.deep.equal(A.updaters[S]!.head);
+    expect(A.updaters[T]!.head.isFinal, "T stays open").to.equal(false);
+    expect(A.swaps.get(undone)!.cancelled, "the swap using S was undone").to.equal(true);
+    expect(outcome(A.swaps.get(undone)!)).to.not.equal("swapped");
   });
 
   it("refuses a secret that is not 32 bytes, which the registry could never reveal", function () {

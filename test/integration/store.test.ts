@@ -137,27 +137,67 @@ describe("store: what a client must not lose", function () {
     store.close();
   });
 
-  it("a store written before reveal rules: an initiator's secret of a batched swap not revealed is held, the others may be revealed", function () {
+  it("a store written by 0.2.x: an initiator's secret of a batched swap not revealed is held, the others may be revealed", function () {
     const store = new Store(path);
     const [mine, revealedMine, learned] = [rand(), rand(), rand()];
-    const side = (secret: Hex, role: string, revealed: boolean) => ({ role, revealed, cancelled: !revealed, terms: { hashlock: hashlockOf(secret) } });
+    const side = (secret: Hex, role: string, revealed: boolean) => ({ role, revealed, cancelled: !revealed, terms: { swapId: rand(), hashlock: hashlockOf(secret) } });
     store.saveBatched("side", hashlockOf(mine), side(mine, "initiator", false));
     store.saveBatched("side", hashlockOf(revealedMine), side(revealedMine, "initiator", true));
     store.saveBatched("side", hashlockOf(learned), side(learned, "responder", false));
     store.close();
     // The same file as version 0.2.0 wrote it: a secrets table without the column.
     const db = new DatabaseSync(path);
-    db.exec("DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL)");
+    db.exec("DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL); PRAGMA user_version = 2");
     for (const s of [mine, revealedMine, learned]) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(hashlockOf(s).toLowerCase(), s);
     db.close();
     // A tower reading it as it is would take every secret as revealable: refused with what to do.
-    expect(() => new Store(path, { readOnly: true })).to.throw(/predates the reveal rules.*start its client or node once/);
+    expect(() => new Store(path, { readOnly: true })).to.throw(/written by 0\.2\.x and predates the reveal rules.*start its client or node once/);
     const reopened = new Store(path);
     expect([mine, revealedMine, learned].map((s) => reopened.knownSecret(hashlockOf(s))?.reveal)).to.deep.equal(["held", "may", "may"]);
     reopened.close();
     const reader = new Store(path, { readOnly: true });
     expect(reader.secret(hashlockOf(mine))).to.equal(undefined);
     reader.close();
+  });
+
+  it("takes over a store written by 0.2.x when none of the step protocol's work is under way, and refuses one line otherwise", function () {
+    const terms = (n: number) => {
+      const hashlock = hashlockOf(rand());
+      return { swapId: rand(), hashlock, give: 1n, take: 1n, source: { chainId: 1n, hub: ZeroAddress, channelId: rand() }, target: { chainId: 2n, hub: ZeroAddress, channelId: rand() }, initiator: ZeroAddress, responder: ZeroAddress, sourceExpiry: BigInt(n), targetExpiry: BigInt(n) };
+    };
+    const progress = (phase: object) => ({ phase, since: 0, sentAt: 0, sent: [] });
+    const asV2 = (file: string) => {
+      const db = new DatabaseSync(file);
+      db.exec("PRAGMA user_version = 2");
+      db.close();
+    };
+    // A batched swap, an unanswered step-protocol proposal, a swap done: taken over.
+    const [batched, proposal, done] = [terms(1), terms(2), terms(3)];
+    let store = new Store(path);
+    store.saveSwap(batched.swapId, "initiator", batched, progress({ kind: "batched", stage: "locked" }), true);
+    store.saveBatched("side", batched.hashlock, { role: "initiator", revealed: true, terms: batched });
+    store.saveSwap(proposal.swapId, "initiator", proposal, progress({ kind: "proposed" }), true);
+    store.saveSwap(done.swapId, "responder", done, progress({ kind: "done", outcome: "swapped" }), false);
+    store.saveBatched("pair", "a/b", { channels: [rand(), rand()] });
+    store.close();
+    asV2(path);
+    store = new Store(path);
+    expect(store.swap<{ phase: object }>(batched.swapId)!.phase.phase).to.deep.equal({ kind: "locked" });
+    expect(store.swap<{ phase: object }>(proposal.swapId)!.phase.phase).to.deep.include({ kind: "done", outcome: "aborted" });
+    expect(store.swap<{ phase: object }>(done.swapId)!.phase.phase).to.deep.equal({ kind: "done", outcome: "swapped" });
+    expect(store.batched("pair").size).to.equal(0);
+    store.close();
+    // A step-protocol swap with its locks under way: only 0.2.x can finish it. Nothing is changed.
+    const second = join(dir, "second.sqlite");
+    const locked = terms(4);
+    store = new Store(second);
+    store.saveSwap(locked.swapId, "responder", locked, progress({ kind: "targetLockSent" }), true);
+    store.close();
+    asV2(second);
+    expect(() => new Store(second)).to.throw(/written by 0\.2\.x and has 1 swap of the step protocol in progress: finish it with 0\.2\.x/);
+    const db = new DatabaseSync(second);
+    expect((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version).to.equal(2);
+    db.close();
   });
 
   it("refuses a file written with another table layout instead of misreading it", function () {
@@ -170,7 +210,7 @@ describe("store: what a client must not lose", function () {
     const db = new DatabaseSync(newer);
     db.exec("PRAGMA user_version = 7");
     db.close();
-    expect(() => new Store(newer)).to.throw(StoreVersionError, "layout version 7; this SDK reads version 2");
+    expect(() => new Store(newer)).to.throw(StoreVersionError, "layout version 7; this SDK reads version 3");
   });
 
   it("signs nothing new once its file is deleted or replaced, or a write failed for the file's reason; a copy keeps what it held", function () {

@@ -143,7 +143,6 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     await new Promise((r) => setTimeout(r, 1));
   }
   if (!settledDeposits) throw new Error("the deposits were not counted");
-  for (const p of Object.values(parties)) await p.client.batchPair(setup.sId, setup.tId);
 
   const swapIds = new Set<Hex>();
   const propose = async (who: Name, n: number) => {
@@ -165,7 +164,10 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     const done = who === "alice" ? setup.adapters.aliceS.deposit(setup.sParams, setup.sId, 0, amount) : setup.adapters.bobT.deposit(setup.tParams, setup.tId, 1, amount);
     await done.then(() => seen.deposits++, () => undefined); // a channel closed or closing on chain takes none
   };
-  const requestClose = (who: Name) => parties[who].client.requestClose(who === "alice" ? setup.sId : setup.tId).catch(() => undefined);
+  // A close asked for both channels (each closes on its own).
+  const requestClose = async (who: Name) => {
+    for (const id of [setup.sId, setup.tId]) await parties[who].client.requestClose(id).catch(() => undefined);
+  };
 
   // 50 swaps before anything moves, then the random schedule.
   await propose("alice", 25);
@@ -201,7 +203,8 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
   }
 
   // Healing: the network delivers everything in order, both tick, the clocks move; until every swap is done at
-  // both (or was never heard of by the responder) and, if a party went on chain, both channels are closed.
+  // both (or was never heard of by the responder) and each channel is closed or open with every deposit counted (a
+  // channel goes on chain with those a swap in flight ties to it: the other may stay open).
   const status = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).status, (await setup.adapters.aliceT.channelInfo(setup.tId)).status];
   const onChainDeposits = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).deposits, (await setup.adapters.aliceT.channelInfo(setup.tId)).deposits];
   const phaseAt = (who: Name, id: Hex) => parties[who].client.swaps().find((v) => v.swapId === id)?.progress.phase;
@@ -218,13 +221,16 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     await tick("bob");
     for (let i = 0; i < 2_000 && net.pool.length > 0; i++) await net.deliver(0);
     const st = await status();
-    const counted = (await onChainDeposits()).every((d, i) =>
-      (["alice", "bob"] as const).every((w) => {
-        const head = parties[w].client.book.head([setup.sId, setup.tId][i]!);
-        return head.deposits[0] === d[0] && head.deposits[1] === d[1];
-      }),
+    const deposits = await onChainDeposits();
+    const atRest = st.every((s, i) =>
+      s === "closed" ||
+      (s === "open" &&
+        (["alice", "bob"] as const).every((w) => {
+          const head = parties[w].client.book.head([setup.sId, setup.tId][i]!);
+          return head.deposits[0] === deposits[i]![0] && head.deposits[1] === deposits[i]![1];
+        })),
     );
-    if (allDone() && net.pool.length === 0 && ((st.every((s) => s === "open") && counted) || st.every((s) => s === "closed"))) break;
+    if (allDone() && net.pool.length === 0 && atRest) break;
     if (st.some((s) => s !== "open")) await increaseBoth(setup, 240); // the chain path: lock expiries, challenge period
     clock.advance(st.some((s) => s !== "open") ? 240_000 : 3_000);
   }
@@ -237,51 +243,54 @@ async function run(setup: Setup, dir: string, actions: readonly Action[]) {
     return p?.kind === "done" ? p.outcome : undefined;
   };
   const st = await status();
-  if (st.every((s) => s === "open")) {
-    // Off chain: both ledgers equal, no lock left, balances moved by exactly the swaps both say went through.
+  const ids = [setup.sId, setup.tId] as const;
+  const [dS, dT] = await onChainDeposits();
+  // What Alice holds of each channel: the hub's payout where it closed, her head where it is open (then both hold
+  // the same head, with no lock).
+  const held: bigint[] = [];
+  for (const [i, id] of ids.entries()) {
+    if (st[i] === "open") {
+      const [ha, hb] = [parties.alice.client.book.latest(id), parties.bob.client.book.latest(id)];
+      expect(encode(ha), `both hold the same head of ${id}`).to.equal(encode(hb));
+      expect(ha!.state.locks).to.have.length(0);
+      held.push(parties.alice.client.book.head(id).balances[0]);
+    } else {
+      const payout = await payoutsOf([setup.S, setup.T][i]!, id);
+      const d = [dS!, dT!][i]!;
+      expect(payout[0] + payout[1], `payouts of ${id} add up to its deposits`).to.equal(d[0] + d[1]);
+      held.push(payout[0]);
+    }
+  }
+  // Tokens and ether moved by the same number of whole swaps (a deposit never counted goes back to who made it).
+  const [paidTokens, gotEther] = [dS![0] - held[0]!, held[1]! - dT![0]];
+  expect([paidTokens % GIVE, gotEther % TAKE], "whole swaps").to.deep.equal([0n, 0n]);
+  const [paid, got] = [paidTokens / GIVE, gotEther / TAKE];
+  expect(got).to.equal(paid, `tokens of ${paid} swaps against ether of ${got}`);
+  const cooperative = st.every((s) => s === "closed") && ids.every((id) => parties.alice.client.book.latest(id)?.state.isFinal === true);
+  if (st.every((s) => s === "open") || cooperative) {
+    // Off chain (open, or closed with final states both signed): the swaps both say went through are the ones paid.
     let swapped = 0n;
     for (const id of swapIds) {
       const [a, b] = [outcomeAt("alice", id), outcomeAt("bob", id)];
       if (a === "swapped" || b === "swapped") {
         expect([a, b], `swap ${id}`).to.deep.equal(["swapped", "swapped"]);
         swapped++;
-        seen.swapped++;
+        if (!cooperative) seen.swapped++;
       }
     }
-    for (const id of [setup.sId, setup.tId]) {
-      const [ha, hb] = [parties.alice.client.book.latest(id), parties.bob.client.book.latest(id)];
-      expect(encode(ha), `both hold the same head of ${id}`).to.equal(encode(hb));
-      expect(ha!.state.locks).to.have.length(0);
+    expect(swapped).to.equal(paid);
+  }
+  if (cooperative) {
+    seen.closed++;
+    // Closed off chain: the final states both signed are what the hub paid.
+    for (const [id, suite, d] of [[setup.sId, setup.S, dS!], [setup.tId, setup.T, dT!]] as const) {
+      const final = parties.alice.client.book.latest(id)!.state;
+      expect(encode(parties.bob.client.book.latest(id)), `both hold the same final state of ${id}`).to.equal(encode(parties.alice.client.book.latest(id)));
+      expect(await payoutsOf(suite, id), `payouts of ${id}`).to.deep.equal([final.balances[0] + d[0] - final.deposits[0], final.balances[1] + d[1] - final.deposits[1]]);
     }
-    // Every deposit counted, each participant's balance its deposits moved by the swaps.
-    const [dS, dT] = await onChainDeposits();
-    expect(parties.alice.client.book.head(setup.sId).balances).to.deep.equal([dS![0] - swapped * GIVE, dS![1] + swapped * GIVE]);
-    expect(parties.alice.client.book.head(setup.tId).balances).to.deep.equal([dT![0] + swapped * TAKE, dT![1] - swapped * TAKE]);
-  } else {
-    // Closed, cooperatively or on chain: payouts add up to deposits, and tokens and ether moved by the same number
-    // of whole swaps (a deposit never counted goes back to who made it).
-    const cooperative = [setup.sId, setup.tId].every((id) => parties.alice.client.book.latest(id)?.state.isFinal === true);
-    if (cooperative) seen.closed++;
-    else seen.onChain++;
-    const [dS, dT] = await onChainDeposits();
-    const [s, t] = [await payoutsOf(setup.S, setup.sId), await payoutsOf(setup.T, setup.tId)];
-    expect([s[0] + s[1], t[0] + t[1]], "payouts add up to the deposits").to.deep.equal([dS![0] + dS![1], dT![0] + dT![1]]);
-    const [paidTokens, gotEther] = [dS![0] - s[0], t[0] - dT![0]];
-    expect([paidTokens % GIVE, gotEther % TAKE], "whole swaps").to.deep.equal([0n, 0n]);
-    const [paid, got] = [paidTokens / GIVE, gotEther / TAKE];
-    expect(got).to.equal(paid, `tokens of ${paid} swaps against ether of ${got}`);
-    if (cooperative) {
-      // Closed off chain: the final states both signed are what the hub paid (and the swaps both say went through).
-      for (const [id, payout, d] of [[setup.sId, s, dS!], [setup.tId, t, dT!]] as const) {
-        const final = parties.alice.client.book.latest(id)!.state;
-        expect(encode(parties.bob.client.book.latest(id)), `both hold the same final state of ${id}`).to.equal(encode(parties.alice.client.book.latest(id)));
-        expect(payout, `payouts of ${id}`).to.deep.equal([final.balances[0] + d[0] - final.deposits[0], final.balances[1] + d[1] - final.deposits[1]]);
-      }
-      const both = [...swapIds].filter((id) => outcomeAt("alice", id) === "swapped");
-      for (const id of both) expect(outcomeAt("bob", id), `swap ${id}`).to.equal("swapped");
-      expect(BigInt(both.length)).to.equal(paid);
-    }
-    // Swaps that finished off chain before the pair went on chain agree at both.
+  } else if (st.some((s) => s === "closed")) {
+    seen.onChain++;
+    // Swaps that finished off chain before a channel went on chain agree at both.
     for (const id of swapIds) {
       const [a, b] = [outcomeAt("alice", id), outcomeAt("bob", id)];
       if (a === "swapped" || b === "swapped") expect(a === "swapped" && b === "swapped" || a === "settledOnChain" || b === "settledOnChain", `swap ${id}: ${a} / ${b}`).to.equal(true);

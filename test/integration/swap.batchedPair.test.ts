@@ -32,9 +32,6 @@ function counting(who: 1 | 2): StateSigner & { count: number } {
   return s;
 }
 
-async function batchBoth(setup: Setup, parties: readonly Party[]) {
-  for (const p of parties) await p.client.batchPair(setup.sId, setup.tId);
-}
 
 /** Alice proposes `a` swaps (S -> T) and Bob `b` swaps (T -> S), all at once. */
 function proposeAll(alice: Party, bob: Party, setup: Setup, a: number, b: number): Promise<Hex[]> {
@@ -49,8 +46,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     const setup = await fundedChannels();
     const signers = { alice: counting(1), bob: counting(2) };
     const { link, alice, bob } = await twoParties(setup, { alice: { signer: signers.alice }, bob: { signer: signers.bob } });
-    await batchBoth(setup, [alice, bob]);
-    expect(alice.client.isBatched(setup.sId)).to.equal(true);
     const blocks = await blockNumbers(setup);
     const before = signers.alice.count + signers.bob.count;
 
@@ -79,7 +74,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
   it("refuses, off chain, what the responder's policy or the pair's free balance does not allow, and swaps the rest", async function () {
     const setup = await fundedChannels();
     const { alice, bob } = await twoParties(setup, { bob: { policy: (t) => (t.give > 5n * ONE ? "too large for this desk" : undefined) } });
-    await batchBoth(setup, [alice, bob]);
     const small = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     const large = await alice.client.propose({ source: setup.sId, target: setup.tId, give: 6n * ONE, take: TAKE });
     // Bob holds 20 ether on T: a swap asking 21 of him is refused by his side of the pair.
@@ -99,7 +93,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
   it("counts proposals still waiting for an answer against the initiator's free balance", async function () {
     const setup = await fundedChannels();
     const { link, alice, bob } = await twoParties(setup);
-    await batchBoth(setup, [alice, bob]);
     link.fault = () => "drop"; // Bob does not answer: the first proposal stays waiting
     await alice.client.propose({ source: setup.sId, target: setup.tId, give: 60n * ONE, take: TAKE });
     let error: unknown;
@@ -108,12 +101,11 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     await alice.client.propose({ source: setup.sId, target: setup.tId, give: 40n * ONE, take: TAKE }); // fits what is left
   });
 
-  it("gives up proposals a peer that did not batch the pair never answers", async function () {
+  it("gives up proposals a silent peer never answers, nothing locked", async function () {
     const setup = await fundedChannels();
     const { link, clock, alice, bob } = await twoParties(setup);
-    await alice.client.batchPair(setup.sId, setup.tId);
-    // Bob did not batch the pair: he does not answer Alice's proposals (his client rejects the envelope), and she
-    // gives them up after the confirmation timeout, nothing locked.
+    // Bob never hears Alice's proposals: she gives them up after the confirmation timeout, nothing locked.
+    link.fault = () => "drop";
     const id = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
     expect(phaseOf(alice, id).kind).to.equal("proposed");
@@ -124,20 +116,20 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     expect(alice.client.book.head(setup.sId).locks).to.deep.equal([]);
   });
 
-  describe("a cooperative close of a batched pair with swaps in flight: those past their reveal complete, the rest are undone off chain, each channel lands its final state in one transaction", function () {
+  describe("a cooperative close of both channels with swaps in flight: those past their reveal complete, the rest are undone off chain, each channel lands its final state in one transaction", function () {
     // After `cut` envelopes, or as the first payment (a secret revealed) passes.
     for (const cut of [0, 4, 8, 11, 12, "pay"] as const) {
       const when = cut === "pay" ? "as the first payment passes" : `after ${cut} envelopes`;
       it(`Bob asks to close ${when}: every swap atomic and alike on both sides, payouts as the final states say`, async function () {
         const setup = await fundedChannels();
         const { link, clock, alice, bob } = await twoParties(setup);
-        await batchBoth(setup, [alice, bob]);
         const sent = () => Promise.all([setup.S, setup.T].flatMap((x) => [x.alice, x.bob].map((w) => x.chain.ethers.provider.getTransactionCount(w.address))));
         const before = await sent();
         // Bob asks to close once `cut` envelopes went through: the swaps are then proposed, agreed, locked or revealed.
         let passed = 0;
         let asked: Promise<void> | undefined;
-        const ask = () => (asked ??= bob.client.requestClose(setup.tId));
+        // Bob closes both channels (each closes on its own; a swap using either is undone unless past its reveal).
+        const ask = () => (asked ??= Promise.all([bob.client.requestClose(setup.tId), bob.client.requestClose(setup.sId)]).then(() => undefined));
         const pays = (e: Envelope) => e.body.step === "batch" && e.body.message.kind === "update" && e.body.message.changes.some((c) => c.kind === "pay");
         // With "pay", Alice's 12 swaps go first; Bob proposes his 12 as her first payment passes, then asks.
         const later: Promise<Hex[]>[] = [];
@@ -189,7 +181,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
   it("counts a deposit made on chain after the pair was batched (in a batch of its own), and its swaps use it", async function () {
     const setup = await fundedChannels();
     const { link, alice, bob } = await twoParties(setup);
-    await batchBoth(setup, [alice, bob]);
     // Bob holds 20 ether on T: a swap asking 25 of him does not fit.
     const tooMuch = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: 25n * ONE });
     expect((await alice.client.whenDone(tooMuch)).reason).to.match(/needs 25000000000000000000 on/);
@@ -212,7 +203,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     const x = await twoParties(setup, { stores: { alice: new Store(file) } });
     const { link, clock, bob } = x;
     let alice = x.alice;
-    await batchBoth(setup, [alice, bob]);
     let delivered = 0;
     link.fault = () => (++delivered <= 3 ? "deliver" : "drop"); // proposals, acceptances, the first batch
     const ids = await Promise.all(Array.from({ length: 8 }, () => alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE })));
@@ -221,7 +211,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
     alice.store.close();
     link.fault = () => "deliver";
     alice = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
-    expect(alice.client.isBatched(setup.sId)).to.equal(true);
     clock.advance(3_000); // past the resend interval
     for (let i = 0; i < 5; i++) {
       await alice.client.tick();
@@ -238,7 +227,6 @@ describe("many swaps at once on one channel pair (batched updates through the cl
   async function partition(cut: number) {
     const setup = await fundedChannels();
     const parties = await twoParties(setup);
-    await batchBoth(setup, [parties.alice, parties.bob]);
     let delivered = 0;
     parties.link.fault = () => (++delivered <= cut ? "deliver" : "drop");
     const ids = await Promise.all(Array.from({ length: 12 }, () => parties.alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE })));
@@ -247,26 +235,38 @@ describe("many swaps at once on one channel pair (batched updates through the cl
   }
 
   /**
-   * Drives the given parties until each has every swap it knows done and the channels are both open (all undone off
-   * chain) or both closed on chain; then checks what the chain paid.
+   * Drives the given parties until each has every swap it knows done and each channel is open with no lock in
+   * Alice's head or closed on chain (a channel goes on chain with every channel a swap in flight ties to it, so one
+   * may close while the other, with nothing at stake, stays open); then counts the whole swaps Alice paid (S) and
+   * got (T): from the hub's payouts where closed, from her co-signed head where open.
    */
   async function settle(setup: Setup, x: Awaited<ReturnType<typeof partition>>, parties: readonly Party[]) {
     const known = (p: Party, id: Hex) => p.client.swaps().some((v) => v.swapId === id);
     const allDone = () => parties.every((p) => x.ids.every((id) => !known(p, id) || phaseOf(p, id).kind === "done"));
     const statuses = async () => [(await setup.adapters.aliceS.channelInfo(setup.sId)).status, (await setup.adapters.aliceT.channelInfo(setup.tId)).status];
+    const rests = (st: string, id: Hex) => st === "closed" || (st === "open" && x.alice.client.book.head(id).locks.length === 0);
     await driveUntil(setup, x.link, x.clock, parties, async () => {
-      const st = await statuses();
-      return allDone() && (st.every((s) => s === "open") || st.every((s) => s === "closed"));
-    }, 240, 80);
-    if ((await statuses()).every((s) => s === "open")) {
+      const [s, t] = await statuses();
+      return allDone() && rests(s!, setup.sId) && rests(t!, setup.tId);
+    }, 240, 80).catch(async (e: unknown) => {
+      const ops = parties.map((p) => [setup.sId, setup.tId].map((id) => p.store.channelOp(id)?.kind));
+      const phases = parties.map((p) => x.ids.filter((id) => known(p, id)).map((id) => JSON.stringify(phaseOf(p, id))).slice(0, 3));
+      const locks = parties.map((p) => [setup.sId, setup.tId].map((id) => p.client.book.head(id).locks.length));
+      throw new Error(`${String(e)} statuses ${await statuses()} ops ${JSON.stringify(ops)} locks ${JSON.stringify(locks)} phases ${JSON.stringify(phases)}`);
+    });
+    const [s, t] = await statuses();
+    if (s === "open" && t === "open") {
       // Undone off chain before any lock was co-signed: nothing moved, and Alice holds no lock.
       for (const id of x.ids) expect(phaseOf(x.alice, id)).to.deep.include({ kind: "done", outcome: "aborted" });
-      expect(x.alice.client.book.head(setup.sId).locks.length + x.alice.client.book.head(setup.tId).locks.length).to.equal(0);
       return undefined;
     }
-    const swaps = await wholeSwapsSettled(setup, GIVE, TAKE);
+    const sAlice = s === "closed" ? (await payoutsOf(setup.S, setup.sId))[0] : x.alice.client.book.head(setup.sId).balances[0];
+    const tAlice = t === "closed" ? (await payoutsOf(setup.T, setup.tId))[0] : x.alice.client.book.head(setup.tId).balances[0];
+    const [paid, got] = [100n * ONE - sAlice, tAlice - ONE];
+    expect(paid % GIVE, "whole swaps paid").to.equal(0n);
+    expect(got % TAKE, "whole swaps got").to.equal(0n);
     for (const id of x.ids) expect(["settledOnChain", "aborted"]).to.include((phaseOf(x.alice, id) as { outcome: string }).outcome);
-    return swaps;
+    return { paid: paid / GIVE, got: got / TAKE };
   }
 
   describe("a partition mid-batch: both parties go on chain on their own and every swap stays atomic", function () {
