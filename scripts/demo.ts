@@ -115,20 +115,17 @@ function printer(who: string) {
 function describePhase(p: SwapPhase): string {
   switch (p.kind) {
     case "proposed": return "proposed the terms (phase 1: negotiation)";
-    case "accepted": return "accepted the terms";
-    case "sourceLockSent": return `signed her lock on S (seq ${p.sourceLock.seq})`;
-    case "targetLockSent": return `counter-signed the S lock, signed his lock on T (seq ${p.targetLock.seq})`;
-    case "locked": return "both locks co-signed";
-    case "revealed": return "revealed the secret, signed T resolved (phase 2: execution)";
-    case "resolveSent": return "counter-signed T resolved, signed S resolved";
-    case "settlingOnChain": return `going on chain: ${p.reason} (phase 3: batch settlement)`;
-    case "batched": return `batched: ${p.stage}`;
-    case "done": return `done: ${p.outcome}`;
+    case "agreed": return "terms signed by both; hash-locked transfers being co-signed on S and T";
+    case "locked": return "both locks co-signed (phase 2: execution)";
+    case "revealed": return "secret revealed; resolved states being co-signed on both channels";
+    case "cancelling": return "undoing the swap off chain (no secret revealed)";
+    case "settlingOnChain": return `going on chain for ${p.channels.map((c) => (c === sId ? "S" : "T")).join(" and ")}: ${p.reason} (phase 3: batch settlement)`;
+    case "done": return p.outcome === "swapped" ? "done: swapped, both transfers confirmed in co-signed states" : `done: ${p.outcome}${p.outcome === "settledOnChain" ? " (phase 4: asset settlement)" : ""}`;
   }
 }
 function describeStep(s: EnforcementStep): string {
   switch (s.kind) {
-    case "forceClosed": return `force-closed with state ${s.seq}`;
+    case "forceClosed": return `${s.revealed.length > 0 ? `registered the secret of ${s.revealed.map((h) => `${h.slice(0, 10)}…`).join(", ")}, then ` : ""}force-closed with state ${s.seq}`;
     case "challenged": return `challenged stale state ${s.stale} with ${s.seq}`;
     case "revealed": return `registered the secret${s.hashlocks.length === 1 ? "" : "s"} of ${s.hashlocks.map((h) => `${h.slice(0, 10)}…`).join(", ")}`;
     case "settled": return `settled state ${s.seq} with all its locks (payouts sent)`;
@@ -144,7 +141,9 @@ aliceHttp.connect(bobHttp.url);
 bobHttp.connect(aliceHttp.url);
 const options = { deltas: deltas(), minTargetWindow: 600n, onChainMargin: 300n, resendIntervalMs: 300, confirmationTimeoutMs: 1_500 };
 const alice = new SwapClient({ ...options, signer: keySigner(accountKey(1)), store: new Store(join(dir, "alice.sqlite")), transport: aliceHttp, chains: [adapters.aliceS, adapters.aliceT], onEvent: printer("alice") });
-const bob = new SwapClient({ ...options, signer: keySigner(accountKey(2)), store: new Store(join(dir, "bob.sqlite")), transport: bobHttp, chains: [adapters.bobS, adapters.bobT], onEvent: printer("bob") });
+/** Bob's event sink, swapped in the timeout section to take him off the network at a chosen phase. */
+const bobEvents: { on: (e: ClientEvent) => void } = { on: printer("bob") };
+const bob = new SwapClient({ ...options, signer: keySigner(accountKey(2)), store: new Store(join(dir, "bob.sqlite")), transport: bobHttp, chains: [adapters.bobS, adapters.bobT], onEvent: (e) => bobEvents.on(e) });
 for (const c of [alice, bob]) {
   await c.addChannel(chainIdS, sParams, expectedChannel(sParams, c.address));
   await c.addChannel(chainIdT, tParams, expectedChannel(tParams, c.address));
@@ -196,27 +195,38 @@ check((await S.getBlockNumber()) === blocksBefore[0] && (await T.getBlockNumber(
 // ---------------------------------------------------------------------------- 6. the timeout path
 title("5. Timeout path: Bob goes silent after locking");
 quiet.clear();
-const bobOffline = { on: false };
+const bobOffline = { on: false, swap: "" };
 const silent = await (async () => {
-  // Bob's transport drops off the network as soon as he has sent his lock on T.
+  // Bob drops off the network as soon as he holds both locks co-signed: Alice's reveal never reaches him, and
+  // nothing he signs after that reaches her.
   const original = bobHttp.sendMany.bind(bobHttp);
   bobHttp.sendMany = async (envelopes) => {
-    if (bobOffline.on) return;
-    await original(envelopes);
-    if (envelopes.some((e) => e.body.step === "targetLock")) bobOffline.on = true;
+    if (!bobOffline.on) await original(envelopes);
+  };
+  const printBob = printer("bob");
+  bobEvents.on = (e) => {
+    printBob(e);
+    if (e.type === "phase" && e.swapId === bobOffline.swap && e.phase.kind === "locked") bobOffline.on = true;
   };
   bobHttp.listen(async (envelope) => {
     if (!bobOffline.on) await bob.handle(envelope);
   });
-  return alice.propose({ source: sId, target: tId, give: 5n * ONE, take: ONE / 4n });
+  const id = await alice.propose({ source: sId, target: tId, give: 5n * ONE, take: ONE / 4n });
+  bobOffline.swap = id;
+  return id;
 })();
-await until(() => alice.swap(silent).progress.phase.kind === "revealed", "Alice's reveal");
-line("  Bob stops answering. Alice waits for the confirmation timeout, then enforces on chain:");
-await until(() => alice.swap(silent).progress.phase.kind !== "revealed", "Alice's timeout", () => alice.tick());
+await until(() => bobOffline.on && alice.swap(silent).progress.phase.kind === "revealed", "Alice's reveal");
+line("  Bob stops answering. Alice resends; her reveal cannot be undone, so once her T lock nears its expiry");
+line("  (within onChainMargin) she enforces on chain:");
 const advanceBoth = async (s: number) => {
   await advanceChain(S, s);
   await advanceChain(T, s);
 };
+await until(() => alice.swap(silent).progress.phase.kind !== "revealed", "Alice's timeout", async () => {
+  await alice.tick();
+  await advanceBoth(60);
+});
+check(alice.swap(silent).progress.phase.kind === "settlingOnChain", "Alice went on chain for the swap Bob left hanging");
 const { terms } = alice.swap(silent);
 await until(async () => (await adapters.aliceT.revealedAt(terms.hashlock)) !== 0n, "Alice's reveal on T", () => alice.tick());
 line("  Bob comes back online before tS, finds the secret registered on T (by Alice's side), and claims on S:");

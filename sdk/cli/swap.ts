@@ -23,6 +23,7 @@ const STAGES: Readonly<Record<string, string>> = {
   proposed: "1 negotiation",
   agreed: "1 negotiation",
   locked: "2 execution",
+  revealed: "2 execution",
   cancelling: "2 execution, undone",
   settlingOnChain: "3 batch settlement",
   done: "4 settled",

@@ -517,7 +517,9 @@ export class BatchedPairs {
     }
     if (side.cancelled || settled(side)) return { kind: "cancelling" };
     const both = (s: SwapSide["source"]) => s === "locked" || s === "paid";
-    return { kind: both(side.source) && both(side.target) ? "locked" : "agreed" };
+    if (!both(side.source) || !both(side.target)) return { kind: "agreed" };
+    const out = side.role === "initiator" ? side.revealed : side.secret !== undefined;
+    return { kind: out ? "revealed" : "locked" };
   }
 
   /** Writes the swap's phase row if its phase changed (in the step under way) and reports it once on disk. */

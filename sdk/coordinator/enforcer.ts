@@ -19,7 +19,8 @@ export type EnforcementOptions = Readonly<{
 
 /** What one enforcement step did, for progress reports. */
 export type EnforcementStep =
-  | { kind: "forceClosed"; seq: bigint }
+  /** Force-closed with state `seq`, after registering the secrets of the locks it pays us (`revealed`). */
+  | { kind: "forceClosed"; seq: bigint; revealed: readonly Hex[] }
   | { kind: "challenged"; seq: bigint; stale: bigint }
   /** Secrets registered in one transaction (`revealMany` when there are several), in the channel's lock order. */
   | { kind: "revealed"; hashlocks: readonly Hex[] }
@@ -49,9 +50,9 @@ export async function enforceChannel(
     if (options.mayForceClose === false) return { kind: "waiting", until: 0n, why: "open" };
     // Secrets of locks this client receives are registered first: delta budgets one inclusion for them, so they
     // must not wait behind the force close.
-    await revealOwedSecrets(latest?.state, myIndex, chain, findSecret, await chain.now());
+    const revealed = await revealOwedSecrets(latest?.state, myIndex, chain, findSecret, await chain.now());
     await chain.forceClose(params, latest);
-    return { kind: "forceClosed", seq: latest?.state.seq ?? 0n };
+    return { kind: "forceClosed", seq: latest?.state.seq ?? 0n, revealed };
   }
 
   const now = await chain.now();

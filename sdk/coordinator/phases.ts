@@ -21,7 +21,8 @@ export type OnChainReason =
 /**
  * Where a swap stands, the same for both roles, through its four phases (docs/SWAP.md). Negotiation: `proposed`
  * (the initiator's terms sent), `agreed` (both signed the terms; its locks are being added). Execution: `locked`
- * (both locks co-signed; the secret on its way, both paid in co-signed batches), or `cancelling` (undone off chain
+ * (both locks co-signed, the secret not yet out), `revealed` (the initiator sent the secret, or the responder has it:
+ * the swap can only complete; both locks are being paid in co-signed batches), or `cancelling` (undone off chain
  * before its reveal). Batch settlement: `settlingOnChain` (the counterparty did not co-sign in time). Asset
  * settlement: `done`, with the outcome (`swapped` off chain, `aborted`, or `settledOnChain`).
  */
@@ -29,6 +30,7 @@ export type SwapPhase =
   | { kind: "proposed" }
   | { kind: "agreed" }
   | { kind: "locked" }
+  | { kind: "revealed" }
   | { kind: "cancelling" }
   | { kind: "settlingOnChain"; reason: OnChainReason; channels: readonly Hex[] }
   | { kind: "done"; outcome: "swapped" | "aborted" | "settledOnChain"; reason?: string };

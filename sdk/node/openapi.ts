@@ -74,8 +74,10 @@ export const OPENAPI = {
       Swap: {
         type: "object",
         properties: {
-          id: { type: "string" }, role: { enum: ["initiator", "responder"] }, peer: { type: "string" }, phase: { type: "string" },
-          stage: { enum: ["agreed", "locked", "cancelling"], description: "with phase batched: agreed (locks being added), locked (both co-signed, the secret on its way) or cancelling (undone off chain)" },
+          id: { type: "string" }, role: { enum: ["initiator", "responder"] }, peer: { type: "string" }, phase: {
+            enum: ["proposed", "agreed", "locked", "revealed", "cancelling", "settlingOnChain", "done"],
+            description: "negotiation: proposed, agreed (locks being added); execution: locked (both co-signed), revealed (the secret out, both being paid), cancelling (undone off chain); batch settlement: settlingOnChain; asset settlement: done (with outcome)",
+          },
           outcome: { type: "string" }, give: { type: "string" }, take: { type: "string" }, sourceExpiry: { type: "string" }, targetExpiry: { type: "string" },
         },
       },
