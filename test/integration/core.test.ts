@@ -40,6 +40,7 @@ import {
   type Envelope,
   type Hex,
   type Lock,
+  type SwapBody,
 } from "../../sdk/index.js";
 import { coSign, deploySuite, locksArg, nativeParams, paramsArg, source } from "../helpers/chains.js";
 import { channelIdOf } from "../../sdk/index.js";
@@ -179,6 +180,8 @@ describe("core: timing rules", function () {
 describe("core: signatures and messages", function () {
   const key = new SigningKey(hexlify(randomBytes(32)));
   const address = new Wallet(key.privateKey).address;
+  /** A message body of the protocol: the responder's answer refusing one proposal, with its reason. */
+  const refusal = (swapId: Hex, reason: string): SwapBody => ({ step: "acceptances", items: [{ swapId, refusal: reason }] });
 
   it("signs canonical low-s signatures and refuses malleable or truncated ones", function () {
     const digest = hexlify(randomBytes(32)) as Hex;
@@ -221,10 +224,10 @@ describe("core: signatures and messages", function () {
 
   it("opens a sealed message only from its signer and only untampered", function () {
     const swapId = hexlify(randomBytes(32)) as Hex;
-    const env = seal((d) => signDigest(key, d), address, swapId, { step: "abort", reason: "changed my mind" });
-    expect(unseal(env, address)).to.deep.equal({ step: "abort", reason: "changed my mind" });
+    const env = seal((d) => signDigest(key, d), address, swapId, refusal(swapId, "changed my mind"));
+    expect(unseal(env, address)).to.deep.equal(refusal(swapId, "changed my mind"));
     expect(() => unseal(env, Wallet.createRandom().address)).to.throw(InvalidMessageError, "expected");
-    const tampered = { ...env, body: { step: "abort" as const, reason: "other" } };
+    const tampered = { ...env, body: refusal(swapId, "other") };
     expect(() => unseal(tampered, address)).to.throw(InvalidSignatureError);
   });
 
@@ -249,7 +252,7 @@ describe("core: signatures and messages", function () {
   };
 
   it("refuses a number longer than 2^256 needs before BigInt reads it, with InvalidNumberError", function () {
-    const millionDigits = `{"body":{"step":"depositsUpdate","state":{"seq":{"$n":"${"9".repeat(1_000_000)}"}}},"from":"${address}","signature":"0x","swapId":"${ID}"}`;
+    const millionDigits = `{"body":{"message":{"kind":"ack","seq":{"$n":"${"9".repeat(1_000_000)}"},"signature":"0x"},"step":"batch"},"from":"${address}","signature":"0x","swapId":"${ID}"}`;
     const started = performance.now();
     const { error, calls } = countingBigInt(() => decode(millionDigits));
     const ms = performance.now() - started; // measured, not asserted (no test asserts a time)
@@ -287,7 +290,7 @@ describe("core: signatures and messages", function () {
   });
 
   it("refuses an unsigned or badly signed envelope with a huge body on the node's path, without hashing an unsigned one", function () {
-    const huge = { step: "abort" as const, reason: "x".repeat(900_000) };
+    const huge = refusal(ID, "x".repeat(900_000));
     const signed = seal((d) => signDigest(key, d), address, ID, huge);
     const other = new SigningKey(hexlify(randomBytes(32)));
     const badlySigned = { ...signed, signature: seal((d) => signDigest(other, d), address, ID, huge).signature };
@@ -299,20 +302,20 @@ describe("core: signatures and messages", function () {
     }
     expect(unseal(decodeEnvelope(encode(signed)), address)).to.deep.equal(huge);
     // An unsigned envelope is refused before its body is encoded or hashed (this body cannot be encoded at all).
-    const unhashable = { step: "abort", get reason(): string { throw new Error("the body was encoded"); } };
+    const unhashable = { step: "acceptances", get items(): never { throw new Error("the body was encoded"); } };
     expect(() => unseal({ swapId: ID, from: address, body: unhashable, signature: "0x" } as unknown as Envelope, address)).to.throw(InvalidSignatureError);
   });
 
   it("verifies a received envelope over the bytes received: the body is not encoded again", function () {
-    const body = { step: "abort" as const, reason: "changed my mind" };
+    const body = refusal(ID, "changed my mind");
     const line = encode(seal((d) => signDigest(key, d), address, ID, body));
     const received = decodeEnvelope(line);
     expect(receivedSigner(received)).to.equal(address.toLowerCase());
     // Would throw if unseal encoded the body again to hash it.
     Object.defineProperty(received.body, "zz", { enumerable: true, get: () => { throw new Error("the body was encoded again"); } });
-    expect(unseal(received, address).step).to.equal("abort");
+    expect(unseal(received, address).step).to.equal("acceptances");
     // A body re-formatted in transit is not what the sender hashed: refused, though it parses to the same value.
-    expect(() => unseal(decodeEnvelope(line.replace('"reason":', '"reason": ')), address)).to.throw(InvalidSignatureError);
+    expect(() => unseal(decodeEnvelope(line.replace('"refusal":', '"refusal": ')), address)).to.throw(InvalidSignatureError);
     // Any other layout of the envelope (keys in another order) is checked on its encoding, as before.
     const reordered = JSON.stringify({ swapId: ID, signature: JSON.parse(line).signature, from: address, body });
     expect(unseal(decodeEnvelope(reordered), address)).to.deep.equal(body);

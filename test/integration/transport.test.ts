@@ -5,12 +5,13 @@ import { hexlify, randomBytes } from "ethers";
 
 import { encode, HttpTransport, InvalidMessageError, type Envelope, type Hex } from "../../sdk/index.js";
 
-const envelope = (i: number): Envelope => ({
-  swapId: hexlify(randomBytes(32)) as Hex,
-  from: "0x0000000000000000000000000000000000000001",
-  body: { step: "abort", reason: `message ${i}` },
-  signature: "0x",
-});
+/** An envelope whose body says `text` (an acceptance refusing one proposal: any body of the protocol would do). */
+const envelope = (i: number, text = `message ${i}`): Envelope => {
+  const swapId = hexlify(randomBytes(32)) as Hex;
+  return { swapId, from: "0x0000000000000000000000000000000000000001", body: { step: "acceptances", items: [{ swapId, refusal: text }] }, signature: "0x" };
+};
+/** The text an envelope of `envelope` carries. */
+const textOf = (e: Envelope): string => (e.body.step === "acceptances" ? e.body.items[0]?.refusal ?? "" : "");
 
 describe("HTTP transport", function () {
   it("delivers messages in the order they were sent, however many are sent at once", async function () {
@@ -18,7 +19,7 @@ describe("HTTP transport", function () {
     const sender = await HttpTransport.start(0, receiver.url);
     const received: string[] = [];
     receiver.listen(async (e) => {
-      if (e.body.step === "abort") received.push(e.body.reason);
+      received.push(textOf(e));
     });
     const sent = Array.from({ length: 200 }, (_, i) => envelope(i));
     // Single sends and groups, none awaited before the next: they queue behind the request in flight.
@@ -28,7 +29,7 @@ describe("HTTP transport", function () {
       ...sent.slice(150).map((e) => sender.send(e)),
     ]);
     while (received.length < sent.length) await new Promise((r) => setTimeout(r, 5));
-    expect(received).to.deep.equal(sent.map((e) => (e.body.step === "abort" ? e.body.reason : "")));
+    expect(received).to.deep.equal(sent.map(textOf));
     await sender.close();
     await receiver.close();
   });
@@ -123,7 +124,7 @@ describe("HTTP transport", function () {
     await new Promise<void>((ok) => stalled.listen(0, "127.0.0.1", () => ok()));
     const { port } = stalled.address() as { port: number };
     const sender = await HttpTransport.start(0, `http://127.0.0.1:${port}`, { timeoutMs: 300 });
-    const big = (i: number): Envelope => ({ ...envelope(i), body: { step: "abort", reason: "x".repeat(1 << 19) } });
+    const big = (i: number): Envelope => envelope(i, "x".repeat(1 << 19));
 
     let failure: unknown;
     for (let i = 0; i < 400 && failure === undefined; i++) await sender.send(big(i)).catch((e: unknown) => (failure = e));
