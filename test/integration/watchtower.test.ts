@@ -327,4 +327,36 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
     expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE, 20n * ONE]);
     towerStore.close();
   });
+  it("hears of the initiator's secret as soon as he reveals it, even in a request the other never answers, and claims the lock owed to him before it expires", async function () {
+    // Bob initiates: he gives ether on T (where he asks Alice, the proposer, for his lock) and takes tokens on S, so
+    // his reveal is a request on S that Alice has to put in a batch. He is guarded by his tower, fed by his client only.
+    const { setup, tower, towerStore, events, link, clock, alice, bob } = await guardedByTower(dir, "bob");
+    // Alice takes Bob's reveal and from then on answers nothing.
+    silentAfter(link, "b", (e) => e.body.step === "batch" && e.body.message.kind === "request" && e.body.message.changes.some((c) => c.kind === "pay"));
+    const swapId = await bob.client.propose({ source: setup.tId, target: setup.sId, give: TAKE, take: GIVE });
+    await link.settled();
+    const { terms } = bob.client.swap(swapId);
+    expect(alice.store.secret(terms.hashlock), "Alice got the secret").to.not.equal(undefined);
+    expect(bob.store.knownSecret(terms.hashlock)?.reveal).to.equal("may");
+    expect(bob.client.book.head(setup.sId).locks.map((l) => l.hashlock), "Alice's S lock owed to Bob, co-signed").to.deep.equal([terms.hashlock]);
+
+    // Bob's client is offline. Near the S lock's expiry (inside the tower's claim window) the tower registers the secret.
+    await setup.S.chain.networkHelpers.time.increaseTo(terms.targetExpiry - 200n);
+    await tower.poll();
+    expect(events.filter((e) => e.type === "carried")).to.deep.include({ type: "carried", hashlock: terms.hashlock, toChainId: setup.S.chainId });
+    const revealedOnS = await setup.adapters.bobS.revealedAt(terms.hashlock);
+    expect(revealedOnS > 0n && revealedOnS <= terms.targetExpiry).to.equal(true, "registered on S before the lock owed to Bob expired");
+
+    // Once the S lock expired, Alice claims Bob's lock on T with the secret (before it expires); Bob's client comes
+    // back and settles S: the secret was registered there in time, both legs happen.
+    for (const suite of [setup.S, setup.T]) await suite.chain.networkHelpers.time.increaseTo(terms.targetExpiry + 60n);
+    expect(terms.sourceExpiry > terms.targetExpiry + 120n).to.equal(true);
+    await setup.adapters.aliceT.reveal(alice.store.secret(terms.hashlock)!);
+    await setup.adapters.aliceT.forceClose(setup.tParams, alice.client.book.latest(setup.tId));
+    await driveUntil(setup, link, clock, [bob], () => phaseOf(bob, swapId).kind === "done");
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "settledOnChain" });
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([90n * ONE, 20n * ONE]);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + TAKE, 20n * ONE - TAKE]);
+    towerStore.close();
+  });
 });
