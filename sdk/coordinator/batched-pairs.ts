@@ -20,7 +20,7 @@ import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, Unexpec
 import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
-import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
+import { newSide, outcome, revealRule, settled, type SwapSide } from "../core/swap-rules.js";
 import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import { BatchedSwaps } from "./batched-swaps.js";
@@ -122,15 +122,24 @@ export class BatchedPairs {
   }
 
   private onEvent(engine: BatchedSwaps, channelId: Hex, event: UpdateEvent) {
-    if (event.type === "signed") for (const c of event.changes) if (c.kind === "pay") this.ctx.o.watchtower?.addSecret(c.hashlock, c.secret);
     if (event.type === "cosigned") this.cosigned(engine, channelId, event);
   }
 
-  /** Swaps whose side a step of `engine` changed: `run` brings their phase rows up to date. */
+  /**
+   * Swaps whose side a step of `engine` changed: `run` brings their phase rows up to date, and the watchtower hears
+   * of each secret a side may now reveal (`revealRule`): the responder's once known, the initiator's once it left,
+   * whether in a batch it signed or in a request the other has to put in one (and may never answer).
+   */
   private touch(engine: BatchedSwaps, hashlocks: readonly string[]) {
     const set = this.touched.get(engine) ?? new Set<string>();
     for (const k of hashlocks) set.add(k);
     this.touched.set(engine, set);
+    const tower = this.ctx.o.watchtower;
+    if (tower === undefined) return;
+    for (const k of hashlocks) {
+      const side = engine.side(k as Hex);
+      if (side?.secret !== undefined && revealRule(side) === "may") tower.addSecret(side.terms.hashlock, side.secret);
+    }
   }
 
   /**
@@ -267,7 +276,7 @@ export class BatchedPairs {
         for (const id of [args.source, args.target]) open.set(lower(id), (open.get(lower(id)) ?? 0) + 1);
         // The secret and the swap are stored before the proposal leaves, the secret held: it may be revealed only once
         // the initiator reveals it (a signed payment of the T lock), and never once the swap is undone (swap-rules.ts
-        // `revealRule`). The watchtower hears of it once that payment is signed.
+        // `revealRule`). The watchtower hears of it once it may be revealed (`touch`).
         ctx.o.store.saveSecret(terms.hashlock, secret, "held");
         ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, []), true);
         ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });

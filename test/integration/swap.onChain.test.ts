@@ -1,8 +1,8 @@
 import { expect } from "chai";
 
-import type { HubAdapter, Hex, SwapStep } from "../../sdk/index.js";
+import type { Envelope, HubAdapter, Hex, InMemoryLink } from "../../sdk/index.js";
 import {
-  cutAfter,
+  blockNumbers,
   driveUntil,
   fundedChannels,
   ONE,
@@ -10,53 +10,135 @@ import {
   phaseOf,
   twoParties,
   type Party,
+  type Setup,
 } from "../helpers/swapHarness.js";
 
-const GIVE = 10n * ONE; // Alice -> Bob on S (token channel, deposits [100, 10])
-const TAKE = ONE / 2n; // Bob -> Alice on T (native channel, deposits [1, 20])
+// The harness's channels: S holds tokens, deposits [Alice 100, Bob 10]; T holds ether, deposits [Alice 1, Bob 20].
+// Alice is participant 0 (the proposer of batches) on both. One swap, proposed by Alice, runs as:
+//   a proposals; b acceptances;
+//   a update S [add] (the source lock), b ack;  b request T [add], a update T [add] (the target lock), b ack;
+//   a update T [pay] (the reveal), b ack;       b request S [pay], a update S [pay] (the resolving batch), b ack.
+const GIVE = 10n * ONE; // Alice -> Bob on S
+const TAKE = ONE / 2n; // Bob -> Alice on T
 
-type Step = SwapStep;
+/** The last message a party sends before it goes silent. */
+type Last = "proposals" | "acceptances" | "sourceLock" | "targetLock" | "reveal" | "resolve";
 
+/** The batch of each cut point (its channel and the change it makes), as Alice proposes it. */
+const BATCHES: Partial<Record<Last, { channel: "S" | "T"; change: "add" | "pay" }>> = {
+  sourceLock: { channel: "S", change: "add" },
+  targetLock: { channel: "T", change: "add" },
+  reveal: { channel: "T", change: "pay" },
+  resolve: { channel: "S", change: "pay" },
+};
+
+/**
+ * From the moment `who` has sent its message of `last` (Alice: the batch she proposes; Bob: his ack of it), it is
+ * gone: nothing from or to it arrives.
+ */
+function silentAfter(setup: Setup, link: InMemoryLink, who: "alice" | "bob", last: Last) {
+  const ids = { S: setup.sId.toLowerCase(), T: setup.tId.toLowerCase() };
+  const batch = BATCHES[last];
+  let proposedSeq: bigint | undefined; // the sequence number of the batch, once Alice proposed it
+  const isLast = (e: Envelope, from: "a" | "b"): boolean => {
+    if (last === "proposals" || last === "acceptances") return e.body.step === last && from === (who === "alice" ? "a" : "b");
+    if (e.body.step !== "batch" || batch === undefined || e.swapId.toLowerCase() !== ids[batch.channel]) return false;
+    const m = e.body.message;
+    if (from === "a" && m.kind === "update" && m.changes.some((c) => c.kind === batch.change)) {
+      proposedSeq = m.seq;
+      return who === "alice";
+    }
+    return from === "b" && who === "bob" && m.kind === "ack" && m.seq === proposedSeq;
+  };
+  let gone = false;
+  link.fault = (e, from) => {
+    if (gone) return "drop";
+    if (isLast(e, from)) gone = true;
+    return "deliver";
+  };
+  return { isGone: () => gone };
+}
+
+/**
+ * Seconds the chains (and the client clock) move between two ticks while a party settles on chain: less than the
+ * clients' onChainMargin (300 s), so a tick falls between "a lock that pays me nears its expiry" and the expiry, as
+ * a client ticking every few seconds would.
+ */
+const STEP = 120;
 
 const isDone = (p: Party, swapId: Hex) => () => phaseOf(p, swapId).kind === "done";
 const closed = (chain: HubAdapter, channelId: Hex) => async () => (await chain.channelInfo(channelId)).status === "closed";
 
+/** How a channel ends: closed on chain with these payouts, or still open with these balances in the honest head. */
+type End = { closed: [bigint, bigint] } | { open: [bigint, bigint] };
+
+const DEPOSITS = { S: [100n * ONE, 10n * ONE], T: [ONE, 20n * ONE] } as const;
+const SWAPPED = { S: [90n * ONE, 20n * ONE], T: [ONE + TAKE, 20n * ONE - TAKE] } as const;
+
+async function expectEnd(setup: Setup, honest: Party, which: "S" | "T", end: End) {
+  const [suite, id, chain] = which === "S" ? [setup.S, setup.sId, setup.adapters.aliceS] : [setup.T, setup.tId, setup.adapters.aliceT];
+  const status = (await chain.channelInfo(id)).status;
+  if ("closed" in end) {
+    expect(status, `${which} closed on chain`).to.equal("closed");
+    expect(await payoutsOf(suite, id), `${which} payouts`).to.deep.equal(end.closed);
+  } else {
+    expect(status, `${which} stays open: nothing at stake on it`).to.equal("open");
+    const head = honest.client.book.head(id);
+    expect(head.locks, `${which}: no lock in the honest party's head`).to.deep.equal([]);
+    expect([...head.balances], `${which} balances`).to.deep.equal(end.open);
+  }
+}
+
 describe("cross-chain swap when a party goes silent (batch settlement, guarantees 1, 2, 4)", function () {
-  const cases: {
-    title: string;
-    silent: "alice" | "bob";
-    after: Step;
-    payouts: { S: [bigint, bigint]; T: [bigint, bigint] };
-  }[] = [
+  const cases: { title: string; silent: "alice" | "bob"; after: Last; S: End; T: End }[] = [
     {
-      title: "the responder vanishes after accepting: the initiator force-closes and gets her deposits back",
+      title: "the responder vanishes after accepting: the initiator's source lock, signed and never acknowledged, ends on chain; she keeps her tokens and T stays open",
       silent: "bob",
-      after: "accept",
-      payouts: { S: [100n * ONE, 10n * ONE], T: [ONE, 20n * ONE] },
+      after: "acceptances",
+      S: { closed: [...DEPOSITS.S] },
+      T: { open: [...DEPOSITS.T] },
     },
     {
-      title: "the responder vanishes after locking: the initiator claims on T on chain, her own lock refunds on S",
-      silent: "bob",
-      after: "targetLock",
-      payouts: { S: [100n * ONE, 10n * ONE], T: [ONE + TAKE, 20n * ONE - TAKE] },
-    },
-    {
-      title: "the initiator vanishes after locking on S: both locks refund on chain",
+      title: "the initiator vanishes after proposing the batch of her source lock: the responder acknowledged it, and it refunds to her on chain",
       silent: "alice",
       after: "sourceLock",
-      payouts: { S: [100n * ONE, 10n * ONE], T: [ONE, 20n * ONE] },
+      S: { closed: [...DEPOSITS.S] },
+      T: { closed: [...DEPOSITS.T] },
     },
     {
-      title: "the initiator locks both and never reveals: the responder refunds both after the expiries",
+      title: "the responder vanishes after acknowledging the source lock: the initiator undoes the swap and her lock refunds on chain",
+      silent: "bob",
+      after: "sourceLock",
+      S: { closed: [...DEPOSITS.S] },
+      T: { closed: [...DEPOSITS.T] },
+    },
+    {
+      title: "the initiator locks both and never reveals: the responder refunds both locks on chain after their expiries",
       silent: "alice",
-      after: "targetLockAck",
-      payouts: { S: [100n * ONE, 10n * ONE], T: [ONE, 20n * ONE] },
+      after: "targetLock",
+      S: { closed: [...DEPOSITS.S] },
+      T: { closed: [...DEPOSITS.T] },
+    },
+    {
+      title: "the responder vanishes after acknowledging his target lock: the initiator claims on T on chain, her own lock refunds on S",
+      silent: "bob",
+      after: "targetLock",
+      S: { closed: [...DEPOSITS.S] },
+      T: { closed: [...SWAPPED.T] },
     },
     {
       title: "the initiator vanishes after revealing: the responder claims on S with the secret, both legs happen",
       silent: "alice",
       after: "reveal",
-      payouts: { S: [90n * ONE, 20n * ONE], T: [ONE + TAKE, 20n * ONE - TAKE] },
+      S: { closed: [...SWAPPED.S] },
+      T: { closed: [...SWAPPED.T] },
+    },
+    {
+      title: "the responder vanishes after acknowledging the reveal and never claims: the initiator keeps T's payment and her S lock refunds on chain",
+      silent: "bob",
+      after: "reveal",
+      S: { closed: [...DEPOSITS.S] },
+      T: { closed: [...SWAPPED.T] },
     },
   ];
 
@@ -64,56 +146,91 @@ describe("cross-chain swap when a party goes silent (batch settlement, guarantee
     it(c.title, async function () {
       const setup = await fundedChannels();
       const { link, clock, alice, bob } = await twoParties(setup);
-      cutAfter(link, c.silent === "alice" ? "a" : "b", c.after);
+      silentAfter(setup, link, c.silent, c.after);
       const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
       await link.settled();
       const honest = c.silent === "alice" ? bob : alice;
-      await driveUntil(setup, link, clock, [honest], isDone(honest, swapId));
+      await driveUntil(setup, link, clock, [honest], isDone(honest, swapId), STEP, 200);
       expect(phaseOf(honest, swapId)).to.deep.equal({ kind: "done", outcome: "settledOnChain" });
-      expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal(c.payouts.S);
-      expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal(c.payouts.T);
+      await expectEnd(setup, honest, "S", c.S);
+      await expectEnd(setup, honest, "T", c.T);
     });
   }
 
-  it("the initiator vanishes after proposing: the responder aborts, nothing touches a chain", async function () {
+  it("the initiator vanishes after proposing: the responder undoes the swap it agreed, nothing touches a chain", async function () {
     const setup = await fundedChannels();
     const { link, clock, alice, bob } = await twoParties(setup);
-    cutAfter(link, "a", "propose");
+    const { isGone } = silentAfter(setup, link, "alice", "proposals");
+    const blocks = await blockNumbers(setup);
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
-    clock.advance(10_000);
+    expect(isGone()).to.equal(true);
+    expect(phaseOf(bob, swapId).kind).to.equal("agreed");
+    clock.advance(11_000); // past the confirmation timeout
     await bob.client.tick();
+    await link.settled();
     expect(phaseOf(bob, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
+    expect(bob.client.available(setup.tId, 1)).to.equal(20n * ONE, "nothing of Bob's stays promised on T");
+    expect(await blockNumbers(setup)).to.deep.equal(blocks);
   });
 
-  it("the responder vanishes after resolving: the initiator is done off chain, both transfers confirmed", async function () {
+  it("the responder vanishes after resolving: the initiator is done off chain, both payments in her co-signed heads", async function () {
     const setup = await fundedChannels();
     const { link, alice } = await twoParties(setup);
-    cutAfter(link, "b", "resolve");
+    const { isGone } = silentAfter(setup, link, "bob", "resolve");
+    const blocks = await blockNumbers(setup);
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
+    expect(isGone()).to.equal(true);
     expect(phaseOf(alice, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
-    expect(alice.client.transfers(swapId).every((t) => t.confirmed)).to.equal(true);
+    for (const [id, balances] of [[setup.sId, SWAPPED.S], [setup.tId, SWAPPED.T]] as const) {
+      const head = alice.client.book.head(id);
+      expect(head.locks).to.deep.equal([]);
+      expect([...head.balances]).to.deep.equal([...balances]);
+    }
+    expect(await blockNumbers(setup)).to.deep.equal(blocks);
+  });
+
+  it("the initiator vanishes after proposing the resolving batch: the responder acknowledged it and is done off chain", async function () {
+    const setup = await fundedChannels();
+    const { link, alice, bob } = await twoParties(setup);
+    const { isGone } = silentAfter(setup, link, "alice", "resolve");
+    const blocks = await blockNumbers(setup);
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    expect(isGone()).to.equal(true);
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
+    for (const [id, balances] of [[setup.sId, SWAPPED.S], [setup.tId, SWAPPED.T]] as const) {
+      const head = bob.client.book.head(id);
+      expect(head.locks).to.deep.equal([]);
+      expect([...head.balances]).to.deep.equal([...balances]);
+    }
+    expect(await blockNumbers(setup)).to.deep.equal(blocks);
   });
 
   it("carries a secret revealed at the last second on T to S before the source lock expires", async function () {
     const setup = await fundedChannels();
     const { link, clock, alice, bob } = await twoParties(setup);
-    // Alice locks both, keeps the secret off the wire, and claims on T herself just before tT.
-    cutAfter(link, "a", "targetLockAck");
+    // Alice has both locks co-signed, keeps the secret off the wire (her reveal never arrives), and claims on T herself
+    // just before tT.
+    silentAfter(setup, link, "bob", "targetLock");
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
     const { terms } = alice.client.swap(swapId);
+    const latestT = alice.client.book.latest(setup.tId)!;
+    expect(latestT.state.locks.map((l) => l.hashlock)).to.deep.equal([terms.hashlock], "the T lock is co-signed");
+    expect(bob.store.secret(terms.hashlock)).to.equal(undefined);
     const secret = alice.store.secret(terms.hashlock)!;
     await setup.T.chain.networkHelpers.time.increaseTo(terms.targetExpiry - 5n);
     await setup.adapters.aliceT.reveal(secret);
-    await setup.adapters.aliceT.forceClose(setup.tParams, alice.client.book.latest(setup.tId));
+    await setup.adapters.aliceT.forceClose(setup.tParams, latestT);
 
     await driveUntil(setup, link, clock, [bob], isDone(bob, swapId), 120);
     const revealedOnS = await setup.adapters.bobS.revealedAt(terms.hashlock);
     expect(revealedOnS > 0n && revealedOnS <= terms.sourceExpiry).to.equal(true, "Bob registered it on S in time");
-    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([90n * ONE, 20n * ONE]);
-    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + TAKE, 20n * ONE - TAKE]);
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "settledOnChain" });
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([...SWAPPED.S]);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([...SWAPPED.T]);
   });
 });
 
@@ -122,7 +239,8 @@ describe("stale states posted on chain (guarantee 2)", function () {
     const setup = await fundedChannels();
     const parties = await twoParties(setup);
     for (let i = 0; i < n; i++) {
-      await parties.alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+      const id = await parties.alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+      expect((await parties.alice.client.whenDone(id)).outcome).to.equal("swapped");
       await parties.link.settled();
     }
     return { setup, ...parties };
@@ -130,9 +248,15 @@ describe("stale states posted on chain (guarantee 2)", function () {
 
   it("the responder force-closes T with an old state: the initiator challenges with the newest and is paid in full", async function () {
     const { setup, link, clock, alice, bob } = await afterSwaps(3);
-    const stale = bob.store.coSignedAt(setup.tId, 2n)!; // after the first swap only
-    await setup.adapters.bobT.forceClose(setup.tParams, stale);
+    // The co-signed state of T right after the first swap, as Bob keeps it.
     const newest = alice.client.book.head(setup.tId).seq;
+    let stale;
+    for (let seq = 1n; seq < newest && stale === undefined; seq++) {
+      const s = bob.store.coSignedAt(setup.tId, seq);
+      if (s !== undefined && s.state.locks.length === 0 && s.state.balances[0] === ONE + TAKE) stale = s;
+    }
+    expect(stale, "a co-signed T state after one swap").to.not.equal(undefined);
+    await setup.adapters.bobT.forceClose(setup.tParams, stale);
     await driveUntil(setup, link, clock, [alice], async () => (await setup.adapters.aliceT.channelInfo(setup.tId)).seq === newest, 60);
     await driveUntil(setup, link, clock, [alice], closed(setup.adapters.aliceT, setup.tId));
     expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + 3n * TAKE, 20n * ONE - 3n * TAKE]);

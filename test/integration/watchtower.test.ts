@@ -15,12 +15,14 @@ import {
   type ChainWatch,
   type ChannelLedger,
   type ChannelState,
+  type Envelope,
   type Hex,
+  type InMemoryLink,
+  type SwapClientOptions,
   type WatchtowerEvent,
 } from "../../sdk/index.js";
 import { coSign } from "../helpers/chains.js";
 import {
-  cutAfter,
   driveUntil,
   fundedChannels,
   increaseBoth,
@@ -34,25 +36,48 @@ import {
 const GIVE = 10n * ONE;
 const TAKE = ONE / 2n;
 
-/** Bob's watchtower: its own account on both chains, its own store. */
-async function towerFor(setup: Setup, store: Store, events: WatchtowerEvent[] = []) {
+/** A watchtower: its own account on both chains, its own store. */
+async function towerFor(setup: Setup, store: Store, events: WatchtowerEvent[] = [], claimWindowSeconds = 300n) {
   const watch = async (suite: Setup["S"]): Promise<ChainWatch> => ({
     chain: await HubAdapter.connect(await suite.hub.getAddress(), suite.other),
     confirmations: 2,
     clockSkewSeconds: 30n,
-    claimWindowSeconds: 300n,
+    claimWindowSeconds,
   });
   return new Watchtower(store, [await watch(setup.S), await watch(setup.T)], (e) => events.push(e));
 }
 
-async function bobGuardedByTower(dir: string) {
+/** A party's client fed to a watchtower of its own: every channel it adds, every state it signs or gets co-signed. */
+async function guardedByTower(dir: string, who: "alice" | "bob", claimWindowSeconds = 300n) {
   const setup = await fundedChannels();
   const towerStore = new Store(join(dir, "tower.sqlite"));
   const events: WatchtowerEvent[] = [];
-  const tower = await towerFor(setup, towerStore, events);
+  const tower = await towerFor(setup, towerStore, events, claimWindowSeconds);
   // The client hands each channel it adds to the tower before it signs anything for it.
-  const parties = await twoParties(setup, { bob: { watchtower: tower } });
+  const option: Partial<SwapClientOptions> = { watchtower: tower };
+  const parties = await twoParties(setup, who === "bob" ? { bob: option } : { alice: option });
   return { setup, tower, towerStore, events, ...parties };
+}
+
+const bobGuardedByTower = (dir: string) => guardedByTower(dir, "bob");
+
+/** From the moment `who` has sent a message `last` picks, it is gone: nothing from or to it arrives. */
+function silentAfter(link: InMemoryLink, who: "a" | "b", last: (e: Envelope) => boolean) {
+  let gone = false;
+  link.fault = (e, from) => {
+    if (gone) return "drop";
+    if (from === who && last(e)) gone = true;
+    return "deliver";
+  };
+}
+
+const sameId = (a: Hex, b: Hex) => a.toLowerCase() === b.toLowerCase();
+
+/** Every secret registered on either chain's registry. */
+async function revealedSecrets(setup: Setup): Promise<string[]> {
+  const all = [];
+  for (const suite of [setup.S, setup.T]) all.push(...(await suite.registry.queryFilter(suite.registry.filters.SecretRevealed())));
+  return all.map((e) => e.args.secret);
 }
 
 describe("watchtower (guarantee 2 while the client is offline)", function () {
@@ -84,10 +109,24 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
 
   it("carries a secret revealed on T to S before the source lock expires, so Bob is paid on S later", async function () {
     const { setup, tower, towerStore, events, link, clock, alice, bob } = await bobGuardedByTower(dir);
-    cutAfter(link, "b", "targetLock"); // Bob's client goes offline right after locking on T
+    // Bob's client goes offline right after it acknowledged the batch adding his T lock (Alice's reveal never reaches it).
+    let tLockSeq: bigint | undefined;
+    let gone = false;
+    link.fault = (e, from) => {
+      if (gone) return "drop";
+      if (e.body.step === "batch" && sameId(e.swapId, setup.tId)) {
+        const m = e.body.message;
+        if (from === "a" && m.kind === "update" && m.changes.some((c) => c.kind === "add")) tLockSeq = m.seq;
+        if (from === "b" && m.kind === "ack" && m.seq === tLockSeq) gone = true;
+      }
+      return "deliver";
+    };
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
     const { terms } = alice.client.swap(swapId);
+    expect(bob.client.book.head(setup.tId).locks.map((l) => l.hashlock)).to.deep.equal([terms.hashlock], "Bob's T lock co-signed");
+    expect(bob.store.secret(terms.hashlock)).to.equal(undefined);
+    expect(towerStore.secret(terms.hashlock)).to.equal(undefined);
     // Alice claims T on chain at the last moment and never tells Bob.
     await setup.T.chain.networkHelpers.time.increaseTo(terms.targetExpiry - 5n);
     await setup.adapters.aliceT.reveal(alice.store.secret(terms.hashlock)!);
@@ -198,6 +237,126 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
     await tower.poll();
     await tower.poll();
     expect([await setup.S.chain.ethers.provider.getBlockNumber(), await setup.T.chain.ethers.provider.getBlockNumber()]).to.deep.equal(blocks);
+    towerStore.close();
+  });
+
+  it("hears of the initiator's secret only once she reveals it: held back from the tower until then", async function () {
+    const { setup, tower, towerStore, link, clock, alice, bob } = await guardedByTower(dir, "alice");
+    // Bob's acknowledgement of the batch adding his T lock is lost: Alice cannot reveal yet.
+    let tAcks = 0;
+    link.fault = (e, from) => (from === "b" && e.body.step === "batch" && sameId(e.swapId, setup.tId) && e.body.message.kind === "ack" && ++tAcks === 1 ? "drop" : "deliver");
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    const { hashlock } = alice.client.swap(swapId).terms;
+    expect(phaseOf(alice, swapId).kind).to.equal("agreed");
+    expect(alice.store.knownSecret(hashlock)?.reveal).to.equal("held");
+    expect(alice.store.secret(hashlock), "held back from her own on-chain path").to.equal(undefined);
+    expect(towerStore.knownSecret(hashlock), "the tower was not told").to.equal(undefined);
+    await tower.poll();
+    expect(await revealedSecrets(setup)).to.deep.equal([]);
+
+    clock.advance(3_000); // past the resend interval: Alice resends her batch, Bob acknowledges it again
+    await alice.client.tick();
+    await link.settled();
+    await bob.client.tick();
+    await link.settled();
+    expect(phaseOf(alice, swapId)).to.deep.equal({ kind: "done", outcome: "swapped" });
+    const secret = alice.store.knownSecret(hashlock);
+    expect(secret?.reveal).to.equal("may");
+    expect(towerStore.secret(hashlock), "the tower has it once she revealed it").to.equal(secret?.secret);
+    await tower.poll();
+    expect(await revealedSecrets(setup), "nothing to carry: both locks paid off chain").to.deep.equal([]);
+    towerStore.close();
+  });
+
+  it("never reveals the secret of a swap the initiator undid, fed live by her client or from her store (Bob held his T lock back, then kept her T refund)", async function () {
+    // Alice's tower claims every lock owed to her within an hour of its expiry, if it holds the secret.
+    const { setup, tower, towerStore, events, link, clock, alice, bob } = await guardedByTower(dir, "alice", 3_600n);
+    // Bob asks for his T lock only once less than minTargetWindow (600 s) is left on it; once it is co-signed, he
+    // signs whatever Alice sends and answers nothing more (her T refund co-signed by him alone, her S refund never).
+    let phase: "hold" | "late" | "silent" = "hold";
+    const tLocked = () => alice.client.book.head(setup.tId).locks.length > 0;
+    link.fault = (e, from) => {
+      if (phase === "late" && tLocked()) phase = "silent";
+      if (from !== "b") return "deliver";
+      if (phase === "silent") return "drop";
+      const request = e.body.step === "batch" && e.body.message.kind === "request" && sameId(e.swapId, setup.tId);
+      return phase === "hold" && request ? "drop" : "deliver";
+    };
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
+    await link.settled();
+    const { hashlock, targetExpiry } = alice.client.swap(swapId).terms;
+    expect(alice.client.book.head(setup.sId).locks.map((l) => l.hashlock)).to.deep.equal([hashlock]);
+    // 500 s left on T, and the client clock moves less than the confirmation timeout: Bob's resent ask arrives.
+    const nowT = BigInt(await setup.T.chain.networkHelpers.time.latest());
+    await increaseBoth(setup, Number(targetExpiry - nowT - 500n));
+    clock.advance(3_000);
+    phase = "late";
+    await alice.client.tick(); // she reads the chains' time
+    await link.settled();
+    await bob.client.tick();
+    await link.settled();
+    await alice.client.idle();
+    await link.settled();
+    expect(tLocked(), "the T lock is in Alice's co-signed head").to.equal(true);
+    expect(phaseOf(alice, swapId), "Alice undid the swap: too late to reveal").to.deep.equal({ kind: "cancelling" });
+    expect(alice.store.knownSecret(hashlock)?.reveal).to.equal("never");
+    expect(bob.store.secret(hashlock), "Bob never learned the secret").to.equal(undefined);
+    expect(bob.store.latestCoSigned(setup.tId)!.state.locks, "Bob holds a co-signed T state without the lock").to.deep.equal([]);
+
+    // The tower holds Alice's co-signed T state with the lock owed to her, inside its claim window; a tower next to a
+    // client also takes over what her store holds before it polls.
+    expect(towerStore.latestCoSigned(setup.tId)!.state.locks.map((l) => l.hashlock)).to.deep.equal([hashlock]);
+    expect(tower.importFrom(alice.store)).to.equal(2);
+    expect(towerStore.knownSecret(hashlock)).to.equal(undefined);
+    await tower.poll();
+    expect(events.filter((e) => e.type === "carried")).to.deep.equal([]);
+    expect(await revealedSecrets(setup)).to.deep.equal([]);
+
+    // Bob stays silent: Alice's client settles on chain, the tower polling alongside; neither reveals the secret.
+    await driveUntil(setup, link, clock, [alice], async () => {
+      tower.importFrom(alice.store);
+      await tower.poll();
+      return phaseOf(alice, swapId).kind === "done";
+    }, 120, 200);
+    expect(phaseOf(alice, swapId)).to.deep.equal({ kind: "done", outcome: "settledOnChain" });
+    expect(await revealedSecrets(setup)).to.deep.equal([]);
+    expect(towerStore.knownSecret(hashlock)).to.equal(undefined);
+    // Undone on both sides: each lock went back to its sender.
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([100n * ONE, 10n * ONE]);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE, 20n * ONE]);
+    towerStore.close();
+  });
+  it("hears of the initiator's secret as soon as he reveals it, even in a request the other never answers, and claims the lock owed to him before it expires", async function () {
+    // Bob initiates: he gives ether on T (where he asks Alice, the proposer, for his lock) and takes tokens on S, so
+    // his reveal is a request on S that Alice has to put in a batch. He is guarded by his tower, fed by his client only.
+    const { setup, tower, towerStore, events, link, clock, alice, bob } = await guardedByTower(dir, "bob");
+    // Alice takes Bob's reveal and from then on answers nothing.
+    silentAfter(link, "b", (e) => e.body.step === "batch" && e.body.message.kind === "request" && e.body.message.changes.some((c) => c.kind === "pay"));
+    const swapId = await bob.client.propose({ source: setup.tId, target: setup.sId, give: TAKE, take: GIVE });
+    await link.settled();
+    const { terms } = bob.client.swap(swapId);
+    expect(alice.store.secret(terms.hashlock), "Alice got the secret").to.not.equal(undefined);
+    expect(bob.store.knownSecret(terms.hashlock)?.reveal).to.equal("may");
+    expect(bob.client.book.head(setup.sId).locks.map((l) => l.hashlock), "Alice's S lock owed to Bob, co-signed").to.deep.equal([terms.hashlock]);
+
+    // Bob's client is offline. Near the S lock's expiry (inside the tower's claim window) the tower registers the secret.
+    await setup.S.chain.networkHelpers.time.increaseTo(terms.targetExpiry - 200n);
+    await tower.poll();
+    expect(events.filter((e) => e.type === "carried")).to.deep.include({ type: "carried", hashlock: terms.hashlock, toChainId: setup.S.chainId });
+    const revealedOnS = await setup.adapters.bobS.revealedAt(terms.hashlock);
+    expect(revealedOnS > 0n && revealedOnS <= terms.targetExpiry).to.equal(true, "registered on S before the lock owed to Bob expired");
+
+    // Once the S lock expired, Alice claims Bob's lock on T with the secret (before it expires); Bob's client comes
+    // back and settles S: the secret was registered there in time, both legs happen.
+    for (const suite of [setup.S, setup.T]) await suite.chain.networkHelpers.time.increaseTo(terms.targetExpiry + 60n);
+    expect(terms.sourceExpiry > terms.targetExpiry + 120n).to.equal(true);
+    await setup.adapters.aliceT.reveal(alice.store.secret(terms.hashlock)!);
+    await setup.adapters.aliceT.forceClose(setup.tParams, alice.client.book.latest(setup.tId));
+    await driveUntil(setup, link, clock, [bob], () => phaseOf(bob, swapId).kind === "done");
+    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "settledOnChain" });
+    expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([90n * ONE, 20n * ONE]);
+    expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + TAKE, 20n * ONE - TAKE]);
     towerStore.close();
   });
 });
