@@ -286,10 +286,9 @@ if (PARTS.has("pair")) {
   const p = pairs[0]!;
   const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, alice.client.address));
   const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address));
-  child.stdin.write("batch\n");
+  child.stdin.write("ready\n");
   await Promise.all([s, t].map((id) => alice.client.syncDeposits(id)));
-  await says(/PEER_BATCHED=1/);
-  await alice.client.batchPair(s, t);
+  await says(/PEER_READY=1/);
   const ticker = setInterval(() => void alice.client.tick().catch(() => undefined), 200);
   for (const inFlight of PAIR_IN_FLIGHT) {
     const before = await peerUsage();

@@ -1,8 +1,8 @@
 /**
  * Bob's side of `npm run bench:swaps` in a process of its own: a SwapClient over HTTP on loopback, answering
  * Alice's swaps. Configured by the BENCH_PEER JSON in the environment; prints PEER_URL=… once listening, and
- * PEER_CPU=… (its CPU time in microseconds) and PEER_SIGNS=… (the signatures it made) when asked. Told "batch",
- * it ticks every 200 ms, and runs its first channel pair with batched updates once both ledgers count the deposits.
+ * PEER_CPU=… (its CPU time in microseconds) and PEER_SIGNS=… (the signatures it made) when asked. Told "ready",
+ * it ticks every 200 ms and prints PEER_READY=1 once both ledgers of its first channel pair count the deposits.
  */
 import { decode, HttpTransport, rpcProvider, type Hex } from "../../sdk/index.js";
 import { localWallet } from "./local.js";
@@ -40,12 +40,10 @@ process.stdin.on("data", (chunk: Buffer) => {
       const { user, system } = process.cpuUsage();
       console.log(`PEER_CPU=${user + system} PEER_SIGNS=${signs}`);
     }
-    if (line === "batch") {
+    if (line === "ready") {
       // Once both ledgers count the deposits here too (this side may propose one of the updates: it ticks).
       ticker = setInterval(() => void client.tick().catch(() => undefined), 200);
-      void Promise.all(ids.slice(0, 2).map((id) => client.syncDeposits(id)))
-        .then(() => client.batchPair(ids[0]!, ids[1]!))
-        .then(() => console.log("PEER_BATCHED=1"));
+      void Promise.all(ids.slice(0, 2).map((id) => client.syncDeposits(id))).then(() => console.log("PEER_READY=1"));
     }
   }
 });

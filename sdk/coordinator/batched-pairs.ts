@@ -474,7 +474,7 @@ export class BatchedPairs {
    */
   async onBatch(envelope: Envelope, body: Extract<SwapBody, { step: "batch" }>) {
     const engine = this.engines.get(lower(envelope.swapId));
-    if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not run with batched updates here`);
+    if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not a channel of ours`);
     unseal(envelope, this.ctx.book.counterparty(envelope.swapId));
     if (this.onChain(envelope.swapId)) return; // the pair is on chain: nothing more is signed on it
     if (countsDeposits(body.message)) await this.readHeld([envelope.swapId]);

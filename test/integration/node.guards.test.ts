@@ -172,14 +172,13 @@ describe("the node refuses what could lose funds or grow without bound", functio
     expect(bob.refused()).to.have.length(kept + 1);
   });
 
-  it("R3-INFLIGHT: holds policy.swaps.maxInFlight on a batched pair when a peer sends ten proposals in one envelope", async function () {
+  it("R3-INFLIGHT: holds policy.swaps.maxInFlight when a peer sends ten proposals in one envelope", async function () {
     const counted = async (n: ChannelNode, id: string) => {
       const c = await n.channel(id);
       const base = c.base;
       return c.status === "open" && base?.onChainDeposits !== undefined && base.deposits.join() === base.onChainDeposits.join() ? true : undefined;
     };
     for (const n of [alice, bob]) for (const id of [s1, t1]) await until(`channel ${id} counts its deposit`, () => counted(n, id));
-    for (const n of [alice, bob]) await n.batch(s1, t1);
     // Alice's key crafts ten valid proposals (each within Bob's pair policy: 0.1 for 0.2, at most 2) and sends them
     // in one `proposals` envelope to Bob's peer endpoint, as a hostile node would.
     const p = rpcProvider(chains[1]!.url);

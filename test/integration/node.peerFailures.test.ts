@@ -30,9 +30,10 @@ function forged(key: string, body: SwapBody, from: Address): string {
   const e = decodeEnvelope(line(key, body));
   return encode({ ...e, from });
 }
-const accept = (): SwapBody => ({ step: "accept", termsSig: `0x${"11".repeat(65)}` as Hex });
-/** Another step, so that a log line tells the stranger's failures from the peer's. */
-const resolveAck = (): SwapBody => ({ step: "resolveAck", sig: `0x${"22".repeat(65)}` as Hex });
+/** An acknowledgement for a channel nobody has (the envelope's id is random): it fails to be handled. */
+const ack = (): SwapBody => ({ step: "batch", message: { kind: "ack", seq: 1n, signature: `0x${"11".repeat(65)}` as Hex } });
+/** Another kind, so that a log line tells the stranger's failures from the peer's. */
+const request = (): SwapBody => ({ step: "batch", message: { kind: "request", changes: [] } });
 
 describe("failures to handle peer messages, counted", function () {
   const lines: Record<string, unknown>[] = [];
@@ -47,18 +48,18 @@ describe("failures to handle peer messages, counted", function () {
     }),
   );
   const failures = new PeerFailures(log, new Map([[BOB.toLowerCase(), "bob"]]), () => now);
-  const unknownSwap = new UnexpectedMessageError("accept for unknown swap");
+  const unknownSwap = new UnexpectedMessageError("a batch for channel 0x12, which is not a channel of ours");
   const warns = () => lines.filter((l) => l.event === "peerMessageFailures");
 
   it("says a configured peer's failures at warn from the third in a row, at most once a minute, with the count", function () {
-    const bob = () => decodeEnvelope(line(BOB_KEY, accept()));
+    const bob = () => decodeEnvelope(line(BOB_KEY, ack()));
     failures.failed(unknownSwap, bob());
     failures.failed(unknownSwap, bob());
     expect(warns()).to.have.length(0);
     failures.failed(unknownSwap, bob());
     expect(warns()).to.have.length(1);
     expect(warns()[0]).to.include({ level: 40, peer: "bob", failures: 3, inARow: 3 });
-    expect(String(warns()[0]!.error)).to.match(/unknown swap/);
+    expect(String(warns()[0]!.error)).to.match(/not a channel of ours/);
     for (let i = 0; i < 50; i++) failures.failed(unknownSwap, bob());
     expect(warns()).to.have.length(1);
     now += FAILURE_LOG_INTERVAL_MS;
@@ -69,11 +70,11 @@ describe("failures to handle peer messages, counted", function () {
 
   it("ends a run of failures when a message the peer signed is handled", function () {
     now += FAILURE_LOG_INTERVAL_MS;
-    const handled = decodeEnvelope(line(BOB_KEY, { step: "abort", reason: "fine" }));
+    const handled = decodeEnvelope(line(BOB_KEY, { step: "acceptances", items: [] }));
     unseal(handled, BOB);
     failures.handled(handled);
-    failures.failed(unknownSwap, decodeEnvelope(line(BOB_KEY, accept())));
-    failures.failed(unknownSwap, decodeEnvelope(line(BOB_KEY, accept())));
+    failures.failed(unknownSwap, decodeEnvelope(line(BOB_KEY, ack())));
+    failures.failed(unknownSwap, decodeEnvelope(line(BOB_KEY, ack())));
     expect(warns()).to.have.length(2, "two in a row after a handled message: not yet persistent");
   });
 
@@ -82,8 +83,8 @@ describe("failures to handle peer messages, counted", function () {
     now += FAILURE_LOG_INTERVAL_MS;
     const stranger = Wallet.createRandom().privateKey;
     for (let i = 0; i < 200; i++) {
-      failures.failed(unknownSwap, decodeEnvelope(forged(stranger, resolveAck(), BOB))); // the peer's address, not its key
-      failures.failed(unknownSwap, decodeEnvelope(line(stranger, accept())));
+      failures.failed(unknownSwap, decodeEnvelope(forged(stranger, request(), BOB))); // the peer's address, not its key
+      failures.failed(unknownSwap, decodeEnvelope(line(stranger, ack())));
       failures.failed(new SyntaxError("not JSON"));
       failures.failed(new Error("x".repeat(100_000)), null as unknown as Envelope);
     }
@@ -138,10 +139,10 @@ describe("a node whose peer's messages keep failing", function () {
 
   it("says so at warn once the peer's own signed messages fail three times in a row; a stranger's junk stays out of it", async function () {
     const stranger = Wallet.createRandom().privateKey;
-    const hugeBody: SwapBody = { step: "abort", reason: "y".repeat(400_000) };
+    const hugeBody: SwapBody = { step: "acceptances", items: [{ swapId: randomId(), refusal: "y".repeat(400_000) }] };
     // A million-digit number in an envelope naming the peer: refused at the peer port by the codec's bound (400),
     // before it costs the event loop anything.
-    const millionDigits = `{"body":{"step":"depositsUpdate","state":{"seq":{"$n":"${"9".repeat(1_000_000)}"}}},"from":"${BOB}","signature":"0x","swapId":"${randomId()}"}`;
+    const millionDigits = `{"body":{"step":"batch","message":{"kind":"ack","seq":{"$n":"${"9".repeat(1_000_000)}"}}},"from":"${BOB}","signature":"0x","swapId":"${randomId()}"}`;
     expect(await post(millionDigits)).to.equal(400);
     const junk = [
       "not json",
@@ -149,18 +150,18 @@ describe("a node whose peer's messages keep failing", function () {
       "5",
       encode({ ...decodeEnvelope(line(BOB_KEY, hugeBody)), signature: "0x" }), // unsigned, huge, in the peer's name
       forged(stranger, hugeBody, BOB), // badly signed, huge, in the peer's name
-      ...Array.from({ length: 20 }, () => forged(stranger, resolveAck(), BOB)),
-      ...Array.from({ length: 20 }, () => line(stranger, resolveAck())),
+      ...Array.from({ length: 20 }, () => forged(stranger, request(), BOB)),
+      ...Array.from({ length: 20 }, () => line(stranger, request())),
     ];
     // Each junk line on its own: turned away at the door (not JSON or not an envelope: 400; a stranger: 403), or
     // queued and refused by the client (a forged signature in the peer's name: only the client checks signatures).
     for (const j of junk) expect([202, 400, 403]).to.include(await post(j));
     // The peer's own failing messages, three in a row.
-    const own = Array.from({ length: 3 }, () => line(BOB_KEY, accept()));
+    const own = Array.from({ length: 3 }, () => line(BOB_KEY, ack()));
     expect(await post(own.join("\n"))).to.equal(202);
     const warn = await node.waitFor((l) => l.event === "peerMessageFailures", 30_000);
     expect(warn).to.include({ level: "warn", peer: "bob", failures: 3, inARow: 3 });
-    expect(String(warn.error)).to.match(/accept for unknown swap/);
+    expect(String(warn.error)).to.match(/not a channel of ours/);
     expect(node.lines.filter((l) => l.event === "peerMessageFailures")).to.have.length(1);
     // Everyone else's lines that got past the door: at most one debug line for the minute, never a warning.
     const others = node.lines.filter((l) => l.event === "peerMessageError");
