@@ -538,8 +538,28 @@ export class BatchedPairs {
     const before = row?.phase.phase;
     if (before?.kind === "done" || before?.kind === "settlingOnChain") return; // the chain decides from there
     const phase = this.phaseOf(engine, side);
-    if (before !== undefined && samePhase(before, phase)) return;
-    this.enter(side.terms.swapId, side.role, side.terms, phase);
+    if (before === undefined || !samePhase(before, phase)) this.enter(side.terms.swapId, side.role, side.terms, phase);
+    this.track(engine, side);
+  }
+
+  /**
+   * Brings the swap's two transfer records up to date from the co-signed heads: a lock in the head is pending from
+   * the state that introduced it; once a co-signed head resolved it, the transfer is confirmed, paid or refunded.
+   */
+  private track(engine: BatchedSwaps, side: SwapSide) {
+    const { store } = this.ctx.o;
+    const t = side.terms;
+    const known = new Map(store.transfers(t.swapId).map((r) => [lower(r.channelId), r] as const));
+    for (const [channelId, stand] of [[t.source.channelId, side.source], [t.target.channelId, side.target]] as const) {
+      if (stand === "none") continue;
+      const seq = engine.head(channelId).seq;
+      const had = known.get(lower(channelId));
+      if (stand === "locked") {
+        if (had === undefined) store.saveTransfer({ swapId: t.swapId, channelId, hashlock: t.hashlock, lockSeq: seq, resolvedSeq: undefined, confirmed: false, outcome: "pending" });
+      } else if (had === undefined || !had.confirmed) {
+        store.saveTransfer({ swapId: t.swapId, channelId, hashlock: t.hashlock, lockSeq: had?.lockSeq ?? seq, resolvedSeq: seq, confirmed: true, outcome: stand });
+      }
+    }
   }
 
   private enter(swapId: Hex, role: SwapSide["role"], terms: SwapTerms, phase: SwapPhase) {

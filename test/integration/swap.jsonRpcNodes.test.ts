@@ -43,9 +43,11 @@ describe("swap between two hardhat node JSON-RPC processes over HTTP", function 
 
     await alice.requestClose(sId);
     await bob.requestClose(tId);
+    // The final states are co-signed over HTTP; whoever asked lands its close on a tick.
     for (let i = 0; i < 500; i++) {
       const [s, t] = [await a.S.channelInfo(sId), await a.T.channelInfo(tId)];
       if (s.status === "closed" && t.status === "closed") break;
+      await Promise.all([alice.tick(), bob.tick()]);
       await new Promise((r) => setTimeout(r, 10));
     }
     expect((await a.S.channelInfo(sId)).status).to.equal("closed");

@@ -68,6 +68,11 @@ describe("cross-chain swap over two channels", function () {
     await alice.client.requestClose(setup.sId);
     await bob.client.requestClose(setup.tId);
     await link.settled();
+    // Both final states are co-signed off chain; whoever asked lands its close on its next tick.
+    for (const id of [setup.sId, setup.tId]) expect(alice.client.book.latest(id)?.state.isFinal, id).to.equal(true);
+    await alice.client.tick();
+    await bob.client.tick();
+    await link.settled();
     expect(link.errors).to.deep.equal([]);
     expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([100n * ONE - 25n * ONE, 10n * ONE + 25n * ONE]);
     expect(await payoutsOf(setup.T, setup.tId)).to.deep.equal([ONE + ONE / 4n, 20n * ONE - ONE / 4n]);
@@ -80,7 +85,10 @@ describe("cross-chain swap over two channels", function () {
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
     expect(phaseOf(alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
-    expect(phaseOf(bob, swapId)).to.deep.equal({ kind: "done", outcome: "aborted", reason: "price too low" });
+    expect(phaseOf(alice, swapId)).to.deep.include({ reason: "counterparty: price too low" });
+    // The responder keeps no swap for terms it refused; it reports the refusal with its reason.
+    expect(bob.client.swaps()).to.have.length(0);
+    expect(bob.events.filter((e) => e.type === "rejected").map((e) => e.type === "rejected" && [e.swapId, e.reason])).to.deep.equal([[swapId, "price too low"]]);
     expect(alice.client.book.latest(setup.sId)?.state.seq).to.equal(1n, "nothing was co-signed after the deposit update");
   });
 
@@ -116,9 +124,11 @@ describe("cross-chain swap over two channels", function () {
     const lax = await twoParties(setup, { alice: { deltas: laxDeltas } });
     const swapId = await lax.alice.client.propose(tooClose);
     await lax.link.settled();
-    const refused = phaseOf(lax.bob, swapId);
-    expect(refused.kind === "done" && refused.outcome).to.equal("aborted");
-    expect(refused.kind === "done" ? refused.reason : "").to.match(/Unsafe swap timing/);
-    expect(phaseOf(lax.alice, swapId)).to.deep.include({ kind: "done", outcome: "aborted" });
+    expect(lax.bob.client.swaps()).to.have.length(0, "the responder keeps no swap it refused");
+    const refused = lax.bob.events.find((e) => e.type === "rejected" && e.swapId === swapId);
+    expect(refused?.type === "rejected" ? refused.reason : "").to.match(/Unsafe swap timing/);
+    const aborted = phaseOf(lax.alice, swapId);
+    expect(aborted.kind === "done" && aborted.outcome).to.equal("aborted");
+    expect(aborted.kind === "done" ? aborted.reason : "").to.match(/Unsafe swap timing/);
   });
 });
