@@ -262,6 +262,15 @@ export class ChannelNode {
       node.adapters.set(adapter.chainId, adapter);
     }
     tower.importFrom(store);
+    // Secrets its store kept from before reveal rules that the client's store does not know: never revealed by the
+    // tower unless a chain shows them revealed. Said once per start.
+    const held = tower.heldWithoutWord(store);
+    if (held > 0) {
+      log.warn(
+        { event: "towerSecretsHeld", secrets: held },
+        `watchtower: ${held} secret(s) in ${config.store}.tower have no word from the client's store; held (revealed only once a chain shows them)`,
+      );
+    }
     node.loadState();
     node.schedule();
     node.heartbeat = setInterval(() => node!.startBeat(), t.heartbeatSeconds * 1000);
