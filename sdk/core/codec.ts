@@ -30,6 +30,57 @@ export function decode<T>(text: string): T {
   return revive(JSON.parse(text)) as T;
 }
 
+/**
+ * The deepest nesting of arrays and objects a received protocol value may have. The protocol's deepest (a batched
+ * envelope's terms) is under 10; a line of a million `[` makes JSON.parse and the reviver recurse until the stack
+ * overflows, about 70 ms of the event loop per MiB, so received text is scanned for it before it is parsed.
+ */
+export const MAX_NESTING = 64;
+
+const OPEN_BRACE = 0x7b, OPEN_BRACKET = 0x5b, CLOSE_BRACE = 0x7d, CLOSE_BRACKET = 0x5d, QUOTE = 0x22, BACKSLASH = 0x5c;
+
+/**
+ * Tracks the nesting of JSON text fed to it piece by piece, as UTF-8 bytes or as characters (the structural
+ * characters are ASCII, which never occur inside a multi-byte UTF-8 sequence), skipping strings. One pass, no
+ * allocation: a receiver can refuse a line as it arrives, before holding or parsing all of it.
+ */
+export class NestingScanner {
+  private depth = 0;
+  private inString = false;
+  private escaped = false;
+
+  constructor(private readonly max = MAX_NESTING) {}
+
+  /** Feeds the next piece; false once the text has nested deeper than `max` (it stays false). */
+  feed(piece: Uint8Array | string): boolean {
+    if (this.depth > this.max) return false;
+    if (typeof piece === "string") {
+      for (let i = 0; i < piece.length; i++) if (!this.step(piece.charCodeAt(i))) return false;
+    } else {
+      for (let i = 0; i < piece.length; i++) if (!this.step(piece[i]!)) return false;
+    }
+    return true;
+  }
+
+  private step(c: number): boolean {
+    if (this.inString) {
+      if (this.escaped) this.escaped = false;
+      else if (c === BACKSLASH) this.escaped = true;
+      else if (c === QUOTE) this.inString = false;
+      return true;
+    }
+    if (c === QUOTE) this.inString = true;
+    else if (c === OPEN_BRACE || c === OPEN_BRACKET) return ++this.depth <= this.max;
+    else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) this.depth--;
+    return true;
+  }
+}
+
+/** Whether JSON text nests arrays and objects at most `max` deep (strings skipped); O(length), no allocation. */
+export function nestingWithin(text: string, max = MAX_NESTING): boolean {
+  return new NestingScanner(max).feed(text);
+}
+
 /** Turns every `{"$n": "…"}` of a parsed JSON value back into a bigint (in place, bottom up). */
 function revive(value: unknown): unknown {
   if (value === null || typeof value !== "object") return value;

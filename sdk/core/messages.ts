@@ -1,5 +1,5 @@
 import type { UpdateMessage } from "./channel-updates.js";
-import { decode, hashOf } from "./codec.js";
+import { decode, hashOf, MAX_NESTING, nestingWithin } from "./codec.js";
 import { InvalidMessageError, InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
 import { isSignatureShaped, recoverSigner, requireSignedBy } from "./signing.js";
@@ -40,9 +40,51 @@ type WireDigest = { readonly body: unknown; readonly swapId: unknown; readonly f
 const wireDigests = new WeakMap<object, WireDigest>();
 /** The signer `unseal` verified, per envelope object. */
 const opened = new WeakMap<object, string>();
-const ADDRESS_TEXT = /^0x[0-9a-fA-F]{40}$/;
-const ID_TEXT = /^0x[0-9a-fA-F]{64}$/;
 const BODY_HEAD = '{"body":';
+/** The fixed-length end of an envelope's line as `encode` writes it (keys sorted, body first). */
+const ENVELOPE_TAIL = /,"from":"(0x[0-9a-fA-F]{40})","signature":"(0x[0-9a-fA-F]{130})","swapId":"(0x[0-9a-fA-F]{64})"\}$/;
+const ENVELOPE_TAIL_LENGTH = ',"from":"","signature":"","swapId":""}'.length + 42 + 132 + 66;
+
+/**
+ * An envelope's line laid out as `encode` writes it, `{"body":…,"from":…,"signature":…,"swapId":…}`, read without
+ * parsing it: `from`, `signature` and `swapId` have fixed lengths, so they are the line's last characters and the
+ * body's text is what lies between. A receiver can check the sender and the signature before the body is parsed.
+ */
+export class EnvelopeLine {
+  private hashed: Hex | undefined;
+
+  private constructor(
+    /** The whole line, as received. */
+    readonly text: string,
+    readonly from: string,
+    readonly signature: string,
+    readonly swapId: string,
+    /** The body's JSON text, as received. */
+    readonly bodyText: string,
+  ) {}
+
+  /** The line's fields if it is laid out as `encode` writes an envelope, else undefined. Reads only its ends. */
+  static read(text: string): EnvelopeLine | undefined {
+    if (text.length < BODY_HEAD.length + ENVELOPE_TAIL_LENGTH || !text.startsWith(BODY_HEAD)) return undefined;
+    const tail = ENVELOPE_TAIL.exec(text.slice(text.length - ENVELOPE_TAIL_LENGTH));
+    if (tail === null) return undefined;
+    return new EnvelopeLine(text, tail[1]!, tail[2]!, tail[3]!, text.slice(BODY_HEAD.length, text.length - ENVELOPE_TAIL_LENGTH));
+  }
+
+  /**
+   * The digest its sender signed: `encode({ kind, swapId, from, body })` with the body's text as received (keys
+   * sorted, `from` in lower case), hashed once however often it is asked for.
+   */
+  get digest(): Hex {
+    this.hashed ??= toHex(keccak(Buffer.from(`${BODY_HEAD}${this.bodyText},"from":"${this.from.toLowerCase()}","kind":"${ENVELOPE_KIND}","swapId":"${this.swapId}"}`, "utf8")));
+    return this.hashed;
+  }
+
+  /** Whether its `from` signed it (one hash of the line and one signature recovery; the body is not parsed). */
+  signedByItsSender(): boolean {
+    return recoverSigner(this.digest, this.signature) === this.from.toLowerCase();
+  }
+}
 
 /**
  * An envelope as a peer sends it: one line of `encode(envelope)`. When the line is laid out as `encode` writes it,
@@ -50,20 +92,20 @@ const BODY_HEAD = '{"body":';
  * and `unseal` verifies against it instead of encoding the body again: verifying costs one hash of the line, about
  * what parsing it costs, whatever the body holds. This is sound because a signer only ever signs `encode`'s
  * output: a body text that is not its canonical encoding gives a digest nobody signed, and the envelope is refused
- * as if it had been encoded again. Any other layout falls back to `envelopeDigest`. Throws as `decode` does.
+ * as if it had been encoded again. Any other layout falls back to `envelopeDigest`. A line read as an
+ * `EnvelopeLine` (whose signature may already have been checked) is hashed only once. Throws InvalidMessageError
+ * for text nested deeper than MAX_NESTING (checked before it is parsed), else as `decode` does.
  */
-export function decodeEnvelope(line: string): Envelope {
+export function decodeEnvelope(input: string | EnvelopeLine): Envelope {
+  const line = typeof input === "string" ? input : input.text;
+  if (!nestingWithin(line)) throw new InvalidMessageError(`a message nested deeper than ${MAX_NESTING} levels`);
   const envelope = decode<Envelope>(line);
   if (envelope === null || typeof envelope !== "object") return envelope;
   const { swapId, from, signature, body } = envelope;
-  // Fixed-length fields only: the body's text is then exactly what lies between the head and this tail.
-  if (typeof from !== "string" || !ADDRESS_TEXT.test(from) || typeof swapId !== "string" || !ID_TEXT.test(swapId) || !isSignatureShaped(signature)) return envelope;
-  const tail = `,"from":"${from}","signature":"${signature}","swapId":"${swapId}"}`;
-  if (!line.startsWith(BODY_HEAD) || !line.endsWith(tail)) return envelope;
-  const bodyText = line.slice(BODY_HEAD.length, line.length - tail.length);
-  // encode({ kind, swapId, from, body }) with the body's text as received: keys sorted, `from` in lower case.
-  const preimage = `${BODY_HEAD}${bodyText},"from":"${from.toLowerCase()}","kind":"${ENVELOPE_KIND}","swapId":"${swapId}"}`;
-  wireDigests.set(envelope, { body, swapId, from, digest: toHex(keccak(Buffer.from(preimage, "utf8"))) });
+  const wire = typeof input === "string" ? EnvelopeLine.read(line) : input;
+  // The parsed fields must be the ones at the line's end: then the body's text is exactly what lies before them.
+  if (wire === undefined || wire.from !== from || wire.swapId !== swapId || wire.signature !== signature) return envelope;
+  wireDigests.set(envelope, { body, swapId, from, digest: wire.digest });
   return envelope;
 }
 

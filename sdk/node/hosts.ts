@@ -52,3 +52,21 @@ function bare(host: string): string {
   const h = host.toLowerCase();
   return h.startsWith("[") && h.endsWith("]") ? h.slice(1, -1) : h;
 }
+
+/**
+ * The source a connection's remote address counts against in per-source limits: an IPv4 address itself (also when
+ * written as an IPv4-mapped IPv6 address), an IPv6 address's /64 prefix. One host is given a whole /64 (one LAN,
+ * one customer), so counting IPv6 per address would let one machine take any number of shares.
+ */
+export function sourceOf(address: string): string {
+  const a = address.toLowerCase().replace(/%.*$/, "");
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(a);
+  if (mapped !== null) return mapped[1]!;
+  if (isIP(a) !== 6) return a;
+  const [head, tail] = a.includes("::") ? a.split("::") : [a, undefined];
+  const front = head === "" ? [] : head!.split(":");
+  const back = tail === undefined || tail === "" ? [] : tail.split(":");
+  const embeddedV4 = back.at(-1)?.includes(".") === true ? 1 : 0; // an IPv4 tail counts as two groups
+  const groups = tail === undefined ? front : [...front, ...Array<string>(8 - front.length - back.length - embeddedV4).fill("0"), ...back];
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(":")}::/64`;
+}

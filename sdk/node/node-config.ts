@@ -62,6 +62,7 @@ export const NodeConfigSchema = z.strictObject({
         maxConnections: positiveInt().default(DEFAULT_PEER_LIMITS.maxConnections),
         maxConnectionsPerAddress: positiveInt().default(DEFAULT_PEER_LIMITS.maxConnectionsPerAddress),
         maxRequests: positiveInt().default(DEFAULT_PEER_LIMITS.maxRequests),
+        maxBufferedBytes: positiveInt().default(DEFAULT_PEER_LIMITS.maxBufferedBytes),
         requestTimeoutMs: positiveInt(600_000).default(DEFAULT_PEER_LIMITS.requestTimeoutMs),
         maxQueuedPerPeer: positiveInt().default(DEFAULT_PEER_LIMITS.maxQueuedPerPeer),
         maxQueuedChars: positiveInt().default(DEFAULT_PEER_LIMITS.maxQueuedChars),

@@ -29,7 +29,7 @@ import { own } from "./config.js";
 import { UsageError } from "./errors.js";
 import type { NodeConfig, SwapPair } from "./node-config.js";
 import { PeerFailures } from "./peer-failures.js";
-import { PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from "./peer.js";
+import { DESCRIPTORS_KEPT, PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from "./peer.js";
 import { AssetBook, formatAmount, units, type AssetInfo } from "./units.js";
 
 /** A request names something this node does not know (a channel, a swap, a peer): the API answers 404. */
@@ -196,6 +196,12 @@ export class ChannelNode {
       onProposal: async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
     });
     undo.push(() => link.close());
+    if (link.connectionCap < config.peer.limits.maxConnections) {
+      log.warn(
+        { event: "peerLimits", maxConnections: link.connectionCap },
+        `peer endpoint: at most ${link.connectionCap} connections (peer.limits.maxConnections ${config.peer.limits.maxConnections}), so that ${DESCRIPTORS_KEPT} of this process's open-files limit stay for the chains, the store and the API; raise the limit (ulimit -n) for more`,
+      );
+    }
     const deltas = new DeltaTable(
       new Map(
         chains.map(({ name, adapter }) => {
@@ -256,6 +262,15 @@ export class ChannelNode {
       node.adapters.set(adapter.chainId, adapter);
     }
     tower.importFrom(store);
+    // Secrets its store kept from before reveal rules that the client's store does not know: never revealed by the
+    // tower unless a chain shows them revealed. Said once per start.
+    const held = tower.heldWithoutWord(store);
+    if (held > 0) {
+      log.warn(
+        { event: "towerSecretsHeld", secrets: held },
+        `watchtower: ${held} secret(s) in ${config.store}.tower have no word from the client's store; held (revealed only once a chain shows them)`,
+      );
+    }
     node.loadState();
     node.schedule();
     node.heartbeat = setInterval(() => node!.startBeat(), t.heartbeatSeconds * 1000);

@@ -9,23 +9,27 @@
  * of the channel or the swap). Delivery is best effort, as for any transport: the client's tick resends.
  *
  * Anyone can reach the endpoint, so it is bounded before it costs (PeerLimits): connections in all and per source
- * address, requests at once, the time a request may take, the size of a body, and the envelopes waiting for the
- * client per peer and in all. It answers only to the names it listens as (Host) and never to a browser (Origin).
+ * (an IPv4 address, an IPv6 /64), shared fairly when full; the bytes held for requests being read; the time a
+ * request may take; the size of a body; requests being handled; and the envelopes waiting for the client per peer
+ * and in all. Reading a request takes no handling slot, so slow senders hold only their own connections. A line is
+ * checked as it arrives (its start, its nesting) and, once in, on its fixed-length end (a configured peer as sender,
+ * that sender's signature) before it is parsed: a stranger's bytes cost a scan, never a parse. It answers only to the
+ * names it listens as (Host) and never to a browser (Origin).
  */
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { StringDecoder } from "node:string_decoder";
 import { id as utf8Hash } from "ethers";
 import { z } from "zod";
 
-import { decode, encode } from "../core/codec.js";
+import { decode, encode, NestingScanner } from "../core/codec.js";
 import { ChannelSdkError } from "../core/errors.js";
-import { decodeEnvelope, type Envelope, type SwapStep } from "../core/messages.js";
+import { decodeEnvelope, EnvelopeLine, type Envelope, type SwapStep } from "../core/messages.js";
 import { recoverSigner } from "../core/signing.js";
 import type { Address, ChannelParams, Hex } from "../core/types.js";
 import type { StateSigner } from "../coordinator/signer.js";
 import type { Transport } from "../coordinator/transport.js";
-import { hostAllowed, listenerHosts } from "./hosts.js";
+import { hostAllowed, listenerHosts, sourceOf } from "./hosts.js";
 
 /** What an opener proposes: the channel's fixed parameters on one chain's hub. */
 export type ChannelProposal = Readonly<{ chainId: bigint; hub: Address; params: ChannelParams }>;
@@ -47,20 +51,43 @@ export type ProposalAnswer = { accepted: true } | { accepted: false; reason: str
 
 /** The largest request body the peer endpoint reads: 413, unread when its Content-Length is larger, else once past it. */
 export const MAX_BODY = 1 << 20;
+/** The largest body of a channel proposal (its parameters and a signature take well under 1 KiB). */
+export const MAX_PROPOSAL_BODY = 64 << 10;
 /** The least time between two log lines about requests and connections turned away at the limits. */
 const LIMIT_LOG_MS = 10_000;
+/** Descriptors kept for all but the peer port's connections (chain RPC sockets, the store and its journal, the API, logs). */
+export const DESCRIPTORS_KEPT = 256;
+/** How a line of envelopes starts and how a proposal starts, as `encode` writes them (keys sorted). */
+const ENVELOPE_HEAD = Buffer.from('{"body":');
+const PROPOSAL_HEAD = Buffer.from('{"from":"');
+/** A proposal's layout: `{"from":…,"proposal":{…},"signature":…}`, with its fixed-length ends. */
+const PROPOSAL_FRONT = /^\{"from":"(0x[0-9a-fA-F]{40})","proposal":\{/;
+const PROPOSAL_END = /^\},"signature":"0x[0-9a-fA-F]{130}"\}$/;
+const PROPOSAL_END_LENGTH = '},"signature":""}'.length + 132;
 
 /**
  * What the peer endpoint takes from the network at once (docs/NODE.md, "Limits on the peer port"): whatever a
  * stranger sends, the node keeps descriptors, memory and its event loop for its chains and its store.
  */
 export type PeerLimits = Readonly<{
-  /** Connections open at once, all sources together; past it new ones are closed as they come. */
+  /**
+   * Connections open at once, all sources together (at most the process's descriptor limit less DESCRIPTORS_KEPT).
+   * When full, a connection from a source holding fewer than the source holding the most takes the place of that
+   * source's oldest connection; else it is closed as it comes.
+   */
   maxConnections: number;
-  /** Connections open at once from one source address. */
+  /** Connections open at once from one source: an IPv4 address, or an IPv6 /64 (one host's usual share). */
   maxConnectionsPerAddress: number;
-  /** Requests being read or answered at once; past it a request is answered 503 before its body is read. */
+  /**
+   * Requests being handled at once once their body is in (a channel proposal waiting for its answer), one source at
+   * most a quarter of them; past it 503. Reading a body takes none: lines of envelopes are handled as they arrive.
+   */
   maxRequests: number;
+  /**
+   * Bytes held at once for requests being read (a line or a proposal not yet complete), all sources together; past
+   * it the request of the source holding the most is answered 503 and closed.
+   */
+  maxBufferedBytes: number;
   /** Time for a whole request, headers and body, from its connection or its previous request (408 past it). */
   requestTimeoutMs: number;
   /** Envelopes a configured peer has sent that wait for the client (past it: 429, the rest of the request dropped). */
@@ -73,13 +100,24 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   maxConnections: 256,
   maxConnectionsPerAddress: 16,
   maxRequests: 32,
+  maxBufferedBytes: 32 << 20,
   requestTimeoutMs: 5_000,
   maxQueuedPerPeer: 4_096,
   maxQueuedChars: 16 << 20,
 };
 
 /** What turned a connection or a request away, as `onLimit` counts it. */
-export type PeerLimitName = "maxConnections" | "maxConnectionsPerAddress" | "maxRequests" | "requestTimeout" | "maxQueuedPerPeer" | "maxQueuedChars";
+export type PeerLimitName =
+  | "maxConnections"
+  | "maxConnectionsPerAddress"
+  | "maxRequests"
+  | "maxBufferedBytes"
+  | "requestTimeout"
+  | "maxQueuedPerPeer"
+  | "maxQueuedChars";
+
+/** A request being read: the bytes it holds, counted against its source, and how to cut it off. */
+type Reader = { readonly source: string; bytes: number; readonly cut: () => void };
 
 /** Every step of the protocol: an envelope naming another is refused before it is queued. */
 const STEPS: Readonly<Record<SwapStep, true>> = { batch: true, proposals: true, acceptances: true };
@@ -118,11 +156,18 @@ export class PeerLink implements Transport {
    */
   onLimit: (turnedAway: Readonly<Partial<Record<PeerLimitName, number>>>) => void = () => {};
   private readonly limits: PeerLimits;
+  /** maxConnections within the process's descriptor limit, DESCRIPTORS_KEPT kept for the rest of the node. */
+  readonly connectionCap: number;
   private readonly allowedHosts: ReadonlySet<string>;
-  /** Open connections per source address. */
-  private readonly connections = new Map<string, number>();
-  /** Requests being read or answered. */
-  private requests = 0;
+  /** Open connections per source (sourceOf), each set oldest first. */
+  private readonly sources = new Map<string, Set<Socket>>();
+  private openConnections = 0;
+  /** Requests being handled (their body in), in all and per source. */
+  private handling = 0;
+  private readonly handlingBy = new Map<string, number>();
+  /** Requests being read per source, and the bytes they hold in all. */
+  private readonly readers = new Map<string, Set<Reader>>();
+  private bufferedBytes = 0;
   /** Envelopes waiting for the client, per sending peer (lower-case address), and their characters in all. */
   private readonly queued = new Map<string, number>();
   private queuedChars = 0;
@@ -137,6 +182,8 @@ export class PeerLink implements Transport {
     private readonly options: PeerLinkOptions,
   ) {
     this.limits = options.limits ?? DEFAULT_PEER_LIMITS;
+    const descriptors = openFilesLimit();
+    this.connectionCap = descriptors === undefined ? this.limits.maxConnections : Math.max(1, Math.min(this.limits.maxConnections, descriptors - DESCRIPTORS_KEPT));
     this.allowedHosts = listenerHosts(options.host, port, options.publicUrl === undefined ? [] : [options.publicUrl]);
   }
 
@@ -149,8 +196,6 @@ export class PeerLink implements Transport {
       { headersTimeout: limits.requestTimeoutMs, requestTimeout: limits.requestTimeoutMs, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000 },
       (req, res) => void link?.receive(req, res),
     );
-    server.maxConnections = limits.maxConnections;
-    server.on("drop", () => link?.limitHit("maxConnections"));
     server.on("connection", (socket) => link?.admitConnection(socket));
     server.on("clientError", (error: NodeJS.ErrnoException, socket) => {
       const timeout = error.code === "ERR_HTTP_REQUEST_TIMEOUT";
@@ -169,21 +214,85 @@ export class PeerLink implements Transport {
     return link;
   }
 
-  /** Counts a connection against its source address's share; one past it is closed at once. */
+  /**
+   * Counts a connection against its source's share; one past it is closed at once. When all connections are taken,
+   * a newcomer from a source holding fewer than the most crowded source takes the place of that source's oldest
+   * connection: however many addresses a stranger has, a peer reaching the node from its own gets in.
+   */
   private admitConnection(socket: Socket): void {
-    const from = socket.remoteAddress ?? "";
-    const open = this.connections.get(from) ?? 0;
-    if (open >= this.limits.maxConnectionsPerAddress) {
+    const source = sourceOf(socket.remoteAddress ?? "");
+    const held = this.sources.get(source)?.size ?? 0;
+    if (held >= this.limits.maxConnectionsPerAddress) {
       this.limitHit("maxConnectionsPerAddress");
       socket.destroy();
       return;
     }
-    this.connections.set(from, open + 1);
-    socket.once("close", () => {
-      const left = (this.connections.get(from) ?? 1) - 1;
-      if (left === 0) this.connections.delete(from);
-      else this.connections.set(from, left);
-    });
+    if (this.openConnections >= this.connectionCap) {
+      this.limitHit("maxConnections");
+      let crowded: Set<Socket> | undefined;
+      for (const set of this.sources.values()) if (set.size > (crowded?.size ?? 0)) crowded = set;
+      if (crowded === undefined || crowded.size <= held) return void socket.destroy();
+      const oldest = crowded.values().next().value!;
+      this.forget(oldest);
+      oldest.destroy();
+    }
+    let set = this.sources.get(source);
+    if (set === undefined) this.sources.set(source, (set = new Set()));
+    set.add(socket);
+    this.openConnections++;
+    socket.once("close", () => this.forget(socket));
+  }
+
+  /** Stops counting a connection (once, whether it closed or was made room for). */
+  private forget(socket: Socket): void {
+    const source = sourceOf(socket.remoteAddress ?? "");
+    const set = this.sources.get(source);
+    if (set?.delete(socket) !== true) return;
+    this.openConnections--;
+    if (set.size === 0) this.sources.delete(source);
+  }
+
+  /** Starts counting the bytes a request being read holds. */
+  private addReader(reader: Reader): void {
+    let set = this.readers.get(reader.source);
+    if (set === undefined) this.readers.set(reader.source, (set = new Set()));
+    set.add(reader);
+  }
+
+  /** Stops counting a request being read, and the bytes it held. */
+  private removeReader(reader: Reader): void {
+    this.release(reader);
+    const set = this.readers.get(reader.source);
+    if (set?.delete(reader) === true && set.size === 0) this.readers.delete(reader.source);
+  }
+
+  /**
+   * Counts `n` more bytes held by `reader`. Past maxBufferedBytes the request holding the most, of the source
+   * holding the most, is cut off (possibly `reader` itself): a peer's short lines are never the ones cut.
+   */
+  private hold(reader: Reader, n: number): void {
+    reader.bytes += n;
+    this.bufferedBytes += n;
+    while (this.bufferedBytes > this.limits.maxBufferedBytes) {
+      let most: Set<Reader> | undefined;
+      let mostBytes = 0;
+      for (const set of this.readers.values()) {
+        let sum = 0;
+        for (const r of set) sum += r.bytes;
+        if (sum > mostBytes) [most, mostBytes] = [set, sum];
+      }
+      let victim: Reader | undefined;
+      for (const r of most ?? []) if (r.bytes > (victim?.bytes ?? 0)) victim = r;
+      if (victim === undefined) return;
+      this.limitHit("maxBufferedBytes");
+      this.removeReader(victim);
+      victim.cut();
+    }
+  }
+
+  private release(reader: Reader): void {
+    this.bufferedBytes -= reader.bytes;
+    reader.bytes = 0;
   }
 
   /** Counts what a limit turned away, and reports the counts at most once per LIMIT_LOG_MS. */
@@ -204,9 +313,11 @@ export class PeerLink implements Transport {
     this.onLimit(counts);
   }
 
-  private async receive(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private receive(req: IncomingMessage, res: ServerResponse): void {
     // Refused before anything is read: the body of a refused request is never taken (the connection closes).
-    const refuse = (status: number, headers: Record<string, string> = {}) => void res.writeHead(status, { connection: "close", ...headers }).end();
+    const refuse = (status: number, headers: Record<string, string> = {}) => {
+      if (!res.headersSent) res.writeHead(status, { connection: "close", ...headers }).end();
+    };
     // A request to another name than this node's (DNS rebinding), or from a browser (peers send no Origin).
     if (!hostAllowed(this.allowedHosts, req.headers.host)) return refuse(421);
     if (req.headers.origin !== undefined) return refuse(403);
@@ -214,88 +325,174 @@ export class PeerLink implements Transport {
     // Only a peer's JSON: a web page's form post (text/plain, no preflight) is turned away before it is read.
     const type = req.headers["content-type"] ?? "";
     if (!/^application\/(json|x-ndjson)\b/.test(type)) return refuse(415);
-    if (Number(req.headers["content-length"] ?? 0) > MAX_BODY) return refuse(413);
     if (req.url !== "/peer/v1/envelopes" && req.url !== "/peer/v1/channel-proposals") return refuse(404);
-    if (req.url === "/peer/v1/envelopes" && this.handler === undefined) return refuse(503);
-    if (this.requests >= this.limits.maxRequests) {
-      this.limitHit("maxRequests");
-      return refuse(503, { "retry-after": "1" });
-    }
-    this.requests++;
-    try {
-      if (req.url === "/peer/v1/envelopes") return await this.receiveEnvelopes(req, res, refuse);
-      const answer = await this.options.onProposal(decode<SignedProposal>(await readBody(req)));
-      res.writeHead(answer.accepted ? 200 : 403, { "content-type": "application/json" }).end(JSON.stringify(answer));
-    } catch {
-      // A stranger learns only that the request was malformed, never our paths or internals.
-      if (!res.headersSent) res.writeHead(400, { "content-type": "application/json", connection: "close" }).end(JSON.stringify({ accepted: false, reason: "malformed request" }));
-    } finally {
-      this.requests--;
-    }
+    const envelopes = req.url === "/peer/v1/envelopes";
+    if (Number(req.headers["content-length"] ?? 0) > (envelopes ? MAX_BODY : MAX_PROPOSAL_BODY)) return refuse(413);
+    if (envelopes && this.handler === undefined) return refuse(503);
+    const source = sourceOf(req.socket.remoteAddress ?? "");
+    if (envelopes) this.receiveEnvelopes(req, res, source, refuse);
+    else this.receiveProposal(req, res, source, refuse);
   }
 
   /**
    * Takes a body of envelopes, one per line, each as its line arrives, so that a request holds no more than the
-   * line being read. An envelope is checked for what costs nothing (its shape, a configured peer as its sender),
-   * then queued within its sender's share and the queue's size, and handed to the client in the order of its
-   * request. The answer is 202 once the whole body is taken. Else the request is answered at once and the rest of
-   * it left unread: 400 at a line that is not an envelope, 403 at one from outside the configured peers, 413 past
-   * MAX_BODY, 429 (the sender's share full) or 503 (the queue full) with Retry-After; what was queued before stays
-   * queued, the sender's tick resends the rest.
+   * line being read (counted in maxBufferedBytes). A line is refused at its first bytes unless it starts as an
+   * envelope does, and as soon as it nests deeper than MAX_NESTING. Once in, it is checked cheapest first, before it
+   * is parsed: its fixed-length end (400), a configured peer as its sender (403), that sender's signature over the
+   * bytes received (403); then parsed and its shape checked (400), then queued within its sender's share and the
+   * queue's size, and handed to the client in the order of its request. The answer is 202 once the whole body is
+   * taken. Else the request is answered at once and the rest of it left unread: 413 past MAX_BODY, 429 (the
+   * sender's share full) or 503 (the queue full, or the bytes being read) with Retry-After; what was queued before
+   * stays queued, the sender's tick resends the rest.
    */
-  private receiveEnvelopes(req: IncomingMessage, res: ServerResponse, refuse: (status: number, headers?: Record<string, string>) => void): Promise<void> {
+  private receiveEnvelopes(req: IncomingMessage, res: ServerResponse, source: string, refuse: (status: number, headers?: Record<string, string>) => void): void {
     const handler = this.handler!;
     let handled = Promise.resolve();
-    return new Promise<void>((done) => {
-      const text = new StringDecoder("utf8");
-      let partial = "";
-      let bytes = 0;
-      const stop = (status: number) => {
-        refuse(status, status === 429 || status === 503 ? { "retry-after": "1" } : {});
-        req.removeAllListeners("data"); // the rest is not read: the connection closes with the answer
-        done();
-      };
-      /** Queues the envelope of one line; else the status to refuse the request with. */
-      const take = (line: string): number | undefined => {
-        if (line.trim() === "") return undefined;
-        let envelope: Envelope;
-        try {
-          envelope = decodeEnvelope(line);
-        } catch {
-          return 400;
-        }
-        if (!EnvelopeShape.safeParse(envelope).success) return 400;
-        const peer = envelope.from.toLowerCase();
-        if (!this.options.isPeer(peer)) return 403;
-        const waiting = this.queued.get(peer) ?? 0;
-        const full = waiting >= this.limits.maxQueuedPerPeer ? "maxQueuedPerPeer" : this.queuedChars + line.length > this.limits.maxQueuedChars ? "maxQueuedChars" : undefined;
-        if (full !== undefined) {
-          this.limitHit(full);
-          return full === "maxQueuedPerPeer" ? 429 : 503;
-        }
-        this.queued.set(peer, waiting + 1);
-        this.queuedChars += line.length;
-        handled = handled.then(() => this.handleQueued(handler, envelope, peer, line.length));
-        return undefined;
-      };
-      req.on("data", (chunk: Buffer) => {
-        bytes += chunk.length;
-        if (bytes > MAX_BODY) return stop(413);
-        const lines = (partial + text.write(chunk)).split("\n");
-        partial = lines.pop()!;
-        for (const line of lines) {
-          const refused = take(line);
-          if (refused !== undefined) return stop(refused);
-        }
-      });
-      req.on("end", () => {
-        if (res.headersSent) return;
-        const refused = take(partial + text.end());
+    let bytes = 0;
+    let line: Buffer[] = [];
+    let head = 0; // bytes of ENVELOPE_HEAD seen at the start of the line
+    let nesting = new NestingScanner();
+    let finished = false;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      this.removeReader(reader);
+      line = [];
+    };
+    const stop = (status: number) => {
+      if (finished) return;
+      refuse(status, status === 429 || status === 503 ? { "retry-after": "1" } : {});
+      req.removeAllListeners("data"); // the rest is not read: the connection closes with the answer
+      finish();
+    };
+    const reader: Reader = { source, bytes: 0, cut: () => stop(503) };
+    this.addReader(reader);
+    /** Takes one more piece of the line being read; else the status to refuse the request with. */
+    const feed = (piece: Buffer): number | undefined => {
+      if (piece.length === 0) return undefined;
+      const n = Math.min(piece.length, ENVELOPE_HEAD.length - head);
+      if (n > 0 && !piece.subarray(0, n).equals(ENVELOPE_HEAD.subarray(head, head + n))) return 400;
+      head += n;
+      if (!nesting.feed(piece)) return 400;
+      line.push(piece);
+      this.hold(reader, piece.length);
+      return undefined;
+    };
+    /** Queues the envelope of the line read; else the status to refuse the request with. */
+    const take = (): number | undefined => {
+      const text = line.length === 1 ? line[0]!.toString("utf8") : Buffer.concat(line).toString("utf8");
+      [line, head, nesting] = [[], 0, new NestingScanner()];
+      this.release(reader);
+      if (text === "") return undefined;
+      const wire = EnvelopeLine.read(text);
+      if (wire === undefined) return 400;
+      const peer = wire.from.toLowerCase();
+      if (!this.options.isPeer(peer)) return 403;
+      // Signed by that peer: a stranger naming it as sender neither fills its share nor reaches the client.
+      if (!wire.signedByItsSender()) return 403;
+      let envelope: Envelope;
+      try {
+        envelope = decodeEnvelope(wire);
+      } catch {
+        return 400;
+      }
+      if (!EnvelopeShape.safeParse(envelope).success) return 400;
+      const waiting = this.queued.get(peer) ?? 0;
+      const full = waiting >= this.limits.maxQueuedPerPeer ? "maxQueuedPerPeer" : this.queuedChars + text.length > this.limits.maxQueuedChars ? "maxQueuedChars" : undefined;
+      if (full !== undefined) {
+        this.limitHit(full);
+        return full === "maxQueuedPerPeer" ? 429 : 503;
+      }
+      this.queued.set(peer, waiting + 1);
+      this.queuedChars += text.length;
+      handled = handled.then(() => this.handleQueued(handler, envelope, peer, text.length));
+      return undefined;
+    };
+    req.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (bytes > MAX_BODY) return stop(413);
+      // Only the new chunk is searched for line ends (a line's earlier pieces are not scanned again).
+      for (let start = 0; ; ) {
+        const end = chunk.indexOf(0x0a, start);
+        const refused = feed(chunk.subarray(start, end === -1 ? chunk.length : end)) ?? (end === -1 || finished ? undefined : take());
+        if (finished) return;
         if (refused !== undefined) return stop(refused);
-        res.writeHead(202).end();
-        done();
-      });
-      req.on("close", () => done()); // cut off by the sender or a timeout
+        if (end === -1) return;
+        start = end + 1;
+      }
+    });
+    req.on("end", () => {
+      if (finished) return;
+      const refused = take();
+      if (refused !== undefined) return stop(refused);
+      res.writeHead(202).end();
+      finish();
+    });
+    req.on("close", finish); // cut off by the sender or a timeout
+  }
+
+  /**
+   * Takes a channel proposal: read whole (at most MAX_PROPOSAL_BODY, counted in maxBufferedBytes; refused at its
+   * first bytes unless it starts as a proposal does, or once it nests too deep), then checked on its fixed-length
+   * ends for a configured peer as sender (403) before it takes a handling slot (503 past maxRequests or the
+   * source's quarter of them) and is parsed and answered by `onProposal`, which checks its signature.
+   */
+  private receiveProposal(req: IncomingMessage, res: ServerResponse, source: string, refuse: (status: number, headers?: Record<string, string>) => void): void {
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let finished = false;
+    const nesting = new NestingScanner();
+    const answer = (status: number, body: ProposalAnswer, headers: Record<string, string> = {}) => {
+      if (!res.headersSent) res.writeHead(status, { "content-type": "application/json", ...headers }).end(JSON.stringify(body));
+    };
+    // A stranger learns only that the request was malformed, never our paths or internals.
+    const malformed = () => answer(400, { accepted: false, reason: "malformed request" }, { connection: "close" });
+    const finish = () => {
+      if (finished) return false;
+      finished = true;
+      this.removeReader(reader);
+      req.removeAllListeners("data");
+      return true;
+    };
+    const reader: Reader = { source, bytes: 0, cut: () => finish() && refuse(503, { "retry-after": "1" }) };
+    this.addReader(reader);
+    req.on("data", (chunk: Buffer) => {
+      if (finished) return;
+      const seen = Math.min(PROPOSAL_HEAD.length, bytes + chunk.length) - Math.min(PROPOSAL_HEAD.length, bytes);
+      const headOk = seen === 0 || chunk.subarray(0, seen).equals(PROPOSAL_HEAD.subarray(bytes, bytes + seen));
+      bytes += chunk.length;
+      if (bytes > MAX_PROPOSAL_BODY) return void (finish() && refuse(413));
+      if (!headOk || !nesting.feed(chunk)) return void (finish() && malformed());
+      chunks.push(chunk);
+      this.hold(reader, chunk.length);
+    });
+    req.on("close", finish);
+    req.on("end", () => {
+      if (!finish()) return;
+      const text = Buffer.concat(chunks).toString("utf8");
+      const from = PROPOSAL_FRONT.exec(text)?.[1];
+      if (from === undefined || !PROPOSAL_END.test(text.slice(text.length - PROPOSAL_END_LENGTH))) return malformed();
+      if (!this.options.isPeer(from.toLowerCase())) return answer(403, { accepted: false, reason: "the sender is not a configured peer" });
+      const share = Math.max(1, Math.ceil(this.limits.maxRequests / 4));
+      if (this.handling >= this.limits.maxRequests || (this.handlingBy.get(source) ?? 0) >= share) {
+        this.limitHit("maxRequests");
+        return refuse(503, { "retry-after": "1" });
+      }
+      this.handling++;
+      this.handlingBy.set(source, (this.handlingBy.get(source) ?? 0) + 1);
+      void (async () => {
+        try {
+          const result = await this.options.onProposal(decode<SignedProposal>(text));
+          answer(result.accepted ? 200 : 403, result);
+        } catch {
+          malformed();
+        } finally {
+          this.handling--;
+          const left = (this.handlingBy.get(source) ?? 1) - 1;
+          if (left === 0) this.handlingBy.delete(source);
+          else this.handlingBy.set(source, left);
+        }
+      })();
     });
   }
 
@@ -372,21 +569,12 @@ export class PeerLink implements Transport {
   }
 }
 
-/** A request's body as text, up to MAX_BODY bytes; rejects if it is longer or the connection ends before it does. */
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((ok, fail) => {
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    req.on("data", (c: Buffer) => {
-      bytes += c.length;
-      chunks.push(c);
-      if (bytes > MAX_BODY) {
-        req.destroy();
-        fail(new ChannelSdkError("request too large"));
-      }
-    });
-    req.on("end", () => ok(Buffer.concat(chunks).toString("utf8")));
-    req.on("error", fail);
-    req.on("close", () => fail(new ChannelSdkError("the connection closed before the request ended"))); // no-op after "end"
-  });
+/** The process's limit on open descriptors (Linux, from /proc), or undefined where it cannot be read or is unlimited. */
+function openFilesLimit(): number | undefined {
+  try {
+    const soft = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1];
+    return soft === undefined ? undefined : Number(soft);
+  } catch {
+    return undefined;
+  }
 }

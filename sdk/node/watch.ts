@@ -33,14 +33,16 @@ export async function runWatch(config: WatchConfig, key: Hex, out: WatchOutput =
     store = new Store(config.store);
     const tower = new Watchtower(store, chains, (e) => out.info(`${new Date().toISOString()} ${describeEvent(e)}`));
     let skipped = 0;
+    let told = false;
     const round = async (): Promise<void> => {
       if (config.importFrom !== undefined) {
-        const elsewhere = importChannels(tower, config.importFrom);
+        const elsewhere = importChannels(tower, config.importFrom, told ? undefined : (held) => tellHeld(held, config, out));
         if (elsewhere > 0 && elsewhere !== skipped) {
           out.warn(`${config.importFrom}: ${elsewhere} channel(s) on chains not in ${config.file}, not guarded`);
         }
         skipped = elsewhere;
-      }
+      } else if (!told) tellHeld(tower.heldWithoutWord(), config, out);
+      told = true;
       await tower.poll();
     };
     const ids = chains.map((c) => c.chain.chainId).join(", ");
@@ -61,14 +63,26 @@ export async function runWatch(config: WatchConfig, key: Hex, out: WatchOutput =
   }
 }
 
-/** Takes what a client's store holds (opened read-only); returns how many of its channels are on other chains. */
-function importChannels(tower: Watchtower, path: string): number {
+/**
+ * Takes what a client's store holds (opened read-only); returns how many of its channels are on other chains.
+ * `held`, if given, is told how many secrets the tower then holds without that store's word.
+ */
+function importChannels(tower: Watchtower, path: string, held?: (n: number) => void): number {
   const client = new Store(path, { readOnly: true });
   try {
-    return client.channels().length - tower.importFrom(client);
+    const elsewhere = client.channels().length - tower.importFrom(client);
+    held?.(tower.heldWithoutWord(client));
+    return elsewhere;
   } finally {
     client.close();
   }
+}
+
+/** Once per run: the secrets the tower's store holds without its client's word (kept from before reveal rules). */
+function tellHeld(held: number, config: WatchConfig, out: WatchOutput): void {
+  if (held === 0) return;
+  const how = config.importFrom === undefined ? "set importFrom to its client's store" : `${config.importFrom} does not know them`;
+  out.warn(`${config.store}: ${held} secret(s) held without the client's word (${how}); revealed only once a chain shows them`);
 }
 
 /** Each chain's hub, checked: a contract that answers as a hub, on a chain no other entry names. */

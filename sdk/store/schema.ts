@@ -32,7 +32,8 @@ export class StoreMigrationError extends ChannelSdkError {
  * (states, signatures) or per session number (messages, transfers), a small integer given in arrival order. Only
  * one index entry per swap goes to a random place (its id), so a group commit writes few pages. The `batched` table
  * holds the update scheme's records (each channel's updater data, each swap's side, the closes this party asked
- * for); `secrets` carries whether each may be revealed (`RevealRule` in store.ts). A version 2 store (0.2.x) is
+ * for); `secrets` carries whether each may be revealed (`RevealRule` in store.ts) and whether a watchtower saw it revealed on a
+ * chain (`on_chain`). A version 2 store (0.2.x) is
  * migrated on open (`migrateFrom2`) when none of the retired step protocol's work is under way in it.
  */
 export const SCHEMA_VERSION = 3;
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS cosigned (channel_id TEXT NOT NULL, seq TEXT NOT NULL
   body TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
 CREATE TABLE IF NOT EXISTS own_signatures (channel_id TEXT NOT NULL, seq TEXT NOT NULL, digest TEXT NOT NULL,
   signature TEXT NOT NULL, state TEXT NOT NULL, PRIMARY KEY (channel_id, seq));
-CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL, reveal TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL, reveal TEXT NOT NULL,
+  on_chain INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS sessions (n INTEGER PRIMARY KEY, session_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS swaps (n INTEGER PRIMARY KEY, role TEXT NOT NULL, terms TEXT NOT NULL,
   phase TEXT NOT NULL, updated_at INTEGER NOT NULL, active INTEGER NOT NULL, source TEXT NOT NULL,
@@ -84,20 +86,32 @@ export function openSchema(db: DatabaseSync, path: string): void {
 }
 
 /**
- * A store written before secrets carried their reveal rule gets the column. Every secret it holds may be revealed,
- * as before, but an initiator's own on a batched pair whose swap is not past its reveal: that one is "held" (an
- * undone one too: "held" is never revealed either). The step protocol never undoes a swap off chain, so what it
- * kept may be revealed as it was.
+ * Reveal rules for a store written before them (0.2.x, no `reveal` column), or before a watchtower kept which secrets a
+ * chain showed (no `on_chain` column: the version whose migration made every secret of a tower's store revealable).
+ * A secret gets the rule that what the store holds proves, and "held" when nothing does:
+ * - a batched swap's side: its own rule (`revealRule`): "may" for a responder's and for an initiator's once revealed,
+ *   "never" for one its initiator undid before revealing, else "held";
+ * - a swap of the one-at-a-time protocol: "may" for a responder (it learned the secret from a reveal) and for an
+ *   initiator past its reveal (both locks co-signed: `revealed`, `settlingOnChain`, or done but not aborted), else
+ *   "held";
+ * - anything else "held". That is every secret of a watchtower's store (it has no swaps): before the rules a tower
+ *   was given every secret of its client, the initiator's unrevealed and undone ones among them, as well as those it
+ *   read from chains, and nothing tells them apart. The tower takes each one's rule from its client's store at the
+ *   next import, and carries a held one only once a chain shows it revealed (Watchtower).
+ * A store that already had rules keeps its "held" and "never"; only its "may" are checked again. In the caller's
+ * transaction.
  */
 function addRevealRules(db: DatabaseSync): void {
-  const columns = db.prepare("PRAGMA table_info(secrets)").all() as { name: string }[];
-  if (columns.some((c) => c.name === "reveal")) return;
-  db.exec("ALTER TABLE secrets ADD COLUMN reveal TEXT NOT NULL DEFAULT 'may'");
-  const hold = db.prepare("UPDATE secrets SET reveal = 'held' WHERE hashlock = ?");
-  for (const row of db.prepare("SELECT body FROM batched WHERE kind = 'side'").all() as { body: string }[]) {
-    const side = JSON.parse(row.body) as { role: string; revealed: boolean; terms: { hashlock: string } };
-    if (side.role === "initiator" && !side.revealed) hold.run(side.terms.hashlock.toLowerCase());
-  }
+  const columns = new Set((db.prepare("PRAGMA table_info(secrets)").all() as { name: string }[]).map((c) => c.name));
+  const before = columns.has("reveal");
+  if (before && columns.has("on_chain")) return;
+  // In the caller's transaction (openSchema's).
+  if (!before) db.exec("ALTER TABLE secrets ADD COLUMN reveal TEXT NOT NULL DEFAULT 'held'");
+  if (!columns.has("on_chain")) db.exec("ALTER TABLE secrets ADD COLUMN on_chain INTEGER NOT NULL DEFAULT 0");
+  const proven = provenRules(db);
+  const set = db.prepare("UPDATE secrets SET reveal = ? WHERE hashlock = ?");
+  const rows = db.prepare(before ? "SELECT hashlock FROM secrets WHERE reveal = 'may'" : "SELECT hashlock FROM secrets").all() as { hashlock: string }[];
+  for (const { hashlock } of rows) set.run(proven.get(hashlock) ?? "held", hashlock);
 }
 
 /** The phase kinds of the retired step protocol, as a 0.2.x store holds them in a swap's row. */
@@ -139,6 +153,29 @@ function migrateFrom2(db: DatabaseSync, path: string): void {
     if (kind === "deposits") db.prepare("DELETE FROM channel_ops WHERE channel_id = ?").run(op.channel_id);
   }
   db.exec("DELETE FROM batched WHERE kind = 'pair'"); // every channel runs the scheme now: no pairs to name
+}
+
+/** The rule each swap the store holds proves for its secret, by hashlock (lower case, as the store keys it). */
+function provenRules(db: DatabaseSync): Map<string, "may" | "held" | "never"> {
+  const rules = new Map<string, "may" | "held" | "never">();
+  const past = new Set(["revealed", "settlingOnChain"]);
+  // A row that does not read as expected proves nothing: its secret stays held.
+  for (const row of db.prepare("SELECT role, terms, phase FROM swaps").all() as { role: string; terms: string; phase: string }[]) {
+    const hashlock = (JSON.parse(row.terms) as { hashlock?: unknown })?.hashlock;
+    const phase = (JSON.parse(row.phase) as { phase?: { kind?: unknown; outcome?: unknown } })?.phase;
+    if (typeof hashlock !== "string") continue;
+    const revealed = past.has(String(phase?.kind)) || (phase?.kind === "done" && phase.outcome !== "aborted");
+    rules.set(hashlock.toLowerCase(), row.role === "responder" || revealed ? "may" : "held");
+  }
+  // A batched swap also has a row in `swaps` (phase `batched`): its side says more, and wins.
+  for (const row of db.prepare("SELECT body FROM batched WHERE kind = 'side'").all() as { body: string }[]) {
+    const side = JSON.parse(row.body) as { role?: unknown; revealed?: unknown; cancelled?: unknown; terms?: { hashlock?: unknown } };
+    const hashlock = side?.terms?.hashlock;
+    if (typeof hashlock !== "string") continue;
+    const rule = side.role === "responder" || side.revealed === true ? "may" : side.cancelled === true ? "never" : "held";
+    rules.set(hashlock.toLowerCase(), rule);
+  }
+  return rules;
 }
 
 /** For a read-only store: the tables must already be there, in this SDK's layout (else the connection is closed). */

@@ -27,6 +27,11 @@ export const SQL = {
            CASE WHEN excluded.reveal = 'may' OR secrets.reveal = 'held' THEN excluded.reveal ELSE secrets.reveal END`,
   secrets: "SELECT hashlock, secret, reveal FROM secrets ORDER BY hashlock",
   secret: "SELECT secret, reveal FROM secrets WHERE hashlock = ?",
+  // A watchtower's copy: the rule is worked out in Store.adoptSecret / publicSecret and written as it is.
+  towerSecret: "SELECT reveal, on_chain FROM secrets WHERE hashlock = ?",
+  setTowerSecret: `INSERT INTO secrets (hashlock, secret, reveal, on_chain) VALUES (?, ?, ?, ?) ON CONFLICT (hashlock) DO UPDATE SET
+           reveal = excluded.reveal, on_chain = excluded.on_chain`,
+  heldSecrets: "SELECT hashlock FROM secrets WHERE reveal = 'held' ORDER BY hashlock",
   // event following (watchtower)
   cursor: "SELECT block FROM cursors WHERE chain_id = ?",
   saveCursor: "INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",

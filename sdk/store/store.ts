@@ -374,6 +374,45 @@ export class Store {
     return this.statements.get(SQL.secret).get(key(hashlock)) as { secret: Hex; reveal: RevealRule } | undefined;
   }
 
+  /**
+   * A watchtower's copy of a secret, with the rule its client's store gives it (`word`). The client made or learned
+   * the secret, so its word decides, either way: "held" becomes "may" once the client revealed it; "held" or "may"
+   * becomes "never" once the client undid the swap; a "may" goes back to "held" while the client holds the secret (a
+   * "may" the tower got from a store written before reveal rules, or from a step of the client that did not commit).
+   * Two things no word changes: "never" (once undone, nothing the client says later makes the secret safe to
+   * reveal), and a secret a chain showed revealed (`publicSecret`: public, whatever a client's store says). A secret
+   * the tower does not have is kept only if it may be revealed: a tower has no use for one it must not reveal.
+   */
+  adoptSecret(hashlock: Hex, secret: Hex, word: RevealRule): void {
+    const k = key(hashlock);
+    this.transaction(() => {
+      const row = this.statements.get(SQL.towerSecret).get(k) as { reveal: RevealRule; on_chain: number } | undefined;
+      if (row === undefined ? word !== "may" : row.reveal === "never" || row.on_chain === 1 || row.reveal === word) return;
+      this.write(SQL.setTowerSecret, k, secret, word, 0);
+    });
+  }
+
+  /**
+   * A watchtower saw `secret` revealed on a chain: public, so it may be revealed from now on and no client's word
+   * takes that back (`adoptSecret`). A secret the tower keeps as "never" stays so: the swap was undone, so its newest
+   * state owes the participant nothing with it, and the client (which knows the swap) reads public secrets itself.
+   * @returns Whether the tower may reveal it now.
+   */
+  publicSecret(hashlock: Hex, secret: Hex): boolean {
+    const k = key(hashlock);
+    return this.transaction(() => {
+      const row = this.statements.get(SQL.towerSecret).get(k) as { reveal: RevealRule; on_chain: number } | undefined;
+      if (row?.reveal === "never") return false;
+      if (row?.on_chain !== 1) this.write(SQL.setTowerSecret, k, secret, "may", 1);
+      return true;
+    });
+  }
+
+  /** The hashlocks of the secrets held back ("held"), in order. */
+  heldSecrets(): Hex[] {
+    return (this.statements.get(SQL.heldSecrets).all() as { hashlock: string }[]).map((r) => r.hashlock as Hex);
+  }
+
   // ---------------------------------------------------------------- event following (watchtower)
 
   /** The last block of a chain whose events were processed for good (below the confirmation depth). */

@@ -76,16 +76,19 @@ export class Watchtower {
 
   /**
    * A secret the guarded participant may reveal (carried to any chain where it is owed a lock with that hashlock).
-   * A client tells the tower of a secret only once its rules let it be revealed (`RevealRule`).
+   * A client tells the tower of a secret only once its rules let it be revealed (`RevealRule`). One the tower keeps
+   * as never to be revealed stays so (`Store.adoptSecret`).
    */
   addSecret(hashlock: Hex, secret: Hex): void {
-    this.store.saveSecret(hashlock, secret, "may");
+    this.store.adoptSecret(hashlock, secret, "may");
   }
 
   /**
    * Takes over what a client's store holds: its channels on chains this tower follows, their newest co-signed
-   * and own-signed states, and the secrets it may reveal: an initiator's own only once it revealed it, never one of
-   * a swap it undid (held back until then). Idempotent; a tower next to a client can call it before every poll.
+   * and own-signed states, and the rule of every secret (`Store.adoptSecret`): the tower takes a secret only once
+   * it may be revealed (an initiator's own once it revealed it), and a secret it has follows the client's word:
+   * held back while the client holds it, never revealed once the client undid its swap. Idempotent; a tower next to
+   * a client can call it before every poll.
    * @returns The number of channels guarded.
    */
   importFrom(client: Store): number {
@@ -100,8 +103,19 @@ export class Watchtower {
       const own = client.ownSignedAt(id, client.highestOwnSeq(id));
       if (own !== undefined) this.signed(own.state, own.signature);
     }
-    for (const { hashlock, secret, reveal } of client.secrets()) if (reveal === "may") this.addSecret(hashlock, secret);
+    for (const { hashlock, secret, reveal } of client.secrets()) this.store.adoptSecret(hashlock, secret, reveal);
     return guarded;
+  }
+
+  /**
+   * How many secrets this tower holds back without its client's word: "held" in its store and, if `client` is given,
+   * unknown to that client's store (without one, every held secret). The tower takes a secret only once it may be
+   * revealed, so these come from a store written before reveal rules (every secret in it is held, see schema.ts):
+   * the tower reveals none of them until its client's store says it may (`importFrom`), or a chain shows it revealed
+   * (then it is public).
+   */
+  heldWithoutWord(client?: Store): number {
+    return this.store.heldSecrets().filter((h) => client?.knownSecret(h) === undefined).length;
   }
 
   /** Reads new events on every chain, then acts on every open dispute. Call it periodically. */
@@ -111,7 +125,7 @@ export class Watchtower {
     for (const channelId of this.store.openDisputes()) {
       const { ref } = this.ledger.record(channelId);
       const watch = this.chains.get(ref.chainId)!;
-      const step = await enforceChannel(this.ledger, watch.chain, channelId, async (h) => this.store.secret(h), {
+      const step = await enforceChannel(this.ledger, watch.chain, channelId, (h) => this.revealable(h), {
         mayForceClose: false,
         clockSkewSeconds: watch.clockSkewSeconds,
       });
@@ -139,10 +153,9 @@ export class Watchtower {
     }
     for (const e of reveals) {
       const hashlock = e.args.hashlock as Hex;
-      if (this.store.secret(hashlock) === undefined) {
-        this.store.saveSecret(hashlock, e.args.secret as Hex, "may"); // public now
-        this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
-      }
+      const known = this.store.secret(hashlock) !== undefined;
+      // Public now: marked so even when known, so that no client's word takes it back.
+      if (this.store.publicSecret(hashlock, e.args.secret as Hex) && !known) this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
     }
     // Everything read up to `head` was acted on; the cursor stays `confirmations` behind so a reorg is read again.
     this.store.saveCursor(chain.chainId, Math.max(from - 1, head - confirmations));
@@ -164,7 +177,7 @@ export class Watchtower {
       for (const lock of state?.locks ?? []) {
         const receiver = lock.sender === 0 ? 1 : 0;
         if (receiver !== record.myIndex) continue;
-        const secret = this.store.secret(lock.hashlock);
+        const secret = await this.revealable(lock.hashlock);
         if (secret === undefined) continue;
         const now = await watch.chain.now();
         if (now > lock.expiry) continue;
@@ -180,6 +193,23 @@ export class Watchtower {
       await revealSecrets(this.chains.get(chainId)!.chain, secrets);
       for (const { hashlock } of secrets) this.onEvent({ type: "carried", hashlock, toChainId: chainId });
     }
+  }
+
+  /**
+   * The secret of `hashlock` if this tower may reveal it. One it holds back ("held": no word from its client) is
+   * released only once a chain shows it revealed: public, nothing is left to keep. (A tower that read that reveal
+   * before its store had reveal rules holds the secret now, and its cursor has passed the event.)
+   */
+  private async revealable(hashlock: Hex): Promise<Hex | undefined> {
+    const known = this.store.knownSecret(hashlock);
+    if (known === undefined || known.reveal === "may") return known?.secret;
+    if (known.reveal === "never") return undefined;
+    for (const watch of this.chains.values()) {
+      if ((await watch.chain.revealedAt(hashlock)) === 0n) continue;
+      this.store.publicSecret(hashlock, known.secret);
+      return known.secret;
+    }
+    return undefined;
   }
 
   private async publicElsewhere(hashlock: Hex, chainId: bigint): Promise<boolean> {

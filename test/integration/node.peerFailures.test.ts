@@ -153,8 +153,8 @@ describe("a node whose peer's messages keep failing", function () {
       ...Array.from({ length: 20 }, () => forged(stranger, request(), BOB)),
       ...Array.from({ length: 20 }, () => line(stranger, request())),
     ];
-    // Each junk line on its own: turned away at the door (not JSON or not an envelope: 400; a stranger: 403), or
-    // queued and refused by the client (a forged signature in the peer's name: only the client checks signatures).
+    // Each junk line on its own: turned away at the door (not JSON or not an envelope: 400; a stranger, or a forged
+    // signature in the peer's name: 403); the client never sees them.
     for (const j of junk) expect([202, 400, 403]).to.include(await post(j));
     // The peer's own failing messages, three in a row.
     const own = Array.from({ length: 3 }, () => line(BOB_KEY, ack()));

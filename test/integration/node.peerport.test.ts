@@ -11,16 +11,19 @@ import { request } from "node:http";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Wallet, ZeroAddress } from "ethers";
+import { SigningKey, Wallet, ZeroAddress } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { rpcProvider } from "../../sdk/index.js";
+import { encode, rpcProvider, seal, signDigest, type Hex } from "../../sdk/index.js";
 import { hostAllowed, listenerHosts } from "../../sdk/node/hosts.js";
 import { DEFAULT_PEER_LIMITS, PeerLink } from "../../sdk/node/peer.js";
 import { NodeProcess } from "../helpers/cli.js";
 import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 
 const BOB = new Wallet(accountKey(2)).address;
+const BOB_KEY = new SigningKey(accountKey(2));
+/** A genuine envelope signed by the configured peer: acceptances on an unknown channel (taken 202, then fails in the client). */
+const bobLine = () => encode(seal((d) => signDigest(BOB_KEY, d), BOB as Hex, `0x${randomBytes(32).toString("hex")}` as Hex, { step: "acceptances", items: [{ swapId: `0x${"00".repeat(32)}` as Hex, refusal: "hi" }] }));
 /** The defaults of peer.limits the node runs with here. */
 const MAX_CONNECTIONS = 256;
 
@@ -158,16 +161,17 @@ describe("the node's peer port and control API under attack from loopback", func
     }
   });
 
-  it("answers a flood of envelopes past a peer's share 429 or 503, stays within its memory, and the API answers during and after", async function () {
+  it("turns a flood of junk envelopes away before it waits (400, 403), stays within its memory, and the API answers during and after", async function () {
     const rss0 = rssMb(pid);
     const envelope = (from: string) =>
-      JSON.stringify({
+      encode({
         swapId: `0x${randomBytes(32).toString("hex")}`,
         from,
         body: { step: "propose", terms: { junk: "x".repeat(300) }, termsSig: `0x${"11".repeat(65)}` },
         signature: `0x${"22".repeat(65)}`,
       });
-    // ~1 MiB bodies: envelopes claiming to be from the configured peer, a stranger's, and lines that are not JSON.
+    // ~1 MiB bodies: envelopes claiming to be from the configured peer (junk signatures), a stranger's, and lines that
+    // are not JSON.
     const lines = (line: () => string) => Array.from({ length: Math.floor(1_000_000 / (line().length + 1)) }, line).join("\n");
     const bodies = [lines(() => envelope(BOB)), lines(() => envelope(Wallet.createRandom().address)), lines(() => "not json ".repeat(55))];
     const statuses = new Map<number, number>();
@@ -193,12 +197,55 @@ describe("the node's peer port and control API under attack from loopback", func
     expect(during.filter((s) => s === 200), `API statuses during the flood ${during.join(",")}`).to.not.be.empty;
     expect(after).to.equal(200);
     expect(peak - rss0, `RSS ${rss0.toFixed(0)} MB before, ${peak.toFixed(0)} MB at the peak`).to.be.below(150);
-    // Taken (202) or refused past the peer's share or the queue's size (429, 503), never queued without bound; what
-    // is not an envelope of a configured peer is refused before it waits for the client (400, 403).
+    // What is not an envelope signed by a configured peer is refused before it waits for the client (400, 403); the
+    // bytes being read past their bound get 503, never held without bound.
     // (0: a connection closed as it came, past the connections one address may hold.)
     expect([...statuses.keys()].filter((s) => ![0, 202, 400, 403, 429, 503].includes(s)), `statuses ${seen}`).to.be.empty;
     expect(statuses.get(400) ?? 0, `statuses ${seen}`).to.be.greaterThan(0, "lines that are not envelopes");
     expect(statuses.get(403) ?? 0, `statuses ${seen}`).to.be.greaterThan(0, "envelopes from outside the configured peers");
+  });
+
+  it("keeps taking a configured peer's signed envelopes while 16 other addresses hold every connection with trickled bodies and flood nested junk", async function () {
+    // The attack: 16 source addresses (127.0.0.2 to .17), each at its 16 connections, 256 in all (the node's whole
+    // share), each announcing a body and trickling it a byte at a time, reopened as soon as the node closes it; and
+    // 4 more addresses posting 1 MiB lines of nesting. Reopening is bounded in count, the peer's posts too.
+    const sockets: Socket[] = [];
+    let stop = false;
+    const open = (localAddress: string) => {
+      if (stop || sockets.length >= 3_000) return;
+      const s = connect({ host: "127.0.0.1", port: peerPort, localAddress });
+      s.on("error", () => undefined);
+      s.on("connect", () => s.write(`POST /peer/v1/envelopes HTTP/1.1\r\nHost: 127.0.0.1:${peerPort}\r\nContent-Type: application/x-ndjson\r\nContent-Length: 100000\r\n\r\n`));
+      s.on("close", () => setTimeout(() => open(localAddress), 20));
+      sockets.push(s);
+    };
+    for (let a = 0; a < 16; a++) for (let i = 0; i < 16; i++) open(`127.0.0.${2 + a}`);
+    const trickle = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed && s.writable) s.write("{");
+    }, 500);
+    const deep = `{"body":${"[".repeat(1 << 19)}${"]".repeat(1 << 19)}}`;
+    const junk = Array.from({ length: 4 }, async (_, i) => {
+      for (let n = 0; !stop && n < 300; n++) {
+        await send(peerPort, "/peer/v1/envelopes", { headers: { "content-type": "application/x-ndjson" }, body: deep }).catch(() => undefined);
+      }
+    });
+    try {
+      await sleep(1_000); // the connections are in and trickling
+      const statuses: number[] = [];
+      for (let i = 0; i < 40; i++) {
+        const a = await send(peerPort, "/peer/v1/envelopes", { headers: { "content-type": "application/x-ndjson" }, body: bobLine() }).catch(() => ({ status: 0, body: "" }));
+        statuses.push(a.status);
+        await sleep(100);
+      }
+      const taken = statuses.filter((s) => s === 202).length;
+      expect(taken, `the peer's statuses ${statuses.join(",")} (${sockets.length} attacking connections opened)`).to.be.at.least(36);
+      expect(await info()).to.equal(200);
+    } finally {
+      stop = true;
+      clearInterval(trickle);
+      for (const s of sockets) s.destroy();
+      await Promise.all(junk);
+    }
   });
 
   it("refuses a Host it does not listen as on both ports, and a browser's request on the peer port", async function () {
@@ -232,10 +279,11 @@ describe("the node's peer port and control API under attack from loopback", func
 });
 
 describe("the peer endpoint's queue of envelopes waiting for the client", function () {
-  const [A, B] = [Wallet.createRandom().address, Wallet.createRandom().address];
-  /** An envelope's line from `from` (all of the same length): its shape is an envelope's, its signature is junk. */
+  const keys = new Map([Wallet.createRandom(), Wallet.createRandom(), Wallet.createRandom()].map((w) => [w.address, w.signingKey]));
+  const [A, B, C] = [...keys.keys()] as [string, string, string];
+  /** An envelope's line signed by `from` (all of the same length). */
   const line = (from: string) =>
-    JSON.stringify({ swapId: `0x${randomBytes(32).toString("hex")}`, from, body: { step: "abort", reason: "x" }, signature: `0x${"22".repeat(65)}` });
+    encode(seal((d) => signDigest(keys.get(from)!, d), from as Hex, `0x${randomBytes(32).toString("hex")}` as Hex, { step: "acceptances", items: [{ swapId: `0x${"00".repeat(32)}` as Hex, refusal: "x" }] }));
   const post = async (url: string, path: string, body: string) => {
     const res = await fetch(`${url}${path}`, { method: "POST", headers: { "content-type": "application/x-ndjson" }, body });
     await res.text();
@@ -267,8 +315,11 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
       expect(await post(link.url, path, lines(A, 6))).to.deep.equal({ status: 429, retryAfter: "1" }, "4 taken, 2 past A's share");
       expect(await post(link.url, path, lines(B, 6))).to.deep.equal({ status: 503, retryAfter: "1" }, "5 taken, the queue full");
       expect(await post(link.url, path, lines(B, 1))).to.deep.equal({ status: 503, retryAfter: "1" });
-      // Checked before anything waits, whatever the queue holds: a stranger's envelope, a line that is no envelope.
-      expect(await post(link.url, path, `${line(Wallet.createRandom().address)}\n${line(A)}`)).to.deep.include({ status: 403 });
+      // Checked before anything waits, whatever the queue holds: a stranger's envelope, one naming a peer but signed by
+      // another key, a line that is no envelope.
+      expect(await post(link.url, path, `${line(C)}\n${line(A)}`)).to.deep.include({ status: 403 });
+      const forged = line(C).replace(C, A);
+      expect(await post(link.url, path, `${forged}\n${line(A)}`)).to.deep.include({ status: 403 });
       expect(await post(link.url, path, `{"swapId":"0x12"}\n${line(A)}`)).to.deep.include({ status: 400 });
       expect(hits).to.deep.equal([{ maxQueuedPerPeer: 1 }], "the first hit at once, the next ones within 10 s later");
       release();
@@ -281,7 +332,7 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
     }
   });
 
-  it("answers 503 to a request past the requests in progress, before reading its body", async function () {
+  it("reads a slow body without a handling slot, and answers 503 to a proposal past the requests being handled", async function () {
     let release = () => {};
     const gate = new Promise<void>((r) => (release = r));
     const link = await PeerLink.start({
@@ -295,14 +346,23 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
         return { accepted: false, reason: "none" };
       },
     });
+    const proposal = (from: string) => `{"from":"${from}","proposal":{},"signature":"0x${"22".repeat(65)}"}`;
+    const port = Number(new URL(link.url).port);
+    // A connection trickling a body: it holds its connection, not the one request that may be handled.
+    const slow = connect({ host: "127.0.0.1", port });
+    slow.on("error", () => undefined);
+    slow.write(`POST /peer/v1/channel-proposals HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"from":"0x`);
     try {
-      const first = post(link.url, "/peer/v1/channel-proposals", "{}");
       await sleep(200);
-      expect(await post(link.url, "/peer/v1/channel-proposals", "{}")).to.deep.equal({ status: 503, retryAfter: "1" });
+      const first = post(link.url, "/peer/v1/channel-proposals", proposal(A));
+      await sleep(200);
+      expect(await post(link.url, "/peer/v1/channel-proposals", proposal(B))).to.deep.equal({ status: 503, retryAfter: "1" });
+      expect((await post(link.url, "/peer/v1/channel-proposals", "[".repeat(10_000))).status).to.equal(400, "refused at its first byte");
       release();
       expect((await first).status).to.equal(403);
     } finally {
       release();
+      slow.destroy();
       await link.close();
     }
   });

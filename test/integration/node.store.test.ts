@@ -9,7 +9,8 @@ import { expect } from "chai";
 import { existsSync, linkSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { Wallet, ZeroAddress } from "ethers";
+import { DatabaseSync } from "node:sqlite";
+import { sha256, Wallet, ZeroAddress } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { rpcProvider, Store } from "../../sdk/index.js";
@@ -203,5 +204,18 @@ describe("the node and its store file", function () {
     nodes.alice = await NodeProcess.start(cfg("alice"), ENV);
     expect((await api<{ channels: number }>("alice", "GET", "/info")).json.channels).to.equal(2);
     expect(await seqs("alice")).to.deep.equal(await seqs("bob"), "the copy holds every state Bob holds");
+  });
+
+  it("says once at start, at warn, how many secrets its watchtower's store kept from before reveal rules without the client's word", async function () {
+    await nodes.alice!.stop();
+    delete nodes.alice;
+    // `<store>.tower` as 0.2.x left it (no rules), with two secrets the node's store does not know.
+    const db = new DatabaseSync(`${store()}.tower`);
+    db.exec("ALTER TABLE secrets DROP COLUMN reveal; ALTER TABLE secrets DROP COLUMN on_chain");
+    for (const secret of [`0x${"1".repeat(64)}`, `0x${"2".repeat(64)}`]) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(sha256(secret), secret);
+    db.close();
+    const node = (nodes.alice = await NodeProcess.start(cfg("alice"), ENV));
+    await node.waitFor((l) => l.event === "started");
+    expect(node.lines.filter((l) => l.event === "towerSecretsHeld").map((l) => [l.level, l.secrets])).to.deep.equal([["warn", 2]]);
   });
 });

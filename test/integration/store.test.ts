@@ -16,6 +16,7 @@ import {
   StoreVersionError,
   type ChannelRecord,
   type Hex,
+  type SwapTerms,
 } from "../../sdk/index.js";
 
 const rand = (): Hex => hexlify(randomBytes(32)) as Hex;
@@ -137,26 +138,33 @@ describe("store: what a client must not lose", function () {
     store.close();
   });
 
-  it("a store written by 0.2.x: an initiator's secret of a batched swap not revealed is held, the others may be revealed", function () {
+  it("a store written before reveal rules: each secret gets the rule its swap proves, and one nothing proves is held", function () {
     const store = new Store(path);
-    const [mine, revealedMine, learned] = [rand(), rand(), rand()];
-    const side = (secret: Hex, role: string, revealed: boolean) => ({ role, revealed, cancelled: !revealed, terms: { swapId: rand(), hashlock: hashlockOf(secret) } });
-    store.saveBatched("side", hashlockOf(mine), side(mine, "initiator", false));
-    store.saveBatched("side", hashlockOf(revealedMine), side(revealedMine, "initiator", true));
-    store.saveBatched("side", hashlockOf(learned), side(learned, "responder", false));
+    const [mine, undone, revealedMine, learned, stepProposed, stepRevealed, stray] = [rand(), rand(), rand(), rand(), rand(), rand(), rand()];
+    const side = (secret: Hex, role: string, revealed: boolean, cancelled: boolean) => ({ role, revealed, cancelled, terms: { swapId: rand(), hashlock: hashlockOf(secret) } });
+    store.saveBatched("side", hashlockOf(mine), side(mine, "initiator", false, false));
+    store.saveBatched("side", hashlockOf(undone), side(undone, "initiator", false, true));
+    store.saveBatched("side", hashlockOf(revealedMine), side(revealedMine, "initiator", true, false));
+    store.saveBatched("side", hashlockOf(learned), side(learned, "responder", false, false));
+    // Swaps of the retired step protocol: an initiator's proposal nobody answered, and one done after its reveal.
+    const terms = (secret: Hex) => ({ swapId: rand(), hashlock: hashlockOf(secret), source: { chainId: 1n, channelId: rand() }, target: { chainId: 2n, channelId: rand() } }) as unknown as SwapTerms;
+    store.saveSwap(rand(), "initiator", terms(stepProposed), { phase: { kind: "proposed" } }, true);
+    store.saveSwap(rand(), "initiator", terms(stepRevealed), { phase: { kind: "done", outcome: "swapped" } }, false);
     store.close();
-    // The same file as version 0.2.0 wrote it: a secrets table without the column.
+    // The same file as version 0.2.0 wrote it: a secrets table without the rules; `stray` belongs to no swap (a
+    // watchtower's store held every secret so).
+    const all = [mine, undone, revealedMine, learned, stepProposed, stepRevealed, stray];
     const db = new DatabaseSync(path);
     db.exec("DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL); PRAGMA user_version = 2");
-    for (const s of [mine, revealedMine, learned]) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(hashlockOf(s).toLowerCase(), s);
+    for (const s of all) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(hashlockOf(s).toLowerCase(), s);
     db.close();
     // A tower reading it as it is would take every secret as revealable: refused with what to do.
     expect(() => new Store(path, { readOnly: true })).to.throw(/written by 0\.2\.x and predates the reveal rules.*start its client or node once/);
     const reopened = new Store(path);
-    expect([mine, revealedMine, learned].map((s) => reopened.knownSecret(hashlockOf(s))?.reveal)).to.deep.equal(["held", "may", "may"]);
+    expect(all.map((s) => reopened.knownSecret(hashlockOf(s))?.reveal)).to.deep.equal(["held", "never", "may", "may", "held", "may", "held"]);
     reopened.close();
     const reader = new Store(path, { readOnly: true });
-    expect(reader.secret(hashlockOf(mine))).to.equal(undefined);
+    expect(all.map((s) => reader.secret(hashlockOf(s)) !== undefined)).to.deep.equal([false, false, true, true, false, true, false]);
     reader.close();
   });
 
@@ -198,6 +206,46 @@ describe("store: what a client must not lose", function () {
     const db = new DatabaseSync(second);
     expect((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version).to.equal(2);
     db.close();
+  });
+
+  it("a watchtower's store from before reveal rules reveals none of its secrets until its client's store or a chain says it may", function () {
+    // A tower's store as 0.2.x kept it: every secret of its client (revealed, held, undone alike) and one read from a
+    // chain, with nothing to tell them apart. The version before `on_chain` had rules but made all of them "may".
+    const [revealed, held, undone, publicOne, unknown] = [rand(), rand(), rand(), rand(), rand()];
+    const all = [revealed, held, undone, publicOne, unknown];
+    for (const [i, layout] of ["0.2.x", "rules without on_chain"].entries()) {
+      const file = join(dir, `tower-${i}.sqlite`);
+      new Store(file).close();
+      const db = new DatabaseSync(file);
+      db.exec(layout === "0.2.x" ? "DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL)" : "ALTER TABLE secrets DROP COLUMN on_chain");
+      for (const s of all) db.prepare(layout === "0.2.x" ? "INSERT INTO secrets VALUES (?, ?)" : "INSERT INTO secrets VALUES (?, ?, 'may')").run(hashlockOf(s).toLowerCase(), s);
+      db.close();
+
+      const tower = new Store(file);
+      expect(all.map((s) => tower.secret(hashlockOf(s))), layout).to.deep.equal(all.map(() => undefined));
+      expect(tower.heldSecrets().length, layout).to.equal(5);
+      // The client's word, as a tower imports it; a chain shows one revealed.
+      tower.adoptSecret(hashlockOf(revealed), revealed, "may");
+      tower.adoptSecret(hashlockOf(held), held, "held");
+      tower.adoptSecret(hashlockOf(undone), undone, "never");
+      expect(tower.publicSecret(hashlockOf(publicOne), publicOne)).to.equal(true);
+      expect(all.map((s) => tower.knownSecret(hashlockOf(s))?.reveal), layout).to.deep.equal(["may", "held", "never", "may", "held"]);
+      // "never" is for good: no later word lifts it, nor a chain's.
+      tower.adoptSecret(hashlockOf(undone), undone, "may");
+      expect(tower.publicSecret(hashlockOf(undone), undone)).to.equal(false);
+      expect(tower.secret(hashlockOf(undone)), layout).to.equal(undefined);
+      // The client's word moves "may" back to "held" or on to "never", but not one a chain showed.
+      tower.adoptSecret(hashlockOf(revealed), revealed, "never");
+      tower.adoptSecret(hashlockOf(publicOne), publicOne, "never");
+      tower.adoptSecret(hashlockOf(held), held, "may");
+      expect(all.map((s) => tower.knownSecret(hashlockOf(s))?.reveal), layout).to.deep.equal(["never", "may", "never", "may", "held"]);
+      // A secret the tower does not have is taken only if it may be revealed.
+      const [newHeld, newMay] = [rand(), rand()];
+      tower.adoptSecret(hashlockOf(newHeld), newHeld, "held");
+      tower.adoptSecret(hashlockOf(newMay), newMay, "may");
+      expect([tower.knownSecret(hashlockOf(newHeld)), tower.secret(hashlockOf(newMay))], layout).to.deep.equal([undefined, newMay]);
+      tower.close();
+    }
   });
 
   it("refuses a file written with another table layout instead of misreading it", function () {

@@ -2,8 +2,11 @@ import { expect } from "chai";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 
-import { InMemoryLink, rpcProvider, Store } from "../../sdk/index.js";
+import { sha256 } from "ethers";
+
+import { InMemoryLink, rpcProvider, Store, type Hex } from "../../sdk/index.js";
 import { accountKey, deployHub, localWallet } from "../../scripts/lib/local.js";
 import { syncDeposits } from "../../scripts/lib/swap-setup.js";
 import { ChannelHub__factory } from "../../typechain-types/index.js";
@@ -73,6 +76,39 @@ describe("watch command against two hardhat node processes", function () {
     expect(stderr.trim().split("\n")).to.deep.equal([`error: ${file}: importFrom: no such file: ${join(dir, "carol.sqlite")}`]);
     expect(existsSync(join(dir, "carol.sqlite"))).to.equal(false, "the client's store is never created");
     expect(existsSync(join(dir, "no-import-tower.sqlite"))).to.equal(false);
+  });
+
+  it("says once how many secrets its store, written before reveal rules, holds without its client's word", async function () {
+    const S = rpcProvider(nodes[0]!.url);
+    const hub = await deployHub(S);
+    S.destroy();
+    const secrets = [1, 2, 3].map((i) => `0x${String(i).repeat(64)}` as Hex);
+    // The tower's store as 0.2.x left it (every secret of its client, no rules); the client's store knows two of them.
+    const tower = join(dir, "old-tower.sqlite");
+    new Store(tower).close();
+    const db = new DatabaseSync(tower);
+    db.exec("DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL)");
+    for (const secret of secrets) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(sha256(secret), secret);
+    db.close();
+    const clientPath = join(dir, "old-tower-client.sqlite");
+    const client = new Store(clientPath);
+    client.saveSecret(sha256(secrets[0]!) as Hex, secrets[0]!, "may");
+    client.saveSecret(sha256(secrets[1]!) as Hex, secrets[1]!, "never");
+    client.close();
+    const file = join(dir, "old-tower.json");
+    writeFileSync(file, JSON.stringify({ store: tower, importFrom: clientPath, once: true, chains: [{ rpcUrl: nodes[0]!.url, hub }] }));
+    const { code, stdout, stderr } = await runHardhatProcess(["run", "--no-compile", "scripts/watch.ts"], {
+      WATCH_CONFIG: file,
+      WATCHTOWER_PRIVATE_KEY: accountKey(3),
+      NODE_OPTIONS: "--disable-warning=ExperimentalWarning",
+    });
+    expect(code, stdout + stderr).to.equal(0);
+    expect(stderr.trim().split("\n")).to.deep.equal([
+      `${tower}: 1 secret(s) held without the client's word (${clientPath} does not know them); revealed only once a chain shows them`,
+    ]);
+    const after = new Store(tower);
+    expect(secrets.map((x) => after.knownSecret(sha256(x) as Hex)?.reveal)).to.deep.equal(["may", "never", "held"]);
+    after.close();
   });
 
   it("refuses, before the first poll, an address with no contract, a contract that is no hub and a chain named twice", async function () {

@@ -2,6 +2,7 @@ import { expect } from "chai";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 
 import { hexlify, randomBytes, sha256 } from "ethers";
 
@@ -204,6 +205,58 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
     expect(settled?.args.paidMask).to.equal(0b101n);
     const settleTx = await S.chain.ethers.provider.getTransaction(settled!.transactionHash);
     expect(S.hub.interface.parseTransaction(settleTx!)?.args[3]).to.equal(0b101n, "locks 0 and 2 named as revealed together");
+    towerStore.close();
+  });
+
+  it("upgraded from a store written before reveal rules, reveals what its client's store says may be and what a chain shows, never the secret of a swap the client undid", async function () {
+    const setup = await fundedChannels();
+    const { S, T, sId, sParams } = setup;
+    const record = { ref: { chainId: S.chainId, hub: await S.hub.getAddress(), channelId: sId }, params: sParams, myIndex: 1 as const, openingDeposits: [100n * ONE, 10n * ONE] as [bigint, bigint] };
+    // Four locks owed to Bob on S. Bob undid the swap of the first (his client's store says never), revealed the
+    // second (may); his store does not know the last two, and the last was revealed on T before the upgrade.
+    const now = BigInt(await S.chain.networkHelpers.time.latest());
+    const [undone, revealed, unknown, shown] = [0, 1, 2, 3].map(() => hexlify(randomBytes(32)) as Hex) as [Hex, Hex, Hex, Hex];
+    let state: ChannelState = openingState(sId, [100n * ONE, 10n * ONE]);
+    for (const secret of [undone, revealed, unknown, shown]) state = addLock(state, { sender: 0, amount: ONE, hashlock: sha256(secret) as Hex, expiry: now + 7200n });
+    const signed = { state, signatures: (await coSign(S, state)).signatures as [Hex, Hex] };
+    await setup.adapters.aliceT.reveal(shown);
+
+    // The tower's store as 0.2.x left it: every secret its client had, the undone one among them, and the one it read
+    // on T (its cursor is past that event), in a secrets table without rules.
+    const file = join(dir, "tower.sqlite");
+    const before = new Store(file);
+    const old = await towerFor(setup, before);
+    old.guard(record);
+    old.update(signed);
+    before.saveCursor(T.chainId, await T.chain.ethers.provider.getBlockNumber());
+    before.close();
+    const db = new DatabaseSync(file);
+    db.exec("DROP TABLE secrets; CREATE TABLE secrets (hashlock TEXT PRIMARY KEY, secret TEXT NOT NULL)");
+    for (const secret of [undone, revealed, unknown, shown]) db.prepare("INSERT INTO secrets VALUES (?, ?)").run(sha256(secret), secret);
+    db.close();
+    const client = new Store(join(dir, "bob.sqlite"));
+    client.saveChannel(record);
+    client.saveCoSigned(signed);
+    client.saveSecret(sha256(undone) as Hex, undone, "held");
+    client.saveSecret(sha256(undone) as Hex, undone, "never");
+    client.saveSecret(sha256(revealed) as Hex, revealed, "may");
+
+    // Opened by this version and fed from the client's store, as a node does at start and `channels watch` each round.
+    const towerStore = new Store(file);
+    const events: WatchtowerEvent[] = [];
+    const tower = await towerFor(setup, towerStore, events);
+    expect(tower.heldWithoutWord(), "before the import, none has its client's word").to.equal(4);
+    tower.importFrom(client);
+    expect(tower.heldWithoutWord(client), "the two its client's store does not know").to.equal(2);
+    // Alice force-closes S with that state; the locks come within the tower's claim window.
+    await setup.adapters.aliceS.forceClose(sParams, signed);
+    await S.chain.networkHelpers.time.increaseTo(now + 7200n - 200n);
+    await tower.poll();
+    const reveals = await S.registry.queryFilter(S.registry.filters.SecretRevealed());
+    expect(reveals.map((e) => e.args.secret), "registered on S").to.deep.equal([revealed, shown]);
+    expect(await setup.adapters.bobS.revealedAt(sha256(undone) as Hex)).to.equal(0n);
+    expect([undone, unknown].map((x) => towerStore.secret(sha256(x) as Hex))).to.deep.equal([undefined, undefined]);
+    client.close();
     towerStore.close();
   });
 
