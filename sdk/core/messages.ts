@@ -2,6 +2,7 @@ import type { UpdateMessage } from "./channel-updates.js";
 import { decode, hashOf } from "./codec.js";
 import { InvalidMessageError, InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
+import { isAuthenticatorShaped, type EnvelopeAuth } from "./envelope-auth.js";
 import { isSignatureShaped, recoverSigner, requireSignedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
 import { sameAddress, type Address, type ChannelState, type Hex } from "./types.js";
@@ -57,7 +58,7 @@ export function decodeEnvelope(line: string): Envelope {
   if (envelope === null || typeof envelope !== "object") return envelope;
   const { swapId, from, signature, body } = envelope;
   // Fixed-length fields only: the body's text is then exactly what lies between the head and this tail.
-  if (typeof from !== "string" || !ADDRESS_TEXT.test(from) || typeof swapId !== "string" || !ID_TEXT.test(swapId) || !isSignatureShaped(signature)) return envelope;
+  if (typeof from !== "string" || !ADDRESS_TEXT.test(from) || typeof swapId !== "string" || !ID_TEXT.test(swapId) || !(isSignatureShaped(signature) || isAuthenticatorShaped(signature))) return envelope;
   const tail = `,"from":"${from}","signature":"${signature}","swapId":"${swapId}"}`;
   if (!line.startsWith(BODY_HEAD) || !line.endsWith(tail)) return envelope;
   const bodyText = line.slice(BODY_HEAD.length, line.length - tail.length);
@@ -77,17 +78,23 @@ function wireDigestOf(envelope: Envelope): Hex | undefined {
 }
 
 /**
- * Throws unless `envelope` comes from `expectedFrom`, signed by it. The cheap checks come first: a sender that is not
- * `expectedFrom`, or a signature that is not 65 bytes of hex, is refused before the body is hashed.
+ * Throws unless `envelope` comes from `expectedFrom`: signed by it, or authenticated with the key `auth` shares with
+ * it (envelope-auth.ts). The cheap checks come first: a sender that is not `expectedFrom` or a malformed signature is
+ * refused before anything is hashed or recovered.
  */
-export function unseal(envelope: Envelope, expectedFrom: Address): SwapBody {
+export function unseal(envelope: Envelope, expectedFrom: Address, auth?: EnvelopeAuth): SwapBody {
   if (!sameAddress(envelope.from, expectedFrom)) {
     throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
   }
   const what = `message ${envelope.body.step} of swap ${envelope.swapId}`;
-  if (!isSignatureShaped(envelope.signature)) throw new InvalidSignatureError(what, expectedFrom, undefined);
+  const authenticated = isAuthenticatorShaped(envelope.signature);
+  if (!authenticated && !isSignatureShaped(envelope.signature)) throw new InvalidSignatureError(what, expectedFrom, undefined);
   const digest = wireDigestOf(envelope) ?? envelopeDigest(envelope.swapId, envelope.from, envelope.body);
-  requireSignedBy(what, expectedFrom, digest, envelope.signature);
+  if (authenticated) {
+    if (auth === undefined || !auth.verify(digest, envelope.signature, expectedFrom)) throw new InvalidSignatureError(`${what} (authenticator)`, expectedFrom, undefined);
+  } else {
+    requireSignedBy(what, expectedFrom, digest, envelope.signature);
+  }
   opened.set(envelope, expectedFrom.toLowerCase());
   return envelope.body;
 }
@@ -103,11 +110,14 @@ export function openedBy(envelope: Envelope): string | undefined {
  * undefined when neither is known or the signature is not its sender's. For telling who sent a message that could
  * not be handled; its content is trusted only through `unseal`.
  */
-export function receivedSigner(envelope: Envelope): string | undefined {
+export function receivedSigner(envelope: Envelope, auth?: EnvelopeAuth): string | undefined {
   const known = opened.get(envelope);
   if (known !== undefined) return known;
   const digest = wireDigestOf(envelope);
   if (digest === undefined) return undefined;
+  if (isAuthenticatorShaped(envelope.signature)) {
+    return auth !== undefined && auth.verify(digest, envelope.signature, String(envelope.from)) ? String(envelope.from).toLowerCase() : undefined;
+  }
   const signer = recoverSigner(digest, envelope.signature);
   return signer !== undefined && signer === String(envelope.from).toLowerCase() ? signer : undefined;
 }

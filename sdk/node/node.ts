@@ -116,9 +116,14 @@ export class ChannelNode {
     // store is lost, none is made.
     const signer: StateSigner = {
       address: keyed.address,
+      publicKey: keyed.publicKey,
       sign: (digest) => {
         node?.requireStore();
         return keyed.sign(digest);
+      },
+      agree: (publicKey) => {
+        node?.requireStore();
+        return keyed.agree(publicKey);
       },
     };
     const providers: JsonRpcProvider[] = [];
