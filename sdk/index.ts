@@ -8,6 +8,7 @@ export * from "./core/state.js";
 export * from "./core/timing.js";
 export * from "./core/swap.js";
 export * from "./core/messages.js";
+export * from "./core/envelope-auth.js";
 export * from "./store/store.js";
 export * from "./chain/hub.js";
 export * from "./chain/events.js";

@@ -63,7 +63,7 @@ export async function benchClient(
     await HubAdapter.connect(hubs.target, signers.target, { timeCacheMs: 1_000 }),
   ];
   const inner = keySigner(accountKey(who));
-  const signer: StateSigner = { address: inner.address, sign: (d: Hex) => (countSigns(1), inner.sign(d)) };
+  const signer: StateSigner = { ...inner, sign: (d: Hex) => (countSigns(1), inner.sign(d)) };
   const store = new Store(storePath, { durability });
   const client = new SwapClient({
     signer,

@@ -408,7 +408,7 @@ export class BatchedPairs {
   private openEnvelope(envelope: Envelope, items: unknown): { engine: BatchedSwaps; from: string } {
     const engine = this.engine(envelope.swapId);
     const from = this.ctx.book.counterparty(envelope.swapId);
-    unseal(envelope, from);
+    unseal(envelope, from, this.ctx.auth);
     if (!Array.isArray(items) || items.length > MAX_PROPOSALS) throw new InvalidMessageError(`${envelope.body.step}: at most ${MAX_PROPOSALS} items per envelope`);
     return { engine, from };
   }
@@ -475,7 +475,7 @@ export class BatchedPairs {
   async onBatch(envelope: Envelope, body: Extract<SwapBody, { step: "batch" }>) {
     const engine = this.engines.get(lower(envelope.swapId));
     if (engine === undefined) throw new UnexpectedMessageError(`a batch for channel ${envelope.swapId}, which is not a channel of ours`);
-    unseal(envelope, this.ctx.book.counterparty(envelope.swapId));
+    unseal(envelope, this.ctx.book.counterparty(envelope.swapId), this.ctx.auth);
     if (this.onChain(envelope.swapId)) return; // the pair is on chain: nothing more is signed on it
     if (countsDeposits(body.message)) await this.readHeld([envelope.swapId]);
     this.run(engine, () => engine.handle(envelope.swapId, body.message));

@@ -39,7 +39,8 @@ import type { StateSigner } from "./signer.js";
 
 export type BatchedSwapsOptions = Readonly<{
   store: Store;
-  signer: StateSigner;
+  /** Signs states (envelopes are the caller's). */
+  signer: Pick<StateSigner, "address" | "sign">;
   /**
    * The channels with one counterparty, each in the store (`SwapClient.addChannel`) with this signer as a
    * participant; more join with `addChannel`. A swap may use any two of them (its source and its target).

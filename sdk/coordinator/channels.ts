@@ -22,7 +22,7 @@ export class ChannelBook {
 
   constructor(
     private readonly store: Store,
-    private readonly signer: StateSigner,
+    private readonly signer: Pick<StateSigner, "address" | "sign">,
     /** Told of every state this client signs and every co-signed state, once stored (a watchtower feed). */
     private readonly feed: Readonly<{
       signed?: (state: ChannelState, signature: Hex) => void;

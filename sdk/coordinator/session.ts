@@ -1,6 +1,7 @@
 import { getAddress, hexlify, randomBytes } from "ethers";
 
 import type { HubAdapter } from "../chain/hub.js";
+import { EnvelopeAuth, knownPublicKey } from "../core/envelope-auth.js";
 import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
 import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
 import { addLock, sameState } from "../core/state.js";
@@ -101,12 +102,14 @@ export function requireDistinctChannels(source: Hex, target: Hex) {
 
 /**
  * What every step of a swap needs: the store, the channel book, the chains, secrets, the checks of swap terms, and
- * the one way to enter a phase (`enter`) and report it (`emit`). The role handlers (initiator.ts, responder.ts),
- * the close, deposit and on-chain paths work on it; messages go through its `outbox` (outbox.ts), and every step
- * runs under its `groupCommit` (group-commit.ts).
+ * the one way to record a phase and report it (`emitPhase`). The update scheme's driver (batched-pairs.ts), the
+ * close and the chain paths work on it; messages leave through `send` (authenticated by `auth`), and every step runs
+ * under its `groupCommit` (group-commit.ts).
  */
 export class Session {
   readonly address: string;
+  /** Authenticates envelopes to and from counterparties whose public key we know (core/envelope-auth.ts). */
+  readonly auth: EnvelopeAuth;
   readonly book: ChannelBook;
   readonly chains = new Map<bigint, HubAdapter>();
   readonly clock: () => number;
@@ -122,6 +125,7 @@ export class Session {
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
+    this.auth = new EnvelopeAuth(o.signer);
     this.book = new ChannelBook(
       o.store,
       o.signer,
@@ -157,9 +161,14 @@ export class Session {
     }
   }
 
-  /** Seals `body` and sends it once the step's group is on disk (at once outside a step). */
+  /**
+   * Seals `body` for the counterparty of channel `sessionId` and sends it once the step's group is on disk (at once
+   * outside a step): authenticated with the key shared with it once its public key is known (from any signature of
+   * its we verified), signed before that.
+   */
   send(sessionId: Hex, body: SwapBody) {
-    const envelope = seal((d) => this.o.signer.sign(d), this.address, sessionId, body);
+    const to = knownPublicKey(this.book.counterparty(sessionId));
+    const envelope = seal(to === undefined ? (d) => this.o.signer.sign(d) : (d) => this.auth.tag(d, to), this.address, sessionId, body);
     if (!this.groupCommit.holdEnvelopes([envelope])) void this.transmit([envelope]);
   }
 

@@ -2,6 +2,7 @@ import type { UpdateMessage } from "./channel-updates.js";
 import { decode, hashOf, MAX_NESTING, nestingWithin } from "./codec.js";
 import { InvalidMessageError, InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
+import { isAuthenticatorShaped, type EnvelopeAuth } from "./envelope-auth.js";
 import { isSignatureShaped, recoverSigner, requireSignedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
 import { sameAddress, type Address, type ChannelState, type Hex } from "./types.js";
@@ -42,8 +43,9 @@ const wireDigests = new WeakMap<object, WireDigest>();
 const opened = new WeakMap<object, string>();
 const BODY_HEAD = '{"body":';
 /** The fixed-length end of an envelope's line as `encode` writes it (keys sorted, body first). */
-const ENVELOPE_TAIL = /,"from":"(0x[0-9a-fA-F]{40})","signature":"(0x[0-9a-fA-F]{130})","swapId":"(0x[0-9a-fA-F]{64})"\}$/;
-const ENVELOPE_TAIL_LENGTH = ',"from":"","signature":"","swapId":""}'.length + 42 + 132 + 66;
+const ENVELOPE_TAIL = /,"from":"(0x[0-9a-fA-F]{40})","signature":"(0x[0-9a-fA-F]{130}|0x01(?:02|03)[0-9a-fA-F]{128})","swapId":"(0x[0-9a-fA-F]{64})"\}$/;
+/** The tail's length with a signature (65 bytes) and with an authenticator (66 bytes, envelope-auth.ts). */
+const ENVELOPE_TAIL_LENGTHS = [132, 134].map((sig) => ',"from":"","signature":"","swapId":""}'.length + 42 + sig + 66);
 
 /**
  * An envelope's line laid out as `encode` writes it, `{"body":…,"from":…,"signature":…,"swapId":…}`, read without
@@ -65,10 +67,13 @@ export class EnvelopeLine {
 
   /** The line's fields if it is laid out as `encode` writes an envelope, else undefined. Reads only its ends. */
   static read(text: string): EnvelopeLine | undefined {
-    if (text.length < BODY_HEAD.length + ENVELOPE_TAIL_LENGTH || !text.startsWith(BODY_HEAD)) return undefined;
-    const tail = ENVELOPE_TAIL.exec(text.slice(text.length - ENVELOPE_TAIL_LENGTH));
-    if (tail === null) return undefined;
-    return new EnvelopeLine(text, tail[1]!, tail[2]!, tail[3]!, text.slice(BODY_HEAD.length, text.length - ENVELOPE_TAIL_LENGTH));
+    if (!text.startsWith(BODY_HEAD)) return undefined;
+    for (const length of ENVELOPE_TAIL_LENGTHS) {
+      if (text.length < BODY_HEAD.length + length) continue;
+      const tail = ENVELOPE_TAIL.exec(text.slice(text.length - length));
+      if (tail !== null) return new EnvelopeLine(text, tail[1]!, tail[2]!, tail[3]!, text.slice(BODY_HEAD.length, text.length - length));
+    }
+    return undefined;
   }
 
   /**
@@ -80,8 +85,12 @@ export class EnvelopeLine {
     return this.hashed;
   }
 
-  /** Whether its `from` signed it (one hash of the line and one signature recovery; the body is not parsed). */
-  signedByItsSender(): boolean {
+  /**
+   * Whether its `from` signed it, or authenticated it with the key `auth` shares with it (one hash of the line and
+   * one signature recovery or one HMAC; the body is not parsed).
+   */
+  signedByItsSender(auth?: EnvelopeAuth): boolean {
+    if (isAuthenticatorShaped(this.signature)) return auth !== undefined && auth.verify(this.digest, this.signature, this.from);
     return recoverSigner(this.digest, this.signature) === this.from.toLowerCase();
   }
 }
@@ -119,17 +128,23 @@ function wireDigestOf(envelope: Envelope): Hex | undefined {
 }
 
 /**
- * Throws unless `envelope` comes from `expectedFrom`, signed by it. The cheap checks come first: a sender that is not
- * `expectedFrom`, or a signature that is not 65 bytes of hex, is refused before the body is hashed.
+ * Throws unless `envelope` comes from `expectedFrom`: signed by it, or authenticated with the key `auth` shares with
+ * it (envelope-auth.ts). The cheap checks come first: a sender that is not `expectedFrom` or a malformed signature is
+ * refused before anything is hashed or recovered.
  */
-export function unseal(envelope: Envelope, expectedFrom: Address): SwapBody {
+export function unseal(envelope: Envelope, expectedFrom: Address, auth?: EnvelopeAuth): SwapBody {
   if (!sameAddress(envelope.from, expectedFrom)) {
     throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
   }
   const what = `message ${envelope.body.step} of swap ${envelope.swapId}`;
-  if (!isSignatureShaped(envelope.signature)) throw new InvalidSignatureError(what, expectedFrom, undefined);
+  const authenticated = isAuthenticatorShaped(envelope.signature);
+  if (!authenticated && !isSignatureShaped(envelope.signature)) throw new InvalidSignatureError(what, expectedFrom, undefined);
   const digest = wireDigestOf(envelope) ?? envelopeDigest(envelope.swapId, envelope.from, envelope.body);
-  requireSignedBy(what, expectedFrom, digest, envelope.signature);
+  if (authenticated) {
+    if (auth === undefined || !auth.verify(digest, envelope.signature, expectedFrom)) throw new InvalidSignatureError(`${what} (authenticator)`, expectedFrom, undefined);
+  } else {
+    requireSignedBy(what, expectedFrom, digest, envelope.signature);
+  }
   opened.set(envelope, expectedFrom.toLowerCase());
   return envelope.body;
 }
@@ -145,11 +160,14 @@ export function openedBy(envelope: Envelope): string | undefined {
  * undefined when neither is known or the signature is not its sender's. For telling who sent a message that could
  * not be handled; its content is trusted only through `unseal`.
  */
-export function receivedSigner(envelope: Envelope): string | undefined {
+export function receivedSigner(envelope: Envelope, auth?: EnvelopeAuth): string | undefined {
   const known = opened.get(envelope);
   if (known !== undefined) return known;
   const digest = wireDigestOf(envelope);
   if (digest === undefined) return undefined;
+  if (isAuthenticatorShaped(envelope.signature)) {
+    return auth !== undefined && auth.verify(digest, envelope.signature, String(envelope.from)) ? String(envelope.from).toLowerCase() : undefined;
+  }
   const signer = recoverSigner(digest, envelope.signature);
   return signer !== undefined && signer === String(envelope.from).toLowerCase() ? signer : undefined;
 }

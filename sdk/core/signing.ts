@@ -1,6 +1,7 @@
 import { createRequire } from "node:module";
-import { getBytes, recoverAddress, Signature, SigningKey } from "ethers";
+import { computeAddress, getBytes, Signature, SigningKey } from "ethers";
 
+import { learnPublicKey } from "./envelope-auth.js";
 import { InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
 import type { Hex } from "./types.js";
@@ -62,11 +63,19 @@ export function recoverSigner(digest: Hex, signature: string): string | undefine
     const s = BigInt(`0x${signature.slice(66, 130)}`);
     if (s > SECP256K1_HALF_N) return undefined;
     const v = bytes[64]!;
-    if (native === undefined) return recoverAddress(digest, Signature.from(signature)).toLowerCase();
+    if (native === undefined) {
+      const publicKey = SigningKey.recoverPublicKey(digest, Signature.from(signature));
+      const address = computeAddress(publicKey).toLowerCase();
+      learnPublicKey(address, publicKey as Hex);
+      return address;
+    }
     const recid = v >= 27 ? v - 27 : v;
     if (recid !== 0 && recid !== 1) return undefined;
     const publicKey = native.ecdsaRecover(bytes.subarray(0, 64), recid, fromHex(digest), false);
-    return toHex(keccak(publicKey.subarray(1)).subarray(12));
+    const address = toHex(keccak(publicKey.subarray(1)).subarray(12));
+    // Remembered for authenticating envelopes to this party (envelope-auth.ts): once per address.
+    learnPublicKey(address, publicKey);
+    return address;
   } catch {
     return undefined;
   }

@@ -119,6 +119,11 @@ export function wants(side: SwapSide): { side: SwapSide; wants: Want[] } {
       out.push({ channelId: T, change: { kind: "pay", hashlock: t.hashlock, secret: side.secret } });
       if (!side.revealed) next = { ...next, revealed: true };
     }
+    // Once she reveals, she pays her S lock in the same round: the secret that pays her T lock (co-signed, hers to
+    // claim on chain) lets the responder claim the S lock anyway, so waiting for him to ask only costs a round trip.
+    if (!side.cancelled && (side.target === "locked" || side.target === "paid") && side.secret !== undefined && side.source === "locked") {
+      out.push({ channelId: S, change: { kind: "pay", hashlock: t.hashlock, secret: side.secret } });
+    }
     if (side.cancelled && side.target === "locked") out.push({ channelId: T, change: { kind: "refund", hashlock: t.hashlock } });
     if (side.cancelled && !side.refundRefused && side.source === "locked") out.push({ channelId: S, change: { kind: "refund", hashlock: t.hashlock } });
   } else {

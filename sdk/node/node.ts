@@ -15,6 +15,7 @@ import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
 import { decode, encode } from "../core/codec.js";
 import { channelIdOf } from "../core/eip712.js";
+import { EnvelopeAuth } from "../core/envelope-auth.js";
 import { ChannelSdkError, InsufficientBalanceError } from "../core/errors.js";
 import type { SwapTerms } from "../core/swap.js";
 import { DeltaTable } from "../core/timing.js";
@@ -116,9 +117,14 @@ export class ChannelNode {
     // store is lost, none is made.
     const signer: StateSigner = {
       address: keyed.address,
+      publicKey: keyed.publicKey,
       sign: (digest) => {
         node?.requireStore();
         return keyed.sign(digest);
+      },
+      agree: (publicKey) => {
+        node?.requireStore();
+        return keyed.agree(publicKey);
       },
     };
     const providers: JsonRpcProvider[] = [];
@@ -192,6 +198,7 @@ export class ChannelNode {
       publicUrl: config.peer.publicUrl,
       limits: config.peer.limits,
       isPeer: (address) => peers.has(address),
+      auth: new EnvelopeAuth(signer),
       route: (e) => node?.peerUrlFor(e),
       onProposal: async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
     });

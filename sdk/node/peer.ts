@@ -24,6 +24,7 @@ import { z } from "zod";
 
 import { decode, encode, NestingScanner } from "../core/codec.js";
 import { ChannelSdkError } from "../core/errors.js";
+import type { EnvelopeAuth } from "../core/envelope-auth.js";
 import { decodeEnvelope, EnvelopeLine, type Envelope, type SwapStep } from "../core/messages.js";
 import { recoverSigner } from "../core/signing.js";
 import type { Address, ChannelParams, Hex } from "../core/types.js";
@@ -129,7 +130,7 @@ const STEPS: Readonly<Record<SwapStep, true>> = { batch: true, proposals: true, 
 const EnvelopeShape = z.strictObject({
   swapId: z.string().regex(/^0x[0-9a-fA-F]{64}$/),
   from: z.string().regex(/^0x[0-9a-fA-F]{40}$/),
-  signature: z.string().regex(/^0x[0-9a-fA-F]{130}$/),
+  signature: z.string().regex(/^0x(?:[0-9a-fA-F]{130}|01(?:02|03)[0-9a-fA-F]{128})$/),
   body: z.looseObject({ step: z.enum(Object.keys(STEPS) as [SwapStep, ...SwapStep[]]) }),
 });
 
@@ -142,6 +143,8 @@ export type PeerLinkOptions = Readonly<{
   limits?: PeerLimits;
   /** Whether an envelope's `from` is one of the node's configured peers (lower-case address). */
   isPeer: (address: string) => boolean;
+  /** Opens envelopes a peer authenticated with the key it shares with this node (core/envelope-auth.ts). */
+  auth: EnvelopeAuth;
   route: (e: Envelope) => string | undefined;
   onProposal: (p: SignedProposal) => Promise<ProposalAnswer>;
 }>;
@@ -388,8 +391,8 @@ export class PeerLink implements Transport {
       if (wire === undefined) return 400;
       const peer = wire.from.toLowerCase();
       if (!this.options.isPeer(peer)) return 403;
-      // Signed by that peer: a stranger naming it as sender neither fills its share nor reaches the client.
-      if (!wire.signedByItsSender()) return 403;
+      // Signed or authenticated by that peer: a stranger naming it as sender neither fills its share nor reaches the client.
+      if (!wire.signedByItsSender(this.options.auth)) return 403;
       let envelope: Envelope;
       try {
         envelope = decodeEnvelope(wire);

@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { SigningKey, Wallet, ZeroAddress } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { encode, rpcProvider, seal, signDigest, type Hex } from "../../sdk/index.js";
+import { encode, EnvelopeAuth, keySigner, rpcProvider, seal, signDigest, type Hex } from "../../sdk/index.js";
 import { hostAllowed, listenerHosts } from "../../sdk/node/hosts.js";
 import { DEFAULT_PEER_LIMITS, PeerLink } from "../../sdk/node/peer.js";
 import { NodeProcess } from "../helpers/cli.js";
@@ -299,6 +299,7 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
       host: "127.0.0.1",
       port: 0,
       limits: { ...DEFAULT_PEER_LIMITS, maxQueuedPerPeer: 10, maxQueuedChars: 15 * line(A).length },
+      auth: new EnvelopeAuth(keySigner(accountKey(5))),
       isPeer: (a) => a === A.toLowerCase() || a === B.toLowerCase(),
       route: () => undefined,
       onProposal: async () => ({ accepted: false, reason: "none" }),
@@ -339,6 +340,7 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
       host: "127.0.0.1",
       port: 0,
       limits: { ...DEFAULT_PEER_LIMITS, maxRequests: 1 },
+      auth: new EnvelopeAuth(keySigner(accountKey(5))),
       isPeer: () => true,
       route: () => undefined,
       onProposal: async () => {

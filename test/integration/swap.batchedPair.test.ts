@@ -28,7 +28,7 @@ const TAKE = ONE / 100n;
 /** A signer that counts its signatures (states, terms and envelopes). */
 function counting(who: 1 | 2): StateSigner & { count: number } {
   const inner = keySigner(accountKey(who));
-  const s = { address: inner.address, count: 0, sign: (d: Hex) => (s.count++, inner.sign(d)) };
+  const s = { ...inner, count: 0, sign: (d: Hex) => (s.count++, inner.sign(d)) };
   return s;
 }
 

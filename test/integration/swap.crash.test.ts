@@ -23,11 +23,10 @@ const MESSAGES: { label: string; what: string; sender: Name }[] = [
   { label: "T request add", what: "the request for the target lock", sender: "bob" },
   { label: "T update add", what: "the batch adding the target lock", sender: "alice" },
   { label: "T ack add", what: "the acknowledgement of the target lock", sender: "bob" },
+  { label: "S update pay", what: "the batch paying the source lock, sent as she reveals", sender: "alice" },
   { label: "T update pay", what: "the batch carrying the reveal (the target lock paid with the secret)", sender: "alice" },
+  { label: "S ack pay", what: "the acknowledgement of the source payment", sender: "bob" },
   { label: "T ack pay", what: "the acknowledgement of the reveal", sender: "bob" },
-  { label: "S request pay", what: "the request to be paid the source lock with the secret", sender: "bob" },
-  { label: "S update pay", what: "the batch resolving the source lock", sender: "alice" },
-  { label: "S ack pay", what: "the acknowledgement of the resolving batch", sender: "bob" },
 ];
 
 /** Names each envelope as MESSAGES does; remembers the changes of each batch to name the ack of it. */
@@ -157,14 +156,16 @@ describe("crash recovery from the embedded store (guarantee 6)", function () {
   it("keeps a revealed secret and every counter-signature across a restart", async function () {
     const setup = await fundedChannels();
     const { link, parties, restart } = await durableParties(setup, dir);
-    // Bob acknowledged the reveal, then is gone before his request to be paid the source lock leaves.
-    crashOn(link, setup, "bob", "S request pay");
+    // Bob acknowledged the source payment, then is gone as his acknowledgement of the reveal leaves (it is lost).
+    crashOn(link, setup, "bob", "T ack pay");
     const swapId = await parties.alice.client.propose({ source: setup.sId, target: setup.tId, give: 10n * ONE, take: ONE / 2n });
     await link.settled();
     const bob = restart("bob");
     const { terms } = bob.client.swap(swapId);
     expect(bob.store.secret(terms.hashlock)).to.not.equal(undefined, "the secret Alice revealed");
-    expect(bob.client.book.latest(setup.sId)?.state.locks).to.have.length(1, "the co-signed source lock");
+    const source = bob.client.book.latest(setup.sId)?.state;
+    expect(source?.locks).to.deep.equal([], "the co-signed source payment");
+    expect(source?.balances).to.deep.equal([90n * ONE, 20n * ONE], "the source lock paid to Bob");
     const target = bob.client.book.latest(setup.tId)?.state;
     expect(target?.seq).to.equal(3n, "the co-signed target resolution (after the deposit update and the lock)");
     expect(target?.locks).to.deep.equal([]);
