@@ -50,7 +50,7 @@ describe("node configuration, amounts and durations", function () {
     expect(c.api.host).to.equal("127.0.0.1");
     expect(c.store).to.equal(join(dir, "node.sqlite"));
     // What the peer port takes from the network at once (docs/NODE.md, "Limits on the peer port").
-    expect(c.peer.limits).to.deep.equal({ maxConnections: 256, maxConnectionsPerAddress: 16, maxRequests: 32, requestTimeoutMs: 5000, maxQueuedPerPeer: 4096, maxQueuedChars: 16 << 20 });
+    expect(c.peer.limits).to.deep.equal({ maxConnections: 256, maxConnectionsPerAddress: 16, maxRequests: 32, maxBufferedBytes: 32 << 20, requestTimeoutMs: 5000, maxQueuedPerPeer: 4096, maxQueuedChars: 16 << 20 });
     expect(c.peer.publicUrl).to.equal(undefined);
   });
 
