@@ -69,8 +69,9 @@ export class NodeProcess {
 }
 
 /**
- * An HTTP relay in front of a node's peer endpoint. `hold(step)`: the first envelope batch carrying that step is
- * never forwarded, and `onHeld` runs (the test kills the node behind it there).
+ * An HTTP relay in front of a node's peer endpoint. `hold(text)`: the first request whose body contains `text` (e.g.
+ * `"kind":"pay"`, the batch or request that carries a secret) is never forwarded, and `onHeld` runs (the test kills
+ * the node behind it there).
  */
 export class PeerRelay {
   held: string | undefined;
@@ -85,7 +86,7 @@ export class PeerRelay {
       req.on("data", (c: Buffer) => (body += c.toString()));
       req.on("end", () => {
         const r = relay!;
-        if (r.held !== undefined && body.includes(`"step":"${r.held}"`)) {
+        if (r.held !== undefined && body.includes(r.held)) {
           r.held = undefined;
           r.onHeld();
           res.destroy();
@@ -106,8 +107,8 @@ export class PeerRelay {
     return relay;
   }
 
-  hold(step: string): void {
-    this.held = step;
+  hold(text: string): void {
+    this.held = text;
   }
 
   async close(): Promise<void> {

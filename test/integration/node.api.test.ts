@@ -86,8 +86,7 @@ describe("node control API", function () {
       ["POST", "/swaps", { peer: "bob", give: "lots", take: "1 ETH@source" }, /^give: expected an amount/],
       ["POST", "/swaps", { peer: "bob", give: "1 ETH@source", take: "1 ETH@source", extra: 1 }, /^extra: unknown field/],
       ["POST", "/channels/0xabcdef12/close", { force: "yes" }, /^force: /],
-      ["POST", "/channels/batch", { channels: "0xabcdef12" }, /^channels: /],
-      ["POST", "/channels/batch", { channels: ["0xabcdef12", "0xabcdef34"], extra: 1 }, /^extra: unknown field/],
+      ["POST", "/swaps", { peer: "bob", give: "1 ETH@source", take: "1 ETH@target", source: 7 }, /^source: /],
     ];
     for (const [method, path, body, message] of cases) {
       const res = await call(method, path, auth, body);
@@ -104,7 +103,6 @@ describe("node control API", function () {
       ["POST", "/channels/0xabcdef12/deposit", { amount: "1" }],
       ["POST", "/channels/0xabcdef12/close", {}],
       ["POST", "/channels/0xabcdef12/withdraw", {}],
-      ["POST", "/channels/batch", { channels: ["0xabcdef12", "0xabcdef34"] }],
       ["GET", "/swaps/0xabcdef12", undefined],
     ] as const) {
       const res = await call(method, path, auth, body);

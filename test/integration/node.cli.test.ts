@@ -188,18 +188,21 @@ describe("channels CLI and node, end to end as OS processes", function () {
     expect(after).to.deep.equal(before, "no swap was proposed or received");
   });
 
-  it("settles on chain when Bob's node is killed after locking; Bob's node, restarted, collects what it is owed", async function () {
+  it("settles on chain when Bob's node is killed once both locks are co-signed; Bob's node, restarted, collects what it is owed", async function () {
     const killed = new Promise<void>((ok) => {
       relay.onHeld = () => {
         nodes.bob!.child.kill("SIGKILL");
         ok();
       };
     });
-    relay.hold("targetLockAck");
+    // Alice's reveal (her payments, with the secret) never reaches Bob: his node dies as she sends it.
+    relay.hold('"kind":"pay"');
     const proposed = await channelsJson<Swap>(["--config", cfg.alice, "swap", "propose", "--peer", "bob", "--give", "2 ETH@source", "--take", "1 ETH@target", "--source", pair.s2!, "--target", pair.t2!]);
     await killed;
-    // Alice hears nothing more: after the confirmation timeout her node goes on chain (force closes).
-    await nodes.alice!.waitFor((l) => l.event === "chain" && (l.step as { kind?: string })?.kind === "forceClosed", 60_000);
+    // Alice hears nothing more. Her reveal cannot be undone: once the T lock she is owed nears its expiry, her node
+    // goes on chain (registers the secret, force closes) with the channels the swap ties.
+    const forceClosed = () => nodes.alice!.lines.some((l) => l.event === "chain" && (l.step as { kind?: string })?.kind === "forceClosed");
+    await until("Alice's node to force close", async () => (forceClosed() ? true : undefined), 120_000, () => advance(chains, 120));
     nodes.bob = await NodeProcess.start(cfg.bob, ENV);
     // Meanwhile pair 1 closes cooperatively, before the chains' clocks are moved.
     for (const [who, id] of [["alice", pair.s1!], ["bob", pair.t1!]] as const) {
