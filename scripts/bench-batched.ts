@@ -1,5 +1,5 @@
 /**
- * The batched update scheme on ONE channel pair, both parties in one process (BatchedSwaps, each on its own SQLite
+ * The batched update scheme on ONE channel pair, both parties in one process (Counterparty, each on its own SQLite
  * store, every step a committed transaction without fsync): how many state signatures, recoveries and messages a
  * swap costs at 1 to 256 swaps in flight, and how many swaps per second that sustains on one core (no network,
  * no chain: not yet a client's figure).
@@ -148,7 +148,7 @@ const httpRows = await httpRuns();
 const f2 = (x: number) => x.toFixed(2);
 const section = [
   `Batched updates on one channel pair (\`npm run bench:batched\`, ${SWAPS} swaps per level, swaps in both directions, ${cryptoBackend}`,
-  "ECDSA): both parties' BatchedSwaps in one process, each on its own SQLite store, every step a committed transaction",
+  "ECDSA): both parties' Counterparty in one process, each on its own SQLite store, every step a committed transaction",
   "(durability \"crash\": no fsync); no network and no chain, so swaps/s is both parties' work on one core.",
   "Signatures and recoveries count channel states only; a client adds one envelope signature and recovery per message.",
   "A round is one network latency: swaps per round is the one-pair throughput at 1 ms latency, in thousands per second.",

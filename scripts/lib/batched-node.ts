@@ -1,5 +1,5 @@
 /**
- * One party of `npm run bench:batched -- --http`: a `BatchedSwaps` on its own SQLite store, talking to the other
+ * One party of `npm run bench:batched -- --http`: a `Counterparty` on its own SQLite store, talking to the other
  * party's process over `HttpTransport` in signed envelopes. Terms are agreed as the step protocol does (the initiator
  * proposes the terms with its signature, the responder accepts with its own), many swaps per envelope and one store
  * step for all of them, then the pair runs the swaps in batches.
@@ -16,7 +16,7 @@ import { seal, unseal, type Envelope } from "../../sdk/core/messages.js";
 import { checkTermsShape, hashlockOf, termsDigest, type SwapTerms } from "../../sdk/core/swap.js";
 import { newSide, settled } from "../../sdk/core/swap-rules.js";
 import type { Hex, ParticipantIndex } from "../../sdk/core/types.js";
-import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
+import { Counterparty } from "../../sdk/coordinator/counterparty.js";
 import { keySigner } from "../../sdk/coordinator/signer.js";
 import { HttpTransport } from "../../sdk/coordinator/transport.js";
 import { Store } from "../../sdk/store/store.js";
@@ -39,7 +39,7 @@ export type CryptoCounts = { stateSigns: number; envelopeSigns: number; termsSig
 
 export class BatchedNode {
   readonly transport: HttpTransport;
-  readonly pair: BatchedSwaps;
+  readonly pair: Counterparty;
   readonly store: Store;
   readonly counts: CryptoCounts = { stateSigns: 0, envelopeSigns: 0, termsSigns: 0, recoveries: 0 };
   private readonly signer;
@@ -66,7 +66,7 @@ export class BatchedNode {
       this.store.saveChannel({ ref: { chainId, hub: HUB, channelId }, params: params as never, myIndex: me(channelId), openingDeposits: [config.deposit, config.deposit] });
     }
     const stateSigner = { address: this.address, sign: (digest: Hex) => (this.counts.stateSigns++, key.sign(digest)) };
-    this.pair = new BatchedSwaps({
+    this.pair = new Counterparty({
       store: this.store,
       signer: stateSigner,
       channels: [S, T],

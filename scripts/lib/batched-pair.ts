@@ -17,7 +17,7 @@ import { checkState, sameState } from "../../sdk/core/state.js";
 import { hashlockOf, type SwapTerms } from "../../sdk/core/swap.js";
 import { newSide, outcome, revealRule, settled, type SwapSide } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../../sdk/core/types.js";
-import { BatchedSwaps } from "../../sdk/coordinator/batched-swaps.js";
+import { Counterparty } from "../../sdk/coordinator/counterparty.js";
 import { Store } from "../../sdk/store/store.js";
 
 export const HUB = "0x5FbDB2315678afecb367f032d93F642f64180aa3";
@@ -34,12 +34,12 @@ export const CROSSED: Layout = { [S]: "A", [T]: "B" };
 export type Packet = Readonly<{ from: Name; channelId: Hex; message: UpdateMessage }>;
 
 /**
- * One party: a `BatchedSwaps` over its own SQLite store, and what the tests read of it. A crash drops the objects
+ * One party: a `Counterparty` over its own SQLite store, and what the tests read of it. A crash drops the objects
  * and opens the store file again.
  */
 export class Party {
   store!: Store;
-  pair!: BatchedSwaps;
+  pair!: Counterparty;
   /** State signatures made (each passes the store's double-sign guard). */
   signatures = 0;
   /** Every batch this party signed, by channel and number, and whether it saw it co-signed: what a chain may be shown. */
@@ -68,7 +68,7 @@ export class Party {
   private open(store: Store) {
     this.store = store;
     const signer = { address: this.address, sign: (digest: Hex) => (this.signatures++, signDigest(this.key, digest)) };
-    this.pair = new BatchedSwaps({
+    this.pair = new Counterparty({
       store,
       signer,
       channels: [S, T],

@@ -36,7 +36,7 @@ export type SwapClientOptions = Readonly<{
   /**
    * Responder policy: return a reason to refuse, or undefined to accept. Every swap this client agrees to as
    * responder is asked about here first, one at a time; `context.agreed` holds those agreed before it in the same
-   * step that the store does not show yet (a batched pair's proposals envelope), so a limit on what is open at once
+   * step that the store does not show yet (a `proposals` envelope), so a limit on what is open at once
    * counts them with the stored ones.
    */
   policy?: (terms: SwapTerms, context: PolicyContext) => string | undefined;
@@ -102,7 +102,7 @@ export function requireDistinctChannels(source: Hex, target: Hex) {
 
 /**
  * What every step of a swap needs: the store, the channel book, the chains, secrets, the checks of swap terms, and
- * the one way to record a phase and report it (`emitPhase`). The update scheme's driver (batched-pairs.ts), the
+ * the one way to record a phase and report it (`emitPhase`). The update scheme's driver (counterparties.ts), the
  * close and the chain paths work on it; messages leave through `send` (authenticated by `auth`), and every step runs
  * under its `groupCommit` (group-commit.ts).
  */
@@ -259,7 +259,7 @@ export class Session {
       bounds: this.o.deltas.bounds(terms.source.chainId, terms.target.chainId),
     });
     // Both locks must fit the current balances (the transitions throw InsufficientBalanceError otherwise); a batched
-    // pair checks what its side has not promised instead (batched-swaps.ts).
+    // pair checks what its side has not promised instead (counterparty.ts).
     if (!check.balances) return;
     addLock(this.book.head(terms.source.channelId), this.sourceLockOf(terms));
     addLock(this.book.head(terms.target.channelId), this.targetLockOf(terms));

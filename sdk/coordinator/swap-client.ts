@@ -6,7 +6,7 @@ import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { sameAddress, type Address, type ChannelParams, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
-import { BatchedPairs, type PairFacts, type ProposeOutcome } from "./batched-pairs.js";
+import { Counterparties, type PairFacts, type ProposeOutcome } from "./counterparties.js";
 import * as close from "./close.js";
 import type { GroupCommit } from "./group-commit.js";
 import type { ClientEvent, SwapPhase, SwapProgress, SwapView } from "./phases.js";
@@ -42,15 +42,15 @@ export class SwapClient {
   private readonly session: Session;
   /** Runs steps, ticks and commits one at a time; steps commit in groups (group-commit.ts). */
   private readonly groupCommit: GroupCommit;
-  /** Channel pairs run with batched updates (`batchPair`). */
-  private readonly batched: BatchedPairs;
+  /** Every counterparty's channels and swaps, under the one update scheme. */
+  private readonly batched: Counterparties;
   /** Batched proposals of this turn of the event loop: proposed together in one step and one envelope. */
   private proposals: { args: ProposeArgs; resolve: (o: ProposeOutcome) => void; reject: (e: unknown) => void }[] = [];
 
   constructor(options: SwapClientOptions) {
     this.session = new Session(options);
     this.groupCommit = this.session.groupCommit;
-    this.batched = new BatchedPairs(this.session);
+    this.batched = new Counterparties(this.session);
     this.address = this.session.address;
     this.book = this.session.book;
     options.transport.listen((envelope) => this.handle(envelope));
@@ -240,7 +240,7 @@ export class SwapClient {
 
   /** Resends, times out, and drives on-chain settlement; call it periodically. */
   async tick(): Promise<void> {
-    // Batched pairs read the chains before the tick's turn: the steps of their messages go on meanwhile.
+    // The chains are read before the tick's turn: the steps of their messages go on meanwhile.
     const facts = await this.batched.readChains();
     return this.groupCommit.serial(async () => {
       await this.groupCommit.settleGroup();

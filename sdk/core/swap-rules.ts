@@ -1,5 +1,5 @@
 /**
- * The swap rules over batched channel updates (docs/SWAP.md, "Many swaps on one pair"): for each swap, which
+ * The swap rules over batched channel updates (docs/SWAP.md, "Channel updates"): for each swap, which
  * changes a party wants on the two channels, and which changes it signs. Pure: the caller keeps a `SwapSide` per swap
  * and the channel heads, and persists a side before anything it decided leaves.
  *

@@ -843,8 +843,8 @@ export class ChannelNode {
   }
 
   /**
-   * Adds our deposit on chain; the ledger counts it once final (participant 0's tick offers the update, in a batch of
-   * its own on a batched pair).
+   * Adds our deposit on chain; the ledger counts it once final (participant 0's tick offers the count in a co-signed
+   * batch).
    */
   async deposit(id: string, amountText: string) {
     this.requireStore();
@@ -1035,7 +1035,7 @@ export class ChannelNode {
 
   /**
    * The responder policy: a reason to refuse, or undefined to accept. Default: refuse everything. `agreed` are the
-   * swaps agreed before these terms in the same step and not stored yet (a batched pair's envelope): in flight too.
+   * swaps agreed before these terms in the same step and not stored yet (a `proposals` envelope): in flight too.
    */
   private swapPolicy(terms: SwapTerms, { agreed }: PolicyContext): string | undefined {
     if (this.lost !== undefined) return "this node's store is lost; it agrees to nothing";

@@ -53,7 +53,7 @@ export const SQL = {
   transfers: "SELECT body FROM transfers WHERE n = ? ORDER BY channel_id",
   saveOutgoing: "INSERT OR REPLACE INTO outbox (n, step, envelope) VALUES (?, ?, ?)",
   outgoing: "SELECT envelope FROM outbox WHERE n = ? AND step = ?",
-  // batched updates (docs/SWAP.md, "Many swaps on one pair")
+  // batched updates (docs/SWAP.md, "Channel updates")
   saveBatched: "INSERT INTO batched (kind, key, body) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body",
   batched: "SELECT key, body FROM batched WHERE kind = ? ORDER BY key",
 } as const;

@@ -1,5 +1,5 @@
 /**
- * Batched pairs inside SwapClient (sdk/coordinator/batched-pairs.ts and the glue around it) against a hostile
+ * Batched pairs inside SwapClient (sdk/coordinator/counterparties.ts and the glue around it) against a hostile
  * counterparty: each test states what the honest party does, and each failed on the code before its fix (ids R-…
  * in docs/SECURITY.md).
  * The hostile party is crafted by hand (its own key signs terms, envelopes and states) or is a real client whose
@@ -29,7 +29,7 @@ import {
   type SwapBody,
   type SwapTerms,
 } from "../../sdk/index.js";
-import type { BatchedPairs } from "../../sdk/coordinator/batched-pairs.js";
+import type { Counterparties } from "../../sdk/coordinator/counterparties.js";
 import { newSide } from "../../sdk/core/swap-rules.js";
 import { applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
 import { accountKey } from "../../scripts/lib/local.js";
@@ -54,7 +54,7 @@ const aliceKey = keySigner(accountKey(1));
 const bobKey = keySigner(accountKey(2));
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-const pairsOf = (p: Party): BatchedPairs => (p.client as any).batched as BatchedPairs;
+const pairsOf = (p: Party): Counterparties => (p.client as any).batched as Counterparties;
 
 
 /** Terms Alice (hostile) proposes to Bob on the harness pair: Alice gives on S, Bob gives on T. */

@@ -1,6 +1,6 @@
 /**
  * Every channel of a client runs under the one update scheme (docs/SWAP.md): per counterparty, one engine
- * (batched-swaps.ts) holds all its channels with that counterparty, and a swap may use any two of them, its source
+ * (counterparty.ts) holds all its channels with that counterparty, and a swap may use any two of them, its source
  * and its target, many swaps at once, each lock added, paid or refunded in co-signed batches; a swap that ends
  * before its secret is out is undone off chain while the others go on.
  *
@@ -23,7 +23,7 @@ import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
 import { newSide, outcome, revealRule, settled, type SwapSide } from "../core/swap-rules.js";
 import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
-import { BatchedSwaps } from "./batched-swaps.js";
+import { Counterparty } from "./counterparty.js";
 import * as close from "./close.js";
 import { ChannelBusyError, ChannelClosingError } from "./errors.js";
 import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
@@ -36,25 +36,25 @@ export const MAX_OPEN_SWAPS = MAX_LOCKS;
 export const MAX_PROPOSALS = 512;
 
 /** Per counterparty: its live channels' status and its chains' time (read before a tick's turn), or why not. */
-export type PairFacts = Map<BatchedSwaps, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
+export type PairFacts = Map<Counterparty, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
 
 /** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
 export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error }>;
 
 const lower = (h: string) => h.toLowerCase();
 
-export class BatchedPairs {
+export class Counterparties {
   /** Each channel's engine (every channel with one counterparty shares one), by lower-case channel id. */
-  private readonly engines = new Map<string, BatchedSwaps>();
+  private readonly engines = new Map<string, Counterparty>();
   /** Each counterparty's engine, by lower-case address. */
-  private readonly peers = new Map<string, BatchedSwaps>();
+  private readonly peers = new Map<string, Counterparty>();
   /** Swaps (by hashlock, per engine) whose side changed in the step under way: their phase rows are brought up to date. */
-  private touched = new Map<BatchedSwaps, Set<string>>();
+  private touched = new Map<Counterparty, Set<string>>();
   /**
    * Engines a step of ours ran and that did not finish yet: the ones to read the store again if it is rolled back
    * (a failed step of another kind, a junk message say, leaves them as they are).
    */
-  private running = new Set<BatchedSwaps>();
+  private running = new Set<Counterparty>();
   /** Per channel: the deposits the hub holds at the final block, as a tick last read them (lower-case channel id). */
   private readonly held = new Map<string, readonly [bigint, bigint]>();
 
@@ -85,7 +85,7 @@ export class BatchedPairs {
   }
 
   /** The engine of the counterparty of `channelId`. */
-  engine(channelId: Hex): BatchedSwaps {
+  engine(channelId: Hex): Counterparty {
     const engine = this.engines.get(lower(channelId));
     if (engine === undefined) throw new ChannelSdkError(`channel ${channelId} is not known to this client`);
     return engine;
@@ -103,7 +103,7 @@ export class BatchedPairs {
 
   private start(peer: string, channels: readonly Hex[]) {
     const { ctx } = this;
-    const engine: BatchedSwaps = new BatchedSwaps({
+    const engine: Counterparty = new Counterparty({
       store: ctx.o.store,
       signer: ctx.o.signer,
       channels,
@@ -121,7 +121,7 @@ export class BatchedPairs {
     this.peers.set(peer, engine);
   }
 
-  private onEvent(engine: BatchedSwaps, channelId: Hex, event: UpdateEvent) {
+  private onEvent(engine: Counterparty, channelId: Hex, event: UpdateEvent) {
     if (event.type === "cosigned") this.cosigned(engine, channelId, event);
   }
 
@@ -130,7 +130,7 @@ export class BatchedPairs {
    * of each secret a side may now reveal (`revealRule`): the responder's once known, the initiator's once it left,
    * whether in a batch it signed or in a request the other has to put in one (and may never answer).
    */
-  private touch(engine: BatchedSwaps, hashlocks: readonly string[]) {
+  private touch(engine: Counterparty, hashlocks: readonly string[]) {
     const set = this.touched.get(engine) ?? new Set<string>();
     for (const k of hashlocks) set.add(k);
     this.touched.set(engine, set);
@@ -146,7 +146,7 @@ export class BatchedPairs {
    * A co-signed state that counts deposits is reported; a final one starts the channel's close (close.ts): the party
    * that asked for it lands it at once, the other after the confirmation timeout if it was not landed meanwhile.
    */
-  private cosigned(engine: BatchedSwaps, channelId: Hex, event: Extract<UpdateEvent, { type: "cosigned" }>) {
+  private cosigned(engine: Counterparty, channelId: Hex, event: Extract<UpdateEvent, { type: "cosigned" }>) {
     const { ctx } = this;
     const { state } = event;
     if (event.changes.some((c) => c.kind === "deposits")) ctx.emit({ type: "deposits", channelId, deposits: state.deposits });
@@ -184,7 +184,7 @@ export class BatchedPairs {
     return this.offerDeposits(engine, channelId);
   }
 
-  private offerDeposits(engine: BatchedSwaps, channelId: Hex): boolean {
+  private offerDeposits(engine: Counterparty, channelId: Hex): boolean {
     const u = engine.updater(channelId);
     const held = this.held.get(lower(channelId));
     if (u.me !== 0 || held === undefined || engine.closing(channelId) || this.onChain(channelId)) return false;
@@ -204,7 +204,7 @@ export class BatchedPairs {
   }
 
   /** Our proposals with `engine`'s counterparty still waiting for an answer, using one of `channels`, are given up. */
-  private abortProposals(engine: BatchedSwaps, reason: string, channels: readonly Hex[]) {
+  private abortProposals(engine: Counterparty, reason: string, channels: readonly Hex[]) {
     const ids = new Set(channels.map(lower));
     for (const view of this.ctx.activeSwaps()) {
       const uses = ids.has(lower(view.terms.source.channelId)) || ids.has(lower(view.terms.target.channelId));
@@ -215,8 +215,7 @@ export class BatchedPairs {
   }
 
   /**
-   * Whether an initiator may reveal now: at least `minTargetWindow` left before its T lock expires (the rule of the
-   * step protocol's reveal), by the T chain's last reading moved on by the wall clock. Not knowing the time, it waits.
+   * Whether an initiator may reveal now: at least `minTargetWindow` left before its T lock expires (docs/TIMING.md), by the T chain's last reading moved on by the wall clock. Not knowing the time, it waits.
    */
   private mayReveal(side: SwapSide): boolean {
     const now = this.ctx.chain(side.terms.target.chainId).lastNow();
@@ -238,11 +237,11 @@ export class BatchedPairs {
   async proposeMany(all: readonly ProposeArgs[]): Promise<ProposeOutcome[]> {
     const { ctx } = this;
     const out: ProposeOutcome[] = [];
-    const items = new Map<BatchedSwaps, { terms: SwapTerms; termsSig: Hex }[]>();
+    const items = new Map<Counterparty, { terms: SwapTerms; termsSig: Hex }[]>();
     const promised = new Map<string, bigint>(); // per source channel: what this call's proposals already need
     const free = new Map<string, bigint>(); // per source channel: what it had not promised when this call began
-    const opened = new Map<BatchedSwaps, Map<string, number>>(); // per counterparty and channel: open swaps and this call's proposals
-    const times = new Map<BatchedSwaps, Map<string, bigint>>(); // per counterparty: its chains' times, read once per call
+    const opened = new Map<Counterparty, Map<string, number>>(); // per counterparty and channel: open swaps and this call's proposals
+    const times = new Map<Counterparty, Map<string, bigint>>(); // per counterparty: its chains' times, read once per call
     for (const args of all) {
       try {
         const engine = this.engine(args.source);
@@ -301,7 +300,7 @@ export class BatchedPairs {
   }
 
   /** Per channel of `engine` (lower case): its open swaps and our proposals using it still waiting for an answer. */
-  private openWithProposals(engine: BatchedSwaps): Map<string, number> {
+  private openWithProposals(engine: Counterparty): Map<string, number> {
     const open = engine.openPerChannel();
     for (const view of this.ctx.activeSwaps()) {
       if (view.role !== "initiator" || view.progress.phase.kind !== "proposed" || !engine.has(view.terms.source.channelId)) continue;
@@ -405,7 +404,7 @@ export class BatchedPairs {
    * The pair an envelope of terms (proposals or acceptances, sent on a channel of the pair) is for, and its sender:
    * throws unless the counterparty signed it and it carries at most MAX_PROPOSALS items.
    */
-  private openEnvelope(envelope: Envelope, items: unknown): { engine: BatchedSwaps; from: string } {
+  private openEnvelope(envelope: Envelope, items: unknown): { engine: Counterparty; from: string } {
     const engine = this.engine(envelope.swapId);
     const from = this.ctx.book.counterparty(envelope.swapId);
     unseal(envelope, from, this.ctx.auth);
@@ -414,7 +413,7 @@ export class BatchedPairs {
   }
 
   /** The time of each chain of the pair, read once (by chain id). */
-  private async pairTimes(engine: BatchedSwaps): Promise<Map<string, bigint>> {
+  private async pairTimes(engine: Counterparty): Promise<Map<string, bigint>> {
     const times = new Map<string, bigint>();
     for (const id of engine.channels) {
       const { chainId } = this.ctx.book.record(id).ref;
@@ -486,7 +485,7 @@ export class BatchedPairs {
    * Runs a call of `engine` and brings the phase rows of the swaps it touched up to date, in the same step. Until the
    * step is done, a rollback makes the engine read the store again.
    */
-  private run<T>(engine: BatchedSwaps, fn: () => T): T {
+  private run<T>(engine: Counterparty, fn: () => T): T {
     this.running.add(engine);
     this.touched = new Map();
     const result = fn();
@@ -510,7 +509,7 @@ export class BatchedPairs {
    * The phase a side shows: stages while the batches run, done once settled off chain. A side undone while a lock of
    * it is in our batch still unanswered is still being undone: the answer, or the chain once that lock expired, ends it.
    */
-  private phaseOf(engine: BatchedSwaps, side: SwapSide): SwapPhase {
+  private phaseOf(engine: Counterparty, side: SwapSide): SwapPhase {
     const t = side.terms;
     // An undone side whose lock is in our batch still unanswered waits for the answer (or, once that lock expired, for
     // the chain). A refused batch that may have been signed anyway (a ghost) does not hold it: its lock can only be
@@ -532,7 +531,7 @@ export class BatchedPairs {
   }
 
   /** Writes the swap's phase row if its phase changed (in the step under way) and reports it once on disk. */
-  private record(engine: BatchedSwaps, side: SwapSide) {
+  private record(engine: Counterparty, side: SwapSide) {
     const row = this.ctx.o.store.swap<SwapProgress>(side.terms.swapId);
     if (row !== undefined && lower(row.terms.hashlock) !== lower(side.terms.hashlock)) return; // another swap's row
     const before = row?.phase.phase;
@@ -546,7 +545,7 @@ export class BatchedPairs {
    * Brings the swap's two transfer records up to date from the co-signed heads: a lock in the head is pending from
    * the state that introduced it; once a co-signed head resolved it, the transfer is confirmed, paid or refunded.
    */
-  private track(engine: BatchedSwaps, side: SwapSide) {
+  private track(engine: Counterparty, side: SwapSide) {
     const { store } = this.ctx.o;
     const t = side.terms;
     const known = new Map(store.transfers(t.swapId).map((r) => [lower(r.channelId), r] as const));
@@ -575,7 +574,7 @@ export class BatchedPairs {
    * progress within it, and shows as done the swaps whose undone lock can no longer be co-signed. Runs inside a
    * protocol step; `times` are the pair's chain times read before the tick's turn, `active` the swaps in progress.
    */
-  tickStep(engine: BatchedSwaps, now: number, times: ReadonlyMap<string, bigint> | undefined, active: readonly SwapView[]) {
+  tickStep(engine: Counterparty, now: number, times: ReadonlyMap<string, bigint> | undefined, active: readonly SwapView[]) {
     const { ctx } = this;
     const resend: { terms: SwapTerms; termsSig: Hex }[] = [];
     const cancels: Hex[] = [];
@@ -618,12 +617,12 @@ export class BatchedPairs {
   }
 
   /** Every counterparty's engine. */
-  pairs(): BatchedSwaps[] {
+  pairs(): Counterparty[] {
     return [...this.peers.values()];
   }
 
   /** Whether a channel has a final state both signed: nothing is left to do on it but land it. */
-  private finished(engine: BatchedSwaps, channelId: Hex): boolean {
+  private finished(engine: Counterparty, channelId: Hex): boolean {
     return engine.head(channelId).isFinal;
   }
 
@@ -638,7 +637,7 @@ export class BatchedPairs {
   }
 
   /** The channels of `engine` still followed off chain: neither on chain nor finished. */
-  private live(engine: BatchedSwaps): Hex[] {
+  private live(engine: Counterparty): Hex[] {
     return engine.channels.filter((id) => !this.onChain(id) && !this.finished(engine, id) && this.ctx.o.store.channelOp(id)?.kind !== "closed");
   }
 
@@ -691,7 +690,7 @@ export class BatchedPairs {
 
   /** Why channels of `engine` must go on chain now, if any must, and which (before ties). */
   private async chainReason(
-    engine: BatchedSwaps,
+    engine: Counterparty,
     facts: Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }>,
   ): Promise<{ reason: OnChainReason; channels: Hex[] } | undefined> {
     const { ctx } = this;
@@ -737,7 +736,7 @@ export class BatchedPairs {
    * `channels` and every channel of `engine` an open swap ties to them, transitively: what goes on chain together
    * (a swap's two locks settle by the same secret, so neither leg stays off chain while the other is on it).
    */
-  tied(engine: BatchedSwaps, channels: readonly Hex[]): Hex[] {
+  tied(engine: Counterparty, channels: readonly Hex[]): Hex[] {
     const out = new Map(channels.map((id) => [lower(id), this.ctx.book.record(id).ref.channelId] as const));
     const open = engine.openSwaps();
     for (let grew = true; grew; ) {
@@ -758,7 +757,7 @@ export class BatchedPairs {
    * owed to us registered first); later ticks answer and settle them (close.ts). The counterparty's other channels
    * go on off chain.
    */
-  async goOnChain(engine: BatchedSwaps, reason: OnChainReason, channels: readonly Hex[]) {
+  async goOnChain(engine: Counterparty, reason: OnChainReason, channels: readonly Hex[]) {
     const { ctx } = this;
     const all = this.tied(engine, channels);
     const ids = new Set(all.map(lower));
@@ -780,7 +779,7 @@ export class BatchedPairs {
    * Channels of `engine` on chain: every channel an open swap ties to them goes on chain too (a counterparty's force
    * close of one, say), and a swap settling on chain is done once all its channels are closed.
    */
-  private async settleOnChain(engine: BatchedSwaps) {
+  private async settleOnChain(engine: Counterparty) {
     const { ctx } = this;
     const onChain = engine.channels.filter((id) => this.onChain(id));
     if (onChain.length === 0) return;

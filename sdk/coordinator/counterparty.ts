@@ -1,13 +1,13 @@
 /**
- * One party's side of a channel pair run with batched updates (docs/SWAP.md, "Many swaps on one pair"): the update
- * scheme (core/channel-updates.ts) and the swap rules (core/swap-rules.ts) over the store. Each step (a message, a
- * tick, a swap agreed or cancelled) is one store transaction: the channels' updater data, the swaps' sides, every
- * signature (through the store's double-sign guard), co-signed states and secrets; its messages go out and its
- * events are reported only once it is committed. A crash loses at most a step that was never committed, and a new
- * `BatchedSwaps` on the same store goes on from what was.
+ * One party's side of every channel it has with one counterparty (docs/SWAP.md, "Channel updates"): the update
+ * scheme (core/channel-updates.ts) on each channel and the swap rules (core/swap-rules.ts) for each swap between them,
+ * over the store. Each step (a message, a tick, a swap agreed or cancelled) is one store transaction: the channels'
+ * updater data, the swaps' sides, every signature (through the store's double-sign guard), co-signed states and
+ * secrets; its messages go out and its events are reported only once it is committed. A crash loses at most a step
+ * that was never committed, and a new `Counterparty` on the same store goes on from what was.
  *
- * Co-signed states and secrets land in the same tables the step protocol uses, so a watchtower, `forceClose` and the
- * on-chain path settle a batched channel as any other: every lock of its newest co-signed state.
+ * Co-signed states and secrets land in the store's own tables, so a watchtower, `forceClose` and the on-chain path
+ * settle a channel from them: every lock of its newest co-signed state.
  */
 import {
   APPROVED,
@@ -37,7 +37,7 @@ import type { Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import type { StateSigner } from "./signer.js";
 
-export type BatchedSwapsOptions = Readonly<{
+export type CounterpartyOptions = Readonly<{
   store: Store;
   /** Signs states (envelopes are the caller's). */
   signer: Pick<StateSigner, "address" | "sign">;
@@ -89,7 +89,7 @@ export type BatchedSwapsOptions = Readonly<{
 type StoredUpdater = Omit<UpdaterData, "head" | "headSignatures" | "inFlight"> &
   Readonly<{ headSeq: bigint; inFlight: Readonly<{ seq: bigint; batch: readonly Queued[]; signature: Hex }> | undefined }>;
 
-export class BatchedSwaps {
+export class Counterparty {
   private updaters = new Map<string, UpdaterData>();
   private sides = new Map<string, SwapSide>();
   /** Swaps not settled on this side: the only ones a step looks at. */
@@ -111,7 +111,7 @@ export class BatchedSwaps {
   /** Per channel (lower case): whether a close is asked for or signed on it, as last worked out. */
   private closingNow = new Map<string, boolean>();
 
-  constructor(private readonly o: BatchedSwapsOptions) {
+  constructor(private readonly o: CounterpartyOptions) {
     if (o.channels.length === 0) throw new ChannelSdkError("a counterparty's channels: at least one");
     this.counterparty = this.otherOf(o.channels[0]!);
     this.book = o.book ?? new ChannelBook(o.store, o.signer);
@@ -552,7 +552,7 @@ export class BatchedSwaps {
     try {
       store.transaction(() => {
         fn();
-        for (const k of this.dirty.updaters) store.saveBatched("updater", k, BatchedSwaps.row(this.updaters.get(k)!));
+        for (const k of this.dirty.updaters) store.saveBatched("updater", k, Counterparty.row(this.updaters.get(k)!));
         for (const k of this.dirty.sides) store.saveBatched("side", k, this.sides.get(k));
         changed = [...this.dirty.sides];
       });
