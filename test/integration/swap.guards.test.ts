@@ -358,7 +358,7 @@ describe("secrets go on chain before the force close (review finding 6)", functi
     await link.settled();
     await alice.client.idle();
     expect(revealed).to.equal(true);
-    expect(phaseOf(alice, swapId).kind).to.equal("locked");
+    expect(phaseOf(alice, swapId).kind).to.equal("revealed");
     const { terms } = alice.client.swap(swapId);
     expect(alice.client.book.head(setup.tId).locks.map((l) => l.hashlock)).to.deep.equal([terms.hashlock], "Bob's T lock, unpaid in the co-signed head");
     // T's clock moves inside onChainMargin (300 s) of the T lock's expiry: Alice must claim it on chain.
@@ -411,10 +411,12 @@ describe("a restarted client resends before it goes on chain (review finding 13)
 
   it("still goes on chain at once after a restart when a lock deadline forces it", async function () {
     const { setup, link, bob: first, alice, restart } = await willRestart("bob");
-    // Bob learns the secret (Alice pays his T lock); from then on nothing arrives either way (Alice is gone too).
+    // Bob learns the secret (Alice pays his T lock; her payment of the S lock, sent with it, is lost); from then on
+    // nothing arrives either way (Alice is gone too).
     let revealed = false;
     link.fault = (e, from) => {
       if (revealed) return "drop";
+      if (from === "a" && isBatch(e, setup.sId, "update", "pay")) return "drop";
       if (from === "a" && isBatch(e, setup.tId, "update", "pay")) revealed = true;
       return "deliver";
     };

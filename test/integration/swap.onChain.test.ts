@@ -17,7 +17,7 @@ import {
 // Alice is participant 0 (the proposer of batches) on both. One swap, proposed by Alice, runs as:
 //   a proposals; b acceptances;
 //   a update S [add] (the source lock), b ack;  b request T [add], a update T [add] (the target lock), b ack;
-//   a update T [pay] (the reveal), b ack;       b request S [pay], a update S [pay] (the resolving batch), b ack.
+//   then in one round a update S [pay] (the resolving batch) and a update T [pay] (the reveal); b ack S, b ack T.
 const GIVE = 10n * ONE; // Alice -> Bob on S
 const TAKE = ONE / 2n; // Bob -> Alice on T
 
@@ -32,11 +32,14 @@ const BATCHES: Partial<Record<Last, { channel: "S" | "T"; change: "add" | "pay" 
   resolve: { channel: "S", change: "pay" },
 };
 
+/** A message lost on the way before the cut: Alice's S payment, or Bob's acknowledgement of it. */
+type Lost = "none" | "S pay" | "S pay ack";
+
 /**
  * From the moment `who` has sent its message of `last` (Alice: the batch she proposes; Bob: his ack of it), it is
- * gone: nothing from or to it arrives.
+ * gone: nothing from or to it arrives. `lose` drops one message before that.
  */
-function silentAfter(setup: Setup, link: InMemoryLink, who: "alice" | "bob", last: Last) {
+function silentAfter(setup: Setup, link: InMemoryLink, who: "alice" | "bob", last: Last, lose: Lost = "none") {
   const ids = { S: setup.sId.toLowerCase(), T: setup.tId.toLowerCase() };
   const batch = BATCHES[last];
   let proposedSeq: bigint | undefined; // the sequence number of the batch, once Alice proposed it
@@ -51,8 +54,16 @@ function silentAfter(setup: Setup, link: InMemoryLink, who: "alice" | "bob", las
     return from === "b" && who === "bob" && m.kind === "ack" && m.seq === proposedSeq;
   };
   let gone = false;
+  let sPaySeq: bigint | undefined;
+  const lost = (e: Envelope, from: "a" | "b"): boolean => {
+    if (lose === "none" || e.body.step !== "batch" || e.swapId.toLowerCase() !== ids.S) return false;
+    const m = e.body.message;
+    if (from === "a" && m.kind === "update" && m.changes.some((c) => c.kind === "pay")) return (sPaySeq = m.seq), lose === "S pay";
+    return lose === "S pay ack" && from === "b" && m.kind === "ack" && m.seq === sPaySeq;
+  };
   link.fault = (e, from) => {
     if (gone) return "drop";
+    if (lost(e, from)) return "drop";
     if (isLast(e, from)) gone = true;
     return "deliver";
   };
@@ -90,7 +101,7 @@ async function expectEnd(setup: Setup, honest: Party, which: "S" | "T", end: End
 }
 
 describe("cross-chain swap when a party goes silent (batch settlement, guarantees 1, 2, 4)", function () {
-  const cases: { title: string; silent: "alice" | "bob"; after: Last; S: End; T: End }[] = [
+  const cases: { title: string; silent: "alice" | "bob"; after: Last; lose?: Lost; S: End; T: End }[] = [
     {
       title: "the responder vanishes after accepting: the initiator's source lock, signed and never acknowledged, ends on chain; she keeps her tokens and T stays open",
       silent: "bob",
@@ -127,16 +138,18 @@ describe("cross-chain swap when a party goes silent (batch settlement, guarantee
       T: { closed: [...SWAPPED.T] },
     },
     {
-      title: "the initiator vanishes after revealing: the responder claims on S with the secret, both legs happen",
+      title: "the initiator vanishes after revealing, her S payment lost: the responder claims on S with the secret, both legs happen",
       silent: "alice",
       after: "reveal",
+      lose: "S pay",
       S: { closed: [...SWAPPED.S] },
       T: { closed: [...SWAPPED.T] },
     },
     {
-      title: "the responder vanishes after acknowledging the reveal and never claims: the initiator keeps T's payment and her S lock refunds on chain",
+      title: "the responder vanishes after acknowledging the reveal, his acknowledgement of the S payment lost, and never claims: the initiator keeps T's payment and her S lock refunds on chain",
       silent: "bob",
       after: "reveal",
+      lose: "S pay ack",
       S: { closed: [...DEPOSITS.S] },
       T: { closed: [...SWAPPED.T] },
     },
@@ -146,7 +159,7 @@ describe("cross-chain swap when a party goes silent (batch settlement, guarantee
     it(c.title, async function () {
       const setup = await fundedChannels();
       const { link, clock, alice, bob } = await twoParties(setup);
-      silentAfter(setup, link, c.silent, c.after);
+      silentAfter(setup, link, c.silent, c.after, c.lose);
       const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
       await link.settled();
       const honest = c.silent === "alice" ? bob : alice;
@@ -177,7 +190,7 @@ describe("cross-chain swap when a party goes silent (batch settlement, guarantee
   it("the responder vanishes after resolving: the initiator is done off chain, both payments in her co-signed heads", async function () {
     const setup = await fundedChannels();
     const { link, alice } = await twoParties(setup);
-    const { isGone } = silentAfter(setup, link, "bob", "resolve");
+    const { isGone } = silentAfter(setup, link, "bob", "reveal"); // his acks of both payments are his last messages
     const blocks = await blockNumbers(setup);
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
@@ -191,10 +204,10 @@ describe("cross-chain swap when a party goes silent (batch settlement, guarantee
     expect(await blockNumbers(setup)).to.deep.equal(blocks);
   });
 
-  it("the initiator vanishes after proposing the resolving batch: the responder acknowledged it and is done off chain", async function () {
+  it("the initiator vanishes after proposing the resolving batches: the responder acknowledged them and is done off chain", async function () {
     const setup = await fundedChannels();
     const { link, alice, bob } = await twoParties(setup);
-    const { isGone } = silentAfter(setup, link, "alice", "resolve");
+    const { isGone } = silentAfter(setup, link, "alice", "reveal"); // her S and T payments are her last messages
     const blocks = await blockNumbers(setup);
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     await link.settled();
