@@ -38,7 +38,10 @@ export function isAuthenticatorShaped(value: unknown): value is Hex {
   return typeof value === "string" && value.length === 134 && AUTHENTICATOR_HEX.test(value);
 }
 
-/** Public keys (compressed) by lower-case address, learned from verified signatures and authenticators. */
+/**
+ * Public keys (compressed) by lower-case address, learned from signatures and authenticators that verified as their
+ * claimed signer's (never from a recovery nobody checked: a stranger's junk cannot evict a peer's key).
+ */
 const known = new Map<string, Hex>();
 /** Address (lower case) of a compressed public key, for keys already seen. */
 const addresses = new Map<string, string>();
@@ -110,6 +113,9 @@ export class EnvelopeAuth {
   verify(digest: Hex, authenticator: string, from: string): boolean {
     if (!isAuthenticatorShaped(authenticator)) return false;
     const publicKey = `0x${authenticator.slice(4, 70)}` as Hex;
+    // An address has one public key: once `from`'s is known, any other is refused before anything is computed.
+    const known = knownPublicKey(from);
+    if (known !== undefined && known.toLowerCase() !== publicKey.toLowerCase()) return false;
     let sender: string;
     try {
       sender = addressOf(publicKey);

@@ -3,7 +3,7 @@ import { decode, hashOf, MAX_NESTING, nestingWithin } from "./codec.js";
 import { InvalidMessageError, InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
 import { isAuthenticatorShaped, type EnvelopeAuth } from "./envelope-auth.js";
-import { isSignatureShaped, recoverSigner, requireSignedBy } from "./signing.js";
+import { isSignatureShaped, recoverSigner, requireSignedBy, signedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
 import { sameAddress, type Address, type ChannelState, type Hex } from "./types.js";
 import { toHex } from "./words.js";
@@ -25,7 +25,8 @@ export type SwapStep = SwapBody["step"];
 /** A signed message: the sender's key signs the canonical hash of swap id, sender and body. */
 export type Envelope = Readonly<{ swapId: Hex; from: Address; body: SwapBody; signature: Hex }>;
 
-const ENVELOPE_KIND = "cross-chain-swap-message/3";
+/** Version 4: the one protocol's messages (a 0.2.x peer's envelopes, version 3, never open here, nor ours there). */
+const ENVELOPE_KIND = "cross-chain-swap-message/4";
 
 export function envelopeDigest(swapId: Hex, from: Address, body: SwapBody): Hex {
   return hashOf({ kind: ENVELOPE_KIND, swapId, from: from.toLowerCase(), body });
@@ -91,7 +92,7 @@ export class EnvelopeLine {
    */
   signedByItsSender(auth?: EnvelopeAuth): boolean {
     if (isAuthenticatorShaped(this.signature)) return auth !== undefined && auth.verify(this.digest, this.signature, this.from);
-    return recoverSigner(this.digest, this.signature) === this.from.toLowerCase();
+    return signedBy(this.from, this.digest, this.signature);
   }
 }
 

@@ -65,26 +65,37 @@ export function recoverSigner(digest: Hex, signature: string): string | undefine
     const v = bytes[64]!;
     if (native === undefined) {
       const publicKey = SigningKey.recoverPublicKey(digest, Signature.from(signature));
-      const address = computeAddress(publicKey).toLowerCase();
-      learnPublicKey(address, publicKey as Hex);
-      return address;
+      lastKey = publicKey;
+      return computeAddress(publicKey).toLowerCase();
     }
     const recid = v >= 27 ? v - 27 : v;
     if (recid !== 0 && recid !== 1) return undefined;
     const publicKey = native.ecdsaRecover(bytes.subarray(0, 64), recid, fromHex(digest), false);
-    const address = toHex(keccak(publicKey.subarray(1)).subarray(12));
-    // Remembered for authenticating envelopes to this party (envelope-auth.ts): once per address.
-    learnPublicKey(address, publicKey);
-    return address;
+    lastKey = publicKey;
+    return toHex(keccak(publicKey.subarray(1)).subarray(12));
   } catch {
     return undefined;
   }
 }
 
+/** The public key of the last recovery, read at once by `signedBy` (same call stack: no await in between). */
+let lastKey: Uint8Array | string | undefined;
+
+/**
+ * Whether `expected` signed `digest`. On success its public key is remembered for authenticating envelopes to it
+ * (envelope-auth.ts), once per address: only a key a check confirmed is ever learned.
+ */
+export function signedBy(expected: string, digest: Hex, signature: string): boolean {
+  lastKey = undefined;
+  const recovered = recoverSigner(digest, signature);
+  if (recovered === undefined || recovered !== expected.toLowerCase()) return false;
+  if (lastKey !== undefined) learnPublicKey(recovered, lastKey as Hex);
+  return true;
+}
+
 /** Throws InvalidSignatureError unless `expected` signed `digest`. */
 export function requireSignedBy(what: string, expected: string, digest: Hex, signature: string): void {
-  const recovered = recoverSigner(digest, signature);
-  if (recovered === undefined || recovered !== expected.toLowerCase()) {
-    throw new InvalidSignatureError(what, expected, recovered);
+  if (!signedBy(expected, digest, signature)) {
+    throw new InvalidSignatureError(what, expected, recoverSigner(digest, signature));
   }
 }

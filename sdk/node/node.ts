@@ -192,13 +192,15 @@ export class ChannelNode {
     );
     let node: ChannelNode | undefined;
     const peers = new Set(Object.values(config.peers).map((p) => p.address.toLowerCase()));
+    /** Opens envelopes peers authenticated with the key each shares with this node (at the door and in failures). */
+    const envelopeAuth = new EnvelopeAuth(signer);
     const link = await PeerLink.start({
       host: config.peer.host,
       port: config.peer.port,
       publicUrl: config.peer.publicUrl,
       limits: config.peer.limits,
       isPeer: (address) => peers.has(address),
-      auth: new EnvelopeAuth(signer),
+      auth: envelopeAuth,
       route: (e) => node?.peerUrlFor(e),
       onProposal: async (p) => (node === undefined ? { accepted: false, reason: "starting" } : node.onChannelProposal(p)),
     });
@@ -220,7 +222,7 @@ export class ChannelNode {
     const t = config.timing;
     // Every failure to handle a received message is counted per configured peer (peer-failures.ts): the envelope is
     // seen here, around the client's handler, and a line that never decoded comes through the link's onError.
-    const failures = new PeerFailures(log, new Map(Object.entries(config.peers).map(([name, p]) => [p.address.toLowerCase(), name])));
+    const failures = new PeerFailures(log, new Map(Object.entries(config.peers).map(([name, p]) => [p.address.toLowerCase(), name])), Date.now, envelopeAuth);
     link.onError = (error) => failures.failed(error);
     const transport: Transport = {
       send: (e) => link.send(e),

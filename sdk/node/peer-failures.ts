@@ -6,6 +6,7 @@
  * to come from) is anyone's to send: counted together and said at debug at most once a minute, so a stranger can
  * neither grow the log without bound nor pass its junk off as a peer's.
  */
+import type { EnvelopeAuth } from "../core/envelope-auth.js";
 import type { Logger } from "pino";
 
 import { openedBy, receivedSigner, type Envelope } from "../core/messages.js";
@@ -28,11 +29,13 @@ export class PeerFailures {
   /**
    * @param names configured peers by lower-case address
    * @param now the clock (milliseconds), for tests of the interval
+   * @param auth opens envelopes a peer authenticated with the key it shares with this node (envelope-auth.ts)
    */
   constructor(
     private readonly log: Logger,
     private readonly names: ReadonlyMap<string, string>,
     private readonly now: () => number = Date.now,
+    private readonly auth?: EnvelopeAuth,
   ) {}
 
   /** A received envelope was handled: a configured peer's run of failures, if it signed it, ends. */
@@ -67,14 +70,14 @@ export class PeerFailures {
 
   /**
    * Who signed a failed envelope, among the configured peers: the signer `unseal` verified, else (when it claims a
-   * configured peer) the one its signature recovers to. A failed check of its own signature is a stranger's.
+   * configured peer) the one its signature recovers to, or whose authenticator opens with the key shared with it. A failed check of its own signature is a stranger's.
    */
   private signer(envelope: Envelope, error: unknown): string | undefined {
     const verified = openedBy(envelope);
     if (verified !== undefined) return verified;
     if (error instanceof InvalidSignatureError || typeof envelope.from !== "string") return undefined;
     if (!this.names.has(envelope.from.toLowerCase())) return undefined; // not a peer's claim: no recovery spent
-    return receivedSigner(envelope);
+    return receivedSigner(envelope, this.auth);
   }
 
   private nameOf(address: string | undefined): string | undefined {

@@ -146,8 +146,11 @@ function migrateFrom2(db: DatabaseSync, path: string): void {
   if (stepSwaps > 0) throw new StoreMigrationError(path, `${stepSwaps} swap${stepSwaps === 1 ? "" : "s"} of the step protocol in progress`);
   const ops = db.prepare("SELECT channel_id, body FROM channel_ops").all() as { channel_id: string; body: string }[];
   for (const op of ops) {
-    const { kind } = JSON.parse(op.body) as { kind: string };
+    const { kind, role } = JSON.parse(op.body) as { kind: string; role?: string };
     if (kind === "close") throw new StoreMigrationError(path, `a cooperative close of channel ${op.channel_id} under way`);
+    // Participant 1 signed the count and waits for its co-signature: the other may hold that state co-signed, above
+    // the head this store would start from. Only 0.2.x can finish it.
+    if (kind === "deposits" && role === "responder") throw new StoreMigrationError(path, `a count of deposits of channel ${op.channel_id} signed and not yet acknowledged`);
     // A deposit update half done: the channel's numbers above it are skipped (the engine starts above every number
     // this key signed), and the deposit is counted again by the update scheme.
     if (kind === "deposits") db.prepare("DELETE FROM channel_ops WHERE channel_id = ?").run(op.channel_id);

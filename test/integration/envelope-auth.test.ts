@@ -15,7 +15,9 @@ import {
   knownPublicKey,
   learnPublicKey,
   receivedSigner,
+  recoverSigner,
   seal,
+  signedBy,
   unseal,
   type Address,
   type Envelope,
@@ -87,10 +89,29 @@ describe("envelopes authenticated with a key the two parties agree", function ()
     expect(isAuthenticatorShaped(`${e.signature.slice(0, 132)}`)).to.equal(false);
   });
 
-  it("learns a public key only from a signature or authenticator that verifies, and keeps the first per address", function () {
-    const [alice, bob] = [party(), party()];
+  it("learns a public key only from a signature or authenticator that verifies as its claimed signer's, and keeps the first per address", function () {
+    const [alice, bob, mallory] = [party(), party(), party()];
+    const digest = id();
+    // Recovering a signature nobody checked teaches nothing, nor does one that fails its check.
+    recoverSigner(digest, mallory.sign(digest));
+    expect(signedBy(alice.address, digest, mallory.sign(digest))).to.equal(false);
+    expect(knownPublicKey(mallory.address)).to.equal(undefined);
+    expect(signedBy(mallory.address, digest, mallory.sign(digest))).to.equal(true);
+    expect(knownPublicKey(mallory.address)).to.equal(mallory.publicKey);
     learnPublicKey(alice.address, alice.publicKey);
     learnPublicKey(alice.address, bob.publicKey); // ignored: the address has its key
     expect(knownPublicKey(alice.address)).to.equal(alice.publicKey);
+  });
+
+  it("refuses an authenticator whose key is not the one already known for its sender, before computing anything", function () {
+    const [alice, bob, mallory] = [party(), party(), party()];
+    learnPublicKey(alice.address, alice.publicKey);
+    const forged = new EnvelopeAuth(mallory);
+    const e = decodeEnvelope(encode(seal((d) => forged.tag(d, bob.publicKey), alice.address as Address, id(), body)));
+    const auth = new EnvelopeAuth(bob);
+    expect(() => unseal(e, alice.address as Address, auth)).to.throw(InvalidSignatureError);
+    expect(bob.agreements).to.equal(0);
+    // Alice's own still opens.
+    expect(unseal(authenticated(alice, bob), alice.address as Address, auth)).to.deep.equal(body);
   });
 });

@@ -12,7 +12,7 @@ import { hexlify, randomBytes, SigningKey, Wallet, ZeroAddress } from "ethers";
 import { pino } from "pino";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { decodeEnvelope, encode, rpcProvider, seal, signDigest, unseal, UnexpectedMessageError, type Address, type Envelope, type Hex, type SwapBody } from "../../sdk/index.js";
+import { decodeEnvelope, encode, EnvelopeAuth, keySigner, rpcProvider, seal, signDigest, unseal, UnexpectedMessageError, type Address, type Envelope, type Hex, type SwapBody } from "../../sdk/index.js";
 import { FAILURE_LOG_INTERVAL_MS, PeerFailures } from "../../sdk/node/peer-failures.js";
 import { NodeProcess } from "../helpers/cli.js";
 import { freePort, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
@@ -93,6 +93,24 @@ describe("failures to handle peer messages, counted", function () {
     expect(added).to.have.length(1);
     expect(added[0]).to.include({ level: 20, event: "peerMessageError", failures: 1 });
     expect(JSON.stringify(lines)).to.not.include(BOB_KEY.slice(2));
+  });
+});
+
+describe("failures of envelopes a peer authenticated with the key it shares with us", function () {
+  it("counts them as the peer's, and a stranger's authenticator under the peer's address as a stranger's", function () {
+    const lines: Record<string, unknown>[] = [];
+    const log = pino({ level: "debug", base: undefined }, new Writable({ write: (c: Buffer, _e, done) => (lines.push(JSON.parse(c.toString()) as Record<string, unknown>), done()) }));
+    const me = keySigner(accountKey(5));
+    const failures = new PeerFailures(log, new Map([[BOB.toLowerCase(), "bob"]]), () => 0, new EnvelopeAuth(me));
+    const sealFrom = (key: string, from: Address) => {
+      const auth = new EnvelopeAuth(keySigner(key));
+      return decodeEnvelope(encode(seal((d) => auth.tag(d, me.publicKey), from, randomId(), ack())));
+    };
+    const failure = new UnexpectedMessageError("a batch for channel 0x12, which is not a channel of ours");
+    for (let i = 0; i < 3; i++) failures.failed(failure, sealFrom(accountKey(7), BOB)); // a stranger's key, Bob's address
+    expect(lines.filter((l) => l.event === "peerMessageFailures")).to.have.length(0);
+    for (let i = 0; i < 3; i++) failures.failed(failure, sealFrom(BOB_KEY, BOB));
+    expect(lines.filter((l) => l.event === "peerMessageFailures")).to.have.length(1);
   });
 });
 

@@ -203,6 +203,13 @@ describe("store: what a client must not lose", function () {
     store.close();
     asV2(second);
     expect(() => new Store(second)).to.throw(/written by 0\.2\.x and has 1 swap of the step protocol in progress: finish it with 0\.2\.x/);
+    // A count of deposits participant 1 signed and the other may have co-signed: refused too.
+    const third = join(dir, "third.sqlite");
+    store = new Store(third);
+    store.saveChannelOp(locked.source.channelId, { kind: "deposits", role: "responder", seq: 2n, since: 0, sentAt: 0 } as never);
+    store.close();
+    asV2(third);
+    expect(() => new Store(third)).to.throw(/written by 0\.2\.x and has a count of deposits of channel 0x[0-9a-f]{64} signed and not yet acknowledged/);
     const db = new DatabaseSync(second);
     expect((db.prepare("PRAGMA user_version").get() as { user_version: number }).user_version).to.equal(2);
     db.close();
