@@ -1,7 +1,8 @@
 /**
  * A test process that fails while processes it started still run, for test/integration/test.processes.test.ts: it
  * starts a `hardhat node` and a process that starts one of its own (as npx starts node) through the test helpers,
- * prints their pids as one JSON line `{ "hardhat": n, "parent": n, "grandchild": n }`, then fails as its argument says:
+ * prints their pids as one JSON line `{ "hardhat": n, "parent": n, "grandchild": n }`, then, once a line comes on its
+ * stdin (signal: at once), fails as its argument says:
  * - `throw`: an error nothing catches;
  * - `exit`: `process.exit(3)`;
  * - `signal`: waits until it is sent SIGTERM.
@@ -32,6 +33,8 @@ const [parentPid, grandchild] = readFileSync(pids, "utf8").split(" ").map(Number
 rmSync(dir, { recursive: true, force: true });
 console.log(JSON.stringify({ hardhat: chain.pid, parent: parentPid, grandchild }));
 
+// Fails once told to on stdin (a line), so that the test can see all three running first.
+if (mode !== "signal") await new Promise<void>((go) => process.stdin.once("data", () => go()));
 if (mode === "throw") {
   setImmediate(() => {
     throw new Error("a test failed with its processes still running");

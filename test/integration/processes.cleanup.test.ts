@@ -37,7 +37,7 @@ describe("processes a test starts do not outlive it, pass or fail", function () 
     // Not through spawnChild: its group kill would reach the test process's own children and prove nothing.
     const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", "--import", TSX_LOADER, SCRIPT, mode], {
       cwd: PROJECT_ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
     seen.push(child.pid!);
     let out = "";
@@ -66,6 +66,7 @@ describe("processes a test starts do not outlive it, pass or fail", function () 
   it("a test process that dies of an error nothing caught takes its hardhat node and its children's children with it", async function () {
     const run = await failingRun("throw");
     expect(Object.values(run.pids).every(processRunning), "all three ran").to.equal(true);
+    run.child.stdin!.write("fail\n");
     expect(await run.exit).to.equal(1);
     expect(run.output()).to.include("a test failed with its processes still running");
     expect(await survivors(run.pids)).to.deep.equal([]);
@@ -73,6 +74,7 @@ describe("processes a test starts do not outlive it, pass or fail", function () 
 
   it("a test process that calls process.exit with an error code leaves none of its processes", async function () {
     const run = await failingRun("exit");
+    run.child.stdin!.write("fail\n");
     expect(await run.exit).to.equal(3);
     expect(await survivors(run.pids)).to.deep.equal([]);
   });
