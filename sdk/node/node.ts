@@ -80,6 +80,8 @@ export class ChannelNode {
   readonly startedAt = new Date();
   /** Set once the store or the tower's store is found lost: from then on nothing is signed (see `storeLost`). */
   private lost: StoreLostError | undefined;
+  /** The responder swaps in progress in the store, as read for the first swap of a step (`storedResponderSwaps`). */
+  private responderCount: { first: SwapTerms; count: number } | undefined;
   /** The stores already copied out after being lost (path -> copy). */
   private readonly rescued = new Map<string, string>();
 
@@ -1036,6 +1038,20 @@ export class ChannelNode {
   }
 
   /**
+   * The swaps in progress in the store where this node is the responder. Nothing is stored while a step asks the
+   * policy about the proposals of one envelope (`agreed` grows, the store does not), so the count read for the first
+   * swap agreed in a step is reused for the others: a step is known by that swap's terms (`agreed[0]`, the same object
+   * for every later call of the step). Without it, an envelope of n proposals read the active swaps n times.
+   */
+  private storedResponderSwaps(terms: SwapTerms, agreed: readonly SwapTerms[]): number {
+    const step = this.responderCount;
+    if (agreed.length > 0 && step !== undefined && step.first === agreed[0]) return step.count;
+    const count = this.store.activeSwapIds().filter((id) => this.client.swap(id).role === "responder").length;
+    this.responderCount = agreed.length === 0 ? { first: terms, count } : undefined;
+    return count;
+  }
+
+  /**
    * The responder policy: a reason to refuse, or undefined to accept. Default: refuse everything. `agreed` are the
    * swaps agreed before these terms in the same step and not stored yet (a `proposals` envelope): in flight too.
    */
@@ -1052,7 +1068,7 @@ export class ChannelNode {
     if (pair === undefined) return `no policy for giving ${give.symbol}@${give.chain} for ${take.symbol}@${take.chain} (policy.swaps.pairs)`;
     // The store's index of swaps in progress (a policy check reads none of the swaps already done), and the swaps
     // agreed before these terms in the same step, which have no row yet.
-    const inFlight = this.store.activeSwapIds().filter((id) => this.client.swap(id).role === "responder").length + agreed.length;
+    const inFlight = this.storedResponderSwaps(terms, agreed) + agreed.length;
     if (inFlight >= maxInFlight) return `${inFlight} swaps in flight, policy.swaps.maxInFlight is ${maxInFlight}`;
     if (terms.take > units(pair.maxAmount, take.decimals, "maxAmount")) {
       return `take ${formatAmount(terms.take, take)} is more than maxAmount ${pair.maxAmount}`;
