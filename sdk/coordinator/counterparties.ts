@@ -134,11 +134,11 @@ export class Counterparties {
     const set = this.touched.get(engine) ?? new Set<string>();
     for (const k of hashlocks) set.add(k);
     this.touched.set(engine, set);
-    const tower = this.ctx.o.watchtower;
-    if (tower === undefined) return;
+    if (this.ctx.o.watchtower === undefined) return;
     for (const k of hashlocks) {
       const side = engine.side(k as Hex);
-      if (side?.secret !== undefined && revealRule(side) === "may") tower.addSecret(side.terms.hashlock, side.secret);
+      const secret = side?.secret;
+      if (side !== undefined && secret !== undefined && revealRule(side) === "may") this.ctx.feedTower((t) => t.addSecret(side.terms.hashlock, secret));
     }
   }
 

@@ -11,13 +11,15 @@ import type { ClientEvent } from "./phases.js";
 export const DEFAULT_GROUP_STEPS = 64;
 
 /** What a step produced that must wait for its group to be on disk. */
-type StepOutput = { envelopes: Envelope[]; events: ClientEvent[] };
+type StepOutput = { envelopes: Envelope[]; events: ClientEvent[]; after: (() => void)[] };
 
 /** Protocol steps committed together: one transaction, one log sync, one send. */
 class StepGroup {
   /** The messages of the group's steps, taken when each step finished. */
   readonly envelopes: Envelope[] = [];
   readonly events: ClientEvent[] = [];
+  /** Work to run once the group is on disk, before its messages leave (the watchtower's feed). */
+  readonly after: (() => void)[] = [];
   steps = 0;
   resolve!: () => void;
   reject!: (error: unknown) => void;
@@ -37,6 +39,8 @@ export type GroupCommitHooks = Readonly<{
   transmit(envelopes: readonly Envelope[]): Promise<void>;
   /** Reports one event. */
   report(event: ClientEvent): void;
+  /** Runs a committed group's `after` work, all of it at once (before the group's messages are sent). */
+  committed(work: readonly (() => void)[]): void;
   /**
    * Drops whatever was cached of uncommitted work (the committed messages are read back from the store): one
    * failed step ("step", rolled back to its savepoint) or the whole open group ("group").
@@ -64,6 +68,16 @@ export class GroupCommit {
   holdEnvelopes(envelopes: readonly Envelope[]): boolean {
     if (this.held === undefined) return false;
     this.held.envelopes.push(...envelopes);
+    return true;
+  }
+
+  /**
+   * Holds work of the step in progress until its group is on disk (run then, before the group's messages leave);
+   * dropped with the step if it fails. False outside a step (run it now).
+   */
+  holdAfterCommit(work: () => void): boolean {
+    if (this.held === undefined) return false;
+    this.held.after.push(work);
     return true;
   }
 
@@ -98,7 +112,7 @@ export class GroupCommit {
     }
     const group = this.group;
     store.savepoint();
-    const held = (this.held = { envelopes: [], events: [] });
+    const held: StepOutput = (this.held = { envelopes: [], events: [], after: [] });
     let result: T;
     try {
       result = await step();
@@ -115,6 +129,7 @@ export class GroupCommit {
     }
     group.envelopes.push(...held.envelopes);
     group.events.push(...held.events);
+    group.after.push(...held.after);
     this.held = undefined;
     if (++group.steps >= this.maxSteps) this.release(group);
     return { result, durable: group.done };
@@ -154,6 +169,7 @@ export class GroupCommit {
       this.abandon(group, error);
       return;
     }
+    if (group.after.length > 0) this.hooks.committed(group.after);
     this.sent = this.sent.then(() => this.deliver(group)).then(group.resolve, group.reject);
   }
 

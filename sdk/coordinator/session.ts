@@ -56,6 +56,8 @@ export type SwapClientOptions = Readonly<{
     signed(state: ChannelState, signature: Hex): void;
     update(cosigned: CoSignedState): void;
     addSecret(hashlock: Hex, secret: Hex): void;
+    /** Runs `feed` (calls of the three above) as one unit of its own storage: one transaction, one sync. */
+    batch?(feed: () => void): void;
   }>;
 }>;
 
@@ -130,8 +132,8 @@ export class Session {
       o.store,
       o.signer,
       {
-        signed: (state, signature) => o.watchtower?.signed(state, signature),
-        cosigned: (cosigned) => o.watchtower?.update(cosigned),
+        signed: (state, signature) => this.feedTower((t) => t.signed(state, signature)),
+        cosigned: (cosigned) => this.feedTower((t) => t.update(cosigned)),
       },
       (chainId) => {
         const now = this.chains.get(chainId)?.lastNow();
@@ -144,6 +146,20 @@ export class Session {
     this.groupCommit = new GroupCommit(o.store, o.groupCommitSteps ?? DEFAULT_GROUP_STEPS, {
       transmit: (envelopes) => this.transmit(envelopes),
       report: (event) => this.report(event),
+      committed: (work) => {
+        const tower = this.o.watchtower;
+        const all = () => {
+          for (const w of work) w();
+        };
+        try {
+          if (tower?.batch !== undefined) tower.batch(all);
+          else all();
+        } catch (error) {
+          // The group is on disk and the client holds everything the tower was to be told: the client goes on, and
+          // says the tower missed it (a later state or import brings the tower up to date).
+          this.report({ type: "tickError", error: `watchtower: ${error instanceof Error ? error.message : String(error)}` });
+        }
+      },
       discard: (scope) => {
         for (const f of this.discards) f(scope);
       },
@@ -210,7 +226,18 @@ export class Session {
    */
   keepSecret(hashlock: Hex, secret: Hex, reveal: RevealRule = "may") {
     this.o.store.saveSecret(hashlock, secret, reveal);
-    if (reveal === "may") this.o.watchtower?.addSecret(hashlock, secret);
+    if (reveal === "may") this.feedTower((t) => t.addSecret(hashlock, secret));
+  }
+
+  /**
+   * Tells the watchtower something once the step's group is on disk (at once outside a step), all of a group's in
+   * one unit of the tower's storage and before the group's messages leave: the tower never holds what the store
+   * rolled back, and it pays one sync per group, not one per state or secret.
+   */
+  feedTower(tell: (tower: NonNullable<SwapClientOptions["watchtower"]>) => void) {
+    const tower = this.o.watchtower;
+    if (tower === undefined) return;
+    if (!this.groupCommit.holdAfterCommit(() => tell(tower))) tell(tower);
   }
 
   /**

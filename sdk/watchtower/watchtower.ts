@@ -74,6 +74,11 @@ export class Watchtower {
     this.store.recordOwnSignature(state, stateDigest(hubDomain(ref.chainId, ref.hub), state), () => signature);
   }
 
+  /** Runs `feed` (states and secrets a client tells) in one transaction of the tower's store: one sync for all. */
+  batch(feed: () => void): void {
+    this.store.transaction(feed);
+  }
+
   /**
    * A secret the guarded participant may reveal (carried to any chain where it is owed a lock with that hashlock).
    * A client tells the tower of a secret only once its rules let it be revealed (`RevealRule`). One the tower keeps

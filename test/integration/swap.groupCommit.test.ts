@@ -80,6 +80,54 @@ describe("group commit: swaps on many channel pairs at once", function () {
     for (const s of Object.values(stores)) s.close();
   });
 
+  it("tells the watchtower a group's states and secrets in one batch of its storage, once the group is on disk", async function () {
+    const setup = await fundedChannels();
+    const pairs = await morePairs(setup, 3);
+    const link = new InMemoryLink();
+    const clock = new ManualClock();
+    const path = join(dir, "alice.sqlite");
+    const reader = new DatabaseSync(path, { readOnly: false });
+    // A tower that records each call, whether it came inside a batch, and whether the state it is told is on disk.
+    const told: { what: string; inBatch: boolean; onDisk: boolean; hashlock?: Hex }[] = [];
+    let batches = 0;
+    let inBatch = false;
+    const onDisk = (channelId: Hex, seq: bigint) =>
+      reader.prepare("SELECT 1 FROM cosigned WHERE channel_id = ? AND seq_num = ?").get(channelId.toLowerCase(), Number(seq)) !== undefined;
+    const tower = {
+      batch: (feed: () => void) => {
+        batches++;
+        inBatch = true;
+        try {
+          feed();
+        } finally {
+          inBatch = false;
+        }
+      },
+      signed: () => told.push({ what: "signed", inBatch, onDisk: true }),
+      update: (c: { state: { channelId: Hex; seq: bigint } }) => told.push({ what: "cosigned", inBatch, onDisk: onDisk(c.state.channelId, c.state.seq) }),
+      addSecret: (hashlock: Hex) => told.push({ what: "secret", inBatch, onDisk: true, hashlock }),
+    };
+    const alice = makeParty(setup, "alice", link.a, clock, { watchtower: tower as never }, new Store(path));
+    const bob = makeParty(setup, "bob", link.b, clock);
+    for (const party of [alice, bob]) {
+      for (const p of pairs) {
+        await party.client.addChannel(setup.S.chainId, p.params, expectedChannel(p.params, party.client.address));
+        await party.client.addChannel(setup.T.chainId, p.params, expectedChannel(p.params, party.client.address));
+      }
+    }
+    await syncDeposits([alice.client, bob.client], pairs.flatMap((p) => [p.s, p.t]));
+    const before = { told: told.length, batches };
+    await Promise.all(pairs.map((p) => alice.client.propose({ source: p.s, target: p.t, give: ONE, take: ONE / 10n })));
+    await link.settled();
+    const during = told.slice(before.told);
+    expect(during.filter((t) => t.what === "cosigned").length).to.be.greaterThan(0);
+    expect(new Set(during.filter((t) => t.what === "secret").map((t) => t.hashlock)).size).to.equal(3, "each initiator's secret once it left");
+    expect(during.filter((t) => !t.inBatch), "every call inside a batch of the tower's storage").to.deep.equal([]);
+    expect(during.filter((t) => !t.onDisk), "every co-signed state told only once it is in the client's file").to.deep.equal([]);
+    expect(batches - before.batches).to.be.lessThan(during.length, "fewer batches than calls: one per group");
+    reader.close();
+  });
+
   it("sends nothing of a group whose transaction ended under one of its steps, not even the good steps' messages", async function () {
     const setup = await fundedChannels();
     const pairs = await morePairs(setup, 2);
