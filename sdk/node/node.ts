@@ -59,6 +59,9 @@ export type StartOptions = Readonly<{
   allowEmptyStore?: boolean;
 }>;
 
+/** How long a chain's time reading is reused (moved on by the wall clock) before the chain is asked again. */
+const CHAIN_TIME_CACHE_MS = 1_000;
+
 export class ChannelNode {
   readonly address: Address;
   private readonly chainIds = new Map<string, bigint>();
@@ -140,7 +143,10 @@ export class ChannelNode {
         throw new UsageError(`chains.${name}.hub: no contract at ${c.hub} on ${new URL(c.rpcUrl).origin} (deployed to another chain, or the chain was restarted?)`);
       }
       try {
-        adapter = await HubAdapter.connect(c.hub, new Wallet(key, provider), { confirmations: c.confirmations });
+        // A chain's time read within the last second is reused, moved on by the wall clock: every proposal, envelope
+        // of terms and acceptance checks the timing rules against both chains' times, and a JSON-RPC round trip for
+        // each was most of a swap's latency through the node (the rules' skew bounds are tens of seconds).
+        adapter = await HubAdapter.connect(c.hub, new Wallet(key, provider), { confirmations: c.confirmations, timeCacheMs: CHAIN_TIME_CACHE_MS });
       } catch (error) {
         for (const p of providers) p.destroy();
         throw new ChannelSdkError(`chains.${name}: cannot use the hub ${c.hub} at ${new URL(c.rpcUrl).origin}: ${(error as Error).message.split("\n")[0]}`);
@@ -180,7 +186,11 @@ export class ChannelNode {
     undo.push(() => unlockStore(storeLock));
     const store = new Store(config.store);
     undo.push(() => store.close());
-    const towerStore = new Store(`${config.store}.tower`);
+    // The tower's store is fed by the client (after each group of the client's store is on disk) and filled again
+    // from the client's store at every start (`importFrom` below): it need not sync every write of its own. A power
+    // cut loses at most its last writes, which the next start brings back from the client's synced store; a crash of
+    // the process loses nothing (SQLite's log is in the file system's cache).
+    const towerStore = new Store(`${config.store}.tower`, { durability: "crash" });
     undo.push(() => towerStore.close());
     const tower = new Watchtower(
       towerStore,
