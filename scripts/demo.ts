@@ -6,7 +6,8 @@
  * Starts two JSON-RPC chains (ids 31337 and 31338) on loopback ports, deploys a SecretRegistry and a ChannelHub on
  * each, opens a token channel on S and a native channel on T between Alice and Bob, and runs two SDK clients that
  * talk over HTTP and keep their state in SQLite files. Then: one swap phase by phase, many swaps off chain, the
- * timeout path (Bob goes silent after locking: Alice force-closes, reveals, batch-settles; Bob comes back and
+ * timeout path (Bob goes silent once both locks are co-signed: once her T lock nears expiry Alice reveals on chain,
+ * force-closes and batch-settles; Bob comes back and
  * claims with the secret she revealed), and the payouts. Every balance is checked at the end.
  */
 import { mkdtempSync, rmSync } from "node:fs";
@@ -118,7 +119,7 @@ function describePhase(p: SwapPhase): string {
     case "agreed": return "terms signed by both; hash-locked transfers being co-signed on S and T";
     case "locked": return "both locks co-signed (phase 2: execution)";
     case "revealed": return "secret revealed; resolved states being co-signed on both channels";
-    case "cancelling": return "undoing the swap off chain (no secret revealed)";
+    case "cancelling": return "timed out before the secret reached it: asks to undo the swap off chain";
     case "settlingOnChain": return `going on chain for ${p.channels.map((c) => (c === sId ? "S" : "T")).join(" and ")}: ${p.reason} (phase 3: batch settlement)`;
     case "done": return p.outcome === "swapped" ? "done: swapped, both transfers confirmed in co-signed states" : `done: ${p.outcome}${p.outcome === "settledOnChain" ? " (phase 4: asset settlement)" : ""}`;
   }
@@ -229,7 +230,7 @@ await until(() => alice.swap(silent).progress.phase.kind !== "revealed", "Alice'
 check(alice.swap(silent).progress.phase.kind === "settlingOnChain", "Alice went on chain for the swap Bob left hanging");
 const { terms } = alice.swap(silent);
 await until(async () => (await adapters.aliceT.revealedAt(terms.hashlock)) !== 0n, "Alice's reveal on T", () => alice.tick());
-line("  Bob comes back online before tS, finds the secret registered on T (by Alice's side), and claims on S:");
+line("  Bob comes back online before the S lock expires (tS), finds the secret Alice registered on T, and claims on S:");
 await until(() => bothDone(silent), "both settlements", async () => {
   await bob.tick();
   await alice.tick();
