@@ -41,7 +41,7 @@ function describe(s: SwapView): string {
     `swap ${s.id} (${s.role}, peer ${s.peer})`,
     `  you give ${gives} for ${gets}`,
     `  phase ${phaseOf(s)}${s.outcome ? `: ${s.outcome}` : ""}${s.reason ? ` (${s.reason})` : ""}`,
-    ...(s.outcome === "aborted" ? [] : [`  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`]),
+    ...(s.phase === "done" ? [] : [`  target lock expires ${when(s.targetExpiry)}, source lock ${when(s.sourceExpiry)}`]),
   ].join("\n");
 }
 
