@@ -1,0 +1,61 @@
+/** The node's event stream (`subscribe`, the API's /events) and the log lines of the client's events. */
+import type { Logger } from "pino";
+
+import type { ClientEvent, SwapPhase } from "../coordinator/phases.js";
+import type { Hex } from "../core/types.js";
+
+export type NodeEvent = Readonly<{ time: string; type: string; [k: string]: unknown }>;
+/** Sends an event to the node's subscribers. */
+export type Emit = (type: string, fields: Record<string, unknown>) => void;
+
+/** What the client's events need of the rest of the node: a rejected swap is a refusal, named by its peer. */
+export type ClientEventDeps = Readonly<{
+  log: Logger;
+  refuse: (kind: "swap", peer: string | undefined, id: string, reason: string) => void;
+  peerNameOf: (address: string | undefined) => string;
+  swapCounterparty: (swapId: Hex) => string | undefined;
+}>;
+
+export class NodeEvents {
+  private readonly subscribers = new Set<(e: NodeEvent) => void>();
+  /** The last on-chain wait logged per channel: a wait repeated by every tick is logged once. */
+  private readonly lastWait = new Map<string, string>();
+
+  constructor(private readonly d: ClientEventDeps) {}
+
+  subscribe(fn: (e: NodeEvent) => void): () => void {
+    this.subscribers.add(fn);
+    return () => this.subscribers.delete(fn);
+  }
+
+  emit(type: string, fields: Record<string, unknown>): void {
+    const e: NodeEvent = { time: new Date().toISOString(), type, ...fields };
+    for (const fn of this.subscribers) fn(e);
+  }
+
+  onClientEvent(e: ClientEvent): void {
+    const fields = plain(e) as Record<string, unknown>;
+    if (e.type === "rejected") this.d.refuse("swap", this.d.peerNameOf(e.counterparty ?? this.d.swapCounterparty(e.swapId)), e.swapId, e.reason);
+    if (e.type === "chain" && e.step.kind === "waiting") {
+      const text = `${e.step.until} ${e.step.why}`;
+      if (this.lastWait.get(e.channelId) === text) return;
+      this.lastWait.set(e.channelId, text);
+    }
+    if (e.type === "tickError") {
+      this.d.log.debug({ event: "tickError", ...fields }, "tick step failed");
+    } else {
+      this.d.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${phaseText(e.phase)}` : e.type);
+    }
+    this.emit(e.type, fields);
+  }
+}
+
+/** A phase as the log shows it: its kind. */
+function phaseText(phase: SwapPhase): string {
+  return phase.kind;
+}
+
+/** An event as plain JSON: bigints as decimal strings. */
+export function plain(value: unknown): unknown {
+  return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v)));
+}

@@ -1,0 +1,176 @@
+/** What the node shows of itself, its channels and its swaps (the API's and the CLI's answers), and ids as given. */
+import type { HubAdapter } from "../chain/hub.js";
+import type { SwapView } from "../coordinator/phases.js";
+import type { Hex, ParticipantIndex } from "../core/types.js";
+import type { Pending } from "./channel-opening.js";
+import { UsageError } from "./errors.js";
+import { ConflictError, NotFoundError } from "./node-errors.js";
+import type { PeerBook } from "./peer-book.js";
+import type { NodeParts } from "./start.js";
+import type { StoreHealth } from "./store-health.js";
+import { formatAmount } from "./units.js";
+
+export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client" | "assets" | "adapters" | "chainIds" | "link"> &
+  Readonly<{
+    startedAt: Date;
+    health: StoreHealth;
+    peers: PeerBook;
+    /** The channels agreed with peers and not joined yet. */
+    pending: ReadonlyMap<Hex, Pending>;
+  }>;
+
+export class Views {
+  /** Payouts of closed channels, read from their close event once. */
+  private readonly paidOut = new Map<Hex, readonly [bigint, bigint]>();
+
+  constructor(private readonly d: ViewDeps) {}
+
+  /** The node's address, chains, counts and policy; throws the StoreLostError (503) once its store is lost. */
+  info() {
+    this.d.health.requireStore();
+    return {
+      address: this.d.address,
+      version: 1,
+      startedAt: this.d.startedAt.toISOString(),
+      peerUrl: this.d.link.url,
+      chains: Object.entries(this.d.config.chains).map(([name, c]) => ({
+        name,
+        chainId: this.d.chainIds.get(name)!.toString(),
+        hub: c.hub,
+        confirmations: c.confirmations,
+        assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
+      })),
+      channels: this.d.store.channels().length,
+      activeSwaps: this.d.store.activeSwapIds().length,
+      policy: this.d.config.policy,
+    };
+  }
+
+  channelIds(): Hex[] {
+    return [...this.d.store.channels().map((c) => c.ref.channelId), ...this.d.pending.keys()];
+  }
+
+  async channelView(channelId: Hex) {
+    const pending = this.d.pending.get(channelId);
+    if (pending !== undefined) {
+      const asset = this.d.assets.byAddress(pending.chainId, pending.params.asset);
+      return {
+        id: channelId,
+        chain: this.d.assets.chainName(pending.chainId),
+        peer: pending.peer,
+        asset: asset === undefined ? pending.params.asset : `${asset.symbol}@${asset.chain}`,
+        status: "agreed",
+        challengePeriodSeconds: Number(pending.params.challengePeriod),
+      };
+    }
+    const record = this.d.store.channel(channelId)!;
+    const me = record.myIndex;
+    const them = (1 - me) as ParticipantIndex;
+    const asset = this.d.assets.byAddress(record.ref.chainId, record.params.asset);
+    const head = this.d.client.book.head(channelId);
+    const locked = head.locks.reduce((sum, l) => sum + l.amount, 0n);
+    const op = this.d.store.channelOp(channelId);
+    const adapter = this.d.adapters.get(record.ref.chainId)!;
+    const onChain = await adapter.channelInfo(channelId).catch(() => undefined);
+    const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId) : undefined;
+    const fmt = (v: bigint) => formatAmount(v, asset);
+    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : this.d.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
+    return {
+      id: channelId,
+      chain: this.d.assets.chainName(record.ref.chainId),
+      peer: this.d.peers.peerNameOf(record.params.participants[them]),
+      counterparty: record.params.participants[them],
+      asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
+      status,
+      seq: head.seq.toString(),
+      challengePeriodSeconds: Number(record.params.challengePeriod),
+      balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
+      deposits: { mine: fmt(head.deposits[me]), theirs: fmt(head.deposits[them]) },
+      onChainDeposits: onChain === undefined ? undefined : { mine: fmt(onChain.deposits[me]), theirs: fmt(onChain.deposits[them]) },
+      payouts: payouts === undefined ? undefined : { mine: fmt(payouts[me]), theirs: fmt(payouts[them]) },
+      base: {
+        balances: head.balances.map(String),
+        deposits: head.deposits.map(String),
+        onChainDeposits: onChain?.deposits.map(String),
+        payouts: payouts?.map(String),
+        myIndex: me,
+      },
+    };
+  }
+
+  /** What a closed channel paid out, from its close event; found once (a closed channel's payouts never change). */
+  private async payouts(adapter: HubAdapter, channelId: Hex): Promise<readonly [bigint, bigint] | undefined> {
+    const known = this.paidOut.get(channelId);
+    if (known !== undefined) return known;
+    const closed = await adapter.hub.queryFilter(adapter.hub.filters.ChannelClosed(channelId));
+    const event = closed[0] ?? (await adapter.hub.queryFilter(adapter.hub.filters.ChannelSettled(channelId)))[0];
+    if (event === undefined) return undefined;
+    const payouts = [event.args.payouts[0], event.args.payouts[1]] as const;
+    this.paidOut.set(channelId, payouts);
+    return payouts;
+  }
+
+  /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
+  resolveChannel(id: string): Hex {
+    const lower = idPrefix(id, "channel");
+    const matches = this.channelIds().filter((c) => c.toLowerCase().startsWith(lower));
+    if (matches.length === 0) throw new NotFoundError(`no channel ${id}`);
+    if (matches.length > 1) throw new UsageError(`channel: ${id} matches ${matches.length} channels; give more digits`);
+    return matches[0]!;
+  }
+
+  openRecord(id: string) {
+    const channelId = this.resolveChannel(id);
+    const record = this.d.store.channel(channelId);
+    if (record === undefined) throw new ConflictError(`channel ${channelId} is agreed but not open on chain yet`);
+    return record;
+  }
+
+  swaps() {
+    return this.d.client.swaps().map((s) => this.swapView(s));
+  }
+
+  swap(id: string) {
+    const lower = idPrefix(id, "swap");
+    const matches = this.d.store.swapIds().filter((s) => s.toLowerCase().startsWith(lower));
+    if (matches.length === 0) throw new NotFoundError(`no swap ${id}`);
+    if (matches.length > 1) throw new UsageError(`swap: ${id} matches ${matches.length} swaps; give more digits`);
+    return this.swapView(this.d.client.swap(matches[0]!));
+  }
+
+  swapView(s: SwapView) {
+    const t = s.terms;
+    const src = this.d.store.channel(t.source.channelId);
+    const dst = this.d.store.channel(t.target.channelId);
+    const srcAsset = src && this.d.assets.byAddress(t.source.chainId, src.params.asset);
+    const dstAsset = dst && this.d.assets.byAddress(t.target.chainId, dst.params.asset);
+    const phase = s.progress.phase;
+    return {
+      id: s.swapId,
+      role: s.role,
+      peer: this.d.peers.peerNameOf(s.role === "initiator" ? t.responder : t.initiator),
+      phase: phase.kind,
+      outcome: phase.kind === "done" ? phase.outcome : undefined,
+      reason: phase.kind === "done" ? phase.reason : phase.kind === "settlingOnChain" ? phase.reason : undefined,
+      give: formatAmount(t.give, srcAsset),
+      take: formatAmount(t.take, dstAsset),
+      source: t.source.channelId,
+      target: t.target.channelId,
+      sourceExpiry: new Date(Number(t.sourceExpiry) * 1000).toISOString(),
+      targetExpiry: new Date(Number(t.targetExpiry) * 1000).toISOString(),
+      since: new Date(s.progress.since).toISOString(),
+    };
+  }
+}
+
+/**
+ * An id as a person gives it: whole, or a prefix of at least 6 hex digits after 0x, as the CLI prints it shortened
+ * (a trailing "…" or "..." is dropped).
+ */
+function idPrefix(id: string, what: "channel" | "swap"): string {
+  const lower = id.toLowerCase().replace(/(…|\.\.\.)$/, "");
+  if (!/^0x[0-9a-f]{6,64}$/.test(lower)) {
+    throw new UsageError(`${what}: expected a ${what} id, or its first 6 or more hex digits after 0x, got ${JSON.stringify(id.slice(0, 66))}`);
+  }
+  return lower;
+}
