@@ -17,7 +17,7 @@
  */
 import { applicable, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
-import { seal, unseal, type Envelope, type SwapBody } from "../core/messages.js";
+import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
 import { newSide, outcome, revealRule, settled, type SwapSide } from "../core/swap-rules.js";
@@ -263,7 +263,7 @@ export class Counterparties {
         times.set(engine, pairTimes);
         const [nowT, nowS] = [pairTimes.get(`${target.ref.chainId}`)!, pairTimes.get(`${source.ref.chainId}`)!];
         const { terms, secret } = ctx.newTerms(source, target, args, nowT);
-        ctx.validateTerms(terms, nowT, nowS, { balances: false });
+        ctx.validateTerms(terms, nowT, nowS);
         const k = lower(args.source);
         const need = (promised.get(k) ?? 0n) + args.give;
         // What the pair has not promised, less what our proposals still waiting for an answer would lock on this
@@ -277,7 +277,7 @@ export class Counterparties {
         // the initiator reveals it (a signed payment of the T lock), and never once the swap is undone (swap-rules.ts
         // `revealRule`). The watchtower hears of it once it may be revealed (`touch`).
         ctx.o.store.saveSecret(terms.hashlock, secret, "held");
-        ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }, []), true);
+        ctx.o.store.saveSwap(terms.swapId, "initiator", terms, ctx.progress({ kind: "proposed" }), true);
         ctx.emitPhase(terms.swapId, "initiator", { kind: "proposed" });
         const list = items.get(engine) ?? [];
         list.push({ terms, termsSig: ctx.o.signer.sign(termsDigest(terms)) });
@@ -370,7 +370,7 @@ export class Counterparties {
           if (engine.closing(id)) throw new ChannelClosingError(id, "close");
         }
         ctx.requireRefs(terms);
-        ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!, { balances: false });
+        ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
         refusal = error.message;
@@ -448,7 +448,7 @@ export class Counterparties {
       requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
       times ??= await this.pairTimes(engine);
       try {
-        ctx.validateTerms(row.terms, times.get(`${row.terms.target.chainId}`)!, times.get(`${row.terms.source.chainId}`)!, { balances: false });
+        ctx.validateTerms(row.terms, times.get(`${row.terms.target.chainId}`)!, times.get(`${row.terms.source.chainId}`)!);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
         // Too late now: the swap is off (the responder's side times out; nothing was locked).
@@ -562,7 +562,7 @@ export class Counterparties {
   }
 
   private enter(swapId: Hex, role: SwapSide["role"], terms: SwapTerms, phase: SwapPhase) {
-    this.ctx.o.store.saveSwap(swapId, role, terms, this.ctx.progress(phase, []), phase.kind !== "done");
+    this.ctx.o.store.saveSwap(swapId, role, terms, this.ctx.progress(phase), phase.kind !== "done");
     this.ctx.emitPhase(swapId, role, phase);
   }
 
@@ -587,7 +587,7 @@ export class Counterparties {
         const [nowT, nowS] = [times?.get(`${view.terms.target.chainId}`), times?.get(`${view.terms.source.chainId}`)];
         if (nowT !== undefined && nowS !== undefined) {
           try {
-            ctx.validateTerms(view.terms, nowT, nowS, { balances: false });
+            ctx.validateTerms(view.terms, nowT, nowS);
           } catch (error) {
             if (!(error instanceof ChannelSdkError)) throw error;
             tooLate = error.message;

@@ -1,7 +1,6 @@
 import type { EnforcementStep } from "./enforcer.js";
-import type { SwapStep } from "../core/messages.js";
 import type { SwapTerms } from "../core/swap.js";
-import type { ChannelState, Hex } from "../core/types.js";
+import type { Hex } from "../core/types.js";
 
 export type SwapRole = "initiator" | "responder";
 
@@ -40,10 +39,8 @@ export type SwapProgress = Readonly<{
   phase: SwapPhase;
   /** Client clock (ms) when the phase was entered: timeouts count from here. */
   since: number;
-  /** Client clock (ms) of the last (re)send. */
+  /** Client clock (ms) of the last (re)send of its proposal. */
   sentAt: number;
-  /** Steps of the messages this client sent on entering the phase, resent until the counterparty answers. */
-  sent: readonly SwapStep[];
 }>;
 
 export type SwapView = Readonly<{ swapId: Hex; role: SwapRole; terms: SwapTerms; progress: SwapProgress }>;

@@ -3,16 +3,15 @@ import { getAddress, hexlify, randomBytes } from "ethers";
 import type { HubAdapter } from "../chain/hub.js";
 import { EnvelopeAuth, knownPublicKey } from "../core/envelope-auth.js";
 import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
-import { seal, type Envelope, type SwapBody, type SwapStep } from "../core/messages.js";
-import { addLock, sameState } from "../core/state.js";
+import { seal, type Envelope, type SwapBody } from "../core/messages.js";
 import { hashlockOf, type SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
-import { sameAddress, type Address, type ChannelState, type Hex, type Lock } from "../core/types.js";
-import type { ChannelOp, ChannelRecord, CoSignedState, RevealRule, Store } from "../store/store.js";
+import { sameAddress, type Address, type ChannelState, type Hex } from "../core/types.js";
+import type { ChannelRecord, CoSignedState, RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
-import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
+import { UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
-import { isActive, type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
+import { type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
 import type { Transport } from "./transport.js";
 
@@ -198,11 +197,6 @@ export class Session {
     return now - Math.max(since, this.startedAt) >= timeoutMs;
   }
 
-  /** Reads the time of each chain whose time this process has not read yet (the lock horizon needs it). */
-  async knowTime(...chainIds: bigint[]): Promise<void> {
-    for (const id of chainIds) if (this.chain(id).lastNow() === undefined) await this.chain(id).now();
-  }
-
   /**
    * The secret of `hashlock` if it may be revealed (the store keeps the rule with it: an initiator's own only once
    * its reveal is due, never once it undid the swap), else one a chain shows.
@@ -271,7 +265,7 @@ export class Session {
    * @param now The target chain's time: the window before tT is measured on T.
    * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
    */
-  validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint, check: Readonly<{ balances: boolean }> = { balances: true }) {
+  validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
     requireDistinctChannels(terms.source.channelId, terms.target.channelId);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);
@@ -285,11 +279,7 @@ export class Session {
       minTargetWindow: this.o.minTargetWindow,
       bounds: this.o.deltas.bounds(terms.source.chainId, terms.target.chainId),
     });
-    // Both locks must fit the current balances (the transitions throw InsufficientBalanceError otherwise); a batched
-    // pair checks what its side has not promised instead (counterparty.ts).
-    if (!check.balances) return;
-    addLock(this.book.head(terms.source.channelId), this.sourceLockOf(terms));
-    addLock(this.book.head(terms.target.channelId), this.targetLockOf(terms));
+    // Balances are not checked here: each side checks what it has not promised yet (counterparty.ts).
   }
 
   /**
@@ -315,21 +305,9 @@ export class Session {
     return { terms, secret };
   }
 
-  /** The initiator's lock on the source channel. */
-  sourceLockOf(terms: SwapTerms): Lock {
-    const sender = this.book.indexOf(terms.source.channelId, terms.initiator);
-    return { sender, amount: terms.give, hashlock: terms.hashlock, expiry: terms.sourceExpiry };
-  }
-
-  /** The responder's lock on the target channel. */
-  targetLockOf(terms: SwapTerms): Lock {
-    const sender = this.book.indexOf(terms.target.channelId, terms.responder);
-    return { sender, amount: terms.take, hashlock: terms.hashlock, expiry: terms.targetExpiry };
-  }
-
-  progress(phase: SwapPhase, sent: readonly SwapStep[]): SwapProgress {
+  progress(phase: SwapPhase): SwapProgress {
     const now = this.clock();
-    return { phase, since: now, sentAt: now, sent };
+    return { phase, since: now, sentAt: now };
   }
 
   emitPhase(swapId: Hex, role: SwapRole, phase: SwapPhase) {

@@ -2,14 +2,14 @@ import { ZeroAddress } from "ethers";
 
 import { channelIdOf } from "../core/eip712.js";
 import { ChannelTermsError, UnexpectedMessageError } from "../core/errors.js";
-import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
+import type { Envelope } from "../core/messages.js";
 import { sameAddress, type Address, type ChannelParams, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
 import type { ChannelBook } from "./channels.js";
 import { Counterparties, type PairFacts, type ProposeOutcome } from "./counterparties.js";
 import * as close from "./close.js";
 import type { GroupCommit } from "./group-commit.js";
-import type { ClientEvent, SwapPhase, SwapProgress, SwapView } from "./phases.js";
+import type { ClientEvent, SwapPhase, SwapView } from "./phases.js";
 import {
   DEFAULT_MAX_CHALLENGE_PERIOD,
   DEFAULT_MIN_CHALLENGE_PERIOD,

@@ -5,7 +5,7 @@ import { keccak } from "./keccak.js";
 import { isAuthenticatorShaped, type EnvelopeAuth } from "./envelope-auth.js";
 import { isSignatureShaped, recoverSigner, requireSignedBy, signedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
-import { sameAddress, type Address, type ChannelState, type Hex } from "./types.js";
+import { sameAddress, type Address, type Hex } from "./types.js";
 import { toHex } from "./words.js";
 
 /**

@@ -73,7 +73,7 @@ describe("many swaps at once on one channel pair (batched updates through the cl
 
   it("refuses, off chain, what the responder's policy or the pair's free balance does not allow, and swaps the rest", async function () {
     const setup = await fundedChannels();
-    const { alice, bob } = await twoParties(setup, { bob: { policy: (t) => (t.give > 5n * ONE ? "too large for this desk" : undefined) } });
+    const { alice } = await twoParties(setup, { bob: { policy: (t) => (t.give > 5n * ONE ? "too large for this desk" : undefined) } });
     const small = await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
     const large = await alice.client.propose({ source: setup.sId, target: setup.tId, give: 6n * ONE, take: TAKE });
     // Bob holds 20 ether on T: a swap asking 21 of him is refused by his side of the pair.
@@ -92,7 +92,7 @@ describe("many swaps at once on one channel pair (batched updates through the cl
 
   it("counts proposals still waiting for an answer against the initiator's free balance", async function () {
     const setup = await fundedChannels();
-    const { link, alice, bob } = await twoParties(setup);
+    const { link, alice } = await twoParties(setup);
     link.fault = () => "drop"; // Bob does not answer: the first proposal stays waiting
     await alice.client.propose({ source: setup.sId, target: setup.tId, give: 60n * ONE, take: TAKE });
     let error: unknown;
