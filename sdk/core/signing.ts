@@ -52,11 +52,11 @@ export function isSignatureShaped(signature: unknown): signature is Hex {
   return typeof signature === "string" && signature.length === 132 && SIGNATURE_HEX.test(signature);
 }
 
-/**
- * The address that signed `digest` (lower-case hex), or undefined for a malformed or malleable (high-s)
- * signature.
- */
-export function recoverSigner(digest: Hex, signature: string): string | undefined {
+/** Who signed `digest`: the address (lower-case hex) and the public key it recovers to. */
+type Recovered = Readonly<{ address: string; publicKey: Uint8Array | Hex }>;
+
+/** The signer of `digest`, or undefined for a malformed or malleable (high-s) signature. */
+function recover(digest: Hex, signature: string): Recovered | undefined {
   try {
     if (!isSignatureShaped(signature)) return undefined;
     const bytes = fromHex(signature);
@@ -64,38 +64,44 @@ export function recoverSigner(digest: Hex, signature: string): string | undefine
     if (s > SECP256K1_HALF_N) return undefined;
     const v = bytes[64]!;
     if (native === undefined) {
-      const publicKey = SigningKey.recoverPublicKey(digest, Signature.from(signature));
-      lastKey = publicKey;
-      return computeAddress(publicKey).toLowerCase();
+      const publicKey = SigningKey.recoverPublicKey(digest, Signature.from(signature)) as Hex;
+      return { address: computeAddress(publicKey).toLowerCase(), publicKey };
     }
     const recid = v >= 27 ? v - 27 : v;
     if (recid !== 0 && recid !== 1) return undefined;
     const publicKey = native.ecdsaRecover(bytes.subarray(0, 64), recid, fromHex(digest), false);
-    lastKey = publicKey;
-    return toHex(keccak(publicKey.subarray(1)).subarray(12));
+    return { address: toHex(keccak(publicKey.subarray(1)).subarray(12)), publicKey };
   } catch {
     return undefined;
   }
 }
 
-/** The public key of the last recovery, read at once by `signedBy` (same call stack: no await in between). */
-let lastKey: Uint8Array | string | undefined;
+/**
+ * The address that signed `digest` (lower-case hex), or undefined for a malformed or malleable (high-s)
+ * signature.
+ */
+export function recoverSigner(digest: Hex, signature: string): string | undefined {
+  return recover(digest, signature)?.address;
+}
 
 /**
- * Whether `expected` signed `digest`. On success its public key is remembered for authenticating envelopes to it
- * (envelope-auth.ts), once per address: only a key a check confirmed is ever learned.
+ * Whether `expected` signed `digest`, and who did. On success its public key is remembered for authenticating
+ * envelopes to it (envelope-auth.ts), once per address: only a key a check confirmed is ever learned.
  */
+function check(expected: string, digest: Hex, signature: string): { ok: boolean; recovered: string | undefined } {
+  const found = recover(digest, signature);
+  if (found === undefined || found.address !== expected.toLowerCase()) return { ok: false, recovered: found?.address };
+  learnPublicKey(found.address, found.publicKey);
+  return { ok: true, recovered: found.address };
+}
+
+/** Whether `expected` signed `digest` (its public key is then remembered: `check`). */
 export function signedBy(expected: string, digest: Hex, signature: string): boolean {
-  lastKey = undefined;
-  const recovered = recoverSigner(digest, signature);
-  if (recovered === undefined || recovered !== expected.toLowerCase()) return false;
-  if (lastKey !== undefined) learnPublicKey(recovered, lastKey as Hex);
-  return true;
+  return check(expected, digest, signature).ok;
 }
 
 /** Throws InvalidSignatureError unless `expected` signed `digest`. */
 export function requireSignedBy(what: string, expected: string, digest: Hex, signature: string): void {
-  if (!signedBy(expected, digest, signature)) {
-    throw new InvalidSignatureError(what, expected, recoverSigner(digest, signature));
-  }
+  const { ok, recovered } = check(expected, digest, signature);
+  if (!ok) throw new InvalidSignatureError(what, expected, recovered);
 }
