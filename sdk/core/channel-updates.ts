@@ -559,6 +559,11 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
   if (message.base !== data.head.seq) {
     throw new InvalidMessageError(`a batch on top of state ${message.base}; the co-signed head is ${data.head.seq}`);
   }
+  // An empty batch only moves the head past a number we answered without co-signing (a ghost: `passGhosts`); any
+  // other would be a signature, a row and a message of ours for nothing, as often as the proposer likes.
+  if (message.changes.length === 0 && data.signedSeq <= data.head.seq) {
+    throw new InvalidMessageError(`an empty batch at ${message.seq}, with no refused batch above the head ${data.head.seq} to pass`);
+  }
   if (message.seq <= data.signedSeq) {
     // The batch we refused came again (our answer was lost): the same answer.
     const r = data.refused;

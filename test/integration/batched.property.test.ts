@@ -436,6 +436,18 @@ describe("batched updates against a hostile counterparty and odd inputs", functi
     }
   });
 
+  it("signs no empty batch unless it passes a number it answered without co-signing", function () {
+    const net = new Network();
+    const B = net.parties.B;
+    const head = B.updaters[S]!.head;
+    for (const seq of [head.seq + 1n, head.seq + 2n]) {
+      const state = { ...head, seq };
+      const update = { kind: "update" as const, base: head.seq, seq, changes: [], signature: net.parties.A.signRaw(state) };
+      expect(() => B.handle({ from: "A", channelId: S, message: update })).to.throw(/an empty batch at .* no refused batch above the head/);
+    }
+    expect(B.updaters[S]!.signedSeq).to.equal(head.seq, "nothing signed, nothing answered");
+  });
+
   it("refuses a batch numbered far above the last one, which would end the channel's updates", function () {
     const net = new Network();
     const B = net.parties.B;
