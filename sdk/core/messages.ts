@@ -55,6 +55,8 @@ const ENVELOPE_TAIL_LENGTHS = [132, 134].map((sig) => ',"from":"","signature":""
  */
 export class EnvelopeLine {
   private hashed: Hex | undefined;
+  /** Its sender (lower case) once `signedByItsSender` confirmed it: `decodeEnvelope` hands it to `unseal`. */
+  private verified: string | undefined;
 
   private constructor(
     /** The whole line, as received. */
@@ -91,8 +93,16 @@ export class EnvelopeLine {
    * one signature recovery or one HMAC; the body is not parsed).
    */
   signedByItsSender(auth?: EnvelopeAuth): boolean {
-    if (isAuthenticatorShaped(this.signature)) return auth !== undefined && auth.verify(this.digest, this.signature, this.from);
-    return signedBy(this.from, this.digest, this.signature);
+    const ok = isAuthenticatorShaped(this.signature)
+      ? auth !== undefined && auth.verify(this.digest, this.signature, this.from)
+      : signedBy(this.from, this.digest, this.signature);
+    if (ok) this.verified = this.from.toLowerCase();
+    return ok;
+  }
+
+  /** The sender `signedByItsSender` confirmed, if it did. */
+  get verifiedSender(): string | undefined {
+    return this.verified;
   }
 }
 
@@ -116,6 +126,8 @@ export function decodeEnvelope(input: string | EnvelopeLine): Envelope {
   // The parsed fields must be the ones at the line's end: then the body's text is exactly what lies before them.
   if (wire === undefined || wire.from !== from || wire.swapId !== swapId || wire.signature !== signature) return envelope;
   wireDigests.set(envelope, { body, swapId, from, digest: wire.digest });
+  // Checked already on these very bytes (the peer port does, before it queues a line): `unseal` need not again.
+  if (wire.verifiedSender !== undefined) opened.set(envelope, wire.verifiedSender);
   return envelope;
 }
 
@@ -137,6 +149,8 @@ export function unseal(envelope: Envelope, expectedFrom: Address, auth?: Envelop
   if (!sameAddress(envelope.from, expectedFrom)) {
     throw new InvalidMessageError(`message from ${envelope.from}, expected ${expectedFrom}`);
   }
+  // Verified on the bytes it was decoded from (`EnvelopeLine.signedByItsSender`, or an earlier unseal), unchanged since.
+  if (opened.get(envelope) === expectedFrom.toLowerCase() && wireDigestOf(envelope) !== undefined) return envelope.body;
   const what = `message ${envelope.body.step} of swap ${envelope.swapId}`;
   const authenticated = isAuthenticatorShaped(envelope.signature);
   if (!authenticated && !isSignatureShaped(envelope.signature)) throw new InvalidSignatureError(what, expectedFrom, undefined);

@@ -8,6 +8,7 @@ import { hexlify, randomBytes, Wallet } from "ethers";
 import {
   decodeEnvelope,
   encode,
+  EnvelopeLine,
   EnvelopeAuth,
   InvalidSignatureError,
   isAuthenticatorShaped,
@@ -78,6 +79,20 @@ describe("envelopes authenticated with a key the two parties agree", function ()
     expect(() => unseal(mine, alice.address as Address, auth)).to.throw(/expected/);
     // And relabelled as Alice's, its digest is not the one tagged.
     expect(() => unseal(decodeEnvelope(encode({ ...mine, from: alice.address as Address })), alice.address as Address, auth)).to.throw(InvalidSignatureError);
+  });
+
+  it("opens an envelope the port verified on its bytes without checking it again, and checks one changed since", function () {
+    const [alice, bob] = [party(), party()];
+    const auth = new EnvelopeAuth(bob);
+    const line = encode(seal((d) => new EnvelopeAuth(alice).tag(d, bob.publicKey), alice.address as Address, id(), body));
+    const wire = EnvelopeLine.read(line)!;
+    expect(wire.signedByItsSender(auth)).to.equal(true);
+    // Opened without any key agreement given: an authenticator checked again here would be refused for want of one.
+    expect(unseal(decodeEnvelope(wire), alice.address as Address)).to.deep.equal(body);
+    // The same line as an object whose body was changed after decoding: verified again, and refused.
+    const changed = decodeEnvelope(wire) as { body: SwapBody };
+    changed.body = { step: "acceptances", items: [{ swapId: id(), refusal: "no" }] };
+    expect(() => unseal(changed as Envelope, alice.address as Address, auth)).to.throw(InvalidSignatureError);
   });
 
   it("refuses an authenticated envelope where no key agreement is given, and a malformed authenticator", function () {
