@@ -130,14 +130,4 @@ export class ChannelBook {
     this.store.saveCoSigned(cosigned);
     this.feed.cosigned?.(cosigned);
   }
-
-  /** Keeps a state both signed; signatures are put in participant order. */
-  keepCoSigned(state: ChannelState, mine: Hex, theirs: Hex): CoSignedState {
-    const cosigned: CoSignedState = {
-      state,
-      signatures: this.myIndex(state.channelId) === 0 ? [mine, theirs] : [theirs, mine],
-    };
-    this.keep(cosigned);
-    return cosigned;
-  }
 }

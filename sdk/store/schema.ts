@@ -54,8 +54,6 @@ CREATE TABLE IF NOT EXISTS transfers (n INTEGER NOT NULL, channel_id TEXT NOT NU
   PRIMARY KEY (n, channel_id));
 CREATE TABLE IF NOT EXISTS cursors (chain_id TEXT PRIMARY KEY, block INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS outbox (n INTEGER NOT NULL, step TEXT NOT NULL, envelope TEXT NOT NULL,
-  PRIMARY KEY (n, step));
 CREATE TABLE IF NOT EXISTS channel_ops (channel_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batched (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key));
 `;
@@ -156,6 +154,7 @@ function migrateFrom2(db: DatabaseSync, path: string): void {
     if (kind === "deposits") db.prepare("DELETE FROM channel_ops WHERE channel_id = ?").run(op.channel_id);
   }
   db.exec("DELETE FROM batched WHERE kind = 'pair'"); // every channel runs the scheme now: no pairs to name
+  db.exec("DROP TABLE IF EXISTS outbox"); // the step protocol's messages kept for resending
 }
 
 /** The rule each swap the store holds proves for its secret, by hashlock (lower case, as the store keys it). */

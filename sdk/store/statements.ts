@@ -38,7 +38,7 @@ export const SQL = {
   markDisputed: "INSERT OR IGNORE INTO disputes (channel_id) VALUES (?)",
   markResolved: "UPDATE disputes SET resolved = 1 WHERE channel_id = ?",
   openDisputes: "SELECT channel_id FROM disputes WHERE resolved = 0 ORDER BY channel_id",
-  // sessions, swaps, transfers, outbox
+  // sessions, swaps, transfers
   sessionNumber: "SELECT n FROM sessions WHERE session_id = ?",
   newSession: "INSERT INTO sessions (session_id) VALUES (?)",
   updateSwapProgress: "UPDATE swaps SET phase = ?, updated_at = ?, active = ? WHERE n = ?",
@@ -51,8 +51,6 @@ export const SQL = {
   saveTransfer: `INSERT INTO transfers (n, channel_id, body) VALUES (?, ?, ?)
          ON CONFLICT (n, channel_id) DO UPDATE SET body = excluded.body`,
   transfers: "SELECT body FROM transfers WHERE n = ? ORDER BY channel_id",
-  saveOutgoing: "INSERT OR REPLACE INTO outbox (n, step, envelope) VALUES (?, ?, ?)",
-  outgoing: "SELECT envelope FROM outbox WHERE n = ? AND step = ?",
   // batched updates (docs/SWAP.md, "Channel updates")
   saveBatched: "INSERT INTO batched (kind, key, body) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body",
   batched: "SELECT key, body FROM batched WHERE kind = ? ORDER BY key",

@@ -440,7 +440,7 @@ export class Store {
     return rows.map((r) => r.channel_id as Hex);
   }
 
-  // ---------------------------------------------------------------- swaps, transfers, outbox
+  // ---------------------------------------------------------------- swaps, transfers
 
   /**
    * The local number of a swap or close session (given in arrival order, so rows keyed by it land together), or
@@ -515,20 +515,5 @@ export class Store {
     if (n === undefined) return [];
     const rows = this.statements.get(SQL.transfers).all(n) as { body: string }[];
     return rows.map((r) => decode<TransferRecord>(r.body));
-  }
-
-  /**
-   * Keeps the message this client sent (or will send) for a step of a session (a swap, or a channel's close), so
-   * it can be sent again after a crash.
-   */
-  saveOutgoing(sessionId: Hex, step: string, envelope: unknown): void {
-    this.transaction(() => this.write(SQL.saveOutgoing, this.sessionNumber(sessionId, true)!, step, encode(envelope)));
-  }
-
-  outgoing<E>(sessionId: Hex, step: string): E | undefined {
-    const n = this.sessionNumber(sessionId, false);
-    if (n === undefined) return undefined;
-    const row = this.statements.get(SQL.outgoing).get(n, step) as { envelope: string } | undefined;
-    return row === undefined ? undefined : decode<E>(row.envelope);
   }
 }
