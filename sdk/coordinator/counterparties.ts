@@ -377,7 +377,7 @@ export class Counterparties {
       }
       if (refusal !== undefined) {
         // No row is kept for a refusal: a peer could grow them without end.
-        if (row === undefined) ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal, counterparty: from });
+        if (row === undefined) ctx.emit({ type: "rejected", swapId: terms.swapId, reason: refusal, counterparty: from, by: "us" });
         answers.push({ swapId: terms.swapId, refusal });
         continue;
       }
@@ -393,7 +393,7 @@ export class Counterparties {
       answers.push({ swapId: side.terms.swapId, termsSig: ctx.o.signer.sign(digests.get(lower(side.terms.swapId)) ?? termsDigest(side.terms)) });
     }
     for (const { side, reason } of refused) {
-      ctx.emit({ type: "rejected", swapId: side.terms.swapId, reason, counterparty: from });
+      ctx.emit({ type: "rejected", swapId: side.terms.swapId, reason, counterparty: from, by: "us" });
       answers.push({ swapId: side.terms.swapId, refusal: reason });
     }
     if (answers.length > 0) this.send(envelope.swapId, { step: "acceptances", items: answers });
@@ -442,7 +442,7 @@ export class Counterparties {
       if (item.termsSig === undefined) {
         const reason = `counterparty: ${String(item.refusal ?? "refused")}`;
         this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason });
-        ctx.emit({ type: "rejected", swapId: item.swapId, reason, counterparty: from });
+        ctx.emit({ type: "rejected", swapId: item.swapId, reason, counterparty: from, by: "counterparty" });
         continue;
       }
       requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);

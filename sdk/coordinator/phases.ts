@@ -54,8 +54,8 @@ export type ClientEvent =
   | { type: "tickError"; swapId?: Hex; channelId?: Hex; error: string }
   /** A deposit update was co-signed: the ledger now counts these deposits. */
   | { type: "deposits"; channelId: Hex; deposits: readonly [bigint, bigint] }
-  /** A proposal refused (by us as responder, or by the counterparty): `counterparty`, the other party's address. */
-  | { type: "rejected"; swapId: Hex; reason: string; counterparty?: string };
+  /** A proposal refused, `by` us as responder or by the counterparty (ours): `counterparty`, the other party's address. */
+  | { type: "rejected"; swapId: Hex; reason: string; counterparty?: string; by: "us" | "counterparty" };
 
 export function isActive(phase: SwapPhase): boolean {
   return phase.kind !== "done";

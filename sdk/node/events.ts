@@ -35,7 +35,8 @@ export class NodeEvents {
 
   onClientEvent(e: ClientEvent): void {
     const fields = plain(e) as Record<string, unknown>;
-    if (e.type === "rejected") this.d.refuse("swap", this.d.peerNameOf(e.counterparty ?? this.d.swapCounterparty(e.swapId)), e.swapId, e.reason);
+    // Proposals this node refused are its refusals; its own proposals the peer refused end as aborted swaps.
+    if (e.type === "rejected" && e.by === "us") this.d.refuse("swap", this.d.peerNameOf(e.counterparty ?? this.d.swapCounterparty(e.swapId)), e.swapId, e.reason);
     if (e.type === "chain" && e.step.kind === "waiting") {
       const text = `${e.step.until} ${e.step.why}`;
       if (this.lastWait.get(e.channelId) === text) return;

@@ -476,6 +476,8 @@ describe("swaps through the node's control API and the CLI, every channel on the
     expect(refusal.peer).to.equal("alice");
     expect(refusal.reason).to.match(/rate/);
     expect((await allDone([greedy.id])).alice[0]!.outcome).to.equal("aborted");
+    // Alice's own proposal, refused by Bob, is an aborted swap of hers, not a refusal of hers.
+    expect((await api<{ id: string }[]>("alice", "GET", "/refusals")).json.map((r) => r.id)).to.not.include(greedy.id);
     expect(BigInt((await channel("alice", ch.s2)).base.balances[me]!)).to.equal(free - 2n * each * 10n ** 16n);
   });
 
