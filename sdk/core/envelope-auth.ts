@@ -79,6 +79,16 @@ function addressOf(compressed: Hex): string {
 }
 
 /**
+ * Whether `authenticator` could be `from`'s, from what costs nothing: its shape, and (an address having one public key)
+ * the key in it is `from`'s known one, when that is known. A receiver asks this before it hashes the envelope.
+ */
+export function plausible(authenticator: string, from: string): boolean {
+  if (!isAuthenticatorShaped(authenticator)) return false;
+  const known = knownPublicKey(from);
+  return known === undefined || known.slice(2).toLowerCase() === authenticator.slice(4, 70).toLowerCase();
+}
+
+/**
  * Authenticates envelope digests for one party: derives and keeps (in memory only, per counterparty key) the
  * shared keys its `agreement` gives. The keys are secrets: never printed, logged or put in an error.
  */
@@ -111,11 +121,8 @@ export class EnvelopeAuth {
    * key shared with it gives. The cheap checks come first; the key is derived only for the sender's own public key.
    */
   verify(digest: Hex, authenticator: string, from: string): boolean {
-    if (!isAuthenticatorShaped(authenticator)) return false;
+    if (!plausible(authenticator, from)) return false;
     const publicKey = `0x${authenticator.slice(4, 70)}` as Hex;
-    // An address has one public key: once `from`'s is known, any other is refused before anything is computed.
-    const known = knownPublicKey(from);
-    if (known !== undefined && known.toLowerCase() !== publicKey.toLowerCase()) return false;
     let sender: string;
     try {
       sender = addressOf(publicKey);

@@ -2,7 +2,7 @@ import type { UpdateMessage } from "./channel-updates.js";
 import { decode, hashOf, MAX_NESTING, nestingWithin } from "./codec.js";
 import { InvalidMessageError, InvalidSignatureError } from "./errors.js";
 import { keccak } from "./keccak.js";
-import { isAuthenticatorShaped, type EnvelopeAuth } from "./envelope-auth.js";
+import { isAuthenticatorShaped, plausible, type EnvelopeAuth } from "./envelope-auth.js";
 import { isSignatureShaped, recoverSigner, requireSignedBy, signedBy } from "./signing.js";
 import type { SwapTerms } from "./swap.js";
 import { sameAddress, type Address, type Hex } from "./types.js";
@@ -93,8 +93,10 @@ export class EnvelopeLine {
    * one signature recovery or one HMAC; the body is not parsed).
    */
   signedByItsSender(auth?: EnvelopeAuth): boolean {
+    // An authenticator is checked against the sender's known key before the line is hashed (a forged one of a
+    // megabyte would otherwise cost the hash).
     const ok = isAuthenticatorShaped(this.signature)
-      ? auth !== undefined && auth.verify(this.digest, this.signature, this.from)
+      ? auth !== undefined && plausible(this.signature, this.from) && auth.verify(this.digest, this.signature, this.from)
       : signedBy(this.from, this.digest, this.signature);
     if (ok) this.verified = this.from.toLowerCase();
     return ok;

@@ -1,12 +1,11 @@
 /** The configured peers: by name, by address, and the one an outgoing envelope is for. */
-import type { SwapTerms } from "../core/swap.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import { own } from "./config.js";
 import { UsageError } from "./errors.js";
 import type { NodeParts } from "./start.js";
 
-/** An outgoing envelope as routing sees it. */
-export type Routed = { swapId: Hex; body: { step: string; terms?: SwapTerms } };
+/** An outgoing envelope as routing sees it: its session, a channel id. */
+export type Routed = { swapId: Hex };
 
 export class PeerBook {
   constructor(private readonly d: Pick<NodeParts, "config" | "store" | "address">) {}
@@ -37,14 +36,11 @@ export class PeerBook {
     return sameAddress(s.terms.initiator, this.d.address) ? s.terms.responder : s.terms.initiator;
   }
 
-  /** The URL of the peer an outgoing envelope is for: the other participant of its channel or swap. */
+  /** The URL of the peer an outgoing envelope is for: the other participant of its channel (every envelope's session). */
   peerUrlFor(e: Routed): string | undefined {
     const channel = this.d.store.channel(e.swapId);
-    let other: string | undefined;
-    if (channel !== undefined) other = channel.params.participants[1 - channel.myIndex];
-    else if (e.body.step === "propose" && e.body.terms !== undefined) other = e.body.terms.responder;
-    else other = this.swapCounterparty(e.swapId);
-    if (other === undefined) return undefined;
+    if (channel === undefined) return undefined;
+    const other = channel.params.participants[1 - channel.myIndex]!;
     return Object.values(this.d.config.peers).find((p) => sameAddress(p.address, other))?.url;
   }
 }
