@@ -20,7 +20,7 @@ import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, Unexpec
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
-import { newSide, outcome, revealRule, settled, type SwapSide } from "../core/swap-rules.js";
+import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
 import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import { Counterparty } from "./counterparty.js";
@@ -113,6 +113,7 @@ export class Counterparties {
       send: (channelId, message) => this.send(channelId, { step: "batch", message }),
       onEvent: (channelId, event) => this.onEvent(engine, channelId, event),
       onSides: (hashlocks) => this.touch(engine, hashlocks),
+      keepSecret: (hashlock, secret, rule) => ctx.keepSecret(hashlock, secret, rule),
       mayReveal: (side) => this.mayReveal(side),
       maxOpen: MAX_OPEN_SWAPS,
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
@@ -126,20 +127,14 @@ export class Counterparties {
   }
 
   /**
-   * Swaps whose side a step of `engine` changed: `run` brings their phase rows up to date, and the watchtower hears
-   * of each secret a side may now reveal (`revealRule`): the responder's once known, the initiator's once it left,
-   * whether in a batch it signed or in a request the other has to put in one (and may never answer).
+   * Swaps whose side a step of `engine` changed: `run` brings their phase rows up to date. (The watchtower hears of a
+   * secret through `keepSecret` once its rule lets it be revealed: the responder's once known, the initiator's once
+   * it left, whether in a batch it signed or in a request the other has to put in one.)
    */
   private touch(engine: Counterparty, hashlocks: readonly string[]) {
     const set = this.touched.get(engine) ?? new Set<string>();
     for (const k of hashlocks) set.add(k);
     this.touched.set(engine, set);
-    if (this.ctx.o.watchtower === undefined) return;
-    for (const k of hashlocks) {
-      const side = engine.side(k as Hex);
-      const secret = side?.secret;
-      if (side !== undefined && secret !== undefined && revealRule(side) === "may") this.ctx.feedTower((t) => t.addSecret(side.terms.hashlock, secret));
-    }
   }
 
   /**

@@ -33,7 +33,7 @@ import { ChannelSdkError } from "../core/errors.js";
 import { openingState } from "../core/state.js";
 import { approve, cancel, onCosigned, onRefused, onSigned, revealRule, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../core/types.js";
-import type { Store } from "../store/store.js";
+import type { RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
 import type { StateSigner } from "./signer.js";
 
@@ -52,6 +52,11 @@ export type CounterpartyOptions = Readonly<{
   onEvent?: (channelId: Hex, event: UpdateEvent) => void;
   /** Told, once a step is committed, of the swaps (by lower-case hashlock) whose side it changed. */
   onSides?: (hashlocks: readonly string[]) => void;
+  /**
+   * Keeps a side's secret with its reveal rule when it is first held or its rule changes (default: the store alone;
+   * a client also tells its watchtower of one that may now be revealed).
+   */
+  keepSecret?: (hashlock: Hex, secret: Hex, rule: RevealRule) => void;
   /**
    * The book that signs and keeps states (a client's, which feeds its watchtower and checks the lock horizon);
    * by default one of its own over the store.
@@ -433,7 +438,10 @@ export class Counterparty {
     // revealed, in the same step: an initiator's once it reveals, never once it undid the swap before that.
     const before = this.sides.get(k);
     const rule = revealRule(side);
-    if (side.secret !== undefined && (before?.secret !== side.secret || revealRule(before) !== rule)) this.o.store.saveSecret(side.terms.hashlock, side.secret, rule);
+    if (side.secret !== undefined && (before?.secret !== side.secret || revealRule(before) !== rule)) {
+      if (this.o.keepSecret !== undefined) this.o.keepSecret(side.terms.hashlock, side.secret, rule);
+      else this.o.store.saveSecret(side.terms.hashlock, side.secret, rule);
+    }
     this.sides.set(k, side);
     this.open.add(k);
     this.dirty.sides.add(k);

@@ -124,7 +124,8 @@ describe("group commit: swaps on many channel pairs at once", function () {
     await link.settled();
     const during = told.slice(before.told);
     expect(during.filter((t) => t.what === "cosigned").length).to.be.greaterThan(0);
-    expect(new Set(during.filter((t) => t.what === "secret").map((t) => t.hashlock)).size).to.equal(3, "each initiator's secret once it left");
+    expect(during.filter((t) => t.what === "secret").map((t) => t.hashlock).length).to.equal(3, "each initiator's secret, once, when it left");
+    expect(new Set(during.filter((t) => t.what === "secret").map((t) => t.hashlock)).size).to.equal(3);
     expect(during.filter((t) => !t.inBatch), "every call inside a batch of the tower's storage").to.deep.equal([]);
     expect(during.filter((t) => t.what === "signed").length).to.be.greaterThan(0);
     expect(during.filter((t) => !t.onDisk), "every state, signature and secret told only once it is in the client's file").to.deep.equal([]);
