@@ -58,6 +58,8 @@ export type SwapClientOptions = Readonly<{
     /** Runs `feed` (calls of the three above) as one unit of its own storage: one transaction, one sync. */
     batch?(feed: () => void): void;
   }>;
+  /** Authenticates envelopes with keys agreed with counterparties (default: one over `signer`, of this client's own). */
+  auth?: EnvelopeAuth;
 }>;
 
 /** What a responder policy is told beside the terms of the swap it is asked about. */
@@ -126,7 +128,7 @@ export class Session {
 
   constructor(readonly o: SwapClientOptions) {
     this.address = getAddress(o.signer.address);
-    this.auth = new EnvelopeAuth(o.signer);
+    this.auth = o.auth ?? new EnvelopeAuth(o.signer);
     this.book = new ChannelBook(
       o.store,
       o.signer,

@@ -219,6 +219,7 @@ async function openStores<N>(
     close: () => link.close(),
   };
   const client = new SwapClient({
+    auth: envelopeAuth, // one key cache for the port, the failure count and the client
     signer,
     store,
     transport,
