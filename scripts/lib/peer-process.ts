@@ -14,7 +14,9 @@ export type PeerProcess = Readonly<{
 /** Starts `hardhat run <script>` with `env` added to this process's environment; its stderr goes to ours. */
 export function startPeer(script: string, env: Readonly<Record<string, string>>): PeerProcess {
   const hardhatCli = join(process.cwd(), "node_modules", "hardhat", "dist", "src", "cli.js");
-  const child = spawn(process.execPath, [hardhatCli, "run", script], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "inherit"] });
+  // BENCH_PEER_NODE_ARGS: node flags for the peer process (`--cpu-prof --cpu-prof-dir=<dir>` to profile it).
+  const flags = (process.env.BENCH_PEER_NODE_ARGS ?? "").split(" ").filter((f) => f !== "");
+  const child = spawn(process.execPath, [...flags, hardhatCli, "run", script], { env: { ...process.env, ...env }, stdio: ["pipe", "pipe", "inherit"] });
   let out = "";
   child.stdout.on("data", (c: Buffer) => (out += c.toString()));
   const says = (pattern: RegExp) =>
