@@ -304,6 +304,7 @@ if (PARTS.has("pair")) {
   for (const inFlight of PAIR_IN_FLIGHT) {
     const before = await peerUsage();
     const mine = signs;
+    const from = process.hrtime.bigint() / 1000n;
     await runSwaps("one pair, HTTP, sync", 1, inFlight, PAIR_SWAPS, () => alice.client.propose({ source: s, target: t, give: 1000n, take: 10n }), [ca], () => signs);
     const after = await peerUsage();
     const run = runs[runs.length - 1]!;
@@ -318,6 +319,8 @@ if (PARTS.has("pair")) {
     run.ofBound = run.swapsPerSecond / run.boundSwapsPerSecond;
     run.peerCpuMsPerSwap = (after.cpuUs - before.cpuUs) / 1000 / run.swaps;
     console.log(`  ${run.signsPerSwap.toFixed(2)} signatures and as many recoveries per swap (both parties); the peer process's CPU: ${run.peerCpuMsPerSwap.toFixed(2)} ms/swap`);
+    // The run's window on the machine's monotonic clock (us), to cut a `--cpu-prof` profile of either process to it.
+    console.log(`  window ${from} ${process.hrtime.bigint() / 1000n}`);
   }
   clearInterval(ticker);
   child.stdin.end();

@@ -37,8 +37,23 @@ export type FeeEvent =
       replaces: string | undefined;
     }
   | { kind: "capReached"; call: string; nonce: number; hash: string; maxFeePerGas: bigint }
+  /**
+   * At the first send: the fee the chain asks now is above the cap, so the call may not land before its deadline
+   * unless the market comes down or the cap goes up (said at once, not when the deadline is near).
+   */
+  | { kind: "capBelowMarket"; call: string; maxFeePerGasCap: bigint; marketMaxFeePerGas: bigint }
   | { kind: "replacementRefused"; call: string; nonce: number; reason: string }
-  | { kind: "mined"; call: string; nonce: number; hash: string; blockNumber: number };
+  /** The node refused a first version (its fees under what the next block asks): the next rung is sent at once. */
+  | { kind: "sendRefused"; call: string; nonce: number; maxFeePerGas: bigint; reason: string }
+  /** The version in the pool was gone (dropped by the node, or never arrived): sent again as it was. */
+  | { kind: "resent"; call: string; nonce: number; hash: string }
+  | { kind: "mined"; call: string; nonce: number; hash: string; blockNumber: number }
+  /** A mined version left the chain in a reorganisation before it was `confirmations` deep: it is sent again. */
+  | { kind: "reorgedOut"; call: string; nonce: number; hash: string; blockNumber: number }
+  /** Another transaction of this account took the nonce (another process with this key): the call goes again with the next one. */
+  | { kind: "nonceTaken"; call: string; nonce: number }
+  /** The mined version is `confirmations` deep: the call has landed. */
+  | { kind: "landed"; call: string; nonce: number; hash: string; blockNumber: number };
 
 export type Fees = Readonly<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }>;
 
@@ -155,24 +170,65 @@ export type SendWithFeesArgs = Readonly<{
   deadline?: bigint;
   /** The chain's current time (latest block timestamp). */
   chainNow: () => Promise<bigint>;
+  /**
+   * Blocks the mined version must be under the chain's head before the call counts as landed (default 0: mined is
+   * landed). Until then its receipt is read again each poll; a version a reorganisation took out is sent again.
+   */
+  confirmations?: number;
 }>;
 
+/** How many times a call takes a new nonce after another transaction of the account took its own. */
+export const MAX_NONCE_RETRIES = 3;
+
 /**
- * Sends `request` and replaces it with higher fees until one version is mined; returns that version's receipt.
- * The nonce is taken once; a version mined while a replacement was being sent is success. Throws what the first
+ * Per account and chain: the taking of a nonce and the first send under it, one at a time, so two calls of one
+ * process (two channels' challenges, say) never take the same pending nonce and replace each other.
+ */
+const nonceTurns = new Map<string, Promise<unknown>>();
+
+async function inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const before = nonceTurns.get(key) ?? Promise.resolve();
+  const mine = before.then(fn, fn);
+  const settled = mine.catch(() => undefined);
+  nonceTurns.set(key, settled);
+  try {
+    return await mine;
+  } finally {
+    if (nonceTurns.get(key) === settled) nonceTurns.delete(key);
+  }
+}
+
+/**
+ * Sends `request` and replaces it with higher fees until one version is mined and `confirmations` deep; returns that
+ * version's receipt. The nonce is taken once per attempt (in turn with the account's other calls in this process); a
+ * version mined while a replacement was being sent is success; a version dropped from the pool is sent again, and
+ * so is one a reorganisation took out. Another transaction of the account taking the nonce (another process with
+ * the same key) makes the call go again under the next nonce, up to MAX_NONCE_RETRIES times. Throws what the first
  * send throws (a revert found by gas estimation), and on a mined version that reverted.
  */
 export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionReceipt> {
-  const { call, signer, policy, deadline } = args;
-  checkFeePolicy(policy);
-  const provider = signer.provider;
+  checkFeePolicy(args.policy);
+  const provider = args.signer.provider;
   if (provider === null) throw new ChannelSdkError("the signer is not connected to a provider");
+  for (let attempt = 0; ; attempt++) {
+    const landed = await landOnce(args, provider);
+    if (landed !== "nonceTaken") return landed;
+    if (attempt >= MAX_NONCE_RETRIES) {
+      throw new ChannelSdkError(`${args.call}: another transaction of this account took its nonce ${MAX_NONCE_RETRIES + 1} times (is another process sending with this key?).`);
+    }
+  }
+}
+
+/** One attempt of `sendWithFees` under one nonce: the receipt once landed, or "nonceTaken". */
+async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<TransactionReceipt | "nonceTaken"> {
+  const { call, signer, policy, deadline } = args;
   const bps = BigInt(Math.round((policy.bumpPercent ?? FEE_DEFAULTS.bumpPercent) * 100));
   const cap = policy.maxFeePerGasCap;
   const maxMs = policy.bumpAfterMs ?? FEE_DEFAULTS.bumpAfterMs;
   const minMs = policy.minBumpAfterMs ?? FEE_DEFAULTS.minBumpAfterMs;
   const margin = policy.deadlineMarginSeconds ?? FEE_DEFAULTS.deadlineMarginSeconds;
   const pollMs = policy.pollMs ?? FEE_DEFAULTS.pollMs;
+  const confirmations = args.confirmations ?? 0;
   const emit = (event: FeeEvent): void => {
     try {
       policy.onEvent?.(event);
@@ -186,31 +242,63 @@ export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionR
   // Gas is estimated without fees (a node may refuse to estimate under the base fee) and reused by every version.
   const gasLimit = args.request.gasLimit ?? (await signer.estimateGas(args.request));
   const market = await marketFees(provider);
-  const nonce = await signer.getNonce("pending");
-  const { gasPrice: _legacy, ...populated } = await signer.populateTransaction({
-    ...args.request,
-    gasLimit,
-    nonce,
-    type: 2,
-    ...market,
-  });
-  const base: TransactionRequest = { ...populated, nonce, type: 2, gasLimit };
-
+  if (market.maxFeePerGas > cap) emit({ kind: "capBelowMarket", call, maxFeePerGasCap: cap, marketMaxFeePerGas: market.maxFeePerGas });
+  const account = `${(await provider.getNetwork()).chainId}:${(await signer.getAddress()).toLowerCase()}`;
   let step = firstFees(market, cap, bps, replacementsLeft(await msLeft(), minMs));
-  let current = { hash: (await signer.sendTransaction({ ...base, ...step.fees })).hash, fees: step.fees };
+  const { nonce, base, hash } = await inTurn(account, async () => {
+    // A node that refuses the first version (its fees under what the next block asks: anvil, and nodes with a
+    // minimum) gets the next rung at once, up to the cap: nothing is in the pool yet, so there is nothing to wait for.
+    for (;;) {
+      const nonce = await signer.getNonce("pending");
+      const { gasPrice: _legacy, ...populated } = await signer.populateTransaction({ ...args.request, gasLimit, nonce, type: 2, ...market });
+      const base: TransactionRequest = { ...populated, nonce, type: 2, gasLimit };
+      try {
+        return { nonce, base, hash: (await signer.sendTransaction({ ...base, ...step.fees })).hash };
+      } catch (error) {
+        const next = nextFees(step.fees, cap, bps, Number.POSITIVE_INFINITY);
+        emit({ kind: "sendRefused", call, nonce, maxFeePerGas: step.fees.maxFeePerGas, reason: shortMessage(error) });
+        if (next === undefined) {
+          throw new ChannelSdkError(
+            `${call}: the node refused it even at the fee cap of ${step.fees.maxFeePerGas} wei per gas (${shortMessage(error)}); raise the cap or wait for lower fees.`,
+            { cause: error, docs: "docs/CHAINS.md" },
+          );
+        }
+        step = { fees: next.fees, stepsToCap: next.stepsToCap };
+      }
+    }
+  });
+  let current = { hash, fees: step.fees };
   const hashes = [current.hash];
   emit({ kind: "sent", call, nonce, hash: current.hash, ...current.fees, replaces: undefined });
   let capReported = false;
+  /** Sends the current version again if the node no longer holds it (dropped, or a reorganisation took it out). */
+  const keepInPool = async () => {
+    if ((await provider.getTransaction(current.hash)) !== null) return;
+    await signer.sendTransaction({ ...base, ...current.fees }).then(
+      () => emit({ kind: "resent", call, nonce, hash: current.hash }),
+      () => undefined, // known again meanwhile, or the nonce is used: the next look finds out
+    );
+  };
 
   for (;;) {
     const wait = waitBeforeReplacing(step.stepsToCap, await msLeft(), minMs, maxMs);
     const receipt = await pollReceipts(provider, hashes, wait, pollMs);
-    if (receipt !== undefined) return mined(call, nonce, receipt, emit);
+    if (receipt !== undefined) {
+      const landed = await deepEnough(provider, mined(call, nonce, receipt, emit), confirmations, pollMs);
+      if (landed !== undefined) {
+        emit({ kind: "landed", call, nonce, hash: landed.hash, blockNumber: landed.blockNumber });
+        return landed;
+      }
+      emit({ kind: "reorgedOut", call, nonce, hash: receipt.hash, blockNumber: receipt.blockNumber });
+      await keepInPool();
+      continue;
+    }
     if ((await signer.getNonce("latest")) > nonce) {
       // The nonce is used: by one of ours (its receipt shows up now), or by another transaction of this account.
       const late = await pollReceipts(provider, hashes, pollMs, pollMs);
-      if (late !== undefined) return mined(call, nonce, late, emit);
-      throw new ChannelSdkError(`${call}: nonce ${nonce} was used by another transaction of this account.`);
+      if (late !== undefined) continue; // ours: the loop above waits for its depth
+      emit({ kind: "nonceTaken", call, nonce });
+      return "nonceTaken";
     }
 
     const next = nextFees(current.fees, cap, bps, replacementsLeft(await msLeft(), minMs));
@@ -221,9 +309,7 @@ export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionR
       }
       step = { fees: current.fees, stepsToCap: 0 };
       // At the cap: keep the version in the node's pool (a node may drop it), and keep waiting.
-      if ((await provider.getTransaction(current.hash)) === null) {
-        await signer.sendTransaction({ ...base, ...current.fees }).catch(() => undefined);
-      }
+      await keepInPool();
       continue;
     }
     try {
@@ -233,11 +319,27 @@ export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionR
       hashes.push(current.hash);
       step = next;
     } catch (error) {
-      // An earlier version may have been mined meanwhile ("nonce too low"): that is success.
-      const receipt = await pollReceipts(provider, hashes, 0, pollMs);
-      if (receipt !== undefined) return mined(call, nonce, receipt, emit);
+      // An earlier version may have been mined meanwhile ("nonce too low"): the loop above finds its receipt.
+      if ((await pollReceipts(provider, hashes, 0, pollMs)) !== undefined) continue;
       emit({ kind: "replacementRefused", call, nonce, reason: shortMessage(error) });
     }
+  }
+}
+
+/**
+ * Waits until the block of `receipt` is `confirmations` under the head, reading the receipt again each poll: the
+ * receipt as it then stands, or undefined once a reorganisation took the transaction out of the chain.
+ */
+async function deepEnough(provider: Provider, receipt: TransactionReceipt, confirmations: number, pollMs: number): Promise<TransactionReceipt | undefined> {
+  if (confirmations <= 0) return receipt;
+  let seen = receipt;
+  for (;;) {
+    const head = await provider.getBlockNumber();
+    const now = await provider.getTransactionReceipt(seen.hash);
+    if (now === null) return undefined;
+    seen = now; // mined again in another block of the new branch: its depth counts from there
+    if (head - now.blockNumber >= confirmations) return now;
+    await sleep(pollMs);
   }
 }
 

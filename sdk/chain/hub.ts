@@ -313,7 +313,7 @@ export class HubAdapter {
 
   /**
    * Sends the transaction `tx` builds and waits until it is mined: once with the node's fees, or with `fees`,
-   * replaced with higher fees until mined (paced by `options.deadline` when given).
+   * replaced with higher fees until mined (paced by `options.deadline` when given) and `confirmations` deep.
    */
   private async send(call: string, tx: () => Promise<TransactionRequest>, options: DeadlineOptions = {}): Promise<void> {
     try {
@@ -330,6 +330,8 @@ export class HubAdapter {
           policy: fees,
           deadline: options.deadline,
           chainNow: () => this.now(),
+          // A call counts once its block is as deep as a deposit must be: one a reorganisation took out goes again.
+          confirmations: this.confirmations,
         });
       }
     } catch (error) {
