@@ -268,6 +268,8 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
     }
   });
   let current = { hash, fees: step.fees };
+  /** The fees of the last version offered, taken or refused: the next one climbs from them. */
+  let offered = step.fees;
   const hashes = [current.hash];
   emit({ kind: "sent", call, nonce, hash: current.hash, ...current.fees, replaces: undefined });
   let capReported = false;
@@ -283,6 +285,10 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
   for (;;) {
     const wait = waitBeforeReplacing(step.stepsToCap, await msLeft(), minMs, maxMs);
     const receipt = await pollReceipts(provider, hashes, wait, pollMs);
+    if (receipt === undefined && deadline !== undefined && (await args.chainNow()) > deadline) {
+      // Too late to matter (a challenge or a claim past its deadline is refused on chain): the caller's loop goes on.
+      throw new ChannelSdkError(`${call}: not mined by its deadline ${deadline} (nonce ${nonce}, last offer ${current.fees.maxFeePerGas} wei per gas).`, { docs: "docs/CHAINS.md" });
+    }
     if (receipt !== undefined) {
       const landed = await deepEnough(provider, mined(call, nonce, receipt, emit), confirmations, pollMs);
       if (landed !== undefined) {
@@ -301,13 +307,13 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
       return "nonceTaken";
     }
 
-    const next = nextFees(current.fees, cap, bps, replacementsLeft(await msLeft(), minMs));
+    const next = nextFees(offered, cap, bps, replacementsLeft(await msLeft(), minMs));
     if (next === undefined) {
       if (!capReported) {
-        emit({ kind: "capReached", call, nonce, hash: current.hash, maxFeePerGas: current.fees.maxFeePerGas });
+        emit({ kind: "capReached", call, nonce, hash: current.hash, maxFeePerGas: offered.maxFeePerGas });
         capReported = true;
       }
-      step = { fees: current.fees, stepsToCap: 0 };
+      step = { fees: offered, stepsToCap: 0 };
       // At the cap: keep the version in the node's pool (a node may drop it), and keep waiting.
       await keepInPool();
       continue;
@@ -316,12 +322,16 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
       const replacement = await signer.sendTransaction({ ...base, ...next.fees });
       emit({ kind: "sent", call, nonce, hash: replacement.hash, ...next.fees, replaces: current.hash });
       current = { hash: replacement.hash, fees: next.fees };
+      offered = next.fees;
       hashes.push(current.hash);
       step = next;
     } catch (error) {
       // An earlier version may have been mined meanwhile ("nonce too low"): the loop above finds its receipt.
       if ((await pollReceipts(provider, hashes, 0, pollMs)) !== undefined) continue;
       emit({ kind: "replacementRefused", call, nonce, reason: shortMessage(error) });
+      // Refused (under what the next block asks, on a node that checks it): the next look offers the rung above.
+      offered = next.fees;
+      step = next;
     }
   }
 }

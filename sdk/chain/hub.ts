@@ -61,6 +61,13 @@ export type HubAdapterOptions = Readonly<{
    * Without it, each transaction is sent once with the node's suggested fees and waited for.
    */
   fees?: FeePolicy;
+  /**
+   * With `fees`: blocks a transaction's block must be under the head before the call returns (default 0: it returns
+   * once mined); until then a version a reorganisation took out is sent again. A caller that decides from the chain's
+   * state on every tick (the node, the watchtower) keeps 0: a call that left the chain is made again by its next
+   * tick, and a loop never waits on one call's depth.
+   */
+  landingDepth?: number;
 }>;
 
 /** For a call racing a deadline. */
@@ -330,8 +337,7 @@ export class HubAdapter {
           policy: fees,
           deadline: options.deadline,
           chainNow: () => this.now(),
-          // A call counts once its block is as deep as a deposit must be: one a reorganisation took out goes again.
-          confirmations: this.confirmations,
+          confirmations: this.options.landingDepth ?? 0,
         });
       }
     } catch (error) {

@@ -26,6 +26,20 @@ export const NodeChainSchema = z.strictObject({
   finalitySeconds: wholeNumber().default(60),
   inclusionSeconds: wholeNumber().default(300),
   clockSkewSeconds: wholeNumber().default(60),
+  /**
+   * Fees of the transactions that race a deadline (force closes, challenges, reveals, settles): replaced with fees
+   * raised by `bumpPercent` until one is mined, paced to reach the cap before the deadline, never above it
+   * (docs/CHAINS.md).
+   */
+  fees: z
+    .strictObject({
+      /** The most this node offers per gas (max fee, gwei). */
+      maxFeePerGasGwei: decimal().default("500"),
+      bumpPercent: z.number().min(12.5).max(100).default(12.5),
+      /** How long a version waits for inclusion before it is replaced when no deadline presses. */
+      bumpAfterSeconds: positiveInt(3_600).default(24),
+    })
+    .prefault({}),
   /** The assets this node names on the chain: symbol -> token address (zero address: the native coin). */
   assets: z.record(z.string(), z.strictObject({ address: address(), decimals: wholeNumber(0, 36).default(18) })),
 });

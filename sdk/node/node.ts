@@ -15,7 +15,7 @@ import type { Logger } from "pino";
 import type { Address, Hex } from "../core/types.js";
 import { ChannelOps } from "./channel-ops.js";
 import { ChannelOpening } from "./channel-opening.js";
-import { NodeEvents, type Emit, type NodeEvent } from "./events.js";
+import { NodeEvents, plain, type Emit, type NodeEvent } from "./events.js";
 import type { NodeConfig } from "./node-config.js";
 import type { PeerLink } from "./peer.js";
 import { PeerBook } from "./peer-book.js";
@@ -93,6 +93,7 @@ export class ChannelNode {
       onChannelProposal: (signed) => this.opening.onChannelProposal(signed),
       swapPolicy: (terms, context) => this.swapDesk.swapPolicy(terms, context),
       onClientEvent: (e) => this.events.onClientEvent(e),
+      onFeeEvent: (chain, e) => this.events.emit("chainTx", { chain, ...(plain(e) as object) }),
       run: () => {
         this.loadState();
         this.ticker.start();

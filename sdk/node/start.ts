@@ -3,9 +3,10 @@
  * SwapClient wired together, each thing started undone again if a later one fails.
  */
 import { existsSync } from "node:fs";
-import { type JsonRpcProvider, Wallet } from "ethers";
 import type { Logger } from "pino";
 
+import { type JsonRpcProvider, parseUnits, Wallet } from "ethers";
+import type { FeeEvent, FeePolicy } from "../chain/fees.js";
 import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
 import { EnvelopeAuth } from "../core/envelope-auth.js";
@@ -67,6 +68,8 @@ export type NodeHooks = Readonly<{
   onChannelProposal: (signed: SignedProposal) => Promise<ProposalAnswer>;
   swapPolicy: (terms: SwapTerms, context: PolicyContext) => string | undefined;
   onClientEvent: (e: ClientEvent) => void;
+  /** Progress of a deadline transaction on chain `chain` (logged already): for the event stream. */
+  onFeeEvent: (chain: string, e: FeeEvent) => void;
   /** Reads the node's files beside the store, starts the tick loop and the heartbeat's interval. */
   run: () => void;
   /** The first heartbeat. */
@@ -112,7 +115,11 @@ export async function openNode<N>(config: NodeConfig, key: Hex, log: Logger, opt
       // A chain's time read within the last second is reused, moved on by the wall clock: every proposal, envelope
       // of terms and acceptance checks the timing rules against both chains' times, and a JSON-RPC round trip for
       // each was most of a swap's latency through the node (the rules' skew bounds are tens of seconds).
-      adapter = await HubAdapter.connect(c.hub, new Wallet(key, provider), { confirmations: c.confirmations, timeCacheMs: CHAIN_TIME_CACHE_MS });
+      adapter = await HubAdapter.connect(c.hub, new Wallet(key, provider), {
+        confirmations: c.confirmations,
+        timeCacheMs: CHAIN_TIME_CACHE_MS,
+        fees: feePolicy(name, c.fees, log, (e) => hooks?.onFeeEvent(name, e)),
+      });
     } catch (error) {
       for (const p of providers) p.destroy();
       throw new ChannelSdkError(`chains.${name}: cannot use the hub ${c.hub} at ${new URL(c.rpcUrl).origin}: ${(error as Error).message.split("\n")[0]}`);
@@ -271,4 +278,52 @@ async function openStores<N>(
   );
   hooks.beat();
   return built.node;
+}
+
+/**
+ * A chain's fee policy from its configuration: every deadline transaction of the node goes through it (fees.ts).
+ * Its progress is logged (a warning for what an operator must act on: the market above the cap, the cap reached, a
+ * transaction reorganised out or its nonce taken by another process) and told to `onEvent` (the event stream).
+ */
+export function feePolicy(chain: string, fees: NodeConfig["chains"][string]["fees"], log: Logger, onEvent: (e: FeeEvent) => void): FeePolicy {
+  const gwei = (wei: bigint) => `${Number(wei) / 1e9} gwei`;
+  const setting = `chains.${chain}.fees.maxFeePerGasGwei`;
+  const report = (e: FeeEvent) => {
+    const fields = { event: "chainTx", chain, ...(plain(e) as object) };
+    switch (e.kind) {
+      case "capBelowMarket":
+        log.warn(fields, `chain ${chain}: ${e.call}: the chain asks ${gwei(e.marketMaxFeePerGas)} per gas, above ${setting} (${gwei(e.maxFeePerGasCap)}): it may not land before its deadline; raise the cap`);
+        break;
+      case "capReached":
+        log.warn(fields, `chain ${chain}: ${e.call} (nonce ${e.nonce}) offers the cap of ${gwei(e.maxFeePerGas)} per gas (${setting}) and is not mined yet`);
+        break;
+      case "reorgedOut":
+        log.warn(fields, `chain ${chain}: ${e.call} (nonce ${e.nonce}) left the chain in a reorganisation (was in block ${e.blockNumber}); sent again`);
+        break;
+      case "nonceTaken":
+        log.warn(fields, `chain ${chain}: ${e.call}: another transaction from this node's account took nonce ${e.nonce} (another process with this key?); sent again under the next`);
+        break;
+      case "resent":
+        log.warn(fields, `chain ${chain}: ${e.call} (nonce ${e.nonce}) was no longer in the node's pool; sent again`);
+        break;
+      case "sendRefused":
+      case "replacementRefused":
+        log.debug(fields, `chain ${chain}: ${e.call}: a version was refused (${e.reason})`);
+        break;
+      case "sent":
+        log.info(fields, `chain ${chain}: ${e.call} ${e.replaces === undefined ? "sent" : "replaced"} (nonce ${e.nonce}, up to ${gwei(e.maxFeePerGas)} per gas)`);
+        break;
+      case "mined":
+      case "landed":
+        log.info(fields, `chain ${chain}: ${e.call} (nonce ${e.nonce}) ${e.kind} in block ${e.blockNumber}`);
+        break;
+    }
+    onEvent(e);
+  };
+  return {
+    maxFeePerGasCap: parseUnits(fees.maxFeePerGasGwei, 9),
+    bumpPercent: fees.bumpPercent,
+    bumpAfterMs: fees.bumpAfterSeconds * 1000,
+    onEvent: report,
+  };
 }

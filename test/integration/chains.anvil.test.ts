@@ -45,11 +45,14 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
   let anvil: Anvil;
   let provider: JsonRpcProvider;
   let hub: string;
+  /** The base fee of a quiet chain: each test's spike is a multiple of it, and the chain comes back to it after. */
+  let quiet: bigint;
 
   before(async function () {
     anvil = await startAnvil({ chainId: 31_401, blockTime: 1 });
     provider = anvilProvider(anvil);
     hub = await deployHub(provider);
+    quiet = (await provider.getBlock("latest"))!.baseFeePerGas!;
   });
 
   after(async function () {
@@ -61,7 +64,7 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
   async function sender(index: number, options: { cap?: bigint; confirmations?: number } = {}) {
     const events: FeeEvent[] = [];
     const fees: FeePolicy = { ...POLICY, maxFeePerGasCap: options.cap ?? POLICY.maxFeePerGasCap, onEvent: (e) => events.push(e) };
-    const adapter = await HubAdapter.connect(hub, localWallet(index, provider), { fees, confirmations: options.confirmations ?? 0 });
+    const adapter = await HubAdapter.connect(hub, localWallet(index, provider), { fees, landingDepth: options.confirmations ?? 0 });
     return { adapter, events };
   }
 
@@ -81,6 +84,8 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
     return async () => {
       spiking = false;
       await loop;
+      await anvil.setNextBaseFee(quiet); // the stretch ends: the next test starts on a quiet chain
+      await waitFor("the chain to be quiet again", async () => (await provider.getBlock("latest"))!.baseFeePerGas! <= quiet);
     };
   }
 
@@ -110,7 +115,7 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
 
   it("lands a reveal through a twentyfold base fee before its deadline, never offering more than the cap", async function () {
     const { adapter, events } = await sender(2);
-    const spike = 20n * (await provider.getBlock("latest"))!.baseFeePerGas!;
+    const spike = 20n * quiet;
     const stop = await spikeAt(spike);
     const r = await reveal(adapter, 60n);
     await waitFor("the reveal to land", () => r.call.done).finally(stop);
@@ -124,7 +129,7 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
   });
 
   it("says at once that its cap is below what the chain asks, long before the deadline, and never offers more", async function () {
-    const spike = 20n * (await provider.getBlock("latest"))!.baseFeePerGas!;
+    const spike = 20n * quiet;
     const cap = spike / 4n;
     const { adapter, events } = await sender(3, { cap });
     const stop = await spikeAt(spike);
@@ -142,10 +147,29 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
     expect(again.call.failed).to.equal(undefined);
   });
 
+  it("gives up once its deadline has passed with the market above its cap, so the caller's loop goes on", async function () {
+    const base = quiet;
+    const cap = 8n * base;
+    const { adapter, events } = await sender(7, { cap });
+    await anvil.rpc("evm_setIntervalMining", [0]); // the first version goes into the pool at today's fees
+    const r = await reveal(adapter, 20n);
+    await waitFor("the first version", () => sentOf(events).length >= 1);
+    await anvil.rpc("evm_setIntervalMining", [1]);
+    const stop = await spikeAt(20n * base); // from now on every block asks more than the cap
+    await waitFor("the call to give up", () => r.call.done).finally(stop);
+    expect(String((r.call.failed as Error)?.message)).to.match(/not mined by its deadline/);
+    expect(await adapter.now(), "not before the deadline").to.be.greaterThan(r.deadline);
+    expect(events.map((e) => e.kind), "it climbed to the cap first").to.include("capReached");
+    expect(sentOf(events).every((e) => e.maxFeePerGas <= cap)).to.equal(true);
+    expect(await r.revealedAt()).to.equal(0n);
+  });
+
   it("sends again a reveal a reorganisation took out after it was mined, and counts it only once deep enough", async function () {
     const { adapter, events } = await sender(4, { confirmations: 3 });
     const r = await reveal(adapter, 120n);
-    await waitFor("the first version mined", () => events.some((e) => e.kind === "mined"));
+    await waitFor("the first version mined", () => events.some((e) => e.kind === "mined")).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(events, (_, v) => (typeof v === "bigint" ? `${v}` : v))}`);
+    });
     const mined = events.find((e): e is Extract<FeeEvent, { kind: "mined" }> => e.kind === "mined")!;
     const head = await provider.getBlockNumber();
     await anvil.reorg(head - mined.blockNumber + 1); // its block and every one after it replaced by empty ones
