@@ -1,0 +1,165 @@
+/**
+ * Two nodes on two anvil chains mining a block a second, each with a finality depth of 2 blocks: a counterparty
+ * gone hostile registers a stale state, the honest node's challenge is mined and then reorganised out of the chain,
+ * and the node challenges again and settles with its newest state before the deadline. The nodes run in this
+ * process with their control APIs on real ports; the chains are anvil processes (a second EVM client).
+ */
+import { expect } from "chai";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import type { ServerType } from "@hono/node-server";
+import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import { pino } from "pino";
+
+import { accountKey, deployHub } from "../../scripts/lib/local.js";
+import { HubAdapter, type Hex } from "../../sdk/index.js";
+import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
+import { ChannelNode } from "../../sdk/node/node.js";
+import { loadNodeConfig } from "../../sdk/node/node-config.js";
+import { Store } from "../../sdk/store/store.js";
+import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { freePort, until } from "../helpers/nodes.js";
+
+type Who = "alice" | "bob";
+const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
+const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
+const CHALLENGE_PERIOD = 300; // the hub's least
+type Running = { node: ChannelNode; server: ServerType; base: string; token: string };
+type Event = { type: string; chain?: string; kind?: string; call?: string; hash?: string; blockNumber?: number; swapId?: string; phase?: { kind: string; outcome?: string } };
+
+describe("a node on chains that misbehave (two anvil chains, a block a second, finality 2 blocks)", function () {
+  this.timeout(240_000);
+  const anvils: Anvil[] = [];
+  const providers: JsonRpcProvider[] = [];
+  const hubs: string[] = [];
+  let dir: string;
+  const run: Partial<Record<Who, Running>> = {};
+  const logs: Record<Who, Record<string, unknown>[]> = { alice: [], bob: [] };
+  const events: Record<Who, Event[]> = { alice: [], bob: [] };
+  const file = (who: Who) => join(dir, `${who}.json`);
+
+  async function start(who: Who): Promise<Running> {
+    const config = loadNodeConfig(file(who));
+    const log = pino({ level: "info", base: undefined }, new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs[who].push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }));
+    const node = await ChannelNode.start(config, accountKey(ACCOUNT[who]) as Hex, log);
+    node.subscribe((e) => events[who].push(e as unknown as Event));
+    const token = apiToken(config.api.tokenFile);
+    const { server, url } = await serveApi(apiApp(node, token), config.api.host, config.api.port);
+    return (run[who] = { node, server, base: `${url}/api/v1`, token });
+  }
+
+  async function stop(who: Who): Promise<void> {
+    const r = run[who];
+    if (r === undefined) return;
+    delete run[who];
+    r.server.close();
+    (r.server as { closeAllConnections?: () => void }).closeAllConnections?.();
+    await r.node.stop();
+  }
+
+  async function api<T = unknown>(who: Who, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+    const r = run[who]!;
+    const res = await fetch(r.base + path, {
+      method,
+      headers: { authorization: `Bearer ${r.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as T };
+  }
+
+  type Channel = { id: string; status: string; base: { deposits: string[]; onChainDeposits?: string[] } };
+  const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
+
+  before(async function () {
+    for (const chainId of [31_411, 31_412]) {
+      const anvil = await startAnvil({ chainId, blockTime: 1 });
+      anvils.push(anvil);
+      const provider = anvilProvider(anvil);
+      providers.push(provider);
+      hubs.push(await deployHub(provider));
+    }
+    dir = mkdtempSync(join(tmpdir(), "node-anvil-"));
+    const ports = { alice: await freePort(), bob: await freePort() };
+    const apiPorts = { alice: await freePort(), bob: await freePort() };
+    const chain = (i: number) => ({
+      rpcUrl: anvils[i]!.url, hub: hubs[i], confirmations: 2, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
+      fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
+      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+    });
+    const write = (who: Who, peer: Who, pairs: unknown[]) =>
+      writeFileSync(file(who), JSON.stringify({
+        key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
+        api: { port: apiPorts[who], tokenFile: `${who}.token` },
+        chains: { source: chain(0), target: chain(1) },
+        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
+        policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: CHALLENGE_PERIOD }, swaps: { pairs, maxInFlight: 8 } },
+        timing: { tickMs: 250, heartbeatSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
+      }));
+    write("alice", "bob", []);
+    write("bob", "alice", [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }]);
+    for (const who of ["alice", "bob"] as const) await start(who);
+  });
+
+  after(async function () {
+    for (const who of ["alice", "bob"] as const) await stop(who);
+    for (const p of providers) p.destroy();
+    for (const a of anvils) await a.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("challenges again a stale close whose first challenge a reorganisation took out, and settles with its newest state in time", async function () {
+    const open = async (who: Who, peer: Who, asset: string) => (await run[who]!.node.openChannel({ peer, asset, deposit: "2", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+    const s = await open("alice", "bob", "ETH@source");
+    const t = await open("bob", "alice", "ETH@target");
+    for (const who of ["alice", "bob"] as const) {
+      for (const id of [s, t]) await until(`${who}: ${id} open, deposits counted`, async () => (counted((await api<Channel>(who, "GET", `/channels/${id}`)).json) ? true : undefined));
+    }
+    // Two swaps: the state of S moves past the one Bob will register.
+    for (let i = 0; i < 2; i++) {
+      const { status, json } = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: s, target: t });
+      expect(status, JSON.stringify(json)).to.equal(201);
+      await until(`swap ${i} swapped`, async () => ((await api<{ phase: string; outcome?: string }>("alice", "GET", `/swaps/${json.id}`)).json.outcome === "swapped" ? true : undefined));
+    }
+    // Bob's node stops; Bob, hostile, registers the oldest state he holds co-signed on S.
+    await stop("bob");
+    const bobStore = new Store(join(dir, "bob.sqlite"));
+    const record = bobStore.channel(s as Hex)!;
+    const newest = bobStore.latestCoSigned(s as Hex)!;
+    let stale = undefined as ReturnType<Store["coSignedAt"]>;
+    for (let seq = 1n; seq < newest.state.seq && stale === undefined; seq++) stale = bobStore.coSignedAt(s as Hex, seq);
+    bobStore.close();
+    expect(stale, "Bob holds an older co-signed state").to.not.equal(undefined);
+    const bobOnS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!));
+    const before = await providers[0]!.getBlockNumber();
+    await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
+
+    // Alice's node challenges; the block with her challenge, and every one after it, leaves the chain.
+    const challengeMined = () => events.alice.find((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "mined");
+    const first = await until("Alice's challenge mined", async () => challengeMined());
+    expect(first.blockNumber!, "after Bob's close").to.be.greaterThan(before);
+    const head = await providers[0]!.getBlockNumber();
+    await anvils[0]!.reorg(head - first.blockNumber! + 1);
+    expect(await providers[0]!.getTransactionReceipt(first.hash!), "her first challenge, reorganised out").to.equal(null);
+    const info = async () => (await bobOnS.channelInfo(s as Hex));
+    expect((await info()).seq, "the chain holds Bob's stale state again").to.equal(stale!.state.seq);
+
+    // She challenges again, from what the chain shows: her newest state is registered before the deadline.
+    await until("Alice's newest state on chain", async () => ((await info()).seq === newest.state.seq ? true : undefined), 60_000);
+    const registered = await info();
+    expect(await bobOnS.now(), "before the challenge deadline").to.be.at.most(registered.deadline);
+    const challenges = events.alice.filter((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "sent" && e.hash !== first.hash);
+    expect(challenges.length, "a second challenge sent").to.be.greaterThan(0);
+
+    // Past the challenge period the channel settles with her newest state.
+    await anvils[0]!.rpc("evm_increaseTime", [CHALLENGE_PERIOD + 5]);
+    await until("S settled on chain", async () => ((await info()).status === "closed" ? true : undefined), 90_000);
+    expect((await info()).seq).to.equal(newest.state.seq);
+  });
+});
