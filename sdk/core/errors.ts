@@ -102,3 +102,38 @@ export class InvalidTermsError extends ChannelSdkError {
     super(`Invalid swap terms: ${reason}`, { docs: "docs/SWAP.md" });
   }
 }
+
+/**
+ * No hub code at the address a chain adapter reads: the address is not the hub on that chain (`notYet` undefined),
+ * or the hub was deployed after the block read, the final block `confirmations` below the head (`notYet`).
+ */
+export class HubNotDeployedError extends ChannelSdkError {
+  readonly chainId: bigint;
+  readonly hub: string;
+  readonly notYet: Readonly<{ block: number; head: number; confirmations: number; local: boolean }> | undefined;
+
+  constructor(
+    o: Readonly<{
+      chainId: bigint;
+      hub: string;
+      notYet?: Readonly<{ block: number; head: number; confirmations: number; local: boolean }>;
+    }>,
+  ) {
+    const { chainId, hub, notYet } = o;
+    super(
+      notYet === undefined
+        ? `No contract at the hub address ${hub} on chain ${chainId}: check the hub address for chain ${chainId} ` +
+            "(deployed to another chain, or the chain restarted since it was deployed?)."
+        : `The hub ${hub} on chain ${chainId} has no code at block ${notYet.block}, the final block (the head ${notYet.head} ` +
+            `less ${notYet.confirmations} confirmations): it was deployed fewer than ${notYet.confirmations} blocks ago. ` +
+            (notYet.local
+              ? `Chain ${chainId} is a local chain: it mines a block only when a transaction arrives, so no block comes by ` +
+                "itself; use confirmations 0 there (its default when none is given)."
+              : `Wait until it is ${notYet.confirmations} blocks deep.`),
+      { docs: "docs/TIMING.md#local-chains" },
+    );
+    this.chainId = chainId;
+    this.hub = hub;
+    this.notYet = notYet;
+  }
+}
