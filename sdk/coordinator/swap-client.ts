@@ -1,5 +1,6 @@
 import { ZeroAddress } from "ethers";
 
+import type { HubAdapter } from "../chain/hub.js";
 import { channelIdOf } from "../core/eip712.js";
 import { ChannelTermsError, UnexpectedMessageError } from "../core/errors.js";
 import type { Envelope } from "../core/messages.js";
@@ -68,10 +69,9 @@ export class SwapClient {
     const channelId = channelIdOf(chainId, chain.hubAddress, params);
     const myIndex = this.checkChannelParams(params, expected);
     if (this.book.has(channelId)) return channelId;
-    const info = await chain.channelInfo(channelId, await chain.finalBlock());
-    if (info.status !== "open") {
-      throw new ChannelTermsError("status", `channel ${channelId} is ${info.status} at the final block of chain ${chainId}, not open`);
-    }
+    const final = await chain.finalBlock();
+    const info = await chain.channelInfo(channelId, final);
+    if (info.status !== "open") throw new ChannelTermsError("status", await this.notOpen(chain, channelId, info.status, final));
     await this.groupCommit.serial(async () => {
       await this.groupCommit.settleGroup();
       const record = { ref: { chainId, hub: chain.hubAddress, channelId }, params, myIndex, openingDeposits: [0n, 0n] as const };
@@ -81,6 +81,24 @@ export class SwapClient {
       this.batched.join(channelId); // under the update scheme from its first co-signed state
     });
     return channelId;
+  }
+
+  /** Why a channel is not open at the final block, and what to do about it. */
+  private async notOpen(chain: HubAdapter, channelId: Hex, status: string, final: number): Promise<string> {
+    const at = `on chain ${chain.chainId} (hub ${chain.hubAddress})`;
+    if (status !== "none") return `channel ${channelId} is ${status} ${at}: a channel being closed or closed takes no swaps`;
+    const head = await chain.headBlock();
+    if (final < head && (await chain.channelInfo(channelId, head)).status !== "none") {
+      return (
+        `channel ${channelId} is open at the head (block ${head}) ${at} but not yet at the final block ${final} ` +
+        `(${chain.confirmations} confirmations): join again once its opening is ${chain.confirmations} blocks deep`
+      );
+    }
+    return (
+      `no channel ${channelId} ${at} at block ${final}. Its id is computed from the chain id, the hub address and the ` +
+      `parameters, nonce included: check that chain ${chain.chainId} and hub ${chain.hubAddress} are where it was opened ` +
+      "(the chainId passed to addChannel selects the adapter), and that the parameters are the ones it was opened with"
+    );
   }
 
   private checkChannelParams(params: ChannelParams, expected: ExpectedChannel): ParticipantIndex {

@@ -16,10 +16,36 @@ export class InvalidStateError extends ChannelSdkError {
   }
 }
 
+/** Where a balance falls short, as far as the thrower knows it, and what to do about it. */
+export type BalanceContext = Readonly<{
+  channelId?: string;
+  chainId?: bigint;
+  /** Shows an amount in the asset's units (base units when its decimals are not known). */
+  format?: (amount: bigint) => string;
+  /** What the amounts are counted in, e.g. "native coin", shown once after them. */
+  unit?: string;
+  /** The next step: count a deposit, wait for it to be final, deposit more. */
+  hint?: string;
+}>;
+
 /** A participant's free balance does not cover an amount it is asked to lock or send. */
 export class InsufficientBalanceError extends ChannelSdkError {
-  constructor(readonly participant: number, readonly available: bigint, readonly needed: bigint) {
-    super(`Participant ${participant} has ${available} free in the channel but ${needed} is needed.`);
+  /** The channel, when the thrower knows it. */
+  readonly channelId: string | undefined;
+
+  constructor(
+    readonly participant: number,
+    readonly available: bigint,
+    readonly needed: bigint,
+    context: BalanceContext = {},
+  ) {
+    const where = context.channelId === undefined ? "in the channel" : `in channel ${context.channelId}`;
+    const chain = context.chainId === undefined ? "" : ` on chain ${context.chainId}`;
+    const f = context.format ?? ((a: bigint) => a.toString());
+    const unit = context.unit === undefined ? "" : ` (${context.unit})`;
+    const hint = context.hint === undefined ? "" : ` ${context.hint}`;
+    super(`Participant ${participant} has ${f(available)} free ${where}${chain} but ${f(needed)} is needed${unit}.${hint}`);
+    this.channelId = context.channelId;
   }
 }
 
