@@ -163,3 +163,51 @@ export class HubNotDeployedError extends ChannelSdkError {
     this.notYet = notYet;
   }
 }
+
+/**
+ * A transport with no address for its peer: nothing it is given can leave. Raised by the send itself, reported by
+ * the client as a `sendFailed` event (`notConnected`), and the error `syncDeposits`, `whenDone` and `whenClosed`
+ * reject with when their channel's messages fail for it.
+ */
+export class TransportNotConnectedError extends ChannelSdkError {
+  constructor(what = "The HTTP transport") {
+    super(
+      `${what} has no peer URL, so no message reaches the counterparty: call transport.connect(peerUrl) with its URL ` +
+        "(or pass it to HttpTransport.start). The client resends what failed on its next tick.",
+    );
+  }
+}
+
+/** A send the peer did not take: it refused the request, did not answer in time, or could not be reached. */
+export class PeerUnreachableError extends ChannelSdkError {
+  constructor(
+    /** Where the message was to go (the peer's URL). */
+    readonly peer: string,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super(reason, { cause });
+  }
+}
+
+/**
+ * A wait (`syncDeposits`, `whenDone`, `whenClosed`) given up before what it waited for happened: its timeout passed
+ * (`timedOut`) or its AbortSignal fired. The client goes on with the channel or swap in the background (its ticks);
+ * the message says what was awaited and what to check.
+ */
+export class WaitAbortedError extends ChannelSdkError {
+  /** Whether the wait's timeout ended it (else its AbortSignal). */
+  readonly timedOut: boolean;
+
+  constructor(
+    /** What was awaited, e.g. "the count of deposits of channel 0x…". */
+    readonly waitingFor: string,
+    /** The timeout that passed, or undefined when the signal aborted the wait. */
+    timeoutMs: number | undefined,
+    hint: string,
+    cause?: unknown,
+  ) {
+    super(`Gave up waiting for ${waitingFor} ${timeoutMs === undefined ? "(aborted)" : `after ${timeoutMs} ms`}: ${hint}`, { cause });
+    this.timedOut = timeoutMs !== undefined;
+  }
+}
