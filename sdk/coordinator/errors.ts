@@ -26,7 +26,7 @@ export class ChannelClosingError extends ChannelBusyError {
       channelId,
       op === "closed"
         ? "been closed; new swaps need another channel"
-        : `a ${op === "forceClose" ? "force " : ""}close in progress and takes no new swap (whenClosed resolves once it has landed)`,
+        : `a ${op === "forceClose" ? "force " : ""}close in progress and takes no new swap; swap on another channel`,
     );
   }
 }
