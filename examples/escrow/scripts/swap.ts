@@ -31,9 +31,17 @@ const BOB = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a"
 /** How long each wait below may take before it fails, saying what is missing (rather than hanging). */
 const WAIT = { timeoutMs: 30_000 };
 
+const [urlS, urlT] = [process.env.CHAIN_S_URL ?? "http://127.0.0.1:8545", process.env.CHAIN_T_URL ?? "http://127.0.0.1:8546"];
+// A chain that is not running is said at once, with what to do (ethers alone would retry, then fail deep inside a call).
+for (const [url, script] of [[urlS, "chain:s"], [urlT, "chain:t"]]) {
+  const ask = { method: "POST", headers: { "content-type": "application/json" }, body: '{"jsonrpc":"2.0","id":1,"method":"eth_chainId","params":[]}' };
+  await fetch(url, ask).catch(() => {
+    console.error(`error: no chain answers at ${url}: start it first (npm run ${script}, in a terminal of its own)`);
+    process.exit(1);
+  });
+}
 // rpcProvider: a JsonRpcProvider without ethers' 250 ms cache, so chain time, nonces and channels are read fresh.
-const S = rpcProvider(process.env.CHAIN_S_URL ?? "http://127.0.0.1:8545");
-const T = rpcProvider(process.env.CHAIN_T_URL ?? "http://127.0.0.1:8546");
+const [S, T] = [rpcProvider(urlS), rpcProvider(urlT)];
 
 /** A SecretRegistry and a ChannelHub bound to it, from the package's bytecode; returns the hub's address. */
 async function deployHub(provider: JsonRpcProvider): Promise<string> {
