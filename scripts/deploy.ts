@@ -16,9 +16,8 @@ import { rmSync } from "node:fs";
 import hre, { network } from "hardhat";
 
 import ChannelHubModule from "../ignition/modules/ChannelHub.js";
+import { LOCAL_CHAIN_IDS } from "../sdk/index.js";
 import { EnvVarError, privateKeyFromEnv, runMain } from "../sdk/node/index.js";
-
-const LOCAL_CHAIN_IDS = new Set([31337n, 31338n]);
 
 await runMain(async () => {
   const names = (process.env.NETWORKS ?? "localSource,localTarget")

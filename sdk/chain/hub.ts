@@ -1,6 +1,8 @@
 import {
   Contract,
   getAddress,
+  isError,
+  JsonRpcApiProvider,
   ZeroAddress,
   type ContractRunner,
   type Provider,
@@ -9,7 +11,7 @@ import {
 } from "ethers";
 
 import { toOnChainState } from "../core/eip712.js";
-import { ChannelSdkError } from "../core/errors.js";
+import { ChannelSdkError, HubNotDeployedError } from "../core/errors.js";
 import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
 import { shortMessage } from "./errors.js";
 import { checkFeePolicy, sendWithFees, type FeePolicy } from "./fees.js";
@@ -21,6 +23,7 @@ import {
 } from "../contracts.js";
 
 const ERC20_APPROVE_ABI = ["function approve(address spender, uint256 amount) returns (bool)"];
+const ERC20_DECIMALS_ABI = ["function decimals() view returns (uint8)"];
 
 /** Channel status as the hub stores it. */
 export type ChannelStatus = "none" | "open" | "disputed" | "closed";
@@ -36,19 +39,29 @@ export type ChannelInfo = Readonly<{
   stateHash: Hex;
 }>;
 
-/** Chain ids of local development chains (Hardhat and Anvil, and this project's second local chain): final at once. */
-const LOCAL_CHAIN_IDS: ReadonlySet<bigint> = new Set([31337n, 31338n]);
 /**
- * Confirmation depth of any other chain unless configured: Ethereum finalizes after two epochs (64 blocks). Set each
- * chain's own figure: an L2's finality, or more on chains with deep reorgs.
+ * Chain ids of local development chains: 31337 (Hardhat's and Anvil's default) and 31338 (this project's second
+ * local chain). They mine a block only when a transaction arrives (auto-mining), so a depth above 0 is reached only
+ * by later transactions; they never reorg, so what they hold is final at once.
+ */
+export const LOCAL_CHAIN_IDS: ReadonlySet<bigint> = new Set([31337n, 31338n]);
+/**
+ * Confirmation depth of any chain not in LOCAL_CHAIN_IDS unless configured: Ethereum finalizes after two epochs (64
+ * blocks). Set each chain's own figure: an L2's finality, or more on chains with deep reorgs. The one default of the
+ * SDK, the node (`chains.<name>.confirmations`) and the docs.
  */
 export const DEFAULT_CONFIRMATIONS = 64;
+
+/** The confirmation depth used on `chainId` when none is configured: 0 on local chains, DEFAULT_CONFIRMATIONS elsewhere. */
+export function defaultConfirmations(chainId: bigint): number {
+  return LOCAL_CHAIN_IDS.has(chainId) ? 0 : DEFAULT_CONFIRMATIONS;
+}
 
 export type HubAdapterOptions = Readonly<{
   /**
    * Blocks a block must be under the chain's head before what it holds counts (a deposit, a channel's opening):
-   * reads that decide what a state may contain are made at `latest - confirmations`. Default 0 on local chains
-   * (chain ids 31337, 31338), DEFAULT_CONFIRMATIONS elsewhere.
+   * reads that decide what a state may contain are made at `latest - confirmations`. Default
+   * `defaultConfirmations(chainId)`: 0 on local chains (LOCAL_CHAIN_IDS), DEFAULT_CONFIRMATIONS (64) elsewhere.
    */
   confirmations?: number;
   /**
@@ -98,6 +111,8 @@ export class HubAdapter {
   readonly registry: SecretRegistry;
 
   private clock: { timestamp: bigint; at: number } | undefined;
+  /** Each asset's decimals as read once (undefined: the token has no `decimals()`). */
+  private readonly decimals = new Map<string, number | undefined>();
   /** See HubAdapterOptions.confirmations. */
   readonly confirmations: number;
 
@@ -108,7 +123,7 @@ export class HubAdapter {
     readonly signer: Signer,
     private readonly options: HubAdapterOptions,
   ) {
-    this.confirmations = options.confirmations ?? (LOCAL_CHAIN_IDS.has(chainId) ? 0 : DEFAULT_CONFIRMATIONS);
+    this.confirmations = options.confirmations ?? defaultConfirmations(chainId);
     if (!Number.isSafeInteger(this.confirmations) || this.confirmations < 0) {
       throw new ChannelSdkError(`confirmations must be a whole number of blocks, got ${options.confirmations}`);
     }
@@ -116,12 +131,23 @@ export class HubAdapter {
     this.registry = SecretRegistry__factory.connect(registryAddress, signer);
   }
 
-  /** Connects to the hub at `hubAddress` (its registry is read from it). */
+  /**
+   * Connects to the hub at `hubAddress` (its registry is read from it). An address with no code on the signer's
+   * chain is a HubNotDeployedError naming the chain.
+   */
   static async connect(hubAddress: string, signer: Signer, options: HubAdapterOptions = {}): Promise<HubAdapter> {
     if (options.fees !== undefined) checkFeePolicy(options.fees);
     const provider = requireProvider(signer);
     const chainId = (await provider.getNetwork()).chainId;
-    const registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
+    let registry: string;
+    try {
+      registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
+    } catch (error) {
+      if (isError(error, "BAD_DATA") && (await provider.getCode(hubAddress)) === "0x") {
+        throw new HubNotDeployedError({ chainId, hub: hubAddress });
+      }
+      throw error;
+    }
     return new HubAdapter(chainId, getAddress(hubAddress), getAddress(registry), signer, options);
   }
 
@@ -156,7 +182,18 @@ export class HubAdapter {
 
   /** The newest block whose content counts: the head less `confirmations` (never below 0). */
   async finalBlock(): Promise<number> {
-    return Math.max(0, (await this.provider.getBlockNumber()) - this.confirmations);
+    return Math.max(0, (await this.headBlock()) - this.confirmations);
+  }
+
+  /**
+   * The chain's head block number, asked of the node each time. A plain ethers JsonRpcProvider answers from a cache
+   * for 250 ms: right after a transaction its answer can predate it, and a channel just opened would not be open yet
+   * at the "final" block (rpcProvider() turns that cache off; this works with either).
+   */
+  async headBlock(): Promise<number> {
+    const p = this.provider;
+    if (p instanceof JsonRpcApiProvider && (p._getOption("cacheTimeout") ?? 0) >= 0) return Number(await p.send("eth_blockNumber", []));
+    return p.getBlockNumber();
   }
 
   // ---------------------------------------------------------------- funding
@@ -297,6 +334,21 @@ export class HubAdapter {
 
   // ---------------------------------------------------------------- reading channels
 
+  /**
+   * Decimals of a channel's asset, to show amounts in its units: 18 for the native coin, a token's `decimals()`
+   * (read once), undefined when the token has none.
+   */
+  async assetDecimals(asset: string): Promise<number | undefined> {
+    if (asset === ZeroAddress) return 18;
+    const key = asset.toLowerCase();
+    if (!this.decimals.has(key)) {
+      const token = new Contract(asset, ERC20_DECIMALS_ABI, this.provider);
+      const read = await token.getFunction("decimals")().then((d: bigint) => Number(d), () => undefined);
+      this.decimals.set(key, read);
+    }
+    return this.decimals.get(key);
+  }
+
   /** Whether lock `index` of a settled channel was paid, refunded, or is not resolved on chain. */
   async transferOutcome(channelId: Hex, index: number): Promise<"unresolved" | "paid" | "refunded"> {
     const outcome = await this.hub.transferOutcome(channelId, index);
@@ -308,7 +360,12 @@ export class HubAdapter {
    * what a state may contain).
    */
   async channelInfo(channelId: Hex, block?: number): Promise<ChannelInfo> {
-    const info = block === undefined ? await this.hub.getChannel(channelId) : await this.hub.getChannel(channelId, { blockTag: block });
+    let info: Awaited<ReturnType<ChannelHub["getChannel"]>>;
+    try {
+      info = block === undefined ? await this.hub.getChannel(channelId) : await this.hub.getChannel(channelId, { blockTag: block });
+    } catch (error) {
+      throw (await this.missingHub(error, block)) ?? error;
+    }
     return {
       status: STATUS[Number(info.status)] ?? "none",
       deposits: [info.deposits[0], info.deposits[1]],
@@ -316,6 +373,23 @@ export class HubAdapter {
       deadline: info.deadline,
       stateHash: info.stateHash as Hex,
     };
+  }
+
+  /**
+   * A HubNotDeployedError when `error` is the empty answer of a call to an address with no code at `block` (ethers'
+   * "could not decode result data (value=\"0x\")"): the hub is not deployed there, or not yet at that block.
+   */
+  private async missingHub(error: unknown, block: number | undefined): Promise<HubNotDeployedError | undefined> {
+    if (!isError(error, "BAD_DATA")) return undefined;
+    const at = block ?? (await this.headBlock());
+    if ((await this.provider.getCode(this.hubAddress, at)) !== "0x") return undefined;
+    const later = block !== undefined && (await this.provider.getCode(this.hubAddress)) !== "0x";
+    if (!later) return new HubNotDeployedError({ chainId: this.chainId, hub: this.hubAddress });
+    return new HubNotDeployedError({
+      chainId: this.chainId,
+      hub: this.hubAddress,
+      notYet: { block: at, head: await this.headBlock(), confirmations: this.confirmations, local: LOCAL_CHAIN_IDS.has(this.chainId) },
+    });
   }
 
   /**

@@ -15,6 +15,8 @@
  * co-signed state, every pending lock settled by its secret or refunded (close.ts, enforcer.ts), and no state is
  * signed on them again. The counterparty's other channels go on.
  */
+import { formatUnits, ZeroAddress } from "ethers";
+
 import { applicable, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
@@ -25,7 +27,7 @@ import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import { Counterparty } from "./counterparty.js";
 import * as close from "./close.js";
-import { ChannelBusyError, ChannelClosingError } from "./errors.js";
+import { ChannelBusyError, ChannelClosingError, channelOpError } from "./errors.js";
 import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
 
@@ -162,7 +164,7 @@ export class Counterparties {
     const engine = this.engine(channelId);
     const id = ctx.book.record(channelId).ref.channelId;
     const op = ctx.o.store.channelOp(id);
-    if (op !== undefined && op.kind !== "close") throw new ChannelClosingError(id, op.kind);
+    if (op !== undefined && op.kind !== "close") throw channelOpError(id, op.kind);
     ctx.o.store.saveBatched("close", lower(id), true);
     this.abortProposals(engine, `channel ${id} is closing`, [id]);
     this.run(engine, () => engine.close(id));
@@ -265,7 +267,7 @@ export class Counterparties {
         // channel: summed once per call.
         const left = free.get(k) ?? engine.available(args.source) - this.proposedOn(args.source);
         free.set(k, left);
-        if (left < need) throw new InsufficientBalanceError(engine.updater(args.source).me, left - (need - args.give), args.give);
+        if (left < need) throw await this.shortOf(engine, args.source, left - (need - args.give), args.give);
         promised.set(k, need);
         for (const id of [args.source, args.target]) open.set(lower(id), (open.get(lower(id)) ?? 0) + 1);
         // The secret and the swap are stored before the proposal leaves, the secret held: it may be revealed only once
@@ -285,6 +287,40 @@ export class Counterparties {
     }
     for (const list of items.values()) this.sendProposals(list);
     return out;
+  }
+
+  /**
+   * The error of a proposal its source channel cannot cover: the channel, its chain, the amounts in the asset's
+   * units, and the next step. Deposits the hub holds at the final block and the co-signed state does not count yet
+   * want `syncDeposits`; one not final yet wants `confirmations` blocks more; else the channel holds too little.
+   */
+  private async shortOf(engine: Counterparty, channelId: Hex, available: bigint, needed: bigint): Promise<InsufficientBalanceError> {
+    const { ref, params } = this.ctx.book.record(channelId);
+    const me = engine.updater(channelId).me;
+    const chain = this.ctx.chain(ref.chainId);
+    const decimals = await chain.assetDecimals(params.asset).catch(() => undefined);
+    const format = (a: bigint) => (decimals === undefined ? a.toString() : formatUnits(a, decimals));
+    const unit = `${params.asset === ZeroAddress ? "native coin" : `token ${params.asset}`}${decimals === undefined ? ", base units" : ""}`;
+    const counted = engine.head(channelId).deposits[me];
+    let hint: string;
+    try {
+      const final = await chain.finalBlock();
+      const atFinal = (await chain.channelInfo(channelId, final)).deposits[me];
+      const atHead = (await chain.channelInfo(channelId)).deposits[me];
+      hint =
+        atFinal > counted
+          ? `The hub holds ${format(atFinal - counted)} more for participant ${me} at the final block than the channel's ` +
+            `co-signed state counts: count it with syncDeposits(${channelId}) on both clients (participant 0 proposes ` +
+            "the count, participant 1 signs it), then propose again."
+          : atHead > atFinal
+            ? `A deposit of ${format(atHead - atFinal)} for participant ${me} is on chain but not final yet: it counts ` +
+              `once ${chain.confirmations} blocks deep (confirmations), then syncDeposits(${channelId}) on both clients.`
+            : `Deposit more for participant ${me} (HubAdapter.deposit, then syncDeposits) or swap less` +
+              (available < engine.head(channelId).balances[me] ? "; swaps in flight and proposals hold part of the balance." : ".");
+    } catch {
+      hint = `If a deposit was made lately, count it with syncDeposits(${channelId}) on both clients once it is final.`;
+    }
+    return new InsufficientBalanceError(me, available, needed, { channelId, chainId: ref.chainId, format, unit, hint });
   }
 
   private sendProposals(list: readonly { terms: SwapTerms; termsSig: Hex }[]) {
@@ -316,7 +352,7 @@ export class Counterparties {
   /** Throws unless the channel is open as far as this client knows (no close or force close under way). */
   private requireOpen(channelId: Hex) {
     const op = this.ctx.o.store.channelOp(channelId);
-    if (op !== undefined) throw new ChannelClosingError(channelId, op.kind);
+    if (op !== undefined) throw channelOpError(channelId, op.kind);
   }
 
   /** Whether any swap this client knows, on any pair, or any secret it holds, uses `hashlock`. */

@@ -21,7 +21,21 @@ export class ChannelBusyError extends ChannelSdkError {
 
 /** A channel that is closing (cooperatively or on chain) or closed takes no swap. */
 export class ChannelClosingError extends ChannelBusyError {
-  constructor(channelId: string, readonly op: ChannelOp["kind"]) {
-    super(channelId, op === "closed" ? "been closed" : op === "deposits" ? "a deposit update in progress" : "a close in progress");
+  constructor(channelId: string, readonly op: Exclude<ChannelOp["kind"], "deposits">) {
+    super(
+      channelId,
+      op === "closed"
+        ? "been closed; new swaps need another channel"
+        : `a ${op === "forceClose" ? "force " : ""}close in progress and takes no new swap; swap on another channel`,
+    );
   }
+}
+
+/**
+ * The error for a channel operation in progress that keeps a swap off the channel: a close (ChannelClosingError),
+ * or a count of deposits recorded by an older version (a ChannelBusyError: the channel is not closing).
+ */
+export function channelOpError(channelId: string, op: ChannelOp["kind"]): ChannelBusyError {
+  if (op === "deposits") return new ChannelBusyError(channelId, "a deposit count in progress; propose again once syncDeposits has resolved on both clients");
+  return new ChannelClosingError(channelId, op);
 }

@@ -52,6 +52,11 @@ export type ClientEvent =
   | { type: "closed"; channelId: Hex; cooperative: boolean }
   /** A tick's work on one swap or channel failed; the rest of the tick went on (`tick` rejects at its end). */
   | { type: "tickError"; swapId?: Hex; channelId?: Hex; error: string }
+  /**
+   * Messages for the counterparty could not be sent (a later tick resends them): the channels they were for, why, and
+   * `notConnected` when the transport has no address for the peer at all (a setup mistake: `transport.connect`).
+   */
+  | { type: "sendFailed"; channelIds: readonly Hex[]; error: string; notConnected: boolean }
   /** A deposit update was co-signed: the ledger now counts these deposits. */
   | { type: "deposits"; channelId: Hex; deposits: readonly [bigint, bigint] }
   /** A proposal refused, `by` us as responder or by the counterparty (ours): `counterparty`, the other party's address. */

@@ -2,7 +2,7 @@ import { getAddress, hexlify, randomBytes } from "ethers";
 
 import type { HubAdapter } from "../chain/hub.js";
 import { EnvelopeAuth, knownPublicKey } from "../core/envelope-auth.js";
-import { ChannelSdkError, InvalidMessageError, InvalidTermsError } from "../core/errors.js";
+import { ChannelSdkError, InvalidMessageError, InvalidTermsError, TransportNotConnectedError } from "../core/errors.js";
 import { seal, type Envelope, type SwapBody } from "../core/messages.js";
 import { hashlockOf, type SwapTerms } from "../core/swap.js";
 import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/timing.js";
@@ -124,6 +124,8 @@ export class Session {
    */
   readonly startedAt: number;
   private readonly listeners = new Set<(event: ClientEvent) => void>();
+  /** The error of the last failed send per channel (lower-case id), until a send for it succeeds. */
+  private readonly sendFailures = new Map<string, unknown>();
   private readonly discards = new Set<(scope: "step" | "group") => void>();
 
   constructor(readonly o: SwapClientOptions) {
@@ -167,15 +169,30 @@ export class Session {
     });
   }
 
-  /** Sends envelopes in order; a failed send is left to a later resend (a tick's, or an answer to a duplicate). */
+  /**
+   * Sends envelopes in order. A failed send is left to a later resend (a tick's, or an answer to a duplicate) and
+   * reported at once as a `sendFailed` event; the error is kept per channel until a send for it succeeds
+   * (`sendFailure`), for a wait on that channel to say why nothing came back.
+   */
   async transmit(envelopes: readonly Envelope[]): Promise<void> {
+    if (envelopes.length === 0) return;
     const { transport } = this.o;
+    const channelIds = [...new Map(envelopes.map((e) => [e.swapId.toLowerCase(), e.swapId])).values()];
     try {
       if (transport.sendMany !== undefined && envelopes.length > 1) await transport.sendMany(envelopes);
       else for (const envelope of envelopes) await transport.send(envelope);
-    } catch {
-      // What a step stored is resent by a later tick.
+    } catch (error) {
+      for (const id of channelIds) this.sendFailures.set(id.toLowerCase(), error);
+      const text = error instanceof Error ? error.message : String(error);
+      this.report({ type: "sendFailed", channelIds, error: text, notConnected: error instanceof TransportNotConnectedError });
+      return;
     }
+    for (const id of channelIds) this.sendFailures.delete(id.toLowerCase());
+  }
+
+  /** Why the last send of a message for `channelId` failed, unless one has been sent since. */
+  sendFailure(channelId: Hex): unknown {
+    return this.sendFailures.get(channelId.toLowerCase());
   }
 
   /**

@@ -1,7 +1,8 @@
 import { ZeroAddress } from "ethers";
 
+import type { HubAdapter } from "../chain/hub.js";
 import { channelIdOf } from "../core/eip712.js";
-import { ChannelTermsError, UnexpectedMessageError } from "../core/errors.js";
+import { ChannelTermsError, TransportNotConnectedError, UnexpectedMessageError, WaitAbortedError } from "../core/errors.js";
 import type { Envelope } from "../core/messages.js";
 import { sameAddress, type Address, type ChannelParams, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { TransferRecord } from "../store/store.js";
@@ -28,6 +29,12 @@ export {
   type ProposeArgs,
   type SwapClientOptions,
 } from "./session.js";
+
+/**
+ * How long `syncDeposits`, `whenDone` and `whenClosed` wait: until `signal` aborts, or `timeoutMs` passes (both
+ * optional; without either they wait as long as it takes). Giving up ends the wait only: the client goes on.
+ */
+export type WaitOptions = Readonly<{ signal?: AbortSignal; timeoutMs?: number }>;
 
 /** What a client expects of a channel it joins, besides its own policy: who the other participant is, which asset. */
 export type ExpectedChannel = Readonly<{ counterparty: Address; asset: Address }>;
@@ -68,10 +75,9 @@ export class SwapClient {
     const channelId = channelIdOf(chainId, chain.hubAddress, params);
     const myIndex = this.checkChannelParams(params, expected);
     if (this.book.has(channelId)) return channelId;
-    const info = await chain.channelInfo(channelId, await chain.finalBlock());
-    if (info.status !== "open") {
-      throw new ChannelTermsError("status", `channel ${channelId} is ${info.status} at the final block of chain ${chainId}, not open`);
-    }
+    const final = await chain.finalBlock();
+    const info = await chain.channelInfo(channelId, final);
+    if (info.status !== "open") throw new ChannelTermsError("status", await this.notOpen(chain, channelId, info.status, final));
     await this.groupCommit.serial(async () => {
       await this.groupCommit.settleGroup();
       const record = { ref: { chainId, hub: chain.hubAddress, channelId }, params, myIndex, openingDeposits: [0n, 0n] as const };
@@ -81,6 +87,24 @@ export class SwapClient {
       this.batched.join(channelId); // under the update scheme from its first co-signed state
     });
     return channelId;
+  }
+
+  /** Why a channel is not open at the final block, and what to do about it. */
+  private async notOpen(chain: HubAdapter, channelId: Hex, status: string, final: number): Promise<string> {
+    const at = `on chain ${chain.chainId} (hub ${chain.hubAddress})`;
+    if (status !== "none") return `channel ${channelId} is ${status} ${at}: a channel being closed or closed takes no swaps`;
+    const head = await chain.headBlock();
+    if (final < head && (await chain.channelInfo(channelId, head)).status !== "none") {
+      return (
+        `channel ${channelId} is open at the head (block ${head}) ${at} but not yet at the final block ${final} ` +
+        `(${chain.confirmations} confirmations): join again once its opening is ${chain.confirmations} blocks deep`
+      );
+    }
+    return (
+      `no channel ${channelId} ${at} at block ${final}. Its id is computed from the chain id, the hub address and the ` +
+      `parameters, nonce included: check that chain ${chain.chainId} and hub ${chain.hubAddress} are where it was opened ` +
+      "(the chainId passed to addChannel selects the adapter), and that the parameters are the ones it was opened with"
+    );
   }
 
   private checkChannelParams(params: ChannelParams, expected: ExpectedChannel): ParticipantIndex {
@@ -122,32 +146,62 @@ export class SwapClient {
 
   /**
    * Brings the channel's ledger up to the deposits final on chain now: participant 0 proposes the update,
-   * participant 1 waits for it. Resolves with the head once it counts them (both parties may await this).
+   * participant 1 waits for it. Resolves with the head once it counts them (both parties await this, or participant
+   * 1 leaves it to participant 0's ticks). Rejects with a TransportNotConnectedError when the count cannot be sent
+   * at all, and with a WaitAbortedError once `options.timeoutMs` passes or `options.signal` aborts, saying what is
+   * missing (the counterparty's signature, or participant 0's proposal) and the last failed send, if any.
    */
-  async syncDeposits(channelId: Hex): Promise<ChannelState> {
-    const { ref, myIndex } = this.book.record(channelId);
+  async syncDeposits(channelId: Hex, options: WaitOptions = {}): Promise<ChannelState> {
+    const { ref, myIndex, params } = this.book.record(channelId);
     const chain = this.session.chain(ref.chainId);
     const target = (await chain.channelInfo(channelId, await chain.finalBlock())).deposits;
     const counted = () => {
       const head = this.book.head(channelId);
       return head.deposits[0] >= target[0] && head.deposits[1] >= target[1];
     };
-    const waiting = this.until((e) => e.type === "deposits" && e.channelId.toLowerCase() === channelId.toLowerCase() && counted());
-    if (myIndex === 0) await this.step(() => this.batched.countDeposits(channelId));
-    if (!counted()) await waiting.promise;
-    waiting.cancel();
+    const other = params.participants[myIndex === 0 ? 1 : 0];
+    const waiting = this.until((e) => e.type === "deposits" && e.channelId.toLowerCase() === channelId.toLowerCase() && counted(), {
+      ...options,
+      channels: [channelId],
+      waitingFor: `the count of deposits [${target.join(", ")}] of channel ${channelId} on chain ${ref.chainId}`,
+      hint: () =>
+        myIndex === 0
+          ? `the counterparty ${other} has not co-signed it. Is its client running, with this channel added ` +
+            "(addChannel) and its transport connected to ours?"
+          : `participant 0 (${other}) proposes the count and none arrived. Call syncDeposits on its client too, or ` +
+            "let it tick (a tick offers counts of final deposits), and check that both transports are connected.",
+    });
+    try {
+      if (myIndex === 0) await Promise.race([this.step(() => this.batched.countDeposits(channelId)), waiting.promise]);
+      if (!counted()) await waiting.promise;
+    } finally {
+      waiting.cancel();
+    }
     return this.book.head(channelId);
   }
 
-  /** Resolves once the channel is closed on chain (cooperatively or by settlement), as this client learns it. */
-  whenClosed(channelId: Hex): Promise<void> {
-    this.book.record(channelId);
-    const waiting = this.until((e) => e.type === "closed" && e.channelId.toLowerCase() === channelId.toLowerCase());
-    if (this.session.o.store.channelOp(channelId)?.kind === "closed") {
+  /**
+   * Resolves once the channel is closed on chain (cooperatively or by settlement), as this client learns it. Rejects
+   * as `syncDeposits` does: when its messages cannot be sent at all, or on `options`' timeout or signal.
+   */
+  async whenClosed(channelId: Hex, options: WaitOptions = {}): Promise<void> {
+    const { ref } = this.book.record(channelId);
+    if (this.session.o.store.channelOp(channelId)?.kind === "closed") return;
+    const waiting = this.until((e) => e.type === "closed" && e.channelId.toLowerCase() === channelId.toLowerCase(), {
+      ...options,
+      channels: [channelId],
+      waitingFor: `the close of channel ${channelId} on chain ${ref.chainId}`,
+      hint: () =>
+        this.isClosing(channelId)
+          ? "its close is under way: it lands once the final state is co-signed and mined (keep both clients ticking)."
+          : "no close was asked for (requestClose or forceClose).",
+    });
+    if (this.session.o.store.channelOp(channelId)?.kind === "closed") return waiting.cancel();
+    try {
+      await waiting.promise;
+    } finally {
       waiting.cancel();
-      return Promise.resolve();
     }
-    return waiting.promise.then(() => undefined);
   }
 
   /**
@@ -179,28 +233,81 @@ export class SwapClient {
     return this.groupCommit.serial(() => this.groupCommit.settleGroup());
   }
 
-  /** Resolves with the swap's last phase once it is done: swapped, aborted, or settled on chain. */
-  whenDone(swapId: Hex): Promise<Extract<SwapPhase, { kind: "done" }>> {
-    const waiting = this.until((e) => e.type === "phase" && e.swapId.toLowerCase() === swapId.toLowerCase() && e.phase.kind === "done");
+  /**
+   * Resolves with the swap's last phase once it is done: swapped, aborted, or settled on chain. Rejects as
+   * `syncDeposits` does: when the swap's messages cannot be sent at all, or on `options`' timeout or signal (the
+   * swap goes on in the background; its phase then is `swap(swapId).progress.phase`).
+   */
+  async whenDone(swapId: Hex, options: WaitOptions = {}): Promise<Extract<SwapPhase, { kind: "done" }>> {
+    const { terms, role } = this.session.swap(swapId);
+    const waiting = this.until((e) => e.type === "phase" && e.swapId.toLowerCase() === swapId.toLowerCase() && e.phase.kind === "done", {
+      ...options,
+      channels: [terms.source.channelId, terms.target.channelId],
+      waitingFor: `swap ${swapId} to be done`,
+      hint: () =>
+        `it is ${this.session.swap(swapId).progress.phase.kind} (we are its ${role}); the client carries it on at each tick, ` +
+        "and on chain if the counterparty stays silent past the confirmation timeout.",
+    });
     const phase = this.session.swap(swapId).progress.phase;
     if (phase.kind === "done") {
       waiting.cancel();
-      return Promise.resolve(phase);
+      return phase;
     }
-    return waiting.promise.then((e) => (e as Extract<ClientEvent, { type: "phase" }>).phase as Extract<SwapPhase, { kind: "done" }>);
+    try {
+      const e = await waiting.promise;
+      return (e as Extract<ClientEvent, { type: "phase" }>).phase as Extract<SwapPhase, { kind: "done" }>;
+    } finally {
+      waiting.cancel();
+    }
   }
 
-  /** The first event `match` accepts from now on. */
-  private until(match: (e: ClientEvent) => boolean): { promise: Promise<ClientEvent>; cancel: () => void } {
+  /**
+   * The first event `match` accepts from now on. With `stop`, the wait also ends: with the transport's error when
+   * a message for one of `stop.channels` fails because the transport has no peer (nothing would ever arrive), or
+   * with a WaitAbortedError when `stop.timeoutMs` passes or `stop.signal` aborts (naming the last failed send).
+   */
+  private until(
+    match: (e: ClientEvent) => boolean,
+    stop?: WaitOptions & Readonly<{ channels: readonly Hex[]; waitingFor: string; hint: () => string }>,
+  ): { promise: Promise<ClientEvent>; cancel: () => void } {
     let cancel = () => {};
-    const promise = new Promise<ClientEvent>((resolve) => {
+    const promise = new Promise<ClientEvent>((resolve, reject) => {
+      const channels = new Set(stop?.channels.map((c) => c.toLowerCase()));
+      const failure = () => {
+        for (const id of channels) {
+          const error = this.session.sendFailure(id as Hex);
+          if (error !== undefined) return error;
+        }
+        return undefined;
+      };
+      const giveUp = (timeoutMs: number | undefined) => {
+        const last = failure();
+        const sent = last === undefined ? "" : ` The last message for it failed to leave: ${last instanceof Error ? last.message : String(last)}`;
+        finish();
+        reject(new WaitAbortedError(stop!.waitingFor, timeoutMs, stop!.hint() + sent, timeoutMs === undefined ? stop?.signal?.reason : last));
+      };
       const unsubscribe = this.session.subscribe((e) => {
+        if (e.type === "sendFailed" && e.notConnected && e.channelIds.some((c) => channels.has(c.toLowerCase()))) {
+          finish();
+          reject(failure() ?? new TransportNotConnectedError());
+          return;
+        }
         if (!match(e)) return;
-        unsubscribe();
+        finish();
         resolve(e);
       });
-      cancel = unsubscribe;
+      const timer = stop?.timeoutMs === undefined ? undefined : setTimeout(() => giveUp(stop.timeoutMs), stop.timeoutMs);
+      const onAbort = () => giveUp(undefined);
+      stop?.signal?.addEventListener("abort", onAbort, { once: true });
+      const finish = () => {
+        unsubscribe();
+        clearTimeout(timer);
+        stop?.signal?.removeEventListener("abort", onAbort);
+      };
+      cancel = finish;
+      if (stop?.signal?.aborted === true) giveUp(undefined);
     });
+    promise.catch(() => undefined); // rejected while no one awaits it yet (a step still running): the awaiter sees it
     return { promise, cancel };
   }
 

@@ -1,12 +1,16 @@
 import { createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 
 import { encode } from "../core/codec.js";
-import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
+import { ChannelSdkError, InvalidMessageError, PeerUnreachableError, TransportNotConnectedError } from "../core/errors.js";
 import { decodeEnvelope, type Envelope } from "../core/messages.js";
 
 /** How signed messages travel between two clients. Delivery may fail, repeat or reorder: clients cope. */
 export interface Transport {
-  /** Hands `envelope` to the network; resolves once sent, not once processed. */
+  /**
+   * Hands `envelope` to the network; resolves once sent, not once processed. Rejects when it cannot leave (the
+   * client reports it as a `sendFailed` event and resends on a later tick): a TransportNotConnectedError when the
+   * transport has nowhere to send it, a PeerUnreachableError when the peer does not take it.
+   */
   send(envelope: Envelope): Promise<void>;
   /** Hands several envelopes over at once, in order (optional: a transport that can batch saves round trips). */
   sendMany?(envelopes: readonly Envelope[]): Promise<void>;
@@ -195,8 +199,9 @@ export class HttpTransport implements Transport {
 
   /**
    * Writes envelopes into the request open to the peer (opening one first if needed), in order. Resolves once
-   * they are handed to the operating system; rejects if the peer refuses the request, does not answer or take
-   * them within the timeout, or the connection fails. What a failed send carried, the client's next tick resends.
+   * they are handed to the operating system; rejects with a PeerUnreachableError if the peer refuses the request,
+   * does not answer or take them within the timeout, or the connection fails, and with a TransportNotConnectedError
+   * before `connect` gave it a peer URL. What a failed send carried, the client's next tick resends.
    */
   async sendMany(envelopes: readonly Envelope[]): Promise<void> {
     if (envelopes.length === 0) return;
@@ -205,13 +210,13 @@ export class HttpTransport implements Transport {
     for (const envelope of envelopes) text += encode(envelope) + "\n";
     await new Promise<void>((ok, fail) => {
       const timer = setTimeout(() => {
-        const stalled = new ChannelSdkError(`the peer took no data for ${this.timeoutMs} ms`);
+        const stalled = new PeerUnreachableError(this.peerUrl ?? "", `the peer at ${this.peerUrl} took no data for ${this.timeoutMs} ms`);
         this.fail(req, stalled);
         fail(stalled);
       }, this.timeoutMs);
       req.write(text, (error) => {
         clearTimeout(timer);
-        if (error) fail(error);
+        if (error) fail(new PeerUnreachableError(this.peerUrl ?? "", `cannot send to the peer at ${this.peerUrl}: ${error.message}`, error));
         else ok();
       });
     });
@@ -222,9 +227,9 @@ export class HttpTransport implements Transport {
     if (this.stream !== undefined) return this.stream;
     if (this.closed) return Promise.reject(new ChannelSdkError("the HTTP transport is closed"));
     const peerUrl = this.peerUrl;
-    if (peerUrl === undefined) return Promise.reject(new ChannelSdkError("the HTTP transport has no peer URL yet"));
+    if (peerUrl === undefined) return Promise.reject(new TransportNotConnectedError());
     if (Date.now() < this.downUntil) {
-      return Promise.reject(new ChannelSdkError(`the peer at ${peerUrl} failed lately; trying again after ${this.downUntil - Date.now()} ms`));
+      return Promise.reject(new PeerUnreachableError(peerUrl, `the peer at ${peerUrl} failed lately; trying again after ${this.downUntil - Date.now()} ms`));
     }
     const stream = new Promise<ClientRequest>((resolve, reject) => {
       const req = request(peerUrl, { method: "POST", headers: { "content-type": "application/x-ndjson" } });
@@ -244,13 +249,13 @@ export class HttpTransport implements Transport {
           return;
         }
         forget();
-        reject(new ChannelSdkError(`peer answered ${res.statusCode} ${res.statusMessage ?? ""}`.trim()));
+        reject(new PeerUnreachableError(peerUrl, `peer answered ${res.statusCode} ${res.statusMessage ?? ""}`.trim() + ` (${peerUrl})`));
         req.destroy();
       });
       req.on("error", (error) => {
         clearTimeout(timer);
         forget();
-        reject(new ChannelSdkError(`cannot reach the peer at ${peerUrl}: ${error.message}`));
+        reject(new PeerUnreachableError(peerUrl, `cannot reach the peer at ${peerUrl}: ${error.message}`, error));
       });
       req.on("close", () => {
         clearTimeout(timer);

@@ -16,10 +16,36 @@ export class InvalidStateError extends ChannelSdkError {
   }
 }
 
+/** Where a balance falls short, as far as the thrower knows it, and what to do about it. */
+export type BalanceContext = Readonly<{
+  channelId?: string;
+  chainId?: bigint;
+  /** Shows an amount in the asset's units (base units when its decimals are not known). */
+  format?: (amount: bigint) => string;
+  /** What the amounts are counted in, e.g. "native coin", shown once after them. */
+  unit?: string;
+  /** The next step: count a deposit, wait for it to be final, deposit more. */
+  hint?: string;
+}>;
+
 /** A participant's free balance does not cover an amount it is asked to lock or send. */
 export class InsufficientBalanceError extends ChannelSdkError {
-  constructor(readonly participant: number, readonly available: bigint, readonly needed: bigint) {
-    super(`Participant ${participant} has ${available} free in the channel but ${needed} is needed.`);
+  /** The channel, when the thrower knows it. */
+  readonly channelId: string | undefined;
+
+  constructor(
+    readonly participant: number,
+    readonly available: bigint,
+    readonly needed: bigint,
+    context: BalanceContext = {},
+  ) {
+    const where = context.channelId === undefined ? "in the channel" : `in channel ${context.channelId}`;
+    const chain = context.chainId === undefined ? "" : ` on chain ${context.chainId}`;
+    const f = context.format ?? ((a: bigint) => a.toString());
+    const unit = context.unit === undefined ? "" : ` (${context.unit})`;
+    const hint = context.hint === undefined ? "" : ` ${context.hint}`;
+    super(`Participant ${participant} has ${f(available)} free ${where}${chain} but ${f(needed)} is needed${unit}.${hint}`);
+    this.channelId = context.channelId;
   }
 }
 
@@ -100,5 +126,88 @@ export class ChannelTermsError extends ChannelSdkError {
 export class InvalidTermsError extends ChannelSdkError {
   constructor(reason: string) {
     super(`Invalid swap terms: ${reason}`, { docs: "docs/SWAP.md" });
+  }
+}
+
+/**
+ * No hub code at the address a chain adapter reads: the address is not the hub on that chain (`notYet` undefined),
+ * or the hub was deployed after the block read, the final block `confirmations` below the head (`notYet`).
+ */
+export class HubNotDeployedError extends ChannelSdkError {
+  readonly chainId: bigint;
+  readonly hub: string;
+  readonly notYet: Readonly<{ block: number; head: number; confirmations: number; local: boolean }> | undefined;
+
+  constructor(
+    o: Readonly<{
+      chainId: bigint;
+      hub: string;
+      notYet?: Readonly<{ block: number; head: number; confirmations: number; local: boolean }>;
+    }>,
+  ) {
+    const { chainId, hub, notYet } = o;
+    super(
+      notYet === undefined
+        ? `No contract at the hub address ${hub} on chain ${chainId}: check the hub address for chain ${chainId} ` +
+            "(deployed to another chain, or the chain restarted since it was deployed?)."
+        : `The hub ${hub} on chain ${chainId} has no code at block ${notYet.block}, the final block (the head ${notYet.head} ` +
+            `less ${notYet.confirmations} confirmations): it was deployed fewer than ${notYet.confirmations} blocks ago. ` +
+            (notYet.local
+              ? `Chain ${chainId} is a local chain: it mines a block only when a transaction arrives, so no block comes by ` +
+                "itself; use confirmations 0 there (its default when none is given)."
+              : `Wait until it is ${notYet.confirmations} blocks deep.`),
+      { docs: "docs/TIMING.md#local-chains" },
+    );
+    this.chainId = chainId;
+    this.hub = hub;
+    this.notYet = notYet;
+  }
+}
+
+/**
+ * A transport with no address for its peer: nothing it is given can leave. Raised by the send itself, reported by
+ * the client as a `sendFailed` event (`notConnected`), and the error `syncDeposits`, `whenDone` and `whenClosed`
+ * reject with when their channel's messages fail for it.
+ */
+export class TransportNotConnectedError extends ChannelSdkError {
+  constructor(what = "The HTTP transport") {
+    super(
+      `${what} has no peer URL, so no message reaches the counterparty: call transport.connect(peerUrl) with its URL ` +
+        "(or pass it to HttpTransport.start). The client resends what failed on its next tick.",
+    );
+  }
+}
+
+/** A send the peer did not take: it refused the request, did not answer in time, or could not be reached. */
+export class PeerUnreachableError extends ChannelSdkError {
+  constructor(
+    /** Where the message was to go (the peer's URL). */
+    readonly peer: string,
+    reason: string,
+    cause?: unknown,
+  ) {
+    super(reason, { cause });
+  }
+}
+
+/**
+ * A wait (`syncDeposits`, `whenDone`, `whenClosed`) given up before what it waited for happened: its timeout passed
+ * (`timedOut`) or its AbortSignal fired. The client goes on with the channel or swap in the background (its ticks);
+ * the message says what was awaited and what to check.
+ */
+export class WaitAbortedError extends ChannelSdkError {
+  /** Whether the wait's timeout ended it (else its AbortSignal). */
+  readonly timedOut: boolean;
+
+  constructor(
+    /** What was awaited, e.g. "the count of deposits of channel 0x…". */
+    readonly waitingFor: string,
+    /** The timeout that passed, or undefined when the signal aborted the wait. */
+    timeoutMs: number | undefined,
+    hint: string,
+    cause?: unknown,
+  ) {
+    super(`Gave up waiting for ${waitingFor} ${timeoutMs === undefined ? "(aborted)" : `after ${timeoutMs} ms`}: ${hint}`, { cause });
+    this.timedOut = timeoutMs !== undefined;
   }
 }

@@ -61,7 +61,7 @@ function requireOpen(state: ChannelState): void {
 
 function requireFree(state: ChannelState, who: ParticipantIndex, amount: bigint): void {
   if (amount <= 0n) throw new InvalidStateError("amounts must be positive");
-  if (state.balances[who] < amount) throw new InsufficientBalanceError(who, state.balances[who], amount);
+  if (state.balances[who] < amount) throw new InsufficientBalanceError(who, state.balances[who], amount, { channelId: state.channelId });
 }
 
 /** The next state with `lock` added: its amount leaves the sender's free balance. */

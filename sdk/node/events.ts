@@ -20,6 +20,8 @@ export class NodeEvents {
   private readonly subscribers = new Set<(e: NodeEvent) => void>();
   /** The last on-chain wait logged per channel: a wait repeated by every tick is logged once. */
   private readonly lastWait = new Map<string, string>();
+  /** The last failed send said at warn, and when. */
+  private lastSendFailure = { error: "", at: -Infinity };
 
   constructor(private readonly d: ClientEventDeps) {}
 
@@ -44,6 +46,13 @@ export class NodeEvents {
     }
     if (e.type === "tickError") {
       this.d.log.debug({ event: "tickError", ...fields }, "tick step failed");
+    } else if (e.type === "sendFailed") {
+      // Every failed send while a peer is down would be a line: said at warn when the reason changes or a minute
+      // has passed, at debug otherwise (the client resends on its ticks).
+      const now = Date.now();
+      const loud = e.error !== this.lastSendFailure.error || now - this.lastSendFailure.at >= 60_000;
+      if (loud) this.lastSendFailure = { error: e.error, at: now };
+      this.d.log[loud ? "warn" : "debug"]({ event: "sendFailed", ...fields }, `messages to a peer failed to leave: ${e.error}`);
     } else {
       this.d.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${phaseText(e.phase)}` : e.type);
     }

@@ -21,8 +21,11 @@ const port = () => wholeNumber(0, 65_535);
 export const NodeChainSchema = z.strictObject({
   rpcUrl: httpUrl(),
   hub: address(),
-  /** Blocks a deposit must be under before it counts (0 on local chains; set your chain's). */
-  confirmations: wholeNumber().default(64),
+  /**
+   * Blocks a deposit must be under before it counts; left out, the SDK's default for the chain id
+   * (`defaultConfirmations`: 0 on local chains, DEFAULT_CONFIRMATIONS elsewhere). Set your chain's.
+   */
+  confirmations: wholeNumber().optional(),
   finalitySeconds: wholeNumber().default(60),
   inclusionSeconds: wholeNumber().default(300),
   clockSkewSeconds: wholeNumber().default(60),

@@ -23,7 +23,7 @@ import { id as utf8Hash } from "ethers";
 import { z } from "zod";
 
 import { decode, encode, NestingScanner } from "../core/codec.js";
-import { ChannelSdkError } from "../core/errors.js";
+import { ChannelSdkError, PeerUnreachableError } from "../core/errors.js";
 import type { EnvelopeAuth } from "../core/envelope-auth.js";
 import { decodeEnvelope, EnvelopeLine, type Envelope, type SwapStep } from "../core/messages.js";
 import { recoverSigner } from "../core/signing.js";
@@ -531,13 +531,19 @@ export class PeerLink implements Transport {
     }
     await Promise.all(
       [...byPeer].map(async ([url, text]) => {
-        const res = await fetch(new URL("/peer/v1/envelopes", url), {
-          method: "POST",
-          headers: { "content-type": "application/x-ndjson" },
-          body: text,
-          signal: AbortSignal.timeout(10_000),
-        });
-        if (!res.ok) throw new ChannelSdkError(`peer ${new URL(url).origin} answered ${res.status}`);
+        const origin = new URL(url).origin;
+        let res: Response;
+        try {
+          res = await fetch(new URL("/peer/v1/envelopes", url), {
+            method: "POST",
+            headers: { "content-type": "application/x-ndjson" },
+            body: text,
+            signal: AbortSignal.timeout(10_000),
+          });
+        } catch (error) {
+          throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
+        }
+        if (!res.ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${res.status}`);
       }),
     );
   }

@@ -170,7 +170,7 @@ async function openStores<N>(
     towerStore,
     chains.map(({ name, adapter }) => ({
       chain: adapter,
-      confirmations: config.chains[name]!.confirmations,
+      confirmations: adapter.confirmations, // the chain's default when the config names none
       clockSkewSeconds: BigInt(config.chains[name]!.clockSkewSeconds),
       claimWindowSeconds: 900n,
     })),

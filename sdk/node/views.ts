@@ -37,7 +37,7 @@ export class Views {
         name,
         chainId: this.d.chainIds.get(name)!.toString(),
         hub: c.hub,
-        confirmations: c.confirmations,
+        confirmations: this.d.adapters.get(this.d.chainIds.get(name)!)!.confirmations,
         assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
       })),
       channels: this.d.store.channels().length,

@@ -1,5 +1,5 @@
 import { existsSync, statSync } from "node:fs";
-import { DatabaseSync, type SQLInputValue, type StatementResultingChanges } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue, StatementResultingChanges } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
 import { ChannelSdkError, DoubleSignError } from "../core/errors.js";
@@ -16,6 +16,16 @@ export { StoreVersionError } from "./schema.js";
 export { StoreLostError } from "./transactions.js";
 
 export type { RevealRule } from "../core/swap.js";
+
+/**
+ * node:sqlite, loaded when the first store is opened rather than when the package is imported: Node prints an
+ * ExperimentalWarning the moment the module loads, and a program that uses no store (a contract's tests, a digest)
+ * should not see it.
+ */
+let sqlite: typeof import("node:sqlite") | undefined;
+function loadSqlite(): typeof import("node:sqlite") {
+  return (sqlite ??= process.getBuiltinModule("node:sqlite"));
+}
 
 /** A store opened read-only (another program's, e.g. a client's store a watchtower imports from) is not there. */
 export class StoreNotFoundError extends ChannelSdkError {
@@ -61,7 +71,7 @@ export class Store {
     const readOnly = options.readOnly === true;
     // SQLite's own answer to a missing file is "unable to open database file"; ":memory:" would be a new, empty store.
     if (readOnly && (path === ":memory:" || path === "" || !existsSync(path))) throw new StoreNotFoundError(path);
-    this.db = new DatabaseSync(path, { readOnly });
+    this.db = new (loadSqlite().DatabaseSync)(path, { readOnly });
     this.statements = new Statements(this.db);
     const syncs = !readOnly && options.durability !== "crash" && path !== ":memory:" && path !== "";
     this.tx = new Transactions(this.db, path, syncs, () => this.cache.clear());

@@ -521,7 +521,7 @@ describe("swaps through the node's control API and the CLI, every channel on the
     const after = await propose("alice", { give: "0.05 ETH@source", take: "0.02 ETH@target", source: ch.s2, target: ch.t1 });
     expect((await allDone([after.id])).alice[0]!.outcome).to.equal("swapped");
     await refused("alice", "POST", `/channels/${ch.t2}/deposit`, { amount: "1" }, 409, new RegExp(`^channel ${ch.t2} is closed$`, "i"));
-    await refused("alice", "POST", "/swaps", { peer: "bob", give: "0.01 ETH@source", take: "0.005 ETH@target", source: ch.s2, target: ch.t2 }, 409, new RegExp(`^Channel ${ch.t2} has been closed\\.$`, "i"));
+    await refused("alice", "POST", "/swaps", { peer: "bob", give: "0.01 ETH@source", take: "0.005 ETH@target", source: ch.s2, target: ch.t2 }, 409, new RegExp(`^Channel ${ch.t2} has been closed; new swaps need another channel\\.$`, "i"));
   });
 
   it("force-closes one channel on chain with exactly the channels an open swap ties to it, the others staying open, and pays out what the swap makes", async function () {
@@ -563,7 +563,7 @@ describe("swaps through the node's control API and the CLI, every channel on the
     const forcedByAny = [...streams.alice.list, ...streams.bob.list].filter((e) => e.type === "chain" && e.step?.kind === "forceClosed").map((e) => e.channelId!.toLowerCase());
     expect([...new Set(forcedByAny)]).to.have.members([ch.s1, ch.t1].map((id) => id.toLowerCase()), "no other channel went on chain");
     // A closing channel takes no swap and no deposit.
-    await refused("alice", "POST", "/swaps", { peer: "bob", give: "0.01 ETH@source", take: "0.005 ETH@target", source: ch.s1, target: ch.t1 }, 409, new RegExp(`^Channel ${ch.s1} has a close in progress\\.$`, "i"));
+    await refused("alice", "POST", "/swaps", { peer: "bob", give: "0.01 ETH@source", take: "0.005 ETH@target", source: ch.s1, target: ch.t1 }, 409, new RegExp(`^Channel ${ch.s1} has a force close in progress and takes no new swap; swap on another channel\\.$`, "i"));
     await refused("alice", "POST", `/channels/${ch.s1}/deposit`, { amount: "1" }, 409, new RegExp(`^channel ${ch.s1} is closing`, "i"));
     relay!.drop = () => false;
 

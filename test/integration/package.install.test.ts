@@ -1,7 +1,7 @@
 import { expect } from "chai";
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 
 import { accountKey } from "../../scripts/lib/local.js";
 import { PROJECT_ROOT, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
@@ -26,13 +26,22 @@ function run(command: string, args: readonly string[], cwd: string, env: Record<
 const ours = JSON.parse(readFileSync(join(PROJECT_ROOT, "package.json"), "utf8")) as {
   name: string;
   version: string;
+  dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
 };
+const EXAMPLE = join(PROJECT_ROOT, "examples/escrow");
+type Manifest = { dependencies: Record<string, string>; devDependencies: Record<string, string> };
 
-describe("the npm package, installed into a fresh Hardhat 3 project", function () {
+/**
+ * The package, packed once, installed into a copy of examples/escrow (a complete consumer project: a contract on
+ * IChannelHub, its tests, a swap script), where each test runs something a consumer runs. Everything but the tarball
+ * comes from the npm registry, at the versions the example pins (the same as this project's).
+ */
+describe("the npm package, installed into the example project examples/escrow", function () {
   let dir: string;
+  let example: string;
   let files: string[];
-  let node: LocalNode;
+  let chains: LocalNode[] = [];
 
   before(async function () {
     // `npm test` builds dist/ and abi/ before the tests run (`prepack` does the same for `npm pack` alone).
@@ -45,20 +54,30 @@ describe("the npm package, installed into a fresh Hardhat 3 project", function (
       files: { path: string }[];
     }[];
     files = packed[0]!.files.map((f) => f.path);
-    cpSync(join(PROJECT_ROOT, "test/fixtures/package-consumer"), dir, { recursive: true });
-    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "package-consumer", private: true, type: "module" }));
-    // Everything but the tarball comes from the npm registry, at the versions this project uses.
-    await run(
-      "npm",
-      ["install", "--no-audit", "--no-fund", "--prefer-offline", join(dir, packed[0]!.filename), `hardhat@${ours.devDependencies.hardhat}`, `solc@${ours.devDependencies.solc}`],
-      dir,
-    );
-    node = await startHardhatNode(31337n);
+    // The example as a newcomer copies it (what a local run of it left behind stays out), the tarball by its path.
+    example = join(dir, "escrow");
+    const leftOut = new Set(["node_modules", "artifacts", "cache", "types", "package-lock.json"]);
+    cpSync(EXAMPLE, example, { recursive: true, filter: (src) => !leftOut.has(basename(src)) || dirname(src) !== EXAMPLE });
+    cpSync(join(PROJECT_ROOT, "test/fixtures/package-consumer/digest.mjs"), join(example, "digest.mjs"));
+    const manifest = JSON.parse(readFileSync(join(example, "package.json"), "utf8")) as Manifest;
+    manifest.dependencies[ours.name] = `file:${join(dir, packed[0]!.filename)}`;
+    writeFileSync(join(example, "package.json"), JSON.stringify(manifest, null, 2));
+    await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline"], example);
+    chains = await Promise.all([startHardhatNode(31337n), startHardhatNode(31338n)]);
   });
 
   after(async function () {
-    await node?.stop();
+    await Promise.all(chains.map((c) => c.stop()));
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("is the example as committed: the tarball of this version, and this project's versions of what both use", function () {
+    const manifest = JSON.parse(readFileSync(join(EXAMPLE, "package.json"), "utf8")) as Manifest;
+    expect(manifest.dependencies[ours.name]).to.equal(`file:../../${ours.name}-${ours.version}.tgz`);
+    expect(ours.dependencies.ethers).to.equal(`^${manifest.dependencies.ethers}`);
+    for (const [name, version] of Object.entries(manifest.devDependencies)) {
+      expect(version, name).to.equal(ours.devDependencies[name]);
+    }
   });
 
   it("ships the compiled SDK and CLI with types, the Solidity sources, ABIs and TypeChain types, and no tests", function () {
@@ -69,15 +88,28 @@ describe("the npm package, installed into a fresh Hardhat 3 project", function (
     expect(files.filter((f) => f.startsWith("dist/typechain-types/test/") || f.includes("factories/test/"))).to.deep.equal([]);
   });
 
-  it("compiles a contract that imports IChannelHub.sol by package path and calls transferOutcome", async function () {
-    const cli = join(dir, "node_modules/hardhat/dist/src/cli.js");
-    await run(process.execPath, [cli, "build"], dir);
-    const artifact = JSON.parse(readFileSync(join(dir, "artifacts/contracts/Escrow.sol/Escrow.json"), "utf8")) as { abi: { name?: string }[] };
-    expect(artifact.abi.map((f) => f.name)).to.include("paid");
+  it("compiles, type-checks and tests the example's contract on IChannelHub, imported by package path", async function () {
+    const out = await run("npm", ["test"], example);
+    expect(out).to.match(/3 passing \(3 mocha\)/);
+    const artifact = JSON.parse(readFileSync(join(example, "artifacts/contracts/ChannelEscrow.sol/ChannelEscrow.json"), "utf8")) as { abi: { name?: string }[] };
+    expect(artifact.abi.map((f) => f.name)).to.include.members(["openFor", "lockPaid", "secretRevealedInTime"]);
+  });
+
+  it("runs the example's swap script: one swap between two local chains, then both channels closed cooperatively", async function () {
+    const [s, t] = chains;
+    const out = await run("npm", ["run", "--silent", "swap"], example, { CHAIN_S_URL: s!.url, CHAIN_T_URL: t!.url });
+    const line = out.split("\n").find((l) => l.startsWith("{"));
+    expect(JSON.parse(line ?? "{}")).to.deep.include({ outcome: "swapped", paidOnS: ["0.7", "0.3"], paidOnT: ["0.2", "0.8"] });
+    expect(out, "nothing else printed").to.equal(`${line}\n`);
+  });
+
+  it("imports the package without Node's SQLite warning when no store is opened", async function () {
+    const out = await run(process.execPath, ["--input-type=module", "-e", `await import("${ours.name}"); console.log("imported");`], example);
+    expect(out).to.equal("imported\n");
   });
 
   it("runs the SDK from plain JavaScript, and its state digest equals the hub's on a local chain", async function () {
-    const out = await run(process.execPath, ["digest.mjs"], dir, { RPC_URL: node.url, DEPLOYER_KEY: accountKey(0) });
+    const out = await run(process.execPath, ["digest.mjs"], example, { RPC_URL: chains[0]!.url, DEPLOYER_KEY: accountKey(0) });
     const line = out.split("\n").find((l) => l.startsWith("{"));
     const { local, onChain } = JSON.parse(line ?? "{}") as { local?: string; onChain?: string };
     expect(local).to.match(/^0x[0-9a-f]{64}$/);
@@ -85,7 +117,7 @@ describe("the npm package, installed into a fresh Hardhat 3 project", function (
   });
 
   it("runs the channels CLI from the installed package with no TypeScript loader", async function () {
-    const out = await run(join(dir, "node_modules/.bin/channels"), ["--help"], dir);
+    const out = await run(join(example, "node_modules/.bin/channels"), ["--help"], example);
     expect(out).to.match(/^Usage: channels/m);
     for (const command of ["init", "node", "channel", "swap", "watch"]) expect(out).to.match(new RegExp(`^  ${command}\\b`, "m"));
     expect(files).to.include("bin/channels.mjs");
@@ -93,8 +125,8 @@ describe("the npm package, installed into a fresh Hardhat 3 project", function (
   });
 
   it("falls back to pure JavaScript when the native add-ons are missing, says so once for each, and still agrees with the hub", async function () {
-    for (const addOn of ["keccak", "secp256k1"]) rmSync(join(dir, "node_modules", addOn), { recursive: true, force: true });
-    const out = await run(process.execPath, ["digest.mjs"], dir, { RPC_URL: node.url, DEPLOYER_KEY: accountKey(0) });
+    for (const addOn of ["keccak", "secp256k1"]) rmSync(join(example, "node_modules", addOn), { recursive: true, force: true });
+    const out = await run(process.execPath, ["digest.mjs"], example, { RPC_URL: chains[0]!.url, DEPLOYER_KEY: accountKey(0) });
     const warnings = out.split("\n").filter((l) => l.includes("ChannelsPureJsCrypto"));
     expect(warnings).to.have.length(2);
     expect(warnings.join("\n")).to.match(/keccak: the native add-on did not load/).and.match(/secp256k1: the native add-on did not load/);
