@@ -51,6 +51,11 @@ export type PartyConfig = Readonly<{
   swaps: number;
   /** Seeds the amounts Alice proposes (with the number of swaps she already proposed, so restarts agree). */
   seed: number;
+  /**
+   * Chains that misbehave (anvil with chain faults): the finality depth the client reads at, and its fee policy's cap
+   * (gwei); every deadline transaction then goes through fee escalation, as a node's does.
+   */
+  chain?: { confirmations: number; maxFeePerGasGwei: number };
 }>;
 
 const config = decode<PartyConfig>(process.env.FAULT_PARTY ?? "");
@@ -135,9 +140,17 @@ for (;;) {
 // ------------------------------------------------------------------ the client
 
 const providers = { S: rpcProvider(config.rpc.S), T: rpcProvider(config.rpc.T) };
+const chainOptions =
+  config.chain === undefined
+    ? { timeCacheMs: 1_000 }
+    : {
+        timeCacheMs: 1_000,
+        confirmations: config.chain.confirmations,
+        fees: { maxFeePerGasCap: BigInt(config.chain.maxFeePerGasGwei) * 10n ** 9n, bumpAfterMs: 2_000, minBumpAfterMs: 500, pollMs: 250 },
+      };
 const chains: [HubAdapter, HubAdapter] = [
-  await HubAdapter.connect(config.hubs.S, localWallet(config.who, providers.S), { timeCacheMs: 1_000 }),
-  await HubAdapter.connect(config.hubs.T, localWallet(config.who, providers.T), { timeCacheMs: 1_000 }),
+  await HubAdapter.connect(config.hubs.S, localWallet(config.who, providers.S), chainOptions),
+  await HubAdapter.connect(config.hubs.T, localWallet(config.who, providers.T), chainOptions),
 ];
 const timing = (chainId: bigint) => ({ chainId, finalitySeconds: 12n, inclusionSeconds: 60n, clockSkewSeconds: 30n });
 const store = new Store(config.storePath);

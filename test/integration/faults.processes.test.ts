@@ -30,7 +30,7 @@
  */
 import { expect } from "chai";
 import type { ChildProcess } from "node:child_process";
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request, type ClientRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
@@ -56,6 +56,8 @@ import {
 } from "../../sdk/index.js";
 import { ChannelHub__factory, SecretRegistry__factory, type ChannelHub } from "../../typechain-types/index.js";
 import type { PairConfig, PartyConfig } from "../helpers/fault-party.js";
+import { startAnvil, type Anvil } from "../helpers/anvil.js";
+import { ChainFaults, RpcProxy, type ChainFaultStats } from "../helpers/chain-faults.js";
 import { PROJECT_ROOT, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 import { spawnChild } from "../helpers/processes.js";
 import { prng } from "../helpers/prng.js";
@@ -70,6 +72,14 @@ const KEEP = process.env.FAULTS_KEEP === "1";
 const LONG_KILLS = Number(process.env.FAULTS_LONG_KILLS ?? 0.5);
 /** FAULTS_CLOSE_SCENARIO=0 skips the lost-closeRequest scenario (a control run). */
 const CLOSE_SCENARIO = process.env.FAULTS_CLOSE_SCENARIO !== "0";
+/**
+ * FAULTS_CHAIN=anvil (`npm run soak`): the chains are anvil processes mining a block a second, the parties read at a
+ * finality of 2 blocks with fee escalation, and chain faults run beside the others (chain-faults.ts): reorganisations
+ * of the newest block, pending transactions dropped, base fee spikes and RPC outages.
+ */
+const ON_ANVIL = process.env.FAULTS_CHAIN === "anvil";
+/** FAULTS_SOAK_MINUTES: the faulty phase's length on anvil (default 3 minutes). */
+const SOAK_MS = Number(process.env.FAULTS_SOAK_MINUTES ?? 3) * 60_000;
 
 /** Client timers: short, so faults show within seconds. */
 const RESEND_MS = 300;
@@ -78,7 +88,7 @@ const TICK_MS = 150;
 /** The relay: chance per envelope of being dropped, duplicated, delayed (by 20-420 ms, so later ones overtake it). */
 const RATES = { drop: 0.08, duplicate: 0.05, delay: 0.1 };
 /** Wall-clock bound of the faulty phase; the run goes on to the closes after it whatever was done. */
-const FAULT_PHASE_MS = 75_000;
+const FAULT_PHASE_MS = ON_ANVIL ? SOAK_MS : 75_000;
 
 const require = createRequire(import.meta.url);
 /** tsx, as Hardhat itself depends on it: runs the party script (TypeScript importing `.js` paths) in plain Node. */
@@ -511,10 +521,23 @@ type Leg = "source" | "target";
 type Outcome = "paid" | "refunded" | "unresolved";
 
 describe("faults with real processes: healthy channel pairs are never closed on chain for no reason", function () {
-  this.timeout(300_000);
+  this.timeout(ON_ANVIL ? SOAK_MS + 600_000 : 300_000);
 
   let nodes: LocalNode[] = [];
   let relay: LossyRelay | undefined;
+  const anvils: Anvil[] = [];
+  let chainFaults: ChainFaultStats | undefined;
+
+  /** Two anvil chains mining a block a second (chain ids outside the local ones: nothing is final at once). */
+  async function anvilChains(): Promise<[LocalNode, LocalNode]> {
+    const started: LocalNode[] = [];
+    for (const chainId of [31_431, 31_432]) {
+      const anvil = await startAnvil({ chainId, blockTime: 1 });
+      anvils.push(anvil);
+      started.push({ url: anvil.url, chainId: BigInt(chainId), pid: anvil.child.pid!, stop: anvil.stop });
+    }
+    return [started[0]!, started[1]!];
+  }
   const parties: PartyProcess[] = [];
   let dir = "";
   const cleanups: (() => void | Promise<void>)[] = [];
@@ -539,10 +562,13 @@ describe("faults with real processes: healthy channel pairs are never closed on 
   before(async function () {
     console.log(`      faults: FAULTS_SEED=${SEED} swaps=${SWAPS} pairs=${PAIRS}`);
     dir = mkdtempSync(join(tmpdir(), "faults-"));
-    const [nodeS, nodeT] = await Promise.all([startHardhatNode(31337n), startHardhatNode(31338n)]);
+    const [nodeS, nodeT] = ON_ANVIL ? await anvilChains() : await Promise.all([startHardhatNode(31337n), startHardhatNode(31338n)]);
     nodes = [nodeS, nodeT];
     const [S, T] = [rpcProvider(nodeS.url), rpcProvider(nodeT.url)];
     cleanups.push(() => S.destroy(), () => T.destroy());
+    // On anvil the parties reach each chain through a proxy that can go down (an RPC outage).
+    const proxies = ON_ANVIL ? [await RpcProxy.start(nodeS.url), await RpcProxy.start(nodeT.url)] : [];
+    for (const p of proxies) cleanups.push(() => p.close());
     const [hubS, hubT] = [await deployHub(S), await deployHub(T)];
     const alice = localWallet(1, S).address;
     const bob = localWallet(2, S).address;
@@ -565,9 +591,10 @@ describe("faults with real processes: healthy channel pairs are never closed on 
       S: [await S.getBalance(alice), await S.getBalance(bob)],
       T: [await T.getBalance(alice), await T.getBalance(bob)],
     };
-    // Both chains' clocks follow the wall clock (the clients refuse swaps on clocks further apart than the skew bound).
+    // Both chains' clocks follow the wall clock (the clients refuse swaps on clocks further apart than the skew bound);
+    // anvil mines a block a second by itself.
     const heartbeat = setInterval(() => {
-      for (const p of [S, T]) p.send("evm_mine", []).catch(() => undefined);
+      if (!ON_ANVIL) for (const p of [S, T]) p.send("evm_mine", []).catch(() => undefined);
     }, 2_000);
     cleanups.push(() => clearInterval(heartbeat));
 
@@ -576,9 +603,10 @@ describe("faults with real processes: healthy channel pairs are never closed on 
     relay = new LossyRelay(relayRandom);
     await relay.start();
     const base = {
-      rpc: { S: nodeS.url, T: nodeT.url },
+      rpc: ON_ANVIL ? { S: proxies[0]!.url, T: proxies[1]!.url } : { S: nodeS.url, T: nodeT.url },
       hubs: { S: hubS, T: hubT },
-      chainIds: { S: 31337n, T: 31338n },
+      chainIds: { S: nodeS.chainId, T: nodeT.chainId },
+      ...(ON_ANVIL ? { chain: { confirmations: 2, maxFeePerGasGwei: 500 } } : {}),
       pairs,
       resendIntervalMs: RESEND_MS,
       confirmationTimeoutMs: CONFIRM_MS,
@@ -591,6 +619,13 @@ describe("faults with real processes: healthy channel pairs are never closed on 
     await Promise.all([A.start(), B.start()]);
 
     // ---------------------------------------------------------------- faulty phase: swaps under kills and a lossy link
+    const faults = ON_ANVIL
+      ? new ChainFaults(
+          await Promise.all(anvils.map(async (anvil, i) => ({ anvil, proxy: proxies[i]!, quietBaseFee: (await [S, T][i]!.getBlock("latest"))!.baseFeePerGas! }))),
+          prng(SEED + 4),
+        )
+      : undefined;
+    faults?.start();
     const t0 = Date.now();
     const aliceFinished = () => A.has("swapsDone") || A.has("stuck");
     const killed = { alice: 0, bob: 0 };
@@ -677,6 +712,10 @@ describe("faults with real processes: healthy channel pairs are never closed on 
       if (open === 0) break;
       await sleep(1_500);
     }
+
+    // The chains behave from here on: what is left to check is that everything settles.
+    await faults?.stop();
+    chainFaults = faults?.stats;
 
     // ---------------------------------------------------------------- settle whatever went on chain
     // Chain time passes in steps shorter than delta until every lock has expired, and a secret newly revealed on one
@@ -880,8 +919,23 @@ describe("faults with real processes: healthy channel pairs are never closed on 
       `in ${Math.round(faultPhaseMs / 1000)}s | force closes=${forceClosed.size} channels (${inScenario} in the close scenario; ` +
       `by Alice ${forcedBy(alice)}, Bob ${forcedBy(bob)}) ` +
       `needless on-chain swaps=${needless} | cooperative closes=${coop}/${2 * PAIRS} | swaps with locks checked=${lockedSwaps}, transfer records still pending=${unconfirmedRecords} | ` +
-      `failed process starts=${A.failedStarts.length + B.failedStarts.length}`;
+      `failed process starts=${A.failedStarts.length + B.failedStarts.length}` +
+      (chainFaults === undefined
+        ? ""
+        : ` | chain faults: reorgs=${chainFaults.reorgs} dropped txs=${chainFaults.dropped} fee spikes=${chainFaults.spikes} rpc outages=${chainFaults.outages}`);
     console.log(`      faults summary: ${result.summary}`);
+    if (ON_ANVIL) {
+      // The soak's record: what ran and what the checks found (the three tests below read the same result).
+      const checks = { atomicity: result.atomicity.length, conservation: result.conservation.length, forceClosedChannels: result.forceClosedChannels, needlessOnChainSwaps: needless };
+      const passed = Object.values(checks).filter((n) => n === 0).length;
+      const record = {
+        date: new Date().toISOString(), seed: SEED, minutes: SOAK_MS / 60_000, swapsAsked: SWAPS, pairs: PAIRS,
+        swapped: count("alice", "swapped"), aborted: count("alice", "aborted"), onChainSwaps, chainFaults, envelopes: s,
+        kills: { alice: A.kills.length, bob: B.kills.length }, checks, passed, failed: Object.keys(checks).length - passed,
+      };
+      writeFileSync(resolve(PROJECT_ROOT, "docs/soak.json"), JSON.stringify(record, (_k, v: unknown) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+      console.log(`      soak: ${record.passed} passed, ${record.failed} failed (docs/soak.json)`);
+    }
     const endedAs = (id: Hex) => {
       const view = viewOf(id);
       const forced = view.forceClosed.some((f) => f.id === id.toLowerCase()) ? "force-closed, " : "";
