@@ -72,7 +72,7 @@ describe("one transaction that does not land, and the node's other duties (anvil
     hubS = await deployHub(sp);
     hubT = await deployHub(tp);
     // Anvil funds the first ten accounts only: these tests use accounts of their own.
-    for (let i = 11; i <= 19; i++) {
+    for (let i = 11; i <= 20; i++) {
       for (const a of [S, T]) await a.rpc("anvil_setBalance", [new Wallet(accountKey(i)).address, "0x56BC75E2D63100000"]);
     }
     dir = mkdtempSync(join(tmpdir(), "stall-"));
@@ -169,11 +169,11 @@ describe("one transaction that does not land, and the node's other duties (anvil
   });
 
   /** A watchtower for account `me` on S (and T), its fee events collected. */
-  async function tower(me: number, claimWindowSeconds: bigint) {
+  async function tower(me: number, claimWindowSeconds: bigint, sProvider: JsonRpcProvider = sp) {
     const store = new Store(join(dir, `tower-${me}-${Date.now()}.sqlite`));
     const events: FeeEvent[] = [];
     const fees: FeePolicy = { ...POLICY, onEvent: (e) => events.push(e) };
-    const onS = await HubAdapter.connect(hubS, localWallet(me, sp), { fees, confirmations: 0 });
+    const onS = await HubAdapter.connect(hubS, new Wallet(accountKey(me), sProvider), { fees, confirmations: 0 });
     const onT = await HubAdapter.connect(hubT, localWallet(me, tp), { fees, confirmations: 0 });
     const watch = (chain: HubAdapter) => ({ chain, confirmations: 0, clockSkewSeconds: 5n, claimWindowSeconds });
     const t = new Watchtower(store, [watch(onS), watch(onT)]);
@@ -200,6 +200,37 @@ describe("one transaction that does not land, and the node's other duties (anvil
     return { stop, polls: () => polls };
   }
 
+  /** On T, a guarded channel whose newest state holds a lock paying the tower's participant, its secret known. */
+  async function owedOnT(t: Watchtower, store: Store, params: ChannelParams, expiresIn: bigint) {
+    const secret = hexlify(randomBytes(32)) as Hex;
+    const hashlock = hashlockOf(secret);
+    const tId = hexlify(randomBytes(32)) as Hex;
+    const expiry = BigInt((await tp.getBlock("latest"))!.timestamp) + expiresIn;
+    const tParams: ChannelParams = { ...params, nonce: params.nonce + 1n };
+    t.guard({ ref: { chainId: 31_422n, hub: hubT as Hex, channelId: tId }, params: tParams, myIndex: 0, openingDeposits: [0n, 10n ** 15n] });
+    store.saveCoSigned({
+      state: { channelId: tId, seq: 1n, deposits: [0n, 10n ** 15n], balances: [0n, 0n], locks: [{ sender: 1, amount: 10n ** 15n, hashlock, expiry }], isFinal: false },
+      signatures: ["0x", "0x"],
+    });
+    t.addSecret(hashlock, secret);
+    return { hashlock, expiry };
+  }
+
+  it("the watchtower carries a secret on T before its lock expires while S's RPC does not answer", async function () {
+    const me = 20;
+    const { params, channelId } = await channel(me, 17, 10n ** 15n);
+    const tapped = new TappedProvider(S.url);
+    cleanups.push(async () => tapped.destroy());
+    const { t, store } = await tower(me, 60n, tapped);
+    t.guard({ ref: { chainId: 31_421n, hub: hubS as Hex, channelId: channelId as Hex }, params, myIndex: 0, openingDeposits: [10n ** 15n, 0n] });
+    // T's lock is inside the claim window: the secret is due on T now.
+    const { hashlock, expiry } = await owedOnT(t, store, params, 40n);
+    tapped.tap = () => new Error("connect ECONNREFUSED (S's RPC is down)");
+    for (let i = 0; i < 3; i++) await t.poll().catch(() => undefined);
+    const revealed = await (await HubAdapter.connect(hubT, localWallet(0, tp))).revealedAt(hashlock);
+    expect(revealed, "revealed on T while S is unreachable").to.be.within(1n, expiry);
+  });
+
   it("the watchtower carries a secret on T before its lock expires while a transaction on S cannot be mined", async function () {
     const me = 16;
     const other = 17;
@@ -211,18 +242,7 @@ describe("one transaction that does not land, and the node's other duties (anvil
     await S.rpc("evm_mine", []);
     t.guard({ ref: { chainId: 31_421n, hub: hubS as Hex, channelId: channelId as Hex }, params, myIndex: 0, openingDeposits: [10n ** 15n, 0n] });
     // On T: a lock that pays me, its secret known, 200 s from expiry (outside the claim window of 60 s).
-    const secret = hexlify(randomBytes(32)) as Hex;
-    const hashlock = hashlockOf(secret);
-    const tId = hexlify(randomBytes(32)) as Hex;
-    const nowT = BigInt((await tp.getBlock("latest"))!.timestamp);
-    const expiry = nowT + 200n;
-    const tParams: ChannelParams = { ...params, nonce: params.nonce + 1n };
-    t.guard({ ref: { chainId: 31_422n, hub: hubT as Hex, channelId: tId }, params: tParams, myIndex: 0, openingDeposits: [0n, 10n ** 15n] });
-    store.saveCoSigned({
-      state: { channelId: tId, seq: 1n, deposits: [0n, 10n ** 15n], balances: [0n, 0n], locks: [{ sender: 1, amount: 10n ** 15n, hashlock, expiry }], isFinal: false },
-      signatures: ["0x", "0x"],
-    });
-    t.addSecret(hashlock, secret);
+    const { hashlock, expiry } = await owedOnT(t, store, params, 200n);
     // S's RPC stops following its chain (no new block): the settle sent there is never mined.
     await S.rpc("evm_setIntervalMining", [0]);
     const beat = heartbeat(t, 500);
