@@ -21,6 +21,8 @@ export type FeePolicy = Readonly<{
   deadlineMarginSeconds?: bigint;
   /** How often receipts are looked for (default 1 s). */
   pollMs?: number;
+  /** A call without a deadline gives up after this long unmined (default PATIENCE_MS, 5 minutes). */
+  patienceMs?: number;
   /** Progress: each version sent, the cap reached, a replacement the node refused, the version mined. */
   onEvent?: (event: FeeEvent) => void;
 }>;
@@ -45,6 +47,8 @@ export type FeeEvent =
   | { kind: "replacementRefused"; call: string; nonce: number; reason: string }
   /** The node refused a first version (its fees under what the next block asks): the next rung is sent at once. */
   | { kind: "sendRefused"; call: string; nonce: number; maxFeePerGas: bigint; reason: string }
+  /** An RPC request failed (ridden out up to MAX_RPC_ERRORS times in a row). */
+  | { kind: "rpcError"; call: string; nonce: number; reason: string }
   /** The version in the pool was gone (dropped by the node, or never arrived): sent again as it was. */
   | { kind: "resent"; call: string; nonce: number; hash: string }
   | { kind: "mined"; call: string; nonce: number; hash: string; blockNumber: number }
@@ -175,10 +179,32 @@ export type SendWithFeesArgs = Readonly<{
    * landed). Until then its receipt is read again each poll; a version a reorganisation took out is sent again.
    */
   confirmations?: number;
+  /**
+   * Whether the call may go again under the next nonce when another transaction of the account took its own: only
+   * for a call that reverts once done (a challenge, a reveal, a settle, a close), never for one that moves value
+   * each time (a deposit, a withdrawal), which throws NonceTakenError instead.
+   */
+  retryOnNonceTaken?: boolean;
 }>;
 
 /** How many times a call takes a new nonce after another transaction of the account took its own. */
 export const MAX_NONCE_RETRIES = 3;
+/** RPC failures in a row a call rides out (a 503, a timeout, a second of outage) before it gives up. */
+export const MAX_RPC_ERRORS = 3;
+/**
+ * How long the account's nonce may stand past a call's nonce with none of the call's versions seen mined before
+ * the nonce counts as taken by another transaction (an RPC's backends may show a receipt some blocks late).
+ */
+export const NONCE_TAKEN_AFTER_MS = 15_000;
+/** A call without a deadline gives up after this long unmined (its version stays in the pool for the next call). */
+export const PATIENCE_MS = 300_000;
+
+/** Another transaction of the account used the nonce of a call that must not simply go again (a deposit). */
+export class NonceTakenError extends ChannelSdkError {
+  constructor(call: string, nonce: number) {
+    super(`${call}: nonce ${nonce} was used by another transaction of this account, none of this call's; check the chain before making it again (is another process sending with this key?).`, { docs: "docs/CHAINS.md" });
+  }
+}
 
 /**
  * Per account and chain: the taking of a nonce and the first send under it, one at a time, so two calls of one
@@ -198,13 +224,39 @@ async function inTurn<T>(key: string, fn: () => Promise<T>): Promise<T> {
   }
 }
 
+/** A call in flight: the nonce it owns and its deadline. */
+type Owner = { readonly nonce: number; readonly deadline: bigint | undefined };
+
+/**
+ * Per account and chain: the calls of this process in flight. A pending nonce none of them owns holds a version
+ * nobody raises any more (its call failed, or the process restarted): the next call takes it over by replacing it,
+ * since nothing of the account is mined behind it. And a call is paced by the earliest deadline among itself and
+ * the calls behind it in the account's nonce order, which cannot be mined before it.
+ */
+const owners = new Map<string, Set<Owner>>();
+
+function ownersOf(account: string): Set<Owner> {
+  let set = owners.get(account);
+  if (set === undefined) owners.set(account, (set = new Set()));
+  return set;
+}
+
+function pacingDeadline(account: string, me: Owner): bigint | undefined {
+  let d = me.deadline;
+  for (const o of ownersOf(account)) if (o.nonce > me.nonce && o.deadline !== undefined && (d === undefined || o.deadline < d)) d = o.deadline;
+  return d;
+}
+
 /**
  * Sends `request` and replaces it with higher fees until one version is mined and `confirmations` deep; returns that
- * version's receipt. The nonce is taken once per attempt (in turn with the account's other calls in this process); a
- * version mined while a replacement was being sent is success; a version dropped from the pool is sent again, and
- * so is one a reorganisation took out. Another transaction of the account taking the nonce (another process with
- * the same key) makes the call go again under the next nonce, up to MAX_NONCE_RETRIES times. Throws what the first
- * send throws (a revert found by gas estimation), and on a mined version that reverted.
+ * version's receipt. The nonce is taken in turn with the account's other calls in this process (a pending one nobody
+ * raises any more is taken over); a version mined while a replacement was being sent is success; a version dropped
+ * from the pool is sent again, and so is one a reorganisation took out; a few RPC failures in a row are ridden out.
+ * Another transaction of the account taking the nonce makes the call go again under the next one (with
+ * `retryOnNonceTaken`, up to MAX_NONCE_RETRIES times) or throw NonceTakenError. Gives up once its deadline has passed
+ * (chain time, read from the chain or, when the chain stands still, moved on by the wall clock), or after
+ * PATIENCE_MS without one. Throws what the first send throws (a revert found by gas estimation, a lack of funds), and
+ * on a mined version that reverted.
  */
 export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionReceipt> {
   checkFeePolicy(args.policy);
@@ -219,9 +271,14 @@ export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionR
   }
 }
 
+/** Whether a refused send failed for want of funds, not of fees: raising the fee only makes it worse. */
+function lacksFunds(error: unknown): boolean {
+  return (error as { code?: unknown }).code === "INSUFFICIENT_FUNDS" || /insufficient funds/i.test(shortMessage(error));
+}
+
 /** One attempt of `sendWithFees` under one nonce: the receipt once landed, or "nonceTaken". */
 async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<TransactionReceipt | "nonceTaken"> {
-  const { call, signer, policy, deadline } = args;
+  const { call, signer, policy } = args;
   const bps = BigInt(Math.round((policy.bumpPercent ?? FEE_DEFAULTS.bumpPercent) * 100));
   const cap = policy.maxFeePerGasCap;
   const maxMs = policy.bumpAfterMs ?? FEE_DEFAULTS.bumpAfterMs;
@@ -236,103 +293,192 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
       // A failing progress report must not stop a transaction racing its deadline.
     }
   };
-  const msLeft = async (): Promise<number | undefined> =>
-    deadline === undefined ? undefined : Number(deadline - margin - (await args.chainNow())) * 1000;
+  // Chain time as this call sees it: the chain's reading, moved on by the wall clock while the chain stands still
+  // (an RPC whose node stopped following the chain, or a chain that stalled, must not keep a call past its deadline).
+  const clock = { chain: await args.chainNow(), wall: Date.now(), read: Date.now() };
+  const chainTime = async (): Promise<bigint> => {
+    if (Date.now() - clock.read >= pollMs) {
+      clock.read = Date.now(); // read at most once a poll
+      try {
+        const read = await args.chainNow();
+        if (read > clock.chain) Object.assign(clock, { chain: read, wall: Date.now() });
+      } catch {
+        // unreadable now: the wall clock moves it on
+      }
+    }
+    return clock.chain + BigInt(Math.floor((Date.now() - clock.wall) / 1000));
+  };
+  const started = Date.now();
 
   // Gas is estimated without fees (a node may refuse to estimate under the base fee) and reused by every version.
   const gasLimit = args.request.gasLimit ?? (await signer.estimateGas(args.request));
   const market = await marketFees(provider);
   if (market.maxFeePerGas > cap) emit({ kind: "capBelowMarket", call, maxFeePerGasCap: cap, marketMaxFeePerGas: market.maxFeePerGas });
   const account = `${(await provider.getNetwork()).chainId}:${(await signer.getAddress()).toLowerCase()}`;
-  let step = firstFees(market, cap, bps, replacementsLeft(await msLeft(), minMs));
-  const { nonce, base, hash } = await inTurn(account, async () => {
-    // A node that refuses the first version (its fees under what the next block asks: anvil, and nodes with a
-    // minimum) gets the next rung at once, up to the cap: nothing is in the pool yet, so there is nothing to wait for.
-    for (;;) {
-      const nonce = await signer.getNonce("pending");
-      const { gasPrice: _legacy, ...populated } = await signer.populateTransaction({ ...args.request, gasLimit, nonce, type: 2, ...market });
-      const base: TransactionRequest = { ...populated, nonce, type: 2, gasLimit };
-      try {
-        return { nonce, base, hash: (await signer.sendTransaction({ ...base, ...step.fees })).hash };
-      } catch (error) {
-        const next = nextFees(step.fees, cap, bps, Number.POSITIVE_INFINITY);
-        emit({ kind: "sendRefused", call, nonce, maxFeePerGas: step.fees.maxFeePerGas, reason: shortMessage(error) });
-        if (next === undefined) {
-          throw new ChannelSdkError(
-            `${call}: the node refused it even at the fee cap of ${step.fees.maxFeePerGas} wei per gas (${shortMessage(error)}); raise the cap or wait for lower fees.`,
-            { cause: error, docs: "docs/CHAINS.md" },
-          );
-        }
-        step = { fees: next.fees, stepsToCap: next.stepsToCap };
-      }
-    }
-  });
-  let current = { hash, fees: step.fees };
-  /** The fees of the last version offered, taken or refused: the next one climbs from them. */
-  let offered = step.fees;
-  const hashes = [current.hash];
-  emit({ kind: "sent", call, nonce, hash: current.hash, ...current.fees, replaces: undefined });
-  let capReported = false;
-  /** Sends the current version again if the node no longer holds it (dropped, or a reorganisation took it out). */
-  const keepInPool = async () => {
-    if ((await provider.getTransaction(current.hash)) !== null) return;
-    await signer.sendTransaction({ ...base, ...current.fees }).then(
-      () => emit({ kind: "resent", call, nonce, hash: current.hash }),
-      () => undefined, // known again meanwhile, or the nonce is used: the next look finds out
-    );
+  const mine = ownersOf(account);
+  let me: Owner = { nonce: -1, deadline: args.deadline };
+  const msLeft = async (): Promise<number | undefined> => {
+    const d = pacingDeadline(account, me);
+    return d === undefined ? undefined : Number(d - margin - (await chainTime())) * 1000;
   };
+  let step = firstFees(market, cap, bps, replacementsLeft(await msLeft(), minMs));
+  try {
+    const { nonce, base, hash } = await inTurn(account, async () => {
+      // A node that refuses the first version (its fees under what the next block asks: anvil, and nodes with a
+      // minimum; or under a version it holds at that nonce) gets the next rung at once, up to the cap: nothing of
+      // ours is in the pool yet. A refusal for want of funds ends the call at once.
+      for (let tries = 0; ; tries++) {
+        const [latest, pending] = [await signer.getNonce("latest"), await signer.getNonce("pending")];
+        const owned = new Set([...mine].map((o) => o.nonce));
+        let nonce = pending;
+        for (let n = latest; n < pending; n++) {
+          if (!owned.has(n)) {
+            nonce = n; // a version nobody raises any more: replaced by this call
+            break;
+          }
+        }
+        const { gasPrice: _legacy, ...populated } = await signer.populateTransaction({ ...args.request, gasLimit, nonce, type: 2, ...market });
+        const base: TransactionRequest = { ...populated, nonce, type: 2, gasLimit };
+        try {
+          const hash = (await signer.sendTransaction({ ...base, ...step.fees })).hash;
+          me = { nonce, deadline: args.deadline };
+          mine.add(me);
+          return { nonce, base, hash };
+        } catch (error) {
+          if (lacksFunds(error)) throw new ChannelSdkError(`${call}: the account has too little for gas (${shortMessage(error)}); fund it.`, { cause: error, docs: "docs/CHAINS.md" });
+          const next = nextFees(step.fees, cap, bps, Number.POSITIVE_INFINITY);
+          emit({ kind: "sendRefused", call, nonce, maxFeePerGas: step.fees.maxFeePerGas, reason: shortMessage(error) });
+          if (next === undefined || tries > 64) {
+            throw new ChannelSdkError(
+              `${call}: the node refused it even at the fee cap of ${step.fees.maxFeePerGas} wei per gas (${shortMessage(error)}); raise the cap or wait for lower fees.`,
+              { cause: error, docs: "docs/CHAINS.md" },
+            );
+          }
+          step = { fees: next.fees, stepsToCap: next.stepsToCap };
+        }
+      }
+    });
+    let current = { hash, fees: step.fees };
+    /** The fees of the last version offered, taken or refused: the next one climbs from them. */
+    let offered = step.fees;
+    const hashes = [current.hash];
+    emit({ kind: "sent", call, nonce, hash: current.hash, ...current.fees, replaces: undefined });
+    let capReported = false;
+    let failures = 0;
+    /** Since when the account's nonce stands past ours with none of our versions seen mined. */
+    let passedSince: number | undefined;
+    /** Sends the current version again if the node no longer holds it (dropped, or a reorganisation took it out). */
+    const keepInPool = async () => {
+      if ((await provider.getTransaction(current.hash)) !== null) return;
+      await signer.sendTransaction({ ...base, ...current.fees }).then(
+        () => emit({ kind: "resent", call, nonce, hash: current.hash }),
+        () => undefined, // known again meanwhile, or the nonce is used: the next look finds out
+      );
+    };
+    /** Whether one of our versions is mined, as far as the RPC shows (a receipt, or a transaction with a block). */
+    const oursMined = async (): Promise<boolean> => {
+      for (const h of hashes) if ((await provider.getTransaction(h))?.blockNumber != null) return true;
+      return false;
+    };
 
+    for (;;) {
+      try {
+        const wait = waitBeforeReplacing(step.stepsToCap, await msLeft(), minMs, maxMs);
+        const receipt = await pollMined(provider, signer, nonce, hashes, wait, pollMs);
+        if (receipt === undefined) {
+          const now = await chainTime();
+          if (args.deadline !== undefined && now > args.deadline) {
+            // Too late to matter (a challenge or a claim past its deadline is refused on chain): the caller's loop goes on.
+            throw new ChannelSdkError(`${call}: not mined by its deadline ${args.deadline} (nonce ${nonce}, last offer ${offered.maxFeePerGas} wei per gas).`, { docs: "docs/CHAINS.md" });
+          }
+          if (args.deadline === undefined && Date.now() - started > (policy.patienceMs ?? PATIENCE_MS)) {
+            throw new ChannelSdkError(`${call}: not mined within ${Math.round((Date.now() - started) / 1000)} s (nonce ${nonce}, last offer ${offered.maxFeePerGas} wei per gas); its next call takes the nonce over.`, { docs: "docs/CHAINS.md" });
+          }
+        }
+        failures = 0;
+        if (receipt !== undefined) {
+          passedSince = undefined;
+          const landed = await deepEnough(provider, mined(call, nonce, receipt, emit), confirmations, pollMs);
+          if (landed !== undefined) {
+            emit({ kind: "landed", call, nonce, hash: landed.hash, blockNumber: landed.blockNumber });
+            return landed;
+          }
+          emit({ kind: "reorgedOut", call, nonce, hash: receipt.hash, blockNumber: receipt.blockNumber });
+          await keepInPool();
+          continue;
+        }
+        if ((await signer.getNonce("latest")) > nonce) {
+          // The nonce is used: by one of ours (its receipt may show up late on a load-balanced RPC), or by another
+          // transaction of this account. Only once none of ours is seen mined for a while is it another's.
+          if (await oursMined()) continue;
+          passedSince ??= Date.now();
+          if (Date.now() - passedSince < NONCE_TAKEN_AFTER_MS) continue;
+          emit({ kind: "nonceTaken", call, nonce });
+          if (args.retryOnNonceTaken === true) return "nonceTaken";
+          throw new NonceTakenError(call, nonce);
+        }
+        passedSince = undefined;
+
+        const next = nextFees(offered, cap, bps, replacementsLeft(await msLeft(), minMs));
+        if (next === undefined) {
+          if (!capReported) {
+            emit({ kind: "capReached", call, nonce, hash: current.hash, maxFeePerGas: offered.maxFeePerGas });
+            capReported = true;
+          }
+          step = { fees: offered, stepsToCap: 0 };
+          // At the cap: keep the version in the node's pool (a node may drop it), and keep waiting.
+          await keepInPool();
+          continue;
+        }
+        try {
+          const replacement = await signer.sendTransaction({ ...base, ...next.fees });
+          emit({ kind: "sent", call, nonce, hash: replacement.hash, ...next.fees, replaces: current.hash });
+          current = { hash: replacement.hash, fees: next.fees };
+          offered = next.fees;
+          hashes.push(current.hash);
+          step = next;
+        } catch (error) {
+          if (lacksFunds(error)) throw new ChannelSdkError(`${call}: the account has too little for gas at ${next.fees.maxFeePerGas} wei per gas (${shortMessage(error)}); fund it.`, { cause: error, docs: "docs/CHAINS.md" });
+          // An earlier version may have been mined meanwhile ("nonce too low"): the loop above finds its receipt.
+          emit({ kind: "replacementRefused", call, nonce, reason: shortMessage(error) });
+          // Refused (under what the next block asks, on a node that checks it): the next look offers the rung above.
+          offered = next.fees;
+          step = next;
+        }
+      } catch (error) {
+        if (error instanceof ChannelSdkError) throw error; // a revert, a deadline passed, a lack of funds: the call's end
+        // An RPC failure (a 503, a timeout, an outage of a second): ridden out a few times in a row.
+        if (++failures > MAX_RPC_ERRORS) {
+          throw new ChannelSdkError(`${call}: the RPC failed ${failures} times in a row (${shortMessage(error)}); its version stays in the pool for the next call to take over.`, { cause: error, docs: "docs/CHAINS.md" });
+        }
+        emit({ kind: "rpcError", call, nonce, reason: shortMessage(error) });
+        await sleep(pollMs);
+      }
+    }
+  } finally {
+    mine.delete(me);
+    if (mine.size === 0) owners.delete(account);
+  }
+}
+
+/**
+ * Waits up to `forMs` (looking every `pollMs`, at least once) for one of `hashes` to be mined: the receipt, or
+ * undefined. Each look asks the account's mined nonce first and the receipts only once it has passed ours: one
+ * request per look while nothing moves, however many versions were sent.
+ */
+async function pollMined(provider: Provider, signer: Signer, nonce: number, hashes: readonly string[], forMs: number, pollMs: number) {
+  const until = Date.now() + forMs;
   for (;;) {
-    const wait = waitBeforeReplacing(step.stepsToCap, await msLeft(), minMs, maxMs);
-    const receipt = await pollReceipts(provider, hashes, wait, pollMs);
-    if (receipt === undefined && deadline !== undefined && (await args.chainNow()) > deadline) {
-      // Too late to matter (a challenge or a claim past its deadline is refused on chain): the caller's loop goes on.
-      throw new ChannelSdkError(`${call}: not mined by its deadline ${deadline} (nonce ${nonce}, last offer ${current.fees.maxFeePerGas} wei per gas).`, { docs: "docs/CHAINS.md" });
-    }
-    if (receipt !== undefined) {
-      const landed = await deepEnough(provider, mined(call, nonce, receipt, emit), confirmations, pollMs);
-      if (landed !== undefined) {
-        emit({ kind: "landed", call, nonce, hash: landed.hash, blockNumber: landed.blockNumber });
-        return landed;
-      }
-      emit({ kind: "reorgedOut", call, nonce, hash: receipt.hash, blockNumber: receipt.blockNumber });
-      await keepInPool();
-      continue;
-    }
     if ((await signer.getNonce("latest")) > nonce) {
-      // The nonce is used: by one of ours (its receipt shows up now), or by another transaction of this account.
-      const late = await pollReceipts(provider, hashes, pollMs, pollMs);
-      if (late !== undefined) continue; // ours: the loop above waits for its depth
-      emit({ kind: "nonceTaken", call, nonce });
-      return "nonceTaken";
-    }
-
-    const next = nextFees(offered, cap, bps, replacementsLeft(await msLeft(), minMs));
-    if (next === undefined) {
-      if (!capReported) {
-        emit({ kind: "capReached", call, nonce, hash: current.hash, maxFeePerGas: offered.maxFeePerGas });
-        capReported = true;
+      for (const hash of hashes) {
+        const receipt = await provider.getTransactionReceipt(hash);
+        if (receipt !== null) return receipt;
       }
-      step = { fees: offered, stepsToCap: 0 };
-      // At the cap: keep the version in the node's pool (a node may drop it), and keep waiting.
-      await keepInPool();
-      continue;
+      return undefined; // the nonce moved and no receipt of ours (yet): the caller looks closer
     }
-    try {
-      const replacement = await signer.sendTransaction({ ...base, ...next.fees });
-      emit({ kind: "sent", call, nonce, hash: replacement.hash, ...next.fees, replaces: current.hash });
-      current = { hash: replacement.hash, fees: next.fees };
-      offered = next.fees;
-      hashes.push(current.hash);
-      step = next;
-    } catch (error) {
-      // An earlier version may have been mined meanwhile ("nonce too low"): the loop above finds its receipt.
-      if ((await pollReceipts(provider, hashes, 0, pollMs)) !== undefined) continue;
-      emit({ kind: "replacementRefused", call, nonce, reason: shortMessage(error) });
-      // Refused (under what the next block asks, on a node that checks it): the next look offers the rung above.
-      offered = next.fees;
-      step = next;
-    }
+    const left = until - Date.now();
+    if (left <= 0) return undefined;
+    await sleep(Math.min(pollMs, left));
   }
 }
 
@@ -360,20 +506,6 @@ async function marketFees(provider: Provider): Promise<Fees> {
     throw new ChannelSdkError("fee escalation needs an EIP-1559 chain (the node reports no maxFeePerGas).");
   }
   return { maxFeePerGas: data.maxFeePerGas, maxPriorityFeePerGas: data.maxPriorityFeePerGas };
-}
-
-/** The receipt of any of `hashes`, looked for every `pollMs` for `forMs` (at least once). */
-async function pollReceipts(provider: Provider, hashes: readonly string[], forMs: number, pollMs: number) {
-  const until = Date.now() + forMs;
-  for (;;) {
-    for (const hash of hashes) {
-      const receipt = await provider.getTransactionReceipt(hash);
-      if (receipt !== null) return receipt;
-    }
-    const left = until - Date.now();
-    if (left <= 0) return undefined;
-    await sleep(Math.min(pollMs, left));
-  }
 }
 
 function mined(

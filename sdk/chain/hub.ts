@@ -95,6 +95,9 @@ export type DeadlineOptions = Readonly<{
 /** A state with both signatures, as the hub takes it. */
 export type CoSignedArg = Readonly<{ state: ChannelState; signatures: readonly [Hex, Hex] }>;
 
+/** Calls that revert once their work is done on chain, so that making one again can never do it twice. */
+const REDO_SAFE: ReadonlySet<string> = new Set(["closeCooperatively", "forceClose", "challenge", "settle", "reveal", "revealMany"]);
+
 /** A hub call that reverted; `reason` names the hub's custom error when it could be decoded. */
 export class ChainCallError extends ChannelSdkError {
   constructor(readonly call: string, readonly reason: string, cause: unknown) {
@@ -412,6 +415,8 @@ export class HubAdapter {
           deadline: options.deadline,
           chainNow: () => this.now(),
           confirmations: this.options.landingDepth ?? 0,
+          // Made again under the next nonce only where doing it twice reverts (done once is done): never a deposit.
+          retryOnNonceTaken: REDO_SAFE.has(call),
         });
       }
     } catch (error) {
