@@ -37,8 +37,11 @@ export const MAX_OPEN_SWAPS = MAX_LOCKS;
 /** The most proposals one envelope carries; a responder reads no more of one. */
 export const MAX_PROPOSALS = 512;
 
-/** Per counterparty: its live channels' status and its chains' time (read before a tick's turn), or why not. */
-export type PairFacts = Map<Counterparty, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
+/**
+ * Per counterparty: its live channels' status and its chains' time (read before a tick's turn), or why not. A chain
+ * that failed leaves its channels out (`failed` says why), the others are there.
+ */
+export type PairFacts = Map<Counterparty, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint>; failed?: Error }> | Error>;
 
 /** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
 export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error }>;
@@ -682,21 +685,37 @@ export class Counterparties {
     for (const engine of this.peers.values()) {
       const live = this.live(engine);
       if (live.length === 0) continue;
-      try {
-        const status = new Map<string, string>();
-        const uncounted: Hex[] = [];
-        for (const id of live) {
-          const info = await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id);
-          status.set(lower(id), info.status);
-          if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
-        }
-        // Deposits the head does not count by the latest block: what the final block holds (both sides read it, to
-        // offer a count and to sign one).
-        await this.readHeld(uncounted);
-        facts.set(engine, { status, now: await this.pairTimes(engine) });
-      } catch (error) {
-        facts.set(engine, error instanceof Error ? error : new Error(String(error)));
+      const byChain = new Map<bigint, Hex[]>();
+      for (const id of live) {
+        const { chainId } = this.ctx.book.record(id).ref;
+        byChain.set(chainId, [...(byChain.get(chainId) ?? []), id]);
       }
+      // Each chain of the pair on its own: one that does not answer leaves its channels out of this tick (the next
+      // reads them again, and the tick reports the error) while the pair's channels on its other chains are looked
+      // after. A chain the guard holds is read as any other: what goes on chain defends what was signed before.
+      const status = new Map<string, string>();
+      const now = new Map<string, bigint>();
+      let failed: Error | undefined;
+      for (const [chainId, ids] of byChain) {
+        try {
+          const chain = this.ctx.chain(chainId);
+          const read = new Map<string, string>();
+          const uncounted: Hex[] = [];
+          for (const id of ids) {
+            const info = await chain.channelInfo(id);
+            read.set(lower(id), info.status);
+            if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
+          }
+          // Deposits the head does not count by the latest block: what the final block holds (both sides read it, to
+          // offer a count and to sign one).
+          await this.readHeld(uncounted);
+          now.set(`${chainId}`, await chain.now());
+          for (const [id, s] of read) status.set(id, s);
+        } catch (error) {
+          failed ??= error instanceof Error ? error : new Error(String(error));
+        }
+      }
+      facts.set(engine, status.size === 0 && failed !== undefined ? failed : { status, now, failed });
     }
     return facts;
   }
@@ -715,6 +734,7 @@ export class Counterparties {
         if (known === undefined) return; // joined after the reads: the next tick looks
         const found = await this.chainReason(engine, known);
         if (found !== undefined) await this.goOnChain(engine, found.reason, found.channels);
+        if (known.failed !== undefined) throw known.failed; // reported once the other chains were looked after
       });
     }
   }
