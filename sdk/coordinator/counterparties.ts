@@ -122,6 +122,7 @@ export class Counterparties {
       mayReveal: (side) => this.mayReveal(side),
       maxOpen: MAX_OPEN_SWAPS,
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
+      hold: (chainId) => ctx.hold(chainId),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
     this.peers.set(peer, engine);
@@ -195,11 +196,22 @@ export class Counterparties {
     return true;
   }
 
-  /** Reads what the hub holds on each of `channels` at its chain's final block. */
+  /**
+   * Reads what the hub holds on each of `channels` at its chain's final block, that block told to the chain guard
+   * first (it keeps its hash to notice a deeper reorganisation). A chain the guard holds is not read: nothing is
+   * counted on it.
+   */
   private async readHeld(channels: readonly Hex[]) {
     for (const id of channels) {
-      const chain = this.ctx.chain(this.ctx.book.record(id).ref.chainId);
-      this.held.set(lower(id), (await chain.channelInfo(id, await chain.finalBlock())).deposits);
+      const { chainId } = this.ctx.book.record(id).ref;
+      if (this.ctx.hold(chainId) !== undefined) {
+        this.held.delete(lower(id));
+        continue;
+      }
+      const chain = this.ctx.chain(chainId);
+      const final = await chain.finalBlock();
+      await this.ctx.trustFinal(chainId, final);
+      this.held.set(lower(id), (await chain.channelInfo(id, final)).deposits);
     }
   }
 
@@ -372,7 +384,15 @@ export class Counterparties {
   async onProposals(envelope: Envelope, body: Extract<SwapBody, { step: "proposals" }>) {
     const { ctx } = this;
     const { engine, from } = this.openEnvelope(envelope, body.items);
-    const times = await this.pairTimes(engine);
+    // A chain the guard holds refuses every proposal of the envelope with its reason (not read, it may not answer).
+    let times = new Map<string, bigint>();
+    let held: ChannelSdkError | undefined;
+    try {
+      times = await this.pairTimes(engine);
+    } catch (error) {
+      if (!(error instanceof ChannelSdkError)) throw error;
+      held = error;
+    }
     const answers: { swapId: Hex; termsSig?: Hex; refusal?: string }[] = [];
     const candidates: SwapSide[] = [];
     const digests = new Map<string, Hex>(); // by swap id: each item's terms hashed once, for checking and signing
@@ -404,6 +424,7 @@ export class Counterparties {
           if (engine.closing(id)) throw new ChannelClosingError(id, "close");
         }
         ctx.requireRefs(terms);
+        if (held !== undefined) throw held;
         ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
@@ -446,13 +467,15 @@ export class Counterparties {
     return { engine, from };
   }
 
-  /** The time of each chain of the pair, read once (by chain id). */
+  /**
+   * The time of each chain of the pair, read once (by chain id). Throws a ChainHeldError, before any read, when the
+   * chain guard holds one of them: no terms are checked, and so none signed, against a chain it holds.
+   */
   private async pairTimes(engine: Counterparty): Promise<Map<string, bigint>> {
+    const chains = new Set(engine.channels.map((id) => this.ctx.book.record(id).ref.chainId));
+    for (const chainId of chains) this.ctx.requireChain(chainId);
     const times = new Map<string, bigint>();
-    for (const id of engine.channels) {
-      const { chainId } = this.ctx.book.record(id).ref;
-      if (!times.has(`${chainId}`)) times.set(`${chainId}`, await this.ctx.chain(chainId).now());
-    }
+    for (const chainId of chains) times.set(`${chainId}`, await this.ctx.chain(chainId).now());
     return times;
   }
 
@@ -480,8 +503,8 @@ export class Counterparties {
         continue;
       }
       requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
-      times ??= await this.pairTimes(engine);
       try {
+        times ??= await this.pairTimes(engine);
         ctx.validateTerms(row.terms, times.get(`${row.terms.target.chainId}`)!, times.get(`${row.terms.source.chainId}`)!);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
