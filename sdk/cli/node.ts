@@ -4,10 +4,34 @@ import { Command } from "commander";
 import { api, globals, print } from "./context.js";
 import { table, when } from "./format.js";
 
+type Health = {
+  healthy: boolean; holding?: string; reachable?: boolean; unreachableSince?: string; lastError?: string;
+  head?: number; headAgeSeconds?: number; confirmations: number;
+  deepReorg?: { block: number; trusted: string; found?: string; at: string };
+  feeAccount: { balance?: string; reserve?: string; enough?: boolean };
+};
 type Info = {
   address: string; startedAt: string; peerUrl: string; channels: number; activeSwaps: number;
-  chains: { name: string; chainId: string; hub: string; assets: { symbol: string }[] }[];
+  chains: { name: string; chainId: string; hub: string; assets: { symbol: string; address: string }[]; health?: Health }[];
 };
+
+/** A chain's health in one line: healthy, or what is wrong first. */
+function healthLine(h: Health, native: string): string {
+  const head = h.head === undefined ? "head not read yet" : `block ${h.head} (${h.headAgeSeconds} s old)`;
+  const fees =
+    h.feeAccount.balance === undefined ? "" : `, fee account ${h.feeAccount.balance} ${native}${h.feeAccount.enough === false ? ` (SHORT: its channels may need ${h.feeAccount.reserve})` : ""}`;
+  const state =
+    h.deepReorg !== undefined
+      ? `DEEP REORG: block ${h.deepReorg.block} taken as final was replaced (${when(h.deepReorg.at)}); nothing new is signed on it until the node restarts`
+      : h.reachable === false
+        ? `UNREACHABLE since ${when(h.unreachableSince!)}: ${h.lastError}`
+        : h.reachable === undefined
+          ? "not checked yet"
+          : h.healthy
+            ? "healthy"
+            : "unhealthy";
+  return `    ${state}; ${head}, finality ${h.confirmations} block(s)${fees}`;
+}
 type Peer = { name: string; address: string; url: string; channels: number };
 
 export function nodeCommands(): Command[] {
@@ -27,7 +51,10 @@ export function nodeCommands(): Command[] {
     print(cmd, i, (d) =>
       [
         `node ${d.address}, peer endpoint ${d.peerUrl}, started ${when(d.startedAt)}`,
-        ...d.chains.map((c) => `  chain ${c.name} (${c.chainId}) hub ${c.hub}, assets ${c.assets.map((a) => a.symbol).join(", ")}`),
+        ...d.chains.flatMap((c) => [
+          `  chain ${c.name} (${c.chainId}) hub ${c.hub}, assets ${c.assets.map((a) => a.symbol).join(", ")}`,
+          ...(c.health === undefined ? [] : [healthLine(c.health, c.assets.find((a) => /^0x0{40}$/.test(a.address))?.symbol ?? "(native coin)")]),
+        ]),
         `  ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`,
       ].join("\n"),
     );

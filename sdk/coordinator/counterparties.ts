@@ -37,8 +37,11 @@ export const MAX_OPEN_SWAPS = MAX_LOCKS;
 /** The most proposals one envelope carries; a responder reads no more of one. */
 export const MAX_PROPOSALS = 512;
 
-/** Per counterparty: its live channels' status and its chains' time (read before a tick's turn), or why not. */
-export type PairFacts = Map<Counterparty, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint> }> | Error>;
+/**
+ * Per counterparty: its live channels' status and its chains' time (read before a tick's turn), or why not. A chain
+ * that failed leaves its channels out (`failed` says why), the others are there.
+ */
+export type PairFacts = Map<Counterparty, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint>; failed?: Error }> | Error>;
 
 /** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
 export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error }>;
@@ -119,6 +122,7 @@ export class Counterparties {
       mayReveal: (side) => this.mayReveal(side),
       maxOpen: MAX_OPEN_SWAPS,
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
+      hold: (chainId) => ctx.hold(chainId),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
     this.peers.set(peer, engine);
@@ -192,11 +196,22 @@ export class Counterparties {
     return true;
   }
 
-  /** Reads what the hub holds on each of `channels` at its chain's final block. */
+  /**
+   * Reads what the hub holds on each of `channels` at its chain's final block, that block told to the chain guard
+   * first (it keeps its hash to notice a deeper reorganisation). A chain the guard holds is not read: nothing is
+   * counted on it.
+   */
   private async readHeld(channels: readonly Hex[]) {
     for (const id of channels) {
-      const chain = this.ctx.chain(this.ctx.book.record(id).ref.chainId);
-      this.held.set(lower(id), (await chain.channelInfo(id, await chain.finalBlock())).deposits);
+      const { chainId } = this.ctx.book.record(id).ref;
+      if (this.ctx.hold(chainId) !== undefined) {
+        this.held.delete(lower(id));
+        continue;
+      }
+      const chain = this.ctx.chain(chainId);
+      const final = await chain.finalBlock();
+      await this.ctx.trustFinal(chainId, final);
+      this.held.set(lower(id), (await chain.channelInfo(id, final)).deposits);
     }
   }
 
@@ -369,7 +384,15 @@ export class Counterparties {
   async onProposals(envelope: Envelope, body: Extract<SwapBody, { step: "proposals" }>) {
     const { ctx } = this;
     const { engine, from } = this.openEnvelope(envelope, body.items);
-    const times = await this.pairTimes(engine);
+    // A chain the guard holds refuses every proposal of the envelope with its reason (not read, it may not answer).
+    let times = new Map<string, bigint>();
+    let held: ChannelSdkError | undefined;
+    try {
+      times = await this.pairTimes(engine);
+    } catch (error) {
+      if (!(error instanceof ChannelSdkError)) throw error;
+      held = error;
+    }
     const answers: { swapId: Hex; termsSig?: Hex; refusal?: string }[] = [];
     const candidates: SwapSide[] = [];
     const digests = new Map<string, Hex>(); // by swap id: each item's terms hashed once, for checking and signing
@@ -401,6 +424,7 @@ export class Counterparties {
           if (engine.closing(id)) throw new ChannelClosingError(id, "close");
         }
         ctx.requireRefs(terms);
+        if (held !== undefined) throw held;
         ctx.validateTerms(terms, times.get(`${terms.target.chainId}`)!, times.get(`${terms.source.chainId}`)!);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
@@ -443,13 +467,15 @@ export class Counterparties {
     return { engine, from };
   }
 
-  /** The time of each chain of the pair, read once (by chain id). */
+  /**
+   * The time of each chain of the pair, read once (by chain id). Throws a ChainHeldError, before any read, when the
+   * chain guard holds one of them: no terms are checked, and so none signed, against a chain it holds.
+   */
   private async pairTimes(engine: Counterparty): Promise<Map<string, bigint>> {
+    const chains = new Set(engine.channels.map((id) => this.ctx.book.record(id).ref.chainId));
+    for (const chainId of chains) this.ctx.requireChain(chainId);
     const times = new Map<string, bigint>();
-    for (const id of engine.channels) {
-      const { chainId } = this.ctx.book.record(id).ref;
-      if (!times.has(`${chainId}`)) times.set(`${chainId}`, await this.ctx.chain(chainId).now());
-    }
+    for (const chainId of chains) times.set(`${chainId}`, await this.ctx.chain(chainId).now());
     return times;
   }
 
@@ -477,8 +503,8 @@ export class Counterparties {
         continue;
       }
       requireSignedBy("swap terms", from, termsDigest(row.terms), item.termsSig);
-      times ??= await this.pairTimes(engine);
       try {
+        times ??= await this.pairTimes(engine);
         ctx.validateTerms(row.terms, times.get(`${row.terms.target.chainId}`)!, times.get(`${row.terms.source.chainId}`)!);
       } catch (error) {
         if (!(error instanceof ChannelSdkError)) throw error;
@@ -682,21 +708,37 @@ export class Counterparties {
     for (const engine of this.peers.values()) {
       const live = this.live(engine);
       if (live.length === 0) continue;
-      try {
-        const status = new Map<string, string>();
-        const uncounted: Hex[] = [];
-        for (const id of live) {
-          const info = await this.ctx.chain(this.ctx.book.record(id).ref.chainId).channelInfo(id);
-          status.set(lower(id), info.status);
-          if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
-        }
-        // Deposits the head does not count by the latest block: what the final block holds (both sides read it, to
-        // offer a count and to sign one).
-        await this.readHeld(uncounted);
-        facts.set(engine, { status, now: await this.pairTimes(engine) });
-      } catch (error) {
-        facts.set(engine, error instanceof Error ? error : new Error(String(error)));
+      const byChain = new Map<bigint, Hex[]>();
+      for (const id of live) {
+        const { chainId } = this.ctx.book.record(id).ref;
+        byChain.set(chainId, [...(byChain.get(chainId) ?? []), id]);
       }
+      // Each chain of the pair on its own: one that does not answer leaves its channels out of this tick (the next
+      // reads them again, and the tick reports the error) while the pair's channels on its other chains are looked
+      // after. A chain the guard holds is read as any other: what goes on chain defends what was signed before.
+      const status = new Map<string, string>();
+      const now = new Map<string, bigint>();
+      let failed: Error | undefined;
+      for (const [chainId, ids] of byChain) {
+        try {
+          const chain = this.ctx.chain(chainId);
+          const read = new Map<string, string>();
+          const uncounted: Hex[] = [];
+          for (const id of ids) {
+            const info = await chain.channelInfo(id);
+            read.set(lower(id), info.status);
+            if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
+          }
+          // Deposits the head does not count by the latest block: what the final block holds (both sides read it, to
+          // offer a count and to sign one).
+          await this.readHeld(uncounted);
+          now.set(`${chainId}`, await chain.now());
+          for (const [id, s] of read) status.set(id, s);
+        } catch (error) {
+          failed ??= error instanceof Error ? error : new Error(String(error));
+        }
+      }
+      facts.set(engine, status.size === 0 && failed !== undefined ? failed : { status, now, failed });
     }
     return facts;
   }
@@ -715,6 +757,7 @@ export class Counterparties {
         if (known === undefined) return; // joined after the reads: the next tick looks
         const found = await this.chainReason(engine, known);
         if (found !== undefined) await this.goOnChain(engine, found.reason, found.channels);
+        if (known.failed !== undefined) throw known.failed; // reported once the other chains were looked after
       });
     }
   }

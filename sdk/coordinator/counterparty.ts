@@ -88,6 +88,12 @@ export type CounterpartyOptions = Readonly<{
    * the other's) is signed only up to them, and "not yet" above them. Without it, no count is signed.
    */
   finalDeposits?: (channelId: Hex) => readonly [bigint, bigint] | undefined;
+  /**
+   * Why nothing new that depends on chain `chainId` may be signed now (SwapClientOptions.chainGuard), or undefined: a
+   * count of deposits on a channel of that chain, and a lock of a swap with a channel on it, wait ("not yet", ours
+   * and the counterparty's alike) while it holds. By default no chain is held.
+   */
+  hold?: (chainId: bigint) => string | undefined;
 }>;
 
 /** What a channel's updater row holds: its data less the states kept elsewhere in the store. */
@@ -466,6 +472,8 @@ export class Counterparty {
       approve: (change) => {
         if (change.kind === "close") return APPROVED; // either may close; the other could go on chain anyway
         if (change.kind === "deposits") {
+          const hold = this.o.hold?.(this.record(channelId).ref.chainId);
+          if (hold !== undefined) return { ok: false, final: false, reason: hold };
           const held = this.o.finalDeposits?.(channelId);
           return held !== undefined && held[0] >= change.deposits[0] && held[1] >= change.deposits[1]
             ? APPROVED
@@ -474,6 +482,11 @@ export class Counterparty {
         const side = this.sides.get(changeHashlock(change));
         if (side === undefined) return { ok: false, final: true, reason: "no agreed swap has this lock" };
         if (change.kind === "add" && this.swapClosing(side)) return { ok: false, final: true, reason: "a channel of the swap is closing" };
+        // A new lock binds both chains of its swap (its twin on the other one): it waits while either is held.
+        if (change.kind === "add") {
+          const hold = this.o.hold?.(side.terms.source.chainId) ?? this.o.hold?.(side.terms.target.chainId);
+          if (hold !== undefined) return { ok: false, final: false, reason: hold };
+        }
         // Only a refund asks the responder whether its T lock may be added (a scan of the batch in flight and ghosts).
         const targetMaybeAdded = change.kind === "refund" && side.role === "responder" && maybeAdded(this.updater(side.terms.target.channelId), side.terms.hashlock);
         return approve(side, channelId, change, { targetMaybeAdded });

@@ -39,3 +39,17 @@ export function channelOpError(channelId: string, op: ChannelOp["kind"]): Channe
   if (op === "deposits") return new ChannelBusyError(channelId, "a deposit count in progress; propose again once syncDeposits has resolved on both clients");
   return new ChannelClosingError(channelId, op);
 }
+
+/**
+ * Nothing new that depends on a chain is signed now (a swap's terms, a lock, a count of deposits): the client's chain
+ * guard holds it (`SwapClientOptions.chainGuard`), because the chain does not answer or reorganised deeper than its
+ * confirmations. Payments, refunds, closes and everything on chain go on.
+ */
+export class ChainHeldError extends ChannelSdkError {
+  constructor(
+    readonly chainId: bigint,
+    readonly reason: string,
+  ) {
+    super(reason);
+  }
+}

@@ -9,7 +9,7 @@ import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/t
 import { sameAddress, type Address, type ChannelState, type Hex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
-import { UnknownSwapError } from "./errors.js";
+import { ChainHeldError, UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
 import { type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
@@ -60,6 +60,27 @@ export type SwapClientOptions = Readonly<{
   }>;
   /** Authenticates envelopes with keys agreed with counterparties (default: one over `signer`, of this client's own). */
   auth?: EnvelopeAuth;
+  /** Asked before anything new that depends on a chain is signed (default: every chain is trusted); see ChainGuard. */
+  chainGuard?: ChainGuard;
+}>;
+
+/**
+ * What a client asks before it signs anything new that depends on a chain, and tells of the final blocks it relies
+ * on (a node's chain health: sdk/node/chain-health.ts).
+ */
+export type ChainGuard = Readonly<{
+  /**
+   * Why nothing new that depends on chain `chainId` may be signed now (the chain does not answer, or it reorganised
+   * deeper than its confirmations), or undefined. Asked for the terms of every swap (proposed, agreed, accepted),
+   * every lock added and every count of deposits, whoever proposes them (a ChainHeldError, or a change left waiting);
+   * payments, refunds, closes and the on-chain path are never held.
+   */
+  hold(chainId: bigint): string | undefined;
+  /**
+   * Told of a block taken as final before what it holds is counted (a deposit, a channel's opening), and awaited
+   * before that read: the guard keeps the block's hash to notice a reorganisation that later replaces it.
+   */
+  trustFinal?(chainId: bigint, block: number): Promise<void>;
 }>;
 
 /** What a responder policy is told beside the terms of the swap it is asked about. */
@@ -268,6 +289,22 @@ export class Session {
     }
   }
 
+  /** Why the chain guard holds `chainId` (nothing new that depends on it is signed), or undefined. */
+  hold(chainId: bigint): string | undefined {
+    return this.o.chainGuard?.hold(chainId);
+  }
+
+  /** Throws a ChainHeldError when the chain guard holds `chainId` (see ChainGuard.hold). */
+  requireChain(chainId: bigint) {
+    const reason = this.hold(chainId);
+    if (reason !== undefined) throw new ChainHeldError(chainId, reason);
+  }
+
+  /** Tells the chain guard of a block about to be read as final on `chainId` (ChainGuard.trustFinal). */
+  async trustFinal(chainId: bigint, block: number): Promise<void> {
+    await this.o.chainGuard?.trustFinal?.(chainId, block);
+  }
+
   /** Throws unless each channel ref of the terms names the chain and hub this client knows the channel on. */
   requireRefs(terms: SwapTerms) {
     for (const ref of [terms.source, terms.target]) {
@@ -285,6 +322,9 @@ export class Session {
    * @param sourceNow The source chain's time: both clocks must agree within the skew bounds delta assumes.
    */
   validateTerms(terms: SwapTerms, now: bigint, sourceNow: bigint) {
+    // Every path to a swap's terms (proposed, agreed, accepted, resent) asks the chain guard first.
+    this.requireChain(terms.source.chainId);
+    this.requireChain(terms.target.chainId);
     requireDistinctChannels(terms.source.channelId, terms.target.channelId);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);

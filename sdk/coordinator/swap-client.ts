@@ -19,11 +19,12 @@ import {
   type SwapClientOptions,
 } from "./session.js";
 
-export { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
+export { ChainHeldError, ChannelBusyError, ChannelClosingError, UnknownSwapError } from "./errors.js";
 export {
   DEFAULT_MAX_CHALLENGE_PERIOD,
   DEFAULT_MIN_CHALLENGE_PERIOD,
   requireDistinctChannels,
+  type ChainGuard,
   type ChannelPolicy,
   type PolicyContext,
   type ProposeArgs,
@@ -67,7 +68,8 @@ export class SwapClient {
    * Adds a channel this client is a participant of, after checking its fixed parameters: we are a participant, the
    * other is `expected.counterparty`, the asset is `expected.asset`, our payee is zero or the one our policy names,
    * and the challenge period is within our policy; each mismatch is a ChannelTermsError and nothing is stored. The
-   * channel must be open at the chain's final block. Its ledger starts from no deposits: participant 0 folds in
+   * channel must be open at the chain's final block (told to the chain guard before it is read), on a chain the guard
+   * does not hold (else a ChainHeldError). Its ledger starts from no deposits: participant 0 folds in
    * what the hub holds once final (`syncDeposits`, or the next tick), and participant 1 checks it at the same block.
    */
   async addChannel(chainId: bigint, params: ChannelParams, expected: ExpectedChannel): Promise<Hex> {
@@ -75,7 +77,9 @@ export class SwapClient {
     const channelId = channelIdOf(chainId, chain.hubAddress, params);
     const myIndex = this.checkChannelParams(params, expected);
     if (this.book.has(channelId)) return channelId;
+    this.session.requireChain(chainId); // a chain the guard holds takes no new channel
     const final = await chain.finalBlock();
+    await this.session.trustFinal(chainId, final);
     const info = await chain.channelInfo(channelId, final);
     if (info.status !== "open") throw new ChannelTermsError("status", await this.notOpen(chain, channelId, info.status, final));
     await this.groupCommit.serial(async () => {

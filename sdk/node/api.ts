@@ -17,7 +17,7 @@ import { z } from "zod";
 
 import { ChannelSdkError, InsufficientBalanceError, InvalidTermsError } from "../core/errors.js";
 import { StoreLostError } from "../store/store.js";
-import { ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
+import { ChainHeldError, ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
 import { UnknownChannelError } from "../coordinator/channels.js";
 import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
@@ -88,7 +88,7 @@ function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
   if (error instanceof StoreLostError) return 503;
   if (error instanceof NotFoundError || error instanceof UnknownChannelError || error instanceof UnknownSwapError) return 404;
   if (error instanceof UsageError || error instanceof InvalidTermsError) return 400;
-  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError) return 409;
+  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError || error instanceof ChainHeldError) return 409;
   return 500;
 }
 

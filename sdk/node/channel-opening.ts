@@ -28,7 +28,7 @@ const MAX_PENDING_PER_PEER = 16;
 /** How long a channel a peer proposed may stay unopened before the agreement is dropped. */
 const PENDING_TTL_MS = 24 * 3600 * 1000;
 
-export type OpeningDeps = Pick<NodeParts, "config" | "address" | "signer" | "log" | "store" | "client" | "assets" | "adapters"> &
+export type OpeningDeps = Pick<NodeParts, "config" | "address" | "signer" | "log" | "store" | "client" | "assets" | "adapters" | "chainHealth"> &
   Readonly<{ health: StoreHealth; peers: PeerBook; refusals: Refusals; emit: Emit }>;
 
 export class ChannelOpening {
@@ -67,6 +67,7 @@ export class ChannelOpening {
     const peer = this.d.peers.peer(args.peer);
     const asset = this.d.assets.asset(args.asset, "asset");
     const amount = units(args.deposit, asset.decimals, "deposit");
+    this.d.chainHealth.require(asset.chainId);
     const adapter = this.d.adapters.get(asset.chainId)!;
     const params: ChannelParams = {
       participants: [this.d.address, peer.address as Address],
@@ -110,6 +111,8 @@ export class ChannelOpening {
     const adapter = this.d.adapters.get(BigInt(chainId));
     if (adapter === undefined) return refuse(`chain ${chainId} is not one of this node's chains`);
     if (!sameAddress(adapter.hubAddress, hub)) return refuse(`hub ${hub} is not this node's hub on chain ${chainId}`);
+    const held = this.d.chainHealth.hold(BigInt(chainId));
+    if (held !== undefined) return refuse(held);
     if (!sameAddress(params.participants[0], signer) || !sameAddress(params.participants[1], this.d.address)) {
       return refuse("the participants are not the proposer and this node, in that order");
     }

@@ -1,6 +1,7 @@
 /** What the node does to an open channel on request: deposit, close (cooperative or forced), withdraw. */
 import { Contract, ZeroAddress } from "ethers";
 
+import { shortMessage } from "../chain/errors.js";
 import { sameAddress } from "../core/types.js";
 import { UsageError } from "./errors.js";
 import { ConflictError } from "./node-errors.js";
@@ -9,7 +10,7 @@ import type { StoreHealth } from "./store-health.js";
 import { formatAmount, units, type AssetInfo } from "./units.js";
 import type { Views } from "./views.js";
 
-export type ChannelOpsDeps = Pick<NodeParts, "address" | "log" | "store" | "client" | "assets" | "adapters"> & Readonly<{ health: StoreHealth; views: Views }>;
+export type ChannelOpsDeps = Pick<NodeParts, "address" | "log" | "store" | "client" | "assets" | "adapters" | "chainHealth"> & Readonly<{ health: StoreHealth; views: Views }>;
 
 export class ChannelOps {
   constructor(private readonly d: ChannelOpsDeps) {}
@@ -29,6 +30,7 @@ export class ChannelOps {
     if (op === "closed") throw new ConflictError(`channel ${record.ref.channelId} is closed`);
     // Checked before any transaction: a closing channel's final state would not count it (the hub would only pay it back).
     if (op === "forceClose" || this.d.client.isClosing(record.ref.channelId)) throw new ConflictError(`channel ${record.ref.channelId} is closing; a deposit now would not be counted`);
+    this.d.chainHealth.require(record.ref.chainId); // it would not be counted while its chain is held
     await requireWalletHolds(this.d, asset, amount, "amount");
     await this.d.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.d.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");
@@ -47,8 +49,21 @@ export class ChannelOps {
     const channelId = record.ref.channelId;
     if (this.d.store.channelOp(channelId)?.kind === "closed") throw new ConflictError(`channel ${channelId} is closed`);
     const tied = force ? this.d.client.tiedChannels(channelId).filter((id) => id.toLowerCase() !== channelId.toLowerCase()) : [];
-    if (force) await this.d.client.forceClose(channelId);
-    else await this.d.client.requestClose(channelId);
+    if (force) {
+      try {
+        await this.d.client.forceClose(channelId);
+      } catch (error) {
+        // Recorded before any chain call: the ticks take it on chain (once its chain answers, if it does not now).
+        if (this.d.store.channelOp(channelId)?.kind !== "forceClose") throw error;
+        const chain = this.d.assets.chainName(record.ref.chainId);
+        this.d.log.warn(
+          { event: "forceCloseWaiting", channelId, chain, error: shortMessage(error) },
+          `force close of ${channelId} recorded; its transaction on chain ${chain} failed for now (${shortMessage(error)}) and is sent again each tick`,
+        );
+      }
+    } else {
+      await this.d.client.requestClose(channelId);
+    }
     this.d.log.info({ event: force ? "forceCloseStarted" : "closeRequested", channelId, tied: tied.length > 0 ? tied : undefined }, force ? "force close started" : "close requested");
     return this.d.views.channelView(channelId);
   }

@@ -113,6 +113,8 @@ export const NodeConfigSchema = z.strictObject({
     .strictObject({
       tickMs: positiveInt(60_000).default(1_000),
       heartbeatSeconds: positiveInt(86_400).default(60),
+      /** How often each chain's health is checked: its head, a deep reorganisation, the fee account (docs/NODE.md, "Chain health"). */
+      chainCheckSeconds: positiveInt(3_600).default(10),
       resendMs: positiveInt().default(2_000),
       confirmationTimeoutMs: positiveInt().default(30_000),
       minTargetWindowSeconds: positiveInt().default(600),

@@ -6,7 +6,7 @@
  *
  * This class is the node's face (the API server, the CLI and the tests call it); each concern lives in a file of
  * its own: start.ts (the start and its wiring), store-health.ts (a lost store; the check before a new one),
- * ticks.ts (tick loop and heartbeat), events.ts, refusals.ts, peer-book.ts (the configured peers),
+ * ticks.ts (tick loop, heartbeat and chain checks), chain-health.ts (each chain's health), events.ts, refusals.ts, peer-book.ts (the configured peers),
  * channel-opening.ts (proposing, agreeing and joining channels), channel-ops.ts (deposit, close, withdraw),
  * views.ts (what the API shows), swaps.ts (proposing swaps and the responder's policy), store-lock.ts.
  */
@@ -63,6 +63,7 @@ export class ChannelNode {
       swapCounterparty: (swapId) => this.peerBook.swapCounterparty(swapId),
     });
     this.health = new StoreHealth([parts.store, parts.towerStore], parts.log, emit);
+    parts.chainHealth.emit = emit;
     const shared = { health: this.health, peers: this.peerBook };
     this.opening = new ChannelOpening({ ...parts, ...shared, refusals: this.refusals, emit });
     this.views = new Views({ ...parts, ...shared, startedAt: this.startedAt, pending: this.opening.pending });

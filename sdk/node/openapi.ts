@@ -7,7 +7,7 @@ const errors = {
   "400": json("bad input; `error` names the field", { $ref: "#/components/schemas/Error" }),
   "401": json("no or wrong bearer token", { $ref: "#/components/schemas/Error" }),
   "404": json("unknown channel or swap", { $ref: "#/components/schemas/Error" }),
-  "409": json("refused as things stand (free balance, channel busy or closed, peer refused)", { $ref: "#/components/schemas/Error" }),
+  "409": json("refused as things stand (free balance, channel busy or closed, peer refused, a chain that does not answer or reorganised deeper than its confirmations)", { $ref: "#/components/schemas/Error" }),
   "413": json("a body over 1 MiB", { $ref: "#/components/schemas/Error" }),
   "421": { description: "a Host the API does not listen as (no body)" },
   "503": json("the node's store is lost (deleted, replaced or unwritable under it): it signs nothing until restarted with its store back", { $ref: "#/components/schemas/Error" }),
@@ -27,7 +27,7 @@ export const OPENAPI = {
   security: [{ bearer: [] }],
   paths: {
     "/openapi.json": { get: { summary: "This document", responses: { "200": json("the document"), ...errors } } },
-    "/info": { get: { summary: "Address, chains, assets, policy; 503 once the node's store is lost (a health check)", responses: { "200": json("node info"), ...errors } } },
+    "/info": { get: { summary: "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", responses: { "200": json("node info"), ...errors } } },
     "/peers": { get: { summary: "Configured peers", responses: { "200": json("peers", { type: "array" }), ...errors } } },
     "/channels": {
       get: { summary: "Every channel, agreed or open or closed", responses: { "200": json("channels", { type: "array", items: channel }), ...errors } },

@@ -29,6 +29,7 @@ import type { Routed } from "./peer-book.js";
 import { lockStore, unlockStore, type StoreLock } from "./store-lock.js";
 import { requireNewStore } from "./store-health.js";
 import { AssetBook } from "./units.js";
+import { ChainHealth } from "./chain-health.js";
 
 export type StartOptions = Readonly<{
   /**
@@ -59,6 +60,8 @@ export type NodeParts = Readonly<{
   /** Chain ids by the configuration's chain names. */
   chainIds: ReadonlyMap<string, bigint>;
   adapters: ReadonlyMap<bigint, HubAdapter>;
+  /** Each chain's health; what every path asks before it signs anything new that depends on a chain. */
+  chainHealth: ChainHealth;
 }>;
 
 /** What the start calls on the node it made: the handlers the signer, the peer endpoint and the client are given, and its loops. */
@@ -225,6 +228,14 @@ async function openStores<N>(
       }),
     close: () => link.close(),
   };
+  const chainIds = new Map<string, bigint>();
+  const adapters = new Map<bigint, HubAdapter>();
+  for (const { name, adapter } of chains) {
+    chainIds.set(name, adapter.chainId);
+    adapters.set(adapter.chainId, adapter);
+  }
+  const address = signer.address as Address;
+  const chainHealth = new ChainHealth({ config, log, address, store, chainIds, adapters });
   const client = new SwapClient({
     auth: envelopeAuth, // one key cache for the port, the failure count and the client
     signer,
@@ -243,17 +254,11 @@ async function openStores<N>(
     policy: (terms, context) => (hooks === undefined ? "starting" : hooks.swapPolicy(terms, context)),
     onEvent: (e) => hooks?.onClientEvent(e),
     watchtower: tower,
+    chainGuard: chainHealth,
   });
   const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
   for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
-  const chainIds = new Map<string, bigint>();
-  const adapters = new Map<bigint, HubAdapter>();
-  for (const { name, adapter } of chains) {
-    chainIds.set(name, adapter.chainId);
-    adapters.set(adapter.chainId, adapter);
-  }
-  const address = signer.address as Address;
-  const built = make({ config, address, signer, log, providers, store, towerStore, tower, link, client, assets: new AssetBook(withIds), storeLock, chainIds, adapters });
+  const built = make({ config, address, signer, log, providers, store, towerStore, tower, link, client, assets: new AssetBook(withIds), storeLock, chainIds, adapters, chainHealth });
   hooks = built.hooks;
   made(hooks);
   link.onLimit = (turnedAway) => {

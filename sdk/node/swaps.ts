@@ -16,7 +16,7 @@ import type { StoreHealth } from "./store-health.js";
 import { formatAmount, units, type AssetInfo } from "./units.js";
 import type { Views } from "./views.js";
 
-export type SwapDeps = Pick<NodeParts, "config" | "store" | "client" | "assets" | "adapters"> & Readonly<{ health: StoreHealth; peers: PeerBook; views: Views }>;
+export type SwapDeps = Pick<NodeParts, "config" | "store" | "client" | "assets" | "adapters" | "chainHealth"> & Readonly<{ health: StoreHealth; peers: PeerBook; views: Views }>;
 
 export class Swaps {
   /** The responder swaps in progress in the store, as read for the first swap of a step (`storedResponderSwaps`). */
@@ -53,6 +53,8 @@ export class Swaps {
     const source = args.source === undefined ? this.channelWith(peer.address, give.asset, "give", "mine") : this.channelFor(args.source, peer.address, give.asset, "source");
     const target = args.target === undefined ? this.channelWith(peer.address, take.asset, "take", "theirs") : this.channelFor(args.target, peer.address, take.asset, "target");
     requireDistinctChannels(source.ref.channelId, target.ref.channelId);
+    // A chain that does not answer, or reorganised deeper than its confirmations, takes no new swap (409, its reason).
+    for (const chainId of [source.ref.chainId, target.ref.chainId]) this.d.chainHealth.require(chainId);
     const free = this.free(source.ref.channelId, source.myIndex);
     if (give.amount > free) {
       const hint = await this.uncounted(source, source.myIndex);

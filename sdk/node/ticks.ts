@@ -2,12 +2,13 @@
 import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 
-export type TickDeps = Pick<NodeParts, "config" | "log" | "client" | "store" | "tower" | "chainIds" | "adapters"> &
+export type TickDeps = Pick<NodeParts, "config" | "log" | "client" | "store" | "tower" | "chainIds" | "adapters" | "chainHealth"> &
   Readonly<{ health: StoreHealth; joinPending: () => Promise<void> }>;
 
 export class Ticker {
   private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
+  private chainCheck: NodeJS.Timeout | undefined;
   /** The heartbeat in flight: the next one is skipped until it ends, and stop() waits for it. */
   private beating: Promise<void> | undefined;
   private ticking: Promise<void> | undefined;
@@ -20,6 +21,8 @@ export class Ticker {
   start(): void {
     this.schedule();
     this.heartbeat = setInterval(() => this.startBeat(), this.d.config.timing.heartbeatSeconds * 1000);
+    void this.d.chainHealth.check();
+    this.chainCheck = setInterval(() => void this.d.chainHealth.check(), this.d.config.timing.chainCheckSeconds * 1000);
   }
 
   /** Stops both loops and waits for the tick and the heartbeat in flight. */
@@ -27,8 +30,10 @@ export class Ticker {
     this.stopping = true;
     clearTimeout(this.timer);
     clearInterval(this.heartbeat);
+    clearInterval(this.chainCheck);
     await this.ticking;
     await this.beating; // the store and the providers stay open until it ends
+    await this.d.chainHealth.idle(); // the chain check in flight ends before the providers close
   }
 
   private schedule(): void {

@@ -10,7 +10,7 @@ import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 import { formatAmount } from "./units.js";
 
-export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client" | "assets" | "adapters" | "chainIds" | "link"> &
+export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client" | "assets" | "adapters" | "chainIds" | "link" | "chainHealth"> &
   Readonly<{
     startedAt: Date;
     health: StoreHealth;
@@ -39,6 +39,7 @@ export class Views {
         hub: c.hub,
         confirmations: this.d.adapters.get(this.d.chainIds.get(name)!)!.confirmations,
         assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
+        health: this.d.chainHealth.view(name),
       })),
       channels: this.d.store.channels().length,
       activeSwaps: this.d.store.activeSwapIds().length,

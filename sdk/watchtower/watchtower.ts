@@ -123,20 +123,35 @@ export class Watchtower {
     return this.store.heldSecrets().filter((h) => client?.knownSecret(h) === undefined).length;
   }
 
-  /** Reads new events on every chain, then acts on every open dispute. Call it periodically. */
+  /**
+   * Reads new events on every chain, then acts on every open dispute. Call it periodically. Each chain, and each
+   * dispute, on its own: a chain that does not answer never keeps the tower from the others (it rejects with the
+   * first error once everything else was done).
+   */
   async poll(): Promise<void> {
-    for (const watch of this.chains.values()) await this.follow(watch);
-    await this.carrySecrets();
+    const errors: unknown[] = [];
+    const attempt = async (work: () => Promise<void>) => {
+      try {
+        await work();
+      } catch (error) {
+        errors.push(error);
+      }
+    };
+    for (const watch of this.chains.values()) await attempt(() => this.follow(watch));
+    await this.carrySecrets(attempt);
     for (const channelId of this.store.openDisputes()) {
-      const { ref } = this.ledger.record(channelId);
-      const watch = this.chains.get(ref.chainId)!;
-      const step = await enforceChannel(this.ledger, watch.chain, channelId, (h) => this.revealable(h), {
-        mayForceClose: false,
-        clockSkewSeconds: watch.clockSkewSeconds,
+      await attempt(async () => {
+        const { ref } = this.ledger.record(channelId);
+        const watch = this.chains.get(ref.chainId)!;
+        const step = await enforceChannel(this.ledger, watch.chain, channelId, (h) => this.revealable(h), {
+          mayForceClose: false,
+          clockSkewSeconds: watch.clockSkewSeconds,
+        });
+        this.onEvent({ type: "enforced", channelId, step });
+        if (step.kind === "closed" || step.kind === "settled") this.store.markResolved(channelId);
       });
-      this.onEvent({ type: "enforced", channelId, step });
-      if (step.kind === "closed" || step.kind === "settled") this.store.markResolved(channelId);
     }
+    if (errors.length > 0) throw errors[0];
   }
 
   /** Events since the cursor: disputes on guarded channels, and every revealed secret (it may be owed elsewhere). */
@@ -173,30 +188,35 @@ export class Watchtower {
    * due on one chain go in one transaction (`revealMany` when there are several, channel by channel in lock order),
    * mined by the earliest of their expiries.
    */
-  private async carrySecrets(): Promise<void> {
+  private async carrySecrets(attempt: (work: () => Promise<void>) => Promise<void>): Promise<void> {
     const due = new Map<bigint, { hashlock: Hex; secret: Hex; expiry: bigint }[]>();
     for (const record of this.store.channels()) {
       const watch = this.chains.get(record.ref.chainId);
       if (watch === undefined) continue;
       const state: ChannelState | undefined = this.store.latestCoSigned(record.ref.channelId)?.state;
-      for (const lock of state?.locks ?? []) {
-        const receiver = lock.sender === 0 ? 1 : 0;
-        if (receiver !== record.myIndex) continue;
-        const secret = await this.revealable(lock.hashlock);
-        if (secret === undefined) continue;
-        const now = await watch.chain.now();
-        if (now > lock.expiry) continue;
-        const onChain = due.get(record.ref.chainId) ?? [];
-        if (onChain.some((d) => d.hashlock.toLowerCase() === lock.hashlock.toLowerCase())) continue;
-        if ((await watch.chain.revealedAt(lock.hashlock)) !== 0n) continue;
-        const urgent = lock.expiry - now <= watch.claimWindowSeconds;
-        if (!urgent && !(await this.publicElsewhere(lock.hashlock, record.ref.chainId))) continue;
-        due.set(record.ref.chainId, [...onChain, { hashlock: lock.hashlock, secret, expiry: lock.expiry }]);
-      }
+      // Each channel on its own (a chain that does not answer leaves its channels for the next poll).
+      await attempt(async () => {
+        for (const lock of state?.locks ?? []) {
+          const receiver = lock.sender === 0 ? 1 : 0;
+          if (receiver !== record.myIndex) continue;
+          const secret = await this.revealable(lock.hashlock);
+          if (secret === undefined) continue;
+          const now = await watch.chain.now();
+          if (now > lock.expiry) continue;
+          const onChain = due.get(record.ref.chainId) ?? [];
+          if (onChain.some((d) => d.hashlock.toLowerCase() === lock.hashlock.toLowerCase())) continue;
+          if ((await watch.chain.revealedAt(lock.hashlock)) !== 0n) continue;
+          const urgent = lock.expiry - now <= watch.claimWindowSeconds;
+          if (!urgent && !(await this.publicElsewhere(lock.hashlock, record.ref.chainId))) continue;
+          due.set(record.ref.chainId, [...onChain, { hashlock: lock.hashlock, secret, expiry: lock.expiry }]);
+        }
+      });
     }
     for (const [chainId, secrets] of due) {
-      await revealSecrets(this.chains.get(chainId)!.chain, secrets);
-      for (const { hashlock } of secrets) this.onEvent({ type: "carried", hashlock, toChainId: chainId });
+      await attempt(async () => {
+        await revealSecrets(this.chains.get(chainId)!.chain, secrets);
+        for (const { hashlock } of secrets) this.onEvent({ type: "carried", hashlock, toChainId: chainId });
+      });
     }
   }
 

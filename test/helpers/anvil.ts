@@ -30,8 +30,14 @@ export type AnvilOptions = Readonly<{
   blockTime?: number;
   /** Listen on this port (0: any free one, the default). */
   port?: number;
-  /** Start from a state `dump` wrote. */
+  /** Start from a state `dump` or `dumpOnStop` wrote. */
   loadState?: string;
+  /**
+   * Write the chain to this file when `stop` ends the process (`--dump-state`), with the state at every block: an
+   * anvil started from it (`loadState`, the same `port`) is the same chain brought back after an outage, whose older
+   * blocks still answer reads (`eth_call` at a final block) and keep their hashes.
+   */
+  dumpOnStop?: string;
 }>;
 
 export type Anvil = Readonly<{
@@ -44,9 +50,13 @@ export type Anvil = Readonly<{
   setNextBaseFee: (wei: bigint) => Promise<void>;
   /** Replaces the newest `depth` blocks with as many empty ones: what they held leaves the chain. */
   reorg: (depth: number) => Promise<void>;
-  /** Writes the chain's state to `file` (anvil_dumpState), for `startAnvil({ loadState })`. */
+  /**
+   * Writes the chain's state to `file` (anvil_dumpState), for `startAnvil({ loadState })`: blocks, hashes, accounts,
+   * but not the state at older blocks (a reloaded chain refuses reads at blocks before its head until new ones are
+   * mined) nor pending transactions. For an outage, `dumpOnStop` keeps the older states.
+   */
   dump: (file: string) => Promise<void>;
-  /** Stops the process (SIGTERM): an RPC outage until another anvil is started on `port`. */
+  /** Stops the process (SIGTERM; it writes `dumpOnStop` first): an RPC outage until another anvil is started on `port`. */
   stop: () => Promise<void>;
   child: ChildProcess;
 }>;
@@ -56,6 +66,8 @@ export async function startAnvil(o: AnvilOptions): Promise<Anvil> {
   const args = ["--host", "127.0.0.1", "--port", String(o.port ?? 0), "--chain-id", String(o.chainId), "--hardfork", "prague"];
   if (o.blockTime !== undefined) args.push("--block-time", String(o.blockTime));
   if (o.loadState !== undefined) args.push("--load-state", o.loadState);
+  // The state at every block is kept for dumps, so a chain brought back answers reads at its older blocks.
+  if (o.dumpOnStop !== undefined) args.push("--dump-state", o.dumpOnStop, "--preserve-historical-states");
   const child = spawnChild(anvilBinary(), args, { stdio: ["ignore", "pipe", "pipe"] });
   const port = await new Promise<number>((ok, fail) => {
     let out = "";

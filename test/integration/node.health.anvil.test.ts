@@ -1,0 +1,292 @@
+/**
+ * Each chain's health as a node follows it, against two anvil chains mining a block a second with a finality depth
+ * of 2 blocks: a deposit reorganised out before it is final is never counted; a chain that stops answering (anvil
+ * stopped, then brought back from its dumped state on the same port) is reported, takes no new swap, does not keep
+ * the node from defending a channel on the other chain, and the transaction left waiting on it is sent once; a
+ * deposit reorganised out after it was counted (deeper than the configuration allows) is noticed by both nodes,
+ * which then sign nothing new on that chain and say so in the log, the event stream and /info. The nodes run in
+ * this process with their control APIs on real ports; the chains are anvil processes.
+ */
+import { expect } from "chai";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import type { ServerType } from "@hono/node-server";
+import { parseEther, Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import { pino } from "pino";
+
+import { accountKey, deployHub } from "../../scripts/lib/local.js";
+import { HubAdapter, type Hex } from "../../sdk/index.js";
+import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
+import { ChannelNode } from "../../sdk/node/node.js";
+import { loadNodeConfig } from "../../sdk/node/node-config.js";
+import { Store } from "../../sdk/store/store.js";
+import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { freePort, until } from "../helpers/nodes.js";
+
+type Who = "alice" | "bob";
+const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
+const FUNDER = 3; // deposits for a participant from an account no node sends from
+const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
+const CHAIN_IDS = [31_421, 31_422] as const;
+const CHALLENGE_PERIOD = 300; // the hub's least
+type Running = { node: ChannelNode; server: ServerType; base: string; token: string };
+type Event = { type: string; chain?: string; status?: string; kind?: string; call?: string; hash?: string; nonce?: number; blockNumber?: number };
+type Health = { healthy: boolean; holding?: string; reachable?: boolean; head?: number; confirmations: number; deepReorg?: { block: number }; feeAccount: { balance?: string; enough?: boolean } };
+type Info = { chains: { name: string; health: Health }[] };
+type Channel = { id: string; status: string; base: { deposits: string[]; onChainDeposits?: string[] } };
+
+describe("a node's chain health (two anvil chains, a block a second, finality 2 blocks)", function () {
+  this.timeout(180_000);
+  const anvils: Anvil[] = [];
+  const providers: JsonRpcProvider[] = [];
+  const hubs: string[] = [];
+  let dir: string;
+  const run: Partial<Record<Who, Running>> = {};
+  const logs: Record<Who, Record<string, unknown>[]> = { alice: [], bob: [] };
+  const events: Record<Who, Event[]> = { alice: [], bob: [] };
+  const file = (who: Who) => join(dir, `${who}.json`);
+  const dumpFile = (i: number, n: number) => join(dir, `chain${i}-${n}.json`);
+  let s: string; // Alice's channel on the source chain
+  let t: string; // Bob's channel on the target chain
+
+  async function start(who: Who): Promise<Running> {
+    const config = loadNodeConfig(file(who));
+    const log = pino({ level: "info", base: undefined }, new Writable({
+      write(chunk: Buffer, _enc, done) {
+        logs[who].push(JSON.parse(chunk.toString()) as Record<string, unknown>);
+        done();
+      },
+    }));
+    const node = await ChannelNode.start(config, accountKey(ACCOUNT[who]) as Hex, log);
+    node.subscribe((e) => events[who].push(e as unknown as Event));
+    const token = apiToken(config.api.tokenFile);
+    const { server, url } = await serveApi(apiApp(node, token), config.api.host, config.api.port);
+    return (run[who] = { node, server, base: `${url}/api/v1`, token });
+  }
+
+  async function stop(who: Who): Promise<void> {
+    const r = run[who];
+    if (r === undefined) return;
+    delete run[who];
+    r.server.close();
+    (r.server as { closeAllConnections?: () => void }).closeAllConnections?.();
+    await r.node.stop();
+  }
+
+  async function api<T = unknown>(who: Who, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
+    const r = run[who]!;
+    const res = await fetch(r.base + path, {
+      method,
+      headers: { authorization: `Bearer ${r.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, json: (await res.json()) as T };
+  }
+
+  const health = async (who: Who, chain: string) => (await api<Info>(who, "GET", "/info")).json.chains.find((c) => c.name === chain)!.health;
+  const channel = async (who: Who, id: string) => (await api<Channel>(who, "GET", `/channels/${id}`)).json;
+  const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
+  const said = (who: Who, chain: string, status: string) => events[who].find((e) => e.type === "chainHealth" && e.chain === chain && e.status === status);
+  const open = async (who: Who, peer: Who, asset: string, deposit: string) =>
+    (await run[who]!.node.openChannel({ peer, asset, deposit, challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+  async function allCounted(ids: string[]) {
+    for (const who of ["alice", "bob"] as const) {
+      for (const id of ids) await until(`${who}: ${id} open, deposits counted`, async () => (counted(await channel(who, id)) ? true : undefined));
+    }
+  }
+  /** Both nodes have checked chain `i` at block `n` or later: their loops ran on what the chain holds there. */
+  async function bothSeen(i: number, n: number) {
+    for (const who of ["alice", "bob"] as const) {
+      await until(`${who} at block ${n} of chain ${i}`, async () => ((await health(who, i === 0 ? "source" : "target")).head! >= n ? true : undefined));
+    }
+  }
+  /** A deposit for participant 0 of `channelId` on chain `i` from the funder's account (not awaited for mining). */
+  async function fund(i: number, channelId: string, amount: bigint) {
+    const funder = await HubAdapter.connect(hubs[i]!, new Wallet(accountKey(FUNDER), providers[i]!));
+    return (await funder.hub.deposit(channelId, 0, amount, { value: amount })).hash;
+  }
+  const receipt = (i: number, hash: string) => until(`receipt of ${hash}`, async () => (await providers[i]!.getTransactionReceipt(hash)) ?? undefined);
+
+  before(async function () {
+    dir = mkdtempSync(join(tmpdir(), "node-health-"));
+    for (const [i, chainId] of CHAIN_IDS.entries()) {
+      const anvil = await startAnvil({ chainId, blockTime: 1, dumpOnStop: dumpFile(i, 0) });
+      anvils.push(anvil);
+      const provider = anvilProvider(anvil);
+      providers.push(provider);
+      hubs.push(await deployHub(provider));
+    }
+    const ports = { alice: await freePort(), bob: await freePort() };
+    const apiPorts = { alice: await freePort(), bob: await freePort() };
+    const chain = (i: number) => ({
+      rpcUrl: anvils[i]!.url, hub: hubs[i], confirmations: 2, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
+      fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
+      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+    });
+    const write = (who: Who, peer: Who, pairs: unknown[]) =>
+      writeFileSync(file(who), JSON.stringify({
+        key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
+        api: { port: apiPorts[who], tokenFile: `${who}.token` },
+        chains: { source: chain(0), target: chain(1) },
+        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
+        policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: CHALLENGE_PERIOD }, swaps: { pairs, maxInFlight: 8 } },
+        timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
+      }));
+    write("alice", "bob", []);
+    write("bob", "alice", [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }]);
+    for (const who of ["alice", "bob"] as const) await start(who);
+    s = await open("alice", "bob", "ETH@source", "2");
+    t = await open("bob", "alice", "ETH@target", "2");
+    await allCounted([s, t]);
+  });
+
+  after(async function () {
+    for (const who of ["alice", "bob"] as const) await stop(who);
+    for (const p of providers) p.destroy();
+    for (const a of anvils) await a.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("shows each chain's head, finality depth and fee account in /info", async function () {
+    for (const who of ["alice", "bob"] as const) {
+      for (const name of ["source", "target"]) {
+        const h = await until(`${who}: ${name} checked`, async () => {
+          const read = await health(who, name);
+          return read.reachable === true && read.feeAccount.balance !== undefined ? read : undefined;
+        });
+        expect(h.healthy, `${who} ${name}`).to.equal(true);
+        expect(h.confirmations).to.equal(2);
+        expect(h.head).to.be.a("number");
+        expect(h.feeAccount.enough).to.equal(true);
+        expect(h.holding).to.equal(undefined);
+      }
+    }
+  });
+
+  it("never counts a deposit reorganised out before it is 2 blocks deep, and locks no swap against it", async function () {
+    const before = (await channel("alice", s)).base.deposits;
+    await anvils[0]!.rpc("evm_setIntervalMining", [0]);
+    let hash: string;
+    try {
+      hash = await fund(0, s, parseEther("1"));
+      await anvils[0]!.rpc("evm_mine");
+      const mined = (await receipt(0, hash)).blockNumber;
+      await anvils[0]!.rpc("evm_mine"); // 1 block deep: the nodes see it at the head, not at their final block
+      const head = await providers[0]!.getBlockNumber();
+      expect(head - mined, "1 block deep").to.equal(1);
+      await until("Alice's view shows the deposit on chain", async () => {
+        const c = await channel("alice", s);
+        return c.base.onChainDeposits?.[0] === (BigInt(before[0]!) + parseEther("1")).toString() ? true : undefined;
+      });
+      await bothSeen(0, head);
+      await anvils[0]!.reorg(head - mined + 1);
+      await anvils[0]!.rpc("anvil_dropTransaction", [hash]).catch(() => undefined); // never mined again
+      expect(await providers[0]!.getTransactionReceipt(hash), "reorganised out").to.equal(null);
+    } finally {
+      await anvils[0]!.rpc("evm_setIntervalMining", [1]);
+    }
+    // Well past the depth at which it would have counted: neither node counts it, and no swap is locked against it.
+    await bothSeen(0, (await providers[0]!.getBlockNumber()) + 4);
+    for (const who of ["alice", "bob"] as const) expect((await channel(who, s)).base.deposits, `${who}'s count`).to.deep.equal(before);
+    const { status, json } = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "2.5 ETH@source", take: "1 ETH@target", source: s, target: t });
+    expect(status, json.error).to.equal(409);
+    expect(json.error).to.match(/free balance/);
+    // A reorganisation within the confirmations is no deep one.
+    expect(said("alice", "source", "deepReorg")).to.equal(undefined);
+    expect(said("bob", "source", "deepReorg")).to.equal(undefined);
+  });
+
+  it("reports a chain that stops answering, refuses swaps that need it, defends a channel on the other chain, and sends what waited on it once", async function () {
+    // One swap moves both channels past their first states: Bob holds an older co-signed state of S.
+    const first = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: s, target: t });
+    expect(first.status, JSON.stringify(first.json)).to.equal(201);
+    await until("swap swapped", async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${first.json.id}`)).json.outcome === "swapped" ? true : undefined));
+
+    // The target chain goes away.
+    const port = anvils[1]!.port;
+    await anvils[1]!.stop();
+    for (const who of ["alice", "bob"] as const) await until(`${who} says target does not answer`, async () => said(who, "target", "unreachable"));
+    const down = await health("alice", "target");
+    expect(down.reachable).to.equal(false);
+    expect(down.healthy).to.equal(false);
+    expect(down.holding).to.match(/chain target does not answer/);
+    expect((await health("alice", "source")).healthy, "source stays healthy").to.equal(true);
+    expect(logs.alice.some((l) => l.event === "chainHealth" && l.chain === "target" && l.status === "unreachable" && l.level === 40), "a warning in the log").to.equal(true);
+    const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: s, target: t });
+    expect(refused.status, refused.json.error).to.equal(409);
+    expect(refused.json.error).to.match(/chain target does not answer/);
+
+    // Bob, hostile, registers an older state of S on the source chain: Alice's node challenges it there, with T (on
+    // the chain that does not answer) still open beside it.
+    await stop("bob");
+    const bobStore = new Store(join(dir, "bob.sqlite"));
+    const record = bobStore.channel(s as Hex)!;
+    const newest = bobStore.latestCoSigned(s as Hex)!;
+    let stale = undefined as ReturnType<Store["coSignedAt"]>;
+    for (let seq = 1n; seq < newest.state.seq && stale === undefined; seq++) stale = bobStore.coSignedAt(s as Hex, seq);
+    bobStore.close();
+    expect(stale, "Bob holds an older co-signed state").to.not.equal(undefined);
+    const bobOnS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!));
+    await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
+    await until("Alice's newest state of S on chain, target still down", async () => ((await bobOnS.channelInfo(s as Hex)).seq === newest.state.seq ? true : undefined), 30_000);
+    expect((await health("alice", "target")).reachable, "target still down").to.equal(false);
+
+    // Alice force-closes T while its chain is down: recorded, its transaction waits for the chain.
+    const closing = await api<{ status: string; error?: string }>("alice", "POST", `/channels/${t}/close`, { force: true });
+    expect(closing.status, closing.json.error).to.equal(200);
+
+    // The target chain comes back from its state, on the same port.
+    anvils[1] = await startAnvil({ chainId: CHAIN_IDS[1], blockTime: 1, port, loadState: dumpFile(1, 0), dumpOnStop: dumpFile(1, 1) });
+    await until("Alice says target answers again", async () => said("alice", "target", "reachable"));
+    const onTarget = await HubAdapter.connect(hubs[1]!, new Wallet(accountKey(FUNDER), providers[1]!));
+    await until("T force-closed on chain", async () => ((await onTarget.channelInfo(t as Hex)).status !== "open" ? true : undefined), 30_000);
+    const back = await health("alice", "target");
+    expect(back.reachable).to.equal(true);
+    expect(back.holding).to.equal(undefined);
+    // The close that waited was sent under one nonce and mined once.
+    const isClose = (e: Event) => e.type === "chainTx" && e.chain === "target" && e.call?.startsWith("forceClose") === true;
+    await until("Alice's node saw its force close mined", async () => events.alice.find((e) => isClose(e) && e.kind === "mined"));
+    const closes = events.alice.filter(isClose);
+    expect(new Set(closes.filter((e) => e.kind === "sent").map((e) => e.nonce)).size, "one nonce").to.equal(1);
+    expect(new Set(closes.filter((e) => e.kind === "mined").map((e) => e.hash)).size, "mined once").to.equal(1);
+    await start("bob");
+  });
+
+  it("notices a deposit reorganised out after it was counted, signs nothing new on that chain, says so, and still closes on it", async function () {
+    const v = await open("alice", "bob", "ETH@source", "2");
+    await allCounted([v]);
+    const deposited = await api<{ error?: string }>("alice", "POST", `/channels/${v}/deposit`, { amount: "1" });
+    expect(deposited.status, deposited.json.error).to.equal(200);
+    const mined = events.alice.filter((e) => e.type === "chainTx" && e.call === "deposit" && e.kind === "mined").at(-1)!.blockNumber!;
+    const three = parseEther("3").toString();
+    for (const who of ["alice", "bob"] as const) await until(`${who} counts 3 ETH on V`, async () => ((await channel(who, v)).base.deposits[0] === three ? true : undefined));
+
+    // Every block from the deposit's on is replaced: deeper than the 2 confirmations.
+    const head = await providers[0]!.getBlockNumber();
+    expect(head - mined + 1, "deeper than the confirmations").to.be.greaterThan(2);
+    await anvils[0]!.reorg(head - mined + 1);
+    for (const who of ["alice", "bob"] as const) await until(`${who} says source reorganised deeper than allowed`, async () => said(who, "source", "deepReorg"));
+    expect(logs.alice.some((l) => l.event === "chainHealth" && l.chain === "source" && l.status === "deepReorg" && l.level === 50), "an error in the log").to.equal(true);
+    const h = await health("alice", "source");
+    expect(h.healthy).to.equal(false);
+    expect(h.deepReorg!.block).to.be.at.least(mined);
+    expect(h.holding).to.match(/reorganised deeper than its 2 confirmations/);
+    expect((await health("alice", "target")).healthy, "target stays healthy").to.equal(true);
+
+    // Nothing new on the source chain: no swap, no deposit through the node, no count of a deposit final since.
+    const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: v, target: t });
+    expect(refused.status, refused.json.error).to.equal(409);
+    expect(refused.json.error).to.match(/reorganised deeper/);
+    expect((await api("alice", "POST", `/channels/${v}/deposit`, { amount: "1" })).status).to.equal(409);
+    const again = await receipt(0, await fund(0, v, parseEther("1.5")));
+    await bothSeen(0, again.blockNumber + 4);
+    for (const who of ["alice", "bob"] as const) expect((await channel(who, v)).base.deposits[0], `${who}'s count`).to.equal(three);
+
+    // What goes on chain goes on: Alice's force close of V lands.
+    const closing = await api<{ error?: string }>("alice", "POST", `/channels/${v}/close`, { force: true });
+    expect(closing.status, closing.json.error).to.equal(200);
+    await until("V force-closed on chain", async () => ((await (await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(FUNDER), providers[0]!))).channelInfo(v as Hex)).status !== "open" ? true : undefined), 30_000);
+  });
+});
