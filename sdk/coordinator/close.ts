@@ -8,7 +8,16 @@ import type { Session } from "./session.js";
 // (a `close` change of the update scheme), whoever asked for it lands it at once, and the other lands it after the
 // confirmation timeout if it is still not landed. Or by force (`forceClose`): enforced every tick until settled.
 
-/** Lands the co-signed final state unless the channel is closed already, then marks it closed. */
+/**
+ * Whether the channel's close is final: closed at the chain's final block. A close a reorganisation can still take
+ * out is looked at again by the next tick (landed again, or settled again) before the channel counts as closed.
+ */
+async function closedForGood(ctx: Session, channelId: Hex): Promise<boolean> {
+  const chain = ctx.chain(ctx.book.record(channelId).ref.chainId);
+  return (await chain.channelInfo(channelId, await chain.finalBlock())).status === "closed";
+}
+
+/** Lands the co-signed final state unless the channel is closed already, then marks it closed once that is final. */
 async function landClose(ctx: Session, channelId: Hex, op: ChannelOp) {
   const { params, ref } = ctx.book.record(channelId);
   const chain = ctx.chain(ref.chainId);
@@ -22,7 +31,7 @@ async function landClose(ctx: Session, channelId: Hex, op: ChannelOp) {
       if (!(error instanceof ChainCallError) || (await chain.channelInfo(channelId)).status !== "closed") throw error;
     }
   }
-  markClosed(ctx, channelId, true);
+  if (await closedForGood(ctx, channelId)) markClosed(ctx, channelId, true);
 }
 
 /**
@@ -54,7 +63,7 @@ export async function forceClose(ctx: Session, channelId: Hex) {
 async function enforceOp(ctx: Session, channelId: Hex) {
   const { ref } = ctx.book.record(channelId);
   const step = await enforceChannel(ctx.book, ctx.chain(ref.chainId), channelId, (h) => ctx.findSecret(h));
-  if (step.kind === "closed") markClosed(ctx, channelId, false);
+  if (step.kind === "closed" && (await closedForGood(ctx, channelId))) markClosed(ctx, channelId, false);
   else ctx.emit({ type: "chain", swapId: undefined, channelId, step });
 }
 
@@ -68,7 +77,7 @@ export async function tickClose(ctx: Session, channelId: Hex, op: ChannelOp, now
   if (op.role === "requester") return landClose(ctx, channelId, op);
   const { ref } = ctx.book.record(channelId);
   const status = (await ctx.chain(ref.chainId).channelInfo(channelId)).status;
-  if (status === "closed") return markClosed(ctx, channelId, true);
+  if (status === "closed") return (await closedForGood(ctx, channelId)) ? markClosed(ctx, channelId, true) : undefined;
   if (ctx.waited(op.since, now, ctx.o.confirmationTimeoutMs)) await landClose(ctx, channelId, op);
 }
 

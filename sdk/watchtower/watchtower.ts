@@ -32,8 +32,13 @@ export type WatchtowerEvent =
  * newest co-signed state it was given, carries a secret revealed on one chain to the other chain's registry for
  * the guarded participant's locks, and settles disputed channels after their deadlines. It never force-closes.
  */
+/** How long a poll waits for the duties it started before it returns (they go on; their chain is skipped till then). */
+export const POLL_WAIT_MS = 2_000;
+
 export class Watchtower {
   private readonly chains = new Map<bigint, ChainWatch>();
+  /** Per chain: its duties started by an earlier poll and still under way. */
+  private readonly busy = new Map<bigint, Promise<void>>();
   private readonly ledger: ChannelLedger;
 
   constructor(
@@ -124,11 +129,14 @@ export class Watchtower {
   }
 
   /**
-   * Reads new events on every chain, then acts on every open dispute. Call it periodically. Each chain, and each
-   * dispute, on its own: a chain that does not answer never keeps the tower from the others (it rejects with the
-   * first error once everything else was done).
+   * Reads new events on every chain and works out what is due, then acts on each chain on its own: its secrets due,
+   * then its open disputes. A chain whose duties of an earlier poll are still under way (a transaction waiting to be
+   * mined) is left to them; the poll returns once the duties it started are done or after `waitMs` (default
+   * POLL_WAIT_MS), whichever is first, so one transaction that does not land never keeps the tower from another
+   * chain. Each chain, each channel and each dispute on its own: a chain that does not answer never keeps the tower
+   * from the others (it rejects with the first error once everything else was done or left running).
    */
-  async poll(): Promise<void> {
+  async poll(waitMs = POLL_WAIT_MS): Promise<void> {
     const errors: unknown[] = [];
     const attempt = async (work: () => Promise<void>) => {
       try {
@@ -138,20 +146,53 @@ export class Watchtower {
       }
     };
     for (const watch of this.chains.values()) await attempt(() => this.follow(watch));
-    await this.carrySecrets(attempt);
+    const due = await this.secretsDue(attempt);
+    const disputes = new Map<bigint, Hex[]>();
     for (const channelId of this.store.openDisputes()) {
+      const { chainId } = this.ledger.record(channelId).ref;
+      disputes.set(chainId, [...(disputes.get(chainId) ?? []), channelId]);
+    }
+    const started: Promise<void>[] = [];
+    for (const chainId of this.chains.keys()) {
+      const work = { secrets: due.get(chainId) ?? [], disputes: disputes.get(chainId) ?? [] };
+      if (this.busy.has(chainId) || (work.secrets.length === 0 && work.disputes.length === 0)) continue;
+      const task = this.actOn(chainId, work, attempt).finally(() => this.busy.delete(chainId));
+      this.busy.set(chainId, task);
+      started.push(task);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(started), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+    clearTimeout(timer);
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /** One chain's duties: the secrets due on it in one transaction, then each open dispute on it in turn. */
+  private async actOn(chainId: bigint, work: { secrets: { hashlock: Hex; secret: Hex; expiry: bigint }[]; disputes: Hex[] }, attempt: (work: () => Promise<void>) => Promise<void>) {
+    const watch = this.chains.get(chainId)!;
+    if (work.secrets.length > 0) {
       await attempt(async () => {
-        const { ref } = this.ledger.record(channelId);
-        const watch = this.chains.get(ref.chainId)!;
+        await revealSecrets(watch.chain, work.secrets);
+        for (const { hashlock } of work.secrets) this.onEvent({ type: "carried", hashlock, toChainId: chainId });
+      });
+    }
+    for (const channelId of work.disputes) {
+      await attempt(async () => {
         const step = await enforceChannel(this.ledger, watch.chain, channelId, (h) => this.revealable(h), {
           mayForceClose: false,
           clockSkewSeconds: watch.clockSkewSeconds,
         });
         this.onEvent({ type: "enforced", channelId, step });
-        if (step.kind === "closed" || step.kind === "settled") this.store.markResolved(channelId);
+        // Resolved once the close is at the chain's final block (`confirmations` under the head): a settle a
+        // reorganisation takes out before that leaves the channel disputed, and the next poll settles it again.
+        if ((step.kind === "closed" || step.kind === "settled") && (await this.closedForGood(watch, channelId))) this.store.markResolved(channelId);
       });
     }
-    if (errors.length > 0) throw errors[0];
+  }
+
+  /** Whether the channel is closed at the block `confirmations` under the head. */
+  private async closedForGood({ chain, confirmations }: ChainWatch, channelId: Hex): Promise<boolean> {
+    const block = (await chain.provider.getBlockNumber()) - confirmations;
+    return block >= 0 && (await chain.channelInfo(channelId, block)).status === "closed";
   }
 
   /** Events since the cursor: disputes on guarded channels, and every revealed secret (it may be owed elsewhere). */
@@ -182,13 +223,13 @@ export class Watchtower {
   }
 
   /**
-   * For every guarded channel, the pending locks of its newest co-signed state owed to the guarded participant,
-   * whose secret is known and not yet registered on that chain: register it while the lock is live, as soon as
-   * the secret is public on another chain, or once the lock is within the claim window of its expiry. The secrets
-   * due on one chain go in one transaction (`revealMany` when there are several, channel by channel in lock order),
-   * mined by the earliest of their expiries.
+   * The secrets due, per chain: for every guarded channel, the pending locks of its newest co-signed state owed to
+   * the guarded participant, whose secret is known and not yet registered on that chain, while the lock is live, as
+   * soon as the secret is public on another chain, or once the lock is within the claim window of its expiry. The
+   * secrets due on one chain go in one transaction (`revealMany` when there are several, channel by channel in lock
+   * order), mined by the earliest of their expiries (`actOn`).
    */
-  private async carrySecrets(attempt: (work: () => Promise<void>) => Promise<void>): Promise<void> {
+  private async secretsDue(attempt: (work: () => Promise<void>) => Promise<void>): Promise<Map<bigint, { hashlock: Hex; secret: Hex; expiry: bigint }[]>> {
     const due = new Map<bigint, { hashlock: Hex; secret: Hex; expiry: bigint }[]>();
     for (const record of this.store.channels()) {
       const watch = this.chains.get(record.ref.chainId);
@@ -212,12 +253,7 @@ export class Watchtower {
         }
       });
     }
-    for (const [chainId, secrets] of due) {
-      await attempt(async () => {
-        await revealSecrets(this.chains.get(chainId)!.chain, secrets);
-        for (const { hashlock } of secrets) this.onEvent({ type: "carried", hashlock, toChainId: chainId });
-      });
-    }
+    return due;
   }
 
   /**

@@ -169,13 +169,13 @@ describe("one transaction that does not land, and the node's other duties (anvil
   });
 
   /** A watchtower for account `me` on S (and T), its fee events collected. */
-  async function tower(me: number, claimWindowSeconds: bigint, sProvider: JsonRpcProvider = sp) {
+  async function tower(me: number, claimWindowSeconds: bigint, sProvider: JsonRpcProvider = sp, confirmations = 0) {
     const store = new Store(join(dir, `tower-${me}-${Date.now()}.sqlite`));
     const events: FeeEvent[] = [];
     const fees: FeePolicy = { ...POLICY, onEvent: (e) => events.push(e) };
     const onS = await HubAdapter.connect(hubS, new Wallet(accountKey(me), sProvider), { fees, confirmations: 0 });
     const onT = await HubAdapter.connect(hubT, localWallet(me, tp), { fees, confirmations: 0 });
-    const watch = (chain: HubAdapter) => ({ chain, confirmations: 0, clockSkewSeconds: 5n, claimWindowSeconds });
+    const watch = (chain: HubAdapter) => ({ chain, confirmations, clockSkewSeconds: 5n, claimWindowSeconds });
     const t = new Watchtower(store, [watch(onS), watch(onT)]);
     cleanups.push(async () => store.close());
     return { t, store, events, onS, onT };
@@ -263,13 +263,14 @@ describe("one transaction that does not land, and the node's other duties (anvil
     const me = 18;
     const other = 19;
     const { params, channelId } = await channel(me, other, 10n ** 15n);
-    const { t, events } = await tower(me, 60n);
+    // A finality of two blocks: a reorganisation of the newest blocks is one the tower must ride out.
+    const { t, events } = await tower(me, 60n, sp, 2);
     await (await HubAdapter.connect(hubS, localWallet(other, sp))).forceClose(params, undefined);
     await S.rpc("evm_increaseTime", [301]);
     await S.rpc("evm_mine", []);
     t.guard({ ref: { chainId: 31_421n, hub: hubS as Hex, channelId: channelId as Hex }, params, myIndex: 0, openingDeposits: [10n ** 15n, 0n] });
     const reader = await HubAdapter.connect(hubS, localWallet(0, sp));
-    await t.poll(); // settles (mined at depth 0) and counts the dispute resolved
+    await t.poll(); // settles; the dispute counts as resolved only once the settle is two blocks deep
     const mined = events.find((e): e is Extract<FeeEvent, { kind: "mined" }> => e.kind === "mined" && e.call === "settle");
     expect(mined, "the settle mined").to.not.equal(undefined);
     expect((await reader.channelInfo(channelId as Hex)).status).to.equal("closed");

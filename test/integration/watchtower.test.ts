@@ -104,6 +104,10 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
     await increaseBoth(setup, 3601);
     await tower.poll();
     expect(await payoutsOf(setup.S, setup.sId)).to.deep.equal([70n * ONE, 40n * ONE]);
+    // Resolved only once the settle is final (2 blocks deep): a reorganisation could still take it out before.
+    expect(towerStore.openDisputes(), "open until the settle is final").to.have.length(1);
+    await setup.S.chain.networkHelpers.mine(2);
+    await tower.poll();
     expect(towerStore.openDisputes()).to.deep.equal([]);
     towerStore.close();
   });
