@@ -18,6 +18,15 @@ const assetRef = () => z.string().refine((s) => ASSET_REF.test(s), { error: "exp
 const decimal = () => z.string().refine((s) => /^\d+(\.\d+)?$/.test(s), { error: 'expected a decimal number as a string, e.g. "0.5"' });
 const port = () => wholeNumber(0, 65_535);
 
+/** A chain's fee policy for deadline transactions (docs/CHAINS.md): the node's and the watchtower's. */
+export const FeesSchema = z.strictObject({
+  /** The most this node offers per gas (max fee, gwei). */
+  maxFeePerGasGwei: decimal().default("500"),
+  bumpPercent: z.number().min(12.5).max(100).default(12.5),
+  /** How long a version waits for inclusion before it is replaced when no deadline presses. */
+  bumpAfterSeconds: positiveInt(3_600).default(24),
+});
+
 export const NodeChainSchema = z.strictObject({
   rpcUrl: httpUrl(),
   hub: address(),
@@ -34,15 +43,7 @@ export const NodeChainSchema = z.strictObject({
    * raised by `bumpPercent` until one is mined, paced to reach the cap before the deadline, never above it
    * (docs/CHAINS.md).
    */
-  fees: z
-    .strictObject({
-      /** The most this node offers per gas (max fee, gwei). */
-      maxFeePerGasGwei: decimal().default("500"),
-      bumpPercent: z.number().min(12.5).max(100).default(12.5),
-      /** How long a version waits for inclusion before it is replaced when no deadline presses. */
-      bumpAfterSeconds: positiveInt(3_600).default(24),
-    })
-    .prefault({}),
+  fees: FeesSchema.prefault({}),
   /** The assets this node names on the chain: symbol -> token address (zero address: the native coin). */
   assets: z.record(z.string(), z.strictObject({ address: address(), decimals: wholeNumber(0, 36).default(18) })),
 });

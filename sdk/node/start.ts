@@ -293,12 +293,17 @@ async function openStores<N>(
 export function feePolicy(chain: string, fees: NodeConfig["chains"][string]["fees"], log: Logger, onEvent: (e: FeeEvent) => void): FeePolicy {
   const gwei = (wei: bigint) => `${Number(wei) / 1e9} gwei`;
   const setting = `chains.${chain}.fees.maxFeePerGasGwei`;
+  let lastCapWarning = 0;
   const report = (e: FeeEvent) => {
     const fields = { event: "chainTx", chain, ...(plain(e) as object) };
     switch (e.kind) {
-      case "capBelowMarket":
-        log.warn(fields, `chain ${chain}: ${e.call}: the chain asks ${gwei(e.marketMaxFeePerGas)} per gas, above ${setting} (${gwei(e.maxFeePerGasCap)}): it may not land before its deadline; raise the cap`);
+      case "capBelowMarket": {
+        // Said at warn once in ten minutes per chain: a call made again every tick would say it every tick.
+        const warnNow = Date.now() - lastCapWarning >= 600_000;
+        if (warnNow) lastCapWarning = Date.now();
+        log[warnNow ? "warn" : "debug"](fields, `chain ${chain}: ${e.call}: the chain asks ${gwei(e.marketMaxFeePerGas)} per gas, above ${setting} (${gwei(e.maxFeePerGasCap)}): it may not land before its deadline; raise the cap`);
         break;
+      }
       case "capReached":
         log.warn(fields, `chain ${chain}: ${e.call} (nonce ${e.nonce}) offers the cap of ${gwei(e.maxFeePerGas)} per gas (${setting}) and is not mined yet`);
         break;

@@ -8,6 +8,7 @@ import { z } from "zod";
 
 import { address, filePath, httpUrl, loadConfigFile, positiveInt, wholeNumber } from "./config.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
+import { FeesSchema } from "./node-config.js";
 
 /** Longest pause between polls: Node's timers fire at once past about 24.8 days; a day is plenty. */
 const MAX_INTERVAL_SECONDS = 86_400;
@@ -23,6 +24,8 @@ export const WatchChainSchema = z.strictObject({
   clockSkewSeconds: wholeNumber().default(30),
   /** A lock owed to the guarded participant this close to expiry gets its secret registered. */
   claimWindowSeconds: wholeNumber().default(900),
+  /** Fee escalation for its challenges, reveals and settles, as a node's (docs/CHAINS.md). */
+  fees: FeesSchema.prefault({}),
 });
 
 export const WatchConfigSchema = z.strictObject({

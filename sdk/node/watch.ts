@@ -3,7 +3,8 @@
  * once). Configuration problems only visible on chain (no hub at an address, two entries for one chain) are
  * ConfigErrors too, raised before the first poll.
  */
-import { isError, Wallet, type JsonRpcProvider } from "ethers";
+import { isError, parseUnits, Wallet, type JsonRpcProvider } from "ethers";
+import type { FeeEvent, FeePolicy } from "../chain/fees.js";
 
 import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
@@ -29,7 +30,7 @@ export async function runWatch(config: WatchConfig, key: Hex, out: WatchOutput =
   const providers = config.chains.map((c) => rpcProvider(c.rpcUrl));
   let store: Store | undefined;
   try {
-    const chains = await connectChains(config, key, providers);
+    const chains = await connectChains(config, key, providers, out);
     store = new Store(config.store);
     const tower = new Watchtower(store, chains, (e) => out.info(`${new Date().toISOString()} ${describeEvent(e)}`));
     let skipped = 0;
@@ -43,7 +44,8 @@ export async function runWatch(config: WatchConfig, key: Hex, out: WatchOutput =
         skipped = elsewhere;
       } else if (!told) tellHeld(tower.heldWithoutWord(), config, out);
       told = true;
-      await tower.poll();
+      // Once: the poll waits for what it started (a transaction being mined) before the process ends.
+      await tower.poll(config.once ? 600_000 : undefined);
     };
     const ids = chains.map((c) => c.chain.chainId).join(", ");
     out.info(`watching ${store.channels().length} channel(s) on chains ${ids}`);
@@ -90,6 +92,7 @@ async function connectChains(
   config: WatchConfig,
   key: Hex,
   providers: readonly JsonRpcProvider[],
+  out: WatchOutput = consoleOutput,
 ): Promise<ChainWatch[]> {
   const problems: ConfigProblem[] = [];
   const watches: ChainWatch[] = [];
@@ -120,7 +123,7 @@ async function connectChains(
       continue;
     }
     try {
-      const chain = await HubAdapter.connect(c.hub, new Wallet(key, provider));
+      const chain = await HubAdapter.connect(c.hub, new Wallet(key, provider), { fees: watchFees(chainId, c.fees, out) });
       watches.push({
         chain,
         confirmations: c.confirmations,
@@ -147,4 +150,18 @@ function describeEvent(e: WatchtowerEvent): string {
     case "enforced":
       return `${e.channelId}: ${e.step.kind}`;
   }
+}
+
+/**
+ * The tower's fee policy on one chain, as a node's (docs/CHAINS.md): what an operator must act on is a warning line
+ * (the market above the cap, the cap reached, a transaction reorganised out or its nonce taken by another process).
+ */
+function watchFees(chainId: bigint, fees: WatchConfig["chains"][number]["fees"], out: WatchOutput): FeePolicy {
+  const warn = (e: FeeEvent) => {
+    const at = `${new Date().toISOString()} chain ${chainId}: ${e.call}`;
+    if (e.kind === "capBelowMarket") out.warn(`${at}: the chain asks ${e.marketMaxFeePerGas} wei per gas, above fees.maxFeePerGasGwei (${e.maxFeePerGasCap} wei); raise the cap`);
+    else if (e.kind === "capReached") out.warn(`${at} (nonce ${e.nonce}) offers the fee cap and is not mined yet`);
+    else if (e.kind === "reorgedOut" || e.kind === "nonceTaken" || e.kind === "resent") out.warn(`${at} (nonce ${e.nonce}): ${e.kind}`);
+  };
+  return { maxFeePerGasCap: parseUnits(fees.maxFeePerGasGwei, 9), bumpPercent: fees.bumpPercent, bumpAfterMs: fees.bumpAfterSeconds * 1000, onEvent: warn };
 }
