@@ -59,6 +59,7 @@ describe("watch configuration", function () {
       confirmations: 2,
       clockSkewSeconds: 30,
       claimWindowSeconds: 900,
+      fees: { maxFeePerGasGwei: "500", bumpPercent: 12.5, bumpAfterSeconds: 24 },
     });
     for (const doc of ["README.md", "scripts/watch.ts"]) {
       expect(readFileSync(join(PROJECT_ROOT, doc), "utf8")).to.include("docs/examples/watch.json", doc);
