@@ -56,6 +56,8 @@ export type FeeEvent =
   | { kind: "reorgedOut"; call: string; nonce: number; hash: string; blockNumber: number }
   /** Another transaction of this account took the nonce (another process with this key): the call goes again with the next one. */
   | { kind: "nonceTaken"; call: string; nonce: number }
+  /** A call that went on in the background (`HubAdapterOptions.detachAfterMs`) ended without landing. */
+  | { kind: "failed"; call: string; reason: string }
   /** The mined version is `confirmations` deep: the call has landed. */
   | { kind: "landed"; call: string; nonce: number; hash: string; blockNumber: number };
 

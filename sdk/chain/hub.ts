@@ -81,6 +81,13 @@ export type HubAdapterOptions = Readonly<{
    * tick, and a loop never waits on one call's depth.
    */
   landingDepth?: number;
+  /**
+   * With `fees`: a force close, challenge, settle, reveal or cooperative close not mined after this long (ms) returns
+   * and goes on being raised in the background (a failure then is a `failed` fee event); the same call asked again
+   * meanwhile joins it. For a caller that decides from the chain every tick (the node): a transaction waiting to be
+   * mined never holds up its loop. Default: every call waits until it is mined.
+   */
+  detachAfterMs?: number;
 }>;
 
 /** For a call racing a deadline. */
@@ -114,6 +121,8 @@ export class HubAdapter {
   readonly registry: SecretRegistry;
 
   private clock: { timestamp: bigint; at: number } | undefined;
+  /** Calls under way that revert once done, by call and request: a later ask of the same call joins its outcome. */
+  private readonly underWay = new Map<string, Promise<{ ok: true } | { ok: false; error: unknown }>>();
   /** Each asset's decimals as read once (undefined: the token has no `decimals()`). */
   private readonly decimals = new Map<string, number | undefined>();
   /** See HubAdapterOptions.confirmations. */
@@ -407,17 +416,40 @@ export class HubAdapter {
         const sent = await this.signer.sendTransaction(request);
         await sent.wait();
       } else {
-        await sendWithFees({
-          call,
-          signer: this.signer,
-          request,
-          policy: fees,
-          deadline: options.deadline,
-          chainNow: () => this.now(),
-          confirmations: this.options.landingDepth ?? 0,
-          // Made again under the next nonce only where doing it twice reverts (done once is done): never a deposit.
-          retryOnNonceTaken: REDO_SAFE.has(call),
-        });
+        const redoSafe = REDO_SAFE.has(call);
+        const start = () =>
+          sendWithFees({
+            call,
+            signer: this.signer,
+            request,
+            policy: fees,
+            deadline: options.deadline,
+            chainNow: () => this.now(),
+            confirmations: this.options.landingDepth ?? 0,
+            // Made again under the next nonce only where doing it twice reverts (done once is done): never a deposit.
+            retryOnNonceTaken: redoSafe,
+          }).then(
+            () => ({ ok: true as const }),
+            (error: unknown) => ({ ok: false as const, error }),
+          );
+        // The same call already under way (asked again by a later tick while its transaction waits) is joined, not
+        // sent twice; only calls that revert once done are joined (two deposits of one amount are two deposits).
+        const key = `${call}:${String(request.to)}:${String(request.data)}:${String(request.value ?? 0)}`;
+        let outcome = redoSafe ? this.underWay.get(key) : undefined;
+        if (outcome === undefined) {
+          outcome = start();
+          if (redoSafe) {
+            this.underWay.set(key, outcome);
+            void outcome.then((o) => {
+              this.underWay.delete(key);
+              if (!o.ok) fees.onEvent?.({ kind: "failed", call, reason: shortMessage(o.error) });
+            });
+          }
+        }
+        const detach = this.options.detachAfterMs;
+        const o = detach !== undefined && redoSafe ? await Promise.race([outcome, sleep(detach).then(() => undefined)]) : await outcome;
+        if (o !== undefined && !o.ok) throw o.error;
+        // undefined: still waiting to be mined after detachAfterMs; it goes on, and the caller's next tick looks again.
       }
     } catch (error) {
       throw new ChainCallError(call, describeRevert(this.hub, error), error);
@@ -484,4 +516,8 @@ export function lockArg(l: Lock) {
 
 export function signedArg(s: CoSignedArg) {
   return { state: stateArg(s.state), signatures: [s.signatures[0], s.signatures[1]] as [string, string] };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((ok) => setTimeout(ok, ms));
 }

@@ -122,6 +122,9 @@ export async function openNode<N>(config: NodeConfig, key: Hex, log: Logger, opt
         confirmations: c.confirmations,
         timeCacheMs: CHAIN_TIME_CACHE_MS,
         fees: feePolicy(name, c.fees, log, (e) => hooks?.onFeeEvent(name, e)),
+        // A transaction waiting to be mined goes on in the background after 2 s: the tick (and with it every peer
+        // message) never waits on one; the next tick decides again from the chain, and joins it if still under way.
+        detachAfterMs: 2_000,
       });
     } catch (error) {
       for (const p of providers) p.destroy();
@@ -316,6 +319,10 @@ export function feePolicy(chain: string, fees: NodeConfig["chains"][string]["fee
       case "resent":
         log.warn(fields, `chain ${chain}: ${e.call} (nonce ${e.nonce}) was no longer in the node's pool; sent again`);
         break;
+      case "failed":
+        log.warn(fields, `chain ${chain}: ${e.call} ended without landing (${e.reason}); the next tick decides again from the chain`);
+        break;
+      case "rpcError":
       case "sendRefused":
       case "replacementRefused":
         log.debug(fields, `chain ${chain}: ${e.call}: a version was refused (${e.reason})`);

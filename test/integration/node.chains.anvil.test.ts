@@ -162,4 +162,35 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     await until("S settled on chain", async () => ((await info()).status === "closed" ? true : undefined), 90_000);
     expect((await info()).seq).to.equal(newest.state.seq);
   });
+
+  it("keeps swapping off chain while a force close of its waits to be mined on a chain that stopped mining", async function () {
+    await start("bob");
+    // The test before moved the source chain's clock on past a challenge period: the target's catches up.
+    const [sNow, tNow] = await Promise.all(providers.map(async (p) => (await p.getBlock("latest"))!.timestamp));
+    if (sNow! > tNow!) await anvils[1]!.rpc("evm_increaseTime", [sNow! - tNow!]);
+    await anvils[1]!.rpc("evm_mine", []);
+    const open = async (who: Who, peer: Who, asset: string) => (await run[who]!.node.openChannel({ peer, asset, deposit: "1", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+    const s2 = await open("alice", "bob", "ETH@source");
+    const s3 = await open("alice", "bob", "ETH@source");
+    const t2 = await open("bob", "alice", "ETH@target");
+    for (const who of ["alice", "bob"] as const) {
+      for (const id of [s2, s3, t2]) await until(`${who}: ${id} open, deposits counted`, async () => (counted((await api<Channel>(who, "GET", `/channels/${id}`)).json) ? true : undefined));
+    }
+    // The source chain stops mining: Alice's force close of S3 waits in the pool for as long as it stands still.
+    await anvils[0]!.rpc("evm_setIntervalMining", [0]);
+    try {
+      const { status } = await api("alice", "POST", `/channels/${s3}/close`, { force: true });
+      expect(status).to.equal(200);
+      await until("Alice's force close sent", async () => (events.alice.some((e) => e.type === "chainTx" && e.call === "forceClose" && e.kind === "sent") ? true : undefined));
+      // Meanwhile a swap on S2 and T2 goes through off chain: no step of Alice's waits on that transaction.
+      const { status: proposed, json } = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target", source: s2, target: t2 });
+      expect(proposed, JSON.stringify(json)).to.equal(201);
+      await until("the swap swapped while the force close waits", async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${json.id}`)).json.outcome === "swapped" ? true : undefined), 20_000);
+      expect(await providers[0]!.getTransactionCount(ADDRESS.alice, "pending"), "the force close still waiting").to.be.greaterThan(await providers[0]!.getTransactionCount(ADDRESS.alice, "latest"));
+    } finally {
+      await anvils[0]!.rpc("evm_setIntervalMining", [1]);
+    }
+    const info = async () => (await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!))).channelInfo(s3 as Hex);
+    await until("S3's force close mined once the chain mines again", async () => ((await info()).status === "disputed" ? true : undefined), 30_000);
+  });
 });
