@@ -11,6 +11,8 @@
  *
  *   npm run bench:follow                                              # 1, 20 and 1,000 channels per chain, 3 rounds
  *   BENCH_FOLLOW_CHANNELS=1,20 BENCH_FOLLOW_ROUNDS=1 BENCH_FOLLOW_IDLE_SECONDS=10 npm run bench:follow
+ *   BENCH_FOLLOW_LABEL=before npm run bench:follow                 # on the code before a change (its own checkout)
+ *   BENCH_FOLLOW_RECORD_ONLY=1 npm run bench:follow                 # the table again from docs/bench-follow.json
  *
  * Anvil rather than `hardhat node`: anvil mines on an interval (`--block-time`) whether or not a transaction comes, as
  * a public chain does, so "per block" means what it means there and a node that follows heads sees new blocks while
@@ -42,6 +44,8 @@ const CONFIRMATIONS = Number(process.env.BENCH_FOLLOW_CONFIRMATIONS ?? 2);
 /** Channel openings in flight per node (a node agrees to at most 16 channels a peer has not opened yet). */
 const OPEN_CONCURRENCY = Number(process.env.BENCH_FOLLOW_OPEN_CONCURRENCY ?? 12);
 const LABEL = process.env.BENCH_FOLLOW_LABEL ?? "after";
+/** Measure nothing: write docs/BENCHMARKS.md again from docs/bench-follow.json. */
+const RECORD_ONLY = process.env.BENCH_FOLLOW_RECORD_ONLY === "1";
 const DEPOSIT = "1";
 const GIVE = "0.0001 ETH@source";
 const TAKE = "0.0001 ETH@target";
@@ -191,111 +195,113 @@ const counters: Record<Who, Record<ChainName, RpcCounter>> = { alice: {}, bob: {
 const nodes: Node[] = [];
 let stream: DoneStream | undefined;
 const windows: Window[] = [];
-try {
-  for (const chainId of CHAIN_IDS) anvils.push(await startAnvil({ chainId, blockTime: BLOCK_TIME }));
-  // The deploying providers stay open until the end: ethers may still poll on them after the deployment.
-  for (const a of anvils) providers.push(rpcProvider(a.url));
-  const hubs = await Promise.all(providers.map((p) => deployHub(p)));
-  for (const who of WHO) for (const [i, chain] of CHAINS.entries()) counters[who][chain] = await RpcCounter.start(anvils[i]!.url);
-  const ports = { alice: await freePort(), bob: await freePort() };
-  const apiPorts = { alice: await freePort(), bob: await freePort() };
-  for (const who of WHO) {
-    const peer: Who = who === "alice" ? "bob" : "alice";
-    const chain = (i: number) => ({
-      rpcUrl: counters[who][CHAINS[i]!].url,
-      hub: hubs[i],
-      confirmations: CONFIRMATIONS,
-      finalitySeconds: Math.max(12, CONFIRMATIONS * BLOCK_TIME * 2),
-      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
-    });
-    writeFileSync(
-      join(dir, `${who}.json`),
-      JSON.stringify({
-        key: { env: `${who.toUpperCase()}_KEY` },
-        store: `${who}.sqlite`,
-        peer: { port: ports[who] },
-        api: { port: apiPorts[who], tokenFile: `${who}.token` },
-        chains: { source: chain(0), target: chain(1) },
-        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
-        policy: {
-          channels: { accept: ["ETH@source", "ETH@target"] },
-          swaps: { pairs: [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "1" }], maxInFlight: 1_000_000 },
-        },
-      }),
-    );
-  }
-  for (const who of WHO) nodes.push(await startNode(who, join(dir, `${who}.json`)));
-  const [alice, bob] = nodes as [Node, Node];
-  stream = new DoneStream(SWAP_TIMEOUT_MS);
-  await stream.open(alice);
-  console.log(`chains and nodes up in ${((Date.now() - t00) / 1000).toFixed(1)} s (label ${LABEL}; anvil, a block every ${BLOCK_TIME} s, confirmations ${CONFIRMATIONS})`);
-
-  const snapshot = () => Object.fromEntries(WHO.map((w) => [w, Object.fromEntries(CHAINS.map((c) => [c, counters[w][c].snapshot()]))])) as Record<Who, Record<ChainName, RpcCounts>>;
-  const heads = () => Promise.all(anvils.map(async (a) => Number(await a.rpc<string>("eth_blockNumber"))));
-
-  const measure = async (channelsPerChain: number, round: number, load: Window["load"]) => {
-    const [h0, c0, t0] = [await heads(), snapshot(), performance.now()];
-    let swaps: Window["swaps"];
-    let finished: Promise<{ done: number; failed: number }> | undefined;
-    if (load === "idle") await sleep(IDLE_SECONDS * 1000);
-    else {
-      const w = await swapWindow(alice, stream!, SWAP_SECONDS);
-      await w.posting;
-      finished = w.finished;
+if (!RECORD_ONLY) {
+  try {
+    for (const chainId of CHAIN_IDS) anvils.push(await startAnvil({ chainId, blockTime: BLOCK_TIME }));
+    // The deploying providers stay open until the end: ethers may still poll on them after the deployment.
+    for (const a of anvils) providers.push(rpcProvider(a.url));
+    const hubs = await Promise.all(providers.map((p) => deployHub(p)));
+    for (const who of WHO) for (const [i, chain] of CHAINS.entries()) counters[who][chain] = await RpcCounter.start(anvils[i]!.url);
+    const ports = { alice: await freePort(), bob: await freePort() };
+    const apiPorts = { alice: await freePort(), bob: await freePort() };
+    for (const who of WHO) {
+      const peer: Who = who === "alice" ? "bob" : "alice";
+      const chain = (i: number) => ({
+        rpcUrl: counters[who][CHAINS[i]!].url,
+        hub: hubs[i],
+        confirmations: CONFIRMATIONS,
+        finalitySeconds: Math.max(12, CONFIRMATIONS * BLOCK_TIME * 2),
+        assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+      });
+      writeFileSync(
+        join(dir, `${who}.json`),
+        JSON.stringify({
+          key: { env: `${who.toUpperCase()}_KEY` },
+          store: `${who}.sqlite`,
+          peer: { port: ports[who] },
+          api: { port: apiPorts[who], tokenFile: `${who}.token` },
+          chains: { source: chain(0), target: chain(1) },
+          peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
+          policy: {
+            channels: { accept: ["ETH@source", "ETH@target"] },
+            swaps: { pairs: [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "1" }], maxInFlight: 1_000_000 },
+          },
+        }),
+      );
     }
-    const [h1, c1, seconds] = [await heads(), snapshot(), (performance.now() - t0) / 1000];
-    if (finished !== undefined) swaps = await finished; // the swaps still in flight finish outside the window
-    const perSecond = {} as Window["perSecond"];
-    const byMethod = {} as Window["byMethod"];
-    for (const w of WHO) {
-      perSecond[w] = {} as Record<ChainName, number>;
-      byMethod[w] = {} as Record<ChainName, Record<string, number>>;
-      for (const c of CHAINS) {
-        const d = RpcCounter.between(c0[w][c], c1[w][c]);
-        perSecond[w][c] = d.calls / seconds;
-        byMethod[w][c] = d.byMethod;
+    for (const who of WHO) nodes.push(await startNode(who, join(dir, `${who}.json`)));
+    const [alice, bob] = nodes as [Node, Node];
+    stream = new DoneStream(SWAP_TIMEOUT_MS);
+    await stream.open(alice);
+    console.log(`chains and nodes up in ${((Date.now() - t00) / 1000).toFixed(1)} s (label ${LABEL}; anvil, a block every ${BLOCK_TIME} s, confirmations ${CONFIRMATIONS})`);
+
+    const snapshot = () => Object.fromEntries(WHO.map((w) => [w, Object.fromEntries(CHAINS.map((c) => [c, counters[w][c].snapshot()]))])) as Record<Who, Record<ChainName, RpcCounts>>;
+    const heads = () => Promise.all(anvils.map(async (a) => Number(await a.rpc<string>("eth_blockNumber"))));
+
+    const measure = async (channelsPerChain: number, round: number, load: Window["load"]) => {
+      const [h0, c0, t0] = [await heads(), snapshot(), performance.now()];
+      let swaps: Window["swaps"];
+      let finished: Promise<{ done: number; failed: number }> | undefined;
+      if (load === "idle") await sleep(IDLE_SECONDS * 1000);
+      else {
+        const w = await swapWindow(alice, stream!, SWAP_SECONDS);
+        await w.posting;
+        finished = w.finished;
+      }
+      const [h1, c1, seconds] = [await heads(), snapshot(), (performance.now() - t0) / 1000];
+      if (finished !== undefined) swaps = await finished; // the swaps still in flight finish outside the window
+      const perSecond = {} as Window["perSecond"];
+      const byMethod = {} as Window["byMethod"];
+      for (const w of WHO) {
+        perSecond[w] = {} as Record<ChainName, number>;
+        byMethod[w] = {} as Record<ChainName, Record<string, number>>;
+        for (const c of CHAINS) {
+          const d = RpcCounter.between(c0[w][c], c1[w][c]);
+          perSecond[w][c] = d.calls / seconds;
+          byMethod[w][c] = d.byMethod;
+        }
+      }
+      const window: Window = { label: LABEL, channelsPerChain, round, load, seconds, blocks: { source: h1[0]! - h0[0]!, target: h1[1]! - h0[1]! }, perSecond, byMethod, swaps };
+      windows.push(window);
+      const f = (x: number) => x.toFixed(1);
+      console.log(
+        `${String(channelsPerChain).padStart(5)} channels/chain, round ${round}, ${load.padEnd(5)}: ` +
+          WHO.map((w) => CHAINS.map((c) => `${w}@${c} ${f(perSecond[w][c])}/s`).join(", ")).join("; ") +
+          ` (${window.blocks.source} and ${window.blocks.target} blocks in ${f(seconds)} s)` +
+          (swaps === undefined ? "" : `, ${swaps.done} swaps done, ${swaps.failed} failed`),
+      );
+    };
+
+    let open = 0;
+    for (const size of SIZES) {
+      const t0 = Date.now();
+      if (size > open) {
+        await Promise.all([openMany(alice, "bob", "ETH@source", size - open), openMany(bob, "alice", "ETH@target", size - open)]);
+        open = size;
+      }
+      await waitCounted(nodes, 2 * open);
+      console.log(`${open} channels per chain open and counted by both nodes (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      await sleep(5_000); // the last counts' batches and the API's reads out of the way
+      for (let round = 1; round <= ROUNDS; round++) {
+        await measure(open, round, "idle");
+        await measure(open, round, "swaps");
       }
     }
-    const window: Window = { label: LABEL, channelsPerChain, round, load, seconds, blocks: { source: h1[0]! - h0[0]!, target: h1[1]! - h0[1]! }, perSecond, byMethod, swaps };
-    windows.push(window);
-    const f = (x: number) => x.toFixed(1);
-    console.log(
-      `${String(channelsPerChain).padStart(5)} channels/chain, round ${round}, ${load.padEnd(5)}: ` +
-        WHO.map((w) => CHAINS.map((c) => `${w}@${c} ${f(perSecond[w][c])}/s`).join(", ")).join("; ") +
-        ` (${window.blocks.source} and ${window.blocks.target} blocks in ${f(seconds)} s)` +
-        (swaps === undefined ? "" : `, ${swaps.done} swaps done, ${swaps.failed} failed`),
-    );
-  };
-
-  let open = 0;
-  for (const size of SIZES) {
-    const t0 = Date.now();
-    if (size > open) {
-      await Promise.all([openMany(alice, "bob", "ETH@source", size - open), openMany(bob, "alice", "ETH@target", size - open)]);
-      open = size;
-    }
-    await waitCounted(nodes, 2 * open);
-    console.log(`${open} channels per chain open and counted by both nodes (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
-    await sleep(5_000); // the last counts' batches and the API's reads out of the way
-    for (let round = 1; round <= ROUNDS; round++) {
-      await measure(open, round, "idle");
-      await measure(open, round, "swaps");
-    }
+  } finally {
+    stream?.close();
+    await Promise.all(nodes.map((n) => stopChild(n.child)));
+    for (const who of WHO) for (const c of CHAINS) await counters[who][c]?.close();
+    for (const p of providers) p.destroy();
+    for (const a of anvils) await a.stop();
   }
-} finally {
-  stream?.close();
-  await Promise.all(nodes.map((n) => stopChild(n.child)));
-  for (const who of WHO) for (const c of CHAINS) await counters[who][c]?.close();
-  for (const p of providers) p.destroy();
-  for (const a of anvils) await a.stop();
 }
 
 // ---------------------------------------------------------------- record
 type Recorded = { setup: Record<string, unknown>; runs: Record<string, Window[]> };
 const jsonFile = new URL("../docs/bench-follow.json", import.meta.url);
 const recorded: Recorded = existsSync(jsonFile) ? (JSON.parse(readFileSync(jsonFile, "utf8")) as Recorded) : { setup: {}, runs: {} };
-recorded.setup = { blockTimeSeconds: BLOCK_TIME, confirmations: CONFIRMATIONS, idleSeconds: IDLE_SECONDS, swapSeconds: SWAP_SECONDS, swapRate: SWAP_RATE, give: GIVE, take: TAKE, rounds: ROUNDS };
-recorded.runs[LABEL] = windows;
+if (!RECORD_ONLY) recorded.setup = { blockTimeSeconds: BLOCK_TIME, confirmations: CONFIRMATIONS, idleSeconds: IDLE_SECONDS, swapSeconds: SWAP_SECONDS, swapRate: SWAP_RATE, give: GIVE, take: TAKE, rounds: ROUNDS };
+if (!RECORD_ONLY) recorded.runs[LABEL] = windows;
 writeFileSync(jsonFile, JSON.stringify(recorded, null, 2) + "\n");
 
 /** "median (min-max)" of `xs`. */
@@ -307,7 +313,8 @@ function spread(xs: number[]): string {
 }
 
 const rows: string[] = [];
-for (const label of Object.keys(recorded.runs).sort()) {
+const order = (label: string) => (label === "before" ? 0 : label === "after" ? 1 : 2);
+for (const label of Object.keys(recorded.runs).sort((a, b) => order(a) - order(b) || a.localeCompare(b))) {
   const runs = recorded.runs[label]!;
   const keys = [...new Set(runs.map((r) => `${r.channelsPerChain}|${r.load}`))];
   for (const key of keys) {
