@@ -5,8 +5,8 @@
  * channels: one request per step while no block comes, two per new block.
  *
  * Reorganisations: each step reads again the `window` blocks below the last head it read (by default the chain's
- * confirmations). A log seen before that is gone from them, or a new one in them, concerns its channel again, so a
- * reorganisation up to that depth is caught; a deeper one is not seen here.
+ * confirmations, at least FOLLOW_MIN_WINDOW). A log seen before that is gone from them, or a new one in them,
+ * concerns its channel again, so a reorganisation up to that depth is caught; a deeper one is not seen here.
  */
 import type { Log } from "ethers";
 
@@ -34,7 +34,7 @@ export type FollowStep = Readonly<{
 }>;
 
 export type FollowerOptions = Readonly<{
-  /** Blocks below the last head read again at each step (default: the chain's confirmations, at least 1). */
+  /** Blocks below the last head read again at each step (default: the chain's confirmations, at least FOLLOW_MIN_WINDOW). */
   window?: number;
   /** Most blocks one `eth_getLogs` asks for (default 1,000: public endpoints commonly refuse much wider ranges). */
   maxRange?: number;
@@ -44,6 +44,12 @@ export type FollowerOptions = Readonly<{
 
 /** Default of FollowerOptions.maxRange. */
 export const FOLLOW_MAX_RANGE = 1_000;
+/**
+ * The least window by default, whatever the confirmations: reading a log again costs nothing (it is one request
+ * either way, and a log seen is not news), and an endpoint behind a load balancer may answer the head from a node a
+ * block or two ahead of the one that answers the logs.
+ */
+export const FOLLOW_MIN_WINDOW = 4;
 
 type Seen = { channel: string | undefined; blockNumber: number };
 
@@ -62,10 +68,10 @@ export class ChainFollower {
     readonly chain: HubAdapter,
     options: FollowerOptions = {},
   ) {
-    this.window = Math.max(1, options.window ?? chain.confirmations);
+    this.window = options.window ?? Math.max(FOLLOW_MIN_WINDOW, chain.confirmations);
     this.maxRange = options.maxRange ?? FOLLOW_MAX_RANGE;
     this.maxRequests = options.maxRequests ?? 20;
-    if (!Number.isSafeInteger(this.window) || !(this.maxRange >= 1) || !(this.maxRequests >= 1)) {
+    if (!Number.isSafeInteger(this.window) || this.window < 1 || !(this.maxRange >= 1) || !(this.maxRequests >= 1)) {
       throw new ChannelSdkError("ChainFollower: window, maxRange and maxRequests must be whole numbers of at least 1");
     }
     const topics = new Set<string>();

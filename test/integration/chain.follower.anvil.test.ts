@@ -98,7 +98,7 @@ describe("following a chain by its heads and its hub's logs (anvil)", function (
   });
 
   it("starts over (every channel read again) after a gap longer than it reads logs for", async function () {
-    const short = new ChainFollower(alice, { maxRange: 3, maxRequests: 3 });
+    const short = new ChainFollower(alice, { window: 2, maxRange: 3, maxRequests: 3 });
     await short.step();
     await mine(10);
     const before = counter.snapshot();
