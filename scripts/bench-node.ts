@@ -24,6 +24,7 @@ import { CHANNELS_BIN, channelsJson, editJson } from "../test/helpers/cli.js";
 import { freePort, PROJECT_ROOT, startHardhatNode, type LocalNode } from "../test/helpers/nodes.js";
 import { spawnChild, stopChild } from "../test/helpers/processes.js";
 import { summariseProfile, type ProfileSummary } from "./lib/cpu-profile.js";
+import { DoneStream } from "./lib/done-stream.js";
 import { deployHub } from "./lib/local.js";
 
 const SWAPS = Number(process.env.BENCH_NODE_SWAPS ?? 2000);
@@ -97,75 +98,6 @@ async function apiGet<T>(node: Node, path: string): Promise<T> {
   const r = await fetch(`${node.api}${path}`, { headers: { authorization: `Bearer ${node.token}` } });
   if (!r.ok) throw new Error(`GET ${path}: ${r.status} ${await r.text()}`);
   return (await r.json()) as T;
-}
-
-/** Resolves swaps by id as their `done` comes on the event stream; a `done` may come before its POST answers. */
-class DoneStream {
-  private readonly waiting = new Map<string, (outcome: string) => void>();
-  private readonly early = new Map<string, string>();
-  private readonly abort = new AbortController();
-  lines = 0;
-
-  async open(node: Node): Promise<void> {
-    const r = await fetch(`${node.api}/events`, { headers: { authorization: `Bearer ${node.token}` }, signal: this.abort.signal });
-    if (!r.ok || r.body === null) throw new Error(`GET /events: ${r.status}`);
-    const reader = r.body.getReader();
-    const decoder = new TextDecoder();
-    let partial = "";
-    const hello = new Promise<void>((ok) => {
-      void (async () => {
-        try {
-          for (;;) {
-            const { value, done } = await reader.read();
-            if (done) return;
-            const parts = (partial + decoder.decode(value, { stream: true })).split("\n");
-            partial = parts.pop()!;
-            for (const l of parts) {
-              if (l === "") continue;
-              this.lines++;
-              if (l.includes('"type":"hello"')) ok();
-              if (!l.includes('"type":"phase"') || !l.includes('"kind":"done"')) continue;
-              const e = JSON.parse(l) as { swapId: string; phase: { outcome: string } };
-              const id = e.swapId.toLowerCase();
-              const w = this.waiting.get(id);
-              if (w === undefined) this.early.set(id, e.phase.outcome);
-              else {
-                this.waiting.delete(id);
-                w(e.phase.outcome);
-              }
-            }
-          }
-        } catch {
-          // aborted at the end
-        }
-      })();
-    });
-    await hello;
-  }
-
-  /** The swap's outcome once done, or "timeout". */
-  done(id: string): Promise<string> {
-    const key = id.toLowerCase();
-    const seen = this.early.get(key);
-    if (seen !== undefined) {
-      this.early.delete(key);
-      return Promise.resolve(seen);
-    }
-    return new Promise((ok) => {
-      const timer = setTimeout(() => {
-        this.waiting.delete(key);
-        ok("timeout");
-      }, SWAP_TIMEOUT_MS);
-      this.waiting.set(key, (outcome) => {
-        clearTimeout(timer);
-        ok(outcome);
-      });
-    });
-  }
-
-  close(): void {
-    this.abort.abort();
-  }
 }
 
 type Run = {
@@ -292,7 +224,7 @@ try {
     }
   }
   console.log(`set up in ${((Date.now() - t00) / 1000).toFixed(1)} s: ${PAIRS} channel pair(s) of ${deposit} ETH per side; alice pid ${alice.child.pid}, bob pid ${bob.child.pid}`);
-  stream = new DoneStream();
+  stream = new DoneStream(SWAP_TIMEOUT_MS);
   await stream.open(alice);
   if (WARMUP > 0) {
     const w = await swapRound(alice, stream, WARMUP, Math.min(...CLIENTS), legs);

@@ -12,6 +12,7 @@ export * from "./core/envelope-auth.js";
 export * from "./store/store.js";
 export * from "./chain/hub.js";
 export * from "./chain/events.js";
+export * from "./chain/follower.js";
 export * from "./chain/provider.js";
 export * from "./chain/fees.js";
 export * from "./coordinator/signer.js";

@@ -184,6 +184,24 @@ export class HubAdapter {
   }
 
   /**
+   * A latest block's timestamp read elsewhere (a ChainFollower's step): taken as `now` would take its own reading,
+   * so that a client following the chain's heads needs no request of its own for the time.
+   */
+  observeHead(timestamp: bigint): void {
+    this.clock = { timestamp, at: Date.now() };
+  }
+
+  /**
+   * The chain id the endpoint answers with now (`eth_chainId`, asked each time). The SDK's providers detect the
+   * network once (`rpcProvider`): this is the check that the endpoint still serves the chain it served then.
+   */
+  async servedChainId(): Promise<bigint> {
+    const p = this.provider;
+    if (p instanceof JsonRpcApiProvider) return BigInt(await p.send("eth_chainId", []));
+    return (await p.getNetwork()).chainId;
+  }
+
+  /**
    * The last chain time read by `now`, moved on by the wall time since; undefined before the first reading. For
    * checks that must not wait on the network (the lock horizon of a state about to be signed).
    */

@@ -25,9 +25,11 @@ import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
 import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
 import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
+import type { Head } from "../chain/follower.js";
 import { Counterparty } from "./counterparty.js";
 import * as close from "./close.js";
 import { ChannelBusyError, ChannelClosingError, channelOpError } from "./errors.js";
+import { Following } from "./following.js";
 import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
 
@@ -62,8 +64,13 @@ export class Counterparties {
   private running = new Set<Counterparty>();
   /** Per channel: the deposits the hub holds at the final block, as a tick last read them (lower-case channel id). */
   private readonly held = new Map<string, readonly [bigint, bigint]>();
+  /** Per channel whose deposits the head does not count: the final block `held` was read at by a tick. */
+  private readonly heldAt = new Map<string, number>();
+  /** The chains' heads and the live channels' state on chain, read again only when a log concerns them. */
+  private readonly following: Following;
 
   constructor(private readonly ctx: Session) {
+    this.following = new Following((chainId) => ctx.chain(chainId));
     const byPeer = new Map<string, Hex[]>();
     for (const record of ctx.o.store.channels()) {
       const peer = lower(record.params.participants[record.myIndex === 0 ? 1 : 0]!);
@@ -198,20 +205,26 @@ export class Counterparties {
 
   /**
    * Reads what the hub holds on each of `channels` at its chain's final block, that block told to the chain guard
-   * first (it keeps its hash to notice a deeper reorganisation). A chain the guard holds is not read: nothing is
+   * first (it keeps its hash to notice a deeper reorganisation): the final block below `heads` (a tick's, read again
+   * only once that final block moved on), or asked of the chain now. A chain the guard holds is not read: nothing is
    * counted on it.
    */
-  private async readHeld(channels: readonly Hex[]) {
+  private async readHeld(channels: readonly Hex[], heads?: ReadonlyMap<bigint, Head | Error>) {
     for (const id of channels) {
       const { chainId } = this.ctx.book.record(id).ref;
       if (this.ctx.hold(chainId) !== undefined) {
         this.held.delete(lower(id));
+        this.heldAt.delete(lower(id));
         continue;
       }
       const chain = this.ctx.chain(chainId);
-      const final = await chain.finalBlock();
+      const head = heads?.get(chainId);
+      if (head instanceof Error) throw head;
+      const final = head === undefined ? await chain.finalBlock() : Math.max(0, head.number - chain.confirmations);
+      if (head !== undefined && this.heldAt.get(lower(id)) === final) continue;
       await this.ctx.trustFinal(chainId, final);
       this.held.set(lower(id), (await chain.channelInfo(id, final)).deposits);
+      if (head !== undefined) this.heldAt.set(lower(id), final);
     }
   }
 
@@ -700,18 +713,31 @@ export class Counterparties {
 
   /**
    * What a tick needs of the chains for each counterparty: its live channels' status and each chain's time. Read
-   * before the tick takes its turn among the steps, so that a slow chain node never holds up the messages (each
-   * read is its own; a counterparty whose reads failed carries the error into the tick).
+   * before the tick takes its turn among the steps, so that a slow chain node never holds up the messages (a
+   * counterparty whose reads failed carries the error into the tick).
+   *
+   * Each chain is followed (following.ts): its head once (its time), its hub's and registry's logs once per new
+   * block, and a channel's state read only when a log concerns it. Idle, a tick costs one request per chain, and
+   * one more per new block, however many channels there are.
    */
   async readChains(): Promise<PairFacts> {
     const facts: PairFacts = new Map();
+    const pairs: [Counterparty, Hex[]][] = [];
+    const chainIds = new Set<bigint>();
     for (const engine of this.peers.values()) {
       const live = this.live(engine);
       if (live.length === 0) continue;
+      pairs.push([engine, live]);
+      for (const id of engine.channels) chainIds.add(this.ctx.book.record(id).ref.chainId);
+    }
+    const heads = await this.following.step(chainIds);
+    const followed = new Set<string>();
+    for (const [engine, live] of pairs) {
       const byChain = new Map<bigint, Hex[]>();
       for (const id of live) {
         const { chainId } = this.ctx.book.record(id).ref;
         byChain.set(chainId, [...(byChain.get(chainId) ?? []), id]);
+        followed.add(lower(id));
       }
       // Each chain of the pair on its own: one that does not answer leaves its channels out of this tick (the next
       // reads them again, and the tick reports the error) while the pair's channels on its other chains are looked
@@ -721,25 +747,29 @@ export class Counterparties {
       let failed: Error | undefined;
       for (const [chainId, ids] of byChain) {
         try {
-          const chain = this.ctx.chain(chainId);
+          const head = heads.get(chainId);
+          if (head === undefined) continue; // joined after the chains were listed: the next tick reads it
+          if (head instanceof Error) throw head;
           const read = new Map<string, string>();
           const uncounted: Hex[] = [];
           for (const id of ids) {
-            const info = await chain.channelInfo(id);
+            const info = await this.following.info(chainId, id);
             read.set(lower(id), info.status);
             if (applicable(engine.head(id), { kind: "deposits", deposits: info.deposits })) uncounted.push(id);
+            else this.heldAt.delete(lower(id));
           }
           // Deposits the head does not count by the latest block: what the final block holds (both sides read it, to
-          // offer a count and to sign one).
-          await this.readHeld(uncounted);
-          now.set(`${chainId}`, await chain.now());
-          for (const [id, s] of read) status.set(id, s);
+          // offer a count and to sign one), read again as the final block moves on.
+          await this.readHeld(uncounted, heads);
+          now.set(`${chainId}`, head.timestamp);
+          for (const [id, st] of read) status.set(id, st);
         } catch (error) {
           failed ??= error instanceof Error ? error : new Error(String(error));
         }
       }
       facts.set(engine, status.size === 0 && failed !== undefined ? failed : { status, now, failed });
     }
+    this.following.keepOnly(followed);
     return facts;
   }
 

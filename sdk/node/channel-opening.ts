@@ -33,6 +33,8 @@ export type OpeningDeps = Pick<NodeParts, "config" | "address" | "signer" | "log
 
 export class ChannelOpening {
   private readonly agreed = new Map<Hex, Pending>();
+  /** Agreed channels read not open yet: the final block they were read at. */
+  private readonly closedAt = new Map<Hex, number>();
 
   constructor(private readonly d: OpeningDeps) {}
 
@@ -140,15 +142,25 @@ export class ChannelOpening {
     return seconds < BigInt(min) || seconds > BigInt(max) ? `${seconds} is outside ${min}..${max} (policy.channels)` : undefined;
   }
 
-  /** Joins the agreed channels that are open at their chain's final block (both sides do this with the same parameters). */
+  /**
+   * Joins the agreed channels that are open at their chain's final block (both sides do this with the same
+   * parameters). The final block is asked once per chain, and a channel not open at it is read again only once the
+   * final block moved on.
+   */
   async joinPending(): Promise<void> {
+    const finals = new Map<bigint, number>();
     for (const [channelId, p] of [...this.agreed]) {
       const adapter = this.d.adapters.get(p.chainId)!;
       try {
-        const info = await adapter.channelInfo(channelId, await adapter.finalBlock());
-        if (info.status !== "open") {
+        let final = finals.get(p.chainId);
+        if (final === undefined) finals.set(p.chainId, (final = await adapter.finalBlock()));
+        const unchanged = this.closedAt.get(channelId) === final;
+        const info = unchanged ? undefined : await adapter.channelInfo(channelId, final);
+        if (info?.status !== "open") {
+          this.closedAt.set(channelId, final);
           if (p.ours !== true && Date.now() - p.since > PENDING_TTL_MS) {
             this.agreed.delete(channelId); // the peer never opened it
+            this.closedAt.delete(channelId);
             this.savePending();
           }
           continue;
@@ -157,6 +169,7 @@ export class ChannelOpening {
         // The client hands the channel to its watchtower (`watchtower.guard`) before it signs anything for it.
         await this.d.client.addChannel(p.chainId, p.params, { counterparty, asset: p.params.asset });
         this.agreed.delete(channelId);
+        this.closedAt.delete(channelId);
         this.savePending();
         this.d.log.info({ event: "channelJoined", channelId }, "joined the channel");
         this.d.emit("channelJoined", { channelId });

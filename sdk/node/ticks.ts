@@ -79,6 +79,14 @@ export class Ticker {
     for (const [name, chainId] of this.d.chainIds) {
       try {
         const adapter = this.d.adapters.get(chainId)!;
+        // The providers ask the chain id once (rpcProvider): an endpoint that now serves another chain is said here.
+        const served = await adapter.servedChainId();
+        if (served !== chainId) {
+          this.d.log.error(
+            { event: "heartbeat", chain: name, chainId, servedChainId: served },
+            `chain ${name}: the endpoint now serves chain id ${served}, not ${chainId}: check chains.${name}.rpcUrl and restart the node`,
+          );
+        }
         const block = await adapter.provider.getBlock("latest");
         const channels = records.filter((c) => c.ref.chainId === chainId).length;
         const lag = block === null ? undefined : Math.round(Date.now() / 1000 - block.timestamp);

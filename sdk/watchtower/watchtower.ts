@@ -1,3 +1,4 @@
+import { FOLLOW_MAX_RANGE } from "../chain/follower.js";
 import type { HubAdapter } from "../chain/hub.js";
 import { hubDomain, stateDigest } from "../core/eip712.js";
 import { ChannelSdkError } from "../core/errors.js";
@@ -195,31 +196,48 @@ export class Watchtower {
     return block >= 0 && (await chain.channelInfo(channelId, block)).status === "closed";
   }
 
-  /** Events since the cursor: disputes on guarded channels, and every revealed secret (it may be owed elsewhere). */
+  /**
+   * Events since the cursor: disputes on guarded channels, and every revealed secret (it may be owed elsewhere). The
+   * three kinds come in one `eth_getLogs` over both contracts (more only to catch up a long way, FOLLOW_MAX_RANGE
+   * blocks a request).
+   */
   private async follow({ chain, confirmations }: ChainWatch): Promise<void> {
     const head = await chain.provider.getBlockNumber();
     const from = (this.store.cursor(chain.chainId) ?? -1) + 1;
     if (from > head) return;
     const guarded = new Set(this.store.channels().filter((c) => c.ref.chainId === chain.chainId).map((c) => c.ref.channelId.toLowerCase()));
-    const [closes, challenges, reveals] = await Promise.all([
-      chain.hub.queryFilter(chain.hub.filters.ChannelForceClosed(), from, head),
-      chain.hub.queryFilter(chain.hub.filters.ChannelChallenged(), from, head),
-      chain.registry.queryFilter(chain.registry.filters.SecretRevealed(), from, head),
-    ]);
-    for (const e of [...closes, ...challenges]) {
-      const channelId = e.args.channelId as Hex;
-      if (!guarded.has(channelId.toLowerCase())) continue;
-      this.store.markDisputed(channelId);
-      this.onEvent({ type: "dispute", channelId, seq: e.args.state.seq, by: e.args.by });
+    const [closed, challenged, revealed] = [
+      chain.hub.interface.getEvent("ChannelForceClosed"),
+      chain.hub.interface.getEvent("ChannelChallenged"),
+      chain.registry.interface.getEvent("SecretRevealed"),
+    ];
+    for (let start = from; start <= head; start += FOLLOW_MAX_RANGE) {
+      const end = Math.min(head, start + FOLLOW_MAX_RANGE - 1);
+      const logs = await chain.provider.getLogs({
+        address: [chain.hubAddress, chain.registryAddress],
+        topics: [[closed.topicHash, challenged.topicHash, revealed.topicHash]],
+        fromBlock: start,
+        toBlock: end,
+      });
+      for (const log of logs) {
+        const fromHub = log.address.toLowerCase() === chain.hubAddress.toLowerCase();
+        const parsed = fromHub ? chain.hub.interface.parseLog(log) : chain.registry.interface.parseLog(log);
+        if (parsed === null) continue;
+        if (fromHub && (parsed.name === closed.name || parsed.name === challenged.name)) {
+          const channelId = parsed.args.channelId as Hex;
+          if (!guarded.has(channelId.toLowerCase())) continue;
+          this.store.markDisputed(channelId);
+          this.onEvent({ type: "dispute", channelId, seq: parsed.args.state.seq as bigint, by: parsed.args.by as string });
+        } else if (!fromHub && parsed.name === revealed.name) {
+          const hashlock = parsed.args.hashlock as Hex;
+          const known = this.store.secret(hashlock) !== undefined;
+          // Public now: marked so even when known, so that no client's word takes it back.
+          if (this.store.publicSecret(hashlock, parsed.args.secret as Hex) && !known) this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
+        }
+      }
+      // Everything read up to `end` was acted on; the cursor stays `confirmations` below the head so a reorg is read again.
+      this.store.saveCursor(chain.chainId, Math.max(start - 1, Math.min(end, head - confirmations)));
     }
-    for (const e of reveals) {
-      const hashlock = e.args.hashlock as Hex;
-      const known = this.store.secret(hashlock) !== undefined;
-      // Public now: marked so even when known, so that no client's word takes it back.
-      if (this.store.publicSecret(hashlock, e.args.secret as Hex) && !known) this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
-    }
-    // Everything read up to `head` was acted on; the cursor stays `confirmations` behind so a reorg is read again.
-    this.store.saveCursor(chain.chainId, Math.max(from - 1, head - confirmations));
   }
 
   /**
