@@ -10,6 +10,7 @@ import { hexlify, randomBytes, type JsonRpcProvider } from "ethers";
 import { HubAdapter, hashlockOf, type FeeEvent, type FeePolicy, type Hex } from "../../sdk/index.js";
 import { deployHub, localWallet } from "../../scripts/lib/local.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { track } from "../helpers/track.js";
 
 const GWEI = 10n ** 9n;
 /** Generous bound on waits, so a broken sender fails the test instead of hanging it. */
@@ -19,18 +20,6 @@ const POLICY: FeePolicy = { maxFeePerGasCap: 60n * GWEI, bumpAfterMs: 1_500, min
 
 type Sent = Extract<FeeEvent, { kind: "sent" }>;
 const sentOf = (events: readonly FeeEvent[]) => events.filter((e): e is Sent => e.kind === "sent");
-
-function track<T>(promise: Promise<T>) {
-  const t = { done: false, failed: undefined as unknown, promise };
-  promise.then(
-    () => (t.done = true),
-    (error: unknown) => {
-      t.done = true;
-      t.failed = error;
-    },
-  );
-  return t;
-}
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>): Promise<void> {
   const started = Date.now();

@@ -26,22 +26,11 @@ import {
 import { accountKey, deployHub, localWallet } from "../../scripts/lib/local.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
 import { TappedProvider } from "../helpers/tapped-provider.js";
+import { track } from "../helpers/track.js";
 
 const GWEI = 10n ** 9n;
 const PATIENCE_MS = 60_000;
 const POLICY: FeePolicy = { maxFeePerGasCap: 60n * GWEI, bumpAfterMs: 1_500, minBumpAfterMs: 500, pollMs: 150, deadlineMarginSeconds: 10n };
-
-function track<T>(promise: Promise<T>) {
-  const t = { done: false, failed: undefined as unknown, promise };
-  promise.then(
-    () => (t.done = true),
-    (error: unknown) => {
-      t.done = true;
-      t.failed = error;
-    },
-  );
-  return t;
-}
 
 async function waitFor(what: string, condition: () => boolean | Promise<boolean>, patience = PATIENCE_MS): Promise<void> {
   const started = Date.now();

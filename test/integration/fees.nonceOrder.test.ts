@@ -11,6 +11,7 @@ import { hexlify, randomBytes, toQuantity, Wallet } from "ethers";
 import { HubAdapter, hashlockOf, type FeeEvent, type FeePolicy, type Hex } from "../../sdk/index.js";
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { TappedProvider } from "../helpers/tapped-provider.js";
+import { track } from "../helpers/track.js";
 
 const GWEI = 10n ** 9n;
 const CONGESTED = 20n * GWEI;
@@ -20,18 +21,6 @@ type Sent = Extract<FeeEvent, { kind: "sent" }>;
 const sentOf = (events: readonly FeeEvent[]) => events.filter((e): e is Sent => e.kind === "sent");
 const message = (e: unknown) => String((e as Error | undefined)?.message);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function track<T>(promise: Promise<T>) {
-  const t = { done: false, failed: undefined as unknown, promise };
-  promise.then(
-    () => (t.done = true),
-    (error: unknown) => {
-      t.done = true;
-      t.failed = error;
-    },
-  );
-  return t;
-}
 
 async function waitFor(what: string, condition: () => boolean): Promise<void> {
   const started = Date.now();

@@ -19,6 +19,7 @@ import {
 } from "../../sdk/index.js";
 import { deployHub, localWallet } from "../../scripts/lib/local.js";
 import { deploySuite } from "../helpers/chains.js";
+import { track } from "../helpers/track.js";
 
 const GWEI = 10n ** 9n;
 const BUMP_BPS = 1_250n; // 12.5 %
@@ -87,18 +88,6 @@ async function quietThenManual(rig: Rig): Promise<void> {
 async function relieve(rig: Rig): Promise<void> {
   await mineAt(rig, GWEI);
   await rig.provider.send("evm_setAutomine", [true]);
-}
-
-function track<T>(promise: Promise<T>) {
-  const t = { done: false, failed: undefined as unknown, promise };
-  promise.then(
-    () => (t.done = true),
-    (error: unknown) => {
-      t.done = true;
-      t.failed = error;
-    },
-  );
-  return t;
 }
 
 /**

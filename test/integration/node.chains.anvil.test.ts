@@ -8,25 +8,19 @@ import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import type { ServerType } from "@hono/node-server";
 import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
-import { pino } from "pino";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
-import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
-import { ChannelNode } from "../../sdk/node/node.js";
-import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { Store } from "../../sdk/store/store.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { freePort, until } from "../helpers/nodes.js";
 
 type Who = "alice" | "bob";
 const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
 const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
 const CHALLENGE_PERIOD = 300; // the hub's least
-type Running = { node: ChannelNode; server: ServerType; base: string; token: string };
 type Event = { type: string; chain?: string; kind?: string; call?: string; hash?: string; blockNumber?: number; swapId?: string; phase?: { kind: string; outcome?: string } };
 
 describe("a node on chains that misbehave (two anvil chains, a block a second, finality 2 blocks)", function () {
@@ -35,44 +29,13 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
   const providers: JsonRpcProvider[] = [];
   const hubs: string[] = [];
   let dir: string;
-  const run: Partial<Record<Who, Running>> = {};
-  const logs: Record<Who, Record<string, unknown>[]> = { alice: [], bob: [] };
-  const events: Record<Who, Event[]> = { alice: [], bob: [] };
   const file = (who: Who) => join(dir, `${who}.json`);
-
-  async function start(who: Who): Promise<Running> {
-    const config = loadNodeConfig(file(who));
-    const log = pino({ level: "info", base: undefined }, new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs[who].push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }));
-    const node = await ChannelNode.start(config, accountKey(ACCOUNT[who]) as Hex, log);
-    node.subscribe((e) => events[who].push(e as unknown as Event));
-    const token = apiToken(config.api.tokenFile);
-    const { server, url } = await serveApi(apiApp(node, token), config.api.host, config.api.port);
-    return (run[who] = { node, server, base: `${url}/api/v1`, token });
-  }
-
-  async function stop(who: Who): Promise<void> {
-    const r = run[who];
-    if (r === undefined) return;
-    delete run[who];
-    r.server.close();
-    (r.server as { closeAllConnections?: () => void }).closeAllConnections?.();
-    await r.node.stop();
-  }
-
-  async function api<T = unknown>(who: Who, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-    const r = run[who]!;
-    const res = await fetch(r.base + path, {
-      method,
-      headers: { authorization: `Bearer ${r.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: (await res.json()) as T };
-  }
+  const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
+  const run = nodes.run;
+  const start = (who: Who) => nodes.start(who);
+  const stop = (who: Who) => nodes.stop(who);
+  const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => nodes.api<T>(who, method, path, body);
+  const events = (who: Who) => (nodes.events[who] ?? []) as unknown as Event[];
 
   type Channel = { id: string; status: string; base: { deposits: string[]; onChainDeposits?: string[] } };
   const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
@@ -108,7 +71,7 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
   });
 
   after(async function () {
-    for (const who of ["alice", "bob"] as const) await stop(who);
+    await nodes.stopAll();
     for (const p of providers) p.destroy();
     for (const a of anvils) await a.stop();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -141,7 +104,7 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
 
     // Alice's node challenges; the block with her challenge, and every one after it, leaves the chain.
-    const challengeMined = () => events.alice.find((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "mined");
+    const challengeMined = () => events("alice").find((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "mined");
     const first = await until("Alice's challenge mined", async () => challengeMined());
     expect(first.blockNumber!, "after Bob's close").to.be.greaterThan(before);
     const head = await providers[0]!.getBlockNumber();
@@ -154,7 +117,7 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     await until("Alice's newest state on chain", async () => ((await info()).seq === newest.state.seq ? true : undefined), 60_000);
     const registered = await info();
     expect(await bobOnS.now(), "before the challenge deadline").to.be.at.most(registered.deadline);
-    const challenges = events.alice.filter((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "sent" && e.hash !== first.hash);
+    const challenges = events("alice").filter((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "sent" && e.hash !== first.hash);
     expect(challenges.length, "a second challenge sent").to.be.greaterThan(0);
 
     // Past the challenge period the channel settles with her newest state.
@@ -181,7 +144,7 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     try {
       const { status } = await api("alice", "POST", `/channels/${s3}/close`, { force: true });
       expect(status).to.equal(200);
-      await until("Alice's force close sent", async () => (events.alice.some((e) => e.type === "chainTx" && e.call === "forceClose" && e.kind === "sent") ? true : undefined));
+      await until("Alice's force close sent", async () => (events("alice").some((e) => e.type === "chainTx" && e.call === "forceClose" && e.kind === "sent") ? true : undefined));
       // Meanwhile a swap on S2 and T2 goes through off chain: no step of Alice's waits on that transaction.
       const { status: proposed, json } = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target", source: s2, target: t2 });
       expect(proposed, JSON.stringify(json)).to.equal(201);

@@ -19,6 +19,7 @@ import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
 import { ChannelNode } from "../../sdk/node/node.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { callApi } from "../helpers/in-process-nodes.js";
 import { freePort, until } from "../helpers/nodes.js";
 
 type Who = "alice" | "bob";
@@ -38,15 +39,7 @@ describe("idle nodes following two chains (anvil, a block a second)", function (
   const run: Partial<Record<Who, { node: ChannelNode; server: ServerType; base: string; token: string }>> = {};
   let dir: string;
 
-  async function api<T = unknown>(who: Who, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-    const r = run[who]!;
-    const res = await fetch(r.base + path, {
-      method,
-      headers: { authorization: `Bearer ${r.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: (await res.json()) as T };
-  }
+  const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => callApi<T>(run[who]!, method, path, body);
 
   before(async function () {
     for (const chainId of [31_441, 31_442]) {

@@ -11,18 +11,13 @@ import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Writable } from "node:stream";
-import type { ServerType } from "@hono/node-server";
 import { parseEther, Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
-import { pino } from "pino";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
-import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
-import { ChannelNode } from "../../sdk/node/node.js";
-import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { Store } from "../../sdk/store/store.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { freePort, until } from "../helpers/nodes.js";
 
 type Who = "alice" | "bob";
@@ -31,7 +26,6 @@ const FUNDER = 3; // deposits for a participant from an account no node sends fr
 const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
 const CHAIN_IDS = [31_421, 31_422] as const;
 const CHALLENGE_PERIOD = 300; // the hub's least
-type Running = { node: ChannelNode; server: ServerType; base: string; token: string };
 type Event = { type: string; chain?: string; status?: string; kind?: string; call?: string; hash?: string; nonce?: number; blockNumber?: number };
 type Health = { healthy: boolean; holding?: string; reachable?: boolean; head?: number; confirmations: number; deepReorg?: { block: number }; feeAccount: { balance?: string; enough?: boolean } };
 type Info = { chains: { name: string; health: Health }[] };
@@ -43,52 +37,22 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
   const providers: JsonRpcProvider[] = [];
   const hubs: string[] = [];
   let dir: string;
-  const run: Partial<Record<Who, Running>> = {};
-  const logs: Record<Who, Record<string, unknown>[]> = { alice: [], bob: [] };
-  const events: Record<Who, Event[]> = { alice: [], bob: [] };
   const file = (who: Who) => join(dir, `${who}.json`);
+  const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
+  const run = nodes.run;
+  const start = (who: Who) => nodes.start(who);
+  const stop = (who: Who) => nodes.stop(who);
+  const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => nodes.api<T>(who, method, path, body);
+  const events = (who: Who) => (nodes.events[who] ?? []) as unknown as Event[];
+  const logs = (who: Who) => nodes.logs[who] ?? [];
   const dumpFile = (i: number, n: number) => join(dir, `chain${i}-${n}.json`);
   let s: string; // Alice's channel on the source chain
   let t: string; // Bob's channel on the target chain
 
-  async function start(who: Who): Promise<Running> {
-    const config = loadNodeConfig(file(who));
-    const log = pino({ level: "info", base: undefined }, new Writable({
-      write(chunk: Buffer, _enc, done) {
-        logs[who].push(JSON.parse(chunk.toString()) as Record<string, unknown>);
-        done();
-      },
-    }));
-    const node = await ChannelNode.start(config, accountKey(ACCOUNT[who]) as Hex, log);
-    node.subscribe((e) => events[who].push(e as unknown as Event));
-    const token = apiToken(config.api.tokenFile);
-    const { server, url } = await serveApi(apiApp(node, token), config.api.host, config.api.port);
-    return (run[who] = { node, server, base: `${url}/api/v1`, token });
-  }
-
-  async function stop(who: Who): Promise<void> {
-    const r = run[who];
-    if (r === undefined) return;
-    delete run[who];
-    r.server.close();
-    (r.server as { closeAllConnections?: () => void }).closeAllConnections?.();
-    await r.node.stop();
-  }
-
-  async function api<T = unknown>(who: Who, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-    const r = run[who]!;
-    const res = await fetch(r.base + path, {
-      method,
-      headers: { authorization: `Bearer ${r.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: (await res.json()) as T };
-  }
-
   const health = async (who: Who, chain: string) => (await api<Info>(who, "GET", "/info")).json.chains.find((c) => c.name === chain)!.health;
   const channel = async (who: Who, id: string) => (await api<Channel>(who, "GET", `/channels/${id}`)).json;
   const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
-  const said = (who: Who, chain: string, status: string) => events[who].find((e) => e.type === "chainHealth" && e.chain === chain && e.status === status);
+  const said = (who: Who, chain: string, status: string) => events(who).find((e) => e.type === "chainHealth" && e.chain === chain && e.status === status);
   const open = async (who: Who, peer: Who, asset: string, deposit: string) =>
     (await run[who]!.node.openChannel({ peer, asset, deposit, challengePeriodSeconds: CHALLENGE_PERIOD })).id;
   async function allCounted(ids: string[]) {
@@ -213,7 +177,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(down.healthy).to.equal(false);
     expect(down.holding).to.match(/chain target does not answer/);
     expect((await health("alice", "source")).healthy, "source stays healthy").to.equal(true);
-    expect(logs.alice.some((l) => l.event === "chainHealth" && l.chain === "target" && l.status === "unreachable" && l.level === 40), "a warning in the log").to.equal(true);
+    expect(logs("alice").some((l) => l.event === "chainHealth" && l.chain === "target" && l.status === "unreachable" && l.level === 40), "a warning in the log").to.equal(true);
     const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: s, target: t });
     expect(refused.status, refused.json.error).to.equal(409);
     expect(refused.json.error).to.match(/chain target does not answer/);
@@ -247,8 +211,8 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(back.holding).to.equal(undefined);
     // The close that waited was sent under one nonce and mined once.
     const isClose = (e: Event) => e.type === "chainTx" && e.chain === "target" && e.call?.startsWith("forceClose") === true;
-    await until("Alice's node saw its force close mined", async () => events.alice.find((e) => isClose(e) && e.kind === "mined"));
-    const closes = events.alice.filter(isClose);
+    await until("Alice's node saw its force close mined", async () => events("alice").find((e) => isClose(e) && e.kind === "mined"));
+    const closes = events("alice").filter(isClose);
     expect(new Set(closes.filter((e) => e.kind === "sent").map((e) => e.nonce)).size, "one nonce").to.equal(1);
     expect(new Set(closes.filter((e) => e.kind === "mined").map((e) => e.hash)).size, "mined once").to.equal(1);
     await start("bob");
@@ -259,7 +223,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     await allCounted([v]);
     const deposited = await api<{ error?: string }>("alice", "POST", `/channels/${v}/deposit`, { amount: "1" });
     expect(deposited.status, deposited.json.error).to.equal(200);
-    const mined = events.alice.filter((e) => e.type === "chainTx" && e.call === "deposit" && e.kind === "mined").at(-1)!.blockNumber!;
+    const mined = events("alice").filter((e) => e.type === "chainTx" && e.call === "deposit" && e.kind === "mined").at(-1)!.blockNumber!;
     const three = parseEther("3").toString();
     for (const who of ["alice", "bob"] as const) await until(`${who} counts 3 ETH on V`, async () => ((await channel(who, v)).base.deposits[0] === three ? true : undefined));
 
@@ -268,7 +232,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(head - mined + 1, "deeper than the confirmations").to.be.greaterThan(2);
     await anvils[0]!.reorg(head - mined + 1);
     for (const who of ["alice", "bob"] as const) await until(`${who} says source reorganised deeper than allowed`, async () => said(who, "source", "deepReorg"));
-    expect(logs.alice.some((l) => l.event === "chainHealth" && l.chain === "source" && l.status === "deepReorg" && l.level === 50), "an error in the log").to.equal(true);
+    expect(logs("alice").some((l) => l.event === "chainHealth" && l.chain === "source" && l.status === "deepReorg" && l.level === 50), "an error in the log").to.equal(true);
     const h = await health("alice", "source");
     expect(h.healthy).to.equal(false);
     expect(h.deepReorg!.block).to.be.at.least(mined);

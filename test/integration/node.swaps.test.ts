@@ -23,6 +23,7 @@ import { apiApp, apiToken, serveApi } from "../../sdk/node/api.js";
 import { ChannelNode } from "../../sdk/node/node.js";
 import { loadNodeConfig } from "../../sdk/node/node-config.js";
 import { channels, channelsJson } from "../helpers/cli.js";
+import { callApi } from "../helpers/in-process-nodes.js";
 import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 
 type Who = "alice" | "bob" | "carol";
@@ -120,15 +121,7 @@ describe("swaps through the node's control API and the CLI, every channel on the
   }
 
   /** One call to a node's control API: the status and the JSON answer. */
-  async function api<T = unknown>(who: Who, method: string, path: string, body?: unknown): Promise<{ status: number; json: T }> {
-    const r = run[who]!;
-    const res = await fetch(r.base + path, {
-      method,
-      headers: { authorization: `Bearer ${r.token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, json: (await res.json()) as T };
-  }
+  const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => callApi<T>(run[who]!, method, path, body);
 
   /** A node's event stream (`GET /events`) read into a list from its hello line on, until `stop`. */
   async function events(who: Who): Promise<{ list: Event[]; stop: () => Promise<void> }> {
