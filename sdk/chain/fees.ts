@@ -23,6 +23,11 @@ export type FeePolicy = Readonly<{
   pollMs?: number;
   /** A call without a deadline gives up after this long unmined (default PATIENCE_MS, 5 minutes). */
   patienceMs?: number;
+  /**
+   * How long the account's nonce may stand past a call's with none of its versions seen mined before the nonce
+   * counts as taken by another transaction (default NONCE_TAKEN_AFTER_MS, 15 s: an RPC may show a receipt late).
+   */
+  nonceTakenAfterMs?: number;
   /** Progress: each version sent, the cap reached, a replacement the node refused, the version mined. */
   onEvent?: (event: FeeEvent) => void;
 }>;
@@ -414,7 +419,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
           // transaction of this account. Only once none of ours is seen mined for a while is it another's.
           if (await oursMined()) continue;
           passedSince ??= Date.now();
-          if (Date.now() - passedSince < NONCE_TAKEN_AFTER_MS) continue;
+          if (Date.now() - passedSince < (policy.nonceTakenAfterMs ?? NONCE_TAKEN_AFTER_MS)) continue;
           emit({ kind: "nonceTaken", call, nonce });
           if (args.retryOnNonceTaken === true) return "nonceTaken";
           throw new NonceTakenError(call, nonce);

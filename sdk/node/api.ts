@@ -15,7 +15,7 @@ import { bodyLimit } from "hono/body-limit";
 import { stream } from "hono/streaming";
 import { z } from "zod";
 
-import { ChannelSdkError, InsufficientBalanceError, InvalidTermsError } from "../core/errors.js";
+import { ChannelSdkError, InsufficientBalanceError, InvalidTermsError, TimingRuleError } from "../core/errors.js";
 import { StoreLostError } from "../store/store.js";
 import { ChainHeldError, ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
 import { UnknownChannelError } from "../coordinator/channels.js";
@@ -88,7 +88,7 @@ function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
   if (error instanceof StoreLostError) return 503;
   if (error instanceof NotFoundError || error instanceof UnknownChannelError || error instanceof UnknownSwapError) return 404;
   if (error instanceof UsageError || error instanceof InvalidTermsError) return 400;
-  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError || error instanceof ChainHeldError) return 409;
+  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError || error instanceof ChainHeldError || error instanceof TimingRuleError) return 409;
   return 500;
 }
 

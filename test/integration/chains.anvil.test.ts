@@ -16,7 +16,7 @@ const GWEI = 10n ** 9n;
 /** Generous bound on waits, so a broken sender fails the test instead of hanging it. */
 const PATIENCE_MS = 60_000;
 /** Paced for a chain of one block a second: replacements every 0.5-1.5 s, the cap 10 s before the deadline. */
-const POLICY: FeePolicy = { maxFeePerGasCap: 60n * GWEI, bumpAfterMs: 1_500, minBumpAfterMs: 500, pollMs: 150, deadlineMarginSeconds: 10n };
+const POLICY: FeePolicy = { maxFeePerGasCap: 60n * GWEI, bumpAfterMs: 1_500, minBumpAfterMs: 500, pollMs: 150, deadlineMarginSeconds: 10n, nonceTakenAfterMs: 3_000 };
 
 type Sent = Extract<FeeEvent, { kind: "sent" }>;
 const sentOf = (events: readonly FeeEvent[]) => events.filter((e): e is Sent => e.kind === "sent");
@@ -141,7 +141,7 @@ describe("deadline transactions on a chain that misbehaves (anvil, a block a sec
     const cap = 8n * base;
     const { adapter, events } = await sender(7, { cap });
     await anvil.rpc("evm_setIntervalMining", [0]); // the first version goes into the pool at today's fees
-    const r = await reveal(adapter, 20n);
+    const r = await reveal(adapter, 10n);
     await waitFor("the first version", () => sentOf(events).length >= 1);
     await anvil.rpc("evm_setIntervalMining", [1]);
     const stop = await spikeAt(20n * base); // from now on every block asks more than the cap

@@ -128,10 +128,6 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
 
   it("keeps swapping off chain while a force close of its waits to be mined on a chain that stopped mining", async function () {
     await start("bob");
-    // The test before moved the source chain's clock on past a challenge period: the target's catches up.
-    const [sNow, tNow] = await Promise.all(providers.map(async (p) => (await p.getBlock("latest"))!.timestamp));
-    if (sNow! > tNow!) await anvils[1]!.rpc("evm_increaseTime", [sNow! - tNow!]);
-    await anvils[1]!.rpc("evm_mine", []);
     const open = async (who: Who, peer: Who, asset: string) => (await run[who]!.node.openChannel({ peer, asset, deposit: "1", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
     const s2 = await open("alice", "bob", "ETH@source");
     const s3 = await open("alice", "bob", "ETH@source");
@@ -139,6 +135,14 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     for (const who of ["alice", "bob"] as const) {
       for (const id of [s2, s3, t2]) await until(`${who}: ${id} open, deposits counted`, async () => (counted((await api<Channel>(who, "GET", `/channels/${id}`)).json) ? true : undefined));
     }
+    // The test before moved the source chain's clock on past a challenge period: a swap across the two is refused as
+    // things stand (409, not a server error), until the target's clock catches up.
+    const skewed = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target", source: s2, target: t2 });
+    expect(skewed.status, skewed.json.error).to.equal(409);
+    expect(skewed.json.error).to.match(/clocks are \d+s apart/);
+    const [sNow, tNow] = await Promise.all(providers.map(async (p) => (await p.getBlock("latest"))!.timestamp));
+    if (sNow! > tNow!) await anvils[1]!.rpc("evm_increaseTime", [sNow! - tNow!]);
+    await anvils[1]!.rpc("evm_mine", []);
     // The source chain stops mining: Alice's force close of S3 waits in the pool for as long as it stands still.
     await anvils[0]!.rpc("evm_setIntervalMining", [0]);
     try {
