@@ -109,6 +109,7 @@ export async function openNode<N>(config: NodeConfig, key: Hex, log: Logger, opt
   for (const [name, c] of Object.entries(config.chains)) {
     const provider = rpcProvider(c.rpcUrl);
     providers.push(provider);
+    await answering(name, c.rpcUrl, provider, log);
     let adapter: HubAdapter;
     if ((await provider.getCode(c.hub).catch(() => undefined)) === "0x") {
       for (const p of providers) p.destroy();
@@ -343,4 +344,29 @@ export function feePolicy(chain: string, fees: NodeConfig["chains"][string]["fee
     bumpAfterMs: fees.bumpAfterSeconds * 1000,
     onEvent: report,
   };
+}
+
+/** How often a chain that does not answer at start is asked again. */
+const START_RETRY_MS = 5_000;
+
+/**
+ * Waits until the chain answers: a node started during an RPC outage (a restart by its service manager, say) waits
+ * for its endpoint instead of failing, and says so at warn, once a minute, naming the chain and the endpoint.
+ */
+async function answering(name: string, rpcUrl: string, provider: JsonRpcProvider, log: Logger): Promise<void> {
+  let warnedAt = 0;
+  for (;;) {
+    try {
+      await provider.getBlockNumber();
+      if (warnedAt !== 0) log.info({ event: "chainAnswers", chain: name }, `chain ${name} answers at ${new URL(rpcUrl).origin}; starting`);
+      return;
+    } catch (error) {
+      if (Date.now() - warnedAt >= 60_000) {
+        warnedAt = Date.now();
+        const why = (error as Error).message.split("\n")[0];
+        log.warn({ event: "chainWaiting", chain: name, error: why }, `chain ${name} does not answer at ${new URL(rpcUrl).origin} (${why}); the node starts once it does`);
+      }
+      await new Promise((r) => setTimeout(r, START_RETRY_MS));
+    }
+  }
 }

@@ -162,7 +162,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(said("bob", "source", "deepReorg")).to.equal(undefined);
   });
 
-  it("reports a chain that stops answering, refuses swaps that need it, defends a channel on the other chain, and sends what waited on it once", async function () {
+  it("reports a chain that stops answering, refuses swaps that need it, defends a channel on the other chain, starts a node that waits for it, and sends what waited on it once", async function () {
     // One swap moves both channels past their first states: Bob holds an older co-signed state of S.
     const first = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: s, target: t });
     expect(first.status, JSON.stringify(first.json)).to.equal(201);
@@ -201,8 +201,13 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     const closing = await api<{ status: string; error?: string }>("alice", "POST", `/channels/${t}/close`, { force: true });
     expect(closing.status, closing.json.error).to.equal(200);
 
+    // Bob's node is started while the target chain is down (a service manager restarting it): it waits for the chain.
+    const bobStarting = start("bob");
+    await until("Bob's node says it waits for target", async () => (logs("bob").some((l) => l.event === "chainWaiting" && l.chain === "target") ? true : undefined));
+
     // The target chain comes back from its state, on the same port.
     anvils[1] = await startAnvil({ chainId: CHAIN_IDS[1], blockTime: 1, port, loadState: dumpFile(1, 0), dumpOnStop: dumpFile(1, 1) });
+    await bobStarting;
     await until("Alice says target answers again", async () => said("alice", "target", "reachable"));
     const onTarget = await HubAdapter.connect(hubs[1]!, new Wallet(accountKey(FUNDER), providers[1]!));
     await until("T force-closed on chain", async () => ((await onTarget.channelInfo(t as Hex)).status !== "open" ? true : undefined), 30_000);
@@ -215,7 +220,6 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     const closes = events("alice").filter(isClose);
     expect(new Set(closes.filter((e) => e.kind === "sent").map((e) => e.nonce)).size, "one nonce").to.equal(1);
     expect(new Set(closes.filter((e) => e.kind === "mined").map((e) => e.hash)).size, "mined once").to.equal(1);
-    await start("bob");
   });
 
   it("notices a deposit reorganised out after it was counted, signs nothing new on that chain, says so, and still closes on it", async function () {
