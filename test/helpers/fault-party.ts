@@ -148,9 +148,24 @@ const chainOptions =
         confirmations: config.chain.confirmations,
         fees: { maxFeePerGasCap: BigInt(config.chain.maxFeePerGasGwei) * 10n ** 9n, bumpAfterMs: 2_000, minBumpAfterMs: 500, pollMs: 250 },
       };
+/**
+ * What reads the chains at start, tried again while a chain's endpoint does not answer (an RPC outage of the soak),
+ * for up to a minute: a node started during an outage waits for its chains too (sdk/node/start.ts).
+ */
+async function whenAnswering<T>(what: () => Promise<T>): Promise<T> {
+  const until = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await what();
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await sleep(500);
+    }
+  }
+}
 const chains: [HubAdapter, HubAdapter] = [
-  await HubAdapter.connect(config.hubs.S, localWallet(config.who, providers.S), chainOptions),
-  await HubAdapter.connect(config.hubs.T, localWallet(config.who, providers.T), chainOptions),
+  await whenAnswering(() => HubAdapter.connect(config.hubs.S, localWallet(config.who, providers.S), chainOptions)),
+  await whenAnswering(() => HubAdapter.connect(config.hubs.T, localWallet(config.who, providers.T), chainOptions)),
 ];
 const timing = (chainId: bigint) => ({ chainId, finalitySeconds: 12n, inclusionSeconds: 60n, clockSkewSeconds: 30n });
 const store = new Store(config.storePath);
@@ -167,7 +182,7 @@ const client = new SwapClient({
   confirmationTimeoutMs: config.confirmationTimeoutMs,
   onEvent: report,
 });
-await addChannels(client, config);
+await whenAnswering(() => addChannels(client, config));
 say({ ev: "ready", url: transport.url, pid: process.pid });
 
 let stopping = false;
