@@ -40,7 +40,19 @@ export type FollowerOptions = Readonly<{
   maxRange?: number;
   /** Most `eth_getLogs` requests one step makes to catch up; a longer gap sets `all` instead (default 20). */
   maxRequests?: number;
+  /**
+   * The window also covers at least this many seconds of blocks (default FOLLOW_WINDOW_SECONDS), at the block time
+   * seen so far, up to `maxRange` blocks: an endpoint whose logs lag its head by that long still shows each log.
+   */
+  windowSeconds?: number;
 }>;
+
+/**
+ * Default of FollowerOptions.windowSeconds: ten minutes of blocks read again at each step (still one request), so a
+ * log an endpoint indexes late (a backend of a load balancer behind the one that answers the head) is seen, well
+ * within the hub's least challenge period (300 s is its floor; nodes accept 3,600 s by default).
+ */
+export const FOLLOW_WINDOW_SECONDS = 600;
 
 /** Default of FollowerOptions.maxRange. */
 export const FOLLOW_MAX_RANGE = 1_000;
@@ -58,7 +70,11 @@ export class ChainFollower {
   /** Logs read in the window, by block hash and log index. */
   private seen = new Map<string, Seen>();
   private readonly window: number;
-  private readonly maxRange: number;
+  /** Narrowed (halved) when the endpoint refuses a range: what it takes, from then on. */
+  private maxRange: number;
+  private readonly windowSeconds: number;
+  /** The first head read: with the last, the chain's block time. */
+  private first: Head | undefined;
   private readonly maxRequests: number;
   /** Topics of the hub's events whose first indexed argument is a channel id. */
   private readonly channelTopics: ReadonlySet<string>;
@@ -70,6 +86,7 @@ export class ChainFollower {
   ) {
     this.window = options.window ?? Math.max(FOLLOW_MIN_WINDOW, chain.confirmations);
     this.maxRange = options.maxRange ?? FOLLOW_MAX_RANGE;
+    this.windowSeconds = options.windowSeconds ?? FOLLOW_WINDOW_SECONDS;
     this.maxRequests = options.maxRequests ?? 20;
     if (!Number.isSafeInteger(this.window) || this.window < 1 || !(this.maxRange >= 1) || !(this.maxRequests >= 1)) {
       throw new ChannelSdkError("ChainFollower: window, maxRange and maxRequests must be whole numbers of at least 1");
@@ -100,17 +117,26 @@ export class ChainFollower {
     const last = this.last;
     const none = { head, all: false, channels: new Set<string>(), reveals: [], reorganised: false } as const;
     if (last !== undefined && last.number === head.number && last.hash === head.hash) return none;
-    let from = Math.max(0, (last === undefined ? head.number : Math.min(last.number, head.number - 1) + 1) - this.window);
+    this.first ??= head;
+    const window = this.windowAt(head);
+    let from = Math.max(0, (last === undefined ? head.number : Math.min(last.number, head.number - 1) + 1) - window);
     let all = last === undefined;
     if (head.number - from + 1 > this.maxRange * this.maxRequests) {
       // Too far behind to read every log: every channel is read again instead, and the window seeds what is seen.
       all = true;
-      from = Math.max(0, head.number - this.window);
+      from = Math.max(0, head.number + 1 - window);
     }
     const logs: Log[] = [];
-    for (let start = from; start <= head.number; start += this.maxRange) {
+    for (let start = from; start <= head.number; ) {
       const end = Math.min(head.number, start + this.maxRange - 1);
-      logs.push(...(await this.chain.provider.getLogs({ address: [this.chain.hubAddress, this.chain.registryAddress], fromBlock: start, toBlock: end })));
+      try {
+        logs.push(...(await this.chain.provider.getLogs({ address: [this.chain.hubAddress, this.chain.registryAddress], fromBlock: start, toBlock: end })));
+        start = end + 1;
+      } catch (error) {
+        // An endpoint that caps the range of a query: half of it, from then on, down to a block (then its error).
+        if (end === start) throw error;
+        this.maxRange = Math.max(1, Math.floor((end - start + 1) / 2));
+      }
     }
     const channels = new Set<string>();
     const reveals: { hashlock: Hex; secret: Hex; blockNumber: number }[] = [];
@@ -131,10 +157,20 @@ export class ChainFollower {
       if (s.channel !== undefined) channels.add(s.channel);
     }
     // What the next step reads again: the window below this head.
-    const keep = head.number + 1 - this.window;
+    const keep = head.number + 1 - window;
     this.seen = new Map([...now].filter(([, s]) => s.blockNumber >= keep));
     this.last = head;
     return { head, all, channels, reveals, reorganised };
+  }
+
+  /** Blocks read again below the last head: the configured ones, or `windowSeconds` of blocks, up to `maxRange`. */
+  private windowAt(head: Head): number {
+    const f = this.first;
+    if (f === undefined || head.number <= f.number) return this.window;
+    // Blocks faster than a second each (or sharing timestamps): the widest range the endpoint takes.
+    const perBlock = Number(head.timestamp > f.timestamp ? head.timestamp - f.timestamp : 0n) / (head.number - f.number);
+    const blocks = perBlock === 0 ? this.maxRange : Math.ceil(this.windowSeconds / perBlock);
+    return Math.max(this.window, Math.min(this.maxRange, blocks));
   }
 
   private channelOf(log: Log): string | undefined {

@@ -16,7 +16,7 @@
  * go on. A chain that answers again is used again; a deep reorganisation holds its chain until the node restarts
  * (the operator's word that the chain, and `chains.<name>.confirmations`, were looked at).
  */
-import { formatEther, type Block } from "ethers";
+import { formatEther, JsonRpcProvider, type Block } from "ethers";
 import type { Logger } from "pino";
 
 import { shortMessage } from "../chain/errors.js";
@@ -202,13 +202,19 @@ export class ChainHealth implements ChainGuard {
     if (s.checkpoint === undefined || mark.number > s.checkpoint.number) s.checkpoint = mark;
   }
 
-  /** Reads the block kept for `s` again: another hash, or none at its height, is a deep reorganisation. */
+  /**
+   * Reads the block kept for `s` again: another hash, read twice, is a deep reorganisation. No block at its height
+   * is an endpoint behind the chain (a lagging backend of a load balancer), not a reorganisation: looked at again at
+   * the next check.
+   */
   private async verify(s: ChainState): Promise<void> {
     const mark = s.checkpoint;
     if (mark === undefined || s.deepReorg !== undefined) return;
     const now = await s.adapter.provider.getBlock(mark.number);
-    if (now !== null && now.hash === mark.hash) return;
-    this.deepReorgSeen(s, mark, now?.hash ?? undefined);
+    if (now === null || now.hash === null || now.hash === mark.hash) return;
+    const again = await s.adapter.provider.getBlock(mark.number);
+    if (again === null || again.hash === null || again.hash === mark.hash) return;
+    this.deepReorgSeen(s, mark, again.hash);
   }
 
   private async checkChain(s: ChainState): Promise<void> {
@@ -217,6 +223,12 @@ export class ChainHealth implements ChainGuard {
     try {
       await withTimeout(
         (async () => {
+          // The chain id is asked once by the provider; an endpoint now serving another chain is one this chain's
+          // channels cannot be defended on: held as a chain that does not answer, the error saying which it serves.
+          if (provider instanceof JsonRpcProvider) {
+            const served = BigInt(String(await provider.send("eth_chainId", [])));
+            if (served !== s.chainId) throw new Error(`the endpoint now serves chain ${served}, not ${s.chainId}`);
+          }
           const head = await provider.getBlock("latest");
           if (head === null || head.hash === null) throw new Error("the chain returned no latest block");
           // The new block to keep is read before the kept one is checked: a reorganisation between the two reads is

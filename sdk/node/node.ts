@@ -109,6 +109,7 @@ export class ChannelNode {
   async stop(): Promise<void> {
     await this.ticker.stop();
     await this.parts.client.idle().catch(() => undefined); // the step in flight commits and sends
+    await this.parts.tower.idle(); // what its last polls started, before its store closes (bounded)
     await this.link.close();
     for (const s of [this.parts.store, this.parts.towerStore]) {
       try {

@@ -1,3 +1,5 @@
+import type { Log } from "ethers";
+
 import { FOLLOW_MAX_RANGE } from "../chain/follower.js";
 import type { HubAdapter } from "../chain/hub.js";
 import { hubDomain, stateDigest } from "../core/eip712.js";
@@ -33,6 +35,12 @@ export type WatchtowerEvent =
  * newest co-signed state it was given, carries a secret revealed on one chain to the other chain's registry for
  * the guarded participant's locks, and settles disputed channels after their deadlines. It never force-closes.
  */
+/**
+ * Blocks the tower's cursor stays below the head at least, whatever the confirmations: its events are read again
+ * for that long (one query either way), so a log an endpoint indexes some blocks late is still seen.
+ */
+export const TOWER_MIN_WINDOW = 64;
+
 /** How long a poll waits for the duties it started before it returns (they go on; their chain is skipped till then). */
 export const POLL_WAIT_MS = 2_000;
 
@@ -40,6 +48,8 @@ export class Watchtower {
   private readonly chains = new Map<bigint, ChainWatch>();
   /** Per chain: its duties started by an earlier poll and still under way. */
   private readonly busy = new Map<bigint, Promise<void>>();
+  /** Per chain: the widest log query its endpoint takes, narrowed when one is refused. */
+  private readonly ranges = new Map<bigint, number>();
   private readonly ledger: ChannelLedger;
 
   constructor(
@@ -57,6 +67,16 @@ export class Watchtower {
       latest: (id) => store.latestCoSigned(id),
       stateAt: (id, seq) => store.coSignedAt(id, seq)?.state ?? store.ownSignedAt(id, seq)?.state,
     };
+  }
+
+  /**
+   * Waits (up to `ms`) for the duties earlier polls left running (a transaction being mined): before the tower's
+   * store is closed.
+   */
+  async idle(ms = 5_000): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled([...this.busy.values()]), new Promise<void>((r) => (timer = setTimeout(r, ms)))]);
+    clearTimeout(timer);
   }
 
   /** Starts guarding a channel for the participant `record.myIndex`. */
@@ -211,14 +231,23 @@ export class Watchtower {
       chain.hub.interface.getEvent("ChannelChallenged"),
       chain.registry.interface.getEvent("SecretRevealed"),
     ];
-    for (let start = from; start <= head; start += FOLLOW_MAX_RANGE) {
-      const end = Math.min(head, start + FOLLOW_MAX_RANGE - 1);
-      const logs = await chain.provider.getLogs({
-        address: [chain.hubAddress, chain.registryAddress],
-        topics: [[closed.topicHash, challenged.topicHash, revealed.topicHash]],
-        fromBlock: start,
-        toBlock: end,
-      });
+    for (let start = from; start <= head; ) {
+      const range = this.ranges.get(chain.chainId) ?? FOLLOW_MAX_RANGE;
+      const end = Math.min(head, start + range - 1);
+      let logs: Log[];
+      try {
+        logs = await chain.provider.getLogs({
+          address: [chain.hubAddress, chain.registryAddress],
+          topics: [[closed.topicHash, challenged.topicHash, revealed.topicHash]],
+          fromBlock: start,
+          toBlock: end,
+        });
+      } catch (error) {
+        // An endpoint that caps the range of a query: half of it, from then on, down to a block (then its error).
+        if (end === start) throw error;
+        this.ranges.set(chain.chainId, Math.max(1, Math.floor((end - start + 1) / 2)));
+        continue;
+      }
       for (const log of logs) {
         const fromHub = log.address.toLowerCase() === chain.hubAddress.toLowerCase();
         const parsed = fromHub ? chain.hub.interface.parseLog(log) : chain.registry.interface.parseLog(log);
@@ -235,8 +264,10 @@ export class Watchtower {
           if (this.store.publicSecret(hashlock, parsed.args.secret as Hex) && !known) this.onEvent({ type: "secret", hashlock, chainId: chain.chainId });
         }
       }
-      // Everything read up to `end` was acted on; the cursor stays `confirmations` below the head so a reorg is read again.
-      this.store.saveCursor(chain.chainId, Math.max(start - 1, Math.min(end, head - confirmations)));
+      // Everything read up to `end` was acted on; the cursor stays `confirmations` below the head (at least
+      // TOWER_MIN_WINDOW blocks) so a reorg, or a log an endpoint indexes late, is read again.
+      this.store.saveCursor(chain.chainId, Math.max(start - 1, Math.min(end, head - Math.max(confirmations, TOWER_MIN_WINDOW))));
+      start = end + 1;
     }
   }
 

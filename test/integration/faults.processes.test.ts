@@ -65,7 +65,8 @@ import { prng } from "../helpers/prng.js";
 const ONE = 10n ** 18n;
 const DEPOSIT = 2n * ONE;
 const SEED = process.env.FAULTS_SEED !== undefined ? Number(process.env.FAULTS_SEED) >>> 0 : (Date.now() ^ (process.pid << 16)) >>> 0;
-const SWAPS = Number(process.env.FAULTS_SWAPS ?? 60);
+/** FAULTS_CHAIN=anvil (below) sizes the run by its minutes: about 50 swaps a minute keep the soak busy to its end. */
+const SWAPS = Number(process.env.FAULTS_SWAPS ?? (process.env.FAULTS_CHAIN === "anvil" ? Math.round(50 * Number(process.env.FAULTS_SOAK_MINUTES ?? 3)) : 60));
 const PAIRS = Number(process.env.FAULTS_PAIRS ?? 3);
 const KEEP = process.env.FAULTS_KEEP === "1";
 /** Share of kills that keep a party down longer than the confirmation timeout (0 for a control run). */
@@ -929,7 +930,7 @@ describe("faults with real processes: healthy channel pairs are never closed on 
       const checks = { atomicity: result.atomicity.length, conservation: result.conservation.length, forceClosedChannels: result.forceClosedChannels, needlessOnChainSwaps: needless };
       const passed = Object.values(checks).filter((n) => n === 0).length;
       const record = {
-        date: new Date().toISOString(), seed: SEED, minutes: SOAK_MS / 60_000, swapsAsked: SWAPS, pairs: PAIRS,
+        date: new Date().toISOString(), seed: SEED, minutes: SOAK_MS / 60_000, faultPhaseSeconds: Math.round(faultPhaseMs / 1000), swapsAsked: SWAPS, pairs: PAIRS,
         swapped: count("alice", "swapped"), aborted: count("alice", "aborted"), onChainSwaps, chainFaults, envelopes: s,
         kills: { alice: A.kills.length, bob: B.kills.length }, checks, passed, failed: Object.keys(checks).length - passed,
       };
