@@ -35,8 +35,7 @@ export const SQL = {
   // event following (watchtower)
   cursor: "SELECT block FROM cursors WHERE chain_id = ?",
   saveCursor: "INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",
-  // A dispute seen again (read again after a reorganisation took its close out) is open again.
-  markDisputed: "INSERT INTO disputes (channel_id) VALUES (?) ON CONFLICT (channel_id) DO UPDATE SET resolved = 0",
+  markDisputed: "INSERT OR IGNORE INTO disputes (channel_id) VALUES (?)",
   markResolved: "UPDATE disputes SET resolved = 1 WHERE channel_id = ?",
   openDisputes: "SELECT channel_id FROM disputes WHERE resolved = 0 ORDER BY channel_id",
   // sessions, swaps, transfers

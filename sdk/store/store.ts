@@ -436,8 +436,9 @@ export class Store {
   }
 
   /** Records that a guarded channel was force-closed (idempotent). */
-  markDisputed(channelId: Hex): void {
-    this.write(SQL.markDisputed, key(channelId));
+  /** Records a dispute on `channelId`; whether it is new (one known already, open or resolved, is left as it is). */
+  markDisputed(channelId: Hex): boolean {
+    return Number(this.write(SQL.markDisputed, key(channelId)).changes) > 0;
   }
 
   markResolved(channelId: Hex): void {

@@ -255,7 +255,9 @@ export class Watchtower {
         if (fromHub && (parsed.name === closed.name || parsed.name === challenged.name)) {
           const channelId = parsed.args.channelId as Hex;
           if (!guarded.has(channelId.toLowerCase())) continue;
-          this.store.markDisputed(channelId);
+          // Events are read again for the window below the head: a dispute is told once, when first seen. One is
+          // resolved only once its close is final, so a close a reorganisation takes out finds it still open.
+          if (!this.store.markDisputed(channelId)) continue;
           this.onEvent({ type: "dispute", channelId, seq: parsed.args.state.seq as bigint, by: parsed.args.by as string });
         } else if (!fromHub && parsed.name === revealed.name) {
           const hashlock = parsed.args.hashlock as Hex;
