@@ -9,7 +9,7 @@
  * The network is delivered in rounds: each round hands every party everything sent in the round before, as one
  * network latency would. New swaps start at the beginning of a round while fewer than the level are open.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -23,6 +23,7 @@ import { checkRun, Network, startSwap, type Name } from "./lib/batched-pair.js";
 import { BatchedNode, type CryptoCounts } from "./lib/batched-node.js";
 import { accountKey } from "./lib/local.js";
 import { startPeer } from "./lib/peer-process.js";
+import { replaceSection } from "./lib/bench-doc.js";
 
 const SWAPS = Number(process.env.BATCHED_SWAPS ?? 2048);
 const LEVELS = [1, 4, 16, 64, 256];
@@ -171,10 +172,5 @@ const httpSection = [
 ].join("\n");
 console.log(section);
 console.log(httpSection);
-const file = new URL("../docs/BENCHMARKS.md", import.meta.url);
-const text = readFileSync(file, "utf8");
-const [start, end] = ["<!-- batched:start -->", "<!-- batched:end -->"];
-const both = section + "\n" + httpSection;
-if (text.includes(start)) writeFileSync(file, text.slice(0, text.indexOf(start) + start.length) + "\n" + both + "\n" + text.slice(text.indexOf(end)));
-else writeFileSync(file, `${text.trimEnd()}\n\n## Many swaps on one pair (batched updates)\n\n${start}\n${both}\n${end}\n`);
+replaceSection("batched", section + "\n" + httpSection);
 process.exit(0);

@@ -32,6 +32,7 @@ import { spawnChild, stopChild } from "../test/helpers/processes.js";
 import { DoneStream } from "./lib/done-stream.js";
 import { accountKey, deployHub } from "./lib/local.js";
 import { RpcCounter, type RpcCounts } from "./lib/rpc-counter.js";
+import { replaceSection } from "./lib/bench-doc.js";
 
 const SIZES = (process.env.BENCH_FOLLOW_CHANNELS ?? "1,20,1000").split(",").map(Number);
 const ROUNDS = Number(process.env.BENCH_FOLLOW_ROUNDS ?? 3);
@@ -343,13 +344,6 @@ const section = [
   "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
   ...rows,
 ].join("\n");
-const mdFile = new URL("../docs/BENCHMARKS.md", import.meta.url);
-const text = readFileSync(mdFile, "utf8");
-const [start, end] = ["<!-- follow:start -->", "<!-- follow:end -->"];
-if (text.includes(start) && text.includes(end)) {
-  writeFileSync(mdFile, text.slice(0, text.indexOf(start) + start.length) + "\n" + section + "\n" + text.slice(text.indexOf(end)));
-} else {
-  writeFileSync(mdFile, `${text.trimEnd()}\n\n## Following the chains\n\n${start}\n${section}\n${end}\n`);
-}
+replaceSection("follow", section);
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);

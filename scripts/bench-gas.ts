@@ -3,7 +3,7 @@
  *
  *   npm run bench:gas        # prints a table, rewrites the gas section of docs/BENCHMARKS.md, docs/bench-gas.json
  */
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { hexlify, randomBytes, sha256, ZeroAddress, type ContractTransactionResponse } from "ethers";
 import { network } from "hardhat";
 
@@ -23,6 +23,7 @@ import {
   type Lock,
 } from "../sdk/index.js";
 import { ChannelHub__factory, SecretRegistry__factory, TestToken__factory } from "../typechain-types/index.js";
+import { replaceSection } from "./lib/bench-doc.js";
 
 const chain = await network.create("source");
 const { ethers, networkHelpers } = chain;
@@ -265,15 +266,5 @@ const section = [
   "| ---: | ---: | ---: | ---: | ---: |",
   ...amortised.map((a) => `| ${a.n} | ${fmt(a.perSwapOneFunder)} | ${fmt(a.perSwap)} | ${fmt(a.htlc)} | ${fmt(HTLC_LEG)} |`),
 ].join("\n");
-replaceSection(new URL("../docs/BENCHMARKS.md", import.meta.url), "gas", section);
+replaceSection("gas", section);
 
-/** Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` in a Markdown file. */
-function replaceSection(file: URL, name: string, body: string) {
-  const text = readFileSync(file, "utf8");
-  const start = `<!-- ${name}:start -->`;
-  const end = `<!-- ${name}:end -->`;
-  const i = text.indexOf(start);
-  const j = text.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`docs/BENCHMARKS.md has no ${name} section markers`);
-  writeFileSync(file, text.slice(0, i + start.length) + "\n" + body + "\n" + text.slice(j));
-}

@@ -26,6 +26,7 @@ import { spawnChild, stopChild } from "../test/helpers/processes.js";
 import { summariseProfile, type ProfileSummary } from "./lib/cpu-profile.js";
 import { DoneStream } from "./lib/done-stream.js";
 import { deployHub } from "./lib/local.js";
+import { replaceSection } from "./lib/bench-doc.js";
 
 const SWAPS = Number(process.env.BENCH_NODE_SWAPS ?? 2000);
 const CLIENTS = (process.env.BENCH_NODE_CLIENTS ?? "32").split(",").map(Number);
@@ -330,13 +331,6 @@ const section = [
       `| ${r.pairs} | ${r.clients} | ${r.round} | ${r.swaps} | ${f1(r.swapsPerSecond)} | ${f1(r.p50Ms)} | ${f1(r.p99Ms)} | ${r.failed} | ${f2(r.cpuMsPerSwap.alice)} | ${f2(r.cpuMsPerSwap.bob)} | ${f2(r.cpuMsPerSwap.chains)} | ${f2(r.cpuMsPerSwap.bench)} |`,
   ),
 ].join("\n");
-const file = new URL("../docs/BENCHMARKS.md", import.meta.url);
-const text = readFileSync(file, "utf8");
-const [start, end] = ["<!-- node:start -->", "<!-- node:end -->"];
-if (text.includes(start) && text.includes(end)) {
-  writeFileSync(file, text.slice(0, text.indexOf(start) + start.length) + "\n" + section + "\n" + text.slice(text.indexOf(end)));
-} else {
-  writeFileSync(file, `${text.trimEnd()}\n\n## Through the node\n\n${start}\n${section}\n${end}\n`);
-}
+replaceSection("node", section);
 rmSync(dir, { recursive: true, force: true });
 process.exit(0);

@@ -13,7 +13,7 @@
  *   BENCH_PAIR_SWAPS=2048 BENCH_SWAPS_HTTP=2048 npm run bench:swaps        # shorter
  *   BENCH_PARTS=process BENCH_SWAPS=1000 BENCH_CHANNELS=1,10 BENCH_IN_FLIGHT=1,8 npm run bench:swaps
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hexlify, JsonRpcProvider, randomBytes, SigningKey } from "ethers";
@@ -38,6 +38,7 @@ import { ChannelHub__factory } from "../typechain-types/index.js";
 import { deployHub, localWallet } from "./lib/local.js";
 import { startPeer } from "./lib/peer-process.js";
 import { benchClient, pairSpecs, type PairSpec, expectedChannel, syncDeposits } from "./lib/swap-setup.js";
+import { replaceSection } from "./lib/bench-doc.js";
 
 const SWAPS = Number(process.env.BENCH_SWAPS ?? 10_000);
 const HTTP_SWAPS = Number(process.env.BENCH_SWAPS_HTTP ?? 8192);
@@ -354,8 +355,5 @@ const section = [
     `| ${r.mode} | ${r.channels} | ${r.inFlight} | ${r.swaps} | ${f1(r.swapsPerSecond)} | ${f2(r.p50Ms)} | ${f2(r.p99Ms)} | ${f2(r.signsPerSwap)} / ${f2(r.recoveriesPerSwap)} | ${f2(r.cpuMsPerSwap)}${r.peerCpuMsPerSwap === undefined ? "" : ` / ${f2(r.peerCpuMsPerSwap)}`} | ${f1(r.signUs)} / ${f1(r.recoverUs)} | ${r.boundSwapsPerSecond.toFixed(0)} | ${f1(r.ofBound * 100)} % | ${r.failed} |`,
   ),
 ].join("\n");
-const file = new URL("../docs/BENCHMARKS.md", import.meta.url);
-const text = readFileSync(file, "utf8");
-const [start, end] = ["<!-- swaps:start -->", "<!-- swaps:end -->"];
-writeFileSync(file, text.slice(0, text.indexOf(start) + start.length) + "\n" + section + "\n" + text.slice(text.indexOf(end)));
+replaceSection("swaps", section);
 process.exit(0);
