@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from "node:timers/promises";
+
 import type { Provider, Signer, TransactionReceipt, TransactionRequest } from "ethers";
 
 import { ChannelSdkError } from "../core/errors.js";
@@ -539,8 +541,4 @@ function min(a: bigint, b: bigint): bigint {
 
 function max(a: bigint, b: bigint): bigint {
   return a > b ? a : b;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((ok) => setTimeout(ok, ms));
 }

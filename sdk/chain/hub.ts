@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from "node:timers/promises";
+
 import {
   Contract,
   getAddress,
@@ -534,8 +536,4 @@ export function lockArg(l: Lock) {
 
 export function signedArg(s: CoSignedArg) {
   return { state: stateArg(s.state), signatures: [s.signatures[0], s.signatures[1]] as [string, string] };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((ok) => setTimeout(ok, ms));
 }
