@@ -7,7 +7,7 @@ export type Globals = { json: boolean; verbose: boolean; config: string };
 
 export function globals(cmd: Command): Globals {
   const o = cmd.optsWithGlobals() as Partial<Globals>;
-  return { json: o.json === true, verbose: o.verbose === true, config: o.config ?? process.env.CHANNELS_CONFIG ?? "node.json" };
+  return { json: o.json === true, verbose: o.verbose === true, config: o.config ?? (process.env.CHANNELS_CONFIG || undefined) ?? "node.json" };
 }
 
 /** Prints `data` as JSON with `--json`, else `text(data)`. */
