@@ -538,8 +538,11 @@ describe("swaps through the node's control API and the CLI, every channel on the
     expect((started?.tied as string[]).map((id) => id.toLowerCase())).to.deep.equal([ch.t1.toLowerCase()]);
     const settling = await until("Alice's swap settling on chain", async () => streams.alice.list.find((e) => e.swapId === x.id && e.phase?.kind === "settlingOnChain"));
     expect(settling.phase!.channels!.map((id) => id.toLowerCase())).to.have.members([ch.s1, ch.t1].map((id) => id.toLowerCase()));
-    await until("S1 and T1 force-closed on chain by Alice", async () => {
-      const forced = new Set(streams.alice.list.filter((e) => e.type === "chain" && e.step?.kind === "forceClosed").map((e) => e.channelId!.toLowerCase()));
+    // Alice force-closes S1, then T1; Bob, seeing S1 on chain with his T1 lock tied to it, may force-close T1 first.
+    await until("S1 force-closed by Alice and T1 by either", async () => {
+      const by = (list: typeof streams.alice.list) => list.filter((e) => e.type === "chain" && e.step?.kind === "forceClosed").map((e) => e.channelId!.toLowerCase());
+      const forced = new Set(by(streams.alice.list));
+      for (const id of by(streams.bob.list)) if (id === ch.t1.toLowerCase()) forced.add(id);
       return forced.has(ch.s1.toLowerCase()) && forced.has(ch.t1.toLowerCase()) ? forced : undefined;
     });
     expect((await swap("alice", x.id)).json.phase).to.equal("settlingOnChain");
