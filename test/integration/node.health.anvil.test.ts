@@ -3,7 +3,9 @@
  * of 2 blocks: a deposit reorganised out before it is final is never counted; a chain that stops answering (anvil
  * stopped, then brought back from its dumped state on the same port) is reported, takes no new swap, does not keep
  * the node from defending a channel on the other chain, and the transaction left waiting on it is sent once; a
- * deposit reorganised out after it was counted (deeper than the configuration allows) is noticed by both nodes,
+ * chain that goes on while the node's endpoint for it is away (a proxy in front of it resets every connection) for
+ * most of a challenge period in chain time: a stale close made meanwhile is answered once the endpoint is back, in the
+ * minute left, with one transaction; a deposit reorganised out after it was counted (deeper than the configuration allows) is noticed by both nodes,
  * which then sign nothing new on that chain and say so in the log, the event stream and /info. The nodes run in
  * this process with their control APIs on real ports; the chains are anvil processes.
  */
@@ -17,6 +19,7 @@ import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
 import { Store } from "../../sdk/store/store.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { RpcProxy } from "../helpers/chain-faults.js";
 import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { freePort, until } from "../helpers/nodes.js";
 
@@ -36,6 +39,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
   const anvils: Anvil[] = [];
   const providers: JsonRpcProvider[] = [];
   const hubs: string[] = [];
+  let aliceSource: RpcProxy; // Alice's endpoint for the source chain: goes away while the chain goes on
   let dir: string;
   const file = (who: Who) => join(dir, `${who}.json`);
   const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
@@ -84,8 +88,9 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     }
     const ports = { alice: await freePort(), bob: await freePort() };
     const apiPorts = { alice: await freePort(), bob: await freePort() };
-    const chain = (i: number) => ({
-      rpcUrl: anvils[i]!.url, hub: hubs[i], confirmations: 2, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
+    aliceSource = await RpcProxy.start(anvils[0]!.url);
+    const chain = (i: number, who: Who) => ({
+      rpcUrl: i === 0 && who === "alice" ? aliceSource.url : anvils[i]!.url, hub: hubs[i], confirmations: 2, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
       fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
       assets: { ETH: { address: ZeroAddress, decimals: 18 } },
     });
@@ -93,7 +98,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
       writeFileSync(file(who), JSON.stringify({
         key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
         api: { port: apiPorts[who], tokenFile: `${who}.token` },
-        chains: { source: chain(0), target: chain(1) },
+        chains: { source: chain(0, who), target: chain(1, who) },
         peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
         policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: CHALLENGE_PERIOD }, swaps: { pairs, maxInFlight: 8 } },
         timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
@@ -109,6 +114,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
   after(async function () {
     for (const who of ["alice", "bob"] as const) await stop(who);
     for (const p of providers) p.destroy();
+    await aliceSource?.close();
     for (const a of anvils) await a.stop();
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
@@ -220,6 +226,55 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     const closes = events("alice").filter(isClose);
     expect(new Set(closes.filter((e) => e.kind === "sent").map((e) => e.nonce)).size, "one nonce").to.equal(1);
     expect(new Set(closes.filter((e) => e.kind === "mined").map((e) => e.hash)).size, "mined once").to.equal(1);
+  });
+
+  it("answers a stale close made while its endpoint was away for most of the challenge period, before the deadline, with one transaction", async function () {
+    // The chain goes on while Alice's endpoint for it is away (an RPC provider's outage): blocks are made, chain time
+    // passes, and Bob registers an old state of W there that she cannot see.
+    const w = await open("alice", "bob", "ETH@source", "2");
+    const u = await open("bob", "alice", "ETH@target", "2");
+    await allCounted([w, u]);
+    const first = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.5 ETH@source", take: "0.25 ETH@target", source: w, target: u });
+    expect(first.status, JSON.stringify(first.json)).to.equal(201);
+    await until("swap swapped", async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${first.json.id}`)).json.outcome === "swapped" ? true : undefined));
+    await stop("bob");
+    const bobStore = new Store(join(dir, "bob.sqlite"));
+    const record = bobStore.channel(w as Hex)!;
+    const newest = bobStore.latestCoSigned(w as Hex)!;
+    let stale = undefined as ReturnType<Store["coSignedAt"]>;
+    for (let seq = 1n; seq < newest.state.seq && stale === undefined; seq++) stale = bobStore.coSignedAt(w as Hex, seq);
+    bobStore.close();
+    expect(stale, "Bob holds an older co-signed state").to.not.equal(undefined);
+
+    const OUTAGE_MS = 15_000;
+    const from = events("alice").length; // what Alice's node says from here on
+    aliceSource.down(OUTAGE_MS);
+    const back = Date.now() + OUTAGE_MS;
+    await until("Alice says source does not answer", async () => events("alice").slice(from).find((e) => e.type === "chainHealth" && e.chain === "source" && e.status === "unreachable"));
+    const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target", source: w, target: u });
+    expect(refused.status, refused.json.error).to.equal(409);
+    expect(refused.json.error).to.match(/chain source does not answer/);
+    const bobOnS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!));
+    await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
+    const closed = await bobOnS.channelInfo(w as Hex);
+    expect(closed.seq).to.equal(stale!.state.seq);
+    // The outage lasts most of the challenge period in chain time: 60 s of it are left when the endpoint is back.
+    const left = 60;
+    const skip = Number(closed.deadline - (await bobOnS.now())) - left - Math.ceil((back - Date.now()) / 1000);
+    await providers[0]!.send("evm_increaseTime", [skip]);
+    expect(aliceSource.isDown, "the skip was made while Alice could not see the chain").to.equal(true);
+    expect((await health("alice", "source")).reachable).to.equal(false);
+
+    await until("Alice's newest state of W on chain", async () => ((await bobOnS.channelInfo(w as Hex)).seq === newest.state.seq ? true : undefined), 45_000);
+    const isChallenge = (e: Event) => e.type === "chainTx" && e.chain === "source" && e.call === "challenge";
+    const mined = await until("Alice's node saw its challenge mined", async () => events("alice").slice(from).find((e) => isChallenge(e) && e.kind === "mined"));
+    const block = (await providers[0]!.getBlock(mined.blockNumber!))!;
+    expect(BigInt(block.timestamp), "mined before the deadline").to.be.lessThan(closed.deadline);
+    const challenges = events("alice").slice(from).filter(isChallenge);
+    expect(new Set(challenges.filter((e) => e.kind === "sent").map((e) => e.nonce)).size, "one nonce").to.equal(1);
+    expect(new Set(challenges.filter((e) => e.kind === "mined").map((e) => e.hash)).size, "mined once").to.equal(1);
+    expect((await health("alice", "source")).reachable).to.equal(true);
+    await start("bob");
   });
 
   it("notices a deposit reorganised out after it was counted, signs nothing new on that chain, says so, and still closes on it", async function () {
