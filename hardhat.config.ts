@@ -3,8 +3,6 @@ import { configVariable, defineConfig } from "hardhat/config";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
-import { stopAllChildren } from "./test/helpers/processes.js";
-
 const require = createRequire(import.meta.url);
 
 // The compiler is the WebAssembly build shipped in the `solc` npm package: no download at build time.
@@ -29,9 +27,13 @@ export default defineConfig({
   test: {
     mocha: {
       timeout: 120_000,
-      // Whatever process a test started and did not stop (its suite's `after` failed or never ran) is stopped when
-      // the run ends, pass or fail; the exit of the test process kills the rest (test/helpers/processes.ts).
-      rootHooks: { afterAll: stopAllChildren },
+      // Test files run in worker processes, a few at once: most of the suite waits on chains mining on an interval
+      // and on child processes, not on this machine's cores. MOCHA_JOBS=1 runs them one after another.
+      parallel: true,
+      jobs: Number(process.env.MOCHA_JOBS ?? 4),
+      // Whatever process a test file started and did not stop (its suite's `after` failed or never ran) is stopped
+      // once the file has run; the exit of the worker kills the rest (test/helpers/processes.ts).
+      require: [fileURLToPath(new URL("./test/helpers/root-hooks.ts", import.meta.url))],
     },
     solidity: {
       fuzz: { runs: 512 },

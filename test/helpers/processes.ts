@@ -6,14 +6,14 @@
  * or npx start node, which may start more). A registry of the children still running is kept in this process, and
  * every group in it is killed:
  * - by the suite that started it (`stopChild` in its `after` hook: SIGTERM, then SIGKILL after a grace period);
- * - by mocha's root `after` hook (`stopAllChildren`, named in hardhat.config.ts `test.mocha.rootHooks`), for a suite
- *   whose `after` hook failed, timed out or never had the handle (one of two chains started in a `Promise.all` that
- *   failed);
+ * - by mocha's root `after` hook (`stopAllChildren`, in test/helpers/root-hooks.ts, which each test worker loads), once
+ *   a test file has run, for a suite whose `after` hook failed, timed out or never had the handle (one of two chains
+ *   started in a `Promise.all` that failed);
  * - when this process exits, however it exits: an error nothing caught, `process.exit`, or SIGINT, SIGTERM or SIGHUP
  *   (SIGKILL cannot be caught: what a killed test run started stays up).
  *
- * The registry lives on `globalThis`, so hardhat.config.ts and the test files share it even when they load this
- * module apart. It holds this module's own state only: nothing here is read from outside the test run.
+ * The registry lives on `globalThis`, so the root hooks and the test files share it even when they load this module
+ * apart. It holds this module's own state only: nothing here is read from outside the test run.
  */
 import { spawn, type ChildProcess, type SpawnOptions } from "node:child_process";
 import { readFileSync } from "node:fs";
