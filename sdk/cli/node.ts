@@ -1,4 +1,4 @@
-/** `channels node start`, `channels info`, `channels peer list`. */
+/** `channels node start`, `channels info`, `channels peer list`, `channels chain release`. */
 import { Command } from "commander";
 
 import { api, globals, print } from "./context.js";
@@ -22,7 +22,7 @@ function healthLine(h: Health, native: string): string {
     h.feeAccount.balance === undefined ? "" : `, fee account ${h.feeAccount.balance} ${native}${h.feeAccount.enough === false ? ` (SHORT: its channels may need ${h.feeAccount.reserve})` : ""}`;
   const state =
     h.deepReorg !== undefined
-      ? `DEEP REORG: block ${h.deepReorg.block} taken as final was replaced (${when(h.deepReorg.at)}); nothing new is signed on it until the node restarts`
+      ? `DEEP REORG: block ${h.deepReorg.block} taken as final was replaced (${when(h.deepReorg.at)}); nothing new is signed on it until released (channels chain release)`
       : h.reachable === false
         ? `UNREACHABLE since ${when(h.unreachableSince!)}: ${h.lastError}`
         : h.reachable === undefined
@@ -67,5 +67,13 @@ export function nodeCommands(): Command[] {
       const list = await api(cmd).get<Peer[]>("/peers");
       print(cmd, list, (l) => (l.length === 0 ? "no peers configured" : table(["NAME", "ADDRESS", "URL", "CHANNELS"], l.map((p) => [p.name, p.address, p.url, String(p.channels)]))));
     });
-  return [node, info, peer];
+  const chain = new Command("chain").description("the node's chains");
+  chain
+    .command("release <name>")
+    .description("end the hold a reorganisation deeper than its confirmations put on a chain: check the chain, its channels' deposits and chains.<name>.confirmations first")
+    .action(async (name: string, _o, cmd: Command) => {
+      const h = await api(cmd).post<Health>(`/chains/${encodeURIComponent(name)}/release`);
+      print(cmd, h, (v) => `chain ${name} released: ${v.healthy ? "healthy" : (v.holding ?? "unhealthy")}`);
+    });
+  return [node, info, peer, chain];
 }

@@ -115,6 +115,7 @@ export function apiApp(node: ChannelNode, token: string): Hono {
   v1.get("/openapi.json", (c) => c.json(OPENAPI));
   v1.get("/info", (c) => c.json(node.info()));
   v1.get("/peers", (c) => c.json(node.peers()));
+  v1.post("/chains/:name/release", (c) => c.json(node.releaseChain(c.req.param("name"))));
   v1.get("/channels", async (c) => c.json(await node.channels()));
   v1.post("/channels", async (c) => c.json(await node.openChannel(await body(c, OpenBody)), 201));
   v1.get("/channels/:id", async (c) => c.json(await node.channel(c.req.param("id"))));

@@ -13,8 +13,10 @@
  * While a chain does not answer, or once it reorganised that deep, the node signs nothing new that depends on it: no
  * swap's terms, no lock, no count of deposits, no new channel (the client's chain guard, `SwapClientOptions.chainGuard`,
  * and the node's own proposals ask `hold`). Payments, refunds, closes, the watchtower and every transaction on chain
- * go on. A chain that answers again is used again; a deep reorganisation holds its chain until the node restarts
- * (the operator's word that the chain, and `chains.<name>.confirmations`, were looked at).
+ * go on. A chain that answers again is used again; a deep reorganisation holds its chain until the operator releases
+ * it (`channels chain release <name>`: their word that the chain, its channels' deposits and
+ * `chains.<name>.confirmations` were looked at). The hold is kept in the store, so a restart (a service manager's,
+ * after a crash) does not end it.
  */
 import { formatEther, JsonRpcProvider, type Block } from "ethers";
 import type { Logger } from "pino";
@@ -25,7 +27,7 @@ import type { ChainGuard } from "../coordinator/session.js";
 import type { Address } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import type { Emit } from "./events.js";
-import { ConflictError } from "./node-errors.js";
+import { ConflictError, NotFoundError } from "./node-errors.js";
 import type { NodeConfig } from "./node-config.js";
 
 /**
@@ -39,6 +41,8 @@ const PRIORITY_FEE = 1_000_000_000n;
 type Mark = Readonly<{ number: number; hash: string }>;
 
 type DeepReorg = Readonly<{ block: number; trusted: string; found: string | undefined; at: number }>;
+/** A deep reorganisation as the store keeps it (ChainHealth holds the chain until it is released). */
+type StoredHold = Readonly<{ block: number; trusted: string; found: string | null; at: number }>;
 
 type ChainState = {
   readonly name: string;
@@ -104,11 +108,21 @@ export class ChainHealth implements ChainGuard {
 
   constructor(private readonly d: ChainHealthDeps) {
     this.emit = d.emit;
+    const held = d.store.chainHolds<StoredHold>();
     for (const [name, chainId] of d.chainIds) {
+      const h = held.get(chainId);
+      const deepReorg = h === undefined ? undefined : { block: h.block, trusted: h.trusted, found: h.found ?? undefined, at: h.at };
       this.chains.set(chainId, {
         name, chainId, adapter: d.adapters.get(chainId)!, reachable: undefined, unreachableSince: undefined, lastError: undefined,
-        head: undefined, checkedAt: undefined, checkpoint: undefined, deepReorg: undefined, balance: undefined, reserve: undefined, short: false,
+        head: undefined, checkedAt: undefined, checkpoint: undefined, deepReorg, balance: undefined, reserve: undefined, short: false,
       });
+      if (deepReorg !== undefined) {
+        d.log.error(
+          { event: "chainHealth", chain: name, chainId: chainId.toString(), status: "deepReorg", block: h!.block, trusted: h!.trusted, found: h!.found, since: new Date(h!.at).toISOString() },
+          `chain ${name} is still held: it reorganised deeper than its confirmations (block ${h!.block}, seen ${new Date(h!.at).toISOString()}). ` +
+            `Nothing new is signed on it until you release it: channels chain release ${name}`,
+        );
+      }
     }
   }
 
@@ -126,13 +140,33 @@ export class ChainHealth implements ChainGuard {
     if (s.deepReorg !== undefined) {
       return (
         `chain ${s.name} reorganised deeper than its ${s.adapter.confirmations} confirmations (block ${s.deepReorg.block}, taken as final, was replaced): ` +
-        "nothing new is signed on it until the node is restarted"
+        `nothing new is signed on it until the operator releases it (channels chain release ${s.name})`
       );
     }
     if (s.reachable === false) {
       return `chain ${s.name} does not answer (since ${new Date(s.unreachableSince!).toISOString()}: ${s.lastError}): nothing new is signed on it until it does`;
     }
     return undefined;
+  }
+
+  /**
+   * Ends the hold a deep reorganisation put on chain `name` (the operator's word that the chain, its channels'
+   * deposits and the configured confirmations were looked at): the block kept as final is read afresh at the next
+   * check. NotFoundError for a chain the node does not have, ConflictError for one that is not held.
+   */
+  release(name: string): ChainHealthView {
+    const chainId = this.d.chainIds.get(name);
+    if (chainId === undefined) throw new NotFoundError(`no chain named ${name} in the configuration`);
+    const s = this.chains.get(chainId)!;
+    if (s.deepReorg === undefined) throw new ConflictError(`chain ${name} is not held by a deep reorganisation`);
+    const was = s.deepReorg;
+    this.d.store.saveChainHold(chainId, undefined);
+    s.deepReorg = undefined;
+    s.checkpoint = undefined;
+    const fields = { chain: name, chainId: chainId.toString(), status: "released", block: was.block };
+    this.d.log.warn({ event: "chainHealth", ...fields }, `chain ${name}: the hold after the deep reorganisation at block ${was.block} was released by the operator; new swaps, locks and deposit counts on it go on`);
+    this.emit?.("chainHealth", fields);
+    return this.view(name);
   }
 
   /** Throws a ConflictError (409) with the hold's reason when `chainId` is held: for the node's own requests. */
@@ -281,12 +315,20 @@ export class ChainHealth implements ChainGuard {
 
   private deepReorgSeen(s: ChainState, mark: Mark, found: string | undefined): void {
     s.deepReorg = { block: mark.number, trusted: mark.hash, found, at: this.now() };
+    try {
+      const kept: StoredHold = { block: mark.number, trusted: mark.hash, found: found ?? null, at: s.deepReorg.at };
+      this.d.store.saveChainHold(s.chainId, kept);
+    } catch (error) {
+      // Held in memory all the same; a store that cannot be written stops the node's signing by itself.
+      this.d.log.error({ event: "chainHealth", chain: s.name, error: shortMessage(error) }, `chain ${s.name}: the hold could not be kept in the store`);
+    }
     const fields = { chain: s.name, chainId: s.chainId.toString(), status: "deepReorg", block: mark.number, trusted: mark.hash, found: found ?? null, confirmations: s.adapter.confirmations };
     this.d.log.error(
       { event: "chainHealth", ...fields },
       `chain ${s.name}: block ${mark.number}, taken as final (${s.adapter.confirmations} confirmations), is ${found === undefined ? "gone" : `now ${found}`} (was ${mark.hash}): ` +
-        `a reorganisation deeper than chains.${s.name}.confirmations. Nothing new is signed on ${s.name} (no swap, lock, deposit count or channel) ` +
-        "until the node is restarted; the watchtower and the on-chain work go on. Check the chain and its channels' deposits, and raise the confirmations",
+        `a reorganisation deeper than chains.${s.name}.confirmations. Nothing new is signed on ${s.name} (no swap, lock, deposit count or channel), ` +
+        `across restarts, until you release it (channels chain release ${s.name}); the watchtower and the on-chain work go on. ` +
+        "Check the chain and its channels' deposits, and raise the confirmations",
     );
     this.emit?.("chainHealth", fields);
   }

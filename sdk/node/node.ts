@@ -148,6 +148,15 @@ export class ChannelNode {
     return this.views.info();
   }
 
+  /**
+   * Ends the hold a reorganisation deeper than its confirmations put on chain `name` (docs/NODE.md, "Chain health"):
+   * the operator's word that the chain, its channels' deposits and the confirmations were looked at. Its health now.
+   */
+  releaseChain(name: string) {
+    this.health.requireStore();
+    return this.parts.chainHealth.release(name);
+  }
+
   // ------------------------------------------------------------------ channels
 
   channelIds(): Hex[] {

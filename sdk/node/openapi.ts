@@ -28,6 +28,13 @@ export const OPENAPI = {
   paths: {
     "/openapi.json": { get: { summary: "This document", responses: { "200": json("the document"), ...errors } } },
     "/info": { get: { summary: "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", responses: { "200": json("node info"), ...errors } } },
+    "/chains/{name}/release": {
+      post: {
+        summary: "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held",
+        parameters: [{ name: "name", in: "path", required: true, description: "the chain's name in the configuration", schema: { type: "string" } }],
+        responses: { "200": json("the chain's health"), ...errors },
+      },
+    },
     "/peers": { get: { summary: "Configured peers", responses: { "200": json("peers", { type: "array" }), ...errors } } },
     "/channels": {
       get: { summary: "Every channel, agreed or open or closed", responses: { "200": json("channels", { type: "array", items: channel }), ...errors } },

@@ -35,6 +35,9 @@ export const SQL = {
   // event following (watchtower)
   cursor: "SELECT block FROM cursors WHERE chain_id = ?",
   saveCursor: "INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",
+  chainHolds: "SELECT chain_id, body FROM chain_holds ORDER BY chain_id",
+  saveChainHold: "INSERT INTO chain_holds (chain_id, body) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET body = excluded.body",
+  endChainHold: "DELETE FROM chain_holds WHERE chain_id = ?",
   markDisputed: "INSERT OR IGNORE INTO disputes (channel_id) VALUES (?)",
   markResolved: "UPDATE disputes SET resolved = 1 WHERE channel_id = ?",
   openDisputes: "SELECT channel_id FROM disputes WHERE resolved = 0 ORDER BY channel_id",

@@ -435,7 +435,18 @@ export class Store {
     this.write(SQL.saveCursor, chainId.toString(), block);
   }
 
-  /** Records that a guarded channel was force-closed (idempotent). */
+  /** Chains held after a reorganisation deeper than their confirmations (ChainHealth), by chain id: what was seen. */
+  chainHolds<T>(): Map<bigint, T> {
+    const rows = this.statements.get(SQL.chainHolds).all() as { chain_id: string; body: string }[];
+    return new Map(rows.map((r) => [BigInt(r.chain_id), decode<T>(r.body)]));
+  }
+
+  /** Keeps chain `chainId` held with what was seen (`hold`), or ends its hold (undefined). */
+  saveChainHold(chainId: bigint, hold: unknown): void {
+    if (hold === undefined) this.write(SQL.endChainHold, chainId.toString());
+    else this.write(SQL.saveChainHold, chainId.toString(), encode(hold));
+  }
+
   /** Records a dispute on `channelId`; whether it is new (one known already, open or resolved, is left as it is). */
   markDisputed(channelId: Hex): boolean {
     return Number(this.write(SQL.markDisputed, key(channelId)).changes) > 0;

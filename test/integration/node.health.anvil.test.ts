@@ -6,7 +6,8 @@
  * chain that goes on while the node's endpoint for it is away (a proxy in front of it resets every connection) for
  * most of a challenge period in chain time: a stale close made meanwhile is answered once the endpoint is back, in the
  * minute left, with one transaction; a deposit reorganised out after it was counted (deeper than the configuration allows) is noticed by both nodes,
- * which then sign nothing new on that chain and say so in the log, the event stream and /info. The nodes run in
+ * which then sign nothing new on that chain and say so in the log, the event stream and /info, and keep holding it
+ * across a restart until `channels chain release`. The nodes run in
  * this process with their control APIs on real ports; the chains are anvil processes.
  */
 import { expect } from "chai";
@@ -20,6 +21,7 @@ import { HubAdapter, type Hex } from "../../sdk/index.js";
 import { Store } from "../../sdk/store/store.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
 import { RpcProxy } from "../helpers/chain-faults.js";
+import { channels } from "../helpers/cli.js";
 import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { freePort, until } from "../helpers/nodes.js";
 
@@ -277,7 +279,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     await start("bob");
   });
 
-  it("notices a deposit reorganised out after it was counted, signs nothing new on that chain, says so, and still closes on it", async function () {
+  it("notices a deposit reorganised out after it was counted, signs nothing new on that chain, says so, still closes on it, and holds the chain across a restart until the operator releases it", async function () {
     const v = await open("alice", "bob", "ETH@source", "2");
     await allCounted([v]);
     const deposited = await api<{ error?: string }>("alice", "POST", `/channels/${v}/deposit`, { amount: "1" });
@@ -311,5 +313,24 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     const closing = await api<{ error?: string }>("alice", "POST", `/channels/${v}/close`, { force: true });
     expect(closing.status, closing.json.error).to.equal(200);
     await until("V force-closed on chain", async () => ((await (await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(FUNDER), providers[0]!))).channelInfo(v as Hex)).status !== "open" ? true : undefined), 30_000);
+
+    // A restart (a service manager's, after a crash) does not end the hold: only the operator's word does.
+    await stop("alice");
+    await start("alice");
+    const kept = await health("alice", "source");
+    expect(kept.deepReorg?.block, "held across the restart").to.equal(h.deepReorg!.block);
+    expect(kept.holding).to.match(/until the operator releases it \(channels chain release source\)/);
+    expect(logs("alice").some((l) => l.event === "chainHealth" && l.status === "deepReorg" && typeof l.since === "string" && l.level === 50), "said again at start").to.equal(true);
+    expect((await api<{ error: string }>("alice", "POST", "/chains/nowhere/release")).status).to.equal(404);
+    expect((await api<{ error: string }>("alice", "POST", "/chains/target/release")).json.error).to.equal("chain target is not held by a deep reorganisation");
+    const released = await channels(["--config", file("alice"), "chain", "release", "source"]);
+    expect(released.code, released.stderr).to.equal(0);
+    expect(released.stdout).to.match(/^chain source released: healthy/);
+    expect(logs("alice").some((l) => l.event === "chainHealth" && l.status === "released" && l.level === 40), "a warning in the log").to.equal(true);
+    expect((await health("alice", "source")).holding).to.equal(undefined);
+    await stop("alice");
+    await start("alice");
+    expect((await health("alice", "source")).deepReorg, "released for good").to.equal(undefined);
+    expect((await health("bob", "source")).deepReorg, "Bob's node still holds it").to.not.equal(undefined);
   });
 });
