@@ -1,14 +1,14 @@
 /**
- * Each chain's health as a node follows it, against two anvil chains mining a block a second with a finality depth
- * of 2 blocks: a deposit reorganised out before it is final is never counted; a chain that stops answering (anvil
- * stopped, then brought back from its dumped state on the same port) is reported, takes no new swap, does not keep
- * the node from defending a channel on the other chain, and the transaction left waiting on it is sent once; a
- * chain that goes on while the node's endpoint for it is away (a proxy in front of it resets every connection) for
- * most of a challenge period in chain time: a stale close made meanwhile is answered once the endpoint is back, in the
- * minute left, with one transaction; a deposit reorganised out after it was counted (deeper than the configuration allows) is noticed by both nodes,
- * which then sign nothing new on that chain and say so in the log, the event stream and /info, and keep holding it
- * across a restart until `channels chain release`. The nodes run in
- * this process with their control APIs on real ports; the chains are anvil processes.
+ * Each chain's health as a node follows it, against two anvil chains mining a block a second with a finality depth of 2
+ * blocks: a deposit reorganised out before it is final is never counted; a chain that stops answering (anvil stopped,
+ * then brought back from its dumped state on the same port) is reported, takes no new swap, does not keep the node from
+ * defending a channel on the other chain, and the transaction left waiting on it is sent once; a chain that goes on
+ * while the node's endpoint for it is away (a proxy in front of it resets every connection) for most of a challenge
+ * period in chain time: a stale close made meanwhile is answered once the endpoint is back, in the minute left, with
+ * one transaction; a deposit reorganised out after it was counted (deeper than the configuration allows) is noticed by
+ * both nodes, which then sign nothing new on that chain and say so in the log, the event stream and /info, and keep
+ * holding it across a restart until `channels chain release`. The nodes run in this process with their control APIs on
+ * real ports; the chains are anvil processes.
  */
 import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
