@@ -73,7 +73,9 @@ export class Views {
     const op = this.d.store.channelOp(channelId);
     const adapter = this.d.adapters.get(record.ref.chainId)!;
     const onChain = await adapter.channelInfo(channelId).catch(() => undefined);
-    const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId) : undefined;
+    // An endpoint that refuses a log query over the whole chain (public ones cap eth_getLogs ranges) leaves the payouts
+    // unshown, not the view failing.
+    const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId).catch(() => undefined) : undefined;
     const fmt = (v: bigint) => formatAmount(v, asset);
     const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : this.d.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
     return {

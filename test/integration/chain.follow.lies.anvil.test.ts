@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { JsonRpcProvider, Wallet, ZeroAddress, type JsonRpcPayload, type JsonRpcResult } from "ethers";
 import { pino } from "pino";
 
-import { HubAdapter, Store, Watchtower, type ChannelParams, type Hex } from "../../sdk/index.js";
+import { HubAdapter, hashlockOf, Store, Watchtower, type ChannelParams, type Hex } from "../../sdk/index.js";
 import { Following } from "../../sdk/coordinator/following.js";
 import { ChainHealth } from "../../sdk/node/chain-health.js";
 import type { NodeConfig } from "../../sdk/node/node-config.js";
@@ -158,6 +158,37 @@ describe("following a chain through an endpoint that lags, caps or lies (anvil)"
     expect(last.seen, "the client's reads see the force close").to.equal("disputed");
     expect(last.polled, "the watchtower's poll").to.equal(undefined);
     expect(s.disputed(), "the watchtower sees the force close").to.equal(true);
+  });
+
+  it("finds a secret revealed 300 blocks back through an endpoint that caps eth_getLogs at 100 blocks, in a few dozen requests", async function () {
+    const s = await setup();
+    const CAP = 100;
+    const ranges: number[] = [];
+    s.tapped.tap = (p) => {
+      if (p.method !== "eth_getLogs") return undefined;
+      const [filter] = p.params as [{ fromBlock?: string; toBlock?: string }];
+      // A range without two block numbers ("latest", or none) reaches the head: over the cap on this chain.
+      const span = Number(filter.toBlock) - Number(filter.fromBlock) + 1;
+      ranges.push(Number.isFinite(span) ? span : Infinity);
+      return !(span <= CAP) ? new Error(`query exceeds max block range ${CAP}`) : undefined;
+    };
+    const secret = `0x${"5e".repeat(32)}` as Hex;
+    const hashlock = hashlockOf(secret);
+    const unknown = hashlockOf(`0x${"77".repeat(32)}`);
+    await anvil.rpc("anvil_mine", [50, 12]);
+    await s.bob.reveal(secret);
+    await anvil.rpc("anvil_mine", [300, 12]); // an hour on a chain of 12 s blocks
+    // Requests to the chain, leaving out the chain id this provider asks before each (rpcProvider asks it once).
+    const sent = () => s.tapped.total() - (s.tapped.counts.get("eth_chainId") ?? 0);
+    const before = sent();
+    expect(await s.alice.findSecret(hashlock)).to.equal(secret);
+    const used = sent() - before;
+    expect(ranges, "one log query").to.have.length(1);
+    expect(ranges[0], "over the blocks of the reveal's timestamp").to.be.at.most(2);
+    expect(used, "requests").to.be.at.most(Math.ceil(Math.log2((await head()) + 2)) + 8);
+    const asked = sent();
+    expect(await s.alice.findSecret(unknown)).to.equal(undefined);
+    expect(sent() - asked, "a secret never revealed costs one call").to.equal(1);
   });
 
   it("sees a force close a reorganisation deeper than the window brought in, once the guard saw that reorganisation", async function () {
