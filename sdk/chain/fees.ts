@@ -66,7 +66,7 @@ export type FeeEvent =
   /** A call that went on in the background (`HubAdapterOptions.detachAfterMs`) ended without landing. */
   | { kind: "failed"; call: string; reason: string }
   /** The mined version is `confirmations` deep: the call has landed. */
-  | { kind: "landed"; call: string; nonce: number; hash: string; blockNumber: number };
+  | { kind: "landed"; call: string; nonce: number; hash: string; blockNumber: number; gasUsed: bigint; fee: bigint };
 
 export type Fees = Readonly<{ maxFeePerGas: bigint; maxPriorityFeePerGas: bigint }>;
 
@@ -409,7 +409,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
           passedSince = undefined;
           const landed = await deepEnough(provider, mined(call, nonce, receipt, emit), confirmations, pollMs);
           if (landed !== undefined) {
-            emit({ kind: "landed", call, nonce, hash: landed.hash, blockNumber: landed.blockNumber });
+            emit({ kind: "landed", call, nonce, hash: landed.hash, blockNumber: landed.blockNumber, gasUsed: landed.gasUsed, fee: landed.fee });
             return landed;
           }
           emit({ kind: "reorgedOut", call, nonce, hash: receipt.hash, blockNumber: receipt.blockNumber });

@@ -840,6 +840,11 @@ export class Counterparties {
    * `channels` and every channel of `engine` an open swap ties to them, transitively: what goes on chain together
    * (a swap's two locks settle by the same secret, so neither leg stays off chain while the other is on it).
    */
+  /** The deposits the hub held at the final block, for a channel whose head did not count them at the last tick. */
+  finalDeposits(channelId: Hex): readonly [bigint, bigint] | undefined {
+    return this.held.get(lower(channelId));
+  }
+
   tied(engine: Counterparty, channels: readonly Hex[]): Hex[] {
     const out = new Map(channels.map((id) => [lower(id), this.ctx.book.record(id).ref.channelId] as const));
     const open = engine.openSwaps();

@@ -376,6 +376,19 @@ export class SwapClient {
     return this.session.swaps();
   }
 
+  /** The swaps not done yet (at most the in-flight caps' worth). */
+  activeSwaps(): SwapView[] {
+    return this.session.activeSwaps();
+  }
+
+  /**
+   * The deposits the hub held at the final block for a channel whose co-signed head does not count them all yet, as
+   * the last tick read them; undefined when the head counts everything the tick saw.
+   */
+  uncountedDeposits(channelId: Hex): readonly [bigint, bigint] | undefined {
+    return this.batched.finalDeposits(channelId);
+  }
+
   transfers(swapId: Hex): TransferRecord[] {
     return this.session.o.store.transfers(swapId);
   }

@@ -95,6 +95,12 @@ function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
 export function apiApp(node: ChannelNode, token: string): Hono {
   const app = new Hono();
   const expected = Buffer.from(`Bearer ${token}`);
+  // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.
+  app.get("/metrics", async (c, next) => {
+    if (!node.metricsPublic) return next();
+    const m = await node.scrapeMetrics();
+    return c.body(m.text, 200, { "content-type": m.contentType });
+  });
   app.use("*", async (c, next) => {
     const given = Buffer.from(c.req.header("authorization") ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
@@ -110,6 +116,11 @@ export function apiApp(node: ChannelNode, token: string): Hono {
     return c.json({ error: message.split("\n")[0] }, status);
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+
+  app.get("/metrics", async (c) => {
+    const m = await node.scrapeMetrics();
+    return c.body(m.text, 200, { "content-type": m.contentType });
+  });
 
   const v1 = new Hono();
   v1.get("/openapi.json", (c) => c.json(OPENAPI));

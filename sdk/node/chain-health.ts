@@ -206,6 +206,16 @@ export class ChainHealth implements ChainGuard {
     await this.checking;
   }
 
+  /**
+   * Chain `chainId`'s clock now, in seconds, as far as the node knows it: the head's timestamp at the last check that
+   * answered plus the time since. Undefined before one did.
+   */
+  chainTime(chainId: bigint): number | undefined {
+    const s = this.chains.get(chainId);
+    if (s?.head === undefined || s.checkedAt === undefined) return undefined;
+    return s.head.timestamp + Math.max(0, (this.now() - s.checkedAt) / 1000);
+  }
+
   /** Each chain's health, by chain name. */
   view(name: string): ChainHealthView {
     const s = this.chains.get(this.d.chainIds.get(name)!)!;

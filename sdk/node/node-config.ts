@@ -94,6 +94,8 @@ export const NodeConfigSchema = z.strictObject({
       port: port(),
       tokenFile: filePath().default("api.token"),
       allowRemote: z.boolean().default(false),
+      /** GET /metrics without the token (for a Prometheus that cannot send one); everything else still needs it. */
+      metricsPublic: z.boolean().default(false),
     }),
   chains: z.record(z.string(), NodeChainSchema).refine((c) => Object.keys(c).length > 0, { error: "expected at least one chain" }),
   peers: z.record(z.string(), z.strictObject({ address: address(), url: httpUrl() })).default({}),

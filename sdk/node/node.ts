@@ -21,6 +21,7 @@ import type { PeerLink } from "./peer.js";
 import { PeerBook } from "./peer-book.js";
 import { Refusals, type Refusal } from "./refusals.js";
 import { openNode, type NodeHooks, type NodeParts, type StartOptions } from "./start.js";
+import { NodeMetrics } from "./metrics.js";
 import { StoreHealth } from "./store-health.js";
 import { unlockStore } from "./store-lock.js";
 import { Swaps } from "./swaps.js";
@@ -42,6 +43,7 @@ export class ChannelNode {
   private readonly refusals: Refusals;
   private readonly events: NodeEvents;
   private readonly health: StoreHealth;
+  private readonly metrics: NodeMetrics;
   private readonly opening: ChannelOpening;
   private readonly views: Views;
   private readonly ops: ChannelOps;
@@ -63,6 +65,8 @@ export class ChannelNode {
       swapCounterparty: (swapId) => this.peerBook.swapCounterparty(swapId),
     });
     this.health = new StoreHealth([parts.store, parts.towerStore], parts.log, emit);
+    this.metrics = new NodeMetrics(parts);
+    this.events.subscribe((e) => this.metrics.onEvent(e));
     parts.chainHealth.emit = emit;
     const shared = { health: this.health, peers: this.peerBook };
     this.opening = new ChannelOpening({ ...parts, ...shared, refusals: this.refusals, emit });
@@ -146,6 +150,16 @@ export class ChannelNode {
   /** The node's address, chains, counts and policy; throws the StoreLostError (503) once its store is lost. */
   info() {
     return this.views.info();
+  }
+
+  /** The node's metrics in the Prometheus text format (docs/NODE.md, "Metrics"), and its content type. */
+  scrapeMetrics(): Promise<{ contentType: string; text: string }> {
+    return this.metrics.scrape();
+  }
+
+  /** Whether GET /metrics is served without the API token (`api.metricsPublic`). */
+  get metricsPublic(): boolean {
+    return this.parts.config.api.metricsPublic;
   }
 
   /**

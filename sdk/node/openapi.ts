@@ -28,6 +28,13 @@ export const OPENAPI = {
   paths: {
     "/openapi.json": { get: { summary: "This document", responses: { "200": json("the document"), ...errors } } },
     "/info": { get: { summary: "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", responses: { "200": json("node info"), ...errors } } },
+    "/metrics": {
+      servers: [{ url: "/" }],
+      get: {
+        summary: "The node's metrics in the Prometheus text format (docs/NODE.md, \"Metrics\"); without the token when api.metricsPublic is true",
+        responses: { "200": { description: "metrics", content: { "text/plain; version=0.0.4": {} } }, ...errors },
+      },
+    },
     "/chains/{name}/release": {
       post: {
         summary: "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held",

@@ -175,6 +175,12 @@ export class PeerLink implements Transport {
   private readonly queued = new Map<string, number>();
   private queuedChars = 0;
   private readonly turnedAway = new Map<PeerLimitName, number>();
+  /**
+   * Per peer, for the node's metrics: envelopes taken from it (by lower-case address, counted once its signature
+   * checked out) and sent to it (by its URL's origin), and whether the last request to it went through. Only
+   * configured peers are keys.
+   */
+  readonly traffic = { received: new Map<string, number>(), sent: new Map<string, number>(), lastSendOk: new Map<string, boolean>() };
   private lastLimitLog = 0;
   private limitLogTimer: NodeJS.Timeout | undefined;
 
@@ -408,6 +414,7 @@ export class PeerLink implements Transport {
       }
       this.queued.set(peer, waiting + 1);
       this.queuedChars += text.length;
+      this.traffic.received.set(peer, (this.traffic.received.get(peer) ?? 0) + 1);
       handled = handled.then(() => this.handleQueued(handler, envelope, peer, text.length));
       return undefined;
     };
@@ -523,14 +530,15 @@ export class PeerLink implements Transport {
   }
 
   async sendMany(envelopes: readonly Envelope[]): Promise<void> {
-    const byPeer = new Map<string, string>();
+    const byPeer = new Map<string, { text: string; count: number }>();
     for (const e of envelopes) {
       const url = this.options.route(e);
       if (url === undefined) continue; // no peer known for it: nothing to send to
-      byPeer.set(url, (byPeer.get(url) ?? "") + encode(e) + "\n");
+      const batch = byPeer.get(url) ?? { text: "", count: 0 };
+      byPeer.set(url, { text: batch.text + encode(e) + "\n", count: batch.count + 1 });
     }
     await Promise.all(
-      [...byPeer].map(async ([url, text]) => {
+      [...byPeer].map(async ([url, { text, count }]) => {
         const origin = new URL(url).origin;
         let res: Response;
         try {
@@ -541,9 +549,12 @@ export class PeerLink implements Transport {
             signal: AbortSignal.timeout(10_000),
           });
         } catch (error) {
+          this.traffic.lastSendOk.set(origin, false);
           throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
         }
+        this.traffic.lastSendOk.set(origin, res.ok);
         if (!res.ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${res.status}`);
+        this.traffic.sent.set(origin, (this.traffic.sent.get(origin) ?? 0) + count);
       }),
     );
   }

@@ -194,6 +194,11 @@ export class Store {
     this.noting(() => this.tx.begin());
   }
 
+  /** Told how long each outermost commit took, in seconds (the log's sync included): for a node's metrics. */
+  set onCommit(fn: ((seconds: number) => void) | undefined) {
+    this.tx.onCommit = fn;
+  }
+
   /** Ends the outermost transaction: its writes are on disk when this returns. */
   commit(): void {
     this.noting(() => this.tx.commit());

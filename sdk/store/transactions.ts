@@ -71,6 +71,9 @@ export class Transactions {
    * @param syncs Whether a commit must reach the disk before it counts (durability "power" on a file).
    * @param forgetCached Drops every cached row: called whenever writes are undone.
    */
+  /** Told how long each outermost commit took, in seconds (the log's sync included): for a node's metrics. */
+  onCommit: ((seconds: number) => void) | undefined;
+
   constructor(
     private readonly db: DatabaseSync,
     path: string,
@@ -107,9 +110,11 @@ export class Transactions {
       this.depth--;
       return;
     }
+    const start = performance.now();
     this.db.exec("COMMIT"); // throws with the transaction still open (depth 1): the caller rolls back
     this.depth = 0;
     this.syncLog();
+    this.onCommit?.((performance.now() - start) / 1000);
   }
 
   /**
