@@ -5,7 +5,8 @@
  * naming the field), 401 (no or wrong token), 404 (unknown channel or swap), 409 (refused as things stand), 413 (a
  * body over 1 MiB), 421 (a Host the server does not listen as: DNS rebinding), 503 (the node's store is lost: `/info`
  * and everything that would sign answer so until the node is restarted).
- * Routes are thin: check the body, call one node method, answer; docs/NODE.md and `openapi.ts` describe them.
+ * Routes are thin: check the body, call one node method, answer. One table (`apiRoutes`) serves them and builds their
+ * OpenAPI document (`openapi.ts`), request bodies' schemas included; docs/NODE.md describes them.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -23,7 +24,7 @@ import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
 import { hostAllowed, listenerHosts } from "./hosts.js";
 import { ConflictError, NotFoundError, type ChannelNode } from "./node.js";
-import { OPENAPI } from "./openapi.js";
+import { CHANNEL_DOC, openApiDocument, SWAP_DOC, type RouteDoc } from "./openapi.js";
 
 export const API_PREFIX = "/api/v1";
 /** The largest request body the API reads (413 past it): its requests are a few hundred bytes. */
@@ -50,19 +51,20 @@ export function apiToken(file: string): string {
 
 const OpenBody = z.strictObject({
   peer: z.string(),
-  asset: z.string(),
-  deposit: z.string(),
+  asset: z.string().meta({ example: "ETH@source" }),
+  deposit: z.string().meta({ example: "5" }),
   challengePeriodSeconds: z.number().int().positive().optional(),
 });
-const DepositBody = z.strictObject({ amount: z.string() });
+const DepositBody = z.strictObject({ amount: z.string().meta({ example: "2.5" }) });
 const CloseBody = z.strictObject({ force: z.boolean().default(false) });
 const ProposeBody = z.strictObject({
   peer: z.string(),
-  give: z.string(),
-  take: z.string(),
+  give: z.string().meta({ example: "10 SRC@source" }),
+  take: z.string().meta({ example: "0.5 ETH@target" }),
   source: z.string().optional(),
   target: z.string().optional(),
 });
+const NoBody = z.strictObject({});
 
 class BadBody extends UsageError {}
 
@@ -96,11 +98,7 @@ export function apiApp(node: ChannelNode, token: string): Hono {
   const app = new Hono();
   const expected = Buffer.from(`Bearer ${token}`);
   // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.
-  app.get("/metrics", async (c, next) => {
-    if (!node.metricsPublic) return next();
-    const m = await node.scrapeMetrics();
-    return c.body(m.text, 200, { "content-type": m.contentType });
-  });
+  app.get("/metrics", async (c, next) => (node.metricsPublic ? metrics(c, node) : next()));
   app.use("*", async (c, next) => {
     const given = Buffer.from(c.req.header("authorization") ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
@@ -117,63 +115,103 @@ export function apiApp(node: ChannelNode, token: string): Hono {
   });
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  app.get("/metrics", async (c) => {
-    const m = await node.scrapeMetrics();
-    return c.body(m.text, 200, { "content-type": m.contentType });
-  });
-
+  const routes = apiRoutes(node);
+  const document = openApiDocument(routes);
   const v1 = new Hono();
-  v1.get("/openapi.json", (c) => c.json(OPENAPI));
-  v1.get("/info", (c) => c.json(node.info()));
-  v1.get("/peers", (c) => c.json(node.peers()));
-  v1.post("/chains/:name/release", (c) => c.json(node.releaseChain(c.req.param("name"))));
-  v1.get("/channels", async (c) => c.json(await node.channels()));
-  v1.post("/channels", async (c) => c.json(await node.openChannel(await body(c, OpenBody)), 201));
-  v1.get("/channels/:id", async (c) => c.json(await node.channel(c.req.param("id"))));
-  v1.post("/channels/:id/deposit", async (c) => {
-    const b = await body(c, DepositBody);
-    return c.json(await node.deposit(c.req.param("id"), b.amount));
-  });
-  v1.post("/channels/:id/close", async (c) => {
-    const b = await body(c, CloseBody);
-    return c.json(await node.close(c.req.param("id"), b.force));
-  });
-  v1.post("/channels/:id/withdraw", async (c) => {
-    await body(c, z.strictObject({}));
-    return c.json(await node.withdraw(c.req.param("id")));
-  });
-  v1.get("/swaps", (c) => c.json(node.swaps()));
-  v1.post("/swaps", async (c) => c.json(await node.propose(await body(c, ProposeBody)), 201));
-  v1.get("/swaps/:id", (c) => c.json(node.swap(c.req.param("id"))));
-  v1.get("/refusals", (c) => c.json(node.refused()));
-  v1.get("/events", (c) => {
-    c.header("content-type", "application/x-ndjson");
-    return stream(c, async (s) => {
-      const queue: string[] = [];
-      let wake = () => {};
-      const unsubscribe = node.subscribe((e) => {
-        queue.push(JSON.stringify(e) + "\n");
-        wake();
-      });
-      s.onAbort(() => {
-        unsubscribe();
-        wake();
-      });
-      await s.write(JSON.stringify({ time: new Date().toISOString(), type: "hello", address: node.address }) + "\n");
-      while (!s.aborted) {
-        while (queue.length > 0) await s.write(queue.shift()!);
-        let timer: NodeJS.Timeout | undefined;
-        await new Promise<void>((r) => {
-          wake = r;
-          timer = setTimeout(r, 15_000);
-        });
-        clearTimeout(timer); // woken by an event: no 15 s timer left behind per wake
-        if (queue.length === 0 && !s.aborted) await s.write("\n"); // keep-alive
-      }
-    });
-  });
+  v1.get("/openapi.json", (c) => c.json(document));
+  for (const r of routes) {
+    if (r.path === "/openapi.json") continue;
+    (r.base === API_PREFIX ? v1 : app).on(r.method.toUpperCase(), r.path, (c) => r.run(c));
+  }
   app.route(API_PREFIX, v1);
   return app;
+}
+
+/** A route of the API: what the OpenAPI document says of it, and how it answers. */
+type ApiRoute = RouteDoc & Readonly<{ run: (c: Context) => Response | Promise<Response> }>;
+
+/** A JSON route under /api/v1 whose body, if it takes one, is checked against `body` before `handle` sees it. */
+function route<S extends z.ZodType>(
+  method: "get" | "post",
+  path: string,
+  summary: string,
+  response: Readonly<{ description: string; schema?: object }>,
+  handle: (c: Context, body: z.output<S>) => unknown,
+  options: Readonly<{ body?: S; status?: 200 | 201 }> = {},
+): ApiRoute {
+  const status = options.status ?? 200;
+  return {
+    method, path, base: API_PREFIX, summary, body: options.body, status, response: { kind: "json", ...response },
+    run: async (c) => c.json((await handle(c, (options.body === undefined ? undefined : await body(c, options.body)) as z.output<S>)) as object, status),
+  };
+}
+
+/** Every route of the control API: served by `apiApp`, and its OpenAPI document (`openApiDocument`). */
+export function apiRoutes(node: ChannelNode): ApiRoute[] {
+  const id = (c: Context) => c.req.param("id")!;
+  const channels = { description: "channels", schema: { type: "array", items: CHANNEL_DOC } };
+  const channel = { description: "the channel", schema: CHANNEL_DOC };
+  const swap = { description: "the swap", schema: SWAP_DOC };
+  return [
+    route("get", "/openapi.json", "This document", { description: "the document" }, () => undefined),
+    route("get", "/info", "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", { description: "node info" }, () => node.info()),
+    route("get", "/peers", "Configured peers", { description: "peers", schema: { type: "array" } }, () => node.peers()),
+    route("post", "/chains/:name/release", "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held", { description: "the chain's health" }, (c) => node.releaseChain(c.req.param("name")!)),
+    route("get", "/channels", "Every channel, agreed or open or closed", channels, () => node.channels()),
+    route("post", "/channels", "Open a channel with a peer (negotiated with its node, then opened and funded on chain)", channel, (_c, b) => node.openChannel(b), { body: OpenBody, status: 201 }),
+    route("get", "/channels/:id", "One channel", channel, (c) => node.channel(id(c))),
+    route("post", "/channels/:id/deposit", "Deposit more (token units); refused on a closing channel", channel, (c, b) => node.deposit(id(c), b.amount), { body: DepositBody }),
+    route("post", "/channels/:id/close", "Close cooperatively (the swaps using it undone or completed first), or force close (with every channel a swap in flight ties to it)", channel, (c, b) => node.close(id(c), b.force), { body: CloseBody }),
+    route("post", "/channels/:id/withdraw", "Pull a payout the hub holds for us", channel, (c) => node.withdraw(id(c)), { body: NoBody }),
+    route("get", "/swaps", "Every swap", { description: "swaps", schema: { type: "array", items: SWAP_DOC } }, () => node.swaps()),
+    route("post", "/swaps", "Propose a swap to a peer", swap, (_c, b) => node.propose(b), { body: ProposeBody, status: 201 }),
+    route("get", "/swaps/:id", "One swap", swap, (c) => node.swap(id(c))),
+    route("get", "/refusals", "Proposals this node refused, with the reason", { description: "refusals", schema: { type: "array" } }, () => node.refused()),
+    {
+      method: "get", path: "/events", base: API_PREFIX, summary: "Event stream: one JSON object per line (NDJSON)", status: 200,
+      response: { kind: "stream", description: "events", contentType: "application/x-ndjson" },
+      run: (c) => events(c, node),
+    },
+    {
+      method: "get", path: "/metrics", base: "", status: 200,
+      summary: "The node's metrics in the Prometheus text format (docs/NODE.md, \"Metrics\"); without the token when api.metricsPublic is true",
+      response: { kind: "stream", description: "metrics", contentType: "text/plain; version=0.0.4" },
+      run: (c) => metrics(c, node),
+    },
+  ];
+}
+
+async function metrics(c: Context, node: ChannelNode): Promise<Response> {
+  const m = await node.scrapeMetrics();
+  return c.body(m.text, 200, { "content-type": m.contentType });
+}
+
+/** GET /events: the node's events as NDJSON, a keep-alive line every 15 s without one. */
+function events(c: Context, node: ChannelNode): Response {
+  c.header("content-type", "application/x-ndjson");
+  return stream(c, async (s) => {
+    const queue: string[] = [];
+    let wake = () => {};
+    const unsubscribe = node.subscribe((e) => {
+      queue.push(JSON.stringify(e) + "\n");
+      wake();
+    });
+    s.onAbort(() => {
+      unsubscribe();
+      wake();
+    });
+    await s.write(JSON.stringify({ time: new Date().toISOString(), type: "hello", address: node.address }) + "\n");
+    while (!s.aborted) {
+      while (queue.length > 0) await s.write(queue.shift()!);
+      let timer: NodeJS.Timeout | undefined;
+      await new Promise<void>((r) => {
+        wake = r;
+        timer = setTimeout(r, 15_000);
+      });
+      clearTimeout(timer); // woken by an event: no 15 s timer left behind per wake
+      if (queue.length === 0 && !s.aborted) await s.write("\n"); // keep-alive
+    }
+  });
 }
 
 /**

@@ -10,10 +10,12 @@ import { ZeroAddress } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { rpcProvider } from "../../sdk/index.js";
-import { apiApp } from "../../sdk/node/api.js";
+import { apiApp, apiRoutes } from "../../sdk/node/api.js";
 import type { ChannelNode } from "../../sdk/node/node.js";
-import { OPENAPI } from "../../sdk/node/openapi.js";
+import { openApiDocument } from "../../sdk/node/openapi.js";
 import { NodeProcess } from "../helpers/cli.js";
+
+const OPENAPI = openApiDocument(apiRoutes({} as ChannelNode));
 import { freePort, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 describe("node control API", function () {
@@ -147,6 +149,26 @@ describe("node control API", function () {
     const first = JSON.parse(new TextDecoder().decode(value).split("\n")[0]!) as { type: string; address: string };
     expect(first).to.include({ type: "hello", address: "0x70997970C51812dc3A010C7d01b50e0d17dc79C8" });
     controller.abort();
+  });
+
+  it("checks request bodies against the schemas its OpenAPI document shows: each field it requires, left out, is refused by name", async function () {
+    let checked = 0;
+    for (const [path, ops] of Object.entries(OPENAPI.paths)) {
+      const post = ops.post as { requestBody?: { content: { "application/json": { schema: { required?: string[]; additionalProperties?: boolean } } } } } | undefined;
+      const schema = post?.requestBody?.content["application/json"].schema;
+      if (schema === undefined) continue;
+      expect(schema.additionalProperties, `${path}: unknown fields refused`).to.equal(false);
+      for (const field of schema.required ?? []) {
+        const body = Object.fromEntries((schema.required ?? []).filter((k) => k !== field).map((k) => [k, "x"]));
+        const res = await call("POST", path.replace("{id}", "0xabcdef12"), `Bearer ${token}`, body);
+        const answer = (await res.json()) as { error: string };
+        expect([res.status, answer.error], `${path} without ${field}`).to.deep.equal([400, `${field}: missing`]);
+        checked++;
+      }
+      const extra = await call("POST", path.replace("{id}", "0xabcdef12"), `Bearer ${token}`, { surplus: 1 });
+      expect(((await extra.json()) as { error: string }).error, `${path} with an unknown field`).to.match(/^(surplus: unknown field|\w+: missing)$/);
+    }
+    expect(checked, "required fields checked").to.be.at.least(7);
   });
 
   it("serves an OpenAPI document that lists exactly the routes the server answers", async function () {
