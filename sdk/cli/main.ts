@@ -43,17 +43,55 @@ export async function main(argv: readonly string[]): Promise<number> {
     else for (const line of lines) process.stderr.write(`error: ${line}\n`);
     return exitCode;
   };
+  const p = program();
   try {
-    await program().parseAsync([...argv], { from: "user" });
+    await p.parseAsync([...argv], { from: "user" });
     return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (error) {
     if (error instanceof CommanderError) {
       if (error.code === "commander.helpDisplayed" || error.code === "commander.version" || error.exitCode === 0) return 0;
       if (error.code === "commander.help") return EXIT_USAGE; // a group without its subcommand: help shown on stderr
-      return fail([error.message.replace(/^error: /, "")], EXIT_USAGE);
+      // Commander checks required options before unknown ones: `--gve 1` would be reported as `--give` missing.
+      const unknown = error.code === "commander.missingMandatoryOptionValue" ? unknownOption(p, argv) : undefined;
+      return fail([unknown ?? error.message.replace(/^error: /, "")], EXIT_USAGE);
     }
     const code = fail(describeError(error), exitCodeOf(error));
     if (verbose && error instanceof Error && error.stack) process.stderr.write(error.stack + "\n");
     return code;
   }
+}
+
+/** The first `--flag` in `argv` that no command of `p` knows, said as commander says it, with the nearest known flag. */
+function unknownOption(p: Command, argv: readonly string[]): string | undefined {
+  const known = new Set<string>(["--help", "--version"]);
+  const walk = (c: Command) => {
+    for (const o of c.options) if (o.long !== undefined) known.add(o.long);
+    for (const s of c.commands) walk(s);
+  };
+  walk(p);
+  for (const arg of argv) {
+    if (arg === "--") break;
+    if (!arg.startsWith("--")) continue;
+    const flag = arg.split("=")[0]!;
+    if (known.has(flag)) continue;
+    let best: string | undefined;
+    let distance = 3; // at most two edits away
+    for (const k of known) {
+      const d = editDistance(flag, k);
+      if (d < distance) [best, distance] = [k, d];
+    }
+    return `unknown option '${flag}'${best === undefined ? "" : ` (Did you mean ${best}?)`}`;
+  }
+  return undefined;
+}
+
+/** Levenshtein distance between two short strings. */
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
 }

@@ -138,6 +138,13 @@ describe("node configuration, amounts and durations", function () {
     expect(verbose.stderr).to.match(/\n\s+at /);
   });
 
+  it("the binary: a misspelt option is named as unknown, with the option meant, not reported as a required one missing", async function () {
+    const typo = await channels(["swap", "propose", "--peer", "bob", "--gve", "1 ETH@source", "--take", "1 ETH@target"]);
+    expect([typo.code, typo.stderr]).to.deep.equal([2, "error: unknown option '--gve' (Did you mean --give?)\n"]);
+    const missing = await channels(["swap", "propose", "--peer", "bob", "--take", "1 ETH@target"]);
+    expect([missing.code, missing.stderr]).to.deep.equal([2, "error: required option '--give <amount>' not specified\n"]);
+  });
+
   it("the binary: init refuses two key sources at once and a short keystore password, writing nothing", async function () {
     const both = await channels(["init", "--dir", join(dir, "both"), "--local-account", "3", "--key-env", "NOPE", "--source-hub", HUB, "--target-hub", HUB], { CHANNELS_PASSWORD: "long enough" });
     expect(both.code).to.equal(2);
