@@ -1,4 +1,4 @@
-/** `channels node start`, `channels info`, `channels peer list`, `channels chain release`. */
+/** `channels node start`, `channels info`, `channels peer list`, `channels chain release`, `channels backup`. */
 import { Command } from "commander";
 
 import { api, globals, print } from "./context.js";
@@ -67,6 +67,13 @@ export function nodeCommands(): Command[] {
       const list = await api(cmd).get<Peer[]>("/peers");
       print(cmd, list, (l) => (l.length === 0 ? "no peers configured" : table(["NAME", "ADDRESS", "URL", "CHANNELS"], l.map((p) => [p.name, p.address, p.url, String(p.channels)]))));
     });
+  const backup = new Command("backup")
+    .description("write a consistent copy of the running node's store to a new file (relative to the configuration's folder); a node started from the copy signs nothing on the channels in it (docs/NODE.md, Backups)")
+    .argument("<file>", "the copy to write; never overwritten")
+    .action(async (file: string, _o, cmd: Command) => {
+      const b = await api(cmd).post<{ file: string; frozenChannels: number }>("/backup", { file });
+      print(cmd, b, (v) => `store copied to ${v.file} (${v.frozenChannels} channel(s) frozen in the copy)`);
+    });
   const chain = new Command("chain").description("the node's chains");
   chain
     .command("release <name>")
@@ -75,5 +82,5 @@ export function nodeCommands(): Command[] {
       const h = await api(cmd).post<Health>(`/chains/${encodeURIComponent(name)}/release`);
       print(cmd, h, (v) => `chain ${name} released: ${v.healthy ? "healthy" : (v.holding ?? "unhealthy")}`);
     });
-  return [node, info, peer, chain];
+  return [node, info, peer, chain, backup];
 }

@@ -4,6 +4,7 @@ import { requireSignedBy } from "../core/signing.js";
 import { checkState, openingState, sameState } from "../core/state.js";
 import { sameAddress, type ChannelState, type Hex, type ParticipantIndex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, Store } from "../store/store.js";
+import { ChannelFrozenError } from "./errors.js";
 import type { StateSigner } from "./signer.js";
 
 /** The channel is not one this client knows. */
@@ -94,9 +95,16 @@ export class ChannelBook {
 
   /**
    * Signs `state` as this client (once per sequence number, ever). A state with a lock is checked against the lock
-   * horizon first: no lock outlives what the timing bounds allow, whatever the terms said.
+   * horizon first: no lock outlives what the timing bounds allow, whatever the terms said. Nothing new is signed on a
+   * channel the store got frozen from a backup copy (ChannelFrozenError): every path that signs a state comes here.
    */
   sign(state: ChannelState): Hex {
+    const frozen = this.store.frozenSince(state.channelId);
+    if (frozen !== undefined) {
+      // A channel of a restored backup copy: only a state the copy shows signed is signed again (a resend).
+      const before = this.store.ownSignedAt(state.channelId, state.seq);
+      if (before === undefined || !sameState(before.state, state)) throw new ChannelFrozenError(state.channelId, frozen);
+    }
     if (state.locks.length > 0 && this.lockHorizon !== undefined) this.requireWithinHorizon(state);
     const digest = this.digest(state);
     const signature = this.store.recordOwnSignature(state, digest, () => this.signer.sign(digest));

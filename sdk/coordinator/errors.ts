@@ -53,3 +53,20 @@ export class ChainHeldError extends ChannelSdkError {
     super(reason);
   }
 }
+
+/**
+ * A channel this client's store got from a backup copy (Store.backupTo): the client may have signed newer states of
+ * it after the copy was taken, so it signs none. It can be force-closed with the newest state the copy holds (the
+ * counterparty answers with a newer one if it has one: a state this client signed, so the close stays fair).
+ */
+export class ChannelFrozenError extends ChannelSdkError {
+  constructor(
+    readonly channelId: string,
+    readonly since: number,
+  ) {
+    super(
+      `Channel ${channelId} came from a backup copy taken ${new Date(since).toISOString()}: this node may have signed newer ` +
+        "states of it since, so it signs nothing on it; force-close it (the peer answers with any newer state).",
+    );
+  }
+}

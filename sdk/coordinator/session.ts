@@ -9,7 +9,7 @@ import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/t
 import { sameAddress, type Address, type ChannelState, type Hex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
-import { ChainHeldError, UnknownSwapError } from "./errors.js";
+import { ChainHeldError, ChannelFrozenError, UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
 import { type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
@@ -325,6 +325,11 @@ export class Session {
     // Every path to a swap's terms (proposed, agreed, accepted, resent) asks the chain guard first.
     this.requireChain(terms.source.chainId);
     this.requireChain(terms.target.chainId);
+    // A channel of a restored backup copy takes no swap: its locks could never be signed (ChannelBook.sign).
+    for (const id of [terms.source.channelId, terms.target.channelId]) {
+      const frozen = this.o.store.frozenSince(id);
+      if (frozen !== undefined) throw new ChannelFrozenError(id, frozen);
+    }
     requireDistinctChannels(terms.source.channelId, terms.target.channelId);
     this.requireRefs(terms);
     const bound = this.o.deltas.skewBound(terms.source.chainId, terms.target.chainId);

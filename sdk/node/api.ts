@@ -18,7 +18,7 @@ import { z } from "zod";
 
 import { ChannelSdkError, InsufficientBalanceError, InvalidTermsError, TimingRuleError } from "../core/errors.js";
 import { StoreLostError } from "../store/store.js";
-import { ChainHeldError, ChannelBusyError, ChannelClosingError, UnknownSwapError } from "../coordinator/swap-client.js";
+import { ChainHeldError, ChannelBusyError, ChannelClosingError, ChannelFrozenError, UnknownSwapError } from "../coordinator/swap-client.js";
 import { UnknownChannelError } from "../coordinator/channels.js";
 import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
@@ -65,6 +65,7 @@ const ProposeBody = z.strictObject({
   target: z.string().optional(),
 });
 const NoBody = z.strictObject({});
+const BackupBody = z.strictObject({ file: z.string().min(1).meta({ example: "backups/node-2026-12-07.sqlite" }) });
 
 class BadBody extends UsageError {}
 
@@ -90,7 +91,7 @@ function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
   if (error instanceof StoreLostError) return 503;
   if (error instanceof NotFoundError || error instanceof UnknownChannelError || error instanceof UnknownSwapError) return 404;
   if (error instanceof UsageError || error instanceof InvalidTermsError) return 400;
-  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError || error instanceof ChainHeldError || error instanceof TimingRuleError) return 409;
+  if (error instanceof ConflictError || error instanceof ChannelBusyError || error instanceof ChannelClosingError || error instanceof InsufficientBalanceError || error instanceof ChainHeldError || error instanceof ChannelFrozenError || error instanceof TimingRuleError) return 409;
   return 500;
 }
 
@@ -155,6 +156,7 @@ export function apiRoutes(node: ChannelNode): ApiRoute[] {
   return [
     route("get", "/openapi.json", "This document", { description: "the document" }, () => undefined),
     route("get", "/info", "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", { description: "node info" }, () => node.info()),
+    route("post", "/backup", "Write a consistent copy of the node's store to a new file (relative to the configuration's folder), its channels frozen in the copy (docs/NODE.md, \"Backups\"); 409 if the file exists", { description: "the file, and the channels frozen in it" }, (_c, b) => node.backup(b.file), { body: BackupBody }),
     route("get", "/peers", "Configured peers", { description: "peers", schema: { type: "array" } }, () => node.peers()),
     route("post", "/chains/:name/release", "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held", { description: "the chain's health" }, (c) => node.releaseChain(c.req.param("name")!)),
     route("get", "/channels", "Every channel, agreed or open or closed", channels, () => node.channels()),

@@ -57,6 +57,9 @@ export class NodeMetrics {
       for (const status of ["open", "closing", "forceClosing", "closed"]) this.set({ status }, 0);
       for (const c of d.store.channels()) this.inc({ status: statusOf(d, c.ref.channelId) });
     } });
+    new Gauge({ name: "channels_channels_frozen", help: "Channels this node's store got from a backup copy: it signs nothing on them (force-close them)", registers, collect() {
+      this.set(d.store.frozenCount());
+    } });
     const channelLabels = ["channel", "chain", "asset"] as const;
     new Gauge({ name: "channels_channel_balance", help: "Balances of the newest co-signed state of each channel not closed, in token units: mine, theirs, and locked in swaps", labelNames: [...channelLabels, "side"], registers, collect() {
       this.reset();

@@ -10,6 +10,8 @@
  * channel-opening.ts (proposing, agreeing and joining channels), channel-ops.ts (deposit, close, withdraw),
  * views.ts (what the API shows), swaps.ts (proposing swaps and the responder's policy), store-lock.ts.
  */
+import { existsSync } from "node:fs";
+import { resolve } from "node:path";
 import type { Logger } from "pino";
 
 import type { Address, Hex } from "../core/types.js";
@@ -29,6 +31,7 @@ import { Ticker } from "./ticks.js";
 import { Views } from "./views.js";
 
 export { ConflictError, NotFoundError } from "./node-errors.js";
+import { ConflictError } from "./node-errors.js";
 export type { NodeEvent } from "./events.js";
 export type { Refusal } from "./refusals.js";
 export type { StartOptions } from "./start.js";
@@ -65,6 +68,15 @@ export class ChannelNode {
       swapCounterparty: (swapId) => this.peerBook.swapCounterparty(swapId),
     });
     this.health = new StoreHealth([parts.store, parts.towerStore], parts.log, emit);
+    const frozen = parts.store.frozenCount();
+    if (frozen > 0) {
+      parts.log.error(
+        { event: "frozenChannels", store: parts.config.store, channels: frozen },
+        `this store was restored from a backup copy: this node may have signed newer states of its ${frozen} channel(s) after the copy, ` +
+          "so it signs nothing on them (no swap, payment, deposit count or cooperative close). Force-close each (channels channel close <id> --force): " +
+          "the peer answers with any newer state, one this node signed. Channels opened from now on are not frozen",
+      );
+    }
     this.metrics = new NodeMetrics(parts);
     this.events.subscribe((e) => this.metrics.onEvent(e));
     parts.chainHealth.emit = emit;
@@ -150,6 +162,19 @@ export class ChannelNode {
   /** The node's address, chains, counts and policy; throws the StoreLostError (503) once its store is lost. */
   info() {
     return this.views.info();
+  }
+
+  /**
+   * Writes a consistent copy of the node's store to the new file `file` (relative to the configuration's folder),
+   * its channels marked frozen in the copy (Store.backupTo; docs/NODE.md, "Backups"). The node goes on meanwhile.
+   */
+  async backup(file: string) {
+    this.health.requireStore();
+    const target = resolve(this.parts.config.folder, file);
+    if (existsSync(target)) throw new ConflictError(`file: ${target} exists already; a backup never overwrites a file`);
+    const frozenChannels = await this.parts.store.backupTo(target);
+    this.log.info({ event: "backup", file: target, frozenChannels }, `store copied to ${target} (${frozenChannels} channel(s) frozen in the copy)`);
+    return { file: target, frozenChannels, takenAt: new Date().toISOString() };
   }
 
   /** The node's metrics in the Prometheus text format (docs/NODE.md, "Metrics"), and its content type. */

@@ -42,6 +42,8 @@ export class Views {
         health: this.d.chainHealth.view(name),
       })),
       channels: this.d.store.channels().length,
+      /** Channels this node's store got from a backup copy: it signs nothing on them (docs/NODE.md, "Backups"). */
+      frozenChannels: this.d.store.frozenCount(),
       activeSwaps: this.d.store.activeSwapIds().length,
       policy: this.d.config.policy,
     };
@@ -85,6 +87,8 @@ export class Views {
       counterparty: record.params.participants[them],
       asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
       status,
+      /** When the backup copy this channel came from was taken, if it did: nothing is signed on it. */
+      frozenSince: iso(this.d.store.frozenSince(channelId)),
       seq: head.seq.toString(),
       challengePeriodSeconds: Number(record.params.challengePeriod),
       balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
@@ -176,4 +180,8 @@ function idPrefix(id: string, what: "channel" | "swap"): string {
     throw new UsageError(`${what}: expected a ${what} id, or its first 6 or more hex digits after 0x, got ${JSON.stringify(id.slice(0, 66))}`);
   }
   return lower;
+}
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
 }

@@ -34,7 +34,8 @@ export class StoreMigrationError extends ChannelSdkError {
  * holds the update scheme's records (each channel's updater data, each swap's side, the closes this party asked
  * for); `secrets` carries whether each may be revealed (`RevealRule` in store.ts) and whether a watchtower saw it revealed on a
  * chain (`on_chain`); `chain_holds` the chains a node saw reorganise deeper than its confirmations, held until its
- * operator releases them (added to version 3 stores as they are opened). A version 2 store (0.2.x) is
+ * operator releases them, and `frozen` the channels of a backup copy (`Store.backupTo`), on which a node started from
+ * the copy signs nothing (both added to version 3 stores as they are opened). A version 2 store (0.2.x) is
  * migrated on open (`migrateFrom2`) when none of the retired step protocol's work is under way in it.
  */
 export const SCHEMA_VERSION = 3;
@@ -58,6 +59,7 @@ CREATE TABLE IF NOT EXISTS disputes (channel_id TEXT PRIMARY KEY, resolved INTEG
 CREATE TABLE IF NOT EXISTS channel_ops (channel_id TEXT PRIMARY KEY, body TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS batched (kind TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, key));
 CREATE TABLE IF NOT EXISTS chain_holds (chain_id TEXT PRIMARY KEY, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS frozen (channel_id TEXT PRIMARY KEY, since INTEGER NOT NULL);
 `;
 
 /**

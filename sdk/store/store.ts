@@ -1,4 +1,4 @@
-import { existsSync, statSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, statSync } from "node:fs";
 import type { DatabaseSync, SQLInputValue, StatementResultingChanges } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
@@ -53,6 +53,8 @@ export class Store {
   private readonly file: Readonly<{ dev: bigint; ino: bigint }> | undefined;
   /** Why the file can no longer be trusted to keep what is written; once set, it stays. */
   private lost: string | undefined;
+  /** The channels of a backup copy this store was made from, and when the copy was taken (ms): see `frozenSince`. */
+  private readonly frozen = new Map<string, number>();
 
   /**
    * @param path A file path, or ":memory:" for a store that lives as long as the process.
@@ -84,6 +86,7 @@ export class Store {
     useWriteAheadLog(this.db, path, syncs);
     openSchema(this.db, path);
     this.tx.syncLog(false);
+    for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
     if (path !== ":memory:" && path !== "") {
       const { dev, ino } = statSync(path, { bigint: true });
       this.file = { dev, ino };
@@ -167,6 +170,58 @@ export class Store {
   copyTo(file: string): void {
     if (this.tx.isOpen()) throw new ChannelSdkError("the store cannot be copied while a transaction is open");
     this.db.prepare("VACUUM INTO ?").run(file);
+  }
+
+  /**
+   * Writes a consistent copy of the store, as committed, to the new file `file` (SQLite's online backup, from a
+   * read-only connection of its own: the node goes on writing meanwhile) and marks every channel in the copy as
+   * frozen. A node started from the copy cannot know whether it signed newer states of those channels after the
+   * copy was taken, so it signs none (`frozenSince`): it can only enforce them on chain with what the copy holds.
+   * Channels opened after a restore are not frozen. Resolves with the number of channels frozen in the copy.
+   */
+  async backupTo(file: string): Promise<number> {
+    if (this.path === ":memory:" || this.path === "") throw new ChannelSdkError("a store in memory has no file to copy");
+    if (existsSync(file)) throw new ChannelSdkError(`${file} exists already: a backup never overwrites a file`);
+    const sqlite = loadSqlite();
+    const source = new sqlite.DatabaseSync(this.path, { readOnly: true });
+    try {
+      source.exec("PRAGMA busy_timeout = 5000;");
+      await sqlite.backup(source, file, { rate: -1 }); // one step: one snapshot, however the node writes meanwhile
+    } finally {
+      source.close();
+    }
+    const copy = new sqlite.DatabaseSync(file);
+    try {
+      copy.exec("PRAGMA busy_timeout = 5000;");
+      copy.exec("BEGIN IMMEDIATE");
+      copy.prepare("INSERT OR IGNORE INTO frozen (channel_id, since) SELECT channel_id, ? FROM channels").run(Date.now());
+      const frozen = Number((copy.prepare("SELECT COUNT(*) AS n FROM frozen").get() as { n: number | bigint }).n);
+      copy.exec("COMMIT");
+      copy.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      return frozen;
+    } finally {
+      copy.close();
+      const fd = openSync(file, "r");
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+
+  /**
+   * When the backup copy this store was restored from was taken (ms since the epoch), if `channelId` was in it:
+   * nothing is signed on such a channel (ChannelBook.sign), since the node may have signed newer states of it after
+   * the copy. Undefined for a channel this store did not get from a copy.
+   */
+  frozenSince(channelId: Hex): number | undefined {
+    return this.frozen.size === 0 ? undefined : this.frozen.get(key(channelId));
+  }
+
+  /** How many channels came frozen from a backup copy (see `frozenSince`). */
+  frozenCount(): number {
+    return this.frozen.size;
   }
 
   // ---------------------------------------------------------------- transactions (transactions.ts)

@@ -1,0 +1,146 @@
+/**
+ * `channels backup` and a node restored from the copy: two nodes in this process with their control APIs on real
+ * ports, over two anvil chains mining a block a second (finality 1 block). Alice's node writes a copy of its store
+ * while it runs, swaps on, and is then restarted from the copy: it signs nothing on the channels the copy holds (it
+ * may have signed newer states of them), refuses swaps on them, and force-closes one with the newest state the copy
+ * has; Bob's node answers with the newest state (one Alice signed) and the channel pays out what that state says.
+ */
+import { expect } from "chai";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+
+import { accountKey, deployHub } from "../../scripts/lib/local.js";
+import { HubAdapter, type Hex } from "../../sdk/index.js";
+import { Store } from "../../sdk/store/store.js";
+import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { channels } from "../helpers/cli.js";
+import { InProcessNodes } from "../helpers/in-process-nodes.js";
+import { freePort, until } from "../helpers/nodes.js";
+
+type Who = "alice" | "bob";
+const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
+const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
+const CHAIN_IDS = [31_441, 31_442] as const;
+const CHALLENGE_PERIOD = 300;
+type Channel = { id: string; status: string; frozenSince?: string; base: { balances: string[]; deposits: string[]; onChainDeposits?: string[]; payouts?: string[] } };
+
+describe("a node restored from a backup copy of its store (two anvil chains)", function () {
+  this.timeout(180_000);
+  const anvils: Anvil[] = [];
+  const providers: JsonRpcProvider[] = [];
+  const hubs: string[] = [];
+  let dir: string;
+  const file = (who: Who) => join(dir, `${who}.json`);
+  const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
+  const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => nodes.api<T>(who, method, path, body);
+  const channel = async (who: Who, id: string) => (await api<Channel>(who, "GET", `/channels/${id}`)).json;
+  const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
+  async function swap(): Promise<void> {
+    const p = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target", source: s, target: t });
+    expect(p.status, JSON.stringify(p.json)).to.equal(201);
+    await until(`swap ${p.json.id} swapped`, async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${p.json.id}`)).json.outcome === "swapped" ? true : undefined));
+  }
+  /** What a store holds of a channel: its newest co-signed state's number and the numbers its key signed. */
+  function held(path: string, id: string) {
+    const store = new Store(path, { readOnly: true });
+    try {
+      return { newest: store.latestCoSigned(id as Hex)!.state.seq, ownHighest: store.highestOwnSeq(id as Hex) };
+    } finally {
+      store.close();
+    }
+  }
+  let s: string;
+  let t: string;
+
+  before(async function () {
+    dir = mkdtempSync(join(tmpdir(), "node-backup-"));
+    for (const chainId of CHAIN_IDS) {
+      const anvil = await startAnvil({ chainId, blockTime: 1 });
+      anvils.push(anvil);
+      const provider = anvilProvider(anvil);
+      providers.push(provider);
+      hubs.push(await deployHub(provider));
+    }
+    const ports = { alice: await freePort(), bob: await freePort() };
+    const apiPorts = { alice: await freePort(), bob: await freePort() };
+    const chain = (i: number) => ({
+      rpcUrl: anvils[i]!.url, hub: hubs[i], confirmations: 1, finalitySeconds: 6, inclusionSeconds: 60, clockSkewSeconds: 30,
+      fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
+      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+    });
+    const write = (who: Who, peer: Who, pairs: unknown[]) =>
+      writeFileSync(file(who), JSON.stringify({
+        key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
+        api: { port: apiPorts[who], tokenFile: `${who}.token` },
+        chains: { source: chain(0), target: chain(1) },
+        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
+        policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: CHALLENGE_PERIOD }, swaps: { pairs, maxInFlight: 8 } },
+        timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 60_000, onChainMarginSeconds: 600 },
+      }));
+    write("alice", "bob", []);
+    write("bob", "alice", [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }]);
+    for (const who of ["alice", "bob"] as const) await nodes.start(who);
+    s = (await nodes.run.alice!.node.openChannel({ peer: "bob", asset: "ETH@source", deposit: "2", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+    t = (await nodes.run.bob!.node.openChannel({ peer: "alice", asset: "ETH@target", deposit: "2", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+    for (const who of ["alice", "bob"] as const) {
+      for (const id of [s, t]) await until(`${who}: ${id} counted`, async () => (counted(await channel(who, id)) ? true : undefined));
+    }
+  });
+
+  after(async function () {
+    await nodes.stopAll();
+    for (const p of providers) p.destroy();
+    for (const a of anvils) await a.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("signs nothing on the copy's channels, refuses swaps on them, and a force close with the copy's state is answered with the newest", async function () {
+    await swap();
+    mkdirSync(join(dir, "backups"));
+    const made = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]);
+    expect(made.code, made.stderr).to.equal(0);
+    const copy = join(dir, "backups", "alice.sqlite");
+    expect(made.stdout.trim()).to.equal(`store copied to ${copy} (2 channel(s) frozen in the copy)`);
+    const again = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]);
+    expect([again.code, again.stderr.trim()]).to.deep.equal([1, `error: file: ${copy} exists already; a backup never overwrites a file`]);
+    const atCopy = held(copy, s);
+
+    // Alice's node swaps on after the copy: it signs newer states of S and T.
+    await swap();
+    await swap();
+    await nodes.stop("alice");
+    const live = held(join(dir, "alice.sqlite"), s);
+    expect(live.ownHighest, "Alice signed newer states of S after the copy").to.be.greaterThan(atCopy.ownHighest);
+
+    // The operator puts the copy in place and starts the node.
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `alice.sqlite${suffix}`), { force: true });
+    copyFileSync(copy, join(dir, "alice.sqlite"));
+    await nodes.start("alice");
+    expect(nodes.logs.alice.some((l) => l.event === "frozenChannels" && l.channels === 2 && l.level === 50), "said at error level").to.equal(true);
+    expect((await api<{ frozenChannels: number }>("alice", "GET", "/info")).json.frozenChannels).to.equal(2);
+    expect((await channel("alice", s)).frozenSince).to.be.a("string");
+    const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target", source: s, target: t });
+    expect(refused.status, refused.json.error).to.equal(409);
+    expect(refused.json.error).to.match(new RegExp(`^Channel ${s} came from a backup copy taken .*: this node may have signed newer states of it since, so it signs nothing on it; force-close it`, "i"));
+
+    // Force-closed with the copy's newest state; Bob's node answers with the newest, which Alice signed.
+    const closing = await api<{ error?: string }>("alice", "POST", `/channels/${s}/close`, { force: true });
+    expect(closing.status, closing.json.error).to.equal(200);
+    const onS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(3), providers[0]!));
+    await until("Bob's newest state of S registered", async () => ((await onS.channelInfo(s as Hex)).seq === live.newest ? true : undefined), 60_000);
+    for (const method of ["evm_increaseTime", "evm_mine"] as const) await providers[0]!.send(method, method === "evm_increaseTime" ? [CHALLENGE_PERIOD + 60] : []);
+    const closed = await until("S closed and paid out", async () => {
+      const c = await channel("alice", s);
+      return c.status === "closed" && c.base.payouts !== undefined ? c : undefined;
+    }, 90_000);
+    expect(closed.base.payouts, "paid as the newest state says: three swaps of 0.2").to.deep.equal([(2n * 10n ** 18n - 6n * 10n ** 17n).toString(), (6n * 10n ** 17n).toString()]);
+
+    // Nothing signed on the frozen channels since the restart: the restored store's key signed no new number.
+    await nodes.stop("alice");
+    for (const id of [s, t]) expect(held(join(dir, "alice.sqlite"), id).ownHighest, id).to.equal(held(copy, id).ownHighest);
+    expect(existsSync(copy)).to.equal(true);
+    await nodes.start("alice");
+  });
+});
