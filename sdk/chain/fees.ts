@@ -178,7 +178,14 @@ export type SendWithFeesArgs = Readonly<{
   signer: Signer;
   /** The call (to, data, value); nonce, gas and fees are set here. */
   request: TransactionRequest;
-  policy: FeePolicy;
+  /**
+   * How to raise the fees. Without one, the call goes at the fees the node suggests (EIP-1559 fees, or a legacy gas
+   * price on a chain without them) and is never raised: a version the node dropped is sent again as it was, one a
+   * reorganisation took out is followed, the account's nonces are taken in turn, and a pending transaction of the
+   * account that no call of this process holds is never replaced (it may be one the application sent itself). No
+   * time limit then but the deadline: without one, the call waits until it is mined.
+   */
+  policy?: FeePolicy;
   /** Chain time (unix seconds) the transaction must be mined by. */
   deadline?: bigint;
   /** The chain's current time (latest block timestamp). */
@@ -258,17 +265,19 @@ function pacingDeadline(account: string, me: Owner): bigint | undefined {
 
 /**
  * Sends `request` and replaces it with higher fees until one version is mined and `confirmations` deep; returns that
- * version's receipt. The nonce is taken in turn with the account's other calls in this process (a pending one nobody
- * raises any more is taken over); a version mined while a replacement was being sent is success; a version dropped
- * from the pool is sent again, and so is one a reorganisation took out; a few RPC failures in a row are ridden out.
+ * version's receipt. Without a `policy`, the first version goes at the node's suggested fees and is never raised,
+ * all else as below. The nonce is taken in turn with the account's other calls in this process, never one a call
+ * of this process holds (with a policy, a pending one nobody raises any more is taken over); a version mined while a
+ * replacement was being sent is success; a version dropped from the pool is sent again, and so is one a
+ * reorganisation took out; a few RPC failures in a row are ridden out.
  * Another transaction of the account taking the nonce makes the call go again under the next one (with
  * `retryOnNonceTaken`, up to MAX_NONCE_RETRIES times) or throw NonceTakenError. Gives up once its deadline has passed
  * (chain time, read from the chain or, when the chain stands still, moved on by the wall clock), or after
- * PATIENCE_MS without one. Throws what the first send throws (a revert found by gas estimation, a lack of funds), and
- * on a mined version that reverted.
+ * PATIENCE_MS without one (with a policy). Throws what the first send throws (a revert found by gas estimation, a
+ * lack of funds), and on a mined version that reverted.
  */
 export async function sendWithFees(args: SendWithFeesArgs): Promise<TransactionReceipt> {
-  checkFeePolicy(args.policy);
+  if (args.policy !== undefined) checkFeePolicy(args.policy);
   const provider = args.signer.provider;
   if (provider === null) throw new ChannelSdkError("the signer is not connected to a provider");
   for (let attempt = 0; ; attempt++) {
@@ -288,25 +297,31 @@ function lacksFunds(error: unknown): boolean {
 /** One attempt of `sendWithFees` under one nonce: the receipt once landed, or "nonceTaken". */
 async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<TransactionReceipt | "nonceTaken"> {
   const { call, signer, policy } = args;
-  const bps = BigInt(Math.round((policy.bumpPercent ?? FEE_DEFAULTS.bumpPercent) * 100));
-  const cap = policy.maxFeePerGasCap;
-  const maxMs = policy.bumpAfterMs ?? FEE_DEFAULTS.bumpAfterMs;
-  const minMs = policy.minBumpAfterMs ?? FEE_DEFAULTS.minBumpAfterMs;
-  const margin = policy.deadlineMarginSeconds ?? FEE_DEFAULTS.deadlineMarginSeconds;
-  const pollMs = policy.pollMs ?? FEE_DEFAULTS.pollMs;
+  /** Whether the fees are raised: without a policy, every version goes at the first one's fees. */
+  const raising = policy !== undefined;
+  const bps = BigInt(Math.round((policy?.bumpPercent ?? FEE_DEFAULTS.bumpPercent) * 100));
+  const maxMs = policy?.bumpAfterMs ?? FEE_DEFAULTS.bumpAfterMs;
+  const minMs = policy?.minBumpAfterMs ?? FEE_DEFAULTS.minBumpAfterMs;
+  const margin = policy?.deadlineMarginSeconds ?? FEE_DEFAULTS.deadlineMarginSeconds;
+  const pollMs = policy?.pollMs ?? FEE_DEFAULTS.pollMs;
+  const patienceMs = raising ? (policy.patienceMs ?? PATIENCE_MS) : Number.POSITIVE_INFINITY;
   const confirmations = args.confirmations ?? 0;
   const emit = (event: FeeEvent): void => {
     try {
-      policy.onEvent?.(event);
+      policy?.onEvent?.(event);
     } catch {
       // A failing progress report must not stop a transaction racing its deadline.
     }
   };
   // Chain time as this call sees it: the chain's reading, moved on by the wall clock while the chain stands still
   // (an RPC whose node stopped following the chain, or a chain that stalled, must not keep a call past its deadline).
-  const clock = { chain: await args.chainNow(), wall: Date.now(), read: Date.now() };
+  // Read first when a deadline needs it: a call without one mined at once never asks.
+  let clock: { chain: bigint; wall: number; read: number } | undefined;
   const chainTime = async (): Promise<bigint> => {
-    if (Date.now() - clock.read >= pollMs) {
+    if (clock === undefined) {
+      const chain = await args.chainNow();
+      clock = { chain, wall: Date.now(), read: Date.now() };
+    } else if (Date.now() - clock.read >= pollMs) {
       clock.read = Date.now(); // read at most once a poll
       try {
         const read = await args.chainNow();
@@ -321,7 +336,11 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
 
   // Gas is estimated without fees (a node may refuse to estimate under the base fee) and reused by every version.
   const gasLimit = args.request.gasLimit ?? (await signer.estimateGas(args.request));
-  const market = await marketFees(provider);
+  const { fees: market, legacy } = await marketFees(provider, !raising);
+  /** Without a policy, the node's suggestion is the cap: the ladder above the first version is empty. */
+  const cap = policy?.maxFeePerGasCap ?? market.maxFeePerGas;
+  const priced = (fees: Fees): TransactionRequest =>
+    legacy ? { type: 0, gasPrice: fees.maxFeePerGas } : { type: 2, maxFeePerGas: fees.maxFeePerGas, maxPriorityFeePerGas: fees.maxPriorityFeePerGas };
   if (market.maxFeePerGas > cap) emit({ kind: "capBelowMarket", call, maxFeePerGasCap: cap, marketMaxFeePerGas: market.maxFeePerGas });
   const account = `${(await provider.getNetwork()).chainId}:${(await signer.getAddress()).toLowerCase()}`;
   const mine = ownersOf(account);
@@ -337,24 +356,30 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
       // minimum; or under a version it holds at that nonce) gets the next rung at once, up to the cap: nothing of
       // ours is in the pool yet. A refusal for want of funds ends the call at once.
       for (let tries = 0; ; tries++) {
-        const [latest, pending] = [await signer.getNonce("latest"), await signer.getNonce("pending")];
+        const pending = await signer.getNonce("pending");
         const owned = new Set([...mine].map((o) => o.nonce));
+        // Never a nonce a call of this process holds, even while its version is out of the pool (dropped, or taken
+        // out by a reorganisation) and the node's pending count does not cover it.
         let nonce = pending;
-        for (let n = latest; n < pending; n++) {
-          if (!owned.has(n)) {
-            nonce = n; // a version nobody raises any more: replaced by this call
-            break;
+        while (owned.has(nonce)) nonce++;
+        if (raising) {
+          for (let n = await signer.getNonce("latest"); n < pending; n++) {
+            if (!owned.has(n)) {
+              nonce = n; // a version nobody raises any more: replaced by this call
+              break;
+            }
           }
         }
-        const { gasPrice: _legacy, ...populated } = await signer.populateTransaction({ ...args.request, gasLimit, nonce, type: 2, ...market });
-        const base: TransactionRequest = { ...populated, nonce, type: 2, gasLimit };
+        const { gasPrice: _gasPrice, maxFeePerGas: _maxFee, maxPriorityFeePerGas: _tip, ...populated } = await signer.populateTransaction({ ...args.request, gasLimit, nonce, ...priced(market) });
+        const base: TransactionRequest = { ...populated, nonce, gasLimit };
         try {
-          const hash = (await signer.sendTransaction({ ...base, ...step.fees })).hash;
+          const hash = (await signer.sendTransaction({ ...base, ...priced(step.fees) })).hash;
           me = { nonce, deadline: args.deadline };
           mine.add(me);
           return { nonce, base, hash };
         } catch (error) {
           if (lacksFunds(error)) throw new ChannelSdkError(`${call}: the account has too little for gas (${shortMessage(error)}); fund it.`, { cause: error, docs: "docs/CHAINS.md" });
+          if (!raising) throw error; // nothing higher to offer: refused as it would have been by the signer alone
           const next = nextFees(step.fees, cap, bps, Number.POSITIVE_INFINITY);
           emit({ kind: "sendRefused", call, nonce, maxFeePerGas: step.fees.maxFeePerGas, reason: shortMessage(error) });
           if (next === undefined || tries > 64) {
@@ -379,7 +404,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
     /** Sends the current version again if the node no longer holds it (dropped, or a reorganisation took it out). */
     const keepInPool = async () => {
       if ((await provider.getTransaction(current.hash)) !== null) return;
-      await signer.sendTransaction({ ...base, ...current.fees }).then(
+      await signer.sendTransaction({ ...base, ...priced(current.fees) }).then(
         () => emit({ kind: "resent", call, nonce, hash: current.hash }),
         () => undefined, // known again meanwhile, or the nonce is used: the next look finds out
       );
@@ -400,7 +425,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
             // Too late to matter (a challenge or a claim past its deadline is refused on chain): the caller's loop goes on.
             throw new ChannelSdkError(`${call}: not mined by its deadline ${args.deadline} (nonce ${nonce}, last offer ${offered.maxFeePerGas} wei per gas).`, { docs: "docs/CHAINS.md" });
           }
-          if (args.deadline === undefined && Date.now() - started > (policy.patienceMs ?? PATIENCE_MS)) {
+          if (args.deadline === undefined && Date.now() - started > patienceMs) {
             throw new ChannelSdkError(`${call}: not mined within ${Math.round((Date.now() - started) / 1000)} s (nonce ${nonce}, last offer ${offered.maxFeePerGas} wei per gas); its next call takes the nonce over.`, { docs: "docs/CHAINS.md" });
           }
         }
@@ -421,7 +446,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
           // transaction of this account. Only once none of ours is seen mined for a while is it another's.
           if (await oursMined()) continue;
           passedSince ??= Date.now();
-          if (Date.now() - passedSince < (policy.nonceTakenAfterMs ?? NONCE_TAKEN_AFTER_MS)) continue;
+          if (Date.now() - passedSince < (policy?.nonceTakenAfterMs ?? NONCE_TAKEN_AFTER_MS)) continue;
           emit({ kind: "nonceTaken", call, nonce });
           if (args.retryOnNonceTaken === true) return "nonceTaken";
           throw new NonceTakenError(call, nonce);
@@ -430,7 +455,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
 
         const next = nextFees(offered, cap, bps, replacementsLeft(await msLeft(), minMs));
         if (next === undefined) {
-          if (!capReported) {
+          if (!capReported && raising) {
             emit({ kind: "capReached", call, nonce, hash: current.hash, maxFeePerGas: offered.maxFeePerGas });
             capReported = true;
           }
@@ -440,7 +465,7 @@ async function landOnce(args: SendWithFeesArgs, provider: Provider): Promise<Tra
           continue;
         }
         try {
-          const replacement = await signer.sendTransaction({ ...base, ...next.fees });
+          const replacement = await signer.sendTransaction({ ...base, ...priced(next.fees) });
           emit({ kind: "sent", call, nonce, hash: replacement.hash, ...next.fees, replaces: current.hash });
           current = { hash: replacement.hash, fees: next.fees };
           offered = next.fees;
@@ -508,13 +533,22 @@ async function deepEnough(provider: Provider, receipt: TransactionReceipt, confi
   }
 }
 
-/** The fees the node suggests now. */
-async function marketFees(provider: Provider): Promise<Fees> {
+/**
+ * The fees the node suggests now, as ethers' signer would send them. On a chain without EIP-1559 fees (`legacy`), the
+ * gas price stands for both fees, which is what it pays; allowed only with `legacyOk` (a call whose fees are not
+ * raised).
+ */
+async function marketFees(provider: Provider, legacyOk: boolean): Promise<{ fees: Fees; legacy: boolean }> {
   const data = await provider.getFeeData();
-  if (data.maxFeePerGas === null || data.maxPriorityFeePerGas === null) {
-    throw new ChannelSdkError("fee escalation needs an EIP-1559 chain (the node reports no maxFeePerGas).");
+  if (data.maxFeePerGas !== null && data.maxPriorityFeePerGas !== null) {
+    return { fees: { maxFeePerGas: data.maxFeePerGas, maxPriorityFeePerGas: data.maxPriorityFeePerGas }, legacy: false };
   }
-  return { maxFeePerGas: data.maxFeePerGas, maxPriorityFeePerGas: data.maxPriorityFeePerGas };
+  if (legacyOk && data.gasPrice !== null) return { fees: { maxFeePerGas: data.gasPrice, maxPriorityFeePerGas: data.gasPrice }, legacy: true };
+  throw new ChannelSdkError(
+    legacyOk
+      ? "the node suggests no fees (neither maxFeePerGas nor gasPrice)."
+      : "fee escalation needs an EIP-1559 chain (the node reports no maxFeePerGas); leave `fees` out on this chain.",
+  );
 }
 
 function mined(

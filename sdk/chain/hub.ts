@@ -73,14 +73,16 @@ export type HubAdapterOptions = Readonly<{
   timeCacheMs?: number;
   /**
    * Replace a transaction not mined in time with higher fees, up to a cap (sdk/chain/fees.ts, docs/TIMING.md).
-   * Without it, each transaction is sent once with the node's suggested fees and waited for.
+   * Without it, each transaction is sent at the node's suggested fees, never raised, and waited for: a version the
+   * node dropped is sent again as it was, one a reorganisation took out is followed, and a call with a deadline
+   * gives up once it has passed.
    */
   fees?: FeePolicy;
   /**
-   * With `fees`: blocks a transaction's block must be under the head before the call returns (default 0: it returns
-   * once mined); until then a version a reorganisation took out is sent again. A caller that decides from the chain's
-   * state on every tick (the node, the watchtower) keeps 0: a call that left the chain is made again by its next
-   * tick, and a loop never waits on one call's depth.
+   * Blocks a transaction's block must be under the head before the call returns (default 0: it returns once mined);
+   * until then a version a reorganisation took out is sent again, with or without `fees`. A caller that decides from
+   * the chain's state on every tick (the node, the watchtower) keeps 0: a call that left the chain is made again by
+   * its next tick, and a loop never waits on one call's depth.
    */
   landingDepth?: number;
   /**
@@ -468,52 +470,50 @@ export class HubAdapter {
   }
 
   /**
-   * Sends the transaction `tx` builds and waits until it is mined: once with the node's fees, or with `fees`,
-   * replaced with higher fees until mined (paced by `options.deadline` when given) and `confirmations` deep.
+   * Sends the transaction `tx` builds and waits until it is mined and `landingDepth` deep: at the node's fees, or
+   * with `fees`, replaced with higher fees until mined (paced by `options.deadline` when given). Either way a dropped
+   * version is sent again and a call gives up once `options.deadline` has passed (sdk/chain/fees.ts).
    */
   private async send(call: string, tx: () => Promise<TransactionRequest>, options: DeadlineOptions = {}): Promise<void> {
     try {
       const request = await tx();
       const fees = this.options.fees;
-      if (fees === undefined) {
-        const sent = await this.signer.sendTransaction(request);
-        await sent.wait();
-      } else {
-        const redoSafe = REDO_SAFE.has(call);
-        const start = () =>
-          sendWithFees({
-            call,
-            signer: this.signer,
-            request,
-            policy: fees,
-            deadline: options.deadline,
-            chainNow: () => this.now(),
-            confirmations: this.options.landingDepth ?? 0,
-            // Made again under the next nonce only where doing it twice reverts (done once is done): never a deposit.
-            retryOnNonceTaken: redoSafe,
-          }).then(
-            () => ({ ok: true as const }),
-            (error: unknown) => ({ ok: false as const, error }),
-          );
-        // The same call already under way (asked again by a later tick while its transaction waits) is joined, not
-        // sent twice; only calls that revert once done are joined (two deposits of one amount are two deposits).
-        const key = `${call}:${String(request.to)}:${String(request.data)}:${String(request.value ?? 0)}`;
-        let outcome = redoSafe ? this.underWay.get(key) : undefined;
-        if (outcome === undefined) {
-          outcome = start();
-          if (redoSafe) {
-            this.underWay.set(key, outcome);
-            void outcome.then((o) => {
-              this.underWay.delete(key);
-              if (!o.ok) fees.onEvent?.({ kind: "failed", call, reason: shortMessage(o.error) });
-            });
-          }
+      const redoSafe = REDO_SAFE.has(call);
+      // With or without `fees`, one sender: without them it never raises the fees, and still sends a dropped
+      // version again, follows one a reorganisation took out, and takes the account's nonces in turn.
+      const start = () =>
+        sendWithFees({
+          call,
+          signer: this.signer,
+          request,
+          policy: fees,
+          deadline: options.deadline,
+          chainNow: () => this.now(),
+          confirmations: this.options.landingDepth ?? 0,
+          // Made again under the next nonce only where doing it twice reverts (done once is done): never a deposit.
+          retryOnNonceTaken: redoSafe,
+        }).then(
+          () => ({ ok: true as const }),
+          (error: unknown) => ({ ok: false as const, error }),
+        );
+      // The same call already under way (asked again by a later tick while its transaction waits) is joined, not
+      // sent twice; only calls that revert once done are joined (two deposits of one amount are two deposits).
+      const key = `${call}:${String(request.to)}:${String(request.data)}:${String(request.value ?? 0)}`;
+      let outcome = redoSafe ? this.underWay.get(key) : undefined;
+      if (outcome === undefined) {
+        outcome = start();
+        if (redoSafe) {
+          this.underWay.set(key, outcome);
+          void outcome.then((o) => {
+            this.underWay.delete(key);
+            if (!o.ok) fees?.onEvent?.({ kind: "failed", call, reason: shortMessage(o.error) });
+          });
         }
-        const detach = this.options.detachAfterMs;
-        const o = detach !== undefined && redoSafe ? await Promise.race([outcome, sleep(detach).then(() => undefined)]) : await outcome;
-        if (o !== undefined && !o.ok) throw o.error;
-        // undefined: still waiting to be mined after detachAfterMs; it goes on, and the caller's next tick looks again.
       }
+      const detach = fees === undefined ? undefined : this.options.detachAfterMs;
+      const o = detach !== undefined && redoSafe ? await Promise.race([outcome, sleep(detach).then(() => undefined)]) : await outcome;
+      if (o !== undefined && !o.ok) throw o.error;
+      // undefined: still waiting to be mined after detachAfterMs; it goes on, and the caller's next tick looks again.
     } catch (error) {
       throw new ChainCallError(call, describeRevert(this.hub, error), error);
     }

@@ -28,6 +28,11 @@ export type AnvilOptions = Readonly<{
   chainId: number;
   /** Seconds between blocks (interval mining); without it, a block per transaction. */
   blockTime?: number;
+  /**
+   * The EVM's fork (default "prague", what the hub is compiled for). "berlin" makes a chain without EIP-1559 fees
+   * (blocks with no base fee, legacy gas prices), on which the hub's bytecode does not run.
+   */
+  hardfork?: string;
   /** Listen on this port (0: any free one, the default). */
   port?: number;
   /** Start from a state `dump` or `dumpOnStop` wrote. */
@@ -63,7 +68,7 @@ export type Anvil = Readonly<{
 
 /** Starts anvil on loopback and resolves once it listens. */
 export async function startAnvil(o: AnvilOptions): Promise<Anvil> {
-  const args = ["--host", "127.0.0.1", "--port", String(o.port ?? 0), "--chain-id", String(o.chainId), "--hardfork", "prague"];
+  const args = ["--host", "127.0.0.1", "--port", String(o.port ?? 0), "--chain-id", String(o.chainId), "--hardfork", o.hardfork ?? "prague"];
   if (o.blockTime !== undefined) args.push("--block-time", String(o.blockTime));
   if (o.loadState !== undefined) args.push("--load-state", o.loadState);
   // The state at every block is kept for dumps, so a chain brought back answers reads at its older blocks.
