@@ -104,6 +104,8 @@ export class ChainHealth implements ChainGuard {
   private readonly chains = new Map<bigint, ChainState>();
   /** The check in flight: the next one is skipped until it ends. */
   private checking: Promise<void> | undefined;
+  /** Why the holds could not be written at the last check (said once per reason), if so. */
+  private holdsUnkept: string | undefined;
   emit: Emit | undefined;
 
   constructor(private readonly d: ChainHealthDeps) {
@@ -132,7 +134,7 @@ export class ChainHealth implements ChainGuard {
 
   /**
    * Why nothing new that depends on chain `chainId` may be signed now, or undefined: a reorganisation deeper than its
-   * confirmations was seen (until the node restarts), or it did not answer at its last check (until it does).
+   * confirmations was seen (until the operator releases it), or it did not answer at its last check (until it does).
    */
   hold(chainId: bigint): string | undefined {
     const s = this.chains.get(chainId);
@@ -189,16 +191,44 @@ export class ChainHealth implements ChainGuard {
     this.keep(s, { number: block, hash: read.hash });
   }
 
-  /** Checks every chain once (in turn); a check still running is not doubled. */
+  /** Checks every chain once (in turn), then puts the holds in the store; a check still running is not doubled. */
   check(): Promise<void> {
     this.checking ??= (async () => {
       try {
         for (const s of this.chains.values()) await this.checkChain(s);
+        this.keepHolds();
       } finally {
         this.checking = undefined;
       }
     })();
     return this.checking;
+  }
+
+  /**
+   * Makes the store hold what memory holds: each chain's hold, or no row once released. A hold is written when it is
+   * seen and a release when the operator gives it, but that write may be lost: the store's connection is the client's
+   * too, and a write made while a protocol step is open (a step awaits chain reads; checks run on their own timer) is
+   * undone with the step if the step fails; or the write itself failed. So at each check, when no transaction is open,
+   * the rows are read and what differs is written again.
+   */
+  private keepHolds(): void {
+    const { store, log } = this.d;
+    if (!store.isOpen() || store.inTransaction()) return; // at the next check
+    try {
+      const stored = store.chainHolds<StoredHold>();
+      for (const s of this.chains.values()) {
+        if ((s.deepReorg !== undefined) === stored.has(s.chainId)) continue;
+        store.saveChainHold(s.chainId, s.deepReorg === undefined ? undefined : storedHold(s.deepReorg));
+        const status = s.deepReorg === undefined ? "released" : "deepReorg";
+        log.warn({ event: "chainHealth", chain: s.name, chainId: s.chainId.toString(), status, kept: true }, `chain ${s.name}: the ${status === "released" ? "release of its hold" : "hold"} is now kept in the store (the first write was undone or failed)`);
+      }
+      this.holdsUnkept = undefined;
+    } catch (error) {
+      const text = shortMessage(error);
+      if (text === this.holdsUnkept) return;
+      this.holdsUnkept = text;
+      log.error({ event: "chainHealth", error: text }, `the chains' holds could not be kept in the store (${text}): tried again at each check; a restart now would forget a hold`);
+    }
   }
 
   /** Resolves once the check in flight, if any, has ended. */
@@ -326,11 +356,10 @@ export class ChainHealth implements ChainGuard {
   private deepReorgSeen(s: ChainState, mark: Mark, found: string | undefined): void {
     s.deepReorg = { block: mark.number, trusted: mark.hash, found, at: this.now() };
     try {
-      const kept: StoredHold = { block: mark.number, trusted: mark.hash, found: found ?? null, at: s.deepReorg.at };
-      this.d.store.saveChainHold(s.chainId, kept);
+      this.d.store.saveChainHold(s.chainId, storedHold(s.deepReorg));
     } catch (error) {
-      // Held in memory all the same; a store that cannot be written stops the node's signing by itself.
-      this.d.log.error({ event: "chainHealth", chain: s.name, error: shortMessage(error) }, `chain ${s.name}: the hold could not be kept in the store`);
+      // Held in memory all the same, and written again at the next check (`keepHolds`).
+      this.d.log.error({ event: "chainHealth", chain: s.name, error: shortMessage(error) }, `chain ${s.name}: the hold could not be kept in the store yet (tried again at the next check)`);
     }
     const fields = { chain: s.name, chainId: s.chainId.toString(), status: "deepReorg", block: mark.number, trusted: mark.hash, found: found ?? null, confirmations: s.adapter.confirmations };
     this.d.log.error(
@@ -364,6 +393,11 @@ export class ChainHealth implements ChainGuard {
     }
     this.emit?.("chainHealth", fields);
   }
+}
+
+/** A deep reorganisation as the store keeps it. */
+function storedHold(h: DeepReorg): StoredHold {
+  return { block: h.block, trusted: h.trusted, found: h.found ?? null, at: h.at };
 }
 
 /** `work`, or a rejection with `message` once `ms` passed without it settling. */
