@@ -5,6 +5,7 @@ import {
   getAddress,
   isError,
   JsonRpcApiProvider,
+  sha256,
   ZeroAddress,
   type ContractRunner,
   type Provider,
@@ -363,15 +364,37 @@ export class HubAdapter {
   /**
    * The secret of `hashlock` if it was revealed on this chain, read from the registry's event in the blocks of its
    * first reveal time (`revealedAt`): one call when it was never revealed, and never a log query over the whole chain,
-   * which public endpoints refuse (they cap eth_getLogs at 1,000 blocks or fewer).
+   * which public endpoints refuse (they cap eth_getLogs at 1,000 blocks or fewer). Only a secret whose sha256 is
+   * `hashlock` is returned, whatever logs the endpoint answers with.
    */
   async findSecret(hashlock: Hex): Promise<Hex | undefined> {
     const at = await this.revealedAt(hashlock);
     if (at === 0n) return undefined;
     const [from, to] = await this.blocksAt(Number(at));
     if (from > to) return undefined; // the reveal's block is gone (a reorganisation): asked again later
-    const events = await this.registry.queryFilter(this.registry.filters.SecretRevealed(hashlock), from, to);
-    return events[0]?.args.secret as Hex | undefined;
+    return this.revealedIn(hashlock, from, to);
+  }
+
+  /**
+   * The secret of `hashlock` from the registry's logs in blocks [from, to]. A range the endpoint refuses (more blocks
+   * share a timestamp than its eth_getLogs cap allows) is asked again in halves, the first half first, down to one
+   * block, whose refusal is thrown: an endpoint that refuses every query fails after about log2(to - from) of them.
+   */
+  private async revealedIn(hashlock: Hex, from: number, to: number): Promise<Hex | undefined> {
+    let events: Awaited<ReturnType<typeof this.registry.queryFilter>>;
+    try {
+      events = await this.registry.queryFilter(this.registry.filters.SecretRevealed(hashlock), from, to);
+    } catch (error) {
+      if (from >= to) throw error;
+      const mid = Math.floor((from + to) / 2);
+      return (await this.revealedIn(hashlock, from, mid)) ?? (await this.revealedIn(hashlock, mid + 1, to));
+    }
+    // The log's own hashlock is not trusted: an endpoint that drops the topic filter answers every reveal in the range.
+    for (const e of events) {
+      const secret = "args" in e ? (e.args.secret as string) : undefined;
+      if (secret !== undefined && sha256(secret).toLowerCase() === hashlock.toLowerCase()) return secret as Hex;
+    }
+    return undefined;
   }
 
   /**

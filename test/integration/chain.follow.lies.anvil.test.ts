@@ -191,6 +191,52 @@ describe("following a chain through an endpoint that lags, caps or lies (anvil)"
     expect(sent() - asked, "a secret never revealed costs one call").to.equal(1);
   });
 
+  it("never takes a secret that does not hash to the hashlock asked for, from an endpoint that ignores the log query's topic", async function () {
+    const s = await setup();
+    const [first, second] = [`0x${"a1".repeat(32)}`, `0x${"b2".repeat(32)}`] as [Hex, Hex];
+    await s.bob.revealMany([first, second]); // one block, two SecretRevealed logs
+    await mine(3);
+    // An endpoint (or a proxy in front of it) that drops the filter's topics: every log of the registry in the range.
+    s.tapped.tap = async (p) => {
+      if (p.method !== "eth_getLogs") return undefined;
+      const [filter] = p.params as [Record<string, unknown>];
+      return { result: await direct.send("eth_getLogs", [{ ...filter, topics: undefined }]) };
+    };
+    expect(await s.alice.findSecret(hashlockOf(second)), "the secret of the hashlock asked for").to.equal(second);
+    // One whose every log is someone else's reveal: no secret, rather than a wrong one.
+    const only = `0x${"c3".repeat(32)}` as Hex;
+    await s.bob.reveal(only);
+    await mine(3);
+    s.tapped.tap = async (p) => {
+      if (p.method !== "eth_getLogs") return undefined;
+      const logs = (await direct.send("eth_getLogs", [{ ...(p.params as [Record<string, unknown>])[0], topics: undefined }])) as { data: string }[];
+      const other = (await direct.send("eth_getLogs", [{ address: (p.params as [{ address: string }])[0].address, fromBlock: "0x0", toBlock: "latest" }])) as { data: string }[];
+      return { result: logs.map((l) => ({ ...l, data: other[0]!.data })) }; // the data of the first reveal in every log
+    };
+    expect(await s.alice.findSecret(hashlockOf(only))).to.equal(undefined);
+  });
+
+  it("finds a secret revealed in a run of 1,000 blocks sharing its timestamp through an endpoint that caps eth_getLogs at 100 blocks", async function () {
+    const s = await setup();
+    const CAP = 100;
+    s.tapped.tap = (p) => {
+      if (p.method !== "eth_getLogs") return undefined;
+      const [filter] = p.params as [{ fromBlock?: string; toBlock?: string }];
+      const span = Number(filter.toBlock) - Number(filter.fromBlock) + 1;
+      return !(span <= CAP) ? new Error(`query exceeds max block range ${CAP}`) : undefined;
+    };
+    const secret = `0x${"5f".repeat(32)}` as Hex;
+    await anvil.rpc("anvil_mine", [20, 12]);
+    await anvil.rpc("anvil_mine", [400, 0]); // a burst of blocks with one timestamp (a sequencer catching up)
+    await s.bob.reveal(secret);
+    await anvil.rpc("anvil_mine", [600, 0]);
+    await anvil.rpc("anvil_mine", [20, 12]);
+    const sent = () => s.tapped.total() - (s.tapped.counts.get("eth_chainId") ?? 0);
+    const before = sent();
+    expect(await s.alice.findSecret(hashlockOf(secret))).to.equal(secret);
+    expect(sent() - before, "requests: a few dozen, not one per block").to.be.at.most(60);
+  });
+
   it("sees a force close a reorganisation deeper than the window brought in, once the guard saw that reorganisation", async function () {
     const s = await setup();
     const fork = await anvil.rpc("evm_snapshot", []);
