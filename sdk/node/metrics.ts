@@ -14,7 +14,11 @@ import type { Hex } from "../core/types.js";
 import type { NodeEvent } from "./events.js";
 import type { NodeParts } from "./start.js";
 
-export type MetricsDeps = Pick<NodeParts, "config" | "store" | "towerStore" | "client" | "assets" | "chainIds" | "chainHealth" | "link">;
+export type MetricsDeps = Pick<NodeParts, "config" | "store" | "towerStore" | "client" | "assets" | "chainIds" | "chainHealth" | "link"> &
+  Readonly<{
+    /** Why the node's store (or its watchtower's) is lost, once it is (StoreHealth): the node signs nothing more. */
+    storeLost: () => string | undefined;
+  }>;
 
 /** Swaps whose start this process saw, kept until they end; past this many the oldest are forgotten. */
 const MAX_TIMED_SWAPS = 10_000;
@@ -37,6 +41,10 @@ export class NodeMetrics {
 
     new Gauge({ name: "channels_node_active", help: "1 when this process is the active node of its store (signs and sends), 0 for a standby", registers, collect() {
       this.set(1);
+    } });
+    // Read first: a lost store is what every other series here may hide (they still read from its open file).
+    new Gauge({ name: "channels_store_lost", help: "1 once the node's store or its watchtower's is lost (deleted, replaced, or a write failed for the file's reason): it signs nothing more until restarted on a good store", registers, collect() {
+      this.set(d.storeLost() === undefined ? 0 : 1);
     } });
 
     this.swapsDone = new Counter({ name: "channels_swaps_total", help: "Swaps ended since the process started, by outcome (swapped, aborted, settledOnChain)", labelNames: ["outcome"], registers });

@@ -2,8 +2,8 @@
  * GET /metrics: two nodes in this process with their control APIs on real ports, over two anvil chains mining a
  * block a second (finality 1 block). After swaps, the scrape shows what the API shows (swaps by outcome, channel
  * balances, chain heads, the fee account, the peer link, store commits, on-chain transactions and their fees); with
- * the peer's node stopped, a swap in flight, its lock's deadline, the peer down and a deposit not counted yet. The
- * scrape needs the API token unless `api.metricsPublic` is set.
+ * the peer's node stopped, a swap in flight, its lock's deadline, the peer down and a deposit not counted yet; with
+ * the node's store deleted, the loss. The scrape needs the API token unless `api.metricsPublic` is set.
  */
 import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -175,5 +175,17 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
     const left = value(x, "channels_deadline_seconds", { chain: "source", kind: "lockExpiry" })!;
     expect(left, "by the source chain's clock").to.be.within(expiry - now - 30, expiry - now + 30);
     await nodes.start("bob");
+  });
+
+  // Last: Alice's store is lost for good.
+  it("shows a lost store, which /info answers 503 for while every other series reads on from the open file", async function () {
+    expect(value((await scrape("alice")).samples, "channels_store_lost")).to.equal(0);
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `alice.sqlite${suffix}`), { force: true });
+    const x = await until("the loss seen by a scrape", async () => {
+      const m = await scrape("alice");
+      return m.status === 200 && value(m.samples, "channels_store_lost") === 1 ? m.samples : undefined;
+    }, 30_000);
+    expect((await api("alice", "GET", "/info")).status, "the health check").to.equal(503);
+    expect(value(x, "channels_channels", { status: "open" }), "still read from the open file").to.equal(2);
   });
 });
