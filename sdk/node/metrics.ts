@@ -22,6 +22,12 @@ export type MetricsDeps = Pick<NodeParts, "config" | "store" | "towerStore" | "c
 
 /** Swaps whose start this process saw, kept until they end; past this many the oldest are forgotten. */
 const MAX_TIMED_SWAPS = 10_000;
+/**
+ * A scrape asked for within this long of the last one gets the same text. A scrape reads every channel the store
+ * holds, closed ones included, on the event loop: without this, anyone reaching a public /metrics could keep the node
+ * from its ticks and challenges by asking again and again. Prometheus scrapes every 15 s or so.
+ */
+const SCRAPE_REUSE_MS = 1_000;
 
 export class NodeMetrics {
   readonly registry = new Registry();
@@ -35,6 +41,8 @@ export class NodeMetrics {
   private readonly started = new Map<string, number>();
   /** The settlement a closing channel waits for, from the client's chain events: its chain and when (chain time). */
   private readonly waits = new Map<string, { chainId: bigint; until: number; why: string }>();
+  /** The last scrape and when it was asked for. */
+  private last: { at: number; scrape: Promise<{ contentType: string; text: string }> } | undefined;
 
   constructor(private readonly d: MetricsDeps) {
     const registers = [this.registry];
@@ -214,9 +222,16 @@ export class NodeMetrics {
     }
   }
 
-  /** The metrics in the Prometheus text format, and its content type. */
-  async scrape(): Promise<{ contentType: string; text: string }> {
-    return { contentType: this.registry.contentType, text: await this.registry.metrics() };
+  /** The metrics in the Prometheus text format, and its content type; the same for a second of scrapes (SCRAPE_REUSE_MS). */
+  scrape(): Promise<{ contentType: string; text: string }> {
+    const now = Date.now();
+    if (this.last !== undefined && now - this.last.at < SCRAPE_REUSE_MS) return this.last.scrape;
+    const scrape = (async () => ({ contentType: this.registry.contentType, text: await this.registry.metrics() }))();
+    const last = (this.last = { at: now, scrape });
+    scrape.catch(() => {
+      if (this.last === last) this.last = undefined; // a failed scrape is not served again
+    });
+    return scrape;
   }
 }
 

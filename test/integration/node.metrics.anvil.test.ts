@@ -13,6 +13,7 @@ import { formatEther, parseEther, Wallet, ZeroAddress, type JsonRpcProvider } fr
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { HubAdapter } from "../../sdk/index.js";
+import type { Store } from "../../sdk/store/store.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
 import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { freePort, until } from "../helpers/nodes.js";
@@ -155,6 +156,24 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
     expect(open.status).to.equal(200);
     expect(value(open.samples, "channels_swaps_total", { outcome: "swapped" })).to.equal(3);
     expect((await fetch(`${origin("bob")}/api/v1/info`)).status, "the rest still needs the token").to.equal(401);
+  });
+
+  it("answers a flood of scrapes without the token from a few reads of the store, not three per request", async function () {
+    // Each scrape reads every channel the store ever held, three times: on a node of many channels, a stranger
+    // reaching a public /metrics could keep the node's event loop busy (its ticks and challenges wait behind it).
+    const store = (nodes.run.bob!.node as unknown as { parts: { store: Store } }).parts.store;
+    const all = store.channels.bind(store);
+    let reads = 0;
+    store.channels = () => (reads++, all());
+    try {
+      const FLOOD = 50;
+      const answers = await Promise.all(Array.from({ length: FLOOD }, () => scrape("bob", false)));
+      expect(answers.map((a) => a.status)).to.deep.equal(Array(FLOOD).fill(200));
+      expect(value(answers[FLOOD - 1]!.samples, "channels_channels", { status: "open" })).to.equal(2);
+      expect(reads, "reads of the channels table (the node's own included)").to.be.below(FLOOD);
+    } finally {
+      delete (store as { channels?: unknown }).channels; // the class's method again
+    }
   });
 
   it("with the peer's node stopped: a swap in flight and its lock's deadline, the peer down, a deposit not counted yet", async function () {
