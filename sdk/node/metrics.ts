@@ -193,7 +193,10 @@ export class NodeMetrics {
       if (typeof phase.kind !== "string") return;
       this.phases.inc({ phase: phase.kind });
       if (phase.kind !== "done") {
-        if (!this.started.has(swapId)) {
+        // A swap starts as the initiator's proposal or the responder's agreement (its first phase on that side); any
+        // other phase first seen here is a swap a restart found in flight, not timed.
+        const starts = phase.kind === "proposed" || (phase.kind === "agreed" && e.role === "responder");
+        if (starts && !this.started.has(swapId)) {
           if (this.started.size >= MAX_TIMED_SWAPS) this.started.delete(this.started.keys().next().value!);
           this.started.set(swapId, Date.now());
         }

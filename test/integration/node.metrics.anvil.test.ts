@@ -196,6 +196,20 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
     await nodes.start("bob");
   });
 
+  it("times only the swaps this process saw start: one a restart found in flight ends counted, not timed", async function () {
+    await until("every swap ended", async () => ((await api<{ outcome?: string }[]>("alice", "GET", "/swaps")).json.every((w) => w.outcome !== undefined) ? true : undefined));
+    await nodes.stop("bob");
+    const p = await api<{ id: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target", source: s, target: t });
+    expect(p.status, JSON.stringify(p.json)).to.equal(201);
+    await nodes.stop("alice"); // restarted with the swap proposed: its next phases are not its start
+    await nodes.start("alice");
+    await nodes.start("bob");
+    await until(`swap ${p.json.id} swapped`, async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${p.json.id}`)).json.outcome === "swapped" ? true : undefined));
+    const x = (await scrape("alice")).samples;
+    expect(value(x, "channels_swaps_total", { outcome: "swapped" }), "ended since the restart").to.equal(1);
+    expect(value(x, "channels_swap_duration_seconds_count"), "timed").to.equal(0);
+  });
+
   // Last: Alice's store is lost for good.
   it("shows a lost store, which /info answers 503 for while every other series reads on from the open file", async function () {
     expect(value((await scrape("alice")).samples, "channels_store_lost")).to.equal(0);
