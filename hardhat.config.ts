@@ -3,7 +3,11 @@ import { configVariable, defineConfig } from "hardhat/config";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 
+import { stopAllChildren } from "./test/helpers/processes.js";
+
 const require = createRequire(import.meta.url);
+/** Mocha files run at once, each worker running one after another (MOCHA_JOBS; mocha runs in one process below 2). */
+const MOCHA_JOBS = Number(process.env.MOCHA_JOBS ?? 4);
 
 // The compiler is the WebAssembly build shipped in the `solc` npm package: no download at build time.
 // Hardhat needs its absolute path and the exact version it contains.
@@ -29,11 +33,16 @@ export default defineConfig({
       timeout: 120_000,
       // Test files run in worker processes, a few at once: most of the suite waits on chains mining on an interval
       // and on child processes, not on this machine's cores. MOCHA_JOBS=1 runs them one after another.
-      parallel: true,
-      jobs: Number(process.env.MOCHA_JOBS ?? 4),
+      parallel: MOCHA_JOBS > 1,
+      jobs: MOCHA_JOBS,
       // Whatever process a test file started and did not stop (its suite's `after` failed or never ran) is stopped
-      // once the file has run; the exit of the worker kills the rest (test/helpers/processes.ts).
-      require: [fileURLToPath(new URL("./test/helpers/root-hooks.ts", import.meta.url))],
+      // once the file has run; the exit of the worker kills the rest (test/helpers/processes.ts). Each worker loads
+      // the hook from a file (functions in the config do not reach mocha's workers); mocha in one process reads no
+      // such file, so there it is given here and runs once the last file has run: without it, the run waited for
+      // ever on what a file left.
+      ...(MOCHA_JOBS > 1
+        ? { require: [fileURLToPath(new URL("./test/helpers/root-hooks.ts", import.meta.url))] }
+        : { rootHooks: { afterAll: stopAllChildren } }),
     },
     solidity: {
       fuzz: { runs: 512 },
