@@ -23,15 +23,29 @@ export const HARDHAT_CLI = resolve(require.resolve("hardhat/package.json"), ".."
 export const PROJECT_ROOT = resolve(import.meta.dirname, "..", "..");
 
 /** A free TCP port on the loopback interface. */
+/**
+ * Ports a test hands to a process to listen on are taken below the kernel's range for outgoing connections (32768 and
+ * up on Linux): a port the kernel picked as free (`listen(0)`) and that was closed again could be the source port of
+ * any connection a moment later, and with test files running in parallel workers, of another worker's. Each process
+ * walks the range from a random place; a port is handed out once it could be bound, and never twice by one process.
+ */
+const PORT_RANGE = { from: 20_000, to: 32_000 } as const;
+let nextPort = PORT_RANGE.from + Math.floor(Math.random() * (PORT_RANGE.to - PORT_RANGE.from));
+
 export async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
+  for (let tries = 0; tries < PORT_RANGE.to - PORT_RANGE.from; tries++) {
+    const port = nextPort;
+    nextPort = nextPort + 1 >= PORT_RANGE.to ? PORT_RANGE.from : nextPort + 1;
+    if (await canListen(port)) return port;
+  }
+  throw new Error(`no free port between ${PORT_RANGE.from} and ${PORT_RANGE.to}`);
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((ok) => {
     const server = createServer();
-    server.once("error", fail);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address !== null ? address.port : 0;
-      server.close(() => ok(port));
-    });
+    server.once("error", () => ok(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => ok(true)));
   });
 }
 
