@@ -5,32 +5,25 @@
  * process with their control APIs on real ports; the chains are anvil processes (a second EVM client).
  */
 import { expect } from "chai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import { Wallet } from "ethers";
 
-import { accountKey, deployHub } from "../../scripts/lib/local.js";
+import { accountKey } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
-import { Store } from "../../sdk/store/store.js";
-import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { ACCOUNT, ADDRESS, CHALLENGE_PERIOD, startAnvilNodes, stopAnvilNodes, staleState, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
 import { InProcessNodes } from "../helpers/in-process-nodes.js";
-import { freePort, until } from "../helpers/nodes.js";
+import { until } from "../helpers/nodes.js";
 
-type Who = "alice" | "bob";
-const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
-const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
-const CHALLENGE_PERIOD = 300; // the hub's least
 type Event = { type: string; chain?: string; kind?: string; call?: string; hash?: string; blockNumber?: number; swapId?: string; phase?: { kind: string; outcome?: string } };
 
 describe("a node on chains that misbehave (two anvil chains, a block a second, finality 2 blocks)", function () {
   this.timeout(240_000);
-  const anvils: Anvil[] = [];
-  const providers: JsonRpcProvider[] = [];
-  const hubs: string[] = [];
-  let dir: string;
+  const dir = join(tmpdir(), `node-anvil-${randomBytes(4).toString("hex")}`);
   const file = (who: Who) => join(dir, `${who}.json`);
-  const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
+  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
+  const { nodes, anvils, providers, hubs } = env;
   const run = nodes.run;
   const start = (who: Who) => nodes.start(who);
   const stop = (who: Who) => nodes.stop(who);
@@ -41,40 +34,14 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
   const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
 
   before(async function () {
-    for (const chainId of [31_411, 31_412]) {
-      const anvil = await startAnvil({ chainId, blockTime: 1 });
-      anvils.push(anvil);
-      const provider = anvilProvider(anvil);
-      providers.push(provider);
-      hubs.push(await deployHub(provider));
-    }
-    dir = mkdtempSync(join(tmpdir(), "node-anvil-"));
-    const ports = { alice: await freePort(), bob: await freePort() };
-    const apiPorts = { alice: await freePort(), bob: await freePort() };
-    const chain = (i: number) => ({
-      rpcUrl: anvils[i]!.url, hub: hubs[i], confirmations: 2, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
-      fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
-      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+    await startAnvilNodes(env, {
+      chainIds: [31_411, 31_412], confirmations: 2, finalitySeconds: 12,
+      timing: { tickMs: 250, heartbeatSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
     });
-    const write = (who: Who, peer: Who, pairs: unknown[]) =>
-      writeFileSync(file(who), JSON.stringify({
-        key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
-        api: { port: apiPorts[who], tokenFile: `${who}.token` },
-        chains: { source: chain(0), target: chain(1) },
-        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
-        policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: CHALLENGE_PERIOD }, swaps: { pairs, maxInFlight: 8 } },
-        timing: { tickMs: 250, heartbeatSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
-      }));
-    write("alice", "bob", []);
-    write("bob", "alice", [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }]);
-    for (const who of ["alice", "bob"] as const) await start(who);
   });
 
   after(async function () {
-    await nodes.stopAll();
-    for (const p of providers) p.destroy();
-    for (const a of anvils) await a.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await stopAnvilNodes(env);
   });
 
   it("challenges again a stale close whose first challenge a reorganisation took out, and settles with its newest state in time", async function () {
@@ -92,16 +59,10 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     }
     // Bob's node stops; Bob, hostile, registers the oldest state he holds co-signed on S.
     await stop("bob");
-    const bobStore = new Store(join(dir, "bob.sqlite"));
-    const record = bobStore.channel(s as Hex)!;
-    const newest = bobStore.latestCoSigned(s as Hex)!;
-    let stale = undefined as ReturnType<Store["coSignedAt"]>;
-    for (let seq = 1n; seq < newest.state.seq && stale === undefined; seq++) stale = bobStore.coSignedAt(s as Hex, seq);
-    bobStore.close();
-    expect(stale, "Bob holds an older co-signed state").to.not.equal(undefined);
+    const { record, newest, stale } = staleState(join(dir, "bob.sqlite"), s);
     const bobOnS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!));
     const before = await providers[0]!.getBlockNumber();
-    await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
+    await bobOnS.forceClose(record.params, { state: stale.state, signatures: stale.signatures });
 
     // Alice's node challenges; the block with her challenge, and every one after it, leaves the chain.
     const challengeMined = () => events("alice").find((e) => e.type === "chainTx" && e.call === "challenge" && e.kind === "mined");
@@ -111,7 +72,7 @@ describe("a node on chains that misbehave (two anvil chains, a block a second, f
     await anvils[0]!.reorg(head - first.blockNumber! + 1);
     expect(await providers[0]!.getTransactionReceipt(first.hash!), "her first challenge, reorganised out").to.equal(null);
     const info = async () => (await bobOnS.channelInfo(s as Hex));
-    expect((await info()).seq, "the chain holds Bob's stale state again").to.equal(stale!.state.seq);
+    expect((await info()).seq, "the chain holds Bob's stale state again").to.equal(stale.state.seq);
 
     // She challenges again, from what the chain shows: her newest state is registered before the deadline.
     await until("Alice's newest state on chain", async () => ((await info()).seq === newest.state.seq ? true : undefined), 60_000);

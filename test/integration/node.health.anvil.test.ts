@@ -11,26 +11,22 @@
  * real ports; the chains are anvil processes.
  */
 import { expect } from "chai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { parseEther, Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import { parseEther, Wallet } from "ethers";
 
-import { accountKey, deployHub } from "../../scripts/lib/local.js";
+import { accountKey } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
-import { Store } from "../../sdk/store/store.js";
-import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { startAnvil } from "../helpers/anvil.js";
+import { ACCOUNT, CHALLENGE_PERIOD, startAnvilNodes, stopAnvilNodes, staleState, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
 import { RpcProxy } from "../helpers/chain-faults.js";
 import { channels } from "../helpers/cli.js";
 import { InProcessNodes } from "../helpers/in-process-nodes.js";
-import { freePort, until } from "../helpers/nodes.js";
+import { until } from "../helpers/nodes.js";
 
-type Who = "alice" | "bob";
-const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
 const FUNDER = 3; // deposits for a participant from an account no node sends from
-const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
 const CHAIN_IDS = [31_421, 31_422] as const;
-const CHALLENGE_PERIOD = 300; // the hub's least
 type Event = { type: string; chain?: string; status?: string; kind?: string; call?: string; hash?: string; nonce?: number; blockNumber?: number };
 type Health = { healthy: boolean; holding?: string; reachable?: boolean; head?: number; confirmations: number; deepReorg?: { block: number }; feeAccount: { balance?: string; enough?: boolean } };
 type Info = { chains: { name: string; health: Health }[] };
@@ -38,13 +34,11 @@ type Channel = { id: string; status: string; base: { deposits: string[]; onChain
 
 describe("a node's chain health (two anvil chains, a block a second, finality 2 blocks)", function () {
   this.timeout(180_000);
-  const anvils: Anvil[] = [];
-  const providers: JsonRpcProvider[] = [];
-  const hubs: string[] = [];
   let aliceSource: RpcProxy; // Alice's endpoint for the source chain: goes away while the chain goes on
-  let dir: string;
+  const dir = join(tmpdir(), `node-health-${randomBytes(4).toString("hex")}`);
   const file = (who: Who) => join(dir, `${who}.json`);
-  const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
+  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
+  const { nodes, anvils, providers, hubs } = env;
   const run = nodes.run;
   const start = (who: Who) => nodes.start(who);
   const stop = (who: Who) => nodes.stop(who);
@@ -80,45 +74,20 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
   const receipt = (i: number, hash: string) => until(`receipt of ${hash}`, async () => (await providers[i]!.getTransactionReceipt(hash)) ?? undefined);
 
   before(async function () {
-    dir = mkdtempSync(join(tmpdir(), "node-health-"));
-    for (const [i, chainId] of CHAIN_IDS.entries()) {
-      const anvil = await startAnvil({ chainId, blockTime: 1, dumpOnStop: dumpFile(i, 0) });
-      anvils.push(anvil);
-      const provider = anvilProvider(anvil);
-      providers.push(provider);
-      hubs.push(await deployHub(provider));
-    }
-    const ports = { alice: await freePort(), bob: await freePort() };
-    const apiPorts = { alice: await freePort(), bob: await freePort() };
-    aliceSource = await RpcProxy.start(anvils[0]!.url);
-    const chain = (i: number, who: Who) => ({
-      rpcUrl: i === 0 && who === "alice" ? aliceSource.url : anvils[i]!.url, hub: hubs[i], confirmations: 2, finalitySeconds: 12, inclusionSeconds: 60, clockSkewSeconds: 30,
-      fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
-      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+    await startAnvilNodes(env, {
+      chainIds: CHAIN_IDS, confirmations: 2, finalitySeconds: 12, dumpOnStop: (i) => dumpFile(i, 0),
+      prepare: async () => void (aliceSource = await RpcProxy.start(anvils[0]!.url)),
+      rpcUrl: (i, who) => (i === 0 && who === "alice" ? aliceSource.url : undefined),
+      timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
     });
-    const write = (who: Who, peer: Who, pairs: unknown[]) =>
-      writeFileSync(file(who), JSON.stringify({
-        key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
-        api: { port: apiPorts[who], tokenFile: `${who}.token` },
-        chains: { source: chain(0, who), target: chain(1, who) },
-        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
-        policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: CHALLENGE_PERIOD }, swaps: { pairs, maxInFlight: 8 } },
-        timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 15_000, onChainMarginSeconds: 600 },
-      }));
-    write("alice", "bob", []);
-    write("bob", "alice", [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }]);
-    for (const who of ["alice", "bob"] as const) await start(who);
     s = await open("alice", "bob", "ETH@source", "2");
     t = await open("bob", "alice", "ETH@target", "2");
     await allCounted([s, t]);
   });
 
   after(async function () {
-    for (const who of ["alice", "bob"] as const) await stop(who);
-    for (const p of providers) p.destroy();
+    await stopAnvilNodes(env);
     await aliceSource?.close();
-    for (const a of anvils) await a.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it("shows each chain's head, finality depth and fee account in /info", async function () {
@@ -193,15 +162,9 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     // Bob, hostile, registers an older state of S on the source chain: Alice's node challenges it there, with T (on
     // the chain that does not answer) still open beside it.
     await stop("bob");
-    const bobStore = new Store(join(dir, "bob.sqlite"));
-    const record = bobStore.channel(s as Hex)!;
-    const newest = bobStore.latestCoSigned(s as Hex)!;
-    let stale = undefined as ReturnType<Store["coSignedAt"]>;
-    for (let seq = 1n; seq < newest.state.seq && stale === undefined; seq++) stale = bobStore.coSignedAt(s as Hex, seq);
-    bobStore.close();
-    expect(stale, "Bob holds an older co-signed state").to.not.equal(undefined);
+    const { record, newest, stale } = staleState(join(dir, "bob.sqlite"), s);
     const bobOnS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!));
-    await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
+    await bobOnS.forceClose(record.params, { state: stale.state, signatures: stale.signatures });
     await until("Alice's newest state of S on chain, target still down", async () => ((await bobOnS.channelInfo(s as Hex)).seq === newest.state.seq ? true : undefined), 30_000);
     expect((await health("alice", "target")).reachable, "target still down").to.equal(false);
 
@@ -240,13 +203,7 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(first.status, JSON.stringify(first.json)).to.equal(201);
     await until("swap swapped", async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${first.json.id}`)).json.outcome === "swapped" ? true : undefined));
     await stop("bob");
-    const bobStore = new Store(join(dir, "bob.sqlite"));
-    const record = bobStore.channel(w as Hex)!;
-    const newest = bobStore.latestCoSigned(w as Hex)!;
-    let stale = undefined as ReturnType<Store["coSignedAt"]>;
-    for (let seq = 1n; seq < newest.state.seq && stale === undefined; seq++) stale = bobStore.coSignedAt(w as Hex, seq);
-    bobStore.close();
-    expect(stale, "Bob holds an older co-signed state").to.not.equal(undefined);
+    const { record, newest, stale } = staleState(join(dir, "bob.sqlite"), w);
 
     const OUTAGE_MS = 15_000;
     const from = events("alice").length; // what Alice's node says from here on
@@ -257,9 +214,9 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(refused.status, refused.json.error).to.equal(409);
     expect(refused.json.error).to.match(/chain source does not answer/);
     const bobOnS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(ACCOUNT.bob), providers[0]!));
-    await bobOnS.forceClose(record.params, { state: stale!.state, signatures: stale!.signatures });
+    await bobOnS.forceClose(record.params, { state: stale.state, signatures: stale.signatures });
     const closed = await bobOnS.channelInfo(w as Hex);
-    expect(closed.seq).to.equal(stale!.state.seq);
+    expect(closed.seq).to.equal(stale.state.seq);
     // The outage lasts most of the challenge period in chain time: 60 s of it are left when the endpoint is back.
     const left = 60;
     const skip = Number(closed.deadline - (await bobOnS.now())) - left - Math.ceil((back - Date.now()) / 1000);

@@ -6,23 +6,20 @@
  * the node's store deleted, the loss. The scrape needs the API token unless `api.metricsPublic` is set.
  */
 import { expect } from "chai";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { formatEther, parseEther, Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
+import { formatEther, parseEther, Wallet } from "ethers";
 
-import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { HubAdapter } from "../../sdk/index.js";
-import type { Store } from "../../sdk/store/store.js";
-import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
+import { accountKey } from "../../scripts/lib/local.js";
+import { HubAdapter, type Hex } from "../../sdk/index.js";
+import { Store } from "../../sdk/store/store.js";
+import { ACCOUNT, ADDRESS, startAnvilNodes, stopAnvilNodes, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
 import { InProcessNodes } from "../helpers/in-process-nodes.js";
-import { freePort, until } from "../helpers/nodes.js";
-import type { Hex } from "../../sdk/index.js";
+import { until } from "../helpers/nodes.js";
 
-type Who = "alice" | "bob";
-const ACCOUNT: Record<Who, number> = { alice: 1, bob: 2 };
 const FUNDER = 3;
-const ADDRESS = Object.fromEntries(Object.entries(ACCOUNT).map(([w, i]) => [w, new Wallet(accountKey(i)).address])) as Record<Who, string>;
 const CHAIN_IDS = [31_431, 31_432] as const;
 type Channel = { id: string; status: string; balance: { mine: string; theirs: string; locked: string }; base: { deposits: string[]; onChainDeposits?: string[] } };
 type Sample = { name: string; labels: Record<string, string>; value: number };
@@ -43,12 +40,10 @@ function parse(text: string): Sample[] {
 
 describe("a node's metrics (GET /metrics, two anvil chains)", function () {
   this.timeout(180_000);
-  const anvils: Anvil[] = [];
-  const providers: JsonRpcProvider[] = [];
-  const hubs: string[] = [];
-  let dir: string;
+  const dir = join(tmpdir(), `node-metrics-${randomBytes(4).toString("hex")}`);
   const file = (who: Who) => join(dir, `${who}.json`);
-  const nodes = new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex);
+  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
+  const { nodes, providers, hubs } = env;
   const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => nodes.api<T>(who, method, path, body);
   let s: string;
   let t: string;
@@ -65,33 +60,10 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
   const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();
 
   before(async function () {
-    dir = mkdtempSync(join(tmpdir(), "node-metrics-"));
-    for (const chainId of CHAIN_IDS) {
-      const anvil = await startAnvil({ chainId, blockTime: 1 });
-      anvils.push(anvil);
-      const provider = anvilProvider(anvil);
-      providers.push(provider);
-      hubs.push(await deployHub(provider));
-    }
-    const ports = { alice: await freePort(), bob: await freePort() };
-    const apiPorts = { alice: await freePort(), bob: await freePort() };
-    const chain = (i: number) => ({
-      rpcUrl: anvils[i]!.url, hub: hubs[i], confirmations: 1, finalitySeconds: 6, inclusionSeconds: 60, clockSkewSeconds: 30,
-      fees: { maxFeePerGasGwei: "100", bumpAfterSeconds: 3 },
-      assets: { ETH: { address: ZeroAddress, decimals: 18 } },
+    await startAnvilNodes(env, {
+      chainIds: CHAIN_IDS, confirmations: 1, finalitySeconds: 6, api: (who) => ({ metricsPublic: who === "bob" }),
+      timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 60_000, onChainMarginSeconds: 600 },
     });
-    const write = (who: Who, peer: Who, pairs: unknown[]) =>
-      writeFileSync(file(who), JSON.stringify({
-        key: { env: `${who.toUpperCase()}_KEY` }, store: `${who}.sqlite`, peer: { port: ports[who] },
-        api: { port: apiPorts[who], tokenFile: `${who}.token`, metricsPublic: who === "bob" },
-        chains: { source: chain(0), target: chain(1) },
-        peers: { [peer]: { address: ADDRESS[peer], url: `http://127.0.0.1:${ports[peer]}` } },
-        policy: { channels: { accept: ["ETH@source", "ETH@target"], minChallengePeriodSeconds: 300 }, swaps: { pairs, maxInFlight: 8 } },
-        timing: { tickMs: 250, heartbeatSeconds: 5, chainCheckSeconds: 1, resendMs: 1_000, confirmationTimeoutMs: 60_000, onChainMarginSeconds: 600 },
-      }));
-    write("alice", "bob", []);
-    write("bob", "alice", [{ give: "ETH@source", take: "ETH@target", maxRate: "1", maxAmount: "2" }]);
-    for (const who of ["alice", "bob"] as const) await nodes.start(who);
     s = (await nodes.run.alice!.node.openChannel({ peer: "bob", asset: "ETH@source", deposit: "2", challengePeriodSeconds: 300 })).id;
     t = (await nodes.run.bob!.node.openChannel({ peer: "alice", asset: "ETH@target", deposit: "2", challengePeriodSeconds: 300 })).id;
     for (const who of ["alice", "bob"] as const) {
@@ -100,10 +72,7 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
   });
 
   after(async function () {
-    await nodes.stopAll();
-    for (const p of providers) p.destroy();
-    for (const a of anvils) await a.stop();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    await stopAnvilNodes(env);
   });
 
   it("shows swaps by outcome, balances as the API shows them, chains, the fee account, the peer link, commits and on-chain fees", async function () {
