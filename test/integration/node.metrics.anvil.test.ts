@@ -84,7 +84,12 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
     }
     for (const id of ids) await until(`swap ${id} swapped`, async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${id}`)).json.outcome === "swapped" ? true : undefined));
 
-    const m = await scrape("alice");
+    // The counters move with the node's events, which may come a moment after the store shows a swap done, and a
+    // scrape is reused for a second: looked at until they have come.
+    const m = await until("the three swaps counted", async () => {
+      const r = await scrape("alice");
+      return value(r.samples, "channels_swaps_total", { outcome: "swapped" }) === 3 ? r : undefined;
+    });
     expect(m.status).to.equal(200);
     expect(m.type).to.match(/^text\/plain; version=0\.0\.4/);
     const x = m.samples;
@@ -121,9 +126,11 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
 
   it("needs the API token unless metricsPublic is set, and only for /metrics", async function () {
     expect((await scrape("alice", false)).status).to.equal(401);
-    const open = await scrape("bob", false);
+    const open = await until("Bob's three swaps counted, no token", async () => {
+      const r = await scrape("bob", false);
+      return r.status === 200 && value(r.samples, "channels_swaps_total", { outcome: "swapped" }) === 3 ? r : undefined;
+    });
     expect(open.status).to.equal(200);
-    expect(value(open.samples, "channels_swaps_total", { outcome: "swapped" })).to.equal(3);
     expect((await fetch(`${origin("bob")}/api/v1/info`)).status, "the rest still needs the token").to.equal(401);
   });
 
@@ -174,8 +181,10 @@ describe("a node's metrics (GET /metrics, two anvil chains)", function () {
     await nodes.start("alice");
     await nodes.start("bob");
     await until(`swap ${p.json.id} swapped`, async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${p.json.id}`)).json.outcome === "swapped" ? true : undefined));
-    const x = (await scrape("alice")).samples;
-    expect(value(x, "channels_swaps_total", { outcome: "swapped" }), "ended since the restart").to.equal(1);
+    const x = await until("the swap counted", async () => {
+      const m = (await scrape("alice")).samples;
+      return value(m, "channels_swaps_total", { outcome: "swapped" }) === 1 ? m : undefined;
+    });
     expect(value(x, "channels_swap_duration_seconds_count"), "timed").to.equal(0);
   });
 
