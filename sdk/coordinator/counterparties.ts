@@ -17,6 +17,7 @@
  */
 import { formatUnits, ZeroAddress } from "ethers";
 
+import type { ChannelInfo } from "../chain/hub.js";
 import { applicable, type UpdateEvent } from "../core/channel-updates.js";
 import { ChannelSdkError, InsufficientBalanceError, InvalidMessageError, UnexpectedMessageError } from "../core/errors.js";
 import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
@@ -840,6 +841,11 @@ export class Counterparties {
    * `channels` and every channel of `engine` an open swap ties to them, transitively: what goes on chain together
    * (a swap's two locks settle by the same secret, so neither leg stays off chain while the other is on it).
    */
+  /** What the hub stores about a channel at the latest block, as followed (read again once a log concerns it). */
+  followedInfo(chainId: bigint, channelId: Hex): Promise<ChannelInfo> {
+    return this.following.info(chainId, channelId);
+  }
+
   /** The deposits the hub held at the final block, for a channel whose head did not count them at the last tick. */
   finalDeposits(channelId: Hex): readonly [bigint, bigint] | undefined {
     return this.held.get(lower(channelId));

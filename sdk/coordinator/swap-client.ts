@@ -1,6 +1,6 @@
 import { ZeroAddress } from "ethers";
 
-import type { HubAdapter } from "../chain/hub.js";
+import type { ChannelInfo, HubAdapter } from "../chain/hub.js";
 import { channelIdOf } from "../core/eip712.js";
 import { ChannelTermsError, TransportNotConnectedError, UnexpectedMessageError, WaitAbortedError } from "../core/errors.js";
 import type { Envelope } from "../core/messages.js";
@@ -379,6 +379,15 @@ export class SwapClient {
   /** The swaps not done yet (at most the in-flight caps' worth). */
   activeSwaps(): SwapView[] {
     return this.session.activeSwaps();
+  }
+
+  /**
+   * What the hub stores about `channelId` at the latest block, as the client's ticks follow it: read again only once a
+   * log concerned the channel (following.ts), so a view of many channels costs no request per channel. It may be a
+   * tick behind the chain.
+   */
+  followedInfo(channelId: Hex): Promise<ChannelInfo> {
+    return this.batched.followedInfo(this.book.record(channelId).ref.chainId, channelId);
   }
 
   /**

@@ -203,7 +203,7 @@ export class ChannelNode {
   }
 
   async channels() {
-    return Promise.all(this.channelIds().map((id) => this.views.channelView(id)));
+    return Promise.all(this.channelIds().map((id) => this.views.channelView(id, false)));
   }
 
   /** A channel by its id or a unique prefix of it. */

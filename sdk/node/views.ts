@@ -1,5 +1,5 @@
 /** What the node shows of itself, its channels and its swaps (the API's and the CLI's answers), and ids as given. */
-import type { HubAdapter } from "../chain/hub.js";
+import type { ChannelInfo, HubAdapter } from "../chain/hub.js";
 import type { SwapView } from "../coordinator/phases.js";
 import type { Hex, ParticipantIndex } from "../core/types.js";
 import type { Pending } from "./channel-opening.js";
@@ -22,6 +22,8 @@ export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client"
 export class Views {
   /** Payouts of closed channels, read from their close event once. */
   private readonly paidOut = new Map<Hex, readonly [bigint, bigint]>();
+  /** What the hub stores about closed channels (final). */
+  private readonly closed = new Map<Hex, ChannelInfo>();
 
   constructor(private readonly d: ViewDeps) {}
 
@@ -53,7 +55,12 @@ export class Views {
     return [...this.d.store.channels().map((c) => c.ref.channelId), ...this.d.pending.keys()];
   }
 
-  async channelView(channelId: Hex) {
+  /**
+   * A channel as the API shows it. `fresh` (one channel asked for, or just acted on) reads its state on chain now;
+   * otherwise (a list) as the client's ticks follow it, a tick behind at most, so a list of many channels costs no
+   * request per channel. A closed channel's state on chain is final, read once.
+   */
+  async channelView(channelId: Hex, fresh = true) {
     const pending = this.d.pending.get(channelId);
     if (pending !== undefined) {
       const asset = this.d.assets.byAddress(pending.chainId, pending.params.asset);
@@ -74,7 +81,9 @@ export class Views {
     const locked = head.locks.reduce((sum, l) => sum + l.amount, 0n);
     const op = this.d.store.channelOp(channelId);
     const adapter = this.d.adapters.get(record.ref.chainId)!;
-    const onChain = await adapter.channelInfo(channelId).catch(() => undefined);
+    const read = fresh ? adapter.channelInfo(channelId) : this.d.client.followedInfo(channelId);
+    const onChain = this.closed.get(channelId) ?? (await read.catch(() => undefined));
+    if (onChain?.status === "closed") this.closed.set(channelId, onChain);
     // An endpoint that refuses a log query over the whole chain (public ones cap eth_getLogs ranges) leaves the payouts
     // unshown, not the view failing.
     const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId).catch(() => undefined) : undefined;

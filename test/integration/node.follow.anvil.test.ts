@@ -89,7 +89,7 @@ describe("idle nodes following two chains (anvil, a block a second)", function (
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  it("read no channel's state while idle, however many channels they have: heads and logs only", async function () {
+  it("read no channel's state while idle, however many channels they have, nor to list them (GET /channels): heads and logs only", async function () {
     const open = (who: Who, peer: Who, asset: string) => run[who]!.node.openChannel({ peer, asset, deposit: "1", challengePeriodSeconds: 300 });
     await Promise.all([
       Promise.all(Array.from({ length: CHANNELS }, () => open("alice", "bob", "ETH@source"))),
@@ -118,6 +118,17 @@ describe("idle nodes following two chains (anvil, a block a second)", function (
         expect(d.byMethod.eth_call ?? 0, `no channel read: ${where}`).to.equal(0);
         // Its own follower's logs at each new block, and the watchtower's at each heartbeat (a second here).
         expect(d.byMethod.eth_getLogs ?? 0, `logs once per block and heartbeat: ${where}`).to.be.at.most(2 * (h1[i]! - h0[i]! + 2));
+      }
+    }
+
+    // GET /channels, however many channels, reads none of them from a chain: the list uses what the ticks follow.
+    const before = snap();
+    for (let k = 0; k < 3; k++) for (const who of WHO) expect((await api<Channel[]>(who, "GET", "/channels")).json.filter(counted)).to.have.length(2 * CHANNELS);
+    const after = snap();
+    for (const [n, who] of WHO.entries()) {
+      for (const [i, chain] of ["source", "target"].entries()) {
+        const d: RpcCounts = RpcCounter.between(before[n]![i]!, after[n]![i]!);
+        expect(d.byMethod.eth_call ?? 0, `${who} on ${chain}, three GET /channels of ${2 * CHANNELS} channels: ${JSON.stringify(d.byMethod)}`).to.equal(0);
       }
     }
   });
