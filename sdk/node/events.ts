@@ -30,9 +30,16 @@ export class NodeEvents {
     return () => this.subscribers.delete(fn);
   }
 
+  /** Sends an event to every subscriber; one that throws is logged and leaves the others their event. */
   emit(type: string, fields: Record<string, unknown>): void {
     const e: NodeEvent = { time: new Date().toISOString(), type, ...fields };
-    for (const fn of this.subscribers) fn(e);
+    for (const fn of this.subscribers) {
+      try {
+        fn(e);
+      } catch (error) {
+        this.d.log.error({ event: "subscriberFailed", type, error: (error as Error).message?.split("\n")[0] }, `a subscriber of the node's events failed on a ${type} event`);
+      }
+    }
   }
 
   onClientEvent(e: ClientEvent): void {
