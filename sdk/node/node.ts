@@ -10,8 +10,8 @@
  * channel-opening.ts (proposing, agreeing and joining channels), channel-ops.ts (deposit, close, withdraw),
  * views.ts (what the API shows), swaps.ts (proposing swaps and the responder's policy), store-lock.ts.
  */
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import type { Logger } from "pino";
 
 import type { Address, Hex } from "../core/types.js";
@@ -172,7 +172,13 @@ export class ChannelNode {
     this.health.requireStore();
     const target = resolve(this.parts.config.folder, file);
     if (existsSync(target)) throw new ConflictError(`file: ${target} exists already; a backup never overwrites a file`);
-    const frozenChannels = await this.parts.store.backupTo(target);
+    let frozenChannels: number;
+    try {
+      mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
+      frozenChannels = await this.parts.store.backupTo(target);
+    } catch (error) {
+      throw new ConflictError(`file: cannot write the copy to ${target}: ${(error as Error).message.split("\n")[0]}`);
+    }
     this.log.info({ event: "backup", file: target, frozenChannels }, `store copied to ${target} (${frozenChannels} channel(s) frozen in the copy)`);
     return { file: target, frozenChannels, takenAt: new Date().toISOString() };
   }

@@ -7,7 +7,7 @@
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
@@ -67,14 +67,17 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
 
   it("signs nothing on the copy's channels, refuses swaps on them, and a force close with the copy's state is answered with the newest", async function () {
     await swap();
-    mkdirSync(join(dir, "backups"));
-    const made = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]);
+    const made = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]); // the folder made too
     expect(made.code, made.stderr).to.equal(0);
     const copy = join(dir, "backups", "alice.sqlite");
     expect(made.stdout.trim()).to.equal(`store copied to ${copy} (2 channel(s) frozen in the copy)`);
     const again = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]);
     expect([again.code, again.stderr.trim()]).to.deep.equal([1, `error: file: ${copy} exists already; a backup never overwrites a file`]);
     const atCopy = held(copy, s);
+    writeFileSync(join(dir, "not-a-folder"), "");
+    const nowhere = await channels(["--config", file("alice"), "backup", "not-a-folder/alice.sqlite"]);
+    expect([nowhere.code, nowhere.stderr.trim().split("\n").length]).to.deep.equal([1, 1]);
+    expect(nowhere.stderr).to.match(/^error: file: /);
 
     // Alice's node swaps on after the copy: it signs newer states of S and T.
     await swap();
