@@ -7,6 +7,8 @@ import { duration, parseDuration, Progress, short, table } from "./format.js";
 
 export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
+  /** Set when the channel came from a restored backup copy: nothing is signed on it, its balances may be old. */
+  frozenSince?: string;
   balance?: { mine: string; theirs: string; locked: string }; deposits?: { mine: string; theirs: string };
   payouts?: { mine: string; theirs: string }; onChainDeposits?: { mine: string; theirs: string };
   base?: { deposits: string[]; onChainDeposits?: string[]; myIndex: number };
@@ -17,6 +19,11 @@ function counted(c: ChannelView): boolean {
   const b = c.base;
   if (c.status !== "open" || b?.onChainDeposits === undefined) return false;
   return BigInt(b.deposits[b.myIndex]!) >= BigInt(b.onChainDeposits[b.myIndex]!);
+}
+
+/** A channel's status, marked when it came frozen from a backup copy and is not closed. */
+function statusText(c: ChannelView): string {
+  return c.frozenSince !== undefined && c.status !== "closed" ? `${c.status} (frozen)` : c.status;
 }
 
 /** Polls the channel until our deposit counts, showing what it waits for; gives up after `timeoutMs`. */
@@ -45,7 +52,10 @@ async function waitCounted(cmd: Command, id: string, timeoutMs: number): Promise
 }
 
 function describe(c: ChannelView): string {
-  const lines = [`channel ${c.id}`, `  chain ${c.chain}, asset ${c.asset}, peer ${c.peer}, status ${c.status}, challenge period ${duration(c.challengePeriodSeconds)}`];
+  const lines = [`channel ${c.id}`, `  chain ${c.chain}, asset ${c.asset}, peer ${c.peer}, status ${statusText(c)}, challenge period ${duration(c.challengePeriodSeconds)}`];
+  if (c.frozenSince !== undefined && c.status !== "closed") {
+    lines.push(`  FROZEN: from a backup copy taken ${c.frozenSince}; the balances below may be older than the peer's, and nothing is signed on it: force-close it`);
+  }
   if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
   if (c.deposits) lines.push(`  deposits counted: mine ${c.deposits.mine}, theirs ${c.deposits.theirs}`);
   if (c.payouts) lines.push(`  paid out: mine ${c.payouts.mine}, theirs ${c.payouts.theirs}`);
@@ -64,7 +74,7 @@ export function channelCommands(): Command {
           ? "no channels"
           : table(
               ["ID", "CHAIN", "PEER", "ASSET", "STATUS", "MINE", "THEIRS", "PAID OUT (MINE/THEIRS)"],
-              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, c.status, c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
+              l.map((c) => [short(c.id), c.chain, c.peer, c.asset, statusText(c), c.balance?.mine ?? "-", c.balance?.theirs ?? "-", c.payouts ? `${c.payouts.mine} / ${c.payouts.theirs}` : "-"]),
             ),
       );
     });

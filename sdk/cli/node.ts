@@ -11,7 +11,7 @@ type Health = {
   feeAccount: { balance?: string; reserve?: string; enough?: boolean };
 };
 type Info = {
-  address: string; startedAt: string; peerUrl: string; channels: number; activeSwaps: number;
+  address: string; startedAt: string; peerUrl: string; channels: number; activeSwaps: number; frozenChannels: number;
   chains: { name: string; chainId: string; hub: string; assets: { symbol: string; address: string }[]; health?: Health }[];
 };
 
@@ -56,6 +56,7 @@ export function nodeCommands(): Command[] {
           ...(c.health === undefined ? [] : [healthLine(c.health, c.assets.find((a) => /^0x0{40}$/.test(a.address))?.symbol ?? "(native coin)")]),
         ]),
         `  ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`,
+        ...(d.frozenChannels > 0 ? [`  ${d.frozenChannels} channel(s) FROZEN: the store is a restored backup copy; nothing is signed on them: force-close each (docs/NODE.md, Backups)`] : []),
       ].join("\n"),
     );
   });

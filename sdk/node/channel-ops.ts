@@ -2,6 +2,7 @@
 import { Contract, ZeroAddress } from "ethers";
 
 import { shortMessage } from "../chain/errors.js";
+import { ChannelFrozenError } from "../coordinator/swap-client.js";
 import { sameAddress } from "../core/types.js";
 import { UsageError } from "./errors.js";
 import { ConflictError } from "./node-errors.js";
@@ -31,6 +32,9 @@ export class ChannelOps {
     // Checked before any transaction: a closing channel's final state would not count it (the hub would only pay it back).
     if (op === "forceClose" || this.d.client.isClosing(record.ref.channelId)) throw new ConflictError(`channel ${record.ref.channelId} is closing; a deposit now would not be counted`);
     this.d.chainHealth.require(record.ref.chainId); // it would not be counted while its chain is held
+    // A channel frozen from a backup copy can never count it: the hub would only pay it back after a force close.
+    const frozen = this.d.store.frozenSince(record.ref.channelId);
+    if (frozen !== undefined) throw new ChannelFrozenError(record.ref.channelId, frozen);
     await requireWalletHolds(this.d, asset, amount, "amount");
     await this.d.adapters.get(record.ref.chainId)!.deposit(record.params, record.ref.channelId, record.myIndex, amount);
     this.d.log.info({ event: "deposited", channelId: record.ref.channelId, amount: formatAmount(amount, asset) }, "deposited");

@@ -100,7 +100,8 @@ export class Swaps {
     const candidates = this.d.store
       .channels()
       .filter((c) => c.ref.chainId === asset.chainId && sameAddress(c.params.asset, asset.address) && sameAddress(c.params.participants[1 - c.myIndex]!, peer))
-      .filter((c) => this.d.store.channelOp(c.ref.channelId) === undefined && !this.d.client.isClosing(c.ref.channelId));
+      // Open, not closing, and not frozen from a backup copy (it takes no swap): what can carry this swap.
+      .filter((c) => this.d.store.channelOp(c.ref.channelId) === undefined && !this.d.client.isClosing(c.ref.channelId) && this.d.store.frozenSince(c.ref.channelId) === undefined);
     if (candidates.length === 0) throw new ConflictError(`${field}: no open channel of ${asset.symbol}@${asset.chain} with this peer`);
     let best = candidates[candidates.length - 1]!;
     let most = -1n;

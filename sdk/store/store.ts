@@ -219,9 +219,11 @@ export class Store {
     return this.frozen.size === 0 ? undefined : this.frozen.get(key(channelId));
   }
 
-  /** How many channels came frozen from a backup copy (see `frozenSince`). */
+  /** How many channels came frozen from a backup copy (see `frozenSince`) and are not closed yet. */
   frozenCount(): number {
-    return this.frozen.size;
+    let open = 0;
+    for (const id of this.frozen.keys()) if (this.channelOp(id as Hex)?.kind !== "closed") open++;
+    return open;
   }
 
   // ---------------------------------------------------------------- transactions (transactions.ts)

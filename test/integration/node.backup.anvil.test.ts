@@ -97,6 +97,14 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect(refused.status, refused.json.error).to.equal(409);
     expect(refused.json.error).to.match(new RegExp(`^Channel ${s} came from a backup copy taken .*: this node may have signed newer states of it since, so it signs nothing on it; force-close it`, "i"));
 
+    const deposit = await api<{ error: string }>("alice", "POST", `/channels/${t}/deposit`, { amount: "1" });
+    expect([deposit.status, deposit.json.error], "a deposit it could never count").to.deep.equal([409, deposit.json.error]);
+    expect(deposit.json.error).to.match(/came from a backup copy/);
+    const shown = await channels(["--config", file("alice"), "info"]);
+    expect(shown.stdout).to.include("2 channel(s) FROZEN: the store is a restored backup copy");
+    const listed = await channels(["--config", file("alice"), "channel", "list"]);
+    expect(listed.stdout.split("\n").filter((l) => l.includes("open (frozen)"))).to.have.length(2);
+
     // Force-closed with the copy's newest state; Bob's node answers with the newest, which Alice signed.
     const closing = await api<{ error?: string }>("alice", "POST", `/channels/${s}/close`, { force: true });
     expect(closing.status, closing.json.error).to.equal(200);
@@ -108,6 +116,20 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
       return c.status === "closed" && c.base.payouts !== undefined ? c : undefined;
     }, 90_000);
     expect(closed.base.payouts, "paid as the newest state says: three swaps of 0.2").to.deep.equal([(2n * 10n ** 18n - 6n * 10n ** 17n).toString(), (6n * 10n ** 17n).toString()]);
+    await until("a closed channel no longer counted as frozen", async () => ((await api<{ frozenChannels: number }>("alice", "GET", "/info")).json.frozenChannels === 1 ? true : undefined));
+
+    // Channels opened after the restore are not frozen, and a swap naming no channel takes them, not T (frozen). The
+    // target chain's clock is moved as the source's was, for the swap's clocks to agree.
+    for (const method of ["evm_increaseTime", "evm_mine"] as const) await providers[1]!.send(method, method === "evm_increaseTime" ? [CHALLENGE_PERIOD + 60] : []);
+    const s2 = (await nodes.run.alice!.node.openChannel({ peer: "bob", asset: "ETH@source", deposit: "1", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+    const t2 = (await nodes.run.bob!.node.openChannel({ peer: "alice", asset: "ETH@target", deposit: "1", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
+    for (const who of ["alice", "bob"] as const) {
+      for (const id of [s2, t2]) await until(`${who}: ${id} counted`, async () => (counted(await channel(who, id)) ? true : undefined));
+    }
+    const fresh = await api<{ id: string; source: string; target: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target" });
+    expect(fresh.status, JSON.stringify(fresh.json)).to.equal(201);
+    expect([fresh.json.source, fresh.json.target].map((x) => x.toLowerCase())).to.deep.equal([s2, t2].map((x) => x.toLowerCase()));
+    await until("the swap on the new channels swapped", async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${fresh.json.id}`)).json.outcome === "swapped" ? true : undefined));
 
     // Nothing signed on the frozen channels since the restart: the restored store's key signed no new number.
     await nodes.stop("alice");
