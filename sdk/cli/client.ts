@@ -10,7 +10,11 @@ import { loadNodeConfig } from "../node/node-config.js";
 export class NotFound extends ChannelSdkError {}
 
 export class ApiClient {
-  private constructor(readonly base: string, private readonly token: string) {}
+  private constructor(
+    readonly base: string,
+    private readonly token: string,
+    private readonly tokenFile: string,
+  ) {}
 
   static fromConfig(file: string): ApiClient {
     const config = loadNodeConfig(file);
@@ -21,7 +25,7 @@ export class ApiClient {
       throw new UsageError(`${config.api.tokenFile}: cannot read the API token (${fileProblem(error)}); has the node been started once?`);
     }
     const host = config.api.host.includes(":") ? `[${config.api.host}]` : config.api.host;
-    return new ApiClient(`http://${host}:${config.api.port}/api/v1`, token);
+    return new ApiClient(`http://${host}:${config.api.port}/api/v1`, token, config.api.tokenFile);
   }
 
   get<T>(path: string): Promise<T> {
@@ -48,6 +52,8 @@ export class ApiClient {
     const message = data.error ?? `${res.status} ${res.statusText}`;
     if (res.status === 400) throw new UsageError(message);
     if (res.status === 404) throw new NotFound(message);
+    // The node at this address does not take this token: say which token file and which node, the two to compare.
+    if (res.status === 401) throw new ChannelSdkError(`the node at ${this.base} refused the token in ${this.tokenFile}: is it this node's api.tokenFile, and this node's api.port?`);
     throw new ChannelSdkError(message);
   }
 }

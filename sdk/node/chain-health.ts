@@ -158,7 +158,7 @@ export class ChainHealth implements ChainGuard {
    */
   release(name: string): ChainHealthView {
     const chainId = this.d.chainIds.get(name);
-    if (chainId === undefined) throw new NotFoundError(`no chain named ${name} in the configuration`);
+    if (chainId === undefined) throw new NotFoundError(`no chain named ${name} in the configuration (known: ${[...this.d.chainIds.keys()].join(", ")})`);
     const s = this.chains.get(chainId)!;
     if (s.deepReorg === undefined) throw new ConflictError(`chain ${name} is not held by a deep reorganisation`);
     const was = s.deepReorg;

@@ -7,7 +7,7 @@
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
@@ -74,6 +74,12 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     const again = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]);
     expect([again.code, again.stderr.trim()]).to.deep.equal([1, `error: file: ${copy} exists already; a backup never overwrites a file`]);
     const atCopy = held(copy, s);
+    // A token that is not this node's: the CLI names the token file and the node it asked.
+    const config = JSON.parse(readFileSync(file("alice"), "utf8")) as { api: Record<string, unknown> };
+    writeFileSync(join(dir, "stale.token"), "0".repeat(64) + "\n", { mode: 0o600 });
+    writeFileSync(join(dir, "stale.json"), JSON.stringify({ ...config, api: { ...config.api, tokenFile: "stale.token" } }));
+    const refusedToken = await channels(["--config", join(dir, "stale.json"), "info"]);
+    expect([refusedToken.code, refusedToken.stderr.trim()]).to.deep.equal([1, `error: the node at ${nodes.run.alice!.base} refused the token in ${join(dir, "stale.token")}: is it this node's api.tokenFile, and this node's api.port?`]);
     writeFileSync(join(dir, "not-a-folder"), "");
     const nowhere = await channels(["--config", file("alice"), "backup", "not-a-folder/alice.sqlite"]);
     expect([nowhere.code, nowhere.stderr.trim().split("\n").length]).to.deep.equal([1, 1]);

@@ -278,7 +278,8 @@ describe("a node's chain health (two anvil chains, a block a second, finality 2 
     expect(kept.deepReorg?.block, "held across the restart").to.equal(h.deepReorg!.block);
     expect(kept.holding).to.match(/until the operator releases it \(channels chain release source\)/);
     expect(logs("alice").some((l) => l.event === "chainHealth" && l.status === "deepReorg" && typeof l.since === "string" && l.level === 50), "said again at start").to.equal(true);
-    expect((await api<{ error: string }>("alice", "POST", "/chains/nowhere/release")).status).to.equal(404);
+    const nowhere = await api<{ error: string }>("alice", "POST", "/chains/nowhere/release");
+    expect([nowhere.status, nowhere.json.error]).to.deep.equal([404, "no chain named nowhere in the configuration (known: source, target)"]);
     expect((await api<{ error: string }>("alice", "POST", "/chains/target/release")).json.error).to.equal("chain target is not held by a deep reorganisation");
     const released = await channels(["--config", file("alice"), "chain", "release", "source"]);
     expect(released.code, released.stderr).to.equal(0);
