@@ -5,7 +5,6 @@ import {
   getAddress,
   isError,
   JsonRpcApiProvider,
-  sha256,
   ZeroAddress,
   type ContractRunner,
   type Provider,
@@ -14,6 +13,7 @@ import {
 } from "ethers";
 
 import { toOnChainState } from "../core/eip712.js";
+import { hashlockOf } from "../core/swap.js";
 import { ChannelSdkError, HubNotDeployedError } from "../core/errors.js";
 import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
 import { shortMessage } from "./errors.js";
@@ -392,7 +392,7 @@ export class HubAdapter {
     // The log's own hashlock is not trusted: an endpoint that drops the topic filter answers every reveal in the range.
     for (const e of events) {
       const secret = "args" in e ? (e.args.secret as string) : undefined;
-      if (secret !== undefined && sha256(secret).toLowerCase() === hashlock.toLowerCase()) return secret as Hex;
+      if (secret !== undefined && hashlockOf(secret as Hex).toLowerCase() === hashlock.toLowerCase()) return secret as Hex;
     }
     return undefined;
   }
