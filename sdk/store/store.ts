@@ -1,4 +1,5 @@
-import { closeSync, existsSync, fsyncSync, openSync, statSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, fsyncSync, linkSync, openSync, rmSync, statSync } from "node:fs";
 import type { DatabaseSync, SQLInputValue, StatementResultingChanges } from "node:sqlite";
 
 import { decode, encode } from "../core/codec.js";
@@ -182,31 +183,40 @@ export class Store {
   async backupTo(file: string): Promise<number> {
     if (this.path === ":memory:" || this.path === "") throw new ChannelSdkError("a store in memory has no file to copy");
     if (existsSync(file)) throw new ChannelSdkError(`${file} exists already: a backup never overwrites a file`);
+    // Written under a name of its own, frozen and synced, and only then linked to `file`: a copy without its frozen
+    // marks (a backup cut short) must never stand under the name an operator would restore from.
+    const partial = `${file}.${randomBytes(6).toString("hex")}.partial`;
     const sqlite = loadSqlite();
-    const source = new sqlite.DatabaseSync(this.path, { readOnly: true });
     try {
-      source.exec("PRAGMA busy_timeout = 5000;");
-      await sqlite.backup(source, file, { rate: -1 }); // one step: one snapshot, however the node writes meanwhile
-    } finally {
-      source.close();
-    }
-    const copy = new sqlite.DatabaseSync(file);
-    try {
-      copy.exec("PRAGMA busy_timeout = 5000;");
-      copy.exec("BEGIN IMMEDIATE");
-      copy.prepare("INSERT OR IGNORE INTO frozen (channel_id, since) SELECT channel_id, ? FROM channels").run(Date.now());
-      const frozen = Number((copy.prepare("SELECT COUNT(*) AS n FROM frozen").get() as { n: number | bigint }).n);
-      copy.exec("COMMIT");
-      copy.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-      return frozen;
-    } finally {
-      copy.close();
-      const fd = openSync(file, "r");
+      const source = new sqlite.DatabaseSync(this.path, { readOnly: true });
+      try {
+        source.exec("PRAGMA busy_timeout = 5000;");
+        await sqlite.backup(source, partial, { rate: -1 }); // one step: one snapshot, however the node writes meanwhile
+      } finally {
+        source.close();
+      }
+      let frozen: number;
+      const copy = new sqlite.DatabaseSync(partial);
+      try {
+        copy.exec("PRAGMA busy_timeout = 5000;");
+        copy.exec("BEGIN IMMEDIATE");
+        copy.prepare("INSERT OR IGNORE INTO frozen (channel_id, since) SELECT channel_id, ? FROM channels").run(Date.now());
+        frozen = Number((copy.prepare("SELECT COUNT(*) AS n FROM frozen").get() as { n: number | bigint }).n);
+        copy.exec("COMMIT");
+        copy.exec("PRAGMA journal_mode = DELETE"); // one file: no log beside it to lose or to leave behind
+      } finally {
+        copy.close();
+      }
+      const fd = openSync(partial, "r");
       try {
         fsyncSync(fd);
       } finally {
         closeSync(fd);
       }
+      linkSync(partial, file); // fails if `file` appeared meanwhile (another backup): never overwritten
+      return frozen;
+    } finally {
+      for (const f of [partial, `${partial}-wal`, `${partial}-shm`, `${partial}-journal`]) rmSync(f, { force: true });
     }
   }
 

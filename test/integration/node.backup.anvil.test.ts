@@ -7,7 +7,7 @@
  */
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
@@ -71,6 +71,7 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect(made.code, made.stderr).to.equal(0);
     const copy = join(dir, "backups", "alice.sqlite");
     expect(made.stdout.trim()).to.equal(`store copied to ${copy} (2 channel(s) frozen in the copy)`);
+    expect(readdirSync(join(dir, "backups")), "the copy alone: no partial file, no log beside it").to.deep.equal(["alice.sqlite"]);
     const again = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]);
     expect([again.code, again.stderr.trim()]).to.deep.equal([1, `error: file: ${copy} exists already; a backup never overwrites a file`]);
     const atCopy = held(copy, s);
