@@ -47,6 +47,8 @@ export class ChannelNode {
   private readonly events: NodeEvents;
   private readonly health: StoreHealth;
   private readonly metrics: NodeMetrics;
+  /** The backup being written, if one is (`backup`): one at a time, and `stop` waits for it. */
+  private backingUp: Promise<void> | undefined;
   private readonly opening: ChannelOpening;
   private readonly views: Views;
   private readonly ops: ChannelOps;
@@ -126,6 +128,7 @@ export class ChannelNode {
     await this.ticker.stop();
     await this.parts.client.idle().catch(() => undefined); // the step in flight commits and sends
     await this.parts.tower.idle(); // what its last polls started, before its store closes (bounded)
+    await this.backingUp; // a copy cut short by the exit would be left half written (it is removed if it fails)
     await this.link.close();
     for (const s of [this.parts.store, this.parts.towerStore]) {
       try {
@@ -172,12 +175,21 @@ export class ChannelNode {
     this.health.requireStore();
     const target = resolve(this.parts.config.folder, file);
     if (existsSync(target)) throw new ConflictError(`file: ${target} exists already; a backup never overwrites a file`);
+    // One at a time: each holds a read of the live store for the whole copy (its log cannot be trimmed meanwhile) and
+    // a thread of the pool the node's own file and name lookups use.
+    if (this.backingUp !== undefined) throw new ConflictError("a backup is being written already; ask again once it is done");
     let frozenChannels: number;
-    try {
+    const writing = (async () => {
       mkdirSync(dirname(target), { recursive: true, mode: 0o700 });
-      frozenChannels = await this.parts.store.backupTo(target);
+      return this.parts.store.backupTo(target);
+    })();
+    this.backingUp = writing.then(() => undefined, () => undefined);
+    try {
+      frozenChannels = await writing;
     } catch (error) {
       throw new ConflictError(`file: cannot write the copy to ${target}: ${(error as Error).message.split("\n")[0]}`);
+    } finally {
+      this.backingUp = undefined;
     }
     this.log.info({ event: "backup", file: target, frozenChannels }, `store copied to ${target} (${frozenChannels} channel(s) frozen in the copy)`);
     return { file: target, frozenChannels, takenAt: new Date().toISOString() };

@@ -3,14 +3,17 @@
  * and "target", mining a block a second, each with a hub: the setup of the node tests against anvil. Bob takes
  * swaps of ETH@source for ETH@target at a rate up to 1 and 2 ETH a swap; Alice takes none.
  */
+import { randomBytes } from "node:crypto";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Wallet, ZeroAddress, type JsonRpcProvider } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import type { Hex } from "../../sdk/index.js";
 import { Store } from "../../sdk/store/store.js";
 import { anvilProvider, startAnvil, type Anvil } from "./anvil.js";
-import type { InProcessNodes } from "./in-process-nodes.js";
+import { InProcessNodes } from "./in-process-nodes.js";
 import { freePort } from "./nodes.js";
 
 export type Who = "alice" | "bob";
@@ -29,6 +32,13 @@ export type AnvilNodes = Readonly<{
   providers: JsonRpcProvider[];
   hubs: string[];
 }>;
+
+/** The two nodes and their chains, not started yet: their folder is a new one under the system's temporary folder. */
+export function anvilNodes(prefix: string): AnvilNodes {
+  const dir = join(tmpdir(), `${prefix}-${randomBytes(4).toString("hex")}`);
+  const file = (who: Who) => join(dir, `${who}.json`);
+  return { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
+}
 
 export type AnvilNodesOptions = Readonly<{
   chainIds: readonly [number, number];

@@ -6,18 +6,15 @@
  * has; Bob's node answers with the newest state (one Alice signed) and the channel pays out what that state says.
  */
 import { expect } from "chai";
-import { randomBytes } from "node:crypto";
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
 
 import { accountKey } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
 import { Store } from "../../sdk/store/store.js";
-import { ACCOUNT, CHALLENGE_PERIOD, startAnvilNodes, stopAnvilNodes, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
+import { CHALLENGE_PERIOD, anvilNodes, startAnvilNodes, stopAnvilNodes, type Who } from "../helpers/anvil-nodes.js";
 import { channels } from "../helpers/cli.js";
-import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { until } from "../helpers/nodes.js";
 
 const CHAIN_IDS = [31_441, 31_442] as const;
@@ -25,10 +22,8 @@ type Channel = { id: string; status: string; frozenSince?: string; base: { balan
 
 describe("a node restored from a backup copy of its store (two anvil chains)", function () {
   this.timeout(180_000);
-  const dir = join(tmpdir(), `node-backup-${randomBytes(4).toString("hex")}`);
-  const file = (who: Who) => join(dir, `${who}.json`);
-  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
-  const { nodes, providers, hubs } = env;
+  const env = anvilNodes("node-backup");
+  const { dir, file, nodes, providers, hubs } = env;
   const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => nodes.api<T>(who, method, path, body);
   const channel = async (who: Who, id: string) => (await api<Channel>(who, "GET", `/channels/${id}`)).json;
   const counted = (c: Channel) => c.status === "open" && c.base.onChainDeposits !== undefined && c.base.deposits.join() === c.base.onChainDeposits.join();

@@ -5,25 +5,20 @@
  * process with their control APIs on real ports; the chains are anvil processes (a second EVM client).
  */
 import { expect } from "chai";
-import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Wallet } from "ethers";
 
 import { accountKey } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
-import { ACCOUNT, ADDRESS, CHALLENGE_PERIOD, startAnvilNodes, stopAnvilNodes, staleState, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
-import { InProcessNodes } from "../helpers/in-process-nodes.js";
+import { ACCOUNT, ADDRESS, CHALLENGE_PERIOD, anvilNodes, startAnvilNodes, stopAnvilNodes, staleState, type Who } from "../helpers/anvil-nodes.js";
 import { until } from "../helpers/nodes.js";
 
 type Event = { type: string; chain?: string; kind?: string; call?: string; hash?: string; blockNumber?: number; swapId?: string; phase?: { kind: string; outcome?: string } };
 
 describe("a node on chains that misbehave (two anvil chains, a block a second, finality 2 blocks)", function () {
   this.timeout(240_000);
-  const dir = join(tmpdir(), `node-anvil-${randomBytes(4).toString("hex")}`);
-  const file = (who: Who) => join(dir, `${who}.json`);
-  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
-  const { nodes, anvils, providers, hubs } = env;
+  const env = anvilNodes("node-anvil");
+  const { dir, nodes, anvils, providers, hubs } = env;
   const run = nodes.run;
   const start = (who: Who) => nodes.start(who);
   const stop = (who: Who) => nodes.stop(who);

@@ -11,18 +11,15 @@
  * real ports; the chains are anvil processes.
  */
 import { expect } from "chai";
-import { randomBytes } from "node:crypto";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseEther, Wallet } from "ethers";
 
 import { accountKey } from "../../scripts/lib/local.js";
 import { HubAdapter, type Hex } from "../../sdk/index.js";
 import { startAnvil } from "../helpers/anvil.js";
-import { ACCOUNT, CHALLENGE_PERIOD, startAnvilNodes, stopAnvilNodes, staleState, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
+import { ACCOUNT, CHALLENGE_PERIOD, anvilNodes, startAnvilNodes, stopAnvilNodes, staleState, type Who } from "../helpers/anvil-nodes.js";
 import { RpcProxy } from "../helpers/chain-faults.js";
 import { channels } from "../helpers/cli.js";
-import { InProcessNodes } from "../helpers/in-process-nodes.js";
 import { until } from "../helpers/nodes.js";
 
 const FUNDER = 3; // deposits for a participant from an account no node sends from
@@ -35,10 +32,8 @@ type Channel = { id: string; status: string; base: { deposits: string[]; onChain
 describe("a node's chain health (two anvil chains, a block a second, finality 2 blocks)", function () {
   this.timeout(180_000);
   let aliceSource: RpcProxy; // Alice's endpoint for the source chain: goes away while the chain goes on
-  const dir = join(tmpdir(), `node-health-${randomBytes(4).toString("hex")}`);
-  const file = (who: Who) => join(dir, `${who}.json`);
-  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
-  const { nodes, anvils, providers, hubs } = env;
+  const env = anvilNodes("node-health");
+  const { dir, file, nodes, anvils, providers, hubs } = env;
   const run = nodes.run;
   const start = (who: Who) => nodes.start(who);
   const stop = (who: Who) => nodes.stop(who);

@@ -6,17 +6,14 @@
  * the node's store deleted, the loss. The scrape needs the API token unless `api.metricsPublic` is set.
  */
 import { expect } from "chai";
-import { randomBytes } from "node:crypto";
 import { rmSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatEther, parseEther, Wallet } from "ethers";
 
 import { accountKey } from "../../scripts/lib/local.js";
-import { HubAdapter, type Hex } from "../../sdk/index.js";
+import { HubAdapter } from "../../sdk/index.js";
 import { Store } from "../../sdk/store/store.js";
-import { ACCOUNT, ADDRESS, startAnvilNodes, stopAnvilNodes, type AnvilNodes, type Who } from "../helpers/anvil-nodes.js";
-import { InProcessNodes } from "../helpers/in-process-nodes.js";
+import { ADDRESS, anvilNodes, startAnvilNodes, stopAnvilNodes, type Who } from "../helpers/anvil-nodes.js";
 import { until } from "../helpers/nodes.js";
 
 const FUNDER = 3;
@@ -40,10 +37,8 @@ function parse(text: string): Sample[] {
 
 describe("a node's metrics (GET /metrics, two anvil chains)", function () {
   this.timeout(180_000);
-  const dir = join(tmpdir(), `node-metrics-${randomBytes(4).toString("hex")}`);
-  const file = (who: Who) => join(dir, `${who}.json`);
-  const env: AnvilNodes = { dir, file, nodes: new InProcessNodes<Who>(file, (who) => accountKey(ACCOUNT[who]) as Hex), anvils: [], providers: [], hubs: [] };
-  const { nodes, providers, hubs } = env;
+  const env = anvilNodes("node-metrics");
+  const { dir, nodes, providers, hubs } = env;
   const api = <T = unknown>(who: Who, method: string, path: string, body?: unknown) => nodes.api<T>(who, method, path, body);
   let s: string;
   let t: string;
