@@ -8,6 +8,7 @@ import type { RevealRule, SwapTerms } from "../core/swap.js";
 import type { ChannelState, Hex } from "../core/types.js";
 import { remember, RowCache } from "./cache.js";
 import { flag, key, seqText, type ChannelOp, type ChannelRecord, type CoSignedState, type TransferRecord } from "./rows.js";
+import { postgresDialect, STORE_TABLE_NAMES, type Mirror, type StoreRows } from "./postgres.js";
 import { openSchema, requireSchema, SCHEMA_VERSION } from "./schema.js";
 import { SQL, Statements } from "./statements.js";
 import { fileFault, StoreLostError, Transactions, useWriteAheadLog } from "./transactions.js";
@@ -66,10 +67,12 @@ export class Store {
    *   synchronous FULL does inside every commit.
    *   `readOnly`: reads a store another program writes (a client's store a watchtower takes channels from). The
    *   file must exist and have this SDK's table layout; it is never created or changed (writes throw).
+   *   `mirror`: a store kept in PostgreSQL (postgres.ts). `path` is then ":memory:": the store starts from the
+   *   database's rows and commits each transaction there first, under this process's term.
    */
   constructor(
     readonly path: string,
-    options: Readonly<{ durability?: "power" | "crash"; readOnly?: boolean }> = {},
+    options: Readonly<{ durability?: "power" | "crash"; readOnly?: boolean; mirror?: Mirror }> = {},
   ) {
     const readOnly = options.readOnly === true;
     // SQLite's own answer to a missing file is "unable to open database file"; ":memory:" would be a new, empty store.
@@ -87,6 +90,10 @@ export class Store {
     useWriteAheadLog(this.db, path, syncs);
     openSchema(this.db, path);
     this.tx.syncLog(false);
+    if (options.mirror !== undefined) {
+      this.fill(options.mirror.rows());
+      this.tx.mirror = options.mirror;
+    }
     for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
     if (path !== ":memory:" && path !== "") {
       const { dev, ino } = statSync(path, { bigint: true });
@@ -105,8 +112,44 @@ export class Store {
 
   /** Runs one write; outside a transaction it is a transaction of its own (committed on return). */
   private write(sql: string, ...params: SQLInputValue[]): StatementResultingChanges {
-    if (this.tx.isOpen()) return this.noting(() => this.statements.get(sql).run(...params));
-    return this.transaction(() => this.noting(() => this.statements.get(sql).run(...params)));
+    if (this.tx.isOpen()) return this.run(sql, params);
+    return this.transaction(() => this.run(sql, params));
+  }
+
+  /** Runs one write in the open transaction, and keeps it for the mirror (a new session with the number SQLite gave it). */
+  private run(sql: string, params: SQLInputValue[]): StatementResultingChanges {
+    const result = this.noting(() => this.statements.get(sql).run(...params));
+    this.tx.record(() =>
+      sql === SQL.newSession
+        ? { sql: "INSERT INTO sessions (n, session_id) VALUES ($1, $2)", params: [Number(result.lastInsertRowid), ...params] }
+        : { sql: postgresDialect(sql), params },
+    );
+    return result;
+  }
+
+  /** Every row of a store kept elsewhere (a database's, at start), into this new store's tables, in one transaction. */
+  private fill(rows: StoreRows): void {
+    this.db.exec("BEGIN IMMEDIATE");
+    try {
+      for (const table of STORE_TABLE_NAMES) {
+        for (const row of rows[table] ?? []) {
+          const columns = Object.keys(row);
+          const insert = this.statements.get(`INSERT INTO ${table} (${columns.join(", ")}) VALUES (${columns.map(() => "?").join(", ")})`);
+          insert.run(...columns.map((c) => row[c] as SQLInputValue));
+        }
+      }
+      this.db.exec("COMMIT");
+    } catch (error) {
+      this.db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  /** Every row of this store, by table (what a move to PostgreSQL copies). */
+  rows(): StoreRows {
+    const out: StoreRows = {};
+    for (const table of STORE_TABLE_NAMES) out[table] = this.db.prepare(`SELECT * FROM ${table}`).all() as Record<string, unknown>[];
+    return out;
   }
 
   /** Runs `fn`; an error that says the file failed (fileFault) marks the store lost before it is thrown on. */
@@ -160,7 +203,13 @@ export class Store {
    * longer takes writes throws, and the store is lost. Inside a transaction it does nothing (that commit will tell).
    */
   probe(): void {
-    if (this.file === undefined || this.tx.isOpen()) return;
+    if (this.tx.isOpen()) return;
+    if (this.tx.mirror !== undefined) {
+      // Kept in a database: an empty commit there checks that this process still leads and the database answers.
+      this.noting(() => this.tx.mirror!.commit([]));
+      return;
+    }
+    if (this.file === undefined) return;
     this.transaction(() => this.noting(() => this.db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)));
   }
 

@@ -7,6 +7,7 @@ import { dirname, resolve } from "node:path";
 import type { DatabaseSync } from "node:sqlite";
 
 import { ChannelSdkError } from "../core/errors.js";
+import type { Mirror, PgWrite } from "./postgres.js";
 
 /**
  * The store's file is gone, replaced, or no longer takes writes (deleted under the running process, disk full, a
@@ -73,6 +74,16 @@ export class Transactions {
    */
   /** Told how long each outermost commit took, in seconds (the log's sync included): for a node's metrics. */
   onCommit: ((seconds: number) => void) | undefined;
+  /**
+   * Where each outermost commit goes first (a PostgreSQL database under this process's term, postgres.ts): the
+   * writes of the open transaction are kept in `writes`, cut back with the savepoints, and committed there before
+   * SQLite commits. A mirror that refuses (another process leads) or cannot answer leaves the transaction open for
+   * the caller's rollback, as a failed COMMIT does.
+   */
+  mirror: Mirror | undefined;
+  private writes: PgWrite[] = [];
+  /** How many writes there were when each open savepoint was made. */
+  private marks: number[] = [];
 
   constructor(
     private readonly db: DatabaseSync,
@@ -96,8 +107,17 @@ export class Transactions {
 
   /** BEGIN IMMEDIATE at depth 0 (the write lock at once); the depth counts a begin only once BEGIN went through. */
   begin(): void {
-    if (this.depth === 0) this.db.exec("BEGIN IMMEDIATE");
+    if (this.depth === 0) {
+      this.db.exec("BEGIN IMMEDIATE");
+      this.writes = [];
+      this.marks = [];
+    }
     this.depth++;
+  }
+
+  /** Keeps a write of the open transaction for the mirror, if any (in PostgreSQL's dialect). */
+  record(write: () => PgWrite): void {
+    if (this.mirror !== undefined) this.writes.push(write());
   }
 
   /**
@@ -111,7 +131,16 @@ export class Transactions {
       return;
     }
     const start = performance.now();
-    this.db.exec("COMMIT"); // throws with the transaction still open (depth 1): the caller rolls back
+    const mirrored = this.mirror !== undefined && this.writes.length > 0;
+    if (mirrored) this.mirror!.commit(this.writes); // throws with the transaction still open: the caller rolls back
+    try {
+      this.db.exec("COMMIT"); // throws with the transaction still open (depth 1): the caller rolls back
+    } catch (error) {
+      // The database has what this copy could not keep: only a start from the database's rows can go on.
+      if (mirrored) throw new StoreLostError(this.mirror!.where, `the local copy refused a commit the database took (${(error as Error).message})`);
+      throw error;
+    }
+    this.writes = [];
     this.depth = 0;
     this.syncLog();
     this.onCommit?.((performance.now() - start) / 1000);
@@ -125,6 +154,8 @@ export class Transactions {
     if (this.depth === 0) return; // the commit went through and what failed came after it
     if (--this.depth === 0) {
       if (this.db.isOpen && this.db.isTransaction) this.db.exec("ROLLBACK");
+      this.writes = [];
+      this.marks = [];
       this.forgetCached();
     }
   }
@@ -134,6 +165,8 @@ export class Transactions {
     if (this.db.isOpen && this.db.isTransaction) this.db.exec("ROLLBACK");
     this.depth = 0;
     this.savepoints = 0;
+    this.writes = [];
+    this.marks = [];
     this.forgetCached();
   }
 
@@ -141,6 +174,7 @@ export class Transactions {
   savepoint(): void {
     if (this.depth === 0) throw new ChannelSdkError("a savepoint needs an open transaction");
     this.db.exec("SAVEPOINT step");
+    this.marks.push(this.writes.length);
     this.depth++;
     this.savepoints++;
   }
@@ -148,6 +182,7 @@ export class Transactions {
   /** RELEASE of the newest savepoint. */
   releaseSavepoint(): void {
     this.db.exec("RELEASE step");
+    this.marks.pop();
     this.depth--;
     this.savepoints--;
   }
@@ -156,6 +191,7 @@ export class Transactions {
   rollbackToSavepoint(): void {
     this.forgetCached();
     this.db.exec("ROLLBACK TO step; RELEASE step"); // throws if SQLite already ended the transaction: see `abandon`
+    this.writes.length = this.marks.pop() ?? 0;
     this.depth--;
     this.savepoints--;
   }
