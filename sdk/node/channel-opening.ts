@@ -17,6 +17,7 @@ import { ConflictError } from "./node-errors.js";
 import { PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from "./peer.js";
 import type { PeerBook } from "./peer-book.js";
 import type { Refusals } from "./refusals.js";
+import { isPostgresUrl } from "../store/postgres.js";
 import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 import { formatAmount, units } from "./units.js";
@@ -43,8 +44,14 @@ export class ChannelOpening {
     return this.agreed;
   }
 
-  /** Reads the agreements file beside the store, if any. */
+  /** Reads the agreements kept: the store's row (a node kept in PostgreSQL), or the file beside the store, if any. */
   load(): void {
+    if (isPostgresUrl(this.d.config.store)) {
+      const kept = this.d.store.batched<[Hex, Pending][]>("pending").get("all") ?? [];
+      this.agreed.clear();
+      for (const [id, p] of kept) this.agreed.set(id, p);
+      return;
+    }
     const file = `${this.d.config.store}.pending.json`;
     if (existsSync(file)) {
       const loaded = decode<[Hex, Pending][]>(readFileSync(file, "utf8"));
@@ -54,6 +61,7 @@ export class ChannelOpening {
   }
 
   private savePending(): void {
+    if (isPostgresUrl(this.d.config.store)) return this.d.store.saveBatched("pending", "all", [...this.agreed]);
     const file = `${this.d.config.store}.pending.json`;
     writeFileSync(`${file}.tmp`, encode([...this.agreed]));
     renameSync(`${file}.tmp`, file);

@@ -7,6 +7,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
 import { address, filePath, httpUrl, loadConfigFile, own, positiveInt, wholeNumber } from "./config.js";
+import { isPostgresUrl } from "../store/postgres.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { DEFAULT_PEER_LIMITS } from "./peer.js";
 
@@ -66,7 +67,11 @@ export const NodeConfigSchema = z.strictObject({
     z.strictObject({ keystore: filePath(), passwordEnv: z.string().default("CHANNELS_PASSWORD") }),
     z.strictObject({ env: z.string() }),
   ]),
-  /** SQLite store, relative to this file. */
+  /**
+   * Where the node keeps its state: a SQLite file, relative to this file (with `.tower`, `.pending.json` and
+   * `.refusals.jsonl` beside it), or a PostgreSQL database (`postgres://user@host:port/database`; the password from
+   * PGPASSWORD or ~/.pgpass, never in this file), which holds everything and lets standby processes take over.
+   */
   store: filePath(),
   /** Where peers reach this node (the peer endpoint). */
   peer: z.strictObject({
@@ -159,10 +164,20 @@ export function loadNodeConfig(file: string): NodeConfig {
     if (!known(p.give)) problem(`policy.swaps.pairs[${i}].give`, `no asset ${p.give} in chains`);
     if (!known(p.take)) problem(`policy.swaps.pairs[${i}].take`, `no asset ${p.take} in chains`);
   });
+  if (isPostgresUrl(parsed.store)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(parsed.store);
+    } catch {
+      problem("store", "not a readable postgres:// URL");
+    }
+    if (url !== undefined && url.password !== "") problem("store", "a password in the URL; give it in PGPASSWORD or ~/.pgpass instead, so that it is in no file the node prints or copies");
+    if (url !== undefined && url.pathname.length <= 1) problem("store", "the URL names no database (postgres://user@host:port/database)");
+  }
   if (problems.length > 0) throw new ConfigError(file, problems);
   return {
     ...parsed,
-    store: resolve(folder, parsed.store),
+    store: isPostgresUrl(parsed.store) ? parsed.store : resolve(folder, parsed.store),
     key: "keystore" in parsed.key ? { ...parsed.key, keystore: resolve(folder, parsed.key.keystore) } : parsed.key,
     api: { ...parsed.api, tokenFile: resolve(folder, parsed.api.tokenFile) },
     file,

@@ -62,7 +62,7 @@ export class ChannelNode {
     this.log = parts.log;
     const emit: Emit = (type, fields) => this.events.emit(type, fields);
     this.peerBook = new PeerBook(parts);
-    this.refusals = new Refusals({ config: parts.config, log: parts.log, emit });
+    this.refusals = new Refusals({ config: parts.config, log: parts.log, store: parts.store, emit });
     this.events = new NodeEvents({
       log: parts.log,
       refuse: (kind, peer, id, reason) => this.refusals.refuse(kind, peer, id, reason),
@@ -139,7 +139,7 @@ export class ChannelNode {
       }
     }
     for (const p of this.parts.providers) p.destroy();
-    unlockStore(this.parts.storeLock);
+    if (this.parts.storeLock !== undefined) unlockStore(this.parts.storeLock);
     this.log.info({ event: "stopped" }, "node stopped");
   }
 
@@ -173,6 +173,9 @@ export class ChannelNode {
    */
   async backup(file: string) {
     this.health.requireStore();
+    if (this.parts.term !== undefined) {
+      throw new ConflictError("store: this node is kept in PostgreSQL; back up the database with its own tools (pg_dump, or a replica), not with channels backup");
+    }
     const target = resolve(this.parts.config.folder, file);
     if (existsSync(target)) throw new ConflictError(`file: ${target} exists already; a backup never overwrites a file`);
     // One at a time: each holds a read of the live store for the whole copy (its log cannot be trimmed meanwhile) and

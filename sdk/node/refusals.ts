@@ -1,6 +1,7 @@
 /** Refused proposals of configured peers, kept for `swap list --refused` and the API (a file beside the store). */
 import { appendFileSync, existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 
+import { isPostgresUrl } from "../store/postgres.js";
 import type { Emit } from "./events.js";
 import type { NodeParts } from "./start.js";
 
@@ -8,10 +9,21 @@ export type Refusal = Readonly<{ time: string; kind: "swap" | "channel"; peer: s
 /** Refused proposals kept for `swap list --refused` and the API. */
 const MAX_REFUSALS = 1_000;
 
+/** A node kept in a database keeps each refusal as a row of its store, under a number of this many digits. */
+const ROW_DIGITS = 12;
+
 export class Refusals {
   private refusals: Refusal[] = [];
+  /** The number of the next refusal row (a node kept in a database) and of the oldest row still there. */
+  private next = 0;
+  private oldest = 0;
 
-  constructor(private readonly d: Pick<NodeParts, "config" | "log"> & Readonly<{ emit: Emit }>) {}
+  constructor(private readonly d: Pick<NodeParts, "config" | "log" | "store"> & Readonly<{ emit: Emit }>) {}
+
+  /** Whether refusals are rows of the store (a node kept in PostgreSQL: nothing beside it on disk). */
+  private get inStore(): boolean {
+    return isPostgresUrl(this.d.config.store);
+  }
 
   all(): readonly Refusal[] {
     return this.refusals;
@@ -28,6 +40,26 @@ export class Refusals {
     }
     const r: Refusal = { time: new Date().toISOString(), kind, peer, id, reason };
     this.refusals.push(r);
+    if (this.inStore) this.keepRow(r);
+    else this.keepLine(r);
+    const { time: _time, ...fields } = r; // the log line has its own time
+    this.d.log.warn({ event: "refused", ...fields }, `refused a ${kind} proposal from ${peer}: ${reason}`);
+    this.d.emit("refused", r);
+  }
+
+  /** Keeps a refusal as a row of the store; the oldest rows beyond 2 * MAX_REFUSALS are removed in the same commit. */
+  private keepRow(r: Refusal): void {
+    const row = (n: number) => String(n).padStart(ROW_DIGITS, "0");
+    this.d.store.transaction(() => {
+      this.d.store.saveBatched("refusal", row(this.next), r);
+      while (this.next + 1 - this.oldest > 2 * MAX_REFUSALS) this.d.store.deleteBatched("refusal", row(this.oldest++));
+    });
+    this.next++;
+    if (this.refusals.length > 2 * MAX_REFUSALS) this.refusals = this.refusals.slice(-MAX_REFUSALS);
+  }
+
+  /** Keeps a refusal as a line of the file beside the store. */
+  private keepLine(r: Refusal): void {
     const file = `${this.d.config.store}.refusals.jsonl`;
     if (this.refusals.length > 2 * MAX_REFUSALS) {
       this.refusals = this.refusals.slice(-MAX_REFUSALS);
@@ -36,13 +68,17 @@ export class Refusals {
     } else {
       appendFileSync(file, JSON.stringify(r) + "\n");
     }
-    const { time: _time, ...fields } = r; // the log line has its own time
-    this.d.log.warn({ event: "refused", ...fields }, `refused a ${kind} proposal from ${peer}: ${reason}`);
-    this.d.emit("refused", r);
   }
 
-  /** Reads the refusals file beside the store, if any. */
+  /** Reads the refusals kept: the store's rows, or the file beside the store, if any. */
   load(): void {
+    if (this.inStore) {
+      const rows = [...this.d.store.batched<Refusal>("refusal")];
+      this.oldest = rows.length === 0 ? 0 : Number(rows[0]![0]);
+      this.next = rows.length === 0 ? 0 : Number(rows.at(-1)![0]) + 1;
+      this.refusals = rows.map(([, r]) => r).slice(-MAX_REFUSALS);
+      return;
+    }
     const refusals = `${this.d.config.store}.refusals.jsonl`;
     if (existsSync(refusals)) {
       // Advisory: a line torn by a crash or a full disk is skipped, never a reason not to start.

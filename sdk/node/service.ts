@@ -9,11 +9,29 @@ import { loadNodeKey } from "./keystore.js";
 import { nodeLogger } from "./logger.js";
 import { ChannelNode, type StartOptions } from "./node.js";
 import { loadNodeConfig } from "./node-config.js";
+import { isPostgresUrl } from "../store/postgres.js";
+import { runLeading } from "./standby.js";
 
 export async function runNode(configFile: string, logLevel?: string, ask?: (variable: string) => Promise<string>, options: StartOptions = {}): Promise<void> {
   const config = loadNodeConfig(configFile);
   const key = await loadNodeKey(config, process.env, ask);
   const log: Logger = nodeLogger(logLevel ?? config.logLevel);
+  if (isPostgresUrl(config.store)) {
+    // Standby processes on one database: the signal ends whichever part runs (standing by or leading).
+    const stopped = new Promise<string>((resolve) => {
+      const stop = (signal: string) => {
+        log.info({ event: "signal", signal }, "stopping");
+        process.off("SIGINT", onInt);
+        process.off("SIGTERM", onTerm);
+        resolve(signal);
+      };
+      const onInt = () => stop("SIGINT");
+      const onTerm = () => stop("SIGTERM");
+      process.on("SIGINT", onInt);
+      process.on("SIGTERM", onTerm);
+    });
+    return runLeading(config, key, log, apiToken(config.api.tokenFile), options, stopped);
+  }
   const node = await ChannelNode.start(config, key, log, options);
   const token = apiToken(config.api.tokenFile);
   let api: Awaited<ReturnType<typeof serveApi>>;

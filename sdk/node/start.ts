@@ -18,6 +18,7 @@ import type { ClientEvent } from "../coordinator/phases.js";
 import { keySigner, type StateSigner } from "../coordinator/signer.js";
 import { SwapClient, type PolicyContext } from "../coordinator/swap-client.js";
 import type { Transport } from "../coordinator/transport.js";
+import { redactUrl, type PgDatabase } from "../store/postgres.js";
 import { Store } from "../store/store.js";
 import { Watchtower } from "../watchtower/watchtower.js";
 import { UsageError } from "./errors.js";
@@ -27,7 +28,7 @@ import { PeerFailures } from "./peer-failures.js";
 import { DESCRIPTORS_KEPT, PeerLink, type ProposalAnswer, type SignedProposal } from "./peer.js";
 import type { Routed } from "./peer-book.js";
 import { lockStore, unlockStore, type StoreLock } from "./store-lock.js";
-import { requireNewStore } from "./store-health.js";
+import { filesBeside, requireNewStore } from "./store-health.js";
 import { AssetBook } from "./units.js";
 import { ChainHealth } from "./chain-health.js";
 
@@ -37,6 +38,11 @@ export type StartOptions = Readonly<{
    * (`channels node start --allow-empty-store`): those channels are then defended only on chain, by the watchtower.
    */
   allowEmptyStore?: boolean;
+  /**
+   * A node kept in PostgreSQL (`store` a postgres:// URL): the database, and the term this process leads it under
+   * (`PgDatabase.tryLead`). Both stores load the database's rows and commit there first, under that term.
+   */
+  leadership?: Readonly<{ db: PgDatabase; term: number }>;
 }>;
 
 /** How long a chain's time reading is reused (moved on by the wall clock) before the chain is asked again. */
@@ -55,13 +61,15 @@ export type NodeParts = Readonly<{
   link: PeerLink;
   client: SwapClient;
   assets: AssetBook;
-  /** This node's lock of its store's file (`lockStore`), given up by `stop`. */
-  storeLock: StoreLock;
+  /** This node's lock of its store's file (`lockStore`), given up by `stop`; none for a store in PostgreSQL (its lead is the lock). */
+  storeLock: StoreLock | undefined;
   /** Chain ids by the configuration's chain names. */
   chainIds: ReadonlyMap<string, bigint>;
   adapters: ReadonlyMap<bigint, HubAdapter>;
   /** Each chain's health; what every path asks before it signs anything new that depends on a chain. */
   chainHealth: ChainHealth;
+  /** The term this process leads its database under (a store in PostgreSQL), else undefined. */
+  term: number | undefined;
 }>;
 
 /** What the start calls on the node it made: the handlers the signer, the peer endpoint and the client are given, and its loops. */
@@ -161,18 +169,36 @@ async function openStores<N>(
   make: (parts: NodeParts) => Made<N>,
   made: (hooks: NodeHooks) => void,
 ): Promise<N> {
-  if (!existsSync(config.store)) await requireNewStore(config, signer.address as Address, chains, log, options.allowEmptyStore === true);
-  // One node per store: two processes signing from one store could sign two states with one sequence number.
-  const storeLock = lockStore(config.store);
-  undo.push(() => unlockStore(storeLock));
-  const store = new Store(config.store);
-  undo.push(() => store.close());
-  // The tower's store is fed by the client (after each group of the client's store is on disk) and filled again
-  // from the client's store at every start (`importFrom` below): it need not sync every write of its own. A power
-  // cut loses at most its last writes, which the next start brings back from the client's synced store; a crash of
-  // the process loses nothing (SQLite's log is in the file system's cache).
-  const towerStore = new Store(`${config.store}.tower`, { durability: "crash" });
-  undo.push(() => towerStore.close());
+  const allow = options.allowEmptyStore === true;
+  const lead = options.leadership;
+  let storeLock: StoreLock | undefined;
+  let store: Store;
+  let towerStore: Store;
+  if (lead === undefined) {
+    if (!existsSync(config.store)) await requireNewStore(config, signer.address as Address, chains, log, allow, filesBeside(config.store));
+    // One node per store: two processes signing from one store could sign two states with one sequence number.
+    const lock = lockStore(config.store);
+    storeLock = lock;
+    undo.push(() => unlockStore(lock));
+    store = new Store(config.store);
+    undo.push(() => store.close());
+    // The tower's store is fed by the client (after each group of the client's store is on disk) and filled again
+    // from the client's store at every start (`importFrom` below): it need not sync every write of its own. A power
+    // cut loses at most its last writes, which the next start brings back from the client's synced store; a crash of
+    // the process loses nothing (SQLite's log is in the file system's cache).
+    towerStore = new Store(`${config.store}.tower`, { durability: "crash" });
+    undo.push(() => towerStore.close());
+  } else {
+    // In PostgreSQL: one process leads (the lock and the term, taken before this), and both stores are its rows.
+    if (lead.db.isEmpty("node")) {
+      const evidence = lead.db.isEmpty("tower") ? [] : [`its watchtower's rows (schema tower of ${redactUrl(config.store)}) are there`];
+      await requireNewStore(config, signer.address as Address, chains, log, allow, evidence);
+    }
+    store = new Store(":memory:", { mirror: lead.db.mirror("node", lead.term) });
+    undo.push(() => store.close());
+    towerStore = new Store(":memory:", { mirror: lead.db.mirror("tower", lead.term) });
+    undo.push(() => towerStore.close());
+  }
   const tower = new Watchtower(
     towerStore,
     chains.map(({ name, adapter }) => ({
@@ -262,7 +288,7 @@ async function openStores<N>(
   });
   const withIds: Record<string, (typeof config.chains)[string] & { chainId: bigint }> = {};
   for (const { name, adapter } of chains) withIds[name] = { ...config.chains[name]!, chainId: adapter.chainId };
-  const built = make({ config, address, signer, log, providers, store, towerStore, tower, link, client, assets: new AssetBook(withIds), storeLock, chainIds, adapters, chainHealth });
+  const built = make({ config, address, signer, log, providers, store, towerStore, tower, link, client, assets: new AssetBook(withIds), storeLock, chainIds, adapters, chainHealth, term: lead?.term });
   hooks = built.hooks;
   made(hooks);
   link.onLimit = (turnedAway) => {

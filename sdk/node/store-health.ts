@@ -11,6 +11,7 @@ import { decodePackedOpening } from "../chain/events.js";
 import type { HubAdapter } from "../chain/hub.js";
 import { decode } from "../core/codec.js";
 import { sameAddress, type Address, type Hex } from "../core/types.js";
+import { isPostgresUrl, redactUrl } from "../store/postgres.js";
 import { Store, StoreLostError } from "../store/store.js";
 import { UsageError } from "./errors.js";
 import type { Emit } from "./events.js";
@@ -90,7 +91,8 @@ export class StoreHealth {
   private rescue(): void {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     for (const s of this.stores) {
-      if (this.rescued.has(s.path) || s.fileProblem() === undefined || s.inTransaction()) continue;
+      // A store kept in a database has no file to rescue: the database holds every step it committed.
+      if (s.path === ":memory:" || this.rescued.has(s.path) || s.fileProblem() === undefined || s.inTransaction()) continue;
       const copy = `${s.path}.rescued-${stamp}`;
       try {
         s.copyTo(copy);
@@ -103,23 +105,12 @@ export class StoreHealth {
 }
 
 /**
- * Before a store is created where none is: refuses (a UsageError, one line) when what is left beside it or on the
- * chains says this node had one there, i.e. it was deleted or moved, unless `allow`. Evidence that cannot come
- * from a first start: the watchtower's store (`<store>.tower`, made at the first start with the store) holding
- * channels; channels agreed with peers (`<store>.pending.json`); a copy rescued from a lost store
- * (`<store>.rescued-*`, see `storeLost`); a channel this address opened (the opening transaction sent from it, so
- * that nobody else can make a new node refuse to start by opening channels naming it) that is not closed on
- * chain. The refusals file is no evidence: a node refuses proposals before it has any channel.
+ * What the files beside a store file not there yet say of a store that was: the watchtower's store holding
+ * channels, channels agreed with peers, a copy rescued from a lost store (see `requireNewStore`).
  */
-export async function requireNewStore(
-  config: NodeConfig,
-  address: Address,
-  chains: readonly { name: string; adapter: HubAdapter }[],
-  log: Logger,
-  allow: boolean,
-): Promise<void> {
+export function filesBeside(store: string): string[] {
   const found: string[] = [];
-  const tower = `${config.store}.tower`;
+  const tower = `${store}.tower`;
   if (existsSync(tower)) {
     try {
       const s = new Store(tower);
@@ -130,7 +121,7 @@ export async function requireNewStore(
       found.push(`its watchtower's store ${tower} is there (unreadable: ${(error as Error).message.split("\n")[0]})`);
     }
   }
-  const pendingFile = `${config.store}.pending.json`;
+  const pendingFile = `${store}.pending.json`;
   if (existsSync(pendingFile)) {
     let n: number | undefined;
     try {
@@ -140,8 +131,29 @@ export async function requireNewStore(
     }
     if (n !== 0) found.push(`${pendingFile} holds ${n ?? "unreadable"} channel agreement(s)`);
   }
-  const rescued = existsSync(dirname(config.store)) ? readdirSync(dirname(config.store)).filter((f) => f.startsWith(`${basename(config.store)}.rescued-`)) : [];
-  if (rescued.length > 0) found.push(`a copy rescued from the lost store is at ${dirname(config.store)}/${rescued.sort().at(-1)}`);
+  const rescued = existsSync(dirname(store)) ? readdirSync(dirname(store)).filter((f) => f.startsWith(`${basename(store)}.rescued-`)) : [];
+  if (rescued.length > 0) found.push(`a copy rescued from the lost store is at ${dirname(store)}/${rescued.sort().at(-1)}`);
+  return found;
+}
+
+/**
+ * Before a store is created where none is: refuses (a UsageError, one line) when what is left beside it or on the
+ * chains says this node had one there, i.e. it was deleted or moved, unless `allow`. Evidence that cannot come
+ * from a first start: `evidence` (for a file, `filesBeside`: the watchtower's store, `<store>.tower`, made at the
+ * first start with the store, holding channels; channels agreed with peers, `<store>.pending.json`; a copy rescued
+ * from a lost store, `<store>.rescued-*`, see `storeLost`; for a database, its watchtower's rows); a channel this address opened (the opening transaction sent from it, so
+ * that nobody else can make a new node refuse to start by opening channels naming it) that is not closed on
+ * chain. The refusals file is no evidence: a node refuses proposals before it has any channel.
+ */
+export async function requireNewStore(
+  config: NodeConfig,
+  address: Address,
+  chains: readonly { name: string; adapter: HubAdapter }[],
+  log: Logger,
+  allow: boolean,
+  evidence: readonly string[],
+): Promise<void> {
+  const found = [...evidence];
   for (const { name, adapter } of chains) {
     try {
       const open = await openedAndNotClosed(adapter, address);
@@ -152,11 +164,11 @@ export async function requireNewStore(
   }
   if (found.length === 0) return;
   if (allow) {
-    log.warn({ event: "emptyStore", store: config.store, found }, `starting with a new store although ${found.join("; ")} (--allow-empty-store)`);
+    log.warn({ event: "emptyStore", store: isPostgresUrl(config.store) ? redactUrl(config.store) : config.store, found }, `starting with a new store although ${found.join("; ")} (--allow-empty-store)`);
     return;
   }
   throw new UsageError(
-    `store: ${config.store} does not exist, but ${found.join("; ")}. Restore the store from a backup (or that copy), or start ` +
+    `store: ${isPostgresUrl(config.store) ? `the database ${redactUrl(config.store)} holds no store` : `${config.store} does not exist`}, but ${found.join("; ")}. Restore the store from a backup (or that copy), or start ` +
       "with --allow-empty-store to begin a new one: its channels are then defended only on chain, by the watchtower",
   );
 }

@@ -10,7 +10,7 @@ import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 import { formatAmount } from "./units.js";
 
-export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client" | "assets" | "adapters" | "chainIds" | "link" | "chainHealth"> &
+export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client" | "assets" | "adapters" | "chainIds" | "link" | "chainHealth" | "term"> &
   Readonly<{
     startedAt: Date;
     health: StoreHealth;
@@ -33,6 +33,10 @@ export class Views {
     return {
       address: this.d.address,
       version: 1,
+      /** "active": this process signs and sends (a standby answers /info with role "standby"). */
+      role: "active" as const,
+      /** Where the node keeps its state, and for PostgreSQL the term this process leads it under. */
+      store: this.d.term === undefined ? { kind: "sqlite" as const } : { kind: "postgres" as const, term: this.d.term },
       startedAt: this.d.startedAt.toISOString(),
       peerUrl: this.d.link.url,
       chains: Object.entries(this.d.config.chains).map(([name, c]) => ({

@@ -58,6 +58,7 @@ export const SQL = {
   // batched updates (docs/SWAP.md, "Channel updates")
   saveBatched: "INSERT INTO batched (kind, key, body) VALUES (?, ?, ?) ON CONFLICT (kind, key) DO UPDATE SET body = excluded.body",
   batched: "SELECT key, body FROM batched WHERE kind = ? ORDER BY key",
+  deleteBatched: "DELETE FROM batched WHERE kind = ? AND key = ?",
 } as const;
 
 /** The prepared statements of one connection, each compiled on first use. */

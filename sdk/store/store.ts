@@ -29,6 +29,9 @@ function loadSqlite(): typeof import("node:sqlite") {
   return (sqlite ??= process.getBuiltinModule("node:sqlite"));
 }
 
+/** The kinds of records the `batched` table holds. */
+export type BatchedKind = "updater" | "side" | "pair" | "close" | "pending" | "refusal";
+
 /** A store opened read-only (another program's, e.g. a client's store a watchtower imports from) is not there. */
 export class StoreNotFoundError extends ChannelSdkError {
   constructor(readonly path: string) {
@@ -464,13 +467,22 @@ export class Store {
 
   // ---------------------------------------------------------------- batched updates
 
-  /** Keeps one record of the batched update scheme: a channel's updater data or a swap's side, by key. */
-  saveBatched(kind: "updater" | "side" | "pair" | "close", k: string, value: unknown): void {
+  /**
+   * Keeps one record of the batched update scheme (a channel's updater data, a swap's side, a close asked for), or
+   * of a node kept in a database (its channels agreed and not yet open, "pending"; its refused proposals, "refusal"),
+   * by key.
+   */
+  saveBatched(kind: BatchedKind, k: string, value: unknown): void {
     this.write(SQL.saveBatched, kind, key(k), encode(value));
   }
 
+  /** Removes one record (a node's refusal that fell out of the newest kept). */
+  deleteBatched(kind: BatchedKind, k: string): void {
+    this.write(SQL.deleteBatched, kind, key(k));
+  }
+
   /** Every record of one kind, by key. */
-  batched<T>(kind: "updater" | "side" | "pair" | "close"): Map<string, T> {
+  batched<T>(kind: BatchedKind): Map<string, T> {
     const rows = this.statements.get(SQL.batched).all(kind) as { key: string; body: string }[];
     return new Map(rows.map((r) => [r.key, decode<T>(r.body)]));
   }

