@@ -39,6 +39,7 @@ import { deployHub, localWallet } from "./lib/local.js";
 import { startPeer } from "./lib/peer-process.js";
 import { benchClient, pairSpecs, type PairSpec, expectedChannel, syncDeposits } from "./lib/swap-setup.js";
 import { replaceSection } from "./lib/bench-doc.js";
+import { startPostgres } from "../test/helpers/postgres.js";
 
 const SWAPS = Number(process.env.BENCH_SWAPS ?? 10_000);
 const HTTP_SWAPS = Number(process.env.BENCH_SWAPS_HTTP ?? 8192);
@@ -274,7 +275,15 @@ if (PARTS.has("spread")) {
 }
 
 // ---------------------------------------------------------------- ONE pair, batched updates, two processes over HTTP
-if (PARTS.has("pair")) {
+/**
+ * Alice's store in the "one pair" runs: her SQLite file, and (BENCH_PAIR_STORES) a PostgreSQL database on this
+ * machine that the benchmark starts (every commit there first, under her term, as a node kept in PostgreSQL does).
+ */
+const PAIR_STORES = (process.env.BENCH_PAIR_STORES ?? "sqlite,postgres").split(",");
+for (const storeKind of PARTS.has("pair") ? PAIR_STORES : []) {
+  const pg = storeKind === "postgres" ? await startPostgres() : undefined;
+  const aliceStore = pg === undefined ? join(dir, "a-pair.sqlite") : await pg.createDatabase("alice");
+  const mode = `one pair, HTTP, ${pg === undefined ? "sync" : "PostgreSQL"}`;
   const { urls, rpc, close } = await jsonRpcChains();
   const hubs = await deployHubs(rpc);
   const [a, b] = [localWallet(1, rpc.source).address, localWallet(2, rpc.source).address];
@@ -294,7 +303,7 @@ if (PARTS.has("pair")) {
   child.stdin.write(`${transport.url}\n`);
   const ca = new Completion();
   let signs = 0;
-  const alice = await benchClient(1, hubs, { source: localWallet(1, rpc.source), target: localWallet(1, rpc.target) }, transport, join(dir, "a-pair.sqlite"), ca.on, (n) => (signs += n));
+  const alice = await benchClient(1, hubs, { source: localWallet(1, rpc.source), target: localWallet(1, rpc.target) }, transport, aliceStore, ca.on, (n) => (signs += n));
   const p = pairs[0]!;
   const s = await alice.client.addChannel(alice.chains[0].chainId, p.sourceParams, expectedChannel(p.sourceParams, alice.client.address));
   const t = await alice.client.addChannel(alice.chains[1].chainId, p.targetParams, expectedChannel(p.targetParams, alice.client.address));
@@ -306,7 +315,7 @@ if (PARTS.has("pair")) {
     const before = await peerUsage();
     const mine = signs;
     const from = process.hrtime.bigint() / 1000n;
-    await runSwaps("one pair, HTTP, sync", 1, inFlight, PAIR_SWAPS, () => alice.client.propose({ source: s, target: t, give: 1000n, take: 10n }), [ca], () => signs);
+    await runSwaps(mode, 1, inFlight, PAIR_SWAPS, () => alice.client.propose({ source: s, target: t, give: 1000n, take: 10n }), [ca], () => signs);
     const after = await peerUsage();
     const run = runs[runs.length - 1]!;
     // Every signature one party makes, the other recovers once: recoveries per swap equal signatures per swap.
@@ -330,6 +339,7 @@ if (PARTS.has("pair")) {
   alice.store.close();
   await transport.close();
   await close();
+  await pg?.destroy();
 }
 
 // ---------------------------------------------------------------- record
@@ -342,7 +352,8 @@ const section = [
   "more: as many workers, each waiting for its swap before proposing the next), to Bob's client in a process of its own,",
   "over HTTP on loopback; \"one pair\" runs every swap on ONE channel pair, \"spread\" over 64 pairs between the same",
   "two parties. Each party persists every protocol step to its own SQLite file before the messages that depend on it",
-  "leave (\"sync\": on disk, survives a power cut). Steps that arrive together share one commit and one log sync (group",
+  "leave (\"sync\": on disk, survives a power cut; \"PostgreSQL\": Alice's store kept in a PostgreSQL server on this machine, each",
+  "commit there first in one transaction that checks her term, as a node kept in PostgreSQL runs). Steps that arrive together share one commit and one log sync (group",
   "commit). A swap counts when Alice's client reports it done. Signatures are counted in both processes (states and",
   "terms; envelopes carry authenticators once the parties know each other's keys) and each is recovered once by the",
   "other; the crypto bound is what one process's share of them costs (the two sign and recover in parallel), measured",

@@ -15,6 +15,7 @@ import {
   type Transport,
 } from "../../sdk/index.js";
 import { accountKey } from "./local.js";
+import { isPostgresUrl, PgDatabase } from "../../sdk/store/postgres.js";
 
 /** Channel pairs (one on S, one on T) between accounts 1 (Alice) and 2 (Bob), as both the bench and its peer see them. */
 export type PairSpec = { nonce: string; sourceParams: ChannelParams; targetParams: ChannelParams };
@@ -64,7 +65,16 @@ export async function benchClient(
   ];
   const inner = keySigner(accountKey(who));
   const signer: StateSigner = { ...inner, sign: (d: Hex) => (countSigns(1), inner.sign(d)) };
-  const store = new Store(storePath, { durability });
+  // A postgres:// URL: the store kept in PostgreSQL (its commits there first, under this process's term).
+  let store: Store;
+  if (isPostgresUrl(storePath)) {
+    const db = PgDatabase.open(storePath);
+    const term = db.tryLead(inner.address, `bench ${who}`, undefined);
+    if (term === undefined) throw new Error(`${storePath}: another process leads it`);
+    store = new Store(":memory:", { mirror: db.mirror("node", term) });
+  } else {
+    store = new Store(storePath, { durability });
+  }
   const client = new SwapClient({
     signer,
     store,

@@ -11,6 +11,7 @@ type Health = {
   feeAccount: { balance?: string; reserve?: string; enough?: boolean };
 };
 type Info = {
+  role?: "active" | "standby"; active?: { holder: string; api: string | null; term: number } | null; store?: { kind: string; term?: number };
   address: string; startedAt: string; peerUrl: string; channels: number; activeSwaps: number; frozenChannels: number;
   chains: { name: string; chainId: string; hub: string; assets: { symbol: string; address: string }[]; health?: Health }[];
 };
@@ -49,7 +50,9 @@ export function nodeCommands(): Command[] {
   const info = new Command("info").description("the node's address, chains and counts").action(async (_o, cmd: Command) => {
     const i = await api(cmd).get<Info>("/info");
     print(cmd, i, (d) =>
-      [
+      d.role === "standby"
+        ? `node ${d.address}: this process stands by; ${d.active === null || d.active === undefined ? "no process leads yet" : `the active one is ${d.active.holder} (term ${d.active.term}${d.active.api === null ? "" : `, API ${d.active.api}`})`}`
+        : [
         `node ${d.address}, peer endpoint ${d.peerUrl}, started ${when(d.startedAt)}`,
         ...d.chains.flatMap((c) => [
           `  chain ${c.name} (${c.chainId}) hub ${c.hub}, assets ${c.assets.map((a) => a.symbol).join(", ")}`,
@@ -57,6 +60,7 @@ export function nodeCommands(): Command[] {
         ]),
         `  ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`,
         ...(d.frozenChannels > 0 ? [`  ${d.frozenChannels} channel(s) FROZEN: the store is a restored backup copy; nothing is signed on them: force-close each (docs/NODE.md, Backups)`] : []),
+        ...(d.store?.kind === "postgres" ? [`  store in PostgreSQL, led by this process under term ${d.store.term}`] : []),
       ].join("\n"),
     );
   });
@@ -83,5 +87,23 @@ export function nodeCommands(): Command[] {
       const h = await api(cmd).post<Health>(`/chains/${encodeURIComponent(name)}/release`);
       print(cmd, h, (v) => `chain ${name} released: ${v.healthy ? "healthy" : (v.holding ?? "unhealthy")}`);
     });
-  return [node, info, peer, chain, backup];
+  const store = new Command("store").description("the node's store");
+  store
+    .command("move <url>")
+    .description("move the stopped node's SQLite store (with its watchtower's store, agreements and refusals) into an empty PostgreSQL database (postgres://user@host:port/database; the password from PGPASSWORD or ~/.pgpass); the files are left as they were")
+    .action(async (url: string, _o, cmd: Command) => {
+      const { loadNodeConfig } = await import("../node/node-config.js");
+      const { loadNodeKey } = await import("../node/keystore.js");
+      const { moveStore } = await import("../node/move.js");
+      const { password } = await import("./prompt.js");
+      const config = loadNodeConfig(globals(cmd).config);
+      const moved = moveStore(config, await loadNodeKey(config, process.env, password), url);
+      print(cmd, moved, (m) =>
+        [
+          `moved ${config.store} into ${m.to}: ${m.channels} channel(s), ${m.swaps} swap(s), the watchtower's ${m.towerChannels} channel(s), ${m.pending} agreement(s), ${m.refusals} refusal(s)`,
+          `now set "store": "${m.to}" in ${config.file} and start the node; keep the SQLite files until it runs, never start a node on them again`,
+        ].join("\n"),
+      );
+    });
+  return [node, info, peer, chain, backup, store];
 }

@@ -218,9 +218,12 @@ export class PgDatabase {
     this.call("commit", { meta: META, schema, term, writes });
   }
 
-  /** Writes a whole store's rows into a schema that holds none, in one transaction (a move from SQLite). */
-  fill(schema: PgStoreSchema, rows: StoreRows): void {
-    this.call("fill", { schema, rows, tables: STORE_TABLE_NAMES });
+  /**
+   * Writes whole stores' rows into schemas that hold none, all in one transaction (a move from SQLite): a schema
+   * that holds a row already is refused, and then nothing is written.
+   */
+  fill(stores: Partial<Record<PgStoreSchema, StoreRows>>): void {
+    this.call("fill", { stores, tables: STORE_TABLE_NAMES });
   }
 
   /** The mirror of one store schema under `term`. */
@@ -397,14 +400,18 @@ const ops = {
       throw e;
     }
   },
-  async fill({ schema, rows, tables }) {
+  async fill({ stores, tables }) {
     await work.query("BEGIN");
     try {
-      for (const t of tables) {
-        if ((await work.query("SELECT 1 FROM " + q(schema) + "." + q(t) + " LIMIT 1")).rows.length > 0) throw new Error("the schema " + schema + " already holds rows (table " + t + ")");
-        for (const row of rows[t] ?? []) {
-          const cols = Object.keys(row);
-          await work.query("INSERT INTO " + q(schema) + "." + q(t) + " (" + cols.map(q).join(", ") + ") VALUES (" + cols.map((_, i) => "$" + (i + 1)).join(", ") + ")", cols.map((c) => row[c]));
+      for (const [schema, rows] of Object.entries(stores)) {
+        for (const t of tables) {
+          if ((await work.query("SELECT 1 FROM " + q(schema) + "." + q(t) + " LIMIT 1")).rows.length > 0) {
+            const e = new Error("the database holds a store already (schema " + schema + ", table " + t + ")"); e.code = "23505"; throw e;
+          }
+          for (const row of rows[t] ?? []) {
+            const cols = Object.keys(row);
+            await work.query("INSERT INTO " + q(schema) + "." + q(t) + " (" + cols.map(q).join(", ") + ") VALUES (" + cols.map((_, i) => "$" + (i + 1)).join(", ") + ")", cols.map((c) => row[c]));
+          }
         }
       }
       await work.query("COMMIT");

@@ -12,7 +12,7 @@ import { join } from "node:path";
 
 import { decode } from "../../sdk/core/codec.js";
 import { Store, type ChannelState, type Hex } from "../../sdk/index.js";
-import { channelsJson, editJson, NodeProcess } from "../helpers/cli.js";
+import { channels, channelsJson, editJson, NodeProcess } from "../helpers/cli.js";
 import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 import { startPostgres, type Postgres } from "../helpers/postgres.js";
 
@@ -221,5 +221,31 @@ describe("a node kept in PostgreSQL: a standby takes over", function () {
     await propose(after === "a1" ? cfg.a1 : cfg.a2, 2);
     await allSettle();
     await noDoubleSignature();
+  });
+
+  it("moves Bob's node from SQLite to PostgreSQL with one command: the same channels and swaps, and swaps go on", async function () {
+    const before = { channels: await channelsJson<Channel[]>(["--config", cfg.bob, "channel", "list"]), swaps: await channelsJson<Swap[]>(["--config", cfg.bob, "swap", "list"]) };
+    const url = await pg.createDatabase("bob");
+    // Refused while the node runs on the file.
+    const running = await channels(["--config", cfg.bob, "store", "move", url], ENV);
+    expect(running.code).to.equal(2);
+    expect(running.stderr.trim().split("\n")).to.have.length(1);
+    expect(running.stderr).to.match(/another node \(pid \d+\) runs on/);
+    expect(await procs.bob!.stop()).to.equal(0);
+    const moved = await channelsJson<{ channels: number; swaps: number; towerChannels: number; term: number }>(["--config", cfg.bob, "store", "move", url], ENV);
+    expect(moved.channels).to.equal(2);
+    expect(moved.swaps).to.equal(before.swaps.length);
+    expect(moved.towerChannels).to.equal(2);
+    // Into a database that holds a store: refused, one line, nothing written.
+    const again = await channels(["--config", cfg.bob, "store", "move", url], ENV);
+    expect(again.code).to.equal(2);
+    expect(again.stderr).to.match(/holds a store already; move into an empty database/);
+    editJson(cfg.bob, (c) => (c.store = url));
+    procs.bob = await NodeProcess.start(cfg.bob, ENV);
+    const after = { channels: await channelsJson<Channel[]>(["--config", cfg.bob, "channel", "list"]), swaps: await channelsJson<Swap[]>(["--config", cfg.bob, "swap", "list"]) };
+    expect(after.channels.map((c) => [c.id, c.base.balances])).to.deep.equal(before.channels.map((c) => [c.id, c.base.balances]));
+    expect(after.swaps.map((s) => [s.id, s.outcome])).to.deep.equal(before.swaps.map((s) => [s.id, s.outcome]));
+    await propose(cfg[await leader()], 1);
+    await allSettle();
   });
 });
