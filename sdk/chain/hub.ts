@@ -3,6 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import {
   Contract,
   getAddress,
+  isAddress,
   isError,
   JsonRpcApiProvider,
   ZeroAddress,
@@ -12,10 +13,10 @@ import {
   type TransactionRequest,
 } from "ethers";
 
-import { toOnChainState } from "../core/eip712.js";
+import { HUB_DOMAIN_NAME, HUB_DOMAIN_VERSION, toOnChainState } from "../core/eip712.js";
 import { hashlockOf } from "../core/swap.js";
-import { ChannelSdkError, HubNotDeployedError } from "../core/errors.js";
-import type { ChannelParams, ChannelState, Hex, Lock } from "../core/types.js";
+import { ChannelSdkError, HubAddressError, HubNotDeployedError } from "../core/errors.js";
+import { TransferOutcome, type ChannelParams, type ChannelState, type Hex, type Lock } from "../core/types.js";
 import { shortMessage } from "./errors.js";
 import { checkFeePolicy, sendWithFees, type FeePolicy } from "./fees.js";
 import {
@@ -150,22 +151,37 @@ export class HubAdapter {
 
   /**
    * Connects to the hub at `hubAddress` (its registry is read from it). An address with no code on the signer's
-   * chain is a HubNotDeployedError naming the chain.
+   * chain is a HubNotDeployedError naming the chain; one that is not an address, has a wrong checksum, or holds a
+   * contract that is not a ChannelHub of this version (its EIP-712 domain is read) is a HubAddressError.
    */
   static async connect(hubAddress: string, signer: Signer, options: HubAdapterOptions = {}): Promise<HubAdapter> {
     if (options.fees !== undefined) checkFeePolicy(options.fees);
     const provider = requireProvider(signer);
     const chainId = (await provider.getNetwork()).chainId;
+    // Checked here: ethers takes anything else for an ENS name ("network does not support ENS") or throws a bare
+    // TypeError ("bad address checksum").
+    if (!/^0x[0-9a-fA-F]{40}$/.test(hubAddress)) throw new HubAddressError("notAnAddress", chainId, hubAddress);
+    if (!isAddress(hubAddress)) throw new HubAddressError("badChecksum", chainId, hubAddress);
+    const hub = getAddress(hubAddress);
+    const contract = ChannelHub__factory.connect(hub, signer);
     let registry: string;
+    let domain: { name: string; version: string };
     try {
-      registry = await ChannelHub__factory.connect(hubAddress, signer).secretRegistry();
+      [registry, domain] = await Promise.all([contract.secretRegistry(), contract.eip712Domain()]);
     } catch (error) {
-      if (isError(error, "BAD_DATA") && (await provider.getCode(hubAddress)) === "0x") {
-        throw new HubNotDeployedError({ chainId, hub: hubAddress });
-      }
-      throw error;
+      // A chain that does not answer: its own error. No code there: no hub. Code that reverts the hub's calls or
+      // answers what does not decode as theirs: not a hub.
+      const unanswered = isError(error, "NETWORK_ERROR") || isError(error, "TIMEOUT") || isError(error, "SERVER_ERROR");
+      const code = unanswered ? undefined : await provider.getCode(hub).catch(() => undefined);
+      if (code === undefined) throw error;
+      if (code === "0x") throw new HubNotDeployedError({ chainId, hub });
+      throw new HubAddressError("notAHub", chainId, hub, `the hub's secretRegistry() and eip712Domain() fail there (${shortMessage(error)})`, error);
     }
-    return new HubAdapter(chainId, getAddress(hubAddress), getAddress(registry), signer, options);
+    if (domain.name !== HUB_DOMAIN_NAME || domain.version !== HUB_DOMAIN_VERSION) {
+      const theirs = `its EIP-712 domain is "${domain.name}" version "${domain.version}"`;
+      throw new HubAddressError("notAHub", chainId, hub, `${theirs}, where this SDK signs for "${HUB_DOMAIN_NAME}" version "${HUB_DOMAIN_VERSION}"`);
+    }
+    return new HubAdapter(chainId, hub, getAddress(registry), signer, options);
   }
 
   get provider(): Provider {
@@ -449,10 +465,13 @@ export class HubAdapter {
     return this.decimals.get(key);
   }
 
-  /** Whether lock `index` of a settled channel was paid, refunded, or is not resolved on chain. */
+  /**
+   * Whether lock `index` of a channel settled after a dispute was paid, refunded, or is not resolved on chain
+   * (TransferOutcome): a channel closed cooperatively records no outcomes, so its every index is "unresolved".
+   */
   async transferOutcome(channelId: Hex, index: number): Promise<"unresolved" | "paid" | "refunded"> {
     const outcome = await this.hub.transferOutcome(channelId, index);
-    return outcome === 1n ? "paid" : outcome === 2n ? "refunded" : "unresolved";
+    return outcome === TransferOutcome.Paid ? "paid" : outcome === TransferOutcome.Refunded ? "refunded" : "unresolved";
   }
 
   /**

@@ -41,6 +41,24 @@ export function channelOpError(channelId: string, op: ChannelOp["kind"]): Channe
 }
 
 /**
+ * A client given two adapters for one chain id (`SwapClientOptions.chains`): a client takes one adapter per chain, and
+ * a swap's two channels are on two different chains. Most often both RPC URLs point at the same chain.
+ */
+export class DuplicateChainError extends ChannelSdkError {
+  constructor(
+    readonly chainId: bigint,
+    /** The hub addresses of the two adapters (the same twice when one adapter was passed twice). */
+    readonly hubs: readonly [string, string],
+  ) {
+    super(
+      `Two adapters for chain ${chainId} (hubs ${hubs[0]} and ${hubs[1]}): a client takes one adapter per chain, and a ` +
+        `swap's two channels must be on two different chains. Connect each adapter to a chain of its own (do two RPC URLs ` +
+        `both answer with chain id ${chainId}?).`,
+    );
+  }
+}
+
+/**
  * Nothing new that depends on a chain is signed now (a swap's terms, a lock, a count of deposits): the client's chain
  * guard holds it (`SwapClientOptions.chainGuard`), because the chain does not answer or reorganised deeper than its
  * confirmations. Payments, refunds, closes and everything on chain go on.

@@ -9,7 +9,7 @@ import { checkClockAgreement, checkSwapTiming, type DeltaTable } from "../core/t
 import { sameAddress, type Address, type ChannelState, type Hex } from "../core/types.js";
 import type { ChannelRecord, CoSignedState, RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
-import { ChainHeldError, ChannelFrozenError, UnknownSwapError } from "./errors.js";
+import { ChainHeldError, ChannelFrozenError, DuplicateChainError, UnknownSwapError } from "./errors.js";
 import { DEFAULT_GROUP_STEPS, GroupCommit } from "./group-commit.js";
 import { type ClientEvent, type SwapPhase, type SwapProgress, type SwapRole, type SwapView } from "./phases.js";
 import type { StateSigner } from "./signer.js";
@@ -19,7 +19,10 @@ export type SwapClientOptions = Readonly<{
   signer: StateSigner;
   store: Store;
   transport: Transport;
-  /** One adapter per chain this client has channels on, sending transactions from this client's account. */
+  /**
+   * One adapter per chain this client has channels on, sending transactions from this client's account; two for one
+   * chain id are a DuplicateChainError.
+   */
   chains: readonly HubAdapter[];
   deltas: DeltaTable;
   /** Least time (s) between now and the target lock's expiry when a swap is agreed and when the secret is revealed. */
@@ -166,7 +169,11 @@ export class Session {
     );
     this.clock = o.clock ?? Date.now;
     this.startedAt = this.clock();
-    for (const c of o.chains) this.chains.set(c.chainId, c);
+    for (const c of o.chains) {
+      const other = this.chains.get(c.chainId);
+      if (other !== undefined) throw new DuplicateChainError(c.chainId, [other.hubAddress, c.hubAddress]);
+      this.chains.set(c.chainId, c);
+    }
     this.groupCommit = new GroupCommit(o.store, o.groupCommitSteps ?? DEFAULT_GROUP_STEPS, {
       transmit: (envelopes) => this.transmit(envelopes),
       report: (event) => this.report(event),

@@ -19,7 +19,7 @@ import {
   type SwapClientOptions,
 } from "./session.js";
 
-export { ChainHeldError, ChannelBusyError, ChannelClosingError, ChannelFrozenError, UnknownSwapError } from "./errors.js";
+export { ChainHeldError, ChannelBusyError, ChannelClosingError, ChannelFrozenError, DuplicateChainError, UnknownSwapError } from "./errors.js";
 export {
   DEFAULT_MAX_CHALLENGE_PERIOD,
   DEFAULT_MIN_CHALLENGE_PERIOD,

@@ -1,11 +1,15 @@
 /** Base of every error the SDK throws: a message a person understands, and where to read more. */
 export class ChannelSdkError extends Error {
-  readonly docs: string | undefined;
+  /**
+   * Where to read more, when there is a page. Set only then: an own property `docs: undefined` would be printed
+   * under every uncaught error (Node shows an error's own properties after its stack).
+   */
+  declare readonly docs: string | undefined;
 
   constructor(message: string, options: { docs?: string; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = new.target.name;
-    this.docs = options.docs;
+    if (options.docs !== undefined) this.docs = options.docs;
   }
 }
 
@@ -161,6 +165,36 @@ export class HubNotDeployedError extends ChannelSdkError {
     this.chainId = chainId;
     this.hub = hub;
     this.notYet = notYet;
+  }
+}
+
+/**
+ * An address given as a hub's that cannot be one: not an address at all (`notAnAddress`: not 0x and 40 hex digits,
+ * e.g. cut short), an address whose mixed-case checksum is wrong (`badChecksum`: a mistyped letter), or the address of
+ * a contract that is not a ChannelHub of this version (`notAHub`: it does not answer the hub's calls, or signs for
+ * another EIP-712 domain). An address with no code at all is a HubNotDeployedError.
+ */
+export class HubAddressError extends ChannelSdkError {
+  constructor(
+    readonly problem: "notAnAddress" | "badChecksum" | "notAHub",
+    readonly chainId: bigint,
+    readonly hub: string,
+    /** For `notAHub`: what the contract answered. */
+    detail = "",
+    cause?: unknown,
+  ) {
+    super(
+      problem === "notAnAddress"
+        ? `The hub address "${hub}" given for chain ${chainId} is not an address: an address is 20 bytes, 0x and 40 hex ` +
+            `digits. Copy the hub's address for chain ${chainId} again, whole.`
+        : problem === "badChecksum"
+          ? `The hub address ${hub} given for chain ${chainId} has a wrong checksum (the mix of upper- and lower-case ` +
+            `letters does not match): a letter is mistyped. Copy the hub's address for chain ${chainId} again.`
+          : `The contract at ${hub} on chain ${chainId} is not a ChannelHub of this version: ${detail}. Check the hub ` +
+            `address for chain ${chainId} (the ChannelHub's, not the SecretRegistry's or a token's), and that the hub ` +
+            "was deployed from this package's version.",
+      { cause },
+    );
   }
 }
 

@@ -48,6 +48,15 @@ export type OnChainState = Readonly<{
   isFinal: boolean;
 }>;
 
+/**
+ * What became of lock `i` of a channel, as the hub's `transferOutcome(channelId, i)` returns it: the values of
+ * `enum TransferOutcome` in contracts/types/ChannelTypes.sol, as bigints (how ethers reads a uint8). Only a settlement
+ * after a dispute (`settle`) records outcomes: a cooperative close has no locks left to resolve (every lock was paid
+ * or refunded off chain), so every index of such a channel reads Unresolved, as does a channel not settled yet.
+ */
+export const TransferOutcome = { Unresolved: 0n, Paid: 1n, Refunded: 2n } as const;
+export type TransferOutcome = (typeof TransferOutcome)[keyof typeof TransferOutcome];
+
 /** Whether two addresses are the same account, whatever their letter case (no checksum computed). */
 export function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();

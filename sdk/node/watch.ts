@@ -3,12 +3,12 @@
  * once). Configuration problems only visible on chain (no hub at an address, two entries for one chain) are
  * ConfigErrors too, raised before the first poll.
  */
-import { isError, parseUnits, Wallet, type JsonRpcProvider } from "ethers";
+import { parseUnits, Wallet, type JsonRpcProvider } from "ethers";
 import type { FeeEvent, FeePolicy } from "../chain/fees.js";
 
 import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
-import { ChannelSdkError } from "../core/errors.js";
+import { ChannelSdkError, HubAddressError } from "../core/errors.js";
 import type { Hex } from "../core/types.js";
 import { Store } from "../store/store.js";
 import { Watchtower, type ChainWatch, type WatchtowerEvent } from "../watchtower/watchtower.js";
@@ -131,8 +131,9 @@ async function connectChains(
         claimWindowSeconds: BigInt(c.claimWindowSeconds),
       });
     } catch (error) {
-      if (!isError(error, "CALL_EXCEPTION") && !isError(error, "BAD_DATA")) throw error;
-      problems.push({ field, message: `the contract at ${c.hub} on chain ${chainId} is not a ChannelHub` });
+      if (!(error instanceof HubAddressError)) throw error;
+      const notAHub = `the contract at ${c.hub} on chain ${chainId} is not a ChannelHub`;
+      problems.push({ field, message: error.problem === "notAHub" ? notAHub : error.message });
     }
   }
   if (problems.length > 0) throw new ConfigError(config.file, problems);

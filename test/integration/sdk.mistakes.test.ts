@@ -1,7 +1,8 @@
 import { expect } from "chai";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { JsonRpcProvider, parseEther } from "ethers";
+import { inspect } from "node:util";
+import { getAddress, JsonRpcProvider, parseEther } from "ethers";
 import { network } from "hardhat";
 
 import {
@@ -10,13 +11,16 @@ import {
   ChannelTermsError,
   DEFAULT_CONFIRMATIONS,
   defaultConfirmations,
+  DuplicateChainError,
   HttpTransport,
   HubAdapter,
+  HubAddressError,
   HubNotDeployedError,
   InMemoryLink,
   InsufficientBalanceError,
   LOCAL_CHAIN_IDS,
   rpcProvider,
+  TransferOutcome,
   TransportNotConnectedError,
   WaitAbortedError,
   type ClientEvent,
@@ -24,6 +28,7 @@ import {
 } from "../../sdk/index.js";
 import { deployHub, localWallet } from "../../scripts/lib/local.js";
 import { expectedChannel } from "../../scripts/lib/swap-setup.js";
+import { ChannelHub__factory } from "../../typechain-types/index.js";
 import { PROJECT_ROOT } from "../helpers/nodes.js";
 import { addChannels, fundedChannels, makeParty, ManualClock, ONE, twoParties, type Setup } from "../helpers/swapHarness.js";
 
@@ -137,7 +142,7 @@ describe("errors say what to do next", function () {
     expect(String(error)).to.match(new RegExp(`check that chain ${setup.T.chainId} and hub 0x[0-9a-fA-F]{40} are where it was opened`));
   });
 
-  it("names a hub with no code at the final block, and an address with no hub, as HubNotDeployedError", async function () {
+  it("names a hub with no code at the final block, and an address with no hub, as HubNotDeployedError; a contract that is not a hub as HubAddressError", async function () {
     const server = await network.createServer("source", "127.0.0.1", 0);
     const { address, port } = await server.listen();
     const url = `http://${address}:${port}`;
@@ -160,6 +165,10 @@ describe("errors say what to do next", function () {
 
       // The head is asked of the node, past the provider's cache: a block mined a moment after a cached read counts.
       const adapter = await HubAdapter.connect(hub, reader);
+      // Over JSON-RPC, the registry's address (ethers alone: "execution reverted (no data present; ...)").
+      const notHub = await HubAdapter.connect(adapter.registryAddress, reader).catch((e: unknown) => e);
+      expect(notHub).to.be.instanceOf(HubAddressError).with.property("problem", "notAHub");
+      expect(String(notHub)).to.match(/on chain 31337 is not a ChannelHub of this version: the hub's secretRegistry\(\) and eip712Domain\(\) fail there \(execution reverted/);
       const before = await cached.getBlockNumber();
       const sender = localWallet(2, fresh);
       await (await sender.sendTransaction({ to: sender.address, value: parseEther("1") })).wait();
@@ -169,6 +178,59 @@ describe("errors say what to do next", function () {
       for (const p of [fresh, cached]) p.destroy();
       await server.close();
     }
+  });
+
+  it("refuses a hub address that is cut short, mistyped, or a contract that is not a hub, naming the address, the chain and what to do", async function () {
+    const setup = await fundedChannels();
+    const { chainId } = setup.S;
+    const wallet = setup.S.alice;
+    const refusal = (hub: string) => HubAdapter.connect(hub, wallet).then(() => undefined, (e: unknown) => e);
+
+    const short = await refusal("0x1234"); // ethers alone: "network does not support ENS"
+    expect(short).to.be.instanceOf(HubAddressError).and.deep.include({ problem: "notAnAddress", chainId, hub: "0x1234" });
+    expect(String(short)).to.include(`The hub address "0x1234" given for chain ${chainId} is not an address: an address is 20 bytes, 0x and 40 hex digits`);
+
+    // One letter of a checksummed address in the other case: ethers alone throws a bare "bad address checksum".
+    const hub = getAddress(await setup.S.hub.getAddress());
+    const i = [...hub].findIndex((c, k) => k > 1 && /[a-f]/i.test(c));
+    const mistyped = hub.slice(0, i) + (hub[i] === hub[i]!.toUpperCase() ? hub[i]!.toLowerCase() : hub[i]!.toUpperCase()) + hub.slice(i + 1);
+    const checksum = await refusal(mistyped);
+    expect(checksum).to.be.instanceOf(HubAddressError).and.deep.include({ problem: "badChecksum", chainId, hub: mistyped });
+    expect(String(checksum)).to.include(`The hub address ${mistyped} given for chain ${chainId} has a wrong checksum`).and.include("Copy the hub's address");
+
+    // The SecretRegistry: a contract, but not a hub (ethers alone: "execution reverted (no data present ...)").
+    const registry = await setup.S.registry.getAddress();
+    const notHub = await refusal(registry);
+    expect(notHub).to.be.instanceOf(HubAddressError).and.deep.include({ problem: "notAHub", chainId, hub: registry });
+    expect(String(notHub)).to.include(`The contract at ${registry} on chain ${chainId} is not a ChannelHub of this version`).and.include("not the SecretRegistry's");
+
+    expect((await HubAdapter.connect(hub.toLowerCase(), wallet)).hubAddress, "an address in lower case: no checksum to check").to.equal(hub);
+  });
+
+  it("refuses two adapters for one chain id with DuplicateChainError naming the chain and both hubs, printed without an empty docs field", async function () {
+    const setup = await fundedChannels();
+    const { chainId } = setup.T;
+    const registry = await setup.T.registry.getAddress();
+    const second = await (await new ChannelHub__factory(setup.T.deployer).deploy(registry)).waitForDeployment();
+    const other = await HubAdapter.connect(await second.getAddress(), setup.T.alice); // e.g. both RPC URLs at chain T
+    let error: unknown;
+    try {
+      makeParty(setup, "alice", new InMemoryLink().a, new ManualClock(), { chains: [setup.adapters.aliceT, other] });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).to.be.instanceOf(DuplicateChainError).and.deep.include({ chainId, hubs: [setup.adapters.aliceT.hubAddress, other.hubAddress] });
+    expect(String(error)).to.include(`Two adapters for chain ${chainId} (hubs ${setup.adapters.aliceT.hubAddress} and ${other.hubAddress})`);
+    // Node prints an uncaught error's own fields after its stack: no "docs: undefined" there.
+    expect(inspect(error)).not.to.include("docs");
+    expect(inspect(new HubNotDeployedError({ chainId, hub: registry }))).to.include("docs: 'docs/TIMING.md#local-chains'");
+  });
+
+  it("exports the hub's lock outcomes in the order of the contract's enum, and README says a cooperative close leaves them Unresolved", function () {
+    const source = readFileSync(join(PROJECT_ROOT, "contracts/types/ChannelTypes.sol"), "utf8");
+    const members = /enum TransferOutcome \{([^}]*)\}/.exec(source)![1]!.replace(/\/\/\/[^\n]*/g, "").split(",").map((m) => m.trim());
+    expect(Object.entries(TransferOutcome)).to.deep.equal(members.map((m, i) => [m, BigInt(i)]));
+    expect(readFileSync(join(PROJECT_ROOT, "README.md"), "utf8").replace(/\s+/g, " ")).to.match(/after a cooperative close.{0,120}Unresolved/i);
   });
 
   it("refuses a swap on a channel with a deposit count of an older version in progress as busy, not closing", async function () {

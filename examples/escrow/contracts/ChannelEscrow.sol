@@ -47,8 +47,9 @@ contract ChannelEscrow {
         emit ChannelFunded(channelId, params.participants[user], msg.sender, msg.value);
     }
 
-    /// @notice Whether lock `lockIndex` of a channel settled on chain was paid to its receiver (false while the
-    ///         channel is not settled, when the lock was refunded, or when it had no such lock).
+    /// @notice Whether lock `lockIndex` of a channel settled on chain after a dispute was paid to its receiver (false
+    ///         while the channel is not settled, when the lock was refunded, or when it had no such lock). Only `settle`
+    ///         records outcomes: after a cooperative close no lock is left on chain, and this is false for every index.
     /// @param channelId The channel.
     /// @param lockIndex The lock's index in the settled state's lock list.
     function lockPaid(ChannelId channelId, uint256 lockIndex) external view returns (bool) {

@@ -12,6 +12,7 @@ import {
   paramsArg,
   STATE_TYPES,
   stateArg,
+  TransferOutcome,
   type ChannelParams,
   type ChannelState,
   type Hex,
@@ -79,6 +80,7 @@ describe("ChannelEscrow", function () {
     expect(await escrow.getFunction("secretRevealedInTime")(paid.hashlock, paid.expiry)).to.equal(true);
     expect(await escrow.getFunction("secretRevealedInTime")(refunded.hashlock, refunded.expiry)).to.equal(false);
     expect(await escrow.getFunction("lockPaid")(id, 0)).to.equal(false, "not settled yet");
+    expect(await hub.transferOutcome(id, 0)).to.equal(TransferOutcome.Unresolved);
 
     // After the challenge period and both expiries, anyone settles: the first lock pays Bob, the second goes back.
     await networkHelpers.time.increase(7200 + 1);
@@ -89,5 +91,8 @@ describe("ChannelEscrow", function () {
     );
     expect(await escrow.getFunction("lockPaid")(id, 0)).to.equal(true);
     expect(await escrow.getFunction("lockPaid")(id, 1)).to.equal(false);
+    // The same from JavaScript: the hub's outcome of each lock, as the package's TransferOutcome names it.
+    expect(await hub.transferOutcome(id, 0)).to.equal(TransferOutcome.Paid);
+    expect(await hub.transferOutcome(id, 1)).to.equal(TransferOutcome.Refunded);
   });
 });
