@@ -91,6 +91,8 @@ describe("the npm package, installed into the example project examples/escrow", 
   it("compiles, type-checks and tests the example's contract on IChannelHub, imported by package path", async function () {
     const out = await run("npm", ["test"], example);
     expect(out).to.match(/3 passing \(3 mocha\)/);
+    // What it compiled is said, and nothing says there was nothing to compile (a second compile did, before).
+    expect(out).to.match(/Compiled 1 Solidity file/).and.not.to.include("No contracts to compile");
     const artifact = JSON.parse(readFileSync(join(example, "artifacts/contracts/ChannelEscrow.sol/ChannelEscrow.json"), "utf8")) as { abi: { name?: string }[] };
     expect(artifact.abi.map((f) => f.name)).to.include.members(["openFor", "lockPaid", "secretRevealedInTime"]);
   });
@@ -101,6 +103,38 @@ describe("the npm package, installed into the example project examples/escrow", 
     const line = out.split("\n").find((l) => l.startsWith("{"));
     expect(JSON.parse(line ?? "{}")).to.deep.include({ outcome: "swapped", paidOnS: ["0.7", "0.3"], paidOnT: ["0.2", "0.8"] });
     expect(out, "nothing else printed").to.equal(`${line}\n`);
+  });
+
+  it("prints the reason of a swap Bob's policy refuses, as the example's README says", async function () {
+    const [s, t] = chains;
+    // What a newcomer tries first: take 0.6, above the 0.5 Bob's policy in the script allows in one swap.
+    const script = readFileSync(join(example, "scripts/swap.ts"), "utf8");
+    const more = script.replace('take: parseEther("0.2")', 'take: parseEther("0.6")');
+    expect(more, "the script's take").not.to.equal(script);
+    writeFileSync(join(example, "scripts/swap-more.ts"), more);
+    const flags = ["--experimental-strip-types", "--disable-warning=ExperimentalWarning"];
+    const out = await run(process.execPath, [...flags, "scripts/swap-more.ts"], example, { CHAIN_S_URL: s!.url, CHAIN_T_URL: t!.url });
+    const line = out.split("\n").find((l) => l.startsWith("{"));
+    const reason = "counterparty: more than 0.5 in one swap";
+    expect(JSON.parse(line ?? "{}")).to.deep.include({ outcome: "aborted", reason, paidOnS: ["1.0", "0.0"], paidOnT: ["0.0", "1.0"] });
+    const readme = readFileSync(join(EXAMPLE, "README.md"), "utf8").replace(/\s+/g, " ");
+    expect(readme).to.include(`"outcome":"aborted","reason":"${reason}"`).and.include("The limit is the `policy` option in the script's `party()`");
+  });
+
+  it("refuses, in one line naming the variable, a chain URL without http:// and two URLs at one chain", async function () {
+    const [s, t] = chains;
+    /** The swap script's output when it exits with an error (one line), or a failure when it does not. */
+    const refusal = (env: Record<string, string>) =>
+      run("npm", ["run", "--silent", "swap"], example, env).then(
+        (out) => expect.fail(`the script ran: ${out}`),
+        (error: Error) => error.message.slice(error.message.indexOf(":\n") + 2),
+      );
+    const bare = s!.url.replace(/^http:\/\//, "");
+    expect(await refusal({ CHAIN_S_URL: bare, CHAIN_T_URL: t!.url })).to.equal(`error: CHAIN_S_URL=${bare} needs http:// or https:// (e.g. http://${bare})\n`);
+    // Both at chain 31338: the client refuses two adapters for one chain id (DuplicateChainError), before any channel.
+    expect(await refusal({ CHAIN_S_URL: t!.url, CHAIN_T_URL: t!.url })).to.equal(
+      `error: CHAIN_S_URL (${t!.url}) and CHAIN_T_URL (${t!.url}) are both chain 31338: the swap needs two different chains\n`,
+    );
   });
 
   it("imports the package without Node's SQLite warning when no store is opened", async function () {
