@@ -243,6 +243,8 @@ export class PgDatabase {
       // closing: the worker is ended below either way, which closes its sockets
     }
     void this.worker.terminate();
+    // Closed for good: a later call (a second close) fails at once rather than wait out the timeout on no worker.
+    this.broken ??= "it was closed";
   }
 
   /** One call to the worker, waited for; a timeout or a lost worker breaks this connection for good. */
@@ -339,10 +341,11 @@ const ops = {
     return r.rows[0] ?? null;
   },
   async lead({ meta, lock: key, address, holder, api }) {
+    let took = false;
     if (!leading) {
       const got = (await lock.query("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0].ok;
       if (!got) return null;
-      leading = true;
+      leading = took = true;
       pinger = setInterval(() => {
         const t = setTimeout(() => lockLost("the lock's session did not answer for 3 s"), 3000);
         lock.query("SELECT 1").then(() => clearTimeout(t), (e) => { clearTimeout(t); lockLost("the lock's session failed: " + e.message); });
@@ -353,6 +356,12 @@ const ops = {
       const owner = (await work.query("SELECT address FROM " + q(meta) + ".leader WHERE id = 1 FOR UPDATE")).rows[0];
       if (owner !== undefined && owner.address !== address) {
         await work.query("ROLLBACK");
+        // Refused: the lock this call took is given back, or the database's own node could not lead while this runs.
+        if (took) {
+          leading = false;
+          clearInterval(pinger);
+          await lock.query("SELECT pg_advisory_unlock($1)", [key]);
+        }
         return { owner: owner.address };
       }
       const r = await work.query(
