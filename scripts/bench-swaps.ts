@@ -292,7 +292,7 @@ for (const storeKind of PARTS.has("pair") ? PAIR_STORES : []) {
   const crossed = (process.env.BENCH_PAIR_LAYOUT ?? "crossed") === "crossed";
   const pairs = pairSpecs(1, a, b, 7n).map((p) => (crossed ? { ...p, targetParams: { ...p.targetParams, participants: [b, a] as const } } : p));
   await openPairs(rpc, hubs, pairs);
-  const { child, says } = startPeer("scripts/lib/bench-peer.ts", { BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, "peer-pair.sqlite") }) });
+  const { child, says } = startPeer("scripts/lib/bench-peer.ts", { BENCH_PEER: encode({ rpc: urls, hubs, pairs, store: join(dir, `peer-pair-${storeKind}.sqlite`) }) });
   const peerUsage = async () => {
     child.stdin.write("cpu\n");
     const m = await says(/PEER_CPU=(\d+) PEER_SIGNS=(\d+)/);

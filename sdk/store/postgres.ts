@@ -73,6 +73,15 @@ const MIGRATIONS: readonly string[] = [
      holder TEXT NOT NULL, api TEXT, since TIMESTAMPTZ NOT NULL);
    CREATE SCHEMA node; SET LOCAL search_path TO node; ${STORE_TABLES}
    CREATE SCHEMA tower; SET LOCAL search_path TO tower; ${STORE_TABLES}`,
+  // 2: the term's check every commit begins with (its row shared until the commit: a new leader's raise waits).
+  `CREATE FUNCTION ${META}.require_term(t BIGINT) RETURNS void LANGUAGE plpgsql AS $$
+   DECLARE current BIGINT;
+   BEGIN
+     SELECT term INTO current FROM ${META}.leader WHERE id = 1 FOR SHARE;
+     IF current IS DISTINCT FROM t THEN
+       RAISE EXCEPTION 'term % is over', t USING ERRCODE = 'CC001', DETAIL = COALESCE(current, 0)::text;
+     END IF;
+   END $$`,
 ];
 
 /** This process no longer leads: another raised the term (it took the lock after this one lost it). */
@@ -394,18 +403,23 @@ const ops = {
     }
   },
   async commit({ meta, schema, term, writes }) {
-    await work.query("BEGIN");
+    // One round trip: the statements go as one text (the simple query protocol), which PostgreSQL runs as one
+    // implicit transaction: the term's check first (it raises, and nothing is written, if the term is over), then
+    // the writes, committed together at the end or not at all. Values are written as literals: text through the
+    // driver's escapeLiteral (the store writes only hex, decimal and JSON text), numbers only when whole.
+    const lit = (v) => {
+      if (v === null || v === undefined) return "NULL";
+      if (typeof v === "bigint") return v.toString();
+      if (typeof v === "number") { if (!Number.isSafeInteger(v)) throw new Error("not a whole number: " + v); return String(v); }
+      if (typeof v === "string") return work.escapeLiteral(v);
+      throw new Error("a value of type " + typeof v + " in a store write");
+    };
+    const text = ["SELECT " + q(meta) + ".require_term(" + lit(term) + ")", "SET LOCAL search_path TO " + q(schema)];
+    for (const w of writes) text.push(w.sql.replace(/\\$(\\d+)/g, (_, i) => lit(w.params[Number(i) - 1])));
     try {
-      const current = (await work.query("SELECT term FROM " + q(meta) + ".leader WHERE id = 1 FOR SHARE")).rows[0]?.term ?? 0;
-      if (current !== term) {
-        await work.query("ROLLBACK");
-        const e = new Error("deposed"); e.deposed = { current }; throw e;
-      }
-      await work.query("SET LOCAL search_path TO " + q(schema));
-      for (const w of writes) await work.query(w.sql, w.params);
-      await work.query("COMMIT");
+      await work.query(text.join(";\\n"));
     } catch (e) {
-      if (e.deposed === undefined) await work.query("ROLLBACK").catch(() => {});
+      if (e.code === "CC001") { const d = new Error("deposed"); d.deposed = { current: Number(e.detail) }; throw d; }
       throw e;
     }
   },

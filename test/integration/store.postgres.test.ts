@@ -582,6 +582,18 @@ describe("store in PostgreSQL: the store's contract, fidelity, fencing, a restar
     a.db.close();
   });
 
+  it("writes text with quotes, backslashes, placeholders and any Unicode exactly as given (every commit's values are literals of one statement text)", async function () {
+    const { url } = await newDatabase();
+    const a = lead(url, "process A");
+    const awkward = ["it's", "back\\slash \\' end", "$1 and $2", '"double" ;-- DROP TABLE channels;', "ü 𝄞 \u2028 \t tab", "\\x00 not a nul", "E'x'", "'' ''"];
+    a.store.transaction(() => awkward.forEach((text, i) => a.store.saveBatched("refusal", String(i).padStart(12, "0"), { reason: text })));
+    a.store.close();
+    a.db.close();
+    const b = lead(url, "process B");
+    expect([...b.store.batched<{ reason: string }>("refusal").values()].map((r) => r.reason)).to.deep.equal(awkward);
+    expect(b.store.channels()).to.deep.equal([]);
+  });
+
   it("the database stopped under a running store: a write throws StoreLostError, nothing is signed, and the next process leads with every write committed before", async function () {
     const { url } = await newDatabase();
     const a = lead(url, "process A", { callTimeoutMs: 3000 });
