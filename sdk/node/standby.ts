@@ -82,8 +82,12 @@ export async function runLeading(config: NodeConfig, key: Hex, log: Logger, toke
       try {
         db ??= PgDatabase.open(config.store, { applicationName: `channels-node pid ${process.pid}` });
         if (api === undefined) {
-          const standby = db;
-          api = await serveApi(standbyApp({ token, metricsPublic: config.api.metricsPublic, address, leader: () => standby.leader() }), config.api.host, config.api.port);
+          // The database this process is connected to now: after a reconnect, the new one (not the one closed).
+          const leader = () => {
+            if (db === undefined) throw new StoreLostError(where, "connecting to the database again");
+            return db.leader();
+          };
+          api = await serveApi(standbyApp({ token, metricsPublic: config.api.metricsPublic, address, leader }), config.api.host, config.api.port);
           log.info({ event: "standby", api: `${api.url}${API_PREFIX}`, store: where }, `standing by on ${where}: the node starts here once no other process leads it`);
         }
         term = db.tryLead(address, holder, `${api.url}${API_PREFIX}`);

@@ -244,13 +244,14 @@ export class PgDatabase {
     };
   }
 
-  /** Gives up the lead (the lock's session is closed) and both sessions; the worker ends. */
+  /** Gives up the lead (the lock's session is closed) and both sessions; the worker ends, and every later call fails at once. */
   close(): void {
     try {
       if (this.broken === undefined) this.call("close", {});
     } catch {
       // closing: the worker is ended below either way, which closes its sockets
     }
+    this.broken ??= "the connection was closed";
     void this.worker.terminate();
     // Closed for good: a later call (a second close) fails at once rather than wait out the timeout on no worker.
     this.broken ??= "it was closed";

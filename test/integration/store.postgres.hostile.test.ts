@@ -5,15 +5,22 @@
  */
 import { expect } from "chai";
 import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
 
 import { DoubleSignError, Store, type ChannelState, type Hex } from "../../sdk/index.js";
 import { PgDatabase } from "../../sdk/store/postgres.js";
 import { StoreLostError } from "../../sdk/store/transactions.js";
-import { until } from "../helpers/nodes.js";
+import type { NodeConfig } from "../../sdk/node/node-config.js";
+import { runLeading } from "../../sdk/node/standby.js";
+import { freePort, until } from "../helpers/nodes.js";
 import { startPostgres, type Postgres } from "../helpers/postgres.js";
 
 const ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+const ALICE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d" as Hex;
 const CHANNEL = `0x${"ab".repeat(32)}` as Hex;
 
 /** A state of one channel: only its number and its first balance differ between two of them. */
@@ -142,5 +149,40 @@ describe("a store kept in PostgreSQL: what a process that may no longer lead can
     } finally {
       a2.close();
     }
+  });
+
+  it("a standby cut off from the database answers /info again once it is connected again, and a closed database fails its calls at once", async function () {
+    const url = await pg.createDatabase("standby");
+    const holder = PgDatabase.open(url, { applicationName: "holder" });
+    expect(holder.tryLead(ALICE, "the holder", "http://127.0.0.1:1/api/v1")).to.equal(1);
+    const dir = mkdtempSync(join(tmpdir(), "store-pg-"));
+    const port = await freePort();
+    const config = { store: url, api: { host: "127.0.0.1", port, metricsPublic: false, tokenFile: join(dir, "api.token") } } as unknown as NodeConfig;
+    let stop: (signal: string) => void = () => {};
+    const stopped = new Promise<string>((r) => (stop = r));
+    const lines: { event?: string }[] = [];
+    const log = pino({ level: "info" }, { write: (l: string) => void lines.push(JSON.parse(l) as { event?: string }) });
+    const running = runLeading(config, ALICE_KEY, log, "token", {}, stopped);
+    const info = async () => {
+      const r = await fetch(`http://127.0.0.1:${port}/api/v1/info`, { headers: { authorization: "Bearer token" } });
+      return r.status === 200 ? ((await r.json()) as { role: string; active: { holder: string } | null }) : undefined;
+    };
+    try {
+      expect((await until("the standby to answer", info, 30_000)).active?.holder).to.equal("the holder");
+      // Its sessions cut (a restart of the database, a network cut): it connects again and stands by.
+      const cut = await pg.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1", [`channels-node pid ${process.pid}%`]);
+      expect(cut).to.have.length(2);
+      await until("the standby to see the database gone", async () => (lines.some((l) => l.event === "databaseUnreachable") ? true : undefined), 30_000);
+      const again = await until("the standby to answer again", info, 30_000);
+      expect(again).to.deep.include({ role: "standby" });
+      expect(again.active?.holder).to.equal("the holder");
+    } finally {
+      stop("SIGTERM");
+      await running;
+      holder.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    // A database closed (a standby's, once it connected again) is never waited on.
+    expect(() => holder.leader()).to.throw(StoreLostError, /closed/);
   });
 });
