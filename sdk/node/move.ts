@@ -1,7 +1,8 @@
 /**
  * `channels store move <postgres-url>`: moves a stopped node's SQLite store into PostgreSQL (docs/NODE.md,
  * "PostgreSQL and a standby"): the store, its watchtower's store, the channels agreed and not yet open, and the
- * refusals, in one transaction, into a database that holds no store. The files are left as they were.
+ * refusals, in one transaction, into a database that holds no store. The files stay, with the store's channels
+ * marked frozen once the database has them: a node started on the file again signs nothing new on them.
  */
 import { existsSync, readFileSync } from "node:fs";
 import { computeAddress } from "ethers";
@@ -27,8 +28,11 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
   if (!existsSync(config.store)) throw new UsageError(`store: ${config.store} does not exist`);
   // The node must be stopped: what it wrote after the copy would be lost.
   const lock = lockStore(config.store);
+  let store: Store | undefined;
   try {
-    const rows: { node: StoreRows; tower?: StoreRows } = { node: read(config.store) };
+    // Opened as the node would (a store of an older layout is migrated first), and kept open to freeze it after.
+    store = new Store(config.store);
+    const rows: { node: StoreRows; tower?: StoreRows } = { node: store.rows() };
     if (existsSync(`${config.store}.tower`)) rows.tower = read(`${config.store}.tower`);
     const pending = readPending(`${config.store}.pending.json`);
     const refusals = readRefusals(`${config.store}.refusals.jsonl`);
@@ -47,6 +51,10 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
         if (/holds a store already/.test((error as Error).message)) throw new UsageError(`<url>: ${redactUrl(url)} holds a store already; move into an empty database`);
         throw error;
       }
+      // The database holds the node now. The file's channels are frozen (what the database got was read before): a
+      // node started on the file again (an old node.json) would sign states the database's node may have signed
+      // others at; frozen, it only resends what it signed and enforces on chain, as a restored copy does.
+      store.freezeAll(Date.now());
       return {
         to: redactUrl(url),
         channels: rows.node.channels?.length ?? 0,
@@ -60,6 +68,7 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
       db.close();
     }
   } finally {
+    store?.close();
     unlockStore(lock);
   }
 }

@@ -281,6 +281,17 @@ export class Store {
     return this.frozen.size === 0 ? undefined : this.frozen.get(key(channelId));
   }
 
+  /**
+   * Marks every channel of this store frozen since `since` (ms), as a backup copy's are (`frozenSince`): what a move
+   * to PostgreSQL leaves in the file it moved from, so that a node started on that file again signs nothing new on a
+   * channel the database's node may have signed newer states of. Returns how many channels are frozen.
+   */
+  freezeAll(since: number): number {
+    this.write(SQL.freezeAll, since);
+    for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
+    return this.frozen.size;
+  }
+
   /** How many channels came frozen from a backup copy (see `frozenSince`) and are not closed yet. */
   frozenCount(): number {
     let open = 0;

@@ -11,10 +11,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 
-import { DoubleSignError, Store, type ChannelState, type Hex } from "../../sdk/index.js";
+import { DoubleSignError, Store, type ChannelRecord, type ChannelState, type Hex } from "../../sdk/index.js";
 import { PgDatabase } from "../../sdk/store/postgres.js";
 import { StoreLostError } from "../../sdk/store/transactions.js";
 import type { NodeConfig } from "../../sdk/node/node-config.js";
+import { moveStore } from "../../sdk/node/move.js";
 import { runLeading } from "../../sdk/node/standby.js";
 import { freePort, until } from "../helpers/nodes.js";
 import { startPostgres, type Postgres } from "../helpers/postgres.js";
@@ -184,5 +185,38 @@ describe("a store kept in PostgreSQL: what a process that may no longer lead can
     }
     // A database closed (a standby's, once it connected again) is never waited on.
     expect(() => holder.leader()).to.throw(StoreLostError, /closed/);
+  });
+
+  it("channels store move leaves the file's channels frozen: a node started on the file again signs nothing new on them, the database's are not", async function () {
+    const url = await pg.createDatabase("moved");
+    const dir = mkdtempSync(join(tmpdir(), "store-pg-"));
+    const file = join(dir, "node.sqlite");
+    try {
+      const before = new Store(file);
+      before.saveChannel({ ref: { channelId: CHANNEL, chainId: 31337n, hub: `0x${"11".repeat(20)}` }, myIndex: 0, openingDeposits: [5n, 0n] } as unknown as ChannelRecord);
+      before.recordOwnSignature(state(1n, 1n), "0x01", () => "0xaa" as Hex);
+      before.close();
+      const moved = moveStore({ store: file } as unknown as NodeConfig, ALICE_KEY, url);
+      expect(moved.channels).to.equal(1);
+      // The file, started on again by mistake (an old node.json, a service not updated): a restored copy's rules.
+      const left = new Store(file);
+      try {
+        expect(left.frozenSince(CHANNEL)).to.be.a("number");
+        expect(left.ownSignedAt(CHANNEL, 1n)?.signature).to.equal("0xaa"); // what it signed is kept, for resends and the chain
+      } finally {
+        left.close();
+      }
+      // The database's copy is the live one: nothing frozen there.
+      const db = PgDatabase.open(url, { applicationName: "moved" });
+      try {
+        const live = new Store(":memory:", { mirror: db.mirror("node", db.tryLead(ALICE, "node", undefined)!) });
+        expect(live.frozenSince(CHANNEL)).to.equal(undefined);
+        expect(live.ownSignedAt(CHANNEL, 1n)?.signature).to.equal("0xaa");
+      } finally {
+        db.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
