@@ -9,7 +9,7 @@ import { computeAddress } from "ethers";
 
 import { decode, encode } from "../core/codec.js";
 import type { Hex } from "../core/types.js";
-import { isPostgresUrl, PgDatabase, redactUrl, type StoreRows } from "../store/postgres.js";
+import { isPostgresUrl, PgDatabase, redactUrl, urlHasPassword, type StoreRows } from "../store/postgres.js";
 import { Store } from "../store/store.js";
 import { UsageError } from "./errors.js";
 import type { NodeConfig } from "./node-config.js";
@@ -24,7 +24,8 @@ const MAX_REFUSALS = 1_000;
 export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
   if (isPostgresUrl(config.store)) throw new UsageError(`store: ${redactUrl(config.store)} is a database already; nothing to move`);
   if (!isPostgresUrl(url)) throw new UsageError(`<url>: ${url} is not a postgres:// URL`);
-  if (new URL(url).password !== "") throw new UsageError("<url>: a password in the URL; give it in PGPASSWORD or ~/.pgpass instead");
+  if (!URL.canParse(url)) throw new UsageError("<url>: not a readable postgres:// URL");
+  if (urlHasPassword(url)) throw new UsageError("<url>: a password in the URL; give it in PGPASSWORD or ~/.pgpass instead");
   if (!existsSync(config.store)) throw new UsageError(`store: ${config.store} does not exist`);
   // The node must be stopped: what it wrote after the copy would be lost.
   const lock = lockStore(config.store);

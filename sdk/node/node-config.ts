@@ -7,7 +7,7 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
 import { address, filePath, httpUrl, loadConfigFile, own, positiveInt, wholeNumber } from "./config.js";
-import { isPostgresUrl } from "../store/postgres.js";
+import { isPostgresUrl, urlHasPassword } from "../store/postgres.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { DEFAULT_PEER_LIMITS } from "./peer.js";
 
@@ -171,7 +171,7 @@ export function loadNodeConfig(file: string): NodeConfig {
     } catch {
       problem("store", "not a readable postgres:// URL");
     }
-    if (url !== undefined && url.password !== "") problem("store", "a password in the URL; give it in PGPASSWORD or ~/.pgpass instead, so that it is in no file the node prints or copies");
+    if (url !== undefined && urlHasPassword(parsed.store)) problem("store", "a password in the URL; give it in PGPASSWORD or ~/.pgpass instead, so that it is in no file the node prints or copies");
     if (url !== undefined && url.pathname.length <= 1) problem("store", "the URL names no database (postgres://user@host:port/database)");
   }
   if (problems.length > 0) throw new ConfigError(file, problems);

@@ -31,6 +31,19 @@ export function isPostgresUrl(store: string): boolean {
   return /^postgres(ql)?:\/\//i.test(store);
 }
 
+/**
+ * Whether a database URL carries a password: in its user part, or in its query (`?password=`, `?sslpassword=`), which
+ * the driver reads too (pg-connection-string takes every query parameter as a setting). Unreadable counts as one.
+ */
+export function urlHasPassword(url: string): boolean {
+  try {
+    const u = new URL(url);
+    return u.password !== "" || [...u.searchParams.keys()].some((k) => /^(ssl)?password$/i.test(k));
+  } catch {
+    return true;
+  }
+}
+
 /** A database URL fit to print: no password, no query (which may hold one). */
 export function redactUrl(url: string): string {
   try {

@@ -11,7 +11,8 @@ import { requiredEnv } from "../../sdk/node/config.js";
 import { ConfigError, EnvVarError, PrivateKeyError, UsageError } from "../../sdk/node/errors.js";
 import { privateKeyFromEnv } from "../../sdk/node/keys.js";
 import { keystoreScryptN, STANDARD_SCRYPT_N } from "../../sdk/node/keystore.js";
-import { loadNodeConfig } from "../../sdk/node/node-config.js";
+import { moveStore } from "../../sdk/node/move.js";
+import { loadNodeConfig, type NodeConfig } from "../../sdk/node/node-config.js";
 import { AssetBook, formatAmount } from "../../sdk/node/units.js";
 
 const HUB = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512";
@@ -77,6 +78,15 @@ describe("node configuration, amounts and durations", function () {
       "policy.swaps.pairs[0].take: no asset DOGE@target in chains",
     ]);
     expect(load({ ...minimal, api: { port: 9702, host: "0.0.0.0", allowRemote: true } }).api.host).to.equal("0.0.0.0");
+  });
+
+  it("refuses a database URL that carries a password, in its user part or in its query (the driver reads both), in node.json and in store move", function () {
+    const line = "store: a password in the URL; give it in PGPASSWORD or ~/.pgpass instead, so that it is in no file the node prints or copies";
+    for (const store of ["postgres://alice:secret@db:5432/alice", "postgres://alice@db:5432/alice?password=secret", "postgresql://alice@db/alice?sslmode=require&sslpassword=secret"]) {
+      expect(problems({ ...minimal, store }), store).to.deep.equal([line]);
+      expect(() => moveStore({ store: join(dir, "node.sqlite") } as unknown as NodeConfig, `0x${"11".repeat(32)}`, store), store).to.throw(UsageError, /^<url>: a password in the URL/);
+    }
+    expect(load({ ...minimal, store: "postgres://alice@db:5432/alice?sslmode=require" }).store).to.equal("postgres://alice@db:5432/alice?sslmode=require");
   });
 
   it("refuses a swap pair without maxRate or maxAmount: naming a pair never means any price or any size", function () {
