@@ -160,6 +160,12 @@ type Answer = { id: number; ok?: unknown; error?: { message: string; code?: stri
 
 /** How long the store's thread waits for one database call before the database counts as unreachable. */
 const DEFAULT_CALL_TIMEOUT_MS = 10_000;
+/**
+ * How long a read of a whole store (a start, a takeover) or a move's write of one may take: it grows with the store's
+ * history (about 7 µs a row of 1 KB on loopback), and a takeover bounded by a commit's timeout would fail for ever
+ * once a node had a long one. Nothing is signed while it runs, so waiting longer risks nothing but time.
+ */
+const LOAD_TIMEOUT_MS = 600_000;
 
 /**
  * A PostgreSQL database, called synchronously (from the store's thread) through a worker that holds two sessions:
@@ -232,7 +238,8 @@ export class PgDatabase {
 
   /** A store schema's rows, all read in one snapshot. */
   rows(schema: PgStoreSchema): StoreRows {
-    return this.call("rows", { schema, tables: STORE_TABLE_NAMES }) as StoreRows;
+    const timeoutMs = Math.max(this.callTimeoutMs, LOAD_TIMEOUT_MS);
+    return this.call("rows", { schema, tables: STORE_TABLE_NAMES, timeoutMs }, timeoutMs) as StoreRows;
   }
 
   /** Commits writes to one schema in one transaction that first checks `term` (throws DeposedError if it is over). */
@@ -245,7 +252,8 @@ export class PgDatabase {
    * that holds a row already is refused, and then nothing is written.
    */
   fill(stores: Partial<Record<PgStoreSchema, StoreRows>>): void {
-    this.call("fill", { stores, tables: STORE_TABLE_NAMES });
+    const timeoutMs = Math.max(this.callTimeoutMs, LOAD_TIMEOUT_MS);
+    this.call("fill", { stores, tables: STORE_TABLE_NAMES, timeoutMs }, timeoutMs);
   }
 
   /** The mirror of one store schema under `term`. */
@@ -271,12 +279,12 @@ export class PgDatabase {
   }
 
   /** One call to the worker, waited for; a timeout or a lost worker breaks this connection for good. */
-  private call(op: string, args: unknown): unknown {
+  private call(op: string, args: unknown, timeoutMs = this.callTimeoutMs): unknown {
     if (this.broken !== undefined) throw new StoreLostError(redactUrl(this.url), this.broken);
     const id = this.nextId++;
     Atomics.store(this.signal, 0, 0);
     this.port.postMessage({ id, op, args } satisfies Request);
-    const deadline = Date.now() + this.callTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
       const received = receiveMessageOnPort(this.port);
       if (received === undefined) {
@@ -288,7 +296,7 @@ export class PgDatabase {
         }
         const left = deadline - Date.now();
         if (left <= 0 || Atomics.wait(this.signal, 0, 0, left) === "timed-out") {
-          this.broken = `the database did not answer within ${this.callTimeoutMs / 1000} s (${op})`;
+          this.broken = `the database did not answer within ${timeoutMs / 1000} s (${op})`;
           throw new StoreLostError(redactUrl(this.url), this.broken);
         }
         continue;
@@ -404,11 +412,11 @@ const ops = {
     }
     return true;
   },
-  async rows({ schema, tables }) {
+  async rows({ schema, tables, timeoutMs }) {
     await work.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     try {
       const out = {};
-      for (const t of tables) out[t] = (await work.query("SELECT * FROM " + q(schema) + "." + q(t))).rows;
+      for (const t of tables) out[t] = (await work.query({ text: "SELECT * FROM " + q(schema) + "." + q(t), query_timeout: timeoutMs })).rows;
       await work.query("COMMIT");
       return out;
     } catch (e) {
@@ -437,7 +445,7 @@ const ops = {
       throw e;
     }
   },
-  async fill({ stores, tables }) {
+  async fill({ stores, tables, timeoutMs }) {
     await work.query("BEGIN");
     try {
       for (const [schema, rows] of Object.entries(stores)) {
@@ -447,7 +455,7 @@ const ops = {
           }
           for (const row of rows[t] ?? []) {
             const cols = Object.keys(row);
-            await work.query("INSERT INTO " + q(schema) + "." + q(t) + " (" + cols.map(q).join(", ") + ") VALUES (" + cols.map((_, i) => "$" + (i + 1)).join(", ") + ")", cols.map((c) => row[c]));
+            await work.query({ text: "INSERT INTO " + q(schema) + "." + q(t) + " (" + cols.map(q).join(", ") + ") VALUES (" + cols.map((_, i) => "$" + (i + 1)).join(", ") + ")", values: cols.map((c) => row[c]), query_timeout: timeoutMs });
           }
         }
       }
