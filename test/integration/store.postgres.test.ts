@@ -679,19 +679,4 @@ describe("store in PostgreSQL: the store's contract, fidelity, fencing, a restar
     again.db.close();
     other.close();
   });
-
-  it("a store larger than one call's timeout allows is still loaded: the load is not a commit, and a takeover must not fail on a long history", async function () {
-    const url = await pg.createDatabase("large");
-    PgDatabase.open(url).close(); // the migrations, once
-    await pg.query("INSERT INTO node.cosigned SELECT 'c' || (i % 64), i::text, i, repeat('x', 1000) FROM generate_series(1, 50000) i", [], "large");
-    // A call timeout far below what reading 50,000 rows of 1 KB takes: the commits' bound, not the load's.
-    const db = PgDatabase.open(url, { applicationName: "large", callTimeoutMs: 100 });
-    try {
-      const store = new Store(":memory:", { mirror: db.mirror("node", db.tryLead(ALICE, "node", undefined)!) });
-      expect(store.latestCoSigned(`0x${"00".repeat(32)}` as Hex)).to.equal(undefined);
-      expect(store.rows().cosigned).to.have.length(50_000);
-    } finally {
-      db.close();
-    }
-  });
 });
