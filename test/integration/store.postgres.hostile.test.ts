@@ -223,9 +223,9 @@ describe("a store kept in PostgreSQL: what a process that may no longer lead can
   it("a store larger than one call's timeout allows is still loaded: the load is not a commit, and a takeover must not fail on a long history", async function () {
     const url = await pg.createDatabase("large");
     PgDatabase.open(url).close(); // the migrations, once
-    await pg.query("INSERT INTO node.cosigned SELECT 'c' || (i % 64), i::text, i, repeat('x', 1000) FROM generate_series(1, 50000) i", [], "large");
-    // A call timeout far below what reading 50,000 rows of 1 KB takes: the commits' bound, not the load's.
-    const db = PgDatabase.open(url, { applicationName: "large", callTimeoutMs: 100 });
+    await pg.query("INSERT INTO node.cosigned SELECT 'c' || (i % 64), i::text, i, repeat('x', 2000) FROM generate_series(1, 50000) i", [], "large");
+    // A call timeout far below what reading 50,000 rows of 2 KB takes (about 0.7 s here): the commits' bound, not the load's.
+    const db = PgDatabase.open(url, { applicationName: "large", callTimeoutMs: 250 });
     try {
       const store = new Store(":memory:", { mirror: db.mirror("node", db.tryLead(ALICE, "node", undefined)!) });
       expect(store.latestCoSigned(`0x${"00".repeat(32)}` as Hex)).to.equal(undefined);

@@ -578,7 +578,7 @@ describe("store in PostgreSQL: the store's contract, fidelity, fencing, a restar
     a.store.close();
     a.db.close();
     // Closed is closed: a later call (a second close in a shutdown path) fails at once, not after the call timeout.
-    expect(() => a.db.leader()).to.throw(StoreLostError, "is lost: it was closed");
+    expect(() => a.db.leader()).to.throw(StoreLostError, "was closed");
     a.db.close();
   });
 
