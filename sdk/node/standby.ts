@@ -121,7 +121,12 @@ export async function runLeading(config: NodeConfig, key: Hex, log: Logger, toke
       node = await ChannelNode.start(config, key, log, { ...options, leadership: { db: lead, term } });
     } catch (error) {
       lead.close();
-      throw error;
+      // The database gone or another process leading while this one started (a restart, a cut, a term raised
+      // meanwhile): stand by again. Anything else (a configuration the node refuses) is the operator's to fix.
+      if (!(error instanceof StoreLostError)) throw error;
+      log.error({ event: "steppingDown", term, reason: error.message }, `could not start under term ${term}: ${error.message}; standing by`);
+      await sleep(RECONNECT_MS);
+      continue;
     }
     node.subscribe((e) => {
       if (e.type === "storeLost") stepDown(`its store is lost: ${String((e as { problem?: unknown }).problem)}`);
