@@ -166,6 +166,12 @@ const DEFAULT_CALL_TIMEOUT_MS = 10_000;
  * once a node had a long one. Nothing is signed while it runs, so waiting longer risks nothing but time.
  */
 const LOAD_TIMEOUT_MS = 600_000;
+/**
+ * How long connecting, migrating and taking the lead may take: none is a commit a step waits on, and on a busy
+ * machine (or across a network) each may take longer than a commit's bound. The driver's own connection timeout
+ * (5 s a session) and the migration's lock bound them first.
+ */
+const START_TIMEOUT_MS = 30_000;
 
 /**
  * A PostgreSQL database, called synchronously (from the store's thread) through a worker that holds two sessions:
@@ -202,8 +208,9 @@ export class PgDatabase {
   static open(url: string, options: Readonly<{ callTimeoutMs?: number; applicationName?: string }> = {}): PgDatabase {
     const db = new PgDatabase(url, options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
     try {
-      db.call("connect", { url, applicationName: options.applicationName ?? "channels-node" });
-      db.call("migrate", { meta: META, lock: MIGRATION_LOCK, migrations: MIGRATIONS });
+      const timeoutMs = Math.max(db.callTimeoutMs, START_TIMEOUT_MS);
+      db.call("connect", { url, applicationName: options.applicationName ?? "channels-node" }, timeoutMs);
+      db.call("migrate", { meta: META, lock: MIGRATION_LOCK, migrations: MIGRATIONS }, timeoutMs);
     } catch (error) {
       db.close();
       throw error;
@@ -222,7 +229,7 @@ export class PgDatabase {
    * another address leads is refused (ForeignDatabaseError).
    */
   tryLead(address: string, holder: string, api: string | undefined): number | undefined {
-    const got = this.call("lead", { meta: META, lock: LEADER_LOCK, address: address.toLowerCase(), holder, api: api ?? null }) as
+    const got = this.call("lead", { meta: META, lock: LEADER_LOCK, address: address.toLowerCase(), holder, api: api ?? null }, Math.max(this.callTimeoutMs, START_TIMEOUT_MS)) as
       | { term: number }
       | { owner: string }
       | null;
