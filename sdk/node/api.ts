@@ -7,9 +7,14 @@
  * and everything that would sign answer so until the node is restarted).
  * Routes are thin: check the body, call one node method, answer. One table (`apiRoutes`) serves them and builds their
  * OpenAPI document (`openapi.ts`), request bodies' schemas included; docs/NODE.md describes them.
+ * The same port serves the dashboard's three static files (GET / and /dashboard/<file>, no token: they hold no data;
+ * the page asks for the token and calls the routes above with it). Every answer carries a strict
+ * Content-Security-Policy (no inline script or style, no other origin), so a page served here runs only these files.
  */
 import { randomBytes, timingSafeEqual } from "node:crypto";
 import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
 import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -69,6 +74,41 @@ const BackupBody = z.strictObject({ file: z.string().min(1).meta({ example: "bac
 
 class BadBody extends UsageError {}
 
+/** Headers on every answer of the API: the dashboard runs only its own files, talks only to this origin, in no frame. */
+export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
+  "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+/** The dashboard's files, by the name the page asks for: a fixed list, so no request path ever reaches the file system. */
+const DASHBOARD_FILES: Readonly<Record<string, string>> = {
+  "index.html": "text/html; charset=utf-8",
+  "app.js": "text/javascript; charset=utf-8",
+  "app.css": "text/css; charset=utf-8",
+};
+
+/**
+ * The built dashboard (`scripts/package/build-dashboard.mjs`): dist/dashboard next to dist/sdk in the package, or
+ * the checkout's dist/dashboard when the node runs from source. Undefined when neither was built.
+ */
+function dashboardFolder(): string | undefined {
+  const here = dirname(fileURLToPath(import.meta.url));
+  return [join(here, "..", "..", "dashboard"), join(here, "..", "..", "dist", "dashboard")].find((d) => existsSync(join(d, "app.js")));
+}
+
+/** GET / and GET /dashboard/<file>: the dashboard's static files; 404 for any other name under /dashboard/. */
+function dashboard(c: Context): Response {
+  const name = c.req.path === "/" ? "index.html" : c.req.path.slice("/dashboard/".length);
+  const type = Object.hasOwn(DASHBOARD_FILES, name) ? DASHBOARD_FILES[name]! : undefined;
+  if (type === undefined) return c.json({ error: `no dashboard file ${c.req.path}` }, 404);
+  const folder = dashboardFolder();
+  if (folder === undefined) {
+    return c.text("The dashboard is not built: run `npm run build:package` (or `node scripts/package/build-dashboard.mjs`) in the checkout.\n", 404);
+  }
+  return c.body(readFileSync(join(folder, name)), 200, { "content-type": type, "cache-control": "no-cache" });
+}
+
 async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   let data: unknown = {};
   const text = await c.req.text();
@@ -98,6 +138,12 @@ function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
 export function apiApp(node: ChannelNode, token: string): Hono {
   const app = new Hono();
   const expected = Buffer.from(`Bearer ${token}`);
+  app.use("*", async (c, next) => {
+    await next();
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
+  });
+  // The dashboard's files, before the token check: they hold no data (a middleware, so they are no API route).
+  app.use("*", async (c, next) => (c.req.method === "GET" && (c.req.path === "/" || c.req.path.startsWith("/dashboard/")) ? dashboard(c) : next()));
   // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.
   app.get("/metrics", async (c, next) => (node.metricsPublic ? metrics(c, node) : next()));
   app.use("*", async (c, next) => {
@@ -223,7 +269,7 @@ function events(c: Context, node: ChannelNode): Response {
 export async function serveApi(app: Hono, host: string, port: number): Promise<{ server: ServerType; url: string }> {
   let allowed: ReadonlySet<string> = new Set(); // known once listening (port 0 picks one)
   const guarded = (req: Request, env: HttpBindings | Http2Bindings) =>
-    hostAllowed(allowed, req.headers.get("host") ?? undefined) ? app.fetch(req, env) : new Response(null, { status: 421 });
+    hostAllowed(allowed, req.headers.get("host") ?? undefined) ? app.fetch(req, env) : new Response(null, { status: 421, headers: SECURITY_HEADERS });
   return new Promise((ok, fail) => {
     const server = serve({ fetch: guarded, hostname: host, port }, (info) => {
       allowed = listenerHosts(host, info.port);

@@ -83,6 +83,7 @@ export function openApiDocument(routes: readonly RouteDoc[]): OpenApiDocument {
             id: { type: "string" }, chain: { type: "string" }, peer: { type: "string" }, asset: { type: "string" },
             status: { enum: ["agreed", "open", "closing", "forceClosing", "disputed", "closed"] },
             balance: { type: "object" }, deposits: { type: "object" }, payouts: { type: "object" },
+            challengeDeadline: { type: "string", description: "while disputed: when the challenge period ends" },
           },
         },
         Swap: {

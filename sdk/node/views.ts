@@ -108,6 +108,8 @@ export class Views {
       deposits: { mine: fmt(head.deposits[me]), theirs: fmt(head.deposits[them]) },
       onChainDeposits: onChain === undefined ? undefined : { mine: fmt(onChain.deposits[me]), theirs: fmt(onChain.deposits[them]) },
       payouts: payouts === undefined ? undefined : { mine: fmt(payouts[me]), theirs: fmt(payouts[them]) },
+      /** While a force close waits out its challenge period: when it ends (the channel can settle from then on). */
+      challengeDeadline: onChain?.status === "disputed" ? new Date(Number(onChain.deadline) * 1000).toISOString() : undefined,
       base: {
         balances: head.balances.map(String),
         deposits: head.deposits.map(String),

@@ -1,0 +1,115 @@
+/** The node's control API as the page calls it: same origin, the bearer token in a header, never in a URL. */
+
+export type ChainHealth = {
+  healthy: boolean;
+  reachable?: boolean;
+  holding?: string;
+  head?: number;
+  headAgeSeconds?: number;
+  lastError?: string;
+  feeAccount: { address: string; balance?: string; enough?: boolean };
+};
+export type Info = {
+  address: string;
+  startedAt: string;
+  chains: { name: string; chainId: string; assets: { symbol: string; decimals: number }[]; health: ChainHealth }[];
+  channels: number;
+  activeSwaps: number;
+};
+export type Pair = { mine: string; theirs: string };
+export type Channel = {
+  id: string;
+  chain: string;
+  peer: string;
+  asset: string;
+  status: "agreed" | "open" | "closing" | "forceClosing" | "disputed" | "closed";
+  challengePeriodSeconds: number;
+  balance?: Pair & { locked: string };
+  deposits?: Pair;
+  onChainDeposits?: Pair;
+  payouts?: Pair;
+  challengeDeadline?: string;
+  base?: { balances: string[]; deposits: string[]; onChainDeposits?: string[]; payouts?: string[]; myIndex: number };
+};
+export type Swap = {
+  id: string;
+  role: "initiator" | "responder";
+  peer: string;
+  phase: string;
+  outcome?: string;
+  reason?: string;
+  give: string;
+  take: string;
+  sourceExpiry: string;
+  targetExpiry: string;
+  since: string;
+};
+export type Peer = { name: string; address: string; url: string; channels: number };
+export type Refusal = { time: string; kind: string; peer: string; id: string; reason: string };
+export type NodeEvent = { time: string; type: string; [k: string]: unknown };
+
+/** An answer other than 2xx: its status and the API's `error`. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Api {
+  constructor(private readonly token: string) {}
+
+  private headers(json: boolean): Record<string, string> {
+    return { authorization: `Bearer ${this.token}`, ...(json ? { "content-type": "application/json" } : {}) };
+  }
+
+  async call<T>(method: "GET" | "POST", path: string, body?: unknown): Promise<T> {
+    const res = await fetch(`/api/v1${path}`, {
+      method,
+      headers: this.headers(body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+    const text = await res.text();
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      json = undefined;
+    }
+    if (!res.ok) {
+      const error = typeof json === "object" && json !== null && "error" in json ? String(json.error) : `HTTP ${res.status}`;
+      throw new ApiError(res.status, error);
+    }
+    return json as T;
+  }
+
+  /**
+   * GET /events, read as NDJSON with a stream reader (EventSource cannot send the token): `onEvent` per line until
+   * `signal` aborts or the stream ends (resolves) or fails (rejects).
+   */
+  async events(onEvent: (e: NodeEvent) => void, signal: AbortSignal): Promise<void> {
+    const res = await fetch("/api/v1/events", { headers: this.headers(false), signal, cache: "no-store", credentials: "omit" });
+    if (!res.ok || res.body === null) throw new ApiError(res.status, `event stream: HTTP ${res.status}`);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let rest = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      rest += value;
+      const lines = rest.split("\n");
+      rest = lines.pop() ?? "";
+      for (const line of lines) {
+        if (line.trim() === "") continue; // keep-alive
+        try {
+          onEvent(JSON.parse(line) as NodeEvent);
+        } catch {
+          // a line cut short: skipped
+        }
+      }
+    }
+  }
+}
