@@ -268,7 +268,7 @@ function Overview({ state, now }: Ctx) {
                 <dt>Locked in swaps in flight</dt>
                 <dd>{list(locked)}</dd>
                 <dt>On chain (fee account)</dt>
-                <dd>{h.feeAccount.balance === undefined ? "unknown" : `${h.feeAccount.balance} (native)`}</dd>
+                <dd>{h.feeAccount.balance === undefined ? "unknown" : `${h.feeAccount.balance.replace(/(\.\d{6})\d+$/, "$1")} (native coin)`}</dd>
                 <dt>Head</dt>
                 <dd>{h.head === undefined ? "not read yet" : `#${h.head}, ${h.headAgeSeconds ?? "?"} s old`}</dd>
                 <dt>Reachable</dt>
@@ -605,4 +605,6 @@ function describe(e: NodeEvent): string {
     .slice(0, 300);
 }
 
-render(<App />, document.getElementById("app")!);
+const root = document.getElementById("app")!;
+root.replaceChildren(); // the "Loading…" line shown until the script runs
+render(<App />, root);
