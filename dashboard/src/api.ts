@@ -1,4 +1,5 @@
 /** The node's control API as the page calls it: same origin, the bearer token in a header, never in a URL. */
+import { readLines } from "./lines.js";
 
 export type ChainHealth = {
   healthy: boolean;
@@ -89,27 +90,18 @@ export class Api {
 
   /**
    * GET /events, read as NDJSON with a stream reader (EventSource cannot send the token): `onEvent` per line until
-   * `signal` aborts or the stream ends (resolves) or fails (rejects).
+   * `signal` aborts or the stream ends (resolves) or fails (rejects; also on a line past MAX_EVENT_LINE, `readLines`).
    */
   async events(onEvent: (e: NodeEvent) => void, signal: AbortSignal): Promise<void> {
     const res = await fetch("/api/v1/events", { headers: this.headers(false), signal, cache: "no-store", credentials: "omit" });
     if (!res.ok || res.body === null) throw new ApiError(res.status, `event stream: HTTP ${res.status}`);
-    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-    let rest = "";
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      rest += value;
-      const lines = rest.split("\n");
-      rest = lines.pop() ?? "";
-      for (const line of lines) {
-        if (line.trim() === "") continue; // keep-alive
-        try {
-          onEvent(JSON.parse(line) as NodeEvent);
-        } catch {
-          // a line cut short: skipped
-        }
+    await readLines(res.body.pipeThrough(new TextDecoderStream()), (line) => {
+      if (line.trim() === "") return; // keep-alive
+      try {
+        onEvent(JSON.parse(line) as NodeEvent);
+      } catch {
+        // a line cut short: skipped
       }
-    }
+    });
   }
 }
