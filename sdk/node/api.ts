@@ -135,13 +135,17 @@ function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
   return 500;
 }
 
-export function apiApp(node: ChannelNode, token: string): Hono {
-  const app = new Hono();
-  const expected = Buffer.from(`Bearer ${token}`);
-  app.use("*", async (c, next) => {
+/** Sets SECURITY_HEADERS on every answer of `app` (the active node's and a standby's: the same port). */
+export function withSecurityHeaders(app: Hono): Hono {
+  return app.use("*", async (c, next) => {
     await next();
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) c.res.headers.set(k, v);
   });
+}
+
+export function apiApp(node: ChannelNode, token: string): Hono {
+  const app = withSecurityHeaders(new Hono());
+  const expected = Buffer.from(`Bearer ${token}`);
   // The dashboard's files, before the token check: they hold no data (a middleware, so they are no API route).
   app.use("*", async (c, next) => (c.req.method === "GET" && (c.req.path === "/" || c.req.path.startsWith("/dashboard/")) ? dashboard(c) : next()));
   // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.

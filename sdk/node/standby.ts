@@ -16,7 +16,7 @@ import type { Hex } from "../core/types.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { ForeignDatabaseError, PgDatabase, redactUrl, type Leader } from "../store/postgres.js";
 import { StoreLostError } from "../store/transactions.js";
-import { API_PREFIX, apiApp, serveApi } from "./api.js";
+import { API_PREFIX, apiApp, serveApi, withSecurityHeaders } from "./api.js";
 import { ChannelNode, type StartOptions } from "./node.js";
 import type { NodeConfig } from "./node-config.js";
 
@@ -33,9 +33,12 @@ function close(api: Served | undefined): void {
   if ("closeAllConnections" in api.server) (api.server as { closeAllConnections(): void }).closeAllConnections();
 }
 
-/** The API a standby serves: who leads, its metrics; 503 naming the active process for everything else. */
+/**
+ * The API a standby serves: who leads, its metrics; 503 naming the active process for everything else. Its answers
+ * carry the active node's security headers: the port is the same.
+ */
 export function standbyApp(d: Readonly<{ token: string; metricsPublic: boolean; address: string; leader: () => Leader | undefined }>): Hono {
-  const app = new Hono();
+  const app = withSecurityHeaders(new Hono());
   const expected = Buffer.from(`Bearer ${d.token}`);
   const registry = new Registry();
   new Gauge({ name: "channels_node_active", help: "1 when this process is the active node of its store (signs and sends), 0 for a standby", registers: [registry] }).set(0);
