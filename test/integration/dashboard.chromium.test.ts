@@ -3,18 +3,20 @@
  * Bob's in-process nodes (real control APIs) over two anvil chains. Sign in (a wrong token refused), open a channel
  * from Alice's dashboard and see it on Bob's, propose a swap and follow it to swapped, force close a channel and see
  * its challenge countdown and then its payout. Any console error or uncaught page error fails the test. Screenshots
- * of each view at a desktop and a phone width go to docs/dashboard/.
+ * of each view at a desktop and a phone width are taken every run, into a temporary folder; with
+ * DASHBOARD_SCREENSHOTS=docs/dashboard they replace the ones the README shows (a test run leaves the tree as it was).
  */
 import { expect } from "chai";
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
 
 import { CHALLENGE_PERIOD, anvilNodes, startAnvilNodes, stopAnvilNodes, type Who } from "../helpers/anvil-nodes.js";
 import { until } from "../helpers/nodes.js";
 
-const SHOTS = join(process.cwd(), "docs", "dashboard");
+const SHOTS = process.env.DASHBOARD_SCREENSHOTS !== undefined ? resolve(process.env.DASHBOARD_SCREENSHOTS) : mkdtempSync(join(tmpdir(), "dashboard-shots-"));
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 360, height: 740 };
 /** How long the page may take to show what the nodes did (a block a second, a tick of 250 ms). */
