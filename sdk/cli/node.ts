@@ -33,7 +33,7 @@ function healthLine(h: Health, native: string): string {
             : "unhealthy";
   return `    ${state}; ${head}, finality ${h.confirmations} block(s)${fees}`;
 }
-type Peer = { name: string; address: string; url: string; channels: number };
+type Peer = { name: string; address: string; url: string; channels: number; link?: string; lastExchange?: string };
 
 export function nodeCommands(): Command[] {
   const node = new Command("node").description("the long-running node");
@@ -67,10 +67,10 @@ export function nodeCommands(): Command[] {
   const peer = new Command("peer").description("peers of the node's configuration");
   peer
     .command("list")
-    .description("configured peers")
+    .description("configured peers, with their link state (up, down or unknown)")
     .action(async (_o, cmd: Command) => {
       const list = await api(cmd).get<Peer[]>("/peers");
-      print(cmd, list, (l) => (l.length === 0 ? "no peers configured" : table(["NAME", "ADDRESS", "URL", "CHANNELS"], l.map((p) => [p.name, p.address, p.url, String(p.channels)]))));
+      print(cmd, list, (l) => (l.length === 0 ? "no peers configured" : table(["NAME", "ADDRESS", "URL", "CHANNELS", "LINK"], l.map((p) => [p.name, p.address, p.url, String(p.channels), p.link ?? "unknown"]))));
     });
   const backup = new Command("backup")
     .description("write a consistent copy of the running node's store to a new file (relative to the configuration's folder); a node started from the copy signs nothing on the channels in it (docs/NODE.md, Backups)")

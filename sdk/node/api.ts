@@ -29,7 +29,7 @@ import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
 import { hostAllowed, listenerHosts } from "./hosts.js";
 import { ConflictError, NotFoundError, type ChannelNode } from "./node.js";
-import { CHANNEL_DOC, openApiDocument, SWAP_DOC, type RouteDoc } from "./openapi.js";
+import { CHANNEL_DOC, openApiDocument, PEER_DOC, SWAP_DOC, type RouteDoc } from "./openapi.js";
 
 export const API_PREFIX = "/api/v1";
 /** The largest request body the API reads (413 past it): its requests are a few hundred bytes. */
@@ -207,7 +207,7 @@ export function apiRoutes(node: ChannelNode): ApiRoute[] {
     route("get", "/openapi.json", "This document", { description: "the document" }, () => undefined),
     route("get", "/info", "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", { description: "node info" }, () => node.info()),
     route("post", "/backup", "Write a consistent copy of the node's store to a new file (relative to the configuration's folder), its channels frozen in the copy (docs/NODE.md, \"Backups\"); 409 if the file exists", { description: "the file, and the channels frozen in it" }, (_c, b) => node.backup(b.file), { body: BackupBody }),
-    route("get", "/peers", "Configured peers", { description: "peers", schema: { type: "array" } }, () => node.peers()),
+    route("get", "/peers", "Configured peers, each with its channel count and link state (up, down or unknown, with the last exchange)", { description: "peers", schema: { type: "array", items: PEER_DOC } }, () => node.peers()),
     route("post", "/chains/:name/release", "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held", { description: "the chain's health" }, (c) => node.releaseChain(c.req.param("name")!)),
     route("get", "/channels", "Every channel, agreed or open or closed", channels, () => node.channels()),
     route("post", "/channels", "Open a channel with a peer (negotiated with its node, then opened and funded on chain)", channel, (_c, b) => node.openChannel(b), { body: OpenBody, status: 201 }),

@@ -41,6 +41,7 @@ const ERRORS = {
 
 export const CHANNEL_DOC = ref("Channel");
 export const SWAP_DOC = ref("Swap");
+export const PEER_DOC = ref("Peer");
 
 /** A request body's JSON Schema from the zod schema that checks it (what a client may send: defaults optional). */
 function bodySchema(schema: z.ZodType): object {
@@ -84,7 +85,21 @@ export function openApiDocument(routes: readonly RouteDoc[]): OpenApiDocument {
             status: { enum: ["agreed", "open", "closing", "forceClosing", "disputed", "closed"] },
             balance: { type: "object" }, deposits: { type: "object" }, payouts: { type: "object" },
             challengeDeadline: { type: "string", description: "while disputed: when the challenge period ends" },
+            withdrawable: { type: "string", description: "once closed: what the hub holds for this node in the channel's asset (a payout it could not push), for POST /channels/{id}/withdraw" },
           },
+        },
+        Peer: {
+          type: "object",
+          properties: {
+            name: { type: "string" }, address: { type: "string" }, url: { type: "string" }, channels: { type: "integer", description: "channels with this peer, any status" },
+            link: {
+              enum: ["up", "down", "unknown"],
+              description: "up: the last exchange with the peer went through (an envelope came from it, or a request to it was answered) after any failed request; down: a request to it failed since; unknown: nothing exchanged since the process started. The node asks a peer nothing unprompted: one that went away shows down at the next request to it",
+            },
+            lastExchange: { type: "string", description: "when the last exchange that went through happened" },
+            lastFailure: { type: "string", description: "when the last request to the peer failed" },
+          },
+          required: ["name", "address", "url", "channels", "link"],
         },
         Swap: {
           type: "object",

@@ -178,9 +178,17 @@ export class PeerLink implements Transport {
   /**
    * Per peer, for the node's metrics: envelopes taken from it (by lower-case address, counted once its signature
    * checked out) and sent to it (by its URL's origin), and whether the last request to it went through. Only
-   * configured peers are keys.
+   * configured peers are keys. For the peers' link state (GET /peers): when (ms since the epoch) an envelope last came
+   * from it, and when a request to it last went through and last failed.
    */
-  readonly traffic = { received: new Map<string, number>(), sent: new Map<string, number>(), lastSendOk: new Map<string, boolean>() };
+  readonly traffic = {
+    received: new Map<string, number>(),
+    sent: new Map<string, number>(),
+    lastSendOk: new Map<string, boolean>(),
+    lastReceivedAt: new Map<string, number>(),
+    lastSendOkAt: new Map<string, number>(),
+    lastSendFailedAt: new Map<string, number>(),
+  };
   private lastLimitLog = 0;
   private limitLogTimer: NodeJS.Timeout | undefined;
 
@@ -415,6 +423,7 @@ export class PeerLink implements Transport {
       this.queued.set(peer, waiting + 1);
       this.queuedChars += text.length;
       this.traffic.received.set(peer, (this.traffic.received.get(peer) ?? 0) + 1);
+      this.traffic.lastReceivedAt.set(peer, Date.now());
       handled = handled.then(() => this.handleQueued(handler, envelope, peer, text.length));
       return undefined;
     };
@@ -550,9 +559,11 @@ export class PeerLink implements Transport {
           });
         } catch (error) {
           this.traffic.lastSendOk.set(origin, false);
+          this.traffic.lastSendFailedAt.set(origin, Date.now());
           throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
         }
         this.traffic.lastSendOk.set(origin, res.ok);
+        this.traffic[res.ok ? "lastSendOkAt" : "lastSendFailedAt"].set(origin, Date.now());
         if (!res.ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${res.status}`);
         this.traffic.sent.set(origin, (this.traffic.sent.get(origin) ?? 0) + count);
       }),

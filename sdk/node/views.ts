@@ -91,6 +91,8 @@ export class Views {
     // An endpoint that refuses a log query over the whole chain (public ones cap eth_getLogs ranges) leaves the payouts
     // unshown, not the view failing.
     const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId).catch(() => undefined) : undefined;
+    // What the hub holds for this node in the channel's asset (a payout it could not push): POST .../withdraw pulls it.
+    const held = onChain?.status === "closed" ? await adapter.hub.deferredPayout(record.params.asset, this.d.address).then((v: bigint) => v, () => undefined) : undefined;
     const fmt = (v: bigint) => formatAmount(v, asset);
     const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : this.d.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
     return {
@@ -108,6 +110,8 @@ export class Views {
       deposits: { mine: fmt(head.deposits[me]), theirs: fmt(head.deposits[them]) },
       onChainDeposits: onChain === undefined ? undefined : { mine: fmt(onChain.deposits[me]), theirs: fmt(onChain.deposits[them]) },
       payouts: payouts === undefined ? undefined : { mine: fmt(payouts[me]), theirs: fmt(payouts[them]) },
+      /** Once closed: what the hub holds for this node in the channel's asset, to withdraw (all its channels of that asset together). */
+      withdrawable: held === undefined ? undefined : fmt(held),
       /** While a force close waits out its challenge period: when it ends (the channel can settle from then on). */
       challengeDeadline: onChain?.status === "disputed" ? new Date(Number(onChain.deadline) * 1000).toISOString() : undefined,
       base: {
@@ -115,6 +119,7 @@ export class Views {
         deposits: head.deposits.map(String),
         onChainDeposits: onChain?.deposits.map(String),
         payouts: payouts?.map(String),
+        withdrawable: held?.toString(),
         myIndex: me,
       },
     };
