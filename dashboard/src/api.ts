@@ -30,7 +30,9 @@ export type Channel = {
   onChainDeposits?: Pair;
   payouts?: Pair;
   challengeDeadline?: string;
-  base?: { balances: string[]; deposits: string[]; onChainDeposits?: string[]; payouts?: string[]; myIndex: number };
+  /** Once closed: what the hub holds for this node in the channel's asset (POST .../withdraw pulls it). */
+  withdrawable?: string;
+  base?: { balances: string[]; deposits: string[]; onChainDeposits?: string[]; payouts?: string[]; withdrawable?: string; myIndex: number };
 };
 export type Swap = {
   id: string;
@@ -45,7 +47,8 @@ export type Swap = {
   targetExpiry: string;
   since: string;
 };
-export type Peer = { name: string; address: string; url: string; channels: number };
+/** A configured peer; `link` as the node last saw it (GET /peers: up, down, or unknown before any exchange). */
+export type Peer = { name: string; address: string; url: string; channels: number; link: "up" | "down" | "unknown"; lastExchange?: string; lastFailure?: string };
 export type Refusal = { time: string; kind: string; peer: string; id: string; reason: string };
 export type NodeEvent = { time: string; type: string; [k: string]: unknown };
 

@@ -27,6 +27,11 @@ export function relative(iso: string, now: number): string {
   return ms >= 0 ? `in ${text}` : `${text} ago`;
 }
 
+/** "12 s ago" for a time past; a time a moment ahead (this page's clock a second behind) reads "0 s ago". */
+export function ago(iso: string, now: number): string {
+  return relative(new Date(Math.min(Date.parse(iso), now - 1)).toISOString(), now);
+}
+
 /** A local time, with the date when it is not today. */
 export function localTime(iso: string, now: number): string {
   const d = new Date(iso);

@@ -2,11 +2,11 @@
  * The node's dashboard: sign in with the API token (kept in sessionStorage only), then the node's overview, channels,
  * swaps and events, read from the control API and its event stream; actions are the API's POST routes.
  */
-import { render } from "preact";
+import { Fragment, render } from "preact";
 import { useCallback, useEffect, useMemo, useRef, useState } from "preact/hooks";
 
 import { Api, ApiError, type Channel, type Info, type NodeEvent, type Peer, type Refusal, type Swap } from "./api.js";
-import { duration, localTime, parseAmount, relative, short, units, when } from "./format.js";
+import { ago, duration, localTime, parseAmount, relative, short, units, when } from "./format.js";
 
 const TOKEN_KEY = "channels.apiToken";
 const VIEWS = ["overview", "channels", "swaps", "events"] as const;
@@ -225,6 +225,8 @@ function decimalsOf(info: Info | undefined, asset: string): number {
 
 const IN_FLIGHT = (s: Swap) => s.phase !== "done";
 
+const LINK_TEXT: Record<Peer["link"], string> = { up: "up", down: "down", unknown: "no exchange yet" };
+
 function Overview({ state, now }: Ctx) {
   const { info, channels, swaps, peers } = state;
   if (info === undefined) return <p>Reading the node…</p>;
@@ -279,24 +281,35 @@ function Overview({ state, now }: Ctx) {
         })}
       </div>
       <h3>Peers</h3>
-      <table>
-        <thead>
-          <tr>
-            <th>Name</th>
-            <th>Address</th>
-            <th>Channels</th>
-          </tr>
-        </thead>
-        <tbody>
-          {peers.map((p) => (
-            <tr key={p.name}>
-              <td>{p.name}</td>
-              <td title={p.address}>{short(p.address)}</td>
-              <td>{p.channels}</td>
+      <div class="scroll">
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Address</th>
+              <th>Channels</th>
+              <th>Link</th>
             </tr>
-          ))}
-        </tbody>
-      </table>
+          </thead>
+          <tbody>
+            {peers.map((p) => (
+              <tr key={p.name} data-peer={p.name} data-link={p.link}>
+                <td>{p.name}</td>
+                <td title={p.address}>{short(p.address)}</td>
+                <td>{p.channels}</td>
+                <td data-testid="peer-link">
+                  <span class={`peer-link ${p.link}`}>{LINK_TEXT[p.link]}</span>
+                  {p.link === "down" && p.lastFailure !== undefined ? (
+                    <span class="small"> since {localTime(p.lastFailure, now)}</span>
+                  ) : p.lastExchange !== undefined ? (
+                    <span class="small"> last exchange {ago(p.lastExchange, now)}</span>
+                  ) : null}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      </div>
       <p class="small">
         {info.channels} channels, {info.activeSwaps} swaps in flight; node started {localTime(info.startedAt, now)}.
       </p>
@@ -437,10 +450,15 @@ function ChannelCard({ channel: c, state, now, api, act }: Ctx & { channel: Chan
             </button>
           </>
         )}
-        {c.status === "closed" && (
-          <button type="button" onClick={() => void act(`Withdraw from ${short(c.id)}`, () => api.call("POST", `${path}/withdraw`, {}))}>
-            Withdraw
+        {c.status === "closed" && b?.withdrawable !== undefined && BigInt(b.withdrawable) > 0n && (
+          <button type="button" onClick={() => void act(`Withdraw ${c.withdrawable} from the hub`, () => api.call("POST", `${path}/withdraw`, {}))}>
+            Withdraw {units(BigInt(b.withdrawable), d)}
           </button>
+        )}
+        {c.status === "closed" && b?.withdrawable === "0" && (
+          <p class="small" data-testid="nothing-held">
+            Nothing held to withdraw: the hub paid this node's account directly.
+          </p>
         )}
       </div>
       <dialog ref={dialog} aria-labelledby={`fc-${c.id}`}>
@@ -569,7 +587,7 @@ function Events({ state, events, now }: Ctx) {
       {state.refusals.length === 0 ? (
         <p>None.</p>
       ) : (
-        <ul class="log">
+        <ul class="log" data-testid="refusals">
           {[...state.refusals].reverse().map((r) => (
             <li key={`${r.time}${r.id}`}>
               <time dateTime={r.time}>{localTime(r.time, now)}</time> {r.kind} from {r.peer}: {r.reason}
@@ -587,7 +605,7 @@ function Events({ state, events, now }: Ctx) {
               <time dateTime={e.time} title={relative(e.time, now)}>
                 {localTime(e.time, now)}
               </time>{" "}
-              <b>{e.type}</b> {describe(e)}
+              <b>{e.type}</b> <EventLine e={e} state={state} />
             </li>
           ))}
         </ul>
@@ -596,13 +614,61 @@ function Events({ state, events, now }: Ctx) {
   );
 }
 
-/** An event's fields in one line, ids shortened. */
-function describe(e: NodeEvent): string {
-  return Object.entries(e)
-    .filter(([k]) => k !== "time" && k !== "type")
-    .map(([k, v]) => `${k}=${typeof v === "string" ? (v.startsWith("0x") ? short(v) : v) : JSON.stringify(v)}`)
-    .join(" ")
-    .slice(0, 300);
+/** Fields holding amounts of the channel's asset (base units: one, or one per participant). */
+const ASSET_AMOUNTS = new Set(["amount", "deposits", "balances", "payouts", "deposit"]);
+/** Fields holding amounts of the chain's native coin (a transaction's fee, wei). */
+const NATIVE_AMOUNTS = new Set(["fee"]);
+/** Fields holding a gas price (wei per gas): shown in gwei. */
+const GAS_PRICES = new Set(["maxFeePerGas", "maxPriorityFeePerGas", "maxFeePerGasCap", "marketMaxFeePerGas"]);
+
+const isBase = (v: unknown): v is string => typeof v === "string" && /^-?\d+$/.test(v);
+
+/**
+ * An event's fields in one line, ids shortened; amounts in token units where the event names a channel or asset the
+ * page knows (the channels list gives the asset, /info its decimals), fees in the chain's native coin and gas prices
+ * in gwei. Each converted field keeps its raw text in its title; the whole line's raw JSON is the line's title.
+ */
+function describe(e: NodeEvent, state: State): { raw: string; parts: { text: string; raw?: string }[] } {
+  const fields = Object.entries(e).filter(([k]) => k !== "time" && k !== "type");
+  const channelId = typeof e.channelId === "string" ? e.channelId.toLowerCase() : undefined;
+  const asset = typeof e.asset === "string" ? e.asset : state.channels.find((c) => c.id.toLowerCase() === channelId)?.asset;
+  const chainName = typeof e.chain === "string" ? e.chain : asset?.split("@")[1];
+  const convert = (k: string, v: unknown): string | undefined => {
+    if (ASSET_AMOUNTS.has(k) && asset !== undefined) {
+      const d = decimalsOf(state.info, asset);
+      if (isBase(v)) return `${units(BigInt(v), d)} ${asset}`;
+      if (Array.isArray(v) && v.length > 0 && v.every(isBase)) return `[${v.map((x) => units(BigInt(x), d)).join(", ")}] ${asset}`;
+    }
+    if (NATIVE_AMOUNTS.has(k) && isBase(v) && chainName !== undefined) return `${units(BigInt(v), 18)} (${chainName}'s coin)`;
+    if (GAS_PRICES.has(k) && isBase(v)) return `${units(BigInt(v), 9)} gwei`;
+    return undefined;
+  };
+  const plain = (v: unknown) => (typeof v === "string" ? (v.startsWith("0x") ? short(v) : v) : JSON.stringify(v));
+  const parts = fields.map(([k, v]) => {
+    const converted = convert(k, v);
+    return converted === undefined ? { text: `${k}=${plain(v)}`.slice(0, 300) } : { text: `${k}=${converted}`, raw: `${k}=${JSON.stringify(v)}` };
+  });
+  return { raw: JSON.stringify(Object.fromEntries(fields)), parts };
+}
+
+function EventLine({ e, state }: { e: NodeEvent; state: State }) {
+  const { raw, parts } = describe(e, state);
+  return (
+    <span class="fields" title={raw.length > 2000 ? `${raw.slice(0, 2000)}…` : raw}>
+      {parts.map((p, i) => (
+        <Fragment key={i}>
+          {i > 0 && " "}
+          {p.raw === undefined ? (
+            p.text
+          ) : (
+            <span class="amount" title={p.raw}>
+              {p.text}
+            </span>
+          )}
+        </Fragment>
+      ))}
+    </span>
+  );
 }
 
 const root = document.getElementById("app")!;

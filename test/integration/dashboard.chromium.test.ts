@@ -1,8 +1,10 @@
 /**
  * The node's dashboard in a real browser: Debian's chromium, headless, driven by playwright-core, against Alice's and
  * Bob's in-process nodes (real control APIs) over two anvil chains. Sign in (a wrong token refused), open a channel
- * from Alice's dashboard and see it on Bob's, propose a swap and follow it to swapped, force close a channel and see
- * its challenge countdown and then its payout. Any console error or uncaught page error fails the test. Screenshots
+ * from Alice's dashboard and see it on Bob's, propose a swap and follow it to swapped (Bob's link up on the
+ * Overview), deposit (the Events view in token units), a swap Bob refuses, the views and a deposit by keyboard only,
+ * a cooperative close (no withdraw offered with nothing held), force close a channel and see its challenge countdown
+ * and then its payout. Any console error or uncaught page error fails the test. Screenshots
  * of each view at a desktop and a phone width are taken every run, into a temporary folder; with
  * DASHBOARD_SCREENSHOTS=docs/dashboard they replace the ones the README shows (a test run leaves the tree as it was).
  */
@@ -187,7 +189,99 @@ describe("the node's dashboard in headless Chromium (two nodes, two anvil chains
     // Bob's dashboard has it too, done.
     await show(pages.bob!, "Swaps");
     await pages.bob!.locator("[data-swap][data-outcome=swapped]").first().waitFor({ timeout: SEEN });
+    // After the swap's exchanges each side sees the other's link up on its Overview.
+    await show(alice, "Overview");
+    await alice.locator("[data-peer=bob][data-link=up]").waitFor({ timeout: SEEN });
+    expect(await alice.locator("[data-peer=bob] [data-testid=peer-link]").innerText()).to.match(/^up\s+last exchange \d+ s ago$/);
+    await show(alice, "Swaps");
     await shoot(alice, "swaps");
+  });
+
+  it("deposits into an open channel, and the Events view shows the co-signed deposits in token units (the raw base units in the title)", async function () {
+    const alice = pages.alice!;
+    await show(alice, "Channels");
+    const card = alice.locator(`[data-channel="${s}"]`);
+    await card.getByLabel("Amount").fill("0.5");
+    await card.getByRole("button", { name: "Deposit", exact: true }).click();
+    await until("the deposit counted on both sides", async () => ((await counted("alice", s)) && (await counted("bob", s)) ? (await nodes.api<Channel>("alice", "GET", `/channels/${s}`)).json.base.deposits.includes("2500000000000000000") || undefined : undefined), SEEN);
+    await show(alice, "Events");
+    const line = alice.getByTestId("events").locator("li", { hasText: /deposits=\[(2\.5, 0|0, 2\.5)\] ETH@source/ }).first();
+    await line.waitFor({ timeout: SEEN });
+    expect(await line.locator(".amount").first().getAttribute("title")).to.match(/^deposits=\["(2500000000000000000","0|0","2500000000000000000)"\]$/);
+  });
+
+  it("deposits from Bob's dashboard, then shows a swap Bob refuses (above his maxAmount) in Bob's refusals as it comes, and on Alice's swap card with the reason", async function () {
+    const alice = pages.alice!;
+    const bob = pages.bob!;
+    // Bob deposits 1 more into his target channel from his dashboard (1.75 free there after the swap), so that 2.5 is
+    // backed on his side: Alice's node proposes it, and Bob's policy (maxAmount 2) refuses it.
+    await show(bob, "Channels");
+    const t = (await bob.locator(`[data-channel]:not([data-channel="${s}"])`).first().getAttribute("data-channel"))!;
+    await bob.locator(`[data-channel="${t}"]`).getByLabel("Amount").fill("1");
+    await bob.locator(`[data-channel="${t}"]`).getByRole("button", { name: "Deposit", exact: true }).click();
+    await until("Bob's deposit counted on both sides", async () => ((await counted("alice", t)) && (await counted("bob", t)) ? (await nodes.api<Channel>("bob", "GET", `/channels/${t}`)).json.base.deposits.includes("3000000000000000000") || undefined : undefined), SEEN);
+    await show(bob, "Events");
+    await show(alice, "Swaps");
+    const form = alice.getByRole("form", { name: "Propose a swap" });
+    await form.getByLabel("Peer").selectOption("bob");
+    await form.getByLabel("Give").fill("0.5 ETH@source");
+    await form.getByLabel("Take").fill("2.5 ETH@target");
+    await form.getByRole("button", { name: "Propose swap" }).click();
+    await bob.getByTestId("refusals").locator("li", { hasText: "maxAmount 2" }).waitFor({ timeout: SEEN });
+    expect(await bob.getByTestId("refusals").locator("li").first().innerText()).to.match(/swap from alice: take 2\.5 ETH@target is more than maxAmount 2/);
+    const outcome = alice.locator("[data-swap]").first().getByTestId("outcome");
+    await outcome.waitFor({ timeout: SEEN });
+    expect(await outcome.innerText()).to.match(/maxAmount 2/);
+  });
+
+  it("moves through the views and deposits with the keyboard only, the focus visible on each control", async function () {
+    const alice = pages.alice!;
+    await show(alice, "Overview");
+    await alice.locator("body").focus();
+    /** Presses Tab until the focused element matches `selector` (at most `max` presses); returns its outline. */
+    const tabTo = async (selector: string, max = 60) => {
+      for (let i = 0; i < max; i++) {
+        await alice.keyboard.press("Tab");
+        if (await alice.evaluate<boolean>(`document.activeElement?.matches(${JSON.stringify(selector)}) ?? false`)) {
+          return alice.evaluate<string>("getComputedStyle(document.activeElement).outlineStyle");
+        }
+      }
+      throw new Error(`Tab never reached ${selector}`);
+    };
+    for (const view of ["Swaps", "Events", "Channels"]) {
+      expect(await tabTo(`nav a[href="#${view.toLowerCase()}"]`), `${view}: focus ring`).to.equal("solid");
+      await alice.keyboard.press("Enter");
+      await alice.getByRole("heading", { name: view, level: 2 }).waitFor({ timeout: SEEN });
+      await alice.evaluate("document.activeElement?.blur()");
+    }
+    // The deposit form of the channel: Tab to its amount, type, Enter submits.
+    expect(await tabTo(`[data-channel="${s}"] input`)).to.equal("solid");
+    await alice.keyboard.type("0.25");
+    await alice.keyboard.press("Enter");
+    await until("the keyboard's deposit counted", async () => ((await nodes.api<Channel>("alice", "GET", `/channels/${s}`)).json.base.deposits.includes("2750000000000000000") || undefined), SEEN);
+    // Space opens the force close dialog; Escape leaves it, nothing sent.
+    expect(await tabTo(`[data-channel="${s}"] button.danger`)).to.equal("solid");
+    await alice.keyboard.press("Space");
+    const dialog = alice.locator(`[data-channel="${s}"] dialog[open]`);
+    await dialog.waitFor({ timeout: SEEN });
+    await alice.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached", timeout: SEEN });
+    expect(await alice.locator(`[data-channel="${s}"]`).getAttribute("data-status")).to.equal("open");
+  });
+
+  it("closes the target channel cooperatively from Alice's dashboard; with nothing held by the hub no withdraw is offered", async function () {
+    const alice = pages.alice!;
+    await show(alice, "Channels");
+    const other = alice.locator(`[data-channel]:not([data-channel="${s}"])`).first();
+    const t = (await other.getAttribute("data-channel"))!;
+    const card = alice.locator(`[data-channel="${t}"]`);
+    await card.getByRole("button", { name: "Close", exact: true }).click();
+    await alice.locator(`[data-channel="${t}"][data-status=closed]`).waitFor({ timeout: SEEN });
+    await card.getByTestId("nothing-held").waitFor({ timeout: SEEN });
+    expect(await card.getByRole("button", { name: /^Withdraw/ }).count()).to.equal(0);
+    await card.getByTestId("payout").waitFor({ timeout: SEEN });
+    await show(pages.bob!, "Channels");
+    await pages.bob!.locator(`[data-channel="${t}"][data-status=closed]`).waitFor({ timeout: SEEN });
   });
 
   it("force closes a channel after its confirmation, shows the challenge countdown, then the payout", async function () {
@@ -216,6 +310,6 @@ describe("the node's dashboard in headless Chromium (two nodes, two anvil chains
     await show(alice, "Channels");
     await alice.locator(`[data-channel="${s}"][data-status=closed]`).waitFor({ timeout: 90_000 });
     await card.getByTestId("payout").waitFor({ timeout: SEEN });
-    expect(await card.getByTestId("payout").innerText()).to.match(/paid out: mine 1\.5 ETH@source, theirs 0\.5 ETH@source/);
+    expect(await card.getByTestId("payout").innerText()).to.match(/paid out: mine 2\.25 ETH@source, theirs 0\.5 ETH@source/);
   });
 });
