@@ -10,6 +10,9 @@ import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 import { formatAmount } from "./units.js";
 
+/** How long a list reuses what the hub holds for this node in an asset (`Views.held`). */
+const HELD_REUSE_MS = 10_000;
+
 export type ViewDeps = Pick<NodeParts, "config" | "address" | "store" | "client" | "assets" | "adapters" | "chainIds" | "link" | "chainHealth" | "term"> &
   Readonly<{
     startedAt: Date;
@@ -59,6 +62,24 @@ export class Views {
     return [...this.d.store.channels().map((c) => c.ref.channelId), ...this.d.pending.keys()];
   }
 
+  /** What the hub holds for this node per chain and asset, and when it was read (ms): see `held`. */
+  private readonly heldRead = new Map<string, { at: number; value: Promise<bigint | undefined> }>();
+
+  /**
+   * What the hub holds for this node in `asset` (payouts it could not push), undefined if it could not be read. One
+   * read per chain and asset serves every closed channel of a list for HELD_REUSE_MS (a list is asked for every few
+   * seconds by the dashboard, and a read per closed channel per list would grow with the node's history); a view
+   * asked for `fresh` (one channel, or just after a withdrawal) reads it now.
+   */
+  private held(adapter: HubAdapter, asset: string, fresh: boolean): Promise<bigint | undefined> {
+    const k = `${adapter.chainId}:${asset.toLowerCase()}`;
+    const known = this.heldRead.get(k);
+    if (!fresh && known !== undefined && Date.now() - known.at < HELD_REUSE_MS) return known.value;
+    const value = adapter.hub.deferredPayout(asset, this.d.address).then((v: bigint) => v, () => undefined);
+    this.heldRead.set(k, { at: Date.now(), value });
+    return value;
+  }
+
   /**
    * A channel as the API shows it. `fresh` (one channel asked for, or just acted on) reads its state on chain now;
    * otherwise (a list) as the client's ticks follow it, a tick behind at most, so a list of many channels costs no
@@ -92,7 +113,7 @@ export class Views {
     // unshown, not the view failing.
     const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId).catch(() => undefined) : undefined;
     // What the hub holds for this node in the channel's asset (a payout it could not push): POST .../withdraw pulls it.
-    const held = onChain?.status === "closed" ? await adapter.hub.deferredPayout(record.params.asset, this.d.address).then((v: bigint) => v, () => undefined) : undefined;
+    const held = onChain?.status === "closed" ? await this.held(adapter, record.params.asset, fresh) : undefined;
     const fmt = (v: bigint) => formatAmount(v, asset);
     const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : this.d.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
     return {

@@ -128,7 +128,9 @@ describe("the node's dashboard in headless Chromium (two nodes, two anvil chains
 
     const wrong = await newPage("alice");
     expected.set(wrong, /status of 401/); // the browser's own line for the refused /info
-    await wrong.getByLabel("API token").fill(`${nodes.run.alice!.token.slice(0, -1)}0`);
+    // The right token with its last digit changed (to another digit: a token ending in 0 stays wrong).
+    const token = nodes.run.alice!.token;
+    await wrong.getByLabel("API token").fill(`${token.slice(0, -1)}${token.endsWith("0") ? "1" : "0"}`);
     await shoot(wrong, "signin");
     await wrong.getByRole("button", { name: "Sign in" }).click();
     await wrong.getByRole("alert").filter({ hasText: "refused this token (401)" }).waitFor({ timeout: SEEN });
