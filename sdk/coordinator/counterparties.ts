@@ -34,6 +34,9 @@ import { Following } from "./following.js";
 import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
 
+/** How much of a counterparty's reason for refusing a swap is kept (it comes from the peer, and is stored and shown). */
+const MAX_REFUSAL_TEXT = 300;
+
 /** The most swaps a client keeps open at once on one channel: as many as one channel state can lock. */
 export const MAX_OPEN_SWAPS = MAX_LOCKS;
 
@@ -511,7 +514,9 @@ export class Counterparties {
       // Only our own proposals on this pair, still waiting: anything else is a late duplicate.
       if (row === undefined || row.role !== "initiator" || row.phase.phase.kind !== "proposed" || !this.owns(row.terms) || this.engine(row.terms.source.channelId) !== engine) continue;
       if (item.termsSig === undefined) {
-        const reason = `counterparty: ${String(item.refusal ?? "refused")}`;
+        // The peer's words, bounded: they are kept with the swap, logged and shown (a peer could send up to a body's size).
+        const words = typeof item.refusal === "string" && item.refusal !== "" ? item.refusal.slice(0, MAX_REFUSAL_TEXT) : "refused";
+        const reason = `counterparty: ${words}`;
         this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason });
         ctx.emit({ type: "rejected", swapId: item.swapId, reason, counterparty: from, by: "counterparty" });
         continue;

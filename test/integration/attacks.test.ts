@@ -104,4 +104,20 @@ describe("hostile messages (docs/SECURITY.md)", function () {
     expect(bob.store.highestOwnSeq(setup.sId)).to.equal(signedBefore, "Bob signed nothing more on S");
     expect(await blockNumbers(setup)).to.deep.equal(before);
   });
+
+  it("keeps at most 300 characters of a counterparty's reason for refusing a swap, however long the reason it sends", async function () {
+    const setup = await fundedChannels();
+    const { link, alice } = await twoParties(setup);
+    const bobKey = new SigningKey(accountKey(2));
+    // Bob's own answer never arrives; a crafted one, signed with his real key, refuses with 200,000 characters.
+    link.fault = (e, from) => (from === "b" && e.body.step === "acceptances" ? "drop" : "deliver");
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: ONE, take: ONE / 10n });
+    await link.settled();
+    const words = "x".repeat(200_000);
+    await alice.client.handle(seal((d) => signDigest(bobKey, d), new Wallet(accountKey(2)).address as Hex, setup.sId, { step: "acceptances", items: [{ swapId, refusal: words }] }));
+    const view = alice.client.swaps().find((s) => s.swapId === swapId)!;
+    const phase = view.progress.phase as { kind: string; reason?: string };
+    expect(phase.kind).to.equal("done");
+    expect(phase.reason).to.equal(`counterparty: ${"x".repeat(300)}`);
+  });
 });
