@@ -13,7 +13,7 @@ import {
   type TransactionRequest,
 } from "ethers";
 
-import { HUB_DOMAIN_NAME, HUB_DOMAIN_VERSION, toOnChainState } from "../core/eip712.js";
+import { HUB_DOMAIN_NAME, HUB_DOMAIN_VERSION, locksHash, stateStructHash, toOnChainState } from "../core/eip712.js";
 import { hashlockOf } from "../core/swap.js";
 import { ChannelSdkError, HubAddressError, HubNotDeployedError } from "../core/errors.js";
 import { TransferOutcome, type ChannelParams, type ChannelState, type Hex, type Lock } from "../core/types.js";
@@ -370,6 +370,53 @@ export class HubAdapter {
    */
   async revealMany(secrets: readonly Hex[], options: DeadlineOptions = {}): Promise<void> {
     await this.send("revealMany", () => this.registry.revealMany.populateTransaction([...secrets]), options);
+  }
+
+  /**
+   * The state registered for a disputed channel, rebuilt from the hub's own `ChannelForceClosed` or
+   * `ChannelChallenged` event and taken only if its hash is the one the hub holds (`info.stateHash`), when that state
+   * has no locks: what a client whose store lacks the state (restored from an older copy, its watchtower's store
+   * lost too) needs to settle a channel the peer registered a newer state on. A state with locks cannot be rebuilt
+   * (the events carry only the locks' hash): undefined then, and when no event matches. The logs are read from the
+   * head down, to no earlier than the dispute's start (`deadline - challengePeriod`), in ranges halved when the
+   * endpoint refuses one.
+   */
+  async registeredState(channelId: Hex, info: ChannelInfo, challengePeriod: bigint): Promise<ChannelState | undefined> {
+    if (info.status !== "disputed") return undefined;
+    const topics = [[this.hub.interface.getEvent("ChannelForceClosed").topicHash, this.hub.interface.getEvent("ChannelChallenged").topicHash], channelId];
+    const earliest = info.deadline - challengePeriod;
+    let to = await this.provider.getBlockNumber();
+    let range = 10_000;
+    while (to >= 0) {
+      const from = Math.max(0, to - range + 1);
+      let logs: Awaited<ReturnType<typeof this.provider.getLogs>>;
+      try {
+        logs = await this.provider.getLogs({ address: this.hubAddress, topics, fromBlock: from, toBlock: to });
+      } catch (error) {
+        if (range === 1) throw error;
+        range = Math.ceil(range / 2);
+        continue;
+      }
+      for (const log of [...logs].reverse()) {
+        const parsed = this.hub.interface.parseLog(log);
+        const s = parsed?.args.state as { channelId: string; seq: bigint; deposits: bigint[]; balances: bigint[]; locksHash: string; isFinal: boolean } | undefined;
+        if (s === undefined || s.seq !== info.seq || s.channelId.toLowerCase() !== channelId.toLowerCase()) continue;
+        if (s.locksHash.toLowerCase() !== locksHash([]).toLowerCase()) return undefined;
+        const state: ChannelState = {
+          channelId,
+          seq: s.seq,
+          deposits: [s.deposits[0]!, s.deposits[1]!],
+          balances: [s.balances[0]!, s.balances[1]!],
+          locks: [],
+          isFinal: s.isFinal,
+        };
+        return stateStructHash(state).toLowerCase() === info.stateHash.toLowerCase() ? state : undefined;
+      }
+      const block = await this.provider.getBlock(from);
+      if (block === null || BigInt(block.timestamp) < earliest || from === 0) return undefined;
+      to = from - 1;
+    }
+    return undefined;
   }
 
   /** First reveal time of the secret of `hashlock` on this chain, 0 if never revealed. */

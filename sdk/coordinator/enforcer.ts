@@ -60,11 +60,18 @@ export async function enforceChannel(
     await chain.challenge(params, latest, { deadline: info.deadline });
     return { kind: "challenged", seq: latest.state.seq, stale: info.seq };
   }
+  // Only a state this client signed can be registered; not having it means the store is older than the chain (a
+  // restored copy, its watchtower's store lost too). A state with no locks is rebuilt from the hub's own event and
+  // checked against the hash the hub holds; one with locks can be settled only by whoever holds its locks.
   const registered: ChannelState | undefined =
-    info.seq === 0n ? openingState(channelId, info.deposits) : book.stateAt(channelId, info.seq);
+    info.seq === 0n
+      ? openingState(channelId, info.deposits)
+      : (book.stateAt(channelId, info.seq) ?? (await chain.registeredState(channelId, info, params.challengePeriod)));
   if (registered === undefined) {
-    // Only a state this client signed can be registered; not having it means the store was lost.
-    throw new Error(`channel ${channelId}: registered state ${info.seq} is not in the store`);
+    throw new Error(
+      `channel ${channelId}: registered state ${info.seq} is not in the store, and the hub's event of it shows locks (or was not found): ` +
+        "its settlement needs those locks, which the peer or a watchtower holding that state has",
+    );
   }
 
   const revealed = await revealOwedSecrets(registered, myIndex, chain, findSecret, now);

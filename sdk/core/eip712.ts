@@ -109,6 +109,11 @@ function domainSeparator(domain: TypedDataDomain): Uint8Array {
   return separator;
 }
 
+/** The EIP-712 struct hash of `state`: what the hub keeps of a registered state (`StateHashing.hashState`). */
+export function stateStructHash(state: ChannelState): Hex {
+  return toHex(stateStructHashBytes(state));
+}
+
 /** The state as the hub's functions take it. */
 export function toOnChainState(state: ChannelState): OnChainState {
   const { locks, ...rest } = state;

@@ -288,6 +288,35 @@ describe("watchtower (guarantee 2 while the client is offline)", function () {
     expect(await S.registry.revealedTogetherAt(secrets.map((x) => sha256(x)))).to.not.equal(0n);
   });
 
+  it("settles a channel the peer registered a lock-free state on that its store lacks, rebuilt from the hub's event and its hash; a state with locks is refused naming why", async function () {
+    const setup = await fundedChannels();
+    const { S, T, sId, tId, sParams, tParams } = setup;
+    // Bob's store knows only the openings (restored from an old copy, its watchtower's store lost too).
+    const ledgerOf = (chainId: bigint, hub: string, channelId: Hex, params: typeof sParams, deposits: [bigint, bigint]): ChannelLedger => ({
+      record: () => ({ ref: { chainId, hub, channelId }, params, myIndex: 1, openingDeposits: deposits }),
+      latest: () => undefined,
+      stateAt: () => undefined,
+    });
+    const onS = ledgerOf(S.chainId, setup.adapters.bobS.hubAddress, sId, sParams, [100n * ONE, 10n * ONE]);
+    // Alice registers a newer state with no locks: 10 moved to Bob.
+    const newer: ChannelState = { ...openingState(sId, [100n * ONE, 10n * ONE]), seq: 5n, balances: [90n * ONE, 20n * ONE] };
+    await setup.adapters.aliceS.forceClose(sParams, { state: newer, signatures: (await coSign(S, newer)).signatures as [Hex, Hex] });
+    expect((await enforceChannel(onS, setup.adapters.bobS, sId, async () => undefined)).kind).to.equal("waiting");
+    await S.chain.networkHelpers.time.increase(3600 + 60);
+    expect(await enforceChannel(onS, setup.adapters.bobS, sId, async () => undefined)).to.deep.equal({ kind: "settled", seq: 5n });
+    const [settled] = await S.hub.queryFilter(S.hub.filters.ChannelSettled(sId));
+    expect(settled?.args.payouts).to.deep.equal([90n * ONE, 20n * ONE]);
+
+    // On T, a registered state with a lock (addLock makes it number 4): its locks are not on chain, so it cannot be rebuilt.
+    const onT = ledgerOf(T.chainId, setup.adapters.bobT.hubAddress, tId, tParams, [1n * ONE, 20n * ONE]);
+    const now = BigInt(await T.chain.networkHelpers.time.latest());
+    const locked = addLock({ ...openingState(tId, [1n * ONE, 20n * ONE]), seq: 3n }, { sender: 1, amount: ONE, hashlock: sha256(hexlify(randomBytes(32))) as Hex, expiry: now + 7200n });
+    await setup.adapters.aliceT.forceClose(tParams, { state: locked, signatures: (await coSign(T, locked)).signatures as [Hex, Hex] });
+    let error: unknown;
+    await enforceChannel(onT, setup.adapters.bobT, tId, async () => undefined).catch((e: unknown) => (error = e));
+    expect(String(error)).to.match(/registered state 4 is not in the store, and the hub's event of it shows locks/);
+  });
+
   it("never force-closes an open channel itself and reveals nothing on the happy path", async function () {
     const { setup, tower, towerStore, link, alice } = await bobGuardedByTower(dir);
     await alice.client.propose({ source: setup.sId, target: setup.tId, give: GIVE, take: TAKE });
