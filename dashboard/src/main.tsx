@@ -335,14 +335,7 @@ function Channels(ctx: Ctx) {
     <section aria-labelledby="channels-h">
       <h2 id="channels-h">Channels</h2>
       <form class="inline" onSubmit={open} aria-label="Open a channel">
-        <label>
-          Peer
-          <select name="peer" required>
-            {state.peers.map((p) => (
-              <option key={p.name}>{p.name}</option>
-            ))}
-          </select>
-        </label>
+        <PeerSelect peers={state.peers} />
         <label>
           Asset
           <select name="asset" required>
@@ -510,14 +503,7 @@ function Swaps(ctx: Ctx) {
     <section aria-labelledby="swaps-h">
       <h2 id="swaps-h">Swaps</h2>
       <form class="inline" onSubmit={propose} aria-label="Propose a swap">
-        <label>
-          Peer
-          <select name="peer" required>
-            {state.peers.map((p) => (
-              <option key={p.name}>{p.name}</option>
-            ))}
-          </select>
-        </label>
+        <PeerSelect peers={state.peers} />
         <label>
           Give
           <input name="give" placeholder="0.5 ETH@source" required />
@@ -539,6 +525,20 @@ function Swaps(ctx: Ctx) {
       <h3>Done</h3>
       {done.length === 0 ? <p>None.</p> : <div class="cards">{done.map((s) => <SwapCard key={s.id} swap={s} {...ctx} />)}</div>}
     </section>
+  );
+}
+
+/** The peer a form's action goes to: one of the configured peers. */
+function PeerSelect({ peers }: { peers: readonly { name: string }[] }) {
+  return (
+    <label>
+      Peer
+      <select name="peer" required>
+        {peers.map((p) => (
+          <option key={p.name}>{p.name}</option>
+        ))}
+      </select>
+    </label>
   );
 }
 
