@@ -46,12 +46,9 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
       // Taking the lead records the node's address and refuses while a node runs on the database.
       const term = db.tryLead(computeAddress(key), `channels store move (pid ${process.pid})`, undefined);
       if (term === undefined) throw new UsageError(`<url>: a node runs on ${redactUrl(url)}; stop it first`);
-      try {
-        db.fill(rows);
-      } catch (error) {
-        if (/holds a store already/.test((error as Error).message)) throw new UsageError(`<url>: ${redactUrl(url)} holds a store already; move into an empty database`);
-        throw error;
-      }
+      // Leading, this process is the only writer: what it finds empty stays so until its fill (which checks again).
+      if (!db.isEmpty("node") || !db.isEmpty("tower")) throw new UsageError(`<url>: ${redactUrl(url)} holds a store already; move into an empty database`);
+      db.fill(rows);
       // The database holds the node now. The file's channels are frozen (what the database got was read before): a
       // node started on the file again (an old node.json) would sign states the database's node may have signed
       // others at; frozen, it only resends what it signed and enforces on chain, as a restored copy does.

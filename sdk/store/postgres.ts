@@ -279,10 +279,9 @@ export class PgDatabase {
     } catch {
       // closing: the worker is ended below either way, which closes its sockets
     }
+    // Closed for good: a later call (a second close) fails at once rather than wait out the timeout on no worker.
     this.broken ??= "the connection was closed";
     void this.worker.terminate();
-    // Closed for good: a later call (a second close) fails at once rather than wait out the timeout on no worker.
-    this.broken ??= "it was closed";
   }
 
   /** One call to the worker, waited for; a timeout or a lost worker breaks this connection for good. */
@@ -456,10 +455,10 @@ const ops = {
     await work.query("BEGIN");
     try {
       for (const [schema, rows] of Object.entries(stores)) {
+        if (!(await ops.empty({ schema, tables }))) {
+          const e = new Error("the database holds a store already (schema " + schema + ")"); e.code = "23505"; throw e;
+        }
         for (const t of tables) {
-          if ((await work.query("SELECT 1 FROM " + q(schema) + "." + q(t) + " LIMIT 1")).rows.length > 0) {
-            const e = new Error("the database holds a store already (schema " + schema + ", table " + t + ")"); e.code = "23505"; throw e;
-          }
           for (const row of rows[t] ?? []) {
             const cols = Object.keys(row);
             await work.query({ text: "INSERT INTO " + q(schema) + "." + q(t) + " (" + cols.map(q).join(", ") + ") VALUES (" + cols.map((_, i) => "$" + (i + 1)).join(", ") + ")", values: cols.map((c) => row[c]), query_timeout: timeoutMs });

@@ -97,7 +97,7 @@ export class Store {
       this.fill(options.mirror.rows());
       this.tx.mirror = options.mirror;
     }
-    for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
+    this.loadFrozen();
     if (path !== ":memory:" && path !== "") {
       const { dev, ino } = statSync(path, { bigint: true });
       this.file = { dev, ino };
@@ -288,8 +288,13 @@ export class Store {
    */
   freezeAll(since: number): number {
     this.write(SQL.freezeAll, since);
-    for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
+    this.loadFrozen();
     return this.frozen.size;
+  }
+
+  /** Reads which channels are frozen, and since when. */
+  private loadFrozen(): void {
+    for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
   }
 
   /** How many channels came frozen from a backup copy (see `frozenSince`) and are not closed yet. */
