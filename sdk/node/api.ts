@@ -16,7 +16,7 @@ import { existsSync, lstatSync, readFileSync, rmSync, writeFileSync } from "node
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { serve, type Http2Bindings, type HttpBindings, type ServerType } from "@hono/node-server";
-import { Hono, type Context } from "hono";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { stream } from "hono/streaming";
 import { z } from "zod";
@@ -143,20 +143,31 @@ export function withSecurityHeaders(app: Hono): Hono {
   });
 }
 
-export function apiApp(node: ChannelNode, token: string): Hono {
-  const app = withSecurityHeaders(new Hono());
+/** The bearer-token check every route after it goes through (the active node's API and a standby's). */
+export function requireToken(token: string): MiddlewareHandler {
   const expected = Buffer.from(`Bearer ${token}`);
-  // The dashboard's files, before the token check: they hold no data (a middleware, so they are no API route).
-  app.use("*", async (c, next) => (c.req.method === "GET" && (c.req.path === "/" || c.req.path.startsWith("/dashboard/")) ? dashboard(c) : next()));
-  // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.
-  app.get("/metrics", async (c, next) => (node.metricsPublic ? metrics(c, node) : next()));
-  app.use("*", async (c, next) => {
+  return async (c, next) => {
     const given = Buffer.from(c.req.header("authorization") ?? "");
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
       return c.json({ error: "missing or wrong bearer token (see the node's api.tokenFile)" }, 401);
     }
     await next();
-  });
+  };
+}
+
+/** Stops a served API: no new connections, and the open ones (an event stream, keep-alive) cut. */
+export function closeApi(api: Readonly<{ server: ServerType }>): void {
+  api.server.close();
+  if ("closeAllConnections" in api.server) (api.server as { closeAllConnections(): void }).closeAllConnections();
+}
+
+export function apiApp(node: ChannelNode, token: string): Hono {
+  const app = withSecurityHeaders(new Hono());
+  // The dashboard's files, before the token check: they hold no data (a middleware, so they are no API route).
+  app.use("*", async (c, next) => (c.req.method === "GET" && (c.req.path === "/" || c.req.path.startsWith("/dashboard/")) ? dashboard(c) : next()));
+  // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.
+  app.get("/metrics", async (c, next) => (node.metricsPublic ? metrics(c, node) : next()));
+  app.use("*", requireToken(token));
   // Read only after the token is checked; a body past the cap is refused before it is held in memory.
   app.use("*", bodyLimit({ maxSize: MAX_API_BODY, onError: (c) => c.json({ error: `body: more than ${MAX_API_BODY} bytes` }, 413) }));
   app.onError((error, c) => {

@@ -12,16 +12,22 @@ import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 import type { Hex } from "../core/types.js";
 import type { NodeEvent } from "./events.js";
+import type { PeerView } from "./peer-book.js";
 import type { NodeParts } from "./start.js";
 
 export type MetricsDeps = Pick<NodeParts, "config" | "store" | "towerStore" | "client" | "assets" | "chainIds" | "chainHealth" | "link"> &
   Readonly<{
     /** Why the node's store (or its watchtower's) is lost, once it is (StoreHealth): the node signs nothing more. */
     storeLost: () => string | undefined;
+    /** The configured peers with their link (PeerBook): one reading of up and down for the API and the metrics. */
+    peers: () => readonly PeerView[];
   }>;
 
 /** Swaps whose start this process saw, kept until they end; past this many the oldest are forgotten. */
 const MAX_TIMED_SWAPS = 10_000;
+/** Whether this process is the active node (1) or a standby (0): the one series both serve (standby.ts). */
+export const NODE_ACTIVE = { name: "channels_node_active", help: "1 when this process is the active node of its store (signs and sends), 0 for a standby" } as const;
+
 /**
  * A scrape asked for within this long of the last one gets the same text. A scrape reads every channel the store
  * holds, closed ones included, on the event loop: without this, anyone reaching a public /metrics could keep the node
@@ -47,7 +53,7 @@ export class NodeMetrics {
   constructor(private readonly d: MetricsDeps) {
     const registers = [this.registry];
 
-    new Gauge({ name: "channels_node_active", help: "1 when this process is the active node of its store (signs and sends), 0 for a standby", registers, collect() {
+    new Gauge({ ...NODE_ACTIVE, registers, collect() {
       this.set(1);
     } });
     // Read first: a lost store is what every other series here may hide (they still read from its open file).
@@ -147,12 +153,9 @@ export class NodeMetrics {
     const link = d.link;
     const peerOf = (address: string) => Object.entries(d.config.peers).find(([, p]) => p.address.toLowerCase() === address)?.[0];
     const peerByOrigin = (origin: string) => Object.entries(d.config.peers).find(([, p]) => new URL(p.url).origin === origin)?.[0];
-    new Gauge({ name: "channels_peer_up", help: "1 when the last request to the peer went through, 0 when it failed (absent before the first)", labelNames: ["peer"], registers, collect() {
+    new Gauge({ name: "channels_peer_up", help: "1 when the last exchange with the peer went through (a request answered, an envelope received), 0 when a request to it failed since (absent before either): the link GET /peers shows", labelNames: ["peer"], registers, collect() {
       this.reset();
-      for (const [origin, ok] of link.traffic.lastSendOk) {
-        const peer = peerByOrigin(origin);
-        if (peer !== undefined) this.set({ peer }, ok ? 1 : 0);
-      }
+      for (const p of d.peers()) if (p.link !== "unknown") this.set({ peer: p.name }, p.link === "up" ? 1 : 0);
     } });
     // A counter whose count the peer link keeps: set from it at each scrape.
     new Counter({ name: "channels_peer_messages_total", help: "Envelopes exchanged with the peer since the process started, by direction", labelNames: ["peer", "direction"], registers, collect() {

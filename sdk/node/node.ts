@@ -79,7 +79,7 @@ export class ChannelNode {
           "the peer answers with any newer state, one this node signed. Channels opened from now on are not frozen",
       );
     }
-    this.metrics = new NodeMetrics({ ...parts, storeLost: () => this.health.lost?.problem });
+    this.metrics = new NodeMetrics({ ...parts, storeLost: () => this.health.lost?.problem, peers: () => this.peerBook.peers() });
     this.events.subscribe((e) => this.metrics.onEvent(e));
     parts.chainHealth.emit = emit;
     const shared = { health: this.health, peers: this.peerBook };

@@ -177,14 +177,13 @@ export class PeerLink implements Transport {
   private readonly turnedAway = new Map<PeerLimitName, number>();
   /**
    * Per peer, for the node's metrics: envelopes taken from it (by lower-case address, counted once its signature
-   * checked out) and sent to it (by its URL's origin), and whether the last request to it went through. Only
-   * configured peers are keys. For the peers' link state (GET /peers): when (ms since the epoch) an envelope last came
-   * from it, and when a request to it last went through and last failed.
+   * checked out) and sent to it (by its URL's origin); and, for the peers' link (PeerBook: GET /peers and the
+   * metrics), when (ms since the epoch) an envelope last came from it and a request to it last went through and last
+   * failed. Only configured peers are keys.
    */
   readonly traffic = {
     received: new Map<string, number>(),
     sent: new Map<string, number>(),
-    lastSendOk: new Map<string, boolean>(),
     lastReceivedAt: new Map<string, number>(),
     lastSendOkAt: new Map<string, number>(),
     lastSendFailedAt: new Map<string, number>(),
@@ -558,11 +557,9 @@ export class PeerLink implements Transport {
             signal: AbortSignal.timeout(10_000),
           });
         } catch (error) {
-          this.traffic.lastSendOk.set(origin, false);
           this.traffic.lastSendFailedAt.set(origin, Date.now());
           throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
         }
-        this.traffic.lastSendOk.set(origin, res.ok);
         this.traffic[res.ok ? "lastSendOkAt" : "lastSendFailedAt"].set(origin, Date.now());
         if (!res.ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${res.status}`);
         this.traffic.sent.set(origin, (this.traffic.sent.get(origin) ?? 0) + count);

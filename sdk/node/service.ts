@@ -4,7 +4,7 @@
  */
 import type { Logger } from "pino";
 
-import { apiApp, apiToken, serveApi } from "./api.js";
+import { apiApp, apiToken, closeApi, serveApi } from "./api.js";
 import { loadNodeKey } from "./keystore.js";
 import { nodeLogger } from "./logger.js";
 import { ChannelNode, type StartOptions } from "./node.js";
@@ -18,19 +18,7 @@ export async function runNode(configFile: string, logLevel?: string, ask?: (vari
   const log: Logger = nodeLogger(logLevel ?? config.logLevel);
   if (isPostgresUrl(config.store)) {
     // Standby processes on one database: the signal ends whichever part runs (standing by or leading).
-    const stopped = new Promise<string>((resolve) => {
-      const stop = (signal: string) => {
-        log.info({ event: "signal", signal }, "stopping");
-        process.off("SIGINT", onInt);
-        process.off("SIGTERM", onTerm);
-        resolve(signal);
-      };
-      const onInt = () => stop("SIGINT");
-      const onTerm = () => stop("SIGTERM");
-      process.on("SIGINT", onInt);
-      process.on("SIGTERM", onTerm);
-    });
-    return runLeading(config, key, log, apiToken(config.api.tokenFile), options, stopped);
+    return runLeading(config, key, log, apiToken(config.api.tokenFile), options, untilSignal(log));
   }
   const node = await ChannelNode.start(config, key, log, options);
   const token = apiToken(config.api.tokenFile);
@@ -42,14 +30,19 @@ export async function runNode(configFile: string, logLevel?: string, ask?: (vari
     throw error;
   }
   log.info({ event: "api", url: `${api.url}/api/v1`, tokenFile: config.api.tokenFile }, "control API listening");
-  await new Promise<void>((resolve) => {
+  await untilSignal(log);
+  closeApi(api);
+  await node.stop();
+}
+
+/** Resolves with the first SIGINT or SIGTERM (said at info), after which the process's handlers for them are gone. */
+function untilSignal(log: Logger): Promise<string> {
+  return new Promise((resolve) => {
     const stop = (signal: string) => {
       log.info({ event: "signal", signal }, "stopping");
       process.off("SIGINT", onInt);
       process.off("SIGTERM", onTerm);
-      api.server.close();
-      if ("closeAllConnections" in api.server) (api.server as { closeAllConnections(): void }).closeAllConnections();
-      void node.stop().finally(resolve);
+      resolve(signal);
     };
     const onInt = () => stop("SIGINT");
     const onTerm = () => stop("SIGTERM");

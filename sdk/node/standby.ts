@@ -5,7 +5,6 @@
  * then runs the node on the database's rows under its new term, and steps down to standing by again the moment it
  * may no longer lead (its lock's session failed, or a commit was refused or went unanswered).
  */
-import { timingSafeEqual } from "node:crypto";
 import { hostname } from "node:os";
 import { computeAddress } from "ethers";
 import { Hono } from "hono";
@@ -16,7 +15,8 @@ import type { Hex } from "../core/types.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { ForeignDatabaseError, PgDatabase, redactUrl, type Leader } from "../store/postgres.js";
 import { StoreLostError } from "../store/transactions.js";
-import { API_PREFIX, apiApp, serveApi, withSecurityHeaders } from "./api.js";
+import { API_PREFIX, apiApp, closeApi, requireToken, serveApi, withSecurityHeaders } from "./api.js";
+import { NODE_ACTIVE } from "./metrics.js";
 import { ChannelNode, type StartOptions } from "./node.js";
 import type { NodeConfig } from "./node-config.js";
 
@@ -27,32 +27,21 @@ const RECONNECT_MS = 2_000;
 
 type Served = Awaited<ReturnType<typeof serveApi>>;
 
-function close(api: Served | undefined): void {
-  if (api === undefined) return;
-  api.server.close();
-  if ("closeAllConnections" in api.server) (api.server as { closeAllConnections(): void }).closeAllConnections();
-}
-
 /**
  * The API a standby serves: who leads, its metrics; 503 naming the active process for everything else. Its answers
  * carry the active node's security headers: the port is the same.
  */
 export function standbyApp(d: Readonly<{ token: string; metricsPublic: boolean; address: string; leader: () => Leader | undefined }>): Hono {
   const app = withSecurityHeaders(new Hono());
-  const expected = Buffer.from(`Bearer ${d.token}`);
   const registry = new Registry();
-  new Gauge({ name: "channels_node_active", help: "1 when this process is the active node of its store (signs and sends), 0 for a standby", registers: [registry] }).set(0);
+  new Gauge({ ...NODE_ACTIVE, registers: [registry] }).set(0);
   const active = () => {
     const l = d.leader();
     return l === undefined ? null : { holder: l.holder, api: l.api, term: l.term, since: l.since };
   };
   const metrics = async () => new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
   app.get("/metrics", async (_c, next) => (d.metricsPublic ? metrics() : next()));
-  app.use("*", async (c, next) => {
-    const given = Buffer.from(c.req.header("authorization") ?? "");
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) return c.json({ error: "missing or wrong bearer token (see the node's api.tokenFile)" }, 401);
-    await next();
-  });
+  app.use("*", requireToken(d.token));
   app.get("/metrics", () => metrics());
   app.get(`${API_PREFIX}/info`, (c) => c.json({ role: "standby", address: d.address, active: active() }));
   app.all("*", (c) => {
@@ -108,7 +97,7 @@ export async function runLeading(config: NodeConfig, key: Hex, log: Logger, toke
         await sleep(RECONNECT_MS);
       }
     }
-    close(api);
+    if (api !== undefined) closeApi(api);
     if (stop !== undefined || term === undefined || db === undefined) {
       db?.close();
       break;
@@ -144,7 +133,7 @@ export async function runLeading(config: NodeConfig, key: Hex, log: Logger, toke
     }
     log.info({ event: "api", url: `${active.url}${API_PREFIX}`, tokenFile: config.api.tokenFile }, "control API listening");
     const why = await Promise.race([down, stopped.then((s) => `signal ${s}`)]);
-    close(active);
+    closeApi(active);
     if (stop === undefined) log.error({ event: "steppingDown", term, reason: why }, `stepping down from term ${term}: ${why}; standing by (another process may lead now)`);
     await node.stop();
     lead.close();
