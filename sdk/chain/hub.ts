@@ -124,6 +124,8 @@ export class ChainCallError extends ChannelSdkError {
  */
 export class HubAdapter {
   readonly hub: ChannelHub;
+  /** `registeredState`'s answers, by channel, number and hash (null: a state with locks, which cannot be rebuilt). */
+  private readonly registeredRead = new Map<string, ChannelState | null>();
   readonly registry: SecretRegistry;
 
   private clock: { timestamp: bigint; at: number } | undefined;
@@ -383,6 +385,18 @@ export class HubAdapter {
    */
   async registeredState(channelId: Hex, info: ChannelInfo, challengePeriod: bigint): Promise<ChannelState | undefined> {
     if (info.status !== "disputed") return undefined;
+    // Asked at every tick while the channel waits: the answer for one registered state is read from the logs once.
+    const k = `${channelId.toLowerCase()}:${info.seq}:${info.stateHash.toLowerCase()}`;
+    if (this.registeredRead.has(k)) return this.registeredRead.get(k) ?? undefined;
+    const found = await this.readRegisteredState(channelId, info, challengePeriod);
+    if (found === undefined) return undefined; // not found (yet: an endpoint may index it late): asked again next time
+    if (this.registeredRead.size >= 1024) this.registeredRead.clear();
+    this.registeredRead.set(k, found === "locked" ? null : found);
+    return found === "locked" ? undefined : found;
+  }
+
+  /** The logs' part of `registeredState`: the state, "locked" when it has locks, undefined when no event matched it. */
+  private async readRegisteredState(channelId: Hex, info: ChannelInfo, challengePeriod: bigint): Promise<ChannelState | "locked" | undefined> {
     const topics = [[this.hub.interface.getEvent("ChannelForceClosed").topicHash, this.hub.interface.getEvent("ChannelChallenged").topicHash], channelId];
     const earliest = info.deadline - challengePeriod;
     let to = await this.provider.getBlockNumber();
@@ -401,7 +415,7 @@ export class HubAdapter {
         const parsed = this.hub.interface.parseLog(log);
         const s = parsed?.args.state as { channelId: string; seq: bigint; deposits: bigint[]; balances: bigint[]; locksHash: string; isFinal: boolean } | undefined;
         if (s === undefined || s.seq !== info.seq || s.channelId.toLowerCase() !== channelId.toLowerCase()) continue;
-        if (s.locksHash.toLowerCase() !== locksHash([]).toLowerCase()) return undefined;
+        if (s.locksHash.toLowerCase() !== locksHash([]).toLowerCase()) return "locked";
         const state: ChannelState = {
           channelId,
           seq: s.seq,
@@ -410,6 +424,7 @@ export class HubAdapter {
           locks: [],
           isFinal: s.isFinal,
         };
+        // An event whose state is not the one the hub holds (an endpoint that answers wrong): none, asked again.
         return stateStructHash(state).toLowerCase() === info.stateHash.toLowerCase() ? state : undefined;
       }
       const block = await this.provider.getBlock(from);
