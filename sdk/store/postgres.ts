@@ -374,10 +374,14 @@ const ops = {
     }
   },
   async leader({ meta }) {
-    const r = await work.query("SELECT address, term, holder, api, since::text AS since FROM " + q(meta) + ".leader WHERE id = 1");
+    const r = await work.query("SELECT address, term, holder, api, to_char(since AT TIME ZONE 'UTC', 'YYYY-MM-DD\\"T\\"HH24:MI:SS.MS\\"Z\\"') AS since FROM " + q(meta) + ".leader WHERE id = 1");
     return r.rows[0] ?? null;
   },
   async lead({ meta, lock: key, address, holder, api }) {
+    // Another node's database is refused whether or not a process leads it now: a standby of the wrong key must not
+    // stand by unnoticed until the leader dies.
+    const known = (await work.query("SELECT address FROM " + q(meta) + ".leader WHERE id = 1")).rows[0];
+    if (known !== undefined && known.address !== address) return { owner: known.address };
     let took = false;
     if (!leading) {
       const got = (await lock.query("SELECT pg_try_advisory_lock($1) AS ok", [key])).rows[0].ok;

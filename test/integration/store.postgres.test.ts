@@ -657,9 +657,13 @@ describe("store in PostgreSQL: the store's contract, fidelity, fencing, a restar
     expect(refused.message.split("\n")).to.have.length(1);
     expect(refused.message).to.include(NODE).and.include(OTHER_NODE).and.include(`127.0.0.1:${server.port}/${name}`);
     expect(other.leader()).to.deep.include({ address: NODE, term: 1, holder: "node A" });
+    expect(other.leader()!.since, "an ISO time, as every time the API gives").to.match(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
     // The database's own node still leads it while the refused process runs.
     const again = lead(url, "node A again");
     expect(again.term).to.equal(2);
+    // While the database's own node leads it (its lock held), another key is refused all the same: a standby of the
+    // wrong node must not wait unnoticed for the leader to die.
+    expect(caught(() => other.tryLead(OTHER_NODE, "node B", undefined))).to.be.instanceOf(ForeignDatabaseError);
     expect(again.store.secret(hashlockOf(kept))).to.equal(kept);
 
     // Errors that name the database: one that does not exist, and a server stopped under a store.
