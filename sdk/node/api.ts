@@ -290,6 +290,12 @@ export async function serveApi(app: Hono, host: string, port: number): Promise<{
       allowed = listenerHosts(host, info.port);
       ok({ server, url: `http://${host.includes(":") ? `[${host}]` : host}:${info.port}` });
     });
-    server.once("error", fail);
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      fail(
+        error.code === "EADDRINUSE"
+          ? new UsageError(`api.port: ${port} on ${host} is taken (another node, or a second process of this node on this machine: give each its own api.port)`)
+          : error,
+      ),
+    );
   });
 }

@@ -8,9 +8,10 @@ import { existsSync, readFileSync } from "node:fs";
 import { computeAddress } from "ethers";
 
 import { decode, encode } from "../core/codec.js";
+import { ChannelSdkError } from "../core/errors.js";
 import type { Hex } from "../core/types.js";
 import { isPostgresUrl, PgDatabase, redactUrl, urlHasPassword, type StoreRows } from "../store/postgres.js";
-import { Store } from "../store/store.js";
+import { Store, StoreLostError } from "../store/store.js";
 import { UsageError } from "./errors.js";
 import type { NodeConfig } from "./node-config.js";
 import { lockStore, unlockStore } from "./store-lock.js";
@@ -41,7 +42,15 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
     if (pending.length > 0) batched.push({ kind: "pending", key: "all", body: encode(pending) });
     refusals.forEach((r, i) => batched.push({ kind: "refusal", key: String(i).padStart(12, "0"), body: r }));
     rows.node.batched = batched;
-    const db = PgDatabase.open(url, { applicationName: "channels store move" });
+    let db: PgDatabase;
+    try {
+      db = PgDatabase.open(url, { applicationName: "channels store move" });
+    } catch (error) {
+      // Nothing is lost here: the database did not answer, and the file is as it was.
+      if (!(error instanceof ChannelSdkError)) throw error;
+      const why = error instanceof StoreLostError ? error.problem : error.message.replace(/^store: \S+: /, "");
+      throw new ChannelSdkError(`<url>: cannot use the database ${redactUrl(url)}: ${why} (create it first if it does not exist: createdb, or CREATE DATABASE)`);
+    }
     try {
       // Taking the lead records the node's address and refuses while a node runs on the database.
       const term = db.tryLead(computeAddress(key), `channels store move (pid ${process.pid})`, undefined);

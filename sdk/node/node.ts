@@ -74,7 +74,7 @@ export class ChannelNode {
     if (frozen > 0) {
       parts.log.error(
         { event: "frozenChannels", store: parts.config.store, channels: frozen },
-        `this store was restored from a backup copy: this node may have signed newer states of its ${frozen} channel(s) after the copy, ` +
+        `this store is a copy (a restored backup, or a store moved to PostgreSQL since): this node may have signed newer states of its ${frozen} channel(s) after it, ` +
           "so it signs nothing on them (no swap, payment, deposit count or cooperative close). Force-close each (channels channel close <id> --force): " +
           "the peer answers with any newer state, one this node signed. Channels opened from now on are not frozen",
       );
