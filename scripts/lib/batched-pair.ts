@@ -4,7 +4,7 @@
  * the property test (test/integration/batched.property.test.ts) and `npm run bench:batched` run.
  */
 import { strict as assert } from "node:assert";
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -79,7 +79,30 @@ export class Party {
       },
       onEvent: (channelId, event) => this.record(channelId, event),
       finalDeposits: (channelId) => this.view[channelId],
+      now: () => this.net.clock,
     });
+  }
+
+  /**
+   * A backup copy of this party's store as `channels backup` makes one: what is committed now, every channel in it
+   * frozen. The party goes on.
+   */
+  backup(to: string) {
+    this.store.close(); // checkpoints the log into the file
+    copyFileSync(this.path, to);
+    const copy = new Store(to, { durability: "crash" });
+    copy.freezeAll(this.net.clock);
+    copy.close();
+    this.open(new Store(this.path, { durability: "crash" }));
+  }
+
+  /** The party stops and starts again from a backup copy (its store, log and index replaced): what it did since is lost. */
+  restoreFrom(copy: string) {
+    this.lastSent = [];
+    this.store.close();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${this.path}${suffix}`, { force: true });
+    copyFileSync(copy, this.path);
+    this.open(new Store(this.path, { durability: "crash" }));
   }
 
   /** Keeps the history of what was signed (for the on-chain checks). */
@@ -179,6 +202,8 @@ export class Network {
   readonly parties: Record<Name, Party>;
   readonly addresses: Record<Name, string>;
   readonly dir = mkdtempSync(join(tmpdir(), "batched-"));
+  /** The parties' clock (ms): a test moves it. */
+  clock = Date.now();
   /** What the hub holds on each channel for each participant (deposits only grow). */
   readonly hub: Record<Hex, readonly [bigint, bigint]>;
   /** A hostile party's hand on what reaches it: return true to take the packet out of the honest path. */

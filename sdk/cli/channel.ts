@@ -9,6 +9,8 @@ export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
   /** Set when the channel came from a restored backup copy: nothing is signed on it, its balances may be old. */
   frozenSince?: string;
+  /** While frozen: when it last asked its peer for the newest state both signed, and why it cannot catch up. */
+  catchUp?: { askedAt?: string; problem?: string };
   balance?: { mine: string; theirs: string; locked: string }; deposits?: { mine: string; theirs: string };
   payouts?: { mine: string; theirs: string }; onChainDeposits?: { mine: string; theirs: string };
   base?: { deposits: string[]; onChainDeposits?: string[]; myIndex: number };
@@ -54,7 +56,11 @@ async function waitCounted(cmd: Command, id: string, timeoutMs: number): Promise
 function describe(c: ChannelView): string {
   const lines = [`channel ${c.id}`, `  chain ${c.chain}, asset ${c.asset}, peer ${c.peer}, status ${statusText(c)}, challenge period ${duration(c.challengePeriodSeconds)}`];
   if (c.frozenSince !== undefined && c.status !== "closed") {
-    lines.push(`  FROZEN: from a backup copy taken ${c.frozenSince}; the balances below may be older than the peer's, and nothing is signed on it: force-close it`);
+    const why = c.catchUp?.problem;
+    lines.push(
+      `  FROZEN: from a backup copy taken ${c.frozenSince}; the balances below may be older than the peer's, and nothing is signed on it ` +
+        (why !== undefined ? `(it cannot catch up: ${why})` : `until the peer shows the newest state both signed${c.catchUp?.askedAt !== undefined ? ` (last asked ${c.catchUp.askedAt})` : ""}`),
+    );
   }
   if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
   if (c.deposits) lines.push(`  deposits counted: mine ${c.deposits.mine}, theirs ${c.deposits.theirs}`);

@@ -133,6 +133,11 @@ export class ChannelBook {
     requireSignedBy(`state ${state.seq} of channel ${state.channelId}`, this.counterparty(state.channelId), this.digest(state), signature);
   }
 
+  /** Throws unless this client signed `state` (a state shown back by the counterparty, checked against our own key). */
+  requireOwnSigned(state: ChannelState, signature: string): void {
+    requireSignedBy(`state ${state.seq} of channel ${state.channelId}`, this.signer.address, this.digest(state), signature);
+  }
+
   /** Keeps a co-signed state whose signatures are already in participant order. */
   keep(cosigned: CoSignedState): void {
     this.store.saveCoSigned(cosigned);

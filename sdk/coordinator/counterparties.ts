@@ -134,6 +134,7 @@ export class Counterparties {
       maxOpen: MAX_OPEN_SWAPS,
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
       hold: (chainId) => ctx.hold(chainId),
+      now: () => ctx.clock(),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
     this.peers.set(peer, engine);
@@ -141,6 +142,7 @@ export class Counterparties {
 
   private onEvent(engine: Counterparty, channelId: Hex, event: UpdateEvent) {
     if (event.type === "cosigned") this.cosigned(engine, channelId, event);
+    if (event.type === "caughtUp") this.ctx.emit({ type: "caughtUp", channelId, seq: event.state.seq, floor: event.floor, balances: event.state.balances });
   }
 
   /**

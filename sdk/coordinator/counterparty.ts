@@ -11,6 +11,7 @@
  */
 import {
   APPROVED,
+  catchUp,
   changeHashlock,
   checkUpdateMessage,
   enqueue,
@@ -19,6 +20,7 @@ import {
   passGhosts,
   receive,
   resendable,
+  resumeFloor,
   wake,
   withdraw,
   type Change,
@@ -29,7 +31,7 @@ import {
   type UpdateMessage,
   type UpdaterData,
 } from "../core/channel-updates.js";
-import { ChannelSdkError } from "../core/errors.js";
+import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { openingState } from "../core/state.js";
 import { approve, cancel, onCosigned, onRefused, onSigned, revealRule, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../core/types.js";
@@ -94,7 +96,12 @@ export type CounterpartyOptions = Readonly<{
    * and the counterparty's alike) while it holds. By default no chain is held.
    */
   hold?: (chainId: bigint) => string | undefined;
+  /** The time in ms since the epoch (what a resume after a restore is numbered from); by default the system's. */
+  now?: () => number;
 }>;
+
+/** How often a channel of a restored copy asks the other party again to show the newest state both signed. */
+export const RESUME_EVERY_MS = 5_000;
 
 /** What a channel's updater row holds: its data less the states kept elsewhere in the store. */
 type StoredUpdater = Omit<UpdaterData, "head" | "headSignatures" | "inFlight"> &
@@ -121,11 +128,16 @@ export class Counterparty {
   private stale = false;
   /** Per channel (lower case): whether a close is asked for or signed on it, as last worked out. */
   private closingNow = new Map<string, boolean>();
+  /** When this engine started (s): every state this key signed before then is numbered below this second's floor. */
+  private readonly startedSec: bigint;
+  /** Per frozen channel (lower case): when a resume was last asked for, and why it could not catch up last. */
+  private readonly resumes = new Map<string, { askedAt: number; problem?: string }>();
 
   constructor(private readonly o: CounterpartyOptions) {
     if (o.channels.length === 0) throw new ChannelSdkError("a counterparty's channels: at least one");
     this.counterparty = this.otherOf(o.channels[0]!);
     this.book = o.book ?? new ChannelBook(o.store, o.signer);
+    this.startedSec = BigInt(Math.floor(this.now() / 1000));
     for (const id of o.channels) this.join(id);
     this.load();
   }
@@ -424,6 +436,10 @@ export class Counterparty {
   /** A message of the counterparty's on `channelId`. Throws (and changes nothing) for one that is not the protocol's. */
   handle(channelId: Hex, message: UpdateMessage): void {
     const checked = checkUpdateMessage(message); // a peer's message: every field's shape, nothing else kept
+    if (checked.kind === "head") {
+      this.step(() => this.takeHead(channelId, checked));
+      return;
+    }
     this.step(() => {
       const step = receive(this.updater(channelId), checked, this.env(channelId));
       this.apply(channelId, step);
@@ -433,10 +449,113 @@ export class Counterparty {
 
   /** Resends what is unanswered and tries again what waited; call it on a timer. */
   tick(): void {
+    this.askToResume();
     this.step(() => {
       for (const id of this.live()) for (const message of resendable(this.updater(id))) this.outgoing.push({ channelId: id, message });
       this.drive(true);
     });
+  }
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
+  }
+
+  /**
+   * Why a channel the store got from a copy (frozen: nothing is signed on it) cannot catch up from the other party,
+   * or undefined if it may (docs/NODE.md, "Backups"). It may once it is open and idle: no close under way, and no
+   * swap of the copy left on it (what became of one after the copy is not known here, so it is settled on chain).
+   */
+  catchUpBlocker(channelId: Hex): string | undefined {
+    const { store } = this.o;
+    if (store.frozenSince(channelId) === undefined) return "it is not frozen";
+    const moved = store.movedAway();
+    if (moved !== undefined) return `this store was moved to ${moved}, where the node goes on: a copy left behind never resumes`;
+    if (this.o.offChainEnded?.(channelId) === true || store.channelOp(channelId) !== undefined) return "it is closing";
+    const u = this.updater(channelId);
+    if (signedFinal(u) || closeAsked(u)) return "a close of it was signed or asked for";
+    const k = channelId.toLowerCase();
+    const swaps = [...this.open].filter((h) => {
+      const t = this.sides.get(h)!.terms;
+      return t.source.channelId.toLowerCase() === k || t.target.channelId.toLowerCase() === k;
+    }).length;
+    if (swaps > 0) return `${swaps} swap(s) of the copy use it; force-close it`;
+    return this.resumes.get(k)?.problem;
+  }
+
+  /** Frozen channels with what they last heard (for views): whether each may catch up, and why not. */
+  resumeState(channelId: Hex): Readonly<{ askedAt?: number; problem?: string }> | undefined {
+    if (this.o.store.frozenSince(channelId) === undefined) return undefined;
+    const r = this.resumes.get(channelId.toLowerCase());
+    return { askedAt: r?.askedAt, problem: this.catchUpBlocker(channelId) };
+  }
+
+  /**
+   * Asks the other party to show the newest state both signed, on every frozen channel that may catch up (every
+   * RESUME_EVERY_MS), numbered from the floor of this second: a floor taken after this process started is above
+   * every number this key used before (RESUME_EPOCH_BITS). Signs nothing.
+   */
+  private askToResume(): void {
+    const { store } = this.o;
+    if (!this.list.some((id) => store.frozenSince(id) !== undefined)) return;
+    const now = this.now();
+    const sec = BigInt(Math.floor(now / 1000));
+    if (sec <= this.startedSec) return; // the floor must be taken after the second this process started in
+    const floor = resumeFloor(sec);
+    const ask: Hex[] = [];
+    for (const id of this.list) {
+      const k = id.toLowerCase();
+      const r = this.resumes.get(k);
+      if (store.frozenSince(id) === undefined || (r !== undefined && now - r.askedAt < RESUME_EVERY_MS)) continue;
+      const blocker = this.catchUpBlocker(id);
+      if (blocker !== undefined && blocker !== r?.problem) continue; // blocked for good (the problem of an answer is asked again)
+      this.resumes.set(k, { askedAt: now, problem: r?.problem });
+      ask.push(id);
+    }
+    if (ask.length === 0) return;
+    this.step(() => {
+      for (const id of ask) this.outgoing.push({ channelId: id, message: { kind: "resume", floor } });
+    });
+  }
+
+  /**
+   * The other party's answer to a resume: its co-signed head, taken as this channel's own if the channel may catch
+   * up (`catchUpBlocker`), the head has no lock (none of the copy's swaps is left, so a lock there is one this copy
+   * does not know) and is not final, and its floor is one this process could have asked for. The channel is not
+   * frozen from then on. A head that cannot be taken leaves the channel frozen and says why (`resumeState`).
+   */
+  private takeHead(channelId: Hex, message: Extract<UpdateMessage, { kind: "head" }>): void {
+    const { store } = this.o;
+    if (store.frozenSince(channelId) === undefined) return; // caught up already: a late answer
+    const k = channelId.toLowerCase();
+    const asked = this.resumes.get(k);
+    if (asked === undefined) throw new InvalidMessageError(`a co-signed head of channel ${channelId}, which asked for none`);
+    const floor = message.floor;
+    const sec = BigInt(Math.floor(this.now() / 1000));
+    if (floor < resumeFloor(this.startedSec + 1n) || floor > resumeFloor(sec)) {
+      throw new InvalidMessageError(`a head numbered from ${floor}, outside what this process asked for (${resumeFloor(this.startedSec + 1n)}..${resumeFloor(sec)})`);
+    }
+    // A head that is not the protocol's (not signed by both, older than ours, ...) is refused before anything else.
+    const step = catchUp(this.updater(channelId), message, {
+      verify: (state, signature) => this.book.requireCounterSigned(state, signature),
+      verifyOwn: (state, signature) => this.book.requireOwnSigned(state, signature),
+      highestSigned: () => store.highestOwnSeq(channelId),
+    });
+    const blocker = this.catchUpBlocker(channelId);
+    const problem =
+      blocker !== undefined && blocker !== asked.problem
+        ? blocker
+        : message.state.isFinal
+          ? "the other party's newest state is final; land it or force-close"
+          : message.state.locks.length > 0
+            ? `the other party's newest state holds ${message.state.locks.length} lock(s) of swaps this copy does not know; force-close it`
+            : undefined;
+    if (problem !== undefined) {
+      this.resumes.set(k, { askedAt: asked.askedAt, problem });
+      return;
+    }
+    this.apply(channelId, step);
+    store.thaw(channelId);
+    this.resumes.delete(k);
   }
 
   private setSide(k: string, side: SwapSide) {
@@ -468,6 +587,7 @@ export class Counterparty {
     const env: UpdateEnv = {
       sign: (state) => this.book.sign(state),
       highestSigned: () => store.highestOwnSeq(channelId),
+      resumeLimit: () => resumeFloor(BigInt(Math.floor(this.now() / 1000))),
       verify: (state, signature) => this.book.requireCounterSigned(state, signature),
       approve: (change) => {
         if (change.kind === "close") return APPROVED; // either may close; the other could go on chain anyway
@@ -504,6 +624,10 @@ export class Counterparty {
     for (const event of step.events) {
       this.events.push({ channelId, event });
       if (event.type === "cosigned") this.book.keep({ state: event.state, signatures: event.signatures });
+      if (event.type === "caughtUp") {
+        if (event.signatures !== undefined) this.book.keep({ state: event.state, signatures: event.signatures });
+        continue; // what led to it is not known; no swap of the copy uses the channel
+      }
       const changes = event.type === "refused" ? [event.change] : event.changes;
       for (const c of changes) {
         const k = changeHashlock(c);
@@ -521,7 +645,8 @@ export class Counterparty {
    * cancelled swaps no longer want; with `wakeAll`, tries again what the other answered "not yet".
    */
   private drive(wakeAll: boolean) {
-    const live = this.live();
+    // A frozen channel (from a restored copy) signs nothing until it caught up: nothing is asked or proposed on it.
+    const live = this.live().filter((id) => this.o.store.frozenSince(id) === undefined);
     const asks = new Map<string, Change[]>(live.map((id) => [id.toLowerCase(), []]));
     // Channels where an undone swap's T lock may be in a refused batch of ours (a ghost) that nothing else will pass:
     // its S refund waits on it, so an empty batch passes it (on a tick).

@@ -84,7 +84,8 @@ export class ChannelFrozenError extends ChannelSdkError {
   ) {
     super(
       `Channel ${channelId} came from a backup copy taken ${new Date(since).toISOString()}: this node may have signed newer ` +
-        "states of it since, so it signs nothing on it; force-close it (the peer answers with any newer state).",
+        "states of it since, so it signs nothing on it until its peer shows it the newest state both signed (it asks every few seconds); " +
+        "or force-close it (the peer answers with any newer state).",
     );
   }
 }

@@ -50,6 +50,8 @@ export type ClientEvent =
   | { type: "phase"; swapId: Hex; role: SwapRole; phase: SwapPhase }
   | { type: "chain"; swapId: Hex | undefined; channelId: Hex; step: EnforcementStep }
   | { type: "closed"; channelId: Hex; cooperative: boolean }
+  /** A channel frozen from a restored copy took the counterparty's newest co-signed state, and signs again from `floor`. */
+  | { type: "caughtUp"; channelId: Hex; seq: bigint; floor: bigint; balances: readonly [bigint, bigint] }
   /** A tick's work on one swap or channel failed; the rest of the tick went on (`tick` rejects at its end). */
   | { type: "tickError"; swapId?: Hex; channelId?: Hex; error: string }
   /**

@@ -142,6 +142,15 @@ export class SwapClient {
     return this.batched.engine(channelId).available(channelId, who);
   }
 
+  /**
+   * For a channel frozen from a restored copy: when it last asked the counterparty to show the newest state both
+   * signed, and why it cannot catch up, if it cannot (docs/NODE.md, "Backups"). Undefined for a channel not frozen.
+   */
+  catchUpState(channelId: Hex): Readonly<{ askedAt?: number; problem?: string }> | undefined {
+    if (this.session.o.store.frozenSince(channelId) === undefined || !this.batched.has(channelId)) return undefined;
+    return this.batched.engine(channelId).resumeState(channelId);
+  }
+
   /** Whether a channel is closing cooperatively: its close is asked for, signed or being landed. */
   isClosing(channelId: Hex): boolean {
     if (this.session.o.store.channelOp(channelId)?.kind === "close") return true;

@@ -12,7 +12,7 @@
  * - nothing waits on the other in a cycle (the acknowledger answers every batch at once, yes or no).
  */
 import { InvalidMessageError, InvalidStateError, LockNotFoundError } from "./errors.js";
-import { checkState, MAX_LOCKS } from "./state.js";
+import { checkState, MAX_LOCKS, sameState } from "./state.js";
 import { hashlockOf } from "./swap.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "./types.js";
 
@@ -54,6 +54,21 @@ export const MAX_REQUESTED = 4 * MAX_BATCH_CHANGES;
  * which would end the channel's updates, is never signed.
  */
 export const MAX_SEQ_STEP = 16n;
+
+/**
+ * Sequence numbers of a channel resumed after a restore start at `unix seconds << RESUME_EPOCH_BITS` (a *floor*):
+ * each party counts up by at most MAX_SEQ_STEP per state, far fewer than 2^20 numbers a second, so every state either
+ * party signed by a time `t` is numbered below `(t + 1) << RESUME_EPOCH_BITS`. A party started from an old copy of
+ * its store, which cannot know what it signed after the copy, resumes from a floor taken after it started: above
+ * every number it ever used, whatever the copy lacks (docs/SWAP.md, "Catching up after a restore"). Floors stay
+ * below 2^53 (exact as JavaScript numbers and in every store column) until the year 2242.
+ */
+export const RESUME_EPOCH_BITS = 20n;
+
+/** The floor of numbers for a resume at `unixSeconds` (`RESUME_EPOCH_BITS`). */
+export function resumeFloor(unixSeconds: bigint): bigint {
+  return unixSeconds << RESUME_EPOCH_BITS;
+}
 
 const SECRET = /^0x[0-9a-fA-F]{64}$/;
 
@@ -257,14 +272,29 @@ export type UpdateMessage =
    */
   | Readonly<{ kind: "refuse"; seq: bigint; refusals: readonly Readonly<{ index: number; final: boolean; reason: string }>[]; above?: bigint }>
   /** Proposer -> acknowledger: these requested changes will never be made (why, per change). */
-  | Readonly<{ kind: "reject"; changes: readonly Readonly<{ change: Change; reason: string }>[] }>;
+  | Readonly<{ kind: "reject"; changes: readonly Readonly<{ change: Change; reason: string }>[] }>
+  /**
+   * A party started from a restored copy of its store -> the other: show me the newest state we both signed, and
+   * from now on number every state of the channel at `floor` or above (`resumeFloor`; `onResume`).
+   */
+  | Readonly<{ kind: "resume"; floor: bigint }>
+  /**
+   * The other -> the restored party: its co-signed head (with both signatures in participant order; none for the
+   * opening state), every later state numbered at `floor` or above (`catchUp`).
+   */
+  | Readonly<{ kind: "head"; floor: bigint; state: ChannelState; signatures?: readonly [Hex, Hex] }>;
 
 /** What a step tells its caller: a state both signed (with the changes it made), or one of our changes refused for good. */
 export type UpdateEvent =
   /** This party signed a batch (stored with the step): what it agreed to holds from now on, co-signed or not. */
   | Readonly<{ type: "signed"; state: ChannelState; changes: readonly Change[] }>
   | Readonly<{ type: "cosigned"; state: ChannelState; signatures: readonly [Hex, Hex]; changes: readonly Change[] }>
-  | Readonly<{ type: "refused"; change: Change; reason: string }>;
+  | Readonly<{ type: "refused"; change: Change; reason: string }>
+  /**
+   * A restored party took the other's co-signed head as its own (`catchUp`): it signs again, from `floor` on. The
+   * changes that led to `state` since the copy are not known.
+   */
+  | Readonly<{ type: "caughtUp"; state: ChannelState; signatures: readonly [Hex, Hex] | undefined; floor: bigint }>;
 
 /** What the scheme needs from its caller. */
 export type UpdateEnv = Readonly<{
@@ -279,6 +309,11 @@ export type UpdateEnv = Readonly<{
   approve(change: Change): Approval;
   /** The highest sequence number the signature guard holds for this channel (it may be ahead of stored data). */
   highestSigned?(): bigint;
+  /**
+   * The highest floor a resume may name now: `resumeFloor` of this party's clock. Without it, a resume is refused.
+   * A floor is taken only once both clocks passed it, so each party's numbers stay below its own clock's floor.
+   */
+  resumeLimit?(): bigint;
 }>;
 
 /** Whether a state this party signed above the co-signed head, and that may be co-signed, adds the lock `hashlock`. */
@@ -491,6 +526,10 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
     }
     case "update":
       return onUpdate(data, message, env);
+    case "resume":
+      return onResume(data, message, env);
+    case "head":
+      throw new InvalidMessageError("a co-signed head sent unasked (only a party catching up takes one)");
     case "ack": {
       const f = data.inFlight;
       if (!isProposer(data)) throw new InvalidMessageError("an ack sent to the channel's acknowledger");
@@ -540,6 +579,66 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       return { data: next.data, send, events: [...events, ...next.events] };
     }
   }
+}
+
+/**
+ * The other party resumes after a restore: from now on this party numbers the channel's states at `floor` or above
+ * (its next batch, or the next it answers), and shows its co-signed head. A batch of ours in flight below the floor
+ * is a ghost (the restored party may hold it signed) and its changes go in the next batch. Signs nothing.
+ */
+function onResume(data: UpdaterData, message: Extract<UpdateMessage, { kind: "resume" }>, env: UpdateEnv): Step {
+  const limit = env.resumeLimit?.();
+  if (limit === undefined) throw new InvalidMessageError("a resume, which this party does not take");
+  if (message.floor > limit) throw new InvalidMessageError(`a resume from ${message.floor}, above ${limit}, the floor of this party's clock`);
+  let next = data;
+  const f = data.inFlight;
+  if (f !== undefined && f.state.seq < message.floor) {
+    const ghosts = mergeGhosts(data.ghosts, { seq: f.state.seq, adds: addsOf(f.batch.map((q) => q.change)) });
+    next = { ...next, inFlight: undefined, ghosts, queue: [...f.batch, ...data.queue] };
+  }
+  if (next.signedSeq < message.floor - 1n) next = { ...next, signedSeq: message.floor - 1n };
+  const head: UpdateMessage = next.headSignatures === undefined
+    ? { kind: "head", floor: message.floor, state: next.head }
+    : { kind: "head", floor: message.floor, state: next.head, signatures: next.headSignatures };
+  const proposed = propose(next, env); // a batch of ours given up above goes again, at the floor
+  return { data: proposed.data, send: [head, ...proposed.send], events: proposed.events };
+}
+
+/** What `catchUp` needs besides the scheme's env: a check that this party signed a state. */
+export type CatchUpEnv = Pick<UpdateEnv, "verify" | "highestSigned"> & Readonly<{ verifyOwn(state: ChannelState, signature: Hex): void }>;
+
+/**
+ * A party started from a restored copy of its store takes the other's co-signed head as its own (the answer to its
+ * `resume`): a state at or above its own head, below the floor, signed by both (this party's signature checked
+ * against its own key). From then on it signs only at the floor or above, above every number it may have used after
+ * the copy, so no state it signs again can meet one it lost. Throws InvalidMessageError (and changes nothing) for a
+ * head it cannot take. What the caller checks first: that the channel is restored, the floor is one it asked for or
+ * could have, and that no swap of the copy is left on the channel.
+ */
+export function catchUp(data: UpdaterData, message: Extract<UpdateMessage, { kind: "head" }>, env: CatchUpEnv): Step {
+  const { state, floor, signatures } = message;
+  if (state.channelId.toLowerCase() !== data.channelId.toLowerCase()) throw new InvalidMessageError(`a head of channel ${state.channelId}, not ${data.channelId}`);
+  if (state.seq < data.head.seq) throw new InvalidMessageError(`a head at ${state.seq}, older than the co-signed state ${data.head.seq} held here`);
+  if (state.seq >= floor) throw new InvalidMessageError(`a head at ${state.seq}, not below the floor ${floor}`);
+  const used = [data.signedSeq, data.head.seq, env.highestSigned?.() ?? 0n].reduce((a, b) => (a > b ? a : b));
+  if (floor <= used) throw new InvalidMessageError(`a floor of ${floor}, not above ${used}, a number this party used`);
+  try {
+    checkState(state);
+  } catch (error) {
+    if (!(error instanceof InvalidStateError)) throw error;
+    throw new InvalidMessageError(`a head that is not a valid state: ${error.message}`);
+  }
+  if (signatures === undefined) {
+    // The opening state: nothing signed on the channel yet, by the other's account and ours.
+    if (state.seq !== 0n || data.head.seq !== 0n || !sameState(state, data.head)) throw new InvalidMessageError(`a head at ${state.seq} without signatures`);
+  } else {
+    const other = data.me === 0 ? 1 : 0;
+    env.verify(state, signatures[other]);
+    env.verifyOwn(state, signatures[data.me]);
+    if (state.seq === data.head.seq && !sameState(state, data.head)) throw new InvalidMessageError(`a head at ${state.seq} other than the co-signed state held at that number`);
+  }
+  const next: UpdaterData = { channelId: data.channelId, me: data.me, head: state, headSignatures: signatures ?? data.headSignatures, signedSeq: floor - 1n, inFlight: undefined, ghosts: [], queue: [] };
+  return { data: next, send: [], events: [{ type: "caughtUp", state, signatures: next.headSignatures, floor }] };
 }
 
 /** Acknowledger: counter-signs a batch that every rule allows, refuses it otherwise; answers a duplicate again. */
@@ -644,16 +743,39 @@ function reason(v: unknown): string {
   return v.slice(0, MAX_REASON);
 }
 
+function lockOf(v: unknown): Lock {
+  const l = object(v, "a lock");
+  const sender = field(l, "sender");
+  if (sender !== 0 && sender !== 1) throw new InvalidMessageError("a lock's sender is not 0 or 1");
+  const amount = uint(field(l, "amount"), MAX_U128, "a lock's amount");
+  return { sender, amount, hashlock: hex(field(l, "hashlock"), HEX32, "a hashlock"), expiry: uint(field(l, "expiry"), MAX_U64, "a lock's expiry") };
+}
+
+function pair(v: unknown, max: bigint, what: string): readonly [bigint, bigint] {
+  const d = list(v, 2, what);
+  if (d.length !== 2) throw new InvalidMessageError(`${what} are not two amounts`);
+  return [uint(d[0], max, what), uint(d[1], max, what)];
+}
+
+/** A channel state as a peer sends it: every field checked for type and size (not yet for its sums: `checkState`). */
+function stateOf(v: unknown): ChannelState {
+  const o = object(v, "a state");
+  const isFinal = field(o, "isFinal");
+  if (typeof isFinal !== "boolean") throw new InvalidMessageError("a state's final flag");
+  return {
+    channelId: hex(field(o, "channelId"), HEX32, "a state's channel id"),
+    seq: uint(field(o, "seq"), MAX_U64, "a state's seq"),
+    deposits: pair(field(o, "deposits"), MAX_U128, "a state's deposits"),
+    balances: pair(field(o, "balances"), MAX_U128, "a state's balances"),
+    locks: list(field(o, "locks"), MAX_LOCKS, "a state's locks").map(lockOf),
+    isFinal,
+  };
+}
+
 function changeOf(v: unknown): Change {
   const o = object(v, "a change");
   const kind = field(o, "kind");
-  if (kind === "add") {
-    const l = object(field(o, "lock"), "a lock");
-    const sender = field(l, "sender");
-    if (sender !== 0 && sender !== 1) throw new InvalidMessageError("a lock's sender is not 0 or 1");
-    const amount = uint(field(l, "amount"), MAX_U128, "a lock's amount");
-    return { kind, lock: { sender, amount, hashlock: hex(field(l, "hashlock"), HEX32, "a hashlock"), expiry: uint(field(l, "expiry"), MAX_U64, "a lock's expiry") } };
-  }
+  if (kind === "add") return { kind, lock: lockOf(field(o, "lock")) };
   if (kind === "pay") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock"), secret: hex(field(o, "secret"), HEX32, "a secret") };
   if (kind === "refund") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock") };
   if (kind === "deposits") {
@@ -697,6 +819,17 @@ export function checkUpdateMessage(message: unknown): UpdateMessage {
       const above = field(o, "above");
       const seq = uint(field(o, "seq"), MAX_U64, "seq");
       return above === undefined ? { kind, seq, refusals } : { kind, seq, refusals, above: uint(above, MAX_U64, "above") };
+    }
+    case "resume":
+      return { kind, floor: uint(field(o, "floor"), MAX_U64, "floor") };
+    case "head": {
+      const floor = uint(field(o, "floor"), MAX_U64, "floor");
+      const state = stateOf(field(o, "state"));
+      const sigs = field(o, "signatures");
+      if (sigs === undefined) return { kind, floor, state };
+      const s = list(sigs, 2, "the signatures");
+      if (s.length !== 2) throw new InvalidMessageError("the signatures are not two");
+      return { kind, floor, state, signatures: [hex(s[0], SIGNATURE, "a signature"), hex(s[1], SIGNATURE, "a signature")] };
     }
     case "reject":
       return {

@@ -60,6 +60,11 @@ export class NodeEvents {
       const loud = e.error !== this.lastSendFailure.error || now - this.lastSendFailure.at >= 60_000;
       if (loud) this.lastSendFailure = { error: e.error, at: now };
       this.d.log[loud ? "warn" : "debug"]({ event: "sendFailed", ...fields }, `messages to a peer failed to leave: ${e.error}`);
+    } else if (e.type === "caughtUp") {
+      this.d.log.warn(
+        { event: "caughtUp", ...fields },
+        `channel ${e.channelId} caught up from its peer: it took the newest state both signed (number ${e.seq}) and signs again, numbered from ${e.floor}`,
+      );
     } else {
       this.d.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${phaseText(e.phase)}` : e.type);
     }

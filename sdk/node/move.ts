@@ -60,8 +60,13 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
       db.fill(rows);
       // The database holds the node now. The file's channels are frozen (what the database got was read before): a
       // node started on the file again (an old node.json) would sign states the database's node may have signed
-      // others at; frozen, it only resends what it signed and enforces on chain, as a restored copy does.
-      store.freezeAll(Date.now());
+      // others at; frozen, it only resends what it signed and enforces on chain, as a restored copy does, and never
+      // catches up from a peer (the database's node goes on).
+      const file = store;
+      file.transaction(() => {
+        file.freezeAll(Date.now());
+        file.markMovedAway(redactUrl(url));
+      });
       return {
         to: redactUrl(url),
         channels: rows.node.channels?.length ?? 0,

@@ -75,8 +75,9 @@ export class ChannelNode {
       parts.log.error(
         { event: "frozenChannels", store: parts.config.store, channels: frozen },
         `this store is a copy (a restored backup, or a store moved to PostgreSQL since): this node may have signed newer states of its ${frozen} channel(s) after it, ` +
-          "so it signs nothing on them (no swap, payment, deposit count or cooperative close). Force-close each (channels channel close <id> --force): " +
-          "the peer answers with any newer state, one this node signed. Channels opened from now on are not frozen",
+          "so it signs nothing on them (no swap, payment, deposit count or cooperative close) until its peer shows it the newest state both signed: " +
+          "each idle channel then catches up and goes on (a caughtUp line). One that cannot (a swap of the copy on it, a peer that does not answer, a moved store) stays frozen: " +
+          "force-close it (channels channel close <id> --force), and the peer answers with any newer state, one this node signed. Channels opened from now on are not frozen",
       );
     }
     this.metrics = new NodeMetrics({ ...parts, storeLost: () => this.health.lost?.problem, peers: () => this.peerBook.peers() });

@@ -85,6 +85,8 @@ export function openApiDocument(routes: readonly RouteDoc[]): OpenApiDocument {
             status: { enum: ["agreed", "open", "closing", "forceClosing", "disputed", "closed"] },
             balance: { type: "object" }, deposits: { type: "object" }, payouts: { type: "object" },
             challengeDeadline: { type: "string", description: "while disputed: when the challenge period ends" },
+            frozenSince: { type: "string", description: "the channel came from a restored copy of the store, taken then: nothing is signed on it until it catches up from its peer" },
+            catchUp: { type: "object", description: "while frozen: askedAt, when it last asked its peer for the newest state both signed; problem, why it cannot catch up (then force-close it)" },
             withdrawable: { type: "string", description: "once closed: what the hub holds for this node in the channel's asset (a payout it could not push), for POST /channels/{id}/withdraw" },
           },
         },

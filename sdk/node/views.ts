@@ -125,6 +125,8 @@ export class Views {
       status,
       /** When the backup copy this channel came from was taken, if it did: nothing is signed on it. */
       frozenSince: iso(this.d.store.frozenSince(channelId)),
+      /** While frozen: when it last asked the peer for the newest state both signed, and why it cannot catch up. */
+      catchUp: catchUpView(this.d.client.catchUpState(channelId)),
       seq: head.seq.toString(),
       challengePeriodSeconds: Number(record.params.challengePeriod),
       balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
@@ -225,4 +227,8 @@ function idPrefix(id: string, what: "channel" | "swap"): string {
 
 function iso(ms: number | undefined): string | undefined {
   return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+function catchUpView(state: Readonly<{ askedAt?: number; problem?: string }> | undefined): { askedAt?: string; problem?: string } | undefined {
+  return state === undefined ? undefined : { askedAt: iso(state.askedAt), problem: state.problem };
 }

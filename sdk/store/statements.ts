@@ -37,6 +37,7 @@ export const SQL = {
   saveCursor: "INSERT INTO cursors (chain_id, block) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET block = excluded.block",
   frozen: "SELECT channel_id, since FROM frozen",
   freezeAll: "INSERT OR IGNORE INTO frozen (channel_id, since) SELECT channel_id, ? FROM channels",
+  thaw: "DELETE FROM frozen WHERE channel_id = ?",
   chainHolds: "SELECT chain_id, body FROM chain_holds ORDER BY chain_id",
   saveChainHold: "INSERT INTO chain_holds (chain_id, body) VALUES (?, ?) ON CONFLICT (chain_id) DO UPDATE SET body = excluded.body",
   endChainHold: "DELETE FROM chain_holds WHERE chain_id = ?",

@@ -30,7 +30,7 @@ function loadSqlite(): typeof import("node:sqlite") {
 }
 
 /** The kinds of records the `batched` table holds. */
-export type BatchedKind = "updater" | "side" | "pair" | "close" | "pending" | "refusal";
+export type BatchedKind = "updater" | "side" | "pair" | "close" | "pending" | "refusal" | "moved";
 
 /** A store opened read-only (another program's, e.g. a client's store a watchtower imports from) is not there. */
 export class StoreNotFoundError extends ChannelSdkError {
@@ -83,7 +83,10 @@ export class Store {
     this.db = new (loadSqlite().DatabaseSync)(path, { readOnly });
     this.statements = new Statements(this.db);
     const syncs = !readOnly && options.durability !== "crash" && path !== ":memory:" && path !== "";
-    this.tx = new Transactions(this.db, path, syncs, () => this.cache.clear());
+    this.tx = new Transactions(this.db, path, syncs, () => {
+      this.cache.clear();
+      this.loadFrozen(); // a thaw undone
+    });
     // A second connection (a watchtower reading this file) may hold the write lock briefly: wait for it.
     this.db.exec("PRAGMA busy_timeout = 5000;");
     if (readOnly) {
@@ -292,8 +295,31 @@ export class Store {
     return this.frozen.size;
   }
 
+  /**
+   * A frozen channel caught up from the other party (Counterparty, `catchUp`): it signs again, numbered above every
+   * state this key may have signed after the copy. Part of the open transaction.
+   */
+  thaw(channelId: Hex): void {
+    this.write(SQL.thaw, key(channelId));
+    this.frozen.delete(key(channelId));
+  }
+
+  /**
+   * Marks this store as moved to `to` (a database, its URL without a password): its channels stay frozen for good,
+   * never caught up from a peer, since the node goes on from the database.
+   */
+  markMovedAway(to: string): void {
+    this.saveBatched("moved", "to", { to, at: Date.now() });
+  }
+
+  /** Where this store was moved to (`markMovedAway`), if it was. */
+  movedAway(): string | undefined {
+    return this.batched<{ to: string }>("moved").get("to")?.to;
+  }
+
   /** Reads which channels are frozen, and since when. */
   private loadFrozen(): void {
+    this.frozen.clear();
     for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
   }
 
@@ -477,7 +503,9 @@ export class Store {
 
   /** The highest sequence number this client ever signed on a channel (0 if none). */
   highestOwnSeq(channelId: Hex): bigint {
-    const row = this.statements.get(SQL.highestOwnSeq).get(key(channelId)) as { seq: number | bigint | null };
+    const statement = this.statements.get(SQL.highestOwnSeq);
+    statement.setReadBigInts(true); // exact above 2^53 too
+    const row = statement.get(key(channelId)) as { seq: bigint | null };
     return row.seq === null ? 0n : BigInt(row.seq);
   }
 

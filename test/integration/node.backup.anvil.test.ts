@@ -1,13 +1,16 @@
 /**
  * `channels backup` and a node restored from the copy: two nodes in this process with their control APIs on real
  * ports, over two anvil chains mining a block a second (finality 1 block). Alice's node writes a copy of its store
- * while it runs, swaps on, and is then restarted from the copy: it signs nothing on the channels the copy holds (it
- * may have signed newer states of them), refuses swaps on them, and force-closes one with the newest state the copy
- * has; Bob's node answers with the newest state (one Alice signed) and the channel pays out what that state says.
+ * while it runs, swaps on, and is then restarted from the copy while Bob's node is stopped: it signs nothing on the
+ * channels the copy holds (it may have signed newer states of them) and refuses swaps and deposits on them. Once
+ * Bob's node is back, each channel catches up from it (the newest state both signed, checked against Alice's key),
+ * Alice's node signs again only at numbers above every one it may have used after the copy, swaps on, and a force
+ * close pays out what the newest state says.
  */
 import { expect } from "chai";
 import { copyFileSync, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { Wallet } from "ethers";
 
 import { accountKey } from "../../scripts/lib/local.js";
@@ -41,6 +44,15 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
       store.close();
     }
   }
+  /** Every number a store's key signed on a channel (its double-sign guard). */
+  function ownNumbers(path: string, id: string): bigint[] {
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      return (db.prepare("SELECT seq FROM own_signatures WHERE channel_id = ?").all(id.toLowerCase()) as { seq: string }[]).map((r) => BigInt(r.seq));
+    } finally {
+      db.close();
+    }
+  }
   let s: string;
   let t: string;
 
@@ -60,7 +72,7 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     await stopAnvilNodes(env);
   });
 
-  it("signs nothing on the copy's channels, refuses swaps on them, and a force close with the copy's state is answered with the newest", async function () {
+  it("signs nothing on the copy's channels while its peer is away, catches up once the peer shows the newest state, and swaps and closes on from there", async function () {
     await swap();
     const made = await channels(["--config", file("alice"), "backup", "backups/alice.sqlite"]); // the folder made too
     expect(made.code, made.stderr).to.equal(0);
@@ -88,7 +100,8 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     const live = held(join(dir, "alice.sqlite"), s);
     expect(live.ownHighest, "Alice signed newer states of S after the copy").to.be.greaterThan(atCopy.ownHighest);
 
-    // The operator puts the copy in place and starts the node.
+    // The operator puts the copy in place and starts the node, its peer's node stopped for now.
+    await nodes.stop("bob");
     for (const suffix of ["", "-wal", "-shm"]) rmSync(join(dir, `alice.sqlite${suffix}`), { force: true });
     copyFileSync(copy, join(dir, "alice.sqlite"));
     await nodes.start("alice");
@@ -97,7 +110,7 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect((await channel("alice", s)).frozenSince).to.be.a("string");
     const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target", source: s, target: t });
     expect(refused.status, refused.json.error).to.equal(409);
-    expect(refused.json.error).to.match(new RegExp(`^Channel ${s} came from a backup copy taken .*: this node may have signed newer states of it since, so it signs nothing on it; force-close it`, "i"));
+    expect(refused.json.error).to.match(new RegExp(`^Channel ${s} came from a backup copy taken .*: this node may have signed newer states of it since, so it signs nothing on it until its peer shows it the newest state both signed`, "i"));
 
     const deposit = await api<{ error: string }>("alice", "POST", `/channels/${t}/deposit`, { amount: "1" });
     expect([deposit.status, deposit.json.error], "a deposit it could never count").to.deep.equal([409, deposit.json.error]);
@@ -106,37 +119,40 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect(shown.stdout).to.include("2 channel(s) FROZEN: the store is a restored backup copy");
     const listed = await channels(["--config", file("alice"), "channel", "list"]);
     expect(listed.stdout.split("\n").filter((l) => l.includes("open (frozen)"))).to.have.length(2);
+    const described = await channels(["--config", file("alice"), "channel", "show", s]);
+    expect(described.stdout).to.match(/FROZEN: from a backup copy taken .*nothing is signed on it until the peer shows the newest state both signed/);
 
-    // Force-closed with the copy's newest state; Bob's node answers with the newest, which Alice signed.
+    // Bob's node comes back: each channel catches up from it (both idle), and Alice's node signs again above every
+    // number it may have used after the copy.
+    const copyHighest = { [s]: held(copy, s).ownHighest, [t]: held(copy, t).ownHighest };
+    await nodes.start("bob");
+    await until("both channels caught up", async () => ((await api<{ frozenChannels: number }>("alice", "GET", "/info")).json.frozenChannels === 0 ? true : undefined), 60_000);
+    const caught = nodes.logs.alice.filter((l) => l.event === "caughtUp");
+    expect(caught.map((l) => String(l.channelId).toLowerCase()).sort()).to.deep.equal([s, t].map((x) => x.toLowerCase()).sort());
+    const floor = BigInt(String(caught[0]!.floor));
+    for (const id of [s, t]) {
+      const [a, b] = [await channel("alice", id), await channel("bob", id)];
+      expect(a.frozenSince).to.equal(undefined);
+      expect(a.base.balances, `${id}: Alice's view is Bob's newest`).to.deep.equal(b.base.balances);
+    }
+    await swap();
+    for (const id of [s, t]) {
+      const signed = ownNumbers(join(dir, "alice.sqlite"), id).filter((n) => n > copyHighest[id]!);
+      expect(signed.length, `${id}: Alice signed again`).to.be.greaterThan(0);
+      expect(signed.every((n) => n >= floor), `${id}: every number since the restore at or above the floor ${floor}: ${signed.join(", ")}`).to.equal(true);
+    }
+
+    // Force-closed by Alice with her newest state: four swaps of 0.2 ETH, paid out as it says.
     const closing = await api<{ error?: string }>("alice", "POST", `/channels/${s}/close`, { force: true });
     expect(closing.status, closing.json.error).to.equal(200);
     const onS = await HubAdapter.connect(hubs[0]!, new Wallet(accountKey(3), providers[0]!));
-    await until("Bob's newest state of S registered", async () => ((await onS.channelInfo(s as Hex)).seq === live.newest ? true : undefined), 60_000);
+    await until("Alice's newest state of S registered", async () => ((await onS.channelInfo(s as Hex)).seq >= floor ? true : undefined), 60_000);
     for (const method of ["evm_increaseTime", "evm_mine"] as const) await providers[0]!.send(method, method === "evm_increaseTime" ? [CHALLENGE_PERIOD + 60] : []);
     const closed = await until("S closed and paid out", async () => {
       const c = await channel("alice", s);
       return c.status === "closed" && c.base.payouts !== undefined ? c : undefined;
     }, 90_000);
-    expect(closed.base.payouts, "paid as the newest state says: three swaps of 0.2").to.deep.equal([(2n * 10n ** 18n - 6n * 10n ** 17n).toString(), (6n * 10n ** 17n).toString()]);
-    await until("a closed channel no longer counted as frozen", async () => ((await api<{ frozenChannels: number }>("alice", "GET", "/info")).json.frozenChannels === 1 ? true : undefined));
-
-    // Channels opened after the restore are not frozen, and a swap naming no channel takes them, not T (frozen). The
-    // target chain's clock is moved as the source's was, for the swap's clocks to agree.
-    for (const method of ["evm_increaseTime", "evm_mine"] as const) await providers[1]!.send(method, method === "evm_increaseTime" ? [CHALLENGE_PERIOD + 60] : []);
-    const s2 = (await nodes.run.alice!.node.openChannel({ peer: "bob", asset: "ETH@source", deposit: "1", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
-    const t2 = (await nodes.run.bob!.node.openChannel({ peer: "alice", asset: "ETH@target", deposit: "1", challengePeriodSeconds: CHALLENGE_PERIOD })).id;
-    for (const who of ["alice", "bob"] as const) {
-      for (const id of [s2, t2]) await until(`${who}: ${id} counted`, async () => (counted(await channel(who, id)) ? true : undefined));
-    }
-    const fresh = await api<{ id: string; source: string; target: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target" });
-    expect(fresh.status, JSON.stringify(fresh.json)).to.equal(201);
-    expect([fresh.json.source, fresh.json.target].map((x) => x.toLowerCase())).to.deep.equal([s2, t2].map((x) => x.toLowerCase()));
-    await until("the swap on the new channels swapped", async () => ((await api<{ outcome?: string }>("alice", "GET", `/swaps/${fresh.json.id}`)).json.outcome === "swapped" ? true : undefined));
-
-    // Nothing signed on the frozen channels since the restart: the restored store's key signed no new number.
-    await nodes.stop("alice");
-    for (const id of [s, t]) expect(held(join(dir, "alice.sqlite"), id).ownHighest, id).to.equal(held(copy, id).ownHighest);
+    expect(closed.base.payouts, "paid as the newest state says: four swaps of 0.2").to.deep.equal([(2n * 10n ** 18n - 8n * 10n ** 17n).toString(), (8n * 10n ** 17n).toString()]);
     expect(existsSync(copy)).to.equal(true);
-    await nodes.start("alice");
   });
 });

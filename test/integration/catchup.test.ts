@@ -1,0 +1,219 @@
+/**
+ * A party started from an old copy of its store catches up from the other (sdk/core/channel-updates.ts `resume`,
+ * `catchUp`; sdk/coordinator/counterparty.ts): two parties on one channel pair, each a Counterparty over its own
+ * SQLite store (scripts/lib/batched-pair.ts), A proposing on S and answering on T. A copy of A's store is taken, both
+ * swap on, and A is restarted from the copy: its channels are frozen, it signs nothing until B shows it the newest
+ * state both signed, and from then on it numbers every state at a floor taken after it started, above every number
+ * it may have used after the copy.
+ */
+import { expect } from "chai";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
+
+import { resumeFloor, type UpdateMessage } from "../../sdk/core/channel-updates.js";
+import { InvalidMessageError } from "../../sdk/core/errors.js";
+import { outcome, settled } from "../../sdk/core/swap-rules.js";
+import type { ChannelState, Hex } from "../../sdk/core/types.js";
+import { heal, Network, S, startSwap, T, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
+
+type Swap = { hashlock: string; initiator: Name; give: bigint; take: bigint };
+
+/** Runs `count` swaps one after the other (alternating initiators) to the end. */
+function swapMany(net: Network, swaps: Swap[], count: number) {
+  for (let i = 0; i < count; i++) {
+    const initiator: Name = swaps.length % 2 === 0 ? "A" : "B";
+    const [give, take] = [BigInt(3 + (swaps.length % 5)), BigInt(2 + (swaps.length % 3))];
+    const hashlock = startSwap(net, swaps.length + 1_000, initiator, give, take);
+    if (hashlock === undefined) throw new Error("a swap did not start");
+    swaps.push({ hashlock, initiator, give, take });
+    heal(net);
+  }
+}
+
+/** Every number a party's key signed on `channelId` (its store's double-sign guard, read beside the party). */
+function ownNumbers(net: Network, who: Name, channelId: Hex): bigint[] {
+  const db = new DatabaseSync(join(net.dir, `${who}.sqlite`), { readOnly: true });
+  try {
+    const rows = db.prepare("SELECT seq FROM own_signatures WHERE channel_id = ?").all(channelId.toLowerCase()) as { seq: string }[];
+    return rows.map((r) => BigInt(r.seq));
+  } finally {
+    db.close();
+  }
+}
+
+describe("a party restored from an old copy of its store catches up from the other", function () {
+  this.timeout(120_000);
+  afterEach(() => Network.closeAll());
+
+  /** A with a copy taken after `before` swaps, then `after` more swaps, then A restarted from the copy. */
+  function restored(before: number, after: number) {
+    const net = new Network();
+    const swaps: Swap[] = [];
+    swapMany(net, swaps, before);
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy);
+    swapMany(net, swaps, after);
+    const newest = { [S]: net.parties.B.updaters[S]!.head, [T]: net.parties.B.updaters[T]!.head };
+    const lost = { [S]: net.parties.A.store.highestOwnSeq(S), [T]: net.parties.A.store.highestOwnSeq(T) };
+    net.parties.A.restoreFrom(copy);
+    return { net, swaps, newest, lost };
+  }
+
+  /** Moves the parties' clock on and lets A ask, B answer and A take the answer. */
+  function catchUp(net: Network) {
+    net.clock += 6_000; // past the second A started in, and past the last ask
+    net.parties.A.tick();
+    net.deliverAll();
+  }
+
+  it("signs nothing until the other shows the newest co-signed state, then takes it and swaps on, numbered above every number it used", function () {
+    const { net, swaps, newest, lost } = restored(3, 4);
+    const { A, B } = net.parties;
+    expect(A.store.frozenSince(S)).to.be.a("number");
+    expect(A.updaters[S]!.head.seq, "the copy is behind").to.be.lessThan(Number(newest[S]!.seq));
+    // The clock has not passed the second A started in: nothing is asked yet, and nothing signed.
+    const before = A.signatures;
+    A.tick();
+    expect(net.inFlight.filter((p) => p.message.kind === "resume")).to.have.length(0);
+
+    catchUp(net);
+    const floor = resumeFloor(BigInt(Math.floor(net.clock / 1000)));
+    for (const id of [S, T]) {
+      expect(A.store.frozenSince(id), `${id} thawed`).to.equal(undefined);
+      expect(A.updaters[id]!.head, `${id}: A holds B's newest`).to.deep.equal(newest[id]);
+      expect(A.store.latestCoSigned(id)!.state).to.deep.equal(newest[id]);
+      expect(floor, "the floor is above every number A used after the copy").to.be.greaterThan(lost[id]!);
+    }
+    expect(A.signatures, "catching up signs nothing").to.equal(before);
+
+    // Swaps go on in both directions, on both channels, numbered from the floor.
+    swapMany(net, swaps, 4);
+    for (const s of swaps) {
+      const [a, b] = [A.swaps.get(s.hashlock), B.swaps.get(s.hashlock)!];
+      if (a !== undefined) expect(outcome(a)).to.equal(outcome(b));
+      expect(settled(b)).to.equal(true);
+    }
+    for (const id of [S, T]) {
+      const head = A.updaters[id]!.head;
+      expect(head, `${id}: both hold one head`).to.deep.equal(B.updaters[id]!.head);
+      expect(head.seq >= floor, `${id}: head ${head.seq} at or above the floor ${floor}`).to.equal(true);
+      expect(head.balances[0] + head.balances[1]).to.equal(head.deposits[0] + head.deposits[1]);
+      const signedAfter = ownNumbers(net, "A", id).filter((n) => n > newest[id]!.seq);
+      expect(signedAfter.length, `${id}: A signed on it again`).to.be.greaterThan(0);
+      expect(signedAfter.every((n) => n >= floor), `${id}: every number A signed since is at or above the floor`).to.equal(true);
+    }
+    // The last four swaps all went through: A's balances moved by them from what B showed.
+    const last = swaps.slice(-4);
+    expect(last.every((s) => outcome(A.swaps.get(s.hashlock)!) === "swapped")).to.equal(true);
+  });
+
+  it("a peer that shows an older state than the newest gets no more than on chain: every state signed since outranks what it hid", function () {
+    const { net, newest } = restored(2, 4);
+    const { A, B } = net.parties;
+    // B shows an older state of S than its newest (one A signed after the copy): one it could put on chain as well.
+    const copyHead = A.updaters[S]!.head.seq;
+    let older: ReturnType<typeof B.store.coSignedAt>;
+    for (let seq = newest[S]!.seq - 1n; seq > copyHead && older === undefined; seq--) {
+      const at = B.store.coSignedAt(S, seq);
+      if (at !== undefined && at.state.locks.length === 0) older = at; // between swaps
+    }
+    expect(older, "an older co-signed state of S, newer than the copy").to.not.equal(undefined);
+    net.intercept.A = (p: Packet) => {
+      if (p.channelId !== S || p.message.kind !== "head") return false;
+      A.handle({ ...p, message: { ...p.message, state: older!.state, signatures: older!.signatures } as UpdateMessage });
+      return true;
+    };
+    catchUp(net);
+    net.intercept.A = undefined;
+    const floor = resumeFloor(BigInt(Math.floor(net.clock / 1000)));
+    expect(A.updaters[S]!.head).to.deep.equal(older!.state);
+    expect(A.store.frozenSince(S)).to.equal(undefined);
+    // A's next state on S (a swap where it gives on S) is numbered at the floor: above the newest B hid, so a close
+    // with the hidden one is answered with it.
+    startSwap(net, 77, "A", 5n, 4n);
+    const signed = ownNumbers(net, "A", S).filter((n) => n > older!.state.seq);
+    expect(signed.length).to.be.greaterThan(0);
+    expect(signed.every((n) => n >= floor && n > newest[S]!.seq), `numbers ${signed.join(", ")} above ${newest[S]!.seq}`).to.equal(true);
+  });
+
+  it("refuses a head it cannot take: not signed by its own key, older than its copy, numbered from the future or unasked; and one with locks leaves the channel frozen", function () {
+    const { net, newest } = restored(2, 2);
+    const { A, B } = net.parties;
+    const signatures = B.store.latestCoSigned(S)!.signatures;
+    const head = (state: ChannelState, sigs = signatures, floor = resumeFloor(BigInt(Math.floor(net.clock / 1000)))) =>
+      ({ kind: "head", floor, state, signatures: sigs }) as UpdateMessage;
+    const deliver = (message: UpdateMessage) => () => A.handle({ from: "B", channelId: S, message });
+    const signedBefore = A.signatures;
+    // Unasked: A has sent no resume yet.
+    expect(deliver(head(newest[S]!))).to.throw(InvalidMessageError, /asked for none/);
+    // Let A ask, holding B's answer back.
+    net.clock += 6_000;
+    A.tick();
+    const asked = net.inFlight.filter((p) => p.message.kind === "resume");
+    expect(asked.map((p) => p.channelId).sort()).to.deep.equal([S, T].sort());
+    net.inFlight.length = 0;
+    const now = resumeFloor(BigInt(Math.floor(net.clock / 1000)));
+    // A's own signature replaced by B's: not one A made.
+    expect(deliver(head(newest[S]!, [signatures[1], signatures[1]]))).to.throw(/invalid signature/i);
+    // Older than the copy's head.
+    const copyHead = A.updaters[S]!.head;
+    const stale = B.store.coSignedAt(S, copyHead.seq - 1n);
+    if (stale !== undefined) expect(deliver(head(stale.state, stale.signatures))).to.throw(InvalidMessageError, /older than/);
+    // A floor from the future (beyond A's clock), and one from before A started.
+    expect(deliver(head(newest[S]!, signatures, now + (10n << 20n)))).to.throw(InvalidMessageError, /outside what this process asked for/);
+    expect(deliver(head(newest[S]!, signatures, 1n << 20n))).to.throw(InvalidMessageError, /outside what this process asked for/);
+    // A state with a lock A's copy does not know: taken for nothing, the channel stays frozen and says why.
+    const locked: ChannelState = { ...newest[S]!, balances: [newest[S]!.balances[0] - 1n, newest[S]!.balances[1]], locks: [{ sender: 0, amount: 1n, hashlock: `0x${"ab".repeat(32)}`, expiry: 10n ** 10n }] };
+    const lockedSigs = [A.signRaw(locked), B.signRaw(locked)] as const;
+    deliver(head(locked, lockedSigs))();
+    expect(A.store.frozenSince(S)).to.be.a("number");
+    expect(A.pair.resumeState(S)!.problem).to.match(/holds 1 lock\(s\) of swaps this copy does not know/);
+    expect(A.signatures, "nothing signed").to.equal(signedBefore);
+    // B refuses a resume numbered beyond its own clock, and changes nothing.
+    const bBefore = B.updaters[S];
+    expect(() => B.handle({ from: "A", channelId: S, message: { kind: "resume", floor: now + (60n << 20n) } })).to.throw(InvalidMessageError, /above .*the floor of this party's clock/);
+    expect(B.updaters[S]).to.deep.equal(bBefore);
+    // The honest answer still works afterwards: the frozen channel takes B's newest at the next ask.
+    catchUp(net);
+    expect(A.store.frozenSince(S)).to.equal(undefined);
+    expect(A.updaters[S]!.head).to.deep.equal(newest[S]);
+  });
+
+  it("a channel with a swap of the copy still open on it, and a store moved away, never ask to catch up", function () {
+    const net = new Network();
+    const swaps: Swap[] = [];
+    swapMany(net, swaps, 1);
+    // A swap agreed and its S lock co-signed, not finished, when the copy is taken.
+    const hashlock = startSwap(net, 99, "A", 5n, 4n)!;
+    for (let i = 0; i < 3 && net.inFlight.length > 0; i++) net.deliver(0);
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy);
+    heal(net);
+    net.parties.A.restoreFrom(copy);
+    const { A } = net.parties;
+    expect(settled(A.swaps.get(hashlock)!)).to.equal(false);
+    net.clock += 6_000;
+    A.tick();
+    const asked = net.inFlight.filter((p) => p.message.kind === "resume").map((p) => p.channelId);
+    for (const id of [S, T]) {
+      expect(asked.includes(id), `${id} not asked`).to.equal(false);
+      expect(A.pair.resumeState(id)!.problem).to.match(/1 swap\(s\) of the copy use it; force-close it/);
+    }
+    net.inFlight.length = 0;
+
+    // A store moved to a database (its file left behind, frozen): never resumed from the file.
+    const net2 = new Network();
+    swapMany(net2, [], 1);
+    const moved = net2.parties.A;
+    moved.store.transaction(() => {
+      moved.store.freezeAll(net2.clock);
+      moved.store.markMovedAway("postgres://db.example/alice");
+    });
+    net2.clock += 2_000;
+    moved.crash();
+    net2.clock += 2_000;
+    moved.tick();
+    expect(net2.inFlight.filter((p) => p.message.kind === "resume")).to.have.length(0);
+    expect(moved.pair.resumeState(S)!.problem).to.match(/moved to postgres:\/\/db.example\/alice/);
+  });
+});
