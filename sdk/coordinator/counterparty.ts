@@ -18,6 +18,7 @@ import {
   maybeAdded,
   newUpdater,
   passGhosts,
+  propose,
   receive,
   resendable,
   resumeFloor,
@@ -443,6 +444,9 @@ export class Counterparty {
     this.step(() => {
       const step = receive(this.updater(channelId), checked, this.env(channelId));
       this.apply(channelId, step);
+      // A batch of ours a resume gave up goes again at the floor, unless this side is frozen too (restored itself):
+      // it shows its head all the same, and catches up in turn.
+      if (checked.kind === "resume" && this.o.store.frozenSince(channelId) === undefined) this.apply(channelId, propose(this.updater(channelId), this.env(channelId)));
       this.drive(step.events.some((e) => e.type === "cosigned"));
     });
   }

@@ -584,7 +584,8 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
 /**
  * The other party resumes after a restore: from now on this party numbers the channel's states at `floor` or above
  * (its next batch, or the next it answers), and shows its co-signed head. A batch of ours in flight below the floor
- * is a ghost (the restored party may hold it signed) and its changes go in the next batch. Signs nothing.
+ * is a ghost (the restored party may hold it signed) and its changes go back to the queue: the caller proposes them
+ * again (`propose`), at the floor, unless it cannot sign on the channel itself. Signs nothing.
  */
 function onResume(data: UpdaterData, message: Extract<UpdateMessage, { kind: "resume" }>, env: UpdateEnv): Step {
   const limit = env.resumeLimit?.();
@@ -600,8 +601,7 @@ function onResume(data: UpdaterData, message: Extract<UpdateMessage, { kind: "re
   const head: UpdateMessage = next.headSignatures === undefined
     ? { kind: "head", floor: message.floor, state: next.head }
     : { kind: "head", floor: message.floor, state: next.head, signatures: next.headSignatures };
-  const proposed = propose(next, env); // a batch of ours given up above goes again, at the floor
-  return { data: proposed.data, send: [head, ...proposed.send], events: proposed.events };
+  return { data: next, send: [head], events: [] };
 }
 
 /** What `catchUp` needs besides the scheme's env: a check that this party signed a state. */
