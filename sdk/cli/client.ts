@@ -5,6 +5,7 @@ import { ChannelSdkError } from "../core/errors.js";
 import { UsageError } from "../node/errors.js";
 import { fileProblem } from "../node/config.js";
 import { loadNodeConfig } from "../node/node-config.js";
+import { isPostgresUrl, redactUrl } from "../store/postgres.js";
 
 /** The API answered 404: an unknown channel or swap (exit 1). */
 export class NotFound extends ChannelSdkError {}
@@ -14,6 +15,8 @@ export class ApiClient {
     readonly base: string,
     private readonly token: string,
     private readonly tokenFile: string,
+    /** The database the node is kept in, fit to print, if it is kept in PostgreSQL (another process may lead it). */
+    private readonly database: string | undefined,
   ) {}
 
   static fromConfig(file: string): ApiClient {
@@ -25,7 +28,7 @@ export class ApiClient {
       throw new UsageError(`${config.api.tokenFile}: cannot read the API token (${fileProblem(error)}); has the node been started once?`);
     }
     const host = config.api.host.includes(":") ? `[${config.api.host}]` : config.api.host;
-    return new ApiClient(`http://${host}:${config.api.port}/api/v1`, token, config.api.tokenFile);
+    return new ApiClient(`http://${host}:${config.api.port}/api/v1`, token, config.api.tokenFile, isPostgresUrl(config.store) ? redactUrl(config.store) : undefined);
   }
 
   get<T>(path: string): Promise<T> {
@@ -45,7 +48,12 @@ export class ApiClient {
         body: body === undefined ? undefined : JSON.stringify(body),
       });
     } catch {
-      throw new ChannelSdkError(`cannot reach the node at ${this.base}: is \`channels node start\` running?`);
+      // Kept in PostgreSQL, the node may run in another process (a standby that took over): this api is only this one's.
+      const elsewhere =
+        this.database === undefined
+          ? ""
+          : `; the node is kept in ${this.database}, so the active process may be another one (after a takeover): ask a standby's API (channels --config <its node.json> info) or read the api column of channels_meta.leader in the database`;
+      throw new ChannelSdkError(`cannot reach the node at ${this.base}: is \`channels node start\` running?${elsewhere}`);
     }
     const data = (await res.json().catch(() => ({}))) as { error?: string };
     if (res.ok) return data as T;

@@ -1,4 +1,7 @@
-/** `channels node start`, `channels info`, `channels peer list`, `channels chain release`, `channels backup`. */
+/**
+ * `channels node start`, `channels info`, `channels peer list`, `channels chain release`, `channels backup`,
+ * `channels store move`, `channels store freeze`.
+ */
 import { Command } from "commander";
 
 import { api, globals, print } from "./context.js";
@@ -102,6 +105,24 @@ export function nodeCommands(): Command[] {
         [
           `moved ${config.store} into ${m.to}: ${m.channels} channel(s), ${m.swaps} swap(s), the watchtower's ${m.towerChannels} channel(s), ${m.pending} agreement(s), ${m.refusals} refusal(s)`,
           `now set "store": "${m.to}" in ${config.file} and start the node; keep the SQLite files until it runs, never start a node on them again`,
+        ].join("\n"),
+      );
+    });
+  store
+    .command("freeze [store]")
+    .description("mark every channel of a store restored by other means than channels backup (a cp or disk snapshot of the SQLite file, a database restored from a dump) frozen, before any node starts on it: the node then signs nothing on them; [store] is a SQLite file (relative to here) or a postgres:// URL, by default node.json's store")
+    .action(async (given: string | undefined, _o, cmd: Command) => {
+      const { freezeStore } = await import("../node/freeze.js");
+      let target = given;
+      if (target === undefined) {
+        const { loadNodeConfig } = await import("../node/node-config.js");
+        target = loadNodeConfig(globals(cmd).config).store;
+      }
+      const f = freezeStore(target);
+      print(cmd, f, (v) =>
+        [
+          `froze ${v.froze} channel(s) in ${v.store}${v.frozenBefore > 0 ? ` (${v.frozenBefore} frozen before keep their time)` : ""}`,
+          `now start the node${v.kind === "postgres" ? "'s processes" : ""} (channels node start): it signs nothing on these channels; force-close each (channels channel close <id> --force), the peer answers with any newer state; channels opened from now on are not frozen`,
         ].join("\n"),
       );
     });

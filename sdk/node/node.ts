@@ -74,7 +74,7 @@ export class ChannelNode {
     if (frozen > 0) {
       parts.log.error(
         { event: "frozenChannels", store: parts.config.store, channels: frozen },
-        `this store is a copy (a restored backup, or a store moved to PostgreSQL since): this node may have signed newer states of its ${frozen} channel(s) after it, ` +
+        `this store is a copy (a restored backup, a store moved to PostgreSQL since, or a restore frozen with channels store freeze): this node may have signed newer states of its ${frozen} channel(s) after it, ` +
           "so it signs nothing on them (no swap, payment, deposit count or cooperative close) until its peer shows it the newest state both signed: " +
           "each idle channel then catches up and goes on (a caughtUp line). One that cannot (a swap of the copy on it, a peer that does not answer, a moved store) stays frozen: " +
           "force-close it (channels channel close <id> --force), and the peer answers with any newer state, one this node signed. Channels opened from now on are not frozen",

@@ -115,6 +115,16 @@ export class ForeignDatabaseError extends ChannelSdkError {
   }
 }
 
+/**
+ * The database holds no store to open (PgDatabase.open with `create: false`): it does not exist, or no node has
+ * run on it (no `channels_meta` schema). Nothing was created.
+ */
+export class NoStoreError extends ChannelSdkError {
+  constructor(url: string, readonly why: string) {
+    super(`store: the database ${redactUrl(url)} ${why}`);
+  }
+}
+
 /** Who leads a database, as its row says. */
 export type Leader = Readonly<{ address: string; term: number; holder: string; api: string | null; since: string }>;
 
@@ -204,13 +214,22 @@ export class PgDatabase {
     events.port1.unref();
   }
 
-  /** Connects (both sessions) and runs the migrations this version has and the database lacks. */
-  static open(url: string, options: Readonly<{ callTimeoutMs?: number; applicationName?: string }> = {}): PgDatabase {
+  /**
+   * Connects (both sessions) and runs the migrations this version has and the database lacks. With `create: false`
+   * (a command that works on a store that must be there already) a database that does not exist or that no node has
+   * run on is refused with NoStoreError, and nothing is created in it.
+   */
+  static open(url: string, options: Readonly<{ callTimeoutMs?: number; applicationName?: string; create?: boolean }> = {}): PgDatabase {
     const db = new PgDatabase(url, options.callTimeoutMs ?? DEFAULT_CALL_TIMEOUT_MS);
+    const create = options.create !== false;
     try {
       const timeoutMs = Math.max(db.callTimeoutMs, START_TIMEOUT_MS);
-      db.call("connect", { url, applicationName: options.applicationName ?? "channels-node" }, timeoutMs);
-      db.call("migrate", { meta: META, lock: MIGRATION_LOCK, migrations: MIGRATIONS }, timeoutMs);
+      if (db.call("connect", { url, applicationName: options.applicationName ?? "channels-node", create }, timeoutMs) === "missing") {
+        throw new NoStoreError(url, "does not exist");
+      }
+      if (db.call("migrate", { meta: META, lock: MIGRATION_LOCK, migrations: MIGRATIONS, create }, timeoutMs) === "absent") {
+        throw new NoStoreError(url, `holds no store: no node has run on it (no ${META} schema)`);
+      }
     } catch (error) {
       db.close();
       throw error;
@@ -351,14 +370,23 @@ async function session(url, name) {
   return c;
 }
 const ops = {
-  async connect({ url, applicationName }) {
-    work = await session(url, applicationName);
+  async connect({ url, applicationName, create }) {
+    try {
+      work = await session(url, applicationName);
+    } catch (e) {
+      if (!create && e && e.code === "3D000") return "missing"; // invalid_catalog_name: no such database
+      throw e;
+    }
     lock = await session(url, applicationName + " (lock)");
   },
-  async migrate({ meta, lock: key, migrations }) {
+  async migrate({ meta, lock: key, migrations, create }) {
     await work.query("BEGIN");
     try {
       await work.query("SELECT pg_advisory_xact_lock($1)", [key]);
+      if (!create && (await work.query("SELECT to_regclass($1) AS t", [q(meta) + ".migrations"])).rows[0].t === null) {
+        await work.query("ROLLBACK");
+        return "absent";
+      }
       await work.query("CREATE SCHEMA IF NOT EXISTS " + q(meta));
       await work.query("CREATE TABLE IF NOT EXISTS " + q(meta) + ".migrations (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())");
       const done = (await work.query("SELECT COALESCE(MAX(version), 0) AS v FROM " + q(meta) + ".migrations")).rows[0].v;

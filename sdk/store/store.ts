@@ -287,12 +287,14 @@ export class Store {
   /**
    * Marks every channel of this store frozen since `since` (ms), as a backup copy's are (`frozenSince`): what a move
    * to PostgreSQL leaves in the file it moved from, so that a node started on that file again signs nothing new on a
-   * channel the database's node may have signed newer states of. Returns how many channels are frozen.
+   * channel the database's node may have signed newer states of; and what `channels store freeze` marks in a store
+   * restored by other means. A channel frozen already keeps its time. One transaction. Returns how many channels it
+   * froze now (`added`) and how many are frozen in all (`frozen`).
    */
-  freezeAll(since: number): number {
-    this.write(SQL.freezeAll, since);
+  freezeAll(since: number): Readonly<{ added: number; frozen: number }> {
+    const { changes } = this.write(SQL.freezeAll, since);
     this.loadFrozen();
-    return this.frozen.size;
+    return { added: Number(changes), frozen: this.frozen.size };
   }
 
   /**
