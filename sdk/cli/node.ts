@@ -62,7 +62,7 @@ export function nodeCommands(): Command[] {
           ...(c.health === undefined ? [] : [healthLine(c.health, c.assets.find((a) => /^0x0{40}$/.test(a.address))?.symbol ?? "(native coin)")]),
         ]),
         `  ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`,
-        ...(d.frozenChannels > 0 ? [`  ${d.frozenChannels} channel(s) FROZEN: the store is a restored backup copy; nothing is signed on them: force-close each (docs/NODE.md, Backups)`] : []),
+        ...(d.frozenChannels > 0 ? [`  ${d.frozenChannels} channel(s) FROZEN: the store is a restored backup copy; nothing is signed on them until each catches up from its peer (channel show says why one cannot; force-close that one; docs/NODE.md, Backups)`] : []),
         ...(d.store?.kind === "postgres" ? [`  store in PostgreSQL, led by this process under term ${d.store.term}`] : []),
       ].join("\n"),
     );
@@ -122,7 +122,7 @@ export function nodeCommands(): Command[] {
       print(cmd, f, (v) =>
         [
           `froze ${v.froze} channel(s) in ${v.store}${v.frozenBefore > 0 ? ` (${v.frozenBefore} frozen before keep their time)` : ""}`,
-          `now start the node${v.kind === "postgres" ? "'s processes" : ""} (channels node start): it signs nothing on these channels; force-close each (channels channel close <id> --force), the peer answers with any newer state; channels opened from now on are not frozen`,
+          `now start the node${v.kind === "postgres" ? "'s processes" : ""} (channels node start): it signs nothing on these channels until each catches up from its peer (the newest state both signed); force-close one that cannot (channels channel close <id> --force), the peer answers with any newer state; channels opened from now on are not frozen`,
         ].join("\n"),
       );
     });
