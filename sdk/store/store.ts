@@ -60,6 +60,8 @@ export class Store {
   private lost: string | undefined;
   /** The channels of a backup copy this store was made from, and when the copy was taken (ms): see `frozenSince`. */
   private readonly frozen = new Map<string, number>();
+  /** Set when writes were undone: `frozen` is read again before its next use. */
+  private frozenStale = false;
 
   /**
    * @param path A file path, or ":memory:" for a store that lives as long as the process.
@@ -85,7 +87,7 @@ export class Store {
     const syncs = !readOnly && options.durability !== "crash" && path !== ":memory:" && path !== "";
     this.tx = new Transactions(this.db, path, syncs, () => {
       this.cache.clear();
-      this.loadFrozen(); // a thaw undone
+      this.frozenStale = true; // a thaw may be undone: read again at the next use, once the rollback is done
     });
     // A second connection (a watchtower reading this file) may hold the write lock briefly: wait for it.
     this.db.exec("PRAGMA busy_timeout = 5000;");
@@ -281,6 +283,7 @@ export class Store {
    * the copy. Undefined for a channel this store did not get from a copy.
    */
   frozenSince(channelId: Hex): number | undefined {
+    if (this.frozenStale) this.loadFrozen();
     return this.frozen.size === 0 ? undefined : this.frozen.get(key(channelId));
   }
 
@@ -321,12 +324,14 @@ export class Store {
 
   /** Reads which channels are frozen, and since when. */
   private loadFrozen(): void {
+    this.frozenStale = false;
     this.frozen.clear();
     for (const r of this.statements.get(SQL.frozen).all() as { channel_id: string; since: number }[]) this.frozen.set(r.channel_id, r.since);
   }
 
   /** How many channels came frozen from a backup copy (see `frozenSince`) and are not closed yet. */
   frozenCount(): number {
+    if (this.frozenStale) this.loadFrozen();
     let open = 0;
     for (const id of this.frozen.keys()) if (this.channelOp(id as Hex)?.kind !== "closed") open++;
     return open;

@@ -116,6 +116,34 @@ describe("store: what a client must not lose", function () {
     reopened.close();
   });
 
+  it("a channel thawed in a step that is undone is frozen again, in the transaction and after it", function () {
+    const store = new Store(path);
+    const id = rand();
+    store.saveChannel({
+      ref: { chainId: 31337n, hub: ZeroAddress, channelId: id },
+      params: { participants: [ZeroAddress, ZeroAddress], payees: [ZeroAddress, ZeroAddress], asset: ZeroAddress, challengePeriod: 3600n, nonce: 1n },
+      myIndex: 0,
+      openingDeposits: [10n, 5n],
+    });
+    store.freezeAll(1_000);
+    store.begin(); // a group
+    store.savepoint();
+    store.thaw(id);
+    expect(store.frozenSince(id)).to.equal(undefined);
+    store.rollbackToSavepoint(); // the step that caught up failed
+    expect(store.frozenSince(id), "frozen again inside the group").to.equal(1_000);
+    store.savepoint();
+    store.thaw(id);
+    store.releaseSavepoint();
+    store.rollback(); // the whole group failed
+    expect(store.frozenSince(id), "frozen again after the group").to.equal(1_000);
+    store.transaction(() => store.thaw(id));
+    store.close();
+    const reopened = new Store(path);
+    expect(reopened.frozenSince(id), "a committed thaw stays").to.equal(undefined);
+    reopened.close();
+  });
+
   it("keeps with each secret whether it may be revealed, and the rule only moves forward", function () {
     const store = new Store(path);
     const [held, undone, revealed, learned] = [rand(), rand(), rand(), rand()];
