@@ -192,6 +192,9 @@ export class PgDatabase {
   private readonly worker: Worker;
   private readonly port: MessagePort;
   private readonly signal = new Int32Array(new SharedArrayBuffer(4));
+  /** The port of the calls not waited for (`snapshot`): answered on a session of their own, without the signal. */
+  private readonly readPort: MessagePort;
+  private readonly reading = new Map<number, Readonly<{ ok: (rows: StoreRows) => void; fail: (error: Error) => void }>>();
   private nextId = 1;
   /** Set once a call failed in a way that leaves the connection's state unknown: every later call fails. */
   private broken: string | undefined;
@@ -203,15 +206,19 @@ export class PgDatabase {
   ) {
     const { port1, port2 } = new MessageChannel();
     const events = new MessageChannel();
+    const reads = new MessageChannel();
     this.port = port1;
+    this.readPort = reads.port1;
     this.worker = new Worker(WORKER_SOURCE, {
       eval: true,
-      workerData: { pgPath: createRequire(import.meta.url).resolve("pg"), signal: this.signal, port: port2, events: events.port2 },
-      transferList: [port2, events.port2],
+      workerData: { pgPath: createRequire(import.meta.url).resolve("pg"), signal: this.signal, port: port2, events: events.port2, reads: reads.port2 },
+      transferList: [port2, events.port2, reads.port2],
     });
     this.worker.unref();
     events.port1.on("message", (m: { lockLost: string }) => this.onLockLost?.(m.lockLost));
     events.port1.unref();
+    this.readPort.on("message", (a: Answer) => this.answered(a));
+    this.readPort.unref();
   }
 
   /**
@@ -268,6 +275,43 @@ export class PgDatabase {
     return this.call("rows", { schema, tables: STORE_TABLE_NAMES, timeoutMs }, timeoutMs) as StoreRows;
   }
 
+  /**
+   * A store schema's rows, all read in one snapshot (REPEATABLE READ, READ ONLY: the database refuses any write in
+   * it) on a session of its own, without holding this thread: what a standby shows (node/standby-views.ts) while its
+   * thread goes on answering and polling for the lead. One read at a time is the caller's to keep. A read that
+   * fails or is not answered within the load's bound rejects with a StoreLostError; the connection stays usable.
+   */
+  snapshot(schema: PgStoreSchema): Promise<StoreRows> {
+    const where = redactUrl(this.url);
+    if (this.broken !== undefined) return Promise.reject(new StoreLostError(where, this.broken));
+    const id = this.nextId++;
+    const timeoutMs = Math.max(this.callTimeoutMs, LOAD_TIMEOUT_MS);
+    return new Promise<StoreRows>((ok, fail) => {
+      const timer = setTimeout(() => this.settleRead(id, new StoreLostError(where, `the database did not answer within ${timeoutMs / 1000} s (snapshot)`)), timeoutMs);
+      this.reading.set(id, {
+        ok: (rows) => (clearTimeout(timer), ok(rows)),
+        fail: (error) => (clearTimeout(timer), fail(error)),
+      });
+      this.readPort.ref(); // a read under way keeps the process up; an idle port does not
+      this.readPort.postMessage({ id, op: "snapshot", args: { schema, tables: STORE_TABLE_NAMES, timeoutMs } } satisfies Request);
+    });
+  }
+
+  /** An answer on the read port: its read settled (one that timed out or was cut by `close` is gone already). */
+  private answered(a: Answer): void {
+    if (a.error === undefined) this.settleRead(a.id, undefined, a.ok as StoreRows);
+    else this.settleRead(a.id, new StoreLostError(redactUrl(this.url), `a snapshot read failed (${a.error.message})`));
+  }
+
+  private settleRead(id: number, error: Error | undefined, rows?: StoreRows): void {
+    const r = this.reading.get(id);
+    if (r === undefined) return;
+    this.reading.delete(id);
+    if (this.reading.size === 0) this.readPort.unref();
+    if (error === undefined) r.ok(rows!);
+    else r.fail(error);
+  }
+
   /** Commits writes to one schema in one transaction that first checks `term` (throws DeposedError if it is over). */
   commit(schema: PgStoreSchema, term: number, writes: readonly PgWrite[]): void {
     this.call("commit", { meta: META, schema, term, writes });
@@ -300,6 +344,8 @@ export class PgDatabase {
     }
     // Closed for good: a later call (a second close) fails at once rather than wait out the timeout on no worker.
     this.broken ??= "the connection was closed";
+    for (const id of [...this.reading.keys()]) this.settleRead(id, new StoreLostError(redactUrl(this.url), this.broken));
+    this.readPort.close();
     void this.worker.terminate();
   }
 
@@ -351,10 +397,10 @@ export class PgDatabase {
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
 const pg = require(workerData.pgPath);
-const { signal, port, events } = workerData;
+const { signal, port, events, reads } = workerData;
 // BIGINT columns come back as numbers when they fit (every value the store writes does), else as text.
 pg.types.setTypeParser(20, (v) => { const n = Number(v); return Number.isSafeInteger(n) ? n : v; });
-let work, lock, pinger, leading = false, lostSaid = false;
+let work, lock, reader, opened, pinger, leading = false, lostSaid = false;
 const q = (ident) => '"' + String(ident).replace(/"/g, '""') + '"';
 function lockLost(reason) {
   if (!leading || lostSaid) return;
@@ -364,13 +410,14 @@ function lockLost(reason) {
 }
 async function session(url, name) {
   const c = new pg.Client({ connectionString: url, keepAlive: true, connectionTimeoutMillis: 5000, query_timeout: 8000, application_name: name });
-  c.on("error", (e) => { if (c === lock) lockLost("the lock's session failed: " + e.message); });
-  c.on("end", () => { if (c === lock) lockLost("the lock's session ended"); });
+  c.on("error", (e) => { if (c === lock) lockLost("the lock's session failed: " + e.message); if (c === reader) reader = undefined; });
+  c.on("end", () => { if (c === lock) lockLost("the lock's session ended"); if (c === reader) reader = undefined; });
   await c.connect();
   return c;
 }
 const ops = {
   async connect({ url, applicationName, create }) {
+    opened = { url, applicationName };
     try {
       work = await session(url, applicationName);
     } catch (e) {
@@ -438,6 +485,8 @@ const ops = {
         "ON CONFLICT (id) DO UPDATE SET term = " + q(meta) + ".leader.term + 1, holder = excluded.holder, api = excluded.api, since = now() RETURNING term",
         [address, holder, api]);
       await work.query("COMMIT");
+      // Leading, the process reads through its own store: the session of a standby's snapshots is given back.
+      if (reader !== undefined) { const old = reader; reader = undefined; old.end().catch(() => {}); }
       return { term: r.rows[0].term };
     } catch (e) {
       await work.query("ROLLBACK").catch(() => {});
@@ -451,14 +500,19 @@ const ops = {
     return true;
   },
   async rows({ schema, tables, timeoutMs }) {
-    await work.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    return readAll(work, schema, tables, timeoutMs);
+  },
+  // A standby's snapshot: on a session of its own (opened at the first, given back on any failure), so that it never
+  // waits on nor interleaves with the calls the main thread waits for (the poll for the lead).
+  async snapshot({ schema, tables, timeoutMs }) {
+    if (leading) throw new Error("this process leads: it reads its own store, not snapshots");
+    const c = reader ?? (reader = await session(opened.url, opened.applicationName + " (read)"));
+    // The lead taken while it connected (the lead's call runs on the other session meanwhile): given back at once.
+    if (leading) { reader = undefined; c.end().catch(() => {}); throw new Error("this process took the lead"); }
     try {
-      const out = {};
-      for (const t of tables) out[t] = (await work.query({ text: "SELECT * FROM " + q(schema) + "." + q(t), query_timeout: timeoutMs })).rows;
-      await work.query("COMMIT");
-      return out;
+      return await readAll(c, schema, tables, timeoutMs);
     } catch (e) {
-      await work.query("ROLLBACK").catch(() => {});
+      if (reader === c) { reader = undefined; c.end().catch(() => {}); }
       throw e;
     }
   },
@@ -506,18 +560,36 @@ const ops = {
   async close() {
     clearInterval(pinger);
     leading = false;
-    await Promise.allSettled([work?.end(), lock?.end()]);
+    await Promise.allSettled([work?.end(), lock?.end(), reader?.end()]);
   },
 };
-port.on("message", async (req) => {
-  let answer;
+// Every row of a store schema's tables, in one snapshot: one REPEATABLE READ transaction, READ ONLY.
+async function readAll(c, schema, tables, timeoutMs) {
+  await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
   try {
-    answer = { id: req.id, ok: (await ops[req.op](req.args)) ?? null };
+    const out = {};
+    for (const t of tables) out[t] = (await c.query({ text: "SELECT * FROM " + q(schema) + "." + q(t), query_timeout: timeoutMs })).rows;
+    await c.query("COMMIT");
+    return out;
   } catch (e) {
-    answer = { id: req.id, error: { message: String(e && e.message || e).split("\\n")[0], code: e && e.code, deposed: e && e.deposed } };
+    await c.query("ROLLBACK").catch(() => {});
+    throw e;
   }
-  port.postMessage(answer);
+}
+async function run(req) {
+  try {
+    return { id: req.id, ok: (await ops[req.op](req.args)) ?? null };
+  } catch (e) {
+    return { id: req.id, error: { message: String(e && e.message || e).split("\\n")[0], code: e && e.code, deposed: e && e.deposed } };
+  }
+}
+port.on("message", async (req) => {
+  port.postMessage(await run(req));
   Atomics.store(signal, 0, 1);
   Atomics.notify(signal, 0);
+});
+// The reads not waited for: answered on their own port, without the signal (the main thread is not blocked on them).
+reads.on("message", async (req) => {
+  reads.postMessage(req.op === "snapshot" ? await run(req) : { id: req.id, error: { message: "not a read: " + req.op } });
 });
 `;
