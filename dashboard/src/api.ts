@@ -10,10 +10,17 @@ export type ChainHealth = {
   lastError?: string;
   feeAccount: { address: string; balance?: string; enough?: boolean };
 };
+/** The process that leads a node kept in PostgreSQL, as a standby names it. */
+export type Active = { holder: string; api: string | null; term: number; since: string };
 export type Info = {
   address: string;
+  /** "standby": a process of a node kept in PostgreSQL that does not lead: it shows the database's rows as of `asOf` and changes nothing. */
+  role?: "active" | "standby";
+  active?: Active | null;
+  asOf?: string;
   startedAt: string;
-  chains: { name: string; chainId: string; assets: { symbol: string; decimals: number }[]; health: ChainHealth }[];
+  /** A standby reads no chain: its chains have no `health`, and a chain whose id it could not read has no `chainId`. */
+  chains: { name: string; chainId?: string; assets: { symbol: string; decimals: number }[]; health?: ChainHealth }[];
   channels: number;
   activeSwaps: number;
 };

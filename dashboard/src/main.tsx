@@ -175,6 +175,7 @@ function Dashboard({ api, signOut }: { api: Api; signOut: () => void }) {
   );
 
   const ctx: Ctx = { api, state, now, act, events, followed, setFollowed };
+  const standby = state.info?.role === "standby";
   return (
     <div class="shell">
       <header>
@@ -182,11 +183,12 @@ function Dashboard({ api, signOut }: { api: Api; signOut: () => void }) {
         <span class="address" title={state.info?.address}>
           {state.info === undefined ? "…" : short(state.info.address)}
         </span>
-        <span class={live ? "live on" : "live"}>{live ? "live" : "reconnecting"}</span>
+        <span class={live ? "live on" : "live"}>{standby ? "standby" : live ? "live" : "reconnecting"}</span>
         <button type="button" class="link" onClick={signOut}>
           Sign out
         </button>
       </header>
+      {standby && <StandbyBanner info={state.info!} now={now} />}
       <nav aria-label="Views">
         {VIEWS.map((v) => (
           <a key={v} href={`#${v}`} aria-current={v === view ? "page" : undefined}>
@@ -204,6 +206,28 @@ function Dashboard({ api, signOut }: { api: Api; signOut: () => void }) {
         {view === "events" && <Events {...ctx} />}
       </main>
     </div>
+  );
+}
+
+/**
+ * A standby's page: it shows the database's rows as of its last read and changes nothing; actions and the live
+ * events are the active process's (its API is named, when it gave one).
+ */
+function StandbyBanner({ info, now }: { info: Info; now: number }) {
+  const a = info.active;
+  return (
+    <p class="standby" role="status" data-testid="standby">
+      <b>Standby.</b> This process does not lead the node: it shows what the database holds
+      {info.asOf === undefined ? "" : ` (read ${ago(info.asOf, now)})`} and changes nothing; actions and live events are the active process's.{" "}
+      {a === null || a === undefined ? (
+        "No process leads yet."
+      ) : (
+        <>
+          The active process is <b>{a.holder}</b> (term {a.term}
+          {a.api === null ? "" : <>, API <code>{a.api}</code></>}).
+        </>
+      )}
+    </p>
   );
 }
 
@@ -261,20 +285,28 @@ function Overview({ state, now }: Ctx) {
           return (
             <article class="card" key={chain.name} data-chain={chain.name}>
               <h3>
-                {chain.name} <small>chain {chain.chainId}</small>
+                {chain.name} {chain.chainId !== undefined && <small>chain {chain.chainId}</small>}
               </h3>
-              <p class={h.healthy ? "ok" : "bad"}>{h.healthy ? "healthy" : h.reachable === false ? "unreachable" : h.holding !== undefined ? `held: ${h.holding}` : "not healthy"}</p>
+              {h === undefined ? (
+                <p class="small">health: read by the active process</p>
+              ) : (
+                <p class={h.healthy ? "ok" : "bad"}>{h.healthy ? "healthy" : h.reachable === false ? "unreachable" : h.holding !== undefined ? `held: ${h.holding}` : "not healthy"}</p>
+              )}
               <dl>
                 <dt>In channels</dt>
                 <dd>{list(held)}</dd>
                 <dt>Locked in swaps in flight</dt>
                 <dd>{list(locked)}</dd>
-                <dt>On chain (fee account)</dt>
-                <dd>{h.feeAccount.balance === undefined ? "unknown" : `${h.feeAccount.balance.replace(/(\.\d{6})\d+$/, "$1")} (native coin)`}</dd>
-                <dt>Head</dt>
-                <dd>{h.head === undefined ? "not read yet" : `#${h.head}, ${h.headAgeSeconds ?? "?"} s old`}</dd>
-                <dt>Reachable</dt>
-                <dd>{h.reachable === undefined ? "not checked yet" : h.reachable ? "yes" : `no${h.lastError === undefined ? "" : `: ${h.lastError}`}`}</dd>
+                {h !== undefined && (
+                  <>
+                    <dt>On chain (fee account)</dt>
+                    <dd>{h.feeAccount.balance === undefined ? "unknown" : `${h.feeAccount.balance.replace(/(\.\d{6})\d+$/, "$1")} (native coin)`}</dd>
+                    <dt>Head</dt>
+                    <dd>{h.head === undefined ? "not read yet" : `#${h.head}, ${h.headAgeSeconds ?? "?"} s old`}</dd>
+                    <dt>Reachable</dt>
+                    <dd>{h.reachable === undefined ? "not checked yet" : h.reachable ? "yes" : `no${h.lastError === undefined ? "" : `: ${h.lastError}`}`}</dd>
+                  </>
+                )}
               </dl>
             </article>
           );
@@ -311,7 +343,7 @@ function Overview({ state, now }: Ctx) {
         </table>
       </div>
       <p class="small">
-        {info.channels} channels, {info.activeSwaps} swaps in flight; node started {localTime(info.startedAt, now)}.
+        {info.channels} channels, {info.activeSwaps} swaps in flight; {info.role === "standby" ? "standing by since" : "node started"} {localTime(info.startedAt, now)}.
       </p>
     </section>
   );

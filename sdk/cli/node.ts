@@ -14,7 +14,7 @@ type Health = {
   feeAccount: { balance?: string; reserve?: string; enough?: boolean };
 };
 type Info = {
-  role?: "active" | "standby"; active?: { holder: string; api: string | null; term: number } | null; store?: { kind: string; term?: number };
+  role?: "active" | "standby"; active?: { holder: string; api: string | null; term: number } | null; store?: { kind: string; term?: number }; asOf?: string;
   address: string; startedAt: string; peerUrl: string; channels: number; activeSwaps: number; frozenChannels: number;
   chains: { name: string; chainId: string; hub: string; assets: { symbol: string; address: string }[]; health?: Health }[];
 };
@@ -54,7 +54,8 @@ export function nodeCommands(): Command[] {
     const i = await api(cmd).get<Info>("/info");
     print(cmd, i, (d) =>
       d.role === "standby"
-        ? `node ${d.address}: this process stands by; ${d.active === null || d.active === undefined ? "no process leads yet" : `the active one is ${d.active.holder} (term ${d.active.term}${d.active.api === null ? "" : `, API ${d.active.api}`})`}`
+        ? `node ${d.address}: this process stands by; ${d.active === null || d.active === undefined ? "no process leads yet" : `the active one is ${d.active.holder} (term ${d.active.term}${d.active.api === null ? "" : `, API ${d.active.api}`})`}` +
+          (d.asOf === undefined ? "" : `\n  the database as of ${when(d.asOf)}: ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`)
         : [
         `node ${d.address}, peer endpoint ${d.peerUrl}, started ${when(d.startedAt)}`,
         ...d.chains.flatMap((c) => [

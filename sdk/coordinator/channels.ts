@@ -14,6 +14,11 @@ export class UnknownChannelError extends ChannelSdkError {
   }
 }
 
+/** A channel's newest co-signed state in `store`, or its opening deposits when nothing was co-signed yet. */
+export function storedHead(store: Store, record: ChannelRecord): ChannelState {
+  return store.latestCoSigned(record.ref.channelId)?.state ?? openingState(record.ref.channelId, record.openingDeposits);
+}
+
 /**
  * The client's view of its channels: their heads, and the only place states get signed, so that every
  * signature passes the store's double-sign guard before it exists.
@@ -71,7 +76,7 @@ export class ChannelBook {
 
   /** The newest co-signed state, or the opening deposits when nothing was co-signed yet. */
   head(channelId: Hex): ChannelState {
-    return this.store.latestCoSigned(channelId)?.state ?? openingState(channelId, this.record(channelId).openingDeposits);
+    return storedHead(this.store, this.record(channelId));
   }
 
   latest(channelId: Hex): CoSignedState | undefined {

@@ -132,6 +132,13 @@ export function requireDistinctChannels(source: Hex, target: Hex) {
   }
 }
 
+/** A swap as `store` holds it (UnknownSwapError if it holds none by that id). */
+export function storedSwap(store: Store, swapId: Hex): SwapView {
+  const s = store.swap<SwapProgress>(swapId);
+  if (s === undefined) throw new UnknownSwapError(swapId);
+  return { swapId, role: s.role, terms: s.terms, progress: s.phase };
+}
+
 /**
  * What every step of a swap needs: the store, the channel book, the chains, secrets, the checks of swap terms, and
  * the one way to record a phase and report it (`emitPhase`). The update scheme's driver (counterparties.ts), the
@@ -419,9 +426,7 @@ export class Session {
   }
 
   swap(swapId: Hex): SwapView {
-    const s = this.o.store.swap<SwapProgress>(swapId);
-    if (s === undefined) throw new UnknownSwapError(swapId);
-    return { swapId, role: s.role, terms: s.terms, progress: s.phase };
+    return storedSwap(this.o.store, swapId);
   }
 
   swaps(): SwapView[] {

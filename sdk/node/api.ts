@@ -6,7 +6,8 @@
  * body over 1 MiB), 421 (a Host the server does not listen as: DNS rebinding), 503 (the node's store is lost: `/info`
  * and everything that would sign answer so until the node is restarted).
  * Routes are thin: check the body, call one node method, answer. One table (`apiRoutes`) serves them and builds their
- * OpenAPI document (`openapi.ts`), request bodies' schemas included; docs/NODE.md describes them.
+ * OpenAPI document (`openapi.ts`), request bodies' schemas included; docs/NODE.md describes them. Its reads of stored
+ * data (`readRoutes`) are served by a standby too, from its snapshot of the database (standby.ts).
  * The same port serves the dashboard's three static files (GET / and /dashboard/<file>, no token: they hold no data;
  * the page asks for the token and calls the routes above with it). Every answer carries a strict
  * Content-Security-Policy (no inline script or style, no other origin), so a page served here runs only these files.
@@ -29,7 +30,7 @@ import { defaultMessage, problemsOf } from "./config.js";
 import { UsageError } from "./errors.js";
 import { hostAllowed, listenerHosts } from "./hosts.js";
 import { ConflictError, NotFoundError, type ChannelNode } from "./node.js";
-import { CHANNEL_DOC, openApiDocument, PEER_DOC, SWAP_DOC, type RouteDoc } from "./openapi.js";
+import { CHANNEL_DOC, openApiDocument, PEER_DOC, SWAP_DOC, type OpenApiDocument, type RouteDoc } from "./openapi.js";
 
 export const API_PREFIX = "/api/v1";
 /** The largest request body the API reads (413 past it): its requests are a few hundred bytes. */
@@ -109,6 +110,10 @@ function dashboard(c: Context): Response {
   return c.body(readFileSync(join(folder, name)), 200, { "content-type": type, "cache-control": "no-cache" });
 }
 
+/** The dashboard's files, served before the token check (they hold no data; a middleware, so they are no API route). */
+export const dashboardFiles: MiddlewareHandler = async (c, next) =>
+  c.req.method === "GET" && (c.req.path === "/" || c.req.path.startsWith("/dashboard/")) ? dashboard(c) : next();
+
 async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
   let data: unknown = {};
   const text = await c.req.text();
@@ -125,6 +130,12 @@ async function body<S extends z.ZodType>(c: Context, schema: S): Promise<z.outpu
     throw new BadBody(`${p.field === "" ? "body" : p.field}: ${p.message}`);
   }
   return result.data;
+}
+
+/** An error as the API answers it: `{ error }` with its status (`statusOf`); a stranger's error's text is not shown. */
+export function errorAnswer(error: unknown, c: Context): Response {
+  const message = error instanceof ChannelSdkError ? error.message : "internal error";
+  return c.json({ error: message.split("\n")[0] }, statusOf(error));
 }
 
 function statusOf(error: unknown): 400 | 404 | 409 | 500 | 503 {
@@ -163,83 +174,107 @@ export function closeApi(api: Readonly<{ server: ServerType }>): void {
 
 export function apiApp(node: ChannelNode, token: string): Hono {
   const app = withSecurityHeaders(new Hono());
-  // The dashboard's files, before the token check: they hold no data (a middleware, so they are no API route).
-  app.use("*", async (c, next) => (c.req.method === "GET" && (c.req.path === "/" || c.req.path.startsWith("/dashboard/")) ? dashboard(c) : next()));
+  app.use("*", dashboardFiles);
   // Prometheus's scrape: behind the token like every route, unless the configuration makes it public.
   app.get("/metrics", async (c, next) => (node.metricsPublic ? metrics(c, node) : next()));
   app.use("*", requireToken(token));
   // Read only after the token is checked; a body past the cap is refused before it is held in memory.
   app.use("*", bodyLimit({ maxSize: MAX_API_BODY, onError: (c) => c.json({ error: `body: more than ${MAX_API_BODY} bytes` }, 413) }));
-  app.onError((error, c) => {
-    const status = statusOf(error);
-    const message = error instanceof ChannelSdkError ? error.message : "internal error";
-    return c.json({ error: message.split("\n")[0] }, status);
-  });
+  app.onError(errorAnswer);
   app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
 
-  const routes = apiRoutes(node);
-  const document = openApiDocument(routes);
   const v1 = new Hono();
-  v1.get("/openapi.json", (c) => c.json(document));
-  for (const r of routes) {
+  v1.get("/openapi.json", (c) => c.json(apiDocument()));
+  for (const r of apiRoutes()) {
     if (r.path === "/openapi.json") continue;
-    (r.base === API_PREFIX ? v1 : app).on(r.method.toUpperCase(), r.path, (c) => r.run(c));
+    (r.base === API_PREFIX ? v1 : app).on(r.method.toUpperCase(), r.path, (c) => r.run(node, c));
   }
   app.route(API_PREFIX, v1);
   return app;
 }
 
-/** A route of the API: what the OpenAPI document says of it, and how it answers. */
-type ApiRoute = RouteDoc & Readonly<{ run: (c: Context) => Response | Promise<Response> }>;
+let document: OpenApiDocument | undefined;
+
+/** The API's OpenAPI document (built once): the active node and a standby serve the same one. */
+export function apiDocument(): OpenApiDocument {
+  return (document ??= openApiDocument(apiRoutes()));
+}
+
+/** A route of the API: what the OpenAPI document says of it, and how it answers from `source` (the node, for most). */
+export type ApiRoute<S> = RouteDoc & Readonly<{ run: (source: S, c: Context) => Response | Promise<Response> }>;
+
+/**
+ * What the routes that read stored data ask of: the active node, or a standby's snapshot of the database's rows
+ * (standby-views.ts), each answering these with the same shapes where the data is stored.
+ */
+export type ReadSource = Readonly<{
+  info: () => unknown;
+  peers: () => unknown;
+  channels: () => unknown;
+  channel: (id: string) => unknown;
+  swaps: () => unknown;
+  swap: (id: string) => unknown;
+  refused: () => unknown;
+}>;
 
 /** A JSON route under /api/v1 whose body, if it takes one, is checked against `body` before `handle` sees it. */
-function route<S extends z.ZodType>(
+function route<N, S extends z.ZodType = z.ZodType>(
   method: "get" | "post",
   path: string,
   summary: string,
   response: Readonly<{ description: string; schema?: object }>,
-  handle: (c: Context, body: z.output<S>) => unknown,
+  handle: (source: N, c: Context, body: z.output<S>) => unknown,
   options: Readonly<{ body?: S; status?: 200 | 201 }> = {},
-): ApiRoute {
+): ApiRoute<N> {
   const status = options.status ?? 200;
   return {
     method, path, base: API_PREFIX, summary, body: options.body, status, response: { kind: "json", ...response },
-    run: async (c) => c.json((await handle(c, (options.body === undefined ? undefined : await body(c, options.body)) as z.output<S>)) as object, status),
+    run: async (n, c) => c.json((await handle(n, c, (options.body === undefined ? undefined : await body(c, options.body)) as z.output<S>)) as object, status),
   };
 }
 
-/** Every route of the control API: served by `apiApp`, and its OpenAPI document (`openApiDocument`). */
-export function apiRoutes(node: ChannelNode): ApiRoute[] {
-  const id = (c: Context) => c.req.param("id")!;
-  const channels = { description: "channels", schema: { type: "array", items: CHANNEL_DOC } };
+const id = (c: Context) => c.req.param("id")!;
+
+/**
+ * The routes that read stored data and nothing else: the active node serves them, and a standby serves them from its
+ * snapshot. A GET route's store reads happen before its first `await` (a standby's snapshot is read synchronously).
+ */
+export function readRoutes(): ApiRoute<ReadSource>[] {
+  return [
+    route("get", "/info", "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check). A standby answers with role \"standby\", the active process, and its snapshot's counts (docs/NODE.md, \"PostgreSQL and a standby\")", { description: "node info" }, (n: ReadSource) => n.info()),
+    route("get", "/peers", "Configured peers, each with its channel count and link state (up, down or unknown, with the last exchange)", { description: "peers", schema: { type: "array", items: PEER_DOC } }, (n: ReadSource) => n.peers()),
+    route("get", "/channels", "Every channel, agreed or open or closed", { description: "channels", schema: { type: "array", items: CHANNEL_DOC } }, (n: ReadSource) => n.channels()),
+    route("get", "/channels/:id", "One channel", { description: "the channel", schema: CHANNEL_DOC }, (n: ReadSource, c) => n.channel(id(c))),
+    route("get", "/swaps", "Every swap", { description: "swaps", schema: { type: "array", items: SWAP_DOC } }, (n: ReadSource) => n.swaps()),
+    route("get", "/swaps/:id", "One swap", { description: "the swap", schema: SWAP_DOC }, (n: ReadSource, c) => n.swap(id(c))),
+    route("get", "/refusals", "Proposals this node refused, with the reason", { description: "refusals", schema: { type: "array" } }, (n: ReadSource) => n.refused()),
+  ].map((r) => ({ ...r, standby: true }));
+}
+
+/** Every route of the control API: served by `apiApp` (the reads also by a standby), and its OpenAPI document (`openApiDocument`). */
+export function apiRoutes(): ApiRoute<ChannelNode>[] {
   const channel = { description: "the channel", schema: CHANNEL_DOC };
   const swap = { description: "the swap", schema: SWAP_DOC };
   return [
     route("get", "/openapi.json", "This document", { description: "the document" }, () => undefined),
-    route("get", "/info", "Address, chains (with each one's health: head and its age, finality depth, fee account, deep reorganisation), assets, policy; 503 once the node's store is lost (a health check)", { description: "node info" }, () => node.info()),
-    route("post", "/backup", "Write a consistent copy of the node's store to a new file (relative to the configuration's folder), its channels frozen in the copy (docs/NODE.md, \"Backups\"); 409 if the file exists", { description: "the file, and the channels frozen in it" }, (_c, b) => node.backup(b.file), { body: BackupBody }),
-    route("get", "/peers", "Configured peers, each with its channel count and link state (up, down or unknown, with the last exchange)", { description: "peers", schema: { type: "array", items: PEER_DOC } }, () => node.peers()),
-    route("post", "/chains/:name/release", "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held", { description: "the chain's health" }, (c) => node.releaseChain(c.req.param("name")!)),
-    route("get", "/channels", "Every channel, agreed or open or closed", channels, () => node.channels()),
-    route("post", "/channels", "Open a channel with a peer (negotiated with its node, then opened and funded on chain)", channel, (_c, b) => node.openChannel(b), { body: OpenBody, status: 201 }),
-    route("get", "/channels/:id", "One channel", channel, (c) => node.channel(id(c))),
-    route("post", "/channels/:id/deposit", "Deposit more (token units); refused on a closing channel", channel, (c, b) => node.deposit(id(c), b.amount), { body: DepositBody }),
-    route("post", "/channels/:id/close", "Close cooperatively (the swaps using it undone or completed first), or force close (with every channel a swap in flight ties to it)", channel, (c, b) => node.close(id(c), b.force), { body: CloseBody }),
-    route("post", "/channels/:id/withdraw", "Pull a payout the hub holds for us", channel, (c) => node.withdraw(id(c)), { body: NoBody }),
-    route("get", "/swaps", "Every swap", { description: "swaps", schema: { type: "array", items: SWAP_DOC } }, () => node.swaps()),
-    route("post", "/swaps", "Propose a swap to a peer", swap, (_c, b) => node.propose(b), { body: ProposeBody, status: 201 }),
-    route("get", "/swaps/:id", "One swap", swap, (c) => node.swap(id(c))),
-    route("get", "/refusals", "Proposals this node refused, with the reason", { description: "refusals", schema: { type: "array" } }, () => node.refused()),
+    ...readRoutes(),
+    route("post", "/backup", "Write a consistent copy of the node's store to a new file (relative to the configuration's folder), its channels frozen in the copy (docs/NODE.md, \"Backups\"); 409 if the file exists", { description: "the file, and the channels frozen in it" }, (n: ChannelNode, _c, b) => n.backup(b.file), { body: BackupBody }),
+    route("post", "/chains/:name/release", "End the hold a reorganisation deeper than its confirmations put on a chain (after checking the chain, its channels' deposits and the confirmations); 409 if not held", { description: "the chain's health" }, (n: ChannelNode, c) => n.releaseChain(c.req.param("name")!)),
+    route("post", "/channels", "Open a channel with a peer (negotiated with its node, then opened and funded on chain)", channel, (n: ChannelNode, _c, b) => n.openChannel(b), { body: OpenBody, status: 201 }),
+    route("post", "/channels/:id/deposit", "Deposit more (token units); refused on a closing channel", channel, (n: ChannelNode, c, b) => n.deposit(id(c), b.amount), { body: DepositBody }),
+    route("post", "/channels/:id/close", "Close cooperatively (the swaps using it undone or completed first), or force close (with every channel a swap in flight ties to it)", channel, (n: ChannelNode, c, b) => n.close(id(c), b.force), { body: CloseBody }),
+    route("post", "/channels/:id/withdraw", "Pull a payout the hub holds for us", channel, (n: ChannelNode, c) => n.withdraw(id(c)), { body: NoBody }),
+    route("post", "/swaps", "Propose a swap to a peer", swap, (n: ChannelNode, _c, b) => n.propose(b), { body: ProposeBody, status: 201 }),
     {
       method: "get", path: "/events", base: API_PREFIX, summary: "Event stream: one JSON object per line (NDJSON)", status: 200,
       response: { kind: "stream", description: "events", contentType: "application/x-ndjson" },
-      run: (c) => events(c, node),
+      run: (n, c) => events(c, n),
     },
     {
       method: "get", path: "/metrics", base: "", status: 200,
       summary: "The node's metrics in the Prometheus text format (docs/NODE.md, \"Metrics\"); without the token when api.metricsPublic is true",
       response: { kind: "stream", description: "metrics", contentType: "text/plain; version=0.0.4" },
-      run: (c) => metrics(c, node),
+      run: (n, c) => metrics(c, n),
     },
   ];
 }

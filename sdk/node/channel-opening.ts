@@ -18,6 +18,7 @@ import { PeerLink, signProposal, type ProposalAnswer, type SignedProposal } from
 import type { PeerBook } from "./peer-book.js";
 import type { Refusals } from "./refusals.js";
 import { isPostgresUrl } from "../store/postgres.js";
+import type { Store } from "../store/store.js";
 import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 import { formatAmount, units } from "./units.js";
@@ -28,6 +29,11 @@ export type Pending = { chainId: bigint; params: ChannelParams; peer: string; si
 const MAX_PENDING_PER_PEER = 16;
 /** How long a channel a peer proposed may stay unopened before the agreement is dropped. */
 const PENDING_TTL_MS = 24 * 3600 * 1000;
+
+/** The channels agreed and not joined yet as a node kept in PostgreSQL keeps them: a row of its store. */
+export function storedPending(store: Store): Map<Hex, Pending> {
+  return new Map(store.batched<[Hex, Pending][]>("pending").get("all") ?? []);
+}
 
 export type OpeningDeps = Pick<NodeParts, "config" | "address" | "signer" | "log" | "store" | "client" | "assets" | "adapters" | "chainHealth"> &
   Readonly<{ health: StoreHealth; peers: PeerBook; refusals: Refusals; emit: Emit }>;
@@ -47,9 +53,8 @@ export class ChannelOpening {
   /** Reads the agreements kept: the store's row (a node kept in PostgreSQL), or the file beside the store, if any. */
   load(): void {
     if (isPostgresUrl(this.d.config.store)) {
-      const kept = this.d.store.batched<[Hex, Pending][]>("pending").get("all") ?? [];
       this.agreed.clear();
-      for (const [id, p] of kept) this.agreed.set(id, p);
+      for (const [id, p] of storedPending(this.d.store)) this.agreed.set(id, p);
       return;
     }
     const file = `${this.d.config.store}.pending.json`;

@@ -21,6 +21,8 @@ export type RouteDoc = Readonly<{
   body?: z.ZodType;
   status: 200 | 201;
   response: ResponseDoc;
+  /** A read of stored data that a standby serves too, from its snapshot of the database (its answers say when it was read). */
+  standby?: boolean;
 }>;
 
 const PARAMETERS: Record<string, string> = {
@@ -36,7 +38,17 @@ const ERRORS = {
   "409": json("refused as things stand (free balance, channel busy or closed, peer refused, a chain that does not answer or reorganised deeper than its confirmations)", ref("Error")),
   "413": json("a body over 1 MiB", ref("Error")),
   "421": { description: "a Host the API does not listen as (no body)" },
-  "503": json("the node's store is lost (deleted, replaced or unwritable under it): it signs nothing until restarted with its store back", ref("Error")),
+  "503": json(
+    "the node's store is lost (deleted, replaced or unwritable under it): it signs nothing until restarted with its store back; or this process is a standby of a node kept in PostgreSQL and the request is a write or the event stream (`active` names the process that leads), or its database does not answer",
+    ref("Error"),
+  ),
+};
+/** The header of a standby's answers (docs/NODE.md, "PostgreSQL and a standby"). */
+const AS_OF = {
+  "X-Channels-As-Of": {
+    description: "only from a standby: when its snapshot of the database was read (it holds every commit before; at most 2 s before the request)",
+    schema: { type: "string", format: "date-time" },
+  },
 };
 
 export const CHANNEL_DOC = ref("Channel");
@@ -63,7 +75,10 @@ export function openApiDocument(routes: readonly RouteDoc[]): OpenApiDocument {
       ...(names.length === 0 ? {} : { parameters: names.map((n) => ({ name: n, in: "path", required: true, description: PARAMETERS[n] ?? n, schema: { type: "string" } })) }),
       ...(r.body === undefined ? {} : { requestBody: { required: true, content: { "application/json": { schema: bodySchema(r.body) } } } }),
       responses: {
-        [String(r.status)]: r.response.kind === "json" ? json(r.response.description, r.response.schema) : { description: r.response.description, content: { [r.response.contentType]: {} } },
+        [String(r.status)]: {
+          ...(r.response.kind === "json" ? json(r.response.description, r.response.schema) : { description: r.response.description, content: { [r.response.contentType]: {} } }),
+          ...(r.standby === true ? { headers: AS_OF } : {}),
+        },
         ...ERRORS,
       },
     };
@@ -77,7 +92,18 @@ export function openApiDocument(routes: readonly RouteDoc[]): OpenApiDocument {
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer" } },
       schemas: {
-        Error: { type: "object", properties: { error: { type: "string" } }, required: ["error"] },
+        Error: {
+          type: "object",
+          properties: {
+            error: { type: "string" },
+            active: {
+              type: ["object", "null"],
+              description: "a standby's 503: the process that leads (null before any did)",
+              properties: { holder: { type: "string" }, api: { type: ["string", "null"] }, term: { type: "integer" }, since: { type: "string", format: "date-time" } },
+            },
+          },
+          required: ["error"],
+        },
         Channel: {
           type: "object",
           properties: {
@@ -96,7 +122,7 @@ export function openApiDocument(routes: readonly RouteDoc[]): OpenApiDocument {
             name: { type: "string" }, address: { type: "string" }, url: { type: "string" }, channels: { type: "integer", description: "channels with this peer, any status" },
             link: {
               enum: ["up", "down", "unknown"],
-              description: "up: the last exchange with the peer went through (an envelope came from it, or a request to it was answered) after any failed request; down: a request to it failed since; unknown: nothing exchanged since the process started. The node asks a peer nothing unprompted: one that went away shows down at the next request to it",
+              description: "up: the last exchange with the peer went through (an envelope came from it, or a request to it was answered) after any failed request; down: a request to it failed since; unknown: nothing exchanged since the process started (always, from a standby: it exchanges nothing with peers). The node asks a peer nothing unprompted: one that went away shows down at the next request to it",
             },
             lastExchange: { type: "string", description: "when the last exchange that went through happened" },
             lastFailure: { type: "string", description: "when the last request to the peer failed" },

@@ -28,15 +28,16 @@ export type PeerView = Readonly<{
 }>;
 
 export class PeerBook {
-  constructor(private readonly d: Pick<NodeParts, "config" | "store" | "address" | "link">) {}
+  /** `link` is the peer endpoint's; a standby has none (it exchanges nothing with peers): every link is "unknown" there. */
+  constructor(private readonly d: Pick<NodeParts, "config" | "store" | "address"> & Readonly<{ link?: Pick<NodeParts["link"], "traffic"> }>) {}
 
   peers(): PeerView[] {
-    const traffic = this.d.link.traffic;
+    const traffic = this.d.link?.traffic;
     return Object.entries(this.d.config.peers).map(([name, p]) => {
       const origin = new URL(p.url).origin;
-      const times = [traffic.lastSendOkAt.get(origin), traffic.lastReceivedAt.get(p.address.toLowerCase())].filter((t) => t !== undefined);
+      const times = [traffic?.lastSendOkAt.get(origin), traffic?.lastReceivedAt.get(p.address.toLowerCase())].filter((t) => t !== undefined);
       const ok = times.length === 0 ? undefined : Math.max(...times);
-      const failed = traffic.lastSendFailedAt.get(origin);
+      const failed = traffic?.lastSendFailedAt.get(origin);
       const link: PeerLinkState = failed !== undefined && (ok === undefined || failed >= ok) ? "down" : ok !== undefined ? "up" : "unknown";
       return {
         name,

@@ -1,24 +1,26 @@
 /**
  * A node kept in PostgreSQL (docs/NODE.md, "PostgreSQL and a standby"): any number of `channels node start`
  * processes run on one database for one key, and exactly one leads. `runLeading` stands by (serving what a standby
- * can: who leads, its own metrics; every other request 503 with the active one's address) until it takes the lead,
- * then runs the node on the database's rows under its new term, and steps down to standing by again the moment it
- * may no longer lead (its lock's session failed, or a commit was refused or went unanswered).
+ * can: the API's reads of stored data from a snapshot of the database, standby-views.ts; the dashboard; its own
+ * metrics; every write 503 with the active one's address) until it takes the lead, then runs the node on the
+ * database's rows under its new term, and steps down to standing by again the moment it may no longer lead (its
+ * lock's session failed, or a commit was refused or went unanswered).
  */
 import { hostname } from "node:os";
 import { computeAddress } from "ethers";
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import type { Logger } from "pino";
-import { Gauge, Registry } from "prom-client";
+import { Gauge, Histogram, Registry } from "prom-client";
 
 import type { Hex } from "../core/types.js";
 import { ChannelSdkError } from "../core/errors.js";
 import { ForeignDatabaseError, PgDatabase, redactUrl, type Leader } from "../store/postgres.js";
 import { StoreLostError } from "../store/transactions.js";
-import { API_PREFIX, apiApp, closeApi, requireToken, serveApi, withSecurityHeaders } from "./api.js";
+import { API_PREFIX, apiApp, apiDocument, closeApi, dashboardFiles, errorAnswer, readRoutes, requireToken, serveApi, withSecurityHeaders } from "./api.js";
 import { NODE_ACTIVE } from "./metrics.js";
 import { ChannelNode, type StartOptions } from "./node.js";
 import type { NodeConfig } from "./node-config.js";
+import { activeOf, AS_OF_HEADER, Snapshots } from "./standby-views.js";
 
 /** How often a standby tries to take the lead (and how soon after the active one's death it does). */
 export const LEAD_POLL_MS = 1_000;
@@ -27,29 +29,52 @@ const RECONNECT_MS = 2_000;
 
 type Served = Awaited<ReturnType<typeof serveApi>>;
 
-/**
- * The API a standby serves: who leads, its metrics; 503 naming the active process for everything else. Its answers
- * carry the active node's security headers: the port is the same.
- */
-export function standbyApp(d: Readonly<{ token: string; metricsPublic: boolean; address: string; leader: () => Leader | undefined }>): Hono {
-  const app = withSecurityHeaders(new Hono());
+/** A standby's metrics: that it is one, and how long its snapshots of the database take to read. */
+export function standbyMetrics(): { registry: Registry; loaded: (seconds: number) => void } {
   const registry = new Registry();
   new Gauge({ ...NODE_ACTIVE, registers: [registry] }).set(0);
-  const active = () => {
-    const l = d.leader();
-    return l === undefined ? null : { holder: l.holder, api: l.api, term: l.term, since: l.since };
+  const loads = new Histogram({
+    name: "channels_standby_snapshot_load_seconds",
+    help: "a standby's reads of the database's rows into a snapshot (one at most every 2 s, while its API is asked)",
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  return { registry, loaded: (seconds) => loads.observe(seconds) };
+}
+
+/**
+ * The API a standby serves: the dashboard's files; the API's reads of stored data (`readRoutes`) from a snapshot no
+ * older than SNAPSHOT_MAX_AGE_MS, its time in the AS_OF_HEADER; its metrics; and 503 naming the active process for
+ * every write (before its body is read) and for the event stream (what the active process alone can tell). Its
+ * answers carry the active node's security headers and need its token: the port is the same.
+ */
+export function standbyApp(
+  d: Readonly<{ token: string; metricsPublic: boolean; leader: () => Leader | undefined; snapshots: Pick<Snapshots, "fresh">; registry: Registry }>,
+): Hono {
+  const app = withSecurityHeaders(new Hono());
+  const metrics = async () => new Response(await d.registry.metrics(), { headers: { "content-type": d.registry.contentType } });
+  const elsewhere = (c: Context) => {
+    const a = activeOf(d.leader());
+    const where = a === null ? "no process leads yet" : `the active node is ${a.holder}${a.api === null ? "" : ` (API ${a.api})`}`;
+    return c.json({ error: `this process is a standby: ${where}`, active: a }, 503);
   };
-  const metrics = async () => new Response(await registry.metrics(), { headers: { "content-type": registry.contentType } });
+  app.use("*", dashboardFiles);
   app.get("/metrics", async (_c, next) => (d.metricsPublic ? metrics() : next()));
   app.use("*", requireToken(d.token));
   app.get("/metrics", () => metrics());
-  app.get(`${API_PREFIX}/info`, (c) => c.json({ role: "standby", address: d.address, active: active() }));
-  app.all("*", (c) => {
-    const a = active();
-    const where = a === null ? "no process leads yet" : `the active node is ${a.holder}${a.api === null ? "" : ` (API ${a.api})`}`;
-    return c.json({ error: `this process is a standby: ${where}`, active: a }, 503);
-  });
-  app.onError((_e, c) => c.json({ error: "the database does not answer" }, 503));
+  app.use("*", async (c, next) => ((c.req.method === "GET" || c.req.method === "HEAD") && c.req.path !== `${API_PREFIX}/events` ? next() : elsewhere(c)));
+  app.get(`${API_PREFIX}/openapi.json`, (c) => c.json(apiDocument()));
+  for (const r of readRoutes()) {
+    app.get(`${API_PREFIX}${r.path}`, async (c) => {
+      const snapshot = await d.snapshots.fresh();
+      c.header(AS_OF_HEADER, snapshot.asOf.toISOString());
+      return r.run(snapshot, c);
+    });
+  }
+  app.notFound((c) => c.json({ error: `no route ${c.req.method} ${c.req.path}` }, 404));
+  app.onError((error, c) =>
+    error instanceof StoreLostError ? c.json({ error: `the database does not answer: ${error.problem.split("\n")[0]}` }, 503) : errorAnswer(error, c),
+  );
   return app;
 }
 
@@ -69,17 +94,22 @@ export async function runLeading(config: NodeConfig, key: Hex, log: Logger, toke
     let db: PgDatabase | undefined;
     let api: Served | undefined;
     let term: number | undefined;
+    let snapshots: Snapshots | undefined;
     let unreachableSaid = 0;
     while (stop === undefined && term === undefined) {
       try {
         db ??= PgDatabase.open(config.store, { applicationName: `channels-node pid ${process.pid}` });
         if (api === undefined) {
           // The database this process is connected to now: after a reconnect, the new one (not the one closed).
-          const leader = () => {
+          const connected = () => {
             if (db === undefined) throw new StoreLostError(where, "connecting to the database again");
-            return db.leader();
+            return db;
           };
-          api = await serveApi(standbyApp({ token, metricsPublic: config.api.metricsPublic, address, leader }), config.api.host, config.api.port);
+          const leader = () => connected().leader();
+          const metrics = standbyMetrics();
+          snapshots = new Snapshots({ config, address, log, db: connected, leader, startedAt: new Date(), onLoad: metrics.loaded });
+          const app = standbyApp({ token, metricsPublic: config.api.metricsPublic, leader, snapshots, registry: metrics.registry });
+          api = await serveApi(app, config.api.host, config.api.port);
           log.info({ event: "standby", api: `${api.url}${API_PREFIX}`, store: where }, `standing by on ${where}: the node starts here once no other process leads it`);
         }
         term = db.tryLead(address, holder, `${api.url}${API_PREFIX}`);
@@ -98,6 +128,7 @@ export async function runLeading(config: NodeConfig, key: Hex, log: Logger, toke
       }
     }
     if (api !== undefined) closeApi(api);
+    snapshots?.close();
     if (stop !== undefined || term === undefined || db === undefined) {
       db?.close();
       break;

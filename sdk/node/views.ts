@@ -1,14 +1,22 @@
-/** What the node shows of itself, its channels and its swaps (the API's and the CLI's answers), and ids as given. */
+/**
+ * What the node shows of itself, its channels and its swaps (the API's and the CLI's answers), and ids as given. The
+ * part read from stored data alone (a channel's record and newest co-signed state, a swap's row) is a set of
+ * functions of a store (`Stored`), which a standby serves from its snapshot of the database (standby-views.ts); the
+ * active node's `Views` adds what it reads on chain.
+ */
 import type { ChannelInfo, HubAdapter } from "../chain/hub.js";
+import { storedHead } from "../coordinator/channels.js";
 import type { SwapView } from "../coordinator/phases.js";
+import { storedSwap } from "../coordinator/session.js";
 import type { Hex, ParticipantIndex } from "../core/types.js";
+import type { Store } from "../store/store.js";
 import type { Pending } from "./channel-opening.js";
 import { UsageError } from "./errors.js";
 import { ConflictError, NotFoundError } from "./node-errors.js";
 import type { PeerBook } from "./peer-book.js";
 import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
-import { formatAmount } from "./units.js";
+import { formatAmount, type AssetBook } from "./units.js";
 
 /** How long a list reuses what the hub holds for this node in an asset (`Views.held`). */
 const HELD_REUSE_MS = 10_000;
@@ -58,8 +66,13 @@ export class Views {
     };
   }
 
+  /** What the views read from stored data alone: this node's store, assets, peers and channels agreed. */
+  private get stored(): Stored {
+    return { store: this.d.store, assets: this.d.assets, peers: this.d.peers, pending: this.d.pending };
+  }
+
   channelIds(): Hex[] {
-    return [...this.d.store.channels().map((c) => c.ref.channelId), ...this.d.pending.keys()];
+    return channelIds(this.stored);
   }
 
   /** What the hub holds for this node per chain and asset, and when it was read (ms): see `held`. */
@@ -86,66 +99,18 @@ export class Views {
    * request per channel. A closed channel's state on chain is final, read once.
    */
   async channelView(channelId: Hex, fresh = true) {
-    const pending = this.d.pending.get(channelId);
-    if (pending !== undefined) {
-      const asset = this.d.assets.byAddress(pending.chainId, pending.params.asset);
-      return {
-        id: channelId,
-        chain: this.d.assets.chainName(pending.chainId),
-        peer: pending.peer,
-        asset: asset === undefined ? pending.params.asset : `${asset.symbol}@${asset.chain}`,
-        status: "agreed",
-        challengePeriodSeconds: Number(pending.params.challengePeriod),
-      };
-    }
-    const record = this.d.store.channel(channelId)!;
-    const me = record.myIndex;
-    const them = (1 - me) as ParticipantIndex;
-    const asset = this.d.assets.byAddress(record.ref.chainId, record.params.asset);
-    const head = this.d.client.book.head(channelId);
-    const locked = head.locks.reduce((sum, l) => sum + l.amount, 0n);
-    const op = this.d.store.channelOp(channelId);
+    const record = this.d.store.channel(channelId);
+    if (record === undefined) return channelView(this.stored, channelId);
     const adapter = this.d.adapters.get(record.ref.chainId)!;
     const read = fresh ? adapter.channelInfo(channelId) : this.d.client.followedInfo(channelId);
-    const onChain = this.closed.get(channelId) ?? (await read.catch(() => undefined));
-    if (onChain?.status === "closed") this.closed.set(channelId, onChain);
+    const info = this.closed.get(channelId) ?? (await read.catch(() => undefined));
+    if (info?.status === "closed") this.closed.set(channelId, info);
     // An endpoint that refuses a log query over the whole chain (public ones cap eth_getLogs ranges) leaves the payouts
     // unshown, not the view failing.
-    const payouts = onChain?.status === "closed" ? await this.payouts(adapter, channelId).catch(() => undefined) : undefined;
+    const payouts = info?.status === "closed" ? await this.payouts(adapter, channelId).catch(() => undefined) : undefined;
     // What the hub holds for this node in the channel's asset (a payout it could not push): POST .../withdraw pulls it.
-    const held = onChain?.status === "closed" ? await this.held(adapter, record.params.asset, fresh) : undefined;
-    const fmt = (v: bigint) => formatAmount(v, asset);
-    const status = onChain?.status === "closed" ? "closed" : onChain?.status === "disputed" ? "disputed" : this.d.client.isClosing(channelId) ? "closing" : op?.kind === "forceClose" ? "forceClosing" : "open";
-    return {
-      id: channelId,
-      chain: this.d.assets.chainName(record.ref.chainId),
-      peer: this.d.peers.peerNameOf(record.params.participants[them]),
-      counterparty: record.params.participants[them],
-      asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
-      status,
-      /** When the backup copy this channel came from was taken, if it did: nothing is signed on it. */
-      frozenSince: iso(this.d.store.frozenSince(channelId)),
-      /** While frozen: when it last asked the peer for the newest state both signed, and why it cannot catch up. */
-      catchUp: catchUpView(this.d.client.catchUpState(channelId)),
-      seq: head.seq.toString(),
-      challengePeriodSeconds: Number(record.params.challengePeriod),
-      balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
-      deposits: { mine: fmt(head.deposits[me]), theirs: fmt(head.deposits[them]) },
-      onChainDeposits: onChain === undefined ? undefined : { mine: fmt(onChain.deposits[me]), theirs: fmt(onChain.deposits[them]) },
-      payouts: payouts === undefined ? undefined : { mine: fmt(payouts[me]), theirs: fmt(payouts[them]) },
-      /** Once closed: what the hub holds for this node in the channel's asset, to withdraw (all its channels of that asset together). */
-      withdrawable: held === undefined ? undefined : fmt(held),
-      /** While a force close waits out its challenge period: when it ends (the channel can settle from then on). */
-      challengeDeadline: onChain?.status === "disputed" ? new Date(Number(onChain.deadline) * 1000).toISOString() : undefined,
-      base: {
-        balances: head.balances.map(String),
-        deposits: head.deposits.map(String),
-        onChainDeposits: onChain?.deposits.map(String),
-        payouts: payouts?.map(String),
-        withdrawable: held?.toString(),
-        myIndex: me,
-      },
-    };
+    const held = info?.status === "closed" ? await this.held(adapter, record.params.asset, fresh) : undefined;
+    return channelView(this.stored, channelId, { closing: this.d.client.isClosing(channelId), info, payouts, held, catchUp: this.d.client.catchUpState(channelId) });
   }
 
   /** What a closed channel paid out, from its close event; found once (a closed channel's payouts never change). */
@@ -162,11 +127,7 @@ export class Views {
 
   /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
   resolveChannel(id: string): Hex {
-    const lower = idPrefix(id, "channel");
-    const matches = this.channelIds().filter((c) => c.toLowerCase().startsWith(lower));
-    if (matches.length === 0) throw new NotFoundError(`no channel ${id}`);
-    if (matches.length > 1) throw new UsageError(`channel: ${id} matches ${matches.length} channels; give more digits`);
-    return matches[0]!;
+    return resolveChannel(this.stored, id);
   }
 
   openRecord(id: string) {
@@ -177,40 +138,171 @@ export class Views {
   }
 
   swaps() {
-    return this.d.client.swaps().map((s) => this.swapView(s));
+    return swapViews(this.stored);
   }
 
   swap(id: string) {
-    const lower = idPrefix(id, "swap");
-    const matches = this.d.store.swapIds().filter((s) => s.toLowerCase().startsWith(lower));
-    if (matches.length === 0) throw new NotFoundError(`no swap ${id}`);
-    if (matches.length > 1) throw new UsageError(`swap: ${id} matches ${matches.length} swaps; give more digits`);
-    return this.swapView(this.d.client.swap(matches[0]!));
+    return this.swapView(this.d.client.swap(resolveSwap(this.d.store, id)));
   }
 
   swapView(s: SwapView) {
-    const t = s.terms;
-    const src = this.d.store.channel(t.source.channelId);
-    const dst = this.d.store.channel(t.target.channelId);
-    const srcAsset = src && this.d.assets.byAddress(t.source.chainId, src.params.asset);
-    const dstAsset = dst && this.d.assets.byAddress(t.target.chainId, dst.params.asset);
-    const phase = s.progress.phase;
+    return swapView(this.stored, s);
+  }
+}
+
+/** What a view reads from stored data alone: the store, the configuration's assets and peers, the channels agreed. */
+export type Stored = Readonly<{
+  store: Store;
+  assets: AssetBook;
+  peers: Pick<PeerBook, "peerNameOf">;
+  /** The channels agreed with peers and not joined yet. */
+  pending: ReadonlyMap<Hex, Pending>;
+}>;
+
+/**
+ * What a channel's view reads besides the store: whether the client is closing it, and the hub's state of it with
+ * what a closed one paid out and what the hub holds to withdraw (the active node). A standby reads no chain: its
+ * views carry none of the chain's fields, and their status comes from the stored rows (`storedLive`).
+ */
+export type Live = Readonly<{
+  closing: boolean;
+  info?: ChannelInfo;
+  payouts?: readonly [bigint, bigint];
+  held?: bigint;
+  /** While frozen, as the client last saw it (a standby does not ask): when it last asked its peer, and why it cannot catch up. */
+  catchUp?: Readonly<{ askedAt?: number; problem?: string }>;
+}>;
+
+/**
+ * What the stored rows alone say of a channel's close, for a view that reads no chain: closing once its close is
+ * asked for (the channel's operation) or its final state is co-signed. `channelView` takes `closed` from the mark
+ * the node stores once it saw the close on chain, and shows a force close as `forceClosing` (never `disputed`, which
+ * only the chain tells).
+ */
+export function storedLive(d: Stored, channelId: Hex): Live {
+  const record = d.store.channel(channelId);
+  return { closing: d.store.channelOp(channelId)?.kind === "close" || (record !== undefined && storedHead(d.store, record).isFinal) };
+}
+
+/** Every channel's id: the store's, then the ones agreed and not joined yet. */
+export function channelIds(d: Stored): Hex[] {
+  return [...d.store.channels().map((c) => c.ref.channelId), ...d.pending.keys()];
+}
+
+/**
+ * A channel as the API shows it, from the store and `live` (see `Live`; a standby's `storedLive` when not given).
+ * A channel agreed and not open yet shows its agreement.
+ */
+export function channelView(d: Stored, channelId: Hex, live: Live = storedLive(d, channelId)) {
+  const pending = d.pending.get(channelId);
+  if (pending !== undefined) {
+    const asset = d.assets.byAddress(pending.chainId, pending.params.asset);
     return {
-      id: s.swapId,
-      role: s.role,
-      peer: this.d.peers.peerNameOf(s.role === "initiator" ? t.responder : t.initiator),
-      phase: phase.kind,
-      outcome: phase.kind === "done" ? phase.outcome : undefined,
-      reason: phase.kind === "done" ? phase.reason : phase.kind === "settlingOnChain" ? phase.reason : undefined,
-      give: formatAmount(t.give, srcAsset),
-      take: formatAmount(t.take, dstAsset),
-      source: t.source.channelId,
-      target: t.target.channelId,
-      sourceExpiry: new Date(Number(t.sourceExpiry) * 1000).toISOString(),
-      targetExpiry: new Date(Number(t.targetExpiry) * 1000).toISOString(),
-      since: new Date(s.progress.since).toISOString(),
+      id: channelId,
+      chain: d.assets.chainName(pending.chainId),
+      peer: pending.peer,
+      asset: asset === undefined ? pending.params.asset : `${asset.symbol}@${asset.chain}`,
+      status: "agreed",
+      challengePeriodSeconds: Number(pending.params.challengePeriod),
     };
   }
+  const record = d.store.channel(channelId)!;
+  const me = record.myIndex;
+  const them = (1 - me) as ParticipantIndex;
+  const asset = d.assets.byAddress(record.ref.chainId, record.params.asset);
+  const head = storedHead(d.store, record);
+  const locked = head.locks.reduce((sum, l) => sum + l.amount, 0n);
+  const op = d.store.channelOp(channelId);
+  const { info: onChain, payouts, held } = live;
+  const fmt = (v: bigint) => formatAmount(v, asset);
+  const status =
+    onChain?.status === "closed" || (onChain === undefined && op?.kind === "closed")
+      ? "closed"
+      : onChain?.status === "disputed"
+        ? "disputed"
+        : live.closing
+          ? "closing"
+          : op?.kind === "forceClose"
+            ? "forceClosing"
+            : "open";
+  return {
+    id: channelId,
+    chain: d.assets.chainName(record.ref.chainId),
+    peer: d.peers.peerNameOf(record.params.participants[them]),
+    counterparty: record.params.participants[them],
+    asset: asset === undefined ? record.params.asset : `${asset.symbol}@${asset.chain}`,
+    status,
+    /** When the backup copy this channel came from was taken, if it did: nothing is signed on it. */
+    frozenSince: iso(d.store.frozenSince(channelId)),
+    /** While frozen: when it last asked the peer for the newest state both signed, and why it cannot catch up. */
+    catchUp: catchUpView(live.catchUp),
+    seq: head.seq.toString(),
+    challengePeriodSeconds: Number(record.params.challengePeriod),
+    balance: { mine: fmt(head.balances[me]), theirs: fmt(head.balances[them]), locked: fmt(locked) },
+    deposits: { mine: fmt(head.deposits[me]), theirs: fmt(head.deposits[them]) },
+    onChainDeposits: onChain === undefined ? undefined : { mine: fmt(onChain.deposits[me]), theirs: fmt(onChain.deposits[them]) },
+    payouts: payouts === undefined ? undefined : { mine: fmt(payouts[me]), theirs: fmt(payouts[them]) },
+    /** Once closed: what the hub holds for this node in the channel's asset, to withdraw (all its channels of that asset together). */
+    withdrawable: held === undefined ? undefined : fmt(held),
+    /** While a force close waits out its challenge period: when it ends (the channel can settle from then on). */
+    challengeDeadline: onChain?.status === "disputed" ? new Date(Number(onChain.deadline) * 1000).toISOString() : undefined,
+    base: {
+      balances: head.balances.map(String),
+      deposits: head.deposits.map(String),
+      onChainDeposits: onChain?.deposits.map(String),
+      payouts: payouts?.map(String),
+      withdrawable: held?.toString(),
+      myIndex: me,
+    },
+  };
+}
+
+/** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
+export function resolveChannel(d: Stored, id: string): Hex {
+  const lower = idPrefix(id, "channel");
+  const matches = channelIds(d).filter((c) => c.toLowerCase().startsWith(lower));
+  if (matches.length === 0) throw new NotFoundError(`no channel ${id}`);
+  if (matches.length > 1) throw new UsageError(`channel: ${id} matches ${matches.length} channels; give more digits`);
+  return matches[0]!;
+}
+
+/** A swap by its id or a unique prefix of it. */
+export function resolveSwap(store: Store, id: string): Hex {
+  const lower = idPrefix(id, "swap");
+  const matches = store.swapIds().filter((s) => s.toLowerCase().startsWith(lower));
+  if (matches.length === 0) throw new NotFoundError(`no swap ${id}`);
+  if (matches.length > 1) throw new UsageError(`swap: ${id} matches ${matches.length} swaps; give more digits`);
+  return matches[0]!;
+}
+
+/** Every swap the store holds, as the API shows them. */
+export function swapViews(d: Stored) {
+  return d.store.swapIds().map((id) => swapView(d, storedSwap(d.store, id)));
+}
+
+/** A swap as the API shows it (all of it is stored). */
+export function swapView(d: Stored, s: SwapView) {
+  const t = s.terms;
+  const src = d.store.channel(t.source.channelId);
+  const dst = d.store.channel(t.target.channelId);
+  const srcAsset = src && d.assets.byAddress(t.source.chainId, src.params.asset);
+  const dstAsset = dst && d.assets.byAddress(t.target.chainId, dst.params.asset);
+  const phase = s.progress.phase;
+  return {
+    id: s.swapId,
+    role: s.role,
+    peer: d.peers.peerNameOf(s.role === "initiator" ? t.responder : t.initiator),
+    phase: phase.kind,
+    outcome: phase.kind === "done" ? phase.outcome : undefined,
+    reason: phase.kind === "done" ? phase.reason : phase.kind === "settlingOnChain" ? phase.reason : undefined,
+    give: formatAmount(t.give, srcAsset),
+    take: formatAmount(t.take, dstAsset),
+    source: t.source.channelId,
+    target: t.target.channelId,
+    sourceExpiry: new Date(Number(t.sourceExpiry) * 1000).toISOString(),
+    targetExpiry: new Date(Number(t.targetExpiry) * 1000).toISOString(),
+    since: new Date(s.progress.since).toISOString(),
+  };
 }
 
 /**

@@ -2,14 +2,15 @@
  * Every answer of the API port carries the dashboard's security headers (SECURITY_HEADERS: its Content-Security-
  * Policy, nosniff, no-referrer), as docs/NODE.md says: the active node's (401, 200, 404, 413, 500, the event
  * stream), the Host check's 421, and a standby's (a node kept in PostgreSQL that does not lead serves the same port:
- * 401, its /info, 503). A stub stands in for the node: only the API's layer is under test, on a real listener.
+ * 401, 404, its reads and writes 503, its metrics). A stub stands in for the node: only the API's layer is under test, on a real listener.
  */
 import { expect } from "chai";
 import { request } from "node:http";
 
 import { apiApp, MAX_API_BODY, SECURITY_HEADERS, serveApi } from "../../sdk/node/api.js";
 import type { ChannelNode } from "../../sdk/node/node.js";
-import { standbyApp } from "../../sdk/node/standby.js";
+import { standbyApp, standbyMetrics } from "../../sdk/node/standby.js";
+import { StoreLostError } from "../../sdk/store/transactions.js";
 
 const TOKEN = "a".repeat(64);
 const AUTH = { authorization: `Bearer ${TOKEN}` };
@@ -69,13 +70,19 @@ describe("the API port's security headers", function () {
   });
 
   it("are on every answer of a standby's API", async function () {
-    const app = standbyApp({ token: TOKEN, metricsPublic: false, address: node.address, leader: () => undefined });
+    // A standby whose database does not answer: its reads are 503 too.
+    const snapshots = { fresh: () => Promise.reject(new StoreLostError("postgres://db/alice", "it does not answer")) };
+    const app = standbyApp({ token: TOKEN, metricsPublic: false, leader: () => undefined, snapshots, registry: standbyMetrics().registry });
     const { server, url } = await serveApi(app, "127.0.0.1", 0);
     try {
       const cases: Case[] = [
-        { path: "/", status: 401 },
-        { path: "/api/v1/info", status: 200, headers: AUTH },
+        { path: "/api/v1/info", status: 401 },
+        { path: "/dashboard/nope.js", status: 404 },
+        { path: "/api/v1/info", status: 503, headers: AUTH },
         { path: "/api/v1/channels", status: 503, headers: AUTH },
+        { path: "/api/v1/swaps", status: 503, method: "POST", headers: AUTH, body: "{}" },
+        { path: "/api/v1/nope", status: 404, headers: AUTH },
+        { path: "/metrics", status: 200, headers: AUTH },
       ];
       for (const c of cases) expect(await headersOf(url, c), c.path).to.deep.equal({ status: c.status, headers: SECURITY_HEADERS });
     } finally {

@@ -15,7 +15,7 @@ import type { ChannelNode } from "../../sdk/node/node.js";
 import { openApiDocument } from "../../sdk/node/openapi.js";
 import { NodeProcess } from "../helpers/cli.js";
 
-const OPENAPI = openApiDocument(apiRoutes({} as ChannelNode));
+const OPENAPI = openApiDocument(apiRoutes());
 import { freePort, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 describe("node control API", function () {

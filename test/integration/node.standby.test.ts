@@ -1,9 +1,10 @@
 /**
  * A node kept in PostgreSQL, as OS processes: Alice runs two `channels node start` processes on one database (a real
  * PostgreSQL the test starts on loopback), Bob one on a SQLite file, over two `hardhat node` chains. One of Alice's
- * leads, the other stands by; the leader is killed (SIGKILL) with swaps in flight, cut off from the database, and the
- * database is restarted under it. Each time the other process takes over, every swap ends the same way on both
- * sides, the channels' balances add up, and no sequence number of Alice's was signed twice.
+ * leads, the other stands by, serving the API's reads from the database as the leader does and answering writes 503;
+ * the leader is killed (SIGKILL) with swaps in flight, cut off from the database, and the database is restarted under
+ * it. Each time the other process takes over, every swap ends the same way on both sides, the channels' balances add
+ * up, and no sequence number of Alice's was signed twice.
  */
 import { expect } from "chai";
 import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
@@ -15,6 +16,7 @@ import { Store, type ChannelState, type Hex } from "../../sdk/index.js";
 import { channels, channelsJson, editJson, NodeProcess } from "../helpers/cli.js";
 import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 import { startPostgres, type Postgres } from "../helpers/postgres.js";
+import { AS_OF_HEADER, SNAPSHOT_MAX_AGE_MS } from "../../sdk/node/standby-views.js";
 
 const ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
@@ -173,6 +175,64 @@ describe("a node kept in PostgreSQL: a standby takes over", function () {
       bob.close();
     }
   };
+
+  /** GET `path` of Alice's process on `port`: the JSON, and for a standby when its snapshot was read (ms). */
+  const read = async (port: number, path: string) => {
+    const r = await fetch(`http://127.0.0.1:${port}/api/v1${path}`, { headers: { authorization: `Bearer ${token}` } });
+    expect(r.status, `${port} ${path}`).to.equal(200);
+    const asOf = r.headers.get(AS_OF_HEADER);
+    return { json: (await r.json()) as unknown, asOf: asOf === null ? undefined : Date.parse(asOf) };
+  };
+  /** A channel's view without what the active process reads on chain (a standby reads no chain). */
+  const stored = ({ onChainDeposits: _d, payouts: _p, withdrawable: _w, challengeDeadline: _c, base, ...rest }: Record<string, unknown>) => {
+    const { onChainDeposits: _bd, payouts: _bp, withdrawable: _bw, ...kept } = base as Record<string, unknown>;
+    return { ...rest, base: kept };
+  };
+  /** The rows of Alice's database by table, and who leads it: what a standby must never change. */
+  const database = async () => {
+    const count = async (t: string) => Number((await pg.query<{ n: string }>(`SELECT count(*) AS n FROM ${t}`, [], "alice"))[0]!.n);
+    return {
+      channels: await count("node.channels"), swaps: await count("node.swaps"), cosigned: await count("node.cosigned"), own: await count("node.own_signatures"),
+      leader: await pg.query("SELECT address, term, holder, api, since FROM channels_meta.leader", [], "alice"),
+    };
+  };
+
+  it("the standby serves the API's reads from the database as the active process does, no older than its bound, and answers a write 503 with nothing written", async function () {
+    await propose(cfg.a1, 2);
+    await allSettle();
+    const settled = Date.now();
+    const before = await database();
+    // Past the bound since the swaps ended at the active process: the standby's next snapshot holds them.
+    await new Promise((r) => setTimeout(r, SNAPSHOT_MAX_AGE_MS + 100));
+    for (const path of ["/channels", "/swaps", "/refusals"]) {
+      const [active, standby] = [await read(apiPort.a1, path), await read(apiPort.a2, path)];
+      expect(active.asOf, path).to.equal(undefined);
+      expect(standby.asOf, path).to.be.at.least(settled);
+      const want = path === "/channels" ? (active.json as Record<string, unknown>[]).map(stored) : active.json;
+      expect(standby.json, path).to.deep.equal(want);
+    }
+    const channelList = (await read(apiPort.a2, "/channels")).json as Channel[];
+    expect(channelList.map((c) => c.status)).to.deep.equal(["open", "open"]);
+    expect(((await read(apiPort.a2, "/swaps")).json as Swap[]).filter((s) => swaps.includes(s.id)).map((s) => s.phase)).to.deep.equal(swaps.map(() => "done"));
+    const one = await read(apiPort.a2, `/channels/${pair.s!.slice(0, 10)}`);
+    expect(one.json).to.deep.equal(channelList.find((c) => c.id === pair.s));
+    const peers = (p: unknown) => (p as Record<string, unknown>[]).map(({ name, address, url, channels }) => ({ name, address, url, channels }));
+    expect(peers((await read(apiPort.a2, "/peers")).json)).to.deep.equal(peers((await read(apiPort.a1, "/peers")).json));
+    const [activeInfo, standbyInfo] = [(await read(apiPort.a1, "/info")).json as Record<string, unknown>, (await read(apiPort.a2, "/info")).json as Record<string, unknown>];
+    for (const k of ["address", "channels", "activeSwaps", "frozenChannels", "policy"]) expect(standbyInfo[k], k).to.deep.equal(activeInfo[k]);
+    const chains = (i: Record<string, unknown>) => (i.chains as Record<string, unknown>[]).map(({ name, chainId, hub, assets }) => ({ name, chainId, hub, assets }));
+    expect(chains(standbyInfo)).to.deep.equal(chains(activeInfo));
+    // The dashboard is served by the standby too.
+    const page = await fetch(`http://127.0.0.1:${apiPort.a2}/`);
+    expect([page.status, page.headers.get("content-type")]).to.deep.equal([200, "text/html; charset=utf-8"]);
+    // A write to the standby: 503 naming the active process; nothing proposed, nothing written, the term as it was.
+    const body = JSON.stringify({ peer: "bob", give: "0.1 ETH@source", take: "0.05 ETH@target", source: pair.s, target: pair.t });
+    const write = await fetch(`http://127.0.0.1:${apiPort.a2}/api/v1/swaps`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body });
+    expect(write.status).to.equal(503);
+    expect((await write.json()) as { active: { api: string; term: number } }).to.deep.include({ active: { ...standbyInfo.active as object, api: `http://127.0.0.1:${apiPort.a1}/api/v1`, term: 1 } });
+    expect(await database()).to.deep.equal(before);
+    expect(((await read(apiPort.a1, "/swaps")).json as Swap[]).length).to.equal(swaps.length);
+  });
 
   it("the active process killed (SIGKILL) with swaps in flight: the standby takes over, resumes every swap, and both sides agree", async function () {
     await propose(cfg.a1, 4);
