@@ -49,8 +49,6 @@ export class Party {
   view: Record<Hex, readonly [bigint, bigint]>;
   /** The packets of the last step, and whether any left: a crash before they go loses them. */
   private lastSent: Packet[] = [];
-  /** What a watchtower kept beside this party's store holds: the newest co-signed number per channel. */
-  towerNewest: Record<Hex, bigint | undefined> = {};
   private readonly path: string;
 
   constructor(readonly name: Name, readonly address: string, privateKey: string, readonly net: Network) {
@@ -82,7 +80,6 @@ export class Party {
       onEvent: (channelId, event) => this.record(channelId, event),
       finalDeposits: (channelId) => this.view[channelId],
       now: () => this.net.clock,
-      newestElsewhere: (channelId) => this.towerNewest[channelId],
     });
   }
 

@@ -135,7 +135,6 @@ export class Counterparties {
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
       hold: (chainId) => ctx.hold(chainId),
       now: () => ctx.clock(),
-      newestElsewhere: (channelId) => ctx.o.watchtower?.newestCoSigned?.(channelId),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
     this.peers.set(peer, engine);

@@ -99,11 +99,6 @@ export type CounterpartyOptions = Readonly<{
   hold?: (chainId: bigint) => string | undefined;
   /** The time in ms since the epoch (what a resume after a restore is numbered from); by default the system's. */
   now?: () => number;
-  /**
-   * The number of the newest co-signed state of a channel held outside the store (a node's watchtower, whose store
-   * is kept beside a restored copy): a restored channel takes no head older than it. By default none.
-   */
-  newestElsewhere?: (channelId: Hex) => bigint | undefined;
 }>;
 
 /** How often a channel of a restored copy asks the other party again to show the newest state both signed. */
@@ -550,13 +545,10 @@ export class Counterparty {
       highestSigned: () => store.highestOwnSeq(channelId),
     });
     const blocker = this.catchUpBlocker(channelId);
-    const elsewhere = this.o.newestElsewhere?.(channelId);
     const problem =
       blocker !== undefined && blocker !== asked.problem
         ? blocker
-        : elsewhere !== undefined && message.state.seq < elsewhere
-          ? `the peer showed state ${message.state.seq}, older than the newest its watchtower holds (${elsewhere}); force-close it, and the watchtower answers with that one`
-          : message.state.isFinal
+        : message.state.isFinal
           ? "the other party's newest state is final; land it or force-close"
           : message.state.locks.length > 0
             ? `the other party's newest state holds ${message.state.locks.length} lock(s) of swaps this copy does not know; force-close it`

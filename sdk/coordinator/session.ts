@@ -60,11 +60,6 @@ export type SwapClientOptions = Readonly<{
     addSecret(hashlock: Hex, secret: Hex): void;
     /** Runs `feed` (calls of the three above) as one unit of its own storage: one transaction, one sync. */
     batch?(feed: () => void): void;
-    /**
-     * The number of the newest co-signed state it holds of a channel: a channel of a restored copy takes no head
-     * from its counterparty older than it (the tower's store, kept beside the copy, may hold newer states).
-     */
-    newestCoSigned?(channelId: Hex): bigint | undefined;
   }>;
   /** Authenticates envelopes with keys agreed with counterparties (default: one over `signer`, of this client's own). */
   auth?: EnvelopeAuth;

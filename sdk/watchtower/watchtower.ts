@@ -100,11 +100,6 @@ export class Watchtower {
     this.store.recordOwnSignature(state, stateDigest(hubDomain(ref.chainId, ref.hub), state), () => signature);
   }
 
-  /** The number of the newest co-signed state this tower holds of a channel, if any. */
-  newestCoSigned(channelId: Hex): bigint | undefined {
-    return this.store.latestCoSigned(channelId)?.state.seq;
-  }
-
   /** Runs `feed` (states and secrets a client tells) in one transaction of the tower's store: one sync for all. */
   batch(feed: () => void): void {
     this.store.transaction(feed);

@@ -136,29 +136,6 @@ describe("a party restored from an old copy of its store catches up from the oth
     expect(signed.every((n) => n >= floor && n > newest[S]!.seq), `numbers ${signed.join(", ")} above ${newest[S]!.seq}`).to.equal(true);
   });
 
-  it("takes no head older than what its own watchtower holds: a peer hiding its newest state leaves the channel frozen, for a force close the watchtower answers", function () {
-    const { net, newest } = restored(2, 4);
-    const { A, B } = net.parties;
-    A.towerNewest = { [S]: newest[S]!.seq, [T]: newest[T]!.seq }; // the tower's store, kept beside the copy
-    const copyHead = A.updaters[S]!.head.seq;
-    let older: ReturnType<typeof B.store.coSignedAt>;
-    for (let seq = newest[S]!.seq - 1n; seq > copyHead && older === undefined; seq--) {
-      const at = B.store.coSignedAt(S, seq);
-      if (at !== undefined && at.state.locks.length === 0) older = at;
-    }
-    net.intercept.A = (p: Packet) => {
-      if (p.channelId !== S || p.message.kind !== "head") return false;
-      A.handle({ ...p, message: { ...p.message, state: older!.state, signatures: older!.signatures } as UpdateMessage });
-      return true;
-    };
-    const signed = A.signatures;
-    catchUp(net);
-    expect(A.store.frozenSince(S), "S stays frozen").to.be.a("number");
-    expect(A.pair.resumeState(S)!.problem).to.match(new RegExp(`the peer showed state ${older!.state.seq}, older than the newest its watchtower holds \\(${newest[S]!.seq}\\)`));
-    expect(A.store.frozenSince(T), "T, shown its newest, caught up").to.equal(undefined);
-    expect(A.signatures).to.equal(signed);
-  });
-
   it("refuses a head it cannot take: not signed by its own key, older than its copy, numbered from the future or unasked; and one with locks leaves the channel frozen", function () {
     const { net, newest } = restored(2, 2);
     const { A, B } = net.parties;
