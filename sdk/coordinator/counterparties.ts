@@ -201,7 +201,8 @@ export class Counterparties {
   private offerDeposits(engine: Counterparty, channelId: Hex): boolean {
     const u = engine.updater(channelId);
     const held = this.held.get(lower(channelId));
-    if (u.me !== 0 || held === undefined || engine.closing(channelId) || this.onChain(channelId)) return false;
+    // A frozen channel (a restored copy's) signs nothing until it caught up: its deposits are counted after that.
+    if (u.me !== 0 || held === undefined || engine.closing(channelId) || this.onChain(channelId) || this.ctx.o.store.frozenSince(channelId) !== undefined) return false;
     const count = { kind: "deposits", deposits: held } as const;
     if (!applicable(u.head, count)) return false; // counted already (or a node behind the one read before)
     this.run(engine, () => engine.countDeposits(channelId, held));

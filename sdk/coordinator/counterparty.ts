@@ -270,9 +270,12 @@ export class Counterparty {
 
   /**
    * Counts on `channelId` the deposits the hub holds (final on chain): queued as a change of the next batch (the other
-   * signs it only if its own reading of the hub holds as much). Nothing is queued if one is pending or they are counted.
+   * signs it only if its own reading of the hub holds as much). Nothing is queued if one is pending or they are counted,
+   * nor on a frozen channel (a restored copy's, until it caught up).
    */
   countDeposits(channelId: Hex, deposits: readonly [bigint, bigint]): void {
+    // A frozen channel (from a restored copy) signs nothing: its count waits until it caught up.
+    if (this.o.store.frozenSince(channelId) !== undefined) return;
     this.step(() => this.apply(channelId, enqueue(this.updater(channelId), [{ kind: "deposits", deposits }], this.env(channelId))));
   }
 

@@ -7,6 +7,8 @@
  * it may have used after the copy.
  */
 import { expect } from "chai";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 
@@ -14,7 +16,9 @@ import { resumeFloor, type UpdateMessage } from "../../sdk/core/channel-updates.
 import { InvalidMessageError } from "../../sdk/core/errors.js";
 import { outcome, settled } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex } from "../../sdk/core/types.js";
+import { Store } from "../../sdk/store/store.js";
 import { heal, Network, S, startSwap, T, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
+import { fundedChannels, makeParty, ONE, twoParties } from "../helpers/swapHarness.js";
 
 type Swap = { hashlock: string; initiator: Name; give: bigint; take: bigint };
 
@@ -215,6 +219,32 @@ describe("a party restored from an old copy of its store catches up from the oth
     expect(swaps.slice(-2).every((x) => outcome(A.swaps.get(x.hashlock)!) === "swapped" && outcome(B.swaps.get(x.hashlock)!) === "swapped")).to.equal(true);
   });
 
+  it("a channel of the copy whose deposits were counted after the copy still asks and catches up (nothing counted while frozen)", function () {
+    const net = new Network();
+    const swaps: Swap[] = [];
+    swapMany(net, swaps, 1);
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy);
+    // B deposits on S (A proposes on S) and on T after the copy; both count them, A's copy does not hold the counts.
+    net.depositOnChain("B", S, 40n);
+    net.depositOnChain("B", T, 30n);
+    heal(net);
+    const newest = { [S]: net.parties.B.updaters[S]!.head, [T]: net.parties.B.updaters[T]!.head };
+    expect(newest[S]!.deposits).to.deep.equal(net.hub[S]);
+    net.parties.A.restoreFrom(copy);
+    const { A } = net.parties;
+    expect(A.updaters[S]!.head.deposits, "the copy counts less than the hub holds").to.not.deep.equal(net.hub[S]);
+    const signed = A.signatures;
+    catchUp(net); // A's tick reads the hub: the count waits, the ask goes out
+    expect(A.signatures, "nothing signed while frozen").to.equal(signed);
+    for (const id of [S, T]) {
+      expect(A.store.frozenSince(id), `${id} thawed`).to.equal(undefined);
+      expect(A.updaters[id]!.head).to.deep.equal(newest[id]);
+    }
+    swapMany(net, swaps, 2);
+    for (const id of [S, T]) expect(A.updaters[id]!.head).to.deep.equal(net.parties.B.updaters[id]!.head);
+  });
+
   it("a channel with a swap of the copy still open on it, and a store moved away, never ask to catch up", function () {
     const net = new Network();
     const swaps: Swap[] = [];
@@ -251,5 +281,44 @@ describe("a party restored from an old copy of its store catches up from the oth
     moved.tick();
     expect(net2.inFlight.filter((p) => p.message.kind === "resume")).to.have.length(0);
     expect(moved.pair.resumeState(S)!.problem).to.match(/moved to postgres:\/\/db.example\/alice/);
+  });
+});
+
+describe("a client (SwapClient) restored from an old copy of its store catches up on its ticks", function () {
+  this.timeout(120_000);
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), "catchup-client-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("asks and catches up although the hub holds deposits its copy does not count (its tick offers no count on a frozen channel)", async function () {
+    const setup = await fundedChannels();
+    const file = join(dir, "alice.sqlite");
+    const { link, clock, alice, bob } = await twoParties(setup, { stores: { alice: new Store(file) } });
+    const copy = join(dir, "alice.copy.sqlite");
+    await alice.store.backupTo(copy);
+    // Bob deposits on S after the copy (Alice is participant 0 there, the one who offers counts): both count it.
+    await setup.adapters.bobS.deposit(setup.sParams, setup.sId, 1, ONE);
+    for (let i = 0; i < 5 && alice.client.book.head(setup.sId).deposits[1] !== 11n * ONE; i++) {
+      await alice.client.tick();
+      await bob.client.tick();
+      await link.settled();
+    }
+    const newest = bob.client.book.head(setup.sId);
+    expect(newest.deposits[1], "the deposit counted after the copy").to.equal(11n * ONE);
+    // Alice's node is restarted from the copy.
+    alice.store.close();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true });
+    copyFileSync(copy, file);
+    const restored = makeParty(setup, "alice", link.a, clock, {}, new Store(file));
+    expect(restored.store.frozenSince(setup.sId)).to.be.a("number");
+    for (let i = 0; i < 3 && restored.store.frozenSince(setup.sId) !== undefined; i++) {
+      clock.advance(6_000);
+      await restored.client.tick().catch(() => undefined);
+      await link.settled();
+    }
+    expect(restored.events.filter((e) => e.type === "tickError").map((e) => (e as { error: string }).error), "no tick failed").to.deep.equal([]);
+    for (const id of [setup.sId, setup.tId]) expect(restored.store.frozenSince(id), `${id} caught up`).to.equal(undefined);
+    expect(restored.client.book.head(setup.sId)).to.deep.equal(newest);
+    restored.store.close();
   });
 });
