@@ -70,6 +70,11 @@ export function resumeFloor(unixSeconds: bigint): bigint {
   return unixSeconds << RESUME_EPOCH_BITS;
 }
 
+/** Whether `floor` is one `resumeFloor` gives (a whole second's): a resume names no other. */
+export function isResumeFloor(floor: bigint): boolean {
+  return floor % (1n << RESUME_EPOCH_BITS) === 0n;
+}
+
 const SECRET = /^0x[0-9a-fA-F]{64}$/;
 
 /**
@@ -315,6 +320,18 @@ export type UpdateEnv = Readonly<{
    */
   resumeLimit?(): bigint;
 }>;
+
+/**
+ * Whether this party may sign at `seq` however far it is above the numbers it used: at most the floor of its own
+ * clock (`resumeLimit`), as a resume takes. A party that resumed asks again every few seconds with a later floor,
+ * and the other takes the newest ask it saw; the restored side may have caught up from an earlier answer, so the
+ * other's numbers start above its own, by up to the seconds between two asks. Every number signed by a time `t` stays
+ * below the floor of `t + 1` (RESUME_EPOCH_BITS), as with a resume.
+ */
+function withinOwnFloor(seq: bigint, env: UpdateEnv): boolean {
+  const limit = env.resumeLimit?.();
+  return limit !== undefined && seq <= limit;
+}
 
 /** Whether a state this party signed above the co-signed head, and that may be co-signed, adds the lock `hashlock`. */
 export function maybeAdded(data: UpdaterData, hashlock: Hex): boolean {
@@ -573,7 +590,10 @@ export function receive(data: UpdaterData, message: UpdateMessage, env: UpdateEn
       // The rest of the batch goes again at once, at a new sequence number. The refused batch stays a ghost (only
       // its adds matter, and only the newest ghost per lock: ghosts cannot pile up).
       const ghosts = mergeGhosts(data.ghosts, { seq: f.state.seq, adds: addsOf(f.batch.map((q) => q.change)) });
-      const above = message.above !== undefined && message.above > data.signedSeq && message.above <= data.signedSeq + MAX_SEQ_STEP ? message.above : data.signedSeq;
+      // Past a resume the other took, its numbers start at the floor (maybe a later ask's than the one answered here):
+      // a jump up to the floor of this party's own clock is taken as well.
+      const a = message.above;
+      const above = a !== undefined && a > data.signedSeq && (a <= data.signedSeq + MAX_SEQ_STEP || withinOwnFloor(a + 1n, env)) ? a : data.signedSeq;
       const next = propose({ ...data, inFlight: undefined, ghosts, signedSeq: above, queue: [...back, ...data.queue] }, env);
       const send: UpdateMessage[] = rejected.length > 0 ? [{ kind: "reject", changes: rejected }, ...next.send] : [...next.send];
       return { data: next.data, send, events: [...events, ...next.events] };
@@ -591,6 +611,9 @@ function onResume(data: UpdaterData, message: Extract<UpdateMessage, { kind: "re
   const limit = env.resumeLimit?.();
   if (limit === undefined) throw new InvalidMessageError("a resume, which this party does not take");
   if (message.floor > limit) throw new InvalidMessageError(`a resume from ${message.floor}, above ${limit}, the floor of this party's clock`);
+  // A floor is a whole second's (`resumeFloor`): so a batch of ours in flight is given up for a resume at most once a
+  // second, however many resumes come (each gives up the batch and signs it again at the floor).
+  if (!isResumeFloor(message.floor)) throw new InvalidMessageError(`a resume from ${message.floor}, which is not a floor (unix seconds << ${RESUME_EPOCH_BITS})`);
   let next = data;
   const f = data.inFlight;
   if (f !== undefined && f.state.seq < message.floor) {
@@ -652,7 +675,7 @@ function onUpdate(data: UpdaterData, message: Extract<UpdateMessage, { kind: "up
     }
     return none;
   }
-  if (message.seq > data.signedSeq + MAX_SEQ_STEP) {
+  if (message.seq > data.signedSeq + MAX_SEQ_STEP && !withinOwnFloor(message.seq, env)) {
     throw new InvalidMessageError(`a batch numbered ${message.seq}, more than ${MAX_SEQ_STEP} above ${data.signedSeq}`);
   }
   if (message.base !== data.head.seq) {

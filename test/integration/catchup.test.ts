@@ -219,6 +219,46 @@ describe("a party restored from an old copy of its store catches up from the oth
     expect(swaps.slice(-2).every((x) => outcome(A.swaps.get(x.hashlock)!) === "swapped" && outcome(B.swaps.get(x.hashlock)!) === "swapped")).to.equal(true);
   });
 
+  it("catches up from the answer to an earlier ask when the other took a later one, and swaps on (as proposer and acknowledger)", function () {
+    const { net, swaps, newest } = restored(2, 2);
+    const { A, B } = net.parties;
+    // A asks, the answer is slow; A asks again 6 s later; B takes both asks, and A gets both answers, the first first.
+    net.clock += 6_000;
+    A.tick();
+    const first = net.inFlight.splice(0);
+    net.clock += 6_000;
+    A.tick();
+    const second = net.inFlight.splice(0);
+    expect([...first, ...second].map((p) => p.message.kind)).to.deep.equal(["resume", "resume", "resume", "resume"]);
+    for (const p of [...first, ...second]) B.handle(p);
+    const answers = net.inFlight.splice(0);
+    for (const p of answers) A.handle(p); // the later answers come after A caught up: ignored
+    const early = resumeFloor(BigInt(Math.floor((net.clock - 6_000) / 1000)));
+    for (const id of [S, T]) {
+      expect(A.store.frozenSince(id), `${id} thawed`).to.equal(undefined);
+      expect(A.updaters[id]!.head).to.deep.equal(newest[id]);
+      expect(A.updaters[id]!.signedSeq, `${id}: A numbers from the first floor`).to.equal(early - 1n);
+      expect(B.updaters[id]!.signedSeq > early, `${id}: B from the later one`).to.equal(true);
+    }
+    // A proposes on S and answers on T: the numbers meet at B's floor, and swaps go through both ways.
+    const before = A.signatures;
+    for (let i = 0; i < 2; i++) {
+      const initiator: Name = i === 0 ? "A" : "B";
+      const hashlock = startSwap(net, 500 + i, initiator, 3n, 2n)!;
+      swaps.push({ hashlock, initiator, give: 3n, take: 2n });
+      for (let round = 0; round < 10 && !settled(B.swaps.get(hashlock)!); round++) {
+        net.deliverAll();
+        A.tick();
+        B.tick();
+        net.deliverAll();
+      }
+      expect(outcome(A.swaps.get(hashlock)!), `swap ${i} at A`).to.equal("swapped");
+      expect(outcome(B.swaps.get(hashlock)!), `swap ${i} at B`).to.equal("swapped");
+    }
+    for (const id of [S, T]) expect(A.updaters[id]!.head).to.deep.equal(B.updaters[id]!.head);
+    expect(A.signatures - before, "a handful of signatures, not one a tick for ever").to.be.lessThan(12);
+  });
+
   it("a channel of the copy whose deposits were counted after the copy still asks and catches up (nothing counted while frozen)", function () {
     const net = new Network();
     const swaps: Swap[] = [];
@@ -243,6 +283,36 @@ describe("a party restored from an old copy of its store catches up from the oth
     }
     swapMany(net, swaps, 2);
     for (const id of [S, T]) expect(A.updaters[id]!.head).to.deep.equal(net.parties.B.updaters[id]!.head);
+  });
+
+  it("a resume whose floor is not a whole second's is refused: a peer cannot make a proposer sign its batch again for each resume it sends", function () {
+    const net = new Network(); // A proposes on S
+    const { A } = net.parties;
+    startSwap(net, 1, "A", 5n, 4n);
+    // A's batch on S is in flight; B (hostile) keeps it and sends resumes, each a little above the batch's number.
+    const update = net.inFlight.find((p) => p.from === "A" && p.channelId === S && p.message.kind === "update");
+    expect(update, "A's batch on S").to.not.equal(undefined);
+    net.inFlight.length = 0;
+    const seq = (update!.message as Extract<UpdateMessage, { kind: "update" }>).seq;
+    const before = A.signatures;
+    let refused = 0;
+    for (let i = 1n; i <= 20n; i++) {
+      try {
+        A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: seq + i } });
+      } catch (error) {
+        if (!(error instanceof InvalidMessageError)) throw error;
+        expect(error.message).to.match(/not a floor/);
+        refused++;
+      }
+    }
+    expect(refused).to.equal(20);
+    expect(A.signatures - before, "no signature for a resume that is not a floor").to.equal(0);
+    // A true floor (of a second both clocks passed) still gives the batch up and signs it again at the floor, once.
+    const floor = resumeFloor(BigInt(Math.floor(net.clock / 1000)));
+    A.handle({ from: "B", channelId: S, message: { kind: "resume", floor } });
+    A.handle({ from: "B", channelId: S, message: { kind: "resume", floor } });
+    expect(A.signatures - before).to.equal(1);
+    expect(A.updaters[S]!.inFlight!.state.seq).to.equal(floor);
   });
 
   it("a channel with a swap of the copy still open on it, and a store moved away, never ask to catch up", function () {
