@@ -47,6 +47,12 @@ export class Party {
   readonly key: SigningKey;
   /** The deposits this party last read from the hub at its final block, per channel (it reads them on each tick). */
   view: Record<Hex, readonly [bigint, bigint]>;
+  /**
+   * Whether this party keeps a watchtower's store beside its own (restored or not): the newest co-signed state of each
+   * channel it ever held (`towerNewest`) bounds what it catches up to after a restore. Off unless a test sets it.
+   */
+  towerKept = false;
+  readonly towerNewest: Record<Hex, bigint> = {};
   /** The packets of the last step, and whether any left: a crash before they go loses them. */
   private lastSent: Packet[] = [];
   private readonly path: string;
@@ -80,6 +86,7 @@ export class Party {
       onEvent: (channelId, event) => this.record(channelId, event),
       finalDeposits: (channelId) => this.view[channelId],
       now: () => this.net.clock,
+      newestCoSigned: (channelId) => (this.towerKept ? this.towerNewest[channelId] : undefined),
     });
   }
 
@@ -108,6 +115,7 @@ export class Party {
   /** Keeps the history of what was signed (for the on-chain checks). */
   private record(channelId: Hex, event: UpdateEvent) {
     const history = this.history[channelId]!;
+    if ((event.type === "cosigned" || event.type === "caughtUp") && event.state.seq > (this.towerNewest[channelId] ?? -1n)) this.towerNewest[channelId] = event.state.seq;
     if (event.type === "signed") {
       // A proposer's batch is built on its head (the new one, if an ack came in the same step); an acknowledger's
       // signature is its co-signature (the cosigned event follows).

@@ -135,6 +135,7 @@ export class Counterparties {
       finalDeposits: (channelId) => this.held.get(lower(channelId)),
       hold: (chainId) => ctx.hold(chainId),
       now: () => ctx.clock(),
+      newestCoSigned: (channelId) => ctx.o.watchtower?.newest?.(channelId),
     });
     for (const id of channels) this.engines.set(lower(id), engine);
     this.peers.set(peer, engine);

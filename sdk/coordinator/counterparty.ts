@@ -99,6 +99,13 @@ export type CounterpartyOptions = Readonly<{
   hold?: (chainId: bigint) => string | undefined;
   /** The time in ms since the epoch (what a resume after a restore is numbered from); by default the system's. */
   now?: () => number;
+  /**
+   * The number of the newest co-signed state of a channel held outside the store (its watchtower's store, kept beside
+   * a restored copy: it may hold states newer than the copy). A frozen channel does not catch up from an older head
+   * than that: a force close gets that state (the watchtower answers with it), so catching up from an older one would
+   * give the other party what it could not get on chain. By default none.
+   */
+  newestCoSigned?: (channelId: Hex) => bigint | undefined;
 }>;
 
 /** How often a channel of a restored copy asks the other party again to show the newest state both signed. */
@@ -527,8 +534,9 @@ export class Counterparty {
   /**
    * The other party's answer to a resume: its co-signed head, taken as this channel's own if the channel may catch
    * up (`catchUpBlocker`), the head has no lock (none of the copy's swaps is left, so a lock there is one this copy
-   * does not know) and is not final, and its floor is one this process could have asked for. The channel is not
-   * frozen from then on. A head that cannot be taken leaves the channel frozen and says why (`resumeState`).
+   * does not know), is not final nor older than a state the watchtower holds (`newestCoSigned`), and its floor is one
+   * this process could have asked for. The channel is not frozen from then on. A head that cannot be taken leaves the
+   * channel frozen and says why (`resumeState`).
    */
   private takeHead(channelId: Hex, message: Extract<UpdateMessage, { kind: "head" }>): void {
     const { store } = this.o;
@@ -548,10 +556,13 @@ export class Counterparty {
       highestSigned: () => store.highestOwnSeq(channelId),
     });
     const blocker = this.catchUpBlocker(channelId);
+    const known = this.o.newestCoSigned?.(channelId);
     const problem =
       blocker !== undefined && blocker !== asked.problem
         ? blocker
-        : message.state.isFinal
+        : known !== undefined && message.state.seq < known
+          ? `the other party shows state ${message.state.seq}, older than state ${known} both signed that this node's watchtower holds; force-close it (the watchtower answers with the newer)`
+          : message.state.isFinal
           ? "the other party's newest state is final; land it or force-close"
           : message.state.locks.length > 0
             ? `the other party's newest state holds ${message.state.locks.length} lock(s) of swaps this copy does not know; force-close it`

@@ -60,6 +60,11 @@ export type SwapClientOptions = Readonly<{
     addSecret(hashlock: Hex, secret: Hex): void;
     /** Runs `feed` (calls of the three above) as one unit of its own storage: one transaction, one sync. */
     batch?(feed: () => void): void;
+    /**
+     * The number of the newest co-signed state it holds of a channel, if any: a channel of a restored copy does not
+     * catch up from an older one (`CounterpartyOptions.newestCoSigned`).
+     */
+    newest?(channelId: Hex): bigint | undefined;
   }>;
   /** Authenticates envelopes with keys agreed with counterparties (default: one over `signer`, of this client's own). */
   auth?: EnvelopeAuth;

@@ -100,6 +100,14 @@ export class Watchtower {
     this.store.recordOwnSignature(state, stateDigest(hubDomain(ref.chainId, ref.hub), state), () => signature);
   }
 
+  /**
+   * The number of the newest co-signed state this tower holds of a channel, if any: what a client restored from an
+   * old copy of its store must not catch up below (its tower's store, kept, may be newer than the copy).
+   */
+  newest(channelId: Hex): bigint | undefined {
+    return this.store.latestCoSigned(channelId)?.state.seq;
+  }
+
   /** Runs `feed` (states and secrets a client tells) in one transaction of the tower's store: one sync for all. */
   batch(feed: () => void): void {
     this.store.transaction(feed);

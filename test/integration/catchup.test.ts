@@ -315,6 +315,44 @@ describe("a party restored from an old copy of its store catches up from the oth
     expect(A.updaters[S]!.inFlight!.state.seq).to.equal(floor);
   });
 
+  it("with its watchtower's store kept, does not catch up from a head older than the tower's newest; says to force-close", function () {
+    const net = new Network();
+    const swaps: Swap[] = [];
+    net.parties.A.towerKept = true;
+    swapMany(net, swaps, 2);
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy);
+    swapMany(net, swaps, 4);
+    const { A, B } = net.parties;
+    const newest = B.updaters[S]!.head;
+    expect(A.towerNewest[S]).to.equal(newest.seq);
+    A.restoreFrom(copy); // the tower's store stays
+    const copyHead = A.updaters[S]!.head.seq;
+    let older: ReturnType<typeof B.store.coSignedAt>;
+    for (let seq = newest.seq - 1n; seq > copyHead && older === undefined; seq--) {
+      const at = B.store.coSignedAt(S, seq);
+      if (at !== undefined && at.state.locks.length === 0) older = at;
+    }
+    expect(older, "an older co-signed state of S, newer than the copy").to.not.equal(undefined);
+    net.intercept.A = (p: Packet) => {
+      if (p.channelId !== S || p.message.kind !== "head") return false;
+      A.handle({ ...p, message: { ...p.message, state: older!.state, signatures: older!.signatures } as UpdateMessage });
+      return true;
+    };
+    const signed = A.signatures;
+    catchUp(net);
+    net.intercept.A = undefined;
+    expect(A.store.frozenSince(S), "S stays frozen").to.be.a("number");
+    expect(A.updaters[S]!.head.seq).to.equal(copyHead);
+    expect(A.pair.resumeState(S)!.problem).to.match(new RegExp(`shows state ${older!.state.seq}, older than state ${newest.seq} .*watchtower holds; force-close it`));
+    expect(A.store.frozenSince(T), "T, shown its newest, catches up").to.equal(undefined);
+    expect(A.signatures).to.equal(signed);
+    // Shown the newest at the next ask, S catches up.
+    catchUp(net);
+    expect(A.store.frozenSince(S)).to.equal(undefined);
+    expect(A.updaters[S]!.head).to.deep.equal(newest);
+  });
+
   it("a channel with a swap of the copy still open on it, and a store moved away, never ask to catch up", function () {
     const net = new Network();
     const swaps: Swap[] = [];
@@ -389,6 +427,38 @@ describe("a client (SwapClient) restored from an old copy of its store catches u
     expect(restored.events.filter((e) => e.type === "tickError").map((e) => (e as { error: string }).error), "no tick failed").to.deep.equal([]);
     for (const id of [setup.sId, setup.tId]) expect(restored.store.frozenSince(id), `${id} caught up`).to.equal(undefined);
     expect(restored.client.book.head(setup.sId)).to.deep.equal(newest);
+    restored.store.close();
+  });
+
+  it("does not catch up below the newest state its watchtower holds (the tower's store kept beside the copy)", async function () {
+    const setup = await fundedChannels();
+    const file = join(dir, "alice.sqlite");
+    // Alice's watchtower: what a Watchtower keeps of each channel's newest co-signed state, in a store of its own.
+    const tower = new Map<string, bigint>();
+    const watchtower = {
+      signed: () => undefined,
+      update: (c: { state: ChannelState }) => void (c.state.seq > (tower.get(c.state.channelId.toLowerCase()) ?? -1n) && tower.set(c.state.channelId.toLowerCase(), c.state.seq)),
+      addSecret: () => undefined,
+      newest: (id: Hex) => tower.get(id.toLowerCase()),
+    };
+    const { link, clock, alice } = await twoParties(setup, { stores: { alice: new Store(file) }, alice: { watchtower } });
+    const copy = join(dir, "alice.copy.sqlite");
+    await alice.store.backupTo(copy);
+    const shown = alice.client.book.head(setup.sId).seq;
+    alice.store.close();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true });
+    copyFileSync(copy, file);
+    // The tower holds a newer state of S than the peer shows (a peer hiding its newest): S stays frozen, T catches up.
+    tower.set(setup.sId.toLowerCase(), shown + 1n);
+    const restored = makeParty(setup, "alice", link.a, clock, { watchtower }, new Store(file));
+    for (let i = 0; i < 3 && restored.store.frozenSince(setup.tId) !== undefined; i++) {
+      clock.advance(6_000);
+      await restored.client.tick();
+      await link.settled();
+    }
+    expect(restored.store.frozenSince(setup.tId), "T caught up").to.equal(undefined);
+    expect(restored.store.frozenSince(setup.sId), "S stays frozen").to.be.a("number");
+    expect(restored.client.catchUpState(setup.sId)?.problem).to.match(new RegExp(`shows state ${shown}, older than state ${shown + 1n} .*watchtower holds; force-close it`));
     restored.store.close();
   });
 });
