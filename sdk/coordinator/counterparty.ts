@@ -270,6 +270,17 @@ export class Counterparty {
     return known;
   }
 
+  /**
+   * Whether a swap uses a frozen channel (a restored copy's): it is not undone here. What became of it after the copy
+   * is not known (the lost process may have locked, revealed and paid it since); undone with no lock in the copy, it
+   * would count as settled at once, so the channel would catch up (`catchUpBlocker`) and the swap be shown undone
+   * whatever the newest states hold. It stays open until the chain settles it (a force close).
+   */
+  private ofCopy(side: SwapSide): boolean {
+    const { store } = this.o;
+    return store.frozenSince(side.terms.source.channelId) !== undefined || store.frozenSince(side.terms.target.channelId) !== undefined;
+  }
+
   /** Whether a swap uses a closing channel (it takes no new lock, and is undone unless past its reveal). */
   private swapClosing(side: SwapSide): boolean {
     return this.closing(side.terms.source.channelId) || this.closing(side.terms.target.channelId);
@@ -434,9 +445,15 @@ export class Counterparty {
     this.cancelAll([hashlock]);
   }
 
-  /** Undoes many swaps in one step (each refused once its secret left or is known). */
+  /**
+   * Undoes many swaps in one step (each refused once its secret left or is known, and a swap of a frozen channel:
+   * `ofCopy`).
+   */
   cancelAll(hashlocks: readonly Hex[]): void {
-    const known = hashlocks.filter((h) => this.side(h) !== undefined);
+    const known = hashlocks.filter((h) => {
+      const side = this.side(h);
+      return side !== undefined && !this.ofCopy(side);
+    });
     if (known.length === 0) return;
     this.step(() => {
       for (const h of known) this.setSide(h.toLowerCase(), cancel(this.sides.get(h.toLowerCase())!).side);
@@ -646,6 +663,9 @@ export class Counterparty {
         if (event.signatures !== undefined) this.book.keep({ state: event.state, signatures: event.signatures });
         continue; // what led to it is not known; no swap of the copy uses the channel
       }
+      // A change of a frozen channel refused (a request or batch of the copy's, answered by a peer that moved on):
+      // the swap is not undone for it, as it is not by a cancel (`ofCopy`): its fate after the copy is not known.
+      if (event.type === "refused" && this.o.store.frozenSince(channelId) !== undefined) continue;
       const changes = event.type === "refused" ? [event.change] : event.changes;
       for (const c of changes) {
         const k = changeHashlock(c);
@@ -679,7 +699,7 @@ export class Counterparty {
       // An initiator about to reveal with too little time left on T undoes the swap instead; a swap with a channel
       // closing is undone unless past its reveal (cancel refuses those, which complete).
       const late = side.role === "initiator" && !side.revealed && side.target === "locked" && this.o.mayReveal?.(side) === false;
-      if (!side.cancelled && (late || this.swapClosing(side))) {
+      if (!side.cancelled && !this.ofCopy(side) && (late || this.swapClosing(side))) {
         current = cancel(side).side;
         if (current !== side) this.setSide(k, current);
       }

@@ -17,7 +17,7 @@ import { InvalidMessageError } from "../../sdk/core/errors.js";
 import { outcome, settled } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex } from "../../sdk/core/types.js";
 import { Store } from "../../sdk/store/store.js";
-import { heal, Network, S, startSwap, T, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
+import { DEPOSIT, heal, Network, S, startSwap, T, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
 import { fundedChannels, makeParty, ONE, twoParties } from "../helpers/swapHarness.js";
 
 type Swap = { hashlock: string; initiator: Name; give: bigint; take: bigint };
@@ -351,6 +351,48 @@ describe("a party restored from an old copy of its store catches up from the oth
     catchUp(net);
     expect(A.store.frozenSince(S)).to.equal(undefined);
     expect(A.updaters[S]!.head).to.deep.equal(newest);
+  });
+
+  it("does not undo a swap of the copy that held no lock in it (its fate after the copy is not known): its channels stay frozen", function () {
+    const net = new Network(); // A proposes on S, B on T
+    const swaps: Swap[] = [];
+    swapMany(net, swaps, 1);
+    // A swap agreed, nothing of it co-signed yet, when the copy is taken; the lost process sees it through after.
+    const hashlock = startSwap(net, 98, "A", 5n, 4n)!;
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy);
+    heal(net);
+    const { B } = net.parties;
+    expect(outcome(B.swaps.get(hashlock)!), "swapped at B").to.equal("swapped");
+    net.parties.A.restoreFrom(copy);
+    const { A } = net.parties;
+    expect(A.swaps.get(hashlock)!.source, "no lock of it in the copy").to.equal("none");
+    // A client undoes a swap that made no progress within its timeout: not one of a frozen channel.
+    A.cancelSwap(hashlock);
+    expect(settled(A.swaps.get(hashlock)!), "still open at A").to.equal(false);
+    catchUp(net);
+    for (const id of [S, T]) {
+      expect(A.store.frozenSince(id), `${id} stays frozen`).to.be.a("number");
+      expect(A.pair.resumeState(id)!.problem).to.match(/1 swap\(s\) of the copy use it; force-close it/);
+    }
+  });
+
+  it("does not undo a swap of the copy for a refusal of what the copy asked for (the peer saw it through after the copy)", function () {
+    const net = new Network(DEPOSIT, { [S]: "B", [T]: "B" }); // B proposes on both: A asks for its S lock
+    const swaps: Swap[] = [];
+    swapMany(net, swaps, 1);
+    const hashlock = startSwap(net, 97, "A", 5n, 4n)!;
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy); // A's request for its S lock in the copy's queue, nothing co-signed
+    heal(net);
+    expect(outcome(net.parties.B.swaps.get(hashlock)!), "swapped at B").to.equal("swapped");
+    net.parties.A.restoreFrom(copy);
+    const { A } = net.parties;
+    // A resends what its copy asked for; B, done with the swap, refuses it for good.
+    for (let i = 0; i < 3; i++) catchUp(net);
+    expect(net.parties.B.swaps.get(hashlock)!.source).to.equal("paid");
+    expect(settled(A.swaps.get(hashlock)!), "still open at A").to.equal(false);
+    for (const id of [S, T]) expect(A.store.frozenSince(id), `${id} stays frozen`).to.be.a("number");
   });
 
   it("a channel with a swap of the copy still open on it, and a store moved away, never ask to catch up", function () {
