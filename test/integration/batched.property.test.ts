@@ -6,19 +6,26 @@
  * both parties tick until nothing is left to do. After every run: no party signed two states at one sequence number,
  * both hold the same head on each channel with no lock left, every swap is atomic (the S lock paid exactly when the
  * T lock was), both sides agree on every outcome, and each party's balances are its deposits moved by the swaps
- * that went through.
+ * that went through. One property restores a party from a copy of its store taken at a random moment, at a random
+ * later one (what its lost process sent still on the way): neither key signs two states at one number, the other
+ * party stays whole on chain, and once the restored party caught up and both came to rest, swaps are atomic and
+ * balances whole (docs/SWAP.md, "Catching up after a restore").
  */
 import { expect } from "chai";
 import fc from "fast-check";
 
 import { sha256 } from "ethers";
+import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 
 import { applyChanges, type Change, type UpdateMessage } from "../../sdk/core/channel-updates.js";
-import { openingState } from "../../sdk/core/state.js";
+import { InvalidMessageError } from "../../sdk/core/errors.js";
+import { openingState, sameState } from "../../sdk/core/state.js";
 import { hashlockOf } from "../../sdk/core/swap.js";
-import { outcome, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
+import { outcome, settled, sourceLock, targetLock } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex } from "../../sdk/core/types.js";
-import { checkFinals, checkRun, CROSSED, DEPOSIT, heal, Network, onChainViolations, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
+import { ChannelFrozenError } from "../../sdk/coordinator/errors.js";
+import { checkFinals, checkRun, CROSSED, DEPOSIT, heal, Network, onChainViolations, other, S, startSwap, T, type Layout, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
 
 type Op =
   | { op: "start"; initiator: Name; give: number; take: number }
@@ -116,6 +123,185 @@ describe("many swaps at once on one channel pair: batched updates under faults, 
     expect(undone).to.be.greaterThan(10);
     expect(closedRuns).to.be.greaterThan(0);
     expect(deposits).to.be.greaterThan(0);
+  });
+
+  it("across a restore from an old copy (taken at any moment, restored at any later one), never signs two states at one number, keeps the other whole on chain, and after the catch-up keeps swaps atomic and balances whole", function () {
+    type RestoreOp = Op | { op: "clock"; seconds: number };
+    const restoreOpArb: fc.Arbitrary<RestoreOp> = fc.oneof(
+      { weight: 12, arbitrary: opArb },
+      { weight: 2, arbitrary: fc.record({ op: fc.constant("clock" as const), seconds: fc.integer({ min: 1, max: 7 }) }) },
+    );
+    /** Every state a party's key signed, by channel and number (its store's double-sign guard, read beside it). */
+    const ownRows = (net: Network, who: Name): Map<string, string> => {
+      const db = new DatabaseSync(join(net.dir, `${who}.sqlite`), { readOnly: true });
+      try {
+        const rows = db.prepare("SELECT channel_id, seq, digest FROM own_signatures").all() as { channel_id: string; seq: string; digest: string }[];
+        return new Map(rows.map((r) => [`${r.channel_id}/${r.seq}`, r.digest]));
+      } finally {
+        db.close();
+      }
+    };
+    let caughtUp = 0;
+    let checkedWhole = 0;
+    let swapped = 0;
+    fc.assert(
+      fc.property(
+        fc.array(restoreOpArb, { minLength: 20, maxLength: 120 }),
+        fc.array(restoreOpArb, { minLength: 0, maxLength: 120 }),
+        fc.array(restoreOpArb, { minLength: 0, maxLength: 80 }),
+        fc.constantFrom<Name>("A", "B"),
+        fc.constantFrom<Layout>(CROSSED, { [S]: "A", [T]: "A" }, { [S]: "B", [T]: "B" }),
+        fc.boolean(),
+        fc.boolean(),
+        (before, between, after, restored, layout, copyAtRest, restoreAtRest) => {
+          const net = new Network(DEPOSIT, layout);
+          const swaps: { hashlock: string; initiator: Name; give: bigint; take: bigint }[] = [];
+          let n = 0;
+          const R = net.parties[restored];
+          const P = net.parties[other(restored)];
+          const frozen = () => [S, T].some((id) => R.store.frozenSince(id) !== undefined);
+          /** A message the receiver refuses is dropped, as a transport does: one not of the protocol, or one a frozen channel cannot sign for. */
+          const deliver = (at: number) => {
+            try {
+              net.deliver(at);
+            } catch (error) {
+              if (!(error instanceof InvalidMessageError || error instanceof ChannelFrozenError)) throw error;
+            }
+          };
+          const deliverAll = () => {
+            for (let i = 0; i < 10_000 && net.inFlight.length > 0; i++) deliver(0);
+          };
+          const run = (ops: readonly RestoreOp[]) => {
+            for (const o of ops) {
+              switch (o.op) {
+                case "start": {
+                  // A node refuses a swap naming a frozen channel (Session.validateTerms) before anything is agreed.
+                  if (frozen()) break;
+                  const hashlock = startSwap(net, n++, o.initiator, BigInt(o.give), BigInt(o.take));
+                  if (hashlock !== undefined) swaps.push({ hashlock, initiator: o.initiator, give: BigInt(o.give), take: BigInt(o.take) });
+                  break;
+                }
+                case "deliver":
+                  if (net.inFlight.length > 0) deliver(o.at);
+                  break;
+                case "duplicate":
+                  net.duplicate(o.at);
+                  break;
+                case "drop":
+                  if (net.inFlight.length > 0) net.inFlight.splice(o.at % net.inFlight.length, 1);
+                  break;
+                case "crash":
+                  net.parties[o.who].crash();
+                  net.parties[o.who].tick();
+                  break;
+                case "tick":
+                  net.parties[o.who].tick();
+                  break;
+                case "cancel":
+                  if (swaps.length > 0) net.parties[o.who].cancelSwap(swaps[o.swap % swaps.length]!.hashlock);
+                  break;
+                case "deposit":
+                  net.depositOnChain(o.who, o.onS ? S : T, BigInt(o.amount));
+                  break;
+                case "clock":
+                  net.clock += o.seconds * 1000;
+                  break;
+              }
+            }
+          };
+          /** Delivers, moves the clock past the next ask and ticks both until nothing moves; undoes swaps left at rest. */
+          const settle = () => {
+            let quiet = 0;
+            for (let round = 0; round < 60 && quiet < 2; round++) {
+              const before = JSON.stringify([R.updaters, P.updaters, [...R.swaps.values()], [...P.swaps.values()], [S, T].map((id) => R.store.frozenSince(id))], (_, v) => (typeof v === "bigint" ? `${v}` : v));
+              deliverAll();
+              net.clock += 6_000;
+              R.tick();
+              P.tick();
+              deliverAll();
+              const after = JSON.stringify([R.updaters, P.updaters, [...R.swaps.values()], [...P.swaps.values()], [S, T].map((id) => R.store.frozenSince(id))], (_, v) => (typeof v === "bigint" ? `${v}` : v));
+              if (before !== after) {
+                quiet = 0;
+                continue;
+              }
+              // At rest: what is still open times out and is undone, as a client does after its confirmation timeout.
+              const open = [R, P].flatMap((p) => [...p.swaps.entries()].filter(([, x]) => !settled(x) && !x.cancelled).map(([k]) => [p, k] as const));
+              for (const [p, k] of open) p.cancelSwap(k);
+              quiet = open.length === 0 ? quiet + 1 : 0;
+            }
+          };
+          run(before);
+          if (copyAtRest) settle();
+          const copy = join(net.dir, "copy.sqlite");
+          R.backup(copy);
+          run(between);
+          if (restoreAtRest) settle();
+          // Every state R's key signed before the restore: the copy may lack some, the lost store holds them all.
+          const lost = ownRows(net, restored);
+          R.restoreFrom(copy); // what the lost process sent and was not delivered yet stays on the way
+          run(after);
+          settle();
+
+          // 1. Neither key signed two states at one number: R's across its lost store and its store now.
+          const now = ownRows(net, restored);
+          for (const [k, digest] of lost) {
+            const again = now.get(k);
+            if (again !== undefined) expect(again, `${restored} signed two states at ${k}`).to.equal(digest);
+          }
+          // 2. The party that was not restored is whole on chain, whatever R registers.
+          expect(onChainViolations(net, P.name), `${P.name} on chain`).to.deep.equal([]);
+          // Numbers R signed since the restore are above every number its key used before.
+          const restoredSince = [...now.keys()].filter((k) => !lost.has(k));
+          for (const id of [S, T]) {
+            const usedBefore = [...lost.keys()].filter((k) => k.startsWith(id.toLowerCase())).map((k) => BigInt(k.split("/")[1]!));
+            const highest = usedBefore.reduce((a, b) => (a > b ? a : b), -1n);
+            const since = restoredSince.filter((k) => k.startsWith(id.toLowerCase())).map((k) => BigInt(k.split("/")[1]!));
+            for (const seq of since) expect(seq > highest, `${restored} signed ${seq} on ${id} after the restore, not above ${highest}`).to.equal(true);
+          }
+          if (frozen()) return;
+          caughtUp++;
+          // 3. Caught up and at rest: both hold the same heads; every swap is settled and atomic on both sides, the
+          // outcomes agree where R still knows the swap, and balances are the deposits moved by the swaps P saw go
+          // through (P lost nothing).
+          if ([R, P].some((p) => [...p.swaps.values()].some((x) => !settled(x)))) return;
+          checkedWhole++;
+          for (const id of [S, T]) {
+            const [hr, hp] = [R.updaters[id]!.head, P.updaters[id]!.head];
+            expect(sameState(hr, hp), `the same head of ${id}`).to.equal(true);
+            expect(hp.locks.length).to.equal(0);
+            expect(hp.balances[0] + hp.balances[1]).to.equal(hp.deposits[0] + hp.deposits[1]);
+          }
+          const expected: Record<Name, Record<string, bigint>> = { A: {}, B: {} };
+          for (const who of ["A", "B"] as const) for (const id of [S, T]) expected[who][id] = P.updaters[id]!.head.deposits[net.index(who, id)];
+          for (const s of swaps) {
+            const p = P.swaps.get(s.hashlock)!;
+            expect(p.source === "paid", `swap ${s.hashlock} atomic at ${P.name}`).to.equal(p.target === "paid");
+            const r = R.swaps.get(s.hashlock);
+            if (r !== undefined) {
+              expect(r.source === "paid", `swap ${s.hashlock} atomic at ${R.name}`).to.equal(r.target === "paid");
+              expect(outcome(r), `both agree on ${s.hashlock}`).to.equal(outcome(p));
+            }
+            if (outcome(p) !== "swapped") continue;
+            swapped++;
+            const [source, target] = s.initiator === "A" ? [S, T] : [T, S];
+            const [i, x] = [s.initiator, other(s.initiator)];
+            expected[i][source] = expected[i][source]! - s.give;
+            expected[x][source] = expected[x][source]! + s.give;
+            expected[x][target] = expected[x][target]! - s.take;
+            expected[i][target] = expected[i][target]! + s.take;
+          }
+          for (const id of [S, T]) {
+            const head = P.updaters[id]!.head;
+            for (const who of ["A", "B"] as const) expect(head.balances[net.index(who, id)], `${who} on ${id}`).to.equal(expected[who][id]);
+          }
+        },
+      ),
+      { numRuns: Number(process.env.RESTORE_RUNS ?? 60) },
+    );
+    // The runs caught up often, and swaps went through after a catch-up.
+    expect(caughtUp).to.be.greaterThan(10);
+    expect(checkedWhole).to.be.greaterThan(10);
+    expect(swapped).to.be.greaterThan(40);
   });
 
   it("leaves an honest party whole on chain when the other goes silent at any moment, whatever state it registers", function () {
