@@ -15,6 +15,7 @@ import {
   changeHashlock,
   checkUpdateMessage,
   enqueue,
+  MAX_SEQ_STEP,
   maybeAdded,
   newUpdater,
   passGhosts,
@@ -467,6 +468,13 @@ export class Counterparty {
     if (checked.kind === "head") {
       this.step(() => this.takeHead(channelId, checked));
       return;
+    }
+    // A frozen channel signs nothing: a batch numbered far above its own (the other's at a floor, before the head
+    // that goes with it) is not answered, whose refusal would use numbers up to the floor and keep the head from
+    // being taken (`catchUp`: the floor must be above every number used). Within MAX_SEQ_STEP it is answered as ever.
+    const u = this.updater(channelId);
+    if (checked.kind === "update" && this.o.store.frozenSince(channelId) !== undefined && checked.seq > u.signedSeq + MAX_SEQ_STEP) {
+      throw new InvalidMessageError(`a batch numbered ${checked.seq} on a frozen channel, more than ${MAX_SEQ_STEP} above ${u.signedSeq}`);
     }
     this.step(() => {
       const step = receive(this.updater(channelId), checked, this.env(channelId));

@@ -285,6 +285,39 @@ describe("a party restored from an old copy of its store catches up from the oth
     for (const id of [S, T]) expect(A.updaters[id]!.head).to.deep.equal(net.parties.B.updaters[id]!.head);
   });
 
+  it("takes the head although the other's batch at the floor came first (a frozen channel takes no batch numbered far above its own)", function () {
+    const net = new Network(); // A proposes on S, B on T
+    const swaps: Swap[] = [];
+    swapMany(net, swaps, 1);
+    const copy = join(net.dir, "A.copy.sqlite");
+    net.parties.A.backup(copy);
+    // After the copy, B starts a swap (it locks on T first); its batch is lost on the way, and A is restored.
+    const hashlock = startSwap(net, 96, "B", 5n, 4n)!;
+    net.inFlight.length = 0;
+    net.parties.A.restoreFrom(copy);
+    const { A, B } = net.parties;
+    net.clock += 6_000;
+    A.tick();
+    for (const p of net.inFlight.splice(0)) B.handle(p);
+    // B answers with its head and its batch again at the floor; the batch arrives first.
+    const answers = net.inFlight.splice(0);
+    const order = [...answers.filter((p) => p.message.kind === "update"), ...answers.filter((p) => p.message.kind !== "update")];
+    expect(order[0]?.message.kind, "B's batch on T at the floor").to.equal("update");
+    for (const p of order) {
+      try {
+        A.handle(p);
+      } catch (error) {
+        if (!(error instanceof InvalidMessageError)) throw error;
+      }
+    }
+    for (const id of [S, T]) expect(A.store.frozenSince(id), `${id} thawed at the first answer`).to.equal(undefined);
+    // B's lock of a swap A's copy does not know is refused for good; B undoes the swap, and both go on.
+    heal(net);
+    expect(outcome(B.swaps.get(hashlock)!)).to.equal("undone");
+    swapMany(net, swaps, 2);
+    for (const id of [S, T]) expect(A.updaters[id]!.head).to.deep.equal(B.updaters[id]!.head);
+  });
+
   it("a resume whose floor is not a whole second's is refused: a peer cannot make a proposer sign its batch again for each resume it sends", function () {
     const net = new Network(); // A proposes on S
     const { A } = net.parties;
