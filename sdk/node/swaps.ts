@@ -97,11 +97,19 @@ export class Swaps {
    * promised to swaps in flight, so that swaps spread over a peer's channels (a refusal then names that channel).
    */
   private channelWith(peer: string, asset: AssetInfo, field: string, whose: "mine" | "theirs") {
-    const candidates = this.d.store
+    const open = this.d.store
       .channels()
       .filter((c) => c.ref.chainId === asset.chainId && sameAddress(c.params.asset, asset.address) && sameAddress(c.params.participants[1 - c.myIndex]!, peer))
-      // Open, not closing, and not frozen from a backup copy (it takes no swap): what can carry this swap.
-      .filter((c) => this.d.store.channelOp(c.ref.channelId) === undefined && !this.d.client.isClosing(c.ref.channelId) && this.d.store.frozenSince(c.ref.channelId) === undefined);
+      .filter((c) => this.d.store.channelOp(c.ref.channelId) === undefined && !this.d.client.isClosing(c.ref.channelId));
+    // Open, not closing, and not frozen from a backup copy (it takes no swap): what can carry this swap.
+    const candidates = open.filter((c) => this.d.store.frozenSince(c.ref.channelId) === undefined);
+    if (candidates.length === 0 && open.length > 0) {
+      const ids = open.map((c) => c.ref.channelId).join(", ");
+      throw new ConflictError(
+        `${field}: every open channel of ${asset.symbol}@${asset.chain} with this peer is frozen from a backup copy (${ids}): nothing is signed on it until it catches up ` +
+          "from the peer's node, which it asks every few seconds (channels channel show <id> says what it waits for)",
+      );
+    }
     if (candidates.length === 0) throw new ConflictError(`${field}: no open channel of ${asset.symbol}@${asset.chain} with this peer`);
     let best = candidates[candidates.length - 1]!;
     let most = -1n;

@@ -111,6 +111,13 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target", source: s, target: t });
     expect(refused.status, refused.json.error).to.equal(409);
     expect(refused.json.error).to.match(new RegExp(`^Channel ${s} came from a backup copy taken .*: this node may have signed newer states of it since, so it signs nothing on it until its peer shows it the newest state both signed`, "i"));
+    // Without channels named, the node picks none of the frozen ones, and says that they are frozen (not "no channel").
+    const unnamed = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target" });
+    expect(unnamed.status, unnamed.json.error).to.equal(409);
+    expect(unnamed.json.error).to.equal(
+      `give: every open channel of ETH@source with this peer is frozen from a backup copy (${s}): nothing is signed on it until it catches up from the peer's node, ` +
+        "which it asks every few seconds (channels channel show <id> says what it waits for)",
+    );
 
     const deposit = await api<{ error: string }>("alice", "POST", `/channels/${t}/deposit`, { amount: "1" });
     expect([deposit.status, deposit.json.error], "a deposit it could never count").to.deep.equal([409, deposit.json.error]);
