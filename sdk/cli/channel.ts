@@ -3,7 +3,7 @@ import { Command } from "commander";
 
 import { UsageError } from "../node/errors.js";
 import { api, print, sleep } from "./context.js";
-import { duration, parseDuration, Progress, short, table } from "./format.js";
+import { duration, parseDuration, Progress, short, table, when } from "./format.js";
 
 export type ChannelView = {
   id: string; chain: string; peer: string; asset: string; status: string; seq?: string; challengePeriodSeconds: number;
@@ -53,13 +53,28 @@ async function waitCounted(cmd: Command, id: string, timeoutMs: number): Promise
   }
 }
 
-function describe(c: ChannelView): string {
+/** A peer's link as `GET /peers` shows it. */
+type PeerLinkView = { name: string; link?: "up" | "down" | "unknown"; lastFailure?: string };
+
+/** Whether the channel waits to catch up from its peer (frozen, nothing keeping it from catching up). */
+function waitsForPeer(c: ChannelView): boolean {
+  return c.frozenSince !== undefined && c.status !== "closed" && c.catchUp?.problem === undefined;
+}
+
+/** A channel in lines; `peer`: its peer's link, told when a frozen channel waits for a peer that does not answer. */
+function describe(c: ChannelView, peer?: PeerLinkView): string {
   const lines = [`channel ${c.id}`, `  chain ${c.chain}, asset ${c.asset}, peer ${c.peer}, status ${statusText(c)}, challenge period ${duration(c.challengePeriodSeconds)}`];
   if (c.frozenSince !== undefined && c.status !== "closed") {
     const why = c.catchUp?.problem;
+    const silent =
+      peer?.link === "down"
+        ? `; the peer ${c.peer} does not answer${peer.lastFailure !== undefined ? `, last failed ${when(peer.lastFailure)}` : ""}: start its node, or force-close this channel (channels channel close ${short(c.id)} --force)`
+        : "";
     lines.push(
-      `  FROZEN: from a backup copy taken ${c.frozenSince}; the balances below may be older than the peer's, and nothing is signed on it ` +
-        (why !== undefined ? `(it cannot catch up: ${why})` : `until the peer shows the newest state both signed${c.catchUp?.askedAt !== undefined ? ` (last asked ${c.catchUp.askedAt})` : ""}`),
+      `  FROZEN: from a backup copy taken ${when(c.frozenSince)}; the balances below may be older than the peer's, and nothing is signed on it ` +
+        (why !== undefined
+          ? `(it cannot catch up: ${why})`
+          : `until the peer shows the newest state both signed${c.catchUp?.askedAt !== undefined ? `, last asked ${when(c.catchUp.askedAt)}` : ""}${silent}`),
     );
   }
   if (c.balance) lines.push(`  balance: mine ${c.balance.mine}, theirs ${c.balance.theirs}, locked ${c.balance.locked} (state ${c.seq})`);
@@ -87,7 +102,13 @@ export function channelCommands(): Command {
   channel
     .command("show <id>")
     .description("one channel (id or a unique prefix)")
-    .action(async (id: string, _o, cmd: Command) => print(cmd, await api(cmd).get<ChannelView>(`/channels/${encodeURIComponent(id)}`), describe));
+    .action(async (id: string, _o, cmd: Command) => {
+      const client = api(cmd);
+      const c = await client.get<ChannelView>(`/channels/${encodeURIComponent(id)}`);
+      // A frozen channel waiting for its peer: say whether that peer answers at all.
+      const peer = waitsForPeer(c) ? (await client.get<PeerLinkView[]>("/peers")).find((p) => p.name === c.peer) : undefined;
+      print(cmd, c, (v) => describe(v, peer));
+    });
   channel
     .command("open")
     .description("negotiate a channel with a peer's node, then open and fund it on chain")

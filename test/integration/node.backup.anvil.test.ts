@@ -128,6 +128,12 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect(listed.stdout.split("\n").filter((l) => l.includes("open (frozen)"))).to.have.length(2);
     const described = await channels(["--config", file("alice"), "channel", "show", s]);
     expect(described.stdout).to.match(/FROZEN: from a backup copy taken .*nothing is signed on it until the peer shows the newest state both signed/);
+    // Bob's node is stopped: `channel show` says that the peer does not answer, once a request to it has failed.
+    const silent = await until("channel show naming the silent peer", async () => {
+      const shown = await channels(["--config", file("alice"), "channel", "show", s]);
+      return shown.stdout.includes("the peer bob does not answer") ? shown.stdout : undefined;
+    }, 30_000);
+    expect(silent, silent).to.match(/the peer bob does not answer, last failed .* \(\d+ s ago\): start its node, or force-close this channel \(channels channel close 0x[0-9a-f]{10}… --force\)/);
 
     // Bob's node comes back: each channel catches up from it (both idle), and Alice's node signs again above every
     // number it may have used after the copy.
