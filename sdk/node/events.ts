@@ -14,6 +14,8 @@ export type ClientEventDeps = Readonly<{
   refuse: (kind: "swap", peer: string | undefined, id: string, reason: string) => void;
   peerNameOf: (address: string | undefined) => string;
   swapCounterparty: (swapId: Hex) => string | undefined;
+  /** A channel as an operator names it: its chain and peer, and its balances in token units, mine first. */
+  describeChannel: (channelId: Hex, balances: readonly [bigint, bigint]) => Readonly<{ chain: string; peer: string; mine: string; theirs: string }> | undefined;
 }>;
 
 export class NodeEvents {
@@ -61,9 +63,12 @@ export class NodeEvents {
       if (loud) this.lastSendFailure = { error: e.error, at: now };
       this.d.log[loud ? "warn" : "debug"]({ event: "sendFailed", ...fields }, `messages to a peer failed to leave: ${e.error}`);
     } else if (e.type === "caughtUp") {
+      const c = this.d.describeChannel(e.channelId, e.balances);
+      const named = c === undefined ? "" : ` on ${c.chain} with ${c.peer}`;
+      const balances = c === undefined ? "" : `: mine ${c.mine}, theirs ${c.theirs}`;
       this.d.log.warn(
-        { event: "caughtUp", ...fields },
-        `channel ${e.channelId} caught up from its peer: it took the newest state both signed (number ${e.seq}) and signs again, numbered from ${e.floor}`,
+        { event: "caughtUp", ...(c === undefined ? {} : { chain: c.chain, peer: c.peer }), ...fields },
+        `channel ${e.channelId}${named} caught up from its peer: it took the newest state both signed (number ${e.seq}${balances}) and signs again, numbered from ${e.floor}`,
       );
     } else {
       this.d.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${phaseText(e.phase)}` : e.type);

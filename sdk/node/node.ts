@@ -28,6 +28,7 @@ import { StoreHealth } from "./store-health.js";
 import { unlockStore } from "./store-lock.js";
 import { Swaps } from "./swaps.js";
 import { Ticker } from "./ticks.js";
+import { formatAmount } from "./units.js";
 import { Views } from "./views.js";
 
 export { ConflictError, NotFoundError } from "./node-errors.js";
@@ -68,6 +69,18 @@ export class ChannelNode {
       refuse: (kind, peer, id, reason) => this.refusals.refuse(kind, peer, id, reason),
       peerNameOf: (address) => this.peerBook.peerNameOf(address),
       swapCounterparty: (swapId) => this.peerBook.swapCounterparty(swapId),
+      describeChannel: (channelId, balances) => {
+        const c = parts.store.channel(channelId);
+        if (c === undefined) return undefined;
+        const asset = parts.assets.byAddress(c.ref.chainId, c.params.asset);
+        const other = c.myIndex === 0 ? 1 : 0;
+        return {
+          chain: parts.assets.chainName(c.ref.chainId),
+          peer: this.peerBook.peerNameOf(c.params.participants[other]),
+          mine: formatAmount(balances[c.myIndex], asset),
+          theirs: formatAmount(balances[other], asset),
+        };
+      },
     });
     this.health = new StoreHealth([parts.store, parts.towerStore], parts.log, emit);
     const frozen = parts.store.frozenCount();

@@ -142,6 +142,9 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     await until("both channels caught up", async () => ((await api<{ frozenChannels: number }>("alice", "GET", "/info")).json.frozenChannels === 0 ? true : undefined), 60_000);
     const caught = nodes.logs.alice.filter((l) => l.event === "caughtUp");
     expect(caught.map((l) => String(l.channelId).toLowerCase()).sort()).to.deep.equal([s, t].map((x) => x.toLowerCase()).sort());
+    // Each line names the channel's chain and peer, and the balances it took in token units.
+    expect(caught.map((l) => [l.chain, l.peer]).sort()).to.deep.equal([["source", "bob"], ["target", "bob"]]);
+    for (const l of caught) expect(String(l.msg)).to.match(/ on (source|target) with bob caught up from its peer: it took the newest state both signed \(number \d+: mine [\d.]+ ETH@\w+, theirs [\d.]+ ETH@\w+\)/);
     const floor = BigInt(String(caught[0]!.floor));
     for (const id of [s, t]) {
       const [a, b] = [await channel("alice", id), await channel("bob", id)];

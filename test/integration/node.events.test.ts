@@ -14,7 +14,7 @@ describe("the node's event stream", function () {
         done();
       },
     }));
-    const events = new NodeEvents({ log, refuse: () => {}, peerNameOf: () => "peer", swapCounterparty: () => undefined });
+    const events = new NodeEvents({ log, refuse: () => {}, peerNameOf: () => "peer", swapCounterparty: () => undefined, describeChannel: () => undefined });
     const seen: NodeEvent[] = [];
     events.subscribe(() => {
       throw new Error("a metrics store closed under it");
