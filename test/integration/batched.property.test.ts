@@ -48,6 +48,33 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ op: fc.constant("deposit" as const), who: fc.constantFrom<Name>("A", "B"), onS: fc.boolean(), amount: fc.integer({ min: 1, max: 50 }) }) },
 );
 
+/** Runs one of the ops both properties share: the network's faults, crashes, ticks, cancels and deposits. */
+function faultOp(net: Network, o: Exclude<Op, { op: "start" | "deliver" }>, swaps: readonly { hashlock: string }[]): void {
+  switch (o.op) {
+    case "duplicate":
+      net.duplicate(o.at);
+      break;
+    case "drop":
+      if (net.inFlight.length > 0) net.inFlight.splice(o.at % net.inFlight.length, 1);
+      break;
+    case "crash":
+      // The party stops right after its last step committed: what that step had not sent yet is lost, and the party
+      // starts again from its store file.
+      net.parties[o.who].crash();
+      net.parties[o.who].tick();
+      break;
+    case "tick":
+      net.parties[o.who].tick();
+      break;
+    case "cancel":
+      if (swaps.length > 0) net.parties[o.who].cancelSwap(swaps[o.swap % swaps.length]!.hashlock);
+      break;
+    case "deposit":
+      net.depositOnChain(o.who, o.onS ? S : T, BigInt(o.amount));
+      break;
+  }
+}
+
 /** In half the runs, one party asks to close the pair cooperatively at some point (`at` modulo the ops, or at the end). */
 const closeArb = fc.option(fc.record({ at: fc.nat(), who: fc.constantFrom<Name>("A", "B") }), { freq: 2 });
 
@@ -84,24 +111,8 @@ describe("many swaps at once on one channel pair: batched updates under faults, 
             case "deliver":
               if (net.inFlight.length > 0) net.deliver(o.at);
               break;
-            case "duplicate":
-              net.duplicate(o.at);
-              break;
-            case "drop":
-              if (net.inFlight.length > 0) net.inFlight.splice(o.at % net.inFlight.length, 1);
-              break;
-            case "crash":
-              // The party stops right after its last step committed: what that step had not sent yet is lost, and the
-              // party starts again from its store file.
-              net.parties[o.who].crash();
-              net.parties[o.who].tick();
-              break;
-            case "tick":
-              net.parties[o.who].tick();
-              break;
-            case "cancel":
-              if (swaps.length > 0) net.parties[o.who].cancelSwap(swaps[o.swap % swaps.length]!.hashlock);
-              break;
+            default:
+              faultOp(net, o, swaps);
           }
         }
         // At least `atLeast` swaps in flight together: start the rest now, before anything heals.
@@ -185,23 +196,12 @@ describe("many swaps at once on one channel pair: batched updates under faults, 
                   if (net.inFlight.length > 0) deliver(o.at);
                   break;
                 case "duplicate":
-                  net.duplicate(o.at);
-                  break;
                 case "drop":
-                  if (net.inFlight.length > 0) net.inFlight.splice(o.at % net.inFlight.length, 1);
-                  break;
                 case "crash":
-                  net.parties[o.who].crash();
-                  net.parties[o.who].tick();
-                  break;
                 case "tick":
-                  net.parties[o.who].tick();
-                  break;
                 case "cancel":
-                  if (swaps.length > 0) net.parties[o.who].cancelSwap(swaps[o.swap % swaps.length]!.hashlock);
-                  break;
                 case "deposit":
-                  net.depositOnChain(o.who, o.onS ? S : T, BigInt(o.amount));
+                  faultOp(net, o, swaps);
                   break;
                 case "clock":
                   net.clock += o.seconds * 1000;
