@@ -144,6 +144,7 @@ export class Counterparties {
   private onEvent(engine: Counterparty, channelId: Hex, event: UpdateEvent) {
     if (event.type === "cosigned") this.cosigned(engine, channelId, event);
     if (event.type === "caughtUp") this.ctx.emit({ type: "caughtUp", channelId, seq: event.state.seq, floor: event.floor, balances: event.state.balances });
+    if (event.type === "resumed") this.ctx.emit({ type: "peerResumed", channelId, seq: event.head.seq, floor: event.floor });
   }
 
   /**

@@ -671,6 +671,7 @@ export class Counterparty {
         if (event.signatures !== undefined) this.book.keep({ state: event.state, signatures: event.signatures });
         continue; // what led to it is not known; no swap of the copy uses the channel
       }
+      if (event.type === "resumed") continue; // no change made: nothing for the swaps
       // A change of a frozen channel refused (a request or batch of the copy's, answered by a peer that moved on):
       // the swap is not undone for it, as it is not by a cancel (`ofCopy`): its fate after the copy is not known.
       if (event.type === "refused" && this.o.store.frozenSince(channelId) !== undefined) continue;

@@ -52,6 +52,8 @@ export type ClientEvent =
   | { type: "closed"; channelId: Hex; cooperative: boolean }
   /** A channel frozen from a restored copy took the counterparty's newest co-signed state, and signs again from `floor`. */
   | { type: "caughtUp"; channelId: Hex; seq: bigint; floor: bigint; balances: readonly [bigint, bigint] }
+  /** The counterparty, restored from a copy, asked a channel to catch up: it was shown state `seq`, numbered from `floor` on. */
+  | { type: "peerResumed"; channelId: Hex; seq: bigint; floor: bigint }
   /** A tick's work on one swap or channel failed; the rest of the tick went on (`tick` rejects at its end). */
   | { type: "tickError"; swapId?: Hex; channelId?: Hex; error: string }
   /**

@@ -299,7 +299,9 @@ export type UpdateEvent =
    * A restored party took the other's co-signed head as its own (`catchUp`): it signs again, from `floor` on. The
    * changes that led to `state` since the copy are not known.
    */
-  | Readonly<{ type: "caughtUp"; state: ChannelState; signatures: readonly [Hex, Hex] | undefined; floor: bigint }>;
+  | Readonly<{ type: "caughtUp"; state: ChannelState; signatures: readonly [Hex, Hex] | undefined; floor: bigint }>
+  /** The other party, restored from a copy, asked to catch up: this party showed it `head` and numbers from `floor`. */
+  | Readonly<{ type: "resumed"; head: ChannelState; floor: bigint }>;
 
 /** What the scheme needs from its caller. */
 export type UpdateEnv = Readonly<{
@@ -620,11 +622,14 @@ function onResume(data: UpdaterData, message: Extract<UpdateMessage, { kind: "re
     const ghosts = mergeGhosts(data.ghosts, { seq: f.state.seq, adds: addsOf(f.batch.map((q) => q.change)) });
     next = { ...next, inFlight: undefined, ghosts, queue: [...f.batch, ...data.queue] };
   }
-  if (next.signedSeq < message.floor - 1n) next = { ...next, signedSeq: message.floor - 1n };
+  const moved = next.signedSeq < message.floor - 1n;
+  if (moved) next = { ...next, signedSeq: message.floor - 1n };
   const head: UpdateMessage = next.headSignatures === undefined
     ? { kind: "head", floor: message.floor, state: next.head }
     : { kind: "head", floor: message.floor, state: next.head, signatures: next.headSignatures };
-  return { data: next, send: [head], events: [] };
+  // Told once per floor that moves the numbers (a resume repeated, or one below them, changes nothing to tell).
+  const events: UpdateEvent[] = moved ? [{ type: "resumed", head: next.head, floor: message.floor }] : [];
+  return { data: next, send: [head], events };
 }
 
 /** What `catchUp` needs besides the scheme's env: a check that this party signed a state. */

@@ -70,6 +70,13 @@ export class NodeEvents {
         { event: "caughtUp", ...(c === undefined ? {} : { chain: c.chain, peer: c.peer }), ...fields },
         `channel ${e.channelId}${named} caught up from its peer: it took the newest state both signed (number ${e.seq}${balances}) and signs again, numbered from ${e.floor}`,
       );
+    } else if (e.type === "peerResumed") {
+      const c = this.d.describeChannel(e.channelId, [0n, 0n]);
+      const named = c === undefined ? "" : ` on ${c.chain} with ${c.peer}`;
+      this.d.log.warn(
+        { event: "peerResumed", ...(c === undefined ? {} : { chain: c.chain, peer: c.peer }), ...fields },
+        `the peer of channel ${e.channelId}${named} was restored from a copy of its store and asked to catch up: shown the newest state both signed (number ${e.seq}); the channel is numbered from ${e.floor} on`,
+      );
     } else {
       this.d.log.info({ event: e.type, ...fields }, e.type === "phase" ? `swap ${e.swapId.slice(0, 10)} ${phaseText(e.phase)}` : e.type);
     }

@@ -146,6 +146,10 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect(caught.map((l) => [l.chain, l.peer]).sort()).to.deep.equal([["source", "bob"], ["target", "bob"]]);
     for (const l of caught) expect(String(l.msg)).to.match(/ on (source|target) with bob caught up from its peer: it took the newest state both signed \(number \d+: mine [\d.]+ ETH@\w+, theirs [\d.]+ ETH@\w+\)/);
     const floor = BigInt(String(caught[0]!.floor));
+    // Bob's operator is told, once per channel and floor, at warn.
+    const answered = nodes.logs.bob.filter((l) => l.event === "peerResumed");
+    expect([...new Set(answered.map((l) => String(l.channelId).toLowerCase()))].sort(), "Bob's node says it answered").to.deep.equal([s, t].map((x) => x.toLowerCase()).sort());
+    expect(answered.every((l) => l.level === 40 && l.peer === "alice")).to.equal(true);
     for (const id of [s, t]) {
       const [a, b] = [await channel("alice", id), await channel("bob", id)];
       expect(a.frozenSince).to.equal(undefined);
