@@ -71,7 +71,7 @@ function describe(c: ChannelView, peer?: PeerLinkView): string {
         ? `; the peer ${c.peer} does not answer${peer.lastFailure !== undefined ? `, last failed ${when(peer.lastFailure)}` : ""}: start its node, or force-close this channel (channels channel close ${short(c.id)} --force)`
         : "";
     lines.push(
-      `  FROZEN: from a backup copy taken ${when(c.frozenSince)}; the balances below may be older than the peer's, and nothing is signed on it ` +
+      `  FROZEN since ${when(c.frozenSince)} (the store is a copy: a restored backup, or one frozen with channels store freeze); the balances below may be older than the peer's, and nothing is signed on it ` +
         (why !== undefined
           ? `(it cannot catch up: ${why})`
           : `until the peer shows the newest state both signed${c.catchUp?.askedAt !== undefined ? `, last asked ${when(c.catchUp.askedAt)}` : ""}${silent}`),

@@ -63,7 +63,7 @@ export function nodeCommands(): Command[] {
           ...(c.health === undefined ? [] : [healthLine(c.health, c.assets.find((a) => /^0x0{40}$/.test(a.address))?.symbol ?? "(native coin)")]),
         ]),
         `  ${d.channels} channel(s), ${d.activeSwaps} swap(s) in flight`,
-        ...(d.frozenChannels > 0 ? [`  ${d.frozenChannels} channel(s) FROZEN: the store is a restored backup copy; nothing is signed on them until each catches up from its peer (channel show says why one cannot; force-close that one; docs/NODE.md, Backups)`] : []),
+        ...(d.frozenChannels > 0 ? [`  ${d.frozenChannels} channel(s) FROZEN: the store is a copy (a restored backup, or one frozen with channels store freeze); nothing is signed on them until each catches up from its peer (channel show says why one cannot; force-close that one; docs/NODE.md, Backups)`] : []),
         ...(d.store?.kind === "postgres" ? [`  store in PostgreSQL, led by this process under term ${d.store.term}`] : []),
       ].join("\n"),
     );

@@ -83,7 +83,7 @@ export class ChannelFrozenError extends ChannelSdkError {
     readonly since: number,
   ) {
     super(
-      `Channel ${channelId} came from a backup copy taken ${new Date(since).toISOString()}: this node may have signed newer ` +
+      `Channel ${channelId} is frozen since ${new Date(since).toISOString()} (its store is a copy: a restored backup, or one frozen with channels store freeze): this node may have signed newer ` +
         "states of it since, so it signs nothing on it until its peer shows it the newest state both signed (it asks every few seconds); " +
         "or force-close it (the peer answers with any newer state).",
     );

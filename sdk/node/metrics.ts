@@ -79,7 +79,7 @@ export class NodeMetrics {
       for (const status of ["open", "closing", "forceClosing", "closed"]) this.set({ status }, 0);
       for (const c of d.store.channels()) this.inc({ status: statusOf(d, c.ref.channelId) });
     } });
-    new Gauge({ name: "channels_channels_frozen", help: "Channels this node's store got from a backup copy: it signs nothing on them until each catches up from its peer (or is force-closed)", registers, collect() {
+    new Gauge({ name: "channels_channels_frozen", help: "Channels frozen because this node's store is a copy (a restored backup, or one frozen with channels store freeze): it signs nothing on them until each catches up from its peer (or is force-closed)", registers, collect() {
       this.set(d.store.frozenCount());
     } });
     const channelLabels = ["channel", "chain", "asset"] as const;

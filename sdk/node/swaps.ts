@@ -106,7 +106,7 @@ export class Swaps {
     if (candidates.length === 0 && open.length > 0) {
       const ids = open.map((c) => c.ref.channelId).join(", ");
       throw new ConflictError(
-        `${field}: every open channel of ${asset.symbol}@${asset.chain} with this peer is frozen from a backup copy (${ids}): nothing is signed on it until it catches up ` +
+        `${field}: every open channel of ${asset.symbol}@${asset.chain} with this peer is frozen, its store being a copy (${ids}): nothing is signed on it until it catches up ` +
           "from the peer's node, which it asks every few seconds (channels channel show <id> says what it waits for)",
       );
     }

@@ -110,24 +110,24 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     expect((await channel("alice", s)).frozenSince).to.be.a("string");
     const refused = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target", source: s, target: t });
     expect(refused.status, refused.json.error).to.equal(409);
-    expect(refused.json.error).to.match(new RegExp(`^Channel ${s} came from a backup copy taken .*: this node may have signed newer states of it since, so it signs nothing on it until its peer shows it the newest state both signed`, "i"));
+    expect(refused.json.error).to.match(new RegExp(`^Channel ${s} is frozen since .* \\(its store is a copy: a restored backup, or one frozen with channels store freeze\\): this node may have signed newer states of it since, so it signs nothing on it until its peer shows it the newest state both signed`, "i"));
     // Without channels named, the node picks none of the frozen ones, and says that they are frozen (not "no channel").
     const unnamed = await api<{ error: string }>("alice", "POST", "/swaps", { peer: "bob", give: "0.2 ETH@source", take: "0.1 ETH@target" });
     expect(unnamed.status, unnamed.json.error).to.equal(409);
     expect(unnamed.json.error).to.equal(
-      `give: every open channel of ETH@source with this peer is frozen from a backup copy (${s}): nothing is signed on it until it catches up from the peer's node, ` +
+      `give: every open channel of ETH@source with this peer is frozen, its store being a copy (${s}): nothing is signed on it until it catches up from the peer's node, ` +
         "which it asks every few seconds (channels channel show <id> says what it waits for)",
     );
 
     const deposit = await api<{ error: string }>("alice", "POST", `/channels/${t}/deposit`, { amount: "1" });
     expect([deposit.status, deposit.json.error], "a deposit it could never count").to.deep.equal([409, deposit.json.error]);
-    expect(deposit.json.error).to.match(/came from a backup copy/);
+    expect(deposit.json.error).to.match(/is frozen since .*its store is a copy/);
     const shown = await channels(["--config", file("alice"), "info"]);
-    expect(shown.stdout).to.include("2 channel(s) FROZEN: the store is a restored backup copy");
+    expect(shown.stdout).to.include("2 channel(s) FROZEN: the store is a copy (a restored backup, or one frozen with channels store freeze)");
     const listed = await channels(["--config", file("alice"), "channel", "list"]);
     expect(listed.stdout.split("\n").filter((l) => l.includes("open (frozen)"))).to.have.length(2);
     const described = await channels(["--config", file("alice"), "channel", "show", s]);
-    expect(described.stdout).to.match(/FROZEN: from a backup copy taken .*nothing is signed on it until the peer shows the newest state both signed/);
+    expect(described.stdout).to.match(/FROZEN since .* \(the store is a copy: a restored backup, or one frozen with channels store freeze\); .*nothing is signed on it until the peer shows the newest state both signed/);
     // Bob's node is stopped: `channel show` says that the peer does not answer, once a request to it has failed.
     const silent = await until("channel show naming the silent peer", async () => {
       const shown = await channels(["--config", file("alice"), "channel", "show", s]);
