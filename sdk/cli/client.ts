@@ -56,7 +56,10 @@ export class ApiClient {
       throw new ChannelSdkError(`cannot reach the node at ${this.base}: is \`channels node start\` running?${elsewhere}`);
     }
     const data = (await res.json().catch(() => ({}))) as { error?: string };
-    if (res.ok) return data as T;
+    if (res.ok) {
+      noteSnapshot(res.headers.get(AS_OF_HEADER));
+      return data as T;
+    }
     const message = data.error ?? `${res.status} ${res.statusText}`;
     if (res.status === 400) throw new UsageError(message);
     if (res.status === 404) throw new NotFound(message);
@@ -64,4 +67,20 @@ export class ApiClient {
     if (res.status === 401) throw new ChannelSdkError(`the node at ${this.base} refused the token in ${this.tokenFile}: is it this node's api.tokenFile, and this node's api.port?`);
     throw new ChannelSdkError(message);
   }
+}
+
+/** The header a standby's answers carry: when the snapshot of the database they show was read (standby-views.ts). */
+const AS_OF_HEADER = "x-channels-as-of";
+let snapshotNoted = false;
+
+/**
+ * Says once per command, on stderr (stdout stays the answer, `--json` included), that what it shows is a standby's
+ * snapshot of the database, and how old: a standby serves the reads of a node kept in PostgreSQL, the active process
+ * the writes.
+ */
+function noteSnapshot(asOf: string | null): void {
+  if (asOf === null || snapshotNoted) return;
+  snapshotNoted = true;
+  const age = Math.max(0, Math.round((Date.now() - Date.parse(asOf)) / 1000));
+  process.stderr.write(`note: this process is a standby; what follows is its snapshot of the database as of ${asOf} (${age} s ago); the active process answers writes (channels info names it)\n`);
 }

@@ -222,6 +222,12 @@ describe("a node kept in PostgreSQL: a standby takes over", function () {
     for (const k of ["address", "channels", "activeSwaps", "frozenChannels", "policy"]) expect(standbyInfo[k], k).to.deep.equal(activeInfo[k]);
     const chains = (i: Record<string, unknown>) => (i.chains as Record<string, unknown>[]).map(({ name, chainId, hub, assets }) => ({ name, chainId, hub, assets }));
     expect(chains(standbyInfo)).to.deep.equal(chains(activeInfo));
+    // The CLI pointed at the standby shows the same list, and says on stderr that it is a standby's snapshot.
+    const [fromActive, fromStandby] = [await channels(["--config", cfg.a1, "channel", "list"], ENV), await channels(["--config", cfg.a2, "channel", "list"], ENV)];
+    expect(fromStandby.code, fromStandby.stderr).to.equal(0);
+    expect(fromActive.stderr).to.not.include("standby");
+    expect(fromStandby.stderr.trim()).to.match(/^note: this process is a standby; what follows is its snapshot of the database as of \S+ \(\d+ s ago\); the active process answers writes \(channels info names it\)$/);
+    expect(fromStandby.stdout.split("\n").map((l) => l.replace(/\s+$/, ""))[0]).to.equal(fromActive.stdout.split("\n").map((l) => l.replace(/\s+$/, ""))[0]);
     // The dashboard is served by the standby too.
     const page = await fetch(`http://127.0.0.1:${apiPort.a2}/`);
     expect([page.status, page.headers.get("content-type")]).to.deep.equal([200, "text/html; charset=utf-8"]);
