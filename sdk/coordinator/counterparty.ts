@@ -137,6 +137,10 @@ export class Counterparty {
   private stale = false;
   /** Per channel (lower case): whether a close is asked for or signed on it, as last worked out. */
   private closingNow = new Map<string, boolean>();
+  /** Per channel (lower case): whether it was closing when every open swap was last looked at (`drive`). */
+  private walkedClosing = new Map<string, boolean>();
+  /** Every open swap is looked at in the next step (the engine was just read from the store). */
+  private walkPending = true;
   /** When this engine started (s): every state this key signed before then is numbered below this second's floor. */
   private readonly startedSec: bigint;
   /** Per frozen channel (lower case): when a resume was last asked for, and why it could not catch up last. */
@@ -218,6 +222,8 @@ export class Counterparty {
     const stored = this.o.store.batched<StoredUpdater>("updater");
     this.updaters = new Map();
     this.closingNow = new Map();
+    this.walkedClosing = new Map();
+    this.walkPending = true; // read from the store: the next step looks at every swap
     for (const id of this.list) this.updaters.set(id.toLowerCase(), this.startUpdater(id, stored.get(id.toLowerCase())));
     // The swaps with this counterparty only: a store may hold other counterparties' swaps, driven by their own engine.
     const mine = (s: SwapSide) => this.members.has(s.terms.source.channelId.toLowerCase()) && this.members.has(s.terms.target.channelId.toLowerCase());
@@ -491,7 +497,7 @@ export class Counterparty {
     this.askToResume();
     this.step(() => {
       for (const id of this.live()) for (const message of resendable(this.updater(id))) this.outgoing.push({ channelId: id, message });
-      this.drive(true);
+      this.drive(true, true);
     });
   }
 
@@ -691,14 +697,25 @@ export class Counterparty {
    * Asks for what every open swap wants (one enqueue per channel: one batch or one request) and takes back what
    * cancelled swaps no longer want; with `wakeAll`, tries again what the other answered "not yet".
    */
-  private drive(wakeAll: boolean) {
+  private drive(wakeAll: boolean, walkAll = false) {
     // A frozen channel (from a restored copy) signs nothing until it caught up: nothing is asked or proposed on it.
     const live = this.live().filter((id) => this.o.store.frozenSince(id) === undefined);
     const asks = new Map<string, Change[]>(live.map((id) => [id.toLowerCase(), []]));
+    // The swaps looked at: every open one on a tick (`walkAll`: a reveal gone late, a ghost to pass) or once a
+    // channel started or stopped closing since the last such walk (its swaps are undone); else only those this step
+    // changed. An untouched swap's wants are queued already (or moot until a change of its own touches it), so a step
+    // costs what it changed, not the number of swaps open with the counterparty.
+    const closingMoved = live.some((id) => (this.walkedClosing.get(id.toLowerCase()) ?? false) !== this.closing(id));
+    const full = walkAll || this.walkPending || closingMoved;
+    if (full) {
+      this.walkPending = false;
+      for (const id of live) this.walkedClosing.set(id.toLowerCase(), this.closing(id));
+    }
+    const keys = full ? [...this.open] : [...this.dirty.sides].filter((k) => this.open.has(k));
     // Channels where an undone swap's T lock may be in a refused batch of ours (a ghost) that nothing else will pass:
     // its S refund waits on it, so an empty batch passes it (on a tick).
     const haunted = new Set<string>();
-    for (const k of [...this.open]) {
+    for (const k of keys) {
       const side = this.sides.get(k)!;
       if (settled(side)) {
         this.open.delete(k);
@@ -727,7 +744,7 @@ export class Counterparty {
       const changes = asks.get(id.toLowerCase())!;
       if (changes.length > 0) this.apply(id, enqueue(this.updater(id), changes, this.env(id)));
       if (wakeAll) this.apply(id, wake(this.updater(id), this.env(id)));
-      if (wakeAll && haunted.has(id.toLowerCase())) this.apply(id, passGhosts(this.updater(id), this.env(id)));
+      if (walkAll && haunted.has(id.toLowerCase())) this.apply(id, passGhosts(this.updater(id), this.env(id)));
     }
   }
 
