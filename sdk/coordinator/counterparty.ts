@@ -36,6 +36,7 @@ import {
 import { ChannelSdkError, InvalidMessageError } from "../core/errors.js";
 import { openingState } from "../core/state.js";
 import { approve, cancel, onCosigned, onRefused, onSigned, revealRule, settled, unreserved, wants, type SwapSide } from "../core/swap-rules.js";
+import type { SwapTerms } from "../core/swap.js";
 import type { ChannelState, Hex, ParticipantIndex } from "../core/types.js";
 import type { RevealRule, Store } from "../store/store.js";
 import { ChannelBook } from "./channels.js";
@@ -122,7 +123,7 @@ export class Counterparty {
   /** Swaps not settled on this side: the only ones a step looks at. */
   private open = new Set<string>();
   /** Written in the step under way, stored at its end. */
-  private dirty = { updaters: new Set<string>(), sides: new Set<string>() };
+  private dirty = { updaters: new Set<string>(), sides: new Set<string>(), terms: new Set<string>() };
   private outgoing: { channelId: Hex; message: UpdateMessage }[] = [];
   private events: { channelId: Hex; event: UpdateEvent }[] = [];
   private readonly book: ChannelBook;
@@ -227,8 +228,23 @@ export class Counterparty {
     for (const id of this.list) this.updaters.set(id.toLowerCase(), this.startUpdater(id, stored.get(id.toLowerCase())));
     // The swaps with this counterparty only: a store may hold other counterparties' swaps, driven by their own engine.
     const mine = (s: SwapSide) => this.members.has(s.terms.source.channelId.toLowerCase()) && this.members.has(s.terms.target.channelId.toLowerCase());
-    this.sides = new Map([...this.o.store.batched<SwapSide>("side")].filter(([, s]) => mine(s)));
+    this.sides = new Map([...this.storedSides()].filter(([, s]) => mine(s)));
     this.open = new Set([...this.sides].filter(([, s]) => !settled(s)).map(([k]) => k));
+  }
+
+  /**
+   * Every swap side the store holds, each with its terms: from the side's row and its terms' row (a row written
+   * before terms had rows of their own carries them itself).
+   */
+  private storedSides(): Map<string, SwapSide> {
+    const terms = this.o.store.batched<SwapTerms>("terms");
+    const sides = new Map<string, SwapSide>();
+    for (const [k, row] of this.o.store.batched<Omit<SwapSide, "terms"> & { terms?: SwapTerms }>("side")) {
+      const t = row.terms ?? terms.get(k);
+      if (t === undefined) throw new ChannelSdkError(`the terms of swap side ${k} are not in the store`);
+      sides.set(k, { ...row, terms: t });
+    }
+    return sides;
   }
 
   /** A channel's updater from its row, or, for a channel with none yet, from its newest co-signed state. */
@@ -619,6 +635,7 @@ export class Counterparty {
     this.sides.set(k, side);
     this.open.add(k);
     this.dirty.sides.add(k);
+    if (before === undefined) this.dirty.terms.add(k);
   }
 
   private setUpdater(channelId: Hex, data: UpdaterData) {
@@ -763,17 +780,22 @@ export class Counterparty {
       store.transaction(() => {
         fn();
         for (const k of this.dirty.updaters) store.saveBatched("updater", k, Counterparty.row(this.updaters.get(k)!));
-        for (const k of this.dirty.sides) store.saveBatched("side", k, this.sides.get(k));
+        // A side's row holds what moves; its terms, which never change, are a row of their own written once.
+        for (const k of this.dirty.terms) store.saveBatched("terms", k, this.sides.get(k)!.terms);
+        for (const k of this.dirty.sides) {
+          const { terms: _terms, ...moving } = this.sides.get(k)!;
+          store.saveBatched("side", k, moving);
+        }
         changed = [...this.dirty.sides];
       });
     } catch (error) {
-      this.dirty = { updaters: new Set(), sides: new Set() };
+      this.dirty = { updaters: new Set(), sides: new Set(), terms: new Set() };
       // The step never happened: memory goes back to what is stored (nested: once the caller has rolled back).
       if (this.o.nested === true) this.stale = true;
       else this.load();
       throw error;
     } finally {
-      this.dirty = { updaters: new Set(), sides: new Set() };
+      this.dirty = { updaters: new Set(), sides: new Set(), terms: new Set() };
     }
     const [outgoing, events] = [this.outgoing, this.events];
     this.outgoing = [];

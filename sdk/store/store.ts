@@ -30,7 +30,7 @@ function loadSqlite(): typeof import("node:sqlite") {
 }
 
 /** The kinds of records the `batched` table holds. */
-export type BatchedKind = "updater" | "side" | "pair" | "close" | "pending" | "refusal" | "moved";
+export type BatchedKind = "updater" | "side" | "terms" | "pair" | "close" | "pending" | "refusal" | "moved";
 
 /** A store opened read-only (another program's, e.g. a client's store a watchtower imports from) is not there. */
 export class StoreNotFoundError extends ChannelSdkError {

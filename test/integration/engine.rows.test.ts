@@ -1,0 +1,44 @@
+/**
+ * How the batched engine (sdk/coordinator/counterparty.ts) keeps a swap's side in the store: what moves in the side's
+ * row, the terms (which never change) in a row of their own, written once; and a side row that still carries its
+ * terms (as rows were written before) read as it is.
+ */
+import { expect } from "chai";
+
+import { encode } from "../../sdk/core/codec.js";
+import { heal, Network, startSwap } from "../../scripts/lib/batched-pair.js";
+
+describe("the engine's rows of a swap", function () {
+  afterEach(() => Network.closeAll());
+
+  it("writes a side's terms once, in a row of their own, and its moves without them; a restart reads both back whole", function () {
+    const net = new Network();
+    const hashlock = startSwap(net, 1, "A", 5n, 4n)!;
+    heal(net);
+    const { A } = net.parties;
+    const before = A.swaps.get(hashlock)!;
+    const sideRow = A.store.batched<Record<string, unknown>>("side").get(hashlock)!;
+    expect(sideRow, "the side's row holds no terms").to.not.have.property("terms");
+    expect(A.store.batched<unknown>("terms").get(hashlock)).to.deep.equal(before.terms);
+    A.crash(); // a new engine on the same file
+    expect(A.swaps.get(hashlock)).to.deep.equal(before);
+  });
+
+  it("reads a side row that carries its terms itself, with no terms row", function () {
+    const net = new Network();
+    const hashlock = startSwap(net, 1, "A", 5n, 4n)!;
+    heal(net);
+    const { A } = net.parties;
+    const before = A.swaps.get(hashlock)!;
+    A.store.transaction(() => {
+      A.store.saveBatched("side", hashlock, before); // as a side was written before terms had rows of their own
+      A.store.deleteBatched("terms", hashlock);
+    });
+    A.crash();
+    expect(encode(A.swaps.get(hashlock))).to.equal(encode(before));
+    // And a swap on from there writes the new layout.
+    const next = startSwap(net, 2, "B", 3n, 2n)!;
+    heal(net);
+    expect(A.store.batched<Record<string, unknown>>("side").get(next)).to.not.have.property("terms");
+  });
+});
