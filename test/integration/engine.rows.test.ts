@@ -8,15 +8,19 @@ import { expect } from "chai";
 import { encode } from "../../sdk/core/codec.js";
 import { heal, Network, startSwap } from "../../scripts/lib/batched-pair.js";
 
+/** One swap of A's, to the end: the network, its hashlock, and A's side of it. */
+function oneSwap() {
+  const net = new Network();
+  const hashlock = startSwap(net, 1, "A", 5n, 4n)!;
+  heal(net);
+  return { net, hashlock, A: net.parties.A, before: net.parties.A.swaps.get(hashlock)! };
+}
+
 describe("the engine's rows of a swap", function () {
   afterEach(() => Network.closeAll());
 
   it("writes a side's terms once, in a row of their own, and its moves without them; a restart reads both back whole", function () {
-    const net = new Network();
-    const hashlock = startSwap(net, 1, "A", 5n, 4n)!;
-    heal(net);
-    const { A } = net.parties;
-    const before = A.swaps.get(hashlock)!;
+    const { hashlock, A, before } = oneSwap();
     const sideRow = A.store.batched<Record<string, unknown>>("side").get(hashlock)!;
     expect(sideRow, "the side's row holds no terms").to.not.have.property("terms");
     expect(A.store.batched<unknown>("terms").get(hashlock)).to.deep.equal(before.terms);
@@ -25,11 +29,7 @@ describe("the engine's rows of a swap", function () {
   });
 
   it("reads a side row that carries its terms itself, with no terms row", function () {
-    const net = new Network();
-    const hashlock = startSwap(net, 1, "A", 5n, 4n)!;
-    heal(net);
-    const { A } = net.parties;
-    const before = A.swaps.get(hashlock)!;
+    const { net, hashlock, A, before } = oneSwap();
     A.store.transaction(() => {
       A.store.saveBatched("side", hashlock, before); // as a side was written before terms had rows of their own
       A.store.deleteBatched("terms", hashlock);
