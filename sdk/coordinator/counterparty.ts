@@ -142,6 +142,8 @@ export class Counterparty {
   private walkedClosing = new Map<string, boolean>();
   /** Every open swap is looked at in the next step (the engine was just read from the store). */
   private walkPending = true;
+  /** Sides read from a row that carries its terms, with no terms row: the next write of the side writes one. */
+  private termsUnstored = new Set<string>();
   /** When this engine started (s): every state this key signed before then is numbered below this second's floor. */
   private readonly startedSec: bigint;
   /** Per frozen channel (lower case): when a resume was last asked for, and why it could not catch up last. */
@@ -228,6 +230,7 @@ export class Counterparty {
     for (const id of this.list) this.updaters.set(id.toLowerCase(), this.startUpdater(id, stored.get(id.toLowerCase())));
     // The swaps with this counterparty only: a store may hold other counterparties' swaps, driven by their own engine.
     const mine = (s: SwapSide) => this.members.has(s.terms.source.channelId.toLowerCase()) && this.members.has(s.terms.target.channelId.toLowerCase());
+    this.termsUnstored = new Set();
     this.sides = new Map([...this.storedSides()].filter(([, s]) => mine(s)));
     this.open = new Set([...this.sides].filter(([, s]) => !settled(s)).map(([k]) => k));
   }
@@ -242,6 +245,8 @@ export class Counterparty {
     for (const [k, row] of this.o.store.batched<Omit<SwapSide, "terms"> & { terms?: SwapTerms }>("side")) {
       const t = row.terms ?? terms.get(k);
       if (t === undefined) throw new ChannelSdkError(`the terms of swap side ${k} are not in the store`);
+      // Its row is written again without them (`step`): so its terms row is written with it.
+      if (!terms.has(k)) this.termsUnstored.add(k);
       sides.set(k, { ...row, terms: t });
     }
     return sides;
@@ -635,7 +640,7 @@ export class Counterparty {
     this.sides.set(k, side);
     this.open.add(k);
     this.dirty.sides.add(k);
-    if (before === undefined) this.dirty.terms.add(k);
+    if (before === undefined || this.termsUnstored.has(k)) this.dirty.terms.add(k);
   }
 
   private setUpdater(channelId: Hex, data: UpdaterData) {
@@ -787,6 +792,7 @@ export class Counterparty {
           store.saveBatched("side", k, moving);
         }
         changed = [...this.dirty.sides];
+        for (const k of this.dirty.terms) this.termsUnstored.delete(k); // (a rollback reads the store again: `load`)
       });
     } catch (error) {
       this.dirty = { updaters: new Set(), sides: new Set(), terms: new Set() };

@@ -41,4 +41,22 @@ describe("the engine's rows of a swap", function () {
     heal(net);
     expect(A.store.batched<Record<string, unknown>>("side").get(next)).to.not.have.property("terms");
   });
+
+  it("keeps the terms of an open swap whose side row carried them when the side moves on: a restart still reads it", function () {
+    const net = new Network();
+    const hashlock = startSwap(net, 1, "A", 5n, 4n)!; // agreed, nothing delivered yet: open on both sides
+    const { A } = net.parties;
+    const agreed = A.swaps.get(hashlock)!;
+    A.store.transaction(() => {
+      A.store.saveBatched("side", hashlock, agreed); // as a side was written before terms had rows of their own
+      A.store.deleteBatched("terms", hashlock);
+    });
+    A.crash();
+    heal(net); // the swap goes through: A's side is written again, without its terms
+    const done = A.swaps.get(hashlock)!;
+    expect(done.source).to.equal("paid");
+    A.crash(); // threw "the terms of swap side ... are not in the store": the rewritten row had dropped them
+    expect(encode(A.swaps.get(hashlock))).to.equal(encode(done));
+    expect(A.store.batched<unknown>("terms").get(hashlock)).to.deep.equal(agreed.terms);
+  });
 });
