@@ -353,13 +353,18 @@ function field(form: HTMLFormElement, name: string): string {
   return (form.elements.namedItem(name) as HTMLInputElement | HTMLSelectElement).value.trim();
 }
 
+/** A form's submission, not sent by the browser: the form and its named fields, trimmed. */
+function submitted<K extends string>(e: Event, names: readonly K[]): { form: HTMLFormElement; body: Record<K, string> } {
+  e.preventDefault();
+  const form = e.currentTarget as HTMLFormElement;
+  return { form, body: Object.fromEntries(names.map((n) => [n, field(form, n)])) as Record<K, string> };
+}
+
 function Channels(ctx: Ctx) {
   const { state, api, act } = ctx;
   const assets = (state.info?.chains ?? []).flatMap((c) => c.assets.map((a) => `${a.symbol}@${c.name}`));
   const open = async (e: Event) => {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const body = { peer: field(form, "peer"), asset: field(form, "asset"), deposit: field(form, "deposit") };
+    const { form, body } = submitted(e, ["peer", "asset", "deposit"]);
     const done = await act(`Open a channel with ${body.peer} (${body.deposit} ${body.asset})`, () => api.call<Channel>("POST", "/channels", body));
     if (done !== undefined) form.reset();
   };
@@ -519,9 +524,7 @@ const PHASES = ["proposed", "agreed", "locked", "revealed", "done"] as const;
 function Swaps(ctx: Ctx) {
   const { state, api, act, followed, setFollowed } = ctx;
   const propose = async (e: Event) => {
-    e.preventDefault();
-    const form = e.currentTarget as HTMLFormElement;
-    const body = { peer: field(form, "peer"), give: field(form, "give"), take: field(form, "take") };
+    const { form, body } = submitted(e, ["peer", "give", "take"]);
     const swap = await act(`Propose ${body.give} for ${body.take} to ${body.peer}`, () => api.call<Swap>("POST", "/swaps", body));
     if (swap !== undefined) {
       setFollowed(swap.id);
