@@ -779,10 +779,11 @@ function lockOf(v: unknown): Lock {
   return { sender, amount, hashlock: hex(field(l, "hashlock"), HEX32, "a hashlock"), expiry: uint(field(l, "expiry"), MAX_U64, "a lock's expiry") };
 }
 
-function pair(v: unknown, max: bigint, what: string): readonly [bigint, bigint] {
+/** Two amounts, one per participant (`what` names the pair, `each` one of them). */
+function pair(v: unknown, max: bigint, what: string, each: string): readonly [bigint, bigint] {
   const d = list(v, 2, what);
   if (d.length !== 2) throw new InvalidMessageError(`${what} are not two amounts`);
-  return [uint(d[0], max, what), uint(d[1], max, what)];
+  return [uint(d[0], max, each), uint(d[1], max, each)];
 }
 
 /** A channel state as a peer sends it: every field checked for type and size (not yet for its sums: `checkState`). */
@@ -793,8 +794,8 @@ function stateOf(v: unknown): ChannelState {
   return {
     channelId: hex(field(o, "channelId"), HEX32, "a state's channel id"),
     seq: uint(field(o, "seq"), MAX_U64, "a state's seq"),
-    deposits: pair(field(o, "deposits"), MAX_U128, "a state's deposits"),
-    balances: pair(field(o, "balances"), MAX_U128, "a state's balances"),
+    deposits: pair(field(o, "deposits"), MAX_U128, "a state's deposits", "a state's deposit"),
+    balances: pair(field(o, "balances"), MAX_U128, "a state's balances", "a state's balance"),
     locks: list(field(o, "locks"), MAX_LOCKS, "a state's locks").map(lockOf),
     isFinal,
   };
@@ -806,11 +807,7 @@ function changeOf(v: unknown): Change {
   if (kind === "add") return { kind, lock: lockOf(field(o, "lock")) };
   if (kind === "pay") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock"), secret: hex(field(o, "secret"), HEX32, "a secret") };
   if (kind === "refund") return { kind, hashlock: hex(field(o, "hashlock"), HEX32, "a hashlock") };
-  if (kind === "deposits") {
-    const d = list(field(o, "deposits"), 2, "the deposits");
-    if (d.length !== 2) throw new InvalidMessageError("the deposits are not two amounts");
-    return { kind, deposits: [uint(d[0], MAX_U128, "a deposit"), uint(d[1], MAX_U128, "a deposit")] };
-  }
+  if (kind === "deposits") return { kind, deposits: pair(field(o, "deposits"), MAX_U128, "the deposits", "a deposit") };
   if (kind === "close") return { kind };
   throw new InvalidMessageError(`a change of kind ${String(kind)}`);
 }
