@@ -153,7 +153,7 @@ export class Counterparty {
     if (o.channels.length === 0) throw new ChannelSdkError("a counterparty's channels: at least one");
     this.counterparty = this.otherOf(o.channels[0]!);
     this.book = o.book ?? new ChannelBook(o.store, o.signer);
-    this.startedSec = BigInt(Math.floor(this.now() / 1000));
+    this.startedSec = this.nowSec();
     for (const id of o.channels) this.join(id);
     this.load();
   }
@@ -499,9 +499,9 @@ export class Counterparty {
     // A frozen channel signs nothing: a batch numbered far above its own (the other's at a floor, before the head
     // that goes with it) is not answered, whose refusal would use numbers up to the floor and keep the head from
     // being taken (`catchUp`: the floor must be above every number used). Within MAX_SEQ_STEP it is answered as ever.
-    const u = this.updater(channelId);
-    if (checked.kind === "update" && this.o.store.frozenSince(channelId) !== undefined && checked.seq > u.signedSeq + MAX_SEQ_STEP) {
-      throw new InvalidMessageError(`a batch numbered ${checked.seq} on a frozen channel, more than ${MAX_SEQ_STEP} above ${u.signedSeq}`);
+    if (checked.kind === "update" && this.o.store.frozenSince(channelId) !== undefined) {
+      const { signedSeq } = this.updater(channelId);
+      if (checked.seq > signedSeq + MAX_SEQ_STEP) throw new InvalidMessageError(`a batch numbered ${checked.seq} on a frozen channel, more than ${MAX_SEQ_STEP} above ${signedSeq}`);
     }
     this.step(() => {
       const step = receive(this.updater(channelId), checked, this.env(channelId));
@@ -524,6 +524,11 @@ export class Counterparty {
 
   private now(): number {
     return this.o.now?.() ?? Date.now();
+  }
+
+  /** The second this engine's clock is in (what floors are taken from: `resumeFloor`). */
+  private nowSec(): bigint {
+    return BigInt(Math.floor(this.now() / 1000));
   }
 
   /**
@@ -564,7 +569,7 @@ export class Counterparty {
     const { store } = this.o;
     if (!this.list.some((id) => store.frozenSince(id) !== undefined)) return;
     const now = this.now();
-    const sec = BigInt(Math.floor(now / 1000));
+    const sec = this.nowSec();
     if (sec <= this.startedSec) return; // the floor must be taken after the second this process started in
     const floor = resumeFloor(sec);
     const ask: Hex[] = [];
@@ -596,29 +601,16 @@ export class Counterparty {
     const k = channelId.toLowerCase();
     const asked = this.resumes.get(k);
     if (asked === undefined) throw new InvalidMessageError(`a co-signed head of channel ${channelId}, which asked for none`);
-    const floor = message.floor;
-    const sec = BigInt(Math.floor(this.now() / 1000));
-    if (floor < resumeFloor(this.startedSec + 1n) || floor > resumeFloor(sec)) {
-      throw new InvalidMessageError(`a head numbered from ${floor}, outside what this process asked for (${resumeFloor(this.startedSec + 1n)}..${resumeFloor(sec)})`);
-    }
+    const { floor } = message;
+    const [lowest, highest] = [resumeFloor(this.startedSec + 1n), resumeFloor(this.nowSec())];
+    if (floor < lowest || floor > highest) throw new InvalidMessageError(`a head numbered from ${floor}, outside what this process asked for (${lowest}..${highest})`);
     // A head that is not the protocol's (not signed by both, older than ours, ...) is refused before anything else.
     const step = catchUp(this.updater(channelId), message, {
       verify: (state, signature) => this.book.requireCounterSigned(state, signature),
       verifyOwn: (state, signature) => this.book.requireOwnSigned(state, signature),
       highestSigned: () => store.highestOwnSeq(channelId),
     });
-    const blocker = this.catchUpBlocker(channelId);
-    const known = this.o.newestCoSigned?.(channelId);
-    const problem =
-      blocker !== undefined && blocker !== asked.problem
-        ? blocker
-        : known !== undefined && message.state.seq < known
-          ? `the other party shows state ${message.state.seq}, older than state ${known} both signed that this node's watchtower holds; force-close it (the watchtower answers with the newer)`
-          : message.state.isFinal
-          ? "the other party's newest state is final; land it or force-close"
-          : message.state.locks.length > 0
-            ? `the other party's newest state holds ${message.state.locks.length} lock(s) of swaps this copy does not know; force-close it`
-            : undefined;
+    const problem = this.headProblem(channelId, message.state, asked.problem);
     if (problem !== undefined) {
       this.resumes.set(k, { askedAt: asked.askedAt, problem });
       return;
@@ -626,6 +618,23 @@ export class Counterparty {
     this.apply(channelId, step);
     store.thaw(channelId);
     this.resumes.delete(k);
+  }
+
+  /**
+   * Why a valid head cannot be taken (the channel stays frozen), or undefined: the channel may not catch up now
+   * (`catchUpBlocker`, but for the problem of the last answer, which this answer may mend), the head is older than
+   * the newest state the watchtower holds, final, or holds a lock (a swap this copy does not know).
+   */
+  private headProblem(channelId: Hex, head: ChannelState, lastProblem: string | undefined): string | undefined {
+    const blocker = this.catchUpBlocker(channelId);
+    if (blocker !== undefined && blocker !== lastProblem) return blocker;
+    const known = this.o.newestCoSigned?.(channelId);
+    if (known !== undefined && head.seq < known) {
+      return `the other party shows state ${head.seq}, older than state ${known} both signed that this node's watchtower holds; force-close it (the watchtower answers with the newer)`;
+    }
+    if (head.isFinal) return "the other party's newest state is final; land it or force-close";
+    if (head.locks.length > 0) return `the other party's newest state holds ${head.locks.length} lock(s) of swaps this copy does not know; force-close it`;
+    return undefined;
   }
 
   private setSide(k: string, side: SwapSide) {
@@ -658,7 +667,7 @@ export class Counterparty {
     const env: UpdateEnv = {
       sign: (state) => this.book.sign(state),
       highestSigned: () => store.highestOwnSeq(channelId),
-      resumeLimit: () => resumeFloor(BigInt(Math.floor(this.now() / 1000))),
+      resumeLimit: () => resumeFloor(this.nowSec()),
       verify: (state, signature) => this.book.requireCounterSigned(state, signature),
       approve: (change) => {
         if (change.kind === "close") return APPROVED; // either may close; the other could go on chain anyway
