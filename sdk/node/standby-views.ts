@@ -28,7 +28,7 @@ import type { NodeConfig } from "./node-config.js";
 import { PeerBook } from "./peer-book.js";
 import { Refusals } from "./refusals.js";
 import { AssetBook } from "./units.js";
-import { channelIds, channelView, resolveChannel, resolveSwap, swapView, swapViews, type Stored } from "./views.js";
+import { channelIds, channelView, configuredChains, resolveChannel, resolveSwap, storedCounts, swapView, swapViews, type Stored } from "./views.js";
 
 /** How old a standby's snapshot may be when a request comes: an older one is read again before the answer. */
 export const SNAPSHOT_MAX_AGE_MS = 2_000;
@@ -157,15 +157,8 @@ export class Snapshot implements ReadSource {
       asOf: this.asOf.toISOString(),
       store: { kind: "postgres" as const },
       startedAt: this.d.startedAt.toISOString(),
-      chains: Object.entries(this.d.config.chains).map(([name, c]) => ({
-        name,
-        chainId: this.d.chainIds.get(name)?.toString(),
-        hub: c.hub,
-        assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
-      })),
-      channels: this.channelCount,
-      frozenChannels: this.store.frozenCount(),
-      activeSwaps: this.store.activeSwapIds().length,
+      chains: configuredChains(this.d.config, this.d.chainIds),
+      ...storedCounts(this.store),
       policy: this.d.config.policy,
     };
   }

@@ -14,6 +14,7 @@ import type { Pending } from "./channel-opening.js";
 import { UsageError } from "./errors.js";
 import { ConflictError, NotFoundError } from "./node-errors.js";
 import type { PeerBook } from "./peer-book.js";
+import type { NodeConfig } from "./node-config.js";
 import type { NodeParts } from "./start.js";
 import type { StoreHealth } from "./store-health.js";
 import { formatAmount, type AssetBook } from "./units.js";
@@ -50,18 +51,12 @@ export class Views {
       store: this.d.term === undefined ? { kind: "sqlite" as const } : { kind: "postgres" as const, term: this.d.term },
       startedAt: this.d.startedAt.toISOString(),
       peerUrl: this.d.link.url,
-      chains: Object.entries(this.d.config.chains).map(([name, c]) => ({
-        name,
-        chainId: this.d.chainIds.get(name)!.toString(),
-        hub: c.hub,
-        confirmations: this.d.adapters.get(this.d.chainIds.get(name)!)!.confirmations,
-        assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
-        health: this.d.chainHealth.view(name),
+      chains: configuredChains(this.d.config, this.d.chainIds).map((c) => ({
+        ...c,
+        confirmations: this.d.adapters.get(this.d.chainIds.get(c.name)!)!.confirmations,
+        health: this.d.chainHealth.view(c.name),
       })),
-      channels: this.d.store.channels().length,
-      /** Channels this node's store got from a backup copy: it signs nothing on them (docs/NODE.md, "Backups"). */
-      frozenChannels: this.d.store.frozenCount(),
-      activeSwaps: this.d.store.activeSwapIds().length,
+      ...storedCounts(this.d.store),
       policy: this.d.config.policy,
     };
   }
@@ -323,4 +318,24 @@ function iso(ms: number | undefined): string | undefined {
 
 function catchUpView(state: Readonly<{ askedAt?: number; problem?: string }> | undefined): { askedAt?: string; problem?: string } | undefined {
   return state === undefined ? undefined : { askedAt: iso(state.askedAt), problem: state.problem };
+}
+
+/** The configured chains as `/info` shows them, on the active node and a standby alike: a chain's id once known. */
+export function configuredChains(config: NodeConfig, chainIds: ReadonlyMap<string, bigint>) {
+  return Object.entries(config.chains).map(([name, c]) => ({
+    name,
+    chainId: chainIds.get(name)?.toString(),
+    hub: c.hub,
+    assets: Object.entries(c.assets).map(([symbol, a]) => ({ symbol, address: a.address, decimals: a.decimals })),
+  }));
+}
+
+/** The counts `/info` shows, read from a store (the node's, or a standby's snapshot). */
+export function storedCounts(store: Store) {
+  return {
+    channels: store.channels().length,
+    /** Channels frozen because the store is a copy: nothing is signed on them until each catches up (docs/NODE.md, "Backups"). */
+    frozenChannels: store.frozenCount(),
+    activeSwaps: store.activeSwapIds().length,
+  };
 }
