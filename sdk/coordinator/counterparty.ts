@@ -148,6 +148,12 @@ export class Counterparty {
   private readonly startedSec: bigint;
   /** Per frozen channel (lower case): when a resume was last asked for, and why it could not catch up last. */
   private readonly resumes = new Map<string, { askedAt: number; problem?: string }>();
+  /**
+   * Per channel (lower case): the highest floor of the other's resumes answered since this process started. An asker
+   * takes the floor of the second it asks in, every RESUME_EVERY_MS: one answer per floor is all it needs, and a
+   * resume at or below that floor is not answered again (each answer is a copy of the head, up to MAX_LOCKS locks).
+   */
+  private readonly resumesAnswered = new Map<string, bigint>();
 
   constructor(private readonly o: CounterpartyOptions) {
     if (o.channels.length === 0) throw new ChannelSdkError("a counterparty's channels: at least one");
@@ -496,6 +502,11 @@ export class Counterparty {
       this.step(() => this.takeHead(channelId, checked));
       return;
     }
+    // A resume is answered once per floor: each answer is a copy of the head (up to MAX_LOCKS locks).
+    if (checked.kind === "resume") {
+      const answered = this.resumesAnswered.get(channelId.toLowerCase());
+      if (answered !== undefined && checked.floor <= answered) return; // answered already (or a later one was)
+    }
     // A frozen channel signs nothing: a batch numbered far above its own (the other's at a floor, before the head
     // that goes with it) is not answered, whose refusal would use numbers up to the floor and keep the head from
     // being taken (`catchUp`: the floor must be above every number used). Within MAX_SEQ_STEP it is answered as ever.
@@ -506,6 +517,7 @@ export class Counterparty {
     this.step(() => {
       const step = receive(this.updater(channelId), checked, this.env(channelId));
       this.apply(channelId, step);
+      if (checked.kind === "resume") this.resumesAnswered.set(channelId.toLowerCase(), checked.floor);
       // A batch of ours a resume gave up goes again at the floor, unless this side is frozen too (restored itself):
       // it shows its head all the same, and catches up in turn.
       if (checked.kind === "resume" && this.o.store.frozenSince(channelId) === undefined) this.apply(channelId, propose(this.updater(channelId), this.env(channelId)));

@@ -348,6 +348,24 @@ describe("a party restored from an old copy of its store catches up from the oth
     expect(A.updaters[S]!.inFlight!.state.seq).to.equal(floor);
   });
 
+  it("answers a resume once per floor: a peer repeating one gets no more copies of the head (up to 256 locks each) for it", function () {
+    const net = new Network(); // A proposes on S
+    const { A } = net.parties;
+    startSwap(net, 1, "A", 5n, 4n);
+    heal(net);
+    net.inFlight.length = 0;
+    const floor = resumeFloor(BigInt(Math.floor(net.clock / 1000)));
+    const heads = () => net.inFlight.filter((p) => p.from === "A" && p.channelId === S && p.message.kind === "head").length;
+    for (let i = 0; i < 50; i++) A.handle({ from: "B", channelId: S, message: { kind: "resume", floor } });
+    expect(heads(), "one head for one floor asked 50 times").to.equal(1);
+    // An older floor is answered no more; the next ask (a later second's floor) is.
+    A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: floor - (1n << 20n) } });
+    expect(heads()).to.equal(1);
+    net.clock += 1_000;
+    A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: resumeFloor(BigInt(Math.floor(net.clock / 1000))) } });
+    expect(heads()).to.equal(2);
+  });
+
   it("with its watchtower's store kept, does not catch up from a head older than the tower's newest; says to force-close", function () {
     const net = new Network();
     const swaps: Swap[] = [];
