@@ -24,6 +24,7 @@ import { unseal, type Envelope, type SwapBody } from "../core/messages.js";
 import { requireSignedBy } from "../core/signing.js";
 import { checkTermsShape, termsDigest, type SwapTerms } from "../core/swap.js";
 import { newSide, outcome, settled, type SwapSide } from "../core/swap-rules.js";
+import { peerText } from "../core/text.js";
 import { MAX_LOCKS } from "../core/state.js";
 import { sameAddress, type Hex } from "../core/types.js";
 import type { Head } from "../chain/follower.js";
@@ -33,9 +34,6 @@ import { ChannelBusyError, ChannelClosingError, channelOpError } from "./errors.
 import { Following } from "./following.js";
 import type { OnChainReason, SwapPhase, SwapProgress, SwapView } from "./phases.js";
 import { requireDistinctChannels, type ProposeArgs, type Session } from "./session.js";
-
-/** How much of a counterparty's reason for refusing a swap is kept (it comes from the peer, and is stored and shown). */
-const MAX_REFUSAL_TEXT = 300;
 
 /** The most swaps a client keeps open at once on one channel: as many as one channel state can lock. */
 export const MAX_OPEN_SWAPS = MAX_LOCKS;
@@ -520,7 +518,7 @@ export class Counterparties {
       if (row === undefined || row.role !== "initiator" || row.phase.phase.kind !== "proposed" || !this.owns(row.terms) || this.engine(row.terms.source.channelId) !== engine) continue;
       if (item.termsSig === undefined) {
         // The peer's words, bounded: they are kept with the swap, logged and shown (a peer could send up to a body's size).
-        const words = typeof item.refusal === "string" && item.refusal !== "" ? item.refusal.slice(0, MAX_REFUSAL_TEXT) : "refused";
+        const words = typeof item.refusal === "string" && item.refusal !== "" ? peerText(item.refusal) : "refused";
         const reason = `counterparty: ${words}`;
         this.enter(item.swapId, "initiator", row.terms, { kind: "done", outcome: "aborted", reason });
         ctx.emit({ type: "rejected", swapId: item.swapId, reason, counterparty: from, by: "counterparty" });

@@ -14,6 +14,7 @@
 import { InvalidMessageError, InvalidStateError, LockNotFoundError } from "./errors.js";
 import { checkState, MAX_LOCKS, sameState } from "./state.js";
 import { hashlockOf } from "./swap.js";
+import { peerText } from "./text.js";
 import type { ChannelState, Hex, Lock, ParticipantIndex } from "./types.js";
 
 /** One change a batch makes to a channel. */
@@ -740,7 +741,6 @@ const HEX32 = /^0x[0-9a-fA-F]{64}$/;
 const SIGNATURE = /^0x[0-9a-fA-F]{130}$/;
 const MAX_U64 = (1n << 64n) - 1n;
 const MAX_U128 = (1n << 128n) - 1n;
-const MAX_REASON = 300;
 
 function field(o: Record<string, unknown>, name: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, name) ? o[name] : undefined;
@@ -768,7 +768,7 @@ function list(v: unknown, max: number, what: string): unknown[] {
 
 function reason(v: unknown): string {
   if (typeof v !== "string") throw new InvalidMessageError("a reason is not text");
-  return v.slice(0, MAX_REASON);
+  return peerText(v);
 }
 
 function lockOf(v: unknown): Lock {

@@ -10,7 +10,7 @@ import {
   type SwapBody,
   type SwapTerms,
 } from "../../sdk/index.js";
-import { applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
+import { checkUpdateMessage, applyChanges, type UpdateMessage } from "../../sdk/core/channel-updates.js";
 import { accountKey } from "../../scripts/lib/local.js";
 import { blockNumbers, craftedTerms, fundedChannels, ONE, twoParties } from "../helpers/swapHarness.js";
 
@@ -105,7 +105,16 @@ describe("hostile messages (docs/SECURITY.md)", function () {
     expect(await blockNumbers(setup)).to.deep.equal(before);
   });
 
-  it("keeps at most 300 characters of a counterparty's reason for refusing a swap, however long the reason it sends", async function () {
+  it("keeps a reason in an update message from the peer without the characters a terminal would act on, cut whole at 300", function () {
+    const reason = "\u001b[31mred\r\nforged line\u2066" + "y".repeat(400);
+    const checked = checkUpdateMessage({ kind: "refuse", seq: 5n, refusals: [{ index: 0, final: true, reason }] });
+    const kept = checked.kind === "refuse" ? checked.refusals[0]!.reason : "";
+    expect(kept.startsWith(" [31mred  forged line ")).to.equal(true);
+    expect(kept).to.have.length(300);
+    expect(/[\u0000-\u001f\u2066]/.test(kept)).to.equal(false);
+  });
+
+  it("keeps at most 300 characters of a counterparty's reason for refusing a swap, however long the reason it sends, with nothing a terminal would act on", async function () {
     const setup = await fundedChannels();
     const { link, alice } = await twoParties(setup);
     const bobKey = new SigningKey(accountKey(2));
@@ -113,11 +122,13 @@ describe("hostile messages (docs/SECURITY.md)", function () {
     link.fault = (e, from) => (from === "b" && e.body.step === "acceptances" ? "drop" : "deliver");
     const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: ONE, take: ONE / 10n });
     await link.settled();
-    const words = "x".repeat(200_000);
+    // A terminal escape, a forged line, a right-to-left override, and a character cut in half at the 300th place.
+    const words = "\u001b[2J\nfake\u202e" + "x".repeat(289) + "\u{1F600}" + "x".repeat(200_000);
     await alice.client.handle(seal((d) => signDigest(bobKey, d), new Wallet(accountKey(2)).address as Hex, setup.sId, { step: "acceptances", items: [{ swapId, refusal: words }] }));
     const view = alice.client.swaps().find((s) => s.swapId === swapId)!;
     const phase = view.progress.phase as { kind: string; reason?: string };
     expect(phase.kind).to.equal("done");
-    expect(phase.reason).to.equal(`counterparty: ${"x".repeat(300)}`);
+    expect(phase.reason).to.equal(`counterparty:  [2J fake ${"x".repeat(289)}\u{1F600}`);
+    expect([...phase.reason!.slice("counterparty: ".length)]).to.have.length(300);
   });
 });
