@@ -80,7 +80,10 @@ let snapshotNoted = false;
  */
 function noteSnapshot(asOf: string | null): void {
   if (asOf === null || snapshotNoted) return;
+  const at = Date.parse(asOf);
+  if (Number.isNaN(at)) return; // not a time: nothing to say of it
   snapshotNoted = true;
-  const age = Math.max(0, Math.round((Date.now() - Date.parse(asOf)) / 1000));
+  const age = Math.max(0, Math.round((Date.now() - at) / 1000));
+  asOf = new Date(at).toISOString();
   process.stderr.write(`note: this process is a standby; what follows is its snapshot of the database as of ${asOf} (${age} s ago); the active process answers writes (channels info names it)\n`);
 }
