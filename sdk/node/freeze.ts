@@ -5,7 +5,7 @@
  * states after the copy was taken; frozen, it signs nothing on those channels (ChannelBook.sign), as on a copy
  * `channels backup` wrote. The store must be there (nothing is created) and no process may run on it.
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 
 import { ChannelSdkError } from "../core/errors.js";
 import { isPostgresUrl, NoStoreError, PgDatabase, redactUrl, urlHasPassword } from "../store/postgres.js";
@@ -18,12 +18,18 @@ export type Freeze = Readonly<{ store: string; kind: "sqlite" | "postgres"; froz
 
 /** Freezes every channel of `store` (a SQLite file or a postgres:// URL) in one transaction. */
 export function freezeStore(store: string, now: number = Date.now()): Freeze {
-  return isPostgresUrl(store) ? freezeDatabase(store, now) : freezeFile(store, now);
+  if (store.trim() === "") throw new UsageError("store: empty; name a SQLite file or a postgres:// URL, or leave it out for node.json's store");
+  if (isPostgresUrl(store)) return freezeDatabase(store, now);
+  // Any other scheme is a URL given by mistake, not a file name: only its scheme is named (the rest may hold a password).
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(store);
+  if (scheme !== null) throw new UsageError(`store: a ${scheme[1]}:// URL; a store is a SQLite file or a postgres:// URL`);
+  return freezeFile(store, now);
 }
 
 function freezeFile(file: string, now: number): Freeze {
   // Never made here: lockStore and SQLite would both make an empty file, and a node would then start on a new store.
   if (!existsSync(file)) throw new UsageError(`store: ${file} does not exist; nothing to freeze (restore the copy there first)`);
+  if (statSync(file).isDirectory()) throw new UsageError(`store: ${file} is a folder; name the store file in it (node.json's store, node.sqlite by default)`);
   requireStoreFile(file);
   // Refused while a node runs on the file: it would go on signing from what it holds in memory.
   const lock = lockStore(file);

@@ -142,6 +142,14 @@ describe("channels store freeze: a store restored by other means than channels b
     refused(await channels(["store", "freeze", join(dir, "restored.sqlite")]), /^error: store: .*restored\.sqlite does not exist; nothing to freeze/);
     expect(existsSync(join(dir, "restored.sqlite"))).to.equal(false);
     expect(readdirSync(dir).sort()).to.deep.equal(before); // no file, no lock file left
+
+    // An empty argument, a folder and a URL of another scheme each get a line naming what is wrong, and leave nothing.
+    refused(await channels(["store", "freeze", ""]), /^error: store: empty; name a SQLite file or a postgres:\/\/ URL/);
+    refused(await channels(["store", "freeze", dir]), /^error: store: .*channels-freeze-[^ ]* is a folder; name the store file in it/);
+    const other = await channels(["store", "freeze", "mysql://user:hunter2@127.0.0.1/alice"]);
+    refused(other, /^error: store: a mysql:\/\/ URL; a store is a SQLite file or a postgres:\/\/ URL$/m);
+    expect(other.stderr).to.not.include("hunter2");
+    expect(readdirSync(dir).sort()).to.deep.equal(before);
   });
 
   it("freezes every channel of node.json's PostgreSQL database under a new term: a process leading it afterwards signs nothing new on them; refused while a process leads", async function () {
