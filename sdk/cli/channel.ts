@@ -2,7 +2,7 @@
 import { Command } from "commander";
 
 import { UsageError } from "../node/errors.js";
-import { api, print, sleep } from "./context.js";
+import { api, idPath, print, sleep } from "./context.js";
 import { duration, parseDuration, Progress, short, table, when } from "./format.js";
 
 export type ChannelView = {
@@ -34,7 +34,7 @@ async function waitCounted(cmd: Command, id: string, timeoutMs: number): Promise
   const p = new Progress();
   const started = Date.now();
   for (;;) {
-    const c = await client.get<ChannelView>(`/channels/${encodeURIComponent(id)}`);
+    const c = await client.get<ChannelView>(idPath("channel", id));
     if (counted(c)) {
       p.done();
       return c;
@@ -103,8 +103,9 @@ export function channelCommands(): Command {
     .command("show <id>")
     .description("one channel (id or a unique prefix)")
     .action(async (id: string, _o, cmd: Command) => {
+      const path = idPath("channel", id);
       const client = api(cmd);
-      const c = await client.get<ChannelView>(`/channels/${encodeURIComponent(id)}`);
+      const c = await client.get<ChannelView>(path);
       // A frozen channel waiting for its peer: say whether that peer answers at all.
       const peer = waitsForPeer(c) ? (await client.get<PeerLinkView[]>("/peers")).find((p) => p.name === c.peer) : undefined;
       print(cmd, c, (v) => describe(v, peer));
@@ -131,7 +132,8 @@ export function channelCommands(): Command {
     .description("deposit more into a channel (token units)")
     .option("--wait", "wait until the deposit counts in the channel (final on chain, co-signed)")
     .action(async (id: string, amount: string, o: { wait?: boolean }, cmd: Command) => {
-      const c = await api(cmd).post<ChannelView>(`/channels/${encodeURIComponent(id)}/deposit`, { amount });
+      const path = idPath("channel", id);
+      const c = await api(cmd).post<ChannelView>(`${path}/deposit`, { amount });
       print(cmd, o.wait ? await waitCounted(cmd, c.id, 10 * 60_000) : c, describe);
     });
   channel
@@ -140,8 +142,9 @@ export function channelCommands(): Command {
     .option("--force", "force close on chain without the peer")
     .option("--wait", "wait until the channel is closed on chain")
     .action(async (id: string, o: { force?: boolean; wait?: boolean }, cmd: Command) => {
+      const path = idPath("channel", id);
       const client = api(cmd);
-      let c = await client.post<ChannelView>(`/channels/${encodeURIComponent(id)}/close`, { force: o.force === true });
+      let c = await client.post<ChannelView>(`${path}/close`, { force: o.force === true });
       if (o.wait) {
         const p = new Progress();
         const started = Date.now();
@@ -162,6 +165,9 @@ export function channelCommands(): Command {
   channel
     .command("withdraw <id>")
     .description("pull a payout the hub holds for us (one it could not push)")
-    .action(async (id: string, _o, cmd: Command) => print(cmd, await api(cmd).post<ChannelView>(`/channels/${encodeURIComponent(id)}/withdraw`), describe));
+    .action(async (id: string, _o, cmd: Command) => {
+      const path = idPath("channel", id);
+      print(cmd, await api(cmd).post<ChannelView>(`${path}/withdraw`), describe);
+    });
   return channel;
 }

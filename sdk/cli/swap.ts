@@ -4,7 +4,7 @@ import { Command } from "commander";
 import { ChannelSdkError } from "../core/errors.js";
 import { UsageError } from "../node/errors.js";
 import type { ApiClient } from "./client.js";
-import { api, print, sleep } from "./context.js";
+import { api, idPath, print, sleep } from "./context.js";
 import { duration, parseDuration, Progress, short, table, when } from "./format.js";
 
 export type SwapView = {
@@ -116,8 +116,9 @@ export function swapCommands(): Command {
     .option("--timeout <duration>", "longest wait with --wait", "10m")
     .action(async (id: string, o: { wait?: boolean; timeout: string }, cmd: Command) => {
       const timeout = timeoutOf(o.timeout);
+      const path = idPath("swap", id);
       const client = api(cmd);
-      let s = await client.get<SwapView>(`/swaps/${encodeURIComponent(id)}`);
+      let s = await client.get<SwapView>(path);
       if (o.wait) s = await waitFor(client, s, timeout);
       finish(cmd, s);
     });

@@ -148,6 +148,14 @@ describe("node configuration, amounts and durations", function () {
     expect(verbose.stderr).to.match(/\n\s+at /);
   });
 
+  it("the binary: an empty channel or swap id is named as such, not sent to the node as a path it has no route for", async function () {
+    for (const args of [["channel", "show", ""], ["channel", "close", "  "], ["channel", "withdraw", ""], ["channel", "deposit", "", "1"], ["swap", "show", ""]]) {
+      const what = args[0];
+      const r = await channels(["--config", join(dir, "missing.json"), ...args]);
+      expect([r.code, r.stderr], args.join(" ")).to.deep.equal([2, `error: ${what}: expected a ${what} id, or its first 6 or more hex digits after 0x, got ${JSON.stringify(args[2])}\n`]);
+    }
+  });
+
   it("the binary: a misspelt option is named as unknown, with the option meant, not reported as a required one missing", async function () {
     const typo = await channels(["swap", "propose", "--peer", "bob", "--gve", "1 ETH@source", "--take", "1 ETH@target"]);
     expect([typo.code, typo.stderr]).to.deep.equal([2, "error: unknown option '--gve' (Did you mean --give?)\n"]);
