@@ -1,7 +1,7 @@
 /** What every command shares: the global options, printing (text or `--json`), the API client. */
 import type { Command } from "commander";
 
-import { UsageError } from "../node/errors.js";
+import { idPrefix } from "../node/ids.js";
 import { ApiClient } from "./client.js";
 
 export type Globals = { json: boolean; verbose: boolean; config: string };
@@ -23,10 +23,11 @@ export function api(cmd: Command): ApiClient {
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * The API path of one channel or swap. An empty id is refused here, in the node's own words: sent, it would name the
- * collection's path with a trailing slash and come back as "no route".
+ * The API path of one channel or swap. An id that is not one (empty among them: sent, it would name the collection's
+ * path with a trailing slash and come back as "no route") is refused here, by the node's own check, before anything
+ * is read or sent.
  */
 export function idPath(what: "channel" | "swap", id: string): string {
-  if (id.trim() === "") throw new UsageError(`${what}: expected a ${what} id, or its first 6 or more hex digits after 0x, got ${JSON.stringify(id)}`);
+  idPrefix(id, what);
   return `/${what}s/${encodeURIComponent(id)}`;
 }

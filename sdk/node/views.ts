@@ -12,6 +12,7 @@ import type { Hex, ParticipantIndex } from "../core/types.js";
 import type { Store } from "../store/store.js";
 import type { Pending } from "./channel-opening.js";
 import { UsageError } from "./errors.js";
+import { idPrefix } from "./ids.js";
 import { ConflictError, NotFoundError } from "./node-errors.js";
 import type { PeerBook } from "./peer-book.js";
 import type { NodeConfig } from "./node-config.js";
@@ -298,18 +299,6 @@ export function swapView(d: Stored, s: SwapView) {
     targetExpiry: new Date(Number(t.targetExpiry) * 1000).toISOString(),
     since: new Date(s.progress.since).toISOString(),
   };
-}
-
-/**
- * An id as a person gives it: whole, or a prefix of at least 6 hex digits after 0x, as the CLI prints it shortened
- * (a trailing "…" or "..." is dropped).
- */
-function idPrefix(id: string, what: "channel" | "swap"): string {
-  const lower = id.toLowerCase().replace(/(…|\.\.\.)$/, "");
-  if (!/^0x[0-9a-f]{6,64}$/.test(lower)) {
-    throw new UsageError(`${what}: expected a ${what} id, or its first 6 or more hex digits after 0x, got ${JSON.stringify(id.slice(0, 66))}`);
-  }
-  return lower;
 }
 
 function iso(ms: number | undefined): string | undefined {
