@@ -71,7 +71,7 @@ const ProposeBody = z.strictObject({
   target: z.string().optional(),
 });
 const NoBody = z.strictObject({});
-const BackupBody = z.strictObject({ file: z.string().min(1).meta({ example: "backups/node-2026-12-07.sqlite" }) });
+const BackupBody = z.strictObject({ file: z.string().min(1, "name the file to write the copy to").meta({ example: "backups/node-2026-12-07.sqlite" }) });
 
 class BadBody extends UsageError {}
 

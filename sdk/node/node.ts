@@ -10,7 +10,7 @@
  * channel-opening.ts (proposing, agreeing and joining channels), channel-ops.ts (deposit, close, withdraw),
  * views.ts (what the API shows), swaps.ts (proposing swaps and the responder's policy), store-lock.ts.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { Logger } from "pino";
 
@@ -191,7 +191,17 @@ export class ChannelNode {
       throw new ConflictError("store: this node is kept in PostgreSQL; back up the database with its own tools (pg_dump, or a replica), not with channels backup");
     }
     const target = resolve(this.parts.config.folder, file);
-    if (existsSync(target)) throw new ConflictError(`file: ${target} exists already; a backup never overwrites a file`);
+    if (existsSync(target)) {
+      if (statSync(target).isDirectory()) throw new ConflictError(`file: ${target} is a folder; name a new file in it`);
+      throw new ConflictError(`file: ${target} exists already; a backup never overwrites a file`);
+    }
+    // A folder on the way that is a file: say so, rather than mkdir's EEXIST.
+    for (let up = dirname(target); up !== dirname(up); up = dirname(up)) {
+      if (existsSync(up)) {
+        if (!statSync(up).isDirectory()) throw new ConflictError(`file: ${up} is a file, not a folder; ${target} cannot be made under it`);
+        break;
+      }
+    }
     // One at a time: each holds a read of the live store for the whole copy (its log cannot be trimmed meanwhile) and
     // a thread of the pool the node's own file and name lookups use.
     if (this.backingUp !== undefined) throw new ConflictError("a backup is being written already; ask again once it is done");

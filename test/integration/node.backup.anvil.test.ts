@@ -91,7 +91,11 @@ describe("a node restored from a backup copy of its store (two anvil chains)", f
     writeFileSync(join(dir, "not-a-folder"), "");
     const nowhere = await channels(["--config", file("alice"), "backup", "not-a-folder/alice.sqlite"]);
     expect([nowhere.code, nowhere.stderr.trim().split("\n").length]).to.deep.equal([1, 1]);
-    expect(nowhere.stderr).to.match(/^error: file: /);
+    expect(nowhere.stderr.trim()).to.equal(`error: file: ${join(dir, "not-a-folder")} is a file, not a folder; ${join(dir, "not-a-folder", "alice.sqlite")} cannot be made under it`);
+    const folder = await channels(["--config", file("alice"), "backup", "backups"]);
+    expect([folder.code, folder.stderr.trim()]).to.deep.equal([1, `error: file: ${join(dir, "backups")} is a folder; name a new file in it`]);
+    const noName = await channels(["--config", file("alice"), "backup", ""]);
+    expect([noName.code, noName.stderr.trim()]).to.deep.equal([2, "error: file: name the file to write the copy to"]);
 
     // Alice's node swaps on after the copy: it signs newer states of S and T.
     await swap();
