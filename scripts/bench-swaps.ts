@@ -152,6 +152,7 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
   const { signMs, recoverMs } = cryptoCost();
   const signsBefore = signs();
   const cpu0 = process.cpuUsage();
+  const from = process.hrtime.bigint() / 1000n;
   const t0 = performance.now();
   const worker = async (w: number) => {
     for (let k = 0; k < Math.floor(swaps / inFlight) + (w < swaps % inFlight ? 1 : 0); k++) {
@@ -184,6 +185,8 @@ async function runSwaps(mode: string, channels: number, inFlight: number, swaps:
     recoverUs: recoverMs * 1000,
   };
   runs.push(run);
+  // The run's window on the machine's monotonic clock (us), to cut a `--cpu-prof` profile of either process to it.
+  console.log(`  window ${from} ${process.hrtime.bigint() / 1000n}`);
   console.log(`${mode.padEnd(22)} ${String(channels).padStart(5)} pairs, ${String(inFlight).padStart(3)} at a time, ${String(swaps).padStart(6)} swaps: ${run.swapsPerSecond.toFixed(1)} swaps/s, p50 ${run.p50Ms.toFixed(2)} ms, p99 ${run.p99Ms.toFixed(2)} ms, ${(run.ofBound * 100).toFixed(1)} % of the crypto bound (${run.boundSwapsPerSecond.toFixed(0)}/s), failed ${failed}, this process's CPU ${run.cpuMsPerSwap.toFixed(2)} ms/swap`);
 }
 
@@ -314,7 +317,6 @@ for (const storeKind of PARTS.has("pair") ? PAIR_STORES : []) {
   for (const inFlight of PAIR_IN_FLIGHT) {
     const before = await peerUsage();
     const mine = signs;
-    const from = process.hrtime.bigint() / 1000n;
     await runSwaps(mode, 1, inFlight, PAIR_SWAPS, () => alice.client.propose({ source: s, target: t, give: 1000n, take: 10n }), [ca], () => signs);
     const after = await peerUsage();
     const run = runs[runs.length - 1]!;
@@ -329,8 +331,6 @@ for (const storeKind of PARTS.has("pair") ? PAIR_STORES : []) {
     run.ofBound = run.swapsPerSecond / run.boundSwapsPerSecond;
     run.peerCpuMsPerSwap = (after.cpuUs - before.cpuUs) / 1000 / run.swaps;
     console.log(`  ${run.signsPerSwap.toFixed(2)} signatures and as many recoveries per swap (both parties); the peer process's CPU: ${run.peerCpuMsPerSwap.toFixed(2)} ms/swap`);
-    // The run's window on the machine's monotonic clock (us), to cut a `--cpu-prof` profile of either process to it.
-    console.log(`  window ${from} ${process.hrtime.bigint() / 1000n}`);
   }
   clearInterval(ticker);
   child.stdin.end();

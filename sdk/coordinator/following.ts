@@ -12,8 +12,11 @@ const lower = (h: string) => h.toLowerCase();
  */
 export class Following {
   private readonly followers = new Map<bigint, ChainFollower>();
-  /** By lower-case channel id: its chain and what the hub stored at the latest block when it was read. */
-  private readonly known = new Map<string, { chainId: bigint; info: ChannelInfo }>();
+  /**
+   * By lower-case channel id: its chain and what the hub stored at the latest block when it was read, or the read
+   * under way (ticks may overlap: a second one waits for the first one's read instead of asking again).
+   */
+  private readonly known = new Map<string, { chainId: bigint; info: Promise<ChannelInfo> }>();
 
   constructor(private readonly chain: (chainId: bigint) => HubAdapter) {}
 
@@ -41,14 +44,20 @@ export class Following {
     return heads;
   }
 
-  /** What the hub stores about `channelId` at the latest block: as last read, unless a log concerned it since. */
-  async info(chainId: bigint, channelId: Hex): Promise<ChannelInfo> {
+  /**
+   * What the hub stores about `channelId` at the latest block: as last read (or being read), unless a log concerned
+   * it since. A read that fails is forgotten, so the next call asks again.
+   */
+  info(chainId: bigint, channelId: Hex): Promise<ChannelInfo> {
     const key = lower(channelId);
     const had = this.known.get(key);
     if (had !== undefined) return had.info;
-    const info = await this.chain(chainId).channelInfo(channelId);
-    this.known.set(key, { chainId, info });
-    return info;
+    const entry = { chainId, info: this.chain(chainId).channelInfo(channelId) };
+    this.known.set(key, entry);
+    entry.info.catch(() => {
+      if (this.known.get(key) === entry) this.known.delete(key);
+    });
+    return entry.info;
   }
 
   /** Drops what is known of channels no longer followed (closed, or on chain and driven by their own reads). */

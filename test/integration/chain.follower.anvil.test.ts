@@ -9,6 +9,7 @@ import { hexlify, randomBytes, Wallet, ZeroAddress, type JsonRpcProvider } from 
 import { ChainFollower, hashlockOf, HubAdapter, rpcProvider, type ChannelParams, type Hex } from "../../sdk/index.js";
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { RpcCounter } from "../../scripts/lib/rpc-counter.js";
+import { Following } from "../../sdk/coordinator/following.js";
 import { anvilProvider, startAnvil, type Anvil } from "../helpers/anvil.js";
 
 describe("following a chain by its heads and its hub's logs (anvil)", function () {
@@ -95,6 +96,26 @@ describe("following a chain by its heads and its hub's logs (anvil)", function (
     const { step } = await counted();
     expect(step.reveals.map((r) => [r.hashlock, r.secret])).to.deep.equal([[hashlockOf(secret), secret]]);
     expect(step.channels.size).to.equal(0);
+  });
+
+  it("reads a channel once for overlapping ticks, and again only once a log concerns it", async function () {
+    // Ticks may overlap (a client's timer does not wait for the last tick): each asks for every channel it follows.
+    const following = new Following(() => alice);
+    const chainId = alice.chainId;
+    // Two steps: the second one's window (sized from the blocks' times) takes in the earlier tests' logs.
+    await following.step([chainId]);
+    await mine();
+    await following.step([chainId]);
+    const before = counter.snapshot();
+    const reads = await Promise.all([0, 1, 2, 3].flatMap(() => channels.map((id) => following.info(chainId, id))));
+    expect(RpcCounter.between(before, counter.snapshot()).byMethod.eth_call, "one read per channel, however many ticks ask").to.equal(channels.length);
+    expect(reads.slice(0, channels.length)).to.deep.equal(reads.slice(channels.length, 2 * channels.length));
+    await alice.deposit(params[0]!, channels[0]!, 0, 1n);
+    await following.step([chainId]);
+    const after = counter.snapshot();
+    const again = await Promise.all(channels.map((id) => following.info(chainId, id)));
+    expect(RpcCounter.between(after, counter.snapshot()).byMethod.eth_call, "only the channel the deposit's log names").to.equal(1);
+    expect(again[0]!.deposits[0]).to.equal(reads[0]!.deposits[0] + 1n);
   });
 
   it("starts over (every channel read again) after a gap longer than it reads logs for", async function () {
