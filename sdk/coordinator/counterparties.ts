@@ -47,6 +47,13 @@ export const MAX_PROPOSALS = 512;
  */
 export type PairFacts = Map<Counterparty, Readonly<{ status: ReadonlyMap<string, string>; now: ReadonlyMap<string, bigint>; failed?: Error }> | Error>;
 
+/** What `proposals` would lock on `channelId` as their source. */
+function proposedOn(channelId: Hex, proposals: readonly SwapView[]): bigint {
+  let sum = 0n;
+  for (const view of proposals) if (lower(view.terms.source.channelId) === lower(channelId)) sum += view.terms.give;
+  return sum;
+}
+
 /** What one proposal of a `proposeMany` gave: the swap id, or why this one was not proposed. */
 export type ProposeOutcome = Readonly<{ swapId: Hex }> | Readonly<{ error: Error }>;
 
@@ -274,6 +281,8 @@ export class Counterparties {
     const free = new Map<string, bigint>(); // per source channel: what it had not promised when this call began
     const opened = new Map<Counterparty, Map<string, number>>(); // per counterparty and channel: open swaps and this call's proposals
     const times = new Map<Counterparty, Map<string, bigint>>(); // per counterparty: its chains' times, read once per call
+    let proposals: SwapView[] | undefined; // our proposals still waiting for an answer, read once per call
+    const waiting = () => (proposals ??= this.waitingProposals());
     for (const args of all) {
       try {
         const engine = this.engine(args.source);
@@ -283,7 +292,7 @@ export class Counterparties {
           this.requireOpen(id);
           if (engine.closing(id)) throw new ChannelClosingError(id, "close");
         }
-        const open = opened.get(engine) ?? this.openWithProposals(engine);
+        const open = opened.get(engine) ?? this.openWithProposals(engine, waiting());
         opened.set(engine, open);
         for (const id of [args.source, args.target]) {
           const n = open.get(lower(id)) ?? 0;
@@ -300,7 +309,7 @@ export class Counterparties {
         const need = (promised.get(k) ?? 0n) + args.give;
         // What the pair has not promised, less what our proposals still waiting for an answer would lock on this
         // channel: summed once per call.
-        const left = free.get(k) ?? engine.available(args.source) - this.proposedOn(args.source);
+        const left = free.get(k) ?? engine.available(args.source) - proposedOn(args.source, waiting());
         free.set(k, left);
         if (left < need) throw await this.shortOf(engine, args.source, left - (need - args.give), args.give);
         promised.set(k, need);
@@ -366,22 +375,18 @@ export class Counterparties {
   }
 
   /** Per channel of `engine` (lower case): its open swaps and our proposals using it still waiting for an answer. */
-  private openWithProposals(engine: Counterparty): Map<string, number> {
+  private openWithProposals(engine: Counterparty, proposals: readonly SwapView[]): Map<string, number> {
     const open = engine.openPerChannel();
-    for (const view of this.ctx.activeSwaps()) {
-      if (view.role !== "initiator" || view.progress.phase.kind !== "proposed" || !engine.has(view.terms.source.channelId)) continue;
+    for (const view of proposals) {
+      if (!engine.has(view.terms.source.channelId)) continue;
       for (const id of [view.terms.source.channelId, view.terms.target.channelId]) open.set(lower(id), (open.get(lower(id)) ?? 0) + 1);
     }
     return open;
   }
 
-  /** What our proposals still waiting for an answer would lock on `channelId` (as their source). */
-  private proposedOn(channelId: Hex): bigint {
-    let sum = 0n;
-    for (const view of this.ctx.activeSwaps()) {
-      if (view.role === "initiator" && view.progress.phase.kind === "proposed" && lower(view.terms.source.channelId) === lower(channelId)) sum += view.terms.give;
-    }
-    return sum;
+  /** Our proposals still waiting for an answer, on every pair. */
+  private waitingProposals(): SwapView[] {
+    return this.ctx.activeSwaps().filter((view) => view.role === "initiator" && view.progress.phase.kind === "proposed");
   }
 
   /** Throws unless the channel is open as far as this client knows (no close or force close under way). */
