@@ -17,7 +17,8 @@
  * names it listens as (Host) and never to a browser (Origin).
  */
 import { readFileSync } from "node:fs";
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent as HttpAgent, createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
 import type { Socket } from "node:net";
 import { id as utf8Hash } from "ethers";
 import { z } from "zod";
@@ -548,20 +549,16 @@ export class PeerLink implements Transport {
     await Promise.all(
       [...byPeer].map(async ([url, { text, count }]) => {
         const origin = new URL(url).origin;
-        let res: Response;
+        let status: number;
         try {
-          res = await fetch(new URL("/peer/v1/envelopes", url), {
-            method: "POST",
-            headers: { "content-type": "application/x-ndjson" },
-            body: text,
-            signal: AbortSignal.timeout(10_000),
-          });
+          status = await post(new URL("/peer/v1/envelopes", url), "application/x-ndjson", text, 10_000);
         } catch (error) {
           this.traffic.lastSendFailedAt.set(origin, Date.now());
           throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
         }
-        this.traffic[res.ok ? "lastSendOkAt" : "lastSendFailedAt"].set(origin, Date.now());
-        if (!res.ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${res.status}`);
+        const ok = status >= 200 && status < 300;
+        this.traffic[ok ? "lastSendOkAt" : "lastSendFailedAt"].set(origin, Date.now());
+        if (!ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${status}`);
         this.traffic.sent.set(origin, (this.traffic.sent.get(origin) ?? 0) + count);
       }),
     );
@@ -605,4 +602,33 @@ function openFilesLimit(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Connections to peers, kept open between posts (a node posts each group of envelopes as it is committed). */
+const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+
+/**
+ * POSTs `body` to `url` on a kept-alive connection; resolves with the answer's status once its body has been read
+ * (and dropped). Rejects on a network error, or when no full answer came within `timeoutMs`.
+ */
+function post(url: URL, contentType: string, body: string, timeoutMs: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const secure = url.protocol === "https:";
+    const req = (secure ? httpsRequest : httpRequest)(
+      url,
+      {
+        method: "POST",
+        agent: secure ? agents.https : agents.http,
+        headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) },
+        signal: AbortSignal.timeout(timeoutMs),
+      },
+      (res) => {
+        res.on("error", reject);
+        res.on("end", () => resolve(res.statusCode ?? 0));
+        res.resume();
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
 }
