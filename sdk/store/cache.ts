@@ -11,6 +11,8 @@ const CACHE_LIMIT = 10_000;
 export class RowCache {
   /** Decoded channel records (they never change once saved, except through saveChannel). */
   readonly records = new Map<string, ChannelRecord>();
+  /** Whether `records` holds every channel of the store (read whole once, then kept up by saveChannel). */
+  allRecords = false;
   /** The newest co-signed state per channel, as last read or written. */
   readonly latest = new Map<string, CoSignedState | null>();
   /** Decoded swaps, as last read or written. */
@@ -24,6 +26,7 @@ export class RowCache {
   clear(): void {
     this.latest.clear();
     this.records.clear();
+    this.allRecords = false;
     this.swaps.clear();
     this.sessionNumbers.clear();
     this.ops.clear();

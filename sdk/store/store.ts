@@ -421,9 +421,15 @@ export class Store {
     return record;
   }
 
+  /** Every channel, by channel id (read and decoded once, then from the cache). */
   channels(): ChannelRecord[] {
+    const { records } = this.cache;
+    if (this.cache.allRecords) return [...records.keys()].sort().map((k) => records.get(k)!);
     const rows = this.statements.get(SQL.channels).all() as { record: string }[];
-    return rows.map((r) => decode<ChannelRecord>(r.record));
+    const all = rows.map((r) => decode<ChannelRecord>(r.record));
+    for (const record of all) records.set(key(record.ref.channelId), record);
+    this.cache.allRecords = true;
+    return all;
   }
 
   /** The operation in progress on a channel (or its closed mark), if any. */

@@ -116,6 +116,39 @@ describe("store: what a client must not lose", function () {
     reopened.close();
   });
 
+  it("lists every channel by id, a channel saved in a step that is undone not among them", function () {
+    const store = new Store(path);
+    const record = (id: Hex, nonce: bigint): ChannelRecord => ({
+      ref: { chainId: 31337n, hub: ZeroAddress, channelId: id },
+      params: { participants: [ZeroAddress, ZeroAddress], payees: [ZeroAddress, ZeroAddress], asset: ZeroAddress, challengePeriod: 3600n, nonce },
+      myIndex: 0,
+      openingDeposits: [10n, 5n],
+    });
+    const ids = [rand(), rand(), rand()];
+    const byId = (list: readonly ChannelRecord[]) => list.map((r) => r.ref.channelId.toLowerCase());
+    store.saveChannel(record(ids[0]!, 1n));
+    store.saveChannel(record(ids[1]!, 2n));
+    expect(byId(store.channels())).to.deep.equal(ids.slice(0, 2).map((id) => id.toLowerCase()).sort());
+    store.begin();
+    store.savepoint();
+    store.saveChannel(record(ids[2]!, 3n));
+    expect(byId(store.channels()), "in the step").to.include(ids[2]!.toLowerCase());
+    store.rollbackToSavepoint();
+    expect(byId(store.channels()), "the step undone").to.not.include(ids[2]!.toLowerCase());
+    store.savepoint();
+    store.saveChannel(record(ids[2]!, 4n));
+    store.saveChannel({ ...record(ids[0]!, 1n), openingDeposits: [7n, 7n] });
+    store.releaseSavepoint();
+    store.commit();
+    const listed = store.channels();
+    expect(byId(listed)).to.deep.equal(ids.map((id) => id.toLowerCase()).sort());
+    expect(listed.find((r) => r.ref.channelId === ids[0])!.openingDeposits, "a record saved again").to.deep.equal([7n, 7n]);
+    store.close();
+    const reopened = new Store(path);
+    expect(reopened.channels(), "what a new process reads").to.deep.equal(listed);
+    reopened.close();
+  });
+
   it("a channel thawed in a step that is undone is frozen again, in the transaction and after it", function () {
     const store = new Store(path);
     const id = rand();
