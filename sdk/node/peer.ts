@@ -607,9 +607,13 @@ function openFilesLimit(): number | undefined {
 /** Connections to peers, kept open between posts (a node posts each group of envelopes as it is committed). */
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
+/** The most of an answer's body a post reads (and drops) before it gives the connection up: our peers send none. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+
 /**
  * POSTs `body` to `url` on a kept-alive connection; resolves with the answer's status once its body has been read
- * (and dropped). Rejects on a network error, or when no full answer came within `timeoutMs`.
+ * and dropped (a body longer than MAX_ANSWER_BYTES closes the connection instead). Rejects on a network error, or
+ * when no full answer came within `timeoutMs`.
  */
 function post(url: URL, contentType: string, body: string, timeoutMs: number): Promise<number> {
   return new Promise<number>((resolve, reject) => {
@@ -623,9 +627,15 @@ function post(url: URL, contentType: string, body: string, timeoutMs: number): P
         signal: AbortSignal.timeout(timeoutMs),
       },
       (res) => {
+        let bytes = 0;
+        res.on("data", (chunk: Buffer) => {
+          bytes += chunk.length;
+          if (bytes <= MAX_ANSWER_BYTES) return;
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        });
         res.on("error", reject);
         res.on("end", () => resolve(res.statusCode ?? 0));
-        res.resume();
       },
     );
     req.on("error", reject);

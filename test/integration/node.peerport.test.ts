@@ -7,14 +7,15 @@
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { request } from "node:http";
+import { createServer, request } from "node:http";
+import type { AddressInfo } from "node:net";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SigningKey, Wallet, ZeroAddress } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { encode, EnvelopeAuth, keySigner, rpcProvider, seal, signDigest, type Hex } from "../../sdk/index.js";
+import { encode, EnvelopeAuth, keySigner, rpcProvider, seal, signDigest, type Envelope, type Hex } from "../../sdk/index.js";
 import { hostAllowed, listenerHosts } from "../../sdk/node/hosts.js";
 import { DEFAULT_PEER_LIMITS, PeerLink } from "../../sdk/node/peer.js";
 import { NodeProcess } from "../helpers/cli.js";
@@ -330,6 +331,43 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
     } finally {
       release();
       await link.close();
+    }
+  });
+
+  it("a peer answering our post with an endless body: the post is done once 64 KiB of it came, and the connection dropped", async function () {
+    let streamed = 0;
+    let closed = false;
+    const hostile = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/plain" });
+      const chunk = "x".repeat(16 * 1024);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) streamed += chunk.length;
+        if (!res.destroyed) res.once("drain", pump);
+      };
+      res.on("close", () => (closed = true));
+      pump();
+    });
+    await new Promise<void>((r) => hostile.listen(0, "127.0.0.1", r));
+    const url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
+    const link = await PeerLink.start({
+      host: "127.0.0.1",
+      port: 0,
+      auth: new EnvelopeAuth(keySigner(accountKey(5))),
+      isPeer: () => true,
+      route: () => url,
+      onProposal: async () => ({ accepted: false, reason: "none" }),
+    });
+    try {
+      const started = Date.now();
+      await link.send(JSON.parse(bobLine()) as Envelope);
+      expect(Date.now() - started, "long before the post's 10 s timeout").to.be.below(5_000);
+      await until("the hostile answer closed", async () => (closed ? true : undefined), 5_000);
+      expect(streamed, "it stopped reading").to.be.below(16 * 1024 * 1024);
+    } finally {
+      await link.close();
+      hostile.closeAllConnections();
+      await new Promise<void>((r) => hostile.close(() => r()));
     }
   });
 
