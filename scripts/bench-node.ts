@@ -15,7 +15,7 @@
  * and the node picks (the channel with the most free).
  */
 import { execFileSync, type ChildProcess } from "node:child_process";
-import { mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -305,6 +305,11 @@ if (PROFILE) {
   const out = process.env.BENCH_NODE_PROFILE_OUT ?? join(tmpdir(), "bench-node-profile.json");
   writeFileSync(out, JSON.stringify({ runs, profiles }, null, 2) + "\n");
   console.log(`\nprofile summary written to ${out} (profiled runs are not recorded in docs/)`);
+  // BENCH_NODE_KEEP=<dir>: the two .cpuprofile files kept there, with each round's window (us, the profiles' clock).
+  if (process.env.BENCH_NODE_KEEP !== undefined) {
+    cpSync(join(dir, "prof"), process.env.BENCH_NODE_KEEP, { recursive: true });
+    for (const r of runs) console.log(`profiles kept in ${process.env.BENCH_NODE_KEEP}; round ${r.round} of ${r.clients} clients: window ${r.window[0]} ${r.window[1]}`);
+  }
   rmSync(dir, { recursive: true, force: true });
   process.exit(0);
 }
