@@ -142,6 +142,11 @@ export class Counterparty {
   private walkedClosing = new Map<string, boolean>();
   /** Every open swap is looked at in the next step (the engine was just read from the store). */
   private walkPending = true;
+  /**
+   * Channels (lower case) whose ledger changed since `drive` last compared whether they are closing with
+   * `walkedClosing`: only a change of its ledger starts or stops a channel's close, so a step looks at these only.
+   */
+  private closingUnchecked = new Set<string>();
   /** Sides read from a row that carries its terms, with no terms row: the next write of the side writes one. */
   private termsUnstored = new Set<string>();
   /** When this engine started (s): every state this key signed before then is numbered below this second's floor. */
@@ -233,6 +238,7 @@ export class Counterparty {
     this.closingNow = new Map();
     this.walkedClosing = new Map();
     this.walkPending = true; // read from the store: the next step looks at every swap
+    this.closingUnchecked = new Set();
     for (const id of this.list) this.updaters.set(id.toLowerCase(), this.startUpdater(id, stored.get(id.toLowerCase())));
     // The swaps with this counterparty only: a store may hold other counterparties' swaps, driven by their own engine.
     const mine = (s: SwapSide) => this.members.has(s.terms.source.channelId.toLowerCase()) && this.members.has(s.terms.target.channelId.toLowerCase());
@@ -629,6 +635,7 @@ export class Counterparty {
     }
     this.apply(channelId, step);
     store.thaw(channelId);
+    this.walkPending = true; // a channel that takes changes again: every open swap is looked at
     this.resumes.delete(k);
   }
 
@@ -666,6 +673,7 @@ export class Counterparty {
 
   private setUpdater(channelId: Hex, data: UpdaterData) {
     this.closingNow.delete(channelId.toLowerCase());
+    this.closingUnchecked.add(channelId.toLowerCase());
     this.updaters.set(channelId.toLowerCase(), data);
     this.dirty.updaters.add(channelId.toLowerCase());
   }
@@ -742,18 +750,32 @@ export class Counterparty {
    */
   private drive(wakeAll: boolean, walkAll = false) {
     // A frozen channel (from a restored copy) signs nothing until it caught up: nothing is asked or proposed on it.
-    const live = this.live().filter((id) => this.o.store.frozenSince(id) === undefined);
-    const asks = new Map<string, Change[]>(live.map((id) => [id.toLowerCase(), []]));
+    const takes = (id: Hex) => this.o.offChainEnded?.(id) !== true && this.o.store.frozenSince(id) === undefined;
     // The swaps looked at: every open one on a tick (`walkAll`: a reveal gone late, a ghost to pass) or once a
     // channel started or stopped closing since the last such walk (its swaps are undone); else only those this step
     // changed. An untouched swap's wants are queued already (or moot until a change of its own touches it), so a step
-    // costs what it changed, not the number of swaps open with the counterparty.
-    const closingMoved = live.some((id) => (this.walkedClosing.get(id.toLowerCase()) ?? false) !== this.closing(id));
+    // costs what it changed, not the number of swaps open or channels with the counterparty. Only a channel whose
+    // ledger changed can have started or stopped closing; one that takes no changes now is looked at again later.
+    let closingMoved = false;
+    for (const k of this.closingUnchecked) {
+      if (!takes(k as Hex)) continue;
+      this.closingUnchecked.delete(k);
+      if ((this.walkedClosing.get(k) ?? false) !== this.closing(k as Hex)) closingMoved = true;
+    }
     const full = walkAll || this.walkPending || closingMoved;
+    const live = full ? this.live().filter((id) => this.o.store.frozenSince(id) === undefined) : [];
     if (full) {
       this.walkPending = false;
       for (const id of live) this.walkedClosing.set(id.toLowerCase(), this.closing(id));
     }
+    const asks = new Map<string, Change[]>(live.map((id) => [id.toLowerCase(), []]));
+    /** The changes asked of a channel in this step: an entry for each channel that takes changes now. */
+    const asksOf = (channelId: Hex): Change[] | undefined => {
+      const k = channelId.toLowerCase();
+      let list = asks.get(k);
+      if (list === undefined && !full && this.members.has(k) && takes(channelId)) asks.set(k, (list = []));
+      return list;
+    };
     const keys = full ? [...this.open] : [...this.dirty.sides].filter((k) => this.open.has(k));
     // Channels where an undone swap's T lock may be in a refused batch of ours (a ghost) that nothing else will pass:
     // its S refund waits on it, so an empty batch passes it (on a tick).
@@ -781,10 +803,14 @@ export class Counterparty {
       }
       const { side: next, wants: ws } = wants(current);
       if (next !== current) this.setSide(k, next);
-      for (const w of ws) asks.get(w.channelId.toLowerCase())?.push(w.change);
+      for (const w of ws) asksOf(w.channelId)?.push(w.change);
     }
-    for (const id of live) {
-      const changes = asks.get(id.toLowerCase())!;
+    // What "not yet" waited for may have moved (`wakeAll`): a channel with something queued tries again. One with
+    // nothing queued has nothing to try.
+    if (wakeAll && !full) for (const [k, u] of this.updaters) if (u.queue.length > 0) asksOf(k as Hex);
+    for (const id of this.list) {
+      const changes = asks.get(id.toLowerCase());
+      if (changes === undefined) continue;
       if (changes.length > 0) this.apply(id, enqueue(this.updater(id), changes, this.env(id)));
       if (wakeAll) this.apply(id, wake(this.updater(id), this.env(id)));
       if (walkAll && haunted.has(id.toLowerCase())) this.apply(id, passGhosts(this.updater(id), this.env(id)));
