@@ -607,37 +607,53 @@ function openFilesLimit(): number | undefined {
 /** Connections to peers, kept open between posts (a node posts each group of envelopes as it is committed). */
 const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
 
-/** The most of an answer's body a post reads (and drops) before it gives the connection up: our peers send none. */
+/**
+ * The most a post reads of its answer, counted as it comes off the connection (interim 1xx answers, headers, chunk
+ * framing and body), before it gives the connection up: our peers send a status and no body.
+ */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
 /**
  * POSTs `body` to `url` on a kept-alive connection; resolves with the answer's status once its body has been read
- * and dropped (a body longer than MAX_ANSWER_BYTES closes the connection instead). Rejects on a network error, or
- * when no full answer came within `timeoutMs`.
+ * and dropped (past MAX_ANSWER_BYTES read from the connection, the connection is closed instead: with the status
+ * if it came, else rejecting). Rejects on a network error, or when no full answer came within `timeoutMs`.
  */
 function post(url: URL, contentType: string, body: string, timeoutMs: number): Promise<number> {
+  const signal = AbortSignal.timeout(timeoutMs);
   return new Promise<number>((resolve, reject) => {
     const secure = url.protocol === "https:";
+    let read = () => 0; // bytes read from the connection since this post took it
     const req = (secure ? httpsRequest : httpRequest)(
       url,
       {
         method: "POST",
         agent: secure ? agents.https : agents.http,
         headers: { "content-type": contentType, "content-length": Buffer.byteLength(body) },
-        signal: AbortSignal.timeout(timeoutMs),
+        signal,
       },
       (res) => {
-        let bytes = 0;
-        res.on("data", (chunk: Buffer) => {
-          bytes += chunk.length;
-          if (bytes <= MAX_ANSWER_BYTES) return;
+        const tooLong = () => {
+          if (read() <= MAX_ANSWER_BYTES) return false;
           resolve(res.statusCode ?? 0);
           req.destroy();
-        });
+          return true;
+        };
+        if (tooLong()) return;
+        res.on("data", tooLong);
         res.on("error", reject);
         res.on("end", () => resolve(res.statusCode ?? 0));
       },
     );
+    req.on("socket", (socket) => {
+      const from = socket.bytesRead;
+      read = () => socket.bytesRead - from;
+    });
+    // Interim answers (1xx) come before the answer: endless, they would be read and parsed until the timeout.
+    req.on("information", () => {
+      if (read() <= MAX_ANSWER_BYTES) return;
+      reject(new ChannelSdkError(`more than ${MAX_ANSWER_BYTES} bytes of interim answers (1xx) and no answer`));
+      req.destroy();
+    });
     req.on("error", reject);
     req.end(body);
   });

@@ -9,13 +9,13 @@ import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
-import { connect, type Socket } from "node:net";
+import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { SigningKey, Wallet, ZeroAddress } from "ethers";
 
 import { accountKey, deployHub } from "../../scripts/lib/local.js";
-import { encode, EnvelopeAuth, keySigner, rpcProvider, seal, signDigest, type Envelope, type Hex } from "../../sdk/index.js";
+import { encode, EnvelopeAuth, keySigner, PeerUnreachableError, rpcProvider, seal, signDigest, type Envelope, type Hex } from "../../sdk/index.js";
 import { hostAllowed, listenerHosts } from "../../sdk/node/hosts.js";
 import { DEFAULT_PEER_LIMITS, PeerLink } from "../../sdk/node/peer.js";
 import { NodeProcess } from "../helpers/cli.js";
@@ -370,6 +370,57 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
       await new Promise<void>((r) => hostile.close(() => r()));
     }
   });
+
+  /** A link whose posts all go to `url` (a server the test runs). */
+  const linkTo = (url: string) =>
+    PeerLink.start({
+      host: "127.0.0.1",
+      port: 0,
+      auth: new EnvelopeAuth(keySigner(accountKey(5))),
+      isPeer: () => true,
+      route: () => url,
+      onProposal: async () => ({ accepted: false, reason: "none" }),
+    });
+  const listening = async (server: NetServer) => {
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  };
+
+  for (const [what, head, piece] of [
+    ["chunk extensions around one byte of body each", "HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n", `1;${"a".repeat(16_000)}\r\nx\r\n`],
+    ["endless interim answers (102)", "", "HTTP/1.1 102 Processing\r\n\r\n"],
+  ] as const) {
+    it(`a peer answering our post with ${what}: the post gives up once 64 KiB came off the connection`, async function () {
+      let written = 0;
+      let closed = false;
+      const hostile = createNetServer((socket) => {
+        socket.on("error", () => {});
+        socket.on("close", () => (closed = true));
+        socket.once("data", () => {
+          socket.write(head);
+          const many = Buffer.from(piece.repeat(64));
+          const pump = () => {
+            while (!socket.destroyed && socket.write(many)) written += many.length;
+            if (!socket.destroyed) socket.once("drain", pump);
+          };
+          pump();
+        });
+      });
+      const link = await linkTo(await listening(hostile));
+      try {
+        const sent = await link.send(JSON.parse(bobLine()) as Envelope).then(
+          () => "sent",
+          (error: unknown) => (error instanceof PeerUnreachableError ? "unreachable" : error),
+        );
+        expect(sent).to.equal(head === "" ? "unreachable" : "sent");
+        await until("the hostile answer closed", async () => (closed ? true : undefined), 5_000);
+        expect(written, "it stopped reading").to.be.below(16 * 1024 * 1024);
+      } finally {
+        await link.close();
+        await new Promise<void>((r) => hostile.close(() => r()));
+      }
+    });
+  }
 
   it("reads a slow body without a handling slot, and answers 503 to a proposal past the requests being handled", async function () {
     let release = () => {};
