@@ -604,8 +604,16 @@ function openFilesLimit(): number | undefined {
   }
 }
 
+/**
+ * How long a connection to a peer stays open unused (less when the peer's Keep-Alive header says it keeps it for
+ * less: a second less than it says). Node's Agent takes that hint only below a timeout of its own: with none, an
+ * unused connection stayed open until the peer closed it, and a post that went out as the peer closed it failed
+ * (our own peer port closes connections unused for 5 s).
+ */
+const IDLE_MS = 4_000;
+
 /** Connections to peers, kept open between posts (a node posts each group of envelopes as it is committed). */
-const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+const agents = { http: new HttpAgent({ keepAlive: true, timeout: IDLE_MS }), https: new HttpsAgent({ keepAlive: true, timeout: IDLE_MS }) };
 
 /**
  * The most a post reads of its answer, counted as it comes off the connection (interim 1xx answers, headers, chunk
@@ -613,15 +621,35 @@ const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent
  */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
+/** How many times a post goes out on a kept-alive connection that the peer closed before answering (then on a new one). */
+const REUSE_ATTEMPTS = 3;
+
+/** A post written into a kept-alive connection the peer had closed, before any answer: nothing was answered, it can go again. */
+class ClosedBeforeAnswer extends Error {}
+
 /**
  * POSTs `body` to `url` on a kept-alive connection; resolves with the answer's status once its body has been read
  * and dropped (past MAX_ANSWER_BYTES read from the connection, the connection is closed instead: with the status
- * if it came, else rejecting). Rejects on a network error, or when no full answer came within `timeoutMs`.
+ * if it came, else rejecting). A post written into a kept-alive connection the peer closed meanwhile goes again
+ * (envelopes are idempotent: the receiver takes a resent one as the tick's resends). Rejects on a network error,
+ * or when no full answer came within `timeoutMs` (all attempts together).
  */
-function post(url: URL, contentType: string, body: string, timeoutMs: number): Promise<number> {
+async function post(url: URL, contentType: string, body: string, timeoutMs: number): Promise<number> {
   const signal = AbortSignal.timeout(timeoutMs);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await postOnce(url, contentType, body, signal);
+    } catch (error) {
+      if (!(error instanceof ClosedBeforeAnswer)) throw error;
+      if (attempt >= REUSE_ATTEMPTS) throw error.cause;
+    }
+  }
+}
+
+function postOnce(url: URL, contentType: string, body: string, signal: AbortSignal): Promise<number> {
   return new Promise<number>((resolve, reject) => {
     const secure = url.protocol === "https:";
+    let answered = false;
     let read = () => 0; // bytes read from the connection since this post took it
     const req = (secure ? httpsRequest : httpRequest)(
       url,
@@ -632,6 +660,7 @@ function post(url: URL, contentType: string, body: string, timeoutMs: number): P
         signal,
       },
       (res) => {
+        answered = true;
         const tooLong = () => {
           if (read() <= MAX_ANSWER_BYTES) return false;
           resolve(res.statusCode ?? 0);
@@ -654,7 +683,10 @@ function post(url: URL, contentType: string, body: string, timeoutMs: number): P
       reject(new ChannelSdkError(`more than ${MAX_ANSWER_BYTES} bytes of interim answers (1xx) and no answer`));
       req.destroy();
     });
-    req.on("error", reject);
+    req.on("error", (error: NodeJS.ErrnoException) => {
+      const closed = req.reusedSocket && !answered && !signal.aborted && (error.code === "ECONNRESET" || error.code === "EPIPE");
+      reject(closed ? new ClosedBeforeAnswer(error.message, { cause: error }) : error);
+    });
     req.end(body);
   });
 }

@@ -7,7 +7,7 @@
 import { expect } from "chai";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer, request } from "node:http";
+import { createServer, request, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { connect, createServer as createNetServer, type Server as NetServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
@@ -381,10 +381,54 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
       route: () => url,
       onProposal: async () => ({ accepted: false, reason: "none" }),
     });
-  const listening = async (server: NetServer) => {
+  const listening = async (server: HttpServer | NetServer) => {
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
+
+  it("a post written into a kept-alive connection the peer closed as it came goes again on a new connection", async function () {
+    // The peer takes a connection's first post, and closes it unanswered at its second: what a peer that closes an
+    // unused connection does to a post that crosses its close.
+    const posts = new Map<Socket, number>();
+    let taken = 0;
+    const peer = createServer({ keepAliveTimeout: 0 }, (req, res) => {
+      const n = (posts.get(req.socket) ?? 0) + 1;
+      posts.set(req.socket, n);
+      if (n > 1) return void req.socket.destroy();
+      req.resume();
+      req.on("end", () => (taken++, res.writeHead(202).end()));
+    });
+    const link = await linkTo(await listening(peer));
+    try {
+      await link.send(JSON.parse(bobLine()) as Envelope);
+      await link.send(JSON.parse(bobLine()) as Envelope);
+      expect(taken, "both posts taken").to.equal(2);
+      expect(posts.size, "the second on a new connection").to.equal(2);
+    } finally {
+      await link.close();
+      peer.closeAllConnections();
+      await new Promise<void>((r) => peer.close(() => r()));
+    }
+  });
+
+  it("closes a kept-alive connection left unused for as long as the peer's Keep-Alive says it keeps one", async function () {
+    // The peer says it keeps an unused connection 2 s and never closes one itself: ours closes it (a second sooner).
+    let closed = false;
+    const peer = createServer({ keepAliveTimeout: 0 }, (req, res) => {
+      req.socket.once("close", () => (closed = true));
+      req.resume();
+      req.on("end", () => res.writeHead(202, { "keep-alive": "timeout=2" }).end());
+    });
+    const link = await linkTo(await listening(peer));
+    try {
+      await link.send(JSON.parse(bobLine()) as Envelope);
+      await until("our side closed the unused connection", async () => (closed ? true : undefined), 8_000);
+    } finally {
+      await link.close();
+      peer.closeAllConnections();
+      await new Promise<void>((r) => peer.close(() => r()));
+    }
+  });
 
   for (const [what, head, piece] of [
     ["chunk extensions around one byte of body each", "HTTP/1.1 202 Accepted\r\ntransfer-encoding: chunked\r\n\r\n", `1;${"a".repeat(16_000)}\r\nx\r\n`],
