@@ -98,8 +98,9 @@ export class Views {
     const record = this.d.store.channel(channelId);
     if (record === undefined) return channelView(this.stored, channelId);
     const adapter = this.d.adapters.get(record.ref.chainId)!;
-    const read = fresh ? adapter.channelInfo(channelId) : this.d.client.followedInfo(channelId);
-    const info = this.closed.get(channelId) ?? (await read.catch(() => undefined));
+    // A closed channel is not read again: its state on chain is final. A read that fails leaves the view without it
+    // (handled here: a rejection left unhandled ends the node's process).
+    const info = this.closed.get(channelId) ?? (await (fresh ? adapter.channelInfo(channelId) : this.d.client.followedInfo(channelId)).catch(() => undefined));
     if (info?.status === "closed") this.closed.set(channelId, info);
     // An endpoint that refuses a log query over the whole chain (public ones cap eth_getLogs ranges) leaves the payouts
     // unshown, not the view failing.
