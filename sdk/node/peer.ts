@@ -687,6 +687,9 @@ function postOnce(url: URL, contentType: string, body: string, signal: AbortSign
       const closed = req.reusedSocket && !answered && !signal.aborted && (error.code === "ECONNRESET" || error.code === "EPIPE");
       reject(closed ? new ClosedBeforeAnswer(error.message, { cause: error }) : error);
     });
+    // Closed with no answer and no error: an answer switching protocols (101), which Node closes unanswered when no
+    // one takes the upgrade. A full answer resolved before this (its end comes first).
+    req.on("close", () => reject(new ChannelSdkError("the peer closed the connection without an answer")));
     req.end(body);
   });
 }

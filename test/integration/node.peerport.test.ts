@@ -466,6 +466,25 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
     });
   }
 
+  it("a peer answering our post with 101 Switching Protocols: the post fails, rather than waiting for good", async function () {
+    const hostile = createNetServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", () => socket.write("HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: x\r\n\r\n"));
+    });
+    const link = await linkTo(await listening(hostile));
+    try {
+      const sent = link.send(JSON.parse(bobLine()) as Envelope).then(
+        () => "sent",
+        (error: unknown) => (error instanceof PeerUnreachableError ? "unreachable" : error),
+      );
+      // Past the post's own 10 s timeout: a post still waiting by then waits for good (and every send after it).
+      expect(await Promise.race([sent, sleep(15_000).then(() => "still waiting")])).to.equal("unreachable");
+    } finally {
+      await link.close();
+      await new Promise<void>((r) => hostile.close(() => r()));
+    }
+  });
+
   it("reads a slow body without a handling slot, and answers 503 to a proposal past the requests being handled", async function () {
     let release = () => {};
     const gate = new Promise<void>((r) => (release = r));
