@@ -334,41 +334,6 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
     }
   });
 
-  it("a peer answering our post with an endless body: the post is done once 64 KiB of it came, and the connection dropped", async function () {
-    let streamed = 0;
-    let closed = false;
-    const hostile = createServer((req, res) => {
-      req.resume();
-      res.writeHead(200, { "content-type": "text/plain" });
-      const chunk = "x".repeat(16 * 1024);
-      const pump = () => {
-        while (!res.destroyed && res.write(chunk)) streamed += chunk.length;
-        if (!res.destroyed) res.once("drain", pump);
-      };
-      res.on("close", () => (closed = true));
-      pump();
-    });
-    await new Promise<void>((r) => hostile.listen(0, "127.0.0.1", r));
-    const url = `http://127.0.0.1:${(hostile.address() as AddressInfo).port}`;
-    const link = await PeerLink.start({
-      host: "127.0.0.1",
-      port: 0,
-      auth: new EnvelopeAuth(keySigner(accountKey(5))),
-      isPeer: () => true,
-      route: () => url,
-      onProposal: async () => ({ accepted: false, reason: "none" }),
-    });
-    try {
-      await link.send(JSON.parse(bobLine()) as Envelope); // resolved: a post past its 10 s timeout rejects
-      await until("the hostile answer closed", async () => (closed ? true : undefined), 5_000);
-      expect(streamed, "it stopped reading").to.be.below(16 * 1024 * 1024);
-    } finally {
-      await link.close();
-      hostile.closeAllConnections();
-      await new Promise<void>((r) => hostile.close(() => r()));
-    }
-  });
-
   /** A link whose posts all go to `url` (a server the test runs). */
   const linkTo = (url: string) =>
     PeerLink.start({
@@ -383,6 +348,32 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
     return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   };
+
+  it("a peer answering our post with an endless body: the post is done once 64 KiB of it came, and the connection dropped", async function () {
+    let streamed = 0;
+    let closed = false;
+    const hostile = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { "content-type": "text/plain" });
+      const chunk = "x".repeat(16 * 1024);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) streamed += chunk.length;
+        if (!res.destroyed) res.once("drain", pump);
+      };
+      res.on("close", () => (closed = true));
+      pump();
+    });
+    const link = await linkTo(await listening(hostile));
+    try {
+      await link.send(JSON.parse(bobLine()) as Envelope); // resolved: a post past its 10 s timeout rejects
+      await until("the hostile answer closed", async () => (closed ? true : undefined), 5_000);
+      expect(streamed, "it stopped reading").to.be.below(16 * 1024 * 1024);
+    } finally {
+      await link.close();
+      hostile.closeAllConnections();
+      await new Promise<void>((r) => hostile.close(() => r()));
+    }
+  });
 
   it("a post written into a kept-alive connection the peer closed as it came goes again on a new connection", async function () {
     // The peer takes a connection's first post, and closes it unanswered at its second: what a peer that closes an
