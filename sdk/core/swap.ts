@@ -79,11 +79,21 @@ export function termsDigest(terms: SwapTerms): Hex {
   return typedDataDigest(SWAP_DOMAIN_SEPARATOR, keccak(buf));
 }
 
+/** Most secrets whose hashlocks `hashlockOf` remembers; past it, it starts over. */
+const HASHLOCKS_KEPT = 4096;
+/** Hashlocks of the secrets hashed lately: each step that looks at a payment hashes its secret again. */
+const hashlocks = new Map<string, Hex>();
+
 /** sha256 of a 32-byte secret: the hashlock of the swap (Bitcoin/Lightning compatible). */
 export function hashlockOf(secret: Hex): Hex {
+  const known = hashlocks.get(secret);
+  if (known !== undefined) return known;
   // The registry reveals bytes32 secrets only: a preimage of another length would settle off chain and never on it.
   if (!/^0x[0-9a-fA-F]{64}$/.test(secret)) throw new InvalidMessageError("a secret is 32 bytes of hex");
-  return sha256(secret) as Hex;
+  const hashlock = sha256(secret) as Hex;
+  if (hashlocks.size >= HASHLOCKS_KEPT) hashlocks.clear();
+  hashlocks.set(secret, hashlock);
+  return hashlock;
 }
 
 const BYTES32 = /^0x[0-9a-fA-F]{64}$/;
