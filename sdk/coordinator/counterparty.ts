@@ -503,6 +503,9 @@ export class Counterparty {
 
   /** A message of the counterparty's on `channelId`. Throws (and changes nothing) for one that is not the protocol's. */
   handle(channelId: Hex, message: UpdateMessage): void {
+    // A head is taken only by a frozen channel that asked for one: any other is dropped before its state (up to
+    // MAX_LOCKS locks) is read.
+    if ((message as { kind?: unknown } | null)?.kind === "head" && this.unaskedHead(channelId)) return;
     const checked = checkUpdateMessage(message); // a peer's message: every field's shape, nothing else kept
     if (checked.kind === "head") {
       this.step(() => this.takeHead(channelId, checked));
@@ -615,10 +618,9 @@ export class Counterparty {
    */
   private takeHead(channelId: Hex, message: Extract<UpdateMessage, { kind: "head" }>): void {
     const { store } = this.o;
-    if (store.frozenSince(channelId) === undefined) return; // caught up already: a late answer
+    if (this.unaskedHead(channelId)) return;
     const k = channelId.toLowerCase();
-    const asked = this.resumes.get(k);
-    if (asked === undefined) throw new InvalidMessageError(`a co-signed head of channel ${channelId}, which asked for none`);
+    const asked = this.resumes.get(k)!;
     const { floor } = message;
     const [lowest, highest] = [resumeFloor(this.startedSec + 1n), resumeFloor(this.nowSec())];
     if (floor < lowest || floor > highest) throw new InvalidMessageError(`a head numbered from ${floor}, outside what this process asked for (${lowest}..${highest})`);
@@ -637,6 +639,16 @@ export class Counterparty {
     store.thaw(channelId);
     this.walkPending = true; // a channel that takes changes again: every open swap is looked at
     this.resumes.delete(k);
+  }
+
+  /**
+   * Whether a head on `channelId` comes unasked: true (nothing to take) once the channel caught up (a late answer);
+   * throws InvalidMessageError if the channel never asked for one.
+   */
+  private unaskedHead(channelId: Hex): boolean {
+    if (this.o.store.frozenSince(channelId) === undefined) return true; // caught up already: a late answer
+    if (!this.resumes.has(channelId.toLowerCase())) throw new InvalidMessageError(`a co-signed head of channel ${channelId}, which asked for none`);
+    return false;
   }
 
   /**

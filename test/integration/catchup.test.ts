@@ -148,8 +148,11 @@ describe("a party restored from an old copy of its store catches up from the oth
       ({ kind: "head", floor, state, signatures: sigs }) as UpdateMessage;
     const deliver = (message: UpdateMessage) => () => A.handle({ from: "B", channelId: S, message });
     const signedBefore = A.signatures;
-    // Unasked: A has sent no resume yet.
+    // Unasked: A has sent no resume yet. Its state is not even read: one that is no state is refused as unasked.
     expect(deliver(head(newest[S]!))).to.throw(InvalidMessageError, /asked for none/);
+    expect(deliver({ kind: "head", floor: 1n, state: { locks: "x".repeat(1_000) } } as unknown as UpdateMessage)).to.throw(InvalidMessageError, /asked for none/);
+    // B's channel is not frozen: a head sent to it is a late answer, dropped unread, whatever it holds.
+    expect(() => B.handle({ from: "A", channelId: S, message: { kind: "head", floor: 1n, state: null } as unknown as UpdateMessage })).to.not.throw();
     // Let A ask, holding B's answer back.
     net.clock += 6_000;
     A.tick();
