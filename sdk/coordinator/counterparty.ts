@@ -775,7 +775,7 @@ export class Counterparty {
       if ((this.walkedClosing.get(k) ?? false) !== this.closing(k as Hex)) closingMoved = true;
     }
     const full = walkAll || this.walkPending || closingMoved;
-    const live = full ? this.live().filter((id) => this.o.store.frozenSince(id) === undefined) : [];
+    const live = full ? this.list.filter(takes) : [];
     if (full) {
       this.walkPending = false;
       for (const id of live) this.walkedClosing.set(id.toLowerCase(), this.closing(id));
