@@ -256,19 +256,20 @@ export function channelView(d: Stored, channelId: Hex, live: Live = storedLive(d
 
 /** A channel by its id or a unique prefix of it (at least 6 hex digits after 0x). */
 export function resolveChannel(d: Stored, id: string): Hex {
-  const lower = idPrefix(id, "channel");
-  const matches = channelIds(d).filter((c) => c.toLowerCase().startsWith(lower));
-  if (matches.length === 0) throw new NotFoundError(`no channel ${id}`);
-  if (matches.length > 1) throw new UsageError(`channel: ${id} matches ${matches.length} channels; give more digits`);
-  return matches[0]!;
+  return resolveId("channel", id, channelIds(d));
 }
 
 /** A swap by its id or a unique prefix of it. */
 export function resolveSwap(store: Store, id: string): Hex {
-  const lower = idPrefix(id, "swap");
-  const matches = store.swapIds().filter((s) => s.toLowerCase().startsWith(lower));
-  if (matches.length === 0) throw new NotFoundError(`no swap ${id}`);
-  if (matches.length > 1) throw new UsageError(`swap: ${id} matches ${matches.length} swaps; give more digits`);
+  return resolveId("swap", id, store.swapIds());
+}
+
+/** The one of `ids` that `id` names, whole or by a unique prefix (`idPrefix`). */
+function resolveId(what: "channel" | "swap", id: string, ids: readonly Hex[]): Hex {
+  const lower = idPrefix(id, what);
+  const matches = ids.filter((c) => c.toLowerCase().startsWith(lower));
+  if (matches.length === 0) throw new NotFoundError(`no ${what} ${id}`);
+  if (matches.length > 1) throw new UsageError(`${what}: ${id} matches ${matches.length} ${what}s; give more digits`);
   return matches[0]!;
 }
 
