@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import { ChannelSdkError } from "../core/errors.js";
 import { UsageError } from "../node/errors.js";
 import { fileProblem } from "../node/config.js";
+import { AS_OF_HEADER } from "../node/headers.js";
 import { loadNodeConfig } from "../node/node-config.js";
 import { isPostgresUrl, redactUrl } from "../store/postgres.js";
 
@@ -69,8 +70,6 @@ export class ApiClient {
   }
 }
 
-/** The header a standby's answers carry: when the snapshot of the database they show was read (standby-views.ts). */
-const AS_OF_HEADER = "x-channels-as-of";
 let snapshotNoted = false;
 
 /**

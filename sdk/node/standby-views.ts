@@ -32,8 +32,6 @@ import { channelIds, channelView, configuredChains, resolveChannel, resolveSwap,
 
 /** How old a standby's snapshot may be when a request comes: an older one is read again before the answer. */
 export const SNAPSHOT_MAX_AGE_MS = 2_000;
-/** The header of a standby's answers from a snapshot: when it was read (ISO time; it holds every commit before). */
-export const AS_OF_HEADER = "x-channels-as-of";
 /** How long a standby waits for a chain's id, and how long before it asks a chain that did not answer again. */
 const CHAIN_ID_TIMEOUT_MS = 2_000;
 const CHAIN_ID_RETRY_MS = 30_000;

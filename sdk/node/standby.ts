@@ -20,7 +20,8 @@ import { API_PREFIX, apiApp, apiDocument, closeApi, dashboardFiles, errorAnswer,
 import { NODE_ACTIVE } from "./metrics.js";
 import { ChannelNode, type StartOptions } from "./node.js";
 import type { NodeConfig } from "./node-config.js";
-import { activeOf, AS_OF_HEADER, Snapshots } from "./standby-views.js";
+import { AS_OF_HEADER } from "./headers.js";
+import { activeOf, Snapshots } from "./standby-views.js";
 
 /** How often a standby tries to take the lead (and how soon after the active one's death it does). */
 export const LEAD_POLL_MS = 1_000;

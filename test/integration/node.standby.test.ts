@@ -16,7 +16,8 @@ import { Store, type ChannelState, type Hex } from "../../sdk/index.js";
 import { channels, channelsJson, editJson, NodeProcess } from "../helpers/cli.js";
 import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 import { startPostgres, type Postgres } from "../helpers/postgres.js";
-import { AS_OF_HEADER, SNAPSHOT_MAX_AGE_MS } from "../../sdk/node/standby-views.js";
+import { AS_OF_HEADER } from "../../sdk/node/headers.js";
+import { SNAPSHOT_MAX_AGE_MS } from "../../sdk/node/standby-views.js";
 
 const ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
 const BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
