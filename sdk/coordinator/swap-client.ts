@@ -147,7 +147,7 @@ export class SwapClient {
    * signed, and why it cannot catch up, if it cannot (docs/NODE.md, "Backups"). Undefined for a channel not frozen.
    */
   catchUpState(channelId: Hex): Readonly<{ askedAt?: number; problem?: string }> | undefined {
-    if (this.session.o.store.frozenSince(channelId) === undefined || !this.batched.has(channelId)) return undefined;
+    if (!this.batched.has(channelId)) return undefined;
     return this.batched.engine(channelId).resumeState(channelId);
   }
 
