@@ -148,7 +148,13 @@ export class Counterparties {
 
   private onEvent(engine: Counterparty, channelId: Hex, event: UpdateEvent) {
     if (event.type === "cosigned") this.cosigned(engine, channelId, event);
-    if (event.type === "caughtUp") this.ctx.emit({ type: "caughtUp", channelId, seq: event.state.seq, floor: event.floor, balances: event.state.balances });
+    if (event.type === "caughtUp") {
+      // Our proposals still waiting on the channel are the copy's (a frozen channel takes no new one): the other may
+      // have accepted one after the copy and seen it through, and holds its secret. Accepted now, it would lock our
+      // side again for the other to claim with that secret: given up in the step that thaws the channel.
+      this.abortProposals(engine, "proposed in a copy of the store: what became of it after the copy is not known", [channelId]);
+      this.ctx.emit({ type: "caughtUp", channelId, seq: event.state.seq, floor: event.floor, balances: event.state.balances });
+    }
     if (event.type === "resumed") this.ctx.emit({ type: "peerResumed", channelId, seq: event.head.seq, floor: event.floor });
   }
 

@@ -16,6 +16,7 @@ import { resumeFloor, type UpdateMessage } from "../../sdk/core/channel-updates.
 import { InvalidMessageError } from "../../sdk/core/errors.js";
 import { outcome, settled } from "../../sdk/core/swap-rules.js";
 import type { ChannelState, Hex } from "../../sdk/core/types.js";
+import type { Envelope } from "../../sdk/core/messages.js";
 import { Store } from "../../sdk/store/store.js";
 import { DEPOSIT, heal, Network, S, startSwap, T, type Name, type Packet } from "../../scripts/lib/batched-pair.js";
 import { fundedChannels, makeParty, ONE, twoParties } from "../helpers/swapHarness.js";
@@ -555,6 +556,74 @@ describe("a client (SwapClient) restored from an old copy of its store catches u
     expect(restored.store.frozenSince(setup.tId), "T caught up").to.equal(undefined);
     expect(restored.store.frozenSince(setup.sId), "S stays frozen").to.be.a("number");
     expect(restored.client.catchUpState(setup.sId)?.problem).to.match(new RegExp(`shows state ${shown}, older than state ${shown + 1n} .*watchtower holds; force-close it`));
+    restored.store.close();
+  });
+
+  it("gives up a proposal of the copy as it catches up: an acceptance after it never locks on a swap the peer may have seen through (and holds the secret of) after the copy", async function () {
+    const setup = await fundedChannels();
+    const file = join(dir, "alice.sqlite");
+    const { link, clock, alice, bob } = await twoParties(setup, { stores: { alice: new Store(file) } });
+    // Alice proposes; the copy is taken while her proposal waits for Bob's answer (his first one is held back).
+    let acceptance: Envelope | undefined;
+    link.fault = (e, from) => (from === "b" && e.body.step === "acceptances" && acceptance === undefined ? ((acceptance = e), "drop") : "deliver");
+    const swapId = await alice.client.propose({ source: setup.sId, target: setup.tId, give: ONE, take: ONE / 100n });
+    await link.settled();
+    await alice.client.idle();
+    expect(alice.client.swap(swapId).progress.phase.kind).to.equal("proposed");
+    const copy = join(dir, "alice.copy.sqlite");
+    await alice.store.backupTo(copy);
+    // After the copy the swap goes through: Alice revealed her secret, Bob holds it.
+    for (let i = 0; i < 10 && alice.client.swap(swapId).progress.phase.kind !== "done"; i++) {
+      clock.advance(2_000);
+      await alice.client.tick();
+      await bob.client.tick();
+      await link.settled();
+    }
+    expect(alice.client.swap(swapId).progress.phase).to.deep.include({ kind: "done", outcome: "swapped" });
+    const { hashlock } = alice.client.swap(swapId).terms;
+    expect(bob.store.secret(hashlock), "Bob holds the secret").to.not.equal(undefined);
+    // Alice's node is restarted from the copy while chain S does not answer it: her ticks cannot check the copy's
+    // proposal against S's time (its tick gives up no proposal), and Bob (hostile) holds back his answers to it.
+    alice.store.close();
+    for (const suffix of ["", "-wal", "-shm"]) rmSync(`${file}${suffix}`, { force: true });
+    copyFileSync(copy, file);
+    let sDown = true;
+    const flakyS = new Proxy(setup.adapters.aliceS, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver) as unknown;
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          const result = (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (!sDown || !(result instanceof Promise)) return result;
+          result.catch(() => undefined);
+          return Promise.reject(new Error("chain S does not answer"));
+        };
+      },
+    });
+    link.fault = (e, from) => (from === "b" && e.body.step === "acceptances" ? "drop" : "deliver");
+    const restored = makeParty(setup, "alice", link.a, clock, { chains: [flakyS, setup.adapters.aliceT] }, new Store(file));
+    expect(restored.client.swap(swapId).progress.phase.kind, "the copy's proposal").to.equal("proposed");
+    for (let i = 0; i < 3 && restored.store.frozenSince(setup.sId) !== undefined; i++) {
+      clock.advance(6_000);
+      await restored.client.tick().catch(() => undefined);
+      await link.settled();
+    }
+    expect(restored.store.frozenSince(setup.sId), "S caught up").to.equal(undefined);
+    // S answers again; Bob sends the acceptance he held back.
+    sDown = false;
+    link.fault = () => "deliver";
+    await restored.client.handle(acceptance!).catch(() => undefined);
+    await link.settled();
+    await restored.client.idle();
+    // Every state Alice's key signed since the restore (her copy held none with the swap's lock): one holding its lock
+    // is one Bob can countersign and claim on chain with the secret he holds, for nothing in return.
+    const db = new DatabaseSync(file, { readOnly: true });
+    const withLock = (db.prepare("SELECT seq, state FROM own_signatures WHERE channel_id = ?").all(setup.sId.toLowerCase()) as { seq: string; state: string }[])
+      .filter((r) => r.state.toLowerCase().includes(hashlock.slice(2).toLowerCase()))
+      .map((r) => r.seq);
+    db.close();
+    expect(withLock, "states Alice signed after the catch-up holding the lock of the copy's swap").to.deep.equal([]);
+    expect(restored.client.swap(swapId).progress.phase).to.deep.include({ kind: "done", outcome: "aborted" });
     restored.store.close();
   });
 });
