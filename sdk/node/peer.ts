@@ -191,6 +191,11 @@ export class PeerLink implements Transport {
   };
   private lastLimitLog = 0;
   private limitLogTimer: NodeJS.Timeout | undefined;
+  /**
+   * Per peer origin with posts under way or failing: how many posts are unanswered, whether one of them waited past
+   * PATIENCE_MS, and until when (ms) sends fail at once after a post went unanswered (`postTo`).
+   */
+  private readonly outbound = new Map<string, { slow: boolean; downUntil: number; posts: number }>();
 
   private constructor(
     private readonly server: Server,
@@ -546,22 +551,61 @@ export class PeerLink implements Transport {
       const batch = byPeer.get(url) ?? { text: "", count: 0 };
       byPeer.set(url, { text: batch.text + encode(e) + "\n", count: batch.count + 1 });
     }
-    await Promise.all(
-      [...byPeer].map(async ([url, { text, count }]) => {
-        const origin = new URL(url).origin;
-        let status: number;
-        try {
-          status = await post(new URL("/peer/v1/envelopes", url), "application/x-ndjson", text, 10_000);
-        } catch (error) {
-          this.traffic.lastSendFailedAt.set(origin, Date.now());
-          throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
-        }
+    // Each peer's post settled (answered, failed, or waiting past PATIENCE_MS) before the first failure is told.
+    const results = await Promise.allSettled([...byPeer].map(([url, { text, count }]) => this.postTo(url, text, count)));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) throw failed.reason;
+  }
+
+  /**
+   * Posts `text` (`count` envelopes) to the peer at `url`, waiting for its answer at most PATIENCE_MS (the post goes
+   * on meanwhile, up to POST_TIMEOUT_MS). Every group of envelopes a node commits waits for the sends of the groups
+   * before it, so a peer that answers slowly or not at all must not hold them: while a post to a peer has waited past
+   * PATIENCE_MS, and for POST_TIMEOUT_MS after one went unanswered, a send to it fails at once (the tick resends).
+   */
+  private async postTo(url: string, text: string, count: number): Promise<void> {
+    const origin = new URL(url).origin;
+    const now = Date.now();
+    const state = this.outbound.get(origin);
+    if (state !== undefined && (state.slow || now < state.downUntil)) {
+      this.traffic.lastSendFailedAt.set(origin, now);
+      const why = state.slow ? "has not answered an earlier post yet" : `did not answer a post within ${POST_TIMEOUT_MS / 1000} s lately`;
+      throw new PeerUnreachableError(origin, `the peer at ${origin} ${why}: sends to it fail at once for now (the tick sends again)`);
+    }
+    const mine = state ?? { slow: false, downUntil: 0, posts: 0 };
+    this.outbound.set(origin, mine);
+    mine.posts++;
+    const posting = post(new URL("/peer/v1/envelopes", url), "application/x-ndjson", text, POST_TIMEOUT_MS).then(
+      (status) => {
         const ok = status >= 200 && status < 300;
         this.traffic[ok ? "lastSendOkAt" : "lastSendFailedAt"].set(origin, Date.now());
         if (!ok) throw new PeerUnreachableError(origin, `peer ${origin} answered ${status}`);
         this.traffic.sent.set(origin, (this.traffic.sent.get(origin) ?? 0) + count);
-      }),
+      },
+      (error: unknown) => {
+        this.traffic.lastSendFailedAt.set(origin, Date.now());
+        if (error instanceof NoAnswerError) mine.downUntil = Date.now() + POST_TIMEOUT_MS;
+        throw new PeerUnreachableError(origin, `cannot reach the peer at ${origin}: ${(error as Error).message}`, error);
+      },
     );
+    const settled = posting.then(
+      () => undefined,
+      () => undefined,
+    );
+    void settled.then(() => {
+      if (--mine.posts === 0) mine.slow = false;
+      if (mine.posts === 0 && Date.now() >= mine.downUntil) this.outbound.delete(origin);
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const patience = new Promise<"late">((resolve) => (timer = setTimeout(() => resolve("late"), PATIENCE_MS)));
+    try {
+      if ((await Promise.race([posting, patience])) !== "late") return;
+    } finally {
+      clearTimeout(timer);
+    }
+    mine.slow = true;
+    this.traffic.lastSendFailedAt.set(origin, Date.now());
+    throw new PeerUnreachableError(origin, `the peer at ${origin} did not answer within ${PATIENCE_MS / 1000} s (the post goes on; sends to it fail at once until it is answered)`);
   }
 
   /** Sends a signed channel proposal to the peer at `url` and returns its answer. */
@@ -621,11 +665,23 @@ const agents = { http: new HttpAgent({ keepAlive: true, timeout: IDLE_MS }), htt
  */
 const MAX_ANSWER_BYTES = 64 * 1024;
 
+/** The longest a post waits for its whole answer (all its attempts together). */
+const POST_TIMEOUT_MS = 10_000;
+
+/**
+ * The longest a send waits for a peer's answer (a peer answers a post as soon as it has read it): past it the send
+ * fails and the post goes on in the background, so that one peer's slow answers do not hold up the node's other sends.
+ */
+const PATIENCE_MS = 2_000;
+
 /** How many times a post goes out on a kept-alive connection that the peer closed before answering (then on a new one). */
 const REUSE_ATTEMPTS = 3;
 
 /** A post written into a kept-alive connection the peer had closed, before any answer: nothing was answered, it can go again. */
 class ClosedBeforeAnswer extends Error {}
+
+/** No full answer to a post within its timeout. */
+class NoAnswerError extends Error {}
 
 /**
  * POSTs `body` to `url` on a kept-alive connection; resolves with the answer's status once its body has been read
@@ -640,6 +696,7 @@ async function post(url: URL, contentType: string, body: string, timeoutMs: numb
     try {
       return await postOnce(url, contentType, body, signal);
     } catch (error) {
+      if (signal.aborted) throw new NoAnswerError(`no answer within ${timeoutMs / 1000} s`, { cause: error });
       if (!(error instanceof ClosedBeforeAnswer)) throw error;
       if (attempt >= REUSE_ATTEMPTS) throw error.cause;
     }

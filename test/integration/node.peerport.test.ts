@@ -474,6 +474,65 @@ describe("the peer endpoint's queue of envelopes waiting for the client", functi
     }
   });
 
+  it("a peer trickling its answer a byte at a time holds a send a moment only: sends to it fail at once while that post waits and for one timeout after it, and sends to other peers go out", async function () {
+    this.timeout(60_000);
+    // Every group of envelopes a node commits waits for the sends of the groups before it (steps, ticks and resends
+    // wait on them): one peer holding each post for the whole timeout held every other peer's envelopes as long.
+    let slowConnections = 0;
+    let slowClosed = false;
+    const slow = createNetServer((socket) => {
+      slowConnections++;
+      socket.on("error", () => {});
+      socket.on("close", () => (slowClosed = true));
+      socket.once("data", () => {
+        // Headers that never end, a byte at a time: well within any limit on what is read.
+        socket.write("HTTP/1.1 202 Accepted\r\nx-slow: ");
+        const timer = setInterval(() => (socket.destroyed ? clearInterval(timer) : socket.write("a")), 200);
+        socket.on("close", () => clearInterval(timer));
+      });
+    });
+    const taken: string[] = [];
+    const good = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => (taken.push(body), res.writeHead(202).end()));
+    });
+    const [slowUrl, goodUrl] = [await listening(slow), await listening(good)];
+    const toSlow = new Set<string>();
+    const link = await PeerLink.start({
+      host: "127.0.0.1",
+      port: 0,
+      auth: new EnvelopeAuth(keySigner(accountKey(5))),
+      isPeer: () => true,
+      route: (e) => (toSlow.has(e.swapId) ? slowUrl : goodUrl),
+      onProposal: async () => ({ accepted: false, reason: "none" }),
+    });
+    const envelope = (toSlowPeer: boolean) => {
+      const e = JSON.parse(bobLine()) as Envelope;
+      if (toSlowPeer) toSlow.add(e.swapId);
+      return e;
+    };
+    const outcome = (sending: Promise<void>) => sending.then(() => "sent", (error: unknown) => (error instanceof PeerUnreachableError ? "unreachable" : error));
+    try {
+      expect(await outcome(link.sendMany([envelope(true), envelope(false)]))).to.equal("unreachable");
+      expect(taken, "the other peer's envelope went out").to.have.length(1);
+      // That post still waits for its answer: a send to the slow peer fails at once, without posting again.
+      expect(await outcome(link.sendMany([envelope(true), envelope(false)]))).to.equal("unreachable");
+      expect(slowConnections, "posts to the slow peer").to.equal(1);
+      expect(taken).to.have.length(2);
+      // Given up at the post's timeout: sends to it fail at once for as long again.
+      await until("the post to the slow peer given up", async () => (slowClosed ? true : undefined), 20_000);
+      expect(await outcome(link.sendMany([envelope(true), envelope(false)]))).to.equal("unreachable");
+      expect(slowConnections, "posts to the slow peer").to.equal(1);
+      expect(taken).to.have.length(3);
+    } finally {
+      await link.close();
+      good.closeAllConnections();
+      await new Promise<void>((r) => good.close(() => r()));
+      await new Promise<void>((r) => slow.close(() => r()));
+    }
+  });
+
   it("reads a slow body without a handling slot, and answers 503 to a proposal past the requests being handled", async function () {
     let release = () => {};
     const gate = new Promise<void>((r) => (release = r));
