@@ -113,6 +113,9 @@ export type CounterpartyOptions = Readonly<{
 /** How often a channel of a restored copy asks the other party again to show the newest state both signed. */
 export const RESUME_EVERY_MS = 5_000;
 
+/** The least time between two resumes answered on a channel (a restored party asks every RESUME_EVERY_MS). */
+export const RESUME_ANSWER_MS = 1_000;
+
 /** What a channel's updater row holds: its data less the states kept elsewhere in the store. */
 type StoredUpdater = Omit<UpdaterData, "head" | "headSignatures" | "inFlight"> &
   Readonly<{ headSeq: bigint; inFlight: Readonly<{ seq: bigint; batch: readonly Queued[]; signature: Hex }> | undefined }>;
@@ -154,11 +157,14 @@ export class Counterparty {
   /** Per frozen channel (lower case): when a resume was last asked for, and why it could not catch up last. */
   private readonly resumes = new Map<string, { askedAt: number; problem?: string }>();
   /**
-   * Per channel (lower case): the highest floor of the other's resumes answered since this process started. An asker
-   * takes the floor of the second it asks in, every RESUME_EVERY_MS: one answer per floor is all it needs, and a
-   * resume at or below that floor is not answered again (each answer is a copy of the head, up to MAX_LOCKS locks).
+   * Per channel (lower case): the highest floor of the other's resumes answered since this process started, and when
+   * (ms). An asker takes the floor of the second it asks in, every RESUME_EVERY_MS: one answer per floor is all it
+   * needs, and a resume at or below that floor is not answered again (each answer is a copy of the head, up to
+   * MAX_LOCKS locks, and gives up a batch of ours in flight to sign it again at the floor). Nor is one within
+   * RESUME_ANSWER_MS of the last answer: floors below this party's clock are taken, so a peer could otherwise walk
+   * them up a second at a time, as fast as it sends.
    */
-  private readonly resumesAnswered = new Map<string, bigint>();
+  private readonly resumesAnswered = new Map<string, Readonly<{ floor: bigint; at: number }>>();
 
   constructor(private readonly o: CounterpartyOptions) {
     if (o.channels.length === 0) throw new ChannelSdkError("a counterparty's channels: at least one");
@@ -511,10 +517,12 @@ export class Counterparty {
       this.step(() => this.takeHead(channelId, checked));
       return;
     }
-    // A resume is answered once per floor: each answer is a copy of the head (up to MAX_LOCKS locks).
+    // A resume is answered once per floor, and once a second at most: each answer is a copy of the head (up to
+    // MAX_LOCKS locks) and may give up a batch of ours in flight to sign it again.
     if (checked.kind === "resume") {
       const answered = this.resumesAnswered.get(channelId.toLowerCase());
-      if (answered !== undefined && checked.floor <= answered) return; // answered already (or a later one was)
+      // Answered already (or a later one was), or one was answered within the last RESUME_ANSWER_MS.
+      if (answered !== undefined && (checked.floor <= answered.floor || this.now() - answered.at < RESUME_ANSWER_MS)) return;
     }
     // A frozen channel signs nothing: a batch numbered far above its own (the other's at a floor, before the head
     // that goes with it) is not answered, whose refusal would use numbers up to the floor and keep the head from
@@ -526,7 +534,7 @@ export class Counterparty {
     this.step(() => {
       const step = receive(this.updater(channelId), checked, this.env(channelId));
       this.apply(channelId, step);
-      if (checked.kind === "resume") this.resumesAnswered.set(channelId.toLowerCase(), checked.floor);
+      if (checked.kind === "resume") this.resumesAnswered.set(channelId.toLowerCase(), { floor: checked.floor, at: this.now() });
       // A batch of ours a resume gave up goes again at the floor, unless this side is frozen too (restored itself):
       // it shows its head all the same, and catches up in turn.
       if (checked.kind === "resume" && this.o.store.frozenSince(channelId) === undefined) this.apply(channelId, propose(this.updater(channelId), this.env(channelId)));

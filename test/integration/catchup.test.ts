@@ -234,10 +234,13 @@ describe("a party restored from an old copy of its store catches up from the oth
     A.tick();
     const second = net.inFlight.splice(0);
     expect([...first, ...second].map((p) => p.message.kind)).to.deep.equal(["resume", "resume", "resume", "resume"]);
-    for (const p of [...first, ...second]) B.handle(p);
+    // B takes the first asks, and the later ones a second after (B answers one resume a second per channel).
+    for (const p of first) B.handle(p);
+    net.clock += 1_000;
+    for (const p of second) B.handle(p);
     const answers = net.inFlight.splice(0);
     for (const p of answers) A.handle(p); // the later answers come after A caught up: ignored
-    const early = resumeFloor(BigInt(Math.floor((net.clock - 6_000) / 1000)));
+    const early = resumeFloor(BigInt(Math.floor((net.clock - 7_000) / 1000)));
     for (const id of [S, T]) {
       expect(A.store.frozenSince(id), `${id} thawed`).to.equal(undefined);
       expect(A.updaters[id]!.head).to.deep.equal(newest[id]);
@@ -367,6 +370,27 @@ describe("a party restored from an old copy of its store catches up from the oth
     expect(heads()).to.equal(1);
     net.clock += 1_000;
     A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: resumeFloor(BigInt(Math.floor(net.clock / 1000))) } });
+    expect(heads()).to.equal(2);
+  });
+
+  it("answers at most one resume a second on a channel: a peer walking the floors up a second at a time, from far below its clock, gets no head or signature for each", function () {
+    const net = new Network(); // A proposes on S
+    const { A } = net.parties;
+    startSwap(net, 1, "A", 5n, 4n);
+    // A's batch on S is in flight; B (hostile) keeps it and sends resumes at once, each the floor of the second after
+    // the last one's, from just above A's batch: seconds of 1970, every one of them below A's clock.
+    const update = net.inFlight.find((p) => p.from === "A" && p.channelId === S && p.message.kind === "update");
+    expect(update, "A's batch on S").to.not.equal(undefined);
+    net.inFlight.length = 0;
+    const second = ((update!.message as Extract<UpdateMessage, { kind: "update" }>).seq >> 20n) + 1n;
+    const heads = () => net.inFlight.filter((p) => p.from === "A" && p.channelId === S && p.message.kind === "head").length;
+    const before = A.signatures;
+    for (let i = 0n; i < 50n; i++) A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: resumeFloor(second + i) } });
+    expect(heads(), "heads for 50 floors asked within one second").to.equal(1);
+    expect(A.signatures - before, "A's batch signed again for 50 floors within one second").to.equal(1);
+    // A second later by A's clock, the next is answered.
+    net.clock += 1_000;
+    A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: resumeFloor(second + 50n) } });
     expect(heads()).to.equal(2);
   });
 
