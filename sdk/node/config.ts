@@ -39,7 +39,7 @@ export function fieldPath(path: readonly PropertyKey[]): string {
 }
 
 /** The message of a value that is not what a field takes: "missing" when there is none. */
-function expected(what: string): (issue: { input?: unknown }) => string {
+export function expected(what: string): (issue: { input?: unknown }) => string {
   return (issue) => (issue.input === undefined ? "missing" : `expected ${what}, got ${describeValue(issue.input)}`);
 }
 

@@ -6,7 +6,7 @@
 import { dirname, resolve } from "node:path";
 import { z } from "zod";
 
-import { address, filePath, httpUrl, loadConfigFile, own, positiveInt, wholeNumber } from "./config.js";
+import { address, expected, filePath, httpUrl, loadConfigFile, own, positiveInt, wholeNumber } from "./config.js";
 import { isPostgresUrl, urlHasPassword } from "../store/postgres.js";
 import { ConfigError, type ConfigProblem } from "./errors.js";
 import { DEFAULT_PEER_LIMITS } from "./peer.js";
@@ -63,10 +63,10 @@ export const SwapPairSchema = z.strictObject({
 
 export const NodeConfigSchema = z.strictObject({
   /** The signing key: an encrypted JSON keystore (password from `passwordEnv`), or a key in an environment variable. */
-  key: z.union([
-    z.strictObject({ keystore: filePath(), passwordEnv: z.string().default("CHANNELS_PASSWORD") }),
-    z.strictObject({ env: z.string() }),
-  ]),
+  key: z.union(
+    [z.strictObject({ keystore: filePath(), passwordEnv: z.string().default("CHANNELS_PASSWORD") }), z.strictObject({ env: z.string() })],
+    { error: expected('{ "keystore": "<file>", "passwordEnv"?: "<VARIABLE>" } or { "env": "<VARIABLE>" }') },
+  ),
   /**
    * Where the node keeps its state: a SQLite file, relative to this file (with `.tower`, `.pending.json` and
    * `.refusals.jsonl` beside it), or a PostgreSQL database (`postgres://user@host:port/database`; the password from

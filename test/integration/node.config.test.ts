@@ -80,6 +80,17 @@ describe("node configuration, amounts and durations", function () {
     expect(load({ ...minimal, api: { port: 9702, host: "0.0.0.0", allowRemote: true } }).api.host).to.equal("0.0.0.0");
   });
 
+  it("names a missing key as missing, and a key of another shape with the two shapes it takes", function () {
+    const { key: _, ...keyless } = minimal;
+    expect(problems(keyless)).to.deep.equal(["key: missing"]);
+    const shapes = 'expected { "keystore": "<file>", "passwordEnv"?: "<VARIABLE>" } or { "env": "<VARIABLE>" }';
+    expect(problems({ ...minimal, key: `0x${"11".repeat(32)}` })).to.deep.equal([`key: ${shapes}, got a string of 66 characters (not shown)`]);
+    expect(problems({ ...minimal, key: {} })).to.deep.equal([`key: ${shapes}, got an object`]);
+    expect(problems({ ...minimal, key: { keystore: 5 } })).to.deep.equal([`key: ${shapes}, got an object`]);
+    // One shape matched but for a field: that field is named.
+    expect(problems({ ...minimal, key: { env: "NODE_KEY", passwordEnv: "X" } })).to.deep.equal(["key.passwordEnv: unknown field"]);
+  });
+
   it("refuses a database URL that carries a password, in its user part or in its query (the driver reads both), in node.json and in store move", function () {
     const line = "store: a password in the URL; give it in PGPASSWORD or ~/.pgpass instead, so that it is in no file the node prints or copies";
     for (const store of ["postgres://alice:secret@db:5432/alice", "postgres://alice@db:5432/alice?password=secret", "postgresql://alice@db/alice?sslmode=require&sslpassword=secret"]) {
