@@ -31,6 +31,7 @@ import { recoverSigner } from "../core/signing.js";
 import type { Address, ChannelParams, Hex } from "../core/types.js";
 import type { StateSigner } from "../coordinator/signer.js";
 import type { Transport } from "../coordinator/transport.js";
+import { UsageError } from "./errors.js";
 import { hostAllowed, listenerHosts, sourceOf } from "./hosts.js";
 
 /** What an opener proposes: the channel's fixed parameters on one chain's hub. */
@@ -226,7 +227,13 @@ export class PeerLink implements Transport {
       socket.destroy();
     });
     await new Promise<void>((ok, fail) => {
-      server.once("error", fail);
+      server.once("error", (error: NodeJS.ErrnoException) =>
+        fail(
+          error.code === "EADDRINUSE"
+            ? new UsageError(`peer.port: ${options.port} on ${options.host} is taken (by another node or program on this machine: give each node its own peer.port)`)
+            : error,
+        ),
+      );
       server.listen(options.port, options.host, () => ok());
     });
     const a = server.address();

@@ -18,7 +18,7 @@ import { accountKey, deployHub } from "../../scripts/lib/local.js";
 import { encode, EnvelopeAuth, keySigner, PeerUnreachableError, rpcProvider, seal, signDigest, type Envelope, type Hex } from "../../sdk/index.js";
 import { hostAllowed, listenerHosts } from "../../sdk/node/hosts.js";
 import { DEFAULT_PEER_LIMITS, PeerLink } from "../../sdk/node/peer.js";
-import { NodeProcess } from "../helpers/cli.js";
+import { channels, NodeProcess } from "../helpers/cli.js";
 import { freePort, startHardhatNode, until, type LocalNode } from "../helpers/nodes.js";
 
 const BOB = new Wallet(accountKey(2)).address;
@@ -246,6 +246,23 @@ describe("the node's peer port and control API under attack from loopback", func
       clearInterval(trickle);
       for (const s of sockets) s.destroy();
       await Promise.all(junk);
+    }
+  });
+
+  it("a second node started on the peer port this one holds: one line naming peer.port, exit 2", async function () {
+    const other = mkdtempSync(join(tmpdir(), "channels-peerport-taken-"));
+    try {
+      const config = JSON.parse(readFileSync(join(dir, "node.json"), "utf8")) as { api: { port: number } };
+      config.api.port = await freePort();
+      writeFileSync(join(other, "node.json"), JSON.stringify(config));
+      const r = await channels(["--config", join(other, "node.json"), "node", "start"], { NODE_KEY: accountKey(3) });
+      expect([r.code, r.stderr]).to.deep.equal([
+        2,
+        `error: peer.port: ${peerPort} on 127.0.0.1 is taken (by another node or program on this machine: give each node its own peer.port)\n`,
+      ]);
+      expect(await info()).to.equal(200);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
     }
   });
 
