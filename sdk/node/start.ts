@@ -5,7 +5,7 @@
 import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 
-import { type JsonRpcProvider, parseUnits, Wallet } from "ethers";
+import { type JsonRpcError, type JsonRpcProvider, type JsonRpcResult, parseUnits, Wallet } from "ethers";
 import type { FeeEvent, FeePolicy } from "../chain/fees.js";
 import { HubAdapter } from "../chain/hub.js";
 import { rpcProvider } from "../chain/provider.js";
@@ -383,7 +383,11 @@ async function answering(name: string, rpcUrl: string, provider: JsonRpcProvider
   let warnedAt = 0;
   for (;;) {
     try {
-      await provider.getBlockNumber();
+      // Asked with the provider's primitive request, which does not start the provider: one started before its chain
+      // answers retries its network detection every second, printing a line on stdout (this node's JSON-lines log)
+      // each time. Once the chain answered here, the provider starts on its first call and detects it at once.
+      const [answer] = (await provider._send({ id: 1, jsonrpc: "2.0", method: "eth_blockNumber", params: [] })) as (JsonRpcResult | JsonRpcError)[];
+      if (answer === undefined || "error" in answer) throw new Error(`eth_blockNumber: ${answer?.error.message ?? "no answer"}`);
       if (warnedAt !== 0) log.info({ event: "chainAnswers", chain: name }, `chain ${name} answers at ${new URL(rpcUrl).origin}; starting`);
       return;
     } catch (error) {

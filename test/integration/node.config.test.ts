@@ -6,7 +6,9 @@ import { join } from "node:path";
 import { ZeroAddress } from "ethers";
 
 import { duration, parseDuration, when } from "../../sdk/cli/format.js";
-import { channels } from "../helpers/cli.js";
+import { channels, CHANNELS_BIN } from "../helpers/cli.js";
+import { freePort, PROJECT_ROOT, until } from "../helpers/nodes.js";
+import { spawnChild, stopChild } from "../helpers/processes.js";
 import { requiredEnv } from "../../sdk/node/config.js";
 import { ConfigError, EnvVarError, PrivateKeyError, UsageError } from "../../sdk/node/errors.js";
 import { privateKeyFromEnv } from "../../sdk/node/keys.js";
@@ -157,6 +159,26 @@ describe("node configuration, amounts and durations", function () {
     expect(verbose.code).to.equal(2);
     expect(verbose.stderr).to.match(/^error: .*missing\.json: cannot read it: no such file\n/);
     expect(verbose.stderr).to.match(/\n\s+at /);
+  });
+
+  it("the binary: a node whose chain does not answer at start waits, saying so in its log, which stays JSON lines", async function () {
+    // ethers' provider printed "JsonRpcProvider failed to detect network ..." on stdout every second meanwhile.
+    const closed = await freePort(); // nothing listens there
+    const config = join(dir, "silent-chain.json");
+    writeFileSync(config, JSON.stringify({ ...minimal, store: "silent.sqlite", peer: { port: await freePort() }, api: { port: await freePort() }, chains: { source: { ...minimal.chains.source, rpcUrl: `http://127.0.0.1:${closed}` } } }));
+    const child = spawnChild(process.execPath, [CHANNELS_BIN, "--config", config, "node", "start"], { cwd: PROJECT_ROOT, env: { ...process.env, NODE_KEY: `0x${"11".repeat(32)}` }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    child.stdout!.on("data", (c: Buffer) => (stdout += c.toString()));
+    try {
+      await until("the chainWaiting line", async () => (stdout.includes('"event":"chainWaiting"') ? true : undefined), 30_000);
+      // ethers retried its detection every second: a few of its rounds after the node's line.
+      await new Promise((r) => setTimeout(r, 2_500));
+    } finally {
+      await stopChild(child);
+    }
+    const lines = stdout.split("\n").filter((l) => l.trim() !== "");
+    for (const line of lines) expect(() => JSON.parse(line) as unknown, line).not.to.throw();
+    expect(lines.map((l) => (JSON.parse(l) as { event?: string }).event)).to.include("chainWaiting");
   });
 
   it("the binary: an empty channel or swap id is named as such, not sent to the node as a path it has no route for", async function () {
