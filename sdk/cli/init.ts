@@ -8,7 +8,7 @@ import { Command } from "commander";
 import { HDNodeWallet, Mnemonic, Wallet, ZeroAddress } from "ethers";
 
 import type { Hex } from "../core/types.js";
-import { address as addressField } from "../node/config.js";
+import { address as addressField, httpUrl } from "../node/config.js";
 import { UsageError } from "../node/errors.js";
 import { privateKeyFromEnv } from "../node/keys.js";
 import { keystoreScryptN, STANDARD_SCRYPT_N, writeKeystore } from "../node/keystore.js";
@@ -45,6 +45,15 @@ function isLoopbackUrl(url: string): boolean {
   }
 }
 
+/** A URL as it may be shown: its origin, without the path or query that may hold an API key. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return JSON.stringify(url.slice(0, 40));
+  }
+}
+
 export function initCommand(): Command {
   return new Command("init")
     .description("write a starter node.json and an encrypted keystore for the two local chains")
@@ -74,8 +83,21 @@ export function initCommand(): Command {
         key = HDNodeWallet.fromMnemonic(Mnemonic.fromPhrase(TEST_MNEMONIC), `m/44'/60'/0'/0/${n}`).privateKey as Hex;
       } else if (o.keyEnv !== undefined) key = privateKeyFromEnv(String(o.keyEnv));
       else key = Wallet.createRandom().privateKey as Hex;
-      const hubs = { source: o.sourceHub ?? deployedHub(31337), target: o.targetHub ?? deployedHub(31338) };
+      const rpcs = { source: String(o.sourceRpc), target: String(o.targetRpc) };
+      for (const [chain, url] of Object.entries(rpcs)) {
+        const result = httpUrl().safeParse(url);
+        if (!result.success) throw new UsageError(`--${chain}-rpc: ${result.error.issues[0]!.message}`);
+      }
+      // The local deployment's hubs are the local chains' only: a chain elsewhere has its hub named.
+      const hubs = {
+        source: o.sourceHub ?? (isLoopbackUrl(rpcs.source) ? deployedHub(31337) : undefined),
+        target: o.targetHub ?? (isLoopbackUrl(rpcs.target) ? deployedHub(31338) : undefined),
+      };
       for (const [chain, hub] of Object.entries(hubs)) {
+        const rpc = rpcs[chain as keyof typeof rpcs];
+        if (hub === undefined && !isLoopbackUrl(rpc)) {
+          throw new UsageError(`--${chain}-hub: required for a chain not on this machine (${originOf(rpc)}): the hub deployed on it (npm run deploy prints it)`);
+        }
         if (hub === undefined) throw new UsageError(`--${chain}-hub: not given and no local deployment recorded; run \`channels deploy\` first`);
         address(String(hub), `--${chain}-hub`);
       }
@@ -91,8 +113,14 @@ export function initCommand(): Command {
         return n;
       });
       // Local: both chains' RPC on this machine (the local chains init is for); a weak keystore is refused elsewhere.
-      const local = [o.sourceRpc, o.targetRpc].every((url) => isLoopbackUrl(String(url)));
+      const remote = Object.entries(rpcs).filter(([, url]) => !isLoopbackUrl(url));
+      const local = remote.length === 0;
       const { n: scryptN, warning } = keystoreScryptN(o.scryptN === undefined ? undefined : String(o.scryptN), local);
+      if (o.localAccount !== undefined && !local) {
+        throw new UsageError(
+          `--local-account: the test mnemonic's keys are public (anyone can take what its accounts hold), for the local chains only, and ${originOf(remote[0]![1])} is not on this machine; give --key-env, or neither for a new random key`,
+        );
+      }
       if (warning !== undefined) process.stderr.write(`warning: ${warning}\n`);
       const passwordEnv = String(o.passwordEnv);
       const pw = await password(passwordEnv);
@@ -118,6 +146,11 @@ export function initCommand(): Command {
         policy: { channels: { accept: [] }, swaps: { pairs: [], maxInFlight: 0 } },
       };
       writeFileSync(configFile, JSON.stringify(config, null, 2) + "\n", { flag: "wx" });
+      for (const [chain, url] of remote) {
+        process.stderr.write(
+          `warning: chains.${chain} (${originOf(url)}) is not on this machine: node.json gives it the local chains' confirmations 0, finalitySeconds 12 and inclusionSeconds 60; set that chain's own before the node starts (docs/CHAINS.md)\n`,
+        );
+      }
       print(cmd, { config: configFile, keystore: join(dir, "keystore.json"), address: nodeAddress }, (r) =>
         [`wrote ${r.config} and ${r.keystore}`, `node address ${r.address}`, "the policy accepts nothing yet: edit policy in node.json to accept channels and swaps"].join("\n"),
       );

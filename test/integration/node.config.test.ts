@@ -206,6 +206,30 @@ describe("node configuration, amounts and durations", function () {
     expect(existsSync(join(dir, "short", "keystore.json"))).to.equal(false);
   });
 
+  it("the binary: init for a chain off this machine takes no hub of the local deployment and no test account, and names what to set", async function () {
+    const remote = ["--source-rpc", "https://rpc.example.org/v2/secret", "--target-rpc", "http://127.0.0.1:8546"];
+    const env = { CHANNELS_PASSWORD: "long enough", REAL_KEY: `0x${"11".repeat(32)}` };
+    const noHub = await channels(["init", "--dir", join(dir, "remote-nohub"), "--key-env", "REAL_KEY", ...remote, "--target-hub", HUB], env);
+    expect([noHub.code, noHub.stderr]).to.deep.equal([
+      2,
+      "error: --source-hub: required for a chain not on this machine (https://rpc.example.org): the hub deployed on it (npm run deploy prints it)\n",
+    ]);
+    const testAccount = await channels(["init", "--dir", join(dir, "remote-test-account"), "--local-account", "1", ...remote, "--source-hub", HUB, "--target-hub", HUB], env);
+    expect([testAccount.code, testAccount.stderr]).to.deep.equal([
+      2,
+      "error: --local-account: the test mnemonic's keys are public (anyone can take what its accounts hold), for the local chains only, and https://rpc.example.org is not on this machine; give --key-env, or neither for a new random key\n",
+    ]);
+    const noScheme = await channels(["init", "--dir", join(dir, "remote-no-scheme"), "--key-env", "REAL_KEY", "--source-rpc", "rpc.example.org", "--source-hub", HUB, "--target-hub", HUB], env);
+    expect([noScheme.code, noScheme.stderr]).to.deep.equal([2, 'error: --source-rpc: expected an http(s) URL, got "rpc.example.org"\n']);
+    for (const folder of ["remote-nohub", "remote-test-account", "remote-no-scheme"]) expect(existsSync(join(dir, folder)), folder).to.equal(false);
+    const written = await channels(["init", "--dir", join(dir, "remote"), "--key-env", "REAL_KEY", ...remote, "--source-hub", HUB, "--target-hub", HUB], env);
+    expect(written.code, written.stderr).to.equal(0);
+    expect(written.stderr).to.equal(
+      "warning: chains.source (https://rpc.example.org) is not on this machine: node.json gives it the local chains' confirmations 0, finalitySeconds 12 and inclusionSeconds 60; set that chain's own before the node starts (docs/CHAINS.md)\n",
+    );
+    expect(existsSync(join(dir, "remote", "node.json"))).to.equal(true);
+  });
+
   it("the binary: init refuses a keystore below the standard scrypt cost for chains off this machine, writing nothing", async function () {
     for (const n of ["1024", "131072"]) {
       const folder = join(dir, `weak-${n}`);
