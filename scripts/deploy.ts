@@ -16,8 +16,26 @@ import { rmSync } from "node:fs";
 import hre, { network } from "hardhat";
 
 import ChannelHubModule from "../ignition/modules/ChannelHub.js";
-import { LOCAL_CHAIN_IDS } from "../sdk/index.js";
+import { ChannelSdkError, LOCAL_CHAIN_IDS } from "../sdk/index.js";
 import { EnvVarError, privateKeyFromEnv, runMain } from "../sdk/node/index.js";
+
+/** The scripts that start the local chains of hardhat.config.ts. */
+const LOCAL_CHAIN_SCRIPTS: Readonly<Record<string, string>> = { localSource: "npm run chain:source", localTarget: "npm run chain:target" };
+
+/**
+ * A network that refused the connection, as one line: its name and its URL's origin (a path or query may hold an API
+ * key), and for a local chain the script that starts it. Hardhat's own says only `HHE703: Cannot connect to the
+ * network "localSource".`, naming neither. Any other error is left as it is.
+ */
+async function unreachable(name: string, error: unknown): Promise<unknown> {
+  const config = hre.config.networks[name];
+  if ((error as { errorCode?: unknown }).errorCode !== "HHE703" || config?.type !== "http") return error;
+  const origin = new URL(await config.url.get()).origin;
+  const start = LOCAL_CHAIN_SCRIPTS[name];
+  return new ChannelSdkError(
+    `${name}: no answer at ${origin}; ${start === undefined ? "check the URL and that the chain's endpoint is up" : `is the chain running? (${start} starts the local one)`}`,
+  );
+}
 
 await runMain(async () => {
   const names = (process.env.NETWORKS ?? "localSource,localTarget")
@@ -39,7 +57,13 @@ await runMain(async () => {
 
   for (const name of names) {
     const connection = await network.create(name);
-    const chainId = (await connection.ethers.provider.getNetwork()).chainId;
+    const chainId = await connection.ethers.provider.getNetwork().then(
+      (n) => n.chainId,
+      async (error: unknown) => {
+        await connection.close();
+        throw await unreachable(name, error);
+      },
+    );
     const local = LOCAL_CHAIN_IDS.has(chainId);
     const deploymentId = local ? `local-${chainId}` : `chain-${chainId}`;
     if (local) {

@@ -25,9 +25,15 @@ export function deployCommand(): Command {
       const env: NodeJS.ProcessEnv = { ...process.env, NETWORKS: o.networks, NODE_NO_WARNINGS: "1" };
       if (o.sourceRpc) env.SOURCE_RPC_URL = o.sourceRpc;
       if (o.targetRpc) env.TARGET_RPC_URL = o.targetRpc;
-      const child = spawn(process.execPath, [hardhat, "run", "scripts/deploy.ts"], { cwd: PROJECT_ROOT, env, stdio: ["ignore", "pipe", "inherit"] });
+      const child = spawn(process.execPath, [hardhat, "run", "scripts/deploy.ts"], { cwd: PROJECT_ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
       let out = "";
       child.stdout.on("data", (c: Buffer) => (out += c.toString()));
+      // The script's own `error:` lines are the ones to read: passed on, and not followed by another saying it failed.
+      let said = false;
+      child.stderr.on("data", (c: Buffer) => {
+        said ||= /^error: /m.test(c.toString());
+        process.stderr.write(c);
+      });
       const code = await new Promise<number | null>((ok) => child.once("exit", ok));
       const lines = out.split("\n").filter((l) => l.startsWith("{"));
       if (globals(cmd).json) process.stdout.write(JSON.stringify(lines.map((l) => JSON.parse(l) as unknown), null, 2) + "\n");
@@ -36,6 +42,7 @@ export function deployCommand(): Command {
         process.stdout.write(`${d.network} (chain ${d.chainId}): hub ${d.hub}, registry ${d.registry}\n`);
       }
       if (code === EXIT_USAGE) process.exitCode = EXIT_USAGE;
+      else if (code !== 0 && said) process.exitCode = 1;
       else if (code !== 0) throw new ChannelSdkError(`deploy failed (exit code ${code})`);
     });
 }

@@ -3,7 +3,8 @@ import { JsonRpcProvider } from "ethers";
 
 import { accountKey } from "../../scripts/lib/local.js";
 import { ChannelHub__factory } from "../../typechain-types/index.js";
-import { runHardhat, runHardhatProcess, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
+import { channels } from "../helpers/cli.js";
+import { freePort, runHardhat, runHardhatProcess, startHardhatNode, type LocalNode } from "../helpers/nodes.js";
 
 type Deployed = { network: string; chainId: string; hub: string; registry: string };
 
@@ -40,6 +41,15 @@ describe("deploy script against two hardhat node processes", function () {
         provider.destroy();
       }
     }
+  });
+
+  it("a chain that is not running: one line naming the network, its URL and how to start it, from the script and from channels deploy", async function () {
+    const closed = `http://127.0.0.1:${await freePort()}`; // nothing listens there
+    const line = `error: localSource: no answer at ${closed}; is the chain running? (npm run chain:source starts the local one)\n`;
+    const script = await runHardhatProcess(["run", "--no-compile", "scripts/deploy.ts"], { SOURCE_RPC_URL: closed, NODE_OPTIONS: "--disable-warning=ExperimentalWarning" });
+    expect([script.code, script.stderr]).to.deep.equal([1, line]);
+    const cli = await channels(["deploy", "--source-rpc", closed, "--target-rpc", nodes[1]!.url]);
+    expect([cli.code, cli.stderr]).to.deep.equal([1, line]);
   });
 
   it("checks DEPLOYER_PRIVATE_KEY and NETWORKS before deploying: one line each, exit code 2, no part of the key", async function () {
