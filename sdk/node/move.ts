@@ -49,7 +49,9 @@ export function moveStore(config: NodeConfig, key: Hex, url: string): Moved {
       // Nothing is lost here: the database did not answer, and the file is as it was.
       if (!(error instanceof ChannelSdkError)) throw error;
       const why = error instanceof StoreLostError ? error.problem : error.message.replace(/^store: \S+: /, "");
-      throw new ChannelSdkError(`<url>: cannot use the database ${redactUrl(url)}: ${why} (create it first if it does not exist: createdb, or CREATE DATABASE)`);
+      // Told to make the database only when that is what is wrong (not when the server does not answer).
+      const hint = /database ".*" does not exist/.test(why) ? " (make it first: createdb, or CREATE DATABASE)" : "";
+      throw new ChannelSdkError(`<url>: cannot use the database ${redactUrl(url)}: ${why}${hint}`);
     }
     try {
       // Taking the lead records the node's address and refuses while a node runs on the database.

@@ -16,6 +16,7 @@ import { keystoreScryptN, STANDARD_SCRYPT_N } from "../../sdk/node/keystore.js";
 import { moveStore } from "../../sdk/node/move.js";
 import { loadNodeConfig, type NodeConfig } from "../../sdk/node/node-config.js";
 import { AssetBook, formatAmount } from "../../sdk/node/units.js";
+import { Store } from "../../sdk/store/store.js";
 
 const HUB = "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512";
 const minimal = {
@@ -100,6 +101,14 @@ describe("node configuration, amounts and durations", function () {
       expect(() => moveStore({ store: join(dir, "node.sqlite") } as unknown as NodeConfig, `0x${"11".repeat(32)}`, store), store).to.throw(UsageError, /^<url>: a password in the URL/);
     }
     expect(load({ ...minimal, store: "postgres://alice@db:5432/alice?sslmode=require" }).store).to.equal("postgres://alice@db:5432/alice?sslmode=require");
+  });
+
+  it("store move to a server that does not answer: says so, without telling to create a database", async function () {
+    const file = join(dir, "move-nowhere.sqlite");
+    new Store(file).close();
+    const url = `postgres://channels@127.0.0.1:${await freePort()}/alice`; // nothing listens there
+    expect(() => moveStore({ store: file } as unknown as NodeConfig, `0x${"11".repeat(32)}`, url))
+      .to.throw(/^<url>: cannot use the database postgres:\/\/channels@127\.0\.0\.1:\d+\/alice: .*ECONNREFUSED[^()]*\)$/);
   });
 
   it("refuses a swap pair without maxRate or maxAmount: naming a pair never means any price or any size", function () {
