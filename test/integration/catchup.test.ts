@@ -65,6 +65,16 @@ describe("a party restored from an old copy of its store catches up from the oth
   }
 
   /** Moves the parties' clock on and lets A ask, B answer and A take the answer. */
+  /** A network where A's batch on S (A proposes there) is in flight, held back from B: the batch's number. */
+  function batchInFlight() {
+    const net = new Network();
+    startSwap(net, 1, "A", 5n, 4n);
+    const update = net.inFlight.find((p) => p.from === "A" && p.channelId === S && p.message.kind === "update");
+    expect(update, "A's batch on S").to.not.equal(undefined);
+    net.inFlight.length = 0;
+    return { net, seq: (update!.message as Extract<UpdateMessage, { kind: "update" }>).seq };
+  }
+
   function catchUp(net: Network) {
     net.clock += 6_000; // past the second A started in, and past the last ask
     net.parties.A.tick();
@@ -326,14 +336,9 @@ describe("a party restored from an old copy of its store catches up from the oth
   });
 
   it("a resume whose floor is not a whole second's is refused: a peer cannot make a proposer sign its batch again for each resume it sends", function () {
-    const net = new Network(); // A proposes on S
+    const { net, seq } = batchInFlight();
     const { A } = net.parties;
-    startSwap(net, 1, "A", 5n, 4n);
-    // A's batch on S is in flight; B (hostile) keeps it and sends resumes, each a little above the batch's number.
-    const update = net.inFlight.find((p) => p.from === "A" && p.channelId === S && p.message.kind === "update");
-    expect(update, "A's batch on S").to.not.equal(undefined);
-    net.inFlight.length = 0;
-    const seq = (update!.message as Extract<UpdateMessage, { kind: "update" }>).seq;
+    // B (hostile) keeps A's batch and sends resumes, each a little above the batch's number.
     const before = A.signatures;
     let refused = 0;
     for (let i = 1n; i <= 20n; i++) {
@@ -374,15 +379,11 @@ describe("a party restored from an old copy of its store catches up from the oth
   });
 
   it("answers at most one resume a second on a channel: a peer walking the floors up a second at a time, from far below its clock, gets no head or signature for each", function () {
-    const net = new Network(); // A proposes on S
+    const { net, seq } = batchInFlight();
     const { A } = net.parties;
-    startSwap(net, 1, "A", 5n, 4n);
-    // A's batch on S is in flight; B (hostile) keeps it and sends resumes at once, each the floor of the second after
-    // the last one's, from just above A's batch: seconds of 1970, every one of them below A's clock.
-    const update = net.inFlight.find((p) => p.from === "A" && p.channelId === S && p.message.kind === "update");
-    expect(update, "A's batch on S").to.not.equal(undefined);
-    net.inFlight.length = 0;
-    const second = ((update!.message as Extract<UpdateMessage, { kind: "update" }>).seq >> 20n) + 1n;
+    // B (hostile) keeps A's batch and sends resumes at once, each the floor of the second after the last one's, from
+    // just above A's batch: seconds of 1970, every one of them below A's clock.
+    const second = (seq >> 20n) + 1n;
     const heads = () => net.inFlight.filter((p) => p.from === "A" && p.channelId === S && p.message.kind === "head").length;
     const before = A.signatures;
     for (let i = 0n; i < 50n; i++) A.handle({ from: "B", channelId: S, message: { kind: "resume", floor: resumeFloor(second + i) } });
